@@ -1,0 +1,3 @@
+//! # keel-bench
+//!
+//! The simulated market (exchange websocket, chain, relay) and the latency harness.

@@ -1,0 +1,264 @@
+//! The engine's part of Keel's TOML configuration: tokens, their price sources, and portfolios with
+//! their targets and triggers. Every default is a documented constant; validation names the field
+//! and the problem.
+
+use std::collections::BTreeMap;
+
+use alloy_primitives::Address;
+use serde::Deserialize;
+
+/// Default age after which a price is stale and no trigger may fire on it.
+pub const DEFAULT_STALE_AFTER_MS: u64 = 5_000;
+/// Default cooldown after a portfolio's rebalance before its triggers may fire again.
+pub const DEFAULT_COOLDOWN_SECS: f64 = 10.0;
+/// Default smallest leg worth trading, in the numeraire (USD).
+pub const DEFAULT_MIN_TRADE_NOTIONAL: f64 = 10.0;
+/// Default bounded capacity of the engine's inbound event queue.
+pub const DEFAULT_QUEUE_CAPACITY: usize = 65_536;
+/// Tolerance on the sum of target weights.
+pub const WEIGHT_SUM_TOLERANCE: f64 = 1e-6;
+
+/// Engine-wide settings (`[engine]`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EngineConfig {
+    /// A price older than this (by receive time) is stale: no trigger fires on it.
+    #[serde(default = "default_stale_after_ms")]
+    pub stale_after_ms: u64,
+    /// Capacity of the bounded event queue into the engine.
+    #[serde(default = "default_queue_capacity")]
+    pub queue_capacity: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self { stale_after_ms: DEFAULT_STALE_AFTER_MS, queue_capacity: DEFAULT_QUEUE_CAPACITY }
+    }
+}
+
+fn default_stale_after_ms() -> u64 {
+    DEFAULT_STALE_AFTER_MS
+}
+fn default_queue_capacity() -> usize {
+    DEFAULT_QUEUE_CAPACITY
+}
+fn default_cooldown_secs() -> f64 {
+    DEFAULT_COOLDOWN_SECS
+}
+fn default_min_trade_notional() -> f64 {
+    DEFAULT_MIN_TRADE_NOTIONAL
+}
+
+/// Where a token's price in the numeraire comes from.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, untagged)]
+pub enum PriceSource {
+    /// A market-data instrument, e.g. `{ symbol = "ETHUSDT" }`; the token's price is the mid.
+    Instrument {
+        /// Exchange symbol, upper case as the exchange sends it.
+        symbol: String,
+    },
+    /// A fixed price, e.g. `{ fixed = 1.0 }` for a stablecoin numeraire.
+    Fixed {
+        /// Price in the numeraire.
+        fixed: f64,
+    },
+}
+
+/// A token (`[[tokens]]`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// Symbol used in the rest of the config, e.g. `WETH`.
+    pub symbol: String,
+    /// ERC-20 contract address.
+    pub address: Address,
+    /// ERC-20 decimals.
+    pub decimals: u8,
+    /// Price source.
+    pub price: PriceSource,
+}
+
+/// A trigger (`[[portfolios.triggers]]`), tagged by `type`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, tag = "type", rename_all = "snake_case")]
+pub enum TriggerConfig {
+    /// Fires when a weight leaves its band: |w - t| > `abs_band`, or |w/t - 1| > `rel_band`.
+    Drift {
+        /// Absolute band on the weight (0.02 = two percentage points). Optional.
+        abs_band: Option<f64>,
+        /// Relative band on the weight (0.1 = 10% of the target). Optional.
+        rel_band: Option<f64>,
+    },
+    /// Fires every `interval_secs`, whatever the drift (legs below the minimum notional are skipped).
+    Temporal {
+        /// Interval between rebalances.
+        interval_secs: f64,
+    },
+    /// A drift band scaled by realised volatility: band = `base_band` × σ / `reference_vol`, clamped to
+    /// [`min_band`, `max_band`], where σ is an EWMA of each asset's log-return volatility (annualised).
+    Volatility {
+        /// Band at the reference volatility.
+        base_band: f64,
+        /// Annualised volatility at which the band equals `base_band` (0.6 = 60%).
+        reference_vol: f64,
+        /// Lower bound of the band.
+        min_band: f64,
+        /// Upper bound of the band.
+        max_band: f64,
+        /// EWMA half-life of the variance estimate, seconds.
+        halflife_secs: f64,
+    },
+}
+
+/// How far a rebalance trades.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanMode {
+    /// All the way back to the targets.
+    #[default]
+    ToTarget,
+    /// Only back to the edge of the band (less turnover, more residual drift).
+    ToBand,
+}
+
+/// A portfolio (`[[portfolios]]`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PortfolioConfig {
+    /// Name, unique.
+    pub name: String,
+    /// On-chain account that holds the assets.
+    pub account: Address,
+    /// Target weights by token symbol; they must sum to 1.
+    pub targets: BTreeMap<String, f64>,
+    /// Triggers; any one firing starts a rebalance.
+    pub triggers: Vec<TriggerConfig>,
+    /// How far to trade.
+    #[serde(default)]
+    pub mode: PlanMode,
+    /// Seconds after a rebalance ends before triggers may fire again.
+    #[serde(default = "default_cooldown_secs")]
+    pub cooldown_secs: f64,
+    /// Legs below this notional (USD) are skipped.
+    #[serde(default = "default_min_trade_notional")]
+    pub min_trade_notional: f64,
+}
+
+/// A configuration problem, naming the field.
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+#[error("{field}: {problem}")]
+pub struct ConfigError {
+    /// Dotted path of the field, e.g. `portfolios[core].targets`.
+    pub field: String,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+impl ConfigError {
+    /// A problem with `field`.
+    pub fn new(field: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self { field: field.into(), problem: problem.into() }
+    }
+}
+
+fn check_fraction(field: String, v: f64, lo_exclusive: f64, hi: f64) -> Result<(), ConfigError> {
+    if !(v.is_finite() && v > lo_exclusive && v <= hi) {
+        return Err(ConfigError::new(field, format!("{v} is outside ({lo_exclusive}, {hi}]")));
+    }
+    Ok(())
+}
+
+/// Checks tokens and portfolios against each other.
+pub fn validate(tokens: &[TokenConfig], portfolios: &[PortfolioConfig]) -> Result<(), ConfigError> {
+    if tokens.is_empty() {
+        return Err(ConfigError::new("tokens", "at least one token is required"));
+    }
+    if tokens.len() > u16::MAX as usize {
+        return Err(ConfigError::new("tokens", "too many tokens"));
+    }
+    for (i, t) in tokens.iter().enumerate() {
+        if tokens[..i].iter().any(|o| o.symbol == t.symbol) {
+            return Err(ConfigError::new(format!("tokens[{}].symbol", t.symbol), "duplicate symbol"));
+        }
+        if tokens[..i].iter().any(|o| o.address == t.address) {
+            return Err(ConfigError::new(format!("tokens[{}].address", t.symbol), "duplicate address"));
+        }
+        if t.decimals > 36 {
+            return Err(ConfigError::new(format!("tokens[{}].decimals", t.symbol), "more than 36"));
+        }
+        if let PriceSource::Fixed { fixed } = t.price
+            && !(fixed.is_finite() && fixed > 0.0)
+        {
+            return Err(ConfigError::new(format!("tokens[{}].price.fixed", t.symbol), "must be > 0"));
+        }
+    }
+    if portfolios.is_empty() {
+        return Err(ConfigError::new("portfolios", "at least one portfolio is required"));
+    }
+    for (i, p) in portfolios.iter().enumerate() {
+        let at = |f: &str| format!("portfolios[{}].{f}", p.name);
+        if portfolios[..i].iter().any(|o| o.name == p.name) {
+            return Err(ConfigError::new(at("name"), "duplicate portfolio name"));
+        }
+        if p.targets.len() < 2 {
+            return Err(ConfigError::new(at("targets"), "a portfolio needs at least two assets"));
+        }
+        let mut sum = 0.0;
+        for (sym, w) in &p.targets {
+            if !tokens.iter().any(|t| &t.symbol == sym) {
+                return Err(ConfigError::new(at("targets"), format!("unknown token `{sym}`")));
+            }
+            check_fraction(at(&format!("targets.{sym}")), *w, 0.0, 1.0)?;
+            sum += w;
+        }
+        if (sum - 1.0).abs() > WEIGHT_SUM_TOLERANCE {
+            return Err(ConfigError::new(at("targets"), format!("target weights sum to {sum}, expected 1.0")));
+        }
+        if p.triggers.is_empty() {
+            return Err(ConfigError::new(at("triggers"), "at least one trigger is required"));
+        }
+        for (k, trig) in p.triggers.iter().enumerate() {
+            let f = |name: &str| at(&format!("triggers[{k}].{name}"));
+            match *trig {
+                TriggerConfig::Drift { abs_band, rel_band } => {
+                    if abs_band.is_none() && rel_band.is_none() {
+                        return Err(ConfigError::new(f("abs_band"), "set abs_band, rel_band or both"));
+                    }
+                    if let Some(b) = abs_band {
+                        check_fraction(f("abs_band"), b, 0.0, 1.0)?;
+                    }
+                    if let Some(r) = rel_band {
+                        check_fraction(f("rel_band"), r, 0.0, 10.0)?;
+                    }
+                }
+                TriggerConfig::Temporal { interval_secs } => {
+                    if !(interval_secs.is_finite() && interval_secs > 0.0) {
+                        return Err(ConfigError::new(f("interval_secs"), "must be > 0"));
+                    }
+                }
+                TriggerConfig::Volatility { base_band, reference_vol, min_band, max_band, halflife_secs } => {
+                    check_fraction(f("base_band"), base_band, 0.0, 1.0)?;
+                    check_fraction(f("min_band"), min_band, 0.0, 1.0)?;
+                    check_fraction(f("max_band"), max_band, 0.0, 1.0)?;
+                    if min_band > max_band {
+                        return Err(ConfigError::new(f("min_band"), "greater than max_band"));
+                    }
+                    if !(reference_vol.is_finite() && reference_vol > 0.0) {
+                        return Err(ConfigError::new(f("reference_vol"), "must be > 0"));
+                    }
+                    if !(halflife_secs.is_finite() && halflife_secs > 0.0) {
+                        return Err(ConfigError::new(f("halflife_secs"), "must be > 0"));
+                    }
+                }
+            }
+        }
+        if !(p.cooldown_secs.is_finite() && p.cooldown_secs >= 0.0) {
+            return Err(ConfigError::new(at("cooldown_secs"), "must be >= 0"));
+        }
+        if !(p.min_trade_notional.is_finite() && p.min_trade_notional >= 0.0) {
+            return Err(ConfigError::new(at("min_trade_notional"), "must be >= 0"));
+        }
+    }
+    Ok(())
+}

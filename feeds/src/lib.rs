@@ -1,0 +1,3 @@
+//! # keel-feeds
+//!
+//! Market data and chain state in, engine events out.

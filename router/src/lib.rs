@@ -1,0 +1,10 @@
+//! # keel-router
+//!
+//! The execution stage: takes the engine's [`keel_engine::RebalanceIntent`]s, prices each leg against
+//! exact pool state, splits it across pools for the best output after gas, builds and signs EIP-1559
+//! transactions, and submits them as a private Flashbots bundle to every configured relay.
+//!
+//! All on-chain amounts are integers (`U256`); pool math reproduces the contracts to the wei.
+
+pub mod abi;
+pub mod v2;
