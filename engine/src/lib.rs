@@ -20,8 +20,10 @@ pub mod config;
 pub mod event;
 pub mod ids;
 pub mod intent;
+pub mod queue;
 
 pub use clock::{Clock, LiveClock, ManualClock, Nanos};
 pub use event::Event;
 pub use ids::{InstrumentId, PortfolioId, TokenId};
 pub use intent::{Leg, RebalanceIntent, TriggerReason};
+pub use queue::{Queue, QueueStats};

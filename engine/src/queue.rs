@@ -1,0 +1,161 @@
+//! Bounded, lock-free multi-producer queues between stages.
+//!
+//! A full queue never blocks the producer and never grows: `try_push` hands the value back and the
+//! drop is counted, so overload shows in the stats instead of as latency or memory. The consumer
+//! spins briefly, then parks; a producer unparks it only when it is parked, so the fast path is one
+//! atomic push and one relaxed load.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::Thread;
+use std::time::Duration;
+
+use crossbeam::queue::ArrayQueue;
+use crossbeam::utils::Backoff;
+
+/// A bounded MPMC queue with drop accounting and a parking consumer.
+#[derive(Debug)]
+pub struct Queue<T> {
+    inner: ArrayQueue<T>,
+    pushed: AtomicU64,
+    dropped: AtomicU64,
+    high_water: AtomicU64,
+    parked: AtomicBool,
+    consumer: OnceLock<Thread>,
+}
+
+/// Counters of one queue.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct QueueStats {
+    /// Values accepted.
+    pub pushed: u64,
+    /// Values refused because the queue was full.
+    pub dropped: u64,
+    /// Largest depth seen by a producer right after pushing.
+    pub high_water: u64,
+    /// Capacity.
+    pub capacity: u64,
+}
+
+impl<T> Queue<T> {
+    /// A queue holding at most `capacity` values (at least 1).
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            inner: ArrayQueue::new(capacity.max(1)),
+            pushed: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            high_water: AtomicU64::new(0),
+            parked: AtomicBool::new(false),
+            consumer: OnceLock::new(),
+        }
+    }
+
+    /// Pushes `value`, or hands it back (and counts a drop) when the queue is full.
+    #[inline]
+    pub fn try_push(&self, value: T) -> Result<(), T> {
+        match self.inner.push(value) {
+            Ok(()) => {
+                self.pushed.fetch_add(1, Ordering::Relaxed);
+                let depth = self.inner.len() as u64;
+                if depth > self.high_water.load(Ordering::Relaxed) {
+                    self.high_water.fetch_max(depth, Ordering::Relaxed);
+                }
+                if self.parked.load(Ordering::Acquire)
+                    && let Some(t) = self.consumer.get()
+                {
+                    t.unpark();
+                }
+                Ok(())
+            }
+            Err(v) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                Err(v)
+            }
+        }
+    }
+
+    /// Pops a value if one is there.
+    #[inline]
+    pub fn try_pop(&self) -> Option<T> {
+        self.inner.pop()
+    }
+
+    /// Pops a value, spinning briefly and then parking for at most `timeout`. Returns `None` on timeout.
+    ///
+    /// Only one thread may wait on a queue: the first caller becomes its consumer.
+    pub fn pop_wait(&self, timeout: Duration) -> Option<T> {
+        let backoff = Backoff::new();
+        loop {
+            if let Some(v) = self.inner.pop() {
+                return Some(v);
+            }
+            if backoff.is_completed() {
+                break;
+            }
+            backoff.snooze();
+        }
+        let _ = self.consumer.get_or_init(std::thread::current);
+        self.parked.store(true, Ordering::Release);
+        // Re-check after announcing the park, so a push that raced with us is not missed.
+        if let Some(v) = self.inner.pop() {
+            self.parked.store(false, Ordering::Release);
+            return Some(v);
+        }
+        std::thread::park_timeout(timeout);
+        self.parked.store(false, Ordering::Release);
+        self.inner.pop()
+    }
+
+    /// Values waiting.
+    pub fn len(&self) -> usize {
+        self.inner.len()
+    }
+
+    /// True when nothing is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.inner.is_empty()
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> QueueStats {
+        QueueStats {
+            pushed: self.pushed.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
+            high_water: self.high_water.load(Ordering::Relaxed),
+            capacity: self.inner.capacity() as u64,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn full_queue_refuses_and_counts() {
+        let q = Queue::new(2);
+        assert!(q.try_push(1).is_ok());
+        assert!(q.try_push(2).is_ok());
+        assert_eq!(q.try_push(3), Err(3));
+        let s = q.stats();
+        assert_eq!((s.pushed, s.dropped, s.high_water, s.capacity), (2, 1, 2, 2));
+        assert_eq!(q.try_pop(), Some(1));
+    }
+
+    #[test]
+    fn parked_consumer_is_woken_by_a_push() {
+        let q = Arc::new(Queue::new(8));
+        let q2 = Arc::clone(&q);
+        let consumer = std::thread::spawn(move || q2.pop_wait(Duration::from_secs(10)));
+        std::thread::sleep(Duration::from_millis(50));
+        q.try_push(7u32).unwrap();
+        assert_eq!(consumer.join().unwrap(), Some(7));
+    }
+
+    #[test]
+    fn wait_times_out_empty() {
+        let q: Queue<u8> = Queue::new(1);
+        assert_eq!(q.pop_wait(Duration::from_millis(5)), None);
+    }
+}
