@@ -2,7 +2,4 @@
 //!
 //! The simulated market (exchange websocket, chain, relay) and the latency harness.
 
-pub mod anvil;
-
 pub mod sim;
-pub mod pipeline;
