@@ -8,3 +8,4 @@
 
 pub mod abi;
 pub mod v2;
+pub mod v3;
