@@ -213,7 +213,10 @@ pub fn validate(tokens: &[TokenConfig], portfolios: &[PortfolioConfig]) -> Resul
             sum += w;
         }
         if (sum - 1.0).abs() > WEIGHT_SUM_TOLERANCE {
-            return Err(ConfigError::new(at("targets"), format!("target weights sum to {sum}, expected 1.0")));
+            return Err(ConfigError::new(
+                at("targets"),
+                format!("target weights sum to {sum}, expected 1.0"),
+            ));
         }
         if p.triggers.is_empty() {
             return Err(ConfigError::new(at("triggers"), "at least one trigger is required"));

@@ -15,15 +15,48 @@
 //!   and to size; the router turns sizes into exact on-chain amounts.
 //! * The engine knows nothing of websockets, HTTP or pools.
 
+//!
+//! ## Modules
+//!
+//! * [`token`] — token and instrument tables, per-token price state and staleness.
+//! * [`portfolio`] — holdings, weights and the rebalance lifecycle (in flight → landed → awaiting
+//!   post-landing balances → cooldown).
+//! * [`trigger`] — drift, temporal and volatility-targeted triggers; the EWMA volatility table.
+//! * [`hot`] — the allocation-free path from a quote to a trigger decision.
+//! * [`planner`] — the legs that restore the targets (or the band edges).
+//! * [`engine`] — [`Engine`], which ties them together; [`stats`] — its counters.
+//!
+//! ## Invariants
+//!
+//! * Ids are dense and assigned at load: tokens in config order, instruments in first-seen order
+//!   ([`Engine::instrument_symbols`]), portfolios in config order.
+//! * A portfolio has at most one intent in flight, and fires on no missing or stale price, on no
+//!   unknown holding, during no cooldown, and not between a landed outcome and the balances read at
+//!   or after the landing block.
+//! * A plan never sells more of a token than the portfolio holds.
+
 pub mod clock;
 pub mod config;
+pub mod engine;
 pub mod event;
+pub mod hot;
 pub mod ids;
 pub mod intent;
+pub mod planner;
+pub mod portfolio;
 pub mod queue;
+pub mod stats;
+pub mod token;
+pub mod trigger;
 
 pub use clock::{Clock, LiveClock, ManualClock, Nanos};
+pub use engine::Engine;
 pub use event::Event;
 pub use ids::{InstrumentId, PortfolioId, TokenId};
 pub use intent::{Leg, RebalanceIntent, TriggerReason};
+pub use planner::{Plan, PlanAsset};
+pub use portfolio::{Portfolio, PortfolioStatus};
 pub use queue::{Queue, QueueStats};
+pub use stats::EngineStats;
+pub use token::{Price, PriceOrigin, Token, TokenTable};
+pub use trigger::{Trigger, TriggerKind, VolTable};

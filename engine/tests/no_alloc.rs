@@ -1,0 +1,191 @@
+//! The hot path allocates nothing: quotes that fire no trigger (including those whose trigger is
+//! held back by an in-flight intent, and those that take a volatility sample) and timer ticks that
+//! fire nothing allocate zero bytes. A counting global allocator measures the test thread only.
+//!
+//! This is its own test binary because a global allocator is per binary.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::Arc;
+
+use alloy_primitives::{Address, U256};
+use keel_engine::config::{EngineConfig, PlanMode, PortfolioConfig, PriceSource, TokenConfig, TriggerConfig};
+use keel_engine::event::{Balance, Quote};
+use keel_engine::{Engine, Event, InstrumentId, ManualClock, PortfolioId, TokenId};
+
+struct Counting;
+
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static BYTES: Cell<u64> = const { Cell::new(0) };
+    static CALLS: Cell<u64> = const { Cell::new(0) };
+}
+
+fn note(size: usize) {
+    // `try_with`: thread-locals may be gone while a thread shuts down.
+    let _ = COUNTING.try_with(|c| {
+        if c.get() {
+            let _ = BYTES.try_with(|b| b.set(b.get() + size as u64));
+            let _ = CALLS.try_with(|n| n.set(n.get() + 1));
+        }
+    });
+}
+
+// SAFETY: forwards every call unchanged to the system allocator; the bookkeeping touches only
+// const-initialised thread-locals without destructors, which never allocate.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note(layout.size());
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note(layout.size());
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note(new_size);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Runs `f` and returns (bytes, calls) allocated on this thread meanwhile.
+fn allocations(f: impl FnOnce()) -> (u64, u64) {
+    BYTES.with(|b| b.set(0));
+    CALLS.with(|n| n.set(0));
+    COUNTING.with(|c| c.set(true));
+    f();
+    COUNTING.with(|c| c.set(false));
+    (BYTES.with(Cell::get), CALLS.with(Cell::get))
+}
+
+const SEC: u64 = 1_000_000_000;
+
+fn token(symbol: &str, b: u8, decimals: u8, price: PriceSource) -> TokenConfig {
+    TokenConfig { symbol: symbol.into(), address: Address::repeat_byte(b), decimals, price }
+}
+
+fn portfolio(name: &str, targets: &[(&str, f64)], triggers: Vec<TriggerConfig>) -> PortfolioConfig {
+    PortfolioConfig {
+        name: name.into(),
+        account: Address::repeat_byte(0xaa),
+        targets: targets.iter().map(|(s, w)| (s.to_string(), *w)).collect(),
+        triggers,
+        mode: PlanMode::ToTarget,
+        cooldown_secs: 10.0,
+        min_trade_notional: 10.0,
+    }
+}
+
+fn quote(instrument: u16, mid: f64, recv_ns: u64) -> Event {
+    Event::Quote(Quote {
+        instrument: InstrumentId(instrument),
+        bid: mid - 0.01,
+        bid_qty: 1.0,
+        ask: mid + 0.01,
+        ask_qty: 1.0,
+        update_id: recv_ns,
+        exchange_ms: 0,
+        recv_ns,
+    })
+}
+
+#[test]
+fn quotes_that_fire_nothing_allocate_nothing() {
+    let tokens = [
+        token("WETH", 1, 18, PriceSource::Instrument { symbol: "ETHUSDT".into() }),
+        token("USDC", 2, 6, PriceSource::Fixed { fixed: 1.0 }),
+        token("WBTC", 3, 8, PriceSource::Instrument { symbol: "BTCUSDT".into() }),
+    ];
+    let portfolios = [
+        portfolio(
+            "two",
+            &[("WETH", 0.5), ("USDC", 0.5)],
+            vec![TriggerConfig::Drift { abs_band: Some(0.05), rel_band: Some(0.2) }],
+        ),
+        portfolio(
+            "three",
+            &[("WETH", 0.4), ("WBTC", 0.4), ("USDC", 0.2)],
+            vec![
+                TriggerConfig::Volatility {
+                    base_band: 0.05,
+                    reference_vol: 0.6,
+                    min_band: 0.02,
+                    max_band: 0.2,
+                    halflife_secs: 30.0,
+                },
+                TriggerConfig::Temporal { interval_secs: 3600.0 },
+            ],
+        ),
+        // Fires at once and stays in flight: its quotes are suppressed, not planned.
+        portfolio(
+            "busy",
+            &[("WETH", 0.5), ("USDC", 0.5)],
+            vec![TriggerConfig::Drift { abs_band: Some(0.01), rel_band: None }],
+        ),
+    ];
+    let clock = Arc::new(ManualClock::new(SEC));
+    let mut e = Engine::new(EngineConfig::default(), &tokens, &portfolios, Box::new(clock.clone())).unwrap();
+    let mut out = Vec::with_capacity(16);
+    let bal = |p: u32, t: u16, raw: u128| {
+        Event::Balance(Balance {
+            portfolio: PortfolioId(p),
+            token: TokenId(t),
+            amount: U256::from(raw),
+            block: 1,
+        })
+    };
+    for ev in [
+        quote(0, 2000.0, SEC),
+        quote(1, 40_000.0, SEC),
+        bal(0, 0, 10u128.pow(18)),
+        bal(0, 1, 2000 * 10u128.pow(6)),
+        bal(1, 0, 2 * 10u128.pow(18)),
+        bal(1, 2, 10u128.pow(7)),
+        bal(1, 1, 2000 * 10u128.pow(6)),
+        bal(2, 0, 10u128.pow(18)),
+        bal(2, 1, 1000 * 10u128.pow(6)),
+    ] {
+        e.process(&ev, &mut out);
+    }
+    e.process(&quote(0, 2000.0, SEC), &mut out);
+    assert_eq!(out.len(), 1, "the busy portfolio fired once");
+    assert_eq!(e.portfolio(PortfolioId(2)).unwrap().in_flight(), Some(1));
+
+    // Warm up (first-call lazies, if any), then measure.
+    let mut t = SEC;
+    let mut step = 0u64;
+    let mut run = |e: &mut Engine, out: &mut Vec<_>, n: u64| {
+        for _ in 0..n {
+            step += 1;
+            t += 50_000_000; // 50 ms: a volatility sample every 20 quotes
+            clock.set(t);
+            let wiggle = if step.is_multiple_of(2) { 1.0 } else { -1.0 };
+            e.process(&quote(0, 2000.0 + wiggle, t), out);
+            e.process(&quote(1, 40_000.0 - 10.0 * wiggle, t), out);
+            if step.is_multiple_of(100) {
+                e.process(&Event::Timer { now_ns: t }, out);
+            }
+        }
+    };
+    run(&mut e, &mut out, 100);
+    // The counter sees allocations on this thread.
+    let probe = allocations(|| drop(std::hint::black_box(vec![0u8; 10])));
+    assert_eq!(probe, (10, 1));
+    let (bytes, calls) = allocations(|| run(&mut e, &mut out, 20_000));
+    assert_eq!((bytes, calls), (0, 0), "hot path allocated {bytes} bytes in {calls} calls");
+    assert_eq!(out.len(), 1, "nothing else fired");
+    let s = e.stats();
+    assert!(s.suppressed.in_flight >= 20_000, "{s:?}");
+    assert!(s.events.quotes >= 40_000);
+    assert!(e.portfolio_sigma(PortfolioId(1)).is_some(), "volatility samples were taken");
+}
