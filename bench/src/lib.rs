@@ -3,3 +3,5 @@
 //! The simulated market (exchange websocket, chain, relay) and the latency harness.
 
 pub mod sim;
+
+pub mod anvil;

@@ -1,0 +1,114 @@
+//! Contract bytecode from the pinned npm packages in `tests/chain/node_modules`.
+//!
+//! The packages ship two artifact formats: Waffle (`@uniswap/v2-*`: `bytecode` hex without `0x`) and
+//! Hardhat (`@uniswap/v3-*`, OpenZeppelin: `bytecode` with `0x`). Both are read here as `{bytecode}`;
+//! the ABIs come from `sol!` interfaces, so no normalisation step is needed.
+
+use std::path::{Path, PathBuf};
+
+use alloy::primitives::{B256, Bytes, hex, keccak256};
+
+use super::error::{AnvilError, Result};
+
+/// Environment variable overriding the anvil binary.
+pub const ANVIL_ENV: &str = "KEEL_ANVIL";
+/// Environment variable overriding the folder holding `package.json` and `node_modules`.
+pub const CHAIN_DIR_ENV: &str = "KEEL_CHAIN_DIR";
+
+/// A contract Keel's test chain deploys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Artifact {
+    /// Wrapped ether.
+    Weth9,
+    /// OpenZeppelin 3.4 `ERC20PresetMinterPauser` (18 decimals, deployer may mint).
+    Erc20Mintable,
+    /// Uniswap V2 factory.
+    V2Factory,
+    /// Uniswap V2 pair (only its init-code hash is needed).
+    V2Pair,
+    /// Uniswap V2 Router02.
+    V2Router02,
+    /// Uniswap V3 factory.
+    V3Factory,
+    /// Uniswap V3 pool (only its init-code hash is needed).
+    V3Pool,
+    /// Uniswap V3 NonfungiblePositionManager.
+    V3PositionManager,
+    /// Uniswap V3 SwapRouter.
+    V3SwapRouter,
+    /// Uniswap V3 QuoterV2.
+    V3QuoterV2,
+}
+
+impl Artifact {
+    /// Path of the artifact below `node_modules`.
+    pub fn relative_path(self) -> &'static str {
+        match self {
+            Self::Weth9 => "@uniswap/v2-periphery/build/WETH9.json",
+            Self::Erc20Mintable => "@openzeppelin/contracts/build/contracts/ERC20PresetMinterPauser.json",
+            Self::V2Factory => "@uniswap/v2-core/build/UniswapV2Factory.json",
+            Self::V2Pair => "@uniswap/v2-core/build/UniswapV2Pair.json",
+            Self::V2Router02 => "@uniswap/v2-periphery/build/UniswapV2Router02.json",
+            Self::V3Factory => {
+                "@uniswap/v3-core/artifacts/contracts/UniswapV3Factory.sol/UniswapV3Factory.json"
+            }
+            Self::V3Pool => "@uniswap/v3-core/artifacts/contracts/UniswapV3Pool.sol/UniswapV3Pool.json",
+            Self::V3PositionManager => {
+                "@uniswap/v3-periphery/artifacts/contracts/NonfungiblePositionManager.sol/NonfungiblePositionManager.json"
+            }
+            Self::V3SwapRouter => "@uniswap/v3-periphery/artifacts/contracts/SwapRouter.sol/SwapRouter.json",
+            Self::V3QuoterV2 => "@uniswap/v3-periphery/artifacts/contracts/lens/QuoterV2.sol/QuoterV2.json",
+        }
+    }
+}
+
+/// The folder holding the pinned npm packages: `KEEL_CHAIN_DIR` or `<workspace>/tests/chain`.
+pub fn chain_dir() -> PathBuf {
+    std::env::var_os(CHAIN_DIR_ENV)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/chain"))
+}
+
+/// The anvil binary: `KEEL_ANVIL` or the one shipped in `@foundry-rs/anvil-linux-amd64`.
+pub fn anvil_path() -> Result<PathBuf> {
+    let (path, hint) = match std::env::var_os(ANVIL_ENV) {
+        Some(p) => (PathBuf::from(p), " (KEEL_ANVIL is set: check it)"),
+        None => (
+            chain_dir().join("node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"),
+            " or set KEEL_ANVIL to an anvil binary",
+        ),
+    };
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(AnvilError::Missing { what: "anvil binary", path: path.display().to_string(), hint })
+    }
+}
+
+/// Reads an artifact's creation bytecode.
+pub fn bytecode(artifact: Artifact) -> Result<Bytes> {
+    let path = chain_dir().join("node_modules").join(artifact.relative_path());
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            AnvilError::Missing { what: "contract artifact", path: path.display().to_string(), hint: "" }
+        } else {
+            AnvilError::Artifact { path: path.display().to_string(), reason: e.to_string() }
+        }
+    })?;
+    let bad = |reason: String| AnvilError::Artifact { path: path.display().to_string(), reason };
+    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+    let code = match &json["bytecode"] {
+        serde_json::Value::String(s) => s.as_str(),
+        v => v["object"].as_str().ok_or_else(|| bad("no `bytecode` string".into()))?,
+    };
+    let bytes = hex::decode(code).map_err(|e| bad(format!("bytecode is not hex: {e}")))?;
+    if bytes.is_empty() {
+        return Err(bad("empty bytecode".into()));
+    }
+    Ok(bytes.into())
+}
+
+/// keccak256 of an artifact's creation code (the CREATE2 init-code hash of pairs and pools).
+pub fn init_code_hash(artifact: Artifact) -> Result<B256> {
+    Ok(keccak256(bytecode(artifact)?))
+}
