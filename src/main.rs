@@ -1,7 +1,152 @@
 //! `keel`: the command-line binary that wires feeds, engine and router.
+//!
+//! * `keel demo` — the whole pipeline against the simulated market, with a report and a plot;
+//! * `keel run --config FILE` — the pipeline against real endpoints;
+//! * `keel check-config FILE` — validate a config, naming the field and the problem;
+//! * `keel quote [FILE]` — the router's dry run: JSON request in, exact split JSON out.
+
+mod config;
+mod demo;
+mod live;
+mod report;
+mod svg;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
 use mimalloc::MiMalloc;
 
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
 
-fn main() {}
+/// Keel: low-latency, event-driven portfolio rebalancing on decentralised exchanges, with private
+/// (Flashbots) bundle execution.
+#[derive(Debug, Parser)]
+#[command(name = "keel", version, about, long_about = None)]
+struct Cli {
+    /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `keel_router=debug`.
+    #[arg(long, global = true, env = "KEEL_LOG", default_value = "warn")]
+    log: String,
+    /// Log as JSON lines.
+    #[arg(long, global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the full pipeline against the built-in simulated market (no outside service needed).
+    Demo {
+        /// How long to run, seconds.
+        #[arg(long, default_value_t = 30)]
+        duration: u64,
+        /// Where to write report.json and weights.svg.
+        #[arg(long, default_value = "keel-demo-out")]
+        out: PathBuf,
+        /// Config file (must have a [sim] section).
+        #[arg(long, default_value = "configs/demo.toml")]
+        config: PathBuf,
+        /// No live progress lines.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Run against the endpoints in a config (node, relays, exchange feed).
+    Run {
+        /// Config file.
+        #[arg(long)]
+        config: PathBuf,
+        /// Stop after this many seconds (default: until Ctrl-C).
+        #[arg(long)]
+        duration: Option<u64>,
+        /// Where to write report.json and weights.svg at the end.
+        #[arg(long, default_value = "keel-run-out")]
+        out: PathBuf,
+    },
+    /// Validate a config file.
+    CheckConfig {
+        /// Config file.
+        file: PathBuf,
+    },
+    /// Quote a swap across pools: JSON request from FILE (or stdin), JSON response on stdout.
+    Quote {
+        /// Request file; stdin when absent or `-`.
+        file: Option<PathBuf>,
+    },
+}
+
+fn init_logging(filter: &str, json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log, cli.log_json);
+    let result = match cli.command {
+        Command::Demo { duration, out, config, quiet } => demo::run(&config, duration, &out, !quiet),
+        Command::Run { config, duration, out } => live::run(&config, duration, &out),
+        Command::CheckConfig { file } => check_config(&file),
+        Command::Quote { file } => return quote(file),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check_config(file: &std::path::Path) -> eyre::Result<()> {
+    let cfg = config::KeelConfig::load(file)?;
+    let purpose = if cfg.sim.is_some() { config::Purpose::Demo } else { config::Purpose::Live };
+    cfg.check_purpose(purpose)?;
+    println!(
+        "{}: ok ({} tokens, {} pools, {} portfolios, for {})",
+        file.display(),
+        cfg.tokens.len(),
+        cfg.pools.len(),
+        cfg.portfolios.len(),
+        if purpose == config::Purpose::Demo { "keel demo" } else { "keel run" }
+    );
+    Ok(())
+}
+
+/// `keel quote`: exit 2 with one line on stderr on bad input.
+fn quote(file: Option<PathBuf>) -> ExitCode {
+    use std::io::Read;
+    let input = match file.as_deref() {
+        Some(p) if p.as_os_str() != "-" => {
+            std::fs::read(p).map_err(|e| format!("reading {}: {e}", p.display()))
+        }
+        _ => {
+            let mut buf = Vec::new();
+            std::io::stdin().read_to_end(&mut buf).map(|_| buf).map_err(|e| format!("reading stdin: {e}"))
+        }
+    };
+    let input = match input {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    match keel_router::quote::run_quote(&input) {
+        Ok(json) => {
+            println!("{json}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -2,6 +2,7 @@
 //!
 //! The simulated market (exchange websocket, chain, relay) and the latency harness.
 
-pub mod sim;
-
 pub mod anvil;
+
+pub mod sim;
+pub mod pipeline;

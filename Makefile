@@ -1,0 +1,27 @@
+# Keel's test command: `make test` (what CI runs, after clippy).
+# It installs the pinned chain-test dependencies (anvil + Uniswap artifacts, from npm) when missing.
+
+CHAIN_DIR := tests/chain
+ANVIL := $(CHAIN_DIR)/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
+
+.PHONY: test chain-deps lint demo bench
+
+test: chain-deps
+	cargo test --workspace
+
+chain-deps:
+	@if [ ! -x "$(ANVIL)" ] || [ ! -d "$(CHAIN_DIR)/node_modules/@uniswap/v3-periphery" ]; then \
+		echo "installing pinned chain-test packages into $(CHAIN_DIR)/node_modules"; \
+		npm ci --prefix $(CHAIN_DIR) --no-audit --no-fund; \
+	fi
+	@test -x "$(ANVIL)" || { echo "anvil missing at $(ANVIL) after npm ci"; exit 1; }
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+demo:
+	cargo run --release -- demo
+
+bench:
+	cargo bench --workspace

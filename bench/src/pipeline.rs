@@ -1,0 +1,580 @@
+//! The production pipeline, assembled: the one code path that `keel run`, `keel demo` and the
+//! latency harness all start.
+//!
+//! ```text
+//!  tokio: Binance websocket feed ─┐                      ┌─▶ tokio: relay posts, receipt reads
+//!  tokio: chain poller ───────────┼─▶ Queue<Event> ─▶ engine thread ─▶ Queue<RouterInput> ─▶ router thread
+//!          (heads, balances) ─────┘        ▲          (process)              ▲  (route, sign, bundle)
+//!          (pools, nonces) ───────────────────────────────────────────────────┘
+//!                                          └──────────── outcomes ───────────┘
+//! ```
+//!
+//! The engine thread owns the [`Engine`] and its latency histogram (no lock on the hot path); it
+//! publishes a snapshot for progress output and samples weights for reports off the hot path, at a
+//! fixed interval.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use keel_engine::clock::{LiveClock, Nanos, mono_now_ns};
+use keel_engine::config::{EngineConfig, PortfolioConfig, TokenConfig};
+use keel_engine::event::Event;
+use keel_engine::portfolio::PortfolioStatus;
+use keel_engine::queue::{Queue, QueueStats};
+use keel_engine::stats::EngineStats;
+use keel_engine::{Engine, PortfolioId, RebalanceIntent};
+use keel_feeds::binance::InstrumentTable;
+use keel_feeds::poll::{PollStats, PollTargets, run_chain_poller};
+use keel_feeds::stats::{FeedStats, FeedStatsSnapshot};
+use keel_feeds::ws::{BinanceFeedConfig, run_binance_feed};
+use keel_router::config::{DexConfig, DexKind, PoolConfig, RelayConfig, RouterConfig};
+use keel_router::exec::{ExecStats, ExecToken, Executor, FillRecord, PoolVenue};
+use keel_router::pool::{Pool, PoolEntry, PoolMeta};
+use keel_router::relay::RelayClient;
+use keel_router::signer::Signer;
+use keel_router::stage::{RelayCounters, RouterInput, StageObserver, run_router_stage};
+use parking_lot::Mutex;
+use tokio_util::sync::CancellationToken;
+
+/// Default interval between weight samples for reports.
+pub const DEFAULT_SAMPLE_EVERY: Duration = Duration::from_millis(200);
+/// Interval of the engine's timer events (temporal triggers and staleness).
+pub const TIMER_EVERY: Duration = Duration::from_millis(100);
+
+/// Everything the pipeline needs, resolved (keys loaded, endpoints known).
+#[derive(Debug, Clone)]
+pub struct PipelineSpec {
+    /// Engine settings.
+    pub engine: EngineConfig,
+    /// Tokens.
+    pub tokens: Vec<TokenConfig>,
+    /// Portfolios.
+    pub portfolios: Vec<PortfolioConfig>,
+    /// Execution settings.
+    pub router: RouterConfig,
+    /// DEXes.
+    pub dexes: Vec<DexConfig>,
+    /// Pools.
+    pub pools: Vec<PoolConfig>,
+    /// Relays.
+    pub relays: Vec<RelayConfig>,
+    /// Signs `X-Flashbots-Signature`.
+    pub reputation: Signer,
+    /// Portfolio account keys.
+    pub accounts: Vec<Signer>,
+    /// Market data.
+    pub binance: BinanceFeedConfig,
+    /// Node JSON-RPC URL.
+    pub rpc_url: String,
+    /// Node poll interval.
+    pub poll_ms: u64,
+    /// Symbol of the wrapped native token (gas is priced through it), if listed.
+    pub native_symbol: Option<String>,
+    /// Weight sampling interval for reports.
+    pub sample_every: Duration,
+}
+
+/// Why the pipeline could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// The config is inconsistent.
+    #[error("config: {0}")]
+    Config(String),
+    /// A thread could not be spawned.
+    #[error("spawning a thread: {0}")]
+    Spawn(#[from] std::io::Error),
+    /// The relay client could not be built.
+    #[error("relay client: {0}")]
+    Relay(#[from] keel_router::relay::RelayError),
+}
+
+/// One portfolio's state at a moment.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PortfolioView {
+    /// Name.
+    pub name: String,
+    /// Value in the numeraire, when known.
+    pub value: Option<f64>,
+    /// (symbol, weight, target).
+    pub weights: Vec<(String, f64, f64)>,
+    /// Band in force.
+    pub band: f64,
+    /// Largest |w − t|.
+    pub max_drift: Option<f64>,
+    /// Busy with a rebalance (in flight or awaiting balances).
+    pub busy: bool,
+}
+
+/// What the engine thread publishes for progress output.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Snapshot {
+    /// Seconds since start.
+    pub t_s: f64,
+    /// Engine counters.
+    pub engine: EngineStats,
+    /// Portfolios.
+    pub portfolios: Vec<PortfolioView>,
+    /// Chain head.
+    pub head: Option<u64>,
+}
+
+/// A weight sample for plots.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Sample {
+    /// Seconds since start.
+    pub t_s: f64,
+    /// Portfolio index.
+    pub portfolio: usize,
+    /// Weights in target order.
+    pub weights: Vec<f64>,
+    /// Band in force.
+    pub band: f64,
+}
+
+/// What the engine thread hands back at the end.
+#[derive(Debug)]
+pub struct EngineRun {
+    /// The engine in its final state.
+    pub engine: Engine,
+    /// Event receive → trigger decision, for events that fired, ns.
+    pub decide: Histogram<u64>,
+    /// Event receive → state applied and trigger evaluated, for every quote, ns.
+    pub quote_to_decision: Histogram<u64>,
+    /// Intents emitted.
+    pub intents: Vec<RebalanceIntent>,
+    /// (portfolio, drift) measured when post-landing balances arrived.
+    pub drift_after_landing: Vec<(usize, f64)>,
+    /// Weight samples.
+    pub samples: Vec<Sample>,
+    /// First known value of each portfolio.
+    pub start_values: Vec<Option<f64>>,
+}
+
+/// Everything measured over a run.
+#[derive(Debug)]
+pub struct PipelineReport {
+    /// Wall time of the run, seconds.
+    pub duration_s: f64,
+    /// The engine side.
+    pub engine: EngineRun,
+    /// Executor counters.
+    pub exec: ExecStats,
+    /// Fills submitted.
+    pub fills: Vec<FillRecord>,
+    /// Tick-to-wire histogram, ns.
+    pub tick_to_wire: Histogram<u64>,
+    /// Relay round trips, ns.
+    pub relay_rtt: Histogram<u64>,
+    /// Per relay.
+    pub relays: Vec<RelayCounters>,
+    /// (time ns since start, outcome).
+    pub outcomes: Vec<(f64, keel_engine::event::Outcome)>,
+    /// Feed counters.
+    pub feed: FeedStatsSnapshot,
+    /// Blocks read by the poller.
+    pub blocks: u64,
+    /// Engine input queue.
+    pub event_queue: QueueStats,
+    /// Router input queue.
+    pub router_queue: QueueStats,
+}
+
+/// A running pipeline.
+#[derive(Debug)]
+pub struct Pipeline {
+    cancel: CancellationToken,
+    stop: Arc<AtomicBool>,
+    engine_thread: Option<JoinHandle<EngineRun>>,
+    router_thread: Option<JoinHandle<Executor>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    snapshot: Arc<Mutex<Snapshot>>,
+    observer: Arc<StageObserver>,
+    feed_stats: Arc<FeedStats>,
+    poll_stats: Arc<PollStats>,
+    events: Arc<Queue<Event>>,
+    router_in: Arc<Queue<RouterInput>>,
+    started_ns: Nanos,
+}
+
+impl Pipeline {
+    /// Starts the feeds on `runtime` and the engine and router threads.
+    pub fn start(spec: PipelineSpec, runtime: &tokio::runtime::Handle) -> Result<Pipeline, PipelineError> {
+        let started_ns = mono_now_ns();
+        let engine = Engine::new(spec.engine.clone(), &spec.tokens, &spec.portfolios, Box::new(LiveClock))
+            .map_err(|e| PipelineError::Config(e.to_string()))?;
+        let table = InstrumentTable::new(engine.instrument_symbols().iter())
+            .map_err(|e| PipelineError::Config(format!("feed symbols: {e}")))?;
+        let executor = build_executor(&spec)?;
+        let targets = poll_targets(&spec, &engine)?;
+
+        let events = Arc::new(Queue::new(spec.engine.queue_capacity));
+        let router_in = Arc::new(Queue::new(spec.engine.queue_capacity));
+        let cancel = CancellationToken::new();
+        let stop = Arc::new(AtomicBool::new(false));
+        let snapshot = Arc::new(Mutex::new(Snapshot::default()));
+        let observer = Arc::new(StageObserver::new(spec.relays.iter().map(|r| r.name.clone())));
+        let feed_stats = Arc::new(FeedStats::new());
+        let poll_stats = Arc::new(PollStats::default());
+
+        let mut tasks = Vec::new();
+        {
+            let (cfg, table, q, st, c) = (
+                spec.binance.clone(),
+                Arc::new(table),
+                Arc::clone(&events),
+                Arc::clone(&feed_stats),
+                cancel.clone(),
+            );
+            tasks.push(runtime.spawn(async move {
+                if let Err(e) = run_binance_feed(cfg, table, q, st, c).await {
+                    tracing::error!(error = %e, "market-data feed stopped");
+                }
+            }));
+        }
+        {
+            let (url, q, r, st, c) = (
+                spec.rpc_url.clone(),
+                Arc::clone(&events),
+                Arc::clone(&router_in),
+                Arc::clone(&poll_stats),
+                cancel.clone(),
+            );
+            let poll_ms = spec.poll_ms;
+            tasks.push(runtime.spawn(async move {
+                if let Err(e) = run_chain_poller(url, poll_ms, targets, q, r, st, c).await {
+                    tracing::error!(error = %e, "chain poller stopped");
+                }
+            }));
+        }
+        let engine_thread = {
+            let (events, router_in, stop, snapshot) =
+                (Arc::clone(&events), Arc::clone(&router_in), Arc::clone(&stop), Arc::clone(&snapshot));
+            let sample_every = spec.sample_every;
+            std::thread::Builder::new().name("keel-engine".into()).spawn(move || {
+                engine_loop(engine, events, router_in, stop, snapshot, sample_every, started_ns)
+            })?
+        };
+        let router_thread = {
+            let relays = RelayClient::new(spec.relays.clone())?;
+            let (input, events, observer, stop) =
+                (Arc::clone(&router_in), Arc::clone(&events), Arc::clone(&observer), Arc::clone(&stop));
+            let (url, handle) = (spec.rpc_url.clone(), runtime.clone());
+            std::thread::Builder::new().name("keel-router".into()).spawn(move || {
+                run_router_stage(executor, input, events, relays, url, handle, observer, stop)
+            })?
+        };
+        Ok(Pipeline {
+            cancel,
+            stop,
+            engine_thread: Some(engine_thread),
+            router_thread: Some(router_thread),
+            tasks,
+            snapshot,
+            observer,
+            feed_stats,
+            poll_stats,
+            events,
+            router_in,
+            started_ns,
+        })
+    }
+
+    /// The latest snapshot the engine thread published.
+    pub fn snapshot(&self) -> Snapshot {
+        self.snapshot.lock().clone()
+    }
+
+    /// Feed counters now.
+    pub fn feed_stats(&self) -> FeedStatsSnapshot {
+        self.feed_stats.snapshot()
+    }
+
+    /// Bundles landed so far, and submissions so far (from relay counters).
+    pub fn outcomes_so_far(&self) -> usize {
+        self.observer.outcomes.lock().len()
+    }
+
+    /// Stops the feeds, drains the queues, joins the threads and returns what was measured.
+    pub async fn shutdown(mut self) -> PipelineReport {
+        self.cancel.cancel();
+        for t in self.tasks.drain(..) {
+            let _ = t.await;
+        }
+        // Let in-flight relay posts and receipt reads finish briefly, then stop the threads.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        self.stop.store(true, Ordering::Release);
+        let engine_thread = self.engine_thread.take();
+        let router_thread = self.router_thread.take();
+        let (engine, exec) = tokio::task::spawn_blocking(move || {
+            let e = engine_thread.map(|t| t.join());
+            let r = router_thread.map(|t| t.join());
+            (e, r)
+        })
+        .await
+        .unwrap_or((None, None));
+        let engine = match engine {
+            Some(Ok(run)) => run,
+            _ => panic!("engine thread panicked"),
+        };
+        let exec = match exec {
+            Some(Ok(x)) => x,
+            _ => panic!("router thread panicked"),
+        };
+        let start = self.started_ns;
+        let outcomes = self
+            .observer
+            .outcomes
+            .lock()
+            .iter()
+            .map(|(t, o)| ((t.saturating_sub(start)) as f64 / 1e9, *o))
+            .collect();
+        PipelineReport {
+            duration_s: (mono_now_ns() - start) as f64 / 1e9,
+            exec: exec.stats().clone(),
+            fills: exec.fills().to_vec(),
+            engine,
+            tick_to_wire: self.observer.tick_to_wire.lock().clone(),
+            relay_rtt: self.observer.relay_rtt.lock().clone(),
+            relays: self.observer.relays.lock().clone(),
+            outcomes,
+            feed: self.feed_stats.snapshot(),
+            blocks: self.poll_stats.blocks.load(Ordering::Relaxed),
+            event_queue: self.events.stats(),
+            router_queue: self.router_in.stats(),
+        }
+    }
+}
+
+fn new_hist() -> Histogram<u64> {
+    Histogram::new(3).expect("3 significant digits is valid")
+}
+
+/// The engine thread: events in, intents out; timers, snapshots and samples at fixed intervals.
+fn engine_loop(
+    mut engine: Engine,
+    events: Arc<Queue<Event>>,
+    router_in: Arc<Queue<RouterInput>>,
+    stop: Arc<AtomicBool>,
+    snapshot: Arc<Mutex<Snapshot>>,
+    sample_every: Duration,
+    started_ns: Nanos,
+) -> EngineRun {
+    let n = engine.portfolios().len();
+    let mut decide = new_hist();
+    let mut quote_to_decision = new_hist();
+    let mut intents = Vec::new();
+    let mut drift_after_landing = Vec::new();
+    let mut samples = Vec::new();
+    let mut start_values = vec![None; n];
+    let mut awaiting = vec![false; n];
+    let mut out: Vec<RebalanceIntent> = Vec::with_capacity(16);
+    let timer_ns = TIMER_EVERY.as_nanos() as u64;
+    let sample_ns = sample_every.as_nanos().max(1) as u64;
+    let mut next_timer = mono_now_ns() + timer_ns;
+    let mut next_sample = mono_now_ns();
+    loop {
+        let ev = events.pop_wait(TIMER_EVERY);
+        let now = mono_now_ns();
+        let ev = match ev {
+            Some(ev) => ev,
+            None if stop.load(Ordering::Acquire) => break,
+            None => {
+                next_timer = now + timer_ns;
+                Event::Timer { now_ns: now }
+            }
+        };
+        engine.process(&ev, &mut out);
+        if let Event::Quote(q) = ev {
+            let _ = quote_to_decision.record(mono_now_ns().saturating_sub(q.recv_ns).max(1));
+        }
+        for intent in out.drain(..) {
+            let _ = decide.record(intent.decided_ns.saturating_sub(intent.event_recv_ns).max(1));
+            intents.push(intent.clone());
+            if router_in.try_push(RouterInput::Intent(Box::new(intent))).is_err() {
+                tracing::error!("router queue full: intent dropped");
+            }
+        }
+        // Drift right after a landed rebalance: once its outcome is in and the engine holds balances
+        // read at or after the landing block (they may arrive before or after the outcome).
+        if let Event::Outcome(o) = ev
+            && matches!(o.status, keel_engine::event::OutcomeStatus::Landed { .. })
+        {
+            awaiting[o.portfolio.idx()] = true;
+        }
+        if matches!(ev, Event::Balance(_) | Event::Outcome(_)) {
+            for (i, pending) in awaiting.iter_mut().enumerate() {
+                let pid = PortfolioId(i as u32);
+                if *pending
+                    && !matches!(engine.status(pid), Some(PortfolioStatus::AwaitingBalances(_)))
+                    && let Some(d) = engine.max_drift(pid)
+                {
+                    drift_after_landing.push((i, d));
+                    *pending = false;
+                }
+            }
+        }
+        if now >= next_timer {
+            next_timer = now + timer_ns;
+            engine.process(&Event::Timer { now_ns: now }, &mut out);
+            for intent in out.drain(..) {
+                intents.push(intent.clone());
+                let _ = router_in.try_push(RouterInput::Intent(Box::new(intent)));
+            }
+        }
+        if now >= next_sample {
+            next_sample = now + sample_ns;
+            let t_s = (now - started_ns) as f64 / 1e9;
+            let views = portfolio_views(&engine);
+            for (i, v) in views.iter().enumerate() {
+                if start_values[i].is_none() {
+                    start_values[i] = v.value;
+                }
+                if v.value.is_some() {
+                    samples.push(Sample {
+                        t_s,
+                        portfolio: i,
+                        weights: v.weights.iter().map(|w| w.1).collect(),
+                        band: v.band,
+                    });
+                }
+            }
+            *snapshot.lock() = Snapshot {
+                t_s,
+                engine: engine.stats(),
+                portfolios: views,
+                head: engine.head().map(|h| h.number),
+            };
+        }
+    }
+    EngineRun { engine, decide, quote_to_decision, intents, drift_after_landing, samples, start_values }
+}
+
+/// Views of every portfolio (allocates: reporting only).
+pub fn portfolio_views(engine: &Engine) -> Vec<PortfolioView> {
+    engine
+        .portfolios()
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let pid = PortfolioId(i as u32);
+            let mut weights = Vec::new();
+            engine.visit_weights(pid, |tok, w, t| {
+                let sym = engine.token(tok).map(|t| t.symbol.clone()).unwrap_or_default();
+                weights.push((sym, w, t));
+            });
+            PortfolioView {
+                name: p.name().to_string(),
+                value: engine.portfolio_value(pid),
+                weights,
+                band: engine.current_band(pid),
+                max_drift: engine.max_drift(pid),
+                busy: matches!(
+                    engine.status(pid),
+                    Some(PortfolioStatus::InFlight(_) | PortfolioStatus::AwaitingBalances(_))
+                ),
+            }
+        })
+        .collect()
+}
+
+fn token_address(spec: &PipelineSpec, symbol: &str) -> Result<alloy::primitives::Address, PipelineError> {
+    spec.tokens
+        .iter()
+        .find(|t| t.symbol == symbol)
+        .map(|t| t.address)
+        .ok_or_else(|| PipelineError::Config(format!("unknown token `{symbol}`")))
+}
+
+/// Builds the executor from the spec: tokens by engine id, pools with empty state until read.
+fn build_executor(spec: &PipelineSpec) -> Result<Executor, PipelineError> {
+    let tokens = spec
+        .tokens
+        .iter()
+        .map(|t| ExecToken { symbol: t.symbol.clone(), address: t.address, decimals: t.decimals })
+        .collect();
+    let mut pools = Vec::with_capacity(spec.pools.len());
+    let mut venues = Vec::with_capacity(spec.pools.len());
+    for p in &spec.pools {
+        let (venue, dex) = spec
+            .dexes
+            .iter()
+            .enumerate()
+            .find(|(_, d)| d.name == p.dex)
+            .ok_or_else(|| PipelineError::Config(format!("pools[{}].dex: unknown", p.name)))?;
+        let meta = PoolMeta {
+            id: p.name.clone(),
+            address: p.address,
+            token0: token_address(spec, &p.token0)?,
+            token1: token_address(spec, &p.token1)?,
+            gas: p.swap_gas(dex.kind),
+            venue: venue as u16,
+        };
+        let state = match dex.kind {
+            DexKind::UniswapV2 => Pool::V2 {
+                reserve0: alloy::primitives::U256::ZERO,
+                reserve1: alloy::primitives::U256::ZERO,
+                fee_bps: p.fee,
+            },
+            DexKind::UniswapV3 => {
+                return Err(PipelineError::Config(format!(
+                    "pools[{}]: uniswap_v3 pools need the websocket node feed (`keel run` against a node); \
+                     the polling pipeline reads V2 reserves only",
+                    p.name
+                )));
+            }
+        };
+        pools.push(
+            PoolEntry::new(meta, state)
+                .map_err(|e| PipelineError::Config(format!("pools[{}]: {e}", p.name)))?,
+        );
+        venues.push(PoolVenue { kind: dex.kind, router: dex.router });
+    }
+    let native = match &spec.native_symbol {
+        Some(s) => Some(token_address(spec, s)?),
+        None => None,
+    };
+    Ok(Executor::new(
+        spec.router.clone(),
+        tokens,
+        pools,
+        venues,
+        spec.accounts.clone(),
+        spec.reputation.clone(),
+        native,
+    ))
+}
+
+fn poll_targets(spec: &PipelineSpec, engine: &Engine) -> Result<PollTargets, PipelineError> {
+    let mut t = PollTargets::default();
+    for (i, p) in spec.pools.iter().enumerate() {
+        t.v2_pools.push((i, p.address));
+    }
+    let mut accounts = Vec::new();
+    for (i, p) in spec.portfolios.iter().enumerate() {
+        for sym in p.targets.keys() {
+            let tok = engine.token_id(sym).ok_or_else(|| {
+                PipelineError::Config(format!("portfolios[{}]: unknown token {sym}", p.name))
+            })?;
+            t.balances.push((PortfolioId(i as u32), p.account, tok, token_address(spec, sym)?));
+            for pool in &spec.pools {
+                if pool.token0 == *sym || pool.token1 == *sym {
+                    let router = spec.dexes.iter().find(|d| d.name == pool.dex).map(|d| d.router);
+                    if let Some(router) = router {
+                        let key = (p.account, token_address(spec, sym)?, router);
+                        if !t.allowances.contains(&key) {
+                            t.allowances.push(key);
+                        }
+                    }
+                }
+            }
+        }
+        if !accounts.contains(&p.account) {
+            accounts.push(p.account);
+        }
+    }
+    t.accounts = accounts;
+    Ok(t)
+}

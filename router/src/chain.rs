@@ -1,0 +1,42 @@
+//! Chain state as the router stage receives it from the node feed.
+
+use alloy::primitives::{Address, U256};
+use keel_engine::event::BlockHeader;
+
+/// A fact about the chain, tagged with the block it reflects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChainUpdate {
+    /// A new head.
+    Head(BlockHeader),
+    /// A V2 pool's reserves.
+    V2Reserves {
+        /// Index of the pool in the configured pool list.
+        pool: usize,
+        /// Reserve of token0.
+        reserve0: U256,
+        /// Reserve of token1.
+        reserve1: U256,
+        /// Block the reserves are as of.
+        block: u64,
+    },
+    /// An account's transaction count (its next nonce).
+    Nonce {
+        /// Account.
+        account: Address,
+        /// Transaction count at `block`.
+        nonce: u64,
+        /// Block.
+        block: u64,
+    },
+    /// An allowance an account has given a spender (a DEX router).
+    Allowance {
+        /// Owner.
+        owner: Address,
+        /// Token.
+        token: Address,
+        /// Spender.
+        spender: Address,
+        /// Amount allowed.
+        amount: U256,
+    },
+}

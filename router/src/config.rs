@@ -1,0 +1,216 @@
+//! The router's part of Keel's TOML configuration: DEXes, pools, execution settings, relays and
+//! signers. Every default is a documented constant.
+
+use alloy::primitives::Address;
+use serde::Deserialize;
+
+use keel_engine::config::{ConfigError, TokenConfig};
+
+/// Default slippage tolerance: `amountOutMin = quote × (1 − tolerance)`.
+pub const DEFAULT_SLIPPAGE_BPS: u32 = 50;
+/// Default seconds until a swap's on-chain `deadline`.
+pub const DEFAULT_SWAP_DEADLINE_SECS: u64 = 120;
+/// Default number of blocks a bundle is retargeted over before the rebalance is abandoned.
+pub const DEFAULT_BUNDLE_BLOCKS: u64 = 5;
+/// Default priority fee (builder tip) per gas, wei.
+pub const DEFAULT_PRIORITY_FEE_WEI: u128 = 1_000_000_000;
+/// Default headroom on the base fee: `maxFeePerGas = base_fee × multiplier + tip`.
+pub const DEFAULT_BASE_FEE_MULTIPLIER: u128 = 2;
+/// Default gas of one Uniswap V2 Router02 swap (measured on anvil: about 98k; with margin).
+pub const DEFAULT_V2_SWAP_GAS: u64 = 120_000;
+/// Default gas of one Uniswap V3 SwapRouter swap.
+pub const DEFAULT_V3_SWAP_GAS: u64 = 160_000;
+/// Default gas of an ERC-20 approval.
+pub const DEFAULT_APPROVE_GAS: u64 = 60_000;
+/// Default HTTP timeout for a relay request, milliseconds.
+pub const DEFAULT_RELAY_TIMEOUT_MS: u64 = 2_000;
+/// Default largest relative gap between a pool's mid and the reference (CEX) price before a leg is refused.
+pub const DEFAULT_MAX_POOL_DEVIATION: f64 = 0.05;
+
+/// The protocol a DEX speaks.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DexKind {
+    /// Uniswap V2 (constant product, Router02).
+    UniswapV2,
+    /// Uniswap V3 (concentrated liquidity, SwapRouter).
+    UniswapV3,
+}
+
+/// A DEX deployment (`[[dexes]]`): one factory and its router.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DexConfig {
+    /// Unique name, referenced by pools.
+    pub name: String,
+    /// Protocol.
+    pub kind: DexKind,
+    /// Router contract Keel sends swaps to (Router02 or SwapRouter).
+    pub router: Address,
+    /// Factory contract (informational; pools are listed explicitly).
+    #[serde(default)]
+    pub factory: Option<Address>,
+}
+
+/// A pool (`[[pools]]`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PoolConfig {
+    /// Unique name.
+    pub name: String,
+    /// The DEX it belongs to.
+    pub dex: String,
+    /// Pool (pair) contract address.
+    pub address: Address,
+    /// Symbol of token0 (the lower address, as the contract orders them).
+    pub token0: String,
+    /// Symbol of token1.
+    pub token1: String,
+    /// Fee: basis points for V2 (30 = 0.3%), pips for V3 (3000 = 0.3%).
+    pub fee: u32,
+    /// Gas one swap through this pool costs; defaults by protocol.
+    #[serde(default)]
+    pub gas: Option<u64>,
+}
+
+fn default_slippage_bps() -> u32 {
+    DEFAULT_SLIPPAGE_BPS
+}
+fn default_swap_deadline_secs() -> u64 {
+    DEFAULT_SWAP_DEADLINE_SECS
+}
+fn default_bundle_blocks() -> u64 {
+    DEFAULT_BUNDLE_BLOCKS
+}
+fn default_priority_fee_wei() -> u128 {
+    DEFAULT_PRIORITY_FEE_WEI
+}
+fn default_base_fee_multiplier() -> u128 {
+    DEFAULT_BASE_FEE_MULTIPLIER
+}
+fn default_relay_timeout_ms() -> u64 {
+    DEFAULT_RELAY_TIMEOUT_MS
+}
+fn default_max_pool_deviation() -> f64 {
+    DEFAULT_MAX_POOL_DEVIATION
+}
+
+/// Execution settings (`[router]`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RouterConfig {
+    /// Chain id transactions are signed for.
+    pub chain_id: u64,
+    /// Slippage tolerance on every leg, basis points.
+    #[serde(default = "default_slippage_bps")]
+    pub slippage_bps: u32,
+    /// Seconds from the head block's timestamp to a swap's `deadline`.
+    #[serde(default = "default_swap_deadline_secs")]
+    pub swap_deadline_secs: u64,
+    /// Blocks a bundle is retargeted over before the rebalance is abandoned.
+    #[serde(default = "default_bundle_blocks")]
+    pub bundle_blocks: u64,
+    /// Priority fee per gas (builder tip), wei.
+    #[serde(default = "default_priority_fee_wei")]
+    pub priority_fee_wei: u128,
+    /// `maxFeePerGas = base_fee × base_fee_multiplier + priority_fee_wei`.
+    #[serde(default = "default_base_fee_multiplier")]
+    pub base_fee_multiplier: u128,
+    /// Largest relative gap between a pool's mid price and the reference price; beyond it no plan.
+    #[serde(default = "default_max_pool_deviation")]
+    pub max_pool_deviation: f64,
+}
+
+/// A bundle relay or builder endpoint (`[[relays]]`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RelayConfig {
+    /// Name, for logs and stats.
+    pub name: String,
+    /// JSON-RPC URL accepting `eth_sendBundle`.
+    pub url: String,
+    /// Request timeout, milliseconds.
+    #[serde(default = "default_relay_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+/// Checks DEXes and pools against the token list and each other.
+pub fn validate(
+    tokens: &[TokenConfig],
+    dexes: &[DexConfig],
+    pools: &[PoolConfig],
+    router: &RouterConfig,
+    relays: &[RelayConfig],
+) -> Result<(), ConfigError> {
+    for (i, d) in dexes.iter().enumerate() {
+        if dexes[..i].iter().any(|o| o.name == d.name) {
+            return Err(ConfigError::new(format!("dexes[{}].name", d.name), "duplicate DEX name"));
+        }
+    }
+    if pools.is_empty() {
+        return Err(ConfigError::new("pools", "at least one pool is required"));
+    }
+    for (i, p) in pools.iter().enumerate() {
+        let at = |f: &str| format!("pools[{}].{f}", p.name);
+        if pools[..i].iter().any(|o| o.name == p.name) {
+            return Err(ConfigError::new(at("name"), "duplicate pool name"));
+        }
+        let Some(dex) = dexes.iter().find(|d| d.name == p.dex) else {
+            return Err(ConfigError::new(at("dex"), format!("unknown DEX `{}`", p.dex)));
+        };
+        let find = |sym: &str, f: &str| {
+            tokens
+                .iter()
+                .find(|t| t.symbol == sym)
+                .ok_or_else(|| ConfigError::new(at(f), format!("unknown token `{sym}`")))
+        };
+        let t0 = find(&p.token0, "token0")?;
+        let t1 = find(&p.token1, "token1")?;
+        if t0.address >= t1.address {
+            return Err(ConfigError::new(
+                at("token0"),
+                format!(
+                    "token0 ({}) must have the lower address, as the pool contract orders them",
+                    p.token0
+                ),
+            ));
+        }
+        match dex.kind {
+            DexKind::UniswapV2 if p.fee >= 10_000 => {
+                return Err(ConfigError::new(at("fee"), "V2 fee is in basis points and must be < 10000"));
+            }
+            DexKind::UniswapV3 if p.fee >= 1_000_000 => {
+                return Err(ConfigError::new(at("fee"), "V3 fee is in pips and must be < 1000000"));
+            }
+            _ => {}
+        }
+    }
+    if router.slippage_bps >= 10_000 {
+        return Err(ConfigError::new("router.slippage_bps", "must be < 10000"));
+    }
+    if router.bundle_blocks == 0 {
+        return Err(ConfigError::new("router.bundle_blocks", "must be >= 1"));
+    }
+    if !(router.max_pool_deviation.is_finite() && router.max_pool_deviation > 0.0) {
+        return Err(ConfigError::new("router.max_pool_deviation", "must be > 0"));
+    }
+    if relays.is_empty() {
+        return Err(ConfigError::new("relays", "at least one relay is required"));
+    }
+    for r in relays {
+        if !(r.url.starts_with("http://") || r.url.starts_with("https://")) {
+            return Err(ConfigError::new(format!("relays[{}].url", r.name), "must be an http(s) URL"));
+        }
+    }
+    Ok(())
+}
+
+impl PoolConfig {
+    /// Gas of one swap through this pool: the configured figure or the protocol default.
+    pub fn swap_gas(&self, kind: DexKind) -> u64 {
+        self.gas.unwrap_or(match kind {
+            DexKind::UniswapV2 => DEFAULT_V2_SWAP_GAS,
+            DexKind::UniswapV3 => DEFAULT_V3_SWAP_GAS,
+        })
+    }
+}

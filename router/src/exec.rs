@@ -1,0 +1,604 @@
+//! The execution stage as a synchronous state machine: rebalance intents and chain updates in,
+//! actions out (post this bundle; report this outcome; fetch these receipts). An async driver
+//! performs the actions, so the logic here is deterministic and tested without sockets.
+//!
+//! Life of an intent:
+//! 1. route every leg against the exact pool state (split across pools, guards applied);
+//! 2. for each pool fill: an `approve` first when the account's allowance for that DEX router is short,
+//!    then the swap with `amountOutMin = quote × (1 − slippage)` and a deadline;
+//! 3. reserve consecutive nonces, sign every transaction (EIP-1559, fees from the head's base fee),
+//!    build the bundle for the next block and sign the request (`X-Flashbots-Signature`);
+//! 4. on each new head, until the account's nonce shows the bundle landed: resubmit the *same*
+//!    transactions (same nonces, so at most one version can ever land) for the next block; after
+//!    `bundle_blocks` blocks give up, report `Expired` and release the nonces.
+
+use std::collections::HashMap;
+
+use alloy::primitives::{Address, B256, Bytes, U256, aliases::U24, aliases::U160};
+use alloy::sol_types::SolCall;
+use keel_engine::event::{BlockHeader, Outcome, OutcomeStatus};
+use keel_engine::intent::RebalanceIntent;
+use keel_engine::{Nanos, PortfolioId};
+
+use crate::abi::{IERC20, ISwapRouter, IUniswapV2Router02};
+use crate::bundle::{BundleError, BundleOptions, SignedBundleRequest, build_send_bundle};
+use crate::chain::ChainUpdate;
+use crate::config::{DEFAULT_APPROVE_GAS, DexKind, RouterConfig};
+use crate::plan::{self, GasPricing, OrderRoute};
+use crate::pool::{Pool, PoolEntry};
+use crate::signer::Signer;
+use crate::tx::{CallRequest, Fees, NonceTracker, SignedTx, TxError, sign_call};
+
+/// Gas limit headroom over the configured per-swap gas, percent.
+pub const GAS_LIMIT_MARGIN_PCT: u64 = 30;
+
+/// A token as the executor sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecToken {
+    /// Symbol, for logs.
+    pub symbol: String,
+    /// ERC-20 address.
+    pub address: Address,
+    /// Decimals.
+    pub decimals: u8,
+}
+
+/// How a pool is reached: its DEX's protocol and router contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolVenue {
+    /// Protocol.
+    pub kind: DexKind,
+    /// Router contract swaps are sent to.
+    pub router: Address,
+}
+
+/// Why an intent could not be executed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// No chain head yet (fees and deadlines need it).
+    #[error("no chain head yet")]
+    NoHead,
+    /// No key for the portfolio's account.
+    #[error("no signer for account {0}")]
+    NoSigner(Address),
+    /// A pool's state has not been read yet.
+    #[error("state of pool `{0}` not known yet")]
+    PoolNotReady(String),
+    /// Routing failed.
+    #[error("routing: {0}")]
+    Route(#[from] plan::PlanError),
+    /// Signing failed.
+    #[error(transparent)]
+    Tx(#[from] TxError),
+    /// Bundle building failed.
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    /// The portfolio already has a rebalance in flight.
+    #[error("portfolio {0:?} already has a rebalance in flight")]
+    Busy(PortfolioId),
+}
+
+/// What the driver must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Post this request to every relay.
+    Submit {
+        /// The intent.
+        intent: u64,
+        /// The signed request.
+        request: SignedBundleRequest,
+        /// Receive time of the event that fired the intent (tick-to-wire start); 0 for resubmissions.
+        event_recv_ns: Nanos,
+        /// When the request was ready (signed and encoded).
+        ready_ns: Nanos,
+    },
+    /// The bundle landed by `block` (the account's nonce moved past it): read these receipts and
+    /// call [`Executor::on_receipts`].
+    FetchReceipts {
+        /// The intent.
+        intent: u64,
+        /// Transaction hashes of the bundle.
+        hashes: Vec<B256>,
+    },
+    /// Report to the engine.
+    Outcome(Outcome),
+}
+
+/// One landed transaction's receipt, as the driver read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReceiptInfo {
+    /// Block of inclusion.
+    pub block: u64,
+    /// Gas used.
+    pub gas_used: u64,
+    /// Whether it succeeded.
+    pub success: bool,
+}
+
+/// A submitted, not yet settled rebalance.
+#[derive(Debug, Clone)]
+struct Inflight {
+    intent: u64,
+    portfolio: PortfolioId,
+    account: Address,
+    txs: Vec<SignedTx>,
+    last_nonce: u64,
+    target_block: u64,
+    deadline_block: u64,
+    landed: bool,
+    uuid: String,
+}
+
+/// Counters of the execution stage.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ExecStats {
+    /// Intents received.
+    pub intents: u64,
+    /// Intents refused before submission (by reason in the log).
+    pub rejected: u64,
+    /// Bundle requests handed to the relays (first submissions and retargets).
+    pub submissions: u64,
+    /// Rebalances whose bundle landed.
+    pub landed: u64,
+    /// Rebalances abandoned after their last block.
+    pub expired: u64,
+    /// Transactions signed.
+    pub txs_signed: u64,
+    /// Approvals included.
+    pub approvals: u64,
+    /// Gas used by landed bundles.
+    pub gas_used: u64,
+}
+
+/// A record of a landed or planned trade, for reports.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct FillRecord {
+    /// Intent.
+    pub intent: u64,
+    /// Pool name.
+    pub pool: String,
+    /// Token sold.
+    pub sell: String,
+    /// Token bought.
+    pub buy: String,
+    /// Raw amount in.
+    pub amount_in: U256,
+    /// Raw amount out quoted.
+    pub amount_out: U256,
+    /// Minimum accepted on chain.
+    pub amount_out_min: U256,
+}
+
+/// The execution state machine.
+#[derive(Debug)]
+pub struct Executor {
+    cfg: RouterConfig,
+    tokens: Vec<ExecToken>,
+    pools: Vec<PoolEntry>,
+    pool_ready: Vec<bool>,
+    venues: Vec<PoolVenue>,
+    signers: HashMap<Address, Signer>,
+    auth: Signer,
+    nonces: NonceTracker,
+    chain_nonce: HashMap<Address, u64>,
+    allowances: HashMap<(Address, Address, Address), U256>,
+    head: Option<BlockHeader>,
+    inflight: Vec<Inflight>,
+    request_id: u64,
+    native: Option<Address>,
+    stats: ExecStats,
+    fills: Vec<FillRecord>,
+}
+
+impl Executor {
+    /// A new executor. `pools` and `venues` are parallel (config order); V2 pools start with unknown
+    /// state until the first chain update.
+    pub fn new(
+        cfg: RouterConfig,
+        tokens: Vec<ExecToken>,
+        pools: Vec<PoolEntry>,
+        venues: Vec<PoolVenue>,
+        signers: Vec<Signer>,
+        auth: Signer,
+        native: Option<Address>,
+    ) -> Self {
+        let n = pools.len();
+        Self {
+            cfg,
+            tokens,
+            pools,
+            pool_ready: vec![false; n],
+            venues,
+            signers: signers.into_iter().map(|s| (s.address(), s)).collect(),
+            auth,
+            nonces: NonceTracker::default(),
+            chain_nonce: HashMap::new(),
+            allowances: HashMap::new(),
+            head: None,
+            inflight: Vec::new(),
+            request_id: 0,
+            native,
+            stats: ExecStats::default(),
+            fills: Vec::new(),
+        }
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &ExecStats {
+        &self.stats
+    }
+
+    /// Every fill planned and submitted so far.
+    pub fn fills(&self) -> &[FillRecord] {
+        &self.fills
+    }
+
+    /// Pools with their current state.
+    pub fn pools(&self) -> &[PoolEntry] {
+        &self.pools
+    }
+
+    /// Rebalances submitted and not yet settled.
+    pub fn inflight_count(&self) -> usize {
+        self.inflight.len()
+    }
+
+    /// Applies a chain update; may settle or retarget in-flight bundles.
+    pub fn on_chain(&mut self, update: ChainUpdate, now_ns: Nanos, out: &mut Vec<Action>) {
+        match update {
+            ChainUpdate::V2Reserves { pool, reserve0, reserve1, .. } => {
+                if let Some(entry) = self.pools.get_mut(pool)
+                    && let Pool::V2 { fee_bps, .. } = *entry.pool()
+                {
+                    entry.set_pool(Pool::V2 { reserve0, reserve1, fee_bps });
+                    self.pool_ready[pool] = true;
+                }
+            }
+            ChainUpdate::Allowance { owner, token, spender, amount } => {
+                self.allowances.insert((owner, token, spender), amount);
+            }
+            ChainUpdate::Nonce { account, nonce, .. } => {
+                self.chain_nonce.insert(account, nonce);
+                self.nonces.observe_chain(account, nonce);
+                for f in self.inflight.iter_mut().filter(|f| f.account == account && !f.landed) {
+                    if nonce > f.last_nonce {
+                        f.landed = true;
+                        out.push(Action::FetchReceipts {
+                            intent: f.intent,
+                            hashes: f.txs.iter().map(|t| t.hash).collect(),
+                        });
+                    }
+                }
+            }
+            ChainUpdate::Head(h) => {
+                self.head = Some(h);
+                self.on_head(h, now_ns, out);
+            }
+        }
+    }
+
+    fn on_head(&mut self, h: BlockHeader, now_ns: Nanos, out: &mut Vec<Action>) {
+        let mut i = 0;
+        while i < self.inflight.len() {
+            let f = &self.inflight[i];
+            if f.landed {
+                i += 1;
+                continue;
+            }
+            if h.number >= f.deadline_block {
+                let f = self.inflight.swap_remove(i);
+                let chain = self.chain_nonce.get(&f.account).copied().unwrap_or(0);
+                self.nonces.reset_to_chain(f.account, chain);
+                self.stats.expired += 1;
+                tracing::warn!(
+                    intent = f.intent,
+                    block = h.number,
+                    "bundle not included before its deadline; abandoned"
+                );
+                out.push(Action::Outcome(Outcome {
+                    intent: f.intent,
+                    portfolio: f.portfolio,
+                    status: OutcomeStatus::Expired,
+                }));
+                continue;
+            }
+            let target = h.number + 1;
+            if target > f.target_block {
+                match self.retarget(i, target, h.base_fee) {
+                    Ok(request) => {
+                        self.stats.submissions += 1;
+                        out.push(Action::Submit {
+                            intent: self.inflight[i].intent,
+                            request,
+                            event_recv_ns: 0,
+                            ready_ns: now_ns,
+                        });
+                    }
+                    Err(e) => tracing::error!(error = %e, "retargeting a bundle failed"),
+                }
+            }
+            i += 1;
+        }
+    }
+
+    /// Rebuilds the request of in-flight `i` for `target`: the same transactions, re-signed with the
+    /// same nonces only when their fee cap no longer covers the next base fee.
+    fn retarget(&mut self, i: usize, target: u64, base_fee: u128) -> Result<SignedBundleRequest, ExecError> {
+        let next_base = base_fee + base_fee / 8;
+        let needs_resign = self.inflight[i].txs.iter().any(|t| t.fees.max_fee_per_gas < next_base);
+        if needs_resign {
+            let fees = Fees::from_base_fee(base_fee, self.cfg.base_fee_multiplier, self.cfg.priority_fee_wei);
+            let account = self.inflight[i].account;
+            let signer = self.signers.get(&account).ok_or(ExecError::NoSigner(account))?;
+            let mut resigned = Vec::with_capacity(self.inflight[i].txs.len());
+            for t in &self.inflight[i].txs {
+                let call = decode_call(t)?;
+                resigned.push(sign_call(signer, self.cfg.chain_id, t.nonce, &call, fees)?);
+            }
+            self.stats.txs_signed += resigned.len() as u64;
+            self.inflight[i].txs = resigned;
+        }
+        let f = &mut self.inflight[i];
+        f.target_block = target;
+        self.request_id += 1;
+        let opts = BundleOptions { replacement_uuid: Some(f.uuid.clone()), ..Default::default() };
+        Ok(build_send_bundle(&f.txs, target, &opts, &self.auth, self.request_id)?)
+    }
+
+    /// Receipts of a landed bundle: report the outcome.
+    pub fn on_receipts(&mut self, intent: u64, receipts: &[ReceiptInfo], out: &mut Vec<Action>) {
+        let Some(i) = self.inflight.iter().position(|f| f.intent == intent) else { return };
+        let f = self.inflight.swap_remove(i);
+        let gas_used: u64 = receipts.iter().map(|r| r.gas_used).sum();
+        let block = receipts.iter().map(|r| r.block).max().unwrap_or(f.target_block);
+        if receipts.iter().any(|r| !r.success) {
+            tracing::warn!(intent, "a transaction of a landed bundle reverted");
+        }
+        self.stats.landed += 1;
+        self.stats.gas_used += gas_used;
+        out.push(Action::Outcome(Outcome {
+            intent,
+            portfolio: f.portfolio,
+            status: OutcomeStatus::Landed { block, gas_used },
+        }));
+    }
+
+    /// Plans, signs and submits an intent. Failures are reported as a `Rejected` outcome (and logged),
+    /// so the engine's cooldown applies.
+    pub fn on_intent(&mut self, intent: &RebalanceIntent, now_ns: Nanos, out: &mut Vec<Action>) {
+        self.stats.intents += 1;
+        match self.execute(intent, now_ns) {
+            Ok(action) => {
+                self.stats.submissions += 1;
+                out.push(action);
+            }
+            Err(e) => {
+                self.stats.rejected += 1;
+                tracing::warn!(intent = intent.id, portfolio = intent.portfolio.0, error = %e, "rebalance not submitted");
+                out.push(Action::Outcome(Outcome {
+                    intent: intent.id,
+                    portfolio: intent.portfolio,
+                    status: OutcomeStatus::Rejected,
+                }));
+            }
+        }
+    }
+
+    fn execute(&mut self, intent: &RebalanceIntent, now_ns: Nanos) -> Result<Action, ExecError> {
+        let head = self.head.ok_or(ExecError::NoHead)?;
+        if self.inflight.iter().any(|f| f.portfolio == intent.portfolio) {
+            return Err(ExecError::Busy(intent.portfolio));
+        }
+        let account = intent.account;
+        if !self.signers.contains_key(&account) {
+            return Err(ExecError::NoSigner(account));
+        }
+        if let Some(i) = self.pool_ready.iter().position(|r| !r) {
+            return Err(ExecError::PoolNotReady(self.pools[i].meta.id.clone()));
+        }
+        // Route every leg on a scratch copy of the pools, in order, so legs through the same pool
+        // see each other's effect.
+        let gas = GasPricing {
+            gas_price_wei: Fees::from_base_fee(head.base_fee, 1, self.cfg.priority_fee_wei).max_fee_per_gas,
+        };
+        let mut scratch = self.pools.clone();
+        let mut routes: Vec<(usize, OrderRoute)> = Vec::with_capacity(intent.legs.len());
+        for (k, leg) in intent.legs.iter().enumerate() {
+            let sell = self.tokens[leg.sell.idx()].address;
+            let buy = self.tokens[leg.buy.idx()].address;
+            let native_per_buy = self.native_price_in(buy, &scratch);
+            let route = plan::route_exact_in(
+                &mut scratch,
+                sell,
+                buy,
+                leg.amount_in,
+                &gas,
+                native_per_buy,
+                Some(raw_price(
+                    leg.reference_price,
+                    &self.tokens[leg.sell.idx()],
+                    &self.tokens[leg.buy.idx()],
+                )),
+                self.cfg.max_pool_deviation,
+                self.cfg.slippage_bps,
+            )?;
+            routes.push((k, route));
+        }
+        // Transactions.
+        let deadline = U256::from(head.timestamp + self.cfg.swap_deadline_secs);
+        let mut calls: Vec<CallRequest> = Vec::new();
+        let mut approvals = 0u64;
+        for (k, route) in &routes {
+            let leg = &intent.legs[*k];
+            let sell = self.tokens[leg.sell.idx()].address;
+            for fill in &route.fills {
+                let venue = self.venues[fill.pools[0]];
+                let key = (account, sell, venue.router);
+                let allowed = self.allowances.get(&key).copied().unwrap_or(U256::ZERO);
+                if allowed < fill.amount_in {
+                    calls.push(CallRequest {
+                        to: sell,
+                        input: IERC20::approveCall { spender: venue.router, amount: U256::MAX }
+                            .abi_encode()
+                            .into(),
+                        gas_limit: DEFAULT_APPROVE_GAS,
+                        value: U256::ZERO,
+                    });
+                    self.allowances.insert(key, U256::MAX);
+                    approvals += 1;
+                }
+                let gas_limit: u64 = fill.pools.iter().map(|&p| self.pools[p].meta.gas).sum::<u64>()
+                    * (100 + GAS_LIMIT_MARGIN_PCT)
+                    / 100;
+                let input = self.swap_calldata(fill, account, deadline)?;
+                calls.push(CallRequest { to: venue.router, input, gas_limit, value: U256::ZERO });
+                self.fills.push(FillRecord {
+                    intent: intent.id,
+                    pool: fill
+                        .pools
+                        .iter()
+                        .map(|&p| self.pools[p].meta.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(">"),
+                    sell: self.tokens[leg.sell.idx()].symbol.clone(),
+                    buy: self.tokens[leg.buy.idx()].symbol.clone(),
+                    amount_in: fill.amount_in,
+                    amount_out: fill.amount_out,
+                    amount_out_min: fill.amount_out_min,
+                });
+            }
+        }
+        // Sign.
+        let signer = self.signers.get(&account).ok_or(ExecError::NoSigner(account))?;
+        let first = self.nonces.reserve(account, calls.len() as u64)?;
+        let fees =
+            Fees::from_base_fee(head.base_fee, self.cfg.base_fee_multiplier, self.cfg.priority_fee_wei);
+        let mut txs = Vec::with_capacity(calls.len());
+        for (j, call) in calls.iter().enumerate() {
+            match sign_call(signer, self.cfg.chain_id, first + j as u64, call, fees) {
+                Ok(t) => txs.push(t),
+                Err(e) => {
+                    let chain = self.chain_nonce.get(&account).copied().unwrap_or(first);
+                    self.nonces.reset_to_chain(account, chain);
+                    return Err(e.into());
+                }
+            }
+        }
+        self.stats.txs_signed += txs.len() as u64;
+        self.stats.approvals += approvals;
+        let target = head.number + 1;
+        let uuid = format!("keel-{}-{}", intent.portfolio.0, intent.id);
+        self.request_id += 1;
+        let opts = BundleOptions { replacement_uuid: Some(uuid.clone()), ..Default::default() };
+        let request = build_send_bundle(&txs, target, &opts, &self.auth, self.request_id)?;
+        let last_nonce = first + txs.len() as u64 - 1;
+        self.inflight.push(Inflight {
+            intent: intent.id,
+            portfolio: intent.portfolio,
+            account,
+            txs,
+            last_nonce,
+            target_block: target,
+            deadline_block: head.number + self.cfg.bundle_blocks,
+            landed: false,
+            uuid,
+        });
+        Ok(Action::Submit {
+            intent: intent.id,
+            request,
+            event_recv_ns: intent.event_recv_ns,
+            ready_ns: now_ns,
+        })
+    }
+
+    fn swap_calldata(&self, fill: &plan::Fill, account: Address, deadline: U256) -> Result<Bytes, ExecError> {
+        let venue = self.venues[fill.pools[0]];
+        let input = match venue.kind {
+            DexKind::UniswapV2 => IUniswapV2Router02::swapExactTokensForTokensCall {
+                amountIn: fill.amount_in,
+                amountOutMin: fill.amount_out_min,
+                path: fill.path.clone(),
+                to: account,
+                deadline,
+            }
+            .abi_encode(),
+            DexKind::UniswapV3 => {
+                if fill.pools.len() == 1 {
+                    let fee = match self.pools[fill.pools[0]].pool() {
+                        Pool::V3(p) => p.fee,
+                        Pool::V2 { .. } => 0,
+                    };
+                    ISwapRouter::exactInputSingleCall {
+                        params: ISwapRouter::ExactInputSingleParams {
+                            tokenIn: fill.path[0],
+                            tokenOut: fill.path[1],
+                            fee: U24::from(fee),
+                            recipient: account,
+                            deadline,
+                            amountIn: fill.amount_in,
+                            amountOutMinimum: fill.amount_out_min,
+                            sqrtPriceLimitX96: U160::ZERO,
+                        },
+                    }
+                    .abi_encode()
+                } else {
+                    // Multi-hop V3 path: token (20 bytes) | fee (3 bytes) | token | ...
+                    let mut path = Vec::with_capacity(20 + 23 * fill.pools.len());
+                    path.extend_from_slice(fill.path[0].as_slice());
+                    for (h, &p) in fill.pools.iter().enumerate() {
+                        let fee = match self.pools[p].pool() {
+                            Pool::V3(v) => v.fee,
+                            Pool::V2 { .. } => 0,
+                        };
+                        path.extend_from_slice(&fee.to_be_bytes()[1..]);
+                        path.extend_from_slice(fill.path[h + 1].as_slice());
+                    }
+                    ISwapRouter::exactInputCall {
+                        params: ISwapRouter::ExactInputParams {
+                            path: path.into(),
+                            recipient: account,
+                            deadline,
+                            amountIn: fill.amount_in,
+                            amountOutMinimum: fill.amount_out_min,
+                        },
+                    }
+                    .abi_encode()
+                }
+            }
+        };
+        Ok(input.into())
+    }
+
+    /// Raw `buy` units per wei of the native token, from a ready pool pairing the wrapped native
+    /// token with `buy` (the split optimiser prices gas with it); `None` when no such pool is known.
+    fn native_price_in(&self, buy: Address, pools: &[PoolEntry]) -> Option<f64> {
+        let native = self.native?;
+        if buy == native {
+            return Some(1.0);
+        }
+        pools
+            .iter()
+            .zip(&self.pool_ready)
+            .filter(|(p, ready)| **ready && p.other(native) == Some(buy))
+            .find_map(|(p, _)| p.mid_price_of(native))
+    }
+}
+
+/// A price in whole `buy` per whole `sell` as raw units of `buy` per raw unit of `sell`.
+fn raw_price(whole: f64, sell: &ExecToken, buy: &ExecToken) -> f64 {
+    whole * 10f64.powi(buy.decimals as i32 - sell.decimals as i32)
+}
+
+/// Recovers the call of a signed transaction (for re-signing with new fees and the same nonce).
+fn decode_call(t: &SignedTx) -> Result<CallRequest, ExecError> {
+    use alloy::consensus::{Transaction, TxEnvelope};
+    use alloy::eips::eip2718::Decodable2718;
+    let env = TxEnvelope::decode_2718(&mut t.raw.as_ref())
+        .map_err(|e| ExecError::Tx(TxError::Sign(alloy::signers::Error::other(e.to_string()))))?;
+    Ok(CallRequest {
+        to: env.to().unwrap_or_default(),
+        input: env.input().clone(),
+        gas_limit: env.gas_limit(),
+        value: env.value(),
+    })
+}

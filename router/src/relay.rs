@@ -1,0 +1,158 @@
+//! The relay client: posts a signed bundle to every configured relay at once over keep-alive HTTP
+//! connections, and reads each relay's answer.
+
+use std::time::{Duration, Instant};
+
+use alloy::primitives::B256;
+use futures_util::future::join_all;
+
+use crate::bundle::{FLASHBOTS_SIGNATURE_HEADER, SignedBundleRequest};
+use crate::config::RelayConfig;
+
+/// What went wrong with one relay.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum RelayError {
+    /// Could not build the HTTP client.
+    #[error("http client: {0}")]
+    Client(String),
+    /// The request did not complete (connect, write, read or timeout).
+    #[error("transport: {0}")]
+    Transport(String),
+    /// The relay answered with a non-success HTTP status.
+    #[error("HTTP {status}: {body}")]
+    Status {
+        /// Status code.
+        status: u16,
+        /// Start of the body.
+        body: String,
+    },
+    /// The relay answered with a JSON-RPC error.
+    #[error("relay error {code}: {message}")]
+    Rpc {
+        /// JSON-RPC error code.
+        code: i64,
+        /// Message.
+        message: String,
+    },
+    /// The answer is not a JSON-RPC response we understand.
+    #[error("malformed response: {0}")]
+    Malformed(String),
+}
+
+impl RelayError {
+    /// Whether trying again (for the next block) may succeed.
+    pub fn is_recoverable(&self) -> bool {
+        match self {
+            RelayError::Transport(_) => true,
+            RelayError::Status { status, .. } => *status >= 500 || *status == 429,
+            RelayError::Rpc { .. } | RelayError::Malformed(_) | RelayError::Client(_) => false,
+        }
+    }
+}
+
+/// One relay's answer to one submission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayReply {
+    /// Index of the relay in the configured list.
+    pub relay: usize,
+    /// The bundle hash the relay reported, or the failure.
+    pub result: Result<B256, RelayError>,
+    /// Time from starting the request to the full answer.
+    pub elapsed: Duration,
+}
+
+/// Posts bundles to all configured relays.
+#[derive(Debug, Clone)]
+pub struct RelayClient {
+    http: reqwest::Client,
+    relays: Vec<RelayConfig>,
+}
+
+impl RelayClient {
+    /// A client with one keep-alive connection pool shared by all relays.
+    pub fn new(relays: Vec<RelayConfig>) -> Result<Self, RelayError> {
+        let http = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(4)
+            .build()
+            .map_err(|e| RelayError::Client(e.to_string()))?;
+        Ok(Self { http, relays })
+    }
+
+    /// The configured relays.
+    pub fn relays(&self) -> &[RelayConfig] {
+        &self.relays
+    }
+
+    /// Sends `req` to every relay concurrently and returns every answer.
+    pub async fn send(&self, req: &SignedBundleRequest) -> Vec<RelayReply> {
+        let posts = self.relays.iter().enumerate().map(|(i, relay)| async move {
+            let t0 = Instant::now();
+            let result = self.post_one(relay, req).await;
+            RelayReply { relay: i, result, elapsed: t0.elapsed() }
+        });
+        join_all(posts).await
+    }
+
+    async fn post_one(&self, relay: &RelayConfig, req: &SignedBundleRequest) -> Result<B256, RelayError> {
+        let resp = self
+            .http
+            .post(&relay.url)
+            .timeout(Duration::from_millis(relay.timeout_ms))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(FLASHBOTS_SIGNATURE_HEADER, &req.signature_header)
+            .body(req.body.clone())
+            .send()
+            .await
+            .map_err(|e| RelayError::Transport(e.to_string()))?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(|e| RelayError::Transport(e.to_string()))?;
+        parse_send_bundle_response(status.as_u16(), &bytes)
+    }
+}
+
+/// Reads a relay's HTTP answer to `eth_sendBundle`: `{"result": {"bundleHash": "0x…"}}`, or a
+/// JSON-RPC error (which some relays send with a 4xx/5xx status).
+pub fn parse_send_bundle_response(status: u16, body: &[u8]) -> Result<B256, RelayError> {
+    let parsed: Result<serde_json::Value, _> = serde_json::from_slice(body);
+    if let Ok(v) = &parsed
+        && let Some(err) = v.get("error")
+    {
+        let code = err.get("code").and_then(|c| c.as_i64()).unwrap_or(0);
+        let message = err.get("message").and_then(|m| m.as_str()).unwrap_or("").to_string();
+        return Err(RelayError::Rpc { code, message });
+    }
+    if !(200..300).contains(&status) {
+        let text = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+        return Err(RelayError::Status { status, body: text });
+    }
+    let v = parsed.map_err(|e| RelayError::Malformed(e.to_string()))?;
+    let hash = v
+        .get("result")
+        .and_then(|r| r.get("bundleHash"))
+        .and_then(|h| h.as_str())
+        .ok_or_else(|| RelayError::Malformed("no result.bundleHash".into()))?;
+    hash.parse::<B256>().map_err(|e| RelayError::Malformed(format!("bundleHash: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_success_and_errors() {
+        let h = "0x".to_string() + &"ab".repeat(32);
+        let ok = format!(r#"{{"jsonrpc":"2.0","id":1,"result":{{"bundleHash":"{h}"}}}}"#);
+        assert_eq!(parse_send_bundle_response(200, ok.as_bytes()).unwrap(), h.parse::<B256>().unwrap());
+        let err = br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32000,"message":"bad signature"}}"#;
+        assert_eq!(
+            parse_send_bundle_response(403, err),
+            Err(RelayError::Rpc { code: -32000, message: "bad signature".into() })
+        );
+        let e = parse_send_bundle_response(502, b"<html>bad gateway</html>").unwrap_err();
+        assert!(e.is_recoverable());
+        assert!(matches!(parse_send_bundle_response(200, b"{}"), Err(RelayError::Malformed(_))));
+        assert!(matches!(parse_send_bundle_response(200, b"not json"), Err(RelayError::Malformed(_))));
+    }
+}

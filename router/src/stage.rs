@@ -1,0 +1,195 @@
+//! The router stage's thread: pops [`RouterInput`]s, drives the [`Executor`], and performs its
+//! actions — relay posts and receipt reads run on a tokio runtime, outcomes go back to the engine.
+//!
+//! The thread itself never blocks on I/O: a submission is handed to the runtime the moment it is
+//! signed, and receipts come back through the same input queue.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use alloy::primitives::B256;
+use alloy::providers::{Provider, ProviderBuilder};
+use hdrhistogram::Histogram;
+use keel_engine::clock::mono_now_ns;
+use keel_engine::event::{Event, Outcome};
+use keel_engine::intent::RebalanceIntent;
+use keel_engine::queue::Queue;
+use parking_lot::Mutex;
+
+use crate::chain::ChainUpdate;
+use crate::exec::{Action, Executor, ReceiptInfo};
+use crate::relay::RelayClient;
+
+/// How long the stage thread parks when idle.
+pub const IDLE_PARK: Duration = Duration::from_millis(20);
+/// How many times a receipt read is retried before the landing is reported without gas figures.
+pub const RECEIPT_RETRIES: u32 = 20;
+
+/// Everything the router stage consumes.
+#[derive(Debug, Clone)]
+pub enum RouterInput {
+    /// A rebalance decided by the engine.
+    Intent(Box<RebalanceIntent>),
+    /// A chain fact from the node feed.
+    Chain(ChainUpdate),
+    /// Receipts the driver read for a landed bundle.
+    Receipts {
+        /// The intent.
+        intent: u64,
+        /// One per transaction.
+        receipts: Vec<ReceiptInfo>,
+    },
+}
+
+/// Per-relay counters.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct RelayCounters {
+    /// Relay name.
+    pub name: String,
+    /// Requests accepted (a bundle hash returned).
+    pub accepted: u64,
+    /// Requests refused or failed.
+    pub failed: u64,
+}
+
+/// Shared, lock-light observations of the stage, read by reports and metrics.
+#[derive(Debug)]
+pub struct StageObserver {
+    /// Tick-to-wire: event receive → signed request handed to the HTTP client, ns.
+    pub tick_to_wire: Mutex<Histogram<u64>>,
+    /// Relay round trip, ns.
+    pub relay_rtt: Mutex<Histogram<u64>>,
+    /// Per relay.
+    pub relays: Mutex<Vec<RelayCounters>>,
+    /// Outcomes, in order.
+    pub outcomes: Mutex<Vec<(u64, Outcome)>>,
+    /// Outcomes the engine queue refused (must stay 0).
+    pub outcomes_dropped: AtomicU64,
+}
+
+impl StageObserver {
+    /// Fresh counters for `relay_names`.
+    pub fn new(relay_names: impl IntoIterator<Item = String>) -> Self {
+        let hist = || Mutex::new(Histogram::new(3).expect("3 significant digits is valid"));
+        Self {
+            tick_to_wire: hist(),
+            relay_rtt: hist(),
+            relays: Mutex::new(
+                relay_names.into_iter().map(|name| RelayCounters { name, ..Default::default() }).collect(),
+            ),
+            outcomes: Mutex::new(Vec::new()),
+            outcomes_dropped: AtomicU64::new(0),
+        }
+    }
+}
+
+/// Runs the stage on the current thread until `stop` is set and the input queue is drained.
+/// Returns the executor, for final statistics.
+pub fn run_router_stage(
+    mut exec: Executor,
+    input: Arc<Queue<RouterInput>>,
+    engine: Arc<Queue<Event>>,
+    relays: RelayClient,
+    rpc_url: String,
+    runtime: tokio::runtime::Handle,
+    observer: Arc<StageObserver>,
+    stop: Arc<AtomicBool>,
+) -> Executor {
+    let mut actions = Vec::with_capacity(16);
+    loop {
+        let Some(msg) = input.pop_wait(IDLE_PARK) else {
+            if stop.load(Ordering::Acquire) {
+                break;
+            }
+            continue;
+        };
+        let now = mono_now_ns();
+        match msg {
+            RouterInput::Intent(intent) => exec.on_intent(&intent, now, &mut actions),
+            RouterInput::Chain(update) => exec.on_chain(update, now, &mut actions),
+            RouterInput::Receipts { intent, receipts } => exec.on_receipts(intent, &receipts, &mut actions),
+        }
+        for action in actions.drain(..) {
+            match action {
+                Action::Submit { intent, request, event_recv_ns, ready_ns } => {
+                    if event_recv_ns > 0 {
+                        let _ = observer
+                            .tick_to_wire
+                            .lock()
+                            .record(ready_ns.saturating_sub(event_recv_ns).max(1));
+                    }
+                    let relays = relays.clone();
+                    let observer = Arc::clone(&observer);
+                    runtime.spawn(async move {
+                        for reply in relays.send(&request).await {
+                            let _ = observer.relay_rtt.lock().record((reply.elapsed.as_nanos() as u64).max(1));
+                            let mut counters = observer.relays.lock();
+                            let c = &mut counters[reply.relay];
+                            match &reply.result {
+                                Ok(hash) => {
+                                    c.accepted += 1;
+                                    tracing::debug!(intent, relay = %c.name, bundle = %hash, block = request.block_number, "bundle accepted");
+                                }
+                                Err(e) => {
+                                    c.failed += 1;
+                                    tracing::warn!(intent, relay = %c.name, error = %e, "relay refused or failed");
+                                }
+                            }
+                        }
+                    });
+                }
+                Action::FetchReceipts { intent, hashes } => {
+                    let input = Arc::clone(&input);
+                    let url = rpc_url.clone();
+                    runtime.spawn(async move {
+                        let receipts = fetch_receipts(&url, &hashes).await;
+                        let _ = input.try_push(RouterInput::Receipts { intent, receipts });
+                    });
+                }
+                Action::Outcome(o) => {
+                    observer.outcomes.lock().push((mono_now_ns(), o));
+                    if engine.try_push(Event::Outcome(o)).is_err() {
+                        observer.outcomes_dropped.fetch_add(1, Ordering::Relaxed);
+                        tracing::error!(intent = o.intent, "engine queue full: outcome dropped");
+                    }
+                }
+            }
+        }
+    }
+    exec
+}
+
+/// Reads the receipts of `hashes`, retrying while the node has not indexed them yet. A receipt that
+/// never appears is reported with zero gas (the landing itself is proven by the account nonce).
+async fn fetch_receipts(rpc_url: &str, hashes: &[B256]) -> Vec<ReceiptInfo> {
+    let Ok(url) = rpc_url.parse() else {
+        tracing::error!(rpc_url, "bad RPC URL: receipts not read");
+        return Vec::new();
+    };
+    let provider = ProviderBuilder::new().connect_http(url);
+    let mut out = Vec::with_capacity(hashes.len());
+    for hash in hashes {
+        let mut got = None;
+        for attempt in 0..RECEIPT_RETRIES {
+            match provider.get_transaction_receipt(*hash).await {
+                Ok(Some(r)) => {
+                    got = Some(ReceiptInfo {
+                        block: r.block_number.unwrap_or(0),
+                        gas_used: r.gas_used,
+                        success: r.status(),
+                    });
+                    break;
+                }
+                Ok(None) => {}
+                Err(e) => tracing::debug!(%hash, attempt, error = %e, "receipt read failed"),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        match got {
+            Some(r) => out.push(r),
+            None => tracing::warn!(%hash, "receipt of a landed transaction not found"),
+        }
+    }
+    out
+}

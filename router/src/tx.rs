@@ -1,0 +1,192 @@
+//! EIP-1559 transactions: fees from the head's base fee, per-account nonce tracking, local signing
+//! and EIP-2718 encoding, all synchronous (this is on the tick-to-wire path).
+
+use std::collections::HashMap;
+
+use alloy::consensus::{SignableTransaction, TxEip1559, TxEnvelope};
+use alloy::eips::eip2718::Encodable2718;
+use alloy::primitives::{Address, B256, Bytes, TxKind, U256};
+
+use crate::signer::Signer;
+
+/// Fee caps of one transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fees {
+    /// `maxFeePerGas`, wei.
+    pub max_fee_per_gas: u128,
+    /// `maxPriorityFeePerGas` (builder tip), wei.
+    pub max_priority_fee_per_gas: u128,
+}
+
+impl Fees {
+    /// `maxFeePerGas = base_fee × multiplier + tip`: valid for several blocks of base-fee rises
+    /// (each block can raise it by at most 12.5%).
+    pub fn from_base_fee(base_fee: u128, multiplier: u128, tip: u128) -> Self {
+        Self {
+            max_fee_per_gas: base_fee.saturating_mul(multiplier).saturating_add(tip),
+            max_priority_fee_per_gas: tip,
+        }
+    }
+
+    /// The price actually paid per gas at `base_fee`.
+    pub fn effective_price(&self, base_fee: u128) -> u128 {
+        self.max_fee_per_gas.min(base_fee.saturating_add(self.max_priority_fee_per_gas))
+    }
+}
+
+/// A signed, encoded transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedTx {
+    /// EIP-2718 bytes, as `eth_sendBundle` and `eth_sendRawTransaction` take them.
+    pub raw: Bytes,
+    /// Transaction hash.
+    pub hash: B256,
+    /// Sender.
+    pub from: Address,
+    /// Nonce used.
+    pub nonce: u64,
+    /// Gas limit.
+    pub gas_limit: u64,
+    /// Fee caps.
+    pub fees: Fees,
+}
+
+/// Why a transaction could not be signed.
+#[derive(Debug, thiserror::Error)]
+pub enum TxError {
+    /// The signer failed.
+    #[error("signing failed: {0}")]
+    Sign(#[from] alloy::signers::Error),
+    /// No nonce is known for the account (it was never read from the chain).
+    #[error("no nonce known for {0}: read it from the chain first")]
+    UnknownNonce(Address),
+}
+
+/// Everything of a call but the nonce and signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallRequest {
+    /// Contract called.
+    pub to: Address,
+    /// Calldata.
+    pub input: Bytes,
+    /// Gas limit.
+    pub gas_limit: u64,
+    /// ETH sent.
+    pub value: U256,
+}
+
+/// Builds and signs an EIP-1559 transaction.
+pub fn sign_call(
+    signer: &Signer,
+    chain_id: u64,
+    nonce: u64,
+    call: &CallRequest,
+    fees: Fees,
+) -> Result<SignedTx, TxError> {
+    let tx = TxEip1559 {
+        chain_id,
+        nonce,
+        gas_limit: call.gas_limit,
+        max_fee_per_gas: fees.max_fee_per_gas,
+        max_priority_fee_per_gas: fees.max_priority_fee_per_gas,
+        to: TxKind::Call(call.to),
+        value: call.value,
+        access_list: Default::default(),
+        input: call.input.clone(),
+    };
+    let sig = signer.sign_hash(&tx.signature_hash())?;
+    let envelope: TxEnvelope = tx.into_signed(sig).into();
+    let hash = *envelope.tx_hash();
+    Ok(SignedTx {
+        raw: envelope.encoded_2718().into(),
+        hash,
+        from: signer.address(),
+        nonce,
+        gas_limit: call.gas_limit,
+        fees,
+    })
+}
+
+/// Next nonce per account: read from the chain at start, then tracked locally so a bundle of several
+/// transactions (and the next rebalance, before the chain catches up) gets consecutive nonces.
+#[derive(Debug, Default, Clone)]
+pub struct NonceTracker {
+    next: HashMap<Address, u64>,
+}
+
+impl NonceTracker {
+    /// The chain reports `account`'s transaction count. The local view never goes below it, and is
+    /// pulled back to it by [`NonceTracker::reset_to_chain`] when reserved nonces were abandoned.
+    pub fn observe_chain(&mut self, account: Address, chain_nonce: u64) {
+        let e = self.next.entry(account).or_insert(chain_nonce);
+        if *e < chain_nonce {
+            *e = chain_nonce;
+        }
+    }
+
+    /// Forgets reservations above the chain's count (after a bundle expired unlanded).
+    pub fn reset_to_chain(&mut self, account: Address, chain_nonce: u64) {
+        self.next.insert(account, chain_nonce);
+    }
+
+    /// Reserves `count` consecutive nonces and returns the first.
+    pub fn reserve(&mut self, account: Address, count: u64) -> Result<u64, TxError> {
+        let e = self.next.get_mut(&account).ok_or(TxError::UnknownNonce(account))?;
+        let first = *e;
+        *e += count;
+        Ok(first)
+    }
+
+    /// The next nonce that would be reserved.
+    pub fn peek(&self, account: Address) -> Option<u64> {
+        self.next.get(&account).copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy::consensus::transaction::SignerRecoverable;
+    use alloy::eips::eip2718::Decodable2718;
+
+    #[test]
+    fn signed_tx_decodes_and_recovers_the_sender() {
+        let signer = Signer::dev(0).unwrap();
+        let call = CallRequest {
+            to: Address::repeat_byte(0x11),
+            input: Bytes::from(vec![1, 2, 3]),
+            gas_limit: 100_000,
+            value: U256::ZERO,
+        };
+        let fees = Fees::from_base_fee(10, 2, 1);
+        let tx = sign_call(&signer, 31337, 7, &call, fees).unwrap();
+        let env = TxEnvelope::decode_2718(&mut tx.raw.as_ref()).unwrap();
+        assert_eq!(env.recover_signer().unwrap(), signer.address());
+        assert_eq!(*env.tx_hash(), tx.hash);
+        let TxEnvelope::Eip1559(s) = env else { panic!("not 1559") };
+        assert_eq!(s.tx().nonce, 7);
+        assert_eq!(s.tx().chain_id, 31337);
+        assert_eq!(s.tx().max_fee_per_gas, 21);
+    }
+
+    #[test]
+    fn nonces_are_consecutive_and_follow_the_chain() {
+        let a = Address::repeat_byte(1);
+        let mut n = NonceTracker::default();
+        assert!(matches!(n.reserve(a, 1), Err(TxError::UnknownNonce(_))));
+        n.observe_chain(a, 5);
+        assert_eq!(n.reserve(a, 2).unwrap(), 5);
+        assert_eq!(n.reserve(a, 1).unwrap(), 7);
+        n.observe_chain(a, 6); // chain behind our reservations: keep ours
+        assert_eq!(n.peek(a), Some(8));
+        n.reset_to_chain(a, 6);
+        assert_eq!(n.reserve(a, 1).unwrap(), 6);
+    }
+
+    #[test]
+    fn effective_price_is_capped() {
+        let f = Fees { max_fee_per_gas: 100, max_priority_fee_per_gas: 5 };
+        assert_eq!(f.effective_price(50), 55);
+        assert_eq!(f.effective_price(99), 100);
+    }
+}

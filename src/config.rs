@@ -1,0 +1,256 @@
+//! Keel's whole configuration file: each crate owns its section's types; this module composes them,
+//! resolves references between sections, and validates the file naming the field and the problem.
+
+use std::path::Path;
+
+use alloy::primitives::Address;
+use eyre::{Context, eyre};
+use keel_bench::sim::config::SimConfig;
+use keel_engine::config::{EngineConfig, PortfolioConfig, TokenConfig};
+use keel_feeds::ws::BinanceFeedConfig;
+use keel_router::config::{DexConfig, PoolConfig, RelayConfig, RouterConfig};
+use keel_router::signer::KeySource;
+use serde::Deserialize;
+
+/// Default interval between chain head polls, milliseconds.
+pub(crate) const DEFAULT_CHAIN_POLL_MS: u64 = keel_feeds::poll::DEFAULT_POLL_MS;
+
+/// The TOML file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct KeelConfig {
+    /// Engine settings.
+    #[serde(default)]
+    pub(crate) engine: EngineConfig,
+    /// Market-data feeds. Filled in by `keel demo` from the simulated market.
+    #[serde(default)]
+    pub(crate) feeds: FeedsConfig,
+    /// The Ethereum node. Filled in by `keel demo`.
+    #[serde(default)]
+    pub(crate) chain: Option<ChainConfig>,
+    /// Execution settings.
+    pub(crate) router: RouterConfig,
+    /// Keys.
+    pub(crate) signers: SignersConfig,
+    /// Bundle relays. Filled in by `keel demo`.
+    #[serde(default)]
+    pub(crate) relays: Vec<RelayConfig>,
+    /// Tokens.
+    pub(crate) tokens: Vec<TokenConfig>,
+    /// DEX deployments.
+    pub(crate) dexes: Vec<DexConfig>,
+    /// Pools.
+    pub(crate) pools: Vec<PoolConfig>,
+    /// Portfolios.
+    pub(crate) portfolios: Vec<PortfolioConfig>,
+    /// The simulated market (`keel demo` only).
+    #[serde(default)]
+    pub(crate) sim: Option<SimConfig>,
+}
+
+/// `[feeds]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FeedsConfig {
+    /// Binance market streams (spot or USD-M futures, by URL).
+    #[serde(default)]
+    pub(crate) binance: Option<BinanceFeedConfig>,
+}
+
+fn default_chain_poll_ms() -> u64 {
+    DEFAULT_CHAIN_POLL_MS
+}
+
+/// `[chain]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ChainConfig {
+    /// JSON-RPC HTTP URL of the node.
+    pub(crate) rpc_url: String,
+    /// Head poll interval, milliseconds.
+    #[serde(default = "default_chain_poll_ms")]
+    pub(crate) poll_ms: u64,
+}
+
+/// `[signers]`: key references only (`env:VAR` or `dev:N`), never keys.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SignersConfig {
+    /// The key that signs `X-Flashbots-Signature` (reputation; holds no funds).
+    pub(crate) reputation_key: KeySource,
+    /// Keys of the portfolio accounts; each portfolio's `account` must be one of them.
+    pub(crate) accounts: Vec<KeySource>,
+}
+
+/// What the file is for: a demo needs `[sim]`; a live run needs endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    /// `keel demo`.
+    Demo,
+    /// `keel run`.
+    Live,
+}
+
+impl KeelConfig {
+    /// Reads and validates a file.
+    pub(crate) fn load(path: &Path) -> eyre::Result<Self> {
+        let text = std::fs::read_to_string(path).wrap_err_with(|| format!("reading {}", path.display()))?;
+        Self::parse(&text).wrap_err_with(|| format!("in {}", path.display()))
+    }
+
+    /// Parses and validates TOML text.
+    pub(crate) fn parse(text: &str) -> eyre::Result<Self> {
+        let cfg: KeelConfig = toml::from_str(text).map_err(|e| eyre!("{}", e.to_string().trim_end()))?;
+        cfg.validate_sections()?;
+        Ok(cfg)
+    }
+
+    fn validate_sections(&self) -> eyre::Result<()> {
+        keel_engine::config::validate(&self.tokens, &self.portfolios)?;
+        // Relays may be filled in later by the demo; validate them only when present.
+        let relays_ok = if self.relays.is_empty() {
+            vec![RelayConfig { name: "placeholder".into(), url: "http://127.0.0.1".into(), timeout_ms: 1 }]
+        } else {
+            self.relays.clone()
+        };
+        keel_router::config::validate(&self.tokens, &self.dexes, &self.pools, &self.router, &relays_ok)?;
+        let accounts = self.account_addresses()?;
+        for p in &self.portfolios {
+            if !accounts.contains(&p.account) {
+                return Err(eyre!(
+                    "portfolios[{}].account: {} is not the address of any key in signers.accounts",
+                    p.name,
+                    p.account
+                ));
+            }
+        }
+        // Every pair a portfolio may trade needs a pool (directly).
+        for p in &self.portfolios {
+            let syms: Vec<&String> = p.targets.keys().collect();
+            for (i, a) in syms.iter().enumerate() {
+                for b in &syms[i + 1..] {
+                    let has = self.pools.iter().any(|pool| {
+                        (&pool.token0 == *a && &pool.token1 == *b)
+                            || (&pool.token0 == *b && &pool.token1 == *a)
+                    });
+                    if !has {
+                        return Err(eyre!("portfolios[{}].targets: no pool trades {a}/{b}", p.name));
+                    }
+                }
+            }
+        }
+        if let Some(sim) = &self.sim
+            && sim.chain_id != self.router.chain_id
+        {
+            return Err(eyre!(
+                "sim.chain_id: {} differs from router.chain_id {}",
+                sim.chain_id,
+                self.router.chain_id
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks that the file has what `purpose` needs.
+    pub(crate) fn check_purpose(&self, purpose: Purpose) -> eyre::Result<()> {
+        match purpose {
+            Purpose::Demo => {
+                if self.sim.is_none() {
+                    return Err(eyre!("sim: a demo config needs a [sim] section"));
+                }
+            }
+            Purpose::Live => {
+                if self.chain.is_none() {
+                    return Err(eyre!("chain: a live config needs [chain] with rpc_url"));
+                }
+                if self.relays.is_empty() {
+                    return Err(eyre!("relays: a live config needs at least one [[relays]] entry"));
+                }
+                if self.feeds.binance.is_none() {
+                    return Err(eyre!("feeds.binance: a live config needs a market-data feed"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Addresses of the account keys (loading each key; `dev:` keys only on chain 31337).
+    pub(crate) fn account_addresses(&self) -> eyre::Result<Vec<Address>> {
+        self.signers
+            .accounts
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                k.load(self.router.chain_id)
+                    .map(|s| s.address())
+                    .map_err(|e| eyre!("signers.accounts[{i}]: {e}"))
+            })
+            .collect()
+    }
+
+    /// Exchange symbols the engine prices tokens from.
+    pub(crate) fn feed_symbols(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for t in &self.tokens {
+            if let keel_engine::config::PriceSource::Instrument { symbol } = &t.price
+                && !out.contains(symbol)
+            {
+                out.push(symbol.clone());
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn demo_text() -> String {
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/configs/demo.toml")).unwrap()
+    }
+
+    #[test]
+    fn every_shipped_config_parses() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/configs");
+        let mut n = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                // mainnet.example.toml uses env: keys, which need not be set to parse.
+                let text = std::fs::read_to_string(&path).unwrap();
+                let cfg: Result<KeelConfig, _> = toml::from_str(&text);
+                assert!(cfg.is_ok(), "{}: {:?}", path.display(), cfg.err());
+                n += 1;
+            }
+        }
+        assert!(n >= 2);
+        let demo = KeelConfig::parse(&demo_text()).unwrap();
+        demo.check_purpose(Purpose::Demo).unwrap();
+    }
+
+    #[test]
+    fn bad_weights_name_the_portfolio_and_field() {
+        let text = demo_text().replacen("WETH = 0.6", "WETH = 0.57", 1);
+        let err = format!("{:#}", KeelConfig::parse(&text).unwrap_err());
+        assert!(err.contains("portfolios[core].targets") && err.contains("sum to 0.97"), "{err}");
+    }
+
+    #[test]
+    fn unknown_field_is_refused() {
+        let text = demo_text().replacen("[router]", "[router]\nslipage_bps = 5", 1);
+        let err = format!("{:#}", KeelConfig::parse(&text).unwrap_err());
+        assert!(err.contains("slipage_bps"), "{err}");
+    }
+
+    #[test]
+    fn raw_private_key_in_config_is_refused() {
+        let text = demo_text().replacen(
+            "reputation_key = \"dev:9\"",
+            "reputation_key = \"0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80\"",
+            1,
+        );
+        let err = format!("{:#}", KeelConfig::parse(&text).unwrap_err());
+        assert!(err.contains("env:VAR") && !err.contains("bacb478cbed5efcae784d7bf4f2ff80"), "{err}");
+    }
+}

@@ -1,0 +1,92 @@
+//! `keel demo`: the simulated market and the full pipeline in one process, with live progress, a
+//! summary, `report.json` and `weights.svg`.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use eyre::{Context, eyre};
+use keel_bench::pipeline::{DEFAULT_SAMPLE_EVERY, Pipeline};
+use keel_bench::sim::SimMarket;
+use keel_feeds::ws::BinanceFeedConfig;
+use keel_router::config::RelayConfig;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{KeelConfig, Purpose};
+use crate::report::{self, RunReport};
+
+/// Runs the demo for `duration_s` seconds and writes its outputs into `out`.
+pub(crate) fn run(config: &Path, duration_s: u64, out: &Path, progress: bool) -> eyre::Result<()> {
+    let cfg = KeelConfig::load(config)?;
+    cfg.check_purpose(Purpose::Demo)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("keel-io")
+        .build()
+        .wrap_err("starting the async runtime")?;
+    let report = rt.block_on(run_async(cfg, Duration::from_secs(duration_s), progress))?;
+    report::write_outputs(&report, out)?;
+    report::print_summary(&report, out);
+    if report.bundles_landed == 0 {
+        return Err(eyre!("no bundle landed during the demo: see the log above (run with --log info)"));
+    }
+    Ok(())
+}
+
+/// The demo without its file outputs: start the market and the pipeline, run, collect the report.
+pub(crate) async fn run_async(
+    cfg: KeelConfig,
+    duration: Duration,
+    progress: bool,
+) -> eyre::Result<RunReport> {
+    let sim_cfg = cfg.sim.clone().ok_or_else(|| eyre!("sim: missing"))?;
+    let cancel = CancellationToken::new();
+    let sim =
+        SimMarket::start(sim_cfg, cfg.tokens.clone(), cfg.dexes.clone(), cfg.pools.clone(), cancel.clone())
+            .await
+            .wrap_err("starting the simulated market")?;
+    if progress {
+        eprintln!(
+            "simulated market: exchange {}  node {}  relay {}",
+            sim.ws_url(),
+            sim.rpc_url(),
+            sim.relay_url()
+        );
+    }
+    let mut spec = crate::live::spec_from_config(&cfg)?;
+    spec.binance = BinanceFeedConfig::new(sim.ws_url(), cfg.feed_symbols());
+    spec.rpc_url = sim.rpc_url();
+    spec.relays = vec![RelayConfig { name: "sim-relay".into(), url: sim.relay_url(), timeout_ms: 2_000 }];
+    spec.poll_ms = cfg.chain.as_ref().map(|c| c.poll_ms).unwrap_or(50);
+    spec.sample_every = DEFAULT_SAMPLE_EVERY;
+    let pipeline = Pipeline::start(spec, &tokio::runtime::Handle::current())?;
+    run_for(&pipeline, duration, progress).await;
+    let run = pipeline.shutdown().await;
+    let sim_stats = sim.stats();
+    let report = report::build(&cfg, run, Some(sim_stats));
+    sim.shutdown().await;
+    cancel.cancel();
+    Ok(report)
+}
+
+/// Waits `duration` (or Ctrl-C), printing a progress line every second.
+pub(crate) async fn run_for(pipeline: &Pipeline, duration: Duration, progress: bool) {
+    let start = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = tokio::signal::ctrl_c() => {
+                eprintln!("interrupted: draining and writing the report");
+                break;
+            }
+        }
+        if progress {
+            eprintln!("{}", report::progress_line(&pipeline.snapshot(), &pipeline.feed_stats()));
+        }
+        if start.elapsed() >= duration {
+            break;
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! `keel run`: the pipeline against the endpoints in a config.
+
+use std::path::Path;
+use std::time::Duration;
+
+use eyre::{Context, eyre};
+use keel_bench::pipeline::{DEFAULT_SAMPLE_EVERY, Pipeline, PipelineSpec};
+
+use crate::config::{DEFAULT_CHAIN_POLL_MS, KeelConfig, Purpose};
+use crate::report;
+
+/// Resolves a config into a pipeline spec: loads the keys (from the environment or the dev set).
+/// Endpoints are taken from the config when present; `keel demo` overrides them.
+pub(crate) fn spec_from_config(cfg: &KeelConfig) -> eyre::Result<PipelineSpec> {
+    let chain_id = cfg.router.chain_id;
+    let reputation =
+        cfg.signers.reputation_key.load(chain_id).map_err(|e| eyre!("signers.reputation_key: {e}"))?;
+    let accounts = cfg
+        .signers
+        .accounts
+        .iter()
+        .enumerate()
+        .map(|(i, k)| k.load(chain_id).map_err(|e| eyre!("signers.accounts[{i}]: {e}")))
+        .collect::<eyre::Result<Vec<_>>>()?;
+    let native_symbol =
+        ["WETH", "WETH9"].iter().find(|s| cfg.tokens.iter().any(|t| &t.symbol == *s)).map(|s| s.to_string());
+    Ok(PipelineSpec {
+        engine: cfg.engine.clone(),
+        tokens: cfg.tokens.clone(),
+        portfolios: cfg.portfolios.clone(),
+        router: cfg.router.clone(),
+        dexes: cfg.dexes.clone(),
+        pools: cfg.pools.clone(),
+        relays: cfg.relays.clone(),
+        reputation,
+        accounts,
+        binance: cfg.feeds.binance.clone().unwrap_or_else(|| {
+            keel_feeds::ws::BinanceFeedConfig::new(keel_feeds::ws::DEFAULT_BINANCE_WS_URL, cfg.feed_symbols())
+        }),
+        rpc_url: cfg.chain.as_ref().map(|c| c.rpc_url.clone()).unwrap_or_default(),
+        poll_ms: cfg.chain.as_ref().map(|c| c.poll_ms).unwrap_or(DEFAULT_CHAIN_POLL_MS),
+        native_symbol,
+        sample_every: DEFAULT_SAMPLE_EVERY,
+    })
+}
+
+/// Runs until Ctrl-C (or `duration_s`), then writes the report.
+pub(crate) fn run(config: &Path, duration_s: Option<u64>, out: &Path) -> eyre::Result<()> {
+    let cfg = KeelConfig::load(config)?;
+    cfg.check_purpose(Purpose::Live)?;
+    let spec = spec_from_config(&cfg)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("keel-io")
+        .build()
+        .wrap_err("starting the async runtime")?;
+    let report = rt.block_on(async {
+        let pipeline = Pipeline::start(spec, &tokio::runtime::Handle::current())?;
+        let duration = duration_s.map(Duration::from_secs).unwrap_or(Duration::from_secs(u64::MAX / 4));
+        crate::demo::run_for(&pipeline, duration, true).await;
+        let run = pipeline.shutdown().await;
+        Ok::<_, eyre::Report>(report::build(&cfg, run, None))
+    })?;
+    report::write_outputs(&report, out)?;
+    report::print_summary(&report, out);
+    Ok(())
+}

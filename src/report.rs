@@ -1,0 +1,285 @@
+//! The run report: `report.json`, the printed summary and the progress line.
+
+use std::path::Path;
+
+use eyre::Context;
+use hdrhistogram::Histogram;
+use keel_bench::pipeline::{PipelineReport, Sample, Snapshot};
+use keel_bench::sim::SimStats;
+use keel_engine::event::OutcomeStatus;
+use keel_feeds::stats::FeedStatsSnapshot;
+use serde::Serialize;
+
+use crate::config::KeelConfig;
+
+/// Latency percentiles in microseconds.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+pub(crate) struct Micros {
+    /// Median.
+    pub(crate) p50: f64,
+    /// 99th percentile.
+    pub(crate) p99: f64,
+    /// Largest.
+    pub(crate) max: f64,
+    /// Samples.
+    pub(crate) count: u64,
+}
+
+impl Micros {
+    fn of(h: &Histogram<u64>) -> Self {
+        if h.is_empty() {
+            return Self::default();
+        }
+        let us = |v: u64| v as f64 / 1e3;
+        Self {
+            p50: us(h.value_at_quantile(0.5)),
+            p99: us(h.value_at_quantile(0.99)),
+            max: us(h.max()),
+            count: h.len(),
+        }
+    }
+}
+
+/// One portfolio in the report.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct PortfolioReport {
+    /// Name.
+    pub(crate) id: String,
+    /// Value (USD) when first known.
+    pub(crate) start_value: Option<f64>,
+    /// Value at the end.
+    pub(crate) end_value: Option<f64>,
+    /// Swaps in landed bundles.
+    pub(crate) trades: usize,
+    /// Rebalances fired.
+    pub(crate) rebalances: usize,
+    /// Rebalances landed.
+    pub(crate) landed: usize,
+    /// (symbol, weight, target) at the end.
+    pub(crate) final_weights: Vec<(String, f64, f64)>,
+    /// Band in force at the end.
+    pub(crate) band: f64,
+}
+
+/// A trade marker for plots: when a rebalance landed.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct LandedMark {
+    /// Seconds since start.
+    pub(crate) t_s: f64,
+    /// Portfolio index.
+    pub(crate) portfolio: usize,
+    /// Block.
+    pub(crate) block: u64,
+}
+
+/// What `report.json` holds.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct RunReport {
+    /// Wall time, seconds.
+    pub(crate) duration_s: f64,
+    /// Quotes the engine processed.
+    pub(crate) price_updates: u64,
+    /// Rebalances fired (intents).
+    pub(crate) rebalances: u64,
+    /// Bundle requests sent (first submissions and retargets).
+    pub(crate) bundles_submitted: u64,
+    /// Rebalances whose bundle landed.
+    pub(crate) bundles_landed: u64,
+    /// Rebalances abandoned unlanded.
+    pub(crate) bundles_expired: u64,
+    /// Rebalances refused before submission (routing or guards).
+    pub(crate) rebalances_rejected: u64,
+    /// Largest drift seen when a trigger fired.
+    pub(crate) max_drift_before: f64,
+    /// Largest drift right after a landed rebalance (post-landing balances applied).
+    pub(crate) max_drift_after: f64,
+    /// Gas used by landed bundles.
+    pub(crate) gas_used: u64,
+    /// Event receive → signed bundle request handed to the HTTP client.
+    pub(crate) tick_to_wire_us: Micros,
+    /// Event receive → trigger decision (fired events).
+    pub(crate) decide_us: Micros,
+    /// Quote receive → state applied and triggers evaluated (every quote).
+    pub(crate) quote_to_decision_us: Micros,
+    /// Relay round trip.
+    pub(crate) relay_rtt_us: Micros,
+    /// Portfolios.
+    pub(crate) portfolios: Vec<PortfolioReport>,
+    /// Per relay counters.
+    pub(crate) relays: Vec<keel_router::stage::RelayCounters>,
+    /// Feed counters.
+    pub(crate) feed: FeedStatsSnapshot,
+    /// Blocks read from the node.
+    pub(crate) blocks: u64,
+    /// Engine counters.
+    pub(crate) engine: keel_engine::stats::EngineStats,
+    /// Queue counters.
+    pub(crate) queues: Queues,
+    /// The simulated market's own counters (demo only).
+    pub(crate) sim: Option<SimStats>,
+    /// Landed rebalances, for plots.
+    pub(crate) landed: Vec<LandedMark>,
+    /// Weight samples, for plots.
+    #[serde(skip)]
+    pub(crate) samples: Vec<Sample>,
+    /// Target weights by portfolio (in the order samples list weights).
+    #[serde(skip)]
+    pub(crate) targets: Vec<Vec<(String, f64)>>,
+}
+
+/// Queue counters.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Queues {
+    /// Engine input.
+    pub(crate) events: keel_engine::queue::QueueStats,
+    /// Router input.
+    pub(crate) router: keel_engine::queue::QueueStats,
+}
+
+/// Builds the report of a finished run.
+pub(crate) fn build(cfg: &KeelConfig, run: PipelineReport, sim: Option<SimStats>) -> RunReport {
+    let engine = &run.engine.engine;
+    let n = cfg.portfolios.len();
+    let mut landed_by = vec![0usize; n];
+    let mut landed_intents = Vec::new();
+    let mut landed = Vec::new();
+    for (t_s, o) in &run.outcomes {
+        if let OutcomeStatus::Landed { block, .. } = o.status {
+            landed_by[o.portfolio.idx()] += 1;
+            landed_intents.push(o.intent);
+            landed.push(LandedMark { t_s: *t_s, portfolio: o.portfolio.idx(), block });
+        }
+    }
+    let views = keel_bench::pipeline::portfolio_views(engine);
+    let portfolios = cfg
+        .portfolios
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let intents_of: Vec<u64> =
+                run.engine.intents.iter().filter(|x| x.portfolio.idx() == i).map(|x| x.id).collect();
+            PortfolioReport {
+                id: p.name.clone(),
+                start_value: run.engine.start_values.get(i).copied().flatten(),
+                end_value: views.get(i).and_then(|v| v.value),
+                trades: run
+                    .fills
+                    .iter()
+                    .filter(|f| intents_of.contains(&f.intent) && landed_intents.contains(&f.intent))
+                    .count(),
+                rebalances: intents_of.len(),
+                landed: landed_by[i],
+                final_weights: views.get(i).map(|v| v.weights.clone()).unwrap_or_default(),
+                band: views.get(i).map(|v| v.band).unwrap_or(0.0),
+            }
+        })
+        .collect();
+    let targets = views.iter().map(|v| v.weights.iter().map(|(s, _, t)| (s.clone(), *t)).collect()).collect();
+    let stats = engine.stats();
+    RunReport {
+        duration_s: run.duration_s,
+        price_updates: stats.events.quotes,
+        rebalances: run.engine.intents.len() as u64,
+        bundles_submitted: run.exec.submissions,
+        bundles_landed: run.exec.landed,
+        bundles_expired: run.exec.expired,
+        rebalances_rejected: run.exec.rejected,
+        max_drift_before: run.engine.intents.iter().map(|i| i.drift).fold(0.0, f64::max),
+        max_drift_after: run.engine.drift_after_landing.iter().map(|(_, d)| *d).fold(0.0, f64::max),
+        gas_used: run.exec.gas_used,
+        tick_to_wire_us: Micros::of(&run.tick_to_wire),
+        decide_us: Micros::of(&run.engine.decide),
+        quote_to_decision_us: Micros::of(&run.engine.quote_to_decision),
+        relay_rtt_us: Micros::of(&run.relay_rtt),
+        portfolios,
+        relays: run.relays,
+        feed: run.feed,
+        blocks: run.blocks,
+        engine: stats,
+        queues: Queues { events: run.event_queue, router: run.router_queue },
+        sim,
+        landed,
+        samples: run.engine.samples,
+        targets,
+    }
+}
+
+/// Writes `report.json` and `weights.svg` into `out`.
+pub(crate) fn write_outputs(report: &RunReport, out: &Path) -> eyre::Result<()> {
+    std::fs::create_dir_all(out).wrap_err_with(|| format!("creating {}", out.display()))?;
+    let json = serde_json::to_string_pretty(report)?;
+    std::fs::write(out.join("report.json"), json).wrap_err("writing report.json")?;
+    let names: Vec<String> = report.portfolios.iter().map(|p| p.id.clone()).collect();
+    let svg = crate::svg::weights_svg(&names, &report.targets, &report.samples, &report.landed);
+    std::fs::write(out.join("weights.svg"), svg).wrap_err("writing weights.svg")?;
+    Ok(())
+}
+
+/// The closing summary.
+pub(crate) fn print_summary(r: &RunReport, out: &Path) {
+    println!("── Keel run summary ─────────────────────────────────────────────");
+    println!(
+        "duration {:.1} s | price updates {} | blocks {} | rebalances {} | bundles submitted {} landed {} expired {} | rejected {}",
+        r.duration_s,
+        r.price_updates,
+        r.blocks,
+        r.rebalances,
+        r.bundles_submitted,
+        r.bundles_landed,
+        r.bundles_expired,
+        r.rebalances_rejected
+    );
+    println!(
+        "drift: max when fired {:.4}, max after landing {:.4} | gas used {}",
+        r.max_drift_before, r.max_drift_after, r.gas_used
+    );
+    println!(
+        "latency: tick-to-wire p50 {:.1} µs p99 {:.1} µs max {:.1} µs | decision p50 {:.2} µs | relay rtt p50 {:.0} µs",
+        r.tick_to_wire_us.p50,
+        r.tick_to_wire_us.p99,
+        r.tick_to_wire_us.max,
+        r.decide_us.p50,
+        r.relay_rtt_us.p50
+    );
+    for p in &r.portfolios {
+        let w: Vec<String> = p
+            .final_weights
+            .iter()
+            .map(|(s, w, t)| format!("{s} {:.1}% (→{:.0}%)", w * 100.0, t * 100.0))
+            .collect();
+        println!(
+            "  {:<10} value {} → {} | rebalances {} landed {} swaps {} | {}",
+            p.id,
+            p.start_value.map(|v| format!("{v:.0}")).unwrap_or("-".into()),
+            p.end_value.map(|v| format!("{v:.0}")).unwrap_or("-".into()),
+            p.rebalances,
+            p.landed,
+            p.trades,
+            w.join(", ")
+        );
+    }
+    println!("wrote {}/report.json and {}/weights.svg", out.display(), out.display());
+}
+
+/// One line of live progress.
+pub(crate) fn progress_line(s: &Snapshot, feed: &FeedStatsSnapshot) -> String {
+    let mut line = format!(
+        "[{:>5.1}s] block {} | frames {} quotes {} | fired {} |",
+        s.t_s,
+        s.head.map(|h| h.to_string()).unwrap_or("-".into()),
+        feed.frames,
+        s.engine.events.quotes,
+        s.engine.intents_emitted,
+    );
+    for p in &s.portfolios {
+        let drift = p.max_drift.map(|d| format!("{:.2}%", d * 100.0)).unwrap_or("-".into());
+        line.push_str(&format!(
+            " {} drift {} / band {:.2}%{}",
+            p.name,
+            drift,
+            p.band * 100.0,
+            if p.busy { " (rebalancing)" } else { "" }
+        ));
+    }
+    line
+}
