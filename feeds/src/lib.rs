@@ -16,4 +16,3 @@ pub mod backoff;
 pub mod binance;
 pub mod stats;
 pub mod ws;
-pub mod poll;
