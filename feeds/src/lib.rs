@@ -16,3 +16,4 @@ pub mod backoff;
 pub mod binance;
 pub mod stats;
 pub mod ws;
+pub mod poll;
