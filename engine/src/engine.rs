@@ -332,9 +332,9 @@ impl Engine {
         let Some(p) = self.portfolio(id) else { return false };
         let Some(total) = self.portfolio_value(id) else { return false };
         let prices = self.tokens.prices();
-        for ((&t, &h), &target) in p.assets.iter().zip(&p.whole).zip(&p.targets) {
-            let mid = prices.get(t.idx()).map_or(f64::NAN, |x| x.mid);
-            f(t, h * mid / total, target);
+        for s in &p.slots {
+            let mid = prices.get(s.token.idx()).map_or(f64::NAN, |x| x.mid);
+            f(s.token, s.whole * mid / total, s.target);
         }
         true
     }
@@ -355,12 +355,12 @@ impl Engine {
         }
         let prices = self.tokens.prices();
         let mut total = 0.0;
-        for (&t, &h) in p.assets.iter().zip(&p.whole) {
-            let price = prices.get(t.idx())?;
+        for s in &p.slots {
+            let price = prices.get(s.token.idx())?;
             if !price.is_known() {
                 return None;
             }
-            total += h * price.mid;
+            total += s.whole * price.mid;
         }
         (total > 0.0 && total.is_finite()).then_some(total)
     }

@@ -16,7 +16,7 @@ use crate::engine::Engine;
 use crate::event::Quote;
 use crate::ids::{PortfolioId, TokenId};
 use crate::intent::{RebalanceIntent, TriggerReason};
-use crate::portfolio::{Portfolio, WeightError};
+use crate::portfolio::{Portfolio, Scan, WeightError};
 use crate::token::{QuoteReject, TokenTable};
 use crate::trigger::{Trigger, TriggerKind, VolTable, worst_breach};
 
@@ -104,8 +104,8 @@ impl Engine {
         out: &mut Vec<RebalanceIntent>,
     ) {
         let Some(p) = self.portfolios.get_mut(pid.idx()) else { return };
-        match p.update_weights(&self.tokens) {
-            Ok(_) => {}
+        let scan = match p.scan(&self.tokens) {
+            Ok(scan) => scan,
             Err(e) => {
                 let s = &mut self.stats.suppressed;
                 match e {
@@ -115,17 +115,20 @@ impl Engine {
                 }
                 return;
             }
-        }
-        if let Some((reason, kind)) = check_triggers(p, &self.tokens, &self.vol, now) {
+        };
+        if let Some((reason, kind)) = check_triggers(p, &scan, &self.tokens, &self.vol, now) {
             self.fire(pid, reason, kind, recv_ns, out);
         }
     }
 }
 
-/// The first trigger (config order) that fires on the portfolio's current weights scratch.
+/// The trigger that fires on the portfolio's current weights, if any: drift bands first (all drift
+/// triggers are folded at load into one band per asset, the tightest), then volatility and temporal
+/// triggers in config order.
 #[inline(always)]
 pub(crate) fn check_triggers(
     p: &Portfolio,
+    scan: &Scan,
     tokens: &TokenTable,
     vol: &VolTable,
     now: Option<Nanos>,
@@ -136,17 +139,15 @@ pub(crate) fn check_triggers(
         let target = p.targets.get(i).copied().unwrap_or(f64::NAN);
         TriggerReason::Drift { token, weight, target, band }
     };
+    if let Some(worst) = scan.worst {
+        return Some((drift_reason(worst), TriggerKind::Drift));
+    }
     for trig in &p.triggers {
         match trig {
-            Trigger::Drift { bands } => {
-                let band = |i: usize| bands.get(i).copied().unwrap_or(f64::INFINITY);
-                if let Some(b) = worst_breach(&p.weights, &p.targets, band) {
-                    return Some((drift_reason(b), TriggerKind::Drift));
-                }
-            }
+            Trigger::Drift { .. } => {}
             Trigger::Volatility { min_band, .. } => {
                 // The band is at least `min_band`: skip the σ lookups when nothing can breach.
-                if p.max_drift_of(&p.weights) <= *min_band {
+                if scan.max_drift <= *min_band {
                     continue;
                 }
                 let band = p.trigger_band(trig, tokens, vol).unwrap_or(f64::INFINITY);

@@ -43,6 +43,28 @@ pub(crate) enum WeightError {
     ZeroValue,
 }
 
+/// What the hot path reads per asset, packed together (one cache line holds two).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct AssetSlot {
+    /// The token.
+    pub(crate) token: TokenId,
+    /// Holding in whole tokens (raw / 10^decimals).
+    pub(crate) whole: f64,
+    /// Target weight.
+    pub(crate) target: f64,
+    /// The tightest band over the portfolio's drift triggers (+∞ without one).
+    pub(crate) drift_band: f64,
+}
+
+/// The result of a weight scan.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Scan {
+    /// Largest `|w - t|`.
+    pub(crate) max_drift: f64,
+    /// The asset whose drift exceeds its drift band by the most, with that band.
+    pub(crate) worst: Option<(usize, f64)>,
+}
+
 /// One portfolio.
 #[derive(Debug, Clone)]
 pub struct Portfolio {
@@ -55,8 +77,8 @@ pub struct Portfolio {
     pub(crate) assets: Vec<TokenId>,
     pub(crate) targets: Vec<f64>,
     pub(crate) holdings: Vec<U256>,
-    /// Holdings in whole tokens (raw / 10^decimals).
-    pub(crate) whole: Vec<f64>,
+    /// Hot per-asset data, aligned with `assets`.
+    pub(crate) slots: Vec<AssetSlot>,
     pub(crate) balance_blocks: Vec<Option<u64>>,
     /// Number of assets with a balance.
     pub(crate) known: usize,
@@ -87,6 +109,21 @@ impl Portfolio {
         let n = assets.len();
         let triggers: Vec<Trigger> =
             cfg.triggers.iter().map(|t| Trigger::compile(t, &targets, vol)).collect();
+        let slots = assets
+            .iter()
+            .zip(&targets)
+            .enumerate()
+            .map(|(i, (&token, &target))| {
+                let drift_band = triggers
+                    .iter()
+                    .filter_map(|t| match t {
+                        Trigger::Drift { bands } => bands.get(i).copied(),
+                        _ => None,
+                    })
+                    .fold(f64::INFINITY, f64::min);
+                AssetSlot { token, whole: 0.0, target, drift_band }
+            })
+            .collect();
         Some(Self {
             id,
             name: cfg.name.clone(),
@@ -96,7 +133,7 @@ impl Portfolio {
             min_trade_notional: cfg.min_trade_notional,
             triggers,
             holdings: vec![U256::ZERO; n],
-            whole: vec![0.0; n],
+            slots,
             balance_blocks: vec![None; n],
             known: 0,
             weights: vec![0.0; n],
@@ -152,7 +189,12 @@ impl Portfolio {
     /// Whether every asset has a balance.
     #[inline(always)]
     pub fn holdings_known(&self) -> bool {
-        self.known == self.assets.len()
+        self.known == self.slots.len()
+    }
+
+    /// Holdings in whole tokens (raw / 10^decimals, as a float), aligned with the assets.
+    pub fn whole_holdings(&self) -> impl ExactSizeIterator<Item = f64> + '_ {
+        self.slots.iter().map(|s| s.whole)
     }
 
     /// Its compiled triggers.
@@ -205,41 +247,43 @@ impl Portfolio {
         self.assets.iter().position(|&t| t == token)
     }
 
-    /// Writes the current weights into `out` (aligned with the assets) and returns the total value.
-    /// Hot path: no allocation.
+    /// Recomputes the weights scratch and scans drifts against the drift bands, in two passes over
+    /// the packed slots. Hot path: no allocation.
     #[inline(always)]
-    pub(crate) fn fill_weights(&self, tokens: &TokenTable, out: &mut [f64]) -> Result<f64, WeightError> {
-        if !self.holdings_known() {
+    pub(crate) fn scan(&mut self, tokens: &TokenTable) -> Result<Scan, WeightError> {
+        if self.known != self.slots.len() {
             return Err(WeightError::HoldingsUnknown);
         }
         let prices = tokens.prices();
         let mut total = 0.0;
-        for ((&t, &h), o) in self.assets.iter().zip(&self.whole).zip(out.iter_mut()) {
-            let Some(p) = prices.get(t.idx()) else { return Err(WeightError::MissingPrice) };
-            if !p.is_known() {
+        for (s, w) in self.slots.iter().zip(self.weights.iter_mut()) {
+            let mid = prices.get(s.token.idx()).map_or(f64::NAN, |p| p.mid);
+            // NaN: no quote yet.
+            if mid.is_nan() || mid <= 0.0 {
                 return Err(WeightError::MissingPrice);
             }
-            let v = h * p.mid;
-            *o = v;
+            let v = s.whole * mid;
+            *w = v;
             total += v;
         }
-        if !(total > 0.0 && total.is_finite()) {
+        if total.is_nan() || total <= 0.0 || total.is_infinite() {
             return Err(WeightError::ZeroValue);
         }
         let inv = 1.0 / total;
-        for o in out.iter_mut() {
-            *o *= inv;
+        let mut scan = Scan { max_drift: 0.0, worst: None };
+        let mut best = 0.0;
+        for (i, (s, w)) in self.slots.iter().zip(self.weights.iter_mut()).enumerate() {
+            *w *= inv;
+            let d = (*w - s.target).abs();
+            scan.max_drift = scan.max_drift.max(d);
+            // Finite floats: `d - b > 0 ⟺ d > b`, so this fires exactly when the band is crossed.
+            let excess = d - s.drift_band;
+            if excess > best {
+                best = excess;
+                scan.worst = Some((i, s.drift_band));
+            }
         }
-        Ok(total)
-    }
-
-    /// Recomputes the weights scratch. Hot path.
-    #[inline(always)]
-    pub(crate) fn update_weights(&mut self, tokens: &TokenTable) -> Result<f64, WeightError> {
-        let mut w = std::mem::take(&mut self.weights);
-        let r = self.fill_weights(tokens, &mut w);
-        self.weights = w;
-        r
+        Ok(scan)
     }
 
     /// Largest `|w - t|` of a weight vector aligned with the assets.
@@ -294,8 +338,8 @@ impl Portfolio {
     /// Applies a balance for asset `i`. Returns false (and changes nothing) when it is older than the
     /// one held.
     pub(crate) fn set_balance(&mut self, i: usize, amount: U256, whole: f64, block: u64) -> bool {
-        let (Some(prev), Some(h), Some(w)) =
-            (self.balance_blocks.get_mut(i), self.holdings.get_mut(i), self.whole.get_mut(i))
+        let (Some(prev), Some(h), Some(slot)) =
+            (self.balance_blocks.get_mut(i), self.holdings.get_mut(i), self.slots.get_mut(i))
         else {
             return false;
         };
@@ -306,7 +350,7 @@ impl Portfolio {
         }
         *prev = Some(block);
         *h = amount;
-        *w = if whole.is_finite() { whole } else { f64::MAX };
+        slot.whole = if whole.is_finite() { whole } else { f64::MAX };
         true
     }
 

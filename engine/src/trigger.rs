@@ -14,7 +14,9 @@
 //!   and it errs towards a wider band (less churn) when one asset turns volatile. Until every such
 //!   asset has [`VOL_WARMUP_SAMPLES`] samples, the band is `base_band` (clamped to the bounds too).
 //!
-//! A portfolio fires when any of its triggers fires; the first one in config order is reported.
+//! A portfolio fires when any of its triggers fires. The reported one is a drift breach if any
+//! (all drift triggers fold into one band per asset, the tightest), else the first volatility or
+//! temporal trigger in config order that fires.
 
 use crate::clock::Nanos;
 use crate::config::TriggerConfig;
