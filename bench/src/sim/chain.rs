@@ -548,6 +548,29 @@ pub(crate) fn execute(
     Ok(Executed { tx: tx.clone(), success, gas_used, effective_gas_price: effective, output, revert })
 }
 
+/// Estimates the gas of a call from `from` (`eth_estimateGas`): the operation's fixed gas, or the
+/// revert reason if it would revert on the current state.
+pub(crate) fn estimate_gas(
+    u: &Universe,
+    st: &State,
+    env: &ExecEnv,
+    from: Address,
+    to: Option<Address>,
+    value: U256,
+    input: &[u8],
+) -> Result<u64, String> {
+    let Some(to) = to else {
+        return Err("contract creation is not supported".to_owned());
+    };
+    if st.eth_of(from) < value {
+        return Err("insufficient funds for transfer".to_owned());
+    }
+    let op = Op::decode(u, to, value, input);
+    let mut scratch = st.clone();
+    apply_op(u, &mut scratch, env, from, to, value, &op)?;
+    Ok(op.gas())
+}
+
 /// Why an `eth_call` failed.
 #[derive(Debug)]
 pub(crate) enum CallError {
@@ -823,6 +846,55 @@ impl Chain {
             BlockTransactions::Hashes(b.txs.iter().map(Executed::hash).collect())
         };
         Some(RpcBlock { header: b.header.clone(), uncles: Vec::new(), transactions, withdrawals: None })
+    }
+
+    /// `eth_feeHistory` over up to `count` blocks ending at `newest`: base fees (plus the next
+    /// block's), gas-used ratios, and the priority fees paid at each percentile (by transaction, 0 in
+    /// empty blocks).
+    pub(crate) fn fee_history(
+        &self,
+        count: u64,
+        newest: u64,
+        percentiles: &[f64],
+    ) -> alloy::rpc::types::FeeHistory {
+        let newest = newest.min(self.head());
+        let count = count.min(newest + 1).min(1024);
+        let oldest = newest + 1 - count;
+        let mut base_fee_per_gas = Vec::new();
+        let mut gas_used_ratio = Vec::new();
+        let mut reward = Vec::new();
+        for n in oldest..=newest {
+            let b = &self.blocks[n as usize];
+            let base = b.header.base_fee_per_gas.unwrap_or_default();
+            base_fee_per_gas.push(base as u128);
+            gas_used_ratio.push(b.header.gas_used as f64 / b.header.gas_limit.max(1) as f64);
+            let mut tips: Vec<u128> =
+                b.txs.iter().map(|e| e.effective_gas_price.saturating_sub(base as u128)).collect();
+            tips.sort_unstable();
+            reward.push(
+                percentiles
+                    .iter()
+                    .map(|p| {
+                        if tips.is_empty() {
+                            0
+                        } else {
+                            let i = ((p / 100.0) * (tips.len() - 1) as f64).round() as usize;
+                            tips[i.min(tips.len() - 1)]
+                        }
+                    })
+                    .collect(),
+            );
+        }
+        let last = &self.blocks[newest as usize].header;
+        base_fee_per_gas.push(last.inner.next_block_base_fee(BaseFeeParams::ethereum()).unwrap_or(1) as u128);
+        alloy::rpc::types::FeeHistory {
+            base_fee_per_gas,
+            gas_used_ratio,
+            base_fee_per_blob_gas: Vec::new(),
+            blob_gas_used_ratio: Vec::new(),
+            oldest_block: oldest,
+            reward: if percentiles.is_empty() { None } else { Some(reward) },
+        }
     }
 
     /// Number of the block with `hash`.

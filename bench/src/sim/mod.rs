@@ -80,7 +80,7 @@ impl SimError {
 }
 
 /// Counters of the simulated market.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct SimStats {
     /// Websocket frames sent (summed over connections).
     pub frames_sent: u64,

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use alloy::{
-    primitives::{Address, hex},
+    primitives::{Address, U256, hex},
     sol_types::{Revert, SolError},
 };
 use axum::{Json, Router, body::Bytes, extract::State, response::IntoResponse, routing::post};
@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     Shared,
-    chain::{CallError, decode_signed_tx},
+    chain::{CallError, ExecEnv, decode_signed_tx, estimate_gas},
     jsonrpc::{
         self, EXECUTION_REVERTED, METHOD_NOT_FOUND, RpcError, RpcResult, SERVER_ERROR, address, data, hash,
         hex_u64, param, required,
@@ -117,6 +117,54 @@ fn dispatch(shared: &Shared, method: &str, params: &Value) -> RpcResult {
                     data: Some(Value::String(hex::encode_prefixed(Revert::from(reason).abi_encode()))),
                 }),
             }
+        }
+        "eth_estimateGas" => {
+            let call = required(params, 0, "call object")?;
+            let field = |k: &str| call.get(k).filter(|v| !v.is_null());
+            let from =
+                field("from").map(|v| address(v, "call object `from`")).transpose()?.unwrap_or_default();
+            let to = field("to").map(|v| address(v, "call object `to`")).transpose()?;
+            let value = match field("value") {
+                Some(v) => serde_json::from_value::<U256>(v.clone())
+                    .map_err(|e| RpcError::params(format!("call object `value`: {e}")))?,
+                None => U256::ZERO,
+            };
+            let input = match field("input").or_else(|| field("data")) {
+                Some(v) => data(v, "call object `input`")?,
+                None => Default::default(),
+            };
+            let chain = shared.chain.lock();
+            let env = ExecEnv {
+                timestamp: super::unix_now_secs().max(chain.head_header().timestamp),
+                base_fee: chain.next_base_fee(),
+            };
+            match estimate_gas(&chain.u, &chain.state, &env, from, to, value, &input) {
+                Ok(gas) => Ok(hex_u64(gas)),
+                Err(reason) => Err(RpcError {
+                    code: EXECUTION_REVERTED,
+                    message: format!("execution reverted: {reason}"),
+                    data: Some(Value::String(hex::encode_prefixed(Revert::from(reason).abi_encode()))),
+                }),
+            }
+        }
+        "eth_feeHistory" => {
+            let count = jsonrpc::quantity(required(params, 0, "block count")?, "block count")?;
+            let newest = block_number(shared, Some(required(params, 1, "newest block")?))?;
+            let percentiles: Vec<f64> = match param(params, 2) {
+                None | Some(Value::Null) => Vec::new(),
+                Some(v) => serde_json::from_value(v.clone())
+                    .map_err(|e| RpcError::params(format!("reward percentiles: {e}")))?,
+            };
+            if percentiles.iter().any(|p| !(0.0..=100.0).contains(p))
+                || percentiles.windows(2).any(|w| w[0] > w[1])
+            {
+                return Err(RpcError::params("reward percentiles must be increasing values in [0, 100]"));
+            }
+            if count == 0 {
+                return Err(RpcError::params("block count must be > 0"));
+            }
+            let history = shared.chain.lock().fee_history(count, newest, &percentiles);
+            jsonrpc::to_value(&history)
         }
         "eth_getTransactionReceipt" => {
             let h = hash(required(params, 0, "transaction hash")?, "transaction hash")?;

@@ -246,6 +246,30 @@ async fn alloy_provider_reads_the_node() {
     let err = router.getAmountsOut(e18(1), vec![WETH, DAI]).call().await.unwrap_err();
     assert!(err.to_string().contains("no pair"), "{err}");
 
+    // Gas estimates and fee history, as alloy's fillers use them.
+    let approve_req = alloy::rpc::types::TransactionRequest::default()
+        .from(me)
+        .to(WETH)
+        .input(IERC20::approveCall { spender: ROUTER, amount: e18(1) }.abi_encode().into());
+    assert_eq!(p.estimate_gas(approve_req).await.unwrap(), 46_000);
+    let swap_req = alloy::rpc::types::TransactionRequest::default().from(me).to(ROUTER).input(
+        IUniswapV2Router02::swapExactTokensForTokensCall {
+            amountIn: e18(1),
+            amountOutMin: U256::ZERO,
+            path: vec![WETH, USDC],
+            to: me,
+            deadline: U256::from(u64::MAX),
+        }
+        .abi_encode()
+        .into(),
+    );
+    let err = p.estimate_gas(swap_req).await.unwrap_err();
+    assert!(err.to_string().contains("TRANSFER_FROM_FAILED"), "{err}");
+    let fees = p.estimate_eip1559_fees().await.unwrap();
+    assert!(fees.max_fee_per_gas > 0);
+    let history = p.get_fee_history(2, BlockNumberOrTag::Latest, &[50.0]).await.unwrap();
+    assert_eq!(history.base_fee_per_gas.len(), 3);
+
     // Unknown methods and batches, raw.
     let (_, v) = post(&m.rpc_url(), r#"{"jsonrpc":"2.0","id":7,"method":"eth_foo","params":[]}"#, None).await;
     assert_eq!(v["error"]["code"], -32601);
