@@ -3,4 +3,5 @@
 //! and fails loudly when anvil is not installed.
 
 mod deploy;
+mod relay;
 mod util;
