@@ -325,6 +325,10 @@ fn resolve_path(u: &Universe, dex: usize, path: &[Address]) -> Result<Vec<Hop>, 
 
 /// Router02 `getAmountsOut`: every hop quoted on the current reserves.
 fn amounts_out(u: &Universe, st: &State, hops: &[Hop], amount_in: U256) -> Result<Vec<U256>, String> {
+    // No pair can take more than uint112 (and the math below stays far from 256-bit wrap-around).
+    if amount_in > max_reserve() {
+        return Err("UniswapV2: OVERFLOW".to_owned());
+    }
     let mut amounts = vec![amount_in];
     for h in hops {
         let (r0, r1) = st.reserves[h.pool];
@@ -339,6 +343,9 @@ fn amounts_out(u: &Universe, st: &State, hops: &[Hop], amount_in: U256) -> Resul
 
 /// Router02 `getAmountsIn`.
 fn amounts_in(u: &Universe, st: &State, hops: &[Hop], amount_out: U256) -> Result<Vec<U256>, String> {
+    if amount_out > max_reserve() {
+        return Err("UniswapV2Library: INSUFFICIENT_LIQUIDITY".to_owned());
+    }
     let mut amounts = vec![U256::ZERO; hops.len() + 1];
     amounts[hops.len()] = amount_out;
     for (i, h) in hops.iter().enumerate().rev() {
@@ -346,6 +353,9 @@ fn amounts_in(u: &Universe, st: &State, hops: &[Hop], amount_out: U256) -> Resul
         let (rin, rout) = if h.in_is_0 { (r0, r1) } else { (r1, r0) };
         amounts[i] = v2::get_amount_in(amounts[i + 1], rin, rout, u.pools[h.pool].fee_bps)
             .map_err(|e| v2_reason(e, true))?;
+        if amounts[i] > max_reserve() {
+            return Err("UniswapV2: OVERFLOW".to_owned());
+        }
     }
     Ok(amounts)
 }
@@ -511,7 +521,7 @@ pub(crate) fn execute(
         return Err(format!("max priority fee per gas {prio} is above max fee per gas {max_fee}"));
     }
     let effective = t.effective_gas_price(Some(env.base_fee));
-    let upfront = U256::from(t.gas_limit()) * U256::from(max_fee) + t.value();
+    let upfront = U256::from(t.gas_limit()).saturating_mul(U256::from(max_fee)).saturating_add(t.value());
     let funds = st.eth_of(from);
     if funds < upfront {
         return Err(format!("insufficient funds for gas * price + value: have {funds}, want {upfront}"));

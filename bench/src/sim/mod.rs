@@ -316,12 +316,21 @@ fn build_universe(
     }
     for a in &sim.accounts {
         let at = |f: &str| format!("sim.accounts[{}].{f}", a.address);
+        // Far above any real supply, and far from 256-bit wrap-around in the balance arithmetic.
+        let cap = U256::from(1u8) << 128;
         let eth = parse_units(&a.eth, 18).map_err(|e| ConfigError::new(at("eth"), e))?;
+        if eth >= cap {
+            return Err(ConfigError::new(at("eth"), "must be below 2^128 wei"));
+        }
         state.eth.insert(a.address, eth);
         for (sym, amount) in &a.balances {
             let t = token_idx(sym, &at("balances"))?;
-            let v = parse_units(amount, u.tokens[t].decimals)
-                .map_err(|e| ConfigError::new(at(&format!("balances.{sym}")), e))?;
+            let field = at(&format!("balances.{sym}"));
+            let v =
+                parse_units(amount, u.tokens[t].decimals).map_err(|e| ConfigError::new(field.clone(), e))?;
+            if v >= cap {
+                return Err(ConfigError::new(field, "must be below 2^128 raw units"));
+            }
             state.erc20.insert((t, a.address), v);
         }
     }
