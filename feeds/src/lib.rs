@@ -17,3 +17,4 @@ pub mod binance;
 pub mod stats;
 pub mod ws;
 pub mod poll;
+pub mod node;

@@ -3,5 +3,6 @@
 //! and fails loudly when anvil is not installed.
 
 mod deploy;
+mod node_feed;
 mod relay;
 mod util;

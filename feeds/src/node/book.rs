@@ -1,0 +1,433 @@
+//! [`PoolBook`]: exact integer state of every tracked pool, tagged with the block it reflects.
+//!
+//! Logs are applied in chain order (block, log index); a log at or before a pool's last applied
+//! position is a duplicate and ignored, so replays after a resync are harmless. Before the first
+//! log of a block touches a pool, the pool's state is saved; a log with `removed: true` (a reorg)
+//! restores every pool to its state before that block and forgets the later history. History is
+//! kept for [`REORG_DEPTH`] blocks; a deeper reorg asks for a full resync.
+//!
+//! Every change is also emitted as a [`PoolUpdate`], and [`PoolBook::apply_update`] replays updates
+//! on a mirror (the router stage keeps one), so both sides run the same code.
+
+use std::collections::{HashMap, VecDeque};
+
+use alloy::primitives::{Address, U256};
+use alloy::rpc::types::Log;
+use alloy::sol_types::SolEvent;
+use keel_engine::Nanos;
+use keel_router::abi::{IUniswapV2Pair, IUniswapV3Pool};
+use keel_router::v3::V3Pool;
+
+use super::error::{NodeError, Result};
+
+/// Blocks of history kept for reorg rollback.
+pub const REORG_DEPTH: u64 = 64;
+
+/// Dense pool id: the pool's index in the feed's configuration.
+pub type PoolId = u32;
+
+/// Protocol of a tracked pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolKind {
+    /// Uniswap V2 pair.
+    V2,
+    /// Uniswap V3 pool.
+    V3,
+}
+
+/// A pool the node feed tracks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackedPool {
+    /// Pool contract.
+    pub address: Address,
+    /// Protocol.
+    pub kind: PoolKind,
+}
+
+/// Exact state of one pool.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PoolState {
+    /// V2 reserves.
+    V2 {
+        /// Reserve of token0.
+        reserve0: U256,
+        /// Reserve of token1.
+        reserve1: U256,
+    },
+    /// V3 price, tick, in-range liquidity and every initialized tick.
+    V3(V3Pool),
+}
+
+/// One change to a pool, as published to the router stage.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PoolChange {
+    /// The whole state (initial load, resync, reorg rollback).
+    Snapshot(Box<PoolState>),
+    /// V2 `Sync`.
+    V2Reserves {
+        /// New reserve of token0.
+        reserve0: U256,
+        /// New reserve of token1.
+        reserve1: U256,
+    },
+    /// V3 `Swap`: price, tick and in-range liquidity after it.
+    V3Swap {
+        /// `sqrtPriceX96` after the swap.
+        sqrt_price_x96: U256,
+        /// Tick after the swap.
+        tick: i32,
+        /// In-range liquidity after the swap.
+        liquidity: u128,
+    },
+    /// V3 `Mint` (positive) or `Burn` (negative) of a position.
+    V3Position {
+        /// Lower tick.
+        tick_lower: i32,
+        /// Upper tick.
+        tick_upper: i32,
+        /// Liquidity delta.
+        liquidity_delta: i128,
+    },
+}
+
+/// A pool update for the router stage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolUpdate {
+    /// Which pool.
+    pub pool: PoolId,
+    /// Pool contract.
+    pub address: Address,
+    /// The block the pool's state reflects after this change.
+    pub block: u64,
+    /// What changed.
+    pub change: PoolChange,
+    /// Monotonic time the triggering message was received.
+    pub recv_ns: Nanos,
+}
+
+/// A pool in the book.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolEntry {
+    /// Configuration.
+    pub pool: TrackedPool,
+    /// Current state; `None` until loaded.
+    pub state: Option<PoolState>,
+    /// Block the state reflects.
+    pub block: u64,
+    /// Position `(block, log index)` of the last applied log.
+    pub last_log: Option<(u64, u64)>,
+}
+
+/// What applying a log did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Applied {
+    /// The log changed a pool.
+    Updated(PoolUpdate),
+    /// A reorg: these pools were rolled back to the state before the removed log's block.
+    RolledBack(Vec<PoolUpdate>),
+    /// Duplicate, unknown pool or unrelated event.
+    Ignored,
+}
+
+/// Exact state of every tracked pool.
+#[derive(Debug, Clone, Default)]
+pub struct PoolBook {
+    pools: Vec<PoolEntry>,
+    by_address: HashMap<Address, PoolId>,
+    /// Per block (ascending): each pool's state and position before the block's first log touched it.
+    history: VecDeque<(u64, Vec<(PoolId, Option<PoolState>, u64, Option<(u64, u64)>)>)>,
+}
+
+impl PoolBook {
+    /// A book for `pools` (ids are their indices), all unloaded.
+    pub fn new(pools: &[TrackedPool]) -> Self {
+        let by_address = pools.iter().enumerate().map(|(i, p)| (p.address, i as PoolId)).collect();
+        let pools = pools
+            .iter()
+            .map(|p| PoolEntry { pool: p.clone(), state: None, block: 0, last_log: None })
+            .collect();
+        Self { pools, by_address, history: VecDeque::new() }
+    }
+
+    /// Every pool, by id.
+    pub fn pools(&self) -> &[PoolEntry] {
+        &self.pools
+    }
+
+    /// A pool by id.
+    pub fn get(&self, id: PoolId) -> Option<&PoolEntry> {
+        self.pools.get(id as usize)
+    }
+
+    /// A pool's id by address.
+    pub fn id_of(&self, address: Address) -> Option<PoolId> {
+        self.by_address.get(&address).copied()
+    }
+
+    /// A pool's state by address.
+    pub fn state_of(&self, address: Address) -> Option<&PoolState> {
+        self.id_of(address).and_then(|id| self.pools[id as usize].state.as_ref())
+    }
+
+    /// The oldest block every loaded pool reflects (0 when none is loaded).
+    pub fn min_block(&self) -> u64 {
+        self.pools.iter().filter(|p| p.state.is_some()).map(|p| p.block).min().unwrap_or(0)
+    }
+
+    /// Sets a pool's whole state as of `block` (load or resync) and forgets its history.
+    pub fn set_state(
+        &mut self,
+        id: PoolId,
+        state: PoolState,
+        block: u64,
+        recv_ns: Nanos,
+    ) -> Option<PoolUpdate> {
+        let entry = self.pools.get_mut(id as usize)?;
+        entry.state = Some(state.clone());
+        entry.block = block;
+        entry.last_log = Some((block, u64::MAX));
+        for (_, saved) in &mut self.history {
+            saved.retain(|(p, ..)| *p != id);
+        }
+        Some(PoolUpdate {
+            pool: id,
+            address: entry.pool.address,
+            block,
+            change: PoolChange::Snapshot(Box::new(state)),
+            recv_ns,
+        })
+    }
+
+    /// Applies one log from the node (in chain order).
+    pub fn apply_log(&mut self, log: &Log, recv_ns: Nanos) -> Result<Applied> {
+        let Some(id) = self.id_of(log.address()) else { return Ok(Applied::Ignored) };
+        let (Some(block), Some(index)) = (log.block_number, log.log_index) else {
+            return Ok(Applied::Ignored); // pending logs carry no position
+        };
+        if log.removed {
+            return self.rollback(block, recv_ns).map(Applied::RolledBack);
+        }
+        let entry = &self.pools[id as usize];
+        if entry.state.is_none() || entry.last_log.is_some_and(|last| (block, index) <= last) {
+            return Ok(Applied::Ignored);
+        }
+        let Some(change) = decode_change(entry.pool.kind, log)? else { return Ok(Applied::Ignored) };
+        self.save_before(id, block);
+        let entry = &mut self.pools[id as usize];
+        if let Some(state) = &mut entry.state {
+            apply_change(state, &change)?;
+        }
+        entry.block = block;
+        entry.last_log = Some((block, index));
+        let address = entry.pool.address;
+        self.prune(block);
+        Ok(Applied::Updated(PoolUpdate { pool: id, address, block, change, recv_ns }))
+    }
+
+    /// Marks every loaded pool as reflecting `block` (a head with no log for it changes nothing).
+    pub fn advance_to(&mut self, block: u64) {
+        for p in &mut self.pools {
+            if p.state.is_some() && p.block < block {
+                p.block = block;
+            }
+        }
+        self.prune(block);
+    }
+
+    /// Applies an update published by another book (the router's mirror).
+    pub fn apply_update(&mut self, u: &PoolUpdate) -> Result<()> {
+        let Some(entry) = self.pools.get_mut(u.pool as usize) else {
+            return Err(NodeError::Inconsistent(format!("unknown pool id {}", u.pool)));
+        };
+        match (&u.change, &mut entry.state) {
+            (PoolChange::Snapshot(s), state) => *state = Some((**s).clone()),
+            (change, Some(state)) => apply_change(state, change)?,
+            (_, None) => {
+                return Err(NodeError::Inconsistent(format!("delta for unloaded pool {}", u.address)));
+            }
+        }
+        entry.block = u.block;
+        Ok(())
+    }
+
+    fn save_before(&mut self, id: PoolId, block: u64) {
+        let entry = &self.pools[id as usize];
+        let saved = (id, entry.state.clone(), entry.block, entry.last_log);
+        match self.history.back_mut() {
+            Some((b, v)) if *b == block => {
+                if !v.iter().any(|(p, ..)| *p == id) {
+                    v.push(saved);
+                }
+            }
+            _ => self.history.push_back((block, vec![saved])),
+        }
+    }
+
+    fn prune(&mut self, head: u64) {
+        while self.history.front().is_some_and(|(b, _)| *b + REORG_DEPTH < head) {
+            self.history.pop_front();
+        }
+    }
+
+    /// Restores every pool touched at or after `block` to its state before `block`.
+    fn rollback(&mut self, block: u64, recv_ns: Nanos) -> Result<Vec<PoolUpdate>> {
+        let newest = self.pools.iter().filter_map(|p| p.last_log.map(|(b, _)| b)).max().unwrap_or(0);
+        if block + REORG_DEPTH < newest {
+            return Err(NodeError::ReorgTooDeep(block));
+        }
+        let mut restored: HashMap<PoolId, (Option<PoolState>, u64, Option<(u64, u64)>)> = HashMap::new();
+        while self.history.back().is_some_and(|(b, _)| *b >= block) {
+            let Some((_, saved)) = self.history.pop_back() else { break };
+            for (id, state, b, last) in saved {
+                // Later entries are popped first; the earliest saved state wins.
+                restored.insert(id, (state, b, last));
+            }
+        }
+        let mut updates = Vec::with_capacity(restored.len());
+        let mut ids: Vec<_> = restored.into_iter().collect();
+        ids.sort_by_key(|(id, _)| *id);
+        for (id, (state, b, last)) in ids {
+            let entry = &mut self.pools[id as usize];
+            entry.state = state.clone();
+            entry.block = b;
+            entry.last_log = last;
+            if let Some(s) = state {
+                updates.push(PoolUpdate {
+                    pool: id,
+                    address: entry.pool.address,
+                    block: b,
+                    change: PoolChange::Snapshot(Box::new(s)),
+                    recv_ns,
+                });
+            }
+        }
+        Ok(updates)
+    }
+}
+
+/// Decodes a pool event into a change; `None` for events the book does not track.
+pub fn decode_change(kind: PoolKind, log: &Log) -> Result<Option<PoolChange>> {
+    let Some(topic0) = log.topic0().copied() else { return Ok(None) };
+    let bad = |e: alloy::sol_types::Error| NodeError::Decode(format!("log at {}: {e}", log.address()));
+    Ok(match kind {
+        PoolKind::V2 if topic0 == IUniswapV2Pair::Sync::SIGNATURE_HASH => {
+            let e = IUniswapV2Pair::Sync::decode_log(&log.inner).map_err(bad)?;
+            Some(PoolChange::V2Reserves {
+                reserve0: U256::from(e.reserve0),
+                reserve1: U256::from(e.reserve1),
+            })
+        }
+        PoolKind::V3 if topic0 == IUniswapV3Pool::Swap::SIGNATURE_HASH => {
+            let e = IUniswapV3Pool::Swap::decode_log(&log.inner).map_err(bad)?;
+            Some(PoolChange::V3Swap {
+                sqrt_price_x96: U256::from(e.sqrtPriceX96),
+                tick: e.tick.as_i32(),
+                liquidity: e.liquidity,
+            })
+        }
+        PoolKind::V3 if topic0 == IUniswapV3Pool::Mint::SIGNATURE_HASH => {
+            let e = IUniswapV3Pool::Mint::decode_log(&log.inner).map_err(bad)?;
+            let delta =
+                i128::try_from(e.amount).map_err(|_| NodeError::Decode("mint amount > i128".into()))?;
+            Some(PoolChange::V3Position {
+                tick_lower: e.tickLower.as_i32(),
+                tick_upper: e.tickUpper.as_i32(),
+                liquidity_delta: delta,
+            })
+        }
+        PoolKind::V3 if topic0 == IUniswapV3Pool::Burn::SIGNATURE_HASH => {
+            let e = IUniswapV3Pool::Burn::decode_log(&log.inner).map_err(bad)?;
+            let delta =
+                i128::try_from(e.amount).map_err(|_| NodeError::Decode("burn amount > i128".into()))?;
+            Some(PoolChange::V3Position {
+                tick_lower: e.tickLower.as_i32(),
+                tick_upper: e.tickUpper.as_i32(),
+                liquidity_delta: -delta,
+            })
+        }
+        _ => None,
+    })
+}
+
+/// Applies a change to a state.
+pub fn apply_change(state: &mut PoolState, change: &PoolChange) -> Result<()> {
+    match (state, change) {
+        (s, PoolChange::Snapshot(new)) => *s = (**new).clone(),
+        (PoolState::V2 { reserve0, reserve1 }, PoolChange::V2Reserves { reserve0: r0, reserve1: r1 }) => {
+            *reserve0 = *r0;
+            *reserve1 = *r1;
+        }
+        (PoolState::V3(p), PoolChange::V3Swap { sqrt_price_x96, tick, liquidity }) => {
+            p.sqrt_price_x96 = *sqrt_price_x96;
+            p.tick = *tick;
+            p.liquidity = *liquidity;
+        }
+        (PoolState::V3(p), PoolChange::V3Position { tick_lower, tick_upper, liquidity_delta }) => {
+            p.modify_position(*tick_lower, *tick_upper, *liquidity_delta)
+                .map_err(|e| NodeError::Inconsistent(format!("modify_position: {e}")))?;
+        }
+        (_, c) => return Err(NodeError::Inconsistent(format!("change {c:?} does not fit the pool kind"))),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy::primitives::{B256, LogData, aliases::U112};
+
+    fn sync_log(pool: Address, block: u64, index: u64, r0: u64, r1: u64, removed: bool) -> Log {
+        let data =
+            IUniswapV2Pair::Sync { reserve0: U112::from(r0), reserve1: U112::from(r1) }.encode_log_data();
+        Log {
+            inner: alloy::primitives::Log {
+                address: pool,
+                data: LogData::new_unchecked(data.topics().to_vec(), data.data),
+            },
+            block_hash: Some(B256::repeat_byte(block as u8)),
+            block_number: Some(block),
+            block_timestamp: None,
+            transaction_hash: None,
+            transaction_index: Some(0),
+            log_index: Some(index),
+            removed,
+        }
+    }
+
+    fn reserves(book: &PoolBook, a: Address) -> (u64, u64) {
+        match book.state_of(a) {
+            Some(PoolState::V2 { reserve0, reserve1 }) => (reserve0.to(), reserve1.to()),
+            s => panic!("{s:?}"),
+        }
+    }
+
+    #[test]
+    fn applies_in_order_ignores_duplicates_and_rolls_back_a_reorg() {
+        let a = Address::repeat_byte(1);
+        let mut book = PoolBook::new(&[TrackedPool { address: a, kind: PoolKind::V2 }]);
+        book.set_state(0, PoolState::V2 { reserve0: U256::from(10u64), reserve1: U256::from(20u64) }, 5, 0);
+        // A log from the loaded block itself is already reflected.
+        assert_eq!(book.apply_log(&sync_log(a, 5, 3, 1, 1, false), 0).unwrap(), Applied::Ignored);
+        assert!(matches!(book.apply_log(&sync_log(a, 6, 0, 11, 19, false), 0).unwrap(), Applied::Updated(_)));
+        assert!(matches!(book.apply_log(&sync_log(a, 7, 2, 12, 18, false), 0).unwrap(), Applied::Updated(_)));
+        assert!(matches!(book.apply_log(&sync_log(a, 7, 4, 13, 17, false), 0).unwrap(), Applied::Updated(_)));
+        assert_eq!(book.apply_log(&sync_log(a, 7, 2, 99, 99, false), 0).unwrap(), Applied::Ignored);
+        assert_eq!(reserves(&book, a), (13, 17));
+        assert_eq!(book.get(0).unwrap().block, 7);
+        // Block 7 is reorged out: back to the state after block 6.
+        match book.apply_log(&sync_log(a, 7, 2, 12, 18, true), 0).unwrap() {
+            Applied::RolledBack(u) => assert_eq!(u.len(), 1),
+            x => panic!("{x:?}"),
+        }
+        assert_eq!(reserves(&book, a), (11, 19));
+        assert_eq!(book.get(0).unwrap().block, 6);
+        // The new canonical block 7 applies.
+        book.apply_log(&sync_log(a, 7, 1, 30, 40, false), 0).unwrap();
+        assert_eq!(reserves(&book, a), (30, 40));
+        // A mirror fed with the updates follows.
+        let mut mirror = PoolBook::new(&[TrackedPool { address: a, kind: PoolKind::V2 }]);
+        let snap = book.clone().set_state(0, book.state_of(a).unwrap().clone(), 7, 0).unwrap();
+        mirror.apply_update(&snap).unwrap();
+        assert_eq!(reserves(&mirror, a), (30, 40));
+    }
+}

@@ -1,0 +1,230 @@
+//! The node feed task: websocket subscriptions → [`PoolBook`] → [`PoolUpdate`]s and engine events.
+//!
+//! Per session: subscribe `newHeads` and `logs` (tracked pools; V2 `Sync`, V3 `Swap`/`Mint`/`Burn`)
+//! first, then load every pool at the current head, so no log falls between the load and the
+//! stream (logs at or before the load block are duplicates and ignored). Each head becomes an
+//! [`Event::Block`] plus one [`Event::Balance`] per watched balance (read at that block). A head that
+//! skips a block means logs may be missing: full resync. A dropped connection ends the session; the
+//! next one reconnects with backoff and resyncs.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use alloy::eips::BlockId;
+use alloy::primitives::Address;
+use alloy::providers::{Provider, ProviderBuilder, WsConnect};
+use alloy::rpc::types::Filter;
+use alloy::sol_types::SolEvent;
+use futures_util::StreamExt;
+use keel_engine::clock::mono_now_ns;
+use keel_engine::event::{Balance, BlockHeader};
+use keel_engine::{Event, PortfolioId, Queue, TokenId};
+use keel_router::abi::{IERC20, IUniswapV2Pair, IUniswapV3Pool};
+use tokio_util::sync::CancellationToken;
+
+use super::book::{Applied, PoolBook, PoolUpdate, TrackedPool};
+use super::error::{NodeError, Result};
+use super::sync::load_pool;
+
+/// First reconnect delay.
+pub const DEFAULT_RECONNECT_MIN: Duration = Duration::from_millis(100);
+/// Longest reconnect delay.
+pub const DEFAULT_RECONNECT_MAX: Duration = Duration::from_secs(5);
+
+/// A token balance to report on every head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BalanceWatch {
+    /// Portfolio the account belongs to.
+    pub portfolio: PortfolioId,
+    /// Engine token id.
+    pub token: TokenId,
+    /// ERC-20 contract.
+    pub token_address: Address,
+    /// Account.
+    pub owner: Address,
+}
+
+/// What the node feed follows.
+#[derive(Debug, Clone)]
+pub struct NodeFeedConfig {
+    /// Websocket endpoint (`ws://...`).
+    pub ws_url: String,
+    /// Pools; a pool's [`super::PoolId`] is its index here.
+    pub pools: Vec<TrackedPool>,
+    /// Balances reported on every head.
+    pub balances: Vec<BalanceWatch>,
+}
+
+/// Where the node feed publishes.
+#[derive(Debug, Clone)]
+pub struct NodeFeedOutputs {
+    /// Pool updates for the router stage.
+    pub pool_updates: Arc<Queue<PoolUpdate>>,
+    /// Heads and balances for the engine.
+    pub events: Arc<Queue<Event>>,
+}
+
+/// Counters of the node feed.
+#[derive(Debug, Default)]
+pub struct NodeFeedStats {
+    /// Heads received.
+    pub heads: AtomicU64,
+    /// Logs received.
+    pub logs: AtomicU64,
+    /// Full loads (initial, gap, reconnect, deep reorg).
+    pub resyncs: AtomicU64,
+    /// Reorg rollbacks.
+    pub reorgs: AtomicU64,
+    /// Sessions that ended in an error.
+    pub reconnects: AtomicU64,
+    /// Messages refused by a full queue.
+    pub dropped: AtomicU64,
+    /// Latest head seen.
+    pub head: AtomicU64,
+    /// The block every pool reflects at least (0 before the first load).
+    pub synced_block: AtomicU64,
+}
+
+/// Runs the feed until `cancel` fires, reconnecting (and resyncing) after recoverable errors.
+pub async fn run_node_feed(
+    config: NodeFeedConfig,
+    out: NodeFeedOutputs,
+    stats: Arc<NodeFeedStats>,
+    cancel: CancellationToken,
+) -> Result<()> {
+    let mut delay = DEFAULT_RECONNECT_MIN;
+    loop {
+        match run_session(&config, &out, &stats, &cancel).await {
+            Ok(()) => return Ok(()),
+            Err(e) if e.is_recoverable() && !cancel.is_cancelled() => {
+                stats.reconnects.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, ?delay, "node feed session ended; reconnecting");
+                tokio::select! {
+                    _ = cancel.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(delay) => {}
+                }
+                delay = (delay * 2).min(DEFAULT_RECONNECT_MAX);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn publish(out: &NodeFeedOutputs, stats: &NodeFeedStats, u: PoolUpdate) {
+    if out.pool_updates.try_push(u).is_err() {
+        stats.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+async fn resync<P: Provider>(
+    provider: &P,
+    config: &NodeFeedConfig,
+    book: &mut PoolBook,
+    block: u64,
+    out: &NodeFeedOutputs,
+    stats: &NodeFeedStats,
+) -> Result<()> {
+    let states =
+        futures_util::future::try_join_all(config.pools.iter().map(|p| load_pool(provider, p, block)))
+            .await?;
+    let now = mono_now_ns();
+    for (id, state) in states.into_iter().enumerate() {
+        if let Some(u) = book.set_state(id as u32, state, block, now) {
+            publish(out, stats, u);
+        }
+    }
+    stats.resyncs.fetch_add(1, Ordering::Relaxed);
+    stats.synced_block.store(book.min_block(), Ordering::Release);
+    Ok(())
+}
+
+async fn run_session(
+    config: &NodeFeedConfig,
+    out: &NodeFeedOutputs,
+    stats: &NodeFeedStats,
+    cancel: &CancellationToken,
+) -> Result<()> {
+    let provider = ProviderBuilder::new()
+        .connect_ws(WsConnect::new(config.ws_url.clone()))
+        .await
+        .map_err(|e| NodeError::rpc("connect", e))?;
+    let mut heads =
+        provider.subscribe_blocks().await.map_err(|e| NodeError::rpc("subscribe newHeads", e))?.into_stream();
+    let filter = Filter::new()
+        .address(config.pools.iter().map(|p| p.address).collect::<Vec<_>>())
+        .event_signature(vec![
+            IUniswapV2Pair::Sync::SIGNATURE_HASH,
+            IUniswapV3Pool::Swap::SIGNATURE_HASH,
+            IUniswapV3Pool::Mint::SIGNATURE_HASH,
+            IUniswapV3Pool::Burn::SIGNATURE_HASH,
+        ]);
+    let mut logs = provider
+        .subscribe_logs(&filter)
+        .await
+        .map_err(|e| NodeError::rpc("subscribe logs", e))?
+        .into_stream();
+    let mut book = PoolBook::new(&config.pools);
+    let mut last_head =
+        provider.get_block_number().await.map_err(|e| NodeError::rpc("eth_blockNumber", e))?;
+    resync(&provider, config, &mut book, last_head, out, stats).await?;
+    stats.head.fetch_max(last_head, Ordering::Relaxed);
+    loop {
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return Ok(()),
+            log = logs.next() => {
+                let log = log.ok_or(NodeError::SubscriptionEnded("logs"))?;
+                let now = mono_now_ns();
+                stats.logs.fetch_add(1, Ordering::Relaxed);
+                match book.apply_log(&log, now) {
+                    Ok(Applied::Updated(u)) => publish(out, stats, u),
+                    Ok(Applied::RolledBack(us)) => {
+                        stats.reorgs.fetch_add(1, Ordering::Relaxed);
+                        for u in us {
+                            publish(out, stats, u);
+                        }
+                    }
+                    Ok(Applied::Ignored) => {}
+                    Err(e) if e.is_recoverable() => {
+                        tracing::warn!(error = %e, "pool book out of step; resyncing");
+                        resync(&provider, config, &mut book, last_head, out, stats).await?;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            head = heads.next() => {
+                let h = head.ok_or(NodeError::SubscriptionEnded("newHeads"))?;
+                let recv_ns = mono_now_ns();
+                stats.heads.fetch_add(1, Ordering::Relaxed);
+                stats.head.fetch_max(h.number, Ordering::Relaxed);
+                let header = BlockHeader {
+                    number: h.number,
+                    timestamp: h.timestamp,
+                    base_fee: u128::from(h.base_fee_per_gas.unwrap_or(0)),
+                    recv_ns,
+                };
+                if out.events.try_push(Event::Block(header)).is_err() {
+                    stats.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+                if h.number > last_head + 1 {
+                    tracing::warn!(from = last_head, to = h.number, "head skipped blocks; resyncing");
+                    resync(&provider, config, &mut book, h.number, out, stats).await?;
+                }
+                last_head = last_head.max(h.number);
+                for w in &config.balances {
+                    let amount = IERC20::new(w.token_address, &provider)
+                        .balanceOf(w.owner)
+                        .block(BlockId::number(h.number))
+                        .call()
+                        .await
+                        .map_err(|e| NodeError::rpc("balanceOf", e))?;
+                    let ev = Event::Balance(Balance { portfolio: w.portfolio, token: w.token, amount, block: h.number });
+                    if out.events.try_push(ev).is_err() {
+                        stats.dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+    }
+}

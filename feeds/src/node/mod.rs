@@ -1,0 +1,22 @@
+//! The Ethereum node feed: exact pool state and chain heads from websocket subscriptions.
+//!
+//! ```text
+//! newHeads ──▶ Event::Block, Event::Balance ──try_push──▶ Queue<Event>        (engine)
+//! logs (Sync/Swap/Mint/Burn) ──▶ PoolBook ──PoolUpdate──try_push──▶ Queue<PoolUpdate> (router)
+//! ```
+//!
+//! * [`book`]: the [`PoolBook`] (V2 reserves, V3 [`keel_router::v3::V3Pool`]), each pool tagged with
+//!   the block it reflects; logs applied in order, duplicates ignored, reorgs rolled back.
+//! * [`sync`]: the initial / resync load by `eth_call` pinned at one block.
+//! * [`feed`]: the async task (subscribe, load, apply, reconnect with backoff and resync on a gap).
+
+pub mod book;
+pub mod error;
+pub mod feed;
+pub mod sync;
+
+pub use book::{
+    Applied, PoolBook, PoolChange, PoolEntry, PoolId, PoolKind, PoolState, PoolUpdate, TrackedPool,
+};
+pub use error::{NodeError, Result};
+pub use feed::{BalanceWatch, NodeFeedConfig, NodeFeedOutputs, NodeFeedStats, run_node_feed};

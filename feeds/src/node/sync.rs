@@ -1,0 +1,100 @@
+//! Initial and resync state by `eth_call`, every call pinned at one block.
+//!
+//! V2: `getReserves`. V3: `slot0`, `liquidity`, `fee`, `tickSpacing`, then every `tickBitmap` word
+//! over the whole usable tick range (`MIN_TICK / spacing ..= MAX_TICK / spacing`, 256 ticks per
+//! word) and `ticks(t)` for each set bit, so the pool holds every initialized tick with its exact
+//! gross and net liquidity.
+
+use alloy::eips::BlockId;
+use alloy::primitives::U256;
+use alloy::primitives::aliases::I24;
+use alloy::providers::Provider;
+use futures_util::future::try_join_all;
+use keel_router::abi::{IUniswapV2Pair, IUniswapV3Pool};
+use keel_router::v3::{MAX_TICK, MIN_TICK, V3Pool};
+
+use super::book::{PoolKind, PoolState, TrackedPool};
+use super::error::{NodeError, Result};
+
+/// Bitmap words fetched concurrently.
+const WORDS_IN_FLIGHT: usize = 32;
+
+/// Reads one pool's whole state at `block`.
+pub async fn load_pool<P: Provider>(provider: &P, pool: &TrackedPool, block: u64) -> Result<PoolState> {
+    let at = BlockId::number(block);
+    let addr = pool.address;
+    match pool.kind {
+        PoolKind::V2 => {
+            let r = IUniswapV2Pair::new(addr, provider)
+                .getReserves()
+                .block(at)
+                .call()
+                .await
+                .map_err(|e| NodeError::rpc(format!("getReserves {addr}"), e))?;
+            Ok(PoolState::V2 { reserve0: U256::from(r.reserve0), reserve1: U256::from(r.reserve1) })
+        }
+        PoolKind::V3 => {
+            let c = IUniswapV3Pool::new(addr, provider);
+            let err = |m: &str| {
+                let m = format!("{m} {addr}");
+                move |e: alloy::contract::Error| NodeError::rpc(m, e)
+            };
+            let (slot0, liquidity, fee, spacing) = tokio::try_join!(
+                async { c.slot0().block(at).call().await.map_err(err("slot0")) },
+                async { c.liquidity().block(at).call().await.map_err(err("liquidity")) },
+                async { c.fee().block(at).call().await.map_err(err("fee")) },
+                async { c.tickSpacing().block(at).call().await.map_err(err("tickSpacing")) },
+            )?;
+            let spacing = spacing.as_i32();
+            if spacing <= 0 {
+                return Err(NodeError::Inconsistent(format!("pool {addr} has tick spacing {spacing}")));
+            }
+            let mut pool = V3Pool::new(
+                fee.to::<u32>(),
+                spacing,
+                U256::from(slot0.sqrtPriceX96),
+                slot0.tick.as_i32(),
+                liquidity,
+                &[],
+            )
+            .map_err(|e| NodeError::Inconsistent(format!("pool {addr}: {e}")))?;
+            let (min_word, max_word) =
+                ((MIN_TICK.div_euclid(spacing)) >> 8, (MAX_TICK.div_euclid(spacing)) >> 8);
+            let words: Vec<i32> = (min_word..=max_word).collect();
+            let mut initialized = Vec::new();
+            for chunk in words.chunks(WORDS_IN_FLIGHT) {
+                let bitmaps = try_join_all(chunk.iter().map(|&w| {
+                    let c = &c;
+                    async move {
+                        let word =
+                            i16::try_from(w).map_err(|_| NodeError::Inconsistent(format!("word {w}")))?;
+                        c.tickBitmap(word).block(at).call().await.map(|b| (w, b)).map_err(err("tickBitmap"))
+                    }
+                }))
+                .await?;
+                for (w, bits) in bitmaps {
+                    for bit in 0..256usize {
+                        if bits.bit(bit) {
+                            initialized.push(((w << 8) + bit as i32) * spacing);
+                        }
+                    }
+                }
+            }
+            for chunk in initialized.chunks(WORDS_IN_FLIGHT) {
+                let ticks = try_join_all(chunk.iter().map(|&t| {
+                    let c = &c;
+                    async move {
+                        let i = I24::try_from(t).map_err(|_| NodeError::Inconsistent(format!("tick {t}")))?;
+                        c.ticks(i).block(at).call().await.map(|r| (t, r)).map_err(err("ticks"))
+                    }
+                }))
+                .await?;
+                for (t, info) in ticks {
+                    pool.set_tick_with_gross(t, info.liquidityGross, info.liquidityNet)
+                        .map_err(|e| NodeError::Inconsistent(format!("pool {addr} tick {t}: {e}")))?;
+                }
+            }
+            Ok(PoolState::V3(pool))
+        }
+    }
+}
