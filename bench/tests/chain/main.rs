@@ -3,6 +3,7 @@
 //! and fails loudly when anvil is not installed.
 
 mod deploy;
+mod mempool;
 mod node_feed;
 mod relay;
 mod util;

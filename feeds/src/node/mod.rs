@@ -13,6 +13,7 @@
 pub mod book;
 pub mod error;
 pub mod feed;
+pub mod mempool;
 pub mod sync;
 
 pub use book::{
@@ -20,3 +21,4 @@ pub use book::{
 };
 pub use error::{NodeError, Result};
 pub use feed::{BalanceWatch, NodeFeedConfig, NodeFeedOutputs, NodeFeedStats, run_node_feed};
+pub use mempool::{MempoolDecoder, MempoolPool, PendingSwap, PendingView, run_mempool_feed};
