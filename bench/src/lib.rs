@@ -6,3 +6,4 @@ pub mod anvil;
 
 pub mod sim;
 pub mod pipeline;
+pub mod harness;

@@ -292,6 +292,21 @@ impl Pipeline {
         self.feed_stats.snapshot()
     }
 
+    /// The router stage's observer (histograms, counters and, when enabled, submission stamps).
+    pub fn observer(&self) -> &Arc<StageObserver> {
+        &self.observer
+    }
+
+    /// The engine input queue's counters now.
+    pub fn event_queue_stats(&self) -> QueueStats {
+        self.events.stats()
+    }
+
+    /// Events waiting in the engine input queue now.
+    pub fn event_queue_len(&self) -> usize {
+        self.events.len()
+    }
+
     /// Bundles landed so far, and submissions so far (from relay counters).
     pub fn outcomes_so_far(&self) -> usize {
         self.observer.outcomes.lock().len()

@@ -53,6 +53,25 @@ pub struct RelayCounters {
     pub failed: u64,
 }
 
+/// The stage's timestamps of one intent's first submission, kept only while
+/// [`StageObserver::stamp_submits`] is set (the latency harness joins them with the relay's arrival
+/// times by `signature_header`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubmitStamp {
+    /// The intent.
+    pub intent: u64,
+    /// Receive time of the event that fired it.
+    pub event_recv_ns: u64,
+    /// When the engine decided it.
+    pub decided_ns: u64,
+    /// When this stage popped it from its input queue.
+    pub popped_ns: u64,
+    /// When the executor returned the signed, encoded request (routing, signing and encoding done).
+    pub signed_ns: u64,
+    /// The request's `X-Flashbots-Signature` value (unique per body).
+    pub signature_header: String,
+}
+
 /// Shared, lock-light observations of the stage, read by reports and metrics.
 #[derive(Debug)]
 pub struct StageObserver {
@@ -66,6 +85,10 @@ pub struct StageObserver {
     pub outcomes: Mutex<Vec<(u64, Outcome)>>,
     /// Outcomes the engine queue refused (must stay 0).
     pub outcomes_dropped: AtomicU64,
+    /// Whether to keep a [`SubmitStamp`] per first submission (off by default; the harness sets it).
+    pub stamp_submits: AtomicBool,
+    /// The stamps kept while [`StageObserver::stamp_submits`] is set.
+    pub submit_stamps: Mutex<Vec<SubmitStamp>>,
 }
 
 impl StageObserver {
@@ -80,12 +103,15 @@ impl StageObserver {
             ),
             outcomes: Mutex::new(Vec::new()),
             outcomes_dropped: AtomicU64::new(0),
+            stamp_submits: AtomicBool::new(false),
+            submit_stamps: Mutex::new(Vec::new()),
         }
     }
 }
 
 /// Runs the stage on the current thread until `stop` is set and the input queue is drained.
 /// Returns the executor, for final statistics.
+#[allow(clippy::too_many_arguments)]
 pub fn run_router_stage(
     mut exec: Executor,
     input: Arc<Queue<RouterInput>>,
@@ -105,11 +131,17 @@ pub fn run_router_stage(
             continue;
         };
         let now = mono_now_ns();
+        let stamping = observer.stamp_submits.load(Ordering::Relaxed);
+        let mut decided_ns = 0;
         match msg {
-            RouterInput::Intent(intent) => exec.on_intent(&intent, now, &mut actions),
+            RouterInput::Intent(intent) => {
+                decided_ns = intent.decided_ns;
+                exec.on_intent(&intent, now, &mut actions)
+            }
             RouterInput::Chain(update) => exec.on_chain(update, now, &mut actions),
             RouterInput::Receipts { intent, receipts } => exec.on_receipts(intent, &receipts, &mut actions),
         }
+        let signed_ns = if stamping { mono_now_ns() } else { 0 };
         for action in actions.drain(..) {
             match action {
                 Action::Submit { intent, request, event_recv_ns, ready_ns } => {
@@ -119,9 +151,18 @@ pub fn run_router_stage(
                             .lock()
                             .record(ready_ns.saturating_sub(event_recv_ns).max(1));
                     }
+                    let stamp = (stamping && event_recv_ns > 0).then(|| SubmitStamp {
+                        intent,
+                        event_recv_ns,
+                        decided_ns,
+                        popped_ns: now,
+                        signed_ns,
+                        signature_header: request.signature_header.clone(),
+                    });
                     let relays = relays.clone();
-                    let observer = Arc::clone(&observer);
+                    let observer_post = Arc::clone(&observer);
                     runtime.spawn(async move {
+                        let observer = observer_post;
                         for reply in relays.send(&request).await {
                             let _ = observer.relay_rtt.lock().record((reply.elapsed.as_nanos() as u64).max(1));
                             let mut counters = observer.relays.lock();
@@ -138,6 +179,9 @@ pub fn run_router_stage(
                             }
                         }
                     });
+                    if let Some(stamp) = stamp {
+                        observer.submit_stamps.lock().push(stamp);
+                    }
                 }
                 Action::FetchReceipts { intent, hashes } => {
                     let input = Arc::clone(&input);

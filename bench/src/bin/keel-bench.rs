@@ -1,0 +1,122 @@
+//! `keel-bench`: Keel's latency harness.
+//!
+//! ```text
+//! keel-bench latency    --duration-secs 10 --rate 10000 --json out.json --hgrm-dir hgrm --plot latency.svg
+//! keel-bench throughput --duration-secs 10 --json tp.json
+//! keel-bench scale      --duration-secs 10 --json scale.json
+//! ```
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use eyre::Context;
+use keel_bench::harness::{self, Outputs, latency::RigConfig};
+
+/// Keel's latency harness: per-stage latency of the production pipeline on loopback, the highest
+/// sustained frame rate, and the cost of one tick across many portfolios.
+#[derive(Debug, Parser)]
+#[command(name = "keel-bench", version)]
+struct Cli {
+    #[command(subcommand)]
+    mode: Mode,
+    /// Log filter (tracing), e.g. `warn` or `keel_router=debug`.
+    #[arg(long, global = true, default_value = "error")]
+    log: String,
+}
+
+#[derive(Debug, Args)]
+struct Common {
+    /// Upper bound of the measured part of the run, seconds.
+    #[arg(long, default_value_t = 10)]
+    duration_secs: u64,
+    /// Write the summary as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write one HdrHistogram percentile file (`<stage>.hgrm`, values in µs) per stage here.
+    #[arg(long)]
+    hgrm_dir: Option<PathBuf>,
+    /// Write an SVG percentile plot of the stages here.
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// No progress output.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Mode {
+    /// Per-stage latency of the production pipeline fed at a set frame rate.
+    Latency {
+        #[command(flatten)]
+        common: Common,
+        /// Frames per second offered by the websocket blaster (1000 … 100000).
+        #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+        rate: u64,
+        /// Fraction of frames that push a portfolio past its band.
+        #[arg(long, default_value_t = 0.005)]
+        fire_fraction: f64,
+        /// Portfolios (each on its own asset, instrument and account), 1..=8.
+        #[arg(long, default_value_t = 8)]
+        portfolios: usize,
+    },
+    /// The highest frame rate sustained with no dropped frame and a bounded engine queue.
+    Throughput {
+        #[command(flatten)]
+        common: Common,
+        /// Fraction of frames that push a portfolio past its band.
+        #[arg(long, default_value_t = 0.005)]
+        fire_fraction: f64,
+        /// Portfolios, 1..=8.
+        #[arg(long, default_value_t = 8)]
+        portfolios: usize,
+        /// Deepest engine queue a passing trial may reach, events.
+        #[arg(long, default_value_t = 1_000)]
+        max_depth: usize,
+    },
+    /// One quote's `process` across 1, 1k, 10k and 100k portfolios over 50 assets.
+    Scale {
+        #[command(flatten)]
+        common: Common,
+        /// Portfolio counts (comma-separated).
+        #[arg(long, value_delimiter = ',', default_values_t = harness::SCALE_SIZES.to_vec())]
+        sizes: Vec<usize>,
+    },
+}
+
+fn outputs(c: &Common) -> Outputs {
+    Outputs { json: c.json.clone(), hgrm_dir: c.hgrm_dir.clone(), plot: c.plot.clone() }
+}
+
+fn runtime() -> eyre::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("keel-io")
+        .build()
+        .wrap_err("starting the async runtime")
+}
+
+fn main() -> eyre::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(&cli.log))
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.mode {
+        Mode::Latency { common, rate, fire_fraction, portfolios } => {
+            let cfg = RigConfig { portfolios, fire_fraction, progress: !common.quiet };
+            let d = Duration::from_secs(common.duration_secs);
+            runtime()?.block_on(harness::latency(&cfg, rate, d, &outputs(&common)))?;
+        }
+        Mode::Throughput { common, fire_fraction, portfolios, max_depth } => {
+            let cfg = RigConfig { portfolios, fire_fraction, progress: !common.quiet };
+            let d = Duration::from_secs(common.duration_secs);
+            runtime()?.block_on(harness::throughput(&cfg, d, max_depth, &outputs(&common)))?;
+        }
+        Mode::Scale { common, sizes } => {
+            harness::scale(&sizes, Duration::from_secs(common.duration_secs), &outputs(&common))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,242 @@
+//! A websocket server that streams Binance spot `bookTicker` frames in the combined-stream envelope
+//! (`{"stream":"t0usdt@bookTicker","data":{"u":…,"s":"T0USDT","b":"…","B":"…","a":"…","A":"…"}}`)
+//! at a set rate, faster than the simulated market's timer-driven feed can.
+//!
+//! Frames go round-robin over the symbols. A set fraction of them are *band-crossing* frames: each
+//! flips one symbol (in turn) between its start price and the start price moved by `fire_move`, which
+//! pushes the portfolio holding that asset past its band. Pacing: every millisecond the sender writes
+//! the frames that are due (`elapsed × rate − sent`) and flushes, so frames leave in bursts of
+//! `rate / 1000`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures_util::SinkExt;
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
+
+/// What the blaster sends.
+#[derive(Debug, Clone)]
+pub struct BlasterConfig {
+    /// Exchange symbols (upper case) and their start prices.
+    pub symbols: Vec<(String, f64)>,
+    /// Fraction of frames that cross a band (0..=1).
+    pub fire_fraction: f64,
+    /// Relative price move of the crossing level.
+    pub fire_move: f64,
+}
+
+/// Counters shared with the sender task.
+#[derive(Debug, Default)]
+pub struct BlasterStats {
+    /// Frames written.
+    pub sent: AtomicU64,
+    /// Band-crossing frames written.
+    pub crossings: AtomicU64,
+    /// Websocket connections accepted.
+    pub connections: AtomicU64,
+}
+
+/// A running blaster.
+#[derive(Debug)]
+pub struct Blaster {
+    addr: SocketAddr,
+    rate: Arc<AtomicU64>,
+    stats: Arc<BlasterStats>,
+    cancel: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Formats one combined-stream bookTicker frame as Binance spot does.
+pub fn book_ticker_frame(u: u64, symbol: &str, stream: &str, mid: f64) -> String {
+    let (bid, ask) = (mid * (1.0 - 0.5e-4), mid * (1.0 + 0.5e-4));
+    format!(
+        r#"{{"stream":"{stream}","data":{{"u":{u},"s":"{symbol}","b":"{bid:.8}","B":"12.50000000","a":"{ask:.8}","A":"9.75000000"}}}}"#
+    )
+}
+
+/// Generates the frame sequence (shared by the sender and by the harness's offline decode timing).
+#[derive(Debug, Clone)]
+pub struct FrameGen {
+    symbols: Vec<(String, String, f64)>,
+    moved: Vec<bool>,
+    fire_fraction: f64,
+    fire_move: f64,
+    n: u64,
+    crossings: u64,
+}
+
+impl FrameGen {
+    /// A generator for `cfg`.
+    pub fn new(cfg: &BlasterConfig) -> Self {
+        let symbols = cfg
+            .symbols
+            .iter()
+            .map(|(s, p)| (s.clone(), format!("{}@bookTicker", s.to_ascii_lowercase()), *p))
+            .collect::<Vec<_>>();
+        Self {
+            moved: vec![false; symbols.len()],
+            symbols,
+            fire_fraction: cfg.fire_fraction.clamp(0.0, 1.0),
+            fire_move: cfg.fire_move,
+            n: 0,
+            crossings: 0,
+        }
+    }
+
+    /// The next frame, and whether it crosses a band.
+    pub fn next_frame(&mut self) -> (String, bool) {
+        let n = self.n;
+        self.n += 1;
+        let k = self.symbols.len().max(1);
+        let crossing =
+            ((n + 1) as f64 * self.fire_fraction).floor() > (n as f64 * self.fire_fraction).floor();
+        let i = if crossing {
+            let i = (self.crossings % k as u64) as usize;
+            self.crossings += 1;
+            self.moved[i] = !self.moved[i];
+            i
+        } else {
+            (n % k as u64) as usize
+        };
+        let (sym, stream, start) = &self.symbols[i];
+        let mid = if self.moved[i] { start * (1.0 + self.fire_move) } else { *start };
+        (book_ticker_frame(1_000_000 + n, sym, stream, mid), crossing)
+    }
+}
+
+impl Blaster {
+    /// Binds 127.0.0.1:0 and serves every connection with its own sender, at `rate` frames/s
+    /// (0 pauses).
+    pub async fn start(cfg: BlasterConfig, rate: u64, cancel: CancellationToken) -> std::io::Result<Blaster> {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = listener.local_addr()?;
+        let rate = Arc::new(AtomicU64::new(rate));
+        let stats = Arc::new(BlasterStats::default());
+        let cancel = cancel.child_token();
+        let task = {
+            let (rate, stats, cancel) = (Arc::clone(&rate), Arc::clone(&stats), cancel.clone());
+            tokio::spawn(async move {
+                loop {
+                    let accepted = tokio::select! {
+                        _ = cancel.cancelled() => break,
+                        a = listener.accept() => a,
+                    };
+                    let Ok((stream, _)) = accepted else { continue };
+                    let _ = stream.set_nodelay(true);
+                    stats.connections.fetch_add(1, Ordering::Relaxed);
+                    let (cfg, rate, stats, cancel) =
+                        (cfg.clone(), Arc::clone(&rate), Arc::clone(&stats), cancel.clone());
+                    tokio::spawn(async move {
+                        match tokio_tungstenite::accept_async(stream).await {
+                            Ok(ws) => send_loop(ws, cfg, rate, stats, cancel).await,
+                            Err(e) => tracing::warn!(error = %e, "blaster: websocket handshake failed"),
+                        }
+                    });
+                }
+            })
+        };
+        Ok(Blaster { addr, rate, stats, cancel, task })
+    }
+
+    /// Base URL, `ws://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("ws://{}", self.addr)
+    }
+
+    /// Sets the rate, frames/s (0 pauses).
+    pub fn set_rate(&self, rate: u64) {
+        self.rate.store(rate, Ordering::Relaxed);
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &BlasterStats {
+        &self.stats
+    }
+
+    /// Stops the server and its senders.
+    pub async fn shutdown(self) {
+        self.cancel.cancel();
+        let _ = self.task.await;
+    }
+}
+
+async fn send_loop(
+    mut ws: tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+    cfg: BlasterConfig,
+    rate: Arc<AtomicU64>,
+    stats: Arc<BlasterStats>,
+    cancel: CancellationToken,
+) {
+    let mut frames = FrameGen::new(&cfg);
+    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    // Pacing restarts whenever the rate changes.
+    let mut current = u64::MAX;
+    let mut base = tokio::time::Instant::now();
+    let mut sent_since_base: u64 = 0;
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        let r = rate.load(Ordering::Relaxed);
+        if r != current {
+            current = r;
+            base = tokio::time::Instant::now();
+            sent_since_base = 0;
+        }
+        if r == 0 {
+            continue;
+        }
+        let due = (base.elapsed().as_nanos() * r as u128 / 1_000_000_000) as u64;
+        // Never burst more than 50 ms of frames after a stall: the backlog is reported as a shortfall.
+        let n = due.saturating_sub(sent_since_base).min((r / 20).max(1));
+        if due > sent_since_base + n {
+            sent_since_base = due - n;
+        }
+        for _ in 0..n {
+            let (text, crossing) = frames.next_frame();
+            if ws.feed(Message::Text(text.into())).await.is_err() {
+                return;
+            }
+            sent_since_base += 1;
+            stats.sent.fetch_add(1, Ordering::Relaxed);
+            if crossing {
+                stats.crossings.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        if n > 0 && ws.flush().await.is_err() {
+            return;
+        }
+    }
+    let _ = ws.close(None).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_decode_and_cross_at_the_set_fraction() {
+        let cfg = BlasterConfig {
+            symbols: vec![("T0USDT".into(), 100.0), ("T1USDT".into(), 100.0)],
+            fire_fraction: 0.1,
+            fire_move: 0.02,
+        };
+        let mut g = FrameGen::new(&cfg);
+        let mut crossings = 0;
+        for _ in 0..1000 {
+            let (f, c) = g.next_frame();
+            crossings += c as u32;
+            assert!(matches!(
+                keel_feeds::binance::decode(f.as_bytes()),
+                Ok(keel_feeds::binance::Decoded::BookTicker(_))
+            ));
+        }
+        assert_eq!(crossings, 100);
+    }
+}

@@ -1,0 +1,68 @@
+//! Smoke test of the harness: each mode for about 2 s, checking the JSON schema and that counts
+//! are positive. Timing figures are not asserted (benchmarks, not timed tests).
+
+use std::time::Duration;
+
+use keel_bench::harness::{self, Outputs, latency::RigConfig};
+
+fn check_stage(v: &serde_json::Value) {
+    for k in ["p50_ns", "p90_ns", "p99_ns", "p999_ns", "max_ns", "count"] {
+        assert!(v.get(k).and_then(|x| x.as_u64()).is_some(), "stage field {k} missing in {v}");
+    }
+}
+
+#[test]
+fn latency_mode_writes_the_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Outputs {
+        json: Some(dir.path().join("out.json")),
+        hgrm_dir: Some(dir.path().join("hgrm")),
+        plot: Some(dir.path().join("plot.svg")),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let cfg = RigConfig { portfolios: 4, fire_fraction: 0.01, progress: false };
+    rt.block_on(harness::latency(&cfg, 2_000, Duration::from_secs(2), &out)).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("out.json")).unwrap()).unwrap();
+    assert_eq!(v["mode"], "latency");
+    assert!(v["frames"].as_u64().unwrap() > 0);
+    assert!(v["fired"].as_u64().unwrap() > 0, "{v}");
+    let stages = v["stages"].as_object().unwrap();
+    for name in ["decode", "quote_to_decision", "decide", "route_sign", "tick_to_wire", "relay_ack"] {
+        check_stage(&stages[name]);
+        assert!(stages[name]["count"].as_u64().unwrap() > 0, "stage {name} empty: {v}");
+    }
+    assert!(dir.path().join("hgrm/tick_to_wire.hgrm").exists());
+    assert!(std::fs::read_to_string(dir.path().join("plot.svg")).unwrap().contains("<svg"));
+}
+
+#[test]
+fn throughput_mode_writes_the_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Outputs { json: Some(dir.path().join("tp.json")), ..Default::default() };
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let cfg = RigConfig { portfolios: 2, fire_fraction: 0.001, progress: false };
+    rt.block_on(harness::throughput(&cfg, Duration::from_secs(2), 10_000, &out)).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("tp.json")).unwrap()).unwrap();
+    assert_eq!(v["mode"], "throughput");
+    assert!(v["frames_per_s"].as_u64().unwrap() > 0, "{v}");
+    assert!(v["dropped"].as_u64().is_some());
+}
+
+#[test]
+fn scale_mode_writes_the_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Outputs { json: Some(dir.path().join("scale.json")), ..Default::default() };
+    harness::scale(&[1, 1_000], Duration::from_secs(2), &out).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("scale.json")).unwrap()).unwrap();
+    assert_eq!(v["mode"], "scale");
+    let rows = v["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    for r in rows {
+        assert!(r["portfolios"].as_u64().unwrap() > 0);
+        assert!(r["p50_ns"].as_u64().unwrap() > 0);
+        assert!(r["p99_ns"].as_u64().unwrap() > 0);
+    }
+}
