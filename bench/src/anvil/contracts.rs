@@ -1,6 +1,8 @@
 //! `sol!` interfaces the harness and the chain tests call beyond [`keel_router::abi`]: deployment,
 //! liquidity and quoting entry points that Keel itself never uses.
 #![allow(missing_docs)]
+// `sol!` generates one constructor-like builder per function; `addLiquidity` takes eight arguments.
+#![allow(clippy::too_many_arguments)]
 
 alloy::sol! {
     /// WETH9.

@@ -41,6 +41,8 @@ const SETUP_MAX_FEE: u128 = 100_000_000_000;
 const SETUP_TIP: u128 = 1_000_000_000;
 /// `TickMath.MAX_TICK`.
 const MAX_TICK: i32 = 887_272;
+/// Longest wait for one setup receipt.
+const RECEIPT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Deadline passed to periphery calls during setup.
 const FAR_DEADLINE: u64 = 4_000_000_000;
 
@@ -211,17 +213,30 @@ impl Sender<'_> {
         self.send(from, Some(to), call.abi_encode().into(), U256::ZERO, gas, label.to_string()).await
     }
 
-    /// Waits for every receipt and fails on the first revert.
+    /// Waits for every receipt (automine mines asynchronously; each is polled for up to
+    /// [`RECEIPT_WAIT`]) and fails on the first revert.
     async fn check(&mut self) -> Result<()> {
         for (label, hash) in self.sent.drain(..) {
-            let receipt = self
-                .provider
-                .get_transaction_receipt(hash)
-                .await
-                .map_err(|e| AnvilError::rpc(format!("receipt of {label}"), e))?
-                .ok_or_else(|| {
-                    AnvilError::rpc(format!("receipt of {label}"), "not mined (is automine off?)")
-                })?;
+            let deadline = std::time::Instant::now() + RECEIPT_WAIT;
+            let receipt = loop {
+                let r = self
+                    .provider
+                    .get_transaction_receipt(hash)
+                    .await
+                    .map_err(|e| AnvilError::rpc(format!("receipt of {label}"), e))?;
+                match r {
+                    Some(r) => break r,
+                    None if std::time::Instant::now() < deadline => {
+                        tokio::time::sleep(std::time::Duration::from_millis(5)).await
+                    }
+                    None => {
+                        return Err(AnvilError::rpc(
+                            format!("receipt of {label}"),
+                            "not mined (is automine off?)",
+                        ));
+                    }
+                }
+            };
             if !receipt.status() {
                 return Err(AnvilError::Reverted { label, hash });
             }
@@ -488,8 +503,8 @@ async fn deploy(
     // Fund: account 0 (liquidity provider) and the funded accounts.
     let mut all_tokens = vec![weth];
     all_tokens.extend(tokens.iter().map(|t| t.address));
-    for i in 0..FUNDED_ACCOUNTS {
-        let holder = signers[i].address();
+    for (i, signer) in signers.iter().enumerate().take(FUNDED_ACCOUNTS) {
+        let holder = signer.address();
         let (tok_units, weth_units) =
             if i == 0 { (10 * FUNDED_TOKENS, 10 * FUNDED_WETH) } else { (FUNDED_TOKENS, FUNDED_WETH) };
         for t in &tokens {

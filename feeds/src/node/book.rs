@@ -129,13 +129,16 @@ pub enum Applied {
     Ignored,
 }
 
+/// A pool's state and position before a block touched it: (state, block, last log).
+type Saved = (Option<PoolState>, u64, Option<(u64, u64)>);
+
 /// Exact state of every tracked pool.
 #[derive(Debug, Clone, Default)]
 pub struct PoolBook {
     pools: Vec<PoolEntry>,
     by_address: HashMap<Address, PoolId>,
     /// Per block (ascending): each pool's state and position before the block's first log touched it.
-    history: VecDeque<(u64, Vec<(PoolId, Option<PoolState>, u64, Option<(u64, u64)>)>)>,
+    history: VecDeque<(u64, Vec<(PoolId, Saved)>)>,
 }
 
 impl PoolBook {
@@ -187,7 +190,7 @@ impl PoolBook {
         entry.block = block;
         entry.last_log = Some((block, u64::MAX));
         for (_, saved) in &mut self.history {
-            saved.retain(|(p, ..)| *p != id);
+            saved.retain(|(p, _)| *p != id);
         }
         Some(PoolUpdate {
             pool: id,
@@ -252,10 +255,10 @@ impl PoolBook {
 
     fn save_before(&mut self, id: PoolId, block: u64) {
         let entry = &self.pools[id as usize];
-        let saved = (id, entry.state.clone(), entry.block, entry.last_log);
+        let saved = (id, (entry.state.clone(), entry.block, entry.last_log));
         match self.history.back_mut() {
             Some((b, v)) if *b == block => {
-                if !v.iter().any(|(p, ..)| *p == id) {
+                if !v.iter().any(|(p, _)| *p == id) {
                     v.push(saved);
                 }
             }
@@ -275,12 +278,12 @@ impl PoolBook {
         if block + REORG_DEPTH < newest {
             return Err(NodeError::ReorgTooDeep(block));
         }
-        let mut restored: HashMap<PoolId, (Option<PoolState>, u64, Option<(u64, u64)>)> = HashMap::new();
+        let mut restored: HashMap<PoolId, Saved> = HashMap::new();
         while self.history.back().is_some_and(|(b, _)| *b >= block) {
             let Some((_, saved)) = self.history.pop_back() else { break };
-            for (id, state, b, last) in saved {
+            for (id, before) in saved {
                 // Later entries are popped first; the earliest saved state wins.
-                restored.insert(id, (state, b, last));
+                restored.insert(id, before);
             }
         }
         let mut updates = Vec::with_capacity(restored.len());
