@@ -340,6 +340,127 @@ pub enum Decoded<'a> {
 /// Decodes one frame. Never panics, never allocates.
 #[inline]
 pub fn decode(frame: &[u8]) -> Result<Decoded<'_>> {
+    match fast_book_ticker(frame) {
+        Some(d) => Ok(d),
+        None => decode_general(frame),
+    }
+}
+
+/// The fast path for the hottest frame, a compact `bookTicker` (envelope or raw), in one pass.
+///
+/// It accepts only a strict subset of what [`decode_general`] accepts (no whitespace, one-letter
+/// keys among `e E s u b B a A T`, unescaped strings, plain integers) and returns exactly what the
+/// general path would; anything else, including every error, is left to the general path (`None`).
+#[inline]
+fn fast_book_ticker(f: &[u8]) -> Option<Decoded<'_>> {
+    const ENVELOPE: &[u8] = b"{\"stream\":\"";
+    const DATA: &[u8] = b",\"data\":{";
+    let envelope = f.starts_with(ENVELOPE);
+    let mut i = if envelope {
+        let end = plain_string_end(f, ENVELOPE.len())?;
+        if !f.get(end + 1..)?.starts_with(DATA) {
+            return None;
+        }
+        end + 1 + DATA.len()
+    } else if f.first() == Some(&b'{') {
+        1
+    } else {
+        return None;
+    };
+    let (mut e, mut s, mut b, mut bq, mut a, mut aq) = (None, None, None, None, None, None);
+    let (mut u, mut ev, mut tr) = (None, None, None);
+    loop {
+        let key = f.get(i..i + 4)?;
+        if key[0] != b'"' || key[2] != b'"' || key[3] != b':' {
+            return None;
+        }
+        let k = key[1];
+        i += 4;
+        match *f.get(i)? {
+            b'"' => {
+                let end = plain_string_end(f, i + 1)?;
+                let v = f.get(i + 1..end)?;
+                i = end + 1;
+                match k {
+                    b'e' => e = Some(v),
+                    b's' => s = Some(v),
+                    b'b' => b = Some(v),
+                    b'B' => bq = Some(v),
+                    b'a' => a = Some(v),
+                    b'A' => aq = Some(v),
+                    _ => return None,
+                }
+            }
+            b'1'..=b'9' => {
+                let start = i;
+                while f.get(i).is_some_and(u8::is_ascii_digit) {
+                    i += 1;
+                }
+                let n = parse_u64(f.get(start..i)?)?;
+                match k {
+                    b'u' => u = Some(n),
+                    b'E' => ev = Some(n),
+                    b'T' => tr = Some(n),
+                    _ => return None,
+                }
+            }
+            _ => return None,
+        }
+        match *f.get(i)? {
+            b',' => i += 1,
+            b'}' => {
+                i += 1;
+                break;
+            }
+            _ => return None,
+        }
+    }
+    if envelope {
+        if f.get(i) != Some(&b'}') {
+            return None;
+        }
+        i += 1;
+    }
+    if i != f.len() || e.is_some_and(|e| e != b"bookTicker") {
+        return None;
+    }
+    let symbol = s.filter(|s| !s.is_empty())?;
+    Some(Decoded::BookTicker(BookTicker {
+        symbol: Symbol(symbol),
+        update_id: u?,
+        bid: parse_decimal(b?)?,
+        bid_qty: parse_decimal(bq?)?,
+        ask: parse_decimal(a?)?,
+        ask_qty: parse_decimal(aq?)?,
+        event_ms: ev.unwrap_or(0),
+        transact_ms: tr.unwrap_or(0),
+    }))
+}
+
+/// Index of the closing quote of a string whose contents start at `start`, if the string has no
+/// escape and no control character.
+#[inline(always)]
+fn plain_string_end(f: &[u8], start: usize) -> Option<usize> {
+    let mut i = start;
+    loop {
+        while let Some(chunk) = f.get(i..i + 8) {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(chunk);
+            if special_bytes(u64::from_le_bytes(w)) != 0 {
+                break;
+            }
+            i += 8;
+        }
+        match *f.get(i)? {
+            b'"' => return Some(i),
+            b'\\' | 0..=0x1f => return None,
+            _ => i += 1,
+        }
+    }
+}
+
+/// The general decoder: any key order, whitespace, escapes, every payload kind, precise errors.
+fn decode_general(frame: &[u8]) -> Result<Decoded<'_>> {
     let mut cur = Cur::new(frame);
     cur.ws();
     match cur.peek() {
@@ -724,6 +845,22 @@ impl<'a> Tok<'a> {
     }
 }
 
+/// Non-zero when one of the 8 bytes of `w` may be `"`, `\\` or a control character (below 0x20).
+/// Exact for the first such byte; bytes after it may be false positives, which only cost a slower
+/// look at them.
+#[inline(always)]
+const fn special_bytes(w: u64) -> u64 {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    const fn zero_byte(x: u64) -> u64 {
+        x.wrapping_sub(LO) & !x & HI
+    }
+    let quote = zero_byte(w ^ (LO * b'"' as u64));
+    let backslash = zero_byte(w ^ (LO * b'\\' as u64));
+    let control = w.wrapping_sub(LO * 0x20) & !w & HI;
+    quote | backslash | control
+}
+
 /// A cursor over the frame.
 #[derive(Debug, Clone)]
 struct Cur<'a> {
@@ -812,6 +949,15 @@ impl<'a> Cur<'a> {
         let mut i = start;
         let mut escaped = false;
         loop {
+            // Skip 8 plain bytes at a time.
+            while let Some(chunk) = self.b.get(i..i + 8) {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(chunk);
+                if special_bytes(u64::from_le_bytes(w)) != 0 {
+                    break;
+                }
+                i += 8;
+            }
             let Some(&c) = self.b.get(i) else {
                 return Err(DecodeError::UnexpectedEnd);
             };
@@ -1090,6 +1236,81 @@ mod tests {
         ];
         for (frame, want) in cases {
             assert_eq!(decode(frame), Err(*want), "{}", frame.escape_ascii());
+        }
+    }
+
+    /// The fast path, when it answers, answers exactly what the general path does.
+    fn fast_agrees(frame: &[u8]) {
+        if let Some(fast) = fast_book_ticker(frame) {
+            assert_eq!(Ok(fast), decode_general(frame), "{}", frame.escape_ascii());
+        }
+    }
+
+    #[test]
+    fn fast_path_is_taken_and_agrees() {
+        assert!(fast_book_ticker(SPOT_BT).is_some());
+        assert!(fast_book_ticker(FUT_BT).is_some());
+        let raw = br#"{"u":1,"s":"X","b":"1","B":"2","a":"3","A":"4"}"#;
+        assert!(fast_book_ticker(raw).is_some());
+        for f in [
+            &br#"{"u":1,"s":"X","b":"1","B":"2","a":"3","A":"4","x":1}"#[..],
+            br#"{"e":"aggTrade","u":1,"s":"X","b":"1","B":"2","a":"3","A":"4"}"#,
+            br#"{"u":01,"s":"X","b":"1","B":"2","a":"3","A":"4"}"#,
+            br#"{"u":1.5,"s":"X","b":"1","B":"2","a":"3","A":"4"}"#,
+            br#"{"u":1,"s":"","b":"1","B":"2","a":"3","A":"4"}"#,
+            br#"{"u":1,"s":"X","b":"1","B":"2","a":"3"}"#,
+            br#"{"u":1,"s":"X","b":"x","B":"2","a":"3","A":"4"}"#,
+            br#"{"u":1,"s":"X\n","b":"1","B":"2","a":"3","A":"4"}"#,
+            br#"{"s":"X","b":"1","B":"2","a":"3","A":"4"}"#,
+            br#"{"u":1,"s":"X","b":"1","B":"2","a":"3","A":"4"} "#,
+            br#"{"stream":"x","data":{"u":1,"s":"X","b":"1","B":"2","a":"3","A":"4"},"x":1}"#,
+            br#"{}"#,
+        ] {
+            assert!(fast_book_ticker(f).is_none(), "{}", f.escape_ascii());
+        }
+        for len in 0..FUT_BT.len() {
+            fast_agrees(&FUT_BT[..len]);
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 5_000, ..Default::default() })]
+        #[test]
+        fn fast_path_agrees_on_mutations(
+            spot: bool,
+            edits in proptest::collection::vec((proptest::prelude::any::<usize>(), proptest::prelude::any::<u8>(), 0u8..3), 1..4),
+        ) {
+            let mut f = if spot { SPOT_BT.to_vec() } else { FUT_BT.to_vec() };
+            for (at, byte, op) in edits {
+                let at = at % (f.len() + 1);
+                match op {
+                    0 if at < f.len() => f[at] = byte,
+                    1 => f.insert(at, byte),
+                    _ if at < f.len() => { f.remove(at); }
+                    _ => {}
+                }
+            }
+            fast_agrees(&f);
+        }
+    }
+
+    #[test]
+    fn special_byte_scan() {
+        for (i, special) in [b'"', b'\\', 0x00, 0x1f].into_iter().enumerate() {
+            for pos in 0..8 {
+                let mut w = *b"abcdefgh";
+                w[pos] = special;
+                assert_ne!(special_bytes(u64::from_le_bytes(w)), 0, "case {i} at {pos}");
+            }
+        }
+        for w in [*b"abcdefgh", *b"01234567", *b"  !#~\x7f\xff\x80", *b"USDT@boo"] {
+            assert_eq!(special_bytes(u64::from_le_bytes(w)), 0, "{}", w.escape_ascii());
+        }
+        // Strings longer than 8 bytes with the special byte at every offset.
+        for pos in 0..20 {
+            let mut f = br#"{"s":"ABCDEFGHIJKLMNOPQRST"}"#.to_vec();
+            f[6 + pos] = 0x01;
+            assert_eq!(decode(&f), Err(DecodeError::InvalidString { pos: 6 + pos }));
         }
     }
 
