@@ -70,6 +70,10 @@ pub(crate) struct ChainConfig {
     /// Head poll interval, milliseconds.
     #[serde(default = "default_chain_poll_ms")]
     pub(crate) poll_ms: u64,
+    /// Websocket URL of the node: pool state (V2 and V3) from `eth_subscribe` logs. Required for
+    /// `uniswap_v3` pools; without it V2 reserves are polled each block.
+    #[serde(default)]
+    pub(crate) ws_url: Option<String>,
 }
 
 /// `[signers]`: key references only (`env:VAR` or `dev:N`), never keys.

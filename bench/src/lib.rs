@@ -6,4 +6,5 @@ pub mod anvil;
 
 pub mod sim;
 pub mod pipeline;
+pub mod quotes;
 pub mod harness;

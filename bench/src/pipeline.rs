@@ -27,15 +27,22 @@ use keel_engine::queue::{Queue, QueueStats};
 use keel_engine::stats::EngineStats;
 use keel_engine::{Engine, PortfolioId, RebalanceIntent};
 use keel_feeds::binance::InstrumentTable;
+use keel_feeds::node::{
+    NodeFeedConfig, NodeFeedOutputs, NodeFeedStats, PoolBook, PoolKind, PoolState, PoolUpdate, TrackedPool,
+    run_node_feed,
+};
 use keel_feeds::poll::{PollStats, PollTargets, run_chain_poller};
 use keel_feeds::stats::{FeedStats, FeedStatsSnapshot};
 use keel_feeds::ws::{BinanceFeedConfig, run_binance_feed};
+use keel_router::chain::ChainUpdate;
 use keel_router::config::{DexConfig, DexKind, PoolConfig, RelayConfig, RouterConfig};
 use keel_router::exec::{ExecStats, ExecToken, Executor, FillRecord, PoolVenue};
 use keel_router::pool::{Pool, PoolEntry, PoolMeta};
 use keel_router::relay::RelayClient;
 use keel_router::signer::Signer;
 use keel_router::stage::{RelayCounters, RouterInput, StageObserver, run_router_stage};
+use keel_router::v3::V3Pool;
+use keel_router::v3::sqrt_price_math::Q96;
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
@@ -71,6 +78,9 @@ pub struct PipelineSpec {
     pub rpc_url: String,
     /// Node poll interval.
     pub poll_ms: u64,
+    /// Node websocket URL. When set, pool state (V2 and V3) comes from `eth_subscribe` logs with an
+    /// exact in-memory book (required for V3 pools); otherwise V2 reserves are polled each block.
+    pub node_ws_url: Option<String>,
     /// Symbol of the wrapped native token (gas is priced through it), if listed.
     pub native_symbol: Option<String>,
     /// Weight sampling interval for reports.
@@ -248,6 +258,21 @@ impl Pipeline {
                     tracing::error!(error = %e, "chain poller stopped");
                 }
             }));
+        }
+        if let Some(ws_url) = spec.node_ws_url.clone() {
+            let tracked = tracked_pools(&spec)?;
+            let updates = Arc::new(Queue::new(spec.engine.queue_capacity));
+            let cfg = NodeFeedConfig { ws_url, pools: tracked.clone(), balances: Vec::new() };
+            let outputs = NodeFeedOutputs { pool_updates: Arc::clone(&updates), events: Arc::clone(&events) };
+            let c = cancel.clone();
+            tasks.push(runtime.spawn(async move {
+                if let Err(e) = run_node_feed(cfg, outputs, Arc::new(NodeFeedStats::default()), c).await {
+                    tracing::error!(error = %e, "node feed stopped");
+                }
+            }));
+            let fees: Vec<u32> = spec.pools.iter().map(|p| p.fee).collect();
+            let (r, c) = (Arc::clone(&router_in), cancel.clone());
+            tasks.push(runtime.spawn(bridge_pool_updates(tracked, fees, updates, r, c)));
         }
         let engine_thread = {
             let (events, router_in, stop, snapshot) =
@@ -534,11 +559,18 @@ fn build_executor(spec: &PipelineSpec) -> Result<Executor, PipelineError> {
                 fee_bps: p.fee,
             },
             DexKind::UniswapV3 => {
-                return Err(PipelineError::Config(format!(
-                    "pools[{}]: uniswap_v3 pools need the websocket node feed (`keel run` against a node); \
-                     the polling pipeline reads V2 reserves only",
-                    p.name
-                )));
+                if spec.node_ws_url.is_none() {
+                    return Err(PipelineError::Config(format!(
+                        "pools[{}]: uniswap_v3 pools need the websocket node feed: set [chain] ws_url",
+                        p.name
+                    )));
+                }
+                // Placeholder until the node feed's first snapshot; the executor does not route
+                // through a pool before its state is known.
+                Pool::V3(
+                    V3Pool::new(p.fee, tick_spacing_for_fee(p.fee), Q96, 0, 0, &[])
+                        .map_err(|e| PipelineError::Config(format!("pools[{}]: {e}", p.name)))?,
+                )
             }
         };
         pools.push(
@@ -564,8 +596,10 @@ fn build_executor(spec: &PipelineSpec) -> Result<Executor, PipelineError> {
 
 fn poll_targets(spec: &PipelineSpec, engine: &Engine) -> Result<PollTargets, PipelineError> {
     let mut t = PollTargets::default();
-    for (i, p) in spec.pools.iter().enumerate() {
-        t.v2_pools.push((i, p.address));
+    if spec.node_ws_url.is_none() {
+        for (i, p) in spec.pools.iter().enumerate() {
+            t.v2_pools.push((i, p.address));
+        }
     }
     let mut accounts = Vec::new();
     for (i, p) in spec.portfolios.iter().enumerate() {
@@ -592,4 +626,73 @@ fn poll_targets(spec: &PipelineSpec, engine: &Engine) -> Result<PollTargets, Pip
     }
     t.accounts = accounts;
     Ok(t)
+}
+
+/// Tick spacing of the canonical Uniswap V3 fee tiers (the factory's `feeAmountTickSpacing`).
+fn tick_spacing_for_fee(fee: u32) -> i32 {
+    match fee {
+        100 => 1,
+        500 => 10,
+        3000 => 60,
+        10_000 => 200,
+        _ => 60,
+    }
+}
+
+fn tracked_pools(spec: &PipelineSpec) -> Result<Vec<TrackedPool>, PipelineError> {
+    spec.pools
+        .iter()
+        .map(|p| {
+            let dex = spec
+                .dexes
+                .iter()
+                .find(|d| d.name == p.dex)
+                .ok_or_else(|| PipelineError::Config(format!("pools[{}].dex: unknown", p.name)))?;
+            let kind = match dex.kind {
+                DexKind::UniswapV2 => PoolKind::V2,
+                DexKind::UniswapV3 => PoolKind::V3,
+            };
+            Ok(TrackedPool { address: p.address, kind })
+        })
+        .collect()
+}
+
+/// Mirrors the node feed's pool book and hands the router each changed pool's full state.
+async fn bridge_pool_updates(
+    tracked: Vec<TrackedPool>,
+    v2_fees: Vec<u32>,
+    updates: Arc<Queue<PoolUpdate>>,
+    router_in: Arc<Queue<RouterInput>>,
+    cancel: CancellationToken,
+) {
+    let mut book = PoolBook::new(&tracked);
+    let mut tick = tokio::time::interval(Duration::from_millis(2));
+    while !cancel.is_cancelled() {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        while let Some(u) = updates.try_pop() {
+            if let Err(e) = book.apply_update(&u) {
+                tracing::warn!(pool = %u.address, error = %e, "pool update out of order; waiting for a resync");
+                continue;
+            }
+            let idx = u.pool as usize;
+            let Some(state) = book.state_of(u.address) else { continue };
+            let state = match state {
+                PoolState::V2 { reserve0, reserve1 } => Pool::V2 {
+                    reserve0: *reserve0,
+                    reserve1: *reserve1,
+                    fee_bps: v2_fees.get(idx).copied().unwrap_or(30),
+                },
+                PoolState::V3(p) => Pool::V3(p.clone()),
+            };
+            if router_in
+                .try_push(RouterInput::Chain(ChainUpdate::PoolState { pool: idx, state, block: u.block }))
+                .is_err()
+            {
+                tracing::error!("router queue full: pool update dropped");
+            }
+        }
+    }
 }

@@ -3,8 +3,10 @@
 use alloy::primitives::{Address, U256};
 use keel_engine::event::BlockHeader;
 
+use crate::pool::Pool;
+
 /// A fact about the chain, tagged with the block it reflects.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ChainUpdate {
     /// A new head.
     Head(BlockHeader),
@@ -17,6 +19,15 @@ pub enum ChainUpdate {
         /// Reserve of token1.
         reserve1: U256,
         /// Block the reserves are as of.
+        block: u64,
+    },
+    /// A pool's full swap state (V3 pools, or V2 pools synced by the websocket node feed).
+    PoolState {
+        /// Index of the pool in the configured pool list.
+        pool: usize,
+        /// The state.
+        state: Pool,
+        /// Block the state is as of.
         block: u64,
     },
     /// An account's transaction count (its next nonce).

@@ -254,6 +254,17 @@ impl Executor {
                     self.pool_ready[pool] = true;
                 }
             }
+            ChainUpdate::PoolState { pool, state, .. } => {
+                if let Some(entry) = self.pools.get_mut(pool) {
+                    let same_kind = entry.pool().is_v3() == state.is_v3();
+                    if same_kind {
+                        entry.set_pool(state);
+                        self.pool_ready[pool] = true;
+                    } else {
+                        tracing::error!(pool = %entry.meta.id, "pool state of the wrong protocol ignored");
+                    }
+                }
+            }
             ChainUpdate::Allowance { owner, token, spender, amount } => {
                 self.allowances.insert((owner, token, spender), amount);
             }

@@ -1,0 +1,272 @@
+//! End to end on a real chain: anvil running the real Uniswap V2 and V3 contracts (from the pinned
+//! npm artifacts), Keel's full pipeline (exchange feed, websocket node feed with exact V3 state,
+//! engine, router, relay client) and the loopback Flashbots relay that lands bundles on anvil.
+//!
+//! A portfolio at its 50/50 target is pushed off target when another account sells TKA into the
+//! pools and the exchange price follows; Keel must detect the drift, route across the V2 and V3
+//! pools, approve, swap, land the bundle in its target block, and leave the on-chain balances inside
+//! the band. Needs anvil: `make chain-deps` (the test fails loudly without it).
+
+use std::time::{Duration, Instant};
+
+use alloy::primitives::{Address, U256, aliases::U24, aliases::U160};
+use alloy::providers::Provider;
+use keel_bench::anvil::{AnvilChain, AnvilRelay, RelayOptions};
+use keel_bench::pipeline::{Pipeline, PipelineSpec};
+use keel_bench::quotes::QuoteServer;
+use keel_engine::config::{EngineConfig, PlanMode, PortfolioConfig, PriceSource, TokenConfig, TriggerConfig};
+use keel_engine::event::OutcomeStatus;
+use keel_feeds::ws::BinanceFeedConfig;
+use keel_router::abi::{IERC20, ISwapRouter, IUniswapV2Pair, IUniswapV2Router02, IUniswapV3Pool};
+use keel_router::config::{DexConfig, DexKind, PoolConfig, RelayConfig, RouterConfig};
+use keel_router::signer::Signer;
+
+const PORTFOLIO_DEV_KEY: usize = 6;
+const TRADER: usize = 3;
+const BAND: f64 = 0.01;
+
+fn e18(n: u64) -> U256 {
+    U256::from(n) * U256::from(10u64).pow(U256::from(18u64))
+}
+
+fn whole(x: U256) -> f64 {
+    f64::from(x) / 1e18
+}
+
+/// Mid of a pool as TKB per TKA.
+async fn mids(chain: &AnvilChain, tka: Address, v2: Address, v3: Address) -> (f64, f64) {
+    let p = chain.provider();
+    let r = IUniswapV2Pair::new(v2, p).getReserves().call().await.unwrap();
+    let (r0, r1) = (f64::from(U256::from(r.reserve0)), f64::from(U256::from(r.reserve1)));
+    let v2_mid =
+        if IUniswapV2Pair::new(v2, p).token0().call().await.unwrap() == tka { r1 / r0 } else { r0 / r1 };
+    let slot0 = IUniswapV3Pool::new(v3, p).slot0().call().await.unwrap();
+    let s = f64::from(U256::from(slot0.sqrtPriceX96)) / 2f64.powi(96);
+    let raw = s * s; // token1 per token0
+    let v3_mid =
+        if IUniswapV3Pool::new(v3, p).token0().call().await.unwrap() == tka { raw } else { 1.0 / raw };
+    (v2_mid, v3_mid)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keel_rebalances_a_real_portfolio_through_the_anvil_relay() {
+    let chain = AnvilChain::start().await.expect("anvil with Uniswap (run `make chain-deps`)");
+    let relay = AnvilRelay::start(
+        chain.http_url(),
+        RelayOptions { block_interval: Some(Duration::from_millis(250)) },
+    )
+    .await
+    .expect("relay");
+    let a = chain.addresses().clone();
+    let tka = a.token("TKA").unwrap();
+    let tkb = a.token("TKB").unwrap();
+    let pair = a.v2_pairs.iter().find(|p| p.name == "TKA/TKB" || p.name == "TKB/TKA").unwrap().clone();
+    let pool = a.v3_pools.iter().find(|p| p.name == pair.name).unwrap().clone();
+    let weth_pair = a.v2_pairs.iter().find(|p| p.name.contains("WETH")).unwrap().clone();
+    let sym = |addr: Address| {
+        if addr == tka {
+            "TKA".to_string()
+        } else if addr == tkb {
+            "TKB".to_string()
+        } else {
+            "WETH".to_string()
+        }
+    };
+
+    // The portfolio account: a fresh dev key (no approvals yet), funded 1000 TKA + 1000 TKB.
+    let me = Signer::dev(PORTFOLIO_DEV_KEY).unwrap().address();
+    let funder = chain.wallet_provider(1);
+    for t in [tka, tkb] {
+        IERC20::new(t, &funder).transfer(me, e18(1000)).send().await.unwrap().get_receipt().await.unwrap();
+    }
+
+    let (v2_mid, _) = mids(&chain, tka, pair.address, pool.address).await;
+    let quotes = QuoteServer::start(&[("TKAUSDT", v2_mid)], Duration::from_millis(50)).await.unwrap();
+
+    let tokens = vec![
+        TokenConfig {
+            symbol: "TKA".into(),
+            address: tka,
+            decimals: 18,
+            price: PriceSource::Instrument { symbol: "TKAUSDT".into() },
+        },
+        TokenConfig {
+            symbol: "TKB".into(),
+            address: tkb,
+            decimals: 18,
+            price: PriceSource::Fixed { fixed: 1.0 },
+        },
+        TokenConfig {
+            symbol: "WETH".into(),
+            address: a.weth,
+            decimals: 18,
+            price: PriceSource::Fixed { fixed: 2000.0 },
+        },
+    ];
+    let dexes = vec![
+        DexConfig {
+            name: "uniswap-v2".into(),
+            kind: DexKind::UniswapV2,
+            router: a.v2_router,
+            factory: Some(a.v2_factory),
+        },
+        DexConfig {
+            name: "uniswap-v3".into(),
+            kind: DexKind::UniswapV3,
+            router: a.v3_swap_router,
+            factory: Some(a.v3_factory),
+        },
+    ];
+    let pools = vec![
+        PoolConfig {
+            name: "v2-tka-tkb".into(),
+            dex: "uniswap-v2".into(),
+            address: pair.address,
+            token0: sym(pair.token0),
+            token1: sym(pair.token1),
+            fee: 30,
+            gas: None,
+        },
+        PoolConfig {
+            name: "v3-tka-tkb".into(),
+            dex: "uniswap-v3".into(),
+            address: pool.address,
+            token0: sym(pool.token0),
+            token1: sym(pool.token1),
+            fee: pool.fee,
+            gas: None,
+        },
+        PoolConfig {
+            name: "v2-weth-tka".into(),
+            dex: "uniswap-v2".into(),
+            address: weth_pair.address,
+            token0: sym(weth_pair.token0),
+            token1: sym(weth_pair.token1),
+            fee: 30,
+            gas: None,
+        },
+    ];
+    let portfolios = vec![PortfolioConfig {
+        name: "core".into(),
+        account: me,
+        targets: [("TKA".to_string(), 0.5), ("TKB".to_string(), 0.5)].into_iter().collect(),
+        triggers: vec![TriggerConfig::Drift { abs_band: Some(BAND), rel_band: None }],
+        mode: PlanMode::ToTarget,
+        cooldown_secs: 1.0,
+        min_trade_notional: 1.0,
+    }];
+    let spec = PipelineSpec {
+        engine: EngineConfig { stale_after_ms: 5_000, queue_capacity: 4_096 },
+        tokens,
+        portfolios,
+        router: RouterConfig {
+            chain_id: chain.chain_id(),
+            slippage_bps: 100,
+            swap_deadline_secs: 300,
+            bundle_blocks: 10,
+            priority_fee_wei: 1_000_000_000,
+            base_fee_multiplier: 2,
+            max_pool_deviation: 0.15,
+        },
+        dexes,
+        pools,
+        relays: vec![RelayConfig {
+            name: "anvil-relay".into(),
+            url: relay.url().to_string(),
+            timeout_ms: 2_000,
+        }],
+        reputation: Signer::dev(9).unwrap(),
+        accounts: vec![Signer::dev(PORTFOLIO_DEV_KEY).unwrap()],
+        binance: BinanceFeedConfig::new(quotes.url(), ["TKAUSDT"]),
+        rpc_url: chain.http_url().to_string(),
+        poll_ms: 50,
+        node_ws_url: Some(chain.ws_url().to_string()),
+        native_symbol: Some("WETH".into()),
+        sample_every: Duration::from_millis(200),
+    };
+    let pipeline = Pipeline::start(spec, &tokio::runtime::Handle::current()).expect("pipeline");
+
+    // At target: nothing fires.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let snap = pipeline.snapshot();
+    assert_eq!(snap.engine.intents_emitted, 0, "fired while on target: {snap:?}");
+    assert!(snap.portfolios[0].max_drift.unwrap() < BAND / 4.0, "{snap:?}");
+
+    // Another account sells TKA into both pools; the exchange price follows the pools.
+    let trader = chain.wallet_provider(TRADER);
+    let trader_addr = chain.address(TRADER);
+    IUniswapV2Router02::new(a.v2_router, &trader)
+        .swapExactTokensForTokens(
+            e18(500),
+            U256::ZERO,
+            vec![tka, tkb],
+            trader_addr,
+            U256::from(4_000_000_000u64),
+        )
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    let params = ISwapRouter::ExactInputSingleParams {
+        tokenIn: tka,
+        tokenOut: tkb,
+        fee: U24::from(pool.fee),
+        recipient: trader_addr,
+        deadline: U256::from(4_000_000_000u64),
+        amountIn: e18(300),
+        amountOutMinimum: U256::ZERO,
+        sqrtPriceLimitX96: U160::ZERO,
+    };
+    ISwapRouter::new(a.v3_swap_router, &trader)
+        .exactInputSingle(params)
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    let (v2_mid, v3_mid) = mids(&chain, tka, pair.address, pool.address).await;
+    let cex = (v2_mid + v3_mid) / 2.0;
+    assert!(cex < 0.97, "the swaps should have moved TKA down: {v2_mid} {v3_mid}");
+    quotes.set_price("TKAUSDT", cex);
+
+    // Keel detects the drift and lands a rebalance.
+    let t0 = Instant::now();
+    let landed = loop {
+        let snap = pipeline.snapshot();
+        if snap.engine.outcomes.landed >= 1 && !snap.portfolios[0].busy {
+            break true;
+        }
+        if t0.elapsed() > Duration::from_secs(30) {
+            break false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let report = pipeline.shutdown().await;
+    assert!(landed, "no rebalance landed: exec {:?}, outcomes {:?}", report.exec, report.outcomes);
+    assert!(
+        report
+            .outcomes
+            .iter()
+            .any(|(_, o)| matches!(o.status, OutcomeStatus::Landed { gas_used, .. } if gas_used > 0))
+    );
+    assert!(report.exec.approvals >= 1, "a fresh account must approve the routers first");
+
+    // On-chain balances are back inside the band at the exchange price.
+    let ha = whole(chain.balance_of(tka, me).await.unwrap());
+    let hb = whole(chain.balance_of(tkb, me).await.unwrap());
+    let w = ha * cex / (ha * cex + hb);
+    assert!((w - 0.5).abs() < BAND, "weight of TKA after the rebalance: {w} (TKA {ha}, TKB {hb})");
+    assert!(ha > 1000.0, "Keel should have bought TKA: {ha}");
+    // The approvals are on chain.
+    let allowance = IERC20::new(tkb, chain.provider()).allowance(me, a.v2_router).call().await.unwrap();
+    let allowance3 = IERC20::new(tkb, chain.provider()).allowance(me, a.v3_swap_router).call().await.unwrap();
+    assert!(allowance > U256::ZERO || allowance3 > U256::ZERO);
+    // Keel sent nothing to the node itself: every transaction of the account came through the relay.
+    let nonce = chain.provider().get_transaction_count(me).await.unwrap();
+    assert!(nonce >= 2, "approve + swap expected, nonce {nonce}");
+    assert!(relay.rejected_requests() == 0);
+    relay.shutdown().await.expect("relay shutdown");
+}
