@@ -1,11 +1,15 @@
 //! keel-feeds integration tests, linked as one binary.
 //!
 //! * `captures`: every frame of three real Binance sessions decodes, and agrees with `serde_json`.
-//! * `fuzz`: random bytes and mutated real frames never panic the decoder.
+//! * `faults`: a server that drops the feed 100 times: reconnects, no quote while down, no trade on
+//!   the stale price.
+//! * `fuzz`: random bytes and mutated real frames never panic the decoder; node logs and mempool
+//!   calldata never panic theirs.
 //! * `loopback`: the websocket client against a local server: replay, reconnect, ping/pong, idle,
 //!   malformed frames, full queue, shutdown.
 
 mod captures;
+mod faults;
 mod fuzz;
 mod loopback;
 mod support;
