@@ -7,6 +7,7 @@
 
 mod config;
 mod demo;
+mod devnet;
 mod live;
 mod report;
 mod svg;
@@ -64,6 +65,31 @@ enum Command {
         #[arg(long, default_value = "keel-run-out")]
         out: PathBuf,
     },
+    /// Start a local devnet: anvil with the real Uniswap V2/V3 contracts, the loopback relay and a
+    /// quote server; fund a portfolio; write the config for `keel run`; keep the market moving.
+    Devnet {
+        /// anvil's port on 127.0.0.1.
+        #[arg(long, default_value_t = 8545)]
+        port: u16,
+        /// The relay's port.
+        #[arg(long, default_value_t = 8550)]
+        relay_port: u16,
+        /// The quote server's port.
+        #[arg(long, default_value_t = 8551)]
+        quotes_port: u16,
+        /// Block interval, milliseconds.
+        #[arg(long, default_value_t = 1000)]
+        block_ms: u64,
+        /// Seconds between market moves.
+        #[arg(long, default_value_t = 4)]
+        move_every: u64,
+        /// Where to write the config.
+        #[arg(long, default_value = "keel-devnet.toml")]
+        write_config: PathBuf,
+        /// Stop after this many seconds (default: until Ctrl-C).
+        #[arg(long)]
+        duration: Option<u64>,
+    },
     /// Validate a config file.
     CheckConfig {
         /// Config file.
@@ -93,6 +119,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo { duration, out, config, quiet } => demo::run(&config, duration, &out, !quiet),
         Command::Run { config, duration, out } => live::run(&config, duration, &out),
+        Command::Devnet { port, relay_port, quotes_port, block_ms, move_every, write_config, duration } => {
+            let ports = devnet::Ports { anvil: port, relay: relay_port, quotes: quotes_port };
+            devnet::run(ports, block_ms, move_every, &write_config, duration)
+        }
         Command::CheckConfig { file } => check_config(&file),
         Command::Quote { file } => return quote(file),
     };

@@ -31,7 +31,12 @@ impl QuoteServer {
     /// Binds 127.0.0.1 on a free port and serves `prices` (symbol → mid), one frame per symbol every
     /// `interval`, until dropped or shut down.
     pub async fn start(prices: &[(&str, f64)], interval: Duration) -> std::io::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        Self::start_on(prices, interval, 0).await
+    }
+
+    /// [`QuoteServer::start`] on a given port of 127.0.0.1 (0: a free port).
+    pub async fn start_on(prices: &[(&str, f64)], interval: Duration, port: u16) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
         let addr = listener.local_addr()?;
         let prices = Arc::new(RwLock::new(prices.iter().map(|(s, p)| (s.to_uppercase(), *p)).collect()));
         let cancel = CancellationToken::new();

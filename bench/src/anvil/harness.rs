@@ -293,6 +293,12 @@ impl AnvilChain {
     /// Fails with [`AnvilError::Missing`] naming `tests/chain/setup.sh` when anvil or the artifacts
     /// are not installed.
     pub async fn start() -> Result<Self> {
+        Self::start_on(0).await
+    }
+
+    /// [`AnvilChain::start`] on a given port of 127.0.0.1 (0: a free port), for devnets whose config
+    /// names fixed URLs.
+    pub async fn start_on(port: u16) -> Result<Self> {
         let started = std::time::Instant::now();
         let path = artifacts::anvil_path()?;
         // Check the artifacts before spawning, so a half install fails fast.
@@ -301,7 +307,7 @@ impl AnvilChain {
         }
         let instance = Anvil::at(path)
             .host("127.0.0.1")
-            .port(0u16)
+            .port(port)
             .chain_id(31337)
             .args(["--accounts", "10", "--balance", "100000", "--order", "fifo"])
             .try_spawn()

@@ -256,6 +256,11 @@ impl AnvilRelay {
     /// Starts the relay for the anvil at `anvil_http_url`: binds 127.0.0.1 on a free port, turns
     /// automine off and, when configured, starts the block timer.
     pub async fn start(anvil_http_url: &str, options: RelayOptions) -> Result<Self> {
+        Self::start_on(anvil_http_url, options, 0).await
+    }
+
+    /// [`AnvilRelay::start`] on a given port of 127.0.0.1 (0: a free port).
+    pub async fn start_on(anvil_http_url: &str, options: RelayOptions, port: u16) -> Result<Self> {
         let url = anvil_http_url.parse().map_err(|e| AnvilError::rpc("relay", format!("bad url: {e}")))?;
         let anvil = ProviderBuilder::new().disable_recommended_fillers().connect_http(url).erased();
         anvil
@@ -263,7 +268,7 @@ impl AnvilRelay {
             .await
             .map_err(|e| AnvilError::rpc("evm_setAutomine", e))?;
         let shared = Arc::new(Shared { anvil, book: Default::default(), chain: Mutex::new(()) });
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
         let addr = listener.local_addr()?;
         let cancel = CancellationToken::new();
         let app = axum::Router::new().route("/", axum::routing::post(handle)).with_state(Arc::clone(&shared));

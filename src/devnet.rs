@@ -1,0 +1,239 @@
+//! `keel devnet`: a local chain to try Keel against real contracts. Starts anvil with the real
+//! Uniswap V2 and V3 contracts (from the pinned npm packages), the loopback Flashbots relay (which
+//! mines a block every `--block-ms`), and a Binance-format quote server; funds a portfolio account;
+//! writes the config for `keel run`; then keeps a market moving: another account trades TKA on the
+//! V2 and V3 pools every few blocks and the exchange price follows the pools.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use alloy::primitives::{Address, U256, aliases::U24, aliases::U160};
+use eyre::{Context, eyre};
+use keel_bench::anvil::{AnvilChain, AnvilRelay, RelayOptions};
+use keel_bench::quotes::QuoteServer;
+use keel_router::abi::{IERC20, ISwapRouter, IUniswapV2Pair, IUniswapV2Router02, IUniswapV3Pool};
+use keel_router::signer::Signer;
+
+/// Dev key of the portfolio account the devnet funds.
+pub(crate) const PORTFOLIO_KEY: usize = 6;
+/// Dev key of the account that moves the market.
+const TRADER_KEY: usize = 3;
+/// Tokens funded to the portfolio, each of TKA and TKB.
+const FUNDED: u64 = 1_000;
+
+/// Ports of the devnet's three services.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ports {
+    pub(crate) anvil: u16,
+    pub(crate) relay: u16,
+    pub(crate) quotes: u16,
+}
+
+fn e18(n: u64) -> U256 {
+    U256::from(n) * U256::from(10u64).pow(U256::from(18u64))
+}
+
+/// Runs the devnet until Ctrl-C or `duration`.
+pub(crate) fn run(
+    ports: Ports,
+    block_ms: u64,
+    move_every_s: u64,
+    write: &Path,
+    duration: Option<u64>,
+) -> eyre::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    rt.block_on(run_async(ports, block_ms, move_every_s, write, duration))
+}
+
+async fn run_async(
+    ports: Ports,
+    block_ms: u64,
+    move_every_s: u64,
+    write: &Path,
+    duration: Option<u64>,
+) -> eyre::Result<()> {
+    eprintln!("starting anvil on 127.0.0.1:{} and deploying Uniswap V2 + V3 …", ports.anvil);
+    let chain = AnvilChain::start_on(ports.anvil).await.map_err(|e| eyre!("{e}"))?;
+    eprintln!("deployed in {:.2} s", chain.deploy_time().as_secs_f64());
+    let relay = AnvilRelay::start_on(
+        chain.http_url(),
+        RelayOptions { block_interval: Some(Duration::from_millis(block_ms)) },
+        ports.relay,
+    )
+    .await
+    .map_err(|e| eyre!("{e}"))?;
+    let a = chain.addresses().clone();
+    let tka = a.token("TKA").ok_or_else(|| eyre!("no TKA"))?;
+    let tkb = a.token("TKB").ok_or_else(|| eyre!("no TKB"))?;
+    let pair = a
+        .v2_pairs
+        .iter()
+        .find(|p| p.name == "TKA/TKB" || p.name == "TKB/TKA")
+        .ok_or_else(|| eyre!("no pair"))?
+        .clone();
+    let pool = a.v3_pools.iter().find(|p| p.name == pair.name).ok_or_else(|| eyre!("no V3 pool"))?.clone();
+    let weth_pair =
+        a.v2_pairs.iter().find(|p| p.name.contains("WETH")).ok_or_else(|| eyre!("no WETH pair"))?.clone();
+
+    let me = Signer::dev(PORTFOLIO_KEY)?.address();
+    let funder = chain.wallet_provider(1);
+    for t in [tka, tkb] {
+        IERC20::new(t, &funder).transfer(me, e18(FUNDED)).send().await?.get_receipt().await?;
+    }
+    let (v2, v3) = mids(&chain, tka, pair.address, pool.address).await?;
+    let quotes =
+        QuoteServer::start_on(&[("TKAUSDT", (v2 + v3) / 2.0)], Duration::from_millis(100), ports.quotes)
+            .await?;
+
+    let sym = |x: Address| {
+        if x == tka {
+            "TKA"
+        } else if x == tkb {
+            "TKB"
+        } else {
+            "WETH"
+        }
+    };
+    let mut cfg = String::new();
+    let _ = writeln!(
+        cfg,
+        "# Keel against a local devnet: `keel devnet` (anvil with the real Uniswap V2/V3 contracts, a"
+    );
+    let _ = writeln!(
+        cfg,
+        "# loopback Flashbots relay and a quote server), then `keel run --config configs/anvil.toml`."
+    );
+    let _ = writeln!(
+        cfg,
+        "# Addresses are deterministic on a fresh devnet; `dev:N` keys are the public anvil test keys.\n"
+    );
+    let _ = writeln!(cfg, "[engine]\nstale_after_ms = 5000\n");
+    let _ = writeln!(cfg, "[feeds.binance]\nurl = \"{}\"\nsymbols = [\"TKAUSDT\"]\n", quotes.url());
+    let _ = writeln!(
+        cfg,
+        "[chain]\nrpc_url = \"{}\"\nws_url = \"{}\"\npoll_ms = 50\n",
+        chain.http_url(),
+        chain.ws_url()
+    );
+    let _ = writeln!(
+        cfg,
+        "[router]\nchain_id = {}\nslippage_bps = 100\nswap_deadline_secs = 300\nbundle_blocks = 10\nmax_pool_deviation = 0.15\n",
+        chain.chain_id()
+    );
+    let _ = writeln!(cfg, "[signers]\nreputation_key = \"dev:9\"\naccounts = [\"dev:{PORTFOLIO_KEY}\"]\n");
+    let _ = writeln!(cfg, "[[relays]]\nname = \"anvil-relay\"\nurl = \"{}\"\n", relay.url());
+    let _ = writeln!(
+        cfg,
+        "[[tokens]]\nsymbol = \"TKA\"\naddress = \"{tka}\"\ndecimals = 18\nprice = {{ symbol = \"TKAUSDT\" }}\n"
+    );
+    let _ = writeln!(
+        cfg,
+        "[[tokens]]\nsymbol = \"TKB\"\naddress = \"{tkb}\"\ndecimals = 18\nprice = {{ fixed = 1.0 }}\n"
+    );
+    let _ = writeln!(
+        cfg,
+        "[[tokens]]\nsymbol = \"WETH\"\naddress = \"{}\"\ndecimals = 18\nprice = {{ fixed = 2000.0 }}\n",
+        a.weth
+    );
+    let _ = writeln!(
+        cfg,
+        "[[dexes]]\nname = \"uniswap-v2\"\nkind = \"uniswap_v2\"\nrouter = \"{}\"\nfactory = \"{}\"\n",
+        a.v2_router, a.v2_factory
+    );
+    let _ = writeln!(
+        cfg,
+        "[[dexes]]\nname = \"uniswap-v3\"\nkind = \"uniswap_v3\"\nrouter = \"{}\"\nfactory = \"{}\"\n",
+        a.v3_swap_router, a.v3_factory
+    );
+    for (name, dex, addr, t0, t1, fee) in [
+        ("v2-tka-tkb", "uniswap-v2", pair.address, pair.token0, pair.token1, 30),
+        ("v3-tka-tkb", "uniswap-v3", pool.address, pool.token0, pool.token1, pool.fee),
+        ("v2-weth-tka", "uniswap-v2", weth_pair.address, weth_pair.token0, weth_pair.token1, 30),
+    ] {
+        let _ = writeln!(
+            cfg,
+            "[[pools]]\nname = \"{name}\"\ndex = \"{dex}\"\naddress = \"{addr}\"\ntoken0 = \"{}\"\ntoken1 = \"{}\"\nfee = {fee}\n",
+            sym(t0),
+            sym(t1)
+        );
+    }
+    let _ = writeln!(
+        cfg,
+        "[[portfolios]]\nname = \"devnet\"\naccount = \"{me}\"   # dev:{PORTFOLIO_KEY}\ntargets = {{ TKA = 0.5, TKB = 0.5 }}\ncooldown_secs = 2.0\nmin_trade_notional = 1.0\ntriggers = [{{ type = \"drift\", abs_band = 0.01 }}]"
+    );
+    std::fs::write(write, &cfg).wrap_err_with(|| format!("writing {}", write.display()))?;
+    eprintln!("devnet ready: node {}  relay {}  quotes {}", chain.http_url(), relay.url(), quotes.url());
+    eprintln!("portfolio account {me} funded with {FUNDED} TKA + {FUNDED} TKB");
+    eprintln!("config written to {} — run: keel run --config {}", write.display(), write.display());
+
+    // Move the market: alternate sells and buys of TKA on both pools; the quote follows the pools.
+    let trader = chain.wallet_provider(TRADER_KEY);
+    let trader_addr = chain.address(TRADER_KEY);
+    let start = Instant::now();
+    let mut round: u64 = 0;
+    let deadline = U256::from(4_000_000_000u64);
+    loop {
+        let wait = tokio::time::sleep(Duration::from_secs(move_every_s.max(1)));
+        tokio::select! {
+            _ = wait => {}
+            _ = tokio::signal::ctrl_c() => break,
+        }
+        if duration.is_some_and(|d| start.elapsed() >= Duration::from_secs(d)) {
+            break;
+        }
+        round += 1;
+        let sell_tka = round % 4 != 0; // drift down three times, then once back up
+        let (tin, tout) = if sell_tka { (tka, tkb) } else { (tkb, tka) };
+        let amount = e18(150 + 50 * (round % 3));
+        let v2_swap = IUniswapV2Router02::new(a.v2_router, &trader)
+            .swapExactTokensForTokens(amount, U256::ZERO, vec![tin, tout], trader_addr, deadline)
+            .send()
+            .await;
+        let params = ISwapRouter::ExactInputSingleParams {
+            tokenIn: tin,
+            tokenOut: tout,
+            fee: U24::from(pool.fee),
+            recipient: trader_addr,
+            deadline,
+            amountIn: amount / U256::from(2u8),
+            amountOutMinimum: U256::ZERO,
+            sqrtPriceLimitX96: U160::ZERO,
+        };
+        let v3_swap = ISwapRouter::new(a.v3_swap_router, &trader).exactInputSingle(params).send().await;
+        for pending in [v2_swap, v3_swap] {
+            match pending {
+                Ok(p) => {
+                    let _ = p.get_receipt().await;
+                }
+                Err(e) => eprintln!("market move failed: {e}"),
+            }
+        }
+        let (v2, v3) = mids(&chain, tka, pair.address, pool.address).await?;
+        quotes.set_price("TKAUSDT", (v2 + v3) / 2.0);
+        let ha = chain.balance_of(tka, me).await.map_err(|e| eyre!("{e}"))?;
+        let hb = chain.balance_of(tkb, me).await.map_err(|e| eyre!("{e}"))?;
+        eprintln!(
+            "[{:>5.1}s] market {} TKA: pools {v2:.4} / {v3:.4} TKB per TKA | portfolio TKA {:.2} TKB {:.2}",
+            start.elapsed().as_secs_f64(),
+            if sell_tka { "sold" } else { "bought" },
+            f64::from(ha) / 1e18,
+            f64::from(hb) / 1e18,
+        );
+    }
+    relay.shutdown().await.map_err(|e| eyre!("{e}"))?;
+    Ok(())
+}
+
+/// Mids of the V2 pair and the V3 pool, TKB per TKA.
+async fn mids(chain: &AnvilChain, tka: Address, v2: Address, v3: Address) -> eyre::Result<(f64, f64)> {
+    let p = chain.provider();
+    let pair = IUniswapV2Pair::new(v2, p);
+    let r = pair.getReserves().call().await?;
+    let (r0, r1) = (f64::from(U256::from(r.reserve0)), f64::from(U256::from(r.reserve1)));
+    let v2_mid = if pair.token0().call().await? == tka { r1 / r0 } else { r0 / r1 };
+    let pool = IUniswapV3Pool::new(v3, p);
+    let s = f64::from(U256::from(pool.slot0().call().await?.sqrtPriceX96)) / 2f64.powi(96);
+    let v3_mid = if pool.token0().call().await? == tka { s * s } else { 1.0 / (s * s) };
+    Ok((v2_mid, v3_mid))
+}
