@@ -1,0 +1,5 @@
+//! Integration tests of keel-router, one binary: the split optimiser's properties and `keel quote`.
+
+mod common;
+mod quote;
+mod split;
