@@ -183,7 +183,7 @@ async fn run_async(
             break;
         }
         round += 1;
-        let sell_tka = round % 4 != 0; // drift down three times, then once back up
+        let sell_tka = !round.is_multiple_of(4); // drift down three times, then once back up
         let (tin, tout) = if sell_tka { (tka, tkb) } else { (tkb, tka) };
         let amount = e18(150 + 50 * (round % 3));
         let v2_swap = IUniswapV2Router02::new(a.v2_router, &trader)
