@@ -117,7 +117,7 @@ impl RelayClient {
 pub fn parse_send_bundle_response(status: u16, body: &[u8]) -> Result<B256, RelayError> {
     let parsed: Result<serde_json::Value, _> = serde_json::from_slice(body);
     if let Ok(v) = &parsed
-        && let Some(err) = v.get("error")
+        && let Some(err) = v.get("error").filter(|e| !e.is_null())
     {
         let code = err.get("code").and_then(|c| c.as_i64()).unwrap_or(0);
         let message = err.get("message").and_then(|m| m.as_str()).unwrap_or("").to_string();
