@@ -141,15 +141,13 @@ pub fn run_router_stage(
             RouterInput::Chain(update) => exec.on_chain(update, now, &mut actions),
             RouterInput::Receipts { intent, receipts } => exec.on_receipts(intent, &receipts, &mut actions),
         }
-        let signed_ns = if stamping { mono_now_ns() } else { 0 };
+        // After routing and signing: the request is handed to the HTTP client right below.
+        let signed_ns = mono_now_ns();
         for action in actions.drain(..) {
             match action {
-                Action::Submit { intent, request, event_recv_ns, ready_ns } => {
+                Action::Submit { intent, request, event_recv_ns, .. } => {
                     if event_recv_ns > 0 {
-                        let _ = observer
-                            .tick_to_wire
-                            .lock()
-                            .record(ready_ns.saturating_sub(event_recv_ns).max(1));
+                        let _ = observer.tick_to_wire.lock().record(signed_ns.saturating_sub(event_recv_ns).max(1));
                     }
                     let stamp = (stamping && event_recv_ns > 0).then(|| SubmitStamp {
                         intent,
