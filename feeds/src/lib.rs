@@ -14,7 +14,7 @@
 
 pub mod backoff;
 pub mod binance;
+pub mod node;
+pub mod poll;
 pub mod stats;
 pub mod ws;
-pub mod poll;
-pub mod node;

@@ -7,17 +7,17 @@
 //! All on-chain amounts are integers (`U256`); pool math reproduces the contracts to the wei.
 
 pub mod abi;
-pub mod config;
-pub mod v2;
-pub mod v3;
 pub mod bundle;
+pub mod chain;
+pub mod config;
+pub mod exec;
+pub mod plan;
+pub mod pool;
+pub mod quote;
 pub mod relay;
 pub mod signer;
-pub mod tx;
-pub mod chain;
-pub mod pool;
 pub mod split;
-pub mod plan;
-pub mod quote;
-pub mod exec;
 pub mod stage;
+pub mod tx;
+pub mod v2;
+pub mod v3;

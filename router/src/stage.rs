@@ -147,7 +147,10 @@ pub fn run_router_stage(
             match action {
                 Action::Submit { intent, request, event_recv_ns, .. } => {
                     if event_recv_ns > 0 {
-                        let _ = observer.tick_to_wire.lock().record(signed_ns.saturating_sub(event_recv_ns).max(1));
+                        let _ = observer
+                            .tick_to_wire
+                            .lock()
+                            .record(signed_ns.saturating_sub(event_recv_ns).max(1));
                     }
                     let stamp = (stamping && event_recv_ns > 0).then(|| SubmitStamp {
                         intent,

@@ -24,7 +24,12 @@ pub enum V2Error {
 ///
 /// `amountOut = amountIn·(10000−fee)·reserveOut / (reserveIn·10000 + amountIn·(10000−fee))`, floored,
 /// exactly as the contract (which uses 997/1000 for 30 bps: the same ratio).
-pub fn get_amount_out(amount_in: U256, reserve_in: U256, reserve_out: U256, fee_bps: u32) -> Result<U256, V2Error> {
+pub fn get_amount_out(
+    amount_in: U256,
+    reserve_in: U256,
+    reserve_out: U256,
+    fee_bps: u32,
+) -> Result<U256, V2Error> {
     if amount_in.is_zero() {
         return Err(V2Error::InsufficientAmount);
     }
@@ -39,7 +44,12 @@ pub fn get_amount_out(amount_in: U256, reserve_in: U256, reserve_out: U256, fee_
 }
 
 /// Smallest input that buys `amount_out`: `reserveIn·amountOut·10000 / ((reserveOut−amountOut)·(10000−fee)) + 1`.
-pub fn get_amount_in(amount_out: U256, reserve_in: U256, reserve_out: U256, fee_bps: u32) -> Result<U256, V2Error> {
+pub fn get_amount_in(
+    amount_out: U256,
+    reserve_in: U256,
+    reserve_out: U256,
+    fee_bps: u32,
+) -> Result<U256, V2Error> {
     if amount_out.is_zero() {
         return Err(V2Error::InsufficientAmount);
     }
@@ -87,7 +97,11 @@ mod tests {
             (1, 1000, 1000, 996_006_981_039_903_216),
         ];
         for (a, r0, r1, want) in cases {
-            assert_eq!(get_amount_out(e18(a), e18(r0), e18(r1), 30).unwrap(), U256::from(want), "{a} {r0} {r1}");
+            assert_eq!(
+                get_amount_out(e18(a), e18(r0), e18(r1), 30).unwrap(),
+                U256::from(want),
+                "{a} {r0} {r1}"
+            );
         }
     }
 
