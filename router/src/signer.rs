@@ -77,7 +77,7 @@ impl TryFrom<String> for KeySource {
             return Ok(KeySource::Dev(i));
         }
         // Never echo what might be a pasted secret.
-        let shown = if s.len() > 12 { format!("{}…", &s[..6]) } else { s };
+        let shown = if s.len() > 12 { format!("{}…", s.chars().take(6).collect::<String>()) } else { s };
         Err(KeyError::BadReference(shown))
     }
 }
