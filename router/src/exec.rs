@@ -127,6 +127,8 @@ struct Inflight {
     deadline_block: u64,
     landed: bool,
     uuid: String,
+    /// Allowances this bundle's approvals grant: recorded optimistically, rolled back if it never lands.
+    approvals: Vec<(Address, Address, Address)>,
 }
 
 /// Counters of the execution stage.
@@ -300,6 +302,9 @@ impl Executor {
                 let f = self.inflight.swap_remove(i);
                 let chain = self.chain_nonce.get(&f.account).copied().unwrap_or(0);
                 self.nonces.reset_to_chain(f.account, chain);
+                for key in &f.approvals {
+                    self.allowances.remove(key);
+                }
                 self.stats.expired += 1;
                 tracing::warn!(
                     intent = f.intent,
@@ -438,7 +443,7 @@ impl Executor {
         // Transactions.
         let deadline = U256::from(head.timestamp + self.cfg.swap_deadline_secs);
         let mut calls: Vec<CallRequest> = Vec::new();
-        let mut approvals = 0u64;
+        let mut granted: Vec<(Address, Address, Address)> = Vec::new();
         for (k, route) in &routes {
             let leg = &intent.legs[*k];
             let sell = self.tokens[leg.sell.idx()].address;
@@ -456,7 +461,7 @@ impl Executor {
                         value: U256::ZERO,
                     });
                     self.allowances.insert(key, U256::MAX);
-                    approvals += 1;
+                    granted.push(key);
                 }
                 let gas_limit: u64 = fill.pools.iter().map(|&p| self.pools[p].meta.gas).sum::<u64>()
                     * (100 + GAS_LIMIT_MARGIN_PCT)
@@ -479,7 +484,26 @@ impl Executor {
                 });
             }
         }
-        // Sign.
+        match self.sign_and_bundle(intent, head, account, &calls, &granted, now_ns) {
+            Ok(action) => Ok(action),
+            Err(e) => {
+                for key in &granted {
+                    self.allowances.remove(key);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn sign_and_bundle(
+        &mut self,
+        intent: &RebalanceIntent,
+        head: BlockHeader,
+        account: Address,
+        calls: &[CallRequest],
+        granted: &[(Address, Address, Address)],
+        now_ns: Nanos,
+    ) -> Result<Action, ExecError> {
         let signer = self.signers.get(&account).ok_or(ExecError::NoSigner(account))?;
         let first = self.nonces.reserve(account, calls.len() as u64)?;
         let fees =
@@ -496,7 +520,7 @@ impl Executor {
             }
         }
         self.stats.txs_signed += txs.len() as u64;
-        self.stats.approvals += approvals;
+        self.stats.approvals += granted.len() as u64;
         let target = head.number + 1;
         let uuid = format!("keel-{}-{}", intent.portfolio.0, intent.id);
         self.request_id += 1;
@@ -513,6 +537,7 @@ impl Executor {
             deadline_block: head.number + self.cfg.bundle_blocks,
             landed: false,
             uuid,
+            approvals: granted.to_vec(),
         });
         Ok(Action::Submit {
             intent: intent.id,
@@ -612,4 +637,195 @@ fn decode_call(t: &SignedTx) -> Result<CallRequest, ExecError> {
         gas_limit: env.gas_limit(),
         value: env.value(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RouterConfig;
+    use crate::pool::PoolMeta;
+    use keel_engine::intent::{Leg, TriggerReason};
+    use keel_engine::{PortfolioId, TokenId};
+
+    const USDC: Address = Address::repeat_byte(0x10);
+    const WETH: Address = Address::repeat_byte(0x20);
+    const ROUTER: Address = Address::repeat_byte(0x77);
+
+    fn executor() -> (Executor, Address) {
+        let cfg = RouterConfig {
+            chain_id: 31337,
+            slippage_bps: 50,
+            swap_deadline_secs: 60,
+            bundle_blocks: 2,
+            priority_fee_wei: 1,
+            base_fee_multiplier: 2,
+            max_pool_deviation: 0.05,
+        };
+        let tokens = vec![
+            ExecToken { symbol: "USDC".into(), address: USDC, decimals: 6 },
+            ExecToken { symbol: "WETH".into(), address: WETH, decimals: 18 },
+        ];
+        let meta = PoolMeta {
+            id: "p".into(),
+            address: Address::repeat_byte(0x50),
+            token0: USDC,
+            token1: WETH,
+            gas: 100_000,
+            venue: 0,
+        };
+        let pool = PoolEntry::new(meta, Pool::V2 { reserve0: U256::ZERO, reserve1: U256::ZERO, fee_bps: 30 })
+            .unwrap();
+        let signer = Signer::dev(1).unwrap();
+        let account = signer.address();
+        let venue = PoolVenue { kind: DexKind::UniswapV2, router: ROUTER };
+        let exec = Executor::new(
+            cfg,
+            tokens,
+            vec![pool],
+            vec![venue],
+            vec![signer],
+            Signer::dev(9).unwrap(),
+            Some(WETH),
+        );
+        (exec, account)
+    }
+
+    fn head(n: u64) -> ChainUpdate {
+        ChainUpdate::Head(BlockHeader { number: n, timestamp: 1_000 + n, base_fee: 10, recv_ns: 0 })
+    }
+
+    fn intent(id: u64, account: Address) -> RebalanceIntent {
+        RebalanceIntent {
+            id,
+            portfolio: PortfolioId(0),
+            account,
+            reason: TriggerReason::Temporal { elapsed_s: 1.0 },
+            drift: 0.05,
+            // Sell 1 WETH for USDC at the pool's price (3000 USDC per WETH).
+            legs: vec![Leg {
+                sell: TokenId(1),
+                buy: TokenId(0),
+                amount_in: U256::from(10u64).pow(U256::from(18u64)),
+                notional: 3000.0,
+                reference_price: 3000.0,
+            }],
+            event_recv_ns: 1,
+            decided_ns: 1,
+            planned_ns: 1,
+        }
+    }
+
+    fn submitted(actions: &[Action]) -> Vec<SignedTx> {
+        actions
+            .iter()
+            .find_map(|a| match a {
+                Action::Submit { request, .. } => {
+                    let v: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
+                    Some(
+                        v["params"][0]["txs"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .map(|t| {
+                                use alloy::consensus::TxEnvelope;
+                                use alloy::eips::eip2718::Decodable2718;
+                                let raw: Bytes = t.as_str().unwrap().parse().unwrap();
+                                let env = TxEnvelope::decode_2718(&mut raw.as_ref()).unwrap();
+                                let TxEnvelope::Eip1559(s) = &env else { panic!("not 1559") };
+                                SignedTx {
+                                    raw: raw.clone(),
+                                    hash: *env.tx_hash(),
+                                    from: Address::ZERO,
+                                    nonce: s.tx().nonce,
+                                    gas_limit: s.tx().gas_limit,
+                                    fees: Fees { max_fee_per_gas: 0, max_priority_fee_per_gas: 0 },
+                                }
+                            })
+                            .collect(),
+                    )
+                }
+                _ => None,
+            })
+            .expect("a submission")
+    }
+
+    #[test]
+    fn an_expired_bundle_releases_its_nonces_and_its_approvals() {
+        let (mut exec, me) = executor();
+        let mut out = Vec::new();
+        let e6 = U256::from(1_000_000u64);
+        let e18 = U256::from(10u64).pow(U256::from(18u64));
+        exec.on_chain(
+            ChainUpdate::V2Reserves {
+                pool: 0,
+                reserve0: e6 * U256::from(3_000_000u64),
+                reserve1: e18 * U256::from(1000u64),
+                block: 1,
+            },
+            0,
+            &mut out,
+        );
+        exec.on_chain(ChainUpdate::Nonce { account: me, nonce: 4, block: 1 }, 0, &mut out);
+        exec.on_chain(head(1), 0, &mut out);
+        exec.on_intent(&intent(1, me), 0, &mut out);
+        let first = submitted(&out);
+        assert_eq!(first.len(), 2, "approve + swap");
+        assert_eq!((first[0].nonce, first[1].nonce), (4, 5));
+        out.clear();
+
+        // Next block: the same transactions are resent for block 3.
+        exec.on_chain(head(2), 0, &mut out);
+        let again = submitted(&out);
+        assert_eq!(
+            again.iter().map(|t| t.hash).collect::<Vec<_>>(),
+            first.iter().map(|t| t.hash).collect::<Vec<_>>()
+        );
+        out.clear();
+
+        // Deadline: expired, nonces and the optimistic allowance released.
+        exec.on_chain(head(3), 0, &mut out);
+        assert!(out.iter().any(|a| matches!(a, Action::Outcome(o) if o.status == OutcomeStatus::Expired)));
+        out.clear();
+        exec.on_intent(&intent(2, me), 0, &mut out);
+        let retry = submitted(&out);
+        assert_eq!(retry.len(), 2, "the approve must be included again");
+        assert_eq!((retry[0].nonce, retry[1].nonce), (4, 5), "the released nonces are reused");
+        assert_eq!(exec.stats().expired, 1);
+    }
+
+    #[test]
+    fn a_landed_bundle_reports_one_outcome() {
+        let (mut exec, me) = executor();
+        let mut out = Vec::new();
+        let e6 = U256::from(1_000_000u64);
+        let e18 = U256::from(10u64).pow(U256::from(18u64));
+        exec.on_chain(
+            ChainUpdate::V2Reserves {
+                pool: 0,
+                reserve0: e6 * U256::from(3_000_000u64),
+                reserve1: e18 * U256::from(1000u64),
+                block: 1,
+            },
+            0,
+            &mut out,
+        );
+        exec.on_chain(ChainUpdate::Nonce { account: me, nonce: 0, block: 1 }, 0, &mut out);
+        exec.on_chain(head(1), 0, &mut out);
+        exec.on_intent(&intent(1, me), 0, &mut out);
+        out.clear();
+        exec.on_chain(ChainUpdate::Nonce { account: me, nonce: 2, block: 2 }, 0, &mut out);
+        exec.on_chain(ChainUpdate::Nonce { account: me, nonce: 2, block: 3 }, 0, &mut out);
+        let fetches = out.iter().filter(|a| matches!(a, Action::FetchReceipts { .. })).count();
+        assert_eq!(fetches, 1);
+        out.clear();
+        let r = ReceiptInfo { block: 2, gas_used: 50_000, success: true };
+        exec.on_receipts(1, &[r, r], &mut out);
+        exec.on_receipts(1, &[r, r], &mut out);
+        let landed: Vec<_> = out.iter().filter(|a| matches!(a, Action::Outcome(_))).collect();
+        assert_eq!(landed.len(), 1);
+        assert!(
+            matches!(landed[0], Action::Outcome(o) if o.status == OutcomeStatus::Landed { block: 2, gas_used: 100_000 })
+        );
+        assert_eq!(exec.inflight_count(), 0);
+    }
 }
