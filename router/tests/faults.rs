@@ -421,10 +421,10 @@ async fn relay_faults_are_classified_and_the_same_bundle_is_retried_until_it_exp
         }
         assert_eq!((ex.stats().expired, ex.stats().landed, ex.stats().submissions), (1, 0, 5));
 
-        // The nonces were released: the next rebalance starts from the same nonce again.
+        // The nonces (and the unlanded approval) were released: the next rebalance reuses them.
         ex.on_intent(&intent(2), 1, &mut out);
         let again = sent(&submits(&out)[0].body);
-        assert_eq!(again.txs.first().map(|t| t.0), Some(FIRST_NONCE));
+        assert_eq!(again.txs.iter().map(|t| t.0).collect::<Vec<_>>(), nonces, "approve again, same nonces");
 
         faulty.stop().await;
         healthy.stop().await;
@@ -433,13 +433,9 @@ async fn relay_faults_are_classified_and_the_same_bundle_is_retried_until_it_exp
 }
 
 /// After a bundle with an approval expired unlanded, the next rebalance must approve again: the chain
-/// allowance is still zero.
-///
-/// Fails today: `Executor::execute` records the approval as done (`allowances.insert(key, U256::MAX)`)
-/// when it signs it, the expiry path does not undo that, and the poller reads allowances only at start,
-/// so every later swap of that token through that router is sent without an approval and reverts.
+/// allowance is still zero (the executor records an approval optimistically when it signs it, and must
+/// roll that back on expiry, as the poller reads allowances only at start).
 #[test]
-#[ignore = "known bug: an expired approval is assumed granted (router/src/exec.rs)"]
 fn an_expired_approval_is_sent_again() {
     let mut ex = ready_executor();
     let mut out = Vec::new();
