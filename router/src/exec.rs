@@ -97,8 +97,11 @@ pub enum Action {
     FetchReceipts {
         /// The intent.
         intent: u64,
-        /// Transaction hashes of the bundle.
+        /// Transaction hashes of every version of the bundle (a fee re-sign keeps the nonces but
+        /// changes the hashes, and any one version may have landed).
         hashes: Vec<B256>,
+        /// Transactions in the bundle: reading stops once this many receipts are found.
+        expected: usize,
     },
     /// Report to the engine.
     Outcome(Outcome),
@@ -127,6 +130,8 @@ struct Inflight {
     deadline_block: u64,
     landed: bool,
     uuid: String,
+    /// Hashes of earlier versions (before a fee re-sign), any of which may be the one that lands.
+    superseded: Vec<B256>,
     /// Allowances this bundle's approvals grant: recorded optimistically, rolled back if it never lands.
     approvals: Vec<(Address, Address, Address)>,
 }
@@ -276,10 +281,9 @@ impl Executor {
                 for f in self.inflight.iter_mut().filter(|f| f.account == account && !f.landed) {
                     if nonce > f.last_nonce {
                         f.landed = true;
-                        out.push(Action::FetchReceipts {
-                            intent: f.intent,
-                            hashes: f.txs.iter().map(|t| t.hash).collect(),
-                        });
+                        let hashes =
+                            f.txs.iter().map(|t| t.hash).chain(f.superseded.iter().copied()).collect();
+                        out.push(Action::FetchReceipts { intent: f.intent, hashes, expected: f.txs.len() });
                     }
                 }
             }
@@ -352,7 +356,8 @@ impl Executor {
                 resigned.push(sign_call(signer, self.cfg.chain_id, t.nonce, &call, fees)?);
             }
             self.stats.txs_signed += resigned.len() as u64;
-            self.inflight[i].txs = resigned;
+            let old = std::mem::replace(&mut self.inflight[i].txs, resigned);
+            self.inflight[i].superseded.extend(old.iter().map(|t| t.hash));
         }
         let f = &mut self.inflight[i];
         f.target_block = target;
@@ -525,7 +530,15 @@ impl Executor {
         let uuid = format!("keel-{}-{}", intent.portfolio.0, intent.id);
         self.request_id += 1;
         let opts = BundleOptions { replacement_uuid: Some(uuid.clone()), ..Default::default() };
-        let request = build_send_bundle(&txs, target, &opts, &self.auth, self.request_id)?;
+        let request = match build_send_bundle(&txs, target, &opts, &self.auth, self.request_id) {
+            Ok(r) => r,
+            Err(e) => {
+                // Nothing was sent: release the reserved nonces, or every later bundle would have a gap.
+                let chain = self.chain_nonce.get(&account).copied().unwrap_or(first);
+                self.nonces.reset_to_chain(account, chain);
+                return Err(e.into());
+            }
+        };
         let last_nonce = first + txs.len() as u64 - 1;
         self.inflight.push(Inflight {
             intent: intent.id,
@@ -537,6 +550,7 @@ impl Executor {
             deadline_block: head.number + self.cfg.bundle_blocks,
             landed: false,
             uuid,
+            superseded: Vec::new(),
             approvals: granted.to_vec(),
         });
         Ok(Action::Submit {

@@ -114,7 +114,15 @@ impl RelayClient {
 
 /// Reads a relay's HTTP answer to `eth_sendBundle`: `{"result": {"bundleHash": "0x…"}}`, or a
 /// JSON-RPC error (which some relays send with a 4xx/5xx status).
+///
+/// A 5xx or 429 status is [`RelayError::Status`] (recoverable: overload or an internal failure)
+/// even when the body carries a JSON-RPC error; other JSON-RPC errors are [`RelayError::Rpc`]
+/// (a rejection of this request).
 pub fn parse_send_bundle_response(status: u16, body: &[u8]) -> Result<B256, RelayError> {
+    if status >= 500 || status == 429 {
+        let text = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+        return Err(RelayError::Status { status, body: text });
+    }
     let parsed: Result<serde_json::Value, _> = serde_json::from_slice(body);
     if let Ok(v) = &parsed
         && let Some(err) = v.get("error").filter(|e| !e.is_null())

@@ -184,11 +184,11 @@ pub fn run_router_stage(
                         observer.submit_stamps.lock().push(stamp);
                     }
                 }
-                Action::FetchReceipts { intent, hashes } => {
+                Action::FetchReceipts { intent, hashes, expected } => {
                     let input = Arc::clone(&input);
                     let url = rpc_url.clone();
                     runtime.spawn(async move {
-                        let receipts = fetch_receipts(&url, &hashes).await;
+                        let receipts = fetch_receipts(&url, &hashes, expected).await;
                         let _ = input.try_push(RouterInput::Receipts { intent, receipts });
                     });
                 }
@@ -205,36 +205,41 @@ pub fn run_router_stage(
     exec
 }
 
-/// Reads the receipts of `hashes`, retrying while the node has not indexed them yet. A receipt that
-/// never appears is reported with zero gas (the landing itself is proven by the account nonce).
-async fn fetch_receipts(rpc_url: &str, hashes: &[B256]) -> Vec<ReceiptInfo> {
+/// Reads receipts for `hashes` — every version of a landed bundle's transactions — until `expected`
+/// are found, retrying while the node has not indexed them yet. Versions that never landed simply
+/// have no receipt. Missing receipts are logged; the landing itself is proven by the account nonce.
+async fn fetch_receipts(rpc_url: &str, hashes: &[B256], expected: usize) -> Vec<ReceiptInfo> {
     let Ok(url) = rpc_url.parse() else {
         tracing::error!(rpc_url, "bad RPC URL: receipts not read");
         return Vec::new();
     };
     let provider = ProviderBuilder::new().connect_http(url);
-    let mut out = Vec::with_capacity(hashes.len());
-    for hash in hashes {
-        let mut got = None;
-        for attempt in 0..RECEIPT_RETRIES {
+    let mut found: Vec<(B256, ReceiptInfo)> = Vec::with_capacity(expected);
+    for attempt in 0..RECEIPT_RETRIES {
+        for hash in hashes {
+            if found.iter().any(|(h, _)| h == hash) {
+                continue;
+            }
             match provider.get_transaction_receipt(*hash).await {
-                Ok(Some(r)) => {
-                    got = Some(ReceiptInfo {
+                Ok(Some(r)) => found.push((
+                    *hash,
+                    ReceiptInfo {
                         block: r.block_number.unwrap_or(0),
                         gas_used: r.gas_used,
                         success: r.status(),
-                    });
-                    break;
-                }
+                    },
+                )),
                 Ok(None) => {}
                 Err(e) => tracing::debug!(%hash, attempt, error = %e, "receipt read failed"),
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        match got {
-            Some(r) => out.push(r),
-            None => tracing::warn!(%hash, "receipt of a landed transaction not found"),
+        if found.len() >= expected {
+            break;
         }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    out
+    if found.len() < expected {
+        tracing::warn!(found = found.len(), expected, "receipts of a landed bundle not all found");
+    }
+    found.into_iter().map(|(_, r)| r).collect()
 }

@@ -323,7 +323,7 @@ fn outcomes(out: &[Action]) -> Vec<Outcome> {
 fn fetches(out: &[Action]) -> Vec<(u64, Vec<B256>)> {
     out.iter()
         .filter_map(|a| match a {
-            Action::FetchReceipts { intent, hashes } => Some((*intent, hashes.clone())),
+            Action::FetchReceipts { intent, hashes, .. } => Some((*intent, hashes.clone())),
             _ => None,
         })
         .collect()
@@ -621,12 +621,15 @@ mod fuzz {
                 prop_assert_eq!(shown.and_then(Result::ok), Some(*h));
             }
             Err(RelayError::Rpc { code, message }) => {
+                prop_assert!(status < 500 && status != 429, "overload statuses are Status errors");
                 let e = error.expect("an Rpc error comes from an error member");
                 prop_assert_eq!(*code, e.get("code").and_then(Value::as_i64).unwrap_or(0));
                 prop_assert_eq!(message.as_str(), e.get("message").and_then(Value::as_str).unwrap_or(""));
             }
             Err(e @ RelayError::Status { status: s, body: shown }) => {
-                prop_assert!(!ok2xx && error.is_none() && *s == status);
+                // 5xx and 429 are Status errors whatever the body says; others only without an error member.
+                prop_assert!(!ok2xx && *s == status);
+                prop_assert!(error.is_none() || status >= 500 || status == 429);
                 prop_assert!(shown.len() <= 200 * 3, "the body is cut: {}", shown.len());
                 prop_assert_eq!(e.is_recoverable(), status >= 500 || status == 429);
             }
