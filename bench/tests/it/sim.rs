@@ -714,10 +714,8 @@ async fn websocket_streams_binance_frames() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_replays_a_capture() {
-    let path = std::path::Path::new("/work/shared/data/cex-captures/BINANCE.ws.1.0");
-    if !path.exists() {
-        return;
-    }
+    let path =
+        std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../feeds/tests/data/BINANCE.ws.1.0"));
     let mut cfg = sim_config(200, false, "3000000");
     cfg.replay = Some(path.to_owned());
     let m = start_with(cfg).await;
