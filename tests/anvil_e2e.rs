@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use alloy::primitives::{Address, U256, aliases::U24, aliases::U160};
 use alloy::providers::Provider;
-use keel_bench::anvil::{AnvilChain, AnvilRelay, RelayOptions};
+use keel_bench::anvil::{AnvilChain, AnvilRelay, RelayOptions, RpcRecorder};
 use keel_bench::pipeline::{Pipeline, PipelineSpec};
 use keel_bench::quotes::QuoteServer;
 use keel_engine::config::{EngineConfig, PlanMode, PortfolioConfig, PriceSource, TokenConfig, TriggerConfig};
@@ -81,6 +81,8 @@ async fn keel_rebalances_a_real_portfolio_through_the_anvil_relay() {
     }
 
     let (v2_mid, _) = mids(&chain, tka, pair.address, pool.address).await;
+    // Keel's node connection goes through a recorder: it must never send a transaction itself.
+    let recorder = RpcRecorder::start(chain.http_url()).await.expect("rpc recorder");
     let quotes = QuoteServer::start(&[("TKAUSDT", v2_mid)], Duration::from_millis(50)).await.unwrap();
 
     let tokens = vec![
@@ -178,7 +180,7 @@ async fn keel_rebalances_a_real_portfolio_through_the_anvil_relay() {
         reputation: Signer::dev(9).unwrap(),
         accounts: vec![Signer::dev(PORTFOLIO_DEV_KEY).unwrap()],
         binance: BinanceFeedConfig::new(quotes.url(), ["TKAUSDT"]),
-        rpc_url: chain.http_url().to_string(),
+        rpc_url: recorder.url().to_string(),
         poll_ms: 50,
         node_ws_url: Some(chain.ws_url().to_string()),
         native_symbol: Some("WETH".into()),
@@ -267,6 +269,12 @@ async fn keel_rebalances_a_real_portfolio_through_the_anvil_relay() {
     // Keel sent nothing to the node itself: every transaction of the account came through the relay.
     let nonce = chain.provider().get_transaction_count(me).await.unwrap();
     assert!(nonce >= 2, "approve + swap expected, nonce {nonce}");
+    let methods = recorder.methods();
+    assert!(methods.iter().any(|m| m == "eth_call"), "the recorder saw Keel's reads: {methods:?}");
+    assert!(
+        !methods.iter().any(|m| m == "eth_sendRawTransaction" || m == "eth_sendTransaction"),
+        "Keel broadcast a transaction to the node: {methods:?}"
+    );
     assert!(relay.rejected_requests() == 0);
     relay.shutdown().await.expect("relay shutdown");
 }

@@ -17,8 +17,10 @@ pub mod artifacts;
 pub mod contracts;
 pub mod error;
 pub mod harness;
+pub mod recorder;
 pub mod relay;
 
 pub use error::{AnvilError, Result};
 pub use harness::{AnvilChain, ChainAddresses, TokenInfo, V2PairInfo, V3PoolInfo};
+pub use recorder::RpcRecorder;
 pub use relay::{AnvilRelay, BundleStatus, RelayOptions};
