@@ -86,6 +86,32 @@ pub(crate) struct SignersConfig {
     pub(crate) accounts: Vec<KeySource>,
 }
 
+/// `line L, column C (field): message` for a TOML error, naming the field from the table header and
+/// the key left of `=` — never echoing the value, which may be a pasted secret.
+fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
+    let msg = e.message().trim_end();
+    let Some(span) = e.span() else { return msg.to_string() };
+    let before = &text[..span.start.min(text.len())];
+    let line_no = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    let line = text.lines().nth(line_no - 1).unwrap_or("");
+    let key = line.split_once('=').map(|(k, _)| k.trim()).filter(|k| !k.is_empty() && !k.starts_with('['));
+    let table = text
+        .lines()
+        .take(line_no)
+        .map(str::trim)
+        .filter(|l| l.starts_with('['))
+        .last()
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim());
+    let field = match (table, key) {
+        (Some(t), Some(k)) => format!(" ({t}.{k})"),
+        (None, Some(k)) => format!(" ({k})"),
+        (Some(t), None) => format!(" ({t})"),
+        (None, None) => String::new(),
+    };
+    format!("line {line_no}, column {column}{field}: {msg}")
+}
+
 /// What the file is for: a demo needs `[sim]`; a live run needs endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Purpose {
@@ -104,7 +130,7 @@ impl KeelConfig {
 
     /// Parses and validates TOML text.
     pub(crate) fn parse(text: &str) -> eyre::Result<Self> {
-        let cfg: KeelConfig = toml::from_str(text).map_err(|e| eyre!("{}", e.to_string().trim_end()))?;
+        let cfg: KeelConfig = toml::from_str(text).map_err(|e| eyre!("{}", describe_toml_error(text, &e)))?;
         cfg.validate_sections()?;
         Ok(cfg)
     }

@@ -177,7 +177,7 @@ mod tests {
         let marks = vec![LandedMark { t_s: 0.5, portfolio: 0, block: 7 }];
         let svg = weights_svg(&["core".into()], &targets, &samples, &marks);
         assert!(svg.starts_with("<svg"));
-        assert!(svg.contains("core: weights"));
+        assert!(svg.contains("core: drift from target"));
         assert_eq!(svg.matches("<polyline").count(), 2);
         assert!(svg.contains("block 7"));
         assert!(svg.trim_end().ends_with("</svg>"));

@@ -48,15 +48,25 @@ async fn mids(chain: &AnvilChain, tka: Address, v2: Address, v3: Address) -> (f6
     (v2_mid, v3_mid)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn keel_rebalances_a_real_portfolio_through_the_anvil_relay() {
+/// Everything a real-chain test runs: anvil, the relay, the recorder, the quote server and Keel.
+struct Rig {
+    chain: AnvilChain,
+    relay: AnvilRelay,
+    recorder: RpcRecorder,
+    quotes: QuoteServer,
+    pipeline: Pipeline,
+    tka: Address,
+    tkb: Address,
+    me: Address,
+    pool_fee: u32,
+    pair: Address,
+    v3: Address,
+}
+
+/// Starts anvil and Keel with a 50/50 TKA/TKB portfolio on a fresh account; blocks every
+/// `block_interval` (or on demand), `defer` as `defer_on_pending_volume`.
+async fn rig(block_interval: Option<Duration>, defer: Option<f64>) -> Rig {
     let chain = AnvilChain::start().await.expect("anvil with Uniswap (run `make chain-deps`)");
-    let relay = AnvilRelay::start(
-        chain.http_url(),
-        RelayOptions { block_interval: Some(Duration::from_millis(250)) },
-    )
-    .await
-    .expect("relay");
     let a = chain.addresses().clone();
     let tka = a.token("TKA").unwrap();
     let tkb = a.token("TKB").unwrap();
@@ -80,6 +90,7 @@ async fn keel_rebalances_a_real_portfolio_through_the_anvil_relay() {
         IERC20::new(t, &funder).transfer(me, e18(1000)).send().await.unwrap().get_receipt().await.unwrap();
     }
 
+    let relay = AnvilRelay::start(chain.http_url(), RelayOptions { block_interval }).await.expect("relay");
     let (v2_mid, _) = mids(&chain, tka, pair.address, pool.address).await;
     // Keel's node connection goes through a recorder: it must never send a transaction itself.
     let recorder = RpcRecorder::start(chain.http_url()).await.expect("rpc recorder");
@@ -169,6 +180,7 @@ async fn keel_rebalances_a_real_portfolio_through_the_anvil_relay() {
             priority_fee_wei: 1_000_000_000,
             base_fee_multiplier: 2,
             max_pool_deviation: 0.15,
+            defer_on_pending_volume: defer,
         },
         dexes,
         pools,
@@ -187,6 +199,26 @@ async fn keel_rebalances_a_real_portfolio_through_the_anvil_relay() {
         sample_every: Duration::from_millis(200),
     };
     let pipeline = Pipeline::start(spec, &tokio::runtime::Handle::current()).expect("pipeline");
+    Rig {
+        chain,
+        relay,
+        recorder,
+        quotes,
+        pipeline,
+        tka,
+        tkb,
+        me,
+        pool_fee: pool.fee,
+        pair: pair.address,
+        v3: pool.address,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keel_rebalances_a_real_portfolio_through_the_anvil_relay() {
+    let Rig { chain, relay, recorder, quotes, pipeline, tka, tkb, me, pool_fee, pair, v3 } =
+        rig(Some(Duration::from_millis(250)), None).await;
+    let a = chain.addresses().clone();
 
     // At target: nothing fires.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -214,7 +246,7 @@ async fn keel_rebalances_a_real_portfolio_through_the_anvil_relay() {
     let params = ISwapRouter::ExactInputSingleParams {
         tokenIn: tka,
         tokenOut: tkb,
-        fee: U24::from(pool.fee),
+        fee: U24::from(pool_fee),
         recipient: trader_addr,
         deadline: U256::from(4_000_000_000u64),
         amountIn: e18(300),
@@ -229,7 +261,7 @@ async fn keel_rebalances_a_real_portfolio_through_the_anvil_relay() {
         .get_receipt()
         .await
         .unwrap();
-    let (v2_mid, v3_mid) = mids(&chain, tka, pair.address, pool.address).await;
+    let (v2_mid, v3_mid) = mids(&chain, tka, pair, v3).await;
     let cex = (v2_mid + v3_mid) / 2.0;
     assert!(cex < 0.97, "the swaps should have moved TKA down: {v2_mid} {v3_mid}");
     quotes.set_price("TKAUSDT", cex);
@@ -276,5 +308,62 @@ async fn keel_rebalances_a_real_portfolio_through_the_anvil_relay() {
         "Keel broadcast a transaction to the node: {methods:?}"
     );
     assert!(relay.rejected_requests() == 0);
+    relay.shutdown().await.expect("relay shutdown");
+}
+
+/// `defer_on_pending_volume`: a large swap waits in anvil's mempool (blocks are mined on demand).
+/// Keel sees it through the mempool feed and postpones the rebalance it would otherwise send; once
+/// the swap is mined the pending view clears and the rebalance lands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_pending_swaps_defer_the_rebalance_until_mined() {
+    let Rig { chain, relay, recorder: _recorder, quotes, pipeline, tka, tkb, me, pair: _, .. } =
+        rig(None, Some(0.005)).await;
+    let a = chain.addresses().clone();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(pipeline.snapshot().engine.intents_emitted, 0);
+
+    // A large sale of TKA sits in the mempool; the exchange price has already moved.
+    let trader = chain.wallet_provider(TRADER);
+    let pending = IUniswapV2Router02::new(a.v2_router, &trader)
+        .swapExactTokensForTokens(
+            e18(500),
+            U256::ZERO,
+            vec![tka, tkb],
+            chain.address(TRADER),
+            U256::from(4_000_000_000u64),
+        )
+        .send()
+        .await
+        .unwrap();
+    quotes.set_price("TKAUSDT", 0.93);
+
+    // Keel fires, but defers while the swap is pending: nothing goes to the relay.
+    let t0 = Instant::now();
+    while pipeline.snapshot().engine.outcomes.rejected < 2 {
+        assert!(t0.elapsed() < Duration::from_secs(20), "no deferral seen: {:?}", pipeline.snapshot().engine);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        pipeline.observer().relays.lock()[0].accepted,
+        0,
+        "a bundle was sent while the swap was pending"
+    );
+    assert_eq!(pipeline.snapshot().engine.outcomes.landed, 0);
+
+    // The swap is mined: the pending view clears, Keel rebalances; keep mining until it lands.
+    relay.mine_block().await.unwrap();
+    let receipt = pending.get_receipt().await.unwrap();
+    assert!(receipt.status());
+    let t0 = Instant::now();
+    while pipeline.snapshot().engine.outcomes.landed < 1 {
+        assert!(t0.elapsed() < Duration::from_secs(30), "no landing after the swap was mined");
+        relay.mine_block().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let report = pipeline.shutdown().await;
+    assert!(report.exec.deferred >= 1, "{:?}", report.exec);
+    assert!(report.exec.landed >= 1);
+    let ha = whole(chain.balance_of(tka, me).await.unwrap());
+    assert!(ha > 1000.0, "Keel should have bought TKA: {ha}");
     relay.shutdown().await.expect("relay shutdown");
 }

@@ -18,6 +18,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use alloy::providers::{Provider, ProviderBuilder};
+use alloy::rpc::types::BlockNumberOrTag;
 use hdrhistogram::Histogram;
 use keel_engine::clock::{LiveClock, Nanos, mono_now_ns};
 use keel_engine::config::{EngineConfig, PortfolioConfig, TokenConfig};
@@ -28,8 +30,8 @@ use keel_engine::stats::EngineStats;
 use keel_engine::{Engine, PortfolioId, RebalanceIntent};
 use keel_feeds::binance::InstrumentTable;
 use keel_feeds::node::{
-    NodeFeedConfig, NodeFeedOutputs, NodeFeedStats, PoolBook, PoolKind, PoolState, PoolUpdate, TrackedPool,
-    run_node_feed,
+    MempoolDecoder, MempoolPool, NodeFeedConfig, NodeFeedOutputs, NodeFeedStats, PendingSwap, PendingView,
+    PoolBook, PoolKind, PoolState, PoolUpdate, TrackedPool, run_mempool_feed, run_node_feed,
 };
 use keel_feeds::poll::{PollStats, PollTargets, run_chain_poller};
 use keel_feeds::stats::{FeedStats, FeedStatsSnapshot};
@@ -270,9 +272,25 @@ impl Pipeline {
                     tracing::error!(error = %e, "node feed stopped");
                 }
             }));
+            // The public mempool: swaps pending on tracked pools, for `defer_on_pending_volume`.
+            let pending = Arc::new(Queue::new(spec.engine.queue_capacity));
+            let decoder = mempool_decoder(&spec, &tracked)?;
+            {
+                let (url, out, c) =
+                    (spec.node_ws_url.clone().unwrap_or_default(), Arc::clone(&pending), cancel.clone());
+                tasks.push(runtime.spawn(async move {
+                    if let Err(e) =
+                        run_mempool_feed(url, decoder, out, Arc::new(NodeFeedStats::default()), c).await
+                    {
+                        tracing::error!(error = %e, "mempool feed stopped");
+                    }
+                }));
+            }
             let fees: Vec<u32> = spec.pools.iter().map(|p| p.fee).collect();
+            let bridge =
+                PoolBridge { tracked, v2_fees: fees, updates, pending, rpc_url: spec.rpc_url.clone() };
             let (r, c) = (Arc::clone(&router_in), cancel.clone());
-            tasks.push(runtime.spawn(bridge_pool_updates(tracked, fees, updates, r, c)));
+            tasks.push(runtime.spawn(bridge_pool_updates(bridge, r, c)));
         }
         let engine_thread = {
             let (events, router_in, stop, snapshot) =
@@ -657,25 +675,76 @@ fn tracked_pools(spec: &PipelineSpec) -> Result<Vec<TrackedPool>, PipelineError>
         .collect()
 }
 
-/// Mirrors the node feed's pool book and hands the router each changed pool's full state.
-async fn bridge_pool_updates(
+/// What the pool bridge consumes.
+struct PoolBridge {
     tracked: Vec<TrackedPool>,
     v2_fees: Vec<u32>,
     updates: Arc<Queue<PoolUpdate>>,
-    router_in: Arc<Queue<RouterInput>>,
-    cancel: CancellationToken,
-) {
+    pending: Arc<Queue<PendingSwap>>,
+    rpc_url: String,
+}
+
+fn mid_of(state: &PoolState) -> f64 {
+    match state {
+        PoolState::V2 { reserve0, reserve1 } => f64::from(*reserve1) / f64::from(*reserve0),
+        PoolState::V3(p) => p.mid_price(),
+    }
+}
+
+/// The mempool decoder for the configured pools (the first V2 and V3 routers are decoded).
+fn mempool_decoder(spec: &PipelineSpec, tracked: &[TrackedPool]) -> Result<MempoolDecoder, PipelineError> {
+    let mut pools = Vec::with_capacity(spec.pools.len());
+    for (i, (p, t)) in spec.pools.iter().zip(tracked).enumerate() {
+        pools.push(MempoolPool {
+            id: i as u32,
+            address: p.address,
+            kind: t.kind,
+            token0: token_address(spec, &p.token0)?,
+            token1: token_address(spec, &p.token1)?,
+            fee: p.fee,
+        });
+    }
+    let router_of = |kind: DexKind| spec.dexes.iter().find(|d| d.kind == kind).map(|d| d.router);
+    Ok(MempoolDecoder::new(&pools, router_of(DexKind::UniswapV2), router_of(DexKind::UniswapV3)))
+}
+
+/// Mirrors the node feed's pool book and hands the router each changed pool's full state; keeps
+/// the mempool's pending view (pruned by each new block's mined transactions) and hands the router
+/// how far the pending swaps would move each pool.
+async fn bridge_pool_updates(b: PoolBridge, router_in: Arc<Queue<RouterInput>>, cancel: CancellationToken) {
+    let PoolBridge { tracked, v2_fees, updates, pending, rpc_url } = b;
     let mut book = PoolBook::new(&tracked);
+    let mut view = PendingView::new();
+    let mut impacts = vec![0.0f64; tracked.len()];
+    let mut last_block = 0u64;
+    let provider = rpc_url.parse().ok().map(|url| ProviderBuilder::new().connect_http(url));
+    let push = |u: ChainUpdate| {
+        if router_in.try_push(RouterInput::Chain(u)).is_err() {
+            tracing::error!("router queue full: pool update dropped");
+        }
+    };
     let mut tick = tokio::time::interval(Duration::from_millis(2));
     while !cancel.is_cancelled() {
         tokio::select! {
             _ = cancel.cancelled() => break,
             _ = tick.tick() => {}
         }
+        let mut touched = false;
         while let Some(u) = updates.try_pop() {
             if let Err(e) = book.apply_update(&u) {
                 tracing::warn!(pool = %u.address, error = %e, "pool update out of order; waiting for a resync");
                 continue;
+            }
+            touched = true;
+            if u.block > last_block {
+                last_block = u.block;
+                if !view.pending().is_empty()
+                    && let Some(p) = &provider
+                    && let Ok(Some(block)) = p.get_block_by_number(BlockNumberOrTag::Number(u.block)).await
+                {
+                    let mined: Vec<_> = block.transactions.hashes().collect();
+                    view.remove_mined(&mined);
+                }
             }
             let idx = u.pool as usize;
             let Some(state) = book.state_of(u.address) else { continue };
@@ -687,11 +756,26 @@ async fn bridge_pool_updates(
                 },
                 PoolState::V3(p) => Pool::V3(p.clone()),
             };
-            if router_in
-                .try_push(RouterInput::Chain(ChainUpdate::PoolState { pool: idx, state, block: u.block }))
-                .is_err()
-            {
-                tracing::error!("router queue full: pool update dropped");
+            push(ChainUpdate::PoolState { pool: idx, state, block: u.block });
+        }
+        while let Some(swap) = pending.try_pop() {
+            view.add(swap);
+            touched = true;
+        }
+        if touched {
+            for (i, t) in tracked.iter().enumerate() {
+                let now = book.state_of(t.address).map(mid_of);
+                let after = view
+                    .pool_after(&book, i as u32, v2_fees.get(i).copied().unwrap_or(30))
+                    .map(|s| mid_of(&s));
+                let impact = match (now, after) {
+                    (Some(a), Some(b)) if a.is_finite() && a > 0.0 && b.is_finite() => (b / a - 1.0).abs(),
+                    _ => 0.0,
+                };
+                if (impact - impacts[i]).abs() > 1e-9 {
+                    impacts[i] = impact;
+                    push(ChainUpdate::PendingImpact { pool: i, impact });
+                }
             }
         }
     }

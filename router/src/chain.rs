@@ -30,6 +30,14 @@ pub enum ChainUpdate {
         /// Block the state is as of.
         block: u64,
     },
+    /// How far the swaps pending in the public mempool would move a pool's mid price (relative, ≥ 0),
+    /// from the mempool feed's pending view; 0 when nothing is pending on it.
+    PendingImpact {
+        /// Index of the pool in the configured pool list.
+        pool: usize,
+        /// |mid after pending swaps / mid now − 1|.
+        impact: f64,
+    },
     /// An account's transaction count (its next nonce).
     Nonce {
         /// Account.

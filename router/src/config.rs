@@ -119,6 +119,11 @@ pub struct RouterConfig {
     /// Largest relative gap between a pool's mid price and the reference price; beyond it no plan.
     #[serde(default = "default_max_pool_deviation")]
     pub max_pool_deviation: f64,
+    /// Postpone a rebalance while swaps pending in the public mempool would move the mid price of a
+    /// pool it trades by more than this fraction (e.g. 0.005 = 0.5%); the engine retries after its
+    /// cooldown. Needs the node websocket (`[chain] ws_url`). Off when absent.
+    #[serde(default)]
+    pub defer_on_pending_volume: Option<f64>,
 }
 
 /// A bundle relay or builder endpoint (`[[relays]]`).
@@ -193,6 +198,11 @@ pub fn validate(
     }
     if !(router.max_pool_deviation.is_finite() && router.max_pool_deviation > 0.0) {
         return Err(ConfigError::new("router.max_pool_deviation", "must be > 0"));
+    }
+    if let Some(x) = router.defer_on_pending_volume
+        && !(x.is_finite() && x > 0.0 && x < 1.0)
+    {
+        return Err(ConfigError::new("router.defer_on_pending_volume", "must be in (0, 1)"));
     }
     if relays.is_empty() {
         return Err(ConfigError::new("relays", "at least one relay is required"));

@@ -73,6 +73,17 @@ pub enum ExecError {
     /// Bundle building failed.
     #[error(transparent)]
     Bundle(#[from] BundleError),
+    /// Pending swaps in the mempool would move a pool this rebalance trades too far
+    /// (`defer_on_pending_volume`); the engine retries after its cooldown.
+    #[error("deferred: pending swaps would move pool `{pool}` by {impact:.4} (limit {limit})")]
+    Deferred {
+        /// The pool.
+        pool: String,
+        /// Its pending impact.
+        impact: f64,
+        /// The configured limit.
+        limit: f64,
+    },
     /// The portfolio already has a rebalance in flight.
     #[error("portfolio {0:?} already has a rebalance in flight")]
     Busy(PortfolioId),
@@ -149,6 +160,8 @@ pub struct ExecStats {
     pub landed: u64,
     /// Rebalances abandoned after their last block.
     pub expired: u64,
+    /// Rebalances postponed because of large pending swaps on a pool they trade.
+    pub deferred: u64,
     /// Transactions signed.
     pub txs_signed: u64,
     /// Approvals included.
@@ -183,6 +196,7 @@ pub struct Executor {
     tokens: Vec<ExecToken>,
     pools: Vec<PoolEntry>,
     pool_ready: Vec<bool>,
+    pending_impact: Vec<f64>,
     venues: Vec<PoolVenue>,
     signers: HashMap<Address, Signer>,
     auth: Signer,
@@ -215,6 +229,7 @@ impl Executor {
             tokens,
             pools,
             pool_ready: vec![false; n],
+            pending_impact: vec![0.0; n],
             venues,
             signers: signers.into_iter().map(|s| (s.address(), s)).collect(),
             auth,
@@ -270,6 +285,11 @@ impl Executor {
                     } else {
                         tracing::error!(pool = %entry.meta.id, "pool state of the wrong protocol ignored");
                     }
+                }
+            }
+            ChainUpdate::PendingImpact { pool, impact } => {
+                if let Some(slot) = self.pending_impact.get_mut(pool) {
+                    *slot = impact;
                 }
             }
             ChainUpdate::Allowance { owner, token, spender, amount } => {
@@ -394,7 +414,11 @@ impl Executor {
                 out.push(action);
             }
             Err(e) => {
-                self.stats.rejected += 1;
+                if matches!(e, ExecError::Deferred { .. }) {
+                    self.stats.deferred += 1;
+                } else {
+                    self.stats.rejected += 1;
+                }
                 tracing::warn!(intent = intent.id, portfolio = intent.portfolio.0, error = %e, "rebalance not submitted");
                 out.push(Action::Outcome(Outcome {
                     intent: intent.id,
@@ -416,6 +440,16 @@ impl Executor {
         }
         if let Some(i) = self.pool_ready.iter().position(|r| !r) {
             return Err(ExecError::PoolNotReady(self.pools[i].meta.id.clone()));
+        }
+        if let Some(limit) = self.cfg.defer_on_pending_volume {
+            for leg in &intent.legs {
+                let (sell, buy) = (self.tokens[leg.sell.idx()].address, self.tokens[leg.buy.idx()].address);
+                for (p, &impact) in self.pools.iter().zip(&self.pending_impact) {
+                    if impact > limit && p.other(sell) == Some(buy) {
+                        return Err(ExecError::Deferred { pool: p.meta.id.clone(), impact, limit });
+                    }
+                }
+            }
         }
         // Route every leg on a scratch copy of the pools, in order, so legs through the same pool
         // see each other's effect.
@@ -674,6 +708,7 @@ mod tests {
             priority_fee_wei: 1,
             base_fee_multiplier: 2,
             max_pool_deviation: 0.05,
+            defer_on_pending_volume: None,
         };
         let tokens = vec![
             ExecToken { symbol: "USDC".into(), address: USDC, decimals: 6 },
@@ -805,6 +840,40 @@ mod tests {
         assert_eq!(retry.len(), 2, "the approve must be included again");
         assert_eq!((retry[0].nonce, retry[1].nonce), (4, 5), "the released nonces are reused");
         assert_eq!(exec.stats().expired, 1);
+    }
+
+    #[test]
+    fn large_pending_swaps_defer_the_rebalance_until_they_clear() {
+        let (mut exec, me) = executor();
+        exec.cfg.defer_on_pending_volume = Some(0.005);
+        let mut out = Vec::new();
+        let e6 = U256::from(1_000_000u64);
+        let e18 = U256::from(10u64).pow(U256::from(18u64));
+        exec.on_chain(
+            ChainUpdate::V2Reserves {
+                pool: 0,
+                reserve0: e6 * U256::from(3_000_000u64),
+                reserve1: e18 * U256::from(1000u64),
+                block: 1,
+            },
+            0,
+            &mut out,
+        );
+        exec.on_chain(ChainUpdate::Nonce { account: me, nonce: 0, block: 1 }, 0, &mut out);
+        exec.on_chain(head(1), 0, &mut out);
+        exec.on_chain(ChainUpdate::PendingImpact { pool: 0, impact: 0.02 }, 0, &mut out);
+        exec.on_intent(&intent(1, me), 0, &mut out);
+        assert!(
+            matches!(out.as_slice(), [Action::Outcome(o)] if o.status == OutcomeStatus::Rejected),
+            "{out:?}"
+        );
+        assert_eq!((exec.stats().deferred, exec.stats().submissions), (1, 0));
+        out.clear();
+        // Small pending flow does not defer; and once the pending swaps are mined it proceeds.
+        exec.on_chain(ChainUpdate::PendingImpact { pool: 0, impact: 0.001 }, 0, &mut out);
+        exec.on_intent(&intent(2, me), 0, &mut out);
+        assert!(out.iter().any(|a| matches!(a, Action::Submit { .. })), "{out:?}");
+        assert_eq!(submitted(&out)[0].nonce, 0, "the deferral reserved no nonce");
     }
 
     #[test]

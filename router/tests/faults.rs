@@ -194,6 +194,7 @@ fn executor() -> Executor {
         priority_fee_wei: GWEI,
         base_fee_multiplier: 2,
         max_pool_deviation: 0.05,
+        defer_on_pending_volume: None,
     };
     let tokens = vec![
         ExecToken { symbol: "USDC".into(), address: USDC, decimals: 6 },
