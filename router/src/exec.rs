@@ -121,6 +121,8 @@ pub enum Action {
 /// One landed transaction's receipt, as the driver read it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReceiptInfo {
+    /// Transaction hash.
+    pub hash: B256,
     /// Block of inclusion.
     pub block: u64,
     /// Gas used.
@@ -145,7 +147,24 @@ struct Inflight {
     superseded: Vec<B256>,
     /// Allowances this bundle's approvals grant: recorded optimistically, rolled back if it never lands.
     approvals: Vec<(Address, Address, Address)>,
+    /// For each transaction: the pool it swaps through when it is a single-pool swap (its receipt
+    /// then refines that pool's gas estimate).
+    swap_pool: Vec<Option<usize>>,
 }
+
+/// The transactions of one rebalance before signing.
+#[derive(Debug)]
+struct TxPlan {
+    /// The calls, in order.
+    calls: Vec<CallRequest>,
+    /// Allowances the approvals among them grant.
+    granted: Vec<(Address, Address, Address)>,
+    /// Per call: the pool of a single-pool swap.
+    swap_pool: Vec<Option<usize>>,
+}
+
+/// How many recent landed swaps a pool's gas estimate looks at.
+pub const GAS_OBSERVATIONS: usize = 8;
 
 /// Counters of the execution stage.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -197,6 +216,7 @@ pub struct Executor {
     pools: Vec<PoolEntry>,
     pool_ready: Vec<bool>,
     pending_impact: Vec<f64>,
+    gas_seen: Vec<Vec<u64>>,
     venues: Vec<PoolVenue>,
     signers: HashMap<Address, Signer>,
     auth: Signer,
@@ -230,6 +250,7 @@ impl Executor {
             pools,
             pool_ready: vec![false; n],
             pending_impact: vec![0.0; n],
+            gas_seen: vec![Vec::new(); n],
             venues,
             signers: signers.into_iter().map(|s| (s.address(), s)).collect(),
             auth,
@@ -390,6 +411,7 @@ impl Executor {
     pub fn on_receipts(&mut self, intent: u64, receipts: &[ReceiptInfo], out: &mut Vec<Action>) {
         let Some(i) = self.inflight.iter().position(|f| f.intent == intent) else { return };
         let f = self.inflight.swap_remove(i);
+        self.learn_gas(&f, receipts);
         let gas_used: u64 = receipts.iter().map(|r| r.gas_used).sum();
         let block = receipts.iter().map(|r| r.block).max().unwrap_or(f.target_block);
         if receipts.iter().any(|r| !r.success) {
@@ -402,6 +424,36 @@ impl Executor {
             portfolio: f.portfolio,
             status: OutcomeStatus::Landed { block, gas_used },
         }));
+    }
+
+    /// Refines each pool's swap-gas estimate from the receipts of a landed bundle: the estimate is the
+    /// largest of the last [`GAS_OBSERVATIONS`] successful single-pool swaps, and it prices gas in the
+    /// split optimiser and sets gas limits (× [`GAS_LIMIT_MARGIN_PCT`]) from then on. Until a pool
+    /// has landed a swap, its configured (measured) default is used. No node round trip is added to
+    /// the tick-to-wire path.
+    fn learn_gas(&mut self, f: &Inflight, receipts: &[ReceiptInfo]) {
+        let n = f.txs.len().max(1);
+        for r in receipts.iter().filter(|r| r.success && r.gas_used > 0) {
+            let index = f
+                .txs
+                .iter()
+                .position(|t| t.hash == r.hash)
+                .or_else(|| f.superseded.iter().position(|h| *h == r.hash).map(|k| k % n));
+            let Some(Some(pool)) = index.and_then(|k| f.swap_pool.get(k)) else { continue };
+            let seen = &mut self.gas_seen[*pool];
+            if seen.len() == GAS_OBSERVATIONS {
+                seen.remove(0);
+            }
+            seen.push(r.gas_used);
+            if let Some(&estimate) = seen.iter().max() {
+                self.pools[*pool].meta.gas = estimate;
+            }
+        }
+    }
+
+    /// The current swap-gas estimate of a pool (see [`Executor::learn_gas`]).
+    pub fn gas_estimate(&self, pool: usize) -> Option<u64> {
+        self.pools.get(pool).map(|p| p.meta.gas)
     }
 
     /// Plans, signs and submits an intent. Failures are reported as a `Rejected` outcome (and logged),
@@ -482,6 +534,7 @@ impl Executor {
         // Transactions.
         let deadline = U256::from(head.timestamp + self.cfg.swap_deadline_secs);
         let mut calls: Vec<CallRequest> = Vec::new();
+        let mut swap_pool: Vec<Option<usize>> = Vec::new();
         let mut granted: Vec<(Address, Address, Address)> = Vec::new();
         for (k, route) in &routes {
             let leg = &intent.legs[*k];
@@ -501,12 +554,14 @@ impl Executor {
                     });
                     self.allowances.insert(key, U256::MAX);
                     granted.push(key);
+                    swap_pool.push(None);
                 }
                 let gas_limit: u64 = fill.pools.iter().map(|&p| self.pools[p].meta.gas).sum::<u64>()
                     * (100 + GAS_LIMIT_MARGIN_PCT)
                     / 100;
                 let input = self.swap_calldata(fill, account, deadline)?;
                 calls.push(CallRequest { to: venue.router, input, gas_limit, value: U256::ZERO });
+                swap_pool.push((fill.pools.len() == 1).then(|| fill.pools[0]));
                 self.fills.push(FillRecord {
                     intent: intent.id,
                     pool: fill
@@ -523,10 +578,11 @@ impl Executor {
                 });
             }
         }
-        match self.sign_and_bundle(intent, head, account, &calls, &granted, now_ns) {
+        let plan = TxPlan { calls, granted, swap_pool };
+        match self.sign_and_bundle(intent, head, account, &plan, now_ns) {
             Ok(action) => Ok(action),
             Err(e) => {
-                for key in &granted {
+                for key in &plan.granted {
                     self.allowances.remove(key);
                 }
                 Err(e)
@@ -539,10 +595,10 @@ impl Executor {
         intent: &RebalanceIntent,
         head: BlockHeader,
         account: Address,
-        calls: &[CallRequest],
-        granted: &[(Address, Address, Address)],
+        plan: &TxPlan,
         now_ns: Nanos,
     ) -> Result<Action, ExecError> {
+        let TxPlan { calls, granted, swap_pool } = plan;
         let signer = self.signers.get(&account).ok_or(ExecError::NoSigner(account))?;
         let first = self.nonces.reserve(account, calls.len() as u64)?;
         let fees =
@@ -585,7 +641,8 @@ impl Executor {
             landed: false,
             uuid,
             superseded: Vec::new(),
-            approvals: granted.to_vec(),
+            approvals: granted.clone(),
+            swap_pool: swap_pool.clone(),
         });
         Ok(Action::Submit {
             intent: intent.id,
@@ -877,6 +934,43 @@ mod tests {
     }
 
     #[test]
+    fn landed_swaps_refine_the_gas_estimate_and_limit() {
+        let (mut exec, me) = executor();
+        let mut out = Vec::new();
+        let e6 = U256::from(1_000_000u64);
+        let e18 = U256::from(10u64).pow(U256::from(18u64));
+        exec.on_chain(
+            ChainUpdate::V2Reserves {
+                pool: 0,
+                reserve0: e6 * U256::from(3_000_000u64),
+                reserve1: e18 * U256::from(1000u64),
+                block: 1,
+            },
+            0,
+            &mut out,
+        );
+        exec.on_chain(ChainUpdate::Nonce { account: me, nonce: 0, block: 1 }, 0, &mut out);
+        exec.on_chain(head(1), 0, &mut out);
+        exec.on_intent(&intent(1, me), 0, &mut out);
+        let txs = submitted(&out);
+        assert_eq!(txs[1].gas_limit, 130_000, "configured 100k + 30% before any observation");
+        out.clear();
+        exec.on_chain(ChainUpdate::Nonce { account: me, nonce: 2, block: 2 }, 0, &mut out);
+        let receipts = [
+            ReceiptInfo { hash: txs[0].hash, block: 2, gas_used: 46_000, success: true },
+            ReceiptInfo { hash: txs[1].hash, block: 2, gas_used: 80_000, success: true },
+        ];
+        exec.on_receipts(1, &receipts, &mut out);
+        assert_eq!(exec.gas_estimate(0), Some(80_000), "the approve's gas is not a swap's");
+        out.clear();
+        exec.on_chain(head(2), 0, &mut out);
+        exec.on_intent(&intent(2, me), 0, &mut out);
+        let next = submitted(&out);
+        assert_eq!(next.len(), 1, "already approved");
+        assert_eq!(next[0].gas_limit, 104_000, "80k observed + 30%");
+    }
+
+    #[test]
     fn a_landed_bundle_reports_one_outcome() {
         let (mut exec, me) = executor();
         let mut out = Vec::new();
@@ -901,7 +995,7 @@ mod tests {
         let fetches = out.iter().filter(|a| matches!(a, Action::FetchReceipts { .. })).count();
         assert_eq!(fetches, 1);
         out.clear();
-        let r = ReceiptInfo { block: 2, gas_used: 50_000, success: true };
+        let r = ReceiptInfo { hash: B256::ZERO, block: 2, gas_used: 50_000, success: true };
         exec.on_receipts(1, &[r, r], &mut out);
         exec.on_receipts(1, &[r, r], &mut out);
         let landed: Vec<_> = out.iter().filter(|a| matches!(a, Action::Outcome(_))).collect();

@@ -224,6 +224,7 @@ async fn fetch_receipts(rpc_url: &str, hashes: &[B256], expected: usize) -> Vec<
                 Ok(Some(r)) => found.push((
                     *hash,
                     ReceiptInfo {
+                        hash: *hash,
                         block: r.block_number.unwrap_or(0),
                         gas_used: r.gas_used,
                         success: r.status(),

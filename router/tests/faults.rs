@@ -484,8 +484,8 @@ fn a_landing_is_settled_exactly_once() {
 
     out.clear();
     let receipts = [
-        ReceiptInfo { block: 103, gas_used: 46_000, success: true },
-        ReceiptInfo { block: 103, gas_used: 98_000, success: true },
+        ReceiptInfo { hash: B256::ZERO, block: 103, gas_used: 46_000, success: true },
+        ReceiptInfo { hash: B256::ZERO, block: 103, gas_used: 98_000, success: true },
     ];
     ex.on_receipts(1, &receipts, &mut out);
     assert_eq!(
