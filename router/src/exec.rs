@@ -796,6 +796,23 @@ mod tests {
         (exec, account)
     }
 
+    /// Pool state (3000 USDC per WETH, deep), the account's nonce and a head, as the node feed gives them.
+    fn ready(exec: &mut Executor, me: Address, nonce: u64) {
+        let mut out = Vec::new();
+        let e6 = U256::from(1_000_000u64);
+        let e18 = U256::from(10u64).pow(U256::from(18u64));
+        let reserves = ChainUpdate::V2Reserves {
+            pool: 0,
+            reserve0: e6 * U256::from(3_000_000u64),
+            reserve1: e18 * U256::from(1000u64),
+            block: 1,
+        };
+        exec.on_chain(reserves, 0, &mut out);
+        exec.on_chain(ChainUpdate::Nonce { account: me, nonce, block: 1 }, 0, &mut out);
+        exec.on_chain(head(1), 0, &mut out);
+        assert!(out.is_empty());
+    }
+
     fn head(n: u64) -> ChainUpdate {
         ChainUpdate::Head(BlockHeader { number: n, timestamp: 1_000 + n, base_fee: 10, recv_ns: 0 })
     }
@@ -859,20 +876,7 @@ mod tests {
     fn an_expired_bundle_releases_its_nonces_and_its_approvals() {
         let (mut exec, me) = executor();
         let mut out = Vec::new();
-        let e6 = U256::from(1_000_000u64);
-        let e18 = U256::from(10u64).pow(U256::from(18u64));
-        exec.on_chain(
-            ChainUpdate::V2Reserves {
-                pool: 0,
-                reserve0: e6 * U256::from(3_000_000u64),
-                reserve1: e18 * U256::from(1000u64),
-                block: 1,
-            },
-            0,
-            &mut out,
-        );
-        exec.on_chain(ChainUpdate::Nonce { account: me, nonce: 4, block: 1 }, 0, &mut out);
-        exec.on_chain(head(1), 0, &mut out);
+        ready(&mut exec, me, 4);
         exec.on_intent(&intent(1, me), 0, &mut out);
         let first = submitted(&out);
         assert_eq!(first.len(), 2, "approve + swap");
@@ -904,20 +908,7 @@ mod tests {
         let (mut exec, me) = executor();
         exec.cfg.defer_on_pending_volume = Some(0.005);
         let mut out = Vec::new();
-        let e6 = U256::from(1_000_000u64);
-        let e18 = U256::from(10u64).pow(U256::from(18u64));
-        exec.on_chain(
-            ChainUpdate::V2Reserves {
-                pool: 0,
-                reserve0: e6 * U256::from(3_000_000u64),
-                reserve1: e18 * U256::from(1000u64),
-                block: 1,
-            },
-            0,
-            &mut out,
-        );
-        exec.on_chain(ChainUpdate::Nonce { account: me, nonce: 0, block: 1 }, 0, &mut out);
-        exec.on_chain(head(1), 0, &mut out);
+        ready(&mut exec, me, 0);
         exec.on_chain(ChainUpdate::PendingImpact { pool: 0, impact: 0.02 }, 0, &mut out);
         exec.on_intent(&intent(1, me), 0, &mut out);
         assert!(
@@ -937,20 +928,7 @@ mod tests {
     fn landed_swaps_refine_the_gas_estimate_and_limit() {
         let (mut exec, me) = executor();
         let mut out = Vec::new();
-        let e6 = U256::from(1_000_000u64);
-        let e18 = U256::from(10u64).pow(U256::from(18u64));
-        exec.on_chain(
-            ChainUpdate::V2Reserves {
-                pool: 0,
-                reserve0: e6 * U256::from(3_000_000u64),
-                reserve1: e18 * U256::from(1000u64),
-                block: 1,
-            },
-            0,
-            &mut out,
-        );
-        exec.on_chain(ChainUpdate::Nonce { account: me, nonce: 0, block: 1 }, 0, &mut out);
-        exec.on_chain(head(1), 0, &mut out);
+        ready(&mut exec, me, 0);
         exec.on_intent(&intent(1, me), 0, &mut out);
         let txs = submitted(&out);
         assert_eq!(txs[1].gas_limit, 130_000, "configured 100k + 30% before any observation");
@@ -974,20 +952,7 @@ mod tests {
     fn a_landed_bundle_reports_one_outcome() {
         let (mut exec, me) = executor();
         let mut out = Vec::new();
-        let e6 = U256::from(1_000_000u64);
-        let e18 = U256::from(10u64).pow(U256::from(18u64));
-        exec.on_chain(
-            ChainUpdate::V2Reserves {
-                pool: 0,
-                reserve0: e6 * U256::from(3_000_000u64),
-                reserve1: e18 * U256::from(1000u64),
-                block: 1,
-            },
-            0,
-            &mut out,
-        );
-        exec.on_chain(ChainUpdate::Nonce { account: me, nonce: 0, block: 1 }, 0, &mut out);
-        exec.on_chain(head(1), 0, &mut out);
+        ready(&mut exec, me, 0);
         exec.on_intent(&intent(1, me), 0, &mut out);
         out.clear();
         exec.on_chain(ChainUpdate::Nonce { account: me, nonce: 2, block: 2 }, 0, &mut out);
