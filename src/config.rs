@@ -46,6 +46,24 @@ pub(crate) struct KeelConfig {
     /// The simulated market (`keel demo` only).
     #[serde(default)]
     pub(crate) sim: Option<SimConfig>,
+    /// Kill switch and dry run.
+    #[serde(default)]
+    pub(crate) safety: SafetyConfig,
+}
+
+/// `[safety]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SafetyConfig {
+    /// Do everything but submit: bundles are built, signed, logged and counted, never posted.
+    #[serde(default)]
+    pub(crate) dry_run: bool,
+    /// Stop new rebalances at once when this file exists.
+    #[serde(default)]
+    pub(crate) kill_file: Option<std::path::PathBuf>,
+    /// Serve `POST /kill`, `POST /resume`, `GET /status` on this port of 127.0.0.1.
+    #[serde(default)]
+    pub(crate) control_port: Option<u16>,
 }
 
 /// `[feeds]`.

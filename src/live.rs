@@ -42,6 +42,11 @@ pub(crate) fn spec_from_config(cfg: &KeelConfig) -> eyre::Result<PipelineSpec> {
         node_ws_url: cfg.chain.as_ref().and_then(|c| c.ws_url.clone()),
         native_symbol,
         sample_every: DEFAULT_SAMPLE_EVERY,
+        safety: keel_bench::safety::SafetySpec {
+            dry_run: cfg.safety.dry_run,
+            kill_file: cfg.safety.kill_file.clone(),
+            control_port: cfg.safety.control_port,
+        },
     })
 }
 

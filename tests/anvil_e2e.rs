@@ -197,6 +197,7 @@ async fn rig(block_interval: Option<Duration>, defer: Option<f64>) -> Rig {
         node_ws_url: Some(chain.ws_url().to_string()),
         native_symbol: Some("WETH".into()),
         sample_every: Duration::from_millis(200),
+        safety: Default::default(),
     };
     let pipeline = Pipeline::start(spec, &tokio::runtime::Handle::current()).expect("pipeline");
     Rig {

@@ -23,7 +23,7 @@ use alloy::rpc::types::BlockNumberOrTag;
 use hdrhistogram::Histogram;
 use keel_engine::clock::{LiveClock, Nanos, mono_now_ns};
 use keel_engine::config::{EngineConfig, PortfolioConfig, TokenConfig};
-use keel_engine::event::Event;
+use keel_engine::event::{Event, Outcome, OutcomeStatus};
 use keel_engine::portfolio::PortfolioStatus;
 use keel_engine::queue::{Queue, QueueStats};
 use keel_engine::stats::EngineStats;
@@ -44,6 +44,8 @@ use keel_router::relay::RelayClient;
 use keel_router::signer::Signer;
 use keel_router::stage::{RelayCounters, RouterInput, StageObserver, run_router_stage};
 use keel_router::v3::V3Pool;
+
+use crate::safety::{KillStatus, KillSwitch, SafetySpec, watch_kill_file, watch_signal};
 use keel_router::v3::sqrt_price_math::Q96;
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
@@ -87,6 +89,8 @@ pub struct PipelineSpec {
     pub native_symbol: Option<String>,
     /// Weight sampling interval for reports.
     pub sample_every: Duration,
+    /// Kill switch sources and dry run.
+    pub safety: SafetySpec,
 }
 
 /// Why the pipeline could not start.
@@ -192,6 +196,10 @@ pub struct PipelineReport {
     pub event_queue: QueueStats,
     /// Router input queue.
     pub router_queue: QueueStats,
+    /// The kill switch at the end.
+    pub kill: KillStatus,
+    /// Bundles built and signed but not posted (dry run).
+    pub dry_run_bundles: u64,
 }
 
 /// A running pipeline.
@@ -199,6 +207,7 @@ pub struct PipelineReport {
 pub struct Pipeline {
     cancel: CancellationToken,
     stop: Arc<AtomicBool>,
+    router_stop: Arc<AtomicBool>,
     engine_thread: Option<JoinHandle<EngineRun>>,
     router_thread: Option<JoinHandle<Executor>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -209,6 +218,8 @@ pub struct Pipeline {
     events: Arc<Queue<Event>>,
     router_in: Arc<Queue<RouterInput>>,
     started_ns: Nanos,
+    kill: Arc<KillSwitch>,
+    control_addr: Option<std::net::SocketAddr>,
 }
 
 impl Pipeline {
@@ -226,12 +237,35 @@ impl Pipeline {
         let router_in = Arc::new(Queue::new(spec.engine.queue_capacity));
         let cancel = CancellationToken::new();
         let stop = Arc::new(AtomicBool::new(false));
+        let router_stop = Arc::new(AtomicBool::new(false));
         let snapshot = Arc::new(Mutex::new(Snapshot::default()));
         let observer = Arc::new(StageObserver::new(spec.relays.iter().map(|r| r.name.clone())));
         let feed_stats = Arc::new(FeedStats::new());
         let poll_stats = Arc::new(PollStats::default());
 
+        let kill = Arc::new(KillSwitch::default());
+        observer.dry_run.store(spec.safety.dry_run, Ordering::Release);
         let mut tasks = Vec::new();
+        if let Some(path) = spec.safety.kill_file.clone() {
+            tasks.push(runtime.spawn(watch_kill_file(path, Arc::clone(&kill), cancel.clone())));
+        }
+        tasks.push(runtime.spawn(watch_signal(Arc::clone(&kill), cancel.clone())));
+        let control_addr = match spec.safety.control_port {
+            Some(port) => {
+                let std_listener = std::net::TcpListener::bind(("127.0.0.1", port))?;
+                std_listener.set_nonblocking(true)?;
+                let addr = std_listener.local_addr()?;
+                let _guard = runtime.enter();
+                let listener = tokio::net::TcpListener::from_std(std_listener)?;
+                tasks.push(runtime.spawn(crate::safety::serve_control(
+                    listener,
+                    Arc::clone(&kill),
+                    cancel.clone(),
+                )));
+                Some(addr)
+            }
+            None => None,
+        };
         {
             let (cfg, table, q, st, c) = (
                 spec.binance.clone(),
@@ -296,14 +330,22 @@ impl Pipeline {
             let (events, router_in, stop, snapshot) =
                 (Arc::clone(&events), Arc::clone(&router_in), Arc::clone(&stop), Arc::clone(&snapshot));
             let sample_every = spec.sample_every;
+            let kill = Arc::clone(&kill);
             std::thread::Builder::new().name("keel-engine".into()).spawn(move || {
-                engine_loop(engine, events, router_in, stop, snapshot, sample_every, started_ns)
+                engine_loop(
+                    engine,
+                    EngineThread { events, router_in, stop, snapshot, sample_every, started_ns, kill },
+                )
             })?
         };
         let router_thread = {
             let relays = RelayClient::new(spec.relays.clone())?;
-            let (input, events, observer, stop) =
-                (Arc::clone(&router_in), Arc::clone(&events), Arc::clone(&observer), Arc::clone(&stop));
+            let (input, events, observer, stop) = (
+                Arc::clone(&router_in),
+                Arc::clone(&events),
+                Arc::clone(&observer),
+                Arc::clone(&router_stop),
+            );
             let (url, handle) = (spec.rpc_url.clone(), runtime.clone());
             std::thread::Builder::new().name("keel-router".into()).spawn(move || {
                 run_router_stage(executor, input, events, relays, url, handle, observer, stop)
@@ -312,6 +354,7 @@ impl Pipeline {
         Ok(Pipeline {
             cancel,
             stop,
+            router_stop,
             engine_thread: Some(engine_thread),
             router_thread: Some(router_thread),
             tasks,
@@ -322,6 +365,8 @@ impl Pipeline {
             events,
             router_in,
             started_ns,
+            kill,
+            control_addr,
         })
     }
 
@@ -350,6 +395,16 @@ impl Pipeline {
         self.events.len()
     }
 
+    /// The kill switch (engage it from code; operators use the file, SIGUSR1 or the endpoint).
+    pub fn kill_switch(&self) -> &Arc<KillSwitch> {
+        &self.kill
+    }
+
+    /// Address of the control endpoint, when one was asked for.
+    pub fn control_addr(&self) -> Option<std::net::SocketAddr> {
+        self.control_addr
+    }
+
     /// Bundles landed so far, and submissions so far (from relay counters).
     pub fn outcomes_so_far(&self) -> usize {
         self.observer.outcomes.lock().len()
@@ -361,13 +416,17 @@ impl Pipeline {
         for t in self.tasks.drain(..) {
             let _ = t.await;
         }
-        // Let in-flight relay posts and receipt reads finish briefly, then stop the threads.
+        // Let in-flight relay posts and receipt reads finish briefly, then stop the threads in the
+        // order data flows: the engine first (it drains its queue), then the router (it drains the
+        // intents the engine handed it last).
         tokio::time::sleep(Duration::from_millis(100)).await;
         self.stop.store(true, Ordering::Release);
         let engine_thread = self.engine_thread.take();
         let router_thread = self.router_thread.take();
+        let router_stop = Arc::clone(&self.router_stop);
         let (engine, exec) = tokio::task::spawn_blocking(move || {
             let e = engine_thread.map(|t| t.join());
+            router_stop.store(true, Ordering::Release);
             let r = router_thread.map(|t| t.join());
             (e, r)
         })
@@ -402,6 +461,8 @@ impl Pipeline {
             blocks: self.poll_stats.blocks.load(Ordering::Relaxed),
             event_queue: self.events.stats(),
             router_queue: self.router_in.stats(),
+            kill: self.kill.status(),
+            dry_run_bundles: self.observer.dry_run_bundles.load(Ordering::Relaxed),
         }
     }
 }
@@ -410,16 +471,43 @@ fn new_hist() -> Histogram<u64> {
     Histogram::new(3).expect("3 significant digits is valid")
 }
 
+/// Sends an intent to the router — or, when the kill switch is engaged or the router queue is full,
+/// returns the `Rejected` outcome the engine must see, so the portfolio cools down instead of waiting
+/// forever for an intent that was never sent.
+fn dispatch(intent: RebalanceIntent, router_in: &Queue<RouterInput>, kill: &KillSwitch) -> Option<Outcome> {
+    let bounce = Outcome { intent: intent.id, portfolio: intent.portfolio, status: OutcomeStatus::Rejected };
+    if kill.is_engaged() {
+        kill.count_blocked();
+        tracing::warn!(
+            intent = intent.id,
+            portfolio = intent.portfolio.0,
+            "kill switch engaged: rebalance not sent"
+        );
+        return Some(bounce);
+    }
+    match router_in.try_push(RouterInput::Intent(Box::new(intent))) {
+        Ok(()) => None,
+        Err(_) => {
+            tracing::error!(intent = bounce.intent, "router queue full: rebalance not sent");
+            Some(bounce)
+        }
+    }
+}
+
 /// The engine thread: events in, intents out; timers, snapshots and samples at fixed intervals.
-fn engine_loop(
-    mut engine: Engine,
+/// What the engine thread works with, besides the engine.
+struct EngineThread {
     events: Arc<Queue<Event>>,
     router_in: Arc<Queue<RouterInput>>,
     stop: Arc<AtomicBool>,
     snapshot: Arc<Mutex<Snapshot>>,
     sample_every: Duration,
     started_ns: Nanos,
-) -> EngineRun {
+    kill: Arc<KillSwitch>,
+}
+
+fn engine_loop(mut engine: Engine, ctx: EngineThread) -> EngineRun {
+    let EngineThread { events, router_in, stop, snapshot, sample_every, started_ns, kill } = ctx;
     let n = engine.portfolios().len();
     let mut decide = new_hist();
     let mut quote_to_decision = new_hist();
@@ -429,6 +517,7 @@ fn engine_loop(
     let mut start_values = vec![None; n];
     let mut awaiting = vec![false; n];
     let mut out: Vec<RebalanceIntent> = Vec::with_capacity(16);
+    let mut bounced: Vec<Outcome> = Vec::with_capacity(16);
     let timer_ns = TIMER_EVERY.as_nanos() as u64;
     let sample_ns = sample_every.as_nanos().max(1) as u64;
     let mut next_timer = mono_now_ns() + timer_ns;
@@ -451,9 +540,10 @@ fn engine_loop(
         for intent in out.drain(..) {
             let _ = decide.record(intent.decided_ns.saturating_sub(intent.event_recv_ns).max(1));
             intents.push(intent.clone());
-            if router_in.try_push(RouterInput::Intent(Box::new(intent))).is_err() {
-                tracing::error!("router queue full: intent dropped");
-            }
+            bounced.extend(dispatch(intent, &router_in, &kill));
+        }
+        for o in bounced.drain(..) {
+            engine.process(&Event::Outcome(o), &mut out);
         }
         // Drift right after a landed rebalance: once its outcome is in and the engine holds balances
         // read at or after the landing block (they may arrive before or after the outcome).
@@ -479,7 +569,10 @@ fn engine_loop(
             engine.process(&Event::Timer { now_ns: now }, &mut out);
             for intent in out.drain(..) {
                 intents.push(intent.clone());
-                let _ = router_in.try_push(RouterInput::Intent(Box::new(intent)));
+                bounced.extend(dispatch(intent, &router_in, &kill));
+            }
+            for o in bounced.drain(..) {
+                engine.process(&Event::Outcome(o), &mut out);
             }
         }
         if now >= next_sample {

@@ -64,6 +64,7 @@ async fn run() {
         node_ws_url: None,
         native_symbol: None,
         sample_every: DEFAULT_SAMPLE_EVERY,
+        safety: Default::default(),
     };
     let pipeline = Pipeline::start(spec, &tokio::runtime::Handle::current()).expect("pipeline");
 

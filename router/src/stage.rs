@@ -85,6 +85,10 @@ pub struct StageObserver {
     pub outcomes: Mutex<Vec<(u64, Outcome)>>,
     /// Outcomes the engine queue refused (must stay 0).
     pub outcomes_dropped: AtomicU64,
+    /// Dry run: bundles are built and signed but never posted.
+    pub dry_run: AtomicBool,
+    /// Bundles a dry run built and did not post.
+    pub dry_run_bundles: AtomicU64,
     /// Whether to keep a [`SubmitStamp`] per first submission (off by default; the harness sets it).
     pub stamp_submits: AtomicBool,
     /// The stamps kept while [`StageObserver::stamp_submits`] is set.
@@ -103,6 +107,8 @@ impl StageObserver {
             ),
             outcomes: Mutex::new(Vec::new()),
             outcomes_dropped: AtomicU64::new(0),
+            dry_run: AtomicBool::new(false),
+            dry_run_bundles: AtomicU64::new(0),
             stamp_submits: AtomicBool::new(false),
             submit_stamps: Mutex::new(Vec::new()),
         }
@@ -151,6 +157,17 @@ pub fn run_router_stage(
                             .tick_to_wire
                             .lock()
                             .record(signed_ns.saturating_sub(event_recv_ns).max(1));
+                    }
+                    if observer.dry_run.load(Ordering::Relaxed) {
+                        observer.dry_run_bundles.fetch_add(1, Ordering::Relaxed);
+                        tracing::info!(
+                            intent,
+                            bundle = %request.bundle_hash,
+                            block = request.block_number,
+                            bytes = request.body.len(),
+                            "dry run: bundle built and signed, not submitted"
+                        );
+                        continue;
                     }
                     let stamp = (stamping && event_recv_ns > 0).then(|| SubmitStamp {
                         intent,

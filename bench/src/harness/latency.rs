@@ -80,6 +80,7 @@ impl Rig {
             node_ws_url: None,
             native_symbol: None,
             sample_every: DEFAULT_SAMPLE_EVERY,
+            safety: Default::default(),
         };
         let pipeline = Pipeline::start(spec, &tokio::runtime::Handle::current())?;
         pipeline.observer().stamp_submits.store(true, Ordering::Relaxed);
