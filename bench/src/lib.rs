@@ -9,10 +9,12 @@
 //! * [`quotes`] — a loopback Binance quote server with caller-set prices;
 //! * [`pipeline`] — the production pipeline assembly shared by `keel run`, `keel demo` and the harness;
 //! * [`safety`] — the kill switch (file, SIGUSR1, HTTP on 127.0.0.1) and dry runs;
+//! * [`metrics`] — Prometheus `/metrics` on the same 127.0.0.1 control endpoint;
 //! * [`harness`] — the latency harness behind `keel-bench` (latency, throughput and scale modes).
 
 pub mod anvil;
 pub mod harness;
+pub mod metrics;
 pub mod pipeline;
 pub mod quotes;
 pub mod safety;

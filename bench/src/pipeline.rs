@@ -257,11 +257,17 @@ impl Pipeline {
                 let addr = std_listener.local_addr()?;
                 let _guard = runtime.enter();
                 let listener = tokio::net::TcpListener::from_std(std_listener)?;
-                tasks.push(runtime.spawn(crate::safety::serve_control(
-                    listener,
-                    Arc::clone(&kill),
-                    cancel.clone(),
-                )));
+                let metrics = crate::metrics::MetricsSources {
+                    snapshot: Arc::clone(&snapshot),
+                    observer: Arc::clone(&observer),
+                    feed: Arc::clone(&feed_stats),
+                    events: Arc::clone(&events),
+                    router_in: Arc::clone(&router_in),
+                    kill: Arc::clone(&kill),
+                };
+                let control =
+                    crate::safety::serve_control(listener, Arc::clone(&kill), metrics, cancel.clone());
+                tasks.push(runtime.spawn(control));
                 Some(addr)
             }
             None => None,

@@ -4,7 +4,7 @@
 //! emits (an atomic load), and an intent emitted while it is engaged is never sent to the router —
 //! the portfolio gets a `Rejected` outcome and cools down. It can be engaged three ways: a flag file
 //! appearing, `SIGUSR1`, or `POST /kill` on the control endpoint (127.0.0.1 only); `POST /resume`
-//! releases it, `GET /status` reports it. Every engagement is logged with its reason.
+//! releases it, `GET /status` reports it; `GET /metrics` serves Prometheus metrics. Every engagement is logged with its reason.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -117,13 +117,22 @@ pub async fn watch_signal(switch: Arc<KillSwitch>, cancel: CancellationToken) {
     }
 }
 
-/// Serves `POST /kill`, `POST /resume` and `GET /status` on `listener` (bound to 127.0.0.1) until
-/// `cancel`.
+/// Serves `POST /kill`, `POST /resume`, `GET /status` and `GET /metrics` (Prometheus text from
+/// `metrics`) on `listener` (bound to 127.0.0.1) until `cancel`.
 pub async fn serve_control(
     listener: tokio::net::TcpListener,
     switch: Arc<KillSwitch>,
+    metrics: crate::metrics::MetricsSources,
     cancel: CancellationToken,
 ) {
+    let metrics_route = axum::Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(|State(m): State<Arc<crate::metrics::MetricsSources>>| async move {
+                ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], m.render())
+            }),
+        )
+        .with_state(Arc::new(metrics));
     let app = axum::Router::new()
         .route(
             "/kill",
@@ -143,7 +152,8 @@ pub async fn serve_control(
             "/status",
             axum::routing::get(|State(s): State<Arc<KillSwitch>>| async move { axum::Json(s.status()) }),
         )
-        .with_state(switch);
+        .with_state(switch)
+        .merge(metrics_route);
     let serve = axum::serve(listener, app).with_graceful_shutdown(async move { cancel.cancelled().await });
     if let Err(e) = serve.await {
         tracing::error!(error = %e, "control endpoint stopped");

@@ -105,6 +105,21 @@ async fn the_kill_switch_stops_new_rebalances_and_says_so() {
 
     // Let it rebalance normally first.
     run_until(&pipeline, Duration::from_secs(20), |p| p.snapshot().engine.intents_emitted >= 1).await;
+    // Prometheus metrics on the same endpoint.
+    let metrics = http.get(format!("{control}/metrics")).send().await.unwrap().text().await.unwrap();
+    for line in ["# TYPE keel_events_total counter", "keel_intents_total ", "keel_kill_switch_engaged 0"] {
+        assert!(metrics.contains(line), "{line} missing from:\n{metrics}");
+    }
+    assert!(
+        metrics.contains("keel_relay_requests_total{relay=\"sim-relay\",result=\"accepted\"}"),
+        "{metrics}"
+    );
+    let quotes: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("keel_events_total{kind=\"quote\"} "))
+        .and_then(|v| v.parse().ok())
+        .expect("quote counter");
+    assert!(quotes > 0.0);
     std::fs::write(&kill_file, b"stop").unwrap();
     run_until(&pipeline, Duration::from_secs(5), |p| p.kill_switch().is_engaged()).await;
     let got: serde_json::Value =
