@@ -181,6 +181,7 @@ async fn rig(block_interval: Option<Duration>, defer: Option<f64>) -> Rig {
             base_fee_multiplier: 2,
             max_pool_deviation: 0.15,
             defer_on_pending_volume: defer,
+            limits: Default::default(),
         },
         dexes,
         pools,

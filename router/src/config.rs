@@ -124,6 +124,28 @@ pub struct RouterConfig {
     /// cooldown. Needs the node websocket (`[chain] ws_url`). Off when absent.
     #[serde(default)]
     pub defer_on_pending_volume: Option<f64>,
+    /// Risk limits (`[router.limits]`); each is off when absent.
+    #[serde(default)]
+    pub limits: RiskLimits,
+}
+
+/// Risk limits checked before any rebalance is signed (`[router.limits]`). A refused rebalance is
+/// reported `Rejected` (the engine cools down) and logged with the limit it hit.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RiskLimits {
+    /// Largest notional (USD) of one leg.
+    #[serde(default)]
+    pub max_trade_notional: Option<f64>,
+    /// Largest notional (USD) one portfolio may trade over any 24 hours.
+    #[serde(default)]
+    pub max_daily_notional: Option<f64>,
+    /// Largest notional (USD) all portfolios together may trade over any 24 hours.
+    #[serde(default)]
+    pub max_daily_notional_total: Option<f64>,
+    /// Highest price per gas (base fee + tip), wei, Keel will pay.
+    #[serde(default)]
+    pub max_gas_price_wei: Option<u128>,
 }
 
 /// A bundle relay or builder endpoint (`[[relays]]`).
@@ -203,6 +225,18 @@ pub fn validate(
         && !(x.is_finite() && x > 0.0 && x < 1.0)
     {
         return Err(ConfigError::new("router.defer_on_pending_volume", "must be in (0, 1)"));
+    }
+    let l = &router.limits;
+    for (field, v) in [
+        ("router.limits.max_trade_notional", l.max_trade_notional),
+        ("router.limits.max_daily_notional", l.max_daily_notional),
+        ("router.limits.max_daily_notional_total", l.max_daily_notional_total),
+    ] {
+        if let Some(x) = v
+            && !(x.is_finite() && x > 0.0)
+        {
+            return Err(ConfigError::new(field, "must be > 0"));
+        }
     }
     if relays.is_empty() {
         return Err(ConfigError::new("relays", "at least one relay is required"));

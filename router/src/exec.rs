@@ -84,6 +84,9 @@ pub enum ExecError {
         /// The configured limit.
         limit: f64,
     },
+    /// A risk limit refused the rebalance.
+    #[error("risk limit: {0}")]
+    RiskLimit(String),
     /// The portfolio already has a rebalance in flight.
     #[error("portfolio {0:?} already has a rebalance in flight")]
     Busy(PortfolioId),
@@ -181,6 +184,8 @@ pub struct ExecStats {
     pub expired: u64,
     /// Rebalances postponed because of large pending swaps on a pool they trade.
     pub deferred: u64,
+    /// Rebalances refused by a risk limit.
+    pub risk_refused: u64,
     /// Transactions signed.
     pub txs_signed: u64,
     /// Approvals included.
@@ -217,6 +222,8 @@ pub struct Executor {
     pool_ready: Vec<bool>,
     pending_impact: Vec<f64>,
     gas_seen: Vec<Vec<u64>>,
+    /// Notional submitted in the last 24 h: (time, portfolio, intent, notional); released on expiry.
+    traded: Vec<(Nanos, PortfolioId, u64, f64)>,
     venues: Vec<PoolVenue>,
     signers: HashMap<Address, Signer>,
     auth: Signer,
@@ -251,6 +258,7 @@ impl Executor {
             pool_ready: vec![false; n],
             pending_impact: vec![0.0; n],
             gas_seen: vec![Vec::new(); n],
+            traded: Vec::new(),
             venues,
             signers: signers.into_iter().map(|s| (s.address(), s)).collect(),
             auth,
@@ -350,6 +358,7 @@ impl Executor {
                 for key in &f.approvals {
                     self.allowances.remove(key);
                 }
+                self.traded.retain(|t| t.2 != f.intent);
                 self.stats.expired += 1;
                 tracing::warn!(
                     intent = f.intent,
@@ -426,6 +435,54 @@ impl Executor {
         }));
     }
 
+    /// The risk limits of `[router.limits]`; on success the intent's notional is charged to the
+    /// rolling 24-hour windows (and released again if its bundle expires unlanded).
+    fn check_limits(
+        &mut self,
+        intent: &RebalanceIntent,
+        head: &BlockHeader,
+        now_ns: Nanos,
+    ) -> Result<(), ExecError> {
+        const DAY_NS: Nanos = 24 * 3600 * 1_000_000_000;
+        let limits = &self.cfg.limits;
+        if let Some(cap) = limits.max_gas_price_wei {
+            let price = head.base_fee.saturating_add(self.cfg.priority_fee_wei);
+            if price > cap {
+                return Err(ExecError::RiskLimit(format!("gas price {price} wei above the cap {cap}")));
+            }
+        }
+        if let Some(cap) = limits.max_trade_notional
+            && let Some(leg) = intent.legs.iter().find(|l| l.notional > cap)
+        {
+            return Err(ExecError::RiskLimit(format!(
+                "a leg of {:.2} above the per-trade cap {cap}",
+                leg.notional
+            )));
+        }
+        self.traded.retain(|t| now_ns.saturating_sub(t.0) < DAY_NS);
+        let notional: f64 = intent.legs.iter().map(|l| l.notional).sum();
+        if let Some(cap) = limits.max_daily_notional {
+            let used: f64 = self.traded.iter().filter(|t| t.1 == intent.portfolio).map(|t| t.3).sum();
+            if used + notional > cap {
+                return Err(ExecError::RiskLimit(format!(
+                    "portfolio would trade {:.2} in 24 h, above the daily cap {cap}",
+                    used + notional
+                )));
+            }
+        }
+        if let Some(cap) = limits.max_daily_notional_total {
+            let used: f64 = self.traded.iter().map(|t| t.3).sum();
+            if used + notional > cap {
+                return Err(ExecError::RiskLimit(format!(
+                    "all portfolios would trade {:.2} in 24 h, above the total daily cap {cap}",
+                    used + notional
+                )));
+            }
+        }
+        self.traded.push((now_ns, intent.portfolio, intent.id, notional));
+        Ok(())
+    }
+
     /// Refines each pool's swap-gas estimate from the receipts of a landed bundle: the estimate is the
     /// largest of the last [`GAS_OBSERVATIONS`] successful single-pool swaps, and it prices gas in the
     /// split optimiser and sets gas limits (× [`GAS_LIMIT_MARGIN_PCT`]) from then on. Until a pool
@@ -468,6 +525,8 @@ impl Executor {
             Err(e) => {
                 if matches!(e, ExecError::Deferred { .. }) {
                     self.stats.deferred += 1;
+                } else if matches!(e, ExecError::RiskLimit(_)) {
+                    self.stats.risk_refused += 1;
                 } else {
                     self.stats.rejected += 1;
                 }
@@ -493,6 +552,7 @@ impl Executor {
         if let Some(i) = self.pool_ready.iter().position(|r| !r) {
             return Err(ExecError::PoolNotReady(self.pools[i].meta.id.clone()));
         }
+        self.check_limits(intent, &head, now_ns)?;
         if let Some(limit) = self.cfg.defer_on_pending_volume {
             for leg in &intent.legs {
                 let (sell, buy) = (self.tokens[leg.sell.idx()].address, self.tokens[leg.buy.idx()].address);
@@ -766,6 +826,7 @@ mod tests {
             base_fee_multiplier: 2,
             max_pool_deviation: 0.05,
             defer_on_pending_volume: None,
+            limits: Default::default(),
         };
         let tokens = vec![
             ExecToken { symbol: "USDC".into(), address: USDC, decimals: 6 },
@@ -946,6 +1007,56 @@ mod tests {
         let next = submitted(&out);
         assert_eq!(next.len(), 1, "already approved");
         assert_eq!(next[0].gas_limit, 104_000, "80k observed + 30%");
+    }
+
+    #[test]
+    fn risk_limits_refuse_and_say_which() {
+        let rejected =
+            |out: &[Action]| matches!(out, [Action::Outcome(o)] if o.status == OutcomeStatus::Rejected);
+        // Gas price cap: base fee 10 + tip 1 = 11 wei.
+        let (mut exec, me) = executor();
+        exec.cfg.limits.max_gas_price_wei = Some(10);
+        ready(&mut exec, me, 0);
+        let mut out = Vec::new();
+        exec.on_intent(&intent(1, me), 0, &mut out);
+        assert!(rejected(&out), "{out:?}");
+        assert_eq!(exec.stats().risk_refused, 1);
+        // Per-trade cap: the leg is 3000.
+        let (mut exec, me) = executor();
+        exec.cfg.limits.max_trade_notional = Some(2_999.0);
+        ready(&mut exec, me, 0);
+        out.clear();
+        exec.on_intent(&intent(1, me), 0, &mut out);
+        assert!(rejected(&out));
+        // Daily cap: 5000 allows one 3000 rebalance, not a second within 24 h, again after 24 h.
+        let (mut exec, me) = executor();
+        exec.cfg.limits.max_daily_notional = Some(5_000.0);
+        ready(&mut exec, me, 0);
+        out.clear();
+        exec.on_intent(&intent(1, me), 0, &mut out);
+        assert!(out.iter().any(|a| matches!(a, Action::Submit { .. })));
+        // Let it expire unlanded: its notional is released.
+        out.clear();
+        exec.on_chain(head(2), 0, &mut out);
+        exec.on_chain(head(3), 0, &mut out);
+        assert_eq!(exec.stats().expired, 1);
+        out.clear();
+        exec.on_intent(&intent(2, me), 1, &mut out);
+        assert!(
+            out.iter().any(|a| matches!(a, Action::Submit { .. })),
+            "expired notional is released: {out:?}"
+        );
+        // It lands: the next one within 24 h is refused, one a day later passes.
+        exec.on_chain(ChainUpdate::Nonce { account: me, nonce: 2, block: 4 }, 1, &mut out);
+        let r = ReceiptInfo { hash: B256::ZERO, block: 4, gas_used: 1, success: true };
+        exec.on_receipts(2, &[r], &mut out);
+        out.clear();
+        exec.on_intent(&intent(3, me), 2, &mut out);
+        assert!(rejected(&out), "{out:?}");
+        out.clear();
+        let day = 24 * 3600 * 1_000_000_000;
+        exec.on_intent(&intent(4, me), day + 2, &mut out);
+        assert!(out.iter().any(|a| matches!(a, Action::Submit { .. })), "{out:?}");
     }
 
     #[test]

@@ -195,6 +195,7 @@ fn executor() -> Executor {
         base_fee_multiplier: 2,
         max_pool_deviation: 0.05,
         defer_on_pending_volume: None,
+        limits: Default::default(),
     };
     let tokens = vec![
         ExecToken { symbol: "USDC".into(), address: USDC, decimals: 6 },
