@@ -18,12 +18,7 @@ use crate::report::{self, RunReport};
 pub(crate) fn run(config: &Path, duration_s: u64, out: &Path, progress: bool) -> eyre::Result<()> {
     let cfg = KeelConfig::load(config)?;
     cfg.check_purpose(Purpose::Demo)?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .thread_name("keel-io")
-        .build()
-        .wrap_err("starting the async runtime")?;
+    let rt = crate::io_runtime()?;
     let report = rt.block_on(run_async(cfg, Duration::from_secs(duration_s), progress))?;
     report::write_outputs(&report, out)?;
     report::print_summary(&report, out);

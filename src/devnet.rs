@@ -12,7 +12,7 @@ use alloy::primitives::{Address, U256, aliases::U24, aliases::U160};
 use eyre::{Context, eyre};
 use keel_bench::anvil::{AnvilChain, AnvilRelay, RelayOptions};
 use keel_bench::quotes::QuoteServer;
-use keel_router::abi::{IERC20, ISwapRouter, IUniswapV2Pair, IUniswapV2Router02, IUniswapV3Pool};
+use keel_router::abi::{IERC20, ISwapRouter, IUniswapV2Router02};
 use keel_router::signer::Signer;
 
 /// Dev key of the portfolio account the devnet funds.
@@ -42,7 +42,7 @@ pub(crate) fn run(
     write: &Path,
     duration: Option<u64>,
 ) -> eyre::Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let rt = crate::io_runtime()?;
     rt.block_on(run_async(ports, block_ms, move_every_s, write, duration))
 }
 
@@ -81,7 +81,7 @@ async fn run_async(
     for t in [tka, tkb] {
         IERC20::new(t, &funder).transfer(me, e18(FUNDED)).send().await?.get_receipt().await?;
     }
-    let (v2, v3) = mids(&chain, tka, pair.address, pool.address).await?;
+    let (v2, v3) = chain.mids(tka, pair.address, pool.address).await.map_err(|e| eyre!("{e}"))?;
     let quotes =
         QuoteServer::start_on(&[("TKAUSDT", (v2 + v3) / 2.0)], Duration::from_millis(100), ports.quotes)
             .await?;
@@ -209,7 +209,7 @@ async fn run_async(
                 Err(e) => eprintln!("market move failed: {e}"),
             }
         }
-        let (v2, v3) = mids(&chain, tka, pair.address, pool.address).await?;
+        let (v2, v3) = chain.mids(tka, pair.address, pool.address).await.map_err(|e| eyre!("{e}"))?;
         quotes.set_price("TKAUSDT", (v2 + v3) / 2.0);
         let ha = chain.balance_of(tka, me).await.map_err(|e| eyre!("{e}"))?;
         let hb = chain.balance_of(tkb, me).await.map_err(|e| eyre!("{e}"))?;
@@ -223,17 +223,4 @@ async fn run_async(
     }
     relay.shutdown().await.map_err(|e| eyre!("{e}"))?;
     Ok(())
-}
-
-/// Mids of the V2 pair and the V3 pool, TKB per TKA.
-async fn mids(chain: &AnvilChain, tka: Address, v2: Address, v3: Address) -> eyre::Result<(f64, f64)> {
-    let p = chain.provider();
-    let pair = IUniswapV2Pair::new(v2, p);
-    let r = pair.getReserves().call().await?;
-    let (r0, r1) = (f64::from(U256::from(r.reserve0)), f64::from(U256::from(r.reserve1)));
-    let v2_mid = if pair.token0().call().await? == tka { r1 / r0 } else { r0 / r1 };
-    let pool = IUniswapV3Pool::new(v3, p);
-    let s = f64::from(U256::from(pool.slot0().call().await?.sqrtPriceX96)) / 2f64.powi(96);
-    let v3_mid = if pool.token0().call().await? == tka { s * s } else { 1.0 / (s * s) };
-    Ok((v2_mid, v3_mid))
 }

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use eyre::{Context, eyre};
+use eyre::eyre;
 use keel_bench::pipeline::{DEFAULT_SAMPLE_EVERY, Pipeline, PipelineSpec};
 
 use crate::config::{DEFAULT_CHAIN_POLL_MS, KeelConfig, Purpose};
@@ -55,12 +55,7 @@ pub(crate) fn run(config: &Path, duration_s: Option<u64>, out: &Path) -> eyre::R
     let cfg = KeelConfig::load(config)?;
     cfg.check_purpose(Purpose::Live)?;
     let spec = spec_from_config(&cfg)?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .thread_name("keel-io")
-        .build()
-        .wrap_err("starting the async runtime")?;
+    let rt = crate::io_runtime()?;
     let report = rt.block_on(async {
         let pipeline = Pipeline::start(spec, &tokio::runtime::Handle::current())?;
         let duration = duration_s.map(Duration::from_secs).unwrap_or(Duration::from_secs(u64::MAX / 4));

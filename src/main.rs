@@ -135,6 +135,18 @@ fn main() -> ExitCode {
     }
 }
 
+/// The async runtime for I/O (feeds, relay posts, the simulated market): two workers; the engine
+/// and router stages run on their own threads.
+fn io_runtime() -> eyre::Result<tokio::runtime::Runtime> {
+    use eyre::WrapErr;
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("keel-io")
+        .build()
+        .wrap_err("starting the async runtime")
+}
+
 fn check_config(file: &std::path::Path) -> eyre::Result<()> {
     let cfg = config::KeelConfig::load(file)?;
     let purpose = if cfg.sim.is_some() { config::Purpose::Demo } else { config::Purpose::Live };

@@ -17,7 +17,7 @@ use keel_bench::quotes::QuoteServer;
 use keel_engine::config::{EngineConfig, PlanMode, PortfolioConfig, PriceSource, TokenConfig, TriggerConfig};
 use keel_engine::event::OutcomeStatus;
 use keel_feeds::ws::BinanceFeedConfig;
-use keel_router::abi::{IERC20, ISwapRouter, IUniswapV2Pair, IUniswapV2Router02, IUniswapV3Pool};
+use keel_router::abi::{IERC20, ISwapRouter, IUniswapV2Router02};
 use keel_router::config::{DexConfig, DexKind, PoolConfig, RelayConfig, RouterConfig};
 use keel_router::signer::Signer;
 
@@ -31,21 +31,6 @@ fn e18(n: u64) -> U256 {
 
 fn whole(x: U256) -> f64 {
     f64::from(x) / 1e18
-}
-
-/// Mid of a pool as TKB per TKA.
-async fn mids(chain: &AnvilChain, tka: Address, v2: Address, v3: Address) -> (f64, f64) {
-    let p = chain.provider();
-    let r = IUniswapV2Pair::new(v2, p).getReserves().call().await.unwrap();
-    let (r0, r1) = (f64::from(U256::from(r.reserve0)), f64::from(U256::from(r.reserve1)));
-    let v2_mid =
-        if IUniswapV2Pair::new(v2, p).token0().call().await.unwrap() == tka { r1 / r0 } else { r0 / r1 };
-    let slot0 = IUniswapV3Pool::new(v3, p).slot0().call().await.unwrap();
-    let s = f64::from(U256::from(slot0.sqrtPriceX96)) / 2f64.powi(96);
-    let raw = s * s; // token1 per token0
-    let v3_mid =
-        if IUniswapV3Pool::new(v3, p).token0().call().await.unwrap() == tka { raw } else { 1.0 / raw };
-    (v2_mid, v3_mid)
 }
 
 /// Everything a real-chain test runs: anvil, the relay, the recorder, the quote server and Keel.
@@ -91,7 +76,7 @@ async fn rig(block_interval: Option<Duration>, defer: Option<f64>) -> Rig {
     }
 
     let relay = AnvilRelay::start(chain.http_url(), RelayOptions { block_interval }).await.expect("relay");
-    let (v2_mid, _) = mids(&chain, tka, pair.address, pool.address).await;
+    let (v2_mid, _) = chain.mids(tka, pair.address, pool.address).await.unwrap();
     // Keel's node connection goes through a recorder: it must never send a transaction itself.
     let recorder = RpcRecorder::start(chain.http_url()).await.expect("rpc recorder");
     let quotes = QuoteServer::start(&[("TKAUSDT", v2_mid)], Duration::from_millis(50)).await.unwrap();
@@ -263,7 +248,7 @@ async fn keel_rebalances_a_real_portfolio_through_the_anvil_relay() {
         .get_receipt()
         .await
         .unwrap();
-    let (v2_mid, v3_mid) = mids(&chain, tka, pair, v3).await;
+    let (v2_mid, v3_mid) = chain.mids(tka, pair, v3).await.unwrap();
     let cex = (v2_mid + v3_mid) / 2.0;
     assert!(cex < 0.97, "the swaps should have moved TKA down: {v2_mid} {v3_mid}");
     quotes.set_price("TKAUSDT", cex);

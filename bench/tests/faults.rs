@@ -5,14 +5,12 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use keel_bench::harness::scenario::{POLL_MS, Scenario};
-use keel_bench::pipeline::{DEFAULT_SAMPLE_EVERY, Pipeline, PipelineSpec};
+use keel_bench::harness::scenario::Scenario;
+use keel_bench::pipeline::Pipeline;
 use keel_bench::sim::{SimMarket, StartRegime};
 use keel_engine::event::OutcomeStatus;
 use keel_feeds::backoff::BackoffConfig;
 use keel_feeds::ws::BinanceFeedConfig;
-use keel_router::config::RelayConfig;
-use keel_router::signer::Signer;
 use tokio_util::sync::CancellationToken;
 
 /// Websocket drops.
@@ -48,24 +46,8 @@ async fn run() {
     let mut binance = BinanceFeedConfig::new(sim.ws_url(), sc.symbols());
     binance.backoff = BackoffConfig { base_ms: 5, max_ms: 50 };
     let accounts = sc.accounts().expect("accounts");
-    let spec = PipelineSpec {
-        engine: sc.engine.clone(),
-        tokens: sc.tokens.clone(),
-        portfolios: sc.portfolios.clone(),
-        router: sc.router.clone(),
-        dexes: sc.dexes.clone(),
-        pools: sc.pools.clone(),
-        relays: vec![RelayConfig { name: "sim-relay".into(), url: sim.relay_url(), timeout_ms: 2_000 }],
-        reputation: Signer::dev(9).expect("dev key"),
-        accounts: accounts.clone(),
-        binance,
-        rpc_url: sim.rpc_url(),
-        poll_ms: POLL_MS,
-        node_ws_url: None,
-        native_symbol: None,
-        sample_every: DEFAULT_SAMPLE_EVERY,
-        safety: Default::default(),
-    };
+    let mut spec = sc.pipeline_spec(sim.ws_url(), sim.rpc_url(), sim.relay_url()).expect("spec");
+    spec.binance = binance;
     let pipeline = Pipeline::start(spec, &tokio::runtime::Handle::current()).expect("pipeline");
 
     // Each drop waits for the reconnect before the next, then lets the market run a little.

@@ -3,13 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use keel_bench::harness::scenario::{POLL_MS, Scenario};
-use keel_bench::pipeline::{DEFAULT_SAMPLE_EVERY, Pipeline, PipelineReport, PipelineSpec};
+use keel_bench::harness::scenario::Scenario;
+use keel_bench::pipeline::{Pipeline, PipelineReport, PipelineSpec};
 use keel_bench::safety::SafetySpec;
 use keel_bench::sim::{SimMarket, SimStats, StartRegime};
-use keel_feeds::ws::BinanceFeedConfig;
-use keel_router::config::RelayConfig;
-use keel_router::signer::Signer;
 use tokio_util::sync::CancellationToken;
 
 async fn market() -> (Scenario, SimMarket) {
@@ -32,24 +29,9 @@ async fn market() -> (Scenario, SimMarket) {
 }
 
 fn spec(sc: &Scenario, sim: &SimMarket, safety: SafetySpec) -> PipelineSpec {
-    PipelineSpec {
-        engine: sc.engine.clone(),
-        tokens: sc.tokens.clone(),
-        portfolios: sc.portfolios.clone(),
-        router: sc.router.clone(),
-        dexes: sc.dexes.clone(),
-        pools: sc.pools.clone(),
-        relays: vec![RelayConfig { name: "sim-relay".into(), url: sim.relay_url(), timeout_ms: 2_000 }],
-        reputation: Signer::dev(9).expect("dev key"),
-        accounts: sc.accounts().expect("accounts"),
-        binance: BinanceFeedConfig::new(sim.ws_url(), sc.symbols()),
-        rpc_url: sim.rpc_url(),
-        poll_ms: POLL_MS,
-        node_ws_url: None,
-        native_symbol: None,
-        sample_every: DEFAULT_SAMPLE_EVERY,
-        safety,
-    }
+    let mut spec = sc.pipeline_spec(sim.ws_url(), sim.rpc_url(), sim.relay_url()).expect("spec");
+    spec.safety = safety;
+    spec
 }
 
 /// Runs until `done(report-so-far)` or the limit.
@@ -110,10 +92,7 @@ async fn the_kill_switch_stops_new_rebalances_and_says_so() {
     for line in ["# TYPE keel_events_total counter", "keel_intents_total ", "keel_kill_switch_engaged 0"] {
         assert!(metrics.contains(line), "{line} missing from:\n{metrics}");
     }
-    assert!(
-        metrics.contains("keel_relay_requests_total{relay=\"sim-relay\",result=\"accepted\"}"),
-        "{metrics}"
-    );
+    assert!(metrics.contains("keel_relay_requests_total{relay=\"relay\",result=\"accepted\"}"), "{metrics}");
     let quotes: f64 = metrics
         .lines()
         .find_map(|l| l.strip_prefix("keel_events_total{kind=\"quote\"} "))

@@ -19,7 +19,7 @@ use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::types::TransactionRequest;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::{SolCall, SolValue};
-use keel_router::abi::{IERC20, IUniswapV3Pool};
+use keel_router::abi::{IERC20, IUniswapV2Pair, IUniswapV3Pool};
 
 use super::artifacts::{self, Artifact};
 use super::contracts::{IERC20Mintable, INonfungiblePositionManager, IUniswapV2Router02Liquidity, IWETH9};
@@ -460,6 +460,22 @@ impl AnvilChain {
             .call()
             .await
             .map_err(|e| AnvilError::rpc("balanceOf", e))
+    }
+
+    /// Mid prices of a V2 pair and a V3 pool trading the same two tokens, both as the other token
+    /// per `base` (raw units; fees excluded).
+    pub async fn mids(&self, base: Address, v2_pair: Address, v3_pool: Address) -> Result<(f64, f64)> {
+        let pair = IUniswapV2Pair::new(v2_pair, &self.provider);
+        let r = pair.getReserves().call().await.map_err(|e| AnvilError::rpc("getReserves", e))?;
+        let (r0, r1) = (f64::from(U256::from(r.reserve0)), f64::from(U256::from(r.reserve1)));
+        let base_is_0 = pair.token0().call().await.map_err(|e| AnvilError::rpc("token0", e))? == base;
+        let v2 = if base_is_0 { r1 / r0 } else { r0 / r1 };
+        let pool = IUniswapV3Pool::new(v3_pool, &self.provider);
+        let slot0 = pool.slot0().call().await.map_err(|e| AnvilError::rpc("slot0", e))?;
+        let sqrt = f64::from(U256::from(slot0.sqrtPriceX96)) / 2f64.powi(96);
+        let base_is_0 = pool.token0().call().await.map_err(|e| AnvilError::rpc("token0", e))? == base;
+        let v3 = if base_is_0 { sqrt * sqrt } else { 1.0 / (sqrt * sqrt) };
+        Ok((v2, v3))
     }
 }
 

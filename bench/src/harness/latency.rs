@@ -9,16 +9,13 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use keel_engine::clock::mono_now_ns;
 use keel_feeds::binance::{InstrumentTable, Mapped, decode, map_decoded};
-use keel_feeds::ws::BinanceFeedConfig;
-use keel_router::config::RelayConfig;
-use keel_router::signer::Signer;
 use tokio_util::sync::CancellationToken;
 
 use super::blaster::{Blaster, BlasterConfig, FrameGen};
 use super::relay::StampingRelay;
 use super::report::{Stage, new_hist};
-use super::scenario::{FIRE_MOVE, POLL_MS, START_PRICE, Scenario};
-use crate::pipeline::{DEFAULT_SAMPLE_EVERY, Pipeline, PipelineReport, PipelineSpec};
+use super::scenario::{FIRE_MOVE, START_PRICE, Scenario};
+use crate::pipeline::{Pipeline, PipelineReport};
 use crate::sim::SimMarket;
 
 /// Settings of a latency or throughput run.
@@ -64,24 +61,7 @@ impl Rig {
         };
         // The blaster starts paused: the pipeline must hold balances and pools first.
         let blaster = Blaster::start(gen_cfg.clone(), 0, cancel.clone()).await?;
-        let spec = PipelineSpec {
-            engine: sc.engine.clone(),
-            tokens: sc.tokens.clone(),
-            portfolios: sc.portfolios.clone(),
-            router: sc.router.clone(),
-            dexes: sc.dexes.clone(),
-            pools: sc.pools.clone(),
-            relays: vec![RelayConfig { name: "harness-relay".into(), url: relay.url(), timeout_ms: 2_000 }],
-            reputation: Signer::dev(9)?,
-            accounts: sc.accounts()?,
-            binance: BinanceFeedConfig::new(blaster.url(), symbols.clone()),
-            rpc_url: sim.rpc_url(),
-            poll_ms: POLL_MS,
-            node_ws_url: None,
-            native_symbol: None,
-            sample_every: DEFAULT_SAMPLE_EVERY,
-            safety: Default::default(),
-        };
+        let spec = sc.pipeline_spec(blaster.url(), sim.rpc_url(), relay.url())?;
         let pipeline = Pipeline::start(spec, &tokio::runtime::Handle::current())?;
         pipeline.observer().stamp_submits.store(true, Ordering::Relaxed);
         // Warm-up: let the poller read pools, balances and nonces, and a few frames set the prices.

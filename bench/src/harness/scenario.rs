@@ -4,10 +4,12 @@
 //! project's own config types, so every section goes through the usual validation.
 
 use keel_engine::config::{EngineConfig, PortfolioConfig, TokenConfig};
-use keel_router::config::{DexConfig, PoolConfig, RouterConfig};
+use keel_feeds::ws::BinanceFeedConfig;
+use keel_router::config::{DexConfig, PoolConfig, RelayConfig, RouterConfig};
 use keel_router::signer::Signer;
 use serde::Deserialize;
 
+use crate::pipeline::{DEFAULT_SAMPLE_EVERY, PipelineSpec};
 use crate::sim::SimConfig;
 
 /// Start (and calm) price of every synthetic asset, in USDC.
@@ -62,6 +64,34 @@ impl Scenario {
     /// The portfolio account signers (dev keys 1..=k).
     pub fn accounts(&self) -> eyre::Result<Vec<Signer>> {
         (1..=self.portfolios.len()).map(|i| Ok(Signer::dev(i)?)).collect()
+    }
+
+    /// The production pipeline's spec for this scenario: market data from `ws_url`, the node at
+    /// `rpc_url`, one relay (`"relay"`) at `relay_url`, dev key 9 as the reputation key.
+    pub fn pipeline_spec(
+        &self,
+        ws_url: String,
+        rpc_url: String,
+        relay_url: String,
+    ) -> eyre::Result<PipelineSpec> {
+        Ok(PipelineSpec {
+            engine: self.engine.clone(),
+            tokens: self.tokens.clone(),
+            portfolios: self.portfolios.clone(),
+            router: self.router.clone(),
+            dexes: self.dexes.clone(),
+            pools: self.pools.clone(),
+            relays: vec![RelayConfig { name: "relay".into(), url: relay_url, timeout_ms: 2_000 }],
+            reputation: Signer::dev(9)?,
+            accounts: self.accounts()?,
+            binance: BinanceFeedConfig::new(ws_url, self.symbols()),
+            rpc_url,
+            poll_ms: POLL_MS,
+            node_ws_url: None,
+            native_symbol: None,
+            sample_every: DEFAULT_SAMPLE_EVERY,
+            safety: Default::default(),
+        })
     }
 }
 
