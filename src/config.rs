@@ -49,6 +49,9 @@ pub(crate) struct KeelConfig {
     /// Kill switch and dry run.
     #[serde(default)]
     pub(crate) safety: SafetyConfig,
+    /// The durable journal of decisions and actions, and crash recovery from it.
+    #[serde(default)]
+    pub(crate) journal: Option<keel_router::journal::JournalConfig>,
 }
 
 /// `[safety]`.
@@ -154,6 +157,14 @@ impl KeelConfig {
     }
 
     fn validate_sections(&self) -> eyre::Result<()> {
+        if let Some(j) = &self.journal {
+            if j.path.as_os_str().is_empty() {
+                return Err(eyre!("journal.path: must not be empty"));
+            }
+            if j.commit_timeout_ms == 0 {
+                return Err(eyre!("journal.commit_timeout_ms: must be > 0"));
+            }
+        }
         keel_engine::config::validate(&self.tokens, &self.portfolios)?;
         // Relays may be filled in later by the demo; validate them only when present.
         let relays_ok = if self.relays.is_empty() {

@@ -47,6 +47,7 @@ pub(crate) fn spec_from_config(cfg: &KeelConfig) -> eyre::Result<PipelineSpec> {
             kill_file: cfg.safety.kill_file.clone(),
             control_port: cfg.safety.control_port,
         },
+        journal: cfg.journal.clone(),
     })
 }
 
@@ -57,7 +58,7 @@ pub(crate) fn run(config: &Path, duration_s: Option<u64>, out: &Path) -> eyre::R
     let spec = spec_from_config(&cfg)?;
     let rt = crate::io_runtime()?;
     let report = rt.block_on(async {
-        let pipeline = Pipeline::start(spec, &tokio::runtime::Handle::current())?;
+        let pipeline = Pipeline::launch(spec, &tokio::runtime::Handle::current()).await?;
         let duration = duration_s.map(Duration::from_secs).unwrap_or(Duration::from_secs(u64::MAX / 4));
         crate::demo::run_for(&pipeline, duration, true).await;
         let run = pipeline.shutdown().await;

@@ -3,11 +3,13 @@
 //! * `keel demo` — the whole pipeline against the simulated market, with a report and a plot;
 //! * `keel run --config FILE` — the pipeline against real endpoints;
 //! * `keel check-config FILE` — validate a config, naming the field and the problem;
-//! * `keel quote [FILE]` — the router's dry run: JSON request in, exact split JSON out.
+//! * `keel quote [FILE]` — the router's dry run: JSON request in, exact split JSON out;
+//! * `keel journal [list|show N]` — recent rebalances from the journal, or one in full.
 
 mod config;
 mod demo;
 mod devnet;
+mod journal;
 mod live;
 mod report;
 mod svg;
@@ -100,6 +102,35 @@ enum Command {
         /// Request file; stdin when absent or `-`.
         file: Option<PathBuf>,
     },
+    /// Read the journal: recent rebalances (`list`, the default) or one in full (`show INTENT`).
+    Journal {
+        /// The journal file.
+        #[arg(long, global = true)]
+        path: Option<PathBuf>,
+        /// Or the config whose `[journal] path` to read.
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
+        /// JSON instead of a table.
+        #[arg(long, global = true)]
+        json: bool,
+        #[command(subcommand)]
+        action: Option<JournalAction>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum JournalAction {
+    /// The newest rebalances, oldest first.
+    List {
+        /// How many.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// One rebalance: trigger, legs, each signed version, each relay's answer, the outcome.
+    Show {
+        /// Its intent id (first column of `list`).
+        intent: u64,
+    },
 }
 
 fn init_logging(filter: &str, json: bool) {
@@ -125,6 +156,12 @@ fn main() -> ExitCode {
         }
         Command::CheckConfig { file } => check_config(&file),
         Command::Quote { file } => return quote(file),
+        Command::Journal { path, config, json, action } => journal::resolve_path(path, config.as_deref())
+            .and_then(|p| match action {
+                None => journal::list(&p, 20, json),
+                Some(JournalAction::List { limit }) => journal::list(&p, limit, json),
+                Some(JournalAction::Show { intent }) => journal::show(&p, intent, json),
+            }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

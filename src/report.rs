@@ -125,6 +125,19 @@ pub(crate) struct RunReport {
     /// Target weights by portfolio (in the order samples list weights).
     #[serde(skip)]
     pub(crate) targets: Vec<Vec<(String, f64)>>,
+    /// The journal: records written this run, or why it failed (absent without a journal).
+    pub(crate) journal: Option<JournalReport>,
+}
+
+/// What the journal did this run.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct JournalReport {
+    /// Records written this run.
+    pub(crate) records: Option<u64>,
+    /// Why writing failed, if it did.
+    pub(crate) error: Option<String>,
+    /// Rebalances a previous run left open and how each was settled at start.
+    pub(crate) recovered: Vec<(u64, String)>,
 }
 
 /// Queue counters.
@@ -201,6 +214,11 @@ pub(crate) fn build(cfg: &KeelConfig, run: PipelineReport, sim: Option<SimStats>
         landed,
         samples: run.engine.samples,
         targets,
+        journal: run.journal_records.map(|r| JournalReport {
+            records: r.as_ref().ok().copied(),
+            error: r.err(),
+            recovered: run.recovered.iter().map(|(i, r)| (*i, r.as_str().to_string())).collect(),
+        }),
     }
 }
 
@@ -241,6 +259,16 @@ pub(crate) fn print_summary(r: &RunReport, out: &Path) {
         r.decide_us.p50,
         r.relay_rtt_us.p50
     );
+    if let Some(j) = &r.journal {
+        match (&j.records, &j.error) {
+            (_, Some(e)) => println!("journal: FAILED: {e}"),
+            (Some(n), None) => println!(
+                "journal: {n} records written, flushed | {} rebalances of the previous run settled at start",
+                j.recovered.len()
+            ),
+            (None, None) => {}
+        }
+    }
     for p in &r.portfolios {
         let w: Vec<String> = p
             .final_weights

@@ -184,6 +184,7 @@ async fn rig(block_interval: Option<Duration>, defer: Option<f64>) -> Rig {
         native_symbol: Some("WETH".into()),
         sample_every: Duration::from_millis(200),
         safety: Default::default(),
+        journal: None,
     };
     let pipeline = Pipeline::start(spec, &tokio::runtime::Handle::current()).expect("pipeline");
     Rig {

@@ -17,5 +17,6 @@ pub mod harness;
 pub mod metrics;
 pub mod pipeline;
 pub mod quotes;
+pub mod recovery;
 pub mod safety;
 pub mod sim;

@@ -39,12 +39,16 @@ use keel_feeds::ws::{BinanceFeedConfig, run_binance_feed};
 use keel_router::chain::ChainUpdate;
 use keel_router::config::{DexConfig, DexKind, PoolConfig, RelayConfig, RouterConfig};
 use keel_router::exec::{ExecStats, ExecToken, Executor, FillRecord, PoolVenue};
+use keel_router::journal::{Journal, JournalConfig, Names, Resolution};
 use keel_router::pool::{Pool, PoolEntry, PoolMeta};
 use keel_router::relay::RelayClient;
 use keel_router::signer::Signer;
-use keel_router::stage::{RelayCounters, RouterInput, StageObserver, run_router_stage};
+use keel_router::stage::{
+    RelayCounters, RouterInput, StageIo, StageJournal, StageObserver, run_router_stage,
+};
 use keel_router::v3::V3Pool;
 
+use crate::recovery::Recovered;
 use crate::safety::{KillStatus, KillSwitch, SafetySpec, watch_kill_file, watch_signal};
 use keel_router::v3::sqrt_price_math::Q96;
 use parking_lot::Mutex;
@@ -91,6 +95,8 @@ pub struct PipelineSpec {
     pub sample_every: Duration,
     /// Kill switch sources and dry run.
     pub safety: SafetySpec,
+    /// The journal (start with [`Pipeline::launch`], which recovers from it first).
+    pub journal: Option<JournalConfig>,
 }
 
 /// Why the pipeline could not start.
@@ -105,6 +111,9 @@ pub enum PipelineError {
     /// The relay client could not be built.
     #[error("relay client: {0}")]
     Relay(#[from] keel_router::relay::RelayError),
+    /// The journal could not be opened or the previous run's rebalances not settled.
+    #[error("recovery: {0}")]
+    Recovery(#[from] crate::recovery::RecoveryError),
 }
 
 /// One portfolio's state at a moment.
@@ -200,6 +209,11 @@ pub struct PipelineReport {
     pub kill: KillStatus,
     /// Bundles built and signed but not posted (dry run).
     pub dry_run_bundles: u64,
+    /// Journal records written this run (`None` without a journal); an error when the journal
+    /// failed.
+    pub journal_records: Option<Result<u64, String>>,
+    /// Rebalances of a previous run settled at start.
+    pub recovered: Vec<(u64, Resolution)>,
 }
 
 /// A running pipeline.
@@ -220,18 +234,71 @@ pub struct Pipeline {
     started_ns: Nanos,
     kill: Arc<KillSwitch>,
     control_addr: Option<std::net::SocketAddr>,
+    journal: Option<Journal>,
+    recovered: Vec<(u64, Resolution)>,
 }
 
 impl Pipeline {
-    /// Starts the feeds on `runtime` and the engine and router threads.
+    /// Starts the pipeline; with a journal configured, first settles what the previous run left
+    /// open (see [`crate::recovery`]) and resumes it: adopted bundles are resent unchanged, their
+    /// portfolios stay busy, intent ids continue.
+    pub async fn launch(
+        spec: PipelineSpec,
+        runtime: &tokio::runtime::Handle,
+    ) -> Result<Pipeline, PipelineError> {
+        let Some(cfg) = spec.journal.clone() else { return Self::start(spec, runtime) };
+        let names = Names {
+            tokens: spec.tokens.iter().map(|t| t.symbol.clone()).collect(),
+            portfolios: spec.portfolios.iter().map(|p| p.name.clone()).collect(),
+        };
+        let (journal, recovered) = crate::recovery::recover(&cfg, &spec.rpc_url, names).await?;
+        Self::start_inner(spec, runtime, Some((journal, recovered)))
+    }
+
+    /// Starts the feeds on `runtime` and the engine and router threads (no journal: a spec with
+    /// one must go through [`Pipeline::launch`]).
     pub fn start(spec: PipelineSpec, runtime: &tokio::runtime::Handle) -> Result<Pipeline, PipelineError> {
+        if spec.journal.is_some() {
+            return Err(PipelineError::Config(
+                "a pipeline with a journal starts with Pipeline::launch".into(),
+            ));
+        }
+        Self::start_inner(spec, runtime, None)
+    }
+
+    fn start_inner(
+        spec: PipelineSpec,
+        runtime: &tokio::runtime::Handle,
+        journal: Option<(Journal, Recovered)>,
+    ) -> Result<Pipeline, PipelineError> {
         let started_ns = mono_now_ns();
-        let engine = Engine::new(spec.engine.clone(), &spec.tokens, &spec.portfolios, Box::new(LiveClock))
-            .map_err(|e| PipelineError::Config(e.to_string()))?;
+        let mut engine =
+            Engine::new(spec.engine.clone(), &spec.tokens, &spec.portfolios, Box::new(LiveClock))
+                .map_err(|e| PipelineError::Config(e.to_string()))?;
         let table = InstrumentTable::new(engine.instrument_symbols().iter())
             .map_err(|e| PipelineError::Config(format!("feed symbols: {e}")))?;
-        let executor = build_executor(&spec)?;
+        let mut executor = build_executor(&spec)?;
         let targets = poll_targets(&spec, &engine)?;
+        let (journal, recovered) = match journal {
+            Some((j, r)) => (Some(j), r),
+            None => (None, Recovered::default()),
+        };
+        engine
+            .resume(recovered.next_intent, &recovered.in_flight())
+            .map_err(|e| PipelineError::Config(format!("resuming from the journal: {e}")))?;
+        for a in &recovered.adopted {
+            executor
+                .adopt(&a.bundle, &a.all_hashes, a.chain_nonce)
+                .map_err(|e| PipelineError::Config(format!("adopting intent {}: {e}", a.bundle.intent)))?;
+        }
+        let stage_journal = match (&journal, &spec.journal) {
+            (Some(j), Some(cfg)) => Some(StageJournal {
+                handle: j.handle(),
+                write_ahead: cfg.write_ahead,
+                commit_timeout: cfg.commit_timeout(),
+            }),
+            _ => None,
+        };
 
         let events = Arc::new(Queue::new(spec.engine.queue_capacity));
         let router_in = Arc::new(Queue::new(spec.engine.queue_capacity));
@@ -352,10 +419,15 @@ impl Pipeline {
                 Arc::clone(&observer),
                 Arc::clone(&router_stop),
             );
-            let (url, handle) = (spec.rpc_url.clone(), runtime.clone());
-            std::thread::Builder::new().name("keel-router".into()).spawn(move || {
-                run_router_stage(executor, input, events, relays, url, handle, observer, stop)
-            })?
+            let io = StageIo {
+                relays,
+                rpc_url: spec.rpc_url.clone(),
+                runtime: runtime.clone(),
+                journal: stage_journal,
+            };
+            std::thread::Builder::new()
+                .name("keel-router".into())
+                .spawn(move || run_router_stage(executor, input, events, io, observer, stop))?
         };
         Ok(Pipeline {
             cancel,
@@ -373,6 +445,8 @@ impl Pipeline {
             started_ns,
             kill,
             control_addr,
+            journal,
+            recovered: recovered.settled,
         })
     }
 
@@ -446,6 +520,15 @@ impl Pipeline {
             Some(Ok(x)) => x,
             _ => panic!("router thread panicked"),
         };
+        // Every record the stage queued is written before the journal closes.
+        let journal_records = match self.journal.take() {
+            Some(j) => Some(
+                tokio::task::spawn_blocking(move || j.close().map_err(|e| e.to_string()))
+                    .await
+                    .unwrap_or_else(|e| Err(e.to_string())),
+            ),
+            None => None,
+        };
         let start = self.started_ns;
         let outcomes = self
             .observer
@@ -469,6 +552,8 @@ impl Pipeline {
             router_queue: self.router_in.stats(),
             kill: self.kill.status(),
             dry_run_bundles: self.observer.dry_run_bundles.load(Ordering::Relaxed),
+            journal_records,
+            recovered: std::mem::take(&mut self.recovered),
         }
     }
 }

@@ -45,6 +45,7 @@ pub mod intent;
 pub mod planner;
 pub mod portfolio;
 pub mod queue;
+pub mod restore;
 pub mod stats;
 pub mod token;
 pub mod trigger;

@@ -24,6 +24,7 @@ use crate::abi::{IERC20, ISwapRouter, IUniswapV2Router02};
 use crate::bundle::{BundleError, BundleOptions, SignedBundleRequest, build_send_bundle};
 use crate::chain::ChainUpdate;
 use crate::config::{DEFAULT_APPROVE_GAS, DexKind, RouterConfig};
+use crate::journal::{JournalRecord, SignedBundle, TxRecord};
 use crate::plan::{self, GasPricing, OrderRoute};
 use crate::pool::{Pool, PoolEntry};
 use crate::signer::Signer;
@@ -119,6 +120,9 @@ pub enum Action {
     },
     /// Report to the engine.
     Outcome(Outcome),
+    /// Append to the journal. Always emitted before the action that relies on it (a bundle's
+    /// `Signed` record precedes its `Submit`).
+    Journal(JournalRecord),
 }
 
 /// One landed transaction's receipt, as the driver read it.
@@ -148,6 +152,8 @@ struct Inflight {
     uuid: String,
     /// Hashes of earlier versions (before a fee re-sign), any of which may be the one that lands.
     superseded: Vec<B256>,
+    /// Signed versions so far minus one (0: the first signing).
+    version: u32,
     /// Allowances this bundle's approvals grant: recorded optimistically, rolled back if it never lands.
     approvals: Vec<(Address, Address, Address)>,
     /// For each transaction: the pool it swaps through when it is a single-pool swap (its receipt
@@ -365,6 +371,11 @@ impl Executor {
                     block = h.number,
                     "bundle not included before its deadline; abandoned"
                 );
+                out.push(Action::Journal(JournalRecord::Expired {
+                    intent: f.intent,
+                    block: h.number,
+                    reason: format!("deadline block {} reached unlanded", f.deadline_block),
+                }));
                 out.push(Action::Outcome(Outcome {
                     intent: f.intent,
                     portfolio: f.portfolio,
@@ -374,8 +385,14 @@ impl Executor {
             }
             let target = h.number + 1;
             if target > f.target_block {
+                let version = self.inflight[i].version;
                 match self.retarget(i, target, h.base_fee) {
                     Ok(request) => {
+                        if self.inflight[i].version != version {
+                            out.push(Action::Journal(JournalRecord::Signed(Box::new(
+                                self.signed_record(i, request.bundle_hash),
+                            ))));
+                        }
                         self.stats.submissions += 1;
                         out.push(Action::Submit {
                             intent: self.inflight[i].intent,
@@ -408,6 +425,7 @@ impl Executor {
             self.stats.txs_signed += resigned.len() as u64;
             let old = std::mem::replace(&mut self.inflight[i].txs, resigned);
             self.inflight[i].superseded.extend(old.iter().map(|t| t.hash));
+            self.inflight[i].version += 1;
         }
         let f = &mut self.inflight[i];
         f.target_block = target;
@@ -416,10 +434,93 @@ impl Executor {
         Ok(build_send_bundle(&f.txs, target, &opts, &self.auth, self.request_id)?)
     }
 
+    /// The journal record of in-flight `i`'s current version.
+    fn signed_record(&self, i: usize, bundle_hash: B256) -> SignedBundle {
+        let f = &self.inflight[i];
+        SignedBundle {
+            intent: f.intent,
+            portfolio: f.portfolio.0,
+            account: f.account,
+            version: f.version,
+            uuid: f.uuid.clone(),
+            target_block: f.target_block,
+            deadline_block: f.deadline_block,
+            bundle_hash,
+            txs: f.txs.iter().map(TxRecord::from).collect(),
+        }
+    }
+
+    /// Takes back a rebalance a previous run left in flight (see [`crate::journal::recover`]): its
+    /// journaled transactions are resent unchanged — same nonces, same `replacementUuid` — from the
+    /// next head until its deadline, and its nonces stay reserved. `earlier` holds the hashes of its
+    /// other versions; `chain_nonce` is the account's confirmed nonce.
+    pub fn adopt(
+        &mut self,
+        bundle: &SignedBundle,
+        earlier: &[B256],
+        chain_nonce: u64,
+    ) -> Result<(), ExecError> {
+        let txs = bundle
+            .txs
+            .iter()
+            .map(|t| signed_from_record(t, bundle.account))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (Some(first), Some(last)) = (txs.first().map(|t| t.nonce), txs.last().map(|t| t.nonce)) else {
+            return Err(ExecError::Tx(TxError::Sign(alloy::signers::Error::other(
+                "adopted bundle has no transactions",
+            ))));
+        };
+        self.chain_nonce.insert(bundle.account, chain_nonce);
+        self.nonces.observe_chain(bundle.account, chain_nonce);
+        if self.nonces.peek(bundle.account).unwrap_or(0) <= last {
+            self.nonces.reset_to_chain(bundle.account, last + 1);
+        }
+        debug_assert!(first >= chain_nonce);
+        let current: Vec<B256> = txs.iter().map(|t| t.hash).collect();
+        self.inflight.push(Inflight {
+            intent: bundle.intent,
+            portfolio: PortfolioId(bundle.portfolio),
+            account: bundle.account,
+            txs,
+            last_nonce: last,
+            // resent for the next head's block
+            target_block: 0,
+            deadline_block: bundle.deadline_block,
+            landed: false,
+            uuid: bundle.uuid.clone(),
+            superseded: earlier.iter().filter(|h| !current.contains(h)).copied().collect(),
+            version: bundle.version,
+            approvals: Vec::new(),
+            swap_pool: Vec::new(),
+        });
+        Ok(())
+    }
+
     /// Receipts of a landed bundle: report the outcome.
     pub fn on_receipts(&mut self, intent: u64, receipts: &[ReceiptInfo], out: &mut Vec<Action>) {
         let Some(i) = self.inflight.iter().position(|f| f.intent == intent) else { return };
         let f = self.inflight.swap_remove(i);
+        if receipts.is_empty() {
+            // The nonces moved, but none of this bundle's transactions has a receipt: something
+            // else used them. The rebalance did not happen.
+            self.traded.retain(|t| t.2 != f.intent);
+            for key in &f.approvals {
+                self.allowances.remove(key);
+            }
+            self.stats.expired += 1;
+            tracing::error!(intent, "the account's nonces were used by other transactions; rebalance void");
+            out.push(Action::Journal(JournalRecord::Expired {
+                intent,
+                block: self.head.map_or(0, |h| h.number),
+                reason: "nonces used by other transactions; none of the bundle's landed".into(),
+            }));
+            out.push(Action::Outcome(Outcome {
+                intent,
+                portfolio: f.portfolio,
+                status: OutcomeStatus::Expired,
+            }));
+            return;
+        }
         self.learn_gas(&f, receipts);
         let gas_used: u64 = receipts.iter().map(|r| r.gas_used).sum();
         let block = receipts.iter().map(|r| r.block).max().unwrap_or(f.target_block);
@@ -428,6 +529,12 @@ impl Executor {
         }
         self.stats.landed += 1;
         self.stats.gas_used += gas_used;
+        out.push(Action::Journal(JournalRecord::Landed {
+            intent,
+            block,
+            gas_used,
+            reverted: receipts.iter().any(|r| !r.success),
+        }));
         out.push(Action::Outcome(Outcome {
             intent,
             portfolio: f.portfolio,
@@ -517,9 +624,17 @@ impl Executor {
     /// so the engine's cooldown applies.
     pub fn on_intent(&mut self, intent: &RebalanceIntent, now_ns: Nanos, out: &mut Vec<Action>) {
         self.stats.intents += 1;
+        out.push(Action::Journal(JournalRecord::Decided(Box::new(intent.clone()))));
         match self.execute(intent, now_ns) {
             Ok(action) => {
                 self.stats.submissions += 1;
+                if let Action::Submit { request, .. } = &action
+                    && let Some(i) = self.inflight.iter().rposition(|f| f.intent == intent.id)
+                {
+                    out.push(Action::Journal(JournalRecord::Signed(Box::new(
+                        self.signed_record(i, request.bundle_hash),
+                    ))));
+                }
                 out.push(action);
             }
             Err(e) => {
@@ -531,6 +646,10 @@ impl Executor {
                     self.stats.rejected += 1;
                 }
                 tracing::warn!(intent = intent.id, portfolio = intent.portfolio.0, error = %e, "rebalance not submitted");
+                out.push(Action::Journal(JournalRecord::Refused {
+                    intent: intent.id,
+                    reason: e.to_string(),
+                }));
                 out.push(Action::Outcome(Outcome {
                     intent: intent.id,
                     portfolio: intent.portfolio,
@@ -701,6 +820,7 @@ impl Executor {
             landed: false,
             uuid,
             superseded: Vec::new(),
+            version: 0,
             approvals: granted.clone(),
             swap_pool: swap_pool.clone(),
         });
@@ -788,6 +908,30 @@ impl Executor {
 /// A price in whole `buy` per whole `sell` as raw units of `buy` per raw unit of `sell`.
 fn raw_price(whole: f64, sell: &ExecToken, buy: &ExecToken) -> f64 {
     whole * 10f64.powi(buy.decimals as i32 - sell.decimals as i32)
+}
+
+/// A journaled transaction back as a [`SignedTx`] (nonce, gas and fees read from its bytes).
+fn signed_from_record(t: &TxRecord, from: Address) -> Result<SignedTx, ExecError> {
+    use alloy::consensus::{Transaction, TxEnvelope};
+    use alloy::eips::eip2718::Decodable2718;
+    let env = TxEnvelope::decode_2718(&mut t.raw.as_ref())
+        .map_err(|e| ExecError::Tx(TxError::Sign(alloy::signers::Error::other(e.to_string()))))?;
+    if *env.tx_hash() != t.hash || env.nonce() != t.nonce {
+        return Err(ExecError::Tx(TxError::Sign(alloy::signers::Error::other(
+            "journaled transaction bytes do not match its hash or nonce",
+        ))));
+    }
+    Ok(SignedTx {
+        raw: t.raw.clone(),
+        hash: t.hash,
+        from,
+        nonce: t.nonce,
+        gas_limit: env.gas_limit(),
+        fees: Fees {
+            max_fee_per_gas: env.max_fee_per_gas(),
+            max_priority_fee_per_gas: env.max_priority_fee_per_gas().unwrap_or(0),
+        },
+    })
 }
 
 /// Recovers the call of a signed transaction (for re-signing with new fees and the same nonce).
@@ -972,8 +1116,13 @@ mod tests {
         ready(&mut exec, me, 0);
         exec.on_chain(ChainUpdate::PendingImpact { pool: 0, impact: 0.02 }, 0, &mut out);
         exec.on_intent(&intent(1, me), 0, &mut out);
+        // journaled as decided, then refused with the reason; nothing signed
         assert!(
-            matches!(out.as_slice(), [Action::Outcome(o)] if o.status == OutcomeStatus::Rejected),
+            matches!(out.as_slice(), [
+                Action::Journal(JournalRecord::Decided(_)),
+                Action::Journal(JournalRecord::Refused { reason, .. }),
+                Action::Outcome(o),
+            ] if o.status == OutcomeStatus::Rejected && reason.contains("deferred")),
             "{out:?}"
         );
         assert_eq!((exec.stats().deferred, exec.stats().submissions), (1, 0));
@@ -1011,8 +1160,13 @@ mod tests {
 
     #[test]
     fn risk_limits_refuse_and_say_which() {
-        let rejected =
-            |out: &[Action]| matches!(out, [Action::Outcome(o)] if o.status == OutcomeStatus::Rejected);
+        let rejected = |out: &[Action]| {
+            matches!(out, [
+                Action::Journal(JournalRecord::Decided(_)),
+                Action::Journal(JournalRecord::Refused { reason, .. }),
+                Action::Outcome(o),
+            ] if o.status == OutcomeStatus::Rejected && reason.starts_with("risk limit"))
+        };
         // Gas price cap: base fee 10 + tip 1 = 11 wei.
         let (mut exec, me) = executor();
         exec.cfg.limits.max_gas_price_wei = Some(10);

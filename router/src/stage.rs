@@ -19,6 +19,7 @@ use parking_lot::Mutex;
 
 use crate::chain::ChainUpdate;
 use crate::exec::{Action, Executor, ReceiptInfo};
+use crate::journal::{JournalHandle, JournalRecord};
 use crate::relay::RelayClient;
 
 /// How long the stage thread parks when idle.
@@ -93,6 +94,8 @@ pub struct StageObserver {
     pub stamp_submits: AtomicBool,
     /// The stamps kept while [`StageObserver::stamp_submits`] is set.
     pub submit_stamps: Mutex<Vec<SubmitStamp>>,
+    /// Bundles held back because their journal record could not be committed.
+    pub journal_held: AtomicU64,
 }
 
 impl StageObserver {
@@ -111,24 +114,48 @@ impl StageObserver {
             dry_run_bundles: AtomicU64::new(0),
             stamp_submits: AtomicBool::new(false),
             submit_stamps: Mutex::new(Vec::new()),
+            journal_held: AtomicU64::new(0),
         }
     }
 }
 
+/// The stage's journal: where records go, and whether a bundle waits for its record's commit.
+#[derive(Debug, Clone)]
+pub struct StageJournal {
+    /// Appends records.
+    pub handle: JournalHandle,
+    /// Wait for the commit of a bundle's `Signed` record before sending it.
+    pub write_ahead: bool,
+    /// Longest wait; past it the bundle is held back (not sent) and the error logged.
+    pub commit_timeout: Duration,
+}
+
+/// The stage's connections to the outside.
+#[derive(Debug, Clone)]
+pub struct StageIo {
+    /// The relays bundles go to.
+    pub relays: RelayClient,
+    /// Node JSON-RPC URL, for receipts.
+    pub rpc_url: String,
+    /// Runtime for relay posts and receipt reads.
+    pub runtime: tokio::runtime::Handle,
+    /// The journal, when one is configured.
+    pub journal: Option<StageJournal>,
+}
+
 /// Runs the stage on the current thread until `stop` is set and the input queue is drained.
 /// Returns the executor, for final statistics.
-#[allow(clippy::too_many_arguments)]
 pub fn run_router_stage(
     mut exec: Executor,
     input: Arc<Queue<RouterInput>>,
     engine: Arc<Queue<Event>>,
-    relays: RelayClient,
-    rpc_url: String,
-    runtime: tokio::runtime::Handle,
+    io: StageIo,
     observer: Arc<StageObserver>,
     stop: Arc<AtomicBool>,
 ) -> Executor {
+    let StageIo { relays, rpc_url, runtime, journal } = io;
     let mut actions = Vec::with_capacity(16);
+    let mut last_journaled = 0u64;
     loop {
         let Some(msg) = input.pop_wait(IDLE_PARK) else {
             if stop.load(Ordering::Acquire) {
@@ -151,7 +178,19 @@ pub fn run_router_stage(
         let signed_ns = mono_now_ns();
         for action in actions.drain(..) {
             match action {
+                Action::Journal(record) => {
+                    if let Some(j) = &journal {
+                        last_journaled = j.handle.append(record);
+                    }
+                }
                 Action::Submit { intent, request, event_recv_ns, .. } => {
+                    if let Some(j) = journal.as_ref().filter(|j| j.write_ahead)
+                        && let Err(e) = j.handle.wait(last_journaled, j.commit_timeout)
+                    {
+                        observer.journal_held.fetch_add(1, Ordering::Relaxed);
+                        tracing::error!(intent, error = %e, "bundle held back: its journal record is not committed");
+                        continue;
+                    }
                     if event_recv_ns > 0 {
                         let _ = observer
                             .tick_to_wire
@@ -179,9 +218,22 @@ pub fn run_router_stage(
                     });
                     let relays = relays.clone();
                     let observer_post = Arc::clone(&observer);
+                    let journal_post = journal.as_ref().map(|j| j.handle.clone());
                     runtime.spawn(async move {
                         let observer = observer_post;
                         for reply in relays.send(&request).await {
+                            if let Some(j) = &journal_post {
+                                j.append(JournalRecord::Submitted {
+                                    intent,
+                                    relay: relays.relays().get(reply.relay).map_or_else(|| format!("relay#{}", reply.relay), |r| r.name.clone()),
+                                    block: request.block_number,
+                                    accepted: reply.result.is_ok(),
+                                    detail: match &reply.result {
+                                        Ok(hash) => hash.to_string(),
+                                        Err(e) => e.to_string(),
+                                    },
+                                });
+                            }
                             let _ = observer.relay_rtt.lock().record((reply.elapsed.as_nanos() as u64).max(1));
                             let mut counters = observer.relays.lock();
                             let c = &mut counters[reply.relay];

@@ -21,6 +21,7 @@ use keel_router::bundle::SignedBundleRequest;
 use keel_router::chain::ChainUpdate;
 use keel_router::config::{DexKind, RelayConfig, RouterConfig};
 use keel_router::exec::{Action, ExecToken, Executor, PoolVenue, ReceiptInfo};
+use keel_router::journal::JournalRecord;
 use keel_router::pool::{Pool, PoolEntry, PoolMeta};
 use keel_router::relay::{RelayClient, RelayError, parse_send_bundle_response};
 use keel_router::signer::Signer;
@@ -313,6 +314,21 @@ fn submits(out: &[Action]) -> Vec<SignedBundleRequest> {
         .collect()
 }
 
+/// The actions other than journal records.
+fn acts(out: &[Action]) -> Vec<Action> {
+    out.iter().filter(|a| !matches!(a, Action::Journal(_))).cloned().collect()
+}
+
+/// The journal records among the actions.
+fn records(out: &[Action]) -> Vec<JournalRecord> {
+    out.iter()
+        .filter_map(|a| match a {
+            Action::Journal(r) => Some(r.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 fn outcomes(out: &[Action]) -> Vec<Outcome> {
     out.iter()
         .filter_map(|a| match a {
@@ -411,8 +427,12 @@ async fn relay_faults_are_classified_and_the_same_bundle_is_retried_until_it_exp
         out.clear();
         ex.on_chain(head(100 + BUNDLE_BLOCKS), 1, &mut out);
         assert_eq!(
-            out,
+            acts(&out),
             [Action::Outcome(Outcome { intent: 1, portfolio: PortfolioId(0), status: OutcomeStatus::Expired })]
+        );
+        assert!(
+            matches!(records(&out).as_slice(), [JournalRecord::Expired { intent: 1, block, .. }] if *block == 100 + BUNDLE_BLOCKS),
+            "{out:?}"
         );
         assert_eq!(ex.inflight_count(), 0);
         for b in 106..110 {
@@ -490,7 +510,11 @@ fn a_landing_is_settled_exactly_once() {
     ];
     ex.on_receipts(1, &receipts, &mut out);
     assert_eq!(
-        out,
+        records(&out),
+        [JournalRecord::Landed { intent: 1, block: 103, gas_used: 144_000, reverted: false }]
+    );
+    assert_eq!(
+        acts(&out),
         [Action::Outcome(Outcome {
             intent: 1,
             portfolio: PortfolioId(0),
@@ -681,4 +705,99 @@ mod fuzz {
             format!(r#"{{"jsonrpc":"2.0","id":1,"result":{{"bundleHash":"{RELAY_HASH}"}},"error":null}}"#);
         assert_eq!(parse_send_bundle_response(200, body.as_bytes()), Ok(RELAY_HASH));
     }
+}
+
+/// The journal sees a bundle's `Signed` record (with exactly the transactions that go out) before
+/// its `Submit`; a fresh executor that adopts that record after a crash resends the very same
+/// transactions (same nonces, hashes and uuid) for the next block, keeps the nonces reserved so
+/// a new rebalance queues behind them, and settles the landing once.
+#[test]
+fn a_journaled_bundle_is_adopted_after_a_crash_and_resent_unchanged() {
+    let mut ex = ready_executor();
+    let mut out = Vec::new();
+    ex.on_intent(&intent(7), 1, &mut out);
+    let signed_at = out.iter().position(|a| matches!(a, Action::Journal(JournalRecord::Signed(_))));
+    let submit_at = out.iter().position(|a| matches!(a, Action::Submit { .. }));
+    assert!(matches!(out.first(), Some(Action::Journal(JournalRecord::Decided(_)))), "{out:?}");
+    assert!(signed_at.expect("signed record") < submit_at.expect("submit"), "{out:?}");
+    let Some(Action::Journal(JournalRecord::Signed(bundle))) = signed_at.map(|i| out[i].clone()) else {
+        unreachable!()
+    };
+    let first = sent(&submits(&out)[0].body);
+    let journaled: Vec<(u64, B256)> = bundle.txs.iter().map(|t| (t.nonce, t.hash)).collect();
+    assert_eq!(journaled, first.txs);
+    assert_eq!(bundle.uuid, first.uuid);
+
+    // The process dies; a new executor at block 102 adopts the journaled bundle.
+    let mut ex = executor();
+    let mut out = Vec::new();
+    ex.on_chain(
+        ChainUpdate::V2Reserves {
+            pool: 0,
+            reserve0: U256::from(3_000_000_000_000u64),
+            reserve1: e18(1_000),
+            block: 102,
+        },
+        1,
+        &mut out,
+    );
+    ex.adopt(&bundle, &journaled.iter().map(|t| t.1).collect::<Vec<_>>(), FIRST_NONCE).expect("adopt");
+    ex.on_chain(head(102), 1, &mut out);
+    let again = submits(&out);
+    assert_eq!(again.len(), 1, "{out:?}");
+    let resent = sent(&again[0].body);
+    assert_eq!(
+        (resent.txs.clone(), resent.uuid.clone(), resent.block),
+        (first.txs.clone(), first.uuid.clone(), 103)
+    );
+    // The adopted portfolio stays busy; another portfolio's rebalance (same account) gets nonces
+    // after the adopted ones.
+    out.clear();
+    ex.on_intent(&intent(8), 1, &mut out);
+    assert!(
+        matches!(records(&out).as_slice(), [_, JournalRecord::Refused { reason, .. }] if reason.contains("in flight")),
+        "{out:?}"
+    );
+    out.clear();
+    let mut other = intent(9);
+    other.portfolio = PortfolioId(1);
+    ex.on_intent(&other, 1, &mut out);
+    let next = sent(&submits(&out)[0].body);
+    let last = first.txs.last().expect("txs").0;
+    assert_eq!(next.txs.first().expect("txs").0, last + 1, "{next:?}");
+    // The adopted bundle lands: one FetchReceipts with its hashes, one Landed outcome.
+    out.clear();
+    ex.on_chain(nonce(last + 1, 103), 1, &mut out);
+    assert_eq!(fetches(&out), [(7, journaled.iter().map(|t| t.1).collect::<Vec<_>>())]);
+    out.clear();
+    let receipts: Vec<ReceiptInfo> = journaled
+        .iter()
+        .map(|t| ReceiptInfo { hash: t.1, block: 103, gas_used: 60_000, success: true })
+        .collect();
+    ex.on_receipts(7, &receipts, &mut out);
+    assert_eq!(
+        outcomes(&out),
+        [Outcome {
+            intent: 7,
+            portfolio: PortfolioId(0),
+            status: OutcomeStatus::Landed { block: 103, gas_used: 120_000 }
+        }]
+    );
+}
+
+/// Journaled bytes that do not match their hash are refused, not resent.
+#[test]
+fn a_corrupt_journaled_bundle_is_not_adopted() {
+    let mut ex = ready_executor();
+    let mut out = Vec::new();
+    ex.on_intent(&intent(7), 1, &mut out);
+    let Some(Action::Journal(JournalRecord::Signed(mut bundle))) =
+        out.iter().find(|a| matches!(a, Action::Journal(JournalRecord::Signed(_)))).cloned()
+    else {
+        unreachable!()
+    };
+    bundle.txs[0].hash = B256::repeat_byte(0xab);
+    let mut fresh = executor();
+    assert!(fresh.adopt(&bundle, &[], FIRST_NONCE).is_err());
+    assert_eq!(fresh.inflight_count(), 0);
 }

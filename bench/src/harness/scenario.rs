@@ -91,6 +91,7 @@ impl Scenario {
             native_symbol: None,
             sample_every: DEFAULT_SAMPLE_EVERY,
             safety: Default::default(),
+            journal: None,
         })
     }
 }
