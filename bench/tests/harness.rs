@@ -66,3 +66,26 @@ fn scale_mode_writes_the_schema() {
         assert!(r["p99_ns"].as_u64().unwrap() > 0);
     }
 }
+
+/// The scale workload fires (it is not a run inside every band), and the candidate index fires
+/// exactly what the full scan fires on it while evaluating far fewer portfolios per quote.
+#[test]
+fn scale_workload_fires_and_the_index_matches_the_full_scan() {
+    use keel_bench::harness::scale;
+    use keel_engine::CandidateMode;
+    let (n, ticks) = (2_000, 30_000);
+    let long = Duration::from_secs(3_600);
+    let index = scale::measure_with(n, long, ticks, CandidateMode::Index).unwrap();
+    let full = scale::measure_with(n, long, ticks, CandidateMode::FullScan).unwrap();
+    for r in [&index, &full] {
+        eprintln!(
+            "{n} portfolios: p50 {} ns, p99 {} ns, {} intents on {} of {} quotes, {:.1} index evaluations per quote",
+            r.p50_ns, r.p99_ns, r.fired, r.ticks_firing, r.ticks, r.evaluated_per_tick
+        );
+    }
+    assert_eq!(index.ticks, ticks);
+    assert!(index.fired > 0, "the workload must cross some bands");
+    assert_eq!((index.fired, index.ticks_firing), (full.fired, full.ticks_firing));
+    // A quote's asset is held by about a tenth of the portfolios (4 of 50 assets each).
+    assert!(index.evaluated_per_tick < n as f64 / 100.0, "{}", index.evaluated_per_tick);
+}

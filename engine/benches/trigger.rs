@@ -1,6 +1,11 @@
 //! Quote event → trigger decision, for one portfolio of two and of three assets (no trigger fires,
 //! which is the common case and the path that must stay under ~50 ns). The baseline row applies the
 //! same quote to a bare price array, so the figures read as ratios.
+//!
+//! `quote_to_decision/*` runs the default candidate index: the quotes stay inside the portfolio's
+//! safe box, so this is the price update plus the index lookup. `quote_to_decision_full_scan/*`
+//! evaluates the portfolio on every quote (weights and triggers): the cost of one evaluation, which
+//! the index pays for each portfolio whose box a quote leaves.
 
 use std::hint::black_box;
 
@@ -8,7 +13,7 @@ use alloy_primitives::{Address, U256};
 use criterion::{Criterion, criterion_main};
 use keel_engine::config::{EngineConfig, PlanMode, PortfolioConfig, PriceSource, TokenConfig, TriggerConfig};
 use keel_engine::event::{Balance, Quote};
-use keel_engine::{Engine, Event, InstrumentId, ManualClock, PortfolioId};
+use keel_engine::{CandidateMode, Engine, Event, InstrumentId, ManualClock, PortfolioId};
 
 const SEC: u64 = 1_000_000_000;
 
@@ -111,20 +116,33 @@ fn benches(c: &mut Criterion) {
         max_band: 0.2,
         halflife_secs: 60.0,
     };
-    run(c, "quote_to_decision/2_assets_drift", engine(&[("WETH", 0.5), ("USDC", 0.5)], vec![drift()]));
-    run(
-        c,
-        "quote_to_decision/3_assets_drift",
-        engine(&[("WETH", 0.4), ("WBTC", 0.4), ("USDC", 0.2)], vec![drift()]),
-    );
-    run(
-        c,
-        "quote_to_decision/3_assets_drift_vol_temporal",
-        engine(
-            &[("WETH", 0.4), ("WBTC", 0.4), ("USDC", 0.2)],
-            vec![drift(), vol(), TriggerConfig::Temporal { interval_secs: 3600.0 }],
-        ),
-    );
+    for (group, mode) in [
+        ("quote_to_decision", CandidateMode::Index),
+        ("quote_to_decision_full_scan", CandidateMode::FullScan),
+    ] {
+        let with_mode = |mut e: Engine| {
+            e.set_candidate_mode(mode);
+            e
+        };
+        run(
+            c,
+            &format!("{group}/2_assets_drift"),
+            with_mode(engine(&[("WETH", 0.5), ("USDC", 0.5)], vec![drift()])),
+        );
+        run(
+            c,
+            &format!("{group}/3_assets_drift"),
+            with_mode(engine(&[("WETH", 0.4), ("WBTC", 0.4), ("USDC", 0.2)], vec![drift()])),
+        );
+        run(
+            c,
+            &format!("{group}/3_assets_drift_vol_temporal"),
+            with_mode(engine(
+                &[("WETH", 0.4), ("WBTC", 0.4), ("USDC", 0.2)],
+                vec![drift(), vol(), TriggerConfig::Temporal { interval_secs: 3600.0 }],
+            )),
+        );
+    }
 }
 
 /// The group (written out: `criterion_group!` would generate an undocumented `pub fn`).

@@ -2,7 +2,7 @@
 //! their targets and triggers. Every default is a documented constant; validation names the field
 //! and the problem.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use alloy_primitives::Address;
 use serde::Deserialize;
@@ -177,11 +177,15 @@ pub fn validate(tokens: &[TokenConfig], portfolios: &[PortfolioConfig]) -> Resul
     if tokens.len() > u16::MAX as usize {
         return Err(ConfigError::new("tokens", "too many tokens"));
     }
-    for (i, t) in tokens.iter().enumerate() {
-        if tokens[..i].iter().any(|o| o.symbol == t.symbol) {
+    // Hash sets, not a scan of the earlier entries: validation is linear in the config's size
+    // (100k portfolios must load in well under a second).
+    let mut symbols = HashSet::with_capacity(tokens.len());
+    let mut addresses = HashSet::with_capacity(tokens.len());
+    for t in tokens {
+        if !symbols.insert(t.symbol.as_str()) {
             return Err(ConfigError::new(format!("tokens[{}].symbol", t.symbol), "duplicate symbol"));
         }
-        if tokens[..i].iter().any(|o| o.address == t.address) {
+        if !addresses.insert(t.address) {
             return Err(ConfigError::new(format!("tokens[{}].address", t.symbol), "duplicate address"));
         }
         if t.decimals > 36 {
@@ -196,9 +200,10 @@ pub fn validate(tokens: &[TokenConfig], portfolios: &[PortfolioConfig]) -> Resul
     if portfolios.is_empty() {
         return Err(ConfigError::new("portfolios", "at least one portfolio is required"));
     }
-    for (i, p) in portfolios.iter().enumerate() {
+    let mut names = HashSet::with_capacity(portfolios.len());
+    for p in portfolios {
         let at = |f: &str| format!("portfolios[{}].{f}", p.name);
-        if portfolios[..i].iter().any(|o| o.name == p.name) {
+        if !names.insert(p.name.as_str()) {
             return Err(ConfigError::new(at("name"), "duplicate portfolio name"));
         }
         if p.targets.len() < 2 {
@@ -206,7 +211,7 @@ pub fn validate(tokens: &[TokenConfig], portfolios: &[PortfolioConfig]) -> Resul
         }
         let mut sum = 0.0;
         for (sym, w) in &p.targets {
-            if !tokens.iter().any(|t| &t.symbol == sym) {
+            if !symbols.contains(sym.as_str()) {
                 return Err(ConfigError::new(at("targets"), format!("unknown token `{sym}`")));
             }
             check_fraction(at(&format!("targets.{sym}")), *w, 0.0, 1.0)?;

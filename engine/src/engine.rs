@@ -4,12 +4,12 @@
 //!
 //! | event | effect |
 //! | --- | --- |
-//! | `Quote` | prices of the instrument's tokens; volatility samples; drift and volatility triggers of the portfolios holding those tokens ([`hot`](crate::hot)) |
+//! | `Quote` | prices of the instrument's tokens; volatility samples; drift and volatility triggers of the portfolios holding those tokens whose safe box the price left or that have none ([`hot`](crate::hot), [`index`](crate::index)) |
 //! | `Trade` | the instrument's last trade (stored only) |
 //! | `Block` | the chain head |
-//! | `Balance` | a holding; may end the wait for post-landing balances and start the cooldown |
+//! | `Balance` | a holding; may end the wait for post-landing balances and start the cooldown; recomputes the portfolio's safe box |
 //! | `Outcome` | clears the in-flight intent; `Landed` waits for balances at or after its block, then cools down; `Expired`/`Rejected` cool down at once |
-//! | `Timer` | every trigger of every portfolio, temporal ones included |
+//! | `Timer` | every trigger of every portfolio, temporal ones included (portfolios without a box get one if they can) |
 //!
 //! "Now" is always the injected clock; event times are used only to stamp intents
 //! (`event_recv_ns`) and to space volatility samples. A fired trigger is gated (in flight, awaiting
@@ -20,8 +20,8 @@
 use crate::clock::{Clock, Nanos};
 use crate::config::{self, ConfigError, EngineConfig, PortfolioConfig, TokenConfig};
 use crate::event::{Balance, BlockHeader, Event, Outcome, OutcomeStatus, Trade};
-use crate::hot::PortfolioIndex;
 use crate::ids::{InstrumentId, PortfolioId, TokenId};
+use crate::index::{CandidateMode, IndexStats, PortfolioIndex};
 use crate::intent::{RebalanceIntent, TriggerReason};
 use crate::planner::{self, PlanAsset};
 use crate::portfolio::{Portfolio, PortfolioStatus};
@@ -68,7 +68,7 @@ impl Engine {
             list.push(p);
         }
         let vol = vol.build(table.len());
-        let index = PortfolioIndex::new(table.len(), &list);
+        let index = PortfolioIndex::new(&table, &list);
         Ok(Engine {
             config,
             clock,
@@ -143,6 +143,7 @@ impl Engine {
             let now = self.clock.now_ns();
             finish_rebalance(p, now);
         }
+        self.refresh_box(b.portfolio);
     }
 
     fn on_outcome(&mut self, o: &Outcome) {
@@ -256,6 +257,32 @@ impl Engine {
             decided_ns: now,
             planned_ns,
         });
+    }
+
+    // ----- candidate selection -----
+
+    /// How quotes pick the portfolios to evaluate.
+    pub fn candidate_mode(&self) -> CandidateMode {
+        self.index.mode
+    }
+
+    /// Switches how quotes pick the portfolios to evaluate. Decisions and stats are the same either
+    /// way; [`CandidateMode::FullScan`] is the reference the index is tested and benchmarked
+    /// against. Switching to [`CandidateMode::Index`] starts every portfolio without a box (each is
+    /// boxed on its next evaluation or balance). Allocates: not for the hot path.
+    pub fn set_candidate_mode(&mut self, mode: CandidateMode) {
+        if mode == self.index.mode {
+            return;
+        }
+        self.index.mode = mode;
+        if mode == CandidateMode::Index {
+            self.index.reset(&self.portfolios);
+        }
+    }
+
+    /// The candidate index's counters.
+    pub fn index_stats(&self) -> IndexStats {
+        self.index.stats
     }
 
     // ----- lookups and reporting -----

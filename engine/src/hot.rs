@@ -1,11 +1,16 @@
 //! # The hot path
 //!
-//! From a decoded [`Quote`] to a trigger decision: price update, volatility sample, weight
-//! recomputation and trigger checks for the portfolios holding the quoted tokens.
+//! From a decoded [`Quote`] to a trigger decision: price update, volatility sample, then weight
+//! recomputation and trigger checks for the candidate portfolios: those whose
+//! [safe box](crate::safe_box) the new price left and those without a box, found by the
+//! [candidate index](crate::index) (or, in [`CandidateMode::FullScan`], every portfolio holding a
+//! quoted token). Either way the candidates are evaluated in the same order, so both modes emit the
+//! same intents and count the same stats.
 //!
 //! **Nothing in this module may allocate, take a lock or make a syscall**, and neither may anything
 //! it calls before a trigger has fired. Per-portfolio scratch (the weight vector) is allocated when
-//! the engine is built; the candidate lists are built once; counters are plain integers. The clock is
+//! the engine is built; the index reserves its heaps and lists at load and compacts them in place;
+//! counters are plain integers. The clock is
 //! read only after a trigger fired (to gate on cooldown and staleness and to stamp the intent), and
 //! planning — which allocates the legs — runs only then, in the `#[cold]` `Engine::fire` path.
 //! `engine/tests/no_alloc.rs` proves with a counting allocator that quotes which fire nothing
@@ -14,42 +19,13 @@
 use crate::clock::Nanos;
 use crate::engine::Engine;
 use crate::event::Quote;
-use crate::ids::{PortfolioId, TokenId};
+use crate::ids::{InstrumentId, PortfolioId, TokenId};
+use crate::index::CandidateMode;
 use crate::intent::{RebalanceIntent, TriggerReason};
 use crate::portfolio::{Portfolio, Scan, WeightError};
+use crate::safe_box::{MAX_BOX_VALUE, MIN_BOX_VALUE, safe_epsilon};
 use crate::token::{QuoteReject, TokenTable};
 use crate::trigger::{Trigger, TriggerKind, VolTable, worst_breach};
-
-/// Which portfolios to evaluate when a token's price moves.
-///
-/// Today: every portfolio holding the token (lists precomputed at load). Later, for very many
-/// portfolios, an interval index drops in behind [`PortfolioIndex::candidates`]: per token, the
-/// price intervals inside which each portfolio stays within its bands, so a price move yields only
-/// the portfolios whose interval it left. The engine only calls `candidates`.
-#[derive(Debug, Clone)]
-pub(crate) struct PortfolioIndex {
-    by_token: Vec<Vec<PortfolioId>>,
-}
-
-impl PortfolioIndex {
-    pub(crate) fn new(n_tokens: usize, portfolios: &[Portfolio]) -> Self {
-        let mut by_token = vec![Vec::new(); n_tokens];
-        for p in portfolios {
-            for &t in p.assets() {
-                if let Some(list) = by_token.get_mut(t.idx()) {
-                    list.push(p.id());
-                }
-            }
-        }
-        Self { by_token }
-    }
-
-    /// The portfolios to evaluate after `token`'s price moved to `_mid`.
-    #[inline(always)]
-    pub(crate) fn candidates(&self, token: TokenId, _mid: f64) -> &[PortfolioId] {
-        self.by_token.get(token.idx()).map_or(&[], Vec::as_slice)
-    }
-}
 
 impl Engine {
     /// A quote: update prices, then evaluate the portfolios holding the quoted tokens.
@@ -72,12 +48,54 @@ impl Engine {
             let mid = self.tokens.prices().get(token.idx()).map_or(f64::NAN, |p| p.mid);
             self.vol.on_price(token, mid, q.recv_ns);
         }
+        match self.index.mode {
+            CandidateMode::Index => self.evaluate_candidates(q, n, out),
+            CandidateMode::FullScan => self.evaluate_holders(q, n, out),
+        }
+    }
+
+    /// Index mode: evaluates the portfolios whose box a quoted token's new price left and those
+    /// without a box, in the full scan's order.
+    #[inline]
+    fn evaluate_candidates(&mut self, q: &Quote, n: usize, out: &mut Vec<RebalanceIntent>) {
+        self.index.begin();
         for k in 0..n {
             let token = self.tokens.instrument_tokens(q.instrument)[k];
             let mid = self.tokens.prices().get(token.idx()).map_or(f64::NAN, |p| p.mid);
-            let m = self.index.candidates(token, mid).len();
+            self.index.collect(token, mid);
+        }
+        if n > 1 {
+            self.order_by_first_token(q.instrument);
+        }
+        self.index.sort();
+        let m = self.index.candidates.len();
+        self.index.stats.evaluated += m as u64;
+        for j in 0..m {
+            let pid = PortfolioId(self.index.candidates[j] as u32);
+            self.evaluate(pid, None, q.recv_ns, out);
+        }
+    }
+
+    /// The full scan evaluates a portfolio with the first of the instrument's tokens it holds: key
+    /// the candidates by that token's position.
+    #[cold]
+    fn order_by_first_token(&mut self, instrument: InstrumentId) {
+        let tokens = self.tokens.instrument_tokens(instrument);
+        for key in &mut self.index.candidates {
+            let Some(p) = self.portfolios.get(*key as usize) else { continue };
+            let k = tokens.iter().position(|t| p.assets().contains(t)).unwrap_or(0);
+            *key |= (k as u64) << 32;
+        }
+    }
+
+    /// Full-scan mode: evaluates every portfolio holding a quoted token.
+    #[inline]
+    fn evaluate_holders(&mut self, q: &Quote, n: usize, out: &mut Vec<RebalanceIntent>) {
+        for k in 0..n {
+            let token = self.tokens.instrument_tokens(q.instrument)[k];
+            let m = self.index.holders(token).len();
             for j in 0..m {
-                let pid = self.index.candidates(token, mid)[j];
+                let pid = self.index.holders(token)[j];
                 // A portfolio holding two tokens of this instrument is evaluated once.
                 if k > 0 && self.holds_earlier(pid, q.instrument, k) {
                     continue;
@@ -88,13 +106,14 @@ impl Engine {
     }
 
     #[cold]
-    fn holds_earlier(&self, pid: PortfolioId, instrument: crate::ids::InstrumentId, k: usize) -> bool {
+    fn holds_earlier(&self, pid: PortfolioId, instrument: InstrumentId, k: usize) -> bool {
         let Some(p) = self.portfolios.get(pid.idx()) else { return false };
         self.tokens.instrument_tokens(instrument)[..k].iter().any(|t| p.assets().contains(t))
     }
 
     /// Recomputes a portfolio's weights and checks its triggers; on a fire, hands over to the cold
-    /// [`Engine::fire`]. `now` is `Some` on timer ticks, which also check temporal triggers.
+    /// [`Engine::fire`]. `now` is `Some` on timer ticks, which also check temporal triggers. In index
+    /// mode a portfolio without a valid box then gets one, or stays dirty.
     #[inline]
     pub(crate) fn evaluate(
         &mut self,
@@ -113,11 +132,51 @@ impl Engine {
                     WeightError::MissingPrice => s.missing_price += 1,
                     WeightError::ZeroValue => s.zero_value += 1,
                 }
+                if self.index.mode == CandidateMode::Index {
+                    self.index.settle(p, None, self.tokens.prices());
+                }
                 return;
             }
         };
         if let Some((reason, kind)) = check_triggers(p, &scan, &self.tokens, &self.vol, now) {
             self.fire(pid, reason, kind, recv_ns, out);
+        }
+        // A box stays valid while the prices are inside it (timer ticks), whatever `fire` did:
+        // it never changes holdings.
+        if self.index.mode == CandidateMode::Index && !self.index.is_boxed(pid) {
+            self.rebox(pid, scan.total);
+        }
+    }
+
+    /// Computes the box of `pid` from its weights scratch (fresh from a successful scan worth
+    /// `total`) and files it in the index. Off the common path: only candidates get here.
+    #[inline(never)]
+    pub(crate) fn rebox(&mut self, pid: PortfolioId, total: f64) {
+        let Some(p) = self.portfolios.get(pid.idx()) else { return };
+        let eps = if (MIN_BOX_VALUE..=MAX_BOX_VALUE).contains(&total) {
+            let tokens = &self.tokens;
+            safe_epsilon(&p.weights, &p.targets, &p.box_bands, |i| {
+                p.assets
+                    .get(i)
+                    .and_then(|&t| tokens.token(t))
+                    .is_some_and(|t| matches!(t.origin, crate::token::PriceOrigin::Instrument(_)))
+            })
+        } else {
+            None
+        };
+        self.index.settle(p, eps, self.tokens.prices());
+    }
+
+    /// A portfolio's holdings changed: recomputes its weights (no stats: this is no evaluation) and
+    /// its box.
+    pub(crate) fn refresh_box(&mut self, pid: PortfolioId) {
+        if self.index.mode != CandidateMode::Index {
+            return;
+        }
+        let Some(p) = self.portfolios.get_mut(pid.idx()) else { return };
+        match p.scan(&self.tokens) {
+            Ok(scan) => self.rebox(pid, scan.total),
+            Err(_) => self.index.settle(p, None, self.tokens.prices()),
         }
     }
 }

@@ -9,8 +9,9 @@
 //! * The engine is a state machine: [`Engine::process`] takes one [`Event`] and emits zero or more
 //!   [`RebalanceIntent`]s. Time comes from an injected [`Clock`], so the live run, the demo, the
 //!   latency harness and replays run the same code.
-//! * The hot path — price update, weight recomputation, trigger decision — lives in [`hot`] and
-//!   allocates nothing, takes no lock and makes no syscall. Planning runs only after a trigger fired.
+//! * The hot path — price update, candidate selection, weight recomputation, trigger decision —
+//!   lives in [`hot`] and [`index`] and allocates nothing, takes no lock and makes no syscall.
+//!   Planning runs only after a trigger fired.
 //! * Amounts are raw integer token units (`U256`); prices and weights are `f64`, used only to decide
 //!   and to size; the router turns sizes into exact on-chain amounts.
 //! * The engine knows nothing of websockets, HTTP or pools.
@@ -23,6 +24,9 @@
 //!   post-landing balances → cooldown).
 //! * [`trigger`] — drift, temporal and volatility-targeted triggers; the EWMA volatility table.
 //! * [`hot`] — the allocation-free path from a quote to a trigger decision.
+//! * [`safe_box`] and [`index`] — per portfolio, the price box inside which no band can be crossed,
+//!   and the per-token heaps of those boxes that make a quote touch only the portfolios whose box
+//!   it left (sublinear in the number of portfolios).
 //! * [`planner`] — the legs that restore the targets (or the band edges).
 //! * [`engine`] — [`Engine`], which ties them together; [`stats`] — its counters.
 //!
@@ -41,11 +45,13 @@ pub mod engine;
 pub mod event;
 pub mod hot;
 pub mod ids;
+pub mod index;
 pub mod intent;
 pub mod planner;
 pub mod portfolio;
 pub mod queue;
 pub mod restore;
+pub mod safe_box;
 pub mod stats;
 pub mod token;
 pub mod trigger;
@@ -54,6 +60,7 @@ pub use clock::{Clock, LiveClock, ManualClock, Nanos};
 pub use engine::Engine;
 pub use event::Event;
 pub use ids::{InstrumentId, PortfolioId, TokenId};
+pub use index::{CandidateMode, IndexStats};
 pub use intent::{Leg, RebalanceIntent, TriggerReason};
 pub use planner::{Plan, PlanAsset};
 pub use portfolio::{Portfolio, PortfolioStatus};

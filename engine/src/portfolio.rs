@@ -63,6 +63,8 @@ pub(crate) struct Scan {
     pub(crate) max_drift: f64,
     /// The asset whose drift exceeds its drift band by the most, with that band.
     pub(crate) worst: Option<(usize, f64)>,
+    /// The portfolio's value in the numeraire.
+    pub(crate) total: f64,
 }
 
 /// One portfolio.
@@ -85,6 +87,10 @@ pub struct Portfolio {
     /// Scratch: weights from the last evaluation (hot path writes here, never allocates).
     pub(crate) weights: Vec<f64>,
     pub(crate) triggers: Vec<Trigger>,
+    /// Per asset, the tightest band any quote-driven trigger can apply: the drift band and every
+    /// volatility trigger's `min_band` (+∞ without either). What the [safe box](crate::safe_box)
+    /// keeps the weights inside.
+    pub(crate) box_bands: Vec<f64>,
     pub(crate) in_flight: Option<u64>,
     pub(crate) awaiting_block: Option<u64>,
     pub(crate) cooldown_until: Nanos,
@@ -123,7 +129,15 @@ impl Portfolio {
                     .fold(f64::INFINITY, f64::min);
                 AssetSlot { token, whole: 0.0, target, drift_band }
             })
-            .collect();
+            .collect::<Vec<AssetSlot>>();
+        let vol_floor = triggers
+            .iter()
+            .filter_map(|t| match t {
+                Trigger::Volatility { min_band, .. } => Some(*min_band),
+                _ => None,
+            })
+            .fold(f64::INFINITY, f64::min);
+        let box_bands = slots.iter().map(|s| s.drift_band.min(vol_floor)).collect();
         Some(Self {
             id,
             name: cfg.name.clone(),
@@ -132,6 +146,7 @@ impl Portfolio {
             cooldown_ns: secs_to_ns(cfg.cooldown_secs),
             min_trade_notional: cfg.min_trade_notional,
             triggers,
+            box_bands,
             holdings: vec![U256::ZERO; n],
             slots,
             balance_blocks: vec![None; n],
@@ -270,7 +285,7 @@ impl Portfolio {
             return Err(WeightError::ZeroValue);
         }
         let inv = 1.0 / total;
-        let mut scan = Scan { max_drift: 0.0, worst: None };
+        let mut scan = Scan { max_drift: 0.0, worst: None, total };
         let mut best = 0.0;
         for (i, (s, w)) in self.slots.iter().zip(self.weights.iter_mut()).enumerate() {
             *w *= inv;

@@ -1,6 +1,9 @@
 //! The hot path allocates nothing: quotes that fire no trigger (including those whose trigger is
 //! held back by an in-flight intent, and those that take a volatility sample) and timer ticks that
-//! fire nothing allocate zero bytes. A counting global allocator measures the test thread only.
+//! fire nothing allocate zero bytes, and so does the candidate index behind them with thousands of
+//! portfolios (boxes left and recomputed, dirty lists walked, heaps compacted in place), and so do
+//! the balances and outcomes that recompute boxes. A counting global allocator measures the test
+//! thread only.
 //!
 //! This is its own test binary because a global allocator is per binary.
 
@@ -10,7 +13,7 @@ use std::sync::Arc;
 
 use alloy_primitives::{Address, U256};
 use keel_engine::config::{EngineConfig, PlanMode, PortfolioConfig, PriceSource, TokenConfig, TriggerConfig};
-use keel_engine::event::{Balance, Quote};
+use keel_engine::event::{Balance, Outcome, OutcomeStatus, Quote};
 use keel_engine::{Engine, Event, InstrumentId, ManualClock, PortfolioId, TokenId};
 
 struct Counting;
@@ -188,4 +191,131 @@ fn quotes_that_fire_nothing_allocate_nothing() {
     assert!(s.suppressed.in_flight >= 20_000, "{s:?}");
     assert!(s.events.quotes >= 40_000);
     assert!(e.portfolio_sigma(PortfolioId(1)).is_some(), "volatility samples were taken");
+}
+
+/// A small deterministic generator (xorshift64*), so the walk needs no dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Uniform in [-1, 1).
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 52) as f64 - 1.0
+    }
+}
+
+#[test]
+fn index_with_thousands_of_portfolios_allocates_nothing() {
+    // USDC and ten assets at 100, each its own instrument.
+    const ASSETS: usize = 10;
+    const N: usize = 2_000;
+    let mut tokens = vec![token("USDC", 0xff, 6, PriceSource::Fixed { fixed: 1.0 })];
+    let symbols: Vec<String> = (0..ASSETS).map(|a| format!("A{a}")).collect();
+    for (a, s) in symbols.iter().enumerate() {
+        tokens.push(token(s, a as u8 + 1, 18, PriceSource::Instrument { symbol: format!("{s}USDT") }));
+    }
+    // Four assets and USDC at 0.2 each, a 2-point band. Prices stay within ±6% of the start, so
+    // no weight can leave [0.1836, 0.2173]: nothing fires, but boxes recentred near the edge of
+    // that range are small and keep being left.
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut held = Vec::with_capacity(N + 1);
+    let mut portfolios = Vec::with_capacity(N + 1);
+    for i in 0..N {
+        let mut assets: Vec<usize> = Vec::new();
+        while assets.len() < 4 {
+            let a = (rng.next() % ASSETS as u64) as usize;
+            if !assets.contains(&a) {
+                assets.push(a);
+            }
+        }
+        let mut targets: Vec<(&str, f64)> = assets.iter().map(|&a| (symbols[a].as_str(), 0.2)).collect();
+        targets.push(("USDC", 0.2));
+        portfolios.push(portfolio(
+            &format!("p{i}"),
+            &targets,
+            vec![TriggerConfig::Drift { abs_band: Some(0.02), rel_band: None }],
+        ));
+        held.push(assets);
+    }
+    // Over its band from the start and in flight after the first quote: dirty throughout.
+    portfolios.push(portfolio(
+        "busy",
+        &[("A0", 0.2), ("A1", 0.2), ("A2", 0.2), ("A3", 0.2), ("USDC", 0.2)],
+        vec![TriggerConfig::Drift { abs_band: Some(0.01), rel_band: None }],
+    ));
+    held.push(vec![0, 1, 2, 3]);
+    let clock = Arc::new(ManualClock::new(SEC));
+    let mut e = Engine::new(EngineConfig::default(), &tokens, &portfolios, Box::new(clock.clone())).unwrap();
+    let mut out = Vec::with_capacity(16);
+    for a in 0..ASSETS {
+        e.process(&quote(a as u16, 100.0, SEC), &mut out);
+    }
+    let token_of = |a: usize| e.token_id(&symbols[a]).unwrap();
+    let ids: Vec<TokenId> = (0..ASSETS).map(token_of).collect();
+    let usdc = e.token_id("USDC").unwrap();
+    // $10k per portfolio ($2k per asset); the busy one holds 50% more of A0.
+    let fund = |i: usize, a: Option<usize>, block: u64| {
+        let (token, raw) = match a {
+            Some(a) => {
+                let extra = if i == N && a == 0 { 3 } else { 2 };
+                (ids[a], U256::from(10u128.pow(18) * 10 * extra))
+            }
+            None => (usdc, U256::from(2_000 * 10u128.pow(6))),
+        };
+        Event::Balance(Balance { portfolio: PortfolioId(i as u32), token, amount: raw, block })
+    };
+    for (i, assets) in held.iter().enumerate() {
+        for &a in assets {
+            e.process(&fund(i, Some(a), 1), &mut out);
+        }
+        e.process(&fund(i, None, 1), &mut out);
+    }
+    e.process(&quote(0, 100.0, SEC), &mut out);
+    assert_eq!(out.len(), 1, "the busy portfolio fired once");
+    assert_eq!(e.portfolio(PortfolioId(N as u32)).unwrap().in_flight(), Some(1));
+
+    let mut mids = [100.0f64; ASSETS];
+    let mut t = SEC;
+    let mut block = 1;
+    let mut step = 0u64;
+    let mut run = |e: &mut Engine, out: &mut Vec<_>, n: u64| {
+        for _ in 0..n {
+            step += 1;
+            t += 1_000_000;
+            clock.set(t);
+            let a = (step % ASSETS as u64) as usize;
+            mids[a] = (mids[a] * (1.0 + 0.01 * rng.unit())).clamp(94.0, 106.0);
+            e.process(&quote(a as u16, mids[a], t), out);
+            if step.is_multiple_of(50) {
+                // The same holding again at a newer block: the box is recomputed.
+                block += 1;
+                let i = (rng.next() % N as u64) as usize;
+                e.process(&fund(i, None, block), out);
+            }
+            if step.is_multiple_of(97) {
+                let o = Outcome { intent: 99, portfolio: PortfolioId(0), status: OutcomeStatus::Expired };
+                e.process(&Event::Outcome(o), out);
+            }
+            if step.is_multiple_of(1_000) {
+                e.process(&Event::Timer { now_ns: t }, out);
+            }
+        }
+    };
+    run(&mut e, &mut out, 5_000);
+    let before = e.index_stats();
+    let (bytes, calls) = allocations(|| run(&mut e, &mut out, 50_000));
+    assert_eq!((bytes, calls), (0, 0), "hot path allocated {bytes} bytes in {calls} calls");
+    assert_eq!(out.len(), 1, "nothing else fired");
+    let s = e.index_stats();
+    assert!(s.left_box - before.left_box > 10_000, "{before:?} → {s:?}");
+    assert!(s.boxes - before.boxes > 10_000, "{before:?} → {s:?}");
+    assert!(s.compactions > before.compactions, "{before:?} → {s:?}");
+    // The busy portfolio is dirty: evaluated (and held back) on each quote of its four assets.
+    assert!(e.stats().suppressed.in_flight >= 20_000, "{:?}", e.stats());
 }
