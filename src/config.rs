@@ -97,7 +97,8 @@ pub(crate) struct ChainConfig {
     pub(crate) ws_url: Option<String>,
 }
 
-/// `[signers]`: key references only (`env:VAR` or `dev:N`), never keys.
+/// `[signers]`: key references only (`env:VAR`, `keystore:PATH[?password_env=VAR]` or `dev:N`; see
+/// [`KeySource`]), never keys.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SignersConfig {
@@ -300,6 +301,33 @@ mod tests {
         let text = demo_text().replacen("[router]", "[router]\nslipage_bps = 5", 1);
         let err = format!("{:#}", KeelConfig::parse(&text).unwrap_err());
         assert!(err.contains("slipage_bps"), "{err}");
+    }
+
+    #[test]
+    fn keystore_account_keys_load_through_the_config() {
+        use keel_router::signer::{FastSigner, Signer};
+        let dir = tempfile::tempdir().unwrap();
+        // The public dev key 2 (the demo's second account), encrypted.
+        let pk: alloy::primitives::B256 =
+            "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a".parse().unwrap();
+        let mut rng = alloy::signers::k256::elliptic_curve::rand_core::OsRng;
+        FastSigner::encrypt_keystore(dir.path(), &mut rng, pk, "pw-config-test", Some("acct2.json")).unwrap();
+        let path = dir.path().join("acct2.json");
+        let var = "KEEL_TEST_CONFIG_KEYSTORE_PASS";
+        let text = demo_text().replacen(
+            r#"accounts = ["dev:1", "dev:2"]"#,
+            &format!(r#"accounts = ["dev:1", "keystore:{}?password_env={var}"]"#, path.display()),
+            1,
+        );
+        assert!(text.contains("keystore:"), "configs/demo.toml changed shape: update this test");
+        // Without the password the file parses but the account cannot be resolved, and says why.
+        let err = format!("{:#}", KeelConfig::parse(&text).unwrap_err());
+        assert!(err.contains("signers.accounts[1]") && err.contains(var), "{err}");
+        // SAFETY: a variable only this test uses, set before it is read.
+        unsafe { std::env::set_var(var, "pw-config-test") };
+        let cfg = KeelConfig::parse(&text).unwrap();
+        assert_eq!(cfg.account_addresses().unwrap()[1], Signer::dev(2).unwrap().address());
+        assert!(!format!("{cfg:?}").contains("pw-config-test"));
     }
 
     #[test]

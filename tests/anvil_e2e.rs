@@ -165,6 +165,8 @@ async fn rig(block_interval: Option<Duration>, defer: Option<f64>) -> Rig {
             priority_fee_wei: 1_000_000_000,
             base_fee_multiplier: 2,
             max_pool_deviation: 0.15,
+            twap_window_secs: keel_router::config::DEFAULT_TWAP_WINDOW_SECS,
+            max_pool_age_blocks: keel_router::config::DEFAULT_MAX_POOL_AGE_BLOCKS,
             defer_on_pending_volume: defer,
             limits: Default::default(),
         },

@@ -1,6 +1,7 @@
 //! Prometheus text exposition of a running pipeline: engine events, triggers and suppressions,
 //! queue depths and drops, feed health, relay submissions per relay, landing rate, tick-to-wire
-//! latency, and the kill switch. Served at `GET /metrics` on the control endpoint (127.0.0.1).
+//! latency, the kill switch, and the oracle guard's refusals by pool and reason. Served at
+//! `GET /metrics` on the control endpoint (127.0.0.1).
 //!
 //! Everything is read from counters and snapshots the stages already keep; rendering takes the
 //! few locks off the hot path (the engine publishes its snapshot every sample interval).
@@ -204,6 +205,19 @@ impl MetricsSources {
             "counter",
             "Rebalances the kill switch stopped.",
             &[("", k.blocked as f64)],
+        );
+        let guard = self.observer.oracle_guard.lock().clone();
+        let lines: Vec<(String, f64)> = guard
+            .iter()
+            .map(|(pool, reason, n)| (format!("pool=\"{pool}\",reason=\"{reason}\""), n as f64))
+            .collect();
+        let refs: Vec<(&str, f64)> = lines.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+        metric(
+            &mut out,
+            "keel_oracle_guard_blocked_total",
+            "counter",
+            "Rebalances the oracle guard refused, by pool and reason (stale_pool, spot_vs_reference, twap_vs_reference, spot_vs_twap).",
+            &refs,
         );
         metric(
             &mut out,

@@ -1,6 +1,9 @@
 //! Operator safety controls on the whole pipeline against the simulated market: a dry run submits
-//! nothing, and the kill switch (its file and its HTTP endpoint) stops every new rebalance at once.
+//! nothing, the kill switch (its file and its HTTP endpoint) stops every new rebalance at once, and
+//! the oracle guard trades nothing through a pool pushed away from the CEX price.
 
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use keel_bench::harness::scenario::Scenario;
@@ -131,5 +134,127 @@ async fn the_kill_switch_stops_new_rebalances_and_says_so() {
         report.engine.intents.len() as u64,
         "{:?} {blocked}",
         report.exec
+    );
+}
+
+/// Appends formatted log lines to a shared buffer.
+struct LogBuf(Arc<Mutex<Vec<u8>>>);
+
+impl Write for LogBuf {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().map_err(|_| std::io::Error::other("log buffer poisoned"))?.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Every WARN-or-worse line any pipeline of this test binary logs (one global subscriber).
+fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let writer = Arc::clone(&buf);
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::WARN)
+            .with_ansi(false)
+            .with_writer(move || LogBuf(Arc::clone(&writer)))
+            .try_init()
+            .expect("the only global subscriber of this test binary");
+        buf
+    })
+    .clone()
+}
+
+/// The value of `keel_oracle_guard_blocked_total{pool="POOL",reason="REASON"}` in `metrics`.
+fn guard_count(metrics: &str, pool: &str, reason: &str) -> f64 {
+    let prefix = format!("keel_oracle_guard_blocked_total{{pool=\"{pool}\",reason=\"{reason}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {prefix} series in:\n{metrics}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_pushed_off_the_cex_price_is_not_traded_and_the_guard_says_why() {
+    let logs = captured_logs();
+    let mut sc = Scenario::new(1).expect("scenario");
+    // The portfolio starts off target (T0 300 × 100 of 55 000: weight 0.545 vs 0.5), so its drift
+    // trigger fires as soon as prices and balances are in; refused rebalances cool down for 0.5 s.
+    sc.sim.accounts[0].balances.insert("T0".into(), "300".into());
+    sc.portfolios[0].cooldown_secs = 0.5;
+    sc.router.twap_window_secs = 3;
+    sc.sim.tick_ms = 100;
+    let sim = SimMarket::start(
+        sc.sim.clone(),
+        sc.tokens.clone(),
+        sc.dexes.clone(),
+        sc.pools.clone(),
+        CancellationToken::new(),
+    )
+    .await
+    .expect("simulated market");
+    let (pool, name) = (sc.pools[0].address, sc.pools[0].name.clone());
+    // T0 at 110 USDC in the pool, 100 on the exchange; the arbitrageur stays away.
+    sim.hold_pool(pool, 1.10).expect("push the pool");
+    let safety = SafetySpec { control_port: Some(0), ..Default::default() };
+    let pipeline =
+        Pipeline::start(spec(&sc, &sim, safety), &tokio::runtime::Handle::current()).expect("pipeline");
+    let control = format!("http://{}", pipeline.control_addr().expect("control endpoint"));
+    let http = reqwest::Client::new();
+    let metrics =
+        || async { http.get(format!("{control}/metrics")).send().await.unwrap().text().await.unwrap() };
+
+    // Refused, again and again, while the pool is off; nothing reaches the relay.
+    let t0 = Instant::now();
+    let mut text = metrics().await;
+    while guard_count(&text, &name, "spot_vs_reference") < 3.0 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "no refusals: {:?}\n{text}",
+            pipeline.snapshot().engine
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        text = metrics().await;
+    }
+    let held_for = t0.elapsed().as_secs_f64();
+    let refused = guard_count(&text, &name, "spot_vs_reference");
+    assert_eq!(sim.stats().bundles_received, 0, "a bundle was submitted for the off-price pool");
+    assert!(
+        pipeline.observer().outcomes.lock().len() as f64 >= refused,
+        "each refusal goes back to the engine as a Rejected outcome"
+    );
+    // The cooldown spaces the retries: no tight refire loop.
+    assert!(refused <= held_for / 0.5 + 3.0, "{refused} refusals in {held_for:.1} s");
+    // The log says which pool and why.
+    let logged = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    let line = logged
+        .lines()
+        .find(|l| l.contains("oracle guard: rebalance blocked") && l.contains(&name))
+        .unwrap_or_else(|| panic!("no guard line in the log:\n{logged}"));
+    assert!(line.contains("spot_vs_reference") && line.contains("WARN"), "{line}");
+
+    // Arbitrage brings the pool back; once its short TWAP agrees too, the rebalance goes through.
+    sim.release_pool(pool).expect("release the pool");
+    let t1 = Instant::now();
+    while sim.stats().bundles_landed == 0 {
+        assert!(
+            t1.elapsed() < Duration::from_secs(30),
+            "no rebalance after the release: {:?}",
+            pipeline.snapshot().engine
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let text = metrics().await;
+    let twap_refusals =
+        guard_count(&text, &name, "twap_vs_reference") + guard_count(&text, &name, "spot_vs_twap");
+    assert!(twap_refusals >= 1.0, "the TWAP, still off just after the release, held a retry back:\n{text}");
+    let (report, stats) = finish(pipeline, sim).await;
+    assert!(stats.bundles_landed >= 1);
+    assert_eq!(
+        report.exec.oracle_blocked as f64,
+        guard_count(&text, &name, "spot_vs_reference") + twap_refusals
     );
 }

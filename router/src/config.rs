@@ -26,6 +26,10 @@ pub const DEFAULT_APPROVE_GAS: u64 = 60_000;
 pub const DEFAULT_RELAY_TIMEOUT_MS: u64 = 2_000;
 /// Default largest relative gap between a pool's mid and the reference (CEX) price before a leg is refused.
 pub const DEFAULT_MAX_POOL_DEVIATION: f64 = 0.05;
+/// Default window of the oracle guard's per-pool TWAP, seconds (five mainnet blocks).
+pub const DEFAULT_TWAP_WINDOW_SECS: u64 = 60;
+/// Default largest number of blocks a per-block pool read may lag the head before the pool is stale.
+pub const DEFAULT_MAX_POOL_AGE_BLOCKS: u64 = 2;
 
 /// The protocol a DEX speaks.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, serde::Serialize)]
@@ -94,6 +98,12 @@ fn default_relay_timeout_ms() -> u64 {
 fn default_max_pool_deviation() -> f64 {
     DEFAULT_MAX_POOL_DEVIATION
 }
+fn default_twap_window_secs() -> u64 {
+    DEFAULT_TWAP_WINDOW_SECS
+}
+fn default_max_pool_age_blocks() -> u64 {
+    DEFAULT_MAX_POOL_AGE_BLOCKS
+}
 
 /// Execution settings (`[router]`).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -117,8 +127,17 @@ pub struct RouterConfig {
     #[serde(default = "default_base_fee_multiplier")]
     pub base_fee_multiplier: u128,
     /// Largest relative gap between a pool's mid price and the reference price; beyond it no plan.
+    /// Also the oracle guard's bound between any two of a pool's spot mid, its short TWAP and the
+    /// reference (see [`crate::oracle`]).
     #[serde(default = "default_max_pool_deviation")]
     pub max_pool_deviation: f64,
+    /// Window of the oracle guard's per-pool TWAP of the pool mid, seconds of block time.
+    #[serde(default = "default_twap_window_secs")]
+    pub twap_window_secs: u64,
+    /// A pool read every block by the chain poller whose latest read lags the head by more than
+    /// this many blocks is stale and not traded.
+    #[serde(default = "default_max_pool_age_blocks")]
+    pub max_pool_age_blocks: u64,
     /// Postpone a rebalance while swaps pending in the public mempool would move the mid price of a
     /// pool it trades by more than this fraction (e.g. 0.005 = 0.5%); the engine retries after its
     /// cooldown. Needs the node websocket (`[chain] ws_url`). Off when absent.
@@ -220,6 +239,9 @@ pub fn validate(
     }
     if !(router.max_pool_deviation.is_finite() && router.max_pool_deviation > 0.0) {
         return Err(ConfigError::new("router.max_pool_deviation", "must be > 0"));
+    }
+    if router.twap_window_secs == 0 {
+        return Err(ConfigError::new("router.twap_window_secs", "must be >= 1"));
     }
     if let Some(x) = router.defer_on_pending_volume
         && !(x.is_finite() && x > 0.0 && x < 1.0)

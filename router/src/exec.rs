@@ -25,6 +25,7 @@ use crate::bundle::{BundleError, BundleOptions, SignedBundleRequest, build_send_
 use crate::chain::ChainUpdate;
 use crate::config::{DEFAULT_APPROVE_GAS, DexKind, RouterConfig};
 use crate::journal::{JournalRecord, SignedBundle, TxRecord};
+use crate::oracle::{GuardError, Oracle};
 use crate::plan::{self, GasPricing, OrderRoute};
 use crate::pool::{Pool, PoolEntry};
 use crate::signer::Signer;
@@ -91,6 +92,9 @@ pub enum ExecError {
     /// The portfolio already has a rebalance in flight.
     #[error("portfolio {0:?} already has a rebalance in flight")]
     Busy(PortfolioId),
+    /// The oracle guard refused a leg: a stale pool, or its spot, TWAP and reference disagree.
+    #[error("oracle guard: {0}")]
+    OracleGuard(#[from] GuardError),
 }
 
 /// What the driver must do.
@@ -192,6 +196,8 @@ pub struct ExecStats {
     pub deferred: u64,
     /// Rebalances refused by a risk limit.
     pub risk_refused: u64,
+    /// Rebalances refused by the oracle guard (per pool and reason: [`Executor::oracle`]).
+    pub oracle_blocked: u64,
     /// Transactions signed.
     pub txs_signed: u64,
     /// Approvals included.
@@ -227,6 +233,7 @@ pub struct Executor {
     pools: Vec<PoolEntry>,
     pool_ready: Vec<bool>,
     pending_impact: Vec<f64>,
+    oracle: Oracle,
     gas_seen: Vec<Vec<u64>>,
     /// Notional submitted in the last 24 h: (time, portfolio, intent, notional); released on expiry.
     traded: Vec<(Nanos, PortfolioId, u64, f64)>,
@@ -257,12 +264,18 @@ impl Executor {
         native: Option<Address>,
     ) -> Self {
         let n = pools.len();
+        let oracle = Oracle::new(
+            pools.iter().map(|p| p.meta.id.clone()).collect(),
+            cfg.twap_window_secs,
+            cfg.max_pool_age_blocks,
+        );
         Self {
             cfg,
             tokens,
             pools,
             pool_ready: vec![false; n],
             pending_impact: vec![0.0; n],
+            oracle,
             gas_seen: vec![Vec::new(); n],
             traded: Vec::new(),
             venues,
@@ -295,6 +308,11 @@ impl Executor {
         &self.pools
     }
 
+    /// The oracle guard: per-pool TWAPs and its refusals by pool and reason.
+    pub fn oracle(&self) -> &Oracle {
+        &self.oracle
+    }
+
     /// Rebalances submitted and not yet settled.
     pub fn inflight_count(&self) -> usize {
         self.inflight.len()
@@ -303,12 +321,13 @@ impl Executor {
     /// Applies a chain update; may settle or retarget in-flight bundles.
     pub fn on_chain(&mut self, update: ChainUpdate, now_ns: Nanos, out: &mut Vec<Action>) {
         match update {
-            ChainUpdate::V2Reserves { pool, reserve0, reserve1, .. } => {
+            ChainUpdate::V2Reserves { pool, reserve0, reserve1, block } => {
                 if let Some(entry) = self.pools.get_mut(pool)
                     && let Pool::V2 { fee_bps, .. } = *entry.pool()
                 {
                     entry.set_pool(Pool::V2 { reserve0, reserve1, fee_bps });
                     self.pool_ready[pool] = true;
+                    self.oracle.on_pool_read(pool, block);
                 }
             }
             ChainUpdate::PoolState { pool, state, .. } => {
@@ -344,6 +363,9 @@ impl Executor {
             }
             ChainUpdate::Head(h) => {
                 self.head = Some(h);
+                let mids =
+                    self.pools.iter().zip(&self.pool_ready).map(|(p, r)| r.then(|| p.pool().mid_price()));
+                self.oracle.on_head(h.number, h.timestamp, mids);
                 self.on_head(h, now_ns, out);
             }
         }
@@ -642,6 +664,8 @@ impl Executor {
                     self.stats.deferred += 1;
                 } else if matches!(e, ExecError::RiskLimit(_)) {
                     self.stats.risk_refused += 1;
+                } else if matches!(e, ExecError::OracleGuard(_)) {
+                    self.stats.oracle_blocked += 1;
                 } else {
                     self.stats.rejected += 1;
                 }
@@ -670,6 +694,26 @@ impl Executor {
         }
         if let Some(i) = self.pool_ready.iter().position(|r| !r) {
             return Err(ExecError::PoolNotReady(self.pools[i].meta.id.clone()));
+        }
+        // Oracle guard, before the risk limits charge the notional: every pool trading a leg's pair
+        // directly must be fresh and agree with the reference and with its own short TWAP.
+        for leg in &intent.legs {
+            let (sell, buy) = (&self.tokens[leg.sell.idx()], &self.tokens[leg.buy.idx()]);
+            let reference = raw_price(leg.reference_price, sell, buy);
+            let bound = self.cfg.max_pool_deviation;
+            if let Err(e) = self.oracle.check_leg(&self.pools, sell.address, buy.address, reference, bound) {
+                tracing::warn!(
+                    intent = intent.id,
+                    portfolio = intent.portfolio.0,
+                    pool = e.pool(),
+                    reason = e.reason(),
+                    sell = %sell.symbol,
+                    buy = %buy.symbol,
+                    detail = %e,
+                    "oracle guard: rebalance blocked"
+                );
+                return Err(e.into());
+            }
         }
         self.check_limits(intent, &head, now_ns)?;
         if let Some(limit) = self.cfg.defer_on_pending_volume {
@@ -969,6 +1013,8 @@ mod tests {
             priority_fee_wei: 1,
             base_fee_multiplier: 2,
             max_pool_deviation: 0.05,
+            twap_window_secs: crate::config::DEFAULT_TWAP_WINDOW_SECS,
+            max_pool_age_blocks: crate::config::DEFAULT_MAX_POOL_AGE_BLOCKS,
             defer_on_pending_volume: None,
             limits: Default::default(),
         };
@@ -1132,6 +1178,31 @@ mod tests {
         exec.on_intent(&intent(2, me), 0, &mut out);
         assert!(out.iter().any(|a| matches!(a, Action::Submit { .. })), "{out:?}");
         assert_eq!(submitted(&out)[0].nonce, 0, "the deferral reserved no nonce");
+    }
+
+    #[test]
+    fn a_pool_pushed_off_the_reference_is_refused_by_the_oracle_guard() {
+        let (mut exec, me) = executor();
+        let mut out = Vec::new();
+        ready(&mut exec, me, 0);
+        // The pool moves 10% (3300 USDC per WETH) while the reference stays at 3000.
+        let e6 = U256::from(1_000_000u64);
+        let e18 = U256::from(10u64).pow(U256::from(18u64));
+        let pushed = ChainUpdate::V2Reserves {
+            pool: 0,
+            reserve0: e6 * U256::from(3_300_000u64),
+            reserve1: e18 * U256::from(1000u64),
+            block: 2,
+        };
+        exec.on_chain(pushed, 0, &mut out);
+        exec.on_chain(head(2), 0, &mut out);
+        exec.on_intent(&intent(1, me), 0, &mut out);
+        assert!(
+            matches!(out.as_slice(), [Action::Outcome(o)] if o.status == OutcomeStatus::Rejected),
+            "{out:?}"
+        );
+        assert_eq!((exec.stats().oracle_blocked, exec.stats().submissions), (1, 0));
+        assert_eq!(exec.oracle().counts().get("p", "spot_vs_reference"), 1);
     }
 
     #[test]

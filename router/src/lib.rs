@@ -12,6 +12,7 @@ pub mod chain;
 pub mod config;
 pub mod exec;
 pub mod journal;
+pub mod oracle;
 pub mod plan;
 pub mod pool;
 pub mod quote;

@@ -3,11 +3,20 @@
 //! A key reference in the config is one of:
 //! * `env:VAR` — the hex private key is in environment variable `VAR`;
 //! * `dev:N` — the N-th well-known development key of anvil/hardhat's test mnemonic. These keys are
-//!   public knowledge; they are accepted only on the local chain id 31337.
+//!   public knowledge; they are accepted only on the local chain id 31337;
+//! * `keystore:PATH` — an encrypted Web3 Secret Storage (v3) JSON keystore, as geth, `cast wallet
+//!   new`/`import` and alloy write it, whose password is in environment variable
+//!   [`DEFAULT_KEYSTORE_PASSWORD_ENV`] (`KEEL_KEYSTORE_PASSWORD`);
+//!   `keystore:PATH?password_env=VAR` reads the password from `VAR` instead (one variable per key
+//!   when keys have different passwords).
 //!
-//! `Debug` of a [`KeySource`] or [`Signer`] shows the address, never the key.
+//! A keystore is decrypted with alloy's keystore support (scrypt or PBKDF2, AES-128-CTR, MAC
+//! checked) straight into the libsecp256k1 signer. Loading errors name the file and the variable,
+//! never the password or the key. `Debug` of a [`KeySource`] or [`Signer`] shows the reference or
+//! the address, never a key or a password.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 
 use alloy::primitives::{Address, B256};
 use alloy::signers::SignerSync;
@@ -19,6 +28,12 @@ pub type FastSigner = LocalSigner<Secp256k1Credential>;
 
 /// The chain id on which `dev:N` keys are accepted.
 pub const DEV_CHAIN_ID: u64 = 31337;
+
+/// The environment variable holding a keystore's password when the reference names none.
+pub const DEFAULT_KEYSTORE_PASSWORD_ENV: &str = "KEEL_KEYSTORE_PASSWORD";
+
+/// The suffix of a `keystore:` reference that names the password's environment variable.
+const PASSWORD_ENV_SUFFIX: &str = "?password_env=";
 
 /// Private keys of the first ten accounts of the public test mnemonic
 /// ("test test test test test test test test test test test junk"), as anvil and hardhat use them.
@@ -38,8 +53,8 @@ const DEV_KEYS: [&str; 10] = [
 /// Why a key could not be loaded.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum KeyError {
-    /// The reference is not `env:VAR` or `dev:N`.
-    #[error("key reference must be `env:VAR` or `dev:N`, got `{0}`")]
+    /// The reference is not `env:VAR`, `dev:N` or `keystore:PATH[?password_env=VAR]`.
+    #[error("key reference must be `env:VAR`, `dev:N` or `keystore:PATH[?password_env=VAR]`, got `{0}`")]
     BadReference(String),
     /// The environment variable is not set.
     #[error("environment variable `{0}` is not set")]
@@ -50,6 +65,53 @@ pub enum KeyError {
     /// A `dev:` key was asked for on a chain other than the local one.
     #[error("`dev:` keys are public and only allowed on chain id {DEV_CHAIN_ID}, not {0}")]
     DevKeyOnPublicChain(u64),
+    /// The environment variable that should hold a keystore's password is not set.
+    #[error("keystore {path}: password environment variable `{var}` is not set")]
+    KeystorePasswordMissing {
+        /// The keystore file.
+        path: PathBuf,
+        /// The variable.
+        var: String,
+    },
+    /// The keystore file cannot be read (missing, unreadable).
+    #[error("keystore {path}: cannot read the file: {reason}")]
+    KeystoreUnreadable {
+        /// The keystore file.
+        path: PathBuf,
+        /// The I/O error.
+        reason: String,
+    },
+    /// The file is not a Web3 Secret Storage v3 keystore Keel can decrypt (bad JSON, unsupported
+    /// cipher or KDF, bad parameters, or a key that is not a valid secp256k1 scalar).
+    #[error("keystore {path}: not a valid encrypted JSON keystore ({reason})")]
+    KeystoreMalformed {
+        /// The keystore file.
+        path: PathBuf,
+        /// What is wrong (from the parser; never secret material).
+        reason: String,
+    },
+    /// The password does not decrypt the keystore (its MAC does not match).
+    #[error("keystore {path}: wrong password (from `{var}`)")]
+    KeystoreWrongPassword {
+        /// The keystore file.
+        path: PathBuf,
+        /// The variable the password came from.
+        var: String,
+    },
+}
+
+impl KeyError {
+    /// True when the same reference may load later without a config change (an environment
+    /// variable or a file that may appear, a password that may be corrected).
+    pub fn is_recoverable(&self) -> bool {
+        matches!(
+            self,
+            KeyError::MissingEnv(_)
+                | KeyError::KeystorePasswordMissing { .. }
+                | KeyError::KeystoreUnreadable { .. }
+                | KeyError::KeystoreWrongPassword { .. }
+        )
+    }
 }
 
 /// Where a key comes from, as written in the config.
@@ -60,6 +122,13 @@ pub enum KeySource {
     Env(String),
     /// A public development key.
     Dev(usize),
+    /// An encrypted JSON keystore file and the environment variable holding its password.
+    Keystore {
+        /// The keystore file.
+        path: PathBuf,
+        /// The environment variable holding the password.
+        password_env: String,
+    },
 }
 
 impl TryFrom<String> for KeySource {
@@ -76,10 +145,28 @@ impl TryFrom<String> for KeySource {
         {
             return Ok(KeySource::Dev(i));
         }
+        if let Some(rest) = s.strip_prefix("keystore:") {
+            let (path, var) = match rest.rsplit_once(PASSWORD_ENV_SUFFIX) {
+                Some((path, var)) => (path, var),
+                None => (rest, DEFAULT_KEYSTORE_PASSWORD_ENV),
+            };
+            if !path.is_empty() && is_env_name(var) {
+                return Ok(KeySource::Keystore { path: PathBuf::from(path), password_env: var.to_string() });
+            }
+            // A keystore path is not a secret: say what is wrong with the reference as written.
+            return Err(KeyError::BadReference(s));
+        }
         // Never echo what might be a pasted secret.
         let shown = if s.len() > 12 { format!("{}…", s.chars().take(6).collect::<String>()) } else { s };
         Err(KeyError::BadReference(shown))
     }
+}
+
+/// An environment variable name as shells accept it: `[A-Za-z_][A-Za-z0-9_]*`.
+fn is_env_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 impl fmt::Debug for KeySource {
@@ -87,7 +174,44 @@ impl fmt::Debug for KeySource {
         match self {
             KeySource::Env(v) => write!(f, "env:{v}"),
             KeySource::Dev(i) => write!(f, "dev:{i}"),
+            KeySource::Keystore { path, password_env } => {
+                write!(f, "keystore:{}{PASSWORD_ENV_SUFFIX}{password_env}", path.display())
+            }
         }
+    }
+}
+
+/// Decrypts the keystore at `path` with the password in environment variable `var`, straight into
+/// the libsecp256k1 signer. The password lives only for the call.
+fn decrypt_keystore(path: &Path, var: &str) -> Result<Signer, KeyError> {
+    use alloy::signers::local::LocalSignerError;
+    use eth_keystore::KeystoreError;
+
+    let password = std::env::var(var)
+        .map_err(|_| KeyError::KeystorePasswordMissing { path: path.to_path_buf(), var: var.to_string() })?;
+    // Check the file first: eth-keystore reports a missing file and a bad one alike as strings.
+    if let Err(e) = std::fs::metadata(path) {
+        return Err(KeyError::KeystoreUnreadable { path: path.to_path_buf(), reason: e.to_string() });
+    }
+    let malformed = |reason: String| KeyError::KeystoreMalformed { path: path.to_path_buf(), reason };
+    match FastSigner::decrypt_keystore(path, password.as_bytes()) {
+        Ok(inner) => Ok(Signer { inner }),
+        Err(LocalSignerError::EthKeystoreError(e)) => Err(match e {
+            KeystoreError::MacMismatch => {
+                KeyError::KeystoreWrongPassword { path: path.to_path_buf(), var: var.to_string() }
+            }
+            KeystoreError::StdIo(reason) => KeyError::KeystoreUnreadable { path: path.to_path_buf(), reason },
+            KeystoreError::SerdeJson(reason) => malformed(reason),
+            KeystoreError::ScryptInvalidParams(_) | KeystoreError::ScryptInvalidOuputLen(_) => {
+                malformed("invalid scrypt parameters".into())
+            }
+            KeystoreError::AesInvalidKeyNonceLength(_) => malformed("invalid AES key or IV length".into()),
+            // Variants of optional features (geth-compat), should another crate enable them.
+            #[allow(unreachable_patterns)]
+            _ => malformed("unsupported keystore".into()),
+        }),
+        // The decrypted bytes are not a valid secp256k1 secret key (never print them).
+        Err(_) => Err(malformed("the decrypted key is not a valid secp256k1 private key".into())),
     }
 }
 
@@ -95,6 +219,7 @@ impl KeySource {
     /// Loads the key for use on `chain_id`.
     pub fn load(&self, chain_id: u64) -> Result<Signer, KeyError> {
         let (hex, origin) = match self {
+            KeySource::Keystore { path, password_env } => return decrypt_keystore(path, password_env),
             KeySource::Env(var) => {
                 let v = std::env::var(var).map_err(|_| KeyError::MissingEnv(var.clone()))?;
                 (v, var.clone())
@@ -190,6 +315,77 @@ mod tests {
         assert!(!err.to_string().contains(DEV_KEYS[3]));
         assert!(matches!(KeySource::try_from("env:".to_string()), Err(KeyError::BadReference(_))));
         assert!(matches!(KeySource::try_from("dev:99".to_string()), Err(KeyError::BadReference(_))));
+    }
+
+    /// A v3 keystore of `DEV_KEYS[key]` encrypted with `password`, written as `dir/name`
+    /// (alloy's default scrypt cost: n = 2^13, a few tens of milliseconds).
+    fn write_keystore(dir: &Path, name: &str, key: usize, password: &str) -> PathBuf {
+        let pk: B256 = DEV_KEYS[key].parse().unwrap();
+        let mut rng = alloy::signers::k256::elliptic_curve::rand_core::OsRng;
+        FastSigner::encrypt_keystore(dir, &mut rng, pk, password, Some(name)).unwrap();
+        dir.join(name)
+    }
+
+    #[test]
+    fn keystore_references_parse_with_default_or_named_password_variable() {
+        let k = KeySource::try_from("keystore:/etc/keel/a.json".to_string()).unwrap();
+        assert_eq!(
+            k,
+            KeySource::Keystore {
+                path: "/etc/keel/a.json".into(),
+                password_env: DEFAULT_KEYSTORE_PASSWORD_ENV.into()
+            }
+        );
+        let k = KeySource::try_from("keystore:keys/b.json?password_env=ACCT_B_PASS".to_string()).unwrap();
+        assert_eq!(k, KeySource::Keystore { path: "keys/b.json".into(), password_env: "ACCT_B_PASS".into() });
+        assert_eq!(format!("{k:?}"), "keystore:keys/b.json?password_env=ACCT_B_PASS");
+        for bad in [
+            "keystore:",
+            "keystore:?password_env=X",
+            "keystore:a.json?password_env=",
+            "keystore:a?password_env=1X",
+        ] {
+            assert!(matches!(KeySource::try_from(bad.to_string()), Err(KeyError::BadReference(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn keystore_key_loads_into_the_fast_signer_and_errors_are_typed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_keystore(dir.path(), "acct.json", 4, "correct horse");
+        let (good, bad) = ("KEEL_TEST_KS_PASS_GOOD", "KEEL_TEST_KS_PASS_BAD");
+        // SAFETY: variable names used by this test only, set before anything reads them.
+        unsafe {
+            std::env::set_var(good, "correct horse");
+            std::env::set_var(bad, "battery staple");
+        }
+        let src = KeySource::try_from(format!("keystore:{}?password_env={good}", path.display())).unwrap();
+        let s = src.load(1).unwrap();
+        assert_eq!(s.address(), Signer::dev(4).unwrap().address());
+        // It signs like the same key loaded any other way.
+        let h = B256::repeat_byte(7);
+        assert_eq!(s.sign_hash(&h).unwrap(), Signer::dev(4).unwrap().sign_hash(&h).unwrap());
+        let shown = format!("{src:?} {s:?} {s:#?}");
+        assert!(!shown.contains(DEV_KEYS[4]) && !shown.contains("correct horse"), "{shown}");
+        assert!(shown.contains("redacted"));
+
+        let with =
+            |var: &str, p: &Path| KeySource::Keystore { path: p.to_path_buf(), password_env: var.into() };
+        let e = with(bad, &path).load(1).unwrap_err();
+        assert_eq!(e, KeyError::KeystoreWrongPassword { path: path.clone(), var: bad.into() });
+        assert!(!e.to_string().contains("battery") && e.is_recoverable(), "{e}");
+        let e = with("KEEL_SURELY_UNSET_PASS", &path).load(1).unwrap_err();
+        assert!(
+            matches!(e, KeyError::KeystorePasswordMissing { ref var, .. } if var == "KEEL_SURELY_UNSET_PASS")
+        );
+        let missing = dir.path().join("nope.json");
+        let e = with(good, &missing).load(1).unwrap_err();
+        assert!(matches!(e, KeyError::KeystoreUnreadable { ref path, .. } if *path == missing), "{e}");
+        let junk = dir.path().join("junk.json");
+        std::fs::write(&junk, b"{\"version\": 3, \"crypto\": 1}").unwrap();
+        let e = with(good, &junk).load(1).unwrap_err();
+        assert!(matches!(e, KeyError::KeystoreMalformed { .. }), "{e}");
+        assert!(!e.is_recoverable());
     }
 
     #[test]

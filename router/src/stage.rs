@@ -20,6 +20,7 @@ use parking_lot::Mutex;
 use crate::chain::ChainUpdate;
 use crate::exec::{Action, Executor, ReceiptInfo};
 use crate::journal::{JournalHandle, JournalRecord};
+use crate::oracle::GuardCounts;
 use crate::relay::RelayClient;
 
 /// How long the stage thread parks when idle.
@@ -96,6 +97,8 @@ pub struct StageObserver {
     pub submit_stamps: Mutex<Vec<SubmitStamp>>,
     /// Bundles held back because their journal record could not be committed.
     pub journal_held: AtomicU64,
+    /// The oracle guard's refusals by pool and reason, republished after each refusal.
+    pub oracle_guard: Mutex<GuardCounts>,
 }
 
 impl StageObserver {
@@ -115,6 +118,7 @@ impl StageObserver {
             stamp_submits: AtomicBool::new(false),
             submit_stamps: Mutex::new(Vec::new()),
             journal_held: AtomicU64::new(0),
+            oracle_guard: Mutex::new(GuardCounts::default()),
         }
     }
 }
@@ -156,6 +160,9 @@ pub fn run_router_stage(
     let StageIo { relays, rpc_url, runtime, journal } = io;
     let mut actions = Vec::with_capacity(16);
     let mut last_journaled = 0u64;
+    // Every pool and reason from the start (zeros), so the metric series exist before a refusal.
+    *observer.oracle_guard.lock() = exec.oracle().counts().clone();
+    let mut guard_published = exec.oracle().counts().total();
     loop {
         let Some(msg) = input.pop_wait(IDLE_PARK) else {
             if stop.load(Ordering::Acquire) {
@@ -169,7 +176,13 @@ pub fn run_router_stage(
         match msg {
             RouterInput::Intent(intent) => {
                 decided_ns = intent.decided_ns;
-                exec.on_intent(&intent, now, &mut actions)
+                exec.on_intent(&intent, now, &mut actions);
+                // A lock and a copy only after an oracle-guard refusal (no submission follows it).
+                let refused = exec.oracle().counts().total();
+                if refused != guard_published {
+                    guard_published = refused;
+                    *observer.oracle_guard.lock() = exec.oracle().counts().clone();
+                }
             }
             RouterInput::Chain(update) => exec.on_chain(update, now, &mut actions),
             RouterInput::Receipts { intent, receipts } => exec.on_receipts(intent, &receipts, &mut actions),

@@ -195,6 +195,10 @@ fn executor() -> Executor {
         priority_fee_wei: GWEI,
         base_fee_multiplier: 2,
         max_pool_deviation: 0.05,
+        twap_window_secs: keel_router::config::DEFAULT_TWAP_WINDOW_SECS,
+        // These tests advance heads without re-reading the pool; pool staleness is tested in
+        // `oracle.rs` and the executor's tests.
+        max_pool_age_blocks: u64::MAX,
         defer_on_pending_volume: None,
         limits: Default::default(),
     };

@@ -787,6 +787,8 @@ pub(crate) struct Chain {
     bundles: Vec<PendingBundle>,
     bundle_status: HashMap<B256, BundleStatus>,
     pub(crate) counters: ChainCounters,
+    /// Pools the arbitrageur leaves alone (test control: [`super::SimMarket::hold_pool`]).
+    pub(crate) held: std::collections::HashSet<usize>,
 }
 
 impl Chain {
@@ -816,6 +818,7 @@ impl Chain {
             bundles: Vec::new(),
             bundle_status: HashMap::new(),
             counters: ChainCounters::default(),
+            held: Default::default(),
         }
     }
 
@@ -1129,7 +1132,7 @@ impl Chain {
 
         // (b) arbitrage toward the reference prices.
         if u.arbitrage {
-            for pool in 0..u.pools.len() {
+            for pool in (0..u.pools.len()).filter(|p| !self.held.contains(p)) {
                 if arbitrage_pool(&u, &mut self.state, board, pool, env.timestamp) {
                     self.counters.arbitrage_trades += 1;
                     let (r0, r1) = self.state.reserves[pool];

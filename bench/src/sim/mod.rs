@@ -70,6 +70,9 @@ pub enum SimError {
     /// A wait ran out of time.
     #[error("timed out: {0}")]
     Timeout(String),
+    /// A test control was given something the market does not have or cannot do.
+    #[error("control: {0}")]
+    Control(String),
 }
 
 impl SimError {
@@ -547,6 +550,45 @@ impl SimMarket {
             .await
             .map_err(|_| SimError::Timeout(format!("block {number} not reached within {timeout:?}")))?
             .map_err(|_| SimError::Timeout("the simulated market stopped".to_owned()))?;
+        Ok(())
+    }
+
+    /// Test control: moves the mid of the pool at `pool` by `factor` (reserve1/reserve0 × factor, at
+    /// constant product, as a large trade would) and keeps the arbitrageur away from it until
+    /// [`SimMarket::release_pool`], so the pool stays off the reference price. Returns the new
+    /// reserves.
+    pub fn hold_pool(&self, pool: Address, factor: f64) -> Result<(U256, U256), SimError> {
+        if !(factor.is_finite() && factor > 0.0) {
+            return Err(SimError::Control(format!("price factor {factor} is not a positive number")));
+        }
+        let mut chain = self.shared.chain.lock();
+        let &p = chain
+            .u
+            .pool_by_addr
+            .get(&pool)
+            .ok_or_else(|| SimError::Control(format!("no simulated pool at {pool}")))?;
+        let (r0, r1) = chain.state.reserves[p];
+        let root = factor.sqrt();
+        let (n0, n1) = (f64::from(r0) / root, f64::from(r1) * root);
+        let max = 2f64.powi(112);
+        if !(n0 >= 1.0 && n1 >= 1.0 && n0 < max && n1 < max) {
+            return Err(SimError::Control(format!("factor {factor} takes the reserves out of uint112")));
+        }
+        let new = (U256::from(n0 as u128), U256::from(n1 as u128));
+        chain.state.reserves[p] = new;
+        chain.held.insert(p);
+        Ok(new)
+    }
+
+    /// Test control: lets the arbitrageur trade the pool at `pool` again (from the next block).
+    pub fn release_pool(&self, pool: Address) -> Result<(), SimError> {
+        let mut chain = self.shared.chain.lock();
+        let &p = chain
+            .u
+            .pool_by_addr
+            .get(&pool)
+            .ok_or_else(|| SimError::Control(format!("no simulated pool at {pool}")))?;
+        chain.held.remove(&p);
         Ok(())
     }
 
