@@ -2,7 +2,8 @@
 //! Uniswap V2 and V3 contracts (from the pinned npm packages), the loopback Flashbots relay (which
 //! mines a block every `--block-ms`), and a Binance-format quote server; funds a portfolio account;
 //! writes the config for `keel run`; then keeps a market moving: another account trades TKA on the
-//! V2 and V3 pools every few blocks and the exchange price follows the pools.
+//! V2 pool every few seconds, the V3 pool is swapped to the same price, and the exchange price
+//! follows the pools.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -190,23 +191,35 @@ async fn run_async(
             .swapExactTokensForTokens(amount, U256::ZERO, vec![tin, tout], trader_addr, deadline)
             .send()
             .await;
-        let params = ISwapRouter::ExactInputSingleParams {
-            tokenIn: tin,
-            tokenOut: tout,
-            fee: U24::from(pool.fee),
-            recipient: trader_addr,
-            deadline,
-            amountIn: amount / U256::from(2u8),
-            amountOutMinimum: U256::ZERO,
-            sqrtPriceLimitX96: U160::ZERO,
-        };
-        let v3_swap = ISwapRouter::new(a.v3_swap_router, &trader).exactInputSingle(params).send().await;
-        for pending in [v2_swap, v3_swap] {
-            match pending {
+        match v2_swap {
+            Ok(p) => {
+                let _ = p.get_receipt().await;
+            }
+            Err(e) => eprintln!("market move failed: {e}"),
+        }
+        // The V3 pool follows: swap on it up to the V2 pool's new price (a price-limited swap), so
+        // the two pools never drift apart as they would with no arbitrageur between them.
+        let (v2, v3) = chain.mids(tka, pair.address, pool.address).await.map_err(|e| eyre!("{e}"))?;
+        if (v3 / v2 - 1.0).abs() > 1e-4 {
+            let (tin, tout) = if v3 > v2 { (tka, tkb) } else { (tkb, tka) };
+            // V3 prices are token1 per token0.
+            let p = if pool.token0 == tka { v2 } else { 1.0 / v2 };
+            let limit = U160::from((p.sqrt() * 2f64.powi(96)) as u128);
+            let params = ISwapRouter::ExactInputSingleParams {
+                tokenIn: tin,
+                tokenOut: tout,
+                fee: U24::from(pool.fee),
+                recipient: trader_addr,
+                deadline,
+                amountIn: amount * U256::from(4u8),
+                amountOutMinimum: U256::ZERO,
+                sqrtPriceLimitX96: limit,
+            };
+            match ISwapRouter::new(a.v3_swap_router, &trader).exactInputSingle(params).send().await {
                 Ok(p) => {
                     let _ = p.get_receipt().await;
                 }
-                Err(e) => eprintln!("market move failed: {e}"),
+                Err(e) => eprintln!("aligning the V3 pool failed: {e}"),
             }
         }
         let (v2, v3) = chain.mids(tka, pair.address, pool.address).await.map_err(|e| eyre!("{e}"))?;

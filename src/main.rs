@@ -4,7 +4,8 @@
 //! * `keel run --config FILE` — the pipeline against real endpoints;
 //! * `keel check-config FILE` — validate a config, naming the field and the problem;
 //! * `keel quote [FILE]` — the router's dry run: JSON request in, exact split JSON out;
-//! * `keel journal [list|show N]` — recent rebalances from the journal, or one in full.
+//! * `keel journal [list|show N]` — recent rebalances from the journal, or one in full;
+//! * `keel bench …` — the latency harness (`keel-bench`).
 
 mod config;
 mod demo;
@@ -102,6 +103,13 @@ enum Command {
         /// Request file; stdin when absent or `-`.
         file: Option<PathBuf>,
     },
+    /// The latency harness (`keel-bench`, installed next to `keel`): `keel bench latency|throughput|scale …`.
+    #[command(disable_help_flag = true)]
+    Bench {
+        /// Arguments passed to `keel-bench` as they are (try `keel bench --help`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Read the journal: recent rebalances (`list`, the default) or one in full (`show INTENT`).
     Journal {
         /// The journal file.
@@ -156,6 +164,7 @@ fn main() -> ExitCode {
         }
         Command::CheckConfig { file } => check_config(&file),
         Command::Quote { file } => return quote(file),
+        Command::Bench { args } => return bench(&args),
         Command::Journal { path, config, json, action } => journal::resolve_path(path, config.as_deref())
             .and_then(|p| match action {
                 None => journal::list(&p, 20, json),
@@ -197,6 +206,24 @@ fn check_config(file: &std::path::Path) -> eyre::Result<()> {
         if purpose == config::Purpose::Demo { "keel demo" } else { "keel run" }
     );
     Ok(())
+}
+
+/// `keel bench`: runs the `keel-bench` binary that sits next to this one with the same arguments.
+fn bench(args: &[String]) -> ExitCode {
+    let exe = std::env::current_exe().ok().and_then(|p| p.parent().map(|d| d.join("keel-bench")));
+    let Some(exe) = exe.filter(|p| p.exists()) else {
+        eprintln!(
+            "error: keel-bench is not installed next to keel; build it with `cargo build --release -p keel-bench`"
+        );
+        return ExitCode::FAILURE;
+    };
+    match std::process::Command::new(&exe).args(args).status() {
+        Ok(status) => ExitCode::from(status.code().unwrap_or(1).clamp(0, 255) as u8),
+        Err(e) => {
+            eprintln!("error: running {}: {e}", exe.display());
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// `keel quote`: exit 2 with one line on stderr on bad input.

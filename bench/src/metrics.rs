@@ -226,6 +226,13 @@ impl MetricsSources {
             "Bundles built but not posted (dry run).",
             &[("", self.observer.dry_run_bundles.load(Ordering::Relaxed) as f64)],
         );
+        metric(
+            &mut out,
+            "keel_journal_held_bundles_total",
+            "counter",
+            "Bundles held back because their journal record could not be committed (must stay 0).",
+            &[("", self.observer.journal_held.load(Ordering::Relaxed) as f64)],
+        );
         out
     }
 }
