@@ -151,7 +151,7 @@ fn sigkill_during_rebalances_never_executes_one_twice_nor_loses_one() {
                 && top > last_seen
             {
                 last_seen = top;
-                std::thread::sleep(Duration::from_millis(rng.random_range(0..700)));
+                std::thread::sleep(Duration::from_millis(rng.random_range(0..300)));
                 break;
             }
             if t0.elapsed() > DECISION_WAIT {
