@@ -669,6 +669,8 @@ impl Executor {
                 } else {
                     self.stats.rejected += 1;
                 }
+                // Anything charged to the daily windows before the refusal is released.
+                self.traded.retain(|t| t.2 != intent.id);
                 tracing::warn!(intent = intent.id, portfolio = intent.portfolio.0, error = %e, "rebalance not submitted");
                 out.push(Action::Journal(JournalRecord::Refused {
                     intent: intent.id,
@@ -1197,8 +1199,13 @@ mod tests {
         exec.on_chain(pushed, 0, &mut out);
         exec.on_chain(head(2), 0, &mut out);
         exec.on_intent(&intent(1, me), 0, &mut out);
+        // journaled as decided, then refused with the guard's reason
         assert!(
-            matches!(out.as_slice(), [Action::Outcome(o)] if o.status == OutcomeStatus::Rejected),
+            matches!(out.as_slice(), [
+                Action::Journal(JournalRecord::Decided(_)),
+                Action::Journal(JournalRecord::Refused { reason, .. }),
+                Action::Outcome(o),
+            ] if o.status == OutcomeStatus::Rejected && reason.contains("spot_vs_reference")),
             "{out:?}"
         );
         assert_eq!((exec.stats().oracle_blocked, exec.stats().submissions), (1, 0));
@@ -1257,6 +1264,13 @@ mod tests {
         let (mut exec, me) = executor();
         exec.cfg.limits.max_daily_notional = Some(5_000.0);
         ready(&mut exec, me, 0);
+        // A rebalance refused after the limits charged it (here: deferred) is released again.
+        exec.cfg.defer_on_pending_volume = Some(0.005);
+        exec.on_chain(ChainUpdate::PendingImpact { pool: 0, impact: 0.02 }, 0, &mut out);
+        out.clear();
+        exec.on_intent(&intent(8, me), 0, &mut out);
+        assert_eq!(exec.stats().deferred, 1, "{out:?}");
+        exec.on_chain(ChainUpdate::PendingImpact { pool: 0, impact: 0.0 }, 0, &mut out);
         out.clear();
         exec.on_intent(&intent(1, me), 0, &mut out);
         assert!(out.iter().any(|a| matches!(a, Action::Submit { .. })));
