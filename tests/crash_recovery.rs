@@ -79,8 +79,8 @@ fn wait_for_config(path: &Path, child: &mut Child) {
 }
 
 /// (highest intent the router accepted, whether any rebalance is open) — `None` while the journal
-/// does not exist yet. Decisions the router refused (e.g. pool state not read yet, right after a
-/// start) sign and send nothing, so they are not worth a kill.
+/// does not exist yet. Decisions the router refused (a guard or a limit said no) sign and send
+/// nothing, so they are not worth a kill.
 fn journal_state(path: &Path) -> Option<(u64, bool)> {
     let store = Store::open_read_only(path).ok()?;
     let top =

@@ -176,6 +176,12 @@ struct TxPlan {
     swap_pool: Vec<Option<usize>>,
 }
 
+/// Heads a rebalance waits for missing chain state (first head, a pool's first read) before it is
+/// refused.
+pub const PARK_HEADS: u32 = 5;
+/// Most rebalances waiting for chain state at once; beyond, they are refused at once.
+pub const MAX_PARKED: usize = 64;
+
 /// How many recent landed swaps a pool's gas estimate looks at.
 pub const GAS_OBSERVATIONS: usize = 8;
 
@@ -245,6 +251,8 @@ pub struct Executor {
     allowances: HashMap<(Address, Address, Address), U256>,
     head: Option<BlockHeader>,
     inflight: Vec<Inflight>,
+    /// Intents waiting for chain state (see [`Executor::on_intent`]), with the heads waited.
+    parked: Vec<(RebalanceIntent, u32)>,
     request_id: u64,
     native: Option<Address>,
     stats: ExecStats,
@@ -286,6 +294,7 @@ impl Executor {
             allowances: HashMap::new(),
             head: None,
             inflight: Vec::new(),
+            parked: Vec::new(),
             request_id: 0,
             native,
             stats: ExecStats::default(),
@@ -367,6 +376,9 @@ impl Executor {
                     self.pools.iter().zip(&self.pool_ready).map(|(p, r)| r.then(|| p.pool().mid_price()));
                 self.oracle.on_head(h.number, h.timestamp, mids);
                 self.on_head(h, now_ns, out);
+                if !self.parked.is_empty() {
+                    self.retry_parked(now_ns, out);
+                }
             }
         }
     }
@@ -644,10 +656,47 @@ impl Executor {
 
     /// Plans, signs and submits an intent. Failures are reported as a `Rejected` outcome (and logged),
     /// so the engine's cooldown applies.
+    ///
+    /// An intent that arrives before the first head or before the state of a pool it needs has been
+    /// read (right after a start) is parked and retried at each head, for up to
+    /// [`PARK_HEADS`] heads, instead of being refused at once.
     pub fn on_intent(&mut self, intent: &RebalanceIntent, now_ns: Nanos, out: &mut Vec<Action>) {
         self.stats.intents += 1;
         out.push(Action::Journal(JournalRecord::Decided(Box::new(intent.clone()))));
-        match self.execute(intent, now_ns) {
+        let result = self.execute(intent, now_ns);
+        if matches!(result, Err(ExecError::NoHead | ExecError::PoolNotReady(_)))
+            && self.parked.len() < MAX_PARKED
+        {
+            tracing::info!(intent = intent.id, "chain state not read yet: rebalance waits for the next head");
+            self.parked.push((intent.clone(), 0));
+            return;
+        }
+        self.settle_attempt(intent, result, out);
+    }
+
+    /// Retries parked intents after a head (pool updates of a block arrive before its head).
+    fn retry_parked(&mut self, now_ns: Nanos, out: &mut Vec<Action>) {
+        for (intent, waited) in std::mem::take(&mut self.parked) {
+            let result = self.execute(&intent, now_ns);
+            if matches!(result, Err(ExecError::NoHead | ExecError::PoolNotReady(_)))
+                && waited + 1 < PARK_HEADS
+            {
+                self.parked.push((intent, waited + 1));
+                continue;
+            }
+            self.settle_attempt(&intent, result, out);
+        }
+    }
+
+    /// Emits what an execution attempt produced: the signed record and the submission, or the
+    /// refusal with its reason and the `Rejected` outcome.
+    fn settle_attempt(
+        &mut self,
+        intent: &RebalanceIntent,
+        result: Result<Action, ExecError>,
+        out: &mut Vec<Action>,
+    ) {
+        match result {
             Ok(action) => {
                 self.stats.submissions += 1;
                 if let Action::Submit { request, .. } = &action
@@ -1180,6 +1229,60 @@ mod tests {
         exec.on_intent(&intent(2, me), 0, &mut out);
         assert!(out.iter().any(|a| matches!(a, Action::Submit { .. })), "{out:?}");
         assert_eq!(submitted(&out)[0].nonce, 0, "the deferral reserved no nonce");
+    }
+
+    #[test]
+    fn an_intent_before_the_chain_state_waits_for_it_then_is_sent() {
+        let (mut exec, me) = executor();
+        let mut out = Vec::new();
+        // Right after a start: no head, no pool state. Nothing is refused, nothing sent yet.
+        exec.on_intent(&intent(1, me), 0, &mut out);
+        assert!(matches!(out.as_slice(), [Action::Journal(JournalRecord::Decided(_))]), "{out:?}");
+        // A head without the pool's state: still waiting.
+        out.clear();
+        exec.on_chain(ChainUpdate::Nonce { account: me, nonce: 0, block: 1 }, 0, &mut out);
+        exec.on_chain(head(1), 0, &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        // The pool is read, then the next head: signed and sent.
+        let e18 = U256::from(10u64).pow(U256::from(18u64));
+        let reserves = ChainUpdate::V2Reserves {
+            pool: 0,
+            reserve0: U256::from(3_000_000_000_000u64),
+            reserve1: e18 * U256::from(1000u64),
+            block: 2,
+        };
+        exec.on_chain(reserves, 0, &mut out);
+        exec.on_chain(head(2), 0, &mut out);
+        assert!(
+            matches!(
+                out.as_slice(),
+                [Action::Journal(JournalRecord::Signed(_)), Action::Submit { intent: 1, .. }]
+            ),
+            "{out:?}"
+        );
+        assert_eq!((exec.stats().intents, exec.stats().rejected), (1, 0));
+    }
+
+    #[test]
+    fn an_intent_waits_a_few_heads_for_a_pool_then_is_refused() {
+        let (mut exec, me) = executor();
+        let mut out = Vec::new();
+        exec.on_chain(ChainUpdate::Nonce { account: me, nonce: 0, block: 1 }, 0, &mut out);
+        exec.on_chain(head(1), 0, &mut out);
+        exec.on_intent(&intent(1, me), 0, &mut out);
+        for n in 2..(1 + PARK_HEADS as u64) {
+            exec.on_chain(head(n), 0, &mut out);
+            assert!(!out.iter().any(|a| matches!(a, Action::Outcome(_))), "refused too early at head {n}");
+        }
+        out.clear();
+        exec.on_chain(head(1 + PARK_HEADS as u64), 0, &mut out);
+        assert!(
+            matches!(out.as_slice(), [
+                Action::Journal(JournalRecord::Refused { reason, .. }),
+                Action::Outcome(o),
+            ] if o.status == OutcomeStatus::Rejected && reason.contains("not known yet")),
+            "{out:?}"
+        );
     }
 
     #[test]
