@@ -44,7 +44,7 @@ fn line(r: &RebalanceRow) -> String {
         (s, _) => s.to_string(),
     };
     format!(
-        "{:>6}  {}  {:<12} {:>3} legs {:>14.2}  {:<18} {}",
+        "{:>6}  {}  {:<12} {:>4} {:>14.2}  {:<18} {}",
         r.intent,
         time(r.decided_ms),
         r.portfolio_name,
@@ -68,8 +68,8 @@ pub(crate) fn list(path: &Path, limit: usize, json: bool) -> eyre::Result<()> {
         return Ok(());
     }
     println!(
-        "{:>6}  {:<19}  {:<12} {:>8} {:>14}  {:<18} trigger",
-        "intent", "decided (UTC)", "portfolio", "", "notional", "outcome"
+        "{:>6}  {:<19}  {:<12} {:>4} {:>14}  {:<18} trigger",
+        "intent", "decided (UTC)", "portfolio", "legs", "notional", "outcome"
     );
     for r in rows.iter().rev() {
         println!("{}", line(r));
