@@ -69,10 +69,12 @@ pub(crate) async fn run_for(pipeline: &Pipeline, duration: Duration, progress: b
     let start = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.tick().await;
+    let shutdown = crate::shutdown_signal();
+    tokio::pin!(shutdown);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = tokio::signal::ctrl_c() => {
+            _ = &mut shutdown => {
                 eprintln!("interrupted: draining and writing the report");
                 break;
             }

@@ -174,11 +174,14 @@ async fn run_async(
     let start = Instant::now();
     let mut round: u64 = 0;
     let deadline = U256::from(4_000_000_000u64);
+    // Listening from here on, so a signal that arrives while a swap is awaited is not lost.
+    let shutdown = crate::shutdown_signal();
+    tokio::pin!(shutdown);
     loop {
         let wait = tokio::time::sleep(Duration::from_secs(move_every_s.max(1)));
         tokio::select! {
             _ = wait => {}
-            _ = tokio::signal::ctrl_c() => break,
+            _ = &mut shutdown => break,
         }
         if duration.is_some_and(|d| start.elapsed() >= Duration::from_secs(d)) {
             break;

@@ -181,6 +181,32 @@ fn main() -> ExitCode {
     }
 }
 
+/// Completes at the first Ctrl-C (SIGINT) or SIGTERM: how `keel run`, `keel demo` and `keel devnet`
+/// are stopped gracefully. Listening starts when this is first polled and lasts as long as the
+/// future, so keep one pinned future for the whole run.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "SIGTERM handler not installed; stop with Ctrl-C");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
 /// The async runtime for I/O (feeds, relay posts, the simulated market): two workers; the engine
 /// and router stages run on their own threads.
 fn io_runtime() -> eyre::Result<tokio::runtime::Runtime> {

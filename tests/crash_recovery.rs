@@ -270,6 +270,35 @@ fn sigkill_during_rebalances_never_executes_one_twice_nor_loses_one() {
         rebalances.len(),
         landed.len()
     );
+    // `keel journal` reads the same: the list as JSON, one rebalance in full.
+    let listed = Command::new(keel_bin())
+        .args(["journal", "--json", "--path"])
+        .arg(&journal)
+        .args(["list", "--limit", "1000"])
+        .output()
+        .expect("keel journal list");
+    assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).expect("JSON list");
+    assert_eq!(listed.as_array().map(Vec::len), Some(rebalances.len()));
+    // one that went the whole way in one run: decided, signed, answered by the relay, landed
+    let first = landed
+        .keys()
+        .find(|i| {
+            let kinds: Vec<String> = store.records(**i).unwrap().into_iter().map(|r| r.kind).collect();
+            ["decided", "signed", "submitted", "landed"].iter().all(|k| kinds.iter().any(|x| x == k))
+        })
+        .expect("a rebalance journaled from decision to landing");
+    let shown = Command::new(keel_bin())
+        .args(["journal", "--path"])
+        .arg(&journal)
+        .args(["show", &first.to_string()])
+        .output()
+        .expect("keel journal show");
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    for kind in ["decided", "signed", "submitted"] {
+        assert!(shown.contains(kind), "`keel journal show {first}` lacks {kind}:\n{shown}");
+    }
+    assert!(shown.contains("state:    landed"), "{shown}");
     assert!(kills_mid_rebalance >= 10, "only {kills_mid_rebalance} kills hit an open rebalance");
     assert!(recovered >= 10, "recovery settled only {recovered} rebalances");
     assert!(landed.len() >= 10, "only {} rebalances landed", landed.len());

@@ -7,10 +7,19 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-struct KillOnDrop(Child);
+/// The devnet owns anvil: stop it with SIGTERM so it shuts anvil down, SIGKILL only as a last resort.
+struct Devnet(Child);
 
-impl Drop for KillOnDrop {
+impl Drop for Devnet {
     fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(10) {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -53,7 +62,7 @@ fn keel_run_rebalances_against_the_devnet() {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn keel devnet");
-    let mut devnet = KillOnDrop(child);
+    let mut devnet = Devnet(child);
     wait_for(&cfg, &mut devnet.0, Duration::from_secs(60));
 
     // The committed config is the devnet's, with the default ports.
