@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use keel_engine::clock::mono_now_ns;
+use keel_engine::config::IdleWait;
 use keel_feeds::binance::{InstrumentTable, Mapped, decode, map_decoded};
 use tokio_util::sync::CancellationToken;
 
@@ -27,6 +28,8 @@ pub struct RigConfig {
     pub fire_fraction: f64,
     /// Print progress to stderr.
     pub progress: bool,
+    /// How the engine and router threads wait when idle (`[engine] idle`, `idle_spin_us`).
+    pub idle: (IdleWait, u64),
 }
 
 /// Everything running.
@@ -42,7 +45,8 @@ struct Rig {
 
 impl Rig {
     async fn start(cfg: &RigConfig, rate: u64) -> eyre::Result<Rig> {
-        let sc = Scenario::new(cfg.portfolios)?;
+        let mut sc = Scenario::new(cfg.portfolios)?;
+        (sc.engine.idle, sc.engine.idle_spin_us) = cfg.idle;
         let cancel = CancellationToken::new();
         let sim = SimMarket::start(
             sc.sim.clone(),
