@@ -425,6 +425,7 @@ impl Pipeline {
                 rpc_url: spec.rpc_url.clone(),
                 runtime: runtime.clone(),
                 journal: stage_journal,
+                wait: spec.engine.wait_policy(),
             };
             std::thread::Builder::new()
                 .name("keel-router".into())
