@@ -75,6 +75,9 @@ pub struct SubmitStamp {
     pub popped_ns: u64,
     /// When the executor returned the signed, encoded request (routing, signing and encoding done).
     pub signed_ns: u64,
+    /// When the request had been written to every fast-path relay's socket and handed to the
+    /// runtime for the others.
+    pub posted_ns: u64,
     /// The request's `X-Flashbots-Signature` value (unique per body).
     pub signature_header: String,
 }
@@ -296,6 +299,7 @@ pub fn run_router_stage(
                         decided_ns,
                         popped_ns: now,
                         signed_ns,
+                        posted_ns: 0,
                         signature_header: request.signature_header.clone(),
                     });
                     let posted = Posted { intent, block: request.block_number };
@@ -320,7 +324,8 @@ pub fn run_router_stage(
                             }
                         });
                     }
-                    if let Some(stamp) = stamp {
+                    if let Some(mut stamp) = stamp {
+                        stamp.posted_ns = mono_now_ns();
                         observer.submit_stamps.lock().push(stamp);
                     }
                 }

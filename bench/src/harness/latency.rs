@@ -187,6 +187,8 @@ pub async fn run_latency(cfg: &RigConfig, rate: u64, duration: Duration) -> eyre
     let mut router_queue = new_hist();
     let mut route_sign = new_hist();
     let mut tick_to_signed = new_hist();
+    let mut post = new_hist();
+    let mut posted_to_relay = new_hist();
     let mut tick_to_wire = new_hist();
     let by_header: std::collections::HashMap<&str, u64> =
         arrivals.iter().map(|a| (a.signature_header.as_str(), a.arrival_ns)).collect();
@@ -196,7 +198,9 @@ pub async fn run_latency(cfg: &RigConfig, rate: u64, duration: Duration) -> eyre
         }
         route_sign.record(s.signed_ns.saturating_sub(s.popped_ns).max(1))?;
         tick_to_signed.record(s.signed_ns.saturating_sub(s.event_recv_ns).max(1))?;
+        post.record(s.posted_ns.saturating_sub(s.signed_ns).max(1))?;
         if let Some(&arr) = by_header.get(s.signature_header.as_str()) {
+            posted_to_relay.record(arr.saturating_sub(s.posted_ns).max(1))?;
             tick_to_wire.record(arr.saturating_sub(s.event_recv_ns).max(1))?;
         }
     }
@@ -233,6 +237,16 @@ pub async fn run_latency(cfg: &RigConfig, rate: u64, duration: Duration) -> eyre
             name: "tick_to_signed",
             what: "frame read → signed request ready to post",
             hist: tick_to_signed,
+        },
+        Stage {
+            name: "post",
+            what: "signed → request written to the relay socket (fast path) or handed to the runtime",
+            hist: post,
+        },
+        Stage {
+            name: "posted_to_relay",
+            what: "written → loopback relay's handler saw it (kernel, relay wake-up, HTTP parsing)",
+            hist: posted_to_relay,
         },
         Stage {
             name: "tick_to_wire",
