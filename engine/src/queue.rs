@@ -135,7 +135,7 @@ impl<T> Queue<T> {
             std::hint::spin_loop();
             polls = polls.wrapping_add(1);
             // Reading the clock costs ~20 ns: check it every 64 polls.
-            if polls % 64 == 0 && start.elapsed() >= budget {
+            if polls.is_multiple_of(64) && start.elapsed() >= budget {
                 return self.inner.pop();
             }
         }
