@@ -154,7 +154,7 @@ async fn rig(block_interval: Option<Duration>, defer: Option<f64>) -> Rig {
         min_trade_notional: 1.0,
     }];
     let spec = PipelineSpec {
-        engine: EngineConfig { stale_after_ms: 5_000, queue_capacity: 4_096 },
+        engine: EngineConfig { stale_after_ms: 5_000, queue_capacity: 4_096, ..EngineConfig::default() },
         tokens,
         portfolios,
         router: RouterConfig {

@@ -25,7 +25,7 @@ use keel_engine::clock::{LiveClock, Nanos, mono_now_ns};
 use keel_engine::config::{EngineConfig, PortfolioConfig, TokenConfig};
 use keel_engine::event::{Event, Outcome, OutcomeStatus};
 use keel_engine::portfolio::PortfolioStatus;
-use keel_engine::queue::{Queue, QueueStats};
+use keel_engine::queue::{Queue, QueueStats, WaitPolicy};
 use keel_engine::stats::EngineStats;
 use keel_engine::{Engine, PortfolioId, RebalanceIntent};
 use keel_feeds::binance::InstrumentTable;
@@ -404,10 +404,11 @@ impl Pipeline {
                 (Arc::clone(&events), Arc::clone(&router_in), Arc::clone(&stop), Arc::clone(&snapshot));
             let sample_every = spec.sample_every;
             let kill = Arc::clone(&kill);
+            let wait = spec.engine.wait_policy();
             std::thread::Builder::new().name("keel-engine".into()).spawn(move || {
                 engine_loop(
                     engine,
-                    EngineThread { events, router_in, stop, snapshot, sample_every, started_ns, kill },
+                    EngineThread { events, router_in, stop, snapshot, sample_every, started_ns, kill, wait },
                 )
             })?
         };
@@ -424,6 +425,7 @@ impl Pipeline {
                 rpc_url: spec.rpc_url.clone(),
                 runtime: runtime.clone(),
                 journal: stage_journal,
+                wait: spec.engine.wait_policy(),
             };
             std::thread::Builder::new()
                 .name("keel-router".into())
@@ -595,10 +597,11 @@ struct EngineThread {
     sample_every: Duration,
     started_ns: Nanos,
     kill: Arc<KillSwitch>,
+    wait: WaitPolicy,
 }
 
 fn engine_loop(mut engine: Engine, ctx: EngineThread) -> EngineRun {
-    let EngineThread { events, router_in, stop, snapshot, sample_every, started_ns, kill } = ctx;
+    let EngineThread { events, router_in, stop, snapshot, sample_every, started_ns, kill, wait } = ctx;
     let n = engine.portfolios().len();
     let mut decide = new_hist();
     let mut quote_to_decision = new_hist();
@@ -614,7 +617,7 @@ fn engine_loop(mut engine: Engine, ctx: EngineThread) -> EngineRun {
     let mut next_timer = mono_now_ns() + timer_ns;
     let mut next_sample = mono_now_ns();
     loop {
-        let ev = events.pop_wait(TIMER_EVERY);
+        let ev = events.pop_with(wait, TIMER_EVERY);
         let now = mono_now_ns();
         let ev = match ev {
             Some(ev) => ev,

@@ -1,6 +1,7 @@
 //! Smoke test of the harness: each mode for about 2 s, checking the JSON schema and that counts
 //! are positive. Timing figures are not asserted (benchmarks, not timed tests).
 
+use keel_engine::config::IdleWait;
 use std::time::Duration;
 
 use keel_bench::harness::{self, Outputs, latency::RigConfig};
@@ -20,7 +21,7 @@ fn latency_mode_writes_the_schema() {
         plot: Some(dir.path().join("plot.svg")),
     };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let cfg = RigConfig { portfolios: 4, fire_fraction: 0.01, progress: false };
+    let cfg = RigConfig { portfolios: 4, fire_fraction: 0.01, progress: false, idle: (IdleWait::Park, 0) };
     rt.block_on(harness::latency(&cfg, 2_000, Duration::from_secs(2), &out)).unwrap();
     let v: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("out.json")).unwrap()).unwrap();
@@ -41,7 +42,7 @@ fn throughput_mode_writes_the_schema() {
     let dir = tempfile::tempdir().unwrap();
     let out = Outputs { json: Some(dir.path().join("tp.json")), ..Default::default() };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let cfg = RigConfig { portfolios: 2, fire_fraction: 0.001, progress: false };
+    let cfg = RigConfig { portfolios: 2, fire_fraction: 0.001, progress: false, idle: (IdleWait::Park, 0) };
     rt.block_on(harness::throughput(&cfg, Duration::from_secs(2), 10_000, &out)).unwrap();
     let v: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("tp.json")).unwrap()).unwrap();

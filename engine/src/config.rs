@@ -3,9 +3,12 @@
 //! and the problem.
 
 use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
 
 use alloy_primitives::Address;
 use serde::Deserialize;
+
+use crate::queue::WaitPolicy;
 
 /// Default age after which a price is stale and no trigger may fire on it.
 pub const DEFAULT_STALE_AFTER_MS: u64 = 5_000;
@@ -15,6 +18,10 @@ pub const DEFAULT_COOLDOWN_SECS: f64 = 10.0;
 pub const DEFAULT_MIN_TRADE_NOTIONAL: f64 = 10.0;
 /// Default bounded capacity of the engine's inbound event queue.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 65_536;
+/// Default idle wait of the engine and router threads (park: frees the core; see [`IdleWait`]).
+pub const DEFAULT_IDLE: IdleWait = IdleWait::Park;
+/// Default busy-poll budget of `idle = "spin_then_park"`, microseconds.
+pub const DEFAULT_IDLE_SPIN_US: u64 = 200;
 /// Tolerance on the sum of target weights.
 pub const WEIGHT_SUM_TOLERANCE: f64 = 1e-6;
 
@@ -28,12 +35,53 @@ pub struct EngineConfig {
     /// Capacity of the bounded event queue into the engine.
     #[serde(default = "default_queue_capacity")]
     pub queue_capacity: usize,
+    /// How the engine and router threads wait for input when idle.
+    #[serde(default = "default_idle")]
+    pub idle: IdleWait,
+    /// Busy-poll budget of `idle = "spin_then_park"`, microseconds.
+    #[serde(default = "default_idle_spin_us")]
+    pub idle_spin_us: u64,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        Self { stale_after_ms: DEFAULT_STALE_AFTER_MS, queue_capacity: DEFAULT_QUEUE_CAPACITY }
+        Self {
+            stale_after_ms: DEFAULT_STALE_AFTER_MS,
+            queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            idle: DEFAULT_IDLE,
+            idle_spin_us: DEFAULT_IDLE_SPIN_US,
+        }
     }
+}
+
+impl EngineConfig {
+    /// The stage threads' queue wait policy.
+    pub fn wait_policy(&self) -> WaitPolicy {
+        match self.idle {
+            IdleWait::Park => WaitPolicy::Park,
+            IdleWait::Spin => WaitPolicy::Spin,
+            IdleWait::SpinThenPark => {
+                WaitPolicy::SpinThenPark { spin: Duration::from_micros(self.idle_spin_us) }
+            }
+        }
+    }
+}
+
+/// How a stage thread waits when its input queue is empty (`[engine] idle`).
+///
+/// `park` suits shared machines and few cores: an idle thread costs nothing, a wake-up costs tens
+/// of µs. `spin` keeps each stage thread on a core at 100 % and pays off only with a core per
+/// thread to spare (pinned, isolated). `spin_then_park` spins `idle_spin_us` after each message,
+/// which catches bursts without holding cores while the market is quiet.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum IdleWait {
+    /// Spin a few µs, then park.
+    Park,
+    /// Busy-poll; never park.
+    Spin,
+    /// Busy-poll for `idle_spin_us`, then park.
+    SpinThenPark,
 }
 
 fn default_stale_after_ms() -> u64 {
@@ -41,6 +89,12 @@ fn default_stale_after_ms() -> u64 {
 }
 fn default_queue_capacity() -> usize {
     DEFAULT_QUEUE_CAPACITY
+}
+fn default_idle() -> IdleWait {
+    DEFAULT_IDLE
+}
+fn default_idle_spin_us() -> u64 {
+    DEFAULT_IDLE_SPIN_US
 }
 fn default_cooldown_secs() -> f64 {
     DEFAULT_COOLDOWN_SECS
@@ -269,4 +323,21 @@ pub fn validate(tokens: &[TokenConfig], portfolios: &[PortfolioConfig]) -> Resul
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_wait_parses_and_defaults_to_park() {
+        let cfg: EngineConfig = serde_json::from_str("{}").unwrap();
+        assert_eq!(cfg.wait_policy(), WaitPolicy::Park);
+        let cfg: EngineConfig = serde_json::from_str(r#"{"idle": "spin"}"#).unwrap();
+        assert_eq!(cfg.wait_policy(), WaitPolicy::Spin);
+        let cfg: EngineConfig =
+            serde_json::from_str(r#"{"idle": "spin_then_park", "idle_spin_us": 50}"#).unwrap();
+        assert_eq!(cfg.wait_policy(), WaitPolicy::SpinThenPark { spin: Duration::from_micros(50) });
+        assert!(serde_json::from_str::<EngineConfig>(r#"{"idle": "yield"}"#).is_err());
+    }
 }

@@ -1,17 +1,37 @@
 //! Bounded, lock-free multi-producer queues between stages.
 //!
 //! A full queue never blocks the producer and never grows: `try_push` hands the value back and the
-//! drop is counted, so overload shows in the stats instead of as latency or memory. The consumer
-//! spins briefly, then parks; a producer unparks it only when it is parked, so the fast path is one
-//! atomic push and one relaxed load.
+//! drop is counted, so overload shows in the stats instead of as latency or memory. How an idle
+//! consumer waits is a [`WaitPolicy`]: by default it spins briefly, then parks; a producer unparks it
+//! only when it is parked, so the fast path is one atomic push and one relaxed load.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::Thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam::queue::ArrayQueue;
 use crossbeam::utils::Backoff;
+
+/// How a consumer waits for the next value when its queue is empty.
+///
+/// Parking frees the core but a wake-up costs a futex call on the producer side and a scheduler
+/// hop (tens of µs, more on a loaded machine); spinning answers within a cache-line transfer but
+/// burns the core it runs on, which on a machine with few cores competes with the threads it waits
+/// for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WaitPolicy {
+    /// Spin for a few microseconds (exponential backoff), then park until woken.
+    #[default]
+    Park,
+    /// Busy-poll until a value arrives or the timeout passes; never parks.
+    Spin,
+    /// Busy-poll for `spin`, then park for the rest of the timeout.
+    SpinThenPark {
+        /// How long to busy-poll before parking.
+        spin: Duration,
+    },
+}
 
 /// A bounded MPMC queue with drop accounting and a parking consumer.
 #[derive(Debug)]
@@ -84,6 +104,45 @@ impl<T> Queue<T> {
     ///
     /// Only one thread may wait on a queue: the first caller becomes its consumer.
     pub fn pop_wait(&self, timeout: Duration) -> Option<T> {
+        self.pop_with(WaitPolicy::Park, timeout)
+    }
+
+    /// Pops a value, waiting at most `timeout` as `policy` says. Returns `None` on timeout.
+    ///
+    /// Only one thread may park on a queue: the first caller that parks becomes its consumer.
+    pub fn pop_with(&self, policy: WaitPolicy, timeout: Duration) -> Option<T> {
+        let park_for = match policy {
+            WaitPolicy::Park => timeout,
+            WaitPolicy::Spin => return self.spin_pop(timeout),
+            WaitPolicy::SpinThenPark { spin } => {
+                if let Some(v) = self.spin_pop(spin.min(timeout)) {
+                    return Some(v);
+                }
+                timeout.saturating_sub(spin)
+            }
+        };
+        self.park_pop(park_for)
+    }
+
+    /// Busy-polls for at most `budget`.
+    fn spin_pop(&self, budget: Duration) -> Option<T> {
+        let start = Instant::now();
+        let mut polls = 0u32;
+        loop {
+            if let Some(v) = self.inner.pop() {
+                return Some(v);
+            }
+            std::hint::spin_loop();
+            polls = polls.wrapping_add(1);
+            // Reading the clock costs ~20 ns: check it every 64 polls.
+            if polls.is_multiple_of(64) && start.elapsed() >= budget {
+                return self.inner.pop();
+            }
+        }
+    }
+
+    /// Spins a few microseconds with backoff, then parks for at most `timeout`.
+    fn park_pop(&self, timeout: Duration) -> Option<T> {
         let backoff = Backoff::new();
         loop {
             if let Some(v) = self.inner.pop() {
@@ -157,5 +216,32 @@ mod tests {
     fn wait_times_out_empty() {
         let q: Queue<u8> = Queue::new(1);
         assert_eq!(q.pop_wait(Duration::from_millis(5)), None);
+        assert_eq!(q.pop_with(WaitPolicy::Spin, Duration::from_millis(2)), None);
+        let policy = WaitPolicy::SpinThenPark { spin: Duration::from_millis(1) };
+        assert_eq!(q.pop_with(policy, Duration::from_millis(3)), None);
+    }
+
+    #[test]
+    fn every_policy_receives_a_push_from_another_thread() {
+        let policies = [
+            WaitPolicy::Park,
+            WaitPolicy::Spin,
+            WaitPolicy::SpinThenPark { spin: Duration::from_micros(50) },
+        ];
+        for policy in policies {
+            let q = Arc::new(Queue::new(8));
+            let q2 = Arc::clone(&q);
+            let consumer = std::thread::spawn(move || {
+                // Loop on timeouts like the stage threads do, so the test never depends on timing.
+                loop {
+                    if let Some(v) = q2.pop_with(policy, Duration::from_millis(20)) {
+                        return v;
+                    }
+                }
+            });
+            std::thread::sleep(Duration::from_millis(10));
+            q.try_push(9u32).unwrap();
+            assert_eq!(consumer.join().unwrap(), 9, "{policy:?}");
+        }
     }
 }

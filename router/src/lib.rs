@@ -11,6 +11,7 @@ pub mod bundle;
 pub mod chain;
 pub mod config;
 pub mod exec;
+pub mod fastpost;
 pub mod journal;
 pub mod oracle;
 pub mod plan;

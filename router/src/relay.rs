@@ -87,11 +87,19 @@ impl RelayClient {
 
     /// Sends `req` to every relay concurrently and returns every answer.
     pub async fn send(&self, req: &SignedBundleRequest) -> Vec<RelayReply> {
-        let posts = self.relays.iter().enumerate().map(|(i, relay)| async move {
-            let t0 = Instant::now();
-            let result = self.post_one(relay, req).await;
-            RelayReply { relay: i, result, elapsed: t0.elapsed() }
-        });
+        let all: Vec<usize> = (0..self.relays.len()).collect();
+        self.send_to(req, &all).await
+    }
+
+    /// Sends `req` to the relays at `indices` (positions in [`RelayClient::relays`]; others are
+    /// skipped) concurrently and returns their answers.
+    pub async fn send_to(&self, req: &SignedBundleRequest, indices: &[usize]) -> Vec<RelayReply> {
+        let posts =
+            indices.iter().filter_map(|&i| self.relays.get(i).map(|r| (i, r))).map(|(i, relay)| async move {
+                let t0 = Instant::now();
+                let result = self.post_one(relay, req).await;
+                RelayReply { relay: i, result, elapsed: t0.elapsed() }
+            });
         join_all(posts).await
     }
 

@@ -1,8 +1,12 @@
 //! The router stage's thread: pops [`RouterInput`]s, drives the [`Executor`], and performs its
-//! actions — relay posts and receipt reads run on a tokio runtime, outcomes go back to the engine.
+//! actions — relay posts, receipt reads, outcomes back to the engine.
 //!
-//! The thread itself never blocks on I/O: a submission is handed to the runtime the moment it is
-//! signed, and receipts come back through the same input queue.
+//! Posting: to a plain-`http://` relay the thread writes the signed request itself, on a
+//! pre-connected keep-alive socket ([`crate::fastpost`]); answers are read on that relay's reader
+//! thread. TLS relays, and a plain relay whose connection is down at that moment, are posted by
+//! [`RelayClient`] on the tokio runtime. Both paths record answers the same way
+//! ([`record_reply`]). The thread never waits for an answer, a connection or a name lookup;
+//! receipts come back through the same input queue.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -14,16 +18,17 @@ use hdrhistogram::Histogram;
 use keel_engine::clock::mono_now_ns;
 use keel_engine::event::{Event, Outcome};
 use keel_engine::intent::RebalanceIntent;
-use keel_engine::queue::Queue;
+use keel_engine::queue::{Queue, WaitPolicy};
 use parking_lot::Mutex;
 
 use crate::chain::ChainUpdate;
 use crate::exec::{Action, Executor, ReceiptInfo};
+use crate::fastpost::{FastPostError, FastPoster, ReplySink};
 use crate::journal::{JournalHandle, JournalRecord};
 use crate::oracle::GuardCounts;
-use crate::relay::RelayClient;
+use crate::relay::{RelayClient, RelayReply};
 
-/// How long the stage thread parks when idle.
+/// How long the stage thread waits for input before checking whether to stop.
 pub const IDLE_PARK: Duration = Duration::from_millis(20);
 /// How many times a receipt read is retried before the landing is reported without gas figures.
 pub const RECEIPT_RETRIES: u32 = 20;
@@ -70,6 +75,9 @@ pub struct SubmitStamp {
     pub popped_ns: u64,
     /// When the executor returned the signed, encoded request (routing, signing and encoding done).
     pub signed_ns: u64,
+    /// When the request had been written to every fast-path relay's socket and handed to the
+    /// runtime for the others.
+    pub posted_ns: u64,
     /// The request's `X-Flashbots-Signature` value (unique per body).
     pub signature_header: String,
 }
@@ -145,6 +153,56 @@ pub struct StageIo {
     pub runtime: tokio::runtime::Handle,
     /// The journal, when one is configured.
     pub journal: Option<StageJournal>,
+    /// How the thread waits for input when idle.
+    pub wait: WaitPolicy,
+}
+
+/// What an answer is recorded against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Posted {
+    /// The intent.
+    pub intent: u64,
+    /// The block the bundle targets.
+    pub block: u64,
+}
+
+/// Records one relay answer: a journal `Submitted` record, the round trip, the relay's counters.
+/// Called from whichever thread read the answer.
+pub fn record_reply(
+    observer: &StageObserver,
+    journal: Option<&JournalHandle>,
+    relay_names: &[String],
+    posted: Posted,
+    reply: &RelayReply,
+) {
+    let Posted { intent, block } = posted;
+    if let Some(j) = journal {
+        j.append(JournalRecord::Submitted {
+            intent,
+            relay: relay_names
+                .get(reply.relay)
+                .map_or_else(|| format!("relay#{}", reply.relay), Clone::clone),
+            block,
+            accepted: reply.result.is_ok(),
+            detail: match &reply.result {
+                Ok(hash) => hash.to_string(),
+                Err(e) => e.to_string(),
+            },
+        });
+    }
+    let _ = observer.relay_rtt.lock().record((reply.elapsed.as_nanos() as u64).max(1));
+    let mut counters = observer.relays.lock();
+    let Some(c) = counters.get_mut(reply.relay) else { return };
+    match &reply.result {
+        Ok(hash) => {
+            c.accepted += 1;
+            tracing::debug!(intent, relay = %c.name, bundle = %hash, block, "bundle accepted");
+        }
+        Err(e) => {
+            c.failed += 1;
+            tracing::warn!(intent, relay = %c.name, error = %e, "relay refused or failed");
+        }
+    }
 }
 
 /// Runs the stage on the current thread until `stop` is set and the input queue is drained.
@@ -157,14 +215,28 @@ pub fn run_router_stage(
     observer: Arc<StageObserver>,
     stop: Arc<AtomicBool>,
 ) -> Executor {
-    let StageIo { relays, rpc_url, runtime, journal } = io;
+    let StageIo { relays, rpc_url, runtime, journal, wait } = io;
+    let relay_names: Arc<[String]> = relays.relays().iter().map(|r| r.name.clone()).collect();
+    let sink: ReplySink<Posted> = {
+        let (observer, names) = (Arc::clone(&observer), Arc::clone(&relay_names));
+        let journal = journal.as_ref().map(|j| j.handle.clone());
+        Arc::new(move |posted, reply| record_reply(&observer, journal.as_ref(), &names, posted, &reply))
+    };
+    let mut fast = match FastPoster::new(relays.relays(), Arc::clone(&sink)) {
+        Ok(f) => Some(f),
+        Err(e) => {
+            tracing::error!(error = %e, "relay fast path not started: every relay is posted through the HTTP client");
+            None
+        }
+    };
+    let mut slow: Vec<usize> = Vec::with_capacity(relays.relays().len());
     let mut actions = Vec::with_capacity(16);
     let mut last_journaled = 0u64;
     // Every pool and reason from the start (zeros), so the metric series exist before a refusal.
     *observer.oracle_guard.lock() = exec.oracle().counts().clone();
     let mut guard_published = exec.oracle().counts().total();
     loop {
-        let Some(msg) = input.pop_wait(IDLE_PARK) else {
+        let Some(msg) = input.pop_with(wait, IDLE_PARK) else {
             if stop.load(Ordering::Acquire) {
                 break;
             }
@@ -227,42 +299,33 @@ pub fn run_router_stage(
                         decided_ns,
                         popped_ns: now,
                         signed_ns,
+                        posted_ns: 0,
                         signature_header: request.signature_header.clone(),
                     });
-                    let relays = relays.clone();
-                    let observer_post = Arc::clone(&observer);
-                    let journal_post = journal.as_ref().map(|j| j.handle.clone());
-                    runtime.spawn(async move {
-                        let observer = observer_post;
-                        for reply in relays.send(&request).await {
-                            if let Some(j) = &journal_post {
-                                j.append(JournalRecord::Submitted {
-                                    intent,
-                                    relay: relays.relays().get(reply.relay).map_or_else(|| format!("relay#{}", reply.relay), |r| r.name.clone()),
-                                    block: request.block_number,
-                                    accepted: reply.result.is_ok(),
-                                    detail: match &reply.result {
-                                        Ok(hash) => hash.to_string(),
-                                        Err(e) => e.to_string(),
-                                    },
-                                });
+                    let posted = Posted { intent, block: request.block_number };
+                    slow.clear();
+                    for relay in 0..relays.relays().len() {
+                        let Some(f) = fast.as_mut().filter(|f| f.handles(relay)) else {
+                            slow.push(relay);
+                            continue;
+                        };
+                        if let Err((_, e)) = f.send(relay, &request, posted) {
+                            if !matches!(e, FastPostError::NoFastPath(_)) {
+                                tracing::debug!(intent, error = %e, "relay fast path unavailable: posting through the HTTP client");
                             }
-                            let _ = observer.relay_rtt.lock().record((reply.elapsed.as_nanos() as u64).max(1));
-                            let mut counters = observer.relays.lock();
-                            let c = &mut counters[reply.relay];
-                            match &reply.result {
-                                Ok(hash) => {
-                                    c.accepted += 1;
-                                    tracing::debug!(intent, relay = %c.name, bundle = %hash, block = request.block_number, "bundle accepted");
-                                }
-                                Err(e) => {
-                                    c.failed += 1;
-                                    tracing::warn!(intent, relay = %c.name, error = %e, "relay refused or failed");
-                                }
-                            }
+                            slow.push(relay);
                         }
-                    });
-                    if let Some(stamp) = stamp {
+                    }
+                    if !slow.is_empty() {
+                        let (relays, sink, targets) = (relays.clone(), Arc::clone(&sink), slow.clone());
+                        runtime.spawn(async move {
+                            for reply in relays.send_to(&request, &targets).await {
+                                sink(posted, reply);
+                            }
+                        });
+                    }
+                    if let Some(mut stamp) = stamp {
+                        stamp.posted_ns = mono_now_ns();
                         observer.submit_stamps.lock().push(stamp);
                     }
                 }
@@ -284,6 +347,8 @@ pub fn run_router_stage(
             }
         }
     }
+    // Waits for the answers still owed on the fast path (each at most its relay's timeout).
+    drop(fast);
     exec
 }
 

@@ -12,6 +12,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use eyre::Context;
 use keel_bench::harness::{self, Outputs, latency::RigConfig};
+use keel_engine::config::IdleWait;
 
 /// Keel's latency harness: per-stage latency of the production pipeline on loopback, the highest
 /// sustained frame rate, and the cost of one tick across many portfolios.
@@ -59,6 +60,12 @@ enum Mode {
         /// Portfolios (each on its own asset, instrument and account), 1..=8.
         #[arg(long, default_value_t = 8)]
         portfolios: usize,
+        /// How the engine and router threads wait when idle: park, spin or spin_then_park.
+        #[arg(long, default_value = "park", value_parser = parse_idle)]
+        idle: IdleWait,
+        /// Busy-poll budget of `--idle spin_then_park`, microseconds.
+        #[arg(long, default_value_t = keel_engine::config::DEFAULT_IDLE_SPIN_US)]
+        idle_spin_us: u64,
     },
     /// The highest frame rate sustained with no dropped frame and a bounded engine queue.
     Throughput {
@@ -84,6 +91,15 @@ enum Mode {
     },
 }
 
+fn parse_idle(s: &str) -> Result<IdleWait, String> {
+    match s {
+        "park" => Ok(IdleWait::Park),
+        "spin" => Ok(IdleWait::Spin),
+        "spin_then_park" => Ok(IdleWait::SpinThenPark),
+        _ => Err(format!("`{s}`: expected park, spin or spin_then_park")),
+    }
+}
+
 fn outputs(c: &Common) -> Outputs {
     Outputs { json: c.json.clone(), hgrm_dir: c.hgrm_dir.clone(), plot: c.plot.clone() }
 }
@@ -104,13 +120,15 @@ fn main() -> eyre::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match cli.mode {
-        Mode::Latency { common, rate, fire_fraction, portfolios } => {
-            let cfg = RigConfig { portfolios, fire_fraction, progress: !common.quiet };
+        Mode::Latency { common, rate, fire_fraction, portfolios, idle, idle_spin_us } => {
+            let cfg =
+                RigConfig { portfolios, fire_fraction, progress: !common.quiet, idle: (idle, idle_spin_us) };
             let d = Duration::from_secs(common.duration_secs);
             runtime()?.block_on(harness::latency(&cfg, rate, d, &outputs(&common)))?;
         }
         Mode::Throughput { common, fire_fraction, portfolios, max_depth } => {
-            let cfg = RigConfig { portfolios, fire_fraction, progress: !common.quiet };
+            let idle = (IdleWait::Park, 0);
+            let cfg = RigConfig { portfolios, fire_fraction, progress: !common.quiet, idle };
             let d = Duration::from_secs(common.duration_secs);
             runtime()?.block_on(harness::throughput(&cfg, d, max_depth, &outputs(&common)))?;
         }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use keel_engine::clock::mono_now_ns;
+use keel_engine::config::IdleWait;
 use keel_feeds::binance::{InstrumentTable, Mapped, decode, map_decoded};
 use tokio_util::sync::CancellationToken;
 
@@ -27,6 +28,8 @@ pub struct RigConfig {
     pub fire_fraction: f64,
     /// Print progress to stderr.
     pub progress: bool,
+    /// How the engine and router threads wait when idle (`[engine] idle`, `idle_spin_us`).
+    pub idle: (IdleWait, u64),
 }
 
 /// Everything running.
@@ -42,7 +45,8 @@ struct Rig {
 
 impl Rig {
     async fn start(cfg: &RigConfig, rate: u64) -> eyre::Result<Rig> {
-        let sc = Scenario::new(cfg.portfolios)?;
+        let mut sc = Scenario::new(cfg.portfolios)?;
+        (sc.engine.idle, sc.engine.idle_spin_us) = cfg.idle;
         let cancel = CancellationToken::new();
         let sim = SimMarket::start(
             sc.sim.clone(),
@@ -183,6 +187,8 @@ pub async fn run_latency(cfg: &RigConfig, rate: u64, duration: Duration) -> eyre
     let mut router_queue = new_hist();
     let mut route_sign = new_hist();
     let mut tick_to_signed = new_hist();
+    let mut post = new_hist();
+    let mut posted_to_relay = new_hist();
     let mut tick_to_wire = new_hist();
     let by_header: std::collections::HashMap<&str, u64> =
         arrivals.iter().map(|a| (a.signature_header.as_str(), a.arrival_ns)).collect();
@@ -192,7 +198,9 @@ pub async fn run_latency(cfg: &RigConfig, rate: u64, duration: Duration) -> eyre
         }
         route_sign.record(s.signed_ns.saturating_sub(s.popped_ns).max(1))?;
         tick_to_signed.record(s.signed_ns.saturating_sub(s.event_recv_ns).max(1))?;
+        post.record(s.posted_ns.saturating_sub(s.signed_ns).max(1))?;
         if let Some(&arr) = by_header.get(s.signature_header.as_str()) {
+            posted_to_relay.record(arr.saturating_sub(s.posted_ns).max(1))?;
             tick_to_wire.record(arr.saturating_sub(s.event_recv_ns).max(1))?;
         }
     }
@@ -229,6 +237,16 @@ pub async fn run_latency(cfg: &RigConfig, rate: u64, duration: Duration) -> eyre
             name: "tick_to_signed",
             what: "frame read → signed request ready to post",
             hist: tick_to_signed,
+        },
+        Stage {
+            name: "post",
+            what: "signed → request written to the relay socket (fast path) or handed to the runtime",
+            hist: post,
+        },
+        Stage {
+            name: "posted_to_relay",
+            what: "written → loopback relay's handler saw it (kernel, relay wake-up, HTTP parsing)",
+            hist: posted_to_relay,
         },
         Stage {
             name: "tick_to_wire",
