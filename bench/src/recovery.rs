@@ -26,6 +26,20 @@ pub enum RecoveryError {
     /// The node could not be asked.
     #[error("reading the chain for recovery: {0}")]
     Chain(String),
+    /// A rebalance that may still land belongs to a portfolio the config no longer has: Keel will
+    /// not start blind to it.
+    #[error(
+        "rebalance {intent} of portfolio `{portfolio}` may still land, but `{portfolio}` is not in the config; \
+         restore it to the config (or wait until block {deadline_block}, after which it can no longer land)"
+    )]
+    UnknownPortfolio {
+        /// The intent.
+        intent: u64,
+        /// The portfolio's name in the journal.
+        portfolio: String,
+        /// Its deadline block.
+        deadline_block: u64,
+    },
 }
 
 /// A bundle to resend as it is.
@@ -58,6 +72,8 @@ impl Recovered {
 }
 
 /// Opens the journal, settles what a previous run left open, and starts the journal's writer.
+/// Portfolios are matched by name, so a config whose portfolios were reordered between runs still
+/// resumes the right one.
 pub async fn recover(
     cfg: &JournalConfig,
     rpc_url: &str,
@@ -66,6 +82,7 @@ pub async fn recover(
     let store = Store::open(&cfg.path, cfg.sync)?;
     let open = store.open_rebalances()?;
     let next_intent = store.max_intent()? + 1;
+    let portfolio_names = names.portfolios.clone();
     let journal = Journal::start(store, names)?;
     let mut recovered = Recovered { next_intent, ..Default::default() };
     if open.is_empty() {
@@ -85,8 +102,15 @@ pub async fn recover(
             "recovered a rebalance left open by the previous run"
         );
         if let (Resolution::Adopted, Some(bundle)) = (resolution, &rebalance.latest) {
+            let Some(index) = portfolio_names.iter().position(|n| *n == rebalance.portfolio_name) else {
+                return Err(RecoveryError::UnknownPortfolio {
+                    intent: rebalance.intent,
+                    portfolio: rebalance.portfolio_name.clone(),
+                    deadline_block: bundle.deadline_block,
+                });
+            };
             recovered.adopted.push(Adoption {
-                bundle: bundle.clone(),
+                bundle: SignedBundle { portfolio: index as u32, ..bundle.clone() },
                 all_hashes: rebalance.all_hashes.clone(),
                 chain_nonce: facts.account_nonce,
             });

@@ -76,6 +76,7 @@ mod tests {
         OpenRebalance {
             intent: 7,
             portfolio: 0,
+            portfolio_name: "core".into(),
             account: Address::repeat_byte(9),
             latest: signed.then(|| SignedBundle {
                 intent: 7,

@@ -150,8 +150,10 @@ pub struct RecordRow {
 pub struct OpenRebalance {
     /// Intent id.
     pub intent: u64,
-    /// Portfolio index.
+    /// Portfolio index in the config of the run that decided it.
     pub portfolio: u32,
+    /// Portfolio name (how a later run with a reordered config finds it).
+    pub portfolio_name: String,
     /// Account.
     pub account: Address,
     /// The newest signed version, if one was signed.
@@ -313,23 +315,29 @@ impl Store {
         let mut st = self
             .conn
             .prepare(
-                "SELECT intent, portfolio, account FROM rebalances WHERE state IN (?1, ?2) ORDER BY intent",
+                "SELECT intent, portfolio, account, portfolio_name FROM rebalances
+                 WHERE state IN (?1, ?2) ORDER BY intent",
             )
             .map_err(db)?;
         let heads = st
             .query_map(params![state::DECIDED, state::SUBMITTED], |r| {
-                Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u32, r.get::<_, String>(2)?))
+                Ok((
+                    r.get::<_, i64>(0)? as u64,
+                    r.get::<_, i64>(1)? as u32,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
             })
             .map_err(db)?
             .collect::<Result<Vec<_>, _>>()
             .map_err(db)?;
         let mut out = Vec::with_capacity(heads.len());
-        for (intent, portfolio, account) in heads {
+        for (intent, portfolio, account, portfolio_name) in heads {
             let account = Address::from_str(&account)
                 .map_err(|e| JournalError::Corrupt(format!("intent {intent}: account {account}: {e}")))?;
             let latest = self.latest_bundle(intent, portfolio)?;
             let all_hashes = self.all_txs_of(intent)?;
-            out.push(OpenRebalance { intent, portfolio, account, latest, all_hashes });
+            out.push(OpenRebalance { intent, portfolio, portfolio_name, account, latest, all_hashes });
         }
         Ok(out)
     }
