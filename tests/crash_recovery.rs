@@ -12,9 +12,10 @@
 //!   rebalance of the portfolio was known to have landed;
 //! * nothing is left open in the journal.
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::OpenOptions;
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -22,6 +23,7 @@ use std::time::{Duration, Instant};
 use alloy::primitives::{Address, B256};
 use alloy::providers::{Provider, ProviderBuilder};
 use alloy::rpc::types::BlockNumberOrTag;
+use common::Devnet;
 use keel_router::journal::Store;
 use rand::{Rng, SeedableRng};
 
@@ -38,44 +40,10 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// The devnet owns anvil: stop it with SIGINT so it shuts anvil down, SIGKILL only as a last resort.
-struct Devnet(Child);
-
-impl Drop for Devnet {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-INT", &self.0.id().to_string()]).status();
-        let t0 = Instant::now();
-        while t0.elapsed() < Duration::from_secs(10) {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// The `keel` binary: Cargo's, or `KEEL_TEST_BIN` when set (a copy that parallel builds sharing
 /// the target directory cannot replace mid-test).
 fn keel_bin() -> String {
     std::env::var("KEEL_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_keel").to_string())
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn wait_for_config(path: &Path, child: &mut Child) {
-    let t0 = Instant::now();
-    while !path.exists() {
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("keel devnet exited early ({status}); is anvil installed? run `make chain-deps`");
-        }
-        assert!(t0.elapsed() < Duration::from_secs(90), "keel devnet did not write its config");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    std::thread::sleep(Duration::from_millis(300));
 }
 
 /// (highest intent the router accepted, whether any rebalance is open) — `None` while the journal
@@ -112,18 +80,9 @@ fn tail(path: &Path) -> String {
 fn sigkill_during_rebalances_never_executes_one_twice_nor_loses_one() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("devnet.toml");
-    let (anvil, relay, quotes) = (free_port(), free_port(), free_port());
-    let devnet = Command::new(keel_bin())
-        .args(["devnet", "--block-ms", "200", "--move-every", "1", "--duration", "900"])
-        .args(["--port", &anvil.to_string(), "--relay-port", &relay.to_string()])
-        .args(["--quotes-port", &quotes.to_string(), "--write-config"])
-        .arg(&cfg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn keel devnet");
-    let mut devnet = Devnet(devnet);
-    wait_for_config(&cfg, &mut devnet.0);
+    let keel = keel_bin();
+    let devnet = Devnet::start(&keel, &["--block-ms", "200", "--move-every", "1", "--duration", "900"], &cfg);
+    let anvil = devnet.anvil_port;
     let journal = dir.path().join("journal.db");
     let kill_file = dir.path().join("KILL");
     let mut text = std::fs::read_to_string(&cfg).unwrap();

@@ -2,68 +2,22 @@
 //! contracts. The devnet moves the market; `keel run` with the config it wrote must land at least one
 //! rebalance. Also checks that the committed `configs/anvil.toml` is what a devnet writes.
 
-use std::net::TcpListener;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-/// The devnet owns anvil: stop it with SIGTERM so it shuts anvil down, SIGKILL only as a last resort.
-struct Devnet(Child);
+use std::process::{Command, Stdio};
 
-impl Drop for Devnet {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
-        let t0 = Instant::now();
-        while t0.elapsed() < Duration::from_secs(10) {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn wait_for(path: &Path, child: &mut Child, limit: Duration) {
-    let t0 = Instant::now();
-    while !path.exists() {
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("keel devnet exited early ({status}); is anvil installed? run `make chain-deps`");
-        }
-        assert!(t0.elapsed() < limit, "keel devnet did not write its config in {limit:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    std::thread::sleep(Duration::from_millis(300)); // the file is written in one call; let it settle
-}
+use common::Devnet;
 
 #[test]
 fn keel_run_rebalances_against_the_devnet() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("devnet.toml");
-    let (anvil, relay, quotes) = (free_port(), free_port(), free_port());
-    let child = Command::new(env!("CARGO_BIN_EXE_keel"))
-        .args(["devnet", "--block-ms", "300", "--move-every", "2", "--duration", "60"])
-        .args([
-            "--port",
-            &anvil.to_string(),
-            "--relay-port",
-            &relay.to_string(),
-            "--quotes-port",
-            &quotes.to_string(),
-        ])
-        .arg("--write-config")
-        .arg(&cfg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn keel devnet");
-    let mut devnet = Devnet(child);
-    wait_for(&cfg, &mut devnet.0, Duration::from_secs(60));
+    let devnet = Devnet::start(
+        env!("CARGO_BIN_EXE_keel"),
+        &["--block-ms", "300", "--move-every", "2", "--duration", "60"],
+        &cfg,
+    );
+    let (anvil, relay, quotes) = (devnet.anvil_port, devnet.relay_port, devnet.quotes_port);
 
     // The committed config is the devnet's, with the default ports.
     let written = std::fs::read_to_string(&cfg)
