@@ -504,12 +504,16 @@ impl Executor {
                 "adopted bundle has no transactions",
             ))));
         };
+        if first < chain_nonce {
+            return Err(ExecError::Tx(TxError::Sign(alloy::signers::Error::other(
+                "adopted bundle's nonces are already used on chain",
+            ))));
+        }
         self.chain_nonce.insert(bundle.account, chain_nonce);
         self.nonces.observe_chain(bundle.account, chain_nonce);
         if self.nonces.peek(bundle.account).unwrap_or(0) <= last {
             self.nonces.reset_to_chain(bundle.account, last + 1);
         }
-        debug_assert!(first >= chain_nonce);
         let current: Vec<B256> = txs.iter().map(|t| t.hash).collect();
         self.inflight.push(Inflight {
             intent: bundle.intent,
@@ -1101,15 +1105,7 @@ mod tests {
     /// Pool state (3000 USDC per WETH, deep), the account's nonce and a head, as the node feed gives them.
     fn ready(exec: &mut Executor, me: Address, nonce: u64) {
         let mut out = Vec::new();
-        let e6 = U256::from(1_000_000u64);
-        let e18 = U256::from(10u64).pow(U256::from(18u64));
-        let reserves = ChainUpdate::V2Reserves {
-            pool: 0,
-            reserve0: e6 * U256::from(3_000_000u64),
-            reserve1: e18 * U256::from(1000u64),
-            block: 1,
-        };
-        exec.on_chain(reserves, 0, &mut out);
+        exec.on_chain(reserves(3_000_000, 1), 0, &mut out);
         exec.on_chain(ChainUpdate::Nonce { account: me, nonce, block: 1 }, 0, &mut out);
         exec.on_chain(head(1), 0, &mut out);
         assert!(out.is_empty());
@@ -1117,6 +1113,28 @@ mod tests {
 
     fn head(n: u64) -> ChainUpdate {
         ChainUpdate::Head(BlockHeader { number: n, timestamp: 1_000 + n, base_fee: 10, recv_ns: 0 })
+    }
+
+    /// The actions of an intent refused before signing: journaled as decided, then refused with a
+    /// reason containing `words`, then a `Rejected` outcome; nothing signed or sent.
+    fn decided_then_refused(out: &[Action], words: &str) -> bool {
+        matches!(out, [
+            Action::Journal(JournalRecord::Decided(_)),
+            Action::Journal(JournalRecord::Refused { reason, .. }),
+            Action::Outcome(o),
+        ] if o.status == OutcomeStatus::Rejected && reason.contains(words))
+    }
+
+    /// Reserves of pool 0 read at `block`: `usdc` whole USDC against 1,000 WETH.
+    fn reserves(usdc: u64, block: u64) -> ChainUpdate {
+        let e6 = U256::from(1_000_000u64);
+        let e18 = U256::from(10u64).pow(U256::from(18u64));
+        ChainUpdate::V2Reserves {
+            pool: 0,
+            reserve0: e6 * U256::from(usdc),
+            reserve1: e18 * U256::from(1000u64),
+            block,
+        }
     }
 
     fn intent(id: u64, account: Address) -> RebalanceIntent {
@@ -1214,14 +1232,7 @@ mod tests {
         exec.on_chain(ChainUpdate::PendingImpact { pool: 0, impact: 0.02 }, 0, &mut out);
         exec.on_intent(&intent(1, me), 0, &mut out);
         // journaled as decided, then refused with the reason; nothing signed
-        assert!(
-            matches!(out.as_slice(), [
-                Action::Journal(JournalRecord::Decided(_)),
-                Action::Journal(JournalRecord::Refused { reason, .. }),
-                Action::Outcome(o),
-            ] if o.status == OutcomeStatus::Rejected && reason.contains("deferred")),
-            "{out:?}"
-        );
+        assert!(decided_then_refused(&out, "deferred"), "{out:?}");
         assert_eq!((exec.stats().deferred, exec.stats().submissions), (1, 0));
         out.clear();
         // Small pending flow does not defer; and once the pending swaps are mined it proceeds.
@@ -1244,14 +1255,7 @@ mod tests {
         exec.on_chain(head(1), 0, &mut out);
         assert!(out.is_empty(), "{out:?}");
         // The pool is read, then the next head: signed and sent.
-        let e18 = U256::from(10u64).pow(U256::from(18u64));
-        let reserves = ChainUpdate::V2Reserves {
-            pool: 0,
-            reserve0: U256::from(3_000_000_000_000u64),
-            reserve1: e18 * U256::from(1000u64),
-            block: 2,
-        };
-        exec.on_chain(reserves, 0, &mut out);
+        exec.on_chain(reserves(3_000_000, 2), 0, &mut out);
         exec.on_chain(head(2), 0, &mut out);
         assert!(
             matches!(
@@ -1291,26 +1295,11 @@ mod tests {
         let mut out = Vec::new();
         ready(&mut exec, me, 0);
         // The pool moves 10% (3300 USDC per WETH) while the reference stays at 3000.
-        let e6 = U256::from(1_000_000u64);
-        let e18 = U256::from(10u64).pow(U256::from(18u64));
-        let pushed = ChainUpdate::V2Reserves {
-            pool: 0,
-            reserve0: e6 * U256::from(3_300_000u64),
-            reserve1: e18 * U256::from(1000u64),
-            block: 2,
-        };
-        exec.on_chain(pushed, 0, &mut out);
+        exec.on_chain(reserves(3_300_000, 2), 0, &mut out);
         exec.on_chain(head(2), 0, &mut out);
         exec.on_intent(&intent(1, me), 0, &mut out);
         // journaled as decided, then refused with the guard's reason
-        assert!(
-            matches!(out.as_slice(), [
-                Action::Journal(JournalRecord::Decided(_)),
-                Action::Journal(JournalRecord::Refused { reason, .. }),
-                Action::Outcome(o),
-            ] if o.status == OutcomeStatus::Rejected && reason.contains("spot_vs_reference")),
-            "{out:?}"
-        );
+        assert!(decided_then_refused(&out, "spot_vs_reference"), "{out:?}");
         assert_eq!((exec.stats().oracle_blocked, exec.stats().submissions), (1, 0));
         assert_eq!(exec.oracle().counts().get("p", "spot_vs_reference"), 1);
     }
@@ -1341,13 +1330,7 @@ mod tests {
 
     #[test]
     fn risk_limits_refuse_and_say_which() {
-        let rejected = |out: &[Action]| {
-            matches!(out, [
-                Action::Journal(JournalRecord::Decided(_)),
-                Action::Journal(JournalRecord::Refused { reason, .. }),
-                Action::Outcome(o),
-            ] if o.status == OutcomeStatus::Rejected && reason.starts_with("risk limit"))
-        };
+        let rejected = |out: &[Action]| decided_then_refused(out, "risk limit");
         // Gas price cap: base fee 10 + tip 1 = 11 wei.
         let (mut exec, me) = executor();
         exec.cfg.limits.max_gas_price_wei = Some(10);

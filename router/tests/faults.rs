@@ -789,7 +789,7 @@ fn a_journaled_bundle_is_adopted_after_a_crash_and_resent_unchanged() {
     );
 }
 
-/// Journaled bytes that do not match their hash are refused, not resent.
+/// Journaled bytes that do not match their hash, or whose nonces are used, are refused, not resent.
 #[test]
 fn a_corrupt_journaled_bundle_is_not_adopted() {
     let mut ex = ready_executor();
@@ -800,8 +800,10 @@ fn a_corrupt_journaled_bundle_is_not_adopted() {
     else {
         unreachable!()
     };
-    bundle.txs[0].hash = B256::repeat_byte(0xab);
+    // nonces already used on chain: it can never land, so it is not adopted either
     let mut fresh = executor();
+    assert!(fresh.adopt(&bundle, &[], FIRST_NONCE + 1).is_err());
+    bundle.txs[0].hash = B256::repeat_byte(0xab);
     assert!(fresh.adopt(&bundle, &[], FIRST_NONCE).is_err());
     assert_eq!(fresh.inflight_count(), 0);
 }
