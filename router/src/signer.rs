@@ -13,7 +13,8 @@
 //! A keystore is decrypted with alloy's keystore support (scrypt or PBKDF2, AES-128-CTR, MAC
 //! checked) straight into the libsecp256k1 signer. Loading errors name the file and the variable,
 //! never the password or the key. `Debug` of a [`KeySource`] or [`Signer`] shows the reference or
-//! the address, never a key or a password.
+//! the address, never a key or a password. The key's text and bytes and the keystore password are
+//! wiped (`zeroize`) as soon as the signer is built; only the signer holds the key afterwards.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -22,6 +23,7 @@ use alloy::primitives::{Address, B256};
 use alloy::signers::SignerSync;
 use alloy::signers::local::LocalSigner;
 use alloy::signers::local::Secp256k1Credential;
+use zeroize::{Zeroize, Zeroizing};
 
 /// The libsecp256k1-backed local signer (2.5× faster than k256 here).
 pub type FastSigner = LocalSigner<Secp256k1Credential>;
@@ -182,12 +184,13 @@ impl fmt::Debug for KeySource {
 }
 
 /// Decrypts the keystore at `path` with the password in environment variable `var`, straight into
-/// the libsecp256k1 signer. The password lives only for the call.
+/// the libsecp256k1 signer. The password lives only for the call and is wiped when it ends.
 fn decrypt_keystore(path: &Path, var: &str) -> Result<Signer, KeyError> {
     use alloy::signers::local::LocalSignerError;
     use eth_keystore::KeystoreError;
 
     let password = std::env::var(var)
+        .map(Zeroizing::new)
         .map_err(|_| KeyError::KeystorePasswordMissing { path: path.to_path_buf(), var: var.to_string() })?;
     // Check the file first: eth-keystore reports a missing file and a bad one alike as strings.
     if let Err(e) = std::fs::metadata(path) {
@@ -218,24 +221,26 @@ fn decrypt_keystore(path: &Path, var: &str) -> Result<Signer, KeyError> {
 impl KeySource {
     /// Loads the key for use on `chain_id`.
     pub fn load(&self, chain_id: u64) -> Result<Signer, KeyError> {
-        let (hex, origin) = match self {
+        // The key's text is wiped when this call ends, whatever its outcome.
+        let (hex, origin): (Zeroizing<String>, String) = match self {
             KeySource::Keystore { path, password_env } => return decrypt_keystore(path, password_env),
             KeySource::Env(var) => {
                 let v = std::env::var(var).map_err(|_| KeyError::MissingEnv(var.clone()))?;
-                (v, var.clone())
+                (Zeroizing::new(v), var.clone())
             }
             KeySource::Dev(i) => {
                 if chain_id != DEV_CHAIN_ID {
                     return Err(KeyError::DevKeyOnPublicChain(chain_id));
                 }
-                (DEV_KEYS[*i].to_string(), format!("dev:{i}"))
+                (Zeroizing::new(DEV_KEYS[*i].to_string()), format!("dev:{i}"))
             }
         };
         let trimmed = hex.trim();
         let trimmed = trimmed.strip_prefix("0x").unwrap_or(trimmed);
-        let bytes: B256 = trimmed.parse().map_err(|_| KeyError::Malformed(origin.clone()))?;
-        let inner = FastSigner::from_bytes(&bytes).map_err(|_| KeyError::Malformed(origin))?;
-        Ok(Signer { inner })
+        let mut bytes: B256 = trimmed.parse().map_err(|_| KeyError::Malformed(origin.clone()))?;
+        let inner = FastSigner::from_bytes(&bytes);
+        bytes.0.zeroize();
+        Ok(Signer { inner: inner.map_err(|_| KeyError::Malformed(origin))? })
     }
 }
 
