@@ -291,6 +291,24 @@ impl Pipeline {
                 .adopt(&a.bundle, &a.all_hashes, a.chain_nonce)
                 .map_err(|e| PipelineError::Config(format!("adopting intent {}: {e}", a.bundle.intent)))?;
         }
+        let now = mono_now_ns();
+        for c in &recovered.charges {
+            executor.restore_charge(
+                c.portfolio,
+                c.intent,
+                c.notional,
+                c.age_ms.saturating_mul(1_000_000),
+                now,
+            );
+        }
+        if !recovered.charges.is_empty() {
+            let total: f64 = recovered.charges.iter().map(|c| c.notional).sum();
+            tracing::info!(
+                rebalances = recovered.charges.len(),
+                notional = total,
+                "daily notional caps resume with the last 24 h of the journal"
+            );
+        }
         let stage_journal = match (&journal, &spec.journal) {
             (Some(j), Some(cfg)) => Some(StageJournal {
                 handle: j.handle(),
@@ -374,8 +392,10 @@ impl Pipeline {
             let cfg = NodeFeedConfig { ws_url, pools: tracked.clone(), balances: Vec::new() };
             let outputs = NodeFeedOutputs { pool_updates: Arc::clone(&updates), events: Arc::clone(&events) };
             let c = cancel.clone();
+            let node_stats = Arc::new(NodeFeedStats::default());
+            let st = Arc::clone(&node_stats);
             tasks.push(runtime.spawn(async move {
-                if let Err(e) = run_node_feed(cfg, outputs, Arc::new(NodeFeedStats::default()), c).await {
+                if let Err(e) = run_node_feed(cfg, outputs, st, c).await {
                     tracing::error!(error = %e, "node feed stopped");
                 }
             }));
@@ -394,8 +414,14 @@ impl Pipeline {
                 }));
             }
             let fees: Vec<u32> = spec.pools.iter().map(|p| p.fee).collect();
-            let bridge =
-                PoolBridge { tracked, v2_fees: fees, updates, pending, rpc_url: spec.rpc_url.clone() };
+            let bridge = PoolBridge {
+                tracked,
+                v2_fees: fees,
+                updates,
+                pending,
+                rpc_url: spec.rpc_url.clone(),
+                node_stats,
+            };
             let (r, c) = (Arc::clone(&router_in), cancel.clone());
             tasks.push(runtime.spawn(bridge_pool_updates(bridge, r, c)));
         }
@@ -869,6 +895,8 @@ struct PoolBridge {
     updates: Arc<Queue<PoolUpdate>>,
     pending: Arc<Queue<PendingSwap>>,
     rpc_url: String,
+    /// The node feed's counters: its latest head tells the router how current its pools are.
+    node_stats: Arc<NodeFeedStats>,
 }
 
 fn mid_of(state: &PoolState) -> f64 {
@@ -897,9 +925,11 @@ fn mempool_decoder(spec: &PipelineSpec, tracked: &[TrackedPool]) -> Result<Mempo
 
 /// Mirrors the node feed's pool book and hands the router each changed pool's full state; keeps
 /// the mempool's pending view (pruned by each new block's mined transactions) and hands the router
-/// how far the pending swaps would move each pool.
+/// how far the pending swaps would move each pool, and, after the pool updates, the feed's latest
+/// head (the oracle guard's staleness check for pools kept by logs).
 async fn bridge_pool_updates(b: PoolBridge, router_in: Arc<Queue<RouterInput>>, cancel: CancellationToken) {
-    let PoolBridge { tracked, v2_fees, updates, pending, rpc_url } = b;
+    let PoolBridge { tracked, v2_fees, updates, pending, rpc_url, node_stats } = b;
+    let mut feed_head = 0u64;
     let mut book = PoolBook::new(&tracked);
     let mut view = PendingView::new();
     let mut impacts = vec![0.0f64; tracked.len()];
@@ -944,6 +974,12 @@ async fn bridge_pool_updates(b: PoolBridge, router_in: Arc<Queue<RouterInput>>, 
                 PoolState::V3(p) => Pool::V3(p.clone()),
             };
             push(ChainUpdate::PoolState { pool: idx, state, block: u.block });
+        }
+        // Only after the updates queued before it: a head is reported once its pools are handed on.
+        let head = node_stats.head.load(Ordering::Acquire);
+        if head > feed_head && node_stats.synced_block.load(Ordering::Acquire) > 0 {
+            feed_head = head;
+            push(ChainUpdate::PoolFeedHead { block: head });
         }
         while let Some(swap) = pending.try_pop() {
             view.add(swap);

@@ -8,7 +8,7 @@ use alloy::primitives::{Address, B256};
 use alloy::providers::{Provider, ProviderBuilder};
 use keel_engine::PortfolioId;
 use keel_router::exec::ReceiptInfo;
-use keel_router::journal::recover::{ChainFacts, reconcile};
+use keel_router::journal::recover::{ChainFacts, DAY_MS, RestoredCharge, reconcile, restored_charges};
 use keel_router::journal::{
     Journal, JournalConfig, JournalError, JournalRecord, Names, OpenRebalance, Resolution, SignedBundle,
     Store,
@@ -62,6 +62,9 @@ pub struct Recovered {
     pub adopted: Vec<Adoption>,
     /// Every open rebalance and how it was settled.
     pub settled: Vec<(u64, Resolution)>,
+    /// Rebalances of the last 24 h that landed or may still land: charged again to the daily
+    /// notional caps.
+    pub charges: Vec<RestoredCharge>,
 }
 
 impl Recovered {
@@ -82,10 +85,16 @@ pub async fn recover(
     let store = Store::open(&cfg.path, cfg.sync)?;
     let open = store.open_rebalances()?;
     let next_intent = store.max_intent()? + 1;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    // Read before anything is settled; `restored_charges` drops what recovery finds unable to land.
+    let charged = store.charged_since(now_ms - DAY_MS)?;
     let portfolio_names = names.portfolios.clone();
     let journal = Journal::start(store, names)?;
     let mut recovered = Recovered { next_intent, ..Default::default() };
     if open.is_empty() {
+        recovered.charges = restored_charges(&charged, &[], &portfolio_names, now_ms);
         return Ok((journal, recovered));
     }
     let url = rpc_url.parse().map_err(|e| RecoveryError::Chain(format!("bad RPC URL {rpc_url}: {e}")))?;
@@ -119,6 +128,7 @@ pub async fn recover(
         handle.append(JournalRecord::Recovered { intent: rebalance.intent, resolution, detail });
     }
     handle.flush(cfg.commit_timeout())?;
+    recovered.charges = restored_charges(&charged, &recovered.settled, &portfolio_names, now_ms);
     Ok((journal, recovered))
 }
 

@@ -1,6 +1,7 @@
 //! Operator safety controls on the whole pipeline against the simulated market: a dry run submits
 //! nothing, the kill switch (its file and its HTTP endpoint) stops every new rebalance at once, and
-//! the oracle guard trades nothing through a pool pushed away from the CEX price.
+//! the oracle guard trades nothing through a pool pushed away from the CEX price, and the daily
+//! notional caps survive a restart.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -257,4 +258,47 @@ async fn a_pool_pushed_off_the_cex_price_is_not_traded_and_the_guard_says_why() 
         report.exec.oracle_blocked as f64,
         guard_count(&text, &name, "spot_vs_reference") + twap_refusals
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daily_notional_caps_remember_the_previous_run_after_a_restart() {
+    use keel_router::journal::{JournalConfig, Store, SyncPolicy};
+
+    let (sc, sim) = market().await;
+    let dir = tempfile::tempdir().unwrap();
+    let journal = JournalConfig { sync: SyncPolicy::Off, ..JournalConfig::at(dir.path().join("keel.db")) };
+    let runtime = tokio::runtime::Handle::current();
+
+    // First run, no cap: let two rebalances land.
+    let mut first = spec(&sc, &sim, SafetySpec::default());
+    first.journal = Some(journal.clone());
+    let pipeline = Pipeline::launch(first, &runtime).await.expect("first run");
+    run_until(&pipeline, Duration::from_secs(40), |p| p.snapshot().engine.outcomes.landed >= 2).await;
+    pipeline.shutdown().await;
+    let store = Store::open_read_only(&journal.path).expect("journal");
+    let charged = store.charged_since(0).expect("charged");
+    let last_intent = store.max_intent().expect("max intent");
+    drop(store);
+    let used: f64 = charged.iter().map(|c| c.notional).sum();
+    let largest = charged.iter().map(|c| c.notional).fold(0.0, f64::max);
+    assert!(charged.len() >= 2 && used > largest, "{charged:?}");
+
+    // Second run with a total daily cap that a fresh window would trade under (a rebalance is
+    // about the size of the earlier ones), but the last 24 h already used all of it.
+    let mut second = spec(&sc, &sim, SafetySpec::default());
+    second.journal = Some(journal.clone());
+    second.router.limits.max_daily_notional_total = Some(used + 1.0);
+    let pipeline = Pipeline::launch(second, &runtime).await.expect("second run");
+    run_until(&pipeline, Duration::from_secs(40), |p| p.snapshot().engine.outcomes.rejected >= 2).await;
+    let (report, _) = finish(pipeline, sim).await;
+    assert!(report.exec.risk_refused >= 2, "{:?}", report.exec);
+
+    // Nothing the second run decided was signed; the daily cap refused them (the oracle guard may
+    // refuse some first in this volatile market).
+    let store = Store::open_read_only(&journal.path).expect("journal");
+    let new: Vec<_> =
+        store.recent(1000).expect("recent").into_iter().filter(|r| r.intent > last_intent).collect();
+    assert!(new.iter().all(|r| r.state == "refused"), "{new:?}");
+    let by_cap = new.iter().filter(|r| r.detail.as_deref().unwrap_or("").contains("in 24 h")).count();
+    assert!(by_cap >= 2, "{new:?}");
 }

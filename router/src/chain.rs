@@ -30,6 +30,12 @@ pub enum ChainUpdate {
         /// Block the state is as of.
         block: u64,
     },
+    /// The websocket node feed has seen head `block`: the pools it keeps (by their logs) are as
+    /// current as this block. Pools kept that way are stale when it falls behind the head.
+    PoolFeedHead {
+        /// The feed's latest head (or the block of its latest full load).
+        block: u64,
+    },
     /// How far the swaps pending in the public mempool would move a pool's mid price (relative, ≥ 0),
     /// from the mempool feed's pending view; 0 when nothing is pending on it.
     PendingImpact {

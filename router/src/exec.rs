@@ -231,6 +231,22 @@ pub struct FillRecord {
     pub amount_out_min: U256,
 }
 
+/// The length of the rolling windows of the daily notional caps.
+const DAY_NS: Nanos = 24 * 3600 * 1_000_000_000;
+
+/// One rebalance's notional, charged to the daily windows until it expires.
+#[derive(Debug, Clone, Copy)]
+struct Charge {
+    /// When it leaves the 24-hour window.
+    expires_ns: Nanos,
+    /// Its portfolio (`None`: restored for a portfolio no longer configured).
+    portfolio: Option<PortfolioId>,
+    /// Its intent, to release it if its bundle never lands.
+    intent: u64,
+    /// The sum of its legs' notionals.
+    notional: f64,
+}
+
 /// The execution state machine.
 #[derive(Debug)]
 pub struct Executor {
@@ -241,8 +257,8 @@ pub struct Executor {
     pending_impact: Vec<f64>,
     oracle: Oracle,
     gas_seen: Vec<Vec<u64>>,
-    /// Notional submitted in the last 24 h: (time, portfolio, intent, notional); released on expiry.
-    traded: Vec<(Nanos, PortfolioId, u64, f64)>,
+    /// Notional charged to the rolling 24-hour windows; released when a bundle expires unlanded.
+    traded: Vec<Charge>,
     venues: Vec<PoolVenue>,
     signers: HashMap<Address, Signer>,
     auth: Signer,
@@ -350,6 +366,7 @@ impl Executor {
                     }
                 }
             }
+            ChainUpdate::PoolFeedHead { block } => self.oracle.on_pool_feed_head(block),
             ChainUpdate::PendingImpact { pool, impact } => {
                 if let Some(slot) = self.pending_impact.get_mut(pool) {
                     *slot = impact;
@@ -398,7 +415,7 @@ impl Executor {
                 for key in &f.approvals {
                     self.allowances.remove(key);
                 }
-                self.traded.retain(|t| t.2 != f.intent);
+                self.traded.retain(|t| t.intent != f.intent);
                 self.stats.expired += 1;
                 tracing::warn!(
                     intent = f.intent,
@@ -534,6 +551,31 @@ impl Executor {
         Ok(())
     }
 
+    /// Charges the daily windows with a rebalance of an earlier run that landed or may still land,
+    /// decided `age_ns` before `now_ns` (recovery reads them from the journal): a restart does not
+    /// reset `max_daily_notional` and `max_daily_notional_total`. `portfolio` is `None` when the
+    /// portfolio is no longer configured (it then counts towards the total cap only). A charge
+    /// older than a day is ignored.
+    pub fn restore_charge(
+        &mut self,
+        portfolio: Option<PortfolioId>,
+        intent: u64,
+        notional: f64,
+        age_ns: Nanos,
+        now_ns: Nanos,
+    ) {
+        if age_ns >= DAY_NS || !notional.is_finite() || notional <= 0.0 {
+            return;
+        }
+        self.traded.retain(|t| t.intent != intent);
+        self.traded.push(Charge {
+            expires_ns: now_ns.saturating_add(DAY_NS - age_ns),
+            portfolio,
+            intent,
+            notional,
+        });
+    }
+
     /// Receipts of a landed bundle: report the outcome.
     pub fn on_receipts(&mut self, intent: u64, receipts: &[ReceiptInfo], out: &mut Vec<Action>) {
         let Some(i) = self.inflight.iter().position(|f| f.intent == intent) else { return };
@@ -541,7 +583,7 @@ impl Executor {
         if receipts.is_empty() {
             // The nonces moved, but none of this bundle's transactions has a receipt: something
             // else used them. The rebalance did not happen.
-            self.traded.retain(|t| t.2 != f.intent);
+            self.traded.retain(|t| t.intent != f.intent);
             for key in &f.approvals {
                 self.allowances.remove(key);
             }
@@ -588,7 +630,6 @@ impl Executor {
         head: &BlockHeader,
         now_ns: Nanos,
     ) -> Result<(), ExecError> {
-        const DAY_NS: Nanos = 24 * 3600 * 1_000_000_000;
         let limits = &self.cfg.limits;
         if let Some(cap) = limits.max_gas_price_wei {
             let price = head.base_fee.saturating_add(self.cfg.priority_fee_wei);
@@ -604,10 +645,15 @@ impl Executor {
                 leg.notional
             )));
         }
-        self.traded.retain(|t| now_ns.saturating_sub(t.0) < DAY_NS);
+        self.traded.retain(|t| t.expires_ns > now_ns);
         let notional: f64 = intent.legs.iter().map(|l| l.notional).sum();
         if let Some(cap) = limits.max_daily_notional {
-            let used: f64 = self.traded.iter().filter(|t| t.1 == intent.portfolio).map(|t| t.3).sum();
+            let used: f64 = self
+                .traded
+                .iter()
+                .filter(|t| t.portfolio == Some(intent.portfolio))
+                .map(|t| t.notional)
+                .sum();
             if used + notional > cap {
                 return Err(ExecError::RiskLimit(format!(
                     "portfolio would trade {:.2} in 24 h, above the daily cap {cap}",
@@ -616,7 +662,7 @@ impl Executor {
             }
         }
         if let Some(cap) = limits.max_daily_notional_total {
-            let used: f64 = self.traded.iter().map(|t| t.3).sum();
+            let used: f64 = self.traded.iter().map(|t| t.notional).sum();
             if used + notional > cap {
                 return Err(ExecError::RiskLimit(format!(
                     "all portfolios would trade {:.2} in 24 h, above the total daily cap {cap}",
@@ -624,7 +670,12 @@ impl Executor {
                 )));
             }
         }
-        self.traded.push((now_ns, intent.portfolio, intent.id, notional));
+        self.traded.push(Charge {
+            expires_ns: now_ns.saturating_add(DAY_NS),
+            portfolio: Some(intent.portfolio),
+            intent: intent.id,
+            notional,
+        });
         Ok(())
     }
 
@@ -723,7 +774,7 @@ impl Executor {
                     self.stats.rejected += 1;
                 }
                 // Anything charged to the daily windows before the refusal is released.
-                self.traded.retain(|t| t.2 != intent.id);
+                self.traded.retain(|t| t.intent != intent.id);
                 tracing::warn!(intent = intent.id, portfolio = intent.portfolio.0, error = %e, "rebalance not submitted");
                 out.push(Action::Journal(JournalRecord::Refused {
                     intent: intent.id,
@@ -1382,6 +1433,43 @@ mod tests {
         let day = 24 * 3600 * 1_000_000_000;
         exec.on_intent(&intent(4, me), day + 2, &mut out);
         assert!(out.iter().any(|a| matches!(a, Action::Submit { .. })), "{out:?}");
+    }
+
+    #[test]
+    fn restored_charges_count_towards_the_daily_caps_until_a_day_after_their_decision() {
+        let rejected = |out: &[Action]| decided_then_refused(out, "risk limit");
+        let submitted = |out: &[Action]| out.iter().any(|a| matches!(a, Action::Submit { .. }));
+        let hour: Nanos = 3600 * 1_000_000_000;
+        let now: Nanos = 5 * hour;
+        // Per portfolio: a 3000 rebalance of the previous run, decided 23 h ago, fills the 5000 cap.
+        let (mut exec, me) = executor();
+        exec.cfg.limits.max_daily_notional = Some(5_000.0);
+        ready(&mut exec, me, 0);
+        exec.restore_charge(Some(PortfolioId(0)), 1, 3_000.0, 23 * hour, now);
+        let mut out = Vec::new();
+        exec.on_intent(&intent(2, me), now, &mut out);
+        assert!(rejected(&out), "{out:?}");
+        // An hour later (a day after its decision) it has left the window.
+        out.clear();
+        exec.on_intent(&intent(3, me), now + hour, &mut out);
+        assert!(submitted(&out), "{out:?}");
+        // A charge of another portfolio leaves this one's cap alone, and a day-old one is ignored.
+        let (mut exec, me) = executor();
+        exec.cfg.limits.max_daily_notional = Some(5_000.0);
+        ready(&mut exec, me, 0);
+        exec.restore_charge(Some(PortfolioId(1)), 1, 3_000.0, hour, now);
+        exec.restore_charge(Some(PortfolioId(0)), 2, 3_000.0, 24 * hour, now);
+        out.clear();
+        exec.on_intent(&intent(3, me), now, &mut out);
+        assert!(submitted(&out), "{out:?}");
+        // The total cap counts every portfolio, even one no longer configured.
+        let (mut exec, me) = executor();
+        exec.cfg.limits.max_daily_notional_total = Some(5_000.0);
+        ready(&mut exec, me, 0);
+        exec.restore_charge(None, 1, 3_000.0, hour, now);
+        out.clear();
+        exec.on_intent(&intent(2, me), now, &mut out);
+        assert!(rejected(&out), "{out:?}");
     }
 
     #[test]

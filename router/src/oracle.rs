@@ -24,9 +24,12 @@
 //!
 //! # The checks, in order (the first failing one is reported)
 //! 1. `stale_pool`: a pool read every block by the chain poller (`V2Reserves`) whose latest read is
-//!    more than `max_pool_age_blocks` behind the head (e.g. reads dropped by a full queue). Pools
-//!    kept by the websocket node feed (`PoolState`) change only when they trade, so block age says
-//!    nothing about them; they are exempt.
+//!    more than `max_pool_age_blocks` behind the head (e.g. reads dropped by a full queue). A pool
+//!    kept by the websocket node feed (`PoolState`) changes only when it trades, so its own age says
+//!    nothing; the *feed's* does: such pools are stale when the feed's latest head
+//!    ([`Oracle::on_pool_feed_head`]) is more than `max_pool_age_blocks` behind the head (a stalled
+//!    or reconnecting websocket while the poller's heads go on). Before the feed has reported any
+//!    head they are exempt (they are not loaded yet either).
 //! 2. `spot_vs_reference`: |spot / reference − 1| > bound.
 //! 3. `twap_vs_reference`: |TWAP / reference − 1| > bound.
 //! 4. `spot_vs_twap`: |spot / TWAP − 1| > bound.
@@ -70,12 +73,13 @@ impl PricePair {
 /// Why the guard refused a leg.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum GuardError {
-    /// The pool's latest per-block read is too far behind the head.
-    #[error("pool `{pool}`: state read at block {read_at}, {age} blocks behind the head (limit {max_age})")]
+    /// The pool's latest per-block read, or the latest head of the feed that keeps it, is too far
+    /// behind the head.
+    #[error("pool `{pool}`: state as of block {read_at}, {age} blocks behind the head (limit {max_age})")]
     StalePool {
         /// Pool id.
         pool: String,
-        /// Block of the latest read.
+        /// Block of the latest read (or the feed's latest head).
         read_at: u64,
         /// Head minus that block.
         age: u64,
@@ -233,6 +237,8 @@ pub struct Oracle {
     max_age_blocks: u64,
     rings: Vec<Ring>,
     freshness: Vec<Freshness>,
+    /// The websocket node feed's latest head, for the pools it keeps.
+    feed_head: Option<u64>,
     head: Option<(u64, u64)>,
     counts: GuardCounts,
 }
@@ -247,6 +253,7 @@ impl Oracle {
             max_age_blocks,
             rings: vec![Ring::new(); n],
             freshness: vec![Freshness::Event; n],
+            feed_head: None,
             head: None,
             counts: GuardCounts { pools: pool_ids, counts: vec![[0; GUARD_REASONS.len()]; n], total: 0 },
         }
@@ -260,6 +267,11 @@ impl Oracle {
                 _ => Freshness::ReadAt(block),
             };
         }
+    }
+
+    /// The websocket node feed has seen head `block` (see the module docs, check 1).
+    pub fn on_pool_feed_head(&mut self, block: u64) {
+        self.feed_head = Some(self.feed_head.map_or(block, |b| b.max(block)));
     }
 
     /// A new head: samples `mids` (one per pool, raw token1 per raw token0; `None` while a pool's
@@ -325,12 +337,16 @@ impl Oracle {
         bound: f64,
     ) -> Result<(), GuardError> {
         let pool = || p.meta.id.clone();
-        if let (Some(Freshness::ReadAt(read_at)), Some((head, _))) = (self.freshness.get(i), self.head) {
-            let age = head.saturating_sub(*read_at);
+        let as_of = match self.freshness.get(i) {
+            Some(Freshness::ReadAt(b)) => Some(*b),
+            _ => self.feed_head,
+        };
+        if let (Some(read_at), Some((head, _))) = (as_of, self.head) {
+            let age = head.saturating_sub(read_at);
             if age > self.max_age_blocks {
                 return Err(GuardError::StalePool {
                     pool: pool(),
-                    read_at: *read_at,
+                    read_at,
                     age,
                     max_age: self.max_age_blocks,
                 });
@@ -513,5 +529,29 @@ mod tests {
         assert_eq!(o.counts().get("p", "stale_pool"), 1);
         o.on_pool_read(0, 13);
         assert_eq!(o.check_leg(&pools, A, B, 2.0, 0.05), Ok(()));
+    }
+
+    #[test]
+    fn pools_kept_by_the_node_feed_are_stale_while_the_feed_lags_the_head() {
+        let mut o = Oracle::new(vec!["p".into()], 60, 2);
+        let pools = [pool("p", B, 2.0)];
+        o.on_head(10, 1000, [Some(2.0)]);
+        // No feed head yet: exempt.
+        assert_eq!(o.check_leg(&pools, A, B, 2.0, 0.05), Ok(()));
+        o.on_pool_feed_head(10);
+        o.on_pool_feed_head(8); // an older report does not roll it back
+        o.on_head(12, 1024, [Some(2.0)]);
+        assert_eq!(o.check_leg(&pools, A, B, 2.0, 0.05), Ok(()), "2 blocks behind: at the limit");
+        // The websocket stalls while the poller's heads go on.
+        o.on_head(13, 1036, [Some(2.0)]);
+        let e = o.check_leg(&pools, A, B, 2.0, 0.05).unwrap_err();
+        assert_eq!(e, GuardError::StalePool { pool: "p".into(), read_at: 10, age: 3, max_age: 2 });
+        assert_eq!(o.counts().get("p", "stale_pool"), 1);
+        // It catches up (a reconnect reloads every pool): tradable again.
+        o.on_pool_feed_head(13);
+        assert_eq!(o.check_leg(&pools, A, B, 2.0, 0.05), Ok(()));
+        // A pool read per block goes by its own reads, not the feed's head.
+        o.on_pool_read(0, 9);
+        assert_eq!(o.check_leg(&pools, A, B, 2.0, 0.05).unwrap_err().reason(), "stale_pool");
     }
 }

@@ -12,10 +12,66 @@
 //! * nonce not used, deadline not passed → it may still land: adopted, resent with the *same*
 //!   transactions for the next blocks (never re-planned with new nonces), the portfolio stays busy;
 //! * nonce not used, deadline passed → expired (no relay holds a version for a later block).
+//!
+//! The daily notional caps survive the restart too ([`restored_charges`]): every rebalance of the
+//! last 24 hours that landed, or was adopted, is charged again to the new run's windows, so a crash
+//! loop cannot trade past `max_daily_notional`.
+
+use keel_engine::PortfolioId;
 
 use super::record::Resolution;
-use super::store::OpenRebalance;
+use super::store::{ChargedRebalance, OpenRebalance};
 use crate::exec::ReceiptInfo;
+
+/// A day in milliseconds: the window of the daily notional caps.
+pub const DAY_MS: i64 = 24 * 3600 * 1000;
+
+/// A rebalance of an earlier run to charge to the daily notional windows again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RestoredCharge {
+    /// Its portfolio in this run's config (`None`: no longer configured; counts for the total cap).
+    pub portfolio: Option<PortfolioId>,
+    /// Intent id.
+    pub intent: u64,
+    /// Notional of all legs.
+    pub notional: f64,
+    /// How long before `now_ms` it was decided.
+    pub age_ms: u64,
+}
+
+/// The charges to restore at `now_ms`: of `charged` (from
+/// [`Store::charged_since`](super::store::Store::charged_since), read before recovery settled
+/// anything), those decided within the last day and not settled by recovery as unable to land
+/// (`settled`); portfolios are matched by name against `portfolio_names` (this run's config).
+pub fn restored_charges(
+    charged: &[ChargedRebalance],
+    settled: &[(u64, Resolution)],
+    portfolio_names: &[String],
+    now_ms: i64,
+) -> Vec<RestoredCharge> {
+    charged
+        .iter()
+        .filter(|c| {
+            settled
+                .iter()
+                .find(|(intent, _)| *intent == c.intent)
+                .is_none_or(|(_, r)| matches!(r, Resolution::Landed { .. } | Resolution::Adopted))
+        })
+        .filter_map(|c| {
+            // A decision "from the future" (the clock stepped back) counts as just now.
+            let age_ms = now_ms.saturating_sub(c.decided_ms).max(0);
+            (age_ms < DAY_MS).then(|| RestoredCharge {
+                portfolio: portfolio_names
+                    .iter()
+                    .position(|n| *n == c.portfolio_name)
+                    .map(|i| PortfolioId(i as u32)),
+                intent: c.intent,
+                notional: c.notional,
+                age_ms: age_ms as u64,
+            })
+        })
+        .collect()
+}
 
 /// What the chain says about one open rebalance's account and transactions.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -138,5 +194,38 @@ mod tests {
         assert_eq!(reconcile(&open(true), &live).0, Resolution::Adopted);
         let dead = ChainFacts { account_nonce: 5, head: 110, receipts: vec![] };
         assert_eq!(reconcile(&open(true), &dead).0, Resolution::Expired);
+    }
+
+    #[test]
+    fn charges_of_the_last_day_that_landed_or_may_land_are_restored_by_portfolio_name() {
+        let now = 10 * DAY_MS;
+        let c = |intent: u64, name: &str, age_ms: i64| ChargedRebalance {
+            intent,
+            portfolio_name: name.into(),
+            notional: 1000.0 * intent as f64,
+            decided_ms: now - age_ms,
+        };
+        let charged = [
+            c(1, "core", DAY_MS + 1), // older than a day
+            c(2, "core", DAY_MS - 1),
+            c(3, "alt", 60_000),  // open, adopted by recovery
+            c(4, "alt", 50_000),  // open, expired at recovery
+            c(5, "gone", 40_000), // a portfolio no longer configured
+            c(6, "alt", -5_000),  // decided "after" now: the clock stepped back
+        ];
+        let settled = [(3, Resolution::Adopted), (4, Resolution::Expired)];
+        // this run's config lists the portfolios in another order
+        let names = ["alt".to_string(), "core".to_string()];
+        let got = restored_charges(&charged, &settled, &names, now);
+        let want = [
+            (2, Some(PortfolioId(1)), 2000.0, (DAY_MS - 1) as u64),
+            (3, Some(PortfolioId(0)), 3000.0, 60_000),
+            (5, None, 5000.0, 40_000),
+            (6, Some(PortfolioId(0)), 6000.0, 0),
+        ];
+        assert_eq!(
+            got.iter().map(|r| (r.intent, r.portfolio, r.notional, r.age_ms)).collect::<Vec<_>>(),
+            want
+        );
     }
 }

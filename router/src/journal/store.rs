@@ -162,6 +162,19 @@ pub struct OpenRebalance {
     pub all_hashes: Vec<B256>,
 }
 
+/// A rebalance that counts towards the daily notional caps (landed, or not settled yet).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChargedRebalance {
+    /// Intent id.
+    pub intent: u64,
+    /// Portfolio name.
+    pub portfolio_name: String,
+    /// Notional of all legs.
+    pub notional: f64,
+    /// Decision time, ms since the Unix epoch.
+    pub decided_ms: i64,
+}
+
 /// The SQLite store.
 #[derive(Debug)]
 pub struct Store {
@@ -308,6 +321,29 @@ impl Store {
             out.push((hash, i as u64, v as u32, n as u64));
         }
         Ok(out)
+    }
+
+    /// Rebalances decided at or after `since_ms` that landed or are not settled yet (so may still
+    /// land): what the daily notional caps count after a restart. Oldest first.
+    pub fn charged_since(&self, since_ms: i64) -> Result<Vec<ChargedRebalance>, JournalError> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT intent, portfolio_name, notional, decided_ms FROM rebalances
+                 WHERE decided_ms >= ?1 AND state IN (?2, ?3, ?4) ORDER BY intent",
+            )
+            .map_err(db)?;
+        let rows = st
+            .query_map(params![since_ms, state::LANDED, state::SUBMITTED, state::DECIDED], |r| {
+                Ok(ChargedRebalance {
+                    intent: r.get::<_, i64>(0)? as u64,
+                    portfolio_name: r.get(1)?,
+                    notional: r.get(2)?,
+                    decided_ms: r.get(3)?,
+                })
+            })
+            .map_err(db)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(db)
     }
 
     /// Rebalances neither landed nor closed, oldest first.

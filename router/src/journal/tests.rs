@@ -156,6 +156,38 @@ fn recovery_records_close_rebalances() {
 }
 
 #[test]
+fn charged_rebalances_are_those_landed_or_open_since_a_time() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cfg, j) = journal(&dir);
+    let h = j.handle();
+    for r in [
+        decided(1, 0), // open, never signed
+        decided(2, 1),
+        signed(2, 0, 5),
+        JournalRecord::Landed { intent: 2, block: 101, gas_used: 1, reverted: false },
+        decided(3, 0),
+        JournalRecord::Refused { intent: 3, reason: "limit".into() },
+        decided(4, 0),
+        signed(4, 0, 7),
+        JournalRecord::Expired { intent: 4, block: 110, reason: "deadline".into() },
+        decided(5, 0),
+        signed(5, 0, 9), // open, submitted
+    ] {
+        h.append(r);
+    }
+    h.flush(WAIT).expect("flush");
+    drop(j);
+    let store = Store::open_read_only(&cfg.path).expect("reopen");
+    let charged = store.charged_since(0).expect("charged");
+    assert_eq!(
+        charged.iter().map(|c| (c.intent, c.portfolio_name.as_str(), c.notional)).collect::<Vec<_>>(),
+        [(1, "core", 3000.0), (2, "alt", 3000.0), (5, "core", 3000.0)]
+    );
+    assert!(charged.iter().all(|c| c.decided_ms > 0));
+    assert!(store.charged_since(i64::MAX).expect("none").is_empty());
+}
+
+#[test]
 fn a_failed_write_is_reported_to_waiters_and_nothing_more_is_acknowledged() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (_cfg, j) = journal(&dir);
