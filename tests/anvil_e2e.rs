@@ -5,8 +5,12 @@
 //! A portfolio at its 50/50 target is pushed off target when another account sells TKA into the
 //! pools and the exchange price follows; Keel must detect the drift, route across the V2 and V3
 //! pools, approve, swap, land the bundle in its target block, and leave the on-chain balances inside
-//! the band. Needs anvil: `make chain-deps` (the test fails loudly without it).
+//! the band. A stalled node websocket (the poller's heads go on) makes the pools it keeps stale: no
+//! trade until it flows again. Needs anvil: `make chain-deps` (the test fails loudly without it).
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use alloy::primitives::{Address, U256, aliases::U24, aliases::U160};
@@ -46,11 +50,84 @@ struct Rig {
     pool_fee: u32,
     pair: Address,
     v3: Address,
+    /// The stalling proxy in front of the node websocket, when asked for.
+    ws_proxy: Option<StallingProxy>,
+}
+
+/// A TCP proxy in front of the node's websocket that can stall: while frozen, connections stay
+/// open but no byte flows either way (a hung node, or a network path lost without a reset).
+/// Dropping it closes every connection.
+struct StallingProxy {
+    addr: SocketAddr,
+    frozen: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl StallingProxy {
+    async fn start(upstream: SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy address");
+        let frozen = Arc::new(AtomicBool::new(false));
+        let gate = Arc::clone(&frozen);
+        let task = tokio::spawn(async move {
+            // Dropped with the task: aborts every connection's pumps.
+            let mut conns = tokio::task::JoinSet::new();
+            while let Ok((inbound, _)) = listener.accept().await {
+                let Ok(outbound) = tokio::net::TcpStream::connect(upstream).await else { continue };
+                let (ri, wi) = inbound.into_split();
+                let (ro, wo) = outbound.into_split();
+                conns.spawn(pump(ri, wo, Arc::clone(&gate)));
+                conns.spawn(pump(ro, wi, Arc::clone(&gate)));
+            }
+        });
+        Self { addr, frozen, task }
+    }
+
+    fn url(&self) -> String {
+        format!("ws://{}", self.addr)
+    }
+
+    fn freeze(&self, frozen: bool) {
+        self.frozen.store(frozen, Ordering::Release);
+    }
+}
+
+impl Drop for StallingProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Copies `from` to `to`, holding every byte while `frozen`.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    frozen: Arc<AtomicBool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let held = || async {
+        while frozen.load(Ordering::Acquire) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        held().await;
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        held().await;
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
 }
 
 /// Starts anvil and Keel with a 50/50 TKA/TKB portfolio on a fresh account; blocks every
-/// `block_interval` (or on demand), `defer` as `defer_on_pending_volume`.
-async fn rig(block_interval: Option<Duration>, defer: Option<f64>) -> Rig {
+/// `block_interval` (or on demand), `defer` as `defer_on_pending_volume`; with `stalling_ws`, the
+/// node websocket goes through a [`StallingProxy`].
+async fn rig(block_interval: Option<Duration>, defer: Option<f64>, stalling_ws: bool) -> Rig {
     let chain = AnvilChain::start().await.expect("anvil with Uniswap (run `make chain-deps`)");
     let a = chain.addresses().clone();
     let tka = a.token("TKA").unwrap();
@@ -80,6 +157,13 @@ async fn rig(block_interval: Option<Duration>, defer: Option<f64>) -> Rig {
     // Keel's node connection goes through a recorder: it must never send a transaction itself.
     let recorder = RpcRecorder::start(chain.http_url()).await.expect("rpc recorder");
     let quotes = QuoteServer::start(&[("TKAUSDT", v2_mid)], Duration::from_millis(50)).await.unwrap();
+    let ws_proxy = if stalling_ws {
+        let upstream = chain.ws_url().trim_start_matches("ws://").parse().expect("anvil ws address");
+        Some(StallingProxy::start(upstream).await)
+    } else {
+        None
+    };
+    let node_ws_url = ws_proxy.as_ref().map_or_else(|| chain.ws_url().to_string(), StallingProxy::url);
 
     let tokens = vec![
         TokenConfig {
@@ -182,7 +266,7 @@ async fn rig(block_interval: Option<Duration>, defer: Option<f64>) -> Rig {
         binance: BinanceFeedConfig::new(quotes.url(), ["TKAUSDT"]),
         rpc_url: recorder.url().to_string(),
         poll_ms: 50,
-        node_ws_url: Some(chain.ws_url().to_string()),
+        node_ws_url: Some(node_ws_url),
         native_symbol: Some("WETH".into()),
         sample_every: Duration::from_millis(200),
         safety: Default::default(),
@@ -201,22 +285,15 @@ async fn rig(block_interval: Option<Duration>, defer: Option<f64>) -> Rig {
         pool_fee: pool.fee,
         pair: pair.address,
         v3: pool.address,
+        ws_proxy,
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn keel_rebalances_a_real_portfolio_through_the_anvil_relay() {
-    let Rig { chain, relay, recorder, quotes, pipeline, tka, tkb, me, pool_fee, pair, v3 } =
-        rig(Some(Duration::from_millis(250)), None).await;
+/// Another account sells TKA into both pools; returns the mid price between them (TKB per TKA),
+/// which the exchange is then set to follow.
+async fn sell_tka_into_both_pools(rig: &Rig) -> f64 {
+    let (chain, tka, tkb) = (&rig.chain, rig.tka, rig.tkb);
     let a = chain.addresses().clone();
-
-    // At target: nothing fires.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let snap = pipeline.snapshot();
-    assert_eq!(snap.engine.intents_emitted, 0, "fired while on target: {snap:?}");
-    assert!(snap.portfolios[0].max_drift.unwrap() < BAND / 4.0, "{snap:?}");
-
-    // Another account sells TKA into both pools; the exchange price follows the pools.
     let trader = chain.wallet_provider(TRADER);
     let trader_addr = chain.address(TRADER);
     IUniswapV2Router02::new(a.v2_router, &trader)
@@ -236,7 +313,7 @@ async fn keel_rebalances_a_real_portfolio_through_the_anvil_relay() {
     let params = ISwapRouter::ExactInputSingleParams {
         tokenIn: tka,
         tokenOut: tkb,
-        fee: U24::from(pool_fee),
+        fee: U24::from(rig.pool_fee),
         recipient: trader_addr,
         deadline: U256::from(4_000_000_000u64),
         amountIn: e18(300),
@@ -251,9 +328,26 @@ async fn keel_rebalances_a_real_portfolio_through_the_anvil_relay() {
         .get_receipt()
         .await
         .unwrap();
-    let (v2_mid, v3_mid) = chain.mids(tka, pair, v3).await.unwrap();
+    let (v2_mid, v3_mid) = chain.mids(tka, rig.pair, rig.v3).await.unwrap();
     let cex = (v2_mid + v3_mid) / 2.0;
     assert!(cex < 0.97, "the swaps should have moved TKA down: {v2_mid} {v3_mid}");
+    cex
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keel_rebalances_a_real_portfolio_through_the_anvil_relay() {
+    let rig = rig(Some(Duration::from_millis(250)), None, false).await;
+
+    // At target: nothing fires.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let snap = rig.pipeline.snapshot();
+    assert_eq!(snap.engine.intents_emitted, 0, "fired while on target: {snap:?}");
+    assert!(snap.portfolios[0].max_drift.unwrap() < BAND / 4.0, "{snap:?}");
+
+    // Another account sells TKA into both pools; the exchange price follows the pools.
+    let cex = sell_tka_into_both_pools(&rig).await;
+    let Rig { chain, relay, recorder, quotes, pipeline, tka, tkb, me, .. } = rig;
+    let a = chain.addresses().clone();
     quotes.set_price("TKAUSDT", cex);
 
     // Keel detects the drift and lands a rebalance.
@@ -307,7 +401,7 @@ async fn keel_rebalances_a_real_portfolio_through_the_anvil_relay() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_pending_swaps_defer_the_rebalance_until_mined() {
     let Rig { chain, relay, recorder: _recorder, quotes, pipeline, tka, tkb, me, pair: _, .. } =
-        rig(None, Some(0.005)).await;
+        rig(None, Some(0.005), false).await;
     let a = chain.addresses().clone();
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(pipeline.snapshot().engine.intents_emitted, 0);
@@ -353,6 +447,57 @@ async fn large_pending_swaps_defer_the_rebalance_until_mined() {
     let report = pipeline.shutdown().await;
     assert!(report.exec.deferred >= 1, "{:?}", report.exec);
     assert!(report.exec.landed >= 1);
+    let ha = whole(chain.balance_of(tka, me).await.unwrap());
+    assert!(ha > 1000.0, "Keel should have bought TKA: {ha}");
+    relay.shutdown().await.expect("relay shutdown");
+}
+
+/// The node websocket stalls (its connection stays open, nothing flows) while the HTTP poller's
+/// heads go on: the pools the websocket keeps are stale, so the oracle guard refuses to trade
+/// through them and says why; once it flows again and catches up, the rebalance lands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_node_websocket_blocks_trading_through_its_pools_until_it_catches_up() {
+    let rig = rig(Some(Duration::from_millis(250)), None, true).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(rig.pipeline.snapshot().engine.intents_emitted, 0);
+    let proxy = rig.ws_proxy.as_ref().expect("proxy");
+    proxy.freeze(true);
+
+    // The market moves; once the feed is more than `max_pool_age_blocks` (2) behind the poller's
+    // head (blocks every 250 ms), the exchange follows: Keel fires, and the guard refuses.
+    let cex = sell_tka_into_both_pools(&rig).await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    rig.quotes.set_price("TKAUSDT", cex);
+    let stale = || {
+        let counts = rig.pipeline.observer().oracle_guard.lock().clone();
+        ["v2-tka-tkb", "v3-tka-tkb"].iter().map(|p| counts.get(p, "stale_pool")).sum::<u64>()
+    };
+    let t0 = Instant::now();
+    while stale() < 2 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "no stale-pool refusal while the websocket stalled: {:?}",
+            rig.pipeline.snapshot().engine
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(rig.pipeline.snapshot().engine.outcomes.landed, 0);
+    assert_eq!(rig.pipeline.observer().relays.lock()[0].accepted, 0, "a bundle was sent on stale pools");
+
+    // It flows again: the feed catches up and the rebalance lands.
+    proxy.freeze(false);
+    let t0 = Instant::now();
+    while rig.pipeline.snapshot().engine.outcomes.landed < 1 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "no landing after the websocket resumed: {:?}",
+            rig.pipeline.snapshot().engine
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let Rig { chain, relay, pipeline, tka, me, .. } = rig;
+    let report = pipeline.shutdown().await;
+    assert!(report.exec.oracle_blocked >= 2, "{:?}", report.exec);
     let ha = whole(chain.balance_of(tka, me).await.unwrap());
     assert!(ha > 1000.0, "Keel should have bought TKA: {ha}");
     relay.shutdown().await.expect("relay shutdown");
