@@ -169,7 +169,12 @@ impl KeelConfig {
         keel_engine::config::validate(&self.tokens, &self.portfolios)?;
         // Relays may be filled in later by the demo; validate them only when present.
         let relays_ok = if self.relays.is_empty() {
-            vec![RelayConfig { name: "placeholder".into(), url: "http://127.0.0.1".into(), timeout_ms: 1 }]
+            vec![RelayConfig {
+                name: "placeholder".into(),
+                url: "http://127.0.0.1".into(),
+                timeout_ms: 1,
+                fast_path: true,
+            }]
         } else {
             self.relays.clone()
         };
@@ -294,6 +299,14 @@ mod tests {
         let text = demo_text().replacen("WETH = 0.6", "WETH = 0.57", 1);
         let err = format!("{:#}", KeelConfig::parse(&text).unwrap_err());
         assert!(err.contains("portfolios[core].targets") && err.contains("sum to 0.97"), "{err}");
+    }
+
+    #[test]
+    fn a_relay_fast_path_is_on_unless_switched_off() {
+        let relays = "\n[[relays]]\nname = \"a\"\nurl = \"http://127.0.0.1:1\"\n\
+                      \n[[relays]]\nname = \"b\"\nurl = \"http://127.0.0.1:2\"\nfast_path = false\n";
+        let cfg = KeelConfig::parse(&format!("{}{relays}", demo_text())).unwrap();
+        assert_eq!(cfg.relays.iter().map(|r| r.fast_path).collect::<Vec<_>>(), [true, false]);
     }
 
     #[test]

@@ -51,7 +51,12 @@ pub(crate) async fn run_async(
     let mut spec = crate::live::spec_from_config(&cfg)?;
     spec.binance = BinanceFeedConfig::new(sim.ws_url(), cfg.feed_symbols());
     spec.rpc_url = sim.rpc_url();
-    spec.relays = vec![RelayConfig { name: "sim-relay".into(), url: sim.relay_url(), timeout_ms: 2_000 }];
+    spec.relays = vec![RelayConfig {
+        name: "sim-relay".into(),
+        url: sim.relay_url(),
+        timeout_ms: 2_000,
+        fast_path: true,
+    }];
     spec.poll_ms = cfg.chain.as_ref().map(|c| c.poll_ms).unwrap_or(50);
     spec.sample_every = DEFAULT_SAMPLE_EVERY;
     let pipeline = Pipeline::start(spec, &tokio::runtime::Handle::current())?;

@@ -260,6 +260,7 @@ async fn rig(block_interval: Option<Duration>, defer: Option<f64>, stalling_ws: 
             name: "anvil-relay".into(),
             url: relay.url().to_string(),
             timeout_ms: 2_000,
+            fast_path: true,
         }],
         reputation: Signer::dev(9).unwrap(),
         accounts: vec![Signer::dev(PORTFOLIO_DEV_KEY).unwrap()],

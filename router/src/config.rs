@@ -92,6 +92,9 @@ fn default_priority_fee_wei() -> u128 {
 fn default_base_fee_multiplier() -> u128 {
     DEFAULT_BASE_FEE_MULTIPLIER
 }
+fn default_true() -> bool {
+    true
+}
 fn default_relay_timeout_ms() -> u64 {
     DEFAULT_RELAY_TIMEOUT_MS
 }
@@ -178,6 +181,11 @@ pub struct RelayConfig {
     /// Request timeout, milliseconds.
     #[serde(default = "default_relay_timeout_ms")]
     pub timeout_ms: u64,
+    /// For a plain `http://` relay: write requests from the router thread on a kept-alive
+    /// connection, several in flight on it (default). `false` sends through the HTTP client, one
+    /// request per connection at a time (for a relay that mishandles pipelined requests).
+    #[serde(default = "default_true")]
+    pub fast_path: bool,
 }
 
 /// Checks DEXes and pools against the token list and each other.

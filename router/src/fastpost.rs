@@ -115,7 +115,8 @@ impl<T: Send + 'static> FastPoster<T> {
         let mut links = Vec::with_capacity(relays.len());
         let mut readers = Vec::new();
         for (i, r) in relays.iter().enumerate() {
-            let Some((authority, path)) = plain_http_target(&r.url) else {
+            let target = if r.fast_path { plain_http_target(&r.url) } else { None };
+            let Some((authority, path)) = target else {
                 links.push(None);
                 continue;
             };
@@ -524,8 +525,20 @@ mod tests {
             let _ = tx.lock().send((tag, reply));
         });
         let relays = vec![
-            RelayConfig { name: "tls".into(), url: "https://relay.example/".into(), timeout_ms },
-            RelayConfig { name: "local".into(), url: format!("http://{addr}/bundle?v=1"), timeout_ms },
+            RelayConfig {
+                name: "tls".into(),
+                url: "https://relay.example/".into(),
+                timeout_ms,
+                fast_path: true,
+            },
+            RelayConfig {
+                name: "local".into(),
+                url: format!("http://{addr}/bundle?v=1"),
+                timeout_ms,
+                fast_path: true,
+            },
+            // switched off: the HTTP client sends to it
+            RelayConfig { name: "off".into(), url: format!("http://{addr}/"), timeout_ms, fast_path: false },
         ];
         let p = FastPoster::new(&relays, sink).unwrap();
         (p, rx)
@@ -570,7 +583,10 @@ mod tests {
             (first, second)
         });
         let (mut p, rx) = poster(addr, 5_000);
-        assert!(!p.handles(0) && p.handles(1));
+        assert!(
+            !p.handles(0) && p.handles(1) && !p.handles(2),
+            "https and switched-off relays have no fast path"
+        );
         assert!(matches!(p.send(0, &request(9), 9), Err((9, FastPostError::NoFastPath(0)))));
         wait_connected(&p);
         p.send(1, &request(1), 1).unwrap();

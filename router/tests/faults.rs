@@ -82,7 +82,7 @@ impl Relay {
     }
 
     fn config(&self, name: &str) -> RelayConfig {
-        RelayConfig { name: name.into(), url: self.url.clone(), timeout_ms: TIMEOUT_MS }
+        RelayConfig { name: name.into(), url: self.url.clone(), timeout_ms: TIMEOUT_MS, fast_path: true }
     }
 
     fn bodies(&self) -> Vec<Vec<u8>> {

@@ -81,7 +81,12 @@ impl Scenario {
             router: self.router.clone(),
             dexes: self.dexes.clone(),
             pools: self.pools.clone(),
-            relays: vec![RelayConfig { name: "relay".into(), url: relay_url, timeout_ms: 2_000 }],
+            relays: vec![RelayConfig {
+                name: "relay".into(),
+                url: relay_url,
+                timeout_ms: 2_000,
+                fast_path: true,
+            }],
             reputation: Signer::dev(9)?,
             accounts: self.accounts()?,
             binance: BinanceFeedConfig::new(ws_url, self.symbols()),
