@@ -1,9 +1,9 @@
-//! `keel journal`: read the journal — recent rebalances, or one in full.
+//! `keel journal`: read the journal — recent rebalances, or one in full — and prune it.
 
 use std::path::{Path, PathBuf};
 
 use eyre::{WrapErr, eyre};
-use keel_router::journal::{RebalanceRow, Store};
+use keel_router::journal::{RebalanceRow, Store, SyncPolicy};
 
 use crate::config::KeelConfig;
 
@@ -100,6 +100,33 @@ pub(crate) fn show(path: &Path, intent: u64, json: bool) -> eyre::Result<()> {
     }
     for r in &records {
         println!("  {}  {:<10} {}", time(r.at_ms), r.kind, serde_json::to_string(&r.body)?);
+    }
+    Ok(())
+}
+
+/// Removes settled rebalances last changed more than `days` days ago.
+pub(crate) fn prune(path: &Path, days: u64, json: bool) -> eyre::Result<()> {
+    if !path.exists() {
+        return Err(eyre!("{}: no such journal", path.display()));
+    }
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let before_ms = now_ms.saturating_sub((days as i64).saturating_mul(86_400_000));
+    let mut store = Store::open(path, SyncPolicy::Full)?;
+    let pruned = store.prune(before_ms).wrap_err("pruning the journal")?;
+    if json {
+        let v = serde_json::json!({ "before_ms": before_ms, "pruned": pruned });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!(
+            "{}: removed {} settled rebalances ({} records) last changed before {} UTC; {} kept",
+            path.display(),
+            pruned.rebalances,
+            pruned.records,
+            time(before_ms),
+            pruned.kept
+        );
     }
     Ok(())
 }

@@ -110,7 +110,8 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Read the journal: recent rebalances (`list`, the default) or one in full (`show INTENT`).
+    /// Read the journal: recent rebalances (`list`, the default) or one in full (`show INTENT`);
+    /// `prune` removes old settled ones.
     Journal {
         /// The journal file.
         #[arg(long, global = true)]
@@ -138,6 +139,13 @@ enum JournalAction {
     Show {
         /// Its intent id (first column of `list`).
         intent: u64,
+    },
+    /// Remove settled rebalances (landed, refused, expired, abandoned) last changed more than
+    /// `--older-than-days` ago; open ones are always kept. Safe while Keel runs.
+    Prune {
+        /// Age in days, at least 1 (the daily notional caps read the last 24 h at start).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=36_500))]
+        older_than_days: u64,
     },
 }
 
@@ -170,6 +178,7 @@ fn main() -> ExitCode {
                 None => journal::list(&p, 20, json),
                 Some(JournalAction::List { limit }) => journal::list(&p, limit, json),
                 Some(JournalAction::Show { intent }) => journal::show(&p, intent, json),
+                Some(JournalAction::Prune { older_than_days }) => journal::prune(&p, older_than_days, json),
             }),
     };
     match result {

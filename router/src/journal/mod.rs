@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use record::{JournalRecord, Resolution, SignedBundle, TxRecord};
-pub use store::{ChargedRebalance, Names, OpenRebalance, RebalanceRow, RecordRow, Store};
+pub use store::{ChargedRebalance, Names, OpenRebalance, Pruned, RebalanceRow, RecordRow, Store};
 pub use writer::{Journal, JournalHandle};
 
 /// How a commit reaches the disk.

@@ -175,10 +175,34 @@ pub struct ChargedRebalance {
     pub decided_ms: i64,
 }
 
+/// What [`Store::prune`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Pruned {
+    /// Rebalances removed (with their records, bundles and transactions).
+    pub rebalances: u64,
+    /// Records removed.
+    pub records: u64,
+    /// Rebalances kept.
+    pub kept: u64,
+}
+
 /// The SQLite store.
 #[derive(Debug)]
 pub struct Store {
     conn: Connection,
+}
+
+/// The largest intent id in `records` or remembered in `meta` by a prune.
+fn max_intent_of(conn: &Connection) -> Result<u64, JournalError> {
+    let v: Option<i64> = conn
+        .query_row(
+            "SELECT MAX(COALESCE((SELECT MAX(intent) FROM records), 0),
+                        COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'max_intent'), 0))",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(db)?;
+    Ok(v.unwrap_or(0).max(0) as u64)
 }
 
 fn db(e: rusqlite::Error) -> JournalError {
@@ -250,11 +274,49 @@ impl Store {
         tx.commit().map_err(db)
     }
 
-    /// The largest intent id ever journaled (0 when empty): a new run numbers its intents above it.
+    /// The largest intent id ever journaled (0 when empty), pruned ones included: a new run
+    /// numbers its intents above it, so bundle uuids never repeat.
     pub fn max_intent(&self) -> Result<u64, JournalError> {
-        let v: Option<i64> =
-            self.conn.query_row("SELECT MAX(intent) FROM records", [], |r| r.get(0)).map_err(db)?;
-        Ok(v.unwrap_or(0).max(0) as u64)
+        max_intent_of(&self.conn)
+    }
+
+    /// Removes every settled rebalance (landed, refused, expired, abandoned) whose last change was
+    /// before `before_ms`, with its records, bundles and transactions, in one transaction. Open
+    /// rebalances are never removed, and the largest intent id is kept in `meta`. Freed pages are
+    /// reused by later writes (`VACUUM`, with Keel stopped, shrinks the file).
+    pub fn prune(&mut self, before_ms: i64) -> Result<Pruned, JournalError> {
+        // Take the write lock first: the largest id and the rows removed come from one snapshot,
+        // so a writer's commit cannot slip in between them.
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db)?;
+        let max = max_intent_of(&tx)?;
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('max_intent', ?1)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            params![max.to_string()],
+        )
+        .map_err(db)?;
+        tx.execute_batch(
+            "CREATE TEMP TABLE IF NOT EXISTS prune_set (intent INTEGER PRIMARY KEY); DELETE FROM prune_set;",
+        )
+        .map_err(db)?;
+        let rebalances = tx
+            .execute(
+                "INSERT INTO prune_set SELECT intent FROM rebalances
+                 WHERE updated_ms < ?1 AND state NOT IN (?2, ?3)",
+                params![before_ms, state::DECIDED, state::SUBMITTED],
+            )
+            .map_err(db)? as u64;
+        let records = tx
+            .execute("DELETE FROM records WHERE intent IN (SELECT intent FROM prune_set)", [])
+            .map_err(db)? as u64;
+        for table in ["bundles", "txs", "rebalances"] {
+            tx.execute(&format!("DELETE FROM {table} WHERE intent IN (SELECT intent FROM prune_set)"), [])
+                .map_err(db)?;
+        }
+        tx.execute("DELETE FROM prune_set", []).map_err(db)?;
+        let kept: i64 = tx.query_row("SELECT COUNT(*) FROM rebalances", [], |r| r.get(0)).map_err(db)?;
+        tx.commit().map_err(db)?;
+        Ok(Pruned { rebalances, records, kept: kept.max(0) as u64 })
     }
 
     /// The newest `limit` rebalances, newest first.

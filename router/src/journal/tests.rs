@@ -188,6 +188,70 @@ fn charged_rebalances_are_those_landed_or_open_since_a_time() {
 }
 
 #[test]
+fn pruning_removes_settled_rebalances_only_and_keeps_the_intent_numbering() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cfg, j) = journal(&dir);
+    let h = j.handle();
+    for r in [
+        decided(1, 0),
+        signed(1, 0, 5),
+        JournalRecord::Landed { intent: 1, block: 101, gas_used: 1, reverted: false },
+        decided(2, 0),
+        JournalRecord::Refused { intent: 2, reason: "limit".into() },
+        decided(3, 0),
+        signed(3, 0, 7), // open
+        decided(4, 1),   // open, never signed
+    ] {
+        h.append(r);
+    }
+    h.flush(WAIT).expect("flush");
+    drop(j);
+    let mut store = Store::open(&cfg.path, SyncPolicy::Normal).expect("reopen");
+    // Nothing was settled before the epoch.
+    assert_eq!(store.prune(0).expect("prune"), Pruned { rebalances: 0, records: 0, kept: 4 });
+    let pruned = store.prune(i64::MAX).expect("prune");
+    assert_eq!(pruned, Pruned { rebalances: 2, records: 5, kept: 2 });
+    let left: Vec<u64> = store.recent(10).expect("recent").iter().map(|r| r.intent).collect();
+    assert_eq!(left, [4, 3]);
+    assert!(store.records(1).expect("records").is_empty());
+    assert_eq!(store.all_txs().expect("txs").len(), 2, "the open rebalance's transactions stay");
+    assert_eq!(store.open_rebalances().expect("open").len(), 2);
+    // Even with every record of the highest intents gone, numbering continues above them.
+    let j = Journal::open(&cfg, names()).expect("open");
+    let seq = j.handle().append(JournalRecord::Refused { intent: 4, reason: "x".into() });
+    j.handle().wait(seq, WAIT).expect("committed");
+    let seq = j.handle().append(JournalRecord::Expired { intent: 3, block: 9, reason: "x".into() });
+    j.handle().wait(seq, WAIT).expect("committed");
+    j.close().expect("close");
+    let mut store = Store::open(&cfg.path, SyncPolicy::Normal).expect("reopen");
+    assert_eq!(store.prune(i64::MAX).expect("prune").kept, 0);
+    assert_eq!(store.max_intent().expect("max"), 4);
+}
+
+#[test]
+fn pruning_while_the_writer_runs_loses_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cfg, j) = journal(&dir);
+    let h = j.handle();
+    let mut last = 0;
+    for id in 1..=400u64 {
+        h.append(decided(id, 0));
+        last = h.append(JournalRecord::Refused { intent: id, reason: "x".into() });
+        if id % 50 == 0 {
+            // another process's prune, concurrently with the writer thread's commits
+            let mut other = Store::open(&cfg.path, SyncPolicy::Normal).expect("second connection");
+            other.prune(i64::MAX).expect("prune");
+        }
+    }
+    h.wait(last, WAIT).expect("every record committed");
+    j.close().expect("close");
+    let mut store = Store::open(&cfg.path, SyncPolicy::Normal).expect("reopen");
+    assert_eq!(store.max_intent().expect("max"), 400);
+    store.prune(i64::MAX).expect("prune");
+    assert!(store.recent(10).expect("recent").is_empty());
+}
+
+#[test]
 fn a_failed_write_is_reported_to_waiters_and_nothing_more_is_acknowledged() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (_cfg, j) = journal(&dir);
