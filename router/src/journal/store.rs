@@ -175,6 +175,9 @@ pub struct ChargedRebalance {
     pub decided_ms: i64,
 }
 
+/// Rebalances removed per transaction by [`Store::prune`].
+pub const PRUNE_BATCH: u64 = 500;
+
 /// What [`Store::prune`] removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Pruned {
@@ -281,10 +284,31 @@ impl Store {
     }
 
     /// Removes every settled rebalance (landed, refused, expired, abandoned) whose last change was
-    /// before `before_ms`, with its records, bundles and transactions, in one transaction. Open
-    /// rebalances are never removed, and the largest intent id is kept in `meta`. Freed pages are
-    /// reused by later writes (`VACUUM`, with Keel stopped, shrinks the file).
+    /// before `before_ms`, with its records, bundles and transactions. It works in transactions of
+    /// at most [`PRUNE_BATCH`] rebalances, so a running Keel's writer never waits long for the
+    /// lock. Open rebalances are never removed, and the largest intent id is kept in `meta`. Freed
+    /// pages are reused by later writes (`VACUUM`, with Keel stopped, shrinks the file).
     pub fn prune(&mut self, before_ms: i64) -> Result<Pruned, JournalError> {
+        self.conn
+            .execute_batch("CREATE TEMP TABLE IF NOT EXISTS prune_set (intent INTEGER PRIMARY KEY);")
+            .map_err(db)?;
+        let mut total = Pruned::default();
+        loop {
+            let (rebalances, records) = self.prune_batch(before_ms)?;
+            total.rebalances += rebalances;
+            total.records += records;
+            if rebalances < PRUNE_BATCH {
+                break;
+            }
+        }
+        let kept: i64 =
+            self.conn.query_row("SELECT COUNT(*) FROM rebalances", [], |r| r.get(0)).map_err(db)?;
+        total.kept = kept.max(0) as u64;
+        Ok(total)
+    }
+
+    /// One transaction of [`Store::prune`]: (rebalances, records) removed.
+    fn prune_batch(&mut self, before_ms: i64) -> Result<(u64, u64), JournalError> {
         // Take the write lock first: the largest id and the rows removed come from one snapshot,
         // so a writer's commit cannot slip in between them.
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db)?;
@@ -295,15 +319,12 @@ impl Store {
             params![max.to_string()],
         )
         .map_err(db)?;
-        tx.execute_batch(
-            "CREATE TEMP TABLE IF NOT EXISTS prune_set (intent INTEGER PRIMARY KEY); DELETE FROM prune_set;",
-        )
-        .map_err(db)?;
+        tx.execute("DELETE FROM prune_set", []).map_err(db)?;
         let rebalances = tx
             .execute(
                 "INSERT INTO prune_set SELECT intent FROM rebalances
-                 WHERE updated_ms < ?1 AND state NOT IN (?2, ?3)",
-                params![before_ms, state::DECIDED, state::SUBMITTED],
+                 WHERE updated_ms < ?1 AND state NOT IN (?2, ?3) ORDER BY intent LIMIT ?4",
+                params![before_ms, state::DECIDED, state::SUBMITTED, PRUNE_BATCH as i64],
             )
             .map_err(db)? as u64;
         let records = tx
@@ -314,9 +335,8 @@ impl Store {
                 .map_err(db)?;
         }
         tx.execute("DELETE FROM prune_set", []).map_err(db)?;
-        let kept: i64 = tx.query_row("SELECT COUNT(*) FROM rebalances", [], |r| r.get(0)).map_err(db)?;
         tx.commit().map_err(db)?;
-        Ok(Pruned { rebalances, records, kept: kept.max(0) as u64 })
+        Ok((rebalances, records))
     }
 
     /// The newest `limit` rebalances, newest first.

@@ -252,6 +252,25 @@ fn pruning_while_the_writer_runs_loses_nothing() {
 }
 
 #[test]
+fn pruning_works_in_batches_until_nothing_old_is_left() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cfg, j) = journal(&dir);
+    let h = j.handle();
+    let n = 2 * store::PRUNE_BATCH + 7;
+    for id in 1..=n {
+        h.append(decided(id, 0));
+        h.append(JournalRecord::Refused { intent: id, reason: "x".into() });
+    }
+    h.append(decided(n + 1, 0)); // open
+    h.flush(WAIT).expect("flush");
+    drop(j);
+    let mut store = Store::open(&cfg.path, SyncPolicy::Off).expect("reopen");
+    let pruned = store.prune(i64::MAX).expect("prune");
+    assert_eq!(pruned, Pruned { rebalances: n, records: 2 * n, kept: 1 });
+    assert_eq!(store.max_intent().expect("max"), n + 1);
+}
+
+#[test]
 fn a_failed_write_is_reported_to_waiters_and_nothing_more_is_acknowledged() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (_cfg, j) = journal(&dir);
