@@ -13,14 +13,9 @@ use keel_bench::safety::SafetySpec;
 use keel_bench::sim::{SimMarket, SimStats, StartRegime};
 use tokio_util::sync::CancellationToken;
 
-async fn market() -> (Scenario, SimMarket) {
-    let mut sc = Scenario::new(2).expect("scenario");
-    sc.sim.start_regime = StartRegime::Volatile;
-    sc.sim.volatile_vol = 0.004;
-    sc.sim.volatile_drift = 0.0;
-    sc.sim.p_volatile_to_calm = 0.0;
-    sc.sim.tick_ms = 50;
-    let sim = SimMarket::start(
+/// The scenario's simulated market.
+async fn start_market(sc: &Scenario) -> SimMarket {
+    SimMarket::start(
         sc.sim.clone(),
         sc.tokens.clone(),
         sc.dexes.clone(),
@@ -28,7 +23,17 @@ async fn market() -> (Scenario, SimMarket) {
         CancellationToken::new(),
     )
     .await
-    .expect("simulated market");
+    .expect("simulated market")
+}
+
+async fn market() -> (Scenario, SimMarket) {
+    let mut sc = Scenario::new(2).expect("scenario");
+    sc.sim.start_regime = StartRegime::Volatile;
+    sc.sim.volatile_vol = 0.004;
+    sc.sim.volatile_drift = 0.0;
+    sc.sim.p_volatile_to_calm = 0.0;
+    sc.sim.tick_ms = 50;
+    let sim = start_market(&sc).await;
     (sc, sim)
 }
 
@@ -188,15 +193,7 @@ async fn a_pool_pushed_off_the_cex_price_is_not_traded_and_the_guard_says_why() 
     sc.portfolios[0].cooldown_secs = 0.5;
     sc.router.twap_window_secs = 3;
     sc.sim.tick_ms = 100;
-    let sim = SimMarket::start(
-        sc.sim.clone(),
-        sc.tokens.clone(),
-        sc.dexes.clone(),
-        sc.pools.clone(),
-        CancellationToken::new(),
-    )
-    .await
-    .expect("simulated market");
+    let sim = start_market(&sc).await;
     let (pool, name) = (sc.pools[0].address, sc.pools[0].name.clone());
     // T0 at 110 USDC in the pool, 100 on the exchange; the arbitrageur stays away.
     sim.hold_pool(pool, 1.10).expect("push the pool");
