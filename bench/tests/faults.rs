@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use keel_bench::harness::scenario::Scenario;
 use keel_bench::pipeline::Pipeline;
-use keel_bench::sim::{SimMarket, StartRegime};
 use keel_engine::event::OutcomeStatus;
 use keel_feeds::backoff::BackoffConfig;
 use keel_feeds::ws::BinanceFeedConfig;
@@ -26,23 +25,10 @@ fn pipeline_survives_30_feed_drops_and_never_lands_a_rebalance_twice() {
 }
 
 async fn run() {
-    let mut sc = Scenario::new(2).expect("scenario");
     // Moving prices, so that portfolios drift out of their bands and rebalance.
-    sc.sim.start_regime = StartRegime::Volatile;
-    sc.sim.volatile_vol = 0.004;
-    sc.sim.volatile_drift = 0.0;
-    sc.sim.p_volatile_to_calm = 0.0;
-    sc.sim.tick_ms = 50;
+    let sc = Scenario::volatile(2).expect("scenario");
     let cancel = CancellationToken::new();
-    let sim = SimMarket::start(
-        sc.sim.clone(),
-        sc.tokens.clone(),
-        sc.dexes.clone(),
-        sc.pools.clone(),
-        cancel.clone(),
-    )
-    .await
-    .expect("simulated market");
+    let sim = sc.start_market(cancel.clone()).await.expect("simulated market");
     let mut binance = BinanceFeedConfig::new(sim.ws_url(), sc.symbols());
     binance.backoff = BackoffConfig { base_ms: 5, max_ms: 50 };
     let accounts = sc.accounts().expect("accounts");

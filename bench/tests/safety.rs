@@ -10,29 +10,15 @@ use std::time::{Duration, Instant};
 use keel_bench::harness::scenario::Scenario;
 use keel_bench::pipeline::{Pipeline, PipelineReport, PipelineSpec};
 use keel_bench::safety::SafetySpec;
-use keel_bench::sim::{SimMarket, SimStats, StartRegime};
+use keel_bench::sim::{SimMarket, SimStats};
 use tokio_util::sync::CancellationToken;
 
-/// The scenario's simulated market.
 async fn start_market(sc: &Scenario) -> SimMarket {
-    SimMarket::start(
-        sc.sim.clone(),
-        sc.tokens.clone(),
-        sc.dexes.clone(),
-        sc.pools.clone(),
-        CancellationToken::new(),
-    )
-    .await
-    .expect("simulated market")
+    sc.start_market(CancellationToken::new()).await.expect("simulated market")
 }
 
 async fn market() -> (Scenario, SimMarket) {
-    let mut sc = Scenario::new(2).expect("scenario");
-    sc.sim.start_regime = StartRegime::Volatile;
-    sc.sim.volatile_vol = 0.004;
-    sc.sim.volatile_drift = 0.0;
-    sc.sim.p_volatile_to_calm = 0.0;
-    sc.sim.tick_ms = 50;
+    let sc = Scenario::volatile(2).expect("scenario");
     let sim = start_market(&sc).await;
     (sc, sim)
 }

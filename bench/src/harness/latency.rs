@@ -48,14 +48,7 @@ impl Rig {
         let mut sc = Scenario::new(cfg.portfolios)?;
         (sc.engine.idle, sc.engine.idle_spin_us) = cfg.idle;
         let cancel = CancellationToken::new();
-        let sim = SimMarket::start(
-            sc.sim.clone(),
-            sc.tokens.clone(),
-            sc.dexes.clone(),
-            sc.pools.clone(),
-            cancel.clone(),
-        )
-        .await?;
+        let sim = sc.start_market(cancel.clone()).await?;
         let relay = StampingRelay::start(Some(sim.relay_url()), cancel.clone()).await?;
         let symbols = sc.symbols();
         let gen_cfg = BlasterConfig {

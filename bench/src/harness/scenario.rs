@@ -10,7 +10,8 @@ use keel_router::signer::Signer;
 use serde::Deserialize;
 
 use crate::pipeline::{DEFAULT_SAMPLE_EVERY, PipelineSpec};
-use crate::sim::SimConfig;
+use crate::sim::{SimConfig, SimError, SimMarket, StartRegime};
+use tokio_util::sync::CancellationToken;
 
 /// Start (and calm) price of every synthetic asset, in USDC.
 pub const START_PRICE: f64 = 100.0;
@@ -54,6 +55,30 @@ impl Scenario {
         keel_engine::config::validate(&s.tokens, &s.portfolios)?;
         s.sim.validate()?;
         Ok(s)
+    }
+
+    /// The scenario with `k` assets and portfolios in a market that stays volatile (per-tick
+    /// volatility 0.4%, no drift, a tick every 50 ms), so portfolios keep drifting out of their bands.
+    pub fn volatile(k: usize) -> eyre::Result<Scenario> {
+        let mut s = Scenario::new(k)?;
+        s.sim.start_regime = StartRegime::Volatile;
+        s.sim.volatile_vol = 0.004;
+        s.sim.volatile_drift = 0.0;
+        s.sim.p_volatile_to_calm = 0.0;
+        s.sim.tick_ms = 50;
+        Ok(s)
+    }
+
+    /// Starts this scenario's simulated market (stopped by `cancel`).
+    pub async fn start_market(&self, cancel: CancellationToken) -> Result<SimMarket, SimError> {
+        SimMarket::start(
+            self.sim.clone(),
+            self.tokens.clone(),
+            self.dexes.clone(),
+            self.pools.clone(),
+            cancel,
+        )
+        .await
     }
 
     /// Exchange symbols, in asset order.
