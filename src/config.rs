@@ -5,11 +5,11 @@ use std::path::Path;
 
 use alloy::primitives::Address;
 use eyre::{Context, eyre};
-use keel_bench::sim::config::SimConfig;
 use keel_engine::config::{EngineConfig, PortfolioConfig, TokenConfig};
 use keel_feeds::ws::BinanceFeedConfig;
 use keel_router::config::{DexConfig, PoolConfig, RelayConfig, RouterConfig};
 use keel_router::signer::KeySource;
+use keel_sim::config::SimConfig;
 use serde::Deserialize;
 
 /// Default interval between chain head polls, milliseconds.
@@ -51,7 +51,7 @@ pub(crate) struct KeelConfig {
     pub(crate) safety: SafetyConfig,
     /// The durable journal of decisions and actions, and crash recovery from it.
     #[serde(default)]
-    pub(crate) journal: Option<keel_router::journal::JournalConfig>,
+    pub(crate) journal: Option<keel_journal::JournalConfig>,
 }
 
 /// `[safety]`.

@@ -5,10 +5,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use eyre::{Context, eyre};
-use keel_bench::pipeline::{DEFAULT_SAMPLE_EVERY, Pipeline};
-use keel_bench::sim::SimMarket;
 use keel_feeds::ws::BinanceFeedConfig;
 use keel_router::config::RelayConfig;
+use keel_runtime::pipeline::{DEFAULT_SAMPLE_EVERY, Pipeline};
+use keel_sim::SimMarket;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{KeelConfig, Purpose};

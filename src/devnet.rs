@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 
 use alloy::primitives::{Address, U256, aliases::U24, aliases::U160};
 use eyre::{Context, eyre};
-use keel_bench::anvil::{AnvilChain, AnvilRelay, RelayOptions};
-use keel_bench::quotes::QuoteServer;
-use keel_router::abi::{IERC20, ISwapRouter, IUniswapV2Router02};
 use keel_router::signer::Signer;
+use keel_sim::anvil::contracts::rpc::{IERC20, ISwapRouter, IUniswapV2Router02};
+use keel_sim::anvil::{AnvilChain, AnvilRelay, RelayOptions};
+use keel_sim::quotes::QuoteServer;
 
 /// Dev key of the portfolio account the devnet funds.
 pub(crate) const PORTFOLIO_KEY: usize = 6;

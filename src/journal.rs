@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use eyre::{WrapErr, eyre};
-use keel_router::journal::{RebalanceRow, Store, SyncPolicy};
+use keel_journal::{RebalanceRow, Store, SyncPolicy};
 
 use crate::config::KeelConfig;
 

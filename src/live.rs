@@ -4,7 +4,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use eyre::eyre;
-use keel_bench::pipeline::{DEFAULT_SAMPLE_EVERY, Pipeline, PipelineSpec};
+use keel_runtime::pipeline::{DEFAULT_SAMPLE_EVERY, Pipeline, PipelineSpec};
 
 use crate::config::{DEFAULT_CHAIN_POLL_MS, KeelConfig, Purpose};
 use crate::report;
@@ -42,7 +42,7 @@ pub(crate) fn spec_from_config(cfg: &KeelConfig) -> eyre::Result<PipelineSpec> {
         node_ws_url: cfg.chain.as_ref().and_then(|c| c.ws_url.clone()),
         native_symbol,
         sample_every: DEFAULT_SAMPLE_EVERY,
-        safety: keel_bench::safety::SafetySpec {
+        safety: keel_runtime::safety::SafetySpec {
             dry_run: cfg.safety.dry_run,
             kill_file: cfg.safety.kill_file.clone(),
             control_port: cfg.safety.control_port,

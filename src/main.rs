@@ -280,7 +280,7 @@ fn quote(file: Option<PathBuf>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match keel_router::quote::run_quote(&input) {
+    match keel_amm::quote::run_quote(&input) {
         Ok(json) => {
             println!("{json}");
             ExitCode::SUCCESS

@@ -4,10 +4,10 @@ use std::path::Path;
 
 use eyre::Context;
 use hdrhistogram::Histogram;
-use keel_bench::pipeline::{PipelineReport, Sample, Snapshot};
-use keel_bench::sim::SimStats;
 use keel_engine::event::OutcomeStatus;
 use keel_feeds::stats::FeedStatsSnapshot;
+use keel_runtime::pipeline::{PipelineReport, Sample, Snapshot};
+use keel_sim::SimStats;
 use serde::Serialize;
 
 use crate::config::KeelConfig;
@@ -163,7 +163,7 @@ pub(crate) fn build(cfg: &KeelConfig, run: PipelineReport, sim: Option<SimStats>
             landed.push(LandedMark { t_s: *t_s, portfolio: o.portfolio.idx(), block });
         }
     }
-    let views = keel_bench::pipeline::portfolio_views(engine);
+    let views = keel_runtime::pipeline::portfolio_views(engine);
     let portfolios = cfg
         .portfolios
         .iter()

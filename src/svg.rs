@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use keel_bench::pipeline::Sample;
+use keel_runtime::pipeline::Sample;
 
 use crate::report::LandedMark;
 

@@ -39,6 +39,7 @@
 //!   or after the landing block.
 //! * A plan never sells more of a token than the portfolio holds.
 
+pub mod chain;
 pub mod clock;
 pub mod config;
 pub mod engine;
@@ -50,8 +51,10 @@ pub mod intent;
 pub mod planner;
 pub mod portfolio;
 pub mod queue;
+pub mod record;
 pub mod restore;
 pub mod safe_box;
+pub mod signed;
 pub mod stats;
 pub mod token;
 pub mod trigger;

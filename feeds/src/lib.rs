@@ -16,5 +16,6 @@ pub mod backoff;
 pub mod binance;
 pub mod node;
 pub mod poll;
+pub mod rpc;
 pub mod stats;
 pub mod ws;

@@ -13,12 +13,14 @@ use alloy::eips::BlockId;
 use alloy::primitives::{Address, U256};
 use alloy::providers::{Provider, ProviderBuilder};
 use alloy::rpc::types::BlockNumberOrTag;
+use alloy::sol_types::SolCall;
 use futures_util::future::try_join_all;
+use keel_amm::abi::{IERC20, IUniswapV2Pair};
+use keel_engine::chain::ChainUpdate;
 use keel_engine::event::{Balance, BlockHeader, Event};
 use keel_engine::{PortfolioId, Queue, TokenId, clock::mono_now_ns};
-use keel_router::abi::{IERC20, IUniswapV2Pair};
-use keel_router::chain::ChainUpdate;
-use keel_router::stage::RouterInput;
+
+use crate::rpc::call;
 use tokio_util::sync::CancellationToken;
 
 /// Default interval between head polls.
@@ -28,7 +30,7 @@ pub const DEFAULT_POLL_MS: u64 = 100;
 #[derive(Debug, Clone, Default)]
 pub struct PollTargets {
     /// V2 pools: (index in the pool list, pair address).
-    pub v2_pools: Vec<(usize, Address)>,
+    pub v2_pools: Vec<(u32, Address)>,
     /// Balances: (portfolio, its account, token id, token address).
     pub balances: Vec<(PortfolioId, Address, TokenId, Address)>,
     /// Accounts whose nonce the router tracks.
@@ -63,20 +65,22 @@ fn rpc_err(e: impl std::fmt::Display) -> PollError {
     PollError::Rpc(e.to_string())
 }
 
-/// Runs until `cancel`: polls `rpc_url` every `poll_ms` and publishes each new block's state.
-pub async fn run_chain_poller(
+/// Runs until `cancel`: polls `rpc_url` every `poll_ms` and publishes each new block's state: heads
+/// and balances to the engine's queue, pools, nonces, allowances and heads to the router's (any
+/// queue whose items are made from a [`ChainUpdate`]).
+pub async fn run_chain_poller<R: From<ChainUpdate> + Send + Sync>(
     rpc_url: String,
     poll_ms: u64,
     targets: PollTargets,
     engine_queue: Arc<Queue<Event>>,
-    router_queue: Arc<Queue<RouterInput>>,
+    router_queue: Arc<Queue<R>>,
     stats: Arc<PollStats>,
     cancel: CancellationToken,
 ) -> Result<(), PollError> {
     let url = rpc_url.parse().map_err(|_| PollError::BadUrl(rpc_url.clone()))?;
     let provider = ProviderBuilder::new().connect_http(url);
     let publish_router = |u: ChainUpdate| {
-        if router_queue.try_push(RouterInput::Chain(u)).is_err() {
+        if router_queue.try_push(R::from(u)).is_err() {
             stats.dropped.fetch_add(1, Ordering::Relaxed);
         }
     };
@@ -85,7 +89,9 @@ pub async fn run_chain_poller(
         let reads = targets.allowances.iter().map(|&(owner, token, spender)| {
             let p = &provider;
             async move {
-                let amount = IERC20::new(token, p).allowance(owner, spender).call().await.map_err(rpc_err)?;
+                let amount = call(p, token, &IERC20::allowanceCall::new((owner, spender)), BlockId::latest())
+                    .await
+                    .map_err(rpc_err)?;
                 Ok::<_, PollError>(ChainUpdate::Allowance { owner, token, spender, amount })
             }
         });
@@ -163,17 +169,18 @@ async fn poll_once<P: Provider>(
         recv_ns: 0,
     };
     let pools = targets.v2_pools.iter().map(|&(pool, addr)| async move {
-        let r = IUniswapV2Pair::new(addr, provider).getReserves().block(at).call().await.map_err(rpc_err)?;
-        Ok::<_, PollError>(ChainUpdate::V2Reserves {
+        let r = call(provider, addr, &IUniswapV2Pair::getReservesCall::new(()), at).await.map_err(rpc_err)?;
+        Ok::<_, PollError>(ChainUpdate::polled_v2_reserves(
             pool,
-            reserve0: U256::from(r.reserve0),
-            reserve1: U256::from(r.reserve1),
-            block: number,
-        })
+            addr,
+            U256::from(r.reserve0),
+            U256::from(r.reserve1),
+            number,
+        ))
     });
     let balances = targets.balances.iter().map(|&(portfolio, account, token, token_addr)| async move {
         let amount =
-            IERC20::new(token_addr, provider).balanceOf(account).block(at).call().await.map_err(rpc_err)?;
+            call(provider, token_addr, &IERC20::balanceOfCall::new((account,)), at).await.map_err(rpc_err)?;
         Ok::<_, PollError>(Event::Balance(Balance { portfolio, token, amount, block: number }))
     });
     let nonces = targets.accounts.iter().map(|&account| async move {

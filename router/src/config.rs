@@ -16,10 +16,7 @@ pub const DEFAULT_BUNDLE_BLOCKS: u64 = 5;
 pub const DEFAULT_PRIORITY_FEE_WEI: u128 = 1_000_000_000;
 /// Default headroom on the base fee: `maxFeePerGas = base_fee × multiplier + tip`.
 pub const DEFAULT_BASE_FEE_MULTIPLIER: u128 = 2;
-/// Default gas of one Uniswap V2 Router02 swap (measured on anvil: about 98k; with margin).
-pub const DEFAULT_V2_SWAP_GAS: u64 = 120_000;
-/// Default gas of one Uniswap V3 SwapRouter swap.
-pub const DEFAULT_V3_SWAP_GAS: u64 = 160_000;
+pub use keel_amm::pool::{DEFAULT_V2_SWAP_GAS, DEFAULT_V3_SWAP_GAS};
 /// Default gas of an ERC-20 approval.
 pub const DEFAULT_APPROVE_GAS: u64 = 60_000;
 /// Default HTTP timeout for a relay request, milliseconds.
@@ -75,6 +72,10 @@ pub struct PoolConfig {
     /// Gas one swap through this pool costs; defaults by protocol.
     #[serde(default)]
     pub gas: Option<u64>,
+    /// V3 tick spacing; required unless `fee` is a canonical tier (100 → 1, 500 → 10, 3000 → 60,
+    /// 10000 → 200). Checked against the pool's own `tickSpacing()` when its state is loaded.
+    #[serde(default)]
+    pub tick_spacing: Option<i32>,
 }
 
 fn default_slippage_bps() -> u32 {
@@ -236,6 +237,24 @@ pub fn validate(
             DexKind::UniswapV3 if p.fee >= 1_000_000 => {
                 return Err(ConfigError::new(at("fee"), "V3 fee is in pips and must be < 1000000"));
             }
+            DexKind::UniswapV3 => match p.v3_tick_spacing() {
+                None => {
+                    return Err(ConfigError::new(
+                        at("tick_spacing"),
+                        format!(
+                            "fee {} is not a canonical V3 tier (100, 500, 3000, 10000): set tick_spacing",
+                            p.fee
+                        ),
+                    ));
+                }
+                Some(s) if !(1..=16_384).contains(&s) => {
+                    return Err(ConfigError::new(at("tick_spacing"), "must be in 1..=16384"));
+                }
+                Some(_) => {}
+            },
+            DexKind::UniswapV2 if p.tick_spacing.is_some() => {
+                return Err(ConfigError::new(at("tick_spacing"), "applies to uniswap_v3 pools only"));
+            }
             _ => {}
         }
     }
@@ -279,7 +298,24 @@ pub fn validate(
     Ok(())
 }
 
+/// Tick spacing of a canonical Uniswap V3 fee tier (the factory's `feeAmountTickSpacing`).
+pub fn canonical_tick_spacing(fee: u32) -> Option<i32> {
+    match fee {
+        100 => Some(1),
+        500 => Some(10),
+        3000 => Some(60),
+        10_000 => Some(200),
+        _ => None,
+    }
+}
+
 impl PoolConfig {
+    /// A V3 pool's tick spacing: the configured one, else the canonical tier's; `None` when
+    /// neither is known (a config error, never a guess).
+    pub fn v3_tick_spacing(&self) -> Option<i32> {
+        self.tick_spacing.or_else(|| canonical_tick_spacing(self.fee))
+    }
+
     /// Gas of one swap through this pool: the configured figure or the protocol default.
     pub fn swap_gas(&self, kind: DexKind) -> u64 {
         self.gas.unwrap_or(match kind {

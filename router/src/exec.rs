@@ -20,16 +20,17 @@ use keel_engine::event::{BlockHeader, Outcome, OutcomeStatus};
 use keel_engine::intent::RebalanceIntent;
 use keel_engine::{Nanos, PortfolioId};
 
-use crate::abi::{IERC20, ISwapRouter, IUniswapV2Router02};
 use crate::bundle::{BundleError, BundleOptions, SignedBundleRequest, build_send_bundle};
-use crate::chain::ChainUpdate;
 use crate::config::{DEFAULT_APPROVE_GAS, DexKind, RouterConfig};
-use crate::journal::{JournalRecord, SignedBundle, TxRecord};
 use crate::oracle::{GuardError, Oracle};
 use crate::plan::{self, GasPricing, OrderRoute};
-use crate::pool::{Pool, PoolEntry};
 use crate::signer::Signer;
 use crate::tx::{CallRequest, Fees, NonceTracker, SignedTx, TxError, sign_call};
+use keel_amm::abi::{IERC20, ISwapRouter, IUniswapV2Router02};
+use keel_amm::pool::{Pool, PoolEntry};
+pub use keel_engine::chain::ReceiptInfo;
+use keel_engine::chain::{ChainUpdate, PoolSource};
+use keel_engine::record::{JournalRecord, SignedBundle, TxRecord};
 
 /// Gas limit headroom over the configured per-swap gas, percent.
 pub const GAS_LIMIT_MARGIN_PCT: u64 = 30;
@@ -86,15 +87,54 @@ pub enum ExecError {
         /// The configured limit.
         limit: f64,
     },
-    /// A risk limit refused the rebalance.
-    #[error("risk limit: {0}")]
-    RiskLimit(String),
+    /// A risk limit refused the rebalance: which limit, the value it would reach, and the cap.
+    #[error("risk limit: {kind} would be {value:.2}, above the cap {cap}")]
+    RiskLimit {
+        /// Which limit.
+        kind: RiskLimitKind,
+        /// The value the rebalance would bring it to (wei per gas for the gas price; the quote
+        /// currency for notionals).
+        value: f64,
+        /// The configured cap, same unit.
+        cap: f64,
+    },
     /// The portfolio already has a rebalance in flight.
     #[error("portfolio {0:?} already has a rebalance in flight")]
     Busy(PortfolioId),
     /// The oracle guard refused a leg: a stale pool, or its spot, TWAP and reference disagree.
     #[error("oracle guard: {0}")]
     OracleGuard(#[from] GuardError),
+}
+
+/// The risk limits of `[router.limits]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RiskLimitKind {
+    /// `max_gas_price_wei`: base fee + tip.
+    GasPrice,
+    /// `max_trade_notional`: one leg.
+    TradeNotional,
+    /// `max_daily_notional`: one portfolio over any 24 h.
+    DailyNotional,
+    /// `max_daily_notional_total`: all portfolios over any 24 h.
+    DailyNotionalTotal,
+}
+
+impl RiskLimitKind {
+    /// The config key, as metrics label it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::GasPrice => "max_gas_price_wei",
+            Self::TradeNotional => "max_trade_notional",
+            Self::DailyNotional => "max_daily_notional",
+            Self::DailyNotionalTotal => "max_daily_notional_total",
+        }
+    }
+}
+
+impl std::fmt::Display for RiskLimitKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// What the driver must do.
@@ -127,19 +167,6 @@ pub enum Action {
     /// Append to the journal. Always emitted before the action that relies on it (a bundle's
     /// `Signed` record precedes its `Submit`).
     Journal(JournalRecord),
-}
-
-/// One landed transaction's receipt, as the driver read it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReceiptInfo {
-    /// Transaction hash.
-    pub hash: B256,
-    /// Block of inclusion.
-    pub block: u64,
-    /// Gas used.
-    pub gas_used: u64,
-    /// Whether it succeeded.
-    pub success: bool,
 }
 
 /// A submitted, not yet settled rebalance.
@@ -346,23 +373,19 @@ impl Executor {
     /// Applies a chain update; may settle or retarget in-flight bundles.
     pub fn on_chain(&mut self, update: ChainUpdate, now_ns: Nanos, out: &mut Vec<Action>) {
         match update {
-            ChainUpdate::V2Reserves { pool, reserve0, reserve1, block } => {
-                if let Some(entry) = self.pools.get_mut(pool)
-                    && let Pool::V2 { fee_bps, .. } = *entry.pool()
-                {
-                    entry.set_pool(Pool::V2 { reserve0, reserve1, fee_bps });
-                    self.pool_ready[pool] = true;
-                    self.oracle.on_pool_read(pool, block);
-                }
-            }
-            ChainUpdate::PoolState { pool, state, .. } => {
+            ChainUpdate::Pool { update, source } => {
+                let pool = update.pool as usize;
                 if let Some(entry) = self.pools.get_mut(pool) {
-                    let same_kind = entry.pool().is_v3() == state.is_v3();
-                    if same_kind {
-                        entry.set_pool(state);
-                        self.pool_ready[pool] = true;
-                    } else {
-                        tracing::error!(pool = %entry.meta.id, "pool state of the wrong protocol ignored");
+                    match entry.apply(&update.change) {
+                        Ok(()) => {
+                            self.pool_ready[pool] = true;
+                            if source == PoolSource::Poll {
+                                self.oracle.on_pool_read(pool, update.block);
+                            }
+                        }
+                        Err(e) => {
+                            tracing::error!(pool = %entry.meta.id, error = %e, "pool update refused");
+                        }
                     }
                 }
             }
@@ -501,7 +524,7 @@ impl Executor {
         }
     }
 
-    /// Takes back a rebalance a previous run left in flight (see [`crate::journal::recover`]): its
+    /// Takes back a rebalance a previous run left in flight (see `keel_journal::recover`): its
     /// journaled transactions are resent unchanged — same nonces, same `replacementUuid` — from the
     /// next head until its deadline, and its nonces stay reserved. `earlier` holds the hashes of its
     /// other versions; `chain_nonce` is the account's confirmed nonce.
@@ -634,16 +657,21 @@ impl Executor {
         if let Some(cap) = limits.max_gas_price_wei {
             let price = head.base_fee.saturating_add(self.cfg.priority_fee_wei);
             if price > cap {
-                return Err(ExecError::RiskLimit(format!("gas price {price} wei above the cap {cap}")));
+                return Err(ExecError::RiskLimit {
+                    kind: RiskLimitKind::GasPrice,
+                    value: price as f64,
+                    cap: cap as f64,
+                });
             }
         }
         if let Some(cap) = limits.max_trade_notional
             && let Some(leg) = intent.legs.iter().find(|l| l.notional > cap)
         {
-            return Err(ExecError::RiskLimit(format!(
-                "a leg of {:.2} above the per-trade cap {cap}",
-                leg.notional
-            )));
+            return Err(ExecError::RiskLimit {
+                kind: RiskLimitKind::TradeNotional,
+                value: leg.notional,
+                cap,
+            });
         }
         self.traded.retain(|t| t.expires_ns > now_ns);
         let notional: f64 = intent.legs.iter().map(|l| l.notional).sum();
@@ -655,19 +683,21 @@ impl Executor {
                 .map(|t| t.notional)
                 .sum();
             if used + notional > cap {
-                return Err(ExecError::RiskLimit(format!(
-                    "portfolio would trade {:.2} in 24 h, above the daily cap {cap}",
-                    used + notional
-                )));
+                return Err(ExecError::RiskLimit {
+                    kind: RiskLimitKind::DailyNotional,
+                    value: used + notional,
+                    cap,
+                });
             }
         }
         if let Some(cap) = limits.max_daily_notional_total {
             let used: f64 = self.traded.iter().map(|t| t.notional).sum();
             if used + notional > cap {
-                return Err(ExecError::RiskLimit(format!(
-                    "all portfolios would trade {:.2} in 24 h, above the total daily cap {cap}",
-                    used + notional
-                )));
+                return Err(ExecError::RiskLimit {
+                    kind: RiskLimitKind::DailyNotionalTotal,
+                    value: used + notional,
+                    cap,
+                });
             }
         }
         self.traded.push(Charge {
@@ -766,7 +796,7 @@ impl Executor {
             Err(e) => {
                 if matches!(e, ExecError::Deferred { .. }) {
                     self.stats.deferred += 1;
-                } else if matches!(e, ExecError::RiskLimit(_)) {
+                } else if matches!(e, ExecError::RiskLimit { .. }) {
                     self.stats.risk_refused += 1;
                 } else if matches!(e, ExecError::OracleGuard(_)) {
                     self.stats.oracle_blocked += 1;
@@ -1102,7 +1132,7 @@ fn decode_call(t: &SignedTx) -> Result<CallRequest, ExecError> {
 mod tests {
     use super::*;
     use crate::config::RouterConfig;
-    use crate::pool::PoolMeta;
+    use keel_amm::pool::PoolMeta;
     use keel_engine::intent::{Leg, TriggerReason};
     use keel_engine::{PortfolioId, TokenId};
 
@@ -1180,12 +1210,13 @@ mod tests {
     fn reserves(usdc: u64, block: u64) -> ChainUpdate {
         let e6 = U256::from(1_000_000u64);
         let e18 = U256::from(10u64).pow(U256::from(18u64));
-        ChainUpdate::V2Reserves {
-            pool: 0,
-            reserve0: e6 * U256::from(usdc),
-            reserve1: e18 * U256::from(1000u64),
+        ChainUpdate::polled_v2_reserves(
+            0,
+            Address::ZERO,
+            e6 * U256::from(usdc),
+            e18 * U256::from(1000u64),
             block,
-        }
+        )
     }
 
     fn intent(id: u64, account: Address) -> RebalanceIntent {

@@ -6,21 +6,13 @@
 //!
 //! All on-chain amounts are integers (`U256`); pool math reproduces the contracts to the wei.
 
-pub mod abi;
 pub mod bundle;
-pub mod chain;
 pub mod config;
 pub mod exec;
 pub mod fastpost;
-pub mod journal;
 pub mod oracle;
 pub mod plan;
-pub mod pool;
-pub mod quote;
 pub mod relay;
 pub mod signer;
-pub mod split;
 pub mod stage;
 pub mod tx;
-pub mod v2;
-pub mod v3;

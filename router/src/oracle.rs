@@ -42,7 +42,7 @@
 
 use alloy::primitives::Address;
 
-use crate::pool::PoolEntry;
+use keel_amm::pool::PoolEntry;
 
 /// Samples kept per pool. With second-resolution block timestamps this covers at least
 /// [`TWAP_RING`] seconds.
@@ -381,8 +381,8 @@ impl Oracle {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pool::{Pool, PoolMeta};
     use alloy::primitives::U256;
+    use keel_amm::pool::{Pool, PoolMeta};
 
     const A: Address = Address::repeat_byte(1);
     const B: Address = Address::repeat_byte(2);

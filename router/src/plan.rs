@@ -28,9 +28,9 @@
 
 use alloy::primitives::{Address, U256};
 
-use crate::pool::{PoolChange, PoolEntry, SwapAmount};
-use crate::split::{self, SplitError, SplitLeg};
-use crate::v3::full_math::{mul_div, mul_div_rounding_up};
+use keel_amm::pool::{PoolChange, PoolEntry, SwapAmount};
+use keel_amm::split::{self, SplitError, SplitLeg};
+use keel_amm::v3::full_math::{mul_div, mul_div_rounding_up};
 
 /// Basis points in one.
 const BPS: u32 = 10_000;
@@ -45,6 +45,9 @@ pub struct GasPricing {
 /// Why an order cannot be routed or a plan built.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PlanError {
+    /// A route's pool change could not be applied to the scratch pools.
+    #[error("applying a route: {0}")]
+    Pool(#[from] keel_amm::pool::PoolError),
     /// The split optimiser found no (fillable) route.
     #[error("order {sell} -> {buy}: {source}")]
     Route {
@@ -83,7 +86,7 @@ impl PlanError {
         match self {
             Self::PriceDeviation { .. } => true,
             Self::Route { source, .. } => !matches!(source, SplitError::BadPath(_) | SplitError::ZeroAmount),
-            Self::BadTolerance(_) | Self::BadGuard(_) => false,
+            Self::BadTolerance(_) | Self::BadGuard(_) | Self::Pool(_) => false,
         }
     }
 }
@@ -321,14 +324,15 @@ fn fill_of(pools: &[PoolEntry], leg: &SplitLeg, slippage_bps: u32) -> Fill {
 }
 
 /// Applies every hop of a route to `pools` (in execution order).
-pub fn apply_route(pools: &mut [PoolEntry], route: &OrderRoute) {
+pub fn apply_route(pools: &mut [PoolEntry], route: &OrderRoute) -> Result<()> {
     for fill in &route.fills {
         for h in &fill.hops {
             if let Some(p) = pools.get_mut(h.pool) {
-                p.apply(&h.change);
+                p.apply(&h.change)?;
             }
         }
     }
+    Ok(())
 }
 
 /// Routes one exact-input order on a scratch copy of the pools and applies its fills to it, so the
@@ -349,115 +353,14 @@ pub fn route_exact_in(
 ) -> Result<OrderRoute> {
     let guards = Guards { slippage_bps, reference_price, max_deviation, two_hop: true };
     let route = route_order(pools, sell, buy, SwapAmount::ExactIn(amount_in), gas, buy_per_native, &guards)?;
-    apply_route(pools, &route);
+    apply_route(pools, &route)?;
     Ok(route)
-}
-
-/// One order of a plan.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Order {
-    /// Token sold.
-    pub sell: Address,
-    /// Token bought.
-    pub buy: Address,
-    /// Exact input or exact output.
-    pub amount: SwapAmount,
-    /// Reference (CEX) price, raw buy per raw sell.
-    pub reference_price: Option<f64>,
-    /// Raw bought units per wei of the native token, for gas.
-    pub buy_per_native: Option<f64>,
-}
-
-/// Settings shared by a plan's orders.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct PlanParams {
-    /// Gas price.
-    pub gas: GasPricing,
-    /// Slippage tolerance per fill, basis points.
-    pub slippage_bps: u32,
-    /// Largest relative gap between a path's mid and its order's reference price.
-    pub max_deviation: f64,
-    /// Consider two-hop paths.
-    pub two_hop: bool,
-}
-
-/// A routed plan.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Plan {
-    /// One route per order, in order.
-    pub routes: Vec<OrderRoute>,
-    /// Total gas.
-    pub gas: u64,
-    /// Total cost (slippage + gas) in wei of the native token, when every order has
-    /// `buy_per_native`.
-    pub cost_native_wei: Option<f64>,
-}
-
-/// Routes `orders` in sequence: each is routed against the pools as the earlier orders leave them.
-/// The deviation guard compares against the pools' states *before* the plan (the plan's own legs
-/// moving a price are slippage, not a bad pool). `pools` is not modified.
-pub fn plan(pools: &[PoolEntry], orders: &[Order], params: &PlanParams) -> Result<Plan> {
-    let mut scratch = pools.to_vec();
-    let mut routes = Vec::with_capacity(orders.len());
-    let mut cost_native = Some(0.0);
-    for o in orders {
-        let guards = Guards {
-            slippage_bps: params.slippage_bps,
-            reference_price: None,
-            max_deviation: params.max_deviation,
-            two_hop: params.two_hop,
-        };
-        let mut route =
-            route_order(&scratch, o.sell, o.buy, o.amount, &params.gas, o.buy_per_native, &guards)?;
-        if let Some(reference) = o.reference_price {
-            if !(reference.is_finite() && reference > 0.0) {
-                return Err(PlanError::BadGuard("reference price"));
-            }
-            for fill in &route.fills {
-                let p = split::Path {
-                    first: split::Hop { pool: fill.hops[0].pool, zero_for_one: fill.hops[0].zero_for_one },
-                    second: fill
-                        .hops
-                        .get(1)
-                        .map(|h| split::Hop { pool: h.pool, zero_for_one: h.zero_for_one }),
-                };
-                let mid = path_mid(pools, &p);
-                let dev = (mid / reference - 1.0).abs();
-                if dev.is_nan() || dev > params.max_deviation {
-                    return Err(PlanError::PriceDeviation {
-                        pool: path_name(pools, &p),
-                        mid,
-                        reference,
-                        max_deviation: params.max_deviation,
-                    });
-                }
-            }
-            let fair = f64::from(route.amount_in) * reference;
-            let slippage = fair - f64::from(route.amount_out);
-            let total = slippage + route.cost.gas;
-            route.cost = RouteCost {
-                price: reference,
-                slippage,
-                gas: route.cost.gas,
-                total,
-                bps: if fair > 0.0 { total / fair * 1e4 } else { 0.0 },
-            };
-        }
-        cost_native = match (cost_native, o.buy_per_native) {
-            (Some(c), Some(b)) if b > 0.0 => Some(c + route.cost.total / b),
-            _ => None,
-        };
-        apply_route(&mut scratch, &route);
-        routes.push(route);
-    }
-    let gas = routes.iter().map(|r| r.gas).fold(0, u64::saturating_add);
-    Ok(Plan { routes, gas, cost_native_wei: cost_native })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pool::{Pool, PoolMeta};
+    use keel_amm::pool::{Pool, PoolMeta};
 
     fn e18(n: u64) -> U256 {
         U256::from(n) * U256::from(10u64).pow(U256::from(18u64))
@@ -519,42 +422,5 @@ mod tests {
             ),
             Err(PlanError::BadTolerance(10_000))
         ));
-    }
-
-    #[test]
-    fn plan_routes_orders_in_sequence_and_costs_them() {
-        let pools = vec![v2("a", e18(100), e18(100))];
-        let o = Order {
-            sell: A,
-            buy: B,
-            amount: SwapAmount::ExactIn(e18(1)),
-            reference_price: Some(1.0),
-            buy_per_native: Some(1.0),
-        };
-        let back = Order {
-            sell: B,
-            buy: A,
-            amount: SwapAmount::ExactOut(e18(1)),
-            reference_price: Some(1.0),
-            buy_per_native: Some(1.0),
-        };
-        let params = PlanParams {
-            gas: GasPricing { gas_price_wei: 1_000_000_000 },
-            slippage_bps: 50,
-            max_deviation: 0.05,
-            two_hop: true,
-        };
-        let p = plan(&pools, &[o, o, back], &params).unwrap();
-        assert_eq!(p.routes.len(), 3);
-        assert!(p.routes[1].amount_out < p.routes[0].amount_out);
-        assert_eq!(p.routes[2].amount_out, e18(1));
-        assert!(p.routes[2].fills[0].amount_in_max > p.routes[2].amount_in);
-        assert_eq!(p.gas, 300_000);
-        let r = &p.routes[0];
-        assert!((r.cost.gas - 1e14).abs() < 1.0);
-        assert!(r.cost.slippage > 0.0 && r.cost.bps > 30.0);
-        assert!(p.cost_native_wei.unwrap() > 0.0);
-        // pools untouched
-        assert_eq!(pools[0].pool(), &Pool::V2 { reserve0: e18(100), reserve1: e18(100), fee_bps: 30 });
     }
 }

@@ -21,12 +21,13 @@ use keel_engine::intent::RebalanceIntent;
 use keel_engine::queue::{Queue, WaitPolicy};
 use parking_lot::Mutex;
 
-use crate::chain::ChainUpdate;
 use crate::exec::{Action, Executor, ReceiptInfo};
+use keel_engine::chain::ChainUpdate;
+
 use crate::fastpost::{FastPostError, FastPoster, ReplySink};
-use crate::journal::{JournalHandle, JournalRecord};
 use crate::oracle::GuardCounts;
 use crate::relay::{RelayClient, RelayReply};
+use keel_engine::record::{JournalRecord, RecordSink};
 
 /// How long the stage thread waits for input before checking whether to stop.
 pub const IDLE_PARK: Duration = Duration::from_millis(20);
@@ -47,6 +48,12 @@ pub enum RouterInput {
         /// One per transaction.
         receipts: Vec<ReceiptInfo>,
     },
+}
+
+impl From<ChainUpdate> for RouterInput {
+    fn from(u: ChainUpdate) -> Self {
+        Self::Chain(u)
+    }
 }
 
 /// Per-relay counters.
@@ -134,8 +141,8 @@ impl StageObserver {
 /// The stage's journal: where records go, and whether a bundle waits for its record's commit.
 #[derive(Debug, Clone)]
 pub struct StageJournal {
-    /// Appends records.
-    pub handle: JournalHandle,
+    /// Appends records (the journal's writer).
+    pub handle: Arc<dyn RecordSink>,
     /// Wait for the commit of a bundle's `Signed` record before sending it.
     pub write_ahead: bool,
     /// Longest wait; past it the bundle is held back (not sent) and the error logged.
@@ -170,7 +177,7 @@ pub struct Posted {
 /// Called from whichever thread read the answer.
 pub fn record_reply(
     observer: &StageObserver,
-    journal: Option<&JournalHandle>,
+    journal: Option<&Arc<dyn RecordSink>>,
     relay_names: &[String],
     posted: Posted,
     reply: &RelayReply,
@@ -270,7 +277,7 @@ pub fn run_router_stage(
                 }
                 Action::Submit { intent, request, event_recv_ns, .. } => {
                     if let Some(j) = journal.as_ref().filter(|j| j.write_ahead)
-                        && let Err(e) = j.handle.wait(last_journaled, j.commit_timeout)
+                        && let Err(e) = j.handle.wait_committed(last_journaled, j.commit_timeout)
                     {
                         observer.journal_held.fetch_add(1, Ordering::Relaxed);
                         tracing::error!(intent, error = %e, "bundle held back: its journal record is not committed");

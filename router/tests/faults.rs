@@ -14,15 +14,15 @@ use std::time::Duration;
 use alloy::consensus::{Transaction, TxEnvelope};
 use alloy::eips::eip2718::Decodable2718;
 use alloy::primitives::{Address, B256, U256};
+use keel_amm::pool::{Pool, PoolEntry, PoolMeta};
+use keel_engine::chain::ChainUpdate;
 use keel_engine::event::{BlockHeader, Outcome, OutcomeStatus};
 use keel_engine::intent::{Leg, RebalanceIntent, TriggerReason};
+use keel_engine::record::JournalRecord;
 use keel_engine::{PortfolioId, TokenId};
 use keel_router::bundle::SignedBundleRequest;
-use keel_router::chain::ChainUpdate;
 use keel_router::config::{DexKind, RelayConfig, RouterConfig};
 use keel_router::exec::{Action, ExecToken, Executor, PoolVenue, ReceiptInfo};
-use keel_router::journal::JournalRecord;
-use keel_router::pool::{Pool, PoolEntry, PoolMeta};
 use keel_router::relay::{RelayClient, RelayError, parse_send_bundle_response};
 use keel_router::signer::Signer;
 use serde_json::Value;
@@ -268,12 +268,7 @@ fn ready_executor() -> Executor {
     let mut out = Vec::new();
     ex.on_chain(head(100), 1, &mut out);
     ex.on_chain(
-        ChainUpdate::V2Reserves {
-            pool: 0,
-            reserve0: U256::from(3_000_000_000_000u64),
-            reserve1: e18(1_000),
-            block: 100,
-        },
+        ChainUpdate::polled_v2_reserves(0, Address::ZERO, U256::from(3_000_000_000_000u64), e18(1_000), 100),
         1,
         &mut out,
     );
@@ -736,12 +731,7 @@ fn a_journaled_bundle_is_adopted_after_a_crash_and_resent_unchanged() {
     let mut ex = executor();
     let mut out = Vec::new();
     ex.on_chain(
-        ChainUpdate::V2Reserves {
-            pool: 0,
-            reserve0: U256::from(3_000_000_000_000u64),
-            reserve1: e18(1_000),
-            block: 102,
-        },
+        ChainUpdate::polled_v2_reserves(0, Address::ZERO, U256::from(3_000_000_000_000u64), e18(1_000), 102),
         1,
         &mut out,
     );

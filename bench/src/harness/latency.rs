@@ -16,8 +16,8 @@ use super::blaster::{Blaster, BlasterConfig, FrameGen};
 use super::relay::StampingRelay;
 use super::report::{Stage, new_hist};
 use super::scenario::{FIRE_MOVE, START_PRICE, Scenario};
-use crate::pipeline::{Pipeline, PipelineReport};
-use crate::sim::SimMarket;
+use keel_runtime::pipeline::{Pipeline, PipelineReport};
+use keel_sim::SimMarket;
 
 /// Settings of a latency or throughput run.
 #[derive(Debug, Clone)]

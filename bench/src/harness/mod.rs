@@ -2,7 +2,7 @@
 //!
 //! Three modes, each bounded by a duration, each printing a table and optionally writing JSON:
 //!
-//! * [`latency`]: the production [`Pipeline`](crate::pipeline::Pipeline) (the code path of
+//! * [`latency`]: the production [`Pipeline`](keel_runtime::pipeline::Pipeline) (the code path of
 //!   `keel demo`) fed by a websocket [`blaster`] at a set rate, with per-stage hdrhistograms
 //!   (3 significant digits, [`mono_now_ns`](keel_engine::clock::mono_now_ns) timestamps), `.hgrm`
 //!   files and an SVG percentile plot ([`report`]).

@@ -9,8 +9,8 @@ use keel_router::config::{DexConfig, PoolConfig, RelayConfig, RouterConfig};
 use keel_router::signer::Signer;
 use serde::Deserialize;
 
-use crate::pipeline::{DEFAULT_SAMPLE_EVERY, PipelineSpec};
-use crate::sim::{SimConfig, SimError, SimMarket, StartRegime};
+use keel_runtime::pipeline::{DEFAULT_SAMPLE_EVERY, PipelineSpec};
+use keel_sim::{SimConfig, SimError, SimMarket, StartRegime};
 use tokio_util::sync::CancellationToken;
 
 /// Start (and calm) price of every synthetic asset, in USDC.

@@ -6,25 +6,22 @@
 //! restores every pool to its state before that block and forgets the later history. History is
 //! kept for [`REORG_DEPTH`] blocks; a deeper reorg asks for a full resync.
 //!
-//! Every change is also emitted as a [`PoolUpdate`], and [`PoolBook::apply_update`] replays updates
-//! on a mirror (the router stage keeps one), so both sides run the same code.
+//! Every change is also emitted as a [`PoolUpdate`] of keel-amm's one pool model, which the router
+//! applies to its own pools with the same [`Pool::apply`] this book uses.
 
 use std::collections::{HashMap, VecDeque};
 
 use alloy::primitives::{Address, U256};
 use alloy::rpc::types::Log;
 use alloy::sol_types::SolEvent;
+use keel_amm::abi::{IUniswapV2Pair, IUniswapV3Pool};
+pub use keel_amm::pool::{Pool, PoolChange, PoolId, PoolUpdate};
 use keel_engine::Nanos;
-use keel_router::abi::{IUniswapV2Pair, IUniswapV3Pool};
-use keel_router::v3::V3Pool;
 
 use super::error::{NodeError, Result};
 
 /// Blocks of history kept for reorg rollback.
 pub const REORG_DEPTH: u64 = 64;
-
-/// Dense pool id: the pool's index in the feed's configuration.
-pub type PoolId = u32;
 
 /// Protocol of a tracked pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,67 +39,12 @@ pub struct TrackedPool {
     pub address: Address,
     /// Protocol.
     pub kind: PoolKind,
-}
-
-/// Exact state of one pool.
-#[derive(Debug, Clone, PartialEq)]
-pub enum PoolState {
-    /// V2 reserves.
-    V2 {
-        /// Reserve of token0.
-        reserve0: U256,
-        /// Reserve of token1.
-        reserve1: U256,
-    },
-    /// V3 price, tick, in-range liquidity and every initialized tick.
-    V3(V3Pool),
-}
-
-/// One change to a pool, as published to the router stage.
-#[derive(Debug, Clone, PartialEq)]
-pub enum PoolChange {
-    /// The whole state (initial load, resync, reorg rollback).
-    Snapshot(Box<PoolState>),
-    /// V2 `Sync`.
-    V2Reserves {
-        /// New reserve of token0.
-        reserve0: U256,
-        /// New reserve of token1.
-        reserve1: U256,
-    },
-    /// V3 `Swap`: price, tick and in-range liquidity after it.
-    V3Swap {
-        /// `sqrtPriceX96` after the swap.
-        sqrt_price_x96: U256,
-        /// Tick after the swap.
-        tick: i32,
-        /// In-range liquidity after the swap.
-        liquidity: u128,
-    },
-    /// V3 `Mint` (positive) or `Burn` (negative) of a position.
-    V3Position {
-        /// Lower tick.
-        tick_lower: i32,
-        /// Upper tick.
-        tick_upper: i32,
-        /// Liquidity delta.
-        liquidity_delta: i128,
-    },
-}
-
-/// A pool update for the router stage.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PoolUpdate {
-    /// Which pool.
-    pub pool: PoolId,
-    /// Pool contract.
-    pub address: Address,
-    /// The block the pool's state reflects after this change.
-    pub block: u64,
-    /// What changed.
-    pub change: PoolChange,
-    /// Monotonic time the triggering message was received.
-    pub recv_ns: Nanos,
+    /// Fee, from the configuration: basis points for V2 (the pair does not expose it), pips for V3
+    /// (checked against the pool's own `fee()` at every load).
+    pub fee: u32,
+    /// V3 tick spacing from the configuration (checked against the pool's `tickSpacing()` at every
+    /// load); `None` for V2.
+    pub tick_spacing: Option<i32>,
 }
 
 /// A pool in the book.
@@ -111,7 +53,7 @@ pub struct PoolEntry {
     /// Configuration.
     pub pool: TrackedPool,
     /// Current state; `None` until loaded.
-    pub state: Option<PoolState>,
+    pub state: Option<Pool>,
     /// Block the state reflects.
     pub block: u64,
     /// Position `(block, log index)` of the last applied log.
@@ -130,7 +72,7 @@ pub enum Applied {
 }
 
 /// A pool's state and position before a block touched it: (state, block, last log).
-type Saved = (Option<PoolState>, u64, Option<(u64, u64)>);
+type Saved = (Option<Pool>, u64, Option<(u64, u64)>);
 
 /// Exact state of every tracked pool.
 #[derive(Debug, Clone, Default)]
@@ -168,7 +110,7 @@ impl PoolBook {
     }
 
     /// A pool's state by address.
-    pub fn state_of(&self, address: Address) -> Option<&PoolState> {
+    pub fn state_of(&self, address: Address) -> Option<&Pool> {
         self.id_of(address).and_then(|id| self.pools[id as usize].state.as_ref())
     }
 
@@ -178,13 +120,7 @@ impl PoolBook {
     }
 
     /// Sets a pool's whole state as of `block` (load or resync) and forgets its history.
-    pub fn set_state(
-        &mut self,
-        id: PoolId,
-        state: PoolState,
-        block: u64,
-        recv_ns: Nanos,
-    ) -> Option<PoolUpdate> {
+    pub fn set_state(&mut self, id: PoolId, state: Pool, block: u64, recv_ns: Nanos) -> Option<PoolUpdate> {
         let entry = self.pools.get_mut(id as usize)?;
         entry.state = Some(state.clone());
         entry.block = block;
@@ -218,7 +154,9 @@ impl PoolBook {
         self.save_before(id, block);
         let entry = &mut self.pools[id as usize];
         if let Some(state) = &mut entry.state {
-            apply_change(state, &change)?;
+            state
+                .apply(&change)
+                .map_err(|e| NodeError::Inconsistent(format!("{}: {e}", entry.pool.address)))?;
         }
         entry.block = block;
         entry.last_log = Some((block, index));
@@ -235,22 +173,6 @@ impl PoolBook {
             }
         }
         self.prune(block);
-    }
-
-    /// Applies an update published by another book (the router's mirror).
-    pub fn apply_update(&mut self, u: &PoolUpdate) -> Result<()> {
-        let Some(entry) = self.pools.get_mut(u.pool as usize) else {
-            return Err(NodeError::Inconsistent(format!("unknown pool id {}", u.pool)));
-        };
-        match (&u.change, &mut entry.state) {
-            (PoolChange::Snapshot(s), state) => *state = Some((**s).clone()),
-            (change, Some(state)) => apply_change(state, change)?,
-            (_, None) => {
-                return Err(NodeError::Inconsistent(format!("delta for unloaded pool {}", u.address)));
-            }
-        }
-        entry.block = u.block;
-        Ok(())
     }
 
     fn save_before(&mut self, id: PoolId, block: u64) {
@@ -315,10 +237,7 @@ pub fn decode_change(kind: PoolKind, log: &Log) -> Result<Option<PoolChange>> {
     Ok(match kind {
         PoolKind::V2 if topic0 == IUniswapV2Pair::Sync::SIGNATURE_HASH => {
             let e = IUniswapV2Pair::Sync::decode_log(&log.inner).map_err(bad)?;
-            Some(PoolChange::V2Reserves {
-                reserve0: U256::from(e.reserve0),
-                reserve1: U256::from(e.reserve1),
-            })
+            Some(PoolChange::V2 { reserve0: U256::from(e.reserve0), reserve1: U256::from(e.reserve1) })
         }
         PoolKind::V3 if topic0 == IUniswapV3Pool::Swap::SIGNATURE_HASH => {
             let e = IUniswapV3Pool::Swap::decode_log(&log.inner).map_err(bad)?;
@@ -352,28 +271,6 @@ pub fn decode_change(kind: PoolKind, log: &Log) -> Result<Option<PoolChange>> {
     })
 }
 
-/// Applies a change to a state.
-pub fn apply_change(state: &mut PoolState, change: &PoolChange) -> Result<()> {
-    match (state, change) {
-        (s, PoolChange::Snapshot(new)) => *s = (**new).clone(),
-        (PoolState::V2 { reserve0, reserve1 }, PoolChange::V2Reserves { reserve0: r0, reserve1: r1 }) => {
-            *reserve0 = *r0;
-            *reserve1 = *r1;
-        }
-        (PoolState::V3(p), PoolChange::V3Swap { sqrt_price_x96, tick, liquidity }) => {
-            p.sqrt_price_x96 = *sqrt_price_x96;
-            p.tick = *tick;
-            p.liquidity = *liquidity;
-        }
-        (PoolState::V3(p), PoolChange::V3Position { tick_lower, tick_upper, liquidity_delta }) => {
-            p.modify_position(*tick_lower, *tick_upper, *liquidity_delta)
-                .map_err(|e| NodeError::Inconsistent(format!("modify_position: {e}")))?;
-        }
-        (_, c) => return Err(NodeError::Inconsistent(format!("change {c:?} does not fit the pool kind"))),
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -399,7 +296,7 @@ mod tests {
 
     fn reserves(book: &PoolBook, a: Address) -> (u64, u64) {
         match book.state_of(a) {
-            Some(PoolState::V2 { reserve0, reserve1 }) => (reserve0.to(), reserve1.to()),
+            Some(Pool::V2 { reserve0, reserve1, .. }) => (reserve0.to(), reserve1.to()),
             s => panic!("{s:?}"),
         }
     }
@@ -407,8 +304,14 @@ mod tests {
     #[test]
     fn applies_in_order_ignores_duplicates_and_rolls_back_a_reorg() {
         let a = Address::repeat_byte(1);
-        let mut book = PoolBook::new(&[TrackedPool { address: a, kind: PoolKind::V2 }]);
-        book.set_state(0, PoolState::V2 { reserve0: U256::from(10u64), reserve1: U256::from(20u64) }, 5, 0);
+        let mut book =
+            PoolBook::new(&[TrackedPool { address: a, kind: PoolKind::V2, fee: 30, tick_spacing: None }]);
+        book.set_state(
+            0,
+            Pool::V2 { reserve0: U256::from(10u64), reserve1: U256::from(20u64), fee_bps: 30 },
+            5,
+            0,
+        );
         // A log from the loaded block itself is already reflected.
         assert_eq!(book.apply_log(&sync_log(a, 5, 3, 1, 1, false), 0).unwrap(), Applied::Ignored);
         assert!(matches!(book.apply_log(&sync_log(a, 6, 0, 11, 19, false), 0).unwrap(), Applied::Updated(_)));
@@ -427,10 +330,10 @@ mod tests {
         // The new canonical block 7 applies.
         book.apply_log(&sync_log(a, 7, 1, 30, 40, false), 0).unwrap();
         assert_eq!(reserves(&book, a), (30, 40));
-        // A mirror fed with the updates follows.
-        let mut mirror = PoolBook::new(&[TrackedPool { address: a, kind: PoolKind::V2 }]);
+        // The router's pool model follows the published updates with the same `Pool::apply`.
+        let mut mirror = Pool::V2 { reserve0: U256::from(10u64), reserve1: U256::from(20u64), fee_bps: 30 };
         let snap = book.clone().set_state(0, book.state_of(a).unwrap().clone(), 7, 0).unwrap();
-        mirror.apply_update(&snap).unwrap();
-        assert_eq!(reserves(&mirror, a), (30, 40));
+        mirror.apply(&snap.change).unwrap();
+        assert_eq!(Some(&mirror), book.state_of(a));
     }
 }

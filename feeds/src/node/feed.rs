@@ -1,4 +1,10 @@
-//! The node feed task: websocket subscriptions → [`PoolBook`] → [`PoolUpdate`]s and engine events.
+//! The node feed task: websocket subscriptions → [`PoolBook`] → [`PoolUpdate`]s for the router
+//! (straight into its queue, as [`ChainUpdate::Pool`]) and engine events.
+//!
+//! With a mempool feed attached ([`NodeFeedOutputs::pending`]), the task also keeps the
+//! [`PendingView`] of swaps pending on tracked pools, prunes it by each new block's mined
+//! transactions, and tells the router how far the pending swaps would move each pool
+//! ([`ChainUpdate::PendingImpact`]), computed on this book: no mirror, no copy.
 //!
 //! Per session: subscribe `newHeads` and `logs` (tracked pools; V2 `Sync`, V3 `Swap`/`Mint`/`Burn`)
 //! first, then load every pool at the current head, so no log falls between the load and the
@@ -15,17 +21,22 @@ use alloy::eips::BlockId;
 use alloy::primitives::Address;
 use alloy::providers::{Provider, ProviderBuilder, WsConnect};
 use alloy::rpc::types::Filter;
+use alloy::sol_types::SolCall;
 use alloy::sol_types::SolEvent;
 use futures_util::StreamExt;
+use keel_amm::abi::{IERC20, IUniswapV2Pair, IUniswapV3Pool};
+use keel_engine::chain::{ChainUpdate, PoolSource};
 use keel_engine::clock::mono_now_ns;
 use keel_engine::event::{Balance, BlockHeader};
 use keel_engine::{Event, PortfolioId, Queue, TokenId};
-use keel_router::abi::{IERC20, IUniswapV2Pair, IUniswapV3Pool};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::book::{Applied, PoolBook, PoolUpdate, TrackedPool};
 use super::error::{NodeError, Result};
+use super::mempool::{PendingSwap, PendingView};
 use super::sync::load_pool;
+use crate::rpc::call;
 
 /// First reconnect delay.
 pub const DEFAULT_RECONNECT_MIN: Duration = Duration::from_millis(100);
@@ -56,13 +67,15 @@ pub struct NodeFeedConfig {
     pub balances: Vec<BalanceWatch>,
 }
 
-/// Where the node feed publishes.
-#[derive(Debug, Clone)]
-pub struct NodeFeedOutputs {
-    /// Pool updates for the router stage.
-    pub pool_updates: Arc<Queue<PoolUpdate>>,
+/// Where the node feed publishes, and what else it listens to.
+#[derive(Debug)]
+pub struct NodeFeedOutputs<R> {
+    /// The router stage's queue: pool updates, the feed's head, pending impacts.
+    pub router: Arc<Queue<R>>,
     /// Heads and balances for the engine.
     pub events: Arc<Queue<Event>>,
+    /// Swaps pending in the public mempool on tracked pools (from [`super::run_mempool_feed`]).
+    pub pending: Option<mpsc::Receiver<PendingSwap>>,
 }
 
 /// Counters of the node feed.
@@ -87,15 +100,17 @@ pub struct NodeFeedStats {
 }
 
 /// Runs the feed until `cancel` fires, reconnecting (and resyncing) after recoverable errors.
-pub async fn run_node_feed(
+pub async fn run_node_feed<R: From<ChainUpdate> + Send + Sync>(
     config: NodeFeedConfig,
-    out: NodeFeedOutputs,
+    mut out: NodeFeedOutputs<R>,
     stats: Arc<NodeFeedStats>,
     cancel: CancellationToken,
 ) -> Result<()> {
     let mut delay = DEFAULT_RECONNECT_MIN;
+    let mut pending = Pending { view: PendingView::new(), impacts: vec![0.0; config.pools.len()] };
+    let mut pending_rx = out.pending.take();
     loop {
-        match run_session(&config, &out, &stats, &cancel).await {
+        match run_session(&config, &out, &mut pending_rx, &mut pending, &stats, &cancel).await {
             Ok(()) => return Ok(()),
             Err(e) if e.is_recoverable() && !cancel.is_cancelled() => {
                 stats.reconnects.fetch_add(1, Ordering::Relaxed);
@@ -111,18 +126,46 @@ pub async fn run_node_feed(
     }
 }
 
-fn publish(out: &NodeFeedOutputs, stats: &NodeFeedStats, u: PoolUpdate) {
-    if out.pool_updates.try_push(u).is_err() {
+/// The mempool's pending swaps and the impacts last reported per pool.
+struct Pending {
+    view: PendingView,
+    impacts: Vec<f64>,
+}
+
+impl Pending {
+    /// Reports every pool whose pending impact changed.
+    fn report<R: From<ChainUpdate>>(
+        &mut self,
+        book: &PoolBook,
+        out: &NodeFeedOutputs<R>,
+        stats: &NodeFeedStats,
+    ) {
+        for (i, last) in self.impacts.iter_mut().enumerate() {
+            let impact = self.view.impact(book, i as u32);
+            if (impact - *last).abs() > 1e-9 {
+                *last = impact;
+                push(out, stats, ChainUpdate::PendingImpact { pool: i, impact });
+            }
+        }
+    }
+}
+
+fn push<R: From<ChainUpdate>>(out: &NodeFeedOutputs<R>, stats: &NodeFeedStats, u: ChainUpdate) {
+    if out.router.try_push(R::from(u)).is_err() {
         stats.dropped.fetch_add(1, Ordering::Relaxed);
     }
 }
 
-async fn resync<P: Provider>(
+fn publish<R: From<ChainUpdate>>(out: &NodeFeedOutputs<R>, stats: &NodeFeedStats, update: PoolUpdate) {
+    push(out, stats, ChainUpdate::Pool { update, source: PoolSource::Logs });
+}
+
+async fn resync<P: Provider, R: From<ChainUpdate>>(
     provider: &P,
     config: &NodeFeedConfig,
     book: &mut PoolBook,
     block: u64,
-    out: &NodeFeedOutputs,
+    out: &NodeFeedOutputs<R>,
     stats: &NodeFeedStats,
 ) -> Result<()> {
     let states =
@@ -139,9 +182,11 @@ async fn resync<P: Provider>(
     Ok(())
 }
 
-async fn run_session(
+async fn run_session<R: From<ChainUpdate>>(
     config: &NodeFeedConfig,
-    out: &NodeFeedOutputs,
+    out: &NodeFeedOutputs<R>,
+    pending_rx: &mut Option<mpsc::Receiver<PendingSwap>>,
+    pending: &mut Pending,
     stats: &NodeFeedStats,
     cancel: &CancellationToken,
 ) -> Result<()> {
@@ -169,10 +214,20 @@ async fn run_session(
         provider.get_block_number().await.map_err(|e| NodeError::rpc("eth_blockNumber", e))?;
     resync(&provider, config, &mut book, last_head, out, stats).await?;
     stats.head.fetch_max(last_head, Ordering::Relaxed);
+    push(out, stats, ChainUpdate::PoolFeedHead { block: last_head });
     loop {
         tokio::select! {
             biased;
             _ = cancel.cancelled() => return Ok(()),
+            swap = async { match pending_rx.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => {
+                match swap {
+                    Some(s) => {
+                        pending.view.add(s);
+                        pending.report(&book, out, stats);
+                    }
+                    None => *pending_rx = None, // the mempool feed stopped
+                }
+            }
             log = logs.next() => {
                 let log = log.ok_or(NodeError::SubscriptionEnded("logs"))?;
                 let now = mono_now_ns();
@@ -212,13 +267,24 @@ async fn run_session(
                     resync(&provider, config, &mut book, h.number, out, stats).await?;
                 }
                 last_head = last_head.max(h.number);
-                for w in &config.balances {
-                    let amount = IERC20::new(w.token_address, &provider)
-                        .balanceOf(w.owner)
-                        .block(BlockId::number(h.number))
-                        .call()
+                // Pools are handed on before the head that vouches for them.
+                push(out, stats, ChainUpdate::PoolFeedHead { block: h.number });
+                if !pending.view.pending().is_empty() {
+                    let block = provider
+                        .get_block_by_number(h.number.into())
                         .await
-                        .map_err(|e| NodeError::rpc("balanceOf", e))?;
+                        .map_err(|e| NodeError::rpc("eth_getBlockByNumber", e))?;
+                    if let Some(block) = block {
+                        let mined: Vec<_> = block.transactions.hashes().collect();
+                        pending.view.remove_mined(&mined);
+                        pending.report(&book, out, stats);
+                    }
+                }
+                for w in &config.balances {
+                    let amount =
+                        call(&provider, w.token_address, &IERC20::balanceOfCall::new((w.owner,)), BlockId::number(h.number))
+                            .await
+                            .map_err(|e| NodeError::rpc("balanceOf", e))?;
                     let ev = Event::Balance(Balance { portfolio: w.portfolio, token: w.token, amount, block: h.number });
                     if out.events.try_push(ev).is_err() {
                         stats.dropped.fetch_add(1, Ordering::Relaxed);

@@ -10,7 +10,7 @@
 //! * direct `swap` on a tracked V3 pool (`amountSpecified`) or V2 pair (exact output).
 //!
 //! [`PendingView`] keeps the pending swaps in arrival order and replays them on a pool's mined state
-//! (V2 `getAmountOut`/`getAmountIn`, V3 [`keel_router::v3::V3Pool::swap`]); swaps are dropped once
+//! (V2 `getAmountOut`/`getAmountIn`, V3 [`keel_amm::v3::V3Pool::swap`]); swaps are dropped once
 //! mined.
 
 use std::collections::HashMap;
@@ -22,11 +22,12 @@ use alloy::primitives::{Address, B256, I256, U256};
 use alloy::providers::{Provider, ProviderBuilder, WsConnect};
 use alloy::sol_types::SolCall;
 use futures_util::StreamExt;
-use keel_engine::Queue;
-use keel_router::abi::{ISwapRouter, IUniswapV2Pair, IUniswapV2Router02, IUniswapV3Pool};
+use keel_amm::abi::{ISwapRouter, IUniswapV2Pair, IUniswapV2Router02, IUniswapV3Pool};
 use tokio_util::sync::CancellationToken;
 
-use super::book::{PoolBook, PoolId, PoolKind, PoolState};
+use keel_amm::pool::{Pool, SwapAmount};
+
+use super::book::{PoolBook, PoolId, PoolKind};
 use super::error::{NodeError, Result};
 use super::feed::NodeFeedStats;
 
@@ -180,35 +181,28 @@ impl PendingView {
 
     /// `pool`'s state in `book` after its pending swaps in arrival order. A swap that would revert
     /// (e.g. an exact output beyond the reserves) is skipped, as the chain would revert it.
-    pub fn pool_after(&self, book: &PoolBook, pool: PoolId, v2_fee_bps: u32) -> Option<PoolState> {
+    pub fn pool_after(&self, book: &PoolBook, pool: PoolId) -> Option<Pool> {
         let mut state = book.get(pool)?.state.clone()?;
         for s in self.pending.iter().filter(|s| s.pool == pool) {
-            match &mut state {
-                PoolState::V3(p) => {
-                    if let Ok(r) = p.swap(s.zero_for_one, s.amount, None) {
-                        p.apply(&r);
-                    }
-                }
-                PoolState::V2 { reserve0, reserve1 } => {
-                    let (rin, rout) =
-                        if s.zero_for_one { (*reserve0, *reserve1) } else { (*reserve1, *reserve0) };
-                    let amt = s.amount.unsigned_abs();
-                    let io = if s.amount.is_positive() {
-                        keel_router::v2::get_amount_out(amt, rin, rout, v2_fee_bps).map(|out| (amt, out))
-                    } else {
-                        keel_router::v2::get_amount_in(amt, rin, rout, v2_fee_bps).map(|inp| (inp, amt))
-                    };
-                    let Ok((a_in, a_out)) = io else { continue };
-                    let (nin, nout) = (rin + a_in, rout - a_out);
-                    if s.zero_for_one {
-                        (*reserve0, *reserve1) = (nin, nout);
-                    } else {
-                        (*reserve1, *reserve0) = (nin, nout);
-                    }
-                }
+            let amt = s.amount.unsigned_abs();
+            let amount =
+                if s.amount.is_positive() { SwapAmount::ExactIn(amt) } else { SwapAmount::ExactOut(amt) };
+            if let Ok(q) = state.swap(s.zero_for_one, amount, None) {
+                // a quote's change always fits the pool it was quoted on
+                let _ = state.apply(&q.change);
             }
         }
         Some(state)
+    }
+
+    /// |mid after the pending swaps / mid now − 1| for `pool` (0 with nothing pending or no state).
+    pub fn impact(&self, book: &PoolBook, pool: PoolId) -> f64 {
+        let now = book.get(pool).and_then(|e| e.state.as_ref()).map(Pool::mid_price);
+        let after = self.pool_after(book, pool).map(|s| s.mid_price());
+        match (now, after) {
+            (Some(a), Some(b)) if a.is_finite() && a > 0.0 && b.is_finite() => (b / a - 1.0).abs(),
+            _ => 0.0,
+        }
     }
 }
 
@@ -216,7 +210,7 @@ impl PendingView {
 pub async fn run_mempool_feed(
     ws_url: String,
     decoder: MempoolDecoder,
-    out: Arc<Queue<PendingSwap>>,
+    out: tokio::sync::mpsc::Sender<PendingSwap>,
     stats: Arc<NodeFeedStats>,
     cancel: CancellationToken,
 ) -> Result<()> {
@@ -225,7 +219,7 @@ pub async fn run_mempool_feed(
         .await
         .map_err(|e| NodeError::rpc("connect", e))?;
     let push = |s: PendingSwap| {
-        if out.try_push(s).is_err() {
+        if out.try_send(s).is_err() {
             stats.dropped.fetch_add(1, Ordering::Relaxed);
         }
     };

@@ -9,48 +9,77 @@ use alloy::eips::BlockId;
 use alloy::primitives::U256;
 use alloy::primitives::aliases::I24;
 use alloy::providers::Provider;
+use alloy::sol_types::SolCall;
 use futures_util::future::try_join_all;
-use keel_router::abi::{IUniswapV2Pair, IUniswapV3Pool};
-use keel_router::v3::{MAX_TICK, MIN_TICK, V3Pool};
+use keel_amm::abi::{IUniswapV2Pair, IUniswapV3Pool};
+use keel_amm::pool::Pool;
+use keel_amm::v3::{MAX_TICK, MIN_TICK, V3Pool};
 
-use super::book::{PoolKind, PoolState, TrackedPool};
+use super::book::{PoolKind, TrackedPool};
 use super::error::{NodeError, Result};
+use crate::rpc::{CallError, call};
 
 /// Bitmap words fetched concurrently.
 const WORDS_IN_FLIGHT: usize = 32;
 
-/// Reads one pool's whole state at `block`.
-pub async fn load_pool<P: Provider>(provider: &P, pool: &TrackedPool, block: u64) -> Result<PoolState> {
+/// Reads one pool's whole state at `block`. A V3 pool whose fee or tick spacing differs from the
+/// configuration is an error (the config is wrong, or the address is).
+pub async fn load_pool<P: Provider>(provider: &P, pool: &TrackedPool, block: u64) -> Result<Pool> {
     let at = BlockId::number(block);
     let addr = pool.address;
     match pool.kind {
         PoolKind::V2 => {
-            let r = IUniswapV2Pair::new(addr, provider)
-                .getReserves()
-                .block(at)
-                .call()
+            let r = call(provider, addr, &IUniswapV2Pair::getReservesCall::new(()), at)
                 .await
                 .map_err(|e| NodeError::rpc(format!("getReserves {addr}"), e))?;
-            Ok(PoolState::V2 { reserve0: U256::from(r.reserve0), reserve1: U256::from(r.reserve1) })
+            Ok(Pool::V2 {
+                reserve0: U256::from(r.reserve0),
+                reserve1: U256::from(r.reserve1),
+                fee_bps: pool.fee,
+            })
         }
         PoolKind::V3 => {
-            let c = IUniswapV3Pool::new(addr, provider);
             let err = |m: &str| {
                 let m = format!("{m} {addr}");
-                move |e: alloy::contract::Error| NodeError::rpc(m, e)
+                move |e: CallError| NodeError::rpc(m, e)
             };
             let (slot0, liquidity, fee, spacing) = tokio::try_join!(
-                async { c.slot0().block(at).call().await.map_err(err("slot0")) },
-                async { c.liquidity().block(at).call().await.map_err(err("liquidity")) },
-                async { c.fee().block(at).call().await.map_err(err("fee")) },
-                async { c.tickSpacing().block(at).call().await.map_err(err("tickSpacing")) },
+                async {
+                    call(provider, addr, &IUniswapV3Pool::slot0Call::new(()), at).await.map_err(err("slot0"))
+                },
+                async {
+                    call(provider, addr, &IUniswapV3Pool::liquidityCall::new(()), at)
+                        .await
+                        .map_err(err("liquidity"))
+                },
+                async {
+                    call(provider, addr, &IUniswapV3Pool::feeCall::new(()), at).await.map_err(err("fee"))
+                },
+                async {
+                    call(provider, addr, &IUniswapV3Pool::tickSpacingCall::new(()), at)
+                        .await
+                        .map_err(err("tickSpacing"))
+                },
             )?;
             let spacing = spacing.as_i32();
             if spacing <= 0 {
                 return Err(NodeError::Inconsistent(format!("pool {addr} has tick spacing {spacing}")));
             }
+            if pool.tick_spacing.is_some_and(|s| s != spacing) {
+                return Err(NodeError::Inconsistent(format!(
+                    "pool {addr} has tick spacing {spacing} but the config says {:?}",
+                    pool.tick_spacing
+                )));
+            }
+            let fee = fee.to::<u32>();
+            if fee != pool.fee {
+                return Err(NodeError::Inconsistent(format!(
+                    "pool {addr} charges fee {fee} but the config says {}",
+                    pool.fee
+                )));
+            }
             let mut pool = V3Pool::new(
-                fee.to::<u32>(),
+                fee,
                 spacing,
                 U256::from(slot0.sqrtPriceX96),
                 slot0.tick.as_i32(),
@@ -63,13 +92,12 @@ pub async fn load_pool<P: Provider>(provider: &P, pool: &TrackedPool, block: u64
             let words: Vec<i32> = (min_word..=max_word).collect();
             let mut initialized = Vec::new();
             for chunk in words.chunks(WORDS_IN_FLIGHT) {
-                let bitmaps = try_join_all(chunk.iter().map(|&w| {
-                    let c = &c;
-                    async move {
-                        let word =
-                            i16::try_from(w).map_err(|_| NodeError::Inconsistent(format!("word {w}")))?;
-                        c.tickBitmap(word).block(at).call().await.map(|b| (w, b)).map_err(err("tickBitmap"))
-                    }
+                let bitmaps = try_join_all(chunk.iter().map(|&w| async move {
+                    let word = i16::try_from(w).map_err(|_| NodeError::Inconsistent(format!("word {w}")))?;
+                    call(provider, addr, &IUniswapV3Pool::tickBitmapCall::new((word,)), at)
+                        .await
+                        .map(|b| (w, b))
+                        .map_err(err("tickBitmap"))
                 }))
                 .await?;
                 for (w, bits) in bitmaps {
@@ -81,12 +109,12 @@ pub async fn load_pool<P: Provider>(provider: &P, pool: &TrackedPool, block: u64
                 }
             }
             for chunk in initialized.chunks(WORDS_IN_FLIGHT) {
-                let ticks = try_join_all(chunk.iter().map(|&t| {
-                    let c = &c;
-                    async move {
-                        let i = I24::try_from(t).map_err(|_| NodeError::Inconsistent(format!("tick {t}")))?;
-                        c.ticks(i).block(at).call().await.map(|r| (t, r)).map_err(err("ticks"))
-                    }
+                let ticks = try_join_all(chunk.iter().map(|&t| async move {
+                    let i = I24::try_from(t).map_err(|_| NodeError::Inconsistent(format!("tick {t}")))?;
+                    call(provider, addr, &IUniswapV3Pool::ticksCall::new((i,)), at)
+                        .await
+                        .map(|r| (t, r))
+                        .map_err(err("ticks"))
                 }))
                 .await?;
                 for (t, info) in ticks {
@@ -94,7 +122,7 @@ pub async fn load_pool<P: Provider>(provider: &P, pool: &TrackedPool, block: u64
                         .map_err(|e| NodeError::Inconsistent(format!("pool {addr} tick {t}: {e}")))?;
                 }
             }
-            Ok(PoolState::V3(pool))
+            Ok(Pool::V3(pool))
         }
     }
 }

@@ -413,13 +413,13 @@ mod node {
     use alloy::primitives::{Address, B256, Bytes, I256, LogData, U256};
     use alloy::rpc::types::Log;
     use alloy::sol_types::{SolCall, SolEvent};
+    use keel_amm::abi::{ISwapRouter, IUniswapV2Pair, IUniswapV2Router02, IUniswapV3Pool};
+    use keel_amm::v3::tick_math::get_sqrt_ratio_at_tick;
+    use keel_amm::v3::{TickInfo, V3Pool};
     use keel_feeds::node::book::{PoolChange, decode_change};
     use keel_feeds::node::{
-        MempoolDecoder, MempoolPool, PendingSwap, PendingView, PoolBook, PoolKind, PoolState, TrackedPool,
+        MempoolDecoder, MempoolPool, PendingSwap, PendingView, Pool, PoolBook, PoolKind, TrackedPool,
     };
-    use keel_router::abi::{ISwapRouter, IUniswapV2Pair, IUniswapV2Router02, IUniswapV3Pool};
-    use keel_router::v3::tick_math::get_sqrt_ratio_at_tick;
-    use keel_router::v3::{TickInfo, V3Pool};
     use proptest::prelude::*;
 
     use super::{Mutation, apply, cases, mutation};
@@ -472,7 +472,7 @@ mod node {
             (u112.clone(), u112).prop_map(|(r0, r1)| {
                 let data = IUniswapV2Pair::Sync { reserve0: U112::from(r0), reserve1: U112::from(r1) }
                     .encode_log_data();
-                let want = PoolChange::V2Reserves { reserve0: U256::from(r0), reserve1: U256::from(r1) };
+                let want = PoolChange::V2 { reserve0: U256::from(r0), reserve1: U256::from(r1) };
                 (PoolKind::V2, data, Ok(want))
             }),
             (i256(), i256(), any::<[u64; 3]>(), any::<u128>(), tick()).prop_map(|(a0, a1, sp, liq, t)| {
@@ -626,8 +626,8 @@ mod node {
     /// A loaded book: a V2 pair and a V3 pool with positions around tick 0.
     fn loaded_book() -> PoolBook {
         let mut book = PoolBook::new(&[
-            TrackedPool { address: V2_POOL, kind: PoolKind::V2 },
-            TrackedPool { address: V3_POOL, kind: PoolKind::V3 },
+            TrackedPool { address: V2_POOL, kind: PoolKind::V2, fee: 30, tick_spacing: None },
+            TrackedPool { address: V3_POOL, kind: PoolKind::V3, fee: 3000, tick_spacing: Some(60) },
         ]);
         let l = 10u128.pow(18);
         let v3 = V3Pool::new(
@@ -645,8 +645,13 @@ mod node {
         )
         .expect("v3 fixture");
         let e18 = U256::from(l);
-        book.set_state(0, PoolState::V2 { reserve0: e18 * U256::from(1000u64), reserve1: e18 }, 10, 0);
-        book.set_state(1, PoolState::V3(v3), 10, 0);
+        book.set_state(
+            0,
+            Pool::V2 { reserve0: e18 * U256::from(1000u64), reserve1: e18, fee_bps: 30 },
+            10,
+            0,
+        );
+        book.set_state(1, Pool::V3(v3), 10, 0);
         book
     }
 
@@ -905,7 +910,7 @@ mod node {
             }
             for pool in 0..2 {
                 let _ = view.pending_volume(pool);
-                prop_assert!(view.pool_after(&book, pool, 30).is_some());
+                prop_assert!(view.pool_after(&book, pool).is_some());
             }
         }
     }

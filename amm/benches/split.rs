@@ -1,0 +1,98 @@
+//! Split optimiser benchmarks: one exact-input order split across 2, 4 and 8 pools (mixed V2/V3,
+//! about 100 initialized ticks per V3 pool), with gas on, plus baseline rows (one exact V2 quote,
+//! one exact V3 quote of the same order). After the criterion groups, a per-call latency histogram
+//! of the 8-pool split prints p50/p99/max.
+
+#![allow(missing_docs)] // criterion_group! generates an undocumented pub fn
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use alloy_primitives::U256;
+use criterion::{BenchmarkId, Criterion, criterion_group};
+use keel_amm::pool::{PoolEntry, SwapAmount};
+use keel_amm::split::{candidate_paths, split};
+
+#[path = "../tests/it/common.rs"]
+mod common;
+
+use common::{A, B, e18, mixed_pools};
+
+/// Cost of one gas unit in output units (gas matters but rarely dominates a 100-token order).
+const PER_GAS: f64 = 1e9;
+
+/// 1000 tokens: a few percent of the deeper pools, so the optimum uses several of them.
+fn order() -> SwapAmount {
+    SwapAmount::ExactIn(e18(1_000))
+}
+
+fn pools(n: usize) -> Vec<PoolEntry> {
+    mixed_pools(42, n, 100, true)
+}
+
+fn bench_split(c: &mut Criterion) {
+    let mut g = c.benchmark_group("split");
+    for n in [2usize, 4, 8] {
+        let pools = pools(n);
+        let paths = candidate_paths(&pools, A, B, true);
+        let s = split(&pools, &paths, order(), PER_GAS).expect("split");
+        let ticks: u32 = s.legs.iter().map(|l| l.first.quote.ticks_crossed).sum();
+        eprintln!("{n} pools: {} legs, {ticks} ticks crossed, out {}", s.legs.len(), s.amount_out);
+        g.bench_with_input(BenchmarkId::new("exact_in_gas", n), &n, |b, _| {
+            b.iter(|| split(black_box(&pools), black_box(&paths), black_box(order()), PER_GAS))
+        });
+        g.bench_with_input(BenchmarkId::new("exact_out_gas", n), &n, |b, _| {
+            b.iter(|| split(black_box(&pools), black_box(&paths), SwapAmount::ExactOut(e18(900)), PER_GAS))
+        });
+        g.bench_with_input(BenchmarkId::new("exact_in_no_gas", n), &n, |b, _| {
+            b.iter(|| split(black_box(&pools), black_box(&paths), black_box(order()), 0.0))
+        });
+    }
+    g.finish();
+
+    let mut base = c.benchmark_group("baseline");
+    let p = pools(2);
+    base.bench_function("v3_quote_exact_in", |b| {
+        b.iter(|| p[0].pool().quote_exact_in(true, black_box(e18(100))))
+    });
+    base.bench_function("v2_quote_exact_in", |b| {
+        b.iter(|| p[1].pool().quote_exact_in(true, black_box(e18(100))))
+    });
+    base.bench_function("candidate_paths_8", |b| {
+        let p8 = pools(8);
+        b.iter(|| candidate_paths(black_box(&p8), A, B, true))
+    });
+    base.finish();
+}
+
+/// p50 / p99 / max of single 8-pool split calls (candidate paths precomputed).
+fn latency_report() {
+    let pools = pools(8);
+    let paths = candidate_paths(&pools, A, B, true);
+    let mut ns: Vec<u64> = Vec::with_capacity(20_000);
+    for i in 0..20_000u64 {
+        // vary the size a little so branch predictors do not memorise one path
+        let amount = SwapAmount::ExactIn(e18(500 + i % 1_000) + U256::from(i));
+        let t = Instant::now();
+        let r = split(black_box(&pools), black_box(&paths), amount, PER_GAS);
+        ns.push(t.elapsed().as_nanos() as u64);
+        black_box(r.ok());
+    }
+    ns.sort_unstable();
+    let q = |p: f64| ns[((ns.len() as f64 * p) as usize).min(ns.len() - 1)];
+    println!(
+        "split 8 pools, exact in + gas, 20000 calls: p50 {:.2} µs, p99 {:.2} µs, p99.9 {:.2} µs, max {:.2} µs",
+        q(0.5) as f64 / 1e3,
+        q(0.99) as f64 / 1e3,
+        q(0.999) as f64 / 1e3,
+        *ns.last().unwrap_or(&0) as f64 / 1e3
+    );
+}
+
+criterion_group!(benches, bench_split);
+
+fn main() {
+    benches();
+    latency_report();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -1,0 +1,116 @@
+//! Solidity interfaces Keel calls, as alloy `sol!` bindings. The simulated relay decodes calldata
+//! with these same bindings, so both sides agree on the wire format by construction.
+//!
+//! The interfaces are written once, in [`keel_sol_interfaces!`]: this module expands them with
+//! plain `sol!` (calldata, returns and events only: no provider code), and a crate that wants
+//! provider-bound contract instances expands the same text with `#[sol(rpc)]`, e.g.
+//! `keel_amm::keel_sol_interfaces!(alloy::sol, #[sol(rpc)]);`.
+#![allow(missing_docs)]
+
+/// Expands Keel's Solidity interfaces with the `sol!` macro named first and the attributes that
+/// follow it on every interface (see the module documentation).
+#[macro_export]
+macro_rules! keel_sol_interfaces {
+    ($($sol:ident)::+ $(, #[$attr:meta])* $(,)?) => {
+        $($sol)::+! {
+        /// Uniswap V2 Router02 (the swap entry points Keel uses).
+        $(#[$attr])*
+        interface IUniswapV2Router02 {
+            function swapExactTokensForTokens(
+                uint256 amountIn,
+                uint256 amountOutMin,
+                address[] calldata path,
+                address to,
+                uint256 deadline
+            ) external returns (uint256[] memory amounts);
+
+            function swapTokensForExactTokens(
+                uint256 amountOut,
+                uint256 amountInMax,
+                address[] calldata path,
+                address to,
+                uint256 deadline
+            ) external returns (uint256[] memory amounts);
+
+            function getAmountsOut(uint256 amountIn, address[] calldata path)
+                external view returns (uint256[] memory amounts);
+        }
+
+        /// Uniswap V2 pair (state reads and events).
+        $(#[$attr])*
+        interface IUniswapV2Pair {
+            function getReserves() external view returns (uint112 reserve0, uint112 reserve1, uint32 blockTimestampLast);
+            function token0() external view returns (address);
+            function token1() external view returns (address);
+            function swap(uint256 amount0Out, uint256 amount1Out, address to, bytes calldata data) external;
+            event Sync(uint112 reserve0, uint112 reserve1);
+            event Swap(address indexed sender, uint256 amount0In, uint256 amount1In, uint256 amount0Out, uint256 amount1Out, address indexed to);
+        }
+
+        /// Uniswap V3 SwapRouter (periphery).
+        $(#[$attr])*
+        interface ISwapRouter {
+            struct ExactInputSingleParams {
+                address tokenIn;
+                address tokenOut;
+                uint24 fee;
+                address recipient;
+                uint256 deadline;
+                uint256 amountIn;
+                uint256 amountOutMinimum;
+                uint160 sqrtPriceLimitX96;
+            }
+            struct ExactOutputSingleParams {
+                address tokenIn;
+                address tokenOut;
+                uint24 fee;
+                address recipient;
+                uint256 deadline;
+                uint256 amountOut;
+                uint256 amountInMaximum;
+                uint160 sqrtPriceLimitX96;
+            }
+            struct ExactInputParams {
+                bytes path;
+                address recipient;
+                uint256 deadline;
+                uint256 amountIn;
+                uint256 amountOutMinimum;
+            }
+            function exactInputSingle(ExactInputSingleParams calldata params) external payable returns (uint256 amountOut);
+            function exactOutputSingle(ExactOutputSingleParams calldata params) external payable returns (uint256 amountIn);
+            function exactInput(ExactInputParams calldata params) external payable returns (uint256 amountOut);
+        }
+
+        /// Uniswap V3 pool (state reads and events).
+        $(#[$attr])*
+        interface IUniswapV3Pool {
+            function slot0() external view returns (uint160 sqrtPriceX96, int24 tick, uint16 observationIndex, uint16 observationCardinality, uint16 observationCardinalityNext, uint8 feeProtocol, bool unlocked);
+            function liquidity() external view returns (uint128);
+            function fee() external view returns (uint24);
+            function tickSpacing() external view returns (int24);
+            function token0() external view returns (address);
+            function token1() external view returns (address);
+            function tickBitmap(int16 wordPosition) external view returns (uint256);
+            function ticks(int24 tick) external view returns (uint128 liquidityGross, int128 liquidityNet, uint256 feeGrowthOutside0X128, uint256 feeGrowthOutside1X128, int56 tickCumulativeOutside, uint160 secondsPerLiquidityOutsideX128, uint32 secondsOutside, bool initialized);
+            function swap(address recipient, bool zeroForOne, int256 amountSpecified, uint160 sqrtPriceLimitX96, bytes calldata data) external returns (int256 amount0, int256 amount1);
+            event Swap(address indexed sender, address indexed recipient, int256 amount0, int256 amount1, uint160 sqrtPriceX96, uint128 liquidity, int24 tick);
+            event Mint(address sender, address indexed owner, int24 indexed tickLower, int24 indexed tickUpper, uint128 amount, uint256 amount0, uint256 amount1);
+            event Burn(address indexed owner, int24 indexed tickLower, int24 indexed tickUpper, uint128 amount, uint256 amount0, uint256 amount1);
+        }
+
+        /// ERC-20.
+        $(#[$attr])*
+        interface IERC20 {
+            function balanceOf(address owner) external view returns (uint256);
+            function allowance(address owner, address spender) external view returns (uint256);
+            function approve(address spender, uint256 amount) external returns (bool);
+            function transfer(address to, uint256 amount) external returns (bool);
+            function decimals() external view returns (uint8);
+            event Transfer(address indexed from, address indexed to, uint256 value);
+        }
+    }
+    };
+}
+
+keel_sol_interfaces!(alloy_sol_types::sol);

@@ -1,0 +1,261 @@
+//! `keel quote`: schema, error cases and a price-limited single-pool V3 swap.
+
+use alloy_primitives::U256;
+use keel_amm::quote::run_quote;
+use keel_amm::v3::tick_math::get_sqrt_ratio_at_tick;
+use serde_json::{Value, json};
+
+use crate::common::{A, B, H};
+
+fn v2_pool(id: &str, r0: &str, r1: &str) -> Value {
+    json!({"id": id, "kind": "uniswap_v2", "token0": A.to_string(), "token1": B.to_string(),
+           "reserve0": r0, "reserve1": r1, "fee_bps": 30, "gas": 90000})
+}
+
+fn v3_pool(id: &str) -> Value {
+    // price 1 (tick 0), liquidity 1e22 over [-600, 600) and 1e21 full range
+    json!({"id": id, "kind": "uniswap_v3", "token0": A.to_string(), "token1": B.to_string(),
+           "fee": 3000, "tick_spacing": 60,
+           "sqrt_price_x96": get_sqrt_ratio_at_tick(0).unwrap().to_string(), "tick": 0,
+           "liquidity": "11000000000000000000000",
+           "ticks": [{"index": -887220, "liquidity_net": "1000000000000000000000"},
+                     {"index": -600, "liquidity_net": "10000000000000000000000"},
+                     {"index": 600, "liquidity_net": "-10000000000000000000000"},
+                     {"index": 887220, "liquidity_net": "-1000000000000000000000"}],
+           "gas": 130000})
+}
+
+fn request(pools: Vec<Value>) -> Value {
+    json!({"pools": pools, "sell": A.to_string(), "buy": B.to_string(), "amount_in": "200000000000000000000"})
+}
+
+fn run(v: &Value) -> Result<Value, String> {
+    run_quote(v.to_string().as_bytes()).map(|s| serde_json::from_str(&s).unwrap()).map_err(|e| e.to_string())
+}
+
+fn u(v: &Value) -> U256 {
+    U256::from_str_radix(v.as_str().expect("decimal string"), 10).unwrap()
+}
+
+#[test]
+fn full_request_gives_every_response_field() {
+    let mut req =
+        request(vec![v2_pool("v2-a", "10000000000000000000000", "10000000000000000000000"), v3_pool("v3-a")]);
+    req["gas_price_wei"] = json!("1000000000");
+    req["buy_per_native"] = json!("1.5");
+    let r = run(&req).unwrap();
+    assert_eq!(u(&r["amount_in"]), U256::from(200u64) * U256::from(10u64).pow(U256::from(18u8)));
+    let legs = r["legs"].as_array().unwrap();
+    assert_eq!(legs.len(), 2);
+    assert_eq!(r["gas"], json!(220000));
+    let mut sum_in = U256::ZERO;
+    let mut sum_out = U256::ZERO;
+    for leg in legs {
+        sum_in += u(&leg["amount_in"]);
+        sum_out += u(&leg["amount_out"]);
+        match leg["pool"].as_str().unwrap() {
+            "v2-a" => {
+                assert!(leg["reserve0_after"].is_string() && leg["reserve1_after"].is_string());
+                assert_eq!(
+                    u(&leg["reserve0_after"]),
+                    U256::from(10u64).pow(U256::from(22u8)) + u(&leg["amount_in"])
+                );
+            }
+            "v3-a" => {
+                assert!(leg["sqrt_price_x96_after"].is_string() && leg["liquidity_after"].is_string());
+                assert!(leg["tick_after"].as_i64().unwrap() < 0);
+            }
+            other => panic!("unexpected pool {other}"),
+        }
+    }
+    assert_eq!(sum_in, u(&r["amount_in"]));
+    assert_eq!(sum_out, u(&r["amount_out"]));
+    // exact output
+    let mut out =
+        request(vec![v2_pool("v2-a", "10000000000000000000000", "10000000000000000000000"), v3_pool("v3-a")]);
+    out.as_object_mut().unwrap().remove("amount_in");
+    out["amount_out"] = json!("150000000000000000000");
+    let r = run(&out).unwrap();
+    assert_eq!(r["amount_out"], json!("150000000000000000000"));
+}
+
+#[test]
+fn two_hop_leg_names_both_pools_in_order() {
+    let pool = |id: &str, t0: alloy_primitives::Address, t1: alloy_primitives::Address, r: &str| {
+        json!({"id": id, "kind": "uniswap_v2", "token0": t0.to_string(), "token1": t1.to_string(),
+               "reserve0": r, "reserve1": r, "fee_bps": 30})
+    };
+    let req = request(vec![
+        pool("ab", A, B, "1000000000000000000"),
+        pool("ah", A, H, "100000000000000000000000"),
+        pool("bh", B, H, "100000000000000000000000"),
+    ]);
+    let r = run(&req).unwrap();
+    let two =
+        r["legs"].as_array().unwrap().iter().find(|l| l["pools"].is_array()).expect("two-hop leg").clone();
+    assert_eq!(two["pools"], json!(["ah", "bh"]));
+    assert_eq!(two["pool"], json!("ah>bh"));
+    assert_eq!(two["hops"][0]["pool"], json!("ah"));
+    assert_eq!(two["hops"][1]["amount_in"], two["hops"][0]["amount_out"]);
+    assert_eq!(two["amount_out"], two["hops"][1]["amount_out"]);
+}
+
+#[test]
+fn price_limited_single_v3_swap_stops_at_the_limit() {
+    let mut req = request(vec![v3_pool("v3-a")]);
+    let limit = get_sqrt_ratio_at_tick(-300).unwrap();
+    req["amount_in"] = json!("1000000000000000000000000"); // far more than reaching tick -300 takes
+    req["sqrt_price_limit_x96"] = json!(limit.to_string());
+    let r = run(&req).unwrap();
+    let leg = &r["legs"][0];
+    assert_eq!(u(&leg["sqrt_price_x96_after"]), limit);
+    assert!(u(&r["amount_in"]) < U256::from(10u64).pow(U256::from(24u8)), "filled less than asked");
+    assert!(!u(&r["amount_out"]).is_zero());
+    assert_eq!(leg["tick_after"], json!(-300));
+    assert_eq!(r["gas"], json!(130000));
+    // a limit on the wrong side of the price is refused, naming the field
+    req["sqrt_price_limit_x96"] = json!(get_sqrt_ratio_at_tick(300).unwrap().to_string());
+    assert!(run(&req).unwrap_err().starts_with("sqrt_price_limit_x96: "));
+}
+
+#[test]
+fn bad_requests_name_the_field() {
+    let base = request(vec![v3_pool("v3-a"), v2_pool("v2-a", "1000", "1000")]);
+    let cases: Vec<(Value, &str)> = vec![
+        (
+            {
+                let mut r = base.clone();
+                r["amount_out"] = json!("1");
+                r
+            },
+            "amount_in: give exactly one of amount_in and amount_out, not both",
+        ),
+        (
+            {
+                let mut r = base.clone();
+                r.as_object_mut().unwrap().remove("amount_in");
+                r
+            },
+            "amount_in: give exactly one of amount_in and amount_out",
+        ),
+        (
+            {
+                let mut r = base.clone();
+                r["amount_in"] = json!("12x");
+                r
+            },
+            "amount_in: `12x` is not a non-negative decimal integer",
+        ),
+        (
+            {
+                let mut r = base.clone();
+                r["amount_in"] = json!(100);
+                r
+            },
+            "amount_in: expected a decimal string",
+        ),
+        (
+            {
+                let mut r = base.clone();
+                r["amount_in"] = json!("-5");
+                r
+            },
+            "amount_in: `-5` is not a non-negative decimal integer",
+        ),
+        (
+            {
+                let mut r = base.clone();
+                r["pools"][1]["kind"] = json!("curve");
+                r
+            },
+            "pools[v2-a].kind: unknown pool kind `curve` (expected `uniswap_v2` or `uniswap_v3`)",
+        ),
+        (
+            {
+                let mut r = base.clone();
+                r["pools"][1]["reserve0"] = json!("1.5");
+                r
+            },
+            "pools[v2-a].reserve0: `1.5` is not a non-negative decimal integer",
+        ),
+        (
+            {
+                let mut r = base.clone();
+                r["pools"][0]["ticks"][1]["liquidity_net"] = json!("ten");
+                r
+            },
+            "pools[v3-a].ticks[1].liquidity_net: `ten` is not a decimal integer",
+        ),
+        (
+            {
+                let mut r = base.clone();
+                r["sqrt_price_limit_x96"] = json!("79228162514264337593543950336");
+                r
+            },
+            "sqrt_price_limit_x96: allowed only with a single pool (2 given)",
+        ),
+        (
+            {
+                let mut r = base.clone();
+                r["gas_price_wei"] = json!("1");
+                r
+            },
+            "buy_per_native: required with gas_price_wei",
+        ),
+        (
+            {
+                let mut r = base.clone();
+                r["slippage"] = json!(1);
+                r
+            },
+            "slippage: unknown field",
+        ),
+        (
+            {
+                let mut r = base.clone();
+                r["pools"][1]["id"] = json!("v3-a");
+                r
+            },
+            "pools[1].id: duplicate pool id `v3-a`",
+        ),
+        (
+            {
+                let mut r = base.clone();
+                r["sell"] = json!("0x12");
+                r
+            },
+            "sell: `0x12` is not a 0x-prefixed 20-byte hex address",
+        ),
+        (
+            {
+                let mut r = base.clone();
+                r["amount_in"] = json!("0");
+                r
+            },
+            "amount_in: must be greater than zero",
+        ),
+        (
+            {
+                let mut r = base.clone();
+                r["pools"] = json!([]);
+                r
+            },
+            "pools: at least one pool is required",
+        ),
+    ];
+    for (req, want) in cases {
+        assert_eq!(run(&req).unwrap_err(), want);
+    }
+    let e = run_quote(b"[1, 2]").unwrap_err().to_string();
+    assert_eq!(e, "request: expected a JSON object");
+    let e = run_quote(b"{").unwrap_err().to_string();
+    assert!(e.starts_with("request: invalid JSON") && !e.contains('\n'), "{e}");
+    // V2 pool with a limit, and a pool that cannot fill the order
+    let mut lim = request(vec![v2_pool("v2-a", "1000000", "1000000")]);
+    lim["sqrt_price_limit_x96"] = json!("79228162514264337593543950336");
+    assert_eq!(run(&lim).unwrap_err(), "sqrt_price_limit_x96: applies to a uniswap_v3 pool only");
+    let mut big = request(vec![v2_pool("v2-a", "1000000", "1000000")]);
+    big.as_object_mut().unwrap().remove("amount_in");
+    big["amount_out"] = json!("2000000");
+    assert_eq!(run(&big).unwrap_err(), "amount_out: the pools cannot fill this amount");
+}

@@ -1,9 +1,0 @@
-//! Chain tests: real anvil running the real Uniswap V2/V3 contracts (npm packages pinned in
-//! `tests/chain/`; install with `tests/chain/setup.sh`). Every test starts its own anvil on 127.0.0.1
-//! and fails loudly when anvil is not installed.
-
-mod deploy;
-mod mempool;
-mod node_feed;
-mod relay;
-mod util;

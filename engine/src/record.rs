@@ -1,0 +1,195 @@
+//! What the journal records: one entry per decision or action, in the order they happen; and
+//! [`RecordSink`], the one method set through which the router hands records on (the journal crate
+//! implements it; the router does not import the journal, nor the journal the router).
+
+use std::time::Duration;
+
+use alloy_primitives::{Address, B256, Bytes};
+
+use crate::intent::RebalanceIntent;
+use crate::signed::SignedTx;
+
+/// One signed transaction of a bundle version, kept whole so a recovered rebalance can be resent
+/// byte for byte (same nonces, same hashes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxRecord {
+    /// Transaction hash.
+    pub hash: B256,
+    /// Nonce.
+    pub nonce: u64,
+    /// EIP-2718 bytes.
+    pub raw: Bytes,
+}
+
+impl From<&SignedTx> for TxRecord {
+    fn from(t: &SignedTx) -> Self {
+        Self { hash: t.hash, nonce: t.nonce, raw: t.raw.clone() }
+    }
+}
+
+/// A signed version of a rebalance's bundle: the first, or a fee re-sign with the same nonces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedBundle {
+    /// The intent.
+    pub intent: u64,
+    /// Portfolio index.
+    pub portfolio: u32,
+    /// Signing account.
+    pub account: Address,
+    /// 0 for the first version, then one more per re-sign.
+    pub version: u32,
+    /// The bundle's `replacementUuid`.
+    pub uuid: String,
+    /// Block the version was first sent for.
+    pub target_block: u64,
+    /// After this block the rebalance is abandoned.
+    pub deadline_block: u64,
+    /// keccak of the transaction hashes.
+    pub bundle_hash: B256,
+    /// The transactions, in bundle order.
+    pub txs: Vec<TxRecord>,
+}
+
+/// How a rebalance found open at start was settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolution {
+    /// Decided but never signed: nothing reached a relay.
+    NeverSent,
+    /// Its bundle landed while Keel was down.
+    Landed {
+        /// Block of inclusion.
+        block: u64,
+        /// Gas used by its transactions.
+        gas_used: u64,
+        /// Whether a transaction reverted.
+        reverted: bool,
+    },
+    /// Its nonces were used by transactions that are not its own: it can never land.
+    NoncesUsedElsewhere,
+    /// It can still land: adopted again and resent (same transactions) until its deadline.
+    Adopted,
+    /// Its deadline block passed unlanded.
+    Expired,
+}
+
+impl Resolution {
+    /// Short name, as stored.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Resolution::NeverSent => "never_sent",
+            Resolution::Landed { .. } => "landed",
+            Resolution::NoncesUsedElsewhere => "nonces_used_elsewhere",
+            Resolution::Adopted => "adopted",
+            Resolution::Expired => "expired",
+        }
+    }
+}
+
+/// One journal entry.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JournalRecord {
+    /// The engine decided a rebalance: trigger, inputs and planned legs.
+    Decided(Box<RebalanceIntent>),
+    /// The router refused it before anything was signed or sent.
+    Refused {
+        /// The intent.
+        intent: u64,
+        /// Why.
+        reason: String,
+    },
+    /// A bundle version was signed. Journaled (and, with `write_ahead`, committed) before it is sent.
+    Signed(Box<SignedBundle>),
+    /// One relay's answer to one submission.
+    Submitted {
+        /// The intent.
+        intent: u64,
+        /// Relay name.
+        relay: String,
+        /// Target block.
+        block: u64,
+        /// Accepted (a bundle hash came back).
+        accepted: bool,
+        /// The bundle hash returned, or the error.
+        detail: String,
+    },
+    /// The bundle landed.
+    Landed {
+        /// The intent.
+        intent: u64,
+        /// Block of inclusion.
+        block: u64,
+        /// Gas used.
+        gas_used: u64,
+        /// Whether a transaction reverted.
+        reverted: bool,
+    },
+    /// The rebalance will never land (deadline passed, or its nonces were used by other
+    /// transactions); nonces released.
+    Expired {
+        /// The intent.
+        intent: u64,
+        /// The head at expiry.
+        block: u64,
+        /// Why.
+        reason: String,
+    },
+    /// Found open at start and settled by reconciling with the chain.
+    Recovered {
+        /// The intent.
+        intent: u64,
+        /// The outcome.
+        resolution: Resolution,
+        /// The chain facts it was based on, for the operator.
+        detail: String,
+    },
+}
+
+impl JournalRecord {
+    /// The intent the record belongs to.
+    pub fn intent(&self) -> u64 {
+        match self {
+            JournalRecord::Decided(i) => i.id,
+            JournalRecord::Signed(b) => b.intent,
+            JournalRecord::Refused { intent, .. }
+            | JournalRecord::Submitted { intent, .. }
+            | JournalRecord::Landed { intent, .. }
+            | JournalRecord::Expired { intent, .. }
+            | JournalRecord::Recovered { intent, .. } => *intent,
+        }
+    }
+
+    /// Short kind name, as stored.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            JournalRecord::Decided(_) => "decided",
+            JournalRecord::Refused { .. } => "refused",
+            JournalRecord::Signed(_) => "signed",
+            JournalRecord::Submitted { .. } => "submitted",
+            JournalRecord::Landed { .. } => "landed",
+            JournalRecord::Expired { .. } => "expired",
+            JournalRecord::Recovered { .. } => "recovered",
+        }
+    }
+}
+
+/// A record's place in the sink's order: [`RecordSink::wait_committed`] waits for it.
+pub type RecordSeq = u64;
+
+/// Why a record's commit could not be confirmed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommitError {
+    /// The commit did not happen within the wait.
+    #[error("not committed within {0:?}")]
+    Timeout(Duration),
+    /// The sink failed or stopped; its message.
+    #[error("journal failed: {0}")]
+    Failed(String),
+}
+
+/// Where the router's records go (the journal's writer). Implementations queue without blocking.
+pub trait RecordSink: Send + Sync + std::fmt::Debug {
+    /// Queues a record; returns its sequence number.
+    fn append(&self, record: JournalRecord) -> RecordSeq;
+    /// Waits until record `seq` (and all before it) is durably committed, at most `timeout`.
+    fn wait_committed(&self, seq: RecordSeq, timeout: Duration) -> Result<(), CommitError>;
+}

@@ -1,0 +1,24 @@
+//! # keel-runtime
+//!
+//! The production assembly behind `keel run` (and, with a simulated market around it, `keel demo`
+//! and the latency harness): the one code path that starts Keel's stages and wires them together.
+//!
+//! ```text
+//!  tokio: exchange feed ─────────┐                       ┌─▶ tokio: relay posts, receipt reads
+//!  tokio: chain poller ──────────┼─▶ Queue<Event> ─▶ engine thread ─▶ Queue<RouterInput> ─▶ router thread
+//!  tokio: node feed (logs, heads)┘         ▲          (process)              ▲  (route, sign, bundle)
+//!         pools, nonces, pending impact ──────────────────────────────────────┘
+//!                                          └──────────── outcomes ───────────┘
+//! ```
+//!
+//! * [`pipeline`] — start, run and stop the stages; the report at the end;
+//! * [`recovery`] — settle what a previous run left open in the journal before trading;
+//! * [`safety`] — the kill switch (file, SIGUSR1, the control endpoint) and dry runs;
+//! * [`metrics`] — Prometheus `/metrics` on the control endpoint.
+//!
+//! It never links the simulator (`keel-sim`) or the latency harness (`keel-bench`).
+
+pub mod metrics;
+pub mod pipeline;
+pub mod recovery;
+pub mod safety;

@@ -1,0 +1,940 @@
+//! The production pipeline, assembled: the one code path that `keel run`, `keel demo` and the
+//! latency harness all start.
+//!
+//! ```text
+//!  tokio: Binance websocket feed ─┐                      ┌─▶ tokio: relay posts, receipt reads
+//!  tokio: chain poller ───────────┼─▶ Queue<Event> ─▶ engine thread ─▶ Queue<RouterInput> ─▶ router thread
+//!          (heads, balances) ─────┘        ▲          (process)              ▲  (route, sign, bundle)
+//!          (pools, nonces) ───────────────────────────────────────────────────┘
+//!                                          └──────────── outcomes ───────────┘
+//! ```
+//!
+//! The engine thread owns the [`Engine`] and its latency histogram (no lock on the hot path); it
+//! publishes a snapshot for progress output and samples weights for reports off the hot path, at a
+//! fixed interval.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use keel_amm::pool::{Pool, PoolEntry, PoolError, PoolMeta};
+use keel_amm::v3::V3Pool;
+use keel_engine::clock::{LiveClock, Nanos, mono_now_ns};
+use keel_engine::config::{EngineConfig, PortfolioConfig, TokenConfig};
+use keel_engine::event::{Event, Outcome, OutcomeStatus};
+use keel_engine::portfolio::PortfolioStatus;
+use keel_engine::queue::{Queue, QueueStats, WaitPolicy};
+use keel_engine::stats::EngineStats;
+use keel_engine::{Engine, PortfolioId, RebalanceIntent};
+use keel_feeds::binance::InstrumentTable;
+use keel_feeds::node::{
+    MempoolDecoder, MempoolPool, NodeFeedConfig, NodeFeedOutputs, NodeFeedStats, PoolKind, TrackedPool,
+    run_mempool_feed, run_node_feed,
+};
+use keel_feeds::poll::{PollStats, PollTargets, run_chain_poller};
+use keel_feeds::stats::{FeedStats, FeedStatsSnapshot};
+use keel_feeds::ws::{BinanceFeedConfig, run_binance_feed};
+use keel_journal::{Journal, JournalConfig, Names, Resolution};
+use keel_router::config::{DexConfig, DexKind, PoolConfig, RelayConfig, RouterConfig};
+use keel_router::exec::{ExecError, ExecStats, ExecToken, Executor, FillRecord, PoolVenue};
+use keel_router::relay::RelayClient;
+use keel_router::signer::Signer;
+use keel_router::stage::{
+    RelayCounters, RouterInput, StageIo, StageJournal, StageObserver, run_router_stage,
+};
+
+use crate::recovery::Recovered;
+use crate::safety::{KillStatus, KillSwitch, SafetySpec, watch_kill_file, watch_signal};
+use keel_amm::v3::sqrt_price_math::Q96;
+use parking_lot::Mutex;
+use tokio_util::sync::CancellationToken;
+
+/// Default interval between weight samples for reports.
+pub const DEFAULT_SAMPLE_EVERY: Duration = Duration::from_millis(200);
+/// Pending mempool swaps queued between the mempool feed and the node feed.
+pub const PENDING_SWAPS_CAPACITY: usize = 4096;
+/// Interval of the engine's timer events (temporal triggers and staleness).
+pub const TIMER_EVERY: Duration = Duration::from_millis(100);
+
+/// Everything the pipeline needs, resolved (keys loaded, endpoints known).
+#[derive(Debug, Clone)]
+pub struct PipelineSpec {
+    /// Engine settings.
+    pub engine: EngineConfig,
+    /// Tokens.
+    pub tokens: Vec<TokenConfig>,
+    /// Portfolios.
+    pub portfolios: Vec<PortfolioConfig>,
+    /// Execution settings.
+    pub router: RouterConfig,
+    /// DEXes.
+    pub dexes: Vec<DexConfig>,
+    /// Pools.
+    pub pools: Vec<PoolConfig>,
+    /// Relays.
+    pub relays: Vec<RelayConfig>,
+    /// Signs `X-Flashbots-Signature`.
+    pub reputation: Signer,
+    /// Portfolio account keys.
+    pub accounts: Vec<Signer>,
+    /// Market data.
+    pub binance: BinanceFeedConfig,
+    /// Node JSON-RPC URL.
+    pub rpc_url: String,
+    /// Node poll interval.
+    pub poll_ms: u64,
+    /// Node websocket URL. When set, pool state (V2 and V3) comes from `eth_subscribe` logs with an
+    /// exact in-memory book (required for V3 pools); otherwise V2 reserves are polled each block.
+    pub node_ws_url: Option<String>,
+    /// Symbol of the wrapped native token (gas is priced through it), if listed.
+    pub native_symbol: Option<String>,
+    /// Weight sampling interval for reports.
+    pub sample_every: Duration,
+    /// Kill switch sources and dry run.
+    pub safety: SafetySpec,
+    /// The journal (start with [`Pipeline::launch`], which recovers from it first).
+    pub journal: Option<JournalConfig>,
+}
+
+/// Why the pipeline could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// The engine refused its config (tokens, portfolios, triggers).
+    #[error("config: {0}")]
+    Engine(#[from] keel_engine::config::ConfigError),
+    /// The exchange feed cannot subscribe the configured symbols.
+    #[error("config: feed symbols: {0}")]
+    FeedSymbols(#[from] keel_feeds::binance::TableError),
+    /// A name refers to nothing configured.
+    #[error("config: {field}: unknown {what} `{name}`")]
+    Unknown {
+        /// Where the name stands (e.g. `pools[weth-usdc].dex`).
+        field: String,
+        /// What kind of thing it names (`dex`, `token`).
+        what: &'static str,
+        /// The name.
+        name: String,
+    },
+    /// A Uniswap V3 pool without the websocket node feed (its ticks come only from logs).
+    #[error("config: pools[{pool}]: uniswap_v3 pools need the websocket node feed: set [chain] ws_url")]
+    V3NeedsWebsocket {
+        /// The pool.
+        pool: String,
+    },
+    /// A Uniswap V3 pool whose tick spacing is neither configured nor that of a canonical fee tier.
+    #[error(
+        "config: pools[{pool}]: fee {fee} is not a canonical Uniswap V3 tier (100, 500, 3000, 10000): set tick_spacing"
+    )]
+    TickSpacingUnknown {
+        /// The pool.
+        pool: String,
+        /// Its fee, pips.
+        fee: u32,
+    },
+    /// A pool's parameters do not make a valid pool.
+    #[error("config: pools[{pool}]: {source}")]
+    BadPool {
+        /// The pool.
+        pool: String,
+        /// Why.
+        source: PoolError,
+    },
+    /// A V3 pool's parameters do not make a valid pool.
+    #[error("config: pools[{pool}]: {source}")]
+    BadV3Pool {
+        /// The pool.
+        pool: String,
+        /// Why.
+        source: keel_amm::v3::V3Error,
+    },
+    /// A pipeline with a journal was started without recovery.
+    #[error("a pipeline with a journal starts with Pipeline::launch (recovery first)")]
+    JournalNeedsLaunch,
+    /// The journal's open rebalances do not fit the engine.
+    #[error("resuming from the journal: {0}")]
+    Resume(keel_engine::restore::ResumeError),
+    /// A rebalance left in flight could not be adopted.
+    #[error("adopting intent {intent}: {source}")]
+    Adopt {
+        /// The intent.
+        intent: u64,
+        /// Why.
+        source: ExecError,
+    },
+    /// A thread could not be spawned.
+    #[error("spawning a thread: {0}")]
+    Spawn(#[from] std::io::Error),
+    /// The relay client could not be built.
+    #[error("relay client: {0}")]
+    Relay(#[from] keel_router::relay::RelayError),
+    /// The journal could not be opened or the previous run's rebalances not settled.
+    #[error("recovery: {0}")]
+    Recovery(#[from] crate::recovery::RecoveryError),
+}
+
+impl PipelineError {
+    fn unknown(field: impl Into<String>, what: &'static str, name: impl Into<String>) -> Self {
+        Self::Unknown { field: field.into(), what, name: name.into() }
+    }
+}
+
+/// One portfolio's state at a moment.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PortfolioView {
+    /// Name.
+    pub name: String,
+    /// Value in the numeraire, when known.
+    pub value: Option<f64>,
+    /// (symbol, weight, target).
+    pub weights: Vec<(String, f64, f64)>,
+    /// Band in force.
+    pub band: f64,
+    /// Largest |w − t|.
+    pub max_drift: Option<f64>,
+    /// Busy with a rebalance (in flight or awaiting balances).
+    pub busy: bool,
+}
+
+/// What the engine thread publishes for progress output.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Snapshot {
+    /// Seconds since start.
+    pub t_s: f64,
+    /// Engine counters.
+    pub engine: EngineStats,
+    /// Portfolios.
+    pub portfolios: Vec<PortfolioView>,
+    /// Chain head.
+    pub head: Option<u64>,
+}
+
+/// A weight sample for plots.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Sample {
+    /// Seconds since start.
+    pub t_s: f64,
+    /// Portfolio index.
+    pub portfolio: usize,
+    /// Weights in target order.
+    pub weights: Vec<f64>,
+    /// Band in force.
+    pub band: f64,
+}
+
+/// What the engine thread hands back at the end.
+#[derive(Debug)]
+pub struct EngineRun {
+    /// The engine in its final state.
+    pub engine: Engine,
+    /// Event receive → trigger decision, for events that fired, ns.
+    pub decide: Histogram<u64>,
+    /// Event receive → state applied and trigger evaluated, for every quote, ns.
+    pub quote_to_decision: Histogram<u64>,
+    /// Intents emitted.
+    pub intents: Vec<RebalanceIntent>,
+    /// (portfolio, drift) measured when post-landing balances arrived.
+    pub drift_after_landing: Vec<(usize, f64)>,
+    /// Weight samples.
+    pub samples: Vec<Sample>,
+    /// First known value of each portfolio.
+    pub start_values: Vec<Option<f64>>,
+}
+
+/// Everything measured over a run.
+#[derive(Debug)]
+pub struct PipelineReport {
+    /// Wall time of the run, seconds.
+    pub duration_s: f64,
+    /// The engine side.
+    pub engine: EngineRun,
+    /// Executor counters.
+    pub exec: ExecStats,
+    /// Fills submitted.
+    pub fills: Vec<FillRecord>,
+    /// Tick-to-wire histogram, ns.
+    pub tick_to_wire: Histogram<u64>,
+    /// Relay round trips, ns.
+    pub relay_rtt: Histogram<u64>,
+    /// Per relay.
+    pub relays: Vec<RelayCounters>,
+    /// (time ns since start, outcome).
+    pub outcomes: Vec<(f64, keel_engine::event::Outcome)>,
+    /// Feed counters.
+    pub feed: FeedStatsSnapshot,
+    /// Blocks read by the poller.
+    pub blocks: u64,
+    /// Engine input queue.
+    pub event_queue: QueueStats,
+    /// Router input queue.
+    pub router_queue: QueueStats,
+    /// The kill switch at the end.
+    pub kill: KillStatus,
+    /// Bundles built and signed but not posted (dry run).
+    pub dry_run_bundles: u64,
+    /// Journal records written this run (`None` without a journal); an error when the journal
+    /// failed.
+    pub journal_records: Option<Result<u64, String>>,
+    /// Rebalances of a previous run settled at start.
+    pub recovered: Vec<(u64, Resolution)>,
+}
+
+/// A running pipeline.
+#[derive(Debug)]
+pub struct Pipeline {
+    cancel: CancellationToken,
+    stop: Arc<AtomicBool>,
+    router_stop: Arc<AtomicBool>,
+    engine_thread: Option<JoinHandle<EngineRun>>,
+    router_thread: Option<JoinHandle<Executor>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    snapshot: Arc<Mutex<Snapshot>>,
+    observer: Arc<StageObserver>,
+    feed_stats: Arc<FeedStats>,
+    poll_stats: Arc<PollStats>,
+    events: Arc<Queue<Event>>,
+    router_in: Arc<Queue<RouterInput>>,
+    started_ns: Nanos,
+    kill: Arc<KillSwitch>,
+    control_addr: Option<std::net::SocketAddr>,
+    journal: Option<Journal>,
+    recovered: Vec<(u64, Resolution)>,
+}
+
+impl Pipeline {
+    /// Starts the pipeline; with a journal configured, first settles what the previous run left
+    /// open (see [`crate::recovery`]) and resumes it: adopted bundles are resent unchanged, their
+    /// portfolios stay busy, intent ids continue.
+    pub async fn launch(
+        spec: PipelineSpec,
+        runtime: &tokio::runtime::Handle,
+    ) -> Result<Pipeline, PipelineError> {
+        let Some(cfg) = spec.journal.clone() else { return Self::start(spec, runtime) };
+        let names = Names {
+            tokens: spec.tokens.iter().map(|t| t.symbol.clone()).collect(),
+            portfolios: spec.portfolios.iter().map(|p| p.name.clone()).collect(),
+        };
+        let (journal, recovered) = crate::recovery::recover(&cfg, &spec.rpc_url, names).await?;
+        Self::start_inner(spec, runtime, Some((journal, recovered)))
+    }
+
+    /// Starts the feeds on `runtime` and the engine and router threads (no journal: a spec with
+    /// one must go through [`Pipeline::launch`]).
+    pub fn start(spec: PipelineSpec, runtime: &tokio::runtime::Handle) -> Result<Pipeline, PipelineError> {
+        if spec.journal.is_some() {
+            return Err(PipelineError::JournalNeedsLaunch);
+        }
+        Self::start_inner(spec, runtime, None)
+    }
+
+    fn start_inner(
+        spec: PipelineSpec,
+        runtime: &tokio::runtime::Handle,
+        journal: Option<(Journal, Recovered)>,
+    ) -> Result<Pipeline, PipelineError> {
+        let started_ns = mono_now_ns();
+        let mut engine =
+            Engine::new(spec.engine.clone(), &spec.tokens, &spec.portfolios, Box::new(LiveClock))?;
+        let table = InstrumentTable::new(engine.instrument_symbols().iter())?;
+        let mut executor = build_executor(&spec)?;
+        let targets = poll_targets(&spec, &engine)?;
+        let (journal, recovered) = match journal {
+            Some((j, r)) => (Some(j), r),
+            None => (None, Recovered::default()),
+        };
+        engine.resume(recovered.next_intent, &recovered.in_flight()).map_err(PipelineError::Resume)?;
+        for a in &recovered.adopted {
+            executor
+                .adopt(&a.bundle, &a.all_hashes, a.chain_nonce)
+                .map_err(|source| PipelineError::Adopt { intent: a.bundle.intent, source })?;
+        }
+        let now = mono_now_ns();
+        for c in &recovered.charges {
+            executor.restore_charge(
+                c.portfolio,
+                c.intent,
+                c.notional,
+                c.age_ms.saturating_mul(1_000_000),
+                now,
+            );
+        }
+        if !recovered.charges.is_empty() {
+            let total: f64 = recovered.charges.iter().map(|c| c.notional).sum();
+            tracing::info!(
+                rebalances = recovered.charges.len(),
+                notional = total,
+                "daily notional caps resume with the last 24 h of the journal"
+            );
+        }
+        let stage_journal = match (&journal, &spec.journal) {
+            (Some(j), Some(cfg)) => Some(StageJournal {
+                handle: Arc::new(j.handle()),
+                write_ahead: cfg.write_ahead,
+                commit_timeout: cfg.commit_timeout(),
+            }),
+            _ => None,
+        };
+
+        let events = Arc::new(Queue::new(spec.engine.queue_capacity));
+        let router_in = Arc::new(Queue::new(spec.engine.queue_capacity));
+        let cancel = CancellationToken::new();
+        let stop = Arc::new(AtomicBool::new(false));
+        let router_stop = Arc::new(AtomicBool::new(false));
+        let snapshot = Arc::new(Mutex::new(Snapshot::default()));
+        let observer = Arc::new(StageObserver::new(spec.relays.iter().map(|r| r.name.clone())));
+        let feed_stats = Arc::new(FeedStats::new());
+        let poll_stats = Arc::new(PollStats::default());
+
+        let kill = Arc::new(KillSwitch::default());
+        observer.dry_run.store(spec.safety.dry_run, Ordering::Release);
+        let mut tasks = Vec::new();
+        if let Some(path) = spec.safety.kill_file.clone() {
+            tasks.push(runtime.spawn(watch_kill_file(path, Arc::clone(&kill), cancel.clone())));
+        }
+        tasks.push(runtime.spawn(watch_signal(Arc::clone(&kill), cancel.clone())));
+        let control_addr = match spec.safety.control_port {
+            Some(port) => {
+                let std_listener = std::net::TcpListener::bind(("127.0.0.1", port))?;
+                std_listener.set_nonblocking(true)?;
+                let addr = std_listener.local_addr()?;
+                let _guard = runtime.enter();
+                let listener = tokio::net::TcpListener::from_std(std_listener)?;
+                let metrics = crate::metrics::MetricsSources {
+                    snapshot: Arc::clone(&snapshot),
+                    observer: Arc::clone(&observer),
+                    feed: Arc::clone(&feed_stats),
+                    events: Arc::clone(&events),
+                    router_in: Arc::clone(&router_in),
+                    kill: Arc::clone(&kill),
+                };
+                let control =
+                    crate::safety::serve_control(listener, Arc::clone(&kill), metrics, cancel.clone());
+                tasks.push(runtime.spawn(control));
+                Some(addr)
+            }
+            None => None,
+        };
+        {
+            let (cfg, table, q, st, c) = (
+                spec.binance.clone(),
+                Arc::new(table),
+                Arc::clone(&events),
+                Arc::clone(&feed_stats),
+                cancel.clone(),
+            );
+            tasks.push(runtime.spawn(async move {
+                if let Err(e) = run_binance_feed(cfg, table, q, st, c).await {
+                    tracing::error!(error = %e, "market-data feed stopped");
+                }
+            }));
+        }
+        {
+            let (url, q, r, st, c) = (
+                spec.rpc_url.clone(),
+                Arc::clone(&events),
+                Arc::clone(&router_in),
+                Arc::clone(&poll_stats),
+                cancel.clone(),
+            );
+            let poll_ms = spec.poll_ms;
+            tasks.push(runtime.spawn(async move {
+                if let Err(e) = run_chain_poller(url, poll_ms, targets, q, r, st, c).await {
+                    tracing::error!(error = %e, "chain poller stopped");
+                }
+            }));
+        }
+        if let Some(ws_url) = spec.node_ws_url.clone() {
+            let tracked = tracked_pools(&spec)?;
+            // The public mempool: swaps pending on tracked pools, for `defer_on_pending_volume`; the
+            // node feed keeps them against its pool book and reports their impact to the router.
+            let (pending_tx, pending_rx) = tokio::sync::mpsc::channel(PENDING_SWAPS_CAPACITY);
+            let decoder = mempool_decoder(&spec, &tracked)?;
+            let cfg = NodeFeedConfig { ws_url: ws_url.clone(), pools: tracked, balances: Vec::new() };
+            let outputs = NodeFeedOutputs {
+                router: Arc::clone(&router_in),
+                events: Arc::clone(&events),
+                pending: Some(pending_rx),
+            };
+            let node_stats = Arc::new(NodeFeedStats::default());
+            let (st, c) = (Arc::clone(&node_stats), cancel.clone());
+            tasks.push(runtime.spawn(async move {
+                if let Err(e) = run_node_feed(cfg, outputs, st, c).await {
+                    tracing::error!(error = %e, "node feed stopped");
+                }
+            }));
+            let (st, c) = (Arc::clone(&node_stats), cancel.clone());
+            tasks.push(runtime.spawn(async move {
+                if let Err(e) = run_mempool_feed(ws_url, decoder, pending_tx, st, c).await {
+                    tracing::error!(error = %e, "mempool feed stopped");
+                }
+            }));
+        }
+        let engine_thread = {
+            let (events, router_in, stop, snapshot) =
+                (Arc::clone(&events), Arc::clone(&router_in), Arc::clone(&stop), Arc::clone(&snapshot));
+            let sample_every = spec.sample_every;
+            let kill = Arc::clone(&kill);
+            let wait = spec.engine.wait_policy();
+            std::thread::Builder::new().name("keel-engine".into()).spawn(move || {
+                engine_loop(
+                    engine,
+                    EngineThread { events, router_in, stop, snapshot, sample_every, started_ns, kill, wait },
+                )
+            })?
+        };
+        let router_thread = {
+            let relays = RelayClient::new(spec.relays.clone())?;
+            let (input, events, observer, stop) = (
+                Arc::clone(&router_in),
+                Arc::clone(&events),
+                Arc::clone(&observer),
+                Arc::clone(&router_stop),
+            );
+            let io = StageIo {
+                relays,
+                rpc_url: spec.rpc_url.clone(),
+                runtime: runtime.clone(),
+                journal: stage_journal,
+                wait: spec.engine.wait_policy(),
+            };
+            std::thread::Builder::new()
+                .name("keel-router".into())
+                .spawn(move || run_router_stage(executor, input, events, io, observer, stop))?
+        };
+        Ok(Pipeline {
+            cancel,
+            stop,
+            router_stop,
+            engine_thread: Some(engine_thread),
+            router_thread: Some(router_thread),
+            tasks,
+            snapshot,
+            observer,
+            feed_stats,
+            poll_stats,
+            events,
+            router_in,
+            started_ns,
+            kill,
+            control_addr,
+            journal,
+            recovered: recovered.settled,
+        })
+    }
+
+    /// The latest snapshot the engine thread published.
+    pub fn snapshot(&self) -> Snapshot {
+        self.snapshot.lock().clone()
+    }
+
+    /// Feed counters now.
+    pub fn feed_stats(&self) -> FeedStatsSnapshot {
+        self.feed_stats.snapshot()
+    }
+
+    /// The router stage's observer (histograms, counters and, when enabled, submission stamps).
+    pub fn observer(&self) -> &Arc<StageObserver> {
+        &self.observer
+    }
+
+    /// The engine input queue's counters now.
+    pub fn event_queue_stats(&self) -> QueueStats {
+        self.events.stats()
+    }
+
+    /// Events waiting in the engine input queue now.
+    pub fn event_queue_len(&self) -> usize {
+        self.events.len()
+    }
+
+    /// The kill switch (engage it from code; operators use the file, SIGUSR1 or the endpoint).
+    pub fn kill_switch(&self) -> &Arc<KillSwitch> {
+        &self.kill
+    }
+
+    /// Address of the control endpoint, when one was asked for.
+    pub fn control_addr(&self) -> Option<std::net::SocketAddr> {
+        self.control_addr
+    }
+
+    /// Bundles landed so far, and submissions so far (from relay counters).
+    pub fn outcomes_so_far(&self) -> usize {
+        self.observer.outcomes.lock().len()
+    }
+
+    /// Stops the feeds, drains the queues, joins the threads and returns what was measured.
+    pub async fn shutdown(mut self) -> PipelineReport {
+        self.cancel.cancel();
+        for t in self.tasks.drain(..) {
+            let _ = t.await;
+        }
+        // Let in-flight relay posts and receipt reads finish briefly, then stop the threads in the
+        // order data flows: the engine first (it drains its queue), then the router (it drains the
+        // intents the engine handed it last).
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        self.stop.store(true, Ordering::Release);
+        let engine_thread = self.engine_thread.take();
+        let router_thread = self.router_thread.take();
+        let router_stop = Arc::clone(&self.router_stop);
+        let (engine, exec) = tokio::task::spawn_blocking(move || {
+            let e = engine_thread.map(|t| t.join());
+            router_stop.store(true, Ordering::Release);
+            let r = router_thread.map(|t| t.join());
+            (e, r)
+        })
+        .await
+        .unwrap_or((None, None));
+        let engine = match engine {
+            Some(Ok(run)) => run,
+            _ => panic!("engine thread panicked"),
+        };
+        let exec = match exec {
+            Some(Ok(x)) => x,
+            _ => panic!("router thread panicked"),
+        };
+        // Every record the stage queued is written before the journal closes.
+        let journal_records = match self.journal.take() {
+            Some(j) => Some(
+                tokio::task::spawn_blocking(move || j.close().map_err(|e| e.to_string()))
+                    .await
+                    .unwrap_or_else(|e| Err(e.to_string())),
+            ),
+            None => None,
+        };
+        let start = self.started_ns;
+        let outcomes = self
+            .observer
+            .outcomes
+            .lock()
+            .iter()
+            .map(|(t, o)| ((t.saturating_sub(start)) as f64 / 1e9, *o))
+            .collect();
+        PipelineReport {
+            duration_s: (mono_now_ns() - start) as f64 / 1e9,
+            exec: exec.stats().clone(),
+            fills: exec.fills().to_vec(),
+            engine,
+            tick_to_wire: self.observer.tick_to_wire.lock().clone(),
+            relay_rtt: self.observer.relay_rtt.lock().clone(),
+            relays: self.observer.relays.lock().clone(),
+            outcomes,
+            feed: self.feed_stats.snapshot(),
+            blocks: self.poll_stats.blocks.load(Ordering::Relaxed),
+            event_queue: self.events.stats(),
+            router_queue: self.router_in.stats(),
+            kill: self.kill.status(),
+            dry_run_bundles: self.observer.dry_run_bundles.load(Ordering::Relaxed),
+            journal_records,
+            recovered: std::mem::take(&mut self.recovered),
+        }
+    }
+}
+
+fn new_hist() -> Histogram<u64> {
+    Histogram::new(3).expect("3 significant digits is valid")
+}
+
+/// Sends an intent to the router — or, when the kill switch is engaged or the router queue is full,
+/// returns the `Rejected` outcome the engine must see, so the portfolio cools down instead of waiting
+/// forever for an intent that was never sent.
+fn dispatch(intent: RebalanceIntent, router_in: &Queue<RouterInput>, kill: &KillSwitch) -> Option<Outcome> {
+    let bounce = Outcome { intent: intent.id, portfolio: intent.portfolio, status: OutcomeStatus::Rejected };
+    if kill.is_engaged() {
+        kill.count_blocked();
+        tracing::warn!(
+            intent = intent.id,
+            portfolio = intent.portfolio.0,
+            "kill switch engaged: rebalance not sent"
+        );
+        return Some(bounce);
+    }
+    match router_in.try_push(RouterInput::Intent(Box::new(intent))) {
+        Ok(()) => None,
+        Err(_) => {
+            tracing::error!(intent = bounce.intent, "router queue full: rebalance not sent");
+            Some(bounce)
+        }
+    }
+}
+
+/// The engine thread: events in, intents out; timers, snapshots and samples at fixed intervals.
+/// What the engine thread works with, besides the engine.
+struct EngineThread {
+    events: Arc<Queue<Event>>,
+    router_in: Arc<Queue<RouterInput>>,
+    stop: Arc<AtomicBool>,
+    snapshot: Arc<Mutex<Snapshot>>,
+    sample_every: Duration,
+    started_ns: Nanos,
+    kill: Arc<KillSwitch>,
+    wait: WaitPolicy,
+}
+
+fn engine_loop(mut engine: Engine, ctx: EngineThread) -> EngineRun {
+    let EngineThread { events, router_in, stop, snapshot, sample_every, started_ns, kill, wait } = ctx;
+    let n = engine.portfolios().len();
+    let mut decide = new_hist();
+    let mut quote_to_decision = new_hist();
+    let mut intents = Vec::new();
+    let mut drift_after_landing = Vec::new();
+    let mut samples = Vec::new();
+    let mut start_values = vec![None; n];
+    let mut awaiting = vec![false; n];
+    let mut out: Vec<RebalanceIntent> = Vec::with_capacity(16);
+    let mut bounced: Vec<Outcome> = Vec::with_capacity(16);
+    let timer_ns = TIMER_EVERY.as_nanos() as u64;
+    let sample_ns = sample_every.as_nanos().max(1) as u64;
+    let mut next_timer = mono_now_ns() + timer_ns;
+    let mut next_sample = mono_now_ns();
+    loop {
+        let ev = events.pop_with(wait, TIMER_EVERY);
+        let now = mono_now_ns();
+        let ev = match ev {
+            Some(ev) => ev,
+            None if stop.load(Ordering::Acquire) => break,
+            None => {
+                next_timer = now + timer_ns;
+                Event::Timer { now_ns: now }
+            }
+        };
+        engine.process(&ev, &mut out);
+        if let Event::Quote(q) = ev {
+            let _ = quote_to_decision.record(mono_now_ns().saturating_sub(q.recv_ns).max(1));
+        }
+        for intent in out.drain(..) {
+            let _ = decide.record(intent.decided_ns.saturating_sub(intent.event_recv_ns).max(1));
+            intents.push(intent.clone());
+            bounced.extend(dispatch(intent, &router_in, &kill));
+        }
+        for o in bounced.drain(..) {
+            engine.process(&Event::Outcome(o), &mut out);
+        }
+        // Drift right after a landed rebalance: once its outcome is in and the engine holds balances
+        // read at or after the landing block (they may arrive before or after the outcome).
+        if let Event::Outcome(o) = ev
+            && matches!(o.status, keel_engine::event::OutcomeStatus::Landed { .. })
+        {
+            awaiting[o.portfolio.idx()] = true;
+        }
+        if matches!(ev, Event::Balance(_) | Event::Outcome(_)) {
+            for (i, pending) in awaiting.iter_mut().enumerate() {
+                let pid = PortfolioId(i as u32);
+                if *pending
+                    && !matches!(engine.status(pid), Some(PortfolioStatus::AwaitingBalances(_)))
+                    && let Some(d) = engine.max_drift(pid)
+                {
+                    drift_after_landing.push((i, d));
+                    *pending = false;
+                }
+            }
+        }
+        if now >= next_timer {
+            next_timer = now + timer_ns;
+            engine.process(&Event::Timer { now_ns: now }, &mut out);
+            for intent in out.drain(..) {
+                intents.push(intent.clone());
+                bounced.extend(dispatch(intent, &router_in, &kill));
+            }
+            for o in bounced.drain(..) {
+                engine.process(&Event::Outcome(o), &mut out);
+            }
+        }
+        if now >= next_sample {
+            next_sample = now + sample_ns;
+            let t_s = (now - started_ns) as f64 / 1e9;
+            let views = portfolio_views(&engine);
+            for (i, v) in views.iter().enumerate() {
+                if start_values[i].is_none() {
+                    start_values[i] = v.value;
+                }
+                if v.value.is_some() {
+                    samples.push(Sample {
+                        t_s,
+                        portfolio: i,
+                        weights: v.weights.iter().map(|w| w.1).collect(),
+                        band: v.band,
+                    });
+                }
+            }
+            *snapshot.lock() = Snapshot {
+                t_s,
+                engine: engine.stats(),
+                portfolios: views,
+                head: engine.head().map(|h| h.number),
+            };
+        }
+    }
+    EngineRun { engine, decide, quote_to_decision, intents, drift_after_landing, samples, start_values }
+}
+
+/// Views of every portfolio (allocates: reporting only).
+pub fn portfolio_views(engine: &Engine) -> Vec<PortfolioView> {
+    engine
+        .portfolios()
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let pid = PortfolioId(i as u32);
+            let mut weights = Vec::new();
+            engine.visit_weights(pid, |tok, w, t| {
+                let sym = engine.token(tok).map(|t| t.symbol.clone()).unwrap_or_default();
+                weights.push((sym, w, t));
+            });
+            PortfolioView {
+                name: p.name().to_string(),
+                value: engine.portfolio_value(pid),
+                weights,
+                band: engine.current_band(pid),
+                max_drift: engine.max_drift(pid),
+                busy: matches!(
+                    engine.status(pid),
+                    Some(PortfolioStatus::InFlight(_) | PortfolioStatus::AwaitingBalances(_))
+                ),
+            }
+        })
+        .collect()
+}
+
+fn token_address(spec: &PipelineSpec, symbol: &str) -> Result<alloy::primitives::Address, PipelineError> {
+    spec.tokens
+        .iter()
+        .find(|t| t.symbol == symbol)
+        .map(|t| t.address)
+        .ok_or_else(|| PipelineError::unknown("tokens", "token", symbol))
+}
+
+/// Builds the executor from the spec: tokens by engine id, pools with empty state until read.
+fn build_executor(spec: &PipelineSpec) -> Result<Executor, PipelineError> {
+    let tokens = spec
+        .tokens
+        .iter()
+        .map(|t| ExecToken { symbol: t.symbol.clone(), address: t.address, decimals: t.decimals })
+        .collect();
+    let mut pools = Vec::with_capacity(spec.pools.len());
+    let mut venues = Vec::with_capacity(spec.pools.len());
+    for p in &spec.pools {
+        let (venue, dex) = spec
+            .dexes
+            .iter()
+            .enumerate()
+            .find(|(_, d)| d.name == p.dex)
+            .ok_or_else(|| PipelineError::unknown(format!("pools[{}].dex", p.name), "dex", &p.dex))?;
+        let meta = PoolMeta {
+            id: p.name.clone(),
+            address: p.address,
+            token0: token_address(spec, &p.token0)?,
+            token1: token_address(spec, &p.token1)?,
+            gas: p.swap_gas(dex.kind),
+            venue: venue as u16,
+        };
+        let state = match dex.kind {
+            DexKind::UniswapV2 => Pool::V2 {
+                reserve0: alloy::primitives::U256::ZERO,
+                reserve1: alloy::primitives::U256::ZERO,
+                fee_bps: p.fee,
+            },
+            DexKind::UniswapV3 => {
+                if spec.node_ws_url.is_none() {
+                    return Err(PipelineError::V3NeedsWebsocket { pool: p.name.clone() });
+                }
+                let spacing = p
+                    .v3_tick_spacing()
+                    .ok_or_else(|| PipelineError::TickSpacingUnknown { pool: p.name.clone(), fee: p.fee })?;
+                // Empty until the node feed's first snapshot (which must agree on fee and spacing);
+                // the executor does not route through a pool before its state is known.
+                Pool::V3(
+                    V3Pool::new(p.fee, spacing, Q96, 0, 0, &[])
+                        .map_err(|source| PipelineError::BadV3Pool { pool: p.name.clone(), source })?,
+                )
+            }
+        };
+        pools.push(
+            PoolEntry::new(meta, state)
+                .map_err(|source| PipelineError::BadPool { pool: p.name.clone(), source })?,
+        );
+        venues.push(PoolVenue { kind: dex.kind, router: dex.router });
+    }
+    let native = match &spec.native_symbol {
+        Some(s) => Some(token_address(spec, s)?),
+        None => None,
+    };
+    Ok(Executor::new(
+        spec.router.clone(),
+        tokens,
+        pools,
+        venues,
+        spec.accounts.clone(),
+        spec.reputation.clone(),
+        native,
+    ))
+}
+
+fn poll_targets(spec: &PipelineSpec, engine: &Engine) -> Result<PollTargets, PipelineError> {
+    let mut t = PollTargets::default();
+    if spec.node_ws_url.is_none() {
+        for (i, p) in spec.pools.iter().enumerate() {
+            t.v2_pools.push((i as u32, p.address));
+        }
+    }
+    let mut accounts = Vec::new();
+    for (i, p) in spec.portfolios.iter().enumerate() {
+        for sym in p.targets.keys() {
+            let tok = engine.token_id(sym).ok_or_else(|| {
+                PipelineError::unknown(format!("portfolios[{}].targets", p.name), "token", sym)
+            })?;
+            t.balances.push((PortfolioId(i as u32), p.account, tok, token_address(spec, sym)?));
+            for pool in &spec.pools {
+                if pool.token0 == *sym || pool.token1 == *sym {
+                    let router = spec.dexes.iter().find(|d| d.name == pool.dex).map(|d| d.router);
+                    if let Some(router) = router {
+                        let key = (p.account, token_address(spec, sym)?, router);
+                        if !t.allowances.contains(&key) {
+                            t.allowances.push(key);
+                        }
+                    }
+                }
+            }
+        }
+        if !accounts.contains(&p.account) {
+            accounts.push(p.account);
+        }
+    }
+    t.accounts = accounts;
+    Ok(t)
+}
+
+fn tracked_pools(spec: &PipelineSpec) -> Result<Vec<TrackedPool>, PipelineError> {
+    spec.pools
+        .iter()
+        .map(|p| {
+            let dex = spec
+                .dexes
+                .iter()
+                .find(|d| d.name == p.dex)
+                .ok_or_else(|| PipelineError::unknown(format!("pools[{}].dex", p.name), "dex", &p.dex))?;
+            let (kind, tick_spacing) = match dex.kind {
+                DexKind::UniswapV2 => (PoolKind::V2, None),
+                DexKind::UniswapV3 => (PoolKind::V3, p.v3_tick_spacing()),
+            };
+            Ok(TrackedPool { address: p.address, kind, fee: p.fee, tick_spacing })
+        })
+        .collect()
+}
+
+/// The mempool decoder for the configured pools (the first V2 and V3 routers are decoded).
+fn mempool_decoder(spec: &PipelineSpec, tracked: &[TrackedPool]) -> Result<MempoolDecoder, PipelineError> {
+    let mut pools = Vec::with_capacity(spec.pools.len());
+    for (i, (p, t)) in spec.pools.iter().zip(tracked).enumerate() {
+        pools.push(MempoolPool {
+            id: i as u32,
+            address: p.address,
+            kind: t.kind,
+            token0: token_address(spec, &p.token0)?,
+            token1: token_address(spec, &p.token1)?,
+            fee: p.fee,
+        });
+    }
+    let router_of = |kind: DexKind| spec.dexes.iter().find(|d| d.kind == kind).map(|d| d.router);
+    Ok(MempoolDecoder::new(&pools, router_of(DexKind::UniswapV2), router_of(DexKind::UniswapV3)))
+}

@@ -1,0 +1,177 @@
+//! Start-up recovery: open the journal, settle every rebalance a previous run left open against the
+//! chain (see [`keel_journal::recover`]), journal how each was settled, and hand the
+//! pipeline what it must resume — the bundles to keep resending and the portfolios that stay busy.
+
+use std::time::Duration;
+
+use alloy::primitives::{Address, B256};
+use alloy::providers::{Provider, ProviderBuilder};
+use keel_engine::PortfolioId;
+use keel_engine::chain::ReceiptInfo;
+use keel_journal::recover::{ChainFacts, DAY_MS, RestoredCharge, reconcile, restored_charges};
+use keel_journal::{
+    Journal, JournalConfig, JournalError, JournalRecord, Names, OpenRebalance, Resolution, SignedBundle,
+    Store,
+};
+
+/// How many times receipts are read for a rebalance whose nonces moved (the node may lag).
+const RECEIPT_ATTEMPTS: u32 = 10;
+
+/// Why recovery failed. Keel does not start trading without it.
+#[derive(Debug, thiserror::Error)]
+pub enum RecoveryError {
+    /// The journal could not be opened, read or written.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// The node could not be asked.
+    #[error("reading the chain for recovery: {0}")]
+    Chain(String),
+    /// A rebalance that may still land belongs to a portfolio the config no longer has: Keel will
+    /// not start blind to it.
+    #[error(
+        "rebalance {intent} of portfolio `{portfolio}` may still land, but `{portfolio}` is not in the config; \
+         restore it to the config (or wait until block {deadline_block}, after which it can no longer land)"
+    )]
+    UnknownPortfolio {
+        /// The intent.
+        intent: u64,
+        /// The portfolio's name in the journal.
+        portfolio: String,
+        /// Its deadline block.
+        deadline_block: u64,
+    },
+}
+
+/// A bundle to resend as it is.
+#[derive(Debug, Clone)]
+pub struct Adoption {
+    /// Its newest signed version.
+    pub bundle: SignedBundle,
+    /// Hashes of all its versions.
+    pub all_hashes: Vec<B256>,
+    /// The account's confirmed nonce when it was adopted.
+    pub chain_nonce: u64,
+}
+
+/// What recovery hands the pipeline.
+#[derive(Debug, Clone, Default)]
+pub struct Recovered {
+    /// The engine numbers new intents from here.
+    pub next_intent: u64,
+    /// Bundles that may still land: resent unchanged until their deadline.
+    pub adopted: Vec<Adoption>,
+    /// Every open rebalance and how it was settled.
+    pub settled: Vec<(u64, Resolution)>,
+    /// Rebalances of the last 24 h that landed or may still land: charged again to the daily
+    /// notional caps.
+    pub charges: Vec<RestoredCharge>,
+}
+
+impl Recovered {
+    /// The portfolios that stay busy, with their intents.
+    pub fn in_flight(&self) -> Vec<(PortfolioId, u64)> {
+        self.adopted.iter().map(|a| (PortfolioId(a.bundle.portfolio), a.bundle.intent)).collect()
+    }
+}
+
+/// Opens the journal, settles what a previous run left open, and starts the journal's writer.
+/// Portfolios are matched by name, so a config whose portfolios were reordered between runs still
+/// resumes the right one.
+pub async fn recover(
+    cfg: &JournalConfig,
+    rpc_url: &str,
+    names: Names,
+) -> Result<(Journal, Recovered), RecoveryError> {
+    let store = Store::open(&cfg.path, cfg.sync)?;
+    let open = store.open_rebalances()?;
+    let next_intent = store.max_intent()? + 1;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    // Read before anything is settled; `restored_charges` drops what recovery finds unable to land.
+    let charged = store.charged_since(now_ms - DAY_MS)?;
+    let portfolio_names = names.portfolios.clone();
+    let journal = Journal::start(store, names)?;
+    let mut recovered = Recovered { next_intent, ..Default::default() };
+    if open.is_empty() {
+        recovered.charges = restored_charges(&charged, &[], &portfolio_names, now_ms);
+        return Ok((journal, recovered));
+    }
+    let url = rpc_url.parse().map_err(|e| RecoveryError::Chain(format!("bad RPC URL {rpc_url}: {e}")))?;
+    let provider = ProviderBuilder::new().connect_http(url);
+    let handle = journal.handle();
+    for rebalance in &open {
+        let facts = chain_facts(&provider, rebalance).await?;
+        let (resolution, detail) = reconcile(rebalance, &facts);
+        tracing::warn!(
+            intent = rebalance.intent,
+            portfolio = rebalance.portfolio,
+            resolution = resolution.as_str(),
+            %detail,
+            "recovered a rebalance left open by the previous run"
+        );
+        if let (Resolution::Adopted, Some(bundle)) = (resolution, &rebalance.latest) {
+            let Some(index) = portfolio_names.iter().position(|n| *n == rebalance.portfolio_name) else {
+                return Err(RecoveryError::UnknownPortfolio {
+                    intent: rebalance.intent,
+                    portfolio: rebalance.portfolio_name.clone(),
+                    deadline_block: bundle.deadline_block,
+                });
+            };
+            recovered.adopted.push(Adoption {
+                bundle: SignedBundle { portfolio: index as u32, ..bundle.clone() },
+                all_hashes: rebalance.all_hashes.clone(),
+                chain_nonce: facts.account_nonce,
+            });
+        }
+        recovered.settled.push((rebalance.intent, resolution));
+        handle.append(JournalRecord::Recovered { intent: rebalance.intent, resolution, detail });
+    }
+    handle.flush(cfg.commit_timeout())?;
+    recovered.charges = restored_charges(&charged, &recovered.settled, &portfolio_names, now_ms);
+    Ok((journal, recovered))
+}
+
+/// Head first, then the nonce, then receipts: a landing between two reads then shows in the later
+/// ones, so a rebalance is never judged expired or free while it has in fact landed.
+async fn chain_facts(
+    provider: &impl Provider,
+    rebalance: &OpenRebalance,
+) -> Result<ChainFacts, RecoveryError> {
+    let chain = |e: alloy::transports::TransportError| RecoveryError::Chain(e.to_string());
+    if rebalance.latest.is_none() {
+        return Ok(ChainFacts::default());
+    }
+    let head = provider.get_block_number().await.map_err(chain)?;
+    let account_nonce = nonce_of(provider, rebalance.account).await?;
+    let first = rebalance.latest.as_ref().and_then(|b| b.txs.first()).map_or(0, |t| t.nonce);
+    let mut receipts = Vec::new();
+    // Receipts can only exist once the nonce moved; then keep asking while the node indexes them.
+    let attempts = if account_nonce > first { RECEIPT_ATTEMPTS } else { 1 };
+    for attempt in 0..attempts {
+        receipts.clear();
+        for hash in &rebalance.all_hashes {
+            if let Some(r) = provider.get_transaction_receipt(*hash).await.map_err(chain)? {
+                receipts.push(ReceiptInfo {
+                    hash: *hash,
+                    block: r.block_number.unwrap_or(0),
+                    gas_used: r.gas_used,
+                    success: r.status(),
+                });
+            }
+        }
+        if !receipts.is_empty() || attempt + 1 == attempts {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(ChainFacts { account_nonce, head, receipts })
+}
+
+async fn nonce_of(provider: &impl Provider, account: Address) -> Result<u64, RecoveryError> {
+    provider
+        .get_transaction_count(account)
+        .block_id(alloy::eips::BlockId::latest())
+        .await
+        .map_err(|e| RecoveryError::Chain(e.to_string()))
+}

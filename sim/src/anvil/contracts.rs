@@ -1,0 +1,114 @@
+//! `sol!` interfaces the harness and the chain tests call beyond [`keel_amm::abi`]: deployment,
+//! liquidity and quoting entry points that Keel itself never uses.
+#![allow(missing_docs)]
+// `sol!` generates one constructor-like builder per function; `addLiquidity` takes eight arguments.
+#![allow(clippy::too_many_arguments)]
+
+alloy::sol! {
+    /// WETH9.
+    #[sol(rpc)]
+    interface IWETH9 {
+        function deposit() external payable;
+        function withdraw(uint256 wad) external;
+    }
+
+    /// OpenZeppelin `ERC20PresetMinterPauser`.
+    #[sol(rpc)]
+    interface IERC20Mintable {
+        function mint(address to, uint256 amount) external;
+    }
+
+    /// Uniswap V2 factory.
+    #[sol(rpc)]
+    interface IUniswapV2Factory {
+        function getPair(address tokenA, address tokenB) external view returns (address pair);
+        function createPair(address tokenA, address tokenB) external returns (address pair);
+    }
+
+    /// Uniswap V2 Router02 liquidity entry point.
+    #[sol(rpc)]
+    interface IUniswapV2Router02Liquidity {
+        function addLiquidity(
+            address tokenA,
+            address tokenB,
+            uint256 amountADesired,
+            uint256 amountBDesired,
+            uint256 amountAMin,
+            uint256 amountBMin,
+            address to,
+            uint256 deadline
+        ) external returns (uint256 amountA, uint256 amountB, uint256 liquidity);
+    }
+
+    /// Uniswap V3 factory.
+    #[sol(rpc)]
+    interface IUniswapV3Factory {
+        function getPool(address tokenA, address tokenB, uint24 fee) external view returns (address pool);
+    }
+
+    /// Uniswap V3 NonfungiblePositionManager (pool creation, minting and burning positions).
+    #[sol(rpc)]
+    interface INonfungiblePositionManager {
+        struct MintParams {
+            address token0;
+            address token1;
+            uint24 fee;
+            int24 tickLower;
+            int24 tickUpper;
+            uint256 amount0Desired;
+            uint256 amount1Desired;
+            uint256 amount0Min;
+            uint256 amount1Min;
+            address recipient;
+            uint256 deadline;
+        }
+        struct DecreaseLiquidityParams {
+            uint256 tokenId;
+            uint128 liquidity;
+            uint256 amount0Min;
+            uint256 amount1Min;
+            uint256 deadline;
+        }
+        function createAndInitializePoolIfNecessary(address token0, address token1, uint24 fee, uint160 sqrtPriceX96)
+            external payable returns (address pool);
+        function mint(MintParams calldata params)
+            external payable returns (uint256 tokenId, uint128 liquidity, uint256 amount0, uint256 amount1);
+        function decreaseLiquidity(DecreaseLiquidityParams calldata params)
+            external payable returns (uint256 amount0, uint256 amount1);
+        function positions(uint256 tokenId) external view returns (
+            uint96 nonce, address operator, address token0, address token1, uint24 fee,
+            int24 tickLower, int24 tickUpper, uint128 liquidity,
+            uint256 feeGrowthInside0LastX128, uint256 feeGrowthInside1LastX128,
+            uint128 tokensOwed0, uint128 tokensOwed1);
+    }
+
+    /// Uniswap V3 QuoterV2 (simulates a swap against the pool and reverts with the result).
+    #[sol(rpc)]
+    interface IQuoterV2 {
+        struct QuoteExactInputSingleParams {
+            address tokenIn;
+            address tokenOut;
+            uint256 amountIn;
+            uint24 fee;
+            uint160 sqrtPriceLimitX96;
+        }
+        struct QuoteExactOutputSingleParams {
+            address tokenIn;
+            address tokenOut;
+            uint256 amount;
+            uint24 fee;
+            uint160 sqrtPriceLimitX96;
+        }
+        function quoteExactInputSingle(QuoteExactInputSingleParams memory params) external returns (
+            uint256 amountOut, uint160 sqrtPriceX96After, uint32 initializedTicksCrossed, uint256 gasEstimate);
+        function quoteExactOutputSingle(QuoteExactOutputSingleParams memory params) external returns (
+            uint256 amountIn, uint160 sqrtPriceX96After, uint32 initializedTicksCrossed, uint256 gasEstimate);
+    }
+}
+
+/// Keel's own interfaces ([`keel_amm::abi`]) with provider-bound contract instances
+/// (`IERC20::new(address, provider)`), for the devnet and the chain tests.
+pub mod rpc {
+    #![allow(missing_docs)]
+    keel_amm::keel_sol_interfaces!(alloy::sol, #[sol(rpc)]);
+}

@@ -1,0 +1,262 @@
+//! Crash recovery against real anvil and the real Uniswap contracts: `keel run` is killed with
+//! SIGKILL 50 times at random points of its rebalances (right after a decision appears in the
+//! journal, after a random delay that covers signing, sending, landing and settling), and restarted
+//! each time. Then a last run with the kill switch engaged settles what is left, and the journal is
+//! checked against the chain:
+//!
+//! * every transaction the portfolio account ever sent is in the journal (nothing executed
+//!   unjournaled), and the account's nonce equals their count;
+//! * at most one version of each rebalance landed, and the journal says `landed` (same block)
+//!   exactly for the rebalances that have transactions on chain; every other one is closed;
+//! * no rebalance was executed twice: each landed rebalance was decided after the previous landed
+//!   rebalance of the portfolio was known to have landed;
+//! * nothing is left open in the journal.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::OpenOptions;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::Devnet;
+use alloy::primitives::{Address, B256};
+use alloy::providers::{Provider, ProviderBuilder};
+use alloy::rpc::types::BlockNumberOrTag;
+use keel_journal::Store;
+use rand::{Rng, SeedableRng};
+
+const KILLS: usize = 50;
+/// Longest wait for a new decision before killing anyway.
+const DECISION_WAIT: Duration = Duration::from_secs(8);
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The `keel` binary: Cargo's, or `KEEL_TEST_BIN` when set (a copy that parallel builds sharing
+/// the target directory cannot replace mid-test).
+fn keel_bin() -> String {
+    std::env::var("KEEL_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_keel").to_string())
+}
+
+/// (highest intent the router accepted, whether any rebalance is open) — `None` while the journal
+/// does not exist yet. Decisions the router refused (a guard or a limit said no) sign and send
+/// nothing, so they are not worth a kill.
+fn journal_state(path: &Path) -> Option<(u64, bool)> {
+    let store = Store::open_read_only(path).ok()?;
+    let top =
+        store.recent(20).ok()?.iter().filter(|r| r.state != "refused").map(|r| r.intent).max().unwrap_or(0);
+    let open = !store.open_rebalances().ok()?.is_empty();
+    Some((top, open))
+}
+
+fn spawn_run(cfg: &Path, out: &Path, log: &Path, duration: Option<u64>) -> Child {
+    let log = OpenOptions::new().create(true).append(true).open(log).unwrap();
+    let mut cmd = Command::new(keel_bin());
+    cmd.args(["--log", "keel_runtime::recovery=warn,keel_router=warn,warn", "run", "--config"])
+        .arg(cfg)
+        .arg("--out")
+        .arg(out);
+    if let Some(d) = duration {
+        cmd.args(["--duration", &d.to_string()]);
+    }
+    cmd.stdout(Stdio::null()).stderr(log).spawn().expect("spawn keel run")
+}
+
+fn tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+#[test]
+fn sigkill_during_rebalances_never_executes_one_twice_nor_loses_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("devnet.toml");
+    let keel = keel_bin();
+    let devnet = Devnet::start(&keel, &["--block-ms", "200", "--move-every", "1", "--duration", "900"], &cfg);
+    let anvil = devnet.anvil_port;
+    let journal = dir.path().join("journal.db");
+    let kill_file = dir.path().join("KILL");
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str(&format!(
+        "\n[journal]\npath = \"{}\"\nsync = \"normal\"\n\n[safety]\nkill_file = \"{}\"\n",
+        journal.display(),
+        kill_file.display()
+    ));
+    std::fs::write(&cfg, text).unwrap();
+    let log = dir.path().join("keel.log");
+    let out = dir.path().join("out");
+
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x6b65656c);
+    let mut last_seen = 0u64;
+    let mut kills_mid_rebalance = 0;
+    for round in 0..KILLS {
+        let mut run = KillOnDrop(spawn_run(&cfg, &out, &log, None));
+        let t0 = Instant::now();
+        // Wait for a decision newer than any seen, then kill after a random delay.
+        loop {
+            if let Ok(Some(status)) = run.0.try_wait() {
+                panic!("keel run exited by itself in round {round} ({status}):\n{}", tail(&log));
+            }
+            if let Some((top, _)) = journal_state(&journal)
+                && top > last_seen
+            {
+                last_seen = top;
+                std::thread::sleep(Duration::from_millis(rng.random_range(0..300)));
+                break;
+            }
+            if t0.elapsed() > DECISION_WAIT {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        run.0.kill().expect("SIGKILL");
+        run.0.wait().expect("reaped");
+        if journal_state(&journal).is_some_and(|(_, open)| open) {
+            kills_mid_rebalance += 1;
+        }
+    }
+
+    // A last run with the kill switch engaged: recovery settles what is open, adopted bundles land or
+    // expire (10 blocks of 200 ms), nothing new is decided; it ends gracefully and flushes.
+    std::fs::write(&kill_file, b"stop").unwrap();
+    let status = spawn_run(&cfg, &out, &log, Some(6)).wait().expect("final run");
+    assert!(status.success(), "final keel run failed ({status}):\n{}", tail(&log));
+
+    let store = Store::open_read_only(&journal).expect("journal");
+    assert!(store.open_rebalances().unwrap().is_empty(), "rebalances left open:\n{}", tail(&log));
+    let rebalances = store.recent(10_000).unwrap();
+    let journaled: HashMap<B256, (u64, u32)> =
+        store.all_txs().unwrap().into_iter().map(|(h, intent, version, _)| (h, (intent, version))).collect();
+
+    // The chain: every transaction of the portfolio account.
+    let account: Address = rebalances.first().expect("rebalances were decided").account.parse().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let (on_chain, nonce) = rt.block_on(async {
+        let provider =
+            ProviderBuilder::new().connect_http(format!("http://127.0.0.1:{anvil}").parse().unwrap());
+        let head = provider.get_block_number().await.unwrap();
+        let mut txs: Vec<(B256, u64)> = Vec::new();
+        for n in 0..=head {
+            let block =
+                provider.get_block_by_number(BlockNumberOrTag::Number(n)).full().await.unwrap().unwrap();
+            for tx in block.transactions.txns() {
+                if tx.inner.signer() == account {
+                    txs.push((*tx.inner.hash(), n));
+                }
+            }
+        }
+        (txs, provider.get_transaction_count(account).await.unwrap())
+    });
+    assert_eq!(nonce as usize, on_chain.len(), "every nonce used is a transaction found in a block");
+
+    // Nothing executed unjournaled; at most one version per rebalance landed.
+    let mut landed: BTreeMap<u64, (HashSet<u32>, u64)> = BTreeMap::new();
+    for (hash, block) in &on_chain {
+        let (intent, version) = journaled
+            .get(hash)
+            .unwrap_or_else(|| panic!("transaction {hash} in block {block} is not journaled"));
+        let e = landed.entry(*intent).or_insert_with(|| (HashSet::new(), 0));
+        e.0.insert(*version);
+        e.1 = e.1.max(*block);
+    }
+    for (intent, (versions, _)) in &landed {
+        assert_eq!(versions.len(), 1, "rebalance {intent}: versions {versions:?} all landed");
+    }
+    // The journal's outcome of every rebalance matches the chain.
+    for r in &rebalances {
+        match landed.get(&r.intent) {
+            Some((_, block)) => {
+                assert_eq!(r.state, "landed", "rebalance {} is on chain but journaled {r:?}", r.intent);
+                assert_eq!(r.block, Some(*block), "rebalance {}", r.intent);
+            }
+            None => assert!(
+                ["expired", "abandoned", "refused"].contains(&r.state.as_str()),
+                "rebalance {} has no transaction on chain but is journaled {r:?}",
+                r.intent
+            ),
+        }
+    }
+    // Never twice: each landed rebalance was decided after the previous one was known landed.
+    let mut by_portfolio: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
+    for intent in landed.keys() {
+        let r = rebalances.iter().find(|r| r.intent == *intent).expect("journaled");
+        by_portfolio.entry(r.portfolio).or_default().push(*intent);
+    }
+    for intents in by_portfolio.values() {
+        for pair in intents.windows(2) {
+            let known_landed = store
+                .records(pair[0])
+                .unwrap()
+                .iter()
+                .filter(|rec| {
+                    rec.kind == "landed" || (rec.kind == "recovered" && rec.body["resolution"] == "landed")
+                })
+                .map(|rec| rec.at_ms)
+                .min()
+                .expect("landed record");
+            let next = store.rebalance(pair[1]).unwrap().expect("row");
+            assert!(
+                next.decided_ms >= known_landed,
+                "rebalance {} was decided at {} before rebalance {} was known landed at {known_landed}",
+                pair[1],
+                next.decided_ms,
+                pair[0]
+            );
+        }
+    }
+    let recovered: usize = rebalances
+        .iter()
+        .map(|r| store.records(r.intent).unwrap().iter().filter(|x| x.kind == "recovered").count())
+        .sum();
+    let mut states: BTreeMap<String, usize> = BTreeMap::new();
+    for r in &rebalances {
+        *states.entry(r.state.clone()).or_default() += 1;
+    }
+    if let Some(r) = rebalances.iter().find(|r| r.state != "landed") {
+        eprintln!("e.g. rebalance {}: {} — {:?}", r.intent, r.state, r.detail);
+    }
+    eprintln!(
+        "states {states:?}; {KILLS} kills, {kills_mid_rebalance} with a rebalance open; {} rebalances, {} landed, {recovered} settled by recovery",
+        rebalances.len(),
+        landed.len()
+    );
+    // `keel journal` reads the same: the list as JSON, one rebalance in full.
+    let listed = Command::new(keel_bin())
+        .args(["journal", "--json", "--path"])
+        .arg(&journal)
+        .args(["list", "--limit", "1000"])
+        .output()
+        .expect("keel journal list");
+    assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).expect("JSON list");
+    assert_eq!(listed.as_array().map(Vec::len), Some(rebalances.len()));
+    // one that went the whole way in one run: decided, signed, answered by the relay, landed
+    let first = landed
+        .keys()
+        .find(|i| {
+            let kinds: Vec<String> = store.records(**i).unwrap().into_iter().map(|r| r.kind).collect();
+            ["decided", "signed", "submitted", "landed"].iter().all(|k| kinds.iter().any(|x| x == k))
+        })
+        .expect("a rebalance journaled from decision to landing");
+    let shown = Command::new(keel_bin())
+        .args(["journal", "--path"])
+        .arg(&journal)
+        .args(["show", &first.to_string()])
+        .output()
+        .expect("keel journal show");
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    for kind in ["decided", "signed", "submitted"] {
+        assert!(shown.contains(kind), "`keel journal show {first}` lacks {kind}:\n{shown}");
+    }
+    assert!(shown.contains("state:    landed"), "{shown}");
+    assert!(kills_mid_rebalance >= 10, "only {kills_mid_rebalance} kills hit an open rebalance");
+    assert!(recovered >= 10, "recovery settled only {recovered} rebalances");
+    assert!(landed.len() >= 10, "only {} rebalances landed", landed.len());
+}

@@ -1,0 +1,14 @@
+//! End-to-end tests of the `keel` binary and the crates together, one test binary (see STYLE.md
+//! §11): the demo, the devnet, `keel run` against anvil, crash recovery under SIGKILL, the journal
+//! and quote commands, config fuzzing and secret handling.
+
+mod common;
+
+mod anvil_e2e;
+mod crash_recovery;
+mod demo_e2e;
+mod devnet_e2e;
+mod fuzz_config;
+mod journal_cli;
+mod quote_cli;
+mod secrets;
