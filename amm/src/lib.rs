@@ -11,6 +11,8 @@
 //! * [`pool`]: the ONE pool model — [`pool::Pool`] (swap state), [`pool::PoolChange`] (what a quote or
 //!   a pool log changes), [`pool::PoolUpdate`] (a change to a configured pool, as the node feed
 //!   publishes it and the router applies it) and [`pool::PoolEntry`] (state plus metadata).
+//! * [`curve`]: integer-exact Curve StableSwap (plain pools of 2 and 3 coins; the 3pool and the
+//!   factory plain-pool flavours), checked to the wei against curvesim.
 //! * [`split`]: the split optimiser (one order across several pools, maximising output after gas).
 //! * [`quote`]: `keel quote`'s JSON request and response around the optimiser.
 //!
@@ -18,6 +20,7 @@
 //! serve analytics (mid prices).
 
 pub mod abi;
+pub mod curve;
 pub mod pool;
 pub mod quote;
 pub mod split;

@@ -1,5 +1,6 @@
-//! Integration tests of keel-router, one binary: the split optimiser's properties and `keel quote`.
+//! Integration tests of keel-amm, one binary: the split optimiser's properties, `keel quote`, and Curve StableSwap against its oracle.
 
 mod common;
+mod curve;
 mod quote;
 mod split;
