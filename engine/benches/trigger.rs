@@ -38,6 +38,7 @@ fn engine(targets: &[(&str, f64)], triggers: Vec<TriggerConfig>) -> Engine {
         mode: PlanMode::ToTarget,
         cooldown_secs: 10.0,
         min_trade_notional: 10.0,
+        cost: Default::default(),
     };
     let mut e =
         Engine::new(EngineConfig::default(), &tokens(), &[p], Box::new(ManualClock::new(SEC))).unwrap();

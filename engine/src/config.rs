@@ -197,6 +197,9 @@ pub struct PortfolioConfig {
     /// Legs below this notional (USD) are skipped.
     #[serde(default = "default_min_trade_notional")]
     pub min_trade_notional: f64,
+    /// `[portfolios.cost]`: band-only (the default) or value against cost.
+    #[serde(default)]
+    pub cost: crate::value::CostConfig,
 }
 
 /// A configuration problem, naming the field.
@@ -280,6 +283,7 @@ pub fn validate(tokens: &[TokenConfig], portfolios: &[PortfolioConfig]) -> Resul
         if p.triggers.is_empty() {
             return Err(ConfigError::new(at("triggers"), "at least one trigger is required"));
         }
+        p.cost.validate(&format!("portfolios[{}]", p.name))?;
         for (k, trig) in p.triggers.iter().enumerate() {
             let f = |name: &str| at(&format!("triggers[{k}].{name}"));
             match *trig {

@@ -36,6 +36,8 @@ pub struct Engine {
     pub(crate) clock: Box<dyn Clock>,
     pub(crate) tokens: TokenTable,
     pub(crate) vol: VolTable,
+    /// Covariance of the tokens' returns, for the value model of cost-aware portfolios.
+    pub(crate) cov: crate::value::CovTable,
     pub(crate) portfolios: Vec<Portfolio>,
     pub(crate) index: PortfolioIndex,
     pub(crate) head: Option<BlockHeader>,
@@ -68,12 +70,14 @@ impl Engine {
             list.push(p);
         }
         let vol = vol.build(table.len());
+        let cov = crate::value::CovTable::new(table.len(), crate::value::DEFAULT_COV_HALFLIFE_SECS);
         let index = PortfolioIndex::new(&table, &list);
         Ok(Engine {
             config,
             clock,
             tokens: table,
             vol,
+            cov,
             portfolios: list,
             index,
             head: None,
@@ -178,6 +182,8 @@ impl Engine {
 
     fn on_timer(&mut self, tick_ns: Nanos, out: &mut Vec<RebalanceIntent>) {
         let now = self.clock.now_ns();
+        let tokens = &self.tokens;
+        self.cov.on_timer(now, |t| tokens.price(t).filter(|p| p.is_known()).map(|p| p.mid));
         for i in 0..self.portfolios.len() {
             self.evaluate(PortfolioId(i as u32), Some(now), tick_ns, out);
         }
@@ -245,6 +251,22 @@ impl Engine {
         p.in_flight = Some(id);
         self.stats.intents_emitted += 1;
         self.stats.legs_planned += plan.legs.len() as u64;
+        let value = p.cost.as_ref().map(|c| {
+            let d: Vec<f64> = p.weights.iter().zip(&p.targets).map(|(w, t)| w - t).collect();
+            let value = p
+                .slots
+                .iter()
+                .map(|s| s.whole * self.tokens.price(s.token).map_or(f64::NAN, |x| x.mid))
+                .sum::<f64>();
+            crate::value::ValueInputs {
+                tracking_var_per_s: self.cov.quadratic(&p.assets, &d),
+                portfolio_value: value,
+                kappa: c.kappa,
+                horizon_secs: c.horizon_secs,
+                margin: c.margin,
+                sizes: c.sizes.clone(),
+            }
+        });
         let planned_ns = self.clock.now_ns();
         out.push(RebalanceIntent {
             id,
@@ -256,6 +278,7 @@ impl Engine {
             event_recv_ns,
             decided_ns: now,
             planned_ns,
+            value,
         });
     }
 
@@ -478,6 +501,7 @@ mod tests {
             mode,
             cooldown_secs: 10.0,
             min_trade_notional: 10.0,
+            cost: Default::default(),
         }
     }
 

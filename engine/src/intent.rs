@@ -65,4 +65,7 @@ pub struct RebalanceIntent {
     pub decided_ns: Nanos,
     /// When the legs were planned.
     pub planned_ns: Nanos,
+    /// The value model's inputs, in cost-aware mode: the router fires only when the trade's value
+    /// exceeds its exact cost, at the size that maximises value − cost.
+    pub value: Option<crate::value::ValueInputs>,
 }

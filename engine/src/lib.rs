@@ -58,6 +58,7 @@ pub mod signed;
 pub mod stats;
 pub mod token;
 pub mod trigger;
+pub mod value;
 
 pub use clock::{Clock, LiveClock, ManualClock, Nanos};
 pub use engine::Engine;

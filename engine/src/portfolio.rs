@@ -74,6 +74,8 @@ pub struct Portfolio {
     pub(crate) name: String,
     pub(crate) account: Address,
     pub(crate) mode: PlanMode,
+    /// The value model, in cost-aware mode only.
+    pub(crate) cost: Option<Box<crate::value::CostConfig>>,
     pub(crate) cooldown_ns: Nanos,
     pub(crate) min_trade_notional: f64,
     pub(crate) assets: Vec<TokenId>,
@@ -143,6 +145,7 @@ impl Portfolio {
             name: cfg.name.clone(),
             account: cfg.account,
             mode: cfg.mode,
+            cost: (cfg.cost.mode == crate::value::CostMode::CostAware).then(|| Box::new(cfg.cost.clone())),
             cooldown_ns: secs_to_ns(cfg.cooldown_secs),
             min_trade_notional: cfg.min_trade_notional,
             triggers,

@@ -71,6 +71,7 @@ mod tests {
             mode: PlanMode::ToTarget,
             cooldown_secs: 10.0,
             min_trade_notional: 10.0,
+            cost: Default::default(),
         };
         Engine::new(EngineConfig::default(), &tokens, &[p], Box::new(ManualClock::new(1))).unwrap()
     }

@@ -86,6 +86,7 @@ fn portfolio(name: &str, targets: &[(&str, f64)], triggers: Vec<TriggerConfig>) 
         mode: PlanMode::ToTarget,
         cooldown_secs: 10.0,
         min_trade_notional: 10.0,
+        cost: Default::default(),
     }
 }
 

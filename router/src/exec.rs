@@ -1237,6 +1237,7 @@ mod tests {
             event_recv_ns: 1,
             decided_ns: 1,
             planned_ns: 1,
+            value: None,
         }
     }
 

@@ -259,6 +259,7 @@ fn intent(id: u64) -> RebalanceIntent {
         event_recv_ns: 1,
         decided_ns: 1,
         planned_ns: 1,
+        value: None,
     }
 }
 

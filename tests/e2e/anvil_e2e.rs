@@ -239,6 +239,7 @@ async fn rig(block_interval: Option<Duration>, defer: Option<f64>, stalling_ws: 
         mode: PlanMode::ToTarget,
         cooldown_secs: 1.0,
         min_trade_notional: 1.0,
+        cost: Default::default(),
     }];
     let spec = PipelineSpec {
         engine: EngineConfig { stale_after_ms: 5_000, queue_capacity: 4_096, ..EngineConfig::default() },

@@ -34,6 +34,7 @@ fn decided(id: u64) -> JournalRecord {
         event_recv_ns: 1,
         decided_ns: 2,
         planned_ns: 3,
+        value: None,
     }))
 }
 

@@ -3,4 +3,6 @@
 mod common;
 mod curve;
 mod quote;
+mod reference;
 mod split;
+mod subsets;

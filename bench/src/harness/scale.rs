@@ -110,6 +110,7 @@ pub fn build_engine(n: usize) -> eyre::Result<Engine> {
                 mode: PlanMode::ToTarget,
                 cooldown_secs: 0.0,
                 min_trade_notional: 10.0,
+                cost: Default::default(),
             }
         })
         .collect::<Vec<_>>();

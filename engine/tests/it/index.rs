@@ -177,6 +177,7 @@ impl Pair {
                     mode: if s.to_band { PlanMode::ToBand } else { PlanMode::ToTarget },
                     cooldown_secs: s.cooldown_secs,
                     min_trade_notional: s.min_notional,
+                    cost: Default::default(),
                 }
             })
             .collect();
@@ -357,6 +358,7 @@ fn quotes_inside_the_boxes_evaluate_nothing() {
             mode: PlanMode::ToTarget,
             cooldown_secs: 0.0,
             min_trade_notional: 10.0,
+            cost: Default::default(),
         })
         .collect();
     let clock = Arc::new(ManualClock::new(T0));

@@ -112,6 +112,7 @@ fn engine(clock: Arc<ManualClock>) -> Engine {
         mode: PlanMode::ToTarget,
         cooldown_secs: 0.001,
         min_trade_notional: 10.0,
+        cost: Default::default(),
     };
     let cfg = EngineConfig { stale_after_ms: STALE_AFTER_MS, ..EngineConfig::default() };
     Engine::new(cfg, &tokens, &[portfolio], Box::new(clock)).expect("engine config")

@@ -142,8 +142,9 @@ fn check_trade(
 #[test]
 fn matches_curvesim_to_the_wei_on_every_vector() {
     let env = std::env::var("KEEL_CURVE_VECTORS").ok();
-    let path =
-        env.clone().unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/oracle/curve_vectors.txt").into());
+    let path = env
+        .clone()
+        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/oracle/curve_vectors.txt").into());
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
             "cannot read {path}: {e}. Regenerate with `.venv/bin/pip install curvesim==0.5.0 && \
