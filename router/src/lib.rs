@@ -8,6 +8,7 @@
 
 pub mod bundle;
 pub mod config;
+pub mod cost;
 pub mod exec;
 pub mod fastpost;
 pub mod oracle;

@@ -1,0 +1,138 @@
+//! The cost of a rebalance in money: one function for the decision and for the report, computed on
+//! the exact routes that the transactions are built from, so the number that decides a trade is the
+//! number that executes it.
+//!
+//! For each routed leg (an [`OrderRoute`] of `amount_in` sold at the reference price `p`, raw bought
+//! units per raw sold unit):
+//!
+//! * its fair output is `amount_in × p`, worth the leg's notional `N` in the numeraire, so one raw
+//!   bought unit is worth `N / (amount_in × p)`;
+//! * **pool fees**: each fill pays `1 − Π(1 − fee_hop)` of its input, valued at its share of `N`;
+//! * **price impact**: the rest of the shortfall `amount_in × p − amount_out` (the route's slippage
+//!   against the reference mid, fees excluded);
+//! * **gas**: the route's gas units × the gas price, in the native token (wei → ETH) and, through the
+//!   bought token's price in wei (or the native token's reference price), in the numeraire.
+//!
+//! The cost is an estimate of what the bundle will pay only in one respect: gas is priced at the
+//! price offered (base fee + tip, the cap the transactions carry is higher).
+
+use keel_amm::pool::PoolEntry;
+
+use crate::plan::OrderRoute;
+
+/// Wei per native token.
+const WEI_PER_NATIVE: f64 = 1e18;
+
+/// What executing a set of routes costs, in the numeraire unless named otherwise.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct RebalanceCost {
+    /// Gas units of the swaps (approvals excluded).
+    pub gas_units: u64,
+    /// Gas in the native token (ETH), at the price offered.
+    pub gas_native: f64,
+    /// Gas in the numeraire (0 when no price of the native token is known).
+    pub gas: f64,
+    /// Pool fees.
+    pub pool_fees: f64,
+    /// Price impact against the reference mid, fees excluded (negative when a pool pays better
+    /// than the reference).
+    pub impact: f64,
+    /// Notional traded.
+    pub notional: f64,
+}
+
+impl RebalanceCost {
+    /// Gas + fees + impact.
+    pub fn total(&self) -> f64 {
+        self.gas + self.pool_fees + self.impact
+    }
+
+    /// Adds another leg's cost.
+    pub fn add(&mut self, o: &RebalanceCost) {
+        self.gas_units = self.gas_units.saturating_add(o.gas_units);
+        self.gas_native += o.gas_native;
+        self.gas += o.gas;
+        self.pool_fees += o.pool_fees;
+        self.impact += o.impact;
+        self.notional += o.notional;
+    }
+}
+
+/// The cost of one routed leg of notional `notional`; `gas_price_wei` is the price offered per gas
+/// and `native_value` the numeraire value of one native token, when known (used when the route
+/// could not price its gas in the bought token).
+pub fn leg_cost(
+    pools: &[PoolEntry],
+    route: &OrderRoute,
+    notional: f64,
+    gas_price_wei: u128,
+    native_value: Option<f64>,
+) -> RebalanceCost {
+    let amount_in = f64::from(route.amount_in);
+    let fair = amount_in * route.cost.price;
+    let per_raw_buy = if fair > 0.0 && fair.is_finite() { notional / fair } else { 0.0 };
+    let gas_native = route.gas as f64 * gas_price_wei as f64 / WEI_PER_NATIVE;
+    let gas = if route.cost.gas > 0.0 {
+        route.cost.gas * per_raw_buy
+    } else {
+        native_value.filter(|v| v.is_finite() && *v > 0.0).map_or(0.0, |v| gas_native * v)
+    };
+    let mut pool_fees = 0.0;
+    if amount_in > 0.0 {
+        for fill in &route.fills {
+            let keep: f64 = fill
+                .pools
+                .iter()
+                .filter_map(|&p| pools.get(p))
+                .map(|e| 1.0 - e.pool().fee_fraction())
+                .product();
+            pool_fees += f64::from(fill.amount_in) / amount_in * notional * (1.0 - keep);
+        }
+    }
+    let slippage = route.cost.slippage * per_raw_buy;
+    RebalanceCost { gas_units: route.gas, gas_native, gas, pool_fees, impact: slippage - pool_fees, notional }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy::primitives::{Address, U256};
+    use keel_amm::pool::{Pool, PoolMeta, SwapAmount};
+
+    use super::*;
+    use crate::plan::{GasPricing, Guards, route_order};
+
+    fn e18(n: u64) -> U256 {
+        U256::from(n) * U256::from(10u64).pow(U256::from(18u64))
+    }
+
+    #[test]
+    fn fees_impact_and_gas_add_up_to_the_shortfall_against_the_reference() {
+        let (a, b) = (Address::repeat_byte(1), Address::repeat_byte(2));
+        let meta =
+            PoolMeta { id: "p".into(), address: Address::ZERO, token0: a, token1: b, gas: 100_000, venue: 0 };
+        let pools = vec![
+            PoolEntry::new(meta, Pool::V2 { reserve0: e18(1000), reserve1: e18(1000), fee_bps: 30 }).unwrap(),
+        ];
+        // sell 10 A at a reference of 1 B per A; 1 B = 1 wei of native per raw unit? use 1e-3 native per B
+        let gas = GasPricing { gas_price_wei: 10_000_000_000 }; // 10 gwei
+        let buy_per_native = Some(1e3 / 1.0); // raw B per wei: 1 ETH = 1000 B
+        let guards = Guards { reference_price: Some(1.0), ..Guards::default() };
+        let route =
+            route_order(&pools, a, b, SwapAmount::ExactIn(e18(10)), &gas, buy_per_native, &guards).unwrap();
+        // notional: 10 B worth 2000 numeraire (1 B = 200)
+        let c = leg_cost(&pools, &route, 2000.0, gas.gas_price_wei, None);
+        assert!((c.pool_fees - 6.0).abs() < 1e-9, "{c:?}"); // 0.3% of 2000
+        // constant product: out = 10×0.997×1000/(1000+9.97) = 9.8715…; shortfall 0.1285 B = 25.7
+        let shortfall = (10.0 - f64::from(route.amount_out) / 1e18) * 200.0;
+        assert!((c.pool_fees + c.impact - shortfall).abs() < 1e-6, "{c:?} {shortfall}");
+        assert!(c.impact > 0.0);
+        // gas: 100k × 10 gwei = 0.001 ETH = 1 B = 200 numeraire
+        assert!((c.gas_native - 0.001).abs() < 1e-12);
+        assert!((c.gas - 200.0).abs() < 1e-6, "{c:?}");
+        assert!((c.total() - (c.gas + shortfall)).abs() < 1e-6);
+        // without a gas price in the bought token, the native token's value prices it
+        let route0 = route_order(&pools, a, b, SwapAmount::ExactIn(e18(10)), &gas, None, &guards).unwrap();
+        let c0 = leg_cost(&pools, &route0, 2000.0, gas.gas_price_wei, Some(3000.0));
+        assert!((c0.gas - 3.0).abs() < 1e-9, "{c0:?}");
+    }
+}
