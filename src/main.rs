@@ -7,6 +7,8 @@
 //! * `keel journal [list|show N]` — recent rebalances from the journal, or one in full;
 //! * `keel bench …` — the latency harness (`keel-bench`).
 
+#![cfg_attr(test, allow(unused_crate_dependencies))]
+
 mod config;
 mod demo;
 mod devnet;

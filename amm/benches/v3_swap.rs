@@ -3,7 +3,8 @@
 //! figures read as multiples of one step.
 //!
 //! Run: `cargo bench -p keel-router --bench v3_swap`.
-
+// Test and bench targets see every dependency of their crate; only the library is checked.
+#![allow(unused_crate_dependencies)]
 #![allow(missing_docs)]
 
 use std::hint::black_box;

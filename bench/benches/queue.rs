@@ -2,7 +2,8 @@
 //! crossbeam bounded channel: a ping-pong between two threads, reported per round trip (two hops).
 //!
 //! `cargo bench -p keel-bench --bench queue`
-
+// Test and bench targets see every dependency of their crate; only the library is checked.
+#![allow(unused_crate_dependencies)]
 // `criterion_group!` generates an undocumented `pub fn`.
 #![allow(missing_docs)]
 

@@ -3,7 +3,8 @@
 //! `build_send_bundle` (JSON body and the `X-Flashbots-Signature`, a second ECDSA signature).
 //!
 //! `cargo bench -p keel-bench --bench sign`
-
+// Test and bench targets see every dependency of their crate; only the library is checked.
+#![allow(unused_crate_dependencies)]
 // `criterion_group!` generates an undocumented `pub fn`.
 #![allow(missing_docs)]
 

@@ -4,5 +4,10 @@
 //! production pipeline ([`keel_runtime::pipeline`]) against the simulated market ([`keel_sim`]).
 //!
 //! * [`harness`] — latency, throughput and scale modes, their reports, histograms and plots.
+#![cfg_attr(test, allow(unused_crate_dependencies))]
 
 pub mod harness;
+
+// The `keel-bench` binary's own dependencies (a package's library and binary share one list).
+use clap as _;
+use tracing_subscriber as _;

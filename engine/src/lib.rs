@@ -15,6 +15,7 @@
 //! * Amounts are raw integer token units (`U256`); prices and weights are `f64`, used only to decide
 //!   and to size; the router turns sizes into exact on-chain amounts.
 //! * The engine knows nothing of websockets, HTTP or pools.
+#![cfg_attr(test, allow(unused_crate_dependencies))]
 
 //!
 //! ## Modules

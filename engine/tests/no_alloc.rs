@@ -6,6 +6,8 @@
 //! thread only.
 //!
 //! This is its own test binary because a global allocator is per binary.
+// Test and bench targets see every dependency of their crate; only the library is checked.
+#![allow(unused_crate_dependencies)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;

@@ -2,7 +2,8 @@
 //! an owned struct (the baseline rows).
 //!
 //! `cargo bench -p keel-feeds --bench decode`
-
+// Test and bench targets see every dependency of their crate; only the library is checked.
+#![allow(unused_crate_dependencies)]
 // `criterion_group!` generates an undocumented `pub fn`.
 #![allow(missing_docs)]
 

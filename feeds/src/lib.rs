@@ -11,6 +11,7 @@
 //! * [`ws`] is the async client task (connect, ping/pong, idle detection, reconnect with
 //!   [`backoff`], shutdown on a cancellation token); [`stats`] holds its counters.
 //! * A full engine queue drops the event and counts it; nothing here blocks or buffers without bound.
+#![cfg_attr(test, allow(unused_crate_dependencies))]
 
 pub mod backoff;
 pub mod binance;

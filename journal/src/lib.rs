@@ -10,6 +10,7 @@
 //!   thread only queues them, and waits for the commit of a bundle's record before sending it when
 //!   [`JournalConfig::write_ahead`] is on (the default), so no bundle can land unjournaled.
 //! * **Recovery** ([`recover`]): at start, rebalances left open are reconciled with the chain.
+#![cfg_attr(test, allow(unused_crate_dependencies))]
 
 pub mod recover;
 pub mod store;

@@ -5,6 +5,7 @@
 //! transactions, and submits them as a private Flashbots bundle to every configured relay.
 //!
 //! All on-chain amounts are integers (`U256`); pool math reproduces the contracts to the wei.
+#![cfg_attr(test, allow(unused_crate_dependencies))]
 
 pub mod bundle;
 pub mod config;

@@ -17,6 +17,7 @@
 //! * [`metrics`] — Prometheus `/metrics` on the control endpoint.
 //!
 //! It never links the simulator (`keel-sim`) or the latency harness (`keel-bench`).
+#![cfg_attr(test, allow(unused_crate_dependencies))]
 
 pub mod metrics;
 pub mod pipeline;

@@ -23,6 +23,7 @@
 //! Every listener binds 127.0.0.1 (port 0 = a free port; the handle reports the bound address) and
 //! every task stops on the cancellation token given to [`SimMarket::start`] (or on
 //! [`SimMarket::shutdown`]/drop).
+#![cfg_attr(test, allow(unused_crate_dependencies))]
 
 pub mod anvil;
 pub mod chain;

@@ -1,6 +1,8 @@
 //! End-to-end tests of the `keel` binary and the crates together, one test binary (see STYLE.md
 //! §11): the demo, the devnet, `keel run` against anvil, crash recovery under SIGKILL, the journal
 //! and quote commands, config fuzzing and secret handling.
+// Test and bench targets see every dependency of their crate; only the library is checked.
+#![allow(unused_crate_dependencies)]
 
 mod common;
 

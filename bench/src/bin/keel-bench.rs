@@ -5,6 +5,8 @@
 //! keel-bench throughput --duration-secs 10 --json tp.json
 //! keel-bench scale      --duration-secs 10 --json scale.json
 //! ```
+// Test and bench targets see every dependency of their crate; only the library is checked.
+#![allow(unused_crate_dependencies)]
 
 use std::path::PathBuf;
 use std::time::Duration;
