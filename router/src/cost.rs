@@ -17,6 +17,7 @@
 //! price offered (base fee + tip, the cap the transactions carry is higher).
 
 use keel_amm::pool::PoolEntry;
+use keel_engine::value::ValueInputs;
 
 use crate::plan::OrderRoute;
 
@@ -93,6 +94,70 @@ pub fn leg_cost(
     RebalanceCost { gas_units: route.gas, gas_native, gas, pool_fees, impact: slippage - pool_fees, notional }
 }
 
+/// A cost-aware rebalance's size: the fraction of the to-target trade, what it is worth and what it
+/// costs.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct SizeDecision {
+    /// Fraction of the to-target trade (each leg's `amount_in` scaled by it).
+    pub fraction: f64,
+    /// Tracking-error value of trading that fraction, numeraire.
+    pub value: f64,
+    /// Its exact cost.
+    pub cost: RebalanceCost,
+}
+
+/// No size of the trade pays for itself: the full trade's value and cost, and the best net seen.
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+#[error(
+    "not worth it: the full trade is worth {value:.4} and costs {cost:.4} (needs value ≥ cost × {need:.2}); \
+     best fraction {best_fraction} nets {best_net:.4}"
+)]
+pub struct NotWorthIt {
+    /// Value of the full trade.
+    pub value: f64,
+    /// Cost of the full trade (`f64::INFINITY` when it could not be routed).
+    pub cost: f64,
+    /// `1 + margin`.
+    pub need: f64,
+    /// The fraction with the best value − cost.
+    pub best_fraction: f64,
+    /// Its value − cost.
+    pub best_net: f64,
+}
+
+/// Chooses the size of a cost-aware rebalance: prices every fraction in `inputs.sizes` with
+/// `price(f)` (the exact cost of the legs scaled by `f`, `None` when they cannot be routed) and
+/// returns the one that maximises value − cost among those whose value ≥ cost × (1 + margin).
+pub fn choose_size(
+    inputs: &ValueInputs,
+    mut price: impl FnMut(f64) -> Option<RebalanceCost>,
+) -> Result<SizeDecision, NotWorthIt> {
+    let mut best: Option<SizeDecision> = None;
+    let mut best_any = (f64::NAN, f64::NEG_INFINITY);
+    let mut full = (inputs.value_of(1.0), f64::INFINITY);
+    for &f in &inputs.sizes {
+        let Some(cost) = price(f) else { continue };
+        let value = inputs.value_of(f);
+        let net = value - cost.total();
+        if (f - 1.0).abs() < 1e-12 {
+            full = (value, cost.total());
+        }
+        if net > best_any.1 {
+            best_any = (f, net);
+        }
+        if inputs.pays(value, cost.total()) && best.is_none_or(|b| net > b.value - b.cost.total()) {
+            best = Some(SizeDecision { fraction: f, value, cost });
+        }
+    }
+    best.ok_or(NotWorthIt {
+        value: full.0,
+        cost: full.1,
+        need: 1.0 + inputs.margin,
+        best_fraction: best_any.0,
+        best_net: best_any.1,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use alloy::primitives::{Address, U256};
@@ -134,5 +199,58 @@ mod tests {
         let route0 = route_order(&pools, a, b, SwapAmount::ExactIn(e18(10)), &gas, None, &guards).unwrap();
         let c0 = leg_cost(&pools, &route0, 2000.0, gas.gas_price_wei, Some(3000.0));
         assert!((c0.gas - 3.0).abs() < 1e-9, "{c0:?}");
+    }
+
+    fn inputs(penalty: f64, margin: f64) -> ValueInputs {
+        // κ V H var = penalty with κ = 1, V = 1, H = 1
+        ValueInputs {
+            tracking_var_per_s: penalty,
+            portfolio_value: 1.0,
+            kappa: 1.0,
+            horizon_secs: 1.0,
+            margin,
+            sizes: vec![0.25, 0.5, 0.75, 1.0],
+        }
+    }
+
+    /// A cost that grows faster than linearly with size (fixed gas + convex impact).
+    fn convex(f: f64) -> RebalanceCost {
+        RebalanceCost { gas: 1.0, impact: 40.0 * f * f, ..RebalanceCost::default() }
+    }
+
+    #[test]
+    fn the_size_that_maximises_value_minus_cost_is_chosen_and_the_last_part_may_not_pay() {
+        // value(f) = 100 (1 − (1−f)²): 43.75, 75, 93.75, 100; cost 1 + 40 f²: 3.5, 11, 23.5, 41
+        // nets 40.25, 64, 70.25, 59: the last quarter costs 17.5 and buys only 6.25
+        let d = choose_size(&inputs(100.0, 0.0), |f| Some(convex(f))).unwrap();
+        assert_eq!(d.fraction, 0.75, "{d:?}");
+        assert_eq!(d.value, 93.75);
+        assert_eq!(d.cost.total(), 23.5);
+        // with a cheaper, linear impact the whole trade pays best
+        let d = choose_size(&inputs(100.0, 0.0), |f| {
+            Some(RebalanceCost { impact: 10.0 * f, ..Default::default() })
+        })
+        .unwrap();
+        assert_eq!(d.fraction, 1.0);
+    }
+
+    #[test]
+    fn a_trade_whose_cost_exceeds_its_value_is_refused_with_both_numbers() {
+        let e = choose_size(&inputs(10.0, 0.0), |f| {
+            Some(RebalanceCost { gas: 30.0, impact: f, ..Default::default() })
+        })
+        .unwrap_err();
+        assert_eq!(e.value, 10.0);
+        assert_eq!(e.cost, 31.0);
+        assert!(e.to_string().contains("worth 10.0000 and costs 31.0000"), "{e}");
+        // a margin turns a marginal trade away too
+        let ok = choose_size(&inputs(10.0, 0.0), |_| Some(RebalanceCost { gas: 5.0, ..Default::default() }));
+        assert!(ok.is_ok());
+        let refused =
+            choose_size(&inputs(10.0, 1.5), |_| Some(RebalanceCost { gas: 5.0, ..Default::default() }));
+        assert!(refused.is_err());
+        // nothing routable: refused, the cost infinite
+        let e = choose_size(&inputs(10.0, 0.0), |_| None).unwrap_err();
+        assert!(e.cost.is_infinite());
     }
 }
