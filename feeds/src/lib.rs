@@ -11,12 +11,21 @@
 //! * [`ws`] is the async client task (connect, ping/pong, idle detection, reconnect with
 //!   [`backoff`], shutdown on a cancellation token); [`stats`] holds its counters.
 //! * A full engine queue drops the event and counts it; nothing here blocks or buffers without bound.
+//!
+//! The network side ([`ws`], [`backoff`], [`poll`], [`node`], [`rpc`]) is the default feature
+//! `net`. With `default-features = false` the crate is the decoder alone ([`binance`], [`stats`]):
+//! it depends on keel-engine, serde and thiserror only.
 #![cfg_attr(test, allow(unused_crate_dependencies))]
 
+#[cfg(feature = "net")]
 pub mod backoff;
 pub mod binance;
+#[cfg(feature = "net")]
 pub mod node;
+#[cfg(feature = "net")]
 pub mod poll;
+#[cfg(feature = "net")]
 pub mod rpc;
 pub mod stats;
+#[cfg(feature = "net")]
 pub mod ws;
