@@ -3,8 +3,8 @@
 use keel_engine::event::{Quote, Trade};
 use keel_engine::{Event, Nanos};
 
-use super::decode::Decoded;
 use super::table::InstrumentTable;
+use super::types::Decoded;
 
 /// What a decoded frame means for the engine.
 #[derive(Debug, Clone, Copy, PartialEq)]

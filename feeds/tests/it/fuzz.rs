@@ -915,3 +915,236 @@ mod node {
         }
     }
 }
+
+// ----- A million mutated real frames (release, `#[ignore]`d). -----
+
+/// A small deterministic generator (SplitMix64), so that a failing case can be replayed by seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+
+    fn mutation(&mut self) -> Mutation {
+        const INTERESTING: &[u8] = b"{}[]\":,\\-.0123456789eE+ tfnu\x00\x1f\xff";
+        let at = self.next() as usize;
+        let byte = if self.next().is_multiple_of(4) {
+            self.next() as u8
+        } else {
+            INTERESTING[self.below(INTERESTING.len())]
+        };
+        match self.below(6) {
+            0 => Mutation::Flip { at, bit: self.below(8) as u8 },
+            1 => Mutation::Set { at, byte },
+            2 => Mutation::Insert { at, byte },
+            3 => Mutation::Delete { at, len: 1 + self.below(7) },
+            4 => Mutation::Truncate { at },
+            _ => Mutation::Duplicate { at, len: 1 + self.below(15) },
+        }
+    }
+
+    /// Changes, inserts or deletes a digit next to a digit, or inserts or deletes a dot there.
+    fn digit_edit(&mut self, frame: &mut Vec<u8>) {
+        let digits: Vec<usize> = (0..frame.len()).filter(|&i| frame[i].is_ascii_digit()).collect();
+        if digits.is_empty() {
+            return;
+        }
+        let at = digits[self.below(digits.len())];
+        let digit = b'0' + self.below(10) as u8;
+        match self.below(6) {
+            0 | 1 => frame[at] = digit,
+            2 => frame.insert(at, digit),
+            3 => {
+                frame.remove(at);
+            }
+            4 => frame.insert(at, b'.'),
+            _ => {
+                if let Some(dot) = frame[at..].iter().take(20).position(|&b| b == b'.') {
+                    frame.remove(at + dot);
+                }
+            }
+        }
+    }
+}
+
+/// The decimal field `v` of serde_json's view agrees with ours: a string parses to the same bits; a
+/// bare number (which we also accept) to the same value up to serde_json's own rounding.
+fn same_decimal(ours: f64, v: Option<&Value>) -> bool {
+    match v {
+        Some(Value::String(s)) => s.parse::<f64>().is_ok_and(|x| x.to_bits() == ours.to_bits()),
+        Some(Value::Number(n)) => n.as_f64().is_some_and(|x| (x - ours).abs() <= x.abs() * 1e-15),
+        _ => false,
+    }
+}
+
+/// A required integer field.
+fn same_int(ours: u64, v: Option<&Value>) -> bool {
+    v.and_then(Value::as_u64) == Some(ours)
+}
+
+/// An optional integer field: absent reads as 0.
+fn same_opt_int(ours: u64, v: Option<&Value>) -> bool {
+    match v {
+        None => ours == 0,
+        Some(v) => v.as_u64() == Some(ours),
+    }
+}
+
+fn same_str(ours: &[u8], v: Option<&Value>) -> bool {
+    v.and_then(Value::as_str).is_some_and(|s| s.as_bytes() == ours)
+}
+
+/// Any `Ok` answer is what serde_json's parse of the same bytes says, when serde_json parses them.
+fn consistent_with_serde(d: &Decoded<'_>, frame: &[u8]) -> Result<(), String> {
+    let Ok(v) = serde_json::from_slice::<Value>(frame) else { return Ok(()) };
+    let Some(top) = v.as_object() else { return Err(format!("{d:?} from a non-object")) };
+    let (data, stream) = match top.get("data") {
+        Some(Value::Object(data)) => (data, top.get("stream")),
+        Some(_) => return Err(format!("{d:?} with a non-object `data`")),
+        None => (top, None),
+    };
+    let f = |k: &str| data.get(k);
+    let ok = match d {
+        Decoded::BookTicker(t) => {
+            matches!(f("e"), None | Some(Value::String(_)))
+                && f("e").is_none_or(|e| e == "bookTicker")
+                && same_str(t.symbol.as_bytes(), f("s"))
+                && same_int(t.update_id, f("u"))
+                && same_decimal(t.bid, f("b"))
+                && same_decimal(t.bid_qty, f("B"))
+                && same_decimal(t.ask, f("a"))
+                && same_decimal(t.ask_qty, f("A"))
+                && same_opt_int(t.event_ms, f("E"))
+                && same_opt_int(t.transact_ms, f("T"))
+        }
+        Decoded::AggTrade(t) => {
+            f("e").is_some_and(|e| e == "aggTrade")
+                && same_str(t.symbol.as_bytes(), f("s"))
+                && same_int(t.agg_id, f("a"))
+                && same_decimal(t.price, f("p"))
+                && same_decimal(t.qty, f("q"))
+                && same_opt_int(t.first_trade_id, f("f"))
+                && same_opt_int(t.last_trade_id, f("l"))
+                && same_int(t.trade_ms, f("T"))
+                && same_opt_int(t.event_ms, f("E"))
+                && f("m").map_or(Some(false), Value::as_bool) == Some(t.buyer_is_maker)
+        }
+        Decoded::DepthUpdate(u) => {
+            let side = |levels: keel_feeds::binance::Levels<'_>, v: Option<&Value>| {
+                let Some(want) = v.and_then(Value::as_array) else { return false };
+                levels.len() == want.len()
+                    && levels.iter().zip(want).all(|((p, q), w)| {
+                        w.as_array().is_some_and(|w| {
+                            w.len() == 2 && same_decimal(p, w.first()) && same_decimal(q, w.get(1))
+                        })
+                    })
+            };
+            f("e").is_some_and(|e| e == "depthUpdate")
+                && same_str(u.symbol.as_bytes(), f("s"))
+                && same_int(u.first_id, f("U"))
+                && same_int(u.last_id, f("u"))
+                && same_opt_int(u.prev_last_id, f("pu"))
+                && same_opt_int(u.event_ms, f("E"))
+                && same_opt_int(u.transact_ms, f("T"))
+                && side(u.bids, f("b"))
+                && side(u.asks, f("a"))
+        }
+        Decoded::Kline(k) => {
+            let kv = f("k").and_then(Value::as_object);
+            let g = |key: &str| kv.and_then(|kv| kv.get(key));
+            f("e").is_some_and(|e| e == "kline")
+                && same_str(k.symbol.as_bytes(), f("s"))
+                && same_str(k.interval, g("i"))
+                && same_int(k.open_ms, g("t"))
+                && same_int(k.close_ms, g("T"))
+                && same_decimal(k.open, g("o"))
+                && same_decimal(k.high, g("h"))
+                && same_decimal(k.low, g("l"))
+                && same_decimal(k.close, g("c"))
+                && same_decimal(k.volume, g("v"))
+                && same_opt_int(k.trades, g("n"))
+                && g("x").and_then(Value::as_bool) == Some(k.is_closed)
+                && same_opt_int(k.event_ms, f("E"))
+        }
+        Decoded::ControlResponse { id, error } => {
+            top.get("id").and_then(Value::as_u64) == *id
+                && match error {
+                    None => top.get("error").is_none_or(Value::is_null),
+                    Some(raw) => serde_json::from_slice::<Value>(raw).ok().as_ref() == top.get("error"),
+                }
+        }
+        Decoded::Other { stream: s, event } => {
+            (stream.is_none() && s.is_empty() || same_str(s, stream))
+                && (f("e").is_none() && event.is_empty() || same_str(event, f("e")))
+        }
+    };
+    if ok { Ok(()) } else { Err(format!("{d:?} but serde_json reads {v}")) }
+}
+
+/// A million (`KEEL_FUZZ_ITERS`) random mutations of real frames, three quarters of them `bookTicker`
+/// frames (a third of those with their keys reordered):
+/// the decoder never panics, answers exactly what the old decoder answers, and any `Ok` agrees
+/// with serde_json's reading of the same bytes. Seeded by `KEEL_FUZZ_SEED` (default 1).
+///
+/// `cargo test --release --test it -- --ignored million`
+#[test]
+#[ignore = "a million cases: run in release with --ignored"]
+fn a_million_mutated_real_frames_never_panic_and_agree() {
+    let iters: u64 = std::env::var("KEEL_FUZZ_ITERS").ok().and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
+    let seed: u64 = std::env::var("KEEL_FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
+    let all: Vec<&[u8]> = captures().iter().flat_map(|c| c.frames.iter().map(Vec::as_slice)).collect();
+    let tickers: Vec<&[u8]> =
+        all.iter().copied().filter(|f| f.windows(12).any(|w| w == b"@bookTicker\"")).collect();
+    // The bookTicker frames again with their keys sorted (serde_json's map order), for the fast
+    // path's second pass.
+    let resorted: Vec<Vec<u8>> = tickers
+        .iter()
+        .map(|f| serde_json::to_vec(&serde_json::from_slice::<Value>(f).expect("JSON")).expect("JSON"))
+        .collect();
+    let resorted: Vec<&[u8]> = resorted.iter().map(Vec::as_slice).collect();
+    let mut rng = Rng(seed);
+    let (mut ok, mut fast_shape) = (0u64, 0u64);
+    for case in 0..iters {
+        let pool = match rng.below(4) {
+            0 | 1 => &tickers,
+            2 => &resorted,
+            _ => &all,
+        };
+        let mut frame = pool[rng.below(pool.len())].to_vec();
+        if rng.next().is_multiple_of(2) {
+            // Byte-level damage: mostly invalid JSON, some of it still valid.
+            for _ in 0..1 + rng.below(5) {
+                let m = rng.mutation();
+                apply(&mut frame, &m);
+            }
+        } else {
+            // Number edits that keep the frame valid more often: other values, lengths and dots.
+            for _ in 0..1 + rng.below(4) {
+                rng.digit_edit(&mut frame);
+            }
+        }
+        let ours = std::panic::catch_unwind(|| format!("{:?}", decode(&frame)))
+            .unwrap_or_else(|_| panic!("case {case} (seed {seed}) panicked: {}", frame.escape_ascii()));
+        let theirs = format!("{:?}", crate::reference::decode(&frame));
+        assert_eq!(ours, theirs, "case {case} (seed {seed}): {}", frame.escape_ascii());
+        if let Ok(d) = decode(&frame) {
+            ok += 1;
+            fast_shape += u64::from(matches!(d, Decoded::BookTicker(_)));
+            if let Err(e) = consistent_with_serde(&d, &frame) {
+                panic!("case {case} (seed {seed}): {e}: {}", frame.escape_ascii());
+            }
+        }
+    }
+    // The mutations must leave enough frames valid for the agreement checks to mean something.
+    assert!(ok > iters / 4 && fast_shape > iters / 8, "{ok} Ok, {fast_shape} bookTicker of {iters}");
+    eprintln!("{iters} cases: {ok} decoded Ok ({fast_shape} bookTicker), all agreeing");
+}

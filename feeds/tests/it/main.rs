@@ -5,8 +5,11 @@
 //!   the stale price.
 //! * `fuzz`: random bytes and mutated real frames never panic the decoder; node logs and mempool
 //!   calldata never panic theirs.
+//!   A million mutated frames, `#[ignore]`d: `cargo test --release -p keel-feeds --test it -- --ignored`.
 //! * `loopback`: the websocket client against a local server: replay, reconnect, ping/pong, idle,
 //!   malformed frames, full queue, shutdown.
+//! * `same_as_before`: the decoder answers exactly what the previous decoder (`reference`, kept
+//!   here unchanged) answers, on every captured frame, its prefixes and single-byte edits.
 // Test and bench targets see every dependency of their crate; only the library is checked.
 #![allow(unused_crate_dependencies)]
 
@@ -14,4 +17,6 @@ mod captures;
 mod faults;
 mod fuzz;
 mod loopback;
+mod reference;
+mod same_as_before;
 mod support;
