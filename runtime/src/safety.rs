@@ -2,13 +2,20 @@
 //!
 //! The kill switch stops new rebalances at once: the engine thread checks it for every intent it
 //! emits (an atomic load), and an intent emitted while it is engaged is never sent to the router —
-//! the portfolio gets a `Rejected` outcome and cools down. It can be engaged three ways: a flag file
-//! appearing, `SIGUSR1`, or `POST /kill` on the control endpoint (127.0.0.1 only); `POST /resume`
-//! releases it, `GET /status` reports it; `GET /metrics` serves Prometheus metrics. Every engagement is logged with its reason.
+//! the portfolio gets a `Rejected` outcome and cools down. It can be engaged three ways, each a
+//! [`KillSource`] of its own, and it is engaged while any source holds it:
+//!
+//! * the kill file is level-triggered: present, it holds the switch; removed, it lets go (the
+//!   switch releases unless another source still holds it);
+//! * `SIGUSR1` and `POST /kill` on the control endpoint (127.0.0.1 only) hold it until
+//!   `POST /resume`, which lets go of those two (a kill file still present keeps holding it).
+//!
+//! `GET /status` reports whether it is engaged, why, and which sources hold it; `GET /metrics`
+//! serves Prometheus metrics. Every engagement and release is logged with its reason.
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::extract::State;
@@ -29,10 +36,34 @@ pub struct SafetySpec {
     pub control_port: Option<u16>,
 }
 
-/// The kill switch's state.
+/// What holds the kill switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KillSource {
+    /// The kill file exists.
+    File,
+    /// `SIGUSR1`.
+    Signal,
+    /// `POST /kill`, or code ([`KillSwitch::engage`]).
+    Operator,
+}
+
+impl KillSource {
+    const ALL: [KillSource; 3] = [KillSource::File, KillSource::Signal, KillSource::Operator];
+
+    fn bit(self) -> u8 {
+        match self {
+            Self::File => 1,
+            Self::Signal => 2,
+            Self::Operator => 4,
+        }
+    }
+}
+
+/// The kill switch's state: a bit per [`KillSource`] holding it.
 #[derive(Debug, Default)]
 pub struct KillSwitch {
-    engaged: AtomicBool,
+    held: AtomicU8,
     reason: Mutex<Option<String>>,
     blocked: AtomicU64,
 }
@@ -42,8 +73,10 @@ pub struct KillSwitch {
 pub struct KillStatus {
     /// Whether new rebalances are stopped.
     pub halted: bool,
-    /// Why, when halted.
+    /// Why, when halted (the first source's reason).
     pub reason: Option<String>,
+    /// The sources holding it.
+    pub held_by: Vec<KillSource>,
     /// Rebalances stopped so far.
     pub blocked: u64,
 }
@@ -52,22 +85,39 @@ impl KillSwitch {
     /// Whether new rebalances are stopped (one relaxed atomic load: safe on the hot path).
     #[inline]
     pub fn is_engaged(&self) -> bool {
-        self.engaged.load(Ordering::Acquire)
+        self.held.load(Ordering::Acquire) != 0
     }
 
-    /// Stops new rebalances, saying why.
+    /// Stops new rebalances, saying why (held by the operator until [`Self::release`]).
     pub fn engage(&self, reason: &str) {
-        if !self.engaged.swap(true, Ordering::AcqRel) {
+        self.hold(KillSource::Operator, reason);
+    }
+
+    /// `source` holds the switch; the first reason is kept while it is engaged.
+    pub fn hold(&self, source: KillSource, reason: &str) {
+        let before = self.held.fetch_or(source.bit(), Ordering::AcqRel);
+        if before == 0 {
             *self.reason.lock() = Some(reason.to_string());
             tracing::error!(reason, "KILL SWITCH ENGAGED: no new rebalance will be sent");
         }
     }
 
-    /// Lets rebalances through again.
-    pub fn release(&self) {
-        if self.engaged.swap(false, Ordering::AcqRel) {
+    /// `source` lets go; the switch releases when no source holds it.
+    pub fn let_go(&self, source: KillSource) {
+        let before = self.held.fetch_and(!source.bit(), Ordering::AcqRel);
+        if before != 0 && before & !source.bit() == 0 {
             *self.reason.lock() = None;
-            tracing::warn!("kill switch released: rebalancing resumes");
+            tracing::warn!(?source, "kill switch released: rebalancing resumes");
+        }
+    }
+
+    /// The operator's resume (`POST /resume`): lets go of the operator's and the signal's hold. A
+    /// kill file still present keeps holding the switch.
+    pub fn release(&self) {
+        self.let_go(KillSource::Signal);
+        self.let_go(KillSource::Operator);
+        if self.is_engaged() {
+            tracing::warn!("resume asked, but the kill file is still present: the switch stays engaged");
         }
     }
 
@@ -78,9 +128,11 @@ impl KillSwitch {
 
     /// The state, for reports and the endpoint.
     pub fn status(&self) -> KillStatus {
+        let held = self.held.load(Ordering::Acquire);
         KillStatus {
-            halted: self.is_engaged(),
+            halted: held != 0,
             reason: self.reason.lock().clone(),
+            held_by: KillSource::ALL.into_iter().filter(|s| held & s.bit() != 0).collect(),
             blocked: self.blocked.load(Ordering::Relaxed),
         }
     }
@@ -94,9 +146,16 @@ pub async fn watch_kill_file(path: PathBuf, switch: Arc<KillSwitch>, cancel: Can
             _ = cancel.cancelled() => return,
             _ = tick.tick() => {}
         }
-        if path.exists() {
-            switch.engage(&format!("kill file {} present", path.display()));
-        }
+        check_kill_file(&path, &switch);
+    }
+}
+
+/// One look at the kill file: present, it holds the switch; absent, it lets go.
+pub fn check_kill_file(path: &std::path::Path, switch: &KillSwitch) {
+    if path.exists() {
+        switch.hold(KillSource::File, &format!("kill file {} present", path.display()));
+    } else {
+        switch.let_go(KillSource::File);
     }
 }
 
@@ -110,7 +169,7 @@ pub async fn watch_signal(switch: Arc<KillSwitch>, cancel: CancellationToken) {
         tokio::select! {
             _ = cancel.cancelled() => return,
             got = usr1.recv() => match got {
-                Some(()) => switch.engage("SIGUSR1"),
+                Some(()) => switch.hold(KillSource::Signal, "SIGUSR1"),
                 None => return,
             },
         }
@@ -171,8 +230,51 @@ mod tests {
         k.engage("test");
         k.engage("second reason is ignored while engaged");
         k.count_blocked();
-        assert_eq!(k.status(), KillStatus { halted: true, reason: Some("test".into()), blocked: 1 });
+        assert_eq!(
+            k.status(),
+            KillStatus {
+                halted: true,
+                reason: Some("test".into()),
+                held_by: vec![KillSource::Operator],
+                blocked: 1
+            }
+        );
         k.release();
         assert!(!k.status().halted && k.status().reason.is_none());
+    }
+
+    #[test]
+    fn the_kill_file_holds_the_switch_while_present_and_resume_cannot_override_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("KILL");
+        let k = KillSwitch::default();
+        check_kill_file(&path, &k);
+        assert!(!k.is_engaged());
+        std::fs::write(&path, b"").expect("touch");
+        check_kill_file(&path, &k);
+        assert!(k.is_engaged());
+        assert_eq!(k.status().held_by, vec![KillSource::File]);
+        // resume does not override a present file
+        k.release();
+        check_kill_file(&path, &k);
+        assert!(k.is_engaged());
+        // removing the file releases it
+        std::fs::remove_file(&path).expect("rm");
+        check_kill_file(&path, &k);
+        assert!(!k.is_engaged(), "{:?}", k.status());
+        // with the operator also holding it, removing the file is not enough
+        std::fs::write(&path, b"").expect("touch");
+        check_kill_file(&path, &k);
+        k.engage("operator");
+        std::fs::remove_file(&path).expect("rm");
+        check_kill_file(&path, &k);
+        assert!(k.is_engaged());
+        assert_eq!(k.status().held_by, vec![KillSource::Operator]);
+        assert_eq!(
+            k.status().reason.as_deref(),
+            Some(format!("kill file {} present", path.display()).as_str())
+        );
+        k.release();
+        assert!(!k.is_engaged());
     }
 }
