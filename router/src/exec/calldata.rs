@@ -1,0 +1,76 @@
+//! Swap calldata for each venue: Uniswap V2 `Router02` and V3 `SwapRouter` (single pool and
+//! multi-hop paths).
+
+use alloy::primitives::{Address, Bytes, U256, aliases::U24, aliases::U160};
+use alloy::sol_types::SolCall;
+use keel_amm::abi::{ISwapRouter, IUniswapV2Router02};
+use keel_amm::pool::Pool;
+
+use super::{ExecError, Executor};
+use crate::config::DexKind;
+use crate::plan;
+
+impl Executor {
+    pub(super) fn swap_calldata(
+        &self,
+        fill: &plan::Fill,
+        account: Address,
+        deadline: U256,
+    ) -> Result<Bytes, ExecError> {
+        let venue = self.venues[fill.pools[0]];
+        let input = match venue.kind {
+            DexKind::UniswapV2 => IUniswapV2Router02::swapExactTokensForTokensCall {
+                amountIn: fill.amount_in,
+                amountOutMin: fill.amount_out_min,
+                path: fill.path.clone(),
+                to: account,
+                deadline,
+            }
+            .abi_encode(),
+            DexKind::UniswapV3 => {
+                if fill.pools.len() == 1 {
+                    let fee = match self.pools[fill.pools[0]].pool() {
+                        Pool::V3(p) => p.fee,
+                        Pool::V2 { .. } => 0,
+                    };
+                    ISwapRouter::exactInputSingleCall {
+                        params: ISwapRouter::ExactInputSingleParams {
+                            tokenIn: fill.path[0],
+                            tokenOut: fill.path[1],
+                            fee: U24::from(fee),
+                            recipient: account,
+                            deadline,
+                            amountIn: fill.amount_in,
+                            amountOutMinimum: fill.amount_out_min,
+                            sqrtPriceLimitX96: U160::ZERO,
+                        },
+                    }
+                    .abi_encode()
+                } else {
+                    // Multi-hop V3 path: token (20 bytes) | fee (3 bytes) | token | ...
+                    let mut path = Vec::with_capacity(20 + 23 * fill.pools.len());
+                    path.extend_from_slice(fill.path[0].as_slice());
+                    for (h, &p) in fill.pools.iter().enumerate() {
+                        let fee = match self.pools[p].pool() {
+                            Pool::V3(v) => v.fee,
+                            Pool::V2 { .. } => 0,
+                        };
+                        path.extend_from_slice(&fee.to_be_bytes()[1..]);
+                        path.extend_from_slice(fill.path[h + 1].as_slice());
+                    }
+                    ISwapRouter::exactInputCall {
+                        params: ISwapRouter::ExactInputParams {
+                            path: path.into(),
+                            recipient: account,
+                            deadline,
+                            amountIn: fill.amount_in,
+                            amountOutMinimum: fill.amount_out_min,
+                        },
+                    }
+                    .abi_encode()
+                }
+            }
+        };
+        Ok(input.into())
+    }
+}

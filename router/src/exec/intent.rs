@@ -1,0 +1,329 @@
+//! The intent → bundle flow: park an intent until the chain state it needs is read, apply the oracle
+//! guard and the risk limits, route every leg, build the approvals and swaps, reserve nonces, sign
+//! and bundle.
+
+use alloy::primitives::{Address, U256};
+use alloy::sol_types::SolCall;
+use keel_engine::Nanos;
+use keel_engine::event::{BlockHeader, Outcome, OutcomeStatus};
+use keel_engine::intent::RebalanceIntent;
+use keel_engine::record::JournalRecord;
+
+use super::{Action, ExecError, ExecToken, Executor, FillRecord, GAS_LIMIT_MARGIN_PCT, Inflight};
+use crate::bundle::{BundleOptions, build_send_bundle};
+use crate::config::DEFAULT_APPROVE_GAS;
+use crate::plan::{self, GasPricing, OrderRoute};
+use crate::tx::{CallRequest, Fees, sign_call};
+use keel_amm::abi::IERC20;
+use keel_amm::pool::PoolEntry;
+
+/// The transactions of one rebalance before signing.
+#[derive(Debug)]
+struct TxPlan {
+    /// The calls, in order.
+    calls: Vec<CallRequest>,
+    /// Allowances the approvals among them grant.
+    granted: Vec<(Address, Address, Address)>,
+    /// Per call: the pool of a single-pool swap.
+    swap_pool: Vec<Option<usize>>,
+}
+
+/// Heads a rebalance waits for missing chain state (first head, a pool's first read) before it is
+/// refused.
+pub const PARK_HEADS: u32 = 5;
+/// Most rebalances waiting for chain state at once; beyond, they are refused at once.
+pub const MAX_PARKED: usize = 64;
+
+impl Executor {
+    /// Plans, signs and submits an intent. Failures are reported as a `Rejected` outcome (and logged),
+    /// so the engine's cooldown applies.
+    ///
+    /// An intent that arrives before the first head or before the state of a pool it needs has been
+    /// read (right after a start) is parked and retried at each head, for up to
+    /// [`PARK_HEADS`] heads, instead of being refused at once.
+    pub fn on_intent(&mut self, intent: &RebalanceIntent, now_ns: Nanos, out: &mut Vec<Action>) {
+        self.stats.intents += 1;
+        out.push(Action::Journal(JournalRecord::Decided(Box::new(intent.clone()))));
+        let result = self.execute(intent, now_ns);
+        if matches!(result, Err(ExecError::NoHead | ExecError::PoolNotReady(_)))
+            && self.parked.len() < MAX_PARKED
+        {
+            tracing::info!(intent = intent.id, "chain state not read yet: rebalance waits for the next head");
+            self.parked.push((intent.clone(), 0));
+            return;
+        }
+        self.settle_attempt(intent, result, out);
+    }
+
+    /// Retries parked intents after a head (pool updates of a block arrive before its head).
+    pub(super) fn retry_parked(&mut self, now_ns: Nanos, out: &mut Vec<Action>) {
+        for (intent, waited) in std::mem::take(&mut self.parked) {
+            let result = self.execute(&intent, now_ns);
+            if matches!(result, Err(ExecError::NoHead | ExecError::PoolNotReady(_)))
+                && waited + 1 < PARK_HEADS
+            {
+                self.parked.push((intent, waited + 1));
+                continue;
+            }
+            self.settle_attempt(&intent, result, out);
+        }
+    }
+
+    /// Emits what an execution attempt produced: the signed record and the submission, or the
+    /// refusal with its reason and the `Rejected` outcome.
+    fn settle_attempt(
+        &mut self,
+        intent: &RebalanceIntent,
+        result: Result<Action, ExecError>,
+        out: &mut Vec<Action>,
+    ) {
+        match result {
+            Ok(action) => {
+                self.stats.submissions += 1;
+                if let Action::Submit { request, .. } = &action
+                    && let Some(i) = self.inflight.iter().rposition(|f| f.intent == intent.id)
+                {
+                    out.push(Action::Journal(JournalRecord::Signed(Box::new(
+                        self.signed_record(i, request.bundle_hash),
+                    ))));
+                }
+                out.push(action);
+            }
+            Err(e) => {
+                if matches!(e, ExecError::Deferred { .. }) {
+                    self.stats.deferred += 1;
+                } else if matches!(e, ExecError::RiskLimit { .. }) {
+                    self.stats.risk_refused += 1;
+                } else if matches!(e, ExecError::OracleGuard(_)) {
+                    self.stats.oracle_blocked += 1;
+                } else {
+                    self.stats.rejected += 1;
+                }
+                // Anything charged to the daily windows before the refusal is released.
+                self.traded.retain(|t| t.intent != intent.id);
+                tracing::warn!(intent = intent.id, portfolio = intent.portfolio.0, error = %e, "rebalance not submitted");
+                out.push(Action::Journal(JournalRecord::Refused {
+                    intent: intent.id,
+                    reason: e.to_string(),
+                }));
+                out.push(Action::Outcome(Outcome {
+                    intent: intent.id,
+                    portfolio: intent.portfolio,
+                    status: OutcomeStatus::Rejected,
+                }));
+            }
+        }
+    }
+
+    fn execute(&mut self, intent: &RebalanceIntent, now_ns: Nanos) -> Result<Action, ExecError> {
+        let head = self.head.ok_or(ExecError::NoHead)?;
+        if self.inflight.iter().any(|f| f.portfolio == intent.portfolio) {
+            return Err(ExecError::Busy(intent.portfolio));
+        }
+        let account = intent.account;
+        if !self.signers.contains_key(&account) {
+            return Err(ExecError::NoSigner(account));
+        }
+        if let Some(i) = self.pool_ready.iter().position(|r| !r) {
+            return Err(ExecError::PoolNotReady(self.pools[i].meta.id.clone()));
+        }
+        // Oracle guard, before the risk limits charge the notional: every pool trading a leg's pair
+        // directly must be fresh and agree with the reference and with its own short TWAP.
+        for leg in &intent.legs {
+            let (sell, buy) = (&self.tokens[leg.sell.idx()], &self.tokens[leg.buy.idx()]);
+            let reference = raw_price(leg.reference_price, sell, buy);
+            let bound = self.cfg.max_pool_deviation;
+            if let Err(e) = self.oracle.check_leg(&self.pools, sell.address, buy.address, reference, bound) {
+                tracing::warn!(
+                    intent = intent.id,
+                    portfolio = intent.portfolio.0,
+                    pool = e.pool(),
+                    reason = e.reason(),
+                    sell = %sell.symbol,
+                    buy = %buy.symbol,
+                    detail = %e,
+                    "oracle guard: rebalance blocked"
+                );
+                return Err(e.into());
+            }
+        }
+        self.check_limits(intent, &head, now_ns)?;
+        if let Some(limit) = self.cfg.defer_on_pending_volume {
+            for leg in &intent.legs {
+                let (sell, buy) = (self.tokens[leg.sell.idx()].address, self.tokens[leg.buy.idx()].address);
+                for (p, &impact) in self.pools.iter().zip(&self.pending_impact) {
+                    if impact > limit && p.other(sell) == Some(buy) {
+                        return Err(ExecError::Deferred { pool: p.meta.id.clone(), impact, limit });
+                    }
+                }
+            }
+        }
+        // Route every leg on a scratch copy of the pools, in order, so legs through the same pool
+        // see each other's effect.
+        let gas = GasPricing {
+            gas_price_wei: Fees::from_base_fee(head.base_fee, 1, self.cfg.priority_fee_wei).max_fee_per_gas,
+        };
+        let mut scratch = self.pools.clone();
+        let mut routes: Vec<(usize, OrderRoute)> = Vec::with_capacity(intent.legs.len());
+        for (k, leg) in intent.legs.iter().enumerate() {
+            let sell = self.tokens[leg.sell.idx()].address;
+            let buy = self.tokens[leg.buy.idx()].address;
+            let native_per_buy = self.native_price_in(buy, &scratch);
+            let route = plan::route_exact_in(
+                &mut scratch,
+                sell,
+                buy,
+                leg.amount_in,
+                &gas,
+                native_per_buy,
+                Some(raw_price(
+                    leg.reference_price,
+                    &self.tokens[leg.sell.idx()],
+                    &self.tokens[leg.buy.idx()],
+                )),
+                self.cfg.max_pool_deviation,
+                self.cfg.slippage_bps,
+            )?;
+            routes.push((k, route));
+        }
+        // Transactions.
+        let deadline = U256::from(head.timestamp + self.cfg.swap_deadline_secs);
+        let mut calls: Vec<CallRequest> = Vec::new();
+        let mut swap_pool: Vec<Option<usize>> = Vec::new();
+        let mut granted: Vec<(Address, Address, Address)> = Vec::new();
+        for (k, route) in &routes {
+            let leg = &intent.legs[*k];
+            let sell = self.tokens[leg.sell.idx()].address;
+            for fill in &route.fills {
+                let venue = self.venues[fill.pools[0]];
+                let key = (account, sell, venue.router);
+                let allowed = self.allowances.get(&key).copied().unwrap_or(U256::ZERO);
+                if allowed < fill.amount_in {
+                    calls.push(CallRequest {
+                        to: sell,
+                        input: IERC20::approveCall { spender: venue.router, amount: U256::MAX }
+                            .abi_encode()
+                            .into(),
+                        gas_limit: DEFAULT_APPROVE_GAS,
+                        value: U256::ZERO,
+                    });
+                    self.allowances.insert(key, U256::MAX);
+                    granted.push(key);
+                    swap_pool.push(None);
+                }
+                let gas_limit: u64 = fill.pools.iter().map(|&p| self.pools[p].meta.gas).sum::<u64>()
+                    * (100 + GAS_LIMIT_MARGIN_PCT)
+                    / 100;
+                let input = self.swap_calldata(fill, account, deadline)?;
+                calls.push(CallRequest { to: venue.router, input, gas_limit, value: U256::ZERO });
+                swap_pool.push((fill.pools.len() == 1).then(|| fill.pools[0]));
+                self.fills.push(FillRecord {
+                    intent: intent.id,
+                    pool: fill
+                        .pools
+                        .iter()
+                        .map(|&p| self.pools[p].meta.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(">"),
+                    sell: self.tokens[leg.sell.idx()].symbol.clone(),
+                    buy: self.tokens[leg.buy.idx()].symbol.clone(),
+                    amount_in: fill.amount_in,
+                    amount_out: fill.amount_out,
+                    amount_out_min: fill.amount_out_min,
+                });
+            }
+        }
+        let plan = TxPlan { calls, granted, swap_pool };
+        match self.sign_and_bundle(intent, head, account, &plan, now_ns) {
+            Ok(action) => Ok(action),
+            Err(e) => {
+                for key in &plan.granted {
+                    self.allowances.remove(key);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn sign_and_bundle(
+        &mut self,
+        intent: &RebalanceIntent,
+        head: BlockHeader,
+        account: Address,
+        plan: &TxPlan,
+        now_ns: Nanos,
+    ) -> Result<Action, ExecError> {
+        let TxPlan { calls, granted, swap_pool } = plan;
+        let signer = self.signers.get(&account).ok_or(ExecError::NoSigner(account))?;
+        let first = self.nonces.reserve(account, calls.len() as u64)?;
+        let fees =
+            Fees::from_base_fee(head.base_fee, self.cfg.base_fee_multiplier, self.cfg.priority_fee_wei);
+        let mut txs = Vec::with_capacity(calls.len());
+        for (j, call) in calls.iter().enumerate() {
+            match sign_call(signer, self.cfg.chain_id, first + j as u64, call, fees) {
+                Ok(t) => txs.push(t),
+                Err(e) => {
+                    let chain = self.chain_nonce.get(&account).copied().unwrap_or(first);
+                    self.nonces.reset_to_chain(account, chain);
+                    return Err(e.into());
+                }
+            }
+        }
+        self.stats.txs_signed += txs.len() as u64;
+        self.stats.approvals += granted.len() as u64;
+        let target = head.number + 1;
+        let uuid = format!("keel-{}-{}", intent.portfolio.0, intent.id);
+        self.request_id += 1;
+        let opts = BundleOptions { replacement_uuid: Some(uuid.clone()), ..Default::default() };
+        let request = match build_send_bundle(&txs, target, &opts, &self.auth, self.request_id) {
+            Ok(r) => r,
+            Err(e) => {
+                // Nothing was sent: release the reserved nonces, or every later bundle would have a gap.
+                let chain = self.chain_nonce.get(&account).copied().unwrap_or(first);
+                self.nonces.reset_to_chain(account, chain);
+                return Err(e.into());
+            }
+        };
+        let last_nonce = first + txs.len() as u64 - 1;
+        self.inflight.push(Inflight {
+            intent: intent.id,
+            portfolio: intent.portfolio,
+            account,
+            txs,
+            last_nonce,
+            target_block: target,
+            deadline_block: head.number + self.cfg.bundle_blocks,
+            landed: false,
+            uuid,
+            superseded: Vec::new(),
+            version: 0,
+            approvals: granted.clone(),
+            swap_pool: swap_pool.clone(),
+        });
+        Ok(Action::Submit {
+            intent: intent.id,
+            request,
+            event_recv_ns: intent.event_recv_ns,
+            ready_ns: now_ns,
+        })
+    }
+
+    /// Raw `buy` units per wei of the native token, from a ready pool pairing the wrapped native
+    /// token with `buy` (the split optimiser prices gas with it); `None` when no such pool is known.
+    fn native_price_in(&self, buy: Address, pools: &[PoolEntry]) -> Option<f64> {
+        let native = self.native?;
+        if buy == native {
+            return Some(1.0);
+        }
+        pools
+            .iter()
+            .zip(&self.pool_ready)
+            .filter(|(p, ready)| **ready && p.other(native) == Some(buy))
+            .find_map(|(p, _)| p.mid_price_of(native))
+    }
+}
+
+/// A price in whole `buy` per whole `sell` as raw units of `buy` per raw unit of `sell`.
+fn raw_price(whole: f64, sell: &ExecToken, buy: &ExecToken) -> f64 {
+    whole * 10f64.powi(buy.decimals as i32 - sell.decimals as i32)
+}

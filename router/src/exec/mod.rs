@@ -1,0 +1,399 @@
+//! The execution stage as a synchronous state machine: rebalance intents and chain updates in,
+//! actions out (post this bundle; report this outcome; fetch these receipts). An async driver
+//! performs the actions, so the logic here is deterministic and tested without sockets.
+//!
+//! Life of an intent:
+//! 1. route every leg against the exact pool state (split across pools, guards applied);
+//! 2. for each pool fill: an `approve` first when the account's allowance for that DEX router is short,
+//!    then the swap with `amountOutMin = quote × (1 − slippage)` and a deadline;
+//! 3. reserve consecutive nonces, sign every transaction (EIP-1559, fees from the head's base fee),
+//!    build the bundle for the next block and sign the request (`X-Flashbots-Signature`);
+//! 4. on each new head, until the account's nonce shows the bundle landed: resubmit the *same*
+//!    transactions (same nonces, so at most one version can ever land) for the next block; after
+//!    `bundle_blocks` blocks give up, report `Expired` and release the nonces.
+//!
+//! Where each part lives: `intent` (steps 1–3, parking and the oracle guard), `risk` (the limits and
+//! the 24-hour windows), `calldata` (swap calldata per venue), `settle` (step 4, landing and
+//! receipts), `gas` (estimates learned from receipts), `adopt` (bundles taken back after a restart).
+
+use std::collections::HashMap;
+
+use alloy::primitives::{Address, B256, U256};
+use keel_engine::event::{BlockHeader, Outcome};
+use keel_engine::intent::RebalanceIntent;
+use keel_engine::{Nanos, PortfolioId};
+
+use crate::bundle::{BundleError, SignedBundleRequest};
+use crate::config::{DexKind, RouterConfig};
+use crate::oracle::{GuardError, Oracle};
+use crate::plan;
+use crate::signer::Signer;
+use crate::tx::{NonceTracker, SignedTx, TxError};
+use keel_amm::pool::PoolEntry;
+pub use keel_engine::chain::ReceiptInfo;
+use keel_engine::chain::{ChainUpdate, PoolSource};
+use keel_engine::record::{JournalRecord, SignedBundle, TxRecord};
+
+mod adopt;
+mod calldata;
+mod gas;
+mod intent;
+mod risk;
+mod settle;
+#[cfg(test)]
+mod tests;
+
+pub use gas::{GAS_LIMIT_MARGIN_PCT, GAS_OBSERVATIONS};
+pub use intent::{MAX_PARKED, PARK_HEADS};
+pub use risk::RiskLimitKind;
+
+/// A token as the executor sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecToken {
+    /// Symbol, for logs.
+    pub symbol: String,
+    /// ERC-20 address.
+    pub address: Address,
+    /// Decimals.
+    pub decimals: u8,
+}
+
+/// How a pool is reached: its DEX's protocol and router contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolVenue {
+    /// Protocol.
+    pub kind: DexKind,
+    /// Router contract swaps are sent to.
+    pub router: Address,
+}
+
+/// Why an intent could not be executed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// No chain head yet (fees and deadlines need it).
+    #[error("no chain head yet")]
+    NoHead,
+    /// No key for the portfolio's account.
+    #[error("no signer for account {0}")]
+    NoSigner(Address),
+    /// A pool's state has not been read yet.
+    #[error("state of pool `{0}` not known yet")]
+    PoolNotReady(String),
+    /// Routing failed.
+    #[error("routing: {0}")]
+    Route(#[from] plan::PlanError),
+    /// Signing failed.
+    #[error(transparent)]
+    Tx(#[from] TxError),
+    /// Bundle building failed.
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    /// Pending swaps in the mempool would move a pool this rebalance trades too far
+    /// (`defer_on_pending_volume`); the engine retries after its cooldown.
+    #[error("deferred: pending swaps would move pool `{pool}` by {impact:.4} (limit {limit})")]
+    Deferred {
+        /// The pool.
+        pool: String,
+        /// Its pending impact.
+        impact: f64,
+        /// The configured limit.
+        limit: f64,
+    },
+    /// A risk limit refused the rebalance: which limit, the value it would reach, and the cap.
+    #[error("risk limit: {kind} would be {value:.2}, above the cap {cap}")]
+    RiskLimit {
+        /// Which limit.
+        kind: RiskLimitKind,
+        /// The value the rebalance would bring it to (wei per gas for the gas price; the quote
+        /// currency for notionals).
+        value: f64,
+        /// The configured cap, same unit.
+        cap: f64,
+    },
+    /// The portfolio already has a rebalance in flight.
+    #[error("portfolio {0:?} already has a rebalance in flight")]
+    Busy(PortfolioId),
+    /// The oracle guard refused a leg: a stale pool, or its spot, TWAP and reference disagree.
+    #[error("oracle guard: {0}")]
+    OracleGuard(#[from] GuardError),
+}
+
+/// What the driver must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Post this request to every relay.
+    Submit {
+        /// The intent.
+        intent: u64,
+        /// The signed request.
+        request: SignedBundleRequest,
+        /// Receive time of the event that fired the intent (tick-to-wire start); 0 for resubmissions.
+        event_recv_ns: Nanos,
+        /// When the request was ready (signed and encoded).
+        ready_ns: Nanos,
+    },
+    /// The bundle landed by `block` (the account's nonce moved past it): read these receipts and
+    /// call [`Executor::on_receipts`].
+    FetchReceipts {
+        /// The intent.
+        intent: u64,
+        /// Transaction hashes of every version of the bundle (a fee re-sign keeps the nonces but
+        /// changes the hashes, and any one version may have landed).
+        hashes: Vec<B256>,
+        /// Transactions in the bundle: reading stops once this many receipts are found.
+        expected: usize,
+    },
+    /// Report to the engine.
+    Outcome(Outcome),
+    /// Append to the journal. Always emitted before the action that relies on it (a bundle's
+    /// `Signed` record precedes its `Submit`).
+    Journal(JournalRecord),
+}
+
+/// A submitted, not yet settled rebalance.
+#[derive(Debug, Clone)]
+struct Inflight {
+    intent: u64,
+    portfolio: PortfolioId,
+    account: Address,
+    txs: Vec<SignedTx>,
+    last_nonce: u64,
+    target_block: u64,
+    deadline_block: u64,
+    landed: bool,
+    uuid: String,
+    /// Hashes of earlier versions (before a fee re-sign), any of which may be the one that lands.
+    superseded: Vec<B256>,
+    /// Signed versions so far minus one (0: the first signing).
+    version: u32,
+    /// Allowances this bundle's approvals grant: recorded optimistically, rolled back if it never lands.
+    approvals: Vec<(Address, Address, Address)>,
+    /// For each transaction: the pool it swaps through when it is a single-pool swap (its receipt
+    /// then refines that pool's gas estimate).
+    swap_pool: Vec<Option<usize>>,
+}
+
+/// Counters of the execution stage.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ExecStats {
+    /// Intents received.
+    pub intents: u64,
+    /// Intents refused before submission (by reason in the log).
+    pub rejected: u64,
+    /// Bundle requests handed to the relays (first submissions and retargets).
+    pub submissions: u64,
+    /// Rebalances whose bundle landed.
+    pub landed: u64,
+    /// Rebalances abandoned after their last block.
+    pub expired: u64,
+    /// Rebalances postponed because of large pending swaps on a pool they trade.
+    pub deferred: u64,
+    /// Rebalances refused by a risk limit.
+    pub risk_refused: u64,
+    /// Rebalances refused by the oracle guard (per pool and reason: [`Executor::oracle`]).
+    pub oracle_blocked: u64,
+    /// Transactions signed.
+    pub txs_signed: u64,
+    /// Approvals included.
+    pub approvals: u64,
+    /// Gas used by landed bundles.
+    pub gas_used: u64,
+}
+
+/// A record of a landed or planned trade, for reports.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct FillRecord {
+    /// Intent.
+    pub intent: u64,
+    /// Pool name.
+    pub pool: String,
+    /// Token sold.
+    pub sell: String,
+    /// Token bought.
+    pub buy: String,
+    /// Raw amount in.
+    pub amount_in: U256,
+    /// Raw amount out quoted.
+    pub amount_out: U256,
+    /// Minimum accepted on chain.
+    pub amount_out_min: U256,
+}
+
+/// One rebalance's notional, charged to the daily windows until it expires.
+#[derive(Debug, Clone, Copy)]
+struct Charge {
+    /// When it leaves the 24-hour window.
+    expires_ns: Nanos,
+    /// Its portfolio (`None`: restored for a portfolio no longer configured).
+    portfolio: Option<PortfolioId>,
+    /// Its intent, to release it if its bundle never lands.
+    intent: u64,
+    /// The sum of its legs' notionals.
+    notional: f64,
+}
+
+/// The execution state machine.
+#[derive(Debug)]
+pub struct Executor {
+    cfg: RouterConfig,
+    tokens: Vec<ExecToken>,
+    pools: Vec<PoolEntry>,
+    pool_ready: Vec<bool>,
+    pending_impact: Vec<f64>,
+    oracle: Oracle,
+    gas_seen: Vec<Vec<u64>>,
+    /// Notional charged to the rolling 24-hour windows; released when a bundle expires unlanded.
+    traded: Vec<Charge>,
+    venues: Vec<PoolVenue>,
+    signers: HashMap<Address, Signer>,
+    auth: Signer,
+    nonces: NonceTracker,
+    chain_nonce: HashMap<Address, u64>,
+    allowances: HashMap<(Address, Address, Address), U256>,
+    head: Option<BlockHeader>,
+    inflight: Vec<Inflight>,
+    /// Intents waiting for chain state (see [`Executor::on_intent`]), with the heads waited.
+    parked: Vec<(RebalanceIntent, u32)>,
+    request_id: u64,
+    native: Option<Address>,
+    stats: ExecStats,
+    fills: Vec<FillRecord>,
+}
+
+impl Executor {
+    /// A new executor. `pools` and `venues` are parallel (config order); V2 pools start with unknown
+    /// state until the first chain update.
+    pub fn new(
+        cfg: RouterConfig,
+        tokens: Vec<ExecToken>,
+        pools: Vec<PoolEntry>,
+        venues: Vec<PoolVenue>,
+        signers: Vec<Signer>,
+        auth: Signer,
+        native: Option<Address>,
+    ) -> Self {
+        let n = pools.len();
+        let oracle = Oracle::new(
+            pools.iter().map(|p| p.meta.id.clone()).collect(),
+            cfg.twap_window_secs,
+            cfg.max_pool_age_blocks,
+        );
+        Self {
+            cfg,
+            tokens,
+            pools,
+            pool_ready: vec![false; n],
+            pending_impact: vec![0.0; n],
+            oracle,
+            gas_seen: vec![Vec::new(); n],
+            traded: Vec::new(),
+            venues,
+            signers: signers.into_iter().map(|s| (s.address(), s)).collect(),
+            auth,
+            nonces: NonceTracker::default(),
+            chain_nonce: HashMap::new(),
+            allowances: HashMap::new(),
+            head: None,
+            inflight: Vec::new(),
+            parked: Vec::new(),
+            request_id: 0,
+            native,
+            stats: ExecStats::default(),
+            fills: Vec::new(),
+        }
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &ExecStats {
+        &self.stats
+    }
+
+    /// Every fill planned and submitted so far.
+    pub fn fills(&self) -> &[FillRecord] {
+        &self.fills
+    }
+
+    /// Pools with their current state.
+    pub fn pools(&self) -> &[PoolEntry] {
+        &self.pools
+    }
+
+    /// The oracle guard: per-pool TWAPs and its refusals by pool and reason.
+    pub fn oracle(&self) -> &Oracle {
+        &self.oracle
+    }
+
+    /// Rebalances submitted and not yet settled.
+    pub fn inflight_count(&self) -> usize {
+        self.inflight.len()
+    }
+
+    /// Applies a chain update; may settle or retarget in-flight bundles.
+    pub fn on_chain(&mut self, update: ChainUpdate, now_ns: Nanos, out: &mut Vec<Action>) {
+        match update {
+            ChainUpdate::Pool { update, source } => {
+                let pool = update.pool as usize;
+                if let Some(entry) = self.pools.get_mut(pool) {
+                    match entry.apply(&update.change) {
+                        Ok(()) => {
+                            self.pool_ready[pool] = true;
+                            if source == PoolSource::Poll {
+                                self.oracle.on_pool_read(pool, update.block);
+                            }
+                        }
+                        Err(e) => {
+                            tracing::error!(pool = %entry.meta.id, error = %e, "pool update refused");
+                        }
+                    }
+                }
+            }
+            ChainUpdate::PoolFeedHead { block } => self.oracle.on_pool_feed_head(block),
+            ChainUpdate::PendingImpact { pool, impact } => {
+                if let Some(slot) = self.pending_impact.get_mut(pool) {
+                    *slot = impact;
+                }
+            }
+            ChainUpdate::Allowance { owner, token, spender, amount } => {
+                self.allowances.insert((owner, token, spender), amount);
+            }
+            ChainUpdate::Nonce { account, nonce, .. } => {
+                self.chain_nonce.insert(account, nonce);
+                self.nonces.observe_chain(account, nonce);
+                for f in self.inflight.iter_mut().filter(|f| f.account == account && !f.landed) {
+                    if nonce > f.last_nonce {
+                        f.landed = true;
+                        let hashes =
+                            f.txs.iter().map(|t| t.hash).chain(f.superseded.iter().copied()).collect();
+                        out.push(Action::FetchReceipts { intent: f.intent, hashes, expected: f.txs.len() });
+                    }
+                }
+            }
+            ChainUpdate::Head(h) => {
+                self.head = Some(h);
+                let mids =
+                    self.pools.iter().zip(&self.pool_ready).map(|(p, r)| r.then(|| p.pool().mid_price()));
+                self.oracle.on_head(h.number, h.timestamp, mids);
+                self.on_head(h, now_ns, out);
+                if !self.parked.is_empty() {
+                    self.retry_parked(now_ns, out);
+                }
+            }
+        }
+    }
+
+    /// The journal record of in-flight `i`'s current version.
+    fn signed_record(&self, i: usize, bundle_hash: B256) -> SignedBundle {
+        let f = &self.inflight[i];
+        SignedBundle {
+            intent: f.intent,
+            portfolio: f.portfolio.0,
+            account: f.account,
+            version: f.version,
+            uuid: f.uuid.clone(),
+            target_block: f.target_block,
+            deadline_block: f.deadline_block,
+            bundle_hash,
+            txs: f.txs.iter().map(TxRecord::from).collect(),
+        }
+    }
+}

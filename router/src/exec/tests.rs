@@ -1,0 +1,393 @@
+//! The executor's unit tests: intents, chain updates and receipts in, actions out.
+
+use super::*;
+use crate::config::RouterConfig;
+use crate::tx::Fees;
+use alloy::primitives::Bytes;
+use keel_amm::pool::Pool;
+use keel_amm::pool::PoolMeta;
+use keel_engine::event::OutcomeStatus;
+use keel_engine::intent::{Leg, TriggerReason};
+use keel_engine::{PortfolioId, TokenId};
+
+const USDC: Address = Address::repeat_byte(0x10);
+const WETH: Address = Address::repeat_byte(0x20);
+const ROUTER: Address = Address::repeat_byte(0x77);
+
+fn executor() -> (Executor, Address) {
+    let cfg = RouterConfig {
+        chain_id: 31337,
+        slippage_bps: 50,
+        swap_deadline_secs: 60,
+        bundle_blocks: 2,
+        priority_fee_wei: 1,
+        base_fee_multiplier: 2,
+        max_pool_deviation: 0.05,
+        twap_window_secs: crate::config::DEFAULT_TWAP_WINDOW_SECS,
+        max_pool_age_blocks: crate::config::DEFAULT_MAX_POOL_AGE_BLOCKS,
+        defer_on_pending_volume: None,
+        limits: Default::default(),
+    };
+    let tokens = vec![
+        ExecToken { symbol: "USDC".into(), address: USDC, decimals: 6 },
+        ExecToken { symbol: "WETH".into(), address: WETH, decimals: 18 },
+    ];
+    let meta = PoolMeta {
+        id: "p".into(),
+        address: Address::repeat_byte(0x50),
+        token0: USDC,
+        token1: WETH,
+        gas: 100_000,
+        venue: 0,
+    };
+    let pool =
+        PoolEntry::new(meta, Pool::V2 { reserve0: U256::ZERO, reserve1: U256::ZERO, fee_bps: 30 }).unwrap();
+    let signer = Signer::dev(1).unwrap();
+    let account = signer.address();
+    let venue = PoolVenue { kind: DexKind::UniswapV2, router: ROUTER };
+    let exec = Executor::new(
+        cfg,
+        tokens,
+        vec![pool],
+        vec![venue],
+        vec![signer],
+        Signer::dev(9).unwrap(),
+        Some(WETH),
+    );
+    (exec, account)
+}
+
+/// Pool state (3000 USDC per WETH, deep), the account's nonce and a head, as the node feed gives them.
+fn ready(exec: &mut Executor, me: Address, nonce: u64) {
+    let mut out = Vec::new();
+    exec.on_chain(reserves(3_000_000, 1), 0, &mut out);
+    exec.on_chain(ChainUpdate::Nonce { account: me, nonce, block: 1 }, 0, &mut out);
+    exec.on_chain(head(1), 0, &mut out);
+    assert!(out.is_empty());
+}
+
+fn head(n: u64) -> ChainUpdate {
+    ChainUpdate::Head(BlockHeader { number: n, timestamp: 1_000 + n, base_fee: 10, recv_ns: 0 })
+}
+
+/// The actions of an intent refused before signing: journaled as decided, then refused with a
+/// reason containing `words`, then a `Rejected` outcome; nothing signed or sent.
+fn decided_then_refused(out: &[Action], words: &str) -> bool {
+    matches!(out, [
+        Action::Journal(JournalRecord::Decided(_)),
+        Action::Journal(JournalRecord::Refused { reason, .. }),
+        Action::Outcome(o),
+    ] if o.status == OutcomeStatus::Rejected && reason.contains(words))
+}
+
+/// Reserves of pool 0 read at `block`: `usdc` whole USDC against 1,000 WETH.
+fn reserves(usdc: u64, block: u64) -> ChainUpdate {
+    let e6 = U256::from(1_000_000u64);
+    let e18 = U256::from(10u64).pow(U256::from(18u64));
+    ChainUpdate::polled_v2_reserves(0, Address::ZERO, e6 * U256::from(usdc), e18 * U256::from(1000u64), block)
+}
+
+fn intent(id: u64, account: Address) -> RebalanceIntent {
+    RebalanceIntent {
+        id,
+        portfolio: PortfolioId(0),
+        account,
+        reason: TriggerReason::Temporal { elapsed_s: 1.0 },
+        drift: 0.05,
+        // Sell 1 WETH for USDC at the pool's price (3000 USDC per WETH).
+        legs: vec![Leg {
+            sell: TokenId(1),
+            buy: TokenId(0),
+            amount_in: U256::from(10u64).pow(U256::from(18u64)),
+            notional: 3000.0,
+            reference_price: 3000.0,
+        }],
+        event_recv_ns: 1,
+        decided_ns: 1,
+        planned_ns: 1,
+        value: None,
+    }
+}
+
+fn submitted(actions: &[Action]) -> Vec<SignedTx> {
+    actions
+        .iter()
+        .find_map(|a| match a {
+            Action::Submit { request, .. } => {
+                let v: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
+                Some(
+                    v["params"][0]["txs"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|t| {
+                            use alloy::consensus::TxEnvelope;
+                            use alloy::eips::eip2718::Decodable2718;
+                            let raw: Bytes = t.as_str().unwrap().parse().unwrap();
+                            let env = TxEnvelope::decode_2718(&mut raw.as_ref()).unwrap();
+                            let TxEnvelope::Eip1559(s) = &env else { panic!("not 1559") };
+                            SignedTx {
+                                raw: raw.clone(),
+                                hash: *env.tx_hash(),
+                                from: Address::ZERO,
+                                nonce: s.tx().nonce,
+                                gas_limit: s.tx().gas_limit,
+                                fees: Fees { max_fee_per_gas: 0, max_priority_fee_per_gas: 0 },
+                            }
+                        })
+                        .collect(),
+                )
+            }
+            _ => None,
+        })
+        .expect("a submission")
+}
+
+#[test]
+fn an_expired_bundle_releases_its_nonces_and_its_approvals() {
+    let (mut exec, me) = executor();
+    let mut out = Vec::new();
+    ready(&mut exec, me, 4);
+    exec.on_intent(&intent(1, me), 0, &mut out);
+    let first = submitted(&out);
+    assert_eq!(first.len(), 2, "approve + swap");
+    assert_eq!((first[0].nonce, first[1].nonce), (4, 5));
+    out.clear();
+
+    // Next block: the same transactions are resent for block 3.
+    exec.on_chain(head(2), 0, &mut out);
+    let again = submitted(&out);
+    assert_eq!(
+        again.iter().map(|t| t.hash).collect::<Vec<_>>(),
+        first.iter().map(|t| t.hash).collect::<Vec<_>>()
+    );
+    out.clear();
+
+    // Deadline: expired, nonces and the optimistic allowance released.
+    exec.on_chain(head(3), 0, &mut out);
+    assert!(out.iter().any(|a| matches!(a, Action::Outcome(o) if o.status == OutcomeStatus::Expired)));
+    out.clear();
+    exec.on_intent(&intent(2, me), 0, &mut out);
+    let retry = submitted(&out);
+    assert_eq!(retry.len(), 2, "the approve must be included again");
+    assert_eq!((retry[0].nonce, retry[1].nonce), (4, 5), "the released nonces are reused");
+    assert_eq!(exec.stats().expired, 1);
+}
+
+#[test]
+fn large_pending_swaps_defer_the_rebalance_until_they_clear() {
+    let (mut exec, me) = executor();
+    exec.cfg.defer_on_pending_volume = Some(0.005);
+    let mut out = Vec::new();
+    ready(&mut exec, me, 0);
+    exec.on_chain(ChainUpdate::PendingImpact { pool: 0, impact: 0.02 }, 0, &mut out);
+    exec.on_intent(&intent(1, me), 0, &mut out);
+    // journaled as decided, then refused with the reason; nothing signed
+    assert!(decided_then_refused(&out, "deferred"), "{out:?}");
+    assert_eq!((exec.stats().deferred, exec.stats().submissions), (1, 0));
+    out.clear();
+    // Small pending flow does not defer; and once the pending swaps are mined it proceeds.
+    exec.on_chain(ChainUpdate::PendingImpact { pool: 0, impact: 0.001 }, 0, &mut out);
+    exec.on_intent(&intent(2, me), 0, &mut out);
+    assert!(out.iter().any(|a| matches!(a, Action::Submit { .. })), "{out:?}");
+    assert_eq!(submitted(&out)[0].nonce, 0, "the deferral reserved no nonce");
+}
+
+#[test]
+fn an_intent_before_the_chain_state_waits_for_it_then_is_sent() {
+    let (mut exec, me) = executor();
+    let mut out = Vec::new();
+    // Right after a start: no head, no pool state. Nothing is refused, nothing sent yet.
+    exec.on_intent(&intent(1, me), 0, &mut out);
+    assert!(matches!(out.as_slice(), [Action::Journal(JournalRecord::Decided(_))]), "{out:?}");
+    // A head without the pool's state: still waiting.
+    out.clear();
+    exec.on_chain(ChainUpdate::Nonce { account: me, nonce: 0, block: 1 }, 0, &mut out);
+    exec.on_chain(head(1), 0, &mut out);
+    assert!(out.is_empty(), "{out:?}");
+    // The pool is read, then the next head: signed and sent.
+    exec.on_chain(reserves(3_000_000, 2), 0, &mut out);
+    exec.on_chain(head(2), 0, &mut out);
+    assert!(
+        matches!(
+            out.as_slice(),
+            [Action::Journal(JournalRecord::Signed(_)), Action::Submit { intent: 1, .. }]
+        ),
+        "{out:?}"
+    );
+    assert_eq!((exec.stats().intents, exec.stats().rejected), (1, 0));
+}
+
+#[test]
+fn an_intent_waits_a_few_heads_for_a_pool_then_is_refused() {
+    let (mut exec, me) = executor();
+    let mut out = Vec::new();
+    exec.on_chain(ChainUpdate::Nonce { account: me, nonce: 0, block: 1 }, 0, &mut out);
+    exec.on_chain(head(1), 0, &mut out);
+    exec.on_intent(&intent(1, me), 0, &mut out);
+    for n in 2..(1 + PARK_HEADS as u64) {
+        exec.on_chain(head(n), 0, &mut out);
+        assert!(!out.iter().any(|a| matches!(a, Action::Outcome(_))), "refused too early at head {n}");
+    }
+    out.clear();
+    exec.on_chain(head(1 + PARK_HEADS as u64), 0, &mut out);
+    assert!(
+        matches!(out.as_slice(), [
+            Action::Journal(JournalRecord::Refused { reason, .. }),
+            Action::Outcome(o),
+        ] if o.status == OutcomeStatus::Rejected && reason.contains("not known yet")),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_pool_pushed_off_the_reference_is_refused_by_the_oracle_guard() {
+    let (mut exec, me) = executor();
+    let mut out = Vec::new();
+    ready(&mut exec, me, 0);
+    // The pool moves 10% (3300 USDC per WETH) while the reference stays at 3000.
+    exec.on_chain(reserves(3_300_000, 2), 0, &mut out);
+    exec.on_chain(head(2), 0, &mut out);
+    exec.on_intent(&intent(1, me), 0, &mut out);
+    // journaled as decided, then refused with the guard's reason
+    assert!(decided_then_refused(&out, "spot_vs_reference"), "{out:?}");
+    assert_eq!((exec.stats().oracle_blocked, exec.stats().submissions), (1, 0));
+    assert_eq!(exec.oracle().counts().get("p", "spot_vs_reference"), 1);
+}
+
+#[test]
+fn landed_swaps_refine_the_gas_estimate_and_limit() {
+    let (mut exec, me) = executor();
+    let mut out = Vec::new();
+    ready(&mut exec, me, 0);
+    exec.on_intent(&intent(1, me), 0, &mut out);
+    let txs = submitted(&out);
+    assert_eq!(txs[1].gas_limit, 130_000, "configured 100k + 30% before any observation");
+    out.clear();
+    exec.on_chain(ChainUpdate::Nonce { account: me, nonce: 2, block: 2 }, 0, &mut out);
+    let receipts = [
+        ReceiptInfo { hash: txs[0].hash, block: 2, gas_used: 46_000, success: true },
+        ReceiptInfo { hash: txs[1].hash, block: 2, gas_used: 80_000, success: true },
+    ];
+    exec.on_receipts(1, &receipts, &mut out);
+    assert_eq!(exec.gas_estimate(0), Some(80_000), "the approve's gas is not a swap's");
+    out.clear();
+    exec.on_chain(head(2), 0, &mut out);
+    exec.on_intent(&intent(2, me), 0, &mut out);
+    let next = submitted(&out);
+    assert_eq!(next.len(), 1, "already approved");
+    assert_eq!(next[0].gas_limit, 104_000, "80k observed + 30%");
+}
+
+#[test]
+fn risk_limits_refuse_and_say_which() {
+    let rejected = |out: &[Action]| decided_then_refused(out, "risk limit");
+    // Gas price cap: base fee 10 + tip 1 = 11 wei.
+    let (mut exec, me) = executor();
+    exec.cfg.limits.max_gas_price_wei = Some(10);
+    ready(&mut exec, me, 0);
+    let mut out = Vec::new();
+    exec.on_intent(&intent(1, me), 0, &mut out);
+    assert!(rejected(&out), "{out:?}");
+    assert_eq!(exec.stats().risk_refused, 1);
+    // Per-trade cap: the leg is 3000.
+    let (mut exec, me) = executor();
+    exec.cfg.limits.max_trade_notional = Some(2_999.0);
+    ready(&mut exec, me, 0);
+    out.clear();
+    exec.on_intent(&intent(1, me), 0, &mut out);
+    assert!(rejected(&out));
+    // Daily cap: 5000 allows one 3000 rebalance, not a second within 24 h, again after 24 h.
+    let (mut exec, me) = executor();
+    exec.cfg.limits.max_daily_notional = Some(5_000.0);
+    ready(&mut exec, me, 0);
+    // A rebalance refused after the limits charged it (here: deferred) is released again.
+    exec.cfg.defer_on_pending_volume = Some(0.005);
+    exec.on_chain(ChainUpdate::PendingImpact { pool: 0, impact: 0.02 }, 0, &mut out);
+    out.clear();
+    exec.on_intent(&intent(8, me), 0, &mut out);
+    assert_eq!(exec.stats().deferred, 1, "{out:?}");
+    exec.on_chain(ChainUpdate::PendingImpact { pool: 0, impact: 0.0 }, 0, &mut out);
+    out.clear();
+    exec.on_intent(&intent(1, me), 0, &mut out);
+    assert!(out.iter().any(|a| matches!(a, Action::Submit { .. })));
+    // Let it expire unlanded: its notional is released.
+    out.clear();
+    exec.on_chain(head(2), 0, &mut out);
+    exec.on_chain(head(3), 0, &mut out);
+    assert_eq!(exec.stats().expired, 1);
+    out.clear();
+    exec.on_intent(&intent(2, me), 1, &mut out);
+    assert!(out.iter().any(|a| matches!(a, Action::Submit { .. })), "expired notional is released: {out:?}");
+    // It lands: the next one within 24 h is refused, one a day later passes.
+    exec.on_chain(ChainUpdate::Nonce { account: me, nonce: 2, block: 4 }, 1, &mut out);
+    let r = ReceiptInfo { hash: B256::ZERO, block: 4, gas_used: 1, success: true };
+    exec.on_receipts(2, &[r], &mut out);
+    out.clear();
+    exec.on_intent(&intent(3, me), 2, &mut out);
+    assert!(rejected(&out), "{out:?}");
+    out.clear();
+    let day = 24 * 3600 * 1_000_000_000;
+    exec.on_intent(&intent(4, me), day + 2, &mut out);
+    assert!(out.iter().any(|a| matches!(a, Action::Submit { .. })), "{out:?}");
+}
+
+#[test]
+fn restored_charges_count_towards_the_daily_caps_until_a_day_after_their_decision() {
+    let rejected = |out: &[Action]| decided_then_refused(out, "risk limit");
+    let submitted = |out: &[Action]| out.iter().any(|a| matches!(a, Action::Submit { .. }));
+    let hour: Nanos = 3600 * 1_000_000_000;
+    let now: Nanos = 5 * hour;
+    // Per portfolio: a 3000 rebalance of the previous run, decided 23 h ago, fills the 5000 cap.
+    let (mut exec, me) = executor();
+    exec.cfg.limits.max_daily_notional = Some(5_000.0);
+    ready(&mut exec, me, 0);
+    exec.restore_charge(Some(PortfolioId(0)), 1, 3_000.0, 23 * hour, now);
+    let mut out = Vec::new();
+    exec.on_intent(&intent(2, me), now, &mut out);
+    assert!(rejected(&out), "{out:?}");
+    // An hour later (a day after its decision) it has left the window.
+    out.clear();
+    exec.on_intent(&intent(3, me), now + hour, &mut out);
+    assert!(submitted(&out), "{out:?}");
+    // A charge of another portfolio leaves this one's cap alone, and a day-old one is ignored.
+    let (mut exec, me) = executor();
+    exec.cfg.limits.max_daily_notional = Some(5_000.0);
+    ready(&mut exec, me, 0);
+    exec.restore_charge(Some(PortfolioId(1)), 1, 3_000.0, hour, now);
+    exec.restore_charge(Some(PortfolioId(0)), 2, 3_000.0, 24 * hour, now);
+    out.clear();
+    exec.on_intent(&intent(3, me), now, &mut out);
+    assert!(submitted(&out), "{out:?}");
+    // The total cap counts every portfolio, even one no longer configured.
+    let (mut exec, me) = executor();
+    exec.cfg.limits.max_daily_notional_total = Some(5_000.0);
+    ready(&mut exec, me, 0);
+    exec.restore_charge(None, 1, 3_000.0, hour, now);
+    out.clear();
+    exec.on_intent(&intent(2, me), now, &mut out);
+    assert!(rejected(&out), "{out:?}");
+}
+
+#[test]
+fn a_landed_bundle_reports_one_outcome() {
+    let (mut exec, me) = executor();
+    let mut out = Vec::new();
+    ready(&mut exec, me, 0);
+    exec.on_intent(&intent(1, me), 0, &mut out);
+    out.clear();
+    exec.on_chain(ChainUpdate::Nonce { account: me, nonce: 2, block: 2 }, 0, &mut out);
+    exec.on_chain(ChainUpdate::Nonce { account: me, nonce: 2, block: 3 }, 0, &mut out);
+    let fetches = out.iter().filter(|a| matches!(a, Action::FetchReceipts { .. })).count();
+    assert_eq!(fetches, 1);
+    out.clear();
+    let r = ReceiptInfo { hash: B256::ZERO, block: 2, gas_used: 50_000, success: true };
+    exec.on_receipts(1, &[r, r], &mut out);
+    exec.on_receipts(1, &[r, r], &mut out);
+    let landed: Vec<_> = out.iter().filter(|a| matches!(a, Action::Outcome(_))).collect();
+    assert_eq!(landed.len(), 1);
+    assert!(
+        matches!(landed[0], Action::Outcome(o) if o.status == OutcomeStatus::Landed { block: 2, gas_used: 100_000 })
+    );
+    assert_eq!(exec.inflight_count(), 0);
+}
