@@ -12,6 +12,7 @@ use keel_engine::record::JournalRecord;
 use super::{Action, ExecError, ExecToken, Executor, FillRecord, GAS_LIMIT_MARGIN_PCT, Inflight};
 use crate::bundle::{BundleOptions, build_send_bundle};
 use crate::config::DEFAULT_APPROVE_GAS;
+use crate::cost;
 use crate::plan::{self, GasPricing, OrderRoute};
 use crate::tx::{CallRequest, Fees, sign_call};
 use keel_amm::abi::IERC20;
@@ -96,6 +97,8 @@ impl Executor {
                     self.stats.risk_refused += 1;
                 } else if matches!(e, ExecError::OracleGuard(_)) {
                     self.stats.oracle_blocked += 1;
+                } else if matches!(e, ExecError::NotWorthIt(_)) {
+                    self.stats.not_worth_it += 1;
                 } else {
                     self.stats.rejected += 1;
                 }
@@ -158,34 +161,32 @@ impl Executor {
                 }
             }
         }
-        // Route every leg on a scratch copy of the pools, in order, so legs through the same pool
-        // see each other's effect.
         let gas = GasPricing {
             gas_price_wei: Fees::from_base_fee(head.base_fee, 1, self.cfg.priority_fee_wei).max_fee_per_gas,
         };
-        let mut scratch = self.pools.clone();
-        let mut routes: Vec<(usize, OrderRoute)> = Vec::with_capacity(intent.legs.len());
-        for (k, leg) in intent.legs.iter().enumerate() {
-            let sell = self.tokens[leg.sell.idx()].address;
-            let buy = self.tokens[leg.buy.idx()].address;
-            let native_per_buy = self.native_price_in(buy, &scratch);
-            let route = plan::route_exact_in(
-                &mut scratch,
-                sell,
-                buy,
-                leg.amount_in,
-                &gas,
-                native_per_buy,
-                Some(raw_price(
-                    leg.reference_price,
-                    &self.tokens[leg.sell.idx()],
-                    &self.tokens[leg.buy.idx()],
-                )),
-                self.cfg.max_pool_deviation,
-                self.cfg.slippage_bps,
-            )?;
-            routes.push((k, route));
-        }
+        // Cost-aware: price every candidate size with the same routing the transactions use, and
+        // trade the one whose value exceeds its cost by the most (or refuse, naming both numbers).
+        let fraction = match &intent.value {
+            Some(v) => {
+                let d = cost::choose_size(v, |f| {
+                    self.route_legs(intent, f, &gas).ok().map(|r| self.cost_of(intent, &r, f, &gas))
+                })?;
+                tracing::info!(
+                    intent = intent.id,
+                    fraction = d.fraction,
+                    value = d.value,
+                    cost = d.cost.total(),
+                    "cost-aware rebalance sized"
+                );
+                if d.fraction < 1.0 {
+                    self.stats.resized += 1;
+                }
+                d.fraction
+            }
+            None => 1.0,
+        };
+        let routes = self.route_legs(intent, fraction, &gas)?;
+        let spent = self.cost_of(intent, &routes, fraction, &gas);
         // Transactions.
         let deadline = U256::from(head.timestamp + self.cfg.swap_deadline_secs);
         let mut calls: Vec<CallRequest> = Vec::new();
@@ -235,7 +236,14 @@ impl Executor {
         }
         let plan = TxPlan { calls, granted, swap_pool };
         match self.sign_and_bundle(intent, head, account, &plan, now_ns) {
-            Ok(action) => Ok(action),
+            Ok(action) => {
+                let p = intent.portfolio.idx();
+                if self.costs.len() <= p {
+                    self.costs.resize(p + 1, cost::RebalanceCost::default());
+                }
+                self.costs[p].add(&spent);
+                Ok(action)
+            }
             Err(e) => {
                 for key in &plan.granted {
                     self.allowances.remove(key);
@@ -310,6 +318,56 @@ impl Executor {
 
     /// Raw `buy` units per wei of the native token, from a ready pool pairing the wrapped native
     /// token with `buy` (the split optimiser prices gas with it); `None` when no such pool is known.
+    /// Routes every leg, its `amount_in` scaled by `fraction`, on a scratch copy of the pools, in
+    /// order, so legs through the same pool see each other's effect.
+    fn route_legs(
+        &self,
+        intent: &RebalanceIntent,
+        fraction: f64,
+        gas: &GasPricing,
+    ) -> Result<Vec<(usize, OrderRoute)>, ExecError> {
+        let mut scratch = self.pools.clone();
+        let mut routes: Vec<(usize, OrderRoute)> = Vec::with_capacity(intent.legs.len());
+        for (k, leg) in intent.legs.iter().enumerate() {
+            let sell = self.tokens[leg.sell.idx()].address;
+            let buy = self.tokens[leg.buy.idx()].address;
+            let native_per_buy = self.native_price_in(buy, &scratch);
+            let route = plan::route_exact_in(
+                &mut scratch,
+                sell,
+                buy,
+                scale_amount(leg.amount_in, fraction),
+                gas,
+                native_per_buy,
+                Some(raw_price(
+                    leg.reference_price,
+                    &self.tokens[leg.sell.idx()],
+                    &self.tokens[leg.buy.idx()],
+                )),
+                self.cfg.max_pool_deviation,
+                self.cfg.slippage_bps,
+            )?;
+            routes.push((k, route));
+        }
+        Ok(routes)
+    }
+
+    /// The cost of routed legs (scaled by `fraction`), in the numeraire.
+    fn cost_of(
+        &self,
+        intent: &RebalanceIntent,
+        routes: &[(usize, OrderRoute)],
+        fraction: f64,
+        gas: &GasPricing,
+    ) -> cost::RebalanceCost {
+        let mut total = cost::RebalanceCost::default();
+        for (k, route) in routes {
+            let notional = intent.legs[*k].notional * fraction;
+            total.add(&cost::leg_cost(&self.pools, route, notional, gas.gas_price_wei, None));
+        }
+        total
+    }
+
     fn native_price_in(&self, buy: Address, pools: &[PoolEntry]) -> Option<f64> {
         let native = self.native?;
         if buy == native {
@@ -324,6 +382,15 @@ impl Executor {
 }
 
 /// A price in whole `buy` per whole `sell` as raw units of `buy` per raw unit of `sell`.
+/// `amount × fraction`, rounded down, in millionths (exact for the whole amount).
+fn scale_amount(amount: U256, fraction: f64) -> U256 {
+    if fraction >= 1.0 {
+        return amount;
+    }
+    let ppm = (fraction.max(0.0) * 1e6).round() as u64;
+    keel_amm::v3::full_math::mul_div(amount, U256::from(ppm), U256::from(1_000_000u64)).unwrap_or(U256::ZERO)
+}
+
 fn raw_price(whole: f64, sell: &ExecToken, buy: &ExecToken) -> f64 {
     whole * 10f64.powi(buy.decimals as i32 - sell.decimals as i32)
 }

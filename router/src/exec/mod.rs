@@ -99,6 +99,9 @@ pub enum ExecError {
         /// The configured limit.
         limit: f64,
     },
+    /// A cost-aware rebalance is worth less than it costs at every size priced.
+    #[error(transparent)]
+    NotWorthIt(#[from] crate::cost::NotWorthIt),
     /// A risk limit refused the rebalance: which limit, the value it would reach, and the cap.
     #[error("risk limit: {kind} would be {value:.2}, above the cap {cap}")]
     RiskLimit {
@@ -198,6 +201,10 @@ pub struct ExecStats {
     pub approvals: u64,
     /// Gas used by landed bundles.
     pub gas_used: u64,
+    /// Cost-aware rebalances refused because no size was worth its cost.
+    pub not_worth_it: u64,
+    /// Cost-aware rebalances sent at less than the full to-target size.
+    pub resized: u64,
 }
 
 /// A record of a landed or planned trade, for reports.
@@ -240,6 +247,8 @@ pub struct Executor {
     pools: Vec<PoolEntry>,
     pool_ready: Vec<bool>,
     pending_impact: Vec<f64>,
+    /// Cost of the rebalances submitted, per portfolio id (bounded by the number of portfolios).
+    costs: Vec<crate::cost::RebalanceCost>,
     oracle: Oracle,
     gas_seen: Vec<Vec<u64>>,
     /// Notional charged to the rolling 24-hour windows; released when a bundle expires unlanded.
@@ -284,6 +293,7 @@ impl Executor {
             pools,
             pool_ready: vec![false; n],
             pending_impact: vec![0.0; n],
+            costs: Vec::new(),
             oracle,
             gas_seen: vec![Vec::new(); n],
             traded: Vec::new(),
@@ -311,6 +321,12 @@ impl Executor {
     /// Every fill planned and submitted so far.
     pub fn fills(&self) -> &[FillRecord] {
         &self.fills
+    }
+
+    /// What the rebalances submitted so far cost, per portfolio id (gas, pool fees, impact against
+    /// the reference mid), from the same routes the transactions were built from.
+    pub fn costs(&self) -> &[crate::cost::RebalanceCost] {
+        &self.costs
     }
 
     /// Pools with their current state.

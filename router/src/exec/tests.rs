@@ -391,3 +391,65 @@ fn a_landed_bundle_reports_one_outcome() {
     );
     assert_eq!(exec.inflight_count(), 0);
 }
+
+fn cost_aware(mut i: RebalanceIntent, penalty: f64, weth: u64) -> RebalanceIntent {
+    let e18 = U256::from(10u64).pow(U256::from(18u64));
+    i.legs[0].amount_in = e18 * U256::from(weth);
+    i.legs[0].notional = 3000.0 * weth as f64;
+    // κ V H dᵀΣd = penalty
+    i.value = Some(keel_engine::value::ValueInputs {
+        tracking_var_per_s: penalty,
+        portfolio_value: 1.0,
+        kappa: 1.0,
+        horizon_secs: 1.0,
+        margin: 0.0,
+        sizes: vec![0.25, 0.5, 0.75, 1.0],
+    });
+    i
+}
+
+#[test]
+fn a_cost_aware_rebalance_worth_less_than_its_cost_is_refused_with_both_numbers() {
+    let (mut exec, me) = executor();
+    ready(&mut exec, me, 0);
+    let mut out = Vec::new();
+    // Selling 1 WETH pays 9 USDC in pool fees alone; its tracking-error value is 5 USDC.
+    exec.on_intent(&cost_aware(intent(1, me), 5.0, 1), 0, &mut out);
+    assert!(decided_then_refused(&out, "not worth it"), "{out:?}");
+    let Action::Journal(JournalRecord::Refused { reason, .. }) = &out[1] else { unreachable!() };
+    // fees 9 + impact ≈ 3 (1 WETH into 1,000)
+    assert!(reason.contains("worth 5.0000 and costs 11.9"), "{reason}");
+    assert_eq!(exec.stats().not_worth_it, 1);
+    assert!(exec.costs().iter().all(|c| c.notional == 0.0), "nothing was spent");
+}
+
+#[test]
+fn a_cost_aware_rebalance_trades_less_than_to_target_when_the_last_part_does_not_pay() {
+    let (mut exec, me) = executor();
+    ready(&mut exec, me, 0);
+    let mut out = Vec::new();
+    // Selling 100 WETH into 1,000: impact grows with the square of the size (≈ 30,000 f² USDC), the
+    // value with 1 − (1 − f)²: value − cost peaks at half the trade (net ≈ 15,000 vs ≈ 0 for all of it).
+    exec.on_intent(&cost_aware(intent(1, me), 30_900.0, 100), 0, &mut out);
+    assert!(out.iter().any(|a| matches!(a, Action::Submit { .. })), "{out:?}");
+    assert_eq!(exec.stats().resized, 1);
+    let sold: U256 = exec.fills().iter().map(|f| f.amount_in).sum();
+    assert_eq!(sold, U256::from(10u64).pow(U256::from(18u64)) * U256::from(50u64));
+    // the cost recorded is that of the half actually sent: fees 0.3% of 150,000
+    let c = exec.costs()[0];
+    assert!((c.notional - 150_000.0).abs() < 1e-6, "{c:?}");
+    assert!((c.pool_fees - 450.0).abs() < 1e-6, "{c:?}");
+    assert!(c.impact > 6_000.0 && c.impact < 8_000.0, "{c:?}");
+}
+
+#[test]
+fn band_mode_rebalances_are_costed_too() {
+    let (mut exec, me) = executor();
+    ready(&mut exec, me, 0);
+    let mut out = Vec::new();
+    exec.on_intent(&intent(1, me), 0, &mut out);
+    assert!(out.iter().any(|a| matches!(a, Action::Submit { .. })), "{out:?}");
+    let c = exec.costs()[0];
+    assert!((c.notional - 3000.0).abs() < 1e-9 && (c.pool_fees - 9.0).abs() < 1e-9, "{c:?}");
+    assert!(c.gas_units > 0 && c.gas_native > 0.0);
+}
