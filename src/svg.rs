@@ -13,6 +13,15 @@ const WIDTH: u32 = 900;
 const PANEL_H: u32 = 340;
 /// Colour of the band.
 const BAND: RGBColor = RGBColor(0x4c, 0xaf, 0x50);
+/// Line colours of a panel's assets, in order (distinct on white).
+const COLORS: [RGBColor; 6] = [
+    RGBColor(0x1f, 0x77, 0xb4),
+    RGBColor(0xff, 0x7f, 0x0e),
+    RGBColor(0x2c, 0xa0, 0x2c),
+    RGBColor(0xd6, 0x27, 0x28),
+    RGBColor(0x94, 0x67, 0xbd),
+    RGBColor(0x8c, 0x56, 0x4b),
+];
 /// Colour of the landed markers.
 const MARK: RGBColor = RGBColor(0x22, 0x22, 0x22);
 
@@ -101,7 +110,7 @@ fn panel<'a, DB: DrawingBackend>(
     }
     chart.draw_series(LineSeries::new([(0.0, 0.0), (t_max, 0.0)], BLACK.mix(0.4))).map_err(plot_err)?;
     for (a, (sym, target)) in assets.iter().enumerate() {
-        let color = Palette99::pick(a).to_rgba();
+        let color = COLORS[a % COLORS.len()];
         let pts = mine.iter().filter_map(|s| s.weights.get(a).map(|w| (s.t_s, (w - target) * 100.0)));
         chart
             .draw_series(LineSeries::new(pts, color.stroke_width(2)))

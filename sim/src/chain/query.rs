@@ -8,20 +8,7 @@ impl Chain {
     pub(crate) fn rpc_block(&self, number: u64, full: bool) -> Option<RpcBlock> {
         let b = self.blocks.get(usize::try_from(number).ok()?)?;
         let transactions = if full {
-            BlockTransactions::Full(
-                b.txs
-                    .iter()
-                    .enumerate()
-                    .map(|(i, e)| RpcTransaction {
-                        inner: e.tx.clone(),
-                        block_hash: Some(b.header.hash),
-                        block_number: Some(b.header.number),
-                        transaction_index: Some(i as u64),
-                        effective_gas_price: Some(e.effective_gas_price),
-                        block_timestamp: Some(b.header.timestamp),
-                    })
-                    .collect(),
-            )
+            BlockTransactions::Full(b.txs.iter().enumerate().map(|(i, e)| rpc_transaction(b, i, e)).collect())
         } else {
             BlockTransactions::Hashes(b.txs.iter().map(Executed::hash).collect())
         };
@@ -92,14 +79,18 @@ impl Chain {
         let r = self.receipts.get(hash)?;
         let b = &self.blocks[r.block_number? as usize];
         let i = r.transaction_index? as usize;
-        let e = &b.txs[i];
-        Some(RpcTransaction {
-            inner: e.tx.clone(),
-            block_hash: Some(b.header.hash),
-            block_number: Some(b.header.number),
-            transaction_index: Some(i as u64),
-            effective_gas_price: Some(e.effective_gas_price),
-            block_timestamp: Some(b.header.timestamp),
-        })
+        Some(rpc_transaction(b, i, &b.txs[i]))
+    }
+}
+
+/// The `i`-th transaction `e` of sealed block `b`, as the node returns it.
+fn rpc_transaction(b: &SealedBlock, i: usize, e: &Executed) -> RpcTransaction {
+    RpcTransaction {
+        inner: e.tx.clone(),
+        block_hash: Some(b.header.hash),
+        block_number: Some(b.header.number),
+        transaction_index: Some(i as u64),
+        effective_gas_price: Some(e.effective_gas_price),
+        block_timestamp: Some(b.header.timestamp),
     }
 }
