@@ -228,7 +228,7 @@ pub(crate) fn write_outputs(report: &RunReport, out: &Path) -> eyre::Result<()> 
     let json = serde_json::to_string_pretty(report)?;
     std::fs::write(out.join("report.json"), json).wrap_err("writing report.json")?;
     let names: Vec<String> = report.portfolios.iter().map(|p| p.id.clone()).collect();
-    let svg = crate::svg::weights_svg(&names, &report.targets, &report.samples, &report.landed);
+    let svg = crate::svg::weights_svg(&names, &report.targets, &report.samples, &report.landed)?;
     std::fs::write(out.join("weights.svg"), svg).wrap_err("writing weights.svg")?;
     Ok(())
 }

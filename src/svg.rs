@@ -1,20 +1,38 @@
 //! `weights.svg`: each portfolio's weights over time, drawn as drift from target (weight − target,
 //! percentage points) so a 1-point band is visible, with the band in force shaded around zero and a
-//! marker where a rebalance landed. Plain SVG, no dependencies.
-
-use std::fmt::Write;
+//! marker where a rebalance landed. Drawn with `plotters`' SVG backend, as the harness's plots are.
 
 use keel_runtime::pipeline::Sample;
+use plotters::prelude::*;
 
 use crate::report::LandedMark;
 
-const WIDTH: f64 = 900.0;
-const PANEL_H: f64 = 260.0;
-const MARGIN_L: f64 = 60.0;
-const MARGIN_R: f64 = 190.0;
-const MARGIN_T: f64 = 36.0;
-const MARGIN_B: f64 = 40.0;
-const COLORS: [&str; 6] = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"];
+/// Width of the image, pixels.
+const WIDTH: u32 = 900;
+/// Height of one portfolio's panel, pixels.
+const PANEL_H: u32 = 340;
+/// Colour of the band.
+const BAND: RGBColor = RGBColor(0x4c, 0xaf, 0x50);
+/// Line colours of a panel's assets, in order (distinct on white).
+const COLORS: [RGBColor; 6] = [
+    RGBColor(0x1f, 0x77, 0xb4),
+    RGBColor(0xff, 0x7f, 0x0e),
+    RGBColor(0x2c, 0xa0, 0x2c),
+    RGBColor(0xd6, 0x27, 0x28),
+    RGBColor(0x94, 0x67, 0xbd),
+    RGBColor(0x8c, 0x56, 0x4b),
+];
+/// Colour of the landed markers.
+const MARK: RGBColor = RGBColor(0x22, 0x22, 0x22);
+
+/// A plotting failure, with the backend's message.
+#[derive(Debug, thiserror::Error)]
+#[error("drawing weights.svg: {0}")]
+pub(crate) struct PlotError(String);
+
+fn plot_err(e: impl std::fmt::Display) -> PlotError {
+    PlotError(e.to_string())
+}
 
 /// Renders the plot. `targets[p]` lists portfolio `p`'s assets in sample order.
 pub(crate) fn weights_svg(
@@ -22,145 +40,107 @@ pub(crate) fn weights_svg(
     targets: &[Vec<(String, f64)>],
     samples: &[Sample],
     landed: &[LandedMark],
-) -> String {
+) -> Result<String, PlotError> {
     let panels = names.len().max(1);
-    let height = panels as f64 * (PANEL_H + MARGIN_T + MARGIN_B);
     let t_max = samples.iter().map(|s| s.t_s).fold(1.0, f64::max);
     let mut svg = String::new();
-    let _ = writeln!(
-        svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    for (p, name) in names.iter().enumerate() {
-        let top = p as f64 * (PANEL_H + MARGIN_T + MARGIN_B) + MARGIN_T;
-        let plot_w = WIDTH - MARGIN_L - MARGIN_R;
-        let x = |t: f64| MARGIN_L + t / t_max * plot_w;
-        let mine: Vec<&Sample> = samples.iter().filter(|s| s.portfolio == p).collect();
-        let assets = targets.get(p).cloned().unwrap_or_default();
-        // Symmetric y range in weight points: the largest drift or band seen, with headroom.
-        let mut span: f64 = 0.005;
-        for s in &mine {
-            if s.band.is_finite() {
-                span = span.max(s.band);
-            }
-            for (w, (_, t)) in s.weights.iter().zip(&assets) {
-                span = span.max((w - t).abs());
-            }
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, PANEL_H * panels as u32)).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_err)?;
+        let areas = root.split_evenly((panels, 1));
+        for (p, (name, area)) in names.iter().zip(&areas).enumerate() {
+            let assets = targets.get(p).cloned().unwrap_or_default();
+            let mine: Vec<&Sample> = samples.iter().filter(|s| s.portfolio == p).collect();
+            panel(area, name, &assets, &mine, landed.iter().filter(|m| m.portfolio == p), t_max)?;
         }
-        let span = span * 1.15;
-        let y = |d: f64| top + (1.0 - (d.clamp(-span, span) + span) / (2.0 * span)) * PANEL_H;
-        let _ = writeln!(
-            svg,
-            r#"<text x="{MARGIN_L}" y="{}" font-size="14" font-weight="bold">{}: drift from target (weight − target), band shaded, rebalances marked</text>"#,
-            top - 12.0,
-            escape(name)
-        );
-        let _ = writeln!(
-            svg,
-            r##"<rect x="{MARGIN_L}" y="{top}" width="{plot_w}" height="{PANEL_H}" fill="none" stroke="#888"/>"##
-        );
-        for k in -2..=2 {
-            let d = span * k as f64 / 2.0;
-            let _ = writeln!(
-                svg,
-                r##"<line x1="{MARGIN_L}" x2="{}" y1="{:.1}" y2="{:.1}" stroke="{}"/><text x="{}" y="{:.1}" text-anchor="end">{:+.2}</text>"##,
-                MARGIN_L + plot_w,
-                y(d),
-                y(d),
-                if k == 0 { "#999" } else { "#eee" },
-                MARGIN_L - 6.0,
-                y(d) + 4.0,
-                d * 100.0
-            );
-        }
-        let _ = writeln!(
-            svg,
-            r#"<text x="14" y="{:.1}" transform="rotate(-90 14 {:.1})" text-anchor="middle">percentage points</text>"#,
-            top + PANEL_H / 2.0,
-            top + PANEL_H / 2.0
-        );
-        let _ = writeln!(
-            svg,
-            r#"<text x="{}" y="{}" text-anchor="middle">time (s), 0 – {:.0}</text>"#,
-            MARGIN_L + plot_w / 2.0,
-            top + PANEL_H + 28.0,
-            t_max
-        );
-        // The band in force (it may be volatility-scaled): ±band around zero drift.
-        let banded: Vec<&&Sample> = mine.iter().filter(|s| s.band.is_finite()).collect();
-        if !banded.is_empty() {
-            let mut pts = String::new();
-            for s in &banded {
-                let _ = write!(pts, "{:.1},{:.1} ", x(s.t_s), y(s.band));
-            }
-            for s in banded.iter().rev() {
-                let _ = write!(pts, "{:.1},{:.1} ", x(s.t_s), y(-s.band));
-            }
-            let _ = writeln!(
-                svg,
-                r##"<polygon points="{pts}" fill="#4caf50" fill-opacity="0.12" stroke="#4caf50" stroke-opacity="0.5"/>"##
-            );
-        }
-        for (a, (sym, target)) in assets.iter().enumerate() {
-            let color = COLORS[a % COLORS.len()];
-            let pts: String = mine
-                .iter()
-                .filter_map(|s| s.weights.get(a).map(|w| format!("{:.1},{:.1} ", x(s.t_s), y(w - target))))
-                .collect();
-            let _ = writeln!(
-                svg,
-                r#"<polyline points="{pts}" fill="none" stroke="{color}" stroke-width="1.6"/>"#
-            );
-            let ly = top + 16.0 + a as f64 * 18.0;
-            let _ = writeln!(
-                svg,
-                r#"<line x1="{}" x2="{}" y1="{ly}" y2="{ly}" stroke="{color}" stroke-width="3"/><text x="{}" y="{}">{} (target {:.0}%)</text>"#,
-                WIDTH - MARGIN_R + 10.0,
-                WIDTH - MARGIN_R + 28.0,
-                WIDTH - MARGIN_R + 32.0,
-                ly + 4.0,
-                escape(sym),
-                target * 100.0
-            );
-        }
-        let ly = top + 16.0 + assets.len() as f64 * 18.0;
-        let _ = writeln!(
-            svg,
-            r##"<rect x="{}" y="{}" width="18" height="10" fill="#4caf50" fill-opacity="0.2"/><text x="{}" y="{}">band</text>"##,
-            WIDTH - MARGIN_R + 10.0,
-            ly - 5.0,
-            WIDTH - MARGIN_R + 32.0,
-            ly + 4.0
-        );
-        for m in landed.iter().filter(|m| m.portfolio == p) {
-            let _ = writeln!(
-                svg,
-                r##"<line x1="{:.1}" x2="{:.1}" y1="{top}" y2="{}" stroke="#222" stroke-width="1" stroke-dasharray="2,2"/><path d="M{:.1},{} l-5,-8 h10 z" fill="#222"><title>rebalance landed in block {}</title></path>"##,
-                x(m.t_s),
-                x(m.t_s),
-                top + PANEL_H,
-                x(m.t_s),
-                top + PANEL_H,
-                m.block
-            );
-        }
-        let ly = top + 16.0 + (assets.len() + 1) as f64 * 18.0 + 8.0;
-        let _ = writeln!(
-            svg,
-            r##"<path d="M{},{} l-5,-8 h10 z" fill="#222"/><text x="{}" y="{}">rebalance landed</text>"##,
-            WIDTH - MARGIN_R + 19.0,
-            ly + 4.0,
-            WIDTH - MARGIN_R + 32.0,
-            ly + 4.0
-        );
+        root.present().map_err(plot_err)?;
     }
-    svg.push_str("</svg>\n");
-    svg
+    Ok(svg)
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+/// One portfolio's panel, in percentage points of drift.
+fn panel<'a, DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    name: &str,
+    assets: &[(String, f64)],
+    mine: &[&Sample],
+    landed: impl Iterator<Item = &'a LandedMark>,
+    t_max: f64,
+) -> Result<(), PlotError> {
+    // Symmetric y range: the largest drift or band seen, with headroom, in percentage points.
+    let mut span: f64 = 0.005;
+    for s in mine {
+        if s.band.is_finite() {
+            span = span.max(s.band);
+        }
+        for (w, (_, t)) in s.weights.iter().zip(assets) {
+            span = span.max((w - t).abs());
+        }
+    }
+    let span = span * 115.0;
+    let mut chart = ChartBuilder::on(area)
+        .caption(format!("{name}: drift from target (weight − target)"), ("sans-serif", 16))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0f64..t_max, -span..span)
+        .map_err(plot_err)?;
+    chart
+        .configure_mesh()
+        .x_desc("time (s)")
+        .y_desc("percentage points")
+        .y_label_formatter(&|d| format!("{d:+.2}"))
+        .light_line_style(WHITE.mix(0.0))
+        .draw()
+        .map_err(plot_err)?;
+
+    // The band in force (it may be volatility-scaled): ±band around zero drift.
+    let banded: Vec<&&Sample> = mine.iter().filter(|s| s.band.is_finite()).collect();
+    if !banded.is_empty() {
+        let upper = banded.iter().map(|s| (s.t_s, s.band * 100.0));
+        let lower = banded.iter().rev().map(|s| (s.t_s, -s.band * 100.0));
+        chart
+            .draw_series(std::iter::once(Polygon::new(
+                upper.chain(lower).collect::<Vec<_>>(),
+                BAND.mix(0.15),
+            )))
+            .map_err(plot_err)?
+            .label("band")
+            .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 18, y + 5)], BAND.mix(0.3).filled()));
+    }
+    chart.draw_series(LineSeries::new([(0.0, 0.0), (t_max, 0.0)], BLACK.mix(0.4))).map_err(plot_err)?;
+    for (a, (sym, target)) in assets.iter().enumerate() {
+        let color = COLORS[a % COLORS.len()];
+        let pts = mine.iter().filter_map(|s| s.weights.get(a).map(|w| (s.t_s, (w - target) * 100.0)));
+        chart
+            .draw_series(LineSeries::new(pts, color.stroke_width(2)))
+            .map_err(plot_err)?
+            .label(format!("{sym} (target {:.0}%)", target * 100.0))
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(3)));
+    }
+    let mut first = true;
+    for m in landed {
+        chart
+            .draw_series(DashedLineSeries::new([(m.t_s, -span), (m.t_s, span)], 3, 3, MARK.mix(0.6).into()))
+            .map_err(plot_err)?;
+        let marker = chart
+            .draw_series(std::iter::once(TriangleMarker::new((m.t_s, -span), 7, MARK.filled())))
+            .map_err(plot_err)?;
+        if first {
+            marker
+                .label("rebalance landed")
+                .legend(|(x, y)| TriangleMarker::new((x + 9, y), 6, MARK.filled()));
+            first = false;
+        }
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.5))
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()
+        .map_err(plot_err)?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -175,11 +155,11 @@ mod tests {
         ];
         let targets = vec![vec![("WETH".to_string(), 0.6), ("USDC".to_string(), 0.4)]];
         let marks = vec![LandedMark { t_s: 0.5, portfolio: 0, block: 7 }];
-        let svg = weights_svg(&["core".into()], &targets, &samples, &marks);
+        let svg = weights_svg(&["core".into()], &targets, &samples, &marks).unwrap();
         assert!(svg.starts_with("<svg"));
         assert!(svg.contains("core: drift from target"));
-        assert_eq!(svg.matches("<polyline").count(), 2);
-        assert!(svg.contains("block 7"));
+        assert!(svg.contains("WETH (target 60%)") && svg.contains("USDC (target 40%)"));
+        assert!(svg.contains("rebalance landed") && svg.contains("band"));
         assert!(svg.trim_end().ends_with("</svg>"));
     }
 }

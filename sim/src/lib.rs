@@ -6,13 +6,18 @@
 //! * the simulated market (this module's root, below);
 //! * [`anvil`] — real-chain tests and the devnet: anvil with the real Uniswap V2/V3 contracts from
 //!   the pinned npm packages, and a loopback relay that lands bundles on it;
-//! * [`quotes`] — a loopback Binance quote server with caller-set prices.
+//! * [`quotes`] — a loopback Binance quote server with caller-set prices;
+//! * [`relay`] — the one loopback Flashbots relay core (HTTP JSON-RPC, signature, limits, bundle
+//!   hash, errors) behind [`relay::BundleBackend`], which the simulated chain, the anvil lander and
+//!   the harness's stamping relay implement;
+//! * [`ws_server`] — the one Binance-format websocket server core used by the simulated market's
+//!   feed, the quote server and the harness's load generator.
 //!
 //! ## The simulated market
 //!
 //! Three loopback services that speak the real wire protocols, so Keel talks to them exactly as to
 //! production: a Binance-spot websocket ([`ws`]), an Ethereum JSON-RPC node ([`rpc`]) and a Flashbots
-//! relay ([`relay`]), all over one in-memory chain ([`chain`]).
+//! relay ([`relay`], with the chain as its backend), all over one in-memory chain ([`chain`]).
 //!
 //! Data flow: a driver task steps a seeded regime-switching GBM ([`price`]) every `tick_ms`, publishes
 //! the mids on a lock-free [`PriceBoard`] and broadcasts bookTicker frames to websocket clients. A block
@@ -34,14 +39,12 @@ pub mod quotes;
 pub mod relay;
 pub mod rpc;
 pub mod ws;
+pub mod ws_server;
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
     net::SocketAddr,
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::{Arc, atomic::Ordering},
     time::Duration,
 };
 
@@ -159,9 +162,7 @@ pub struct SimPool {
 pub(crate) struct Shared {
     pub(crate) chain: Mutex<Chain>,
     pub(crate) board: Arc<PriceBoard>,
-    pub(crate) frames_sent: AtomicU64,
-    pub(crate) frames_lagged: AtomicU64,
-    pub(crate) ws_connections: AtomicU64,
+    pub(crate) ws_counters: Arc<ws_server::WsCounters>,
     /// Cancelled (and replaced) by [`SimMarket::drop_ws_connections`].
     pub(crate) ws_drop: Mutex<CancellationToken>,
     pub(crate) head: watch::Sender<u64>,
@@ -396,9 +397,7 @@ impl SimMarket {
         let shared = Arc::new(Shared {
             chain: Mutex::new(chain),
             board: board.clone(),
-            frames_sent: AtomicU64::new(0),
-            frames_lagged: AtomicU64::new(0),
-            ws_connections: AtomicU64::new(0),
+            ws_counters: Arc::default(),
             ws_drop: Mutex::new(cancel.child_token()),
             head,
         });
@@ -426,7 +425,7 @@ impl SimMarket {
             ws_listener,
             shared.clone(),
             tx,
-            Arc::new(served),
+            ws_server::Served::Only(Arc::new(served)),
             cancel.clone(),
         )));
         let (s, c) = (shared.clone(), cancel.clone());
@@ -466,9 +465,9 @@ impl SimMarket {
         let chain = self.shared.chain.lock();
         let c = &chain.counters;
         SimStats {
-            frames_sent: self.shared.frames_sent.load(Ordering::Relaxed),
-            frames_lagged: self.shared.frames_lagged.load(Ordering::Relaxed),
-            ws_connections: self.shared.ws_connections.load(Ordering::Relaxed),
+            frames_sent: self.shared.ws_counters.frames_sent.load(Ordering::Relaxed),
+            frames_lagged: self.shared.ws_counters.frames_lagged.load(Ordering::Relaxed),
+            ws_connections: self.shared.ws_counters.connections.load(Ordering::Relaxed),
             blocks: chain.head(),
             bundles_received: c.bundles_received,
             bundles_rejected: c.bundles_rejected.clone(),

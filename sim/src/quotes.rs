@@ -2,22 +2,26 @@
 //! for tests and devnets against a real chain (anvil), where prices must follow what the test does
 //! to the pools rather than a simulated path.
 //!
-//! It speaks the exact combined-stream format (`/stream?streams=ethusdt@bookTicker/...`), sends one
-//! frame per symbol every `interval`, and answers pings.
+//! A driver task broadcasts one frame per symbol every `interval` to every connection through the
+//! websocket core ([`crate::ws_server`]): the combined-stream format
+//! (`/stream?streams=ethusdt@bookTicker/...`) or raw payloads (`/ws/<stream>`), subscription
+//! filtering, pings answered.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
 use parking_lot::RwLock;
-use tokio::net::TcpListener;
-use tokio_tungstenite::tungstenite::Message;
+use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
+
+use crate::ws_server::{self, BookTicker, Frame, Served, Tick, WsCounters};
 
 /// Spread around the mid, basis points.
 pub const SPREAD_BPS: f64 = 1.0;
+/// Quantity quoted on each side.
+const QUANTITY: f64 = 10.0;
 
 /// A running quote server.
 #[derive(Debug)]
@@ -36,27 +40,25 @@ impl QuoteServer {
 
     /// [`QuoteServer::start`] on a given port of 127.0.0.1 (0: a free port).
     pub async fn start_on(prices: &[(&str, f64)], interval: Duration, port: u16) -> std::io::Result<Self> {
-        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
-        let addr = listener.local_addr()?;
+        let (listener, addr) = ws_server::bind(port).await?;
         let prices = Arc::new(RwLock::new(prices.iter().map(|(s, p)| (s.to_uppercase(), *p)).collect()));
         let cancel = CancellationToken::new();
-        let (p, c) = (Arc::clone(&prices), cancel.clone());
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = c.cancelled() => break,
-                    accepted = listener.accept() => {
-                        let Ok((stream, _)) = accepted else { continue };
-                        let (p, c) = (Arc::clone(&p), c.clone());
-                        tokio::spawn(async move {
-                            if let Err(e) = serve(stream, p, interval, c).await {
-                                tracing::debug!(error = %e, "quote connection ended");
-                            }
-                        });
-                    }
-                }
-            }
-        });
+        let (tx, _) = broadcast::channel(ws_server::BROADCAST_CAPACITY);
+        tokio::spawn(drive(Arc::clone(&prices), tx.clone(), interval, cancel.clone()));
+        let counters = Arc::new(WsCounters::default());
+        let c = cancel.clone();
+        tokio::spawn(ws_server::serve(listener, Served::Any, cancel.clone(), move |ws, sub| {
+            let dropped = c.child_token();
+            ws_server::broadcast_connection(
+                ws,
+                sub,
+                Served::Any,
+                tx.subscribe(),
+                Arc::clone(&counters),
+                c.clone(),
+                dropped,
+            )
+        }));
         Ok(Self { addr, prices, cancel })
     }
 
@@ -82,39 +84,41 @@ impl Drop for QuoteServer {
     }
 }
 
-async fn serve(
-    stream: tokio::net::TcpStream,
+/// Every `interval`, one frame per symbol at its current mid, until `cancel`.
+async fn drive(
     prices: Arc<RwLock<BTreeMap<String, f64>>>,
+    tx: broadcast::Sender<Tick>,
     interval: Duration,
     cancel: CancellationToken,
-) -> Result<(), tokio_tungstenite::tungstenite::Error> {
-    let ws = tokio_tungstenite::accept_async(stream).await?;
-    let (mut tx, mut rx) = ws.split();
+) {
     let mut tick = tokio::time::interval(interval);
     let mut update_id: u64 = 1;
     loop {
         tokio::select! {
-            _ = cancel.cancelled() => return Ok(()),
-            msg = rx.next() => match msg {
-                Some(Ok(Message::Ping(p))) => tx.send(Message::Pong(p)).await?,
-                Some(Ok(Message::Close(_))) | None => return Ok(()),
-                Some(Err(e)) => return Err(e),
-                Some(Ok(_)) => {}
-            },
-            _ = tick.tick() => {
-                let snapshot: Vec<(String, f64)> = prices.read().iter().map(|(s, p)| (s.clone(), *p)).collect();
-                for (symbol, mid) in snapshot {
-                    update_id += 1;
-                    let half = mid * SPREAD_BPS / 2e4;
-                    let frame = format!(
-                        r#"{{"stream":"{}@bookTicker","data":{{"u":{update_id},"s":"{symbol}","b":"{:.8}","B":"10.00000000","a":"{:.8}","A":"10.00000000"}}}}"#,
-                        symbol.to_lowercase(),
-                        mid - half,
-                        mid + half,
-                    );
-                    tx.send(Message::Text(frame.into())).await?;
-                }
-            }
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {}
         }
+        let frames: Vec<Frame> = prices
+            .read()
+            .iter()
+            .map(|(symbol, &mid)| {
+                update_id += 1;
+                let half = mid * SPREAD_BPS / 2e4;
+                let quote = BookTicker {
+                    u: update_id,
+                    symbol,
+                    bid: mid - half,
+                    bid_qty: QUANTITY,
+                    ask: mid + half,
+                    ask_qty: QUANTITY,
+                };
+                Frame {
+                    stream: ws_server::book_ticker_stream(symbol),
+                    payload: ws_server::book_ticker_payload(&quote),
+                }
+            })
+            .collect();
+        // No receivers is fine: nobody is connected.
+        let _ = tx.send(Arc::new(frames));
     }
 }

@@ -2,60 +2,27 @@
 //! envelope `{"stream":..,"data":..}`) and `/ws/<stream>` (raw payloads), `bookTicker` streams only.
 //! A driver task produces one frame per symbol every `tick_ms` (synthetic path) or replays a capture's
 //! bookTicker frames with their original spacing, looping; it publishes the mids on the
-//! [`PriceBoard`] and broadcasts the frames to every connection. The server answers pings, pings every
-//! 20 s, and handles `SUBSCRIBE`/`UNSUBSCRIBE`/`LIST_SUBSCRIPTIONS` requests.
+//! [`PriceBoard`](crate::PriceBoard) and broadcasts the frames to every connection. The server itself
+//! (targets, subscriptions, pings, broadcast, shutdown) is the websocket core, [`crate::ws_server`].
 
-use std::{
-    collections::BTreeSet,
-    path::Path,
-    sync::{Arc, atomic::Ordering},
-    time::Duration,
-};
+use std::{path::Path, sync::Arc, time::Duration};
 
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::{
-    net::{TcpListener, TcpStream},
+    net::TcpListener,
     sync::broadcast,
     time::{Instant, MissedTickBehavior},
 };
-use tokio_tungstenite::tungstenite::{
-    Message,
-    handshake::server::{ErrorResponse, Request, Response},
-    http::StatusCode,
-};
 use tokio_util::sync::CancellationToken;
 
-use super::{Shared, SimError, config::SimSymbolConfig, price::PricePath};
-
-/// Interval of the server's keep-alive pings (Binance: 20 s).
-pub const PING_INTERVAL: Duration = Duration::from_secs(20);
-/// Capacity of the frame broadcast; a connection that falls further behind skips frames.
-pub(crate) const BROADCAST_CAPACITY: usize = 4_096;
-
-/// One frame for one stream.
-#[derive(Debug, Clone)]
-pub(crate) struct Frame {
-    /// Stream name, e.g. `ethusdt@bookTicker`.
-    pub(crate) stream: String,
-    /// The raw payload JSON.
-    pub(crate) payload: String,
-}
-
-/// The frames of one tick.
-pub(crate) type Tick = Arc<Vec<Frame>>;
-
-/// The stream name of a symbol's book ticker.
-pub(crate) fn book_ticker_stream(symbol: &str) -> String {
-    format!("{}@bookTicker", symbol.to_ascii_lowercase())
-}
-
-/// Formats a book-ticker payload exactly as Binance spot does.
-fn book_ticker_payload(u: u64, symbol: &str, bid: f64, bid_qty: f64, ask: f64, ask_qty: f64) -> String {
-    format!(
-        r#"{{"u":{u},"s":"{symbol}","b":"{bid:.8}","B":"{bid_qty:.8}","a":"{ask:.8}","A":"{ask_qty:.8}"}}"#
-    )
-}
+pub use super::ws_server::PING_INTERVAL;
+pub(crate) use super::ws_server::{BROADCAST_CAPACITY, book_ticker_stream};
+use super::{
+    Shared, SimError,
+    config::SimSymbolConfig,
+    price::PricePath,
+    ws_server::{self, BookTicker, Frame, Served, Tick, book_ticker_payload},
+};
 
 /// Runs the synthetic path: every `tick_ms`, one frame per symbol.
 pub(crate) async fn run_synthetic(
@@ -98,7 +65,14 @@ pub(crate) async fn run_synthetic(
             }
             frames.push(Frame {
                 stream: book_ticker_stream(&s.symbol),
-                payload: book_ticker_payload(update_id, &s.symbol, bid, bid_qty, ask, ask_qty),
+                payload: book_ticker_payload(&BookTicker {
+                    u: update_id,
+                    symbol: &s.symbol,
+                    bid,
+                    bid_qty,
+                    ask,
+                    ask_qty,
+                }),
             });
         }
         // No receivers is fine: nobody is connected.
@@ -210,211 +184,34 @@ pub(crate) async fn run_replay(
     }
 }
 
-/// What a connection asked for in its URL.
-#[derive(Debug, Default)]
-struct Subscription {
-    combined: bool,
-    streams: BTreeSet<String>,
-}
-
-fn parse_target(
-    uri: &tokio_tungstenite::tungstenite::http::Uri,
-    served: &BTreeSet<String>,
-) -> Result<Subscription, String> {
-    let path = uri.path();
-    let (combined, names): (bool, Vec<&str>) = if path == "/stream" || path == "/stream/" {
-        let streams = uri
-            .query()
-            .unwrap_or_default()
-            .split('&')
-            .find_map(|kv| kv.strip_prefix("streams="))
-            .unwrap_or_default();
-        (true, streams.split('/').filter(|s| !s.is_empty()).collect())
-    } else if let Some(rest) = path.strip_prefix("/ws") {
-        (false, rest.split('/').filter(|s| !s.is_empty()).collect())
-    } else {
-        return Err(format!("unknown path `{path}`: use /stream?streams=<a>/<b> or /ws/<stream>"));
-    };
-    let mut streams = BTreeSet::new();
-    for n in names {
-        if !served.contains(n) {
-            return Err(format!(
-                "unknown stream `{n}`; served: {}",
-                served.iter().cloned().collect::<Vec<_>>().join(", ")
-            ));
-        }
-        streams.insert(n.to_owned());
-    }
-    Ok(Subscription { combined, streams })
-}
-
-/// Accepts websocket connections until `cancel`.
+/// Accepts websocket connections until `cancel` and serves each from the frame broadcast.
 pub(crate) async fn serve(
     listener: TcpListener,
     shared: Arc<Shared>,
     tx: broadcast::Sender<Tick>,
-    served: Arc<BTreeSet<String>>,
+    served: Served,
     cancel: CancellationToken,
 ) {
-    loop {
-        let (stream, _) = tokio::select! {
-            _ = cancel.cancelled() => break,
-            r = listener.accept() => match r {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!(error = %e, "sim websocket accept failed");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
+    let stop = cancel.clone();
+    ws_server::serve(listener, served.clone(), stop, move |ws, sub| {
         let rx = tx.subscribe();
-        let conn_cancel = shared.ws_drop.lock().clone();
-        tokio::spawn(connection(stream, shared.clone(), rx, served.clone(), cancel.clone(), conn_cancel));
-    }
-}
-
-// The handshake callback's `Result<Response, ErrorResponse>` is tungstenite's signature.
-#[allow(clippy::result_large_err)]
-async fn connection(
-    stream: TcpStream,
-    shared: Arc<Shared>,
-    mut rx: broadcast::Receiver<Tick>,
-    served: Arc<BTreeSet<String>>,
-    cancel: CancellationToken,
-    dropped: CancellationToken,
-) {
-    let mut sub = None;
-    let callback = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
-        match parse_target(req.uri(), &served) {
-            Ok(s) => {
-                sub = Some(s);
-                Ok(resp)
-            }
-            Err(msg) => {
-                let mut r = ErrorResponse::new(Some(msg));
-                *r.status_mut() = StatusCode::BAD_REQUEST;
-                Err(r)
-            }
-        }
-    };
-    let mut ws = match tokio_tungstenite::accept_hdr_async(stream, callback).await {
-        Ok(ws) => ws,
-        Err(e) => {
-            tracing::debug!(error = %e, "sim websocket handshake failed");
-            return;
-        }
-    };
-    let Some(mut sub) = sub else { return };
-    shared.ws_connections.fetch_add(1, Ordering::Relaxed);
-    let mut ping = tokio::time::interval_at(Instant::now() + PING_INTERVAL, PING_INTERVAL);
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => {
-                let _ = ws.close(None).await;
-                break;
-            }
-            // Test control: drop the TCP connection without a close handshake.
-            _ = dropped.cancelled() => break,
-            _ = ping.tick() => {
-                let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or_default().to_string();
-                if ws.send(Message::Ping(stamp.into_bytes().into())).await.is_err() {
-                    break;
-                }
-            }
-            msg = ws.next() => match msg {
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
-                // tungstenite queues the Pong itself; push it out now.
-                Some(Ok(Message::Ping(_))) => {
-                    if ws.flush().await.is_err() {
-                        break;
-                    }
-                }
-                Some(Ok(Message::Text(t))) => {
-                    let reply = control_request(t.as_str(), &mut sub, &served);
-                    if ws.send(Message::text(reply)).await.is_err() {
-                        break;
-                    }
-                }
-                Some(Ok(_)) => {}
-            },
-            tick = rx.recv() => match tick {
-                Ok(frames) => {
-                    let mut sent = 0u64;
-                    let mut failed = false;
-                    for f in frames.iter().filter(|f| sub.streams.contains(&f.stream)) {
-                        let text = if sub.combined {
-                            format!(r#"{{"stream":"{}","data":{}}}"#, f.stream, f.payload)
-                        } else {
-                            f.payload.clone()
-                        };
-                        if ws.feed(Message::text(text)).await.is_err() {
-                            failed = true;
-                            break;
-                        }
-                        sent += 1;
-                    }
-                    if failed || (sent > 0 && ws.flush().await.is_err()) {
-                        break;
-                    }
-                    shared.frames_sent.fetch_add(sent, Ordering::Relaxed);
-                }
-                Err(broadcast::error::RecvError::Lagged(n)) => {
-                    shared.frames_lagged.fetch_add(n, Ordering::Relaxed);
-                }
-                Err(broadcast::error::RecvError::Closed) => break,
-            },
-        }
-    }
-    shared.ws_connections.fetch_sub(1, Ordering::Relaxed);
-}
-
-/// Answers Binance's live subscription requests (`SUBSCRIBE`, `UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS`).
-fn control_request(text: &str, sub: &mut Subscription, served: &BTreeSet<String>) -> String {
-    let err = |id: &Value, code: i64, msg: &str| {
-        json!({ "error": { "code": code, "msg": msg }, "id": id }).to_string()
-    };
-    let Ok(v) = serde_json::from_str::<Value>(text) else {
-        return err(&Value::Null, 3, "Invalid JSON");
-    };
-    let id = v.get("id").cloned().unwrap_or(Value::Null);
-    let names: Vec<String> = v
-        .get("params")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|p| p.as_str().map(str::to_owned)).collect())
-        .unwrap_or_default();
-    match v.get("method").and_then(Value::as_str) {
-        Some("SUBSCRIBE") => {
-            if let Some(bad) = names.iter().find(|n| !served.contains(n.as_str())) {
-                return err(&id, 2, &format!("Invalid request: unknown stream {bad}"));
-            }
-            sub.streams.extend(names);
-            json!({ "result": null, "id": id }).to_string()
-        }
-        Some("UNSUBSCRIBE") => {
-            for n in &names {
-                sub.streams.remove(n);
-            }
-            json!({ "result": null, "id": id }).to_string()
-        }
-        Some("LIST_SUBSCRIPTIONS") => json!({ "result": sub.streams, "id": id }).to_string(),
-        _ => err(&id, 2, "Invalid request: unknown method"),
-    }
+        let dropped = shared.ws_drop.lock().clone();
+        ws_server::broadcast_connection(
+            ws,
+            sub,
+            served.clone(),
+            rx,
+            Arc::clone(&shared.ws_counters),
+            cancel.clone(),
+            dropped,
+        )
+    })
+    .await;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn payload_is_binance_format() {
-        let p = book_ticker_payload(7, "ETHUSDT", 3000.1, 1.234, 3000.2, 2.0);
-        assert_eq!(
-            p,
-            r#"{"u":7,"s":"ETHUSDT","b":"3000.10000000","B":"1.23400000","a":"3000.20000000","A":"2.00000000"}"#
-        );
-    }
 
     #[test]
     fn loads_the_binance_capture() {
@@ -424,19 +221,5 @@ mod tests {
         assert!(frames.windows(2).all(|w| w[0].offset <= w[1].offset));
         let syms = capture_symbols(&frames);
         assert!(syms.iter().any(|(s, _)| s == "NKNUSDT"));
-    }
-
-    #[test]
-    fn parses_targets() {
-        let served: BTreeSet<String> = ["ethusdt@bookTicker".to_owned()].into();
-        let uri = "/stream?streams=ethusdt@bookTicker".parse().unwrap();
-        let s = parse_target(&uri, &served).unwrap();
-        assert!(s.combined && s.streams.contains("ethusdt@bookTicker"));
-        let uri = "/ws/ethusdt@bookTicker".parse().unwrap();
-        assert!(!parse_target(&uri, &served).unwrap().combined);
-        let uri = "/ws/btcusdt@bookTicker".parse().unwrap();
-        assert!(parse_target(&uri, &served).unwrap_err().contains("unknown stream"));
-        let uri = "/foo".parse().unwrap();
-        assert!(parse_target(&uri, &served).is_err());
     }
 }

@@ -7,6 +7,11 @@
 //! pushes the portfolio holding that asset past its band. Pacing: every millisecond the sender writes
 //! the frames that are due (`elapsed × rate − sent`) and flushes, so frames leave in bursts of
 //! `rate / 1000`.
+//!
+//! The server side (bind, accept, the `/stream?streams=…` target, shutdown) and the frame text are
+//! the websocket core, [`keel_sim::ws_server`]; the paced send loop is the blaster's own. A
+//! connection gets the configured symbols it subscribed to (all of them when its target names
+//! none).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::SinkExt;
-use tokio::net::TcpListener;
+use keel_sim::ws_server::{self, BookTicker, Served, Subscription, Ws};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
@@ -50,12 +55,13 @@ pub struct Blaster {
     task: tokio::task::JoinHandle<()>,
 }
 
-/// Formats one combined-stream bookTicker frame as Binance spot does.
+/// Formats one combined-stream bookTicker frame as Binance spot does (one allocation).
 pub fn book_ticker_frame(u: u64, symbol: &str, stream: &str, mid: f64) -> String {
     let (bid, ask) = (mid * (1.0 - 0.5e-4), mid * (1.0 + 0.5e-4));
-    format!(
-        r#"{{"stream":"{stream}","data":{{"u":{u},"s":"{symbol}","b":"{bid:.8}","B":"12.50000000","a":"{ask:.8}","A":"9.75000000"}}}}"#
-    )
+    let mut out = String::with_capacity(ws_server::FRAME_CAPACITY);
+    let quote = BookTicker { u, symbol, bid, bid_qty: 12.5, ask, ask_qty: 9.75 };
+    ws_server::write_book_ticker(&mut out, Some(stream), &quote);
+    out
 }
 
 /// Generates the frame sequence (shared by the sender and by the harness's offline decode timing).
@@ -112,32 +118,17 @@ impl Blaster {
     /// Binds 127.0.0.1:0 and serves every connection with its own sender, at `rate` frames/s
     /// (0 pauses).
     pub async fn start(cfg: BlasterConfig, rate: u64, cancel: CancellationToken) -> std::io::Result<Blaster> {
-        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
-        let addr = listener.local_addr()?;
+        let (listener, addr) = ws_server::bind(0).await?;
         let rate = Arc::new(AtomicU64::new(rate));
         let stats = Arc::new(BlasterStats::default());
         let cancel = cancel.child_token();
         let task = {
-            let (rate, stats, cancel) = (Arc::clone(&rate), Arc::clone(&stats), cancel.clone());
-            tokio::spawn(async move {
-                loop {
-                    let accepted = tokio::select! {
-                        _ = cancel.cancelled() => break,
-                        a = listener.accept() => a,
-                    };
-                    let Ok((stream, _)) = accepted else { continue };
-                    let _ = stream.set_nodelay(true);
-                    stats.connections.fetch_add(1, Ordering::Relaxed);
-                    let (cfg, rate, stats, cancel) =
-                        (cfg.clone(), Arc::clone(&rate), Arc::clone(&stats), cancel.clone());
-                    tokio::spawn(async move {
-                        match tokio_tungstenite::accept_async(stream).await {
-                            Ok(ws) => send_loop(ws, cfg, rate, stats, cancel).await,
-                            Err(e) => tracing::warn!(error = %e, "blaster: websocket handshake failed"),
-                        }
-                    });
-                }
-            })
+            let (rate, stats, stop) = (Arc::clone(&rate), Arc::clone(&stats), cancel.clone());
+            tokio::spawn(ws_server::serve(listener, Served::Any, cancel.clone(), move |ws, sub| {
+                stats.connections.fetch_add(1, Ordering::Relaxed);
+                let cfg = subscribed(&cfg, &sub);
+                send_loop(ws, cfg, Arc::clone(&rate), Arc::clone(&stats), stop.clone())
+            }))
         };
         Ok(Blaster { addr, rate, stats, cancel, task })
     }
@@ -164,8 +155,25 @@ impl Blaster {
     }
 }
 
+/// `cfg` restricted to the symbols `sub` names (all of them when it names none of them).
+fn subscribed(cfg: &BlasterConfig, sub: &Subscription) -> BlasterConfig {
+    if sub.streams.is_empty() {
+        return cfg.clone();
+    }
+    let symbols = cfg
+        .symbols
+        .iter()
+        .filter(|(s, _)| sub.streams.contains(&ws_server::book_ticker_stream(s)))
+        .cloned()
+        .collect::<Vec<_>>();
+    if symbols.is_empty() {
+        return cfg.clone();
+    }
+    BlasterConfig { symbols, ..cfg.clone() }
+}
+
 async fn send_loop(
-    mut ws: tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+    mut ws: Ws,
     cfg: BlasterConfig,
     rate: Arc<AtomicU64>,
     stats: Arc<BlasterStats>,

@@ -17,10 +17,9 @@
 //! expired. anvil must order its pool first-in first-out (`--order fifo`, as [`super::AnvilChain`]
 //! starts it) so that the transactions of a bundle execute in bundle order, after the public ones.
 //!
-//! Every request must carry `X-Flashbots-Signature: <address>:<sig>`, the EIP-191 signature of the
-//! string `0x` + hex(keccak256(body)); v may be 0/1 or 27/28. Bundles are limited to 100
-//! transactions and 300,000 bytes. `replacementUuid` replaces the earlier pending bundle with the
-//! same id.
+//! The HTTP side (authentication, parameters, limits, bundle hash, errors) is the relay core,
+//! [`crate::relay`]; this module is its anvil backend. `replacementUuid` replaces the earlier
+//! pending bundle with the same id.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -29,29 +28,21 @@ use std::time::Duration;
 
 use alloy::consensus::TxEnvelope;
 use alloy::eips::eip2718::Decodable2718;
-use alloy::primitives::{Address, B256, Bytes, U256, keccak256};
-use alloy::providers::ext::verify_flashbots_signature;
+use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::types::TransactionReceipt;
 use alloy::rpc::types::mev::{EthCallBundleResponse, EthCallBundleTransactionResult};
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use keel_router::bundle::bundle_hash;
+use serde_json::Value;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use super::error::{AnvilError, Result};
+use crate::relay::{BundleBackend, CallBundle, RelayError, RequestContext, SendBundle, StateBlock};
+pub use crate::relay::{MAX_BUNDLE_BYTES, MAX_BUNDLE_TXS, SIGNATURE_HEADER};
 
 /// Default time between blocks the relay mines by itself.
 pub const DEFAULT_BLOCK_INTERVAL: Duration = Duration::from_millis(1_000);
-/// Most transactions in one bundle (Flashbots limit).
-pub const MAX_BUNDLE_TXS: usize = 100;
-/// Most bytes of raw transactions in one bundle (Flashbots limit).
-pub const MAX_BUNDLE_BYTES: usize = 300_000;
-/// The signature header.
-pub const SIGNATURE_HEADER: &str = "x-flashbots-signature";
 
 /// How the relay runs.
 #[derive(Debug, Clone)]
@@ -134,122 +125,17 @@ pub struct AnvilRelay {
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
-/// A `Quantity` that accepts a JSON number, a `0x` hex string or a decimal string.
-#[derive(Debug, Clone, Copy)]
-struct Quantity(u64);
-
-impl<'de> Deserialize<'de> for Quantity {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> core::result::Result<Self, D::Error> {
-        use serde::de::Error;
-        match Value::deserialize(d)? {
-            Value::Number(n) => n.as_u64().map(Quantity).ok_or_else(|| D::Error::custom("not a u64")),
-            Value::String(s) => {
-                let r = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-                    Some(h) => u64::from_str_radix(h, 16),
-                    None => s.parse(),
-                };
-                r.map(Quantity).map_err(|e| D::Error::custom(format!("bad quantity {s:?}: {e}")))
-            }
-            v => Err(D::Error::custom(format!("bad quantity {v}"))),
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct SendBundleParams {
-    txs: Vec<Bytes>,
-    block_number: Quantity,
-    #[serde(default)]
-    min_timestamp: Option<Quantity>,
-    #[serde(default)]
-    max_timestamp: Option<Quantity>,
-    #[serde(default)]
-    reverting_tx_hashes: Vec<B256>,
-    #[serde(default)]
-    replacement_uuid: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct CallBundleParams {
-    txs: Vec<Bytes>,
-    #[serde(default)]
-    block_number: Option<Quantity>,
-    #[serde(default)]
-    state_block_number: Option<Value>,
-}
-
-#[derive(Debug, Deserialize)]
-struct RpcRequest {
-    #[serde(default)]
-    id: Value,
-    method: String,
-    #[serde(default)]
-    params: Value,
-}
-
-/// A JSON-RPC error with its HTTP status.
-#[derive(Debug)]
-struct RpcError {
-    http: StatusCode,
-    code: i64,
-    message: String,
-}
-
-impl RpcError {
-    fn invalid(message: impl Into<String>) -> Self {
-        Self { http: StatusCode::OK, code: -32602, message: message.into() }
-    }
-    fn internal(e: impl std::fmt::Display) -> Self {
-        Self { http: StatusCode::OK, code: -32603, message: e.to_string() }
-    }
-}
-
-fn tx_hashes(txs: &[Bytes]) -> core::result::Result<Vec<B256>, RpcError> {
-    txs.iter()
-        .enumerate()
-        .map(|(i, raw)| {
-            TxEnvelope::decode_2718(&mut raw.as_ref())
-                .map(|tx| *tx.tx_hash())
-                .map_err(|e| RpcError::invalid(format!("txs[{i}] is not a signed EIP-2718 transaction: {e}")))
-        })
-        .collect()
-}
-
-/// keccak256 of the concatenated transaction hashes.
-pub fn bundle_hash(tx_hashes: &[B256]) -> B256 {
-    let mut buf = Vec::with_capacity(32 * tx_hashes.len());
-    for h in tx_hashes {
-        buf.extend_from_slice(h.as_slice());
-    }
-    keccak256(buf)
-}
-
-fn check_limits(txs: &[Bytes]) -> core::result::Result<(), RpcError> {
-    if txs.is_empty() {
-        return Err(RpcError::invalid("bundle has no transactions"));
-    }
-    if txs.len() > MAX_BUNDLE_TXS {
-        return Err(RpcError::invalid(format!(
-            "bundle has {} transactions, at most {MAX_BUNDLE_TXS}",
-            txs.len()
-        )));
-    }
-    let bytes: usize = txs.iter().map(|t| t.len()).sum();
-    if bytes > MAX_BUNDLE_BYTES {
-        return Err(RpcError::invalid(format!("bundle has {bytes} bytes, at most {MAX_BUNDLE_BYTES}")));
+/// Checks that every raw transaction decodes as a signed EIP-2718 transaction.
+fn check_decodes(txs: &[Bytes]) -> core::result::Result<(), RelayError> {
+    for (i, raw) in txs.iter().enumerate() {
+        TxEnvelope::decode_2718(&mut raw.as_ref())
+            .map_err(|e| RelayError::Params(format!("txs[{i}] is not a signed EIP-2718 transaction: {e}")))?;
     }
     Ok(())
 }
 
-fn one_param<T: serde::de::DeserializeOwned>(params: Value) -> core::result::Result<T, RpcError> {
-    let first = match params {
-        Value::Array(mut v) if !v.is_empty() => v.swap_remove(0),
-        v @ Value::Object(_) => v,
-        _ => return Err(RpcError::invalid("expected one bundle object in params")),
-    };
-    serde_json::from_value(first).map_err(|e| RpcError::invalid(format!("bad bundle: {e}")))
+fn internal(e: impl std::fmt::Display) -> RelayError {
+    RelayError::Internal(e.to_string())
 }
 
 impl AnvilRelay {
@@ -271,12 +157,9 @@ impl AnvilRelay {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
         let addr = listener.local_addr()?;
         let cancel = CancellationToken::new();
-        let app = axum::Router::new().route("/", axum::routing::post(handle)).with_state(Arc::clone(&shared));
-        let stop = cancel.clone();
+        let server = tokio::spawn(crate::relay::serve(listener, Arc::clone(&shared), cancel.clone()));
         let server = tokio::spawn(async move {
-            let serve =
-                axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await });
-            if let Err(e) = serve.await {
+            if let Ok(Err(e)) = server.await {
                 tracing::error!(error = %e, "anvil relay server stopped");
             }
         });
@@ -358,51 +241,6 @@ impl Drop for AnvilRelay {
     }
 }
 
-async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
-    let reply = |id: Value, r: core::result::Result<Value, RpcError>| match r {
-        Ok(result) => (StatusCode::OK, axum::Json(json!({"jsonrpc": "2.0", "id": id, "result": result})))
-            .into_response(),
-        Err(e) => (
-            e.http,
-            axum::Json(json!({"jsonrpc": "2.0", "id": id, "error": {"code": e.code, "message": e.message}})),
-        )
-            .into_response(),
-    };
-    let req: RpcRequest = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => {
-            let err = RpcError {
-                http: StatusCode::BAD_REQUEST,
-                code: -32700,
-                message: format!("parse error: {e}"),
-            };
-            return reply(Value::Null, Err(err));
-        }
-    };
-    let signer = match headers.get(SIGNATURE_HEADER).map(|v| v.to_str()) {
-        None => Err("missing X-Flashbots-Signature header".to_string()),
-        Some(Err(_)) => Err("X-Flashbots-Signature is not ASCII".to_string()),
-        Some(Ok(h)) => {
-            verify_flashbots_signature(h, &body).map_err(|e| format!("bad X-Flashbots-Signature: {e}"))
-        }
-    };
-    let signer = match signer {
-        Ok(s) => s,
-        Err(message) => {
-            shared.book.lock().rejected_requests += 1;
-            return reply(req.id, Err(RpcError { http: StatusCode::FORBIDDEN, code: -32600, message }));
-        }
-    };
-    let result = match req.method.as_str() {
-        "eth_sendBundle" => shared.send_bundle(req.params, signer).await,
-        "eth_callBundle" => shared.call_bundle(req.params).await,
-        m => {
-            Err(RpcError { http: StatusCode::OK, code: -32601, message: format!("method {m} not supported") })
-        }
-    };
-    reply(req.id, result)
-}
-
 /// Result of sending a bundle's transactions and mining one block.
 struct Mined {
     block: u64,
@@ -413,29 +251,23 @@ struct Mined {
     send_errors: Vec<Option<String>>,
 }
 
-impl Shared {
-    async fn head(&self) -> core::result::Result<u64, RpcError> {
-        self.anvil.get_block_number().await.map_err(RpcError::internal)
-    }
-
-    async fn send_bundle(&self, params: Value, signer: Address) -> core::result::Result<Value, RpcError> {
-        let p: SendBundleParams = one_param(params)?;
-        check_limits(&p.txs)?;
-        let tx_hashes = tx_hashes(&p.txs)?;
-        let hash = bundle_hash(&tx_hashes);
+impl BundleBackend for Shared {
+    async fn on_send(&self, ctx: &RequestContext, p: SendBundle) -> core::result::Result<(), RelayError> {
+        check_decodes(&p.txs)?;
+        let hash = p.hash;
         let head = self.head().await?;
         let bundle = HeldBundle {
             hash,
             txs: p.txs,
-            tx_hashes,
-            target: p.block_number.0,
-            min_timestamp: p.min_timestamp.map(|q| q.0),
-            max_timestamp: p.max_timestamp.map(|q| q.0),
+            tx_hashes: p.tx_hashes,
+            target: p.block_number,
+            min_timestamp: p.min_timestamp,
+            max_timestamp: p.max_timestamp,
             reverting: p.reverting_tx_hashes,
             uuid: p.replacement_uuid,
         };
         let mut book = self.book.lock();
-        book.signers.insert(hash, signer);
+        book.signers.insert(hash, ctx.signer);
         if bundle.target <= head {
             book.status.insert(hash, BundleStatus::Expired { target: bundle.target });
         } else {
@@ -454,50 +286,42 @@ impl Shared {
             book.pending.retain(|b| b.hash != hash);
             book.pending.push(bundle);
         }
-        Ok(json!({ "bundleHash": hash }))
+        Ok(())
     }
 
-    async fn call_bundle(&self, params: Value) -> core::result::Result<Value, RpcError> {
-        let p: CallBundleParams = one_param(params)?;
-        check_limits(&p.txs)?;
-        let hashes = tx_hashes(&p.txs)?;
+    async fn on_call(&self, _ctx: &RequestContext, p: CallBundle) -> core::result::Result<Value, RelayError> {
+        check_decodes(&p.txs)?;
+        let hashes = &p.tx_hashes;
         let _chain = self.chain.lock().await;
         let head = self.head().await?;
-        match &p.state_block_number {
-            None => {}
-            Some(Value::String(s)) if s == "latest" || s == "pending" => {}
-            Some(v) => {
-                let n: Quantity =
-                    serde_json::from_value(v.clone()).map_err(|e| RpcError::invalid(e.to_string()))?;
-                if n.0 != head {
-                    return Err(RpcError::invalid(format!(
-                        "stateBlockNumber {} unavailable: the relay simulates on the head ({head})",
-                        n.0
-                    )));
-                }
-            }
+        if let StateBlock::Number(n) = p.state_block
+            && n != head
+        {
+            return Err(RelayError::Params(format!(
+                "stateBlockNumber {n} unavailable: the relay simulates on the head ({head})"
+            )));
         }
         if let Some(b) = p.block_number
-            && b.0 != head + 1
+            && b != head + 1
         {
-            tracing::debug!(block = b.0, head, "eth_callBundle for a block other than head + 1");
+            tracing::debug!(block = b, head, "eth_callBundle for a block other than head + 1");
         }
-        let public = self.public_pending().await.map_err(RpcError::internal)?;
-        let snap = self.snapshot().await.map_err(RpcError::internal)?;
+        let public = self.public_pending().await.map_err(internal)?;
+        let snap = self.snapshot().await.map_err(internal)?;
         let coinbase_before = self.coinbase_balance(None).await;
         let mined = self.send_and_mine(&p.txs).await;
         let coinbase_after = match &mined {
             Ok(m) => self.coinbase_balance(Some(m)).await,
             Err(_) => Ok(U256::ZERO),
         };
-        self.restore(snap, &public).await.map_err(RpcError::internal)?;
-        let mined = mined.map_err(RpcError::internal)?;
+        self.restore(snap, &public).await.map_err(internal)?;
+        let mined = mined.map_err(internal)?;
         let mut results = Vec::with_capacity(p.txs.len());
         let (mut total_gas, mut gas_fees, mut priority) = (0u64, U256::ZERO, U256::ZERO);
         for (i, (r, err)) in mined.receipts.iter().zip(&mined.send_errors).enumerate() {
             let Some(r) = r else {
                 let why = err.clone().unwrap_or_else(|| "not included".into());
-                return Err(RpcError::invalid(format!(
+                return Err(RelayError::Params(format!(
                     "txs[{i}] ({}) could not be executed: {why}",
                     hashes[i]
                 )));
@@ -527,7 +351,7 @@ impl Shared {
             _ => priority,
         };
         let response = EthCallBundleResponse {
-            bundle_hash: bundle_hash(&hashes),
+            bundle_hash: bundle_hash(hashes),
             bundle_gas_price: if total_gas == 0 { U256::ZERO } else { coinbase_diff / U256::from(total_gas) },
             coinbase_diff,
             eth_sent_to_coinbase: coinbase_diff.saturating_sub(priority),
@@ -536,7 +360,19 @@ impl Shared {
             state_block_number: head,
             total_gas_used: total_gas,
         };
-        serde_json::to_value(response).map_err(RpcError::internal)
+        serde_json::to_value(response).map_err(internal)
+    }
+
+    fn on_rejected(&self, error: &RelayError) {
+        if error.is_auth() {
+            self.book.lock().rejected_requests += 1;
+        }
+    }
+}
+
+impl Shared {
+    async fn head(&self) -> core::result::Result<u64, RelayError> {
+        self.anvil.get_block_number().await.map_err(internal)
     }
 
     async fn snapshot(&self) -> Result<U256> {
@@ -764,42 +600,5 @@ impl Shared {
             .await
             .map_err(|e| AnvilError::rpc("evm_mine", e))?;
         Ok(target)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quantity_accepts_number_hex_and_decimal() {
-        let q: Quantity = serde_json::from_value(json!(17)).unwrap();
-        assert_eq!(q.0, 17);
-        let q: Quantity = serde_json::from_value(json!("0x11")).unwrap();
-        assert_eq!(q.0, 17);
-        let q: Quantity = serde_json::from_value(json!("17")).unwrap();
-        assert_eq!(q.0, 17);
-        assert!(serde_json::from_value::<Quantity>(json!("0xzz")).is_err());
-    }
-
-    #[test]
-    fn bundle_params_parse_both_timestamp_forms() {
-        let p: SendBundleParams = one_param(json!([{
-            "txs": ["0x01"], "blockNumber": "0x10", "minTimestamp": 5, "maxTimestamp": "0x20",
-            "revertingTxHashes": [], "replacementUuid": "u"
-        }]))
-        .unwrap();
-        assert_eq!((p.block_number.0, p.min_timestamp.unwrap().0, p.max_timestamp.unwrap().0), (16, 5, 32));
-        assert!(check_limits(&[]).is_err());
-        assert!(check_limits(&vec![Bytes::from(vec![0u8; 10]); MAX_BUNDLE_TXS + 1]).is_err());
-    }
-
-    #[test]
-    fn bundle_hash_is_keccak_of_concatenated_hashes() {
-        let a = B256::repeat_byte(1);
-        let b = B256::repeat_byte(2);
-        let mut cat = a.to_vec();
-        cat.extend_from_slice(b.as_slice());
-        assert_eq!(bundle_hash(&[a, b]), keccak256(cat));
     }
 }
