@@ -17,17 +17,17 @@ use alloy_primitives::U256;
 use super::{CurveError, Flavour, MAX_COINS, MAX_ITERATIONS, PRECISION, Result, Solver, Step};
 
 #[inline]
-fn add(a: U256, b: U256, step: Step) -> Result<U256> {
+pub(super) fn add(a: U256, b: U256, step: Step) -> Result<U256> {
     a.checked_add(b).ok_or(CurveError::Overflow(step))
 }
 
 #[inline]
-fn sub(a: U256, b: U256, step: Step) -> Result<U256> {
+pub(super) fn sub(a: U256, b: U256, step: Step) -> Result<U256> {
     a.checked_sub(b).ok_or(CurveError::Underflow(step))
 }
 
 #[inline]
-fn mul(a: U256, b: U256, step: Step) -> Result<U256> {
+pub(super) fn mul(a: U256, b: U256, step: Step) -> Result<U256> {
     a.checked_mul(b).ok_or(CurveError::Overflow(step))
 }
 

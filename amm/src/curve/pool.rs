@@ -2,6 +2,8 @@
 
 use alloy_primitives::U256;
 
+use super::math::{add, mul, sub};
+
 use super::{
     CurveError, FEE_DENOMINATOR, Flavour, MAX_COINS, PRECISION, Result, Step, math, rate_for_decimals,
 };
@@ -354,21 +356,6 @@ fn check_fees(fee: u64, admin_fee: u64) -> Result<()> {
         return Err(CurveError::FeeAboveDenominator { what: "admin_fee", value: admin_fee });
     }
     Ok(())
-}
-
-#[inline]
-fn add(a: U256, b: U256, step: Step) -> Result<U256> {
-    a.checked_add(b).ok_or(CurveError::Overflow(step))
-}
-
-#[inline]
-fn sub(a: U256, b: U256, step: Step) -> Result<U256> {
-    a.checked_sub(b).ok_or(CurveError::Underflow(step))
-}
-
-#[inline]
-fn mul(a: U256, b: U256, step: Step) -> Result<U256> {
-    a.checked_mul(b).ok_or(CurveError::Overflow(step))
 }
 
 #[cfg(test)]
