@@ -108,8 +108,14 @@ async fn the_kill_switch_stops_new_rebalances_and_says_so() {
     })
     .await;
 
-    // The endpoint releases it (the file would re-engage it: remove it first).
+    // The file is level-triggered: removing it releases the switch by itself, within a poll.
     std::fs::remove_file(&kill_file).unwrap();
+    run_until(&pipeline, Duration::from_secs(5), |p| !p.kill_switch().is_engaged()).await;
+    // The endpoint holds it until /resume.
+    let killed: serde_json::Value =
+        http.post(format!("{control}/kill")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(killed["reason"], "HTTP POST /kill");
+    assert_eq!(killed["held_by"], serde_json::json!(["operator"]));
     let resumed: serde_json::Value =
         http.post(format!("{control}/resume")).send().await.unwrap().json().await.unwrap();
     assert!(!resumed["halted"].as_bool().unwrap());
