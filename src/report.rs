@@ -59,6 +59,9 @@ pub(crate) struct PortfolioReport {
     pub(crate) final_weights: Vec<(String, f64, f64)>,
     /// Band in force at the end.
     pub(crate) band: f64,
+    /// What its submitted rebalances cost (USD unless named): gas in ETH and USD, pool fees, impact
+    /// against the exchange mid, notional traded.
+    pub(crate) cost: keel_router::cost::RebalanceCost,
 }
 
 /// A trade marker for plots: when a rebalance landed.
@@ -184,6 +187,7 @@ pub(crate) fn build(cfg: &KeelConfig, run: PipelineReport, sim: Option<SimStats>
                 landed: landed_by[i],
                 final_weights: views.get(i).map(|v| v.weights.clone()).unwrap_or_default(),
                 band: views.get(i).map(|v| v.band).unwrap_or(0.0),
+                cost: run.costs.get(i).copied().unwrap_or_default(),
             }
         })
         .collect();
@@ -284,6 +288,17 @@ pub(crate) fn print_summary(r: &RunReport, out: &Path) {
             p.landed,
             p.trades,
             w.join(", ")
+        );
+        let c = &p.cost;
+        println!(
+            "  {:<10} cost {:.2} on {:.0} traded: gas {:.6} ETH ({:.2}) | pool fees {:.2} | impact {:.2}",
+            "",
+            c.total(),
+            c.notional,
+            c.gas_native,
+            c.gas,
+            c.pool_fees,
+            c.impact
         );
     }
     println!("wrote {}/report.json and {}/weights.svg", out.display(), out.display());

@@ -253,6 +253,9 @@ pub struct PipelineReport {
     pub exec: ExecStats,
     /// Fills submitted.
     pub fills: Vec<FillRecord>,
+    /// What the submitted rebalances cost, per portfolio id (gas, pool fees, impact against the
+    /// reference mid), computed on the routes the transactions were built from.
+    pub costs: Vec<keel_router::cost::RebalanceCost>,
     /// Tick-to-wire histogram, ns.
     pub tick_to_wire: Histogram<u64>,
     /// Relay round trips, ns.
@@ -614,6 +617,7 @@ impl Pipeline {
             duration_s: (mono_now_ns() - start) as f64 / 1e9,
             exec: exec.stats().clone(),
             fills: exec.fills().to_vec(),
+            costs: exec.costs().to_vec(),
             engine,
             tick_to_wire: self.observer.tick_to_wire.lock().clone(),
             relay_rtt: self.observer.relay_rtt.lock().clone(),

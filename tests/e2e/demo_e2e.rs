@@ -31,6 +31,11 @@ fn demo_rebalances_every_portfolio_through_the_relay() {
         assert!(p["landed"].as_u64().unwrap() >= 1, "portfolio {} never rebalanced: {p:#}", p["id"]);
         assert!(p["trades"].as_u64().unwrap() >= 1);
         assert!(p["start_value"].as_f64().unwrap() > 0.0);
+        // every rebalance sent was costed on its routes: fees are the pools' share of the notional
+        let c = &p["cost"];
+        let (notional, fees) = (c["notional"].as_f64().unwrap(), c["pool_fees"].as_f64().unwrap());
+        assert!(notional > 0.0 && fees > 0.0 && fees < notional * 0.01, "{c:#}");
+        assert!(c["gas_units"].as_u64().unwrap() > 0 && c["gas_native"].as_f64().unwrap() > 0.0, "{c:#}");
     }
     // Bundles landed on the simulated chain, as the relay reports them.
     assert!(report["sim"]["bundles_landed"].as_u64().unwrap() >= landed);
