@@ -166,6 +166,7 @@ impl KeelConfig {
                 return Err(eyre!("journal.commit_timeout_ms: must be > 0"));
             }
         }
+        self.engine.validate()?;
         keel_engine::config::validate(&self.tokens, &self.portfolios)?;
         // Relays may be filled in later by the demo; validate them only when present.
         let relays_ok = if self.relays.is_empty() {

@@ -54,7 +54,38 @@ impl Default for EngineConfig {
     }
 }
 
+/// Bounds of `[engine]`: (`queue_capacity`), (`stale_after_ms`), (`idle_spin_us`).
+pub const QUEUE_CAPACITY_RANGE: std::ops::RangeInclusive<usize> = 16..=(1 << 24);
+/// Bounds of `stale_after_ms`: 1 ms to one day.
+pub const STALE_AFTER_MS_RANGE: std::ops::RangeInclusive<u64> = 1..=86_400_000;
+/// Bounds of `idle_spin_us`: up to one second.
+pub const IDLE_SPIN_US_RANGE: std::ops::RangeInclusive<u64> = 0..=1_000_000;
+
 impl EngineConfig {
+    /// Checks the numeric fields against their bounds, naming the field and the bound (a queue of
+    /// `usize::MAX` slots would abort at start; a zero one would drop everything).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !QUEUE_CAPACITY_RANGE.contains(&self.queue_capacity) {
+            return Err(ConfigError::new(
+                "engine.queue_capacity",
+                format!("{} is outside {QUEUE_CAPACITY_RANGE:?}", self.queue_capacity),
+            ));
+        }
+        if !STALE_AFTER_MS_RANGE.contains(&self.stale_after_ms) {
+            return Err(ConfigError::new(
+                "engine.stale_after_ms",
+                format!("{} is outside {STALE_AFTER_MS_RANGE:?}", self.stale_after_ms),
+            ));
+        }
+        if !IDLE_SPIN_US_RANGE.contains(&self.idle_spin_us) {
+            return Err(ConfigError::new(
+                "engine.idle_spin_us",
+                format!("{} is outside {IDLE_SPIN_US_RANGE:?}", self.idle_spin_us),
+            ));
+        }
+        Ok(())
+    }
+
     /// The stage threads' queue wait policy.
     pub fn wait_policy(&self) -> WaitPolicy {
         match self.idle {
@@ -343,5 +374,11 @@ mod tests {
             serde_json::from_str(r#"{"idle": "spin_then_park", "idle_spin_us": 50}"#).unwrap();
         assert_eq!(cfg.wait_policy(), WaitPolicy::SpinThenPark { spin: Duration::from_micros(50) });
         assert!(serde_json::from_str::<EngineConfig>(r#"{"idle": "yield"}"#).is_err());
+        // bounds name the field
+        let huge = EngineConfig { queue_capacity: usize::MAX, ..EngineConfig::default() };
+        assert_eq!(huge.validate().unwrap_err().field, "engine.queue_capacity");
+        let zero = EngineConfig { stale_after_ms: 0, ..EngineConfig::default() };
+        assert_eq!(zero.validate().unwrap_err().field, "engine.stale_after_ms");
+        assert!(EngineConfig::default().validate().is_ok());
     }
 }

@@ -55,6 +55,7 @@ impl Engine {
         portfolios: &[PortfolioConfig],
         clock: Box<dyn Clock>,
     ) -> Result<Engine, ConfigError> {
+        config.validate()?;
         config::validate(tokens, portfolios)?;
         if portfolios.len() > u32::MAX as usize {
             return Err(ConfigError::new("portfolios", "too many portfolios"));

@@ -230,6 +230,11 @@ pub fn validate(
                 ),
             ));
         }
+        if let Some(g) = p.gas
+            && !(21_000..=MAX_POOL_GAS).contains(&g)
+        {
+            return Err(ConfigError::new(at("gas"), format!("{g} is outside 21000..={MAX_POOL_GAS}")));
+        }
         match dex.kind {
             DexKind::UniswapV2 if p.fee >= 10_000 => {
                 return Err(ConfigError::new(at("fee"), "V2 fee is in basis points and must be < 10000"));
@@ -261,14 +266,25 @@ pub fn validate(
     if router.slippage_bps >= 10_000 {
         return Err(ConfigError::new("router.slippage_bps", "must be < 10000"));
     }
-    if router.bundle_blocks == 0 {
-        return Err(ConfigError::new("router.bundle_blocks", "must be >= 1"));
+    for (field, v, lo, hi) in [
+        ("router.bundle_blocks", u128::from(router.bundle_blocks), 1, MAX_BUNDLE_BLOCKS as u128),
+        (
+            "router.swap_deadline_secs",
+            u128::from(router.swap_deadline_secs),
+            1,
+            MAX_SWAP_DEADLINE_SECS as u128,
+        ),
+        ("router.twap_window_secs", u128::from(router.twap_window_secs), 1, MAX_TWAP_WINDOW_SECS as u128),
+        ("router.max_pool_age_blocks", u128::from(router.max_pool_age_blocks), 0, MAX_BUNDLE_BLOCKS as u128),
+        ("router.priority_fee_wei", router.priority_fee_wei, 0, MAX_FEE_WEI),
+        ("router.base_fee_multiplier", router.base_fee_multiplier, 1, MAX_BASE_FEE_MULTIPLIER),
+    ] {
+        if !(lo..=hi).contains(&v) {
+            return Err(ConfigError::new(field, format!("{v} is outside {lo}..={hi}")));
+        }
     }
     if !(router.max_pool_deviation.is_finite() && router.max_pool_deviation > 0.0) {
         return Err(ConfigError::new("router.max_pool_deviation", "must be > 0"));
-    }
-    if router.twap_window_secs == 0 {
-        return Err(ConfigError::new("router.twap_window_secs", "must be >= 1"));
     }
     if let Some(x) = router.defer_on_pending_volume
         && !(x.is_finite() && x > 0.0 && x < 1.0)
@@ -276,6 +292,14 @@ pub fn validate(
         return Err(ConfigError::new("router.defer_on_pending_volume", "must be in (0, 1)"));
     }
     let l = &router.limits;
+    if let Some(cap) = l.max_gas_price_wei
+        && !(1..=MAX_FEE_WEI).contains(&cap)
+    {
+        return Err(ConfigError::new(
+            "router.limits.max_gas_price_wei",
+            format!("{cap} is outside 1..={MAX_FEE_WEI}"),
+        ));
+    }
     for (field, v) in [
         ("router.limits.max_trade_notional", l.max_trade_notional),
         ("router.limits.max_daily_notional", l.max_daily_notional),
@@ -297,6 +321,19 @@ pub fn validate(
     }
     Ok(())
 }
+
+/// Largest `bundle_blocks` (and `max_pool_age_blocks`): about an hour of Ethereum blocks.
+pub const MAX_BUNDLE_BLOCKS: u64 = 300;
+/// Largest `swap_deadline_secs`: one day.
+pub const MAX_SWAP_DEADLINE_SECS: u64 = 86_400;
+/// Largest `twap_window_secs`: one day.
+pub const MAX_TWAP_WINDOW_SECS: u64 = 86_400;
+/// Largest `priority_fee_wei` (and `max_gas_price_wei`): 100,000 gwei.
+pub const MAX_FEE_WEI: u128 = 100_000_000_000_000;
+/// Largest `base_fee_multiplier`.
+pub const MAX_BASE_FEE_MULTIPLIER: u128 = 100;
+/// Largest `[[pools]].gas`: a block's worth.
+pub const MAX_POOL_GAS: u64 = 30_000_000;
 
 /// Tick spacing of a canonical Uniswap V3 fee tier (the factory's `feeAmountTickSpacing`).
 pub fn canonical_tick_spacing(fee: u32) -> Option<i32> {
@@ -322,5 +359,71 @@ impl PoolConfig {
             DexKind::UniswapV2 => DEFAULT_V2_SWAP_GAS,
             DexKind::UniswapV3 => DEFAULT_V3_SWAP_GAS,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keel_engine::config::PriceSource;
+
+    fn setup() -> (Vec<TokenConfig>, Vec<DexConfig>, Vec<PoolConfig>, RouterConfig, Vec<RelayConfig>) {
+        let tok = |s: &str, b: u8| TokenConfig {
+            symbol: s.into(),
+            address: Address::repeat_byte(b),
+            decimals: 18,
+            price: PriceSource::Fixed { fixed: 1.0 },
+        };
+        let dexes = vec![DexConfig {
+            name: "v2".into(),
+            kind: DexKind::UniswapV2,
+            router: Address::repeat_byte(9),
+            factory: None,
+        }];
+        let pools = vec![PoolConfig {
+            name: "a-b".into(),
+            dex: "v2".into(),
+            address: Address::repeat_byte(7),
+            token0: "A".into(),
+            token1: "B".into(),
+            fee: 30,
+            gas: None,
+            tick_spacing: None,
+        }];
+        let router: RouterConfig = toml::from_str("chain_id = 1").expect("router");
+        let relays = vec![RelayConfig {
+            name: "r".into(),
+            url: "http://127.0.0.1:1".into(),
+            timeout_ms: 1,
+            fast_path: true,
+        }];
+        (vec![tok("A", 1), tok("B", 2)], dexes, pools, router, relays)
+    }
+
+    #[test]
+    fn out_of_range_numbers_are_refused_naming_the_field_and_the_bound() {
+        let (t, d, p, r, rl) = setup();
+        assert!(validate(&t, &d, &p, &r, &rl).is_ok());
+        let field = |r: &RouterConfig, p: &[PoolConfig]| validate(&t, &d, p, r, &rl).unwrap_err().field;
+        let with = |f: &dyn Fn(&mut RouterConfig)| {
+            let mut r = r.clone();
+            f(&mut r);
+            r
+        };
+        assert_eq!(field(&with(&|r| r.swap_deadline_secs = u64::MAX), &p), "router.swap_deadline_secs");
+        assert_eq!(field(&with(&|r| r.bundle_blocks = u64::MAX), &p), "router.bundle_blocks");
+        assert_eq!(field(&with(&|r| r.bundle_blocks = 0), &p), "router.bundle_blocks");
+        assert_eq!(field(&with(&|r| r.twap_window_secs = 0), &p), "router.twap_window_secs");
+        assert_eq!(field(&with(&|r| r.base_fee_multiplier = u128::MAX), &p), "router.base_fee_multiplier");
+        assert_eq!(field(&with(&|r| r.priority_fee_wei = u128::MAX), &p), "router.priority_fee_wei");
+        assert_eq!(
+            field(&with(&|r| r.limits.max_gas_price_wei = Some(0)), &p),
+            "router.limits.max_gas_price_wei"
+        );
+        let e = validate(&t, &d, &p, &with(&|r| r.swap_deadline_secs = u64::MAX), &rl).unwrap_err();
+        assert!(e.problem.contains("1..=86400"), "{e}");
+        let mut big_gas = p.clone();
+        big_gas[0].gas = Some(u64::MAX);
+        assert_eq!(field(&r, &big_gas), "pools[a-b].gas");
     }
 }

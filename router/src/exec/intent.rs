@@ -188,7 +188,8 @@ impl Executor {
         let routes = self.route_legs(intent, fraction, &gas)?;
         let spent = self.cost_of(intent, &routes, fraction, &gas);
         // Transactions.
-        let deadline = U256::from(head.timestamp + self.cfg.swap_deadline_secs);
+        // Bounded config (≤ 1 day) on a chain timestamp: saturating, never wrapping.
+        let deadline = U256::from(head.timestamp.saturating_add(self.cfg.swap_deadline_secs));
         let mut calls: Vec<CallRequest> = Vec::new();
         let mut swap_pool: Vec<Option<usize>> = Vec::new();
         let mut granted: Vec<(Address, Address, Address)> = Vec::new();
@@ -300,7 +301,7 @@ impl Executor {
             txs,
             last_nonce,
             target_block: target,
-            deadline_block: head.number + self.cfg.bundle_blocks,
+            deadline_block: head.number.saturating_add(self.cfg.bundle_blocks),
             landed: false,
             uuid,
             superseded: Vec::new(),
