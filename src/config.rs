@@ -235,6 +235,18 @@ impl KeelConfig {
                 if self.feeds.binance.is_none() {
                     return Err(eyre!("feeds.binance: a live config needs a market-data feed"));
                 }
+                let has_ws = self.chain.as_ref().is_some_and(|c| c.ws_url.is_some());
+                let v3 = self.pools.iter().find(|p| {
+                    self.dexes
+                        .iter()
+                        .any(|d| d.name == p.dex && d.kind == keel_router::config::DexKind::UniswapV3)
+                });
+                if let (Some(p), false) = (v3, has_ws) {
+                    return Err(eyre!(
+                        "pools[{}]: uniswap_v3 pools need the websocket node feed: set [chain] ws_url",
+                        p.name
+                    ));
+                }
             }
         }
         Ok(())
@@ -293,6 +305,20 @@ mod tests {
         assert!(n >= 2);
         let demo = KeelConfig::parse(&demo_text()).unwrap();
         demo.check_purpose(Purpose::Demo).unwrap();
+    }
+
+    #[test]
+    fn a_v3_pool_without_the_node_websocket_is_refused_at_check_time() {
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/configs/anvil.toml")).unwrap();
+        let ok = KeelConfig::parse(&text).unwrap();
+        ok.check_purpose(Purpose::Live).unwrap();
+        let mut no_ws = ok.clone();
+        if let Some(c) = no_ws.chain.as_mut() {
+            c.ws_url = None;
+        }
+        let e = no_ws.check_purpose(Purpose::Live).unwrap_err().to_string();
+        assert!(e.contains("uniswap_v3 pools need the websocket node feed"), "{e}");
     }
 
     #[test]

@@ -82,11 +82,11 @@ enum Command {
         /// The quote server's port.
         #[arg(long, default_value_t = 8551)]
         quotes_port: u16,
-        /// Block interval, milliseconds.
-        #[arg(long, default_value_t = 1000)]
+        /// Block interval, milliseconds (50 … 60000).
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(50..=60_000))]
         block_ms: u64,
-        /// Seconds between market moves.
-        #[arg(long, default_value_t = 4)]
+        /// Seconds between market moves (1 … 3600).
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=3600))]
         move_every: u64,
         /// Where to write the config.
         #[arg(long, default_value = "keel-devnet.toml")]

@@ -46,3 +46,14 @@ fn keel_run_rebalances_against_the_devnet() {
     assert!(report["gas_used"].as_u64().unwrap() > 0);
     assert!(report["portfolios"][0]["landed"].as_u64().unwrap() >= 1);
 }
+
+#[test]
+fn a_zero_block_interval_is_refused_before_anything_starts() {
+    let out = Command::new(env!("CARGO_BIN_EXE_keel"))
+        .args(["devnet", "--block-ms", "0"])
+        .output()
+        .expect("run keel devnet");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--block-ms") && err.contains("50..=60000"), "{err}");
+}
