@@ -111,19 +111,21 @@ pub async fn serve<B: BundleBackend>(
 
 /// Verifies `X-Flashbots-Signature` over the exact body; returns the header and the signer.
 pub fn authenticate(headers: &HeaderMap, body: &[u8]) -> Result<(String, Address), RelayError> {
-    let value = headers.get(SIGNATURE_HEADER).ok_or(RelayError::MissingSignature)?;
-    let value =
-        value.to_str().map_err(|_| RelayError::BadSignature("the header is not ASCII".to_owned()))?.trim();
+    let value = signature_header(headers)?;
     let signer =
         verify_flashbots_signature(value, body).map_err(|e| RelayError::BadSignature(e.to_string()))?;
     Ok((value.to_owned(), signer))
 }
 
+/// The `X-Flashbots-Signature` value, trimmed.
+fn signature_header(headers: &HeaderMap) -> Result<&str, RelayError> {
+    let value = headers.get(SIGNATURE_HEADER).ok_or(RelayError::MissingSignature)?;
+    Ok(value.to_str().map_err(|_| RelayError::BadSignature("the header is not ASCII".to_owned()))?.trim())
+}
+
 /// The header's claimed signer, unverified (see [`BundleBackend::VERIFY_SIGNATURE`]).
 fn claimed(headers: &HeaderMap) -> Result<(String, Address), RelayError> {
-    let value = headers.get(SIGNATURE_HEADER).ok_or(RelayError::MissingSignature)?;
-    let value =
-        value.to_str().map_err(|_| RelayError::BadSignature("the header is not ASCII".to_owned()))?.trim();
+    let value = signature_header(headers)?;
     let (addr, _) = value
         .split_once(':')
         .ok_or_else(|| RelayError::BadSignature("expected `address:signature`".to_owned()))?;
