@@ -289,10 +289,19 @@ pub fn validate(tokens: &[TokenConfig], portfolios: &[PortfolioConfig]) -> Resul
         return Err(ConfigError::new("portfolios", "at least one portfolio is required"));
     }
     let mut names = HashSet::with_capacity(portfolios.len());
+    let mut accounts = HashSet::with_capacity(portfolios.len());
     for p in portfolios {
         let at = |f: &str| format!("portfolios[{}].{f}", p.name);
         if !names.insert(p.name.as_str()) {
             return Err(ConfigError::new(at("name"), "duplicate portfolio name"));
+        }
+        // Each portfolio reads its holdings from its account's balances: two on one account would
+        // each count the other's assets as its own (and their bundles would share nonces).
+        if !accounts.insert(p.account) {
+            return Err(ConfigError::new(
+                at("account"),
+                format!("account {} already holds another portfolio; give each portfolio its own account", p.account),
+            ));
         }
         if p.targets.len() < 2 {
             return Err(ConfigError::new(at("targets"), "a portfolio needs at least two assets"));

@@ -150,6 +150,12 @@ pub struct RouterConfig {
     /// Risk limits (`[router.limits]`); each is off when absent.
     #[serde(default)]
     pub limits: RiskLimits,
+    /// Net portfolios into one bundle per block (default on): every rebalance decided for the same
+    /// target block joins one batch, opposite flows on a pair cross internally at the reference mid
+    /// as ERC-20 transfers between the accounts, and only the residual is routed through the pools.
+    /// `false` sends each rebalance as a bundle of its own.
+    #[serde(default = "default_true")]
+    pub netting: bool,
 }
 
 /// Risk limits checked before any rebalance is signed (`[router.limits]`). A refused rebalance is

@@ -40,6 +40,12 @@ pub struct RebalanceCost {
     pub impact: f64,
     /// Notional traded.
     pub notional: f64,
+    /// Notional crossed internally against other portfolios of the same batch (part of `notional`;
+    /// no pool fee, no impact, one transfer's gas).
+    pub crossed: f64,
+    /// What netting saved: the cost of routing each rebalance alone on the same pool state, minus
+    /// its cost in the batch (negative when a batch's earlier swaps left a worse price).
+    pub saved: f64,
 }
 
 impl RebalanceCost {
@@ -56,6 +62,20 @@ impl RebalanceCost {
         self.pool_fees += o.pool_fees;
         self.impact += o.impact;
         self.notional += o.notional;
+        self.crossed += o.crossed;
+        self.saved += o.saved;
+    }
+
+    /// Takes back a cost added before (a batch re-planned as another rebalance joined it).
+    pub fn sub(&mut self, o: &RebalanceCost) {
+        self.gas_units = self.gas_units.saturating_sub(o.gas_units);
+        self.gas_native -= o.gas_native;
+        self.gas -= o.gas;
+        self.pool_fees -= o.pool_fees;
+        self.impact -= o.impact;
+        self.notional -= o.notional;
+        self.crossed -= o.crossed;
+        self.saved -= o.saved;
     }
 }
 
@@ -91,7 +111,15 @@ pub fn leg_cost(
         }
     }
     let slippage = route.cost.slippage * per_raw_buy;
-    RebalanceCost { gas_units: route.gas, gas_native, gas, pool_fees, impact: slippage - pool_fees, notional }
+    RebalanceCost {
+        gas_units: route.gas,
+        gas_native,
+        gas,
+        pool_fees,
+        impact: slippage - pool_fees,
+        notional,
+        ..Default::default()
+    }
 }
 
 /// A cost-aware rebalance's size: the fraction of the to-target trade, what it is worth and what it

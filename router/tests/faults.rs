@@ -203,6 +203,7 @@ fn executor() -> Executor {
         max_pool_age_blocks: u64::MAX,
         defer_on_pending_volume: None,
         limits: Default::default(),
+        netting: true,
     };
     let tokens = vec![
         ExecToken { symbol: "USDC".into(), address: USDC, decimals: 6 },

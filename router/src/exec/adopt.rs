@@ -44,6 +44,8 @@ impl Executor {
             portfolio: PortfolioId(bundle.portfolio),
             account: bundle.account,
             txs,
+            calls: Vec::new(),
+            first_nonce: first,
             last_nonce: last,
             // resent for the next head's block
             target_block: 0,
@@ -51,6 +53,7 @@ impl Executor {
             landed: false,
             uuid: bundle.uuid.clone(),
             superseded: earlier.iter().filter(|h| !current.contains(h)).copied().collect(),
+            same_shape: false,
             version: bundle.version,
             approvals: Vec::new(),
             swap_pool: Vec::new(),

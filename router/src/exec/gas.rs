@@ -21,7 +21,10 @@ impl Executor {
                 .txs
                 .iter()
                 .position(|t| t.hash == r.hash)
-                .or_else(|| f.superseded.iter().position(|h| *h == r.hash).map(|k| k % n));
+                .or_else(|| {
+                    // An earlier version maps by position only when every version had the same calls.
+                    f.superseded.iter().position(|h| *h == r.hash).filter(|_| f.same_shape).map(|k| k % n)
+                });
             let Some(Some(pool)) = index.and_then(|k| f.swap_pool.get(k)) else { continue };
             let seen = &mut self.gas_seen[*pool];
             if seen.len() == GAS_OBSERVATIONS {

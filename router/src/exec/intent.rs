@@ -1,33 +1,19 @@
-//! The intent → bundle flow: park an intent until the chain state it needs is read, apply the oracle
-//! guard and the risk limits, route every leg, build the approvals and swaps, reserve nonces, sign
-//! and bundle.
+//! The intent → batch flow: park an intent until the chain state it needs is read, apply the oracle
+//! guard and the risk limits, size it (cost-aware mode), and hand it to the block's batch
+//! ([`super::batch`]), which plans, signs and bundles.
 
 use alloy::primitives::{Address, U256};
-use alloy::sol_types::SolCall;
 use keel_engine::Nanos;
-use keel_engine::event::{BlockHeader, Outcome, OutcomeStatus};
+use keel_engine::event::{Outcome, OutcomeStatus};
 use keel_engine::intent::RebalanceIntent;
 use keel_engine::record::JournalRecord;
 
-use super::{Action, ExecError, ExecToken, Executor, FillRecord, GAS_LIMIT_MARGIN_PCT, Inflight};
-use crate::bundle::{BundleOptions, build_send_bundle};
-use crate::config::DEFAULT_APPROVE_GAS;
+use super::batch::Member;
+use super::{Action, ExecError, ExecToken, Executor};
 use crate::cost;
 use crate::plan::{self, GasPricing, OrderRoute};
-use crate::tx::{CallRequest, Fees, sign_call};
-use keel_amm::abi::IERC20;
+use crate::tx::Fees;
 use keel_amm::pool::PoolEntry;
-
-/// The transactions of one rebalance before signing.
-#[derive(Debug)]
-struct TxPlan {
-    /// The calls, in order.
-    calls: Vec<CallRequest>,
-    /// Allowances the approvals among them grant.
-    granted: Vec<(Address, Address, Address)>,
-    /// Per call: the pool of a single-pool swap.
-    swap_pool: Vec<Option<usize>>,
-}
 
 /// Heads a rebalance waits for missing chain state (first head, a pool's first read) before it is
 /// refused.
@@ -75,20 +61,13 @@ impl Executor {
     fn settle_attempt(
         &mut self,
         intent: &RebalanceIntent,
-        result: Result<Action, ExecError>,
+        result: Result<Vec<Action>, ExecError>,
         out: &mut Vec<Action>,
     ) {
         match result {
-            Ok(action) => {
+            Ok(actions) => {
                 self.stats.submissions += 1;
-                if let Action::Submit { request, .. } = &action
-                    && let Some(i) = self.inflight.iter().rposition(|f| f.intent == intent.id)
-                {
-                    out.push(Action::Journal(JournalRecord::Signed(Box::new(
-                        self.signed_record(i, request.bundle_hash),
-                    ))));
-                }
-                out.push(action);
+                out.extend(actions);
             }
             Err(e) => {
                 if matches!(e, ExecError::Deferred { .. }) {
@@ -118,7 +97,7 @@ impl Executor {
         }
     }
 
-    fn execute(&mut self, intent: &RebalanceIntent, now_ns: Nanos) -> Result<Action, ExecError> {
+    fn execute(&mut self, intent: &RebalanceIntent, now_ns: Nanos) -> Result<Vec<Action>, ExecError> {
         let head = self.head.ok_or(ExecError::NoHead)?;
         if self.inflight.iter().any(|f| f.portfolio == intent.portfolio) {
             return Err(ExecError::Busy(intent.portfolio));
@@ -185,136 +164,12 @@ impl Executor {
             }
             None => 1.0,
         };
+        // The same routing as a rebalance of its own: its cost alone, against which netting's
+        // saving is measured.
         let routes = self.route_legs(intent, fraction, &gas)?;
-        let spent = self.cost_of(intent, &routes, fraction, &gas);
-        // Transactions.
-        // Bounded config (≤ 1 day) on a chain timestamp: saturating, never wrapping.
-        let deadline = U256::from(head.timestamp.saturating_add(self.cfg.swap_deadline_secs));
-        let mut calls: Vec<CallRequest> = Vec::new();
-        let mut swap_pool: Vec<Option<usize>> = Vec::new();
-        let mut granted: Vec<(Address, Address, Address)> = Vec::new();
-        for (k, route) in &routes {
-            let leg = &intent.legs[*k];
-            let sell = self.tokens[leg.sell.idx()].address;
-            for fill in &route.fills {
-                let venue = self.venues[fill.pools[0]];
-                let key = (account, sell, venue.router);
-                let allowed = self.allowances.get(&key).copied().unwrap_or(U256::ZERO);
-                if allowed < fill.amount_in {
-                    calls.push(CallRequest {
-                        to: sell,
-                        input: IERC20::approveCall { spender: venue.router, amount: U256::MAX }
-                            .abi_encode()
-                            .into(),
-                        gas_limit: DEFAULT_APPROVE_GAS,
-                        value: U256::ZERO,
-                    });
-                    self.allowances.insert(key, U256::MAX);
-                    granted.push(key);
-                    swap_pool.push(None);
-                }
-                let gas_limit: u64 = fill.pools.iter().map(|&p| self.pools[p].meta.gas).sum::<u64>()
-                    * (100 + GAS_LIMIT_MARGIN_PCT)
-                    / 100;
-                let input = self.swap_calldata(fill, account, deadline)?;
-                calls.push(CallRequest { to: venue.router, input, gas_limit, value: U256::ZERO });
-                swap_pool.push((fill.pools.len() == 1).then(|| fill.pools[0]));
-                self.fills.push(FillRecord {
-                    intent: intent.id,
-                    pool: fill
-                        .pools
-                        .iter()
-                        .map(|&p| self.pools[p].meta.id.as_str())
-                        .collect::<Vec<_>>()
-                        .join(">"),
-                    sell: self.tokens[leg.sell.idx()].symbol.clone(),
-                    buy: self.tokens[leg.buy.idx()].symbol.clone(),
-                    amount_in: fill.amount_in,
-                    amount_out: fill.amount_out,
-                    amount_out_min: fill.amount_out_min,
-                });
-            }
-        }
-        let plan = TxPlan { calls, granted, swap_pool };
-        match self.sign_and_bundle(intent, head, account, &plan, now_ns) {
-            Ok(action) => {
-                let p = intent.portfolio.idx();
-                if self.costs.len() <= p {
-                    self.costs.resize(p + 1, cost::RebalanceCost::default());
-                }
-                self.costs[p].add(&spent);
-                Ok(action)
-            }
-            Err(e) => {
-                for key in &plan.granted {
-                    self.allowances.remove(key);
-                }
-                Err(e)
-            }
-        }
-    }
-
-    fn sign_and_bundle(
-        &mut self,
-        intent: &RebalanceIntent,
-        head: BlockHeader,
-        account: Address,
-        plan: &TxPlan,
-        now_ns: Nanos,
-    ) -> Result<Action, ExecError> {
-        let TxPlan { calls, granted, swap_pool } = plan;
-        let signer = self.signers.get(&account).ok_or(ExecError::NoSigner(account))?;
-        let first = self.nonces.reserve(account, calls.len() as u64)?;
-        let fees =
-            Fees::from_base_fee(head.base_fee, self.cfg.base_fee_multiplier, self.cfg.priority_fee_wei);
-        let mut txs = Vec::with_capacity(calls.len());
-        for (j, call) in calls.iter().enumerate() {
-            match sign_call(signer, self.cfg.chain_id, first + j as u64, call, fees) {
-                Ok(t) => txs.push(t),
-                Err(e) => {
-                    let chain = self.chain_nonce.get(&account).copied().unwrap_or(first);
-                    self.nonces.reset_to_chain(account, chain);
-                    return Err(e.into());
-                }
-            }
-        }
-        self.stats.txs_signed += txs.len() as u64;
-        self.stats.approvals += granted.len() as u64;
-        let target = head.number + 1;
-        let uuid = format!("keel-{}-{}", intent.portfolio.0, intent.id);
-        self.request_id += 1;
-        let opts = BundleOptions { replacement_uuid: Some(uuid.clone()), ..Default::default() };
-        let request = match build_send_bundle(&txs, target, &opts, &self.auth, self.request_id) {
-            Ok(r) => r,
-            Err(e) => {
-                // Nothing was sent: release the reserved nonces, or every later bundle would have a gap.
-                let chain = self.chain_nonce.get(&account).copied().unwrap_or(first);
-                self.nonces.reset_to_chain(account, chain);
-                return Err(e.into());
-            }
-        };
-        let last_nonce = first + txs.len() as u64 - 1;
-        self.inflight.push(Inflight {
-            intent: intent.id,
-            portfolio: intent.portfolio,
-            account,
-            txs,
-            last_nonce,
-            target_block: target,
-            deadline_block: head.number.saturating_add(self.cfg.bundle_blocks),
-            landed: false,
-            uuid,
-            superseded: Vec::new(),
-            version: 0,
-            approvals: granted.clone(),
-            swap_pool: swap_pool.clone(),
-        });
-        Ok(Action::Submit {
-            intent: intent.id,
-            request,
-            event_recv_ns: intent.event_recv_ns,
-            ready_ns: now_ns,
-        })
+        let alone = self.cost_of(intent, &routes, fraction, &gas);
+        let member = Member { intent: intent.clone(), fraction, alone, charged: cost::RebalanceCost::default() };
+        self.join_batch(member, head, &gas, now_ns)
     }
 
     /// Raw `buy` units per wei of the native token, from a ready pool pairing the wrapped native
@@ -369,7 +224,7 @@ impl Executor {
         total
     }
 
-    fn native_price_in(&self, buy: Address, pools: &[PoolEntry]) -> Option<f64> {
+    pub(super) fn native_price_in(&self, buy: Address, pools: &[PoolEntry]) -> Option<f64> {
         let native = self.native?;
         if buy == native {
             return Some(1.0);
@@ -384,7 +239,7 @@ impl Executor {
 
 /// A price in whole `buy` per whole `sell` as raw units of `buy` per raw unit of `sell`.
 /// `amount × fraction`, rounded down, in millionths (exact for the whole amount).
-fn scale_amount(amount: U256, fraction: f64) -> U256 {
+pub(super) fn scale_amount(amount: U256, fraction: f64) -> U256 {
     if fraction >= 1.0 {
         return amount;
     }
@@ -392,6 +247,6 @@ fn scale_amount(amount: U256, fraction: f64) -> U256 {
     keel_amm::v3::full_math::mul_div(amount, U256::from(ppm), U256::from(1_000_000u64)).unwrap_or(U256::ZERO)
 }
 
-fn raw_price(whole: f64, sell: &ExecToken, buy: &ExecToken) -> f64 {
+pub(super) fn raw_price(whole: f64, sell: &ExecToken, buy: &ExecToken) -> f64 {
     whole * 10f64.powi(buy.decimals as i32 - sell.decimals as i32)
 }

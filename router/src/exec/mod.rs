@@ -28,22 +28,28 @@ use crate::config::{DexKind, RouterConfig};
 use crate::oracle::{GuardError, Oracle};
 use crate::plan;
 use crate::signer::Signer;
-use crate::tx::{NonceTracker, SignedTx, TxError};
+use crate::tx::{CallRequest, NonceTracker, SignedTx, TxError};
 use keel_amm::pool::PoolEntry;
 pub use keel_engine::chain::ReceiptInfo;
 use keel_engine::chain::{ChainUpdate, PoolSource};
 use keel_engine::record::{JournalRecord, SignedBundle, TxRecord};
 
 mod adopt;
+mod batch;
 mod calldata;
 mod gas;
 mod intent;
+mod net;
 mod risk;
 mod settle;
 #[cfg(test)]
+mod batch_tests;
+#[cfg(test)]
 mod tests;
 
+pub use batch::{MAX_BATCH_MEMBERS, TRANSFER_GAS, TRANSFER_GAS_LIMIT};
 pub use gas::{GAS_LIMIT_MARGIN_PCT, GAS_OBSERVATIONS};
+use intent::{raw_price, scale_amount};
 pub use intent::{MAX_PARKED, PARK_HEADS};
 pub use risk::RiskLimitKind;
 
@@ -119,6 +125,9 @@ pub enum ExecError {
     /// The oracle guard refused a leg: a stale pool, or its spot, TWAP and reference disagree.
     #[error("oracle guard: {0}")]
     OracleGuard(#[from] GuardError),
+    /// Nothing of the intent is left to trade once netted (every amount rounded to zero).
+    #[error("intent {0} has nothing left to trade")]
+    NothingToTrade(u64),
 }
 
 /// What the driver must do.
@@ -160,13 +169,20 @@ struct Inflight {
     portfolio: PortfolioId,
     account: Address,
     txs: Vec<SignedTx>,
+    /// The calls `txs` sign (empty for an adopted bundle): a batch re-plan re-signs only on change.
+    calls: Vec<CallRequest>,
+    first_nonce: u64,
     last_nonce: u64,
     target_block: u64,
     deadline_block: u64,
     landed: bool,
     uuid: String,
-    /// Hashes of earlier versions (before a fee re-sign), any of which may be the one that lands.
+    /// Hashes of earlier versions (before a fee re-sign or a batch re-plan), any of which may be the
+    /// one that lands.
     superseded: Vec<B256>,
+    /// Every version has the same calls (only fees re-signed): receipts of an earlier version map to
+    /// its calls by position.
+    same_shape: bool,
     /// Signed versions so far minus one (0: the first signing).
     version: u32,
     /// Allowances this bundle's approvals grant: recorded optimistically, rolled back if it never lands.
@@ -261,6 +277,8 @@ pub struct Executor {
     allowances: HashMap<(Address, Address, Address), U256>,
     head: Option<BlockHeader>,
     inflight: Vec<Inflight>,
+    /// The batch of the next block, while rebalances can still join it.
+    open_batch: Option<batch::OpenBatch>,
     /// Intents waiting for chain state (see [`Executor::on_intent`]), with the heads waited.
     parked: Vec<(RebalanceIntent, u32)>,
     request_id: u64,
@@ -305,6 +323,7 @@ impl Executor {
             allowances: HashMap::new(),
             head: None,
             inflight: Vec::new(),
+            open_batch: None,
             parked: Vec::new(),
             request_id: 0,
             native,
@@ -386,6 +405,7 @@ impl Executor {
             }
             ChainUpdate::Head(h) => {
                 self.head = Some(h);
+                self.close_batch(h.number);
                 let mids =
                     self.pools.iter().zip(&self.pool_ready).map(|(p, r)| r.then(|| p.pool().mid_price()));
                 self.oracle.on_head(h.number, h.timestamp, mids);

@@ -44,38 +44,57 @@ impl Executor {
                 }));
                 continue;
             }
-            let target = h.number + 1;
-            if target > f.target_block {
-                let version = self.inflight[i].version;
-                match self.retarget(i, target, h.base_fee) {
-                    Ok(request) => {
-                        if self.inflight[i].version != version {
+            i += 1;
+        }
+        // Retarget every batch still open for business as ONE bundle: its members' transactions in
+        // batch order (ascending intent id), under its uuid.
+        let target = h.number + 1;
+        let mut batches: Vec<String> = Vec::new();
+        for f in &self.inflight {
+            if !f.landed && target > f.target_block && !batches.contains(&f.uuid) {
+                batches.push(f.uuid.clone());
+            }
+        }
+        for uuid in batches {
+            let mut members: Vec<usize> = (0..self.inflight.len()).filter(|&k| self.inflight[k].uuid == uuid).collect();
+            // A batch lands atomically: once one member's nonce shows it, none is resent.
+            if members.iter().any(|&k| self.inflight[k].landed) {
+                continue;
+            }
+            members.sort_by_key(|&k| self.inflight[k].intent);
+            let versions: Vec<u32> = members.iter().map(|&k| self.inflight[k].version).collect();
+            match self.retarget(&members, target, h.base_fee) {
+                Ok(request) => {
+                    for (&k, v) in members.iter().zip(versions) {
+                        if self.inflight[k].version != v {
                             out.push(Action::Journal(JournalRecord::Signed(Box::new(
-                                self.signed_record(i, request.bundle_hash),
+                                self.signed_record(k, request.bundle_hash),
                             ))));
                         }
-                        self.stats.submissions += 1;
-                        out.push(Action::Submit {
-                            intent: self.inflight[i].intent,
-                            request,
-                            event_recv_ns: 0,
-                            ready_ns: now_ns,
-                        });
                     }
-                    Err(e) => tracing::error!(error = %e, "retargeting a bundle failed"),
+                    self.stats.submissions += 1;
+                    out.push(Action::Submit {
+                        intent: self.inflight[members[0]].intent,
+                        request,
+                        event_recv_ns: 0,
+                        ready_ns: now_ns,
+                    });
                 }
+                Err(e) => tracing::error!(batch = %uuid, error = %e, "retargeting a bundle failed"),
             }
-            i += 1;
         }
     }
 
-    /// Rebuilds the request of in-flight `i` for `target`: the same transactions, re-signed with the
-    /// same nonces only when their fee cap no longer covers the next base fee.
-    fn retarget(&mut self, i: usize, target: u64, base_fee: u128) -> Result<SignedBundleRequest, ExecError> {
+    /// Rebuilds the request of a batch (in-flight `members`, in batch order) for `target`: the same
+    /// transactions, each member's re-signed with the same nonces only when their fee cap no longer
+    /// covers the next base fee.
+    fn retarget(&mut self, members: &[usize], target: u64, base_fee: u128) -> Result<SignedBundleRequest, ExecError> {
         let next_base = base_fee + base_fee / 8;
-        let needs_resign = self.inflight[i].txs.iter().any(|t| t.fees.max_fee_per_gas < next_base);
-        if needs_resign {
-            let fees = Fees::from_base_fee(base_fee, self.cfg.base_fee_multiplier, self.cfg.priority_fee_wei);
+        let fees = Fees::from_base_fee(base_fee, self.cfg.base_fee_multiplier, self.cfg.priority_fee_wei);
+        for &i in members {
+            if !self.inflight[i].txs.iter().any(|t| t.fees.max_fee_per_gas < next_base) {
+                continue;
+            }
             let account = self.inflight[i].account;
             let signer = self.signers.get(&account).ok_or(ExecError::NoSigner(account))?;
             let mut resigned = Vec::with_capacity(self.inflight[i].txs.len());
@@ -88,11 +107,15 @@ impl Executor {
             self.inflight[i].superseded.extend(old.iter().map(|t| t.hash));
             self.inflight[i].version += 1;
         }
-        let f = &mut self.inflight[i];
-        f.target_block = target;
+        let mut txs: Vec<SignedTx> = Vec::new();
+        for &i in members {
+            self.inflight[i].target_block = target;
+            txs.extend(self.inflight[i].txs.iter().cloned());
+        }
         self.request_id += 1;
-        let opts = BundleOptions { replacement_uuid: Some(f.uuid.clone()), ..Default::default() };
-        Ok(build_send_bundle(&f.txs, target, &opts, &self.auth, self.request_id)?)
+        let uuid = self.inflight[members[0]].uuid.clone();
+        let opts = BundleOptions { replacement_uuid: Some(uuid), ..Default::default() };
+        Ok(build_send_bundle(&txs, target, &opts, &self.auth, self.request_id)?)
     }
 
     /// Receipts of a landed bundle: report the outcome.

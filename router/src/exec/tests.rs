@@ -15,6 +15,12 @@ const WETH: Address = Address::repeat_byte(0x20);
 const ROUTER: Address = Address::repeat_byte(0x77);
 
 fn executor() -> (Executor, Address) {
+    let (exec, accounts) = executor_for(1);
+    (exec, accounts[0])
+}
+
+/// An executor holding the keys of `n` accounts (dev keys 1..=n).
+pub(super) fn executor_for(n: usize) -> (Executor, Vec<Address>) {
     let cfg = RouterConfig {
         chain_id: 31337,
         slippage_bps: 50,
@@ -27,6 +33,7 @@ fn executor() -> (Executor, Address) {
         max_pool_age_blocks: crate::config::DEFAULT_MAX_POOL_AGE_BLOCKS,
         defer_on_pending_volume: None,
         limits: Default::default(),
+        netting: true,
     };
     let tokens = vec![
         ExecToken { symbol: "USDC".into(), address: USDC, decimals: 6 },
@@ -42,23 +49,23 @@ fn executor() -> (Executor, Address) {
     };
     let pool =
         PoolEntry::new(meta, Pool::V2 { reserve0: U256::ZERO, reserve1: U256::ZERO, fee_bps: 30 }).unwrap();
-    let signer = Signer::dev(1).unwrap();
-    let account = signer.address();
+    let signers: Vec<Signer> = (1..=n).map(|k| Signer::dev(k).unwrap()).collect();
+    let accounts = signers.iter().map(Signer::address).collect();
     let venue = PoolVenue { kind: DexKind::UniswapV2, router: ROUTER };
     let exec = Executor::new(
         cfg,
         tokens,
         vec![pool],
         vec![venue],
-        vec![signer],
+        signers,
         Signer::dev(9).unwrap(),
         Some(WETH),
     );
-    (exec, account)
+    (exec, accounts)
 }
 
 /// Pool state (3000 USDC per WETH, deep), the account's nonce and a head, as the node feed gives them.
-fn ready(exec: &mut Executor, me: Address, nonce: u64) {
+pub(super) fn ready(exec: &mut Executor, me: Address, nonce: u64) {
     let mut out = Vec::new();
     exec.on_chain(reserves(3_000_000, 1), 0, &mut out);
     exec.on_chain(ChainUpdate::Nonce { account: me, nonce, block: 1 }, 0, &mut out);
@@ -66,13 +73,13 @@ fn ready(exec: &mut Executor, me: Address, nonce: u64) {
     assert!(out.is_empty());
 }
 
-fn head(n: u64) -> ChainUpdate {
+pub(super) fn head(n: u64) -> ChainUpdate {
     ChainUpdate::Head(BlockHeader { number: n, timestamp: 1_000 + n, base_fee: 10, recv_ns: 0 })
 }
 
 /// The actions of an intent refused before signing: journaled as decided, then refused with a
 /// reason containing `words`, then a `Rejected` outcome; nothing signed or sent.
-fn decided_then_refused(out: &[Action], words: &str) -> bool {
+pub(super) fn decided_then_refused(out: &[Action], words: &str) -> bool {
     matches!(out, [
         Action::Journal(JournalRecord::Decided(_)),
         Action::Journal(JournalRecord::Refused { reason, .. }),
@@ -81,13 +88,13 @@ fn decided_then_refused(out: &[Action], words: &str) -> bool {
 }
 
 /// Reserves of pool 0 read at `block`: `usdc` whole USDC against 1,000 WETH.
-fn reserves(usdc: u64, block: u64) -> ChainUpdate {
+pub(super) fn reserves(usdc: u64, block: u64) -> ChainUpdate {
     let e6 = U256::from(1_000_000u64);
     let e18 = U256::from(10u64).pow(U256::from(18u64));
     ChainUpdate::polled_v2_reserves(0, Address::ZERO, e6 * U256::from(usdc), e18 * U256::from(1000u64), block)
 }
 
-fn intent(id: u64, account: Address) -> RebalanceIntent {
+pub(super) fn intent(id: u64, account: Address) -> RebalanceIntent {
     RebalanceIntent {
         id,
         portfolio: PortfolioId(0),
@@ -109,7 +116,7 @@ fn intent(id: u64, account: Address) -> RebalanceIntent {
     }
 }
 
-fn submitted(actions: &[Action]) -> Vec<SignedTx> {
+pub(super) fn submitted(actions: &[Action]) -> Vec<SignedTx> {
     actions
         .iter()
         .find_map(|a| match a {
