@@ -127,8 +127,23 @@ async fn pump(
 /// Starts anvil and Keel with a 50/50 TKA/TKB portfolio on a fresh account; blocks every
 /// `block_interval` (or on demand), `defer` as `defer_on_pending_volume`; with `stalling_ws`, the
 /// node websocket goes through a [`StallingProxy`].
-async fn rig(block_interval: Option<Duration>, defer: Option<f64>, stalling_ws: bool) -> Rig {
-    let chain = AnvilChain::start().await.expect("anvil with Uniswap (run `make chain-deps`)");
+/// The TKA/TKB market on anvil as Keel is configured for it: tokens (TKA priced by the exchange's
+/// TKAUSDT, TKB at 1, WETH at 2000), the V2 and V3 DEXes and three pools (TKA/TKB on V2 and V3,
+/// WETH/TKA on V2).
+pub(crate) struct Market {
+    pub tokens: Vec<TokenConfig>,
+    pub dexes: Vec<DexConfig>,
+    pub pools: Vec<PoolConfig>,
+    pub tka: Address,
+    pub tkb: Address,
+    /// The TKA/TKB V2 pair.
+    pub pair: Address,
+    /// The TKA/TKB V3 pool and its fee.
+    pub v3: Address,
+    pub v3_fee: u32,
+}
+
+pub(crate) fn market(chain: &AnvilChain) -> Market {
     let a = chain.addresses().clone();
     let tka = a.token("TKA").unwrap();
     let tkb = a.token("TKB").unwrap();
@@ -144,27 +159,6 @@ async fn rig(block_interval: Option<Duration>, defer: Option<f64>, stalling_ws: 
             "WETH".to_string()
         }
     };
-
-    // The portfolio account: a fresh dev key (no approvals yet), funded 1000 TKA + 1000 TKB.
-    let me = Signer::dev(PORTFOLIO_DEV_KEY).unwrap().address();
-    let funder = chain.wallet_provider(1);
-    for t in [tka, tkb] {
-        IERC20::new(t, &funder).transfer(me, e18(1000)).send().await.unwrap().get_receipt().await.unwrap();
-    }
-
-    let relay = AnvilRelay::start(chain.http_url(), RelayOptions { block_interval }).await.expect("relay");
-    let (v2_mid, _) = chain.mids(tka, pair.address, pool.address).await.unwrap();
-    // Keel's node connection goes through a recorder: it must never send a transaction itself.
-    let recorder = RpcRecorder::start(chain.http_url()).await.expect("rpc recorder");
-    let quotes = QuoteServer::start(&[("TKAUSDT", v2_mid)], Duration::from_millis(50)).await.unwrap();
-    let ws_proxy = if stalling_ws {
-        let upstream = chain.ws_url().trim_start_matches("ws://").parse().expect("anvil ws address");
-        Some(StallingProxy::start(upstream).await)
-    } else {
-        None
-    };
-    let node_ws_url = ws_proxy.as_ref().map_or_else(|| chain.ws_url().to_string(), StallingProxy::url);
-
     let tokens = vec![
         TokenConfig {
             symbol: "TKA".into(),
@@ -231,6 +225,50 @@ async fn rig(block_interval: Option<Duration>, defer: Option<f64>, stalling_ws: 
             tick_spacing: None,
         },
     ];
+    Market { tokens, dexes, pools, tka, tkb, pair: pair.address, v3: pool.address, v3_fee: pool.fee }
+}
+
+/// The router settings of the anvil tests.
+pub(crate) fn router_config(chain_id: u64, defer: Option<f64>, netting: bool) -> RouterConfig {
+    RouterConfig {
+        chain_id,
+        slippage_bps: 100,
+        swap_deadline_secs: 300,
+        bundle_blocks: 10,
+        priority_fee_wei: 1_000_000_000,
+        base_fee_multiplier: 2,
+        max_pool_deviation: 0.15,
+        twap_window_secs: keel_router::config::DEFAULT_TWAP_WINDOW_SECS,
+        max_pool_age_blocks: keel_router::config::DEFAULT_MAX_POOL_AGE_BLOCKS,
+        defer_on_pending_volume: defer,
+        limits: Default::default(),
+        netting,
+    }
+}
+
+async fn rig(block_interval: Option<Duration>, defer: Option<f64>, stalling_ws: bool) -> Rig {
+    let chain = AnvilChain::start().await.expect("anvil with Uniswap (run `make chain-deps`)");
+    let Market { tokens, dexes, pools, tka, tkb, pair, v3, v3_fee } = market(&chain);
+
+    // The portfolio account: a fresh dev key (no approvals yet), funded 1000 TKA + 1000 TKB.
+    let me = Signer::dev(PORTFOLIO_DEV_KEY).unwrap().address();
+    let funder = chain.wallet_provider(1);
+    for t in [tka, tkb] {
+        IERC20::new(t, &funder).transfer(me, e18(1000)).send().await.unwrap().get_receipt().await.unwrap();
+    }
+
+    let relay = AnvilRelay::start(chain.http_url(), RelayOptions { block_interval }).await.expect("relay");
+    let (v2_mid, _) = chain.mids(tka, pair, v3).await.unwrap();
+    // Keel's node connection goes through a recorder: it must never send a transaction itself.
+    let recorder = RpcRecorder::start(chain.http_url()).await.expect("rpc recorder");
+    let quotes = QuoteServer::start(&[("TKAUSDT", v2_mid)], Duration::from_millis(50)).await.unwrap();
+    let ws_proxy = if stalling_ws {
+        let upstream = chain.ws_url().trim_start_matches("ws://").parse().expect("anvil ws address");
+        Some(StallingProxy::start(upstream).await)
+    } else {
+        None
+    };
+    let node_ws_url = ws_proxy.as_ref().map_or_else(|| chain.ws_url().to_string(), StallingProxy::url);
     let portfolios = vec![PortfolioConfig {
         name: "core".into(),
         account: me,
@@ -245,19 +283,7 @@ async fn rig(block_interval: Option<Duration>, defer: Option<f64>, stalling_ws: 
         engine: EngineConfig { stale_after_ms: 5_000, queue_capacity: 4_096, ..EngineConfig::default() },
         tokens,
         portfolios,
-        router: RouterConfig {
-            chain_id: chain.chain_id(),
-            slippage_bps: 100,
-            swap_deadline_secs: 300,
-            bundle_blocks: 10,
-            priority_fee_wei: 1_000_000_000,
-            base_fee_multiplier: 2,
-            max_pool_deviation: 0.15,
-            twap_window_secs: keel_router::config::DEFAULT_TWAP_WINDOW_SECS,
-            max_pool_age_blocks: keel_router::config::DEFAULT_MAX_POOL_AGE_BLOCKS,
-            defer_on_pending_volume: defer,
-            limits: Default::default(),
-        },
+        router: router_config(chain.chain_id(), defer, true),
         dexes,
         pools,
         relays: vec![RelayConfig {
@@ -287,9 +313,9 @@ async fn rig(block_interval: Option<Duration>, defer: Option<f64>, stalling_ws: 
         tka,
         tkb,
         me,
-        pool_fee: pool.fee,
-        pair: pair.address,
-        v3: pool.address,
+        pool_fee: v3_fee,
+        pair,
+        v3,
         ws_proxy,
     }
 }

@@ -12,5 +12,6 @@ mod demo_e2e;
 mod devnet_e2e;
 mod fuzz_config;
 mod journal_cli;
+mod netting_e2e;
 mod quote_cli;
 mod secrets;

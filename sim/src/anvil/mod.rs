@@ -23,4 +23,4 @@ pub mod relay;
 pub use error::{AnvilError, Result};
 pub use harness::{AnvilChain, ChainAddresses, TokenInfo, V2PairInfo, V3PoolInfo};
 pub use recorder::RpcRecorder;
-pub use relay::{AnvilRelay, BundleStatus, RelayOptions};
+pub use relay::{AnvilRelay, BundleStatus, LandedBundle, RelayOptions};

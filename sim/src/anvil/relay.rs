@@ -103,7 +103,23 @@ struct Book {
     pending: Vec<HeldBundle>,
     status: HashMap<B256, BundleStatus>,
     signers: HashMap<B256, Address>,
+    /// Bundles landed, in landing order: hash, block and transaction hashes.
+    landed: Vec<LandedBundle>,
     rejected_requests: u64,
+}
+
+/// Most landed bundles [`AnvilRelay::landed`] remembers (the devnet runs for hours).
+pub const MAX_LANDED_KEPT: usize = 4_096;
+
+/// A bundle the relay landed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LandedBundle {
+    /// Its hash (as `eth_sendBundle` returned it).
+    pub hash: B256,
+    /// The block it landed in.
+    pub block: u64,
+    /// Its transactions, in order.
+    pub tx_hashes: Vec<B256>,
 }
 
 #[derive(Debug)]
@@ -204,6 +220,16 @@ impl AnvilRelay {
     /// Status of a bundle by its hash (as returned by `eth_sendBundle`).
     pub fn bundle_status(&self, hash: B256) -> Option<BundleStatus> {
         self.shared.book.lock().status.get(&hash).cloned()
+    }
+
+    /// The bundles landed so far (the last [`MAX_LANDED_KEPT`]), in landing order.
+    pub fn landed(&self) -> Vec<LandedBundle> {
+        self.shared.book.lock().landed.clone()
+    }
+
+    /// Every bundle the relay accepted, with its status now.
+    pub fn statuses(&self) -> Vec<(B256, BundleStatus)> {
+        self.shared.book.lock().status.iter().map(|(h, s)| (*h, s.clone())).collect()
     }
 
     /// The address that signed a bundle's request.
@@ -583,6 +609,14 @@ impl Shared {
                 if all_ok && mined.block == target {
                     for b in &accepted {
                         book.status.insert(b.hash, BundleStatus::Landed { block: target });
+                        if book.landed.len() == MAX_LANDED_KEPT {
+                            book.landed.remove(0);
+                        }
+                        book.landed.push(LandedBundle {
+                            hash: b.hash,
+                            block: target,
+                            tx_hashes: b.tx_hashes.clone(),
+                        });
                     }
                     return Ok(target);
                 }
