@@ -355,8 +355,8 @@ mod tests {
         let path = dir.path().join("acct2.json");
         let var = "KEEL_TEST_CONFIG_KEYSTORE_PASS";
         let text = demo_text().replacen(
-            r#"accounts = ["dev:1", "dev:2"]"#,
-            &format!(r#"accounts = ["dev:1", "keystore:{}?password_env={var}"]"#, path.display()),
+            r#"accounts = ["dev:1", "dev:2","#,
+            &format!(r#"accounts = ["dev:1", "keystore:{}?password_env={var}","#, path.display()),
             1,
         );
         assert!(text.contains("keystore:"), "configs/demo.toml changed shape: update this test");

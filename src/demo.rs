@@ -22,7 +22,7 @@ pub(crate) fn run(config: &Path, duration_s: u64, out: &Path, progress: bool) ->
     let report = rt.block_on(run_async(cfg, Duration::from_secs(duration_s), progress))?;
     report::write_outputs(&report, out)?;
     report::print_summary(&report, out);
-    if report.bundles_landed == 0 {
+    if report.rebalances_landed == 0 {
         return Err(eyre!("no bundle landed during the demo: see the log above (run with --log info)"));
     }
     Ok(())

@@ -10,6 +10,7 @@
 #![cfg_attr(test, allow(unused_crate_dependencies))]
 
 mod config;
+mod cost_svg;
 mod demo;
 mod devnet;
 mod journal;

@@ -60,8 +60,22 @@ pub(crate) struct PortfolioReport {
     /// Band in force at the end.
     pub(crate) band: f64,
     /// What its submitted rebalances cost (USD unless named): gas in ETH and USD, pool fees, impact
-    /// against the exchange mid, notional traded.
+    /// against the exchange mid, notional traded, notional crossed internally and what netting saved.
     pub(crate) cost: keel_router::cost::RebalanceCost,
+    /// Time-weighted tracking error: the distance √Σ(wᵢ − targetᵢ)² of its weights from target,
+    /// averaged over the run's samples weighted by the time each held (`None` before two samples).
+    pub(crate) tracking_error: Option<f64>,
+}
+
+/// A point of a portfolio's cumulative cost: a rebalance landed at `t_s`.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub(crate) struct CostPoint {
+    /// Seconds since start.
+    pub(crate) t_s: f64,
+    /// Portfolio index.
+    pub(crate) portfolio: usize,
+    /// Its rebalancing cost so far (landed rebalances), USD.
+    pub(crate) cumulative: f64,
 }
 
 /// A trade marker for plots: when a rebalance landed.
@@ -87,9 +101,9 @@ pub(crate) struct RunReport {
     /// Bundle requests sent (first submissions and retargets).
     pub(crate) bundles_submitted: u64,
     /// Rebalances whose bundle landed.
-    pub(crate) bundles_landed: u64,
+    pub(crate) rebalances_landed: u64,
     /// Rebalances abandoned unlanded.
-    pub(crate) bundles_expired: u64,
+    pub(crate) rebalances_expired: u64,
     /// Rebalances refused before submission (routing or guards).
     pub(crate) rebalances_rejected: u64,
     /// Largest drift seen when a trigger fired.
@@ -98,6 +112,10 @@ pub(crate) struct RunReport {
     pub(crate) max_drift_after: f64,
     /// Gas used by landed bundles.
     pub(crate) gas_used: u64,
+    /// Every portfolio's rebalancing cost summed (the same fields as each portfolio's `cost`).
+    pub(crate) total_cost: keel_router::cost::RebalanceCost,
+    /// Each portfolio's cumulative cost of landed rebalances, at each landing (time order).
+    pub(crate) cost_over_time: Vec<CostPoint>,
     /// Event receive → signed bundle request handed to the HTTP client.
     pub(crate) tick_to_wire_us: Micros,
     /// Event receive → trigger decision (fired events).
@@ -188,9 +206,28 @@ pub(crate) fn build(cfg: &KeelConfig, run: PipelineReport, sim: Option<SimStats>
                 final_weights: views.get(i).map(|v| v.weights.clone()).unwrap_or_default(),
                 band: views.get(i).map(|v| v.band).unwrap_or(0.0),
                 cost: run.costs.get(i).copied().unwrap_or_default(),
+                tracking_error: views.get(i).and_then(|v| {
+                    let target: Vec<f64> = v.weights.iter().map(|(_, _, t)| *t).collect();
+                    time_weighted_tracking_error(&run.engine.samples, i, &target)
+                }),
             }
         })
         .collect();
+    let mut total_cost = keel_router::cost::RebalanceCost::default();
+    for c in &run.costs {
+        total_cost.add(c);
+    }
+    let mut cost_over_time = Vec::new();
+    let mut running = vec![0.0; n];
+    for (t_s, o) in &run.outcomes {
+        let OutcomeStatus::Landed { .. } = o.status else { continue };
+        let Some(c) = run.intent_costs.iter().rev().find(|c| c.intent == o.intent) else { continue };
+        let p = o.portfolio.idx();
+        if let Some(r) = running.get_mut(p) {
+            *r += c.cost.total();
+            cost_over_time.push(CostPoint { t_s: *t_s, portfolio: p, cumulative: *r });
+        }
+    }
     let targets = views.iter().map(|v| v.weights.iter().map(|(s, _, t)| (s.clone(), *t)).collect()).collect();
     let stats = engine.stats();
     RunReport {
@@ -198,12 +235,14 @@ pub(crate) fn build(cfg: &KeelConfig, run: PipelineReport, sim: Option<SimStats>
         price_updates: stats.events.quotes,
         rebalances: run.engine.intents.len() as u64,
         bundles_submitted: run.exec.submissions,
-        bundles_landed: run.exec.landed,
-        bundles_expired: run.exec.expired,
+        rebalances_landed: run.exec.landed,
+        rebalances_expired: run.exec.expired,
         rebalances_rejected: run.exec.rejected,
         max_drift_before: run.engine.intents.iter().map(|i| i.drift).fold(0.0, f64::max),
         max_drift_after: run.engine.drift_after_landing.iter().map(|(_, d)| *d).fold(0.0, f64::max),
         gas_used: run.exec.gas_used,
+        total_cost,
+        cost_over_time,
         tick_to_wire_us: Micros::of(&run.tick_to_wire),
         decide_us: Micros::of(&run.engine.decide),
         quote_to_decision_us: Micros::of(&run.engine.quote_to_decision),
@@ -226,7 +265,25 @@ pub(crate) fn build(cfg: &KeelConfig, run: PipelineReport, sim: Option<SimStats>
     }
 }
 
-/// Writes `report.json` and `weights.svg` into `out`.
+/// The time-weighted mean over `samples` of portfolio `p`'s distance from `target` (each sample
+/// holds until the next); `None` with fewer than two samples.
+pub(crate) fn time_weighted_tracking_error(samples: &[Sample], p: usize, target: &[f64]) -> Option<f64> {
+    let mine: Vec<&Sample> =
+        samples.iter().filter(|s| s.portfolio == p && s.weights.len() == target.len()).collect();
+    let (mut weighted, mut time) = (0.0, 0.0);
+    for pair in mine.windows(2) {
+        let dt = pair[1].t_s - pair[0].t_s;
+        if !(dt.is_finite() && dt > 0.0) {
+            continue;
+        }
+        let d2: f64 = pair[0].weights.iter().zip(target).map(|(w, t)| (w - t) * (w - t)).sum();
+        weighted += d2.sqrt() * dt;
+        time += dt;
+    }
+    (time > 0.0).then(|| weighted / time)
+}
+
+/// Writes `report.json`, `weights.svg` and `cost.svg` into `out`.
 pub(crate) fn write_outputs(report: &RunReport, out: &Path) -> eyre::Result<()> {
     std::fs::create_dir_all(out).wrap_err_with(|| format!("creating {}", out.display()))?;
     let json = serde_json::to_string_pretty(report)?;
@@ -234,6 +291,9 @@ pub(crate) fn write_outputs(report: &RunReport, out: &Path) -> eyre::Result<()> 
     let names: Vec<String> = report.portfolios.iter().map(|p| p.id.clone()).collect();
     let svg = crate::svg::weights_svg(&names, &report.targets, &report.samples, &report.landed)?;
     std::fs::write(out.join("weights.svg"), svg).wrap_err("writing weights.svg")?;
+    let crossed: Vec<f64> = report.portfolios.iter().map(|p| p.cost.crossed).collect();
+    let svg = crate::cost_svg::cost_svg(&names, &report.cost_over_time, &crossed, report.duration_s)?;
+    std::fs::write(out.join("cost.svg"), svg).wrap_err("writing cost.svg")?;
     Ok(())
 }
 
@@ -241,15 +301,15 @@ pub(crate) fn write_outputs(report: &RunReport, out: &Path) -> eyre::Result<()> 
 pub(crate) fn print_summary(r: &RunReport, out: &Path) {
     println!("── Keel run summary ─────────────────────────────────────────────");
     println!(
-        "duration {:.1} s | price updates {} | blocks {} | rebalances {} | bundles submitted {} landed {} expired {} | rejected {}",
+        "duration {:.1} s | price updates {} | blocks {} | rebalances {} landed {} expired {} rejected {} | bundle requests {}",
         r.duration_s,
         r.price_updates,
         r.blocks,
         r.rebalances,
-        r.bundles_submitted,
-        r.bundles_landed,
-        r.bundles_expired,
-        r.rebalances_rejected
+        r.rebalances_landed,
+        r.rebalances_expired,
+        r.rebalances_rejected,
+        r.bundles_submitted
     );
     println!(
         "drift: max when fired {:.4}, max after landing {:.4} | gas used {}",
@@ -289,19 +349,28 @@ pub(crate) fn print_summary(r: &RunReport, out: &Path) {
             p.trades,
             w.join(", ")
         );
-        let c = &p.cost;
-        println!(
-            "  {:<10} cost {:.2} on {:.0} traded: gas {:.6} ETH ({:.2}) | pool fees {:.2} | impact {:.2}",
-            "",
-            c.total(),
-            c.notional,
-            c.gas_native,
-            c.gas,
-            c.pool_fees,
-            c.impact
-        );
+        print_cost("", &p.cost);
+        if let Some(te) = p.tracking_error {
+            println!("  {:<10} time-weighted tracking error {:.3}%", "", te * 100.0);
+        }
     }
-    println!("wrote {}/report.json and {}/weights.svg", out.display(), out.display());
+    print_cost("total", &r.total_cost);
+    println!("wrote {0}/report.json, {0}/weights.svg and {0}/cost.svg", out.display());
+}
+
+/// One cost line of the summary.
+fn print_cost(label: &str, c: &keel_router::cost::RebalanceCost) {
+    println!(
+        "  {label:<10} cost {:.2} on {:.0} traded: gas {:.6} ETH ({:.2}) | pool fees {:.2} | impact {:.2} | crossed {:.0} (saved {:.2})",
+        c.total(),
+        c.notional,
+        c.gas_native,
+        c.gas,
+        c.pool_fees,
+        c.impact,
+        c.crossed,
+        c.saved
+    );
 }
 
 /// One line of live progress.

@@ -14,7 +14,7 @@ const PANEL_H: u32 = 340;
 /// Colour of the band.
 const BAND: RGBColor = RGBColor(0x4c, 0xaf, 0x50);
 /// Line colours of a panel's assets, in order (distinct on white).
-const COLORS: [RGBColor; 6] = [
+pub(crate) const COLORS: [RGBColor; 6] = [
     RGBColor(0x1f, 0x77, 0xb4),
     RGBColor(0xff, 0x7f, 0x0e),
     RGBColor(0x2c, 0xa0, 0x2c),
@@ -27,10 +27,10 @@ const MARK: RGBColor = RGBColor(0x22, 0x22, 0x22);
 
 /// A plotting failure, with the backend's message.
 #[derive(Debug, thiserror::Error)]
-#[error("drawing weights.svg: {0}")]
+#[error("drawing a plot: {0}")]
 pub(crate) struct PlotError(String);
 
-fn plot_err(e: impl std::fmt::Display) -> PlotError {
+pub(crate) fn plot_err(e: impl std::fmt::Display) -> PlotError {
     PlotError(e.to_string())
 }
 

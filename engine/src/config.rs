@@ -300,7 +300,10 @@ pub fn validate(tokens: &[TokenConfig], portfolios: &[PortfolioConfig]) -> Resul
         if !accounts.insert(p.account) {
             return Err(ConfigError::new(
                 at("account"),
-                format!("account {} already holds another portfolio; give each portfolio its own account", p.account),
+                format!(
+                    "account {} already holds another portfolio; give each portfolio its own account",
+                    p.account
+                ),
             ));
         }
         if p.targets.len() < 2 {

@@ -253,6 +253,8 @@ pub struct PipelineReport {
     pub exec: ExecStats,
     /// Fills submitted.
     pub fills: Vec<FillRecord>,
+    /// What each rebalance submitted costs.
+    pub intent_costs: Vec<keel_router::exec::IntentCost>,
     /// What the submitted rebalances cost, per portfolio id (gas, pool fees, impact against the
     /// reference mid), computed on the routes the transactions were built from.
     pub costs: Vec<keel_router::cost::RebalanceCost>,
@@ -617,6 +619,7 @@ impl Pipeline {
             duration_s: (mono_now_ns() - start) as f64 / 1e9,
             exec: exec.stats().clone(),
             fills: exec.fills().to_vec(),
+            intent_costs: exec.intent_costs().to_vec(),
             costs: exec.costs().to_vec(),
             engine,
             tick_to_wire: self.observer.tick_to_wire.lock().clone(),

@@ -151,6 +151,27 @@ pub struct SimConfig {
     /// Whether an arbitrageur trades each pool back toward the reference price every block.
     #[serde(default = "default_arbitrage")]
     pub arbitrage: bool,
+    /// Client flows: money moved between accounts from outside Keel (deposits, withdrawals).
+    #[serde(default)]
+    pub flows: Vec<SimFlowConfig>,
+}
+
+/// A client flow (`[[sim.flows]]`): every `every_blocks` blocks, `amount` of `token` leaves one of
+/// the two accounts of `between` for the other, alternating direction (first from `between[0]`), as
+/// a fund's investor moving capital from one portfolio to another would. The move is applied to the
+/// chain's state at the end of the block (no transaction), and skipped, counted, when the sending
+/// account holds less than `amount`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SimFlowConfig {
+    /// Token symbol.
+    pub token: String,
+    /// Whole tokens moved each time, decimal string.
+    pub amount: String,
+    /// The two accounts.
+    pub between: [Address; 2],
+    /// Blocks between two moves (≥ 1); the first is at block `every_blocks`.
+    pub every_blocks: u64,
 }
 
 /// One exchange instrument (`[[sim.symbols]]`).

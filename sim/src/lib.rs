@@ -57,7 +57,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use self::{
     chain::BundleStatus,
-    config::{SimAccountConfig, SimConfig, SimPoolConfig, SimSymbolConfig, StartRegime},
+    config::{SimAccountConfig, SimConfig, SimFlowConfig, SimPoolConfig, SimSymbolConfig, StartRegime},
     price::PriceBoard,
 };
 use self::{
@@ -132,6 +132,10 @@ pub struct SimStats {
     pub public_txs_dropped: u64,
     /// Arbitrage trades (one per pool and block at most).
     pub arbitrage_trades: u64,
+    /// Client flows moved (`[[sim.flows]]`).
+    pub flows_applied: u64,
+    /// Client flows skipped because the sending account held too little.
+    pub flows_skipped: u64,
 }
 
 /// A simulated pool and its current reserves.
@@ -242,6 +246,7 @@ fn build_universe(
         pools: Vec::new(),
         pool_by_addr: HashMap::new(),
         pool_by_pair: HashMap::new(),
+        flows: Vec::new(),
     };
     let mut state = State::default();
     for sp in &sim.pools {
@@ -350,6 +355,22 @@ fn build_universe(
             }
             state.erc20.insert((t, a.address), v);
         }
+    }
+    for (i, f) in sim.flows.iter().enumerate() {
+        let at = |field: &str| format!("sim.flows[{i}].{field}");
+        let token = token_idx(&f.token, &at("token"))?;
+        let amount = parse_units(&f.amount, u.tokens[token].decimals)
+            .map_err(|e| ConfigError::new(at("amount"), e))?;
+        if amount.is_zero() || amount >= U256::from(1u8) << 128 {
+            return Err(ConfigError::new(at("amount"), "must be > 0 and below 2^128 raw units"));
+        }
+        if f.every_blocks == 0 {
+            return Err(ConfigError::new(at("every_blocks"), "must be ≥ 1"));
+        }
+        if f.between[0] == f.between[1] {
+            return Err(ConfigError::new(at("between"), "the two accounts must differ"));
+        }
+        u.flows.push(chain::Flow { token, amount, between: f.between, every_blocks: f.every_blocks });
     }
     Ok((u, state))
 }
@@ -480,6 +501,8 @@ impl SimMarket {
             public_txs_included: c.public_txs_included,
             public_txs_dropped: c.public_txs_dropped,
             arbitrage_trades: c.arbitrage_trades,
+            flows_applied: c.flows_applied,
+            flows_skipped: c.flows_skipped,
         }
     }
 

@@ -304,20 +304,7 @@ async fn rig(block_interval: Option<Duration>, defer: Option<f64>, stalling_ws: 
         journal: None,
     };
     let pipeline = Pipeline::start(spec, &tokio::runtime::Handle::current()).expect("pipeline");
-    Rig {
-        chain,
-        relay,
-        recorder,
-        quotes,
-        pipeline,
-        tka,
-        tkb,
-        me,
-        pool_fee: v3_fee,
-        pair,
-        v3,
-        ws_proxy,
-    }
+    Rig { chain, relay, recorder, quotes, pipeline, tka, tkb, me, pool_fee: v3_fee, pair, v3, ws_proxy }
 }
 
 /// Another account sells TKA into both pools; returns the mid price between them (TKB per TKA),

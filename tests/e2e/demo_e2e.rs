@@ -19,7 +19,7 @@ fn demo_rebalances_every_portfolio_through_the_relay() {
     assert!(status.success(), "keel demo failed: {status}");
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.path().join("report.json")).unwrap()).unwrap();
-    let landed = report["bundles_landed"].as_u64().unwrap();
+    let landed = report["rebalances_landed"].as_u64().unwrap();
     assert!(landed >= 1, "no bundle landed: {report:#}");
     assert!(report["price_updates"].as_u64().unwrap() > 100);
     assert!(report["gas_used"].as_u64().unwrap() > 0);
@@ -37,10 +37,40 @@ fn demo_rebalances_every_portfolio_through_the_relay() {
         assert!(notional > 0.0 && fees > 0.0 && fees < notional * 0.01, "{c:#}");
         assert!(c["gas_units"].as_u64().unwrap() > 0 && c["gas_native"].as_f64().unwrap() > 0.0, "{c:#}");
     }
+    // The treasuries' client flow makes one sell WETH as the other buys it in the same block: their
+    // rebalances are netted, the overlap crossed internally (no pool fee), and the saving reported.
+    let treasuries: Vec<&serde_json::Value> = report["portfolios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["id"].as_str().unwrap().starts_with("treasury"))
+        .collect();
+    assert_eq!(treasuries.len(), 2);
+    for p in treasuries {
+        let c = &p["cost"];
+        assert!(c["crossed"].as_f64().unwrap() > 1_000.0, "no internal cross: {c:#}");
+        assert!(c["saved"].as_f64().unwrap() > 0.0, "{c:#}");
+    }
     // Bundles landed on the simulated chain, as the relay reports them.
-    assert!(report["sim"]["bundles_landed"].as_u64().unwrap() >= landed);
+    // Netted rebalances share a bundle: at least one bundle landed, never more than rebalances.
+    let bundles = report["sim"]["bundles_landed"].as_u64().unwrap();
+    assert!(bundles >= 1 && bundles <= landed, "{bundles} bundles for {landed} rebalances");
     let svg = std::fs::read_to_string(out.path().join("weights.svg")).unwrap();
     assert!(svg.contains("<polyline") && svg.contains("rebalance landed"));
+    // Cost over time: one step per landed rebalance, the total in the legend.
+    let points = report["cost_over_time"].as_array().unwrap();
+    assert_eq!(points.len() as u64, landed, "{points:?}");
+    let svg = std::fs::read_to_string(out.path().join("cost.svg")).unwrap();
+    assert!(svg.contains("<polyline") && svg.contains("crossed internally"), "{svg}");
+    let total = &report["total_cost"];
+    assert!(
+        total["crossed"].as_f64().unwrap() > 2_000.0 && total["notional"].as_f64().unwrap() > 0.0,
+        "{total:#}"
+    );
+    for p in report["portfolios"].as_array().unwrap() {
+        let te = p["tracking_error"].as_f64().unwrap();
+        assert!(te > 0.0 && te < 0.5, "time-weighted tracking error of {}: {te}", p["id"]);
+    }
 }
 
 #[test]

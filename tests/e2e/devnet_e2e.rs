@@ -42,7 +42,10 @@ fn keel_run_rebalances_against_the_devnet() {
     assert!(status.success(), "keel run failed: {status}");
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
-    assert!(report["bundles_landed"].as_u64().unwrap() >= 1, "no rebalance landed on the devnet: {report:#}");
+    assert!(
+        report["rebalances_landed"].as_u64().unwrap() >= 1,
+        "no rebalance landed on the devnet: {report:#}"
+    );
     assert!(report["gas_used"].as_u64().unwrap() > 0);
     assert!(report["portfolios"][0]["landed"].as_u64().unwrap() >= 1);
 }

@@ -50,16 +50,26 @@ async fn run(netting: bool) -> Run {
     let accounts: Vec<Address> = PORTFOLIOS.iter().map(|p| Signer::dev(p.1).unwrap().address()).collect();
     for &me in &accounts {
         for t in [tka, tkb] {
-            IERC20::new(t, &funder).transfer(me, e18(1000)).send().await.unwrap().get_receipt().await.unwrap();
+            IERC20::new(t, &funder)
+                .transfer(me, e18(1000))
+                .send()
+                .await
+                .unwrap()
+                .get_receipt()
+                .await
+                .unwrap();
         }
     }
-    let balances = async |me: Address| (chain.balance_of(tka, me).await.unwrap(), chain.balance_of(tkb, me).await.unwrap());
+    let balances = async |me: Address| {
+        (chain.balance_of(tka, me).await.unwrap(), chain.balance_of(tkb, me).await.unwrap())
+    };
     let mut before = Vec::new();
     for &me in &accounts {
         before.push(balances(me).await);
     }
     // Blocks only when the test mines one.
-    let relay = AnvilRelay::start(chain.http_url(), RelayOptions { block_interval: None }).await.expect("relay");
+    let relay =
+        AnvilRelay::start(chain.http_url(), RelayOptions { block_interval: None }).await.expect("relay");
     let (v2_mid, _) = chain.mids(tka, pair, v3).await.unwrap();
     let quotes = QuoteServer::start(&[("TKAUSDT", v2_mid)], Duration::from_millis(50)).await.unwrap();
     let portfolios = PORTFOLIOS
@@ -68,7 +78,9 @@ async fn run(netting: bool) -> Run {
         .map(|(&(name, _, tka_target), &account)| PortfolioConfig {
             name: name.into(),
             account,
-            targets: [("TKA".to_string(), tka_target), ("TKB".to_string(), 1.0 - tka_target)].into_iter().collect(),
+            targets: [("TKA".to_string(), tka_target), ("TKB".to_string(), 1.0 - tka_target)]
+                .into_iter()
+                .collect(),
             triggers: vec![TriggerConfig::Drift { abs_band: Some(0.02), rel_band: None }],
             mode: PlanMode::ToTarget,
             cooldown_secs: 60.0,
@@ -109,7 +121,10 @@ async fn run(netting: bool) -> Run {
         if snap.engine.intents_emitted >= 3 && snap.portfolios.iter().all(|p| p.busy) {
             break;
         }
-        assert!(t0.elapsed() < Duration::from_secs(30), "the three rebalances were not all decided: {snap:?}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "the three rebalances were not all decided: {snap:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // Mine block by block (each head also wakes rebalances parked until the pools' first read)
@@ -163,7 +178,8 @@ fn signed(x: U256) -> I256 {
 /// Per account, the (TKA, TKB) change the plan says: what its fills sold and bought (crosses at the
 /// amounts transferred, swaps at their quoted output).
 fn planned(report: &PipelineReport) -> BTreeMap<Address, (I256, I256)> {
-    let account_of: BTreeMap<u64, Address> = report.engine.intents.iter().map(|i| (i.id, i.account)).collect();
+    let account_of: BTreeMap<u64, Address> =
+        report.engine.intents.iter().map(|i| (i.id, i.account)).collect();
     let mut out: BTreeMap<Address, (I256, I256)> = BTreeMap::new();
     for f in &report.fills {
         let e = out.entry(account_of[&f.intent]).or_default();
@@ -211,5 +227,8 @@ async fn three_portfolios_net_into_one_bundle_that_lands_exactly_as_planned_and_
         netted.gas_used,
         alone.gas_used
     );
-    eprintln!("gas: netted {} vs separate {}; crossed {crossed:.1}, saved {saved:.2}", netted.gas_used, alone.gas_used);
+    eprintln!(
+        "gas: netted {} vs separate {}; crossed {crossed:.1}, saved {saved:.2}",
+        netted.gas_used, alone.gas_used
+    );
 }

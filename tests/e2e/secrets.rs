@@ -90,8 +90,8 @@ fn a_full_run_and_debug_output_never_show_a_signer_key() {
         .expect("configs/demo.toml");
     let edited =
         demo.replacen(r#"reputation_key = "dev:9""#, r#"reputation_key = "env:KEEL_TEST_REP""#, 1).replacen(
-            r#"accounts = ["dev:1", "dev:2"]"#,
-            &format!(r#"accounts = ["env:KEEL_TEST_ACCT1", "{ks_ref}"]"#),
+            r#"accounts = ["dev:1", "dev:2","#,
+            &format!(r#"accounts = ["env:KEEL_TEST_ACCT1", "{ks_ref}","#),
             1,
         );
     assert!(

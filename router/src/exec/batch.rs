@@ -23,7 +23,10 @@ use keel_engine::intent::RebalanceIntent;
 use keel_engine::record::JournalRecord;
 
 use super::net::{self, NetLeg};
-use super::{Action, ExecError, Executor, FillRecord, GAS_LIMIT_MARGIN_PCT, Inflight, raw_price, scale_amount};
+use super::{
+    Action, ExecError, Executor, FillRecord, GAS_LIMIT_MARGIN_PCT, Inflight, IntentCost, MAX_REPORT_RECORDS,
+    raw_price, scale_amount,
+};
 use crate::bundle::{BundleOptions, build_send_bundle};
 use crate::config::DEFAULT_APPROVE_GAS;
 use crate::cost::{self, RebalanceCost};
@@ -88,9 +91,10 @@ impl Executor {
         let target = head.number + 1;
         let event_recv_ns = member.intent.event_recv_ns;
         let intent_id = member.intent.id;
-        let open = self.open_batch.as_ref().filter(|b| {
-            self.cfg.netting && b.target_block == target && b.members.len() < MAX_BATCH_MEMBERS
-        });
+        let open = self
+            .open_batch
+            .as_ref()
+            .filter(|b| self.cfg.netting && b.target_block == target && b.members.len() < MAX_BATCH_MEMBERS);
         let (uuid, mut members) = match open {
             Some(b) => (b.uuid.clone(), b.members.clone()),
             None => (format!("keel-batch-{intent_id}"), Vec::new()),
@@ -106,7 +110,8 @@ impl Executor {
         let plans = self.plan_batch(&members, &head, gas, &own_grants)?;
 
         // Sign what changed; nothing is committed until the whole batch is signed and encoded.
-        let fees = Fees::from_base_fee(head.base_fee, self.cfg.base_fee_multiplier, self.cfg.priority_fee_wei);
+        let fees =
+            Fees::from_base_fee(head.base_fee, self.cfg.base_fee_multiplier, self.cfg.priority_fee_wei);
         let mut signed: Vec<Option<Vec<SignedTx>>> = Vec::with_capacity(members.len());
         for (m, plan) in members.iter().zip(&plans) {
             let account = m.intent.account;
@@ -154,8 +159,7 @@ impl Executor {
             self.costs[p].sub(&m.charged);
             self.costs[p].add(&plan.cost);
             m.charged = plan.cost;
-            self.fills.retain(|f| f.intent != m.intent.id);
-            self.fills.extend(plan.fills);
+            self.record_for_report(m, plan.fills);
             let Some(txs) = txs else { continue };
             self.stats.txs_signed += txs.len() as u64;
             let account = m.intent.account;
@@ -312,7 +316,13 @@ impl Executor {
             )?;
             let residual_notional = leg.notional * fraction_of(amount, leg.amount_in);
             let plan = &mut plans[m];
-            plan.cost.add(&cost::leg_cost(&self.pools, &route, residual_notional, gas.gas_price_wei, native_value));
+            plan.cost.add(&cost::leg_cost(
+                &self.pools,
+                &route,
+                residual_notional,
+                gas.gas_price_wei,
+                native_value,
+            ));
             for fill in &route.fills {
                 let venue = self.venues[fill.pools[0]];
                 let key = (account, leg.sell, venue.router);
@@ -324,7 +334,9 @@ impl Executor {
                 if known < fill.amount_in && !granted_here.contains(&key) {
                     plan.calls.push(CallRequest {
                         to: leg.sell,
-                        input: IERC20::approveCall { spender: venue.router, amount: U256::MAX }.abi_encode().into(),
+                        input: IERC20::approveCall { spender: venue.router, amount: U256::MAX }
+                            .abi_encode()
+                            .into(),
                         gas_limit: DEFAULT_APPROVE_GAS,
                         value: U256::ZERO,
                     });
@@ -340,7 +352,12 @@ impl Executor {
                 plan.swap_pool.push((fill.pools.len() == 1).then(|| fill.pools[0]));
                 plan.fills.push(FillRecord {
                     intent: members[m].intent.id,
-                    pool: fill.pools.iter().map(|&p| self.pools[p].meta.id.as_str()).collect::<Vec<_>>().join(">"),
+                    pool: fill
+                        .pools
+                        .iter()
+                        .map(|&p| self.pools[p].meta.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(">"),
                     sell: symbol(leg.sell),
                     buy: symbol(leg.buy),
                     amount_in: fill.amount_in,
@@ -367,6 +384,29 @@ impl Executor {
             let v = buy_per_wei * per_raw_buy * 1e18;
             (v.is_finite() && v > 0.0).then_some(v)
         })
+    }
+
+    /// Replaces a member's fills and cost in the report records (bounded: the oldest go first).
+    fn record_for_report(&mut self, m: &Member, fills: Vec<FillRecord>) {
+        let id = m.intent.id;
+        // A re-plan touches the members of the newest batch only: look at the tail.
+        let tail = self.fills.len().saturating_sub(MAX_BATCH_MEMBERS * 64);
+        let kept: Vec<FillRecord> = self.fills.drain(tail..).filter(|f| f.intent != id).collect();
+        self.fills.extend(kept);
+        self.fills.extend(fills);
+        let cost = IntentCost { intent: id, portfolio: m.intent.portfolio, cost: m.charged };
+        match self.intent_costs.iter().rposition(|c| c.intent == id) {
+            Some(i) => self.intent_costs[i] = cost,
+            None => self.intent_costs.push(cost),
+        }
+        if self.fills.len() > MAX_REPORT_RECORDS {
+            let excess = self.fills.len() - MAX_REPORT_RECORDS;
+            self.fills.drain(..excess);
+        }
+        if self.intent_costs.len() > MAX_REPORT_RECORDS {
+            let excess = self.intent_costs.len() - MAX_REPORT_RECORDS;
+            self.intent_costs.drain(..excess);
+        }
     }
 
     /// Closes the open batch once the head has reached its block.

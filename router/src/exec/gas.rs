@@ -17,14 +17,10 @@ impl Executor {
     pub(super) fn learn_gas(&mut self, f: &Inflight, receipts: &[ReceiptInfo]) {
         let n = f.txs.len().max(1);
         for r in receipts.iter().filter(|r| r.success && r.gas_used > 0) {
-            let index = f
-                .txs
-                .iter()
-                .position(|t| t.hash == r.hash)
-                .or_else(|| {
-                    // An earlier version maps by position only when every version had the same calls.
-                    f.superseded.iter().position(|h| *h == r.hash).filter(|_| f.same_shape).map(|k| k % n)
-                });
+            let index = f.txs.iter().position(|t| t.hash == r.hash).or_else(|| {
+                // An earlier version maps by position only when every version had the same calls.
+                f.superseded.iter().position(|h| *h == r.hash).filter(|_| f.same_shape).map(|k| k % n)
+            });
             let Some(Some(pool)) = index.and_then(|k| f.swap_pool.get(k)) else { continue };
             let seen = &mut self.gas_seen[*pool];
             if seen.len() == GAS_OBSERVATIONS {

@@ -168,7 +168,8 @@ impl Executor {
         // saving is measured.
         let routes = self.route_legs(intent, fraction, &gas)?;
         let alone = self.cost_of(intent, &routes, fraction, &gas);
-        let member = Member { intent: intent.clone(), fraction, alone, charged: cost::RebalanceCost::default() };
+        let member =
+            Member { intent: intent.clone(), fraction, alone, charged: cost::RebalanceCost::default() };
         self.join_batch(member, head, &gas, now_ns)
     }
 

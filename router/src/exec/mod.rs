@@ -36,6 +36,8 @@ use keel_engine::record::{JournalRecord, SignedBundle, TxRecord};
 
 mod adopt;
 mod batch;
+#[cfg(test)]
+mod batch_tests;
 mod calldata;
 mod gas;
 mod intent;
@@ -43,14 +45,12 @@ mod net;
 mod risk;
 mod settle;
 #[cfg(test)]
-mod batch_tests;
-#[cfg(test)]
 mod tests;
 
 pub use batch::{MAX_BATCH_MEMBERS, TRANSFER_GAS, TRANSFER_GAS_LIMIT};
 pub use gas::{GAS_LIMIT_MARGIN_PCT, GAS_OBSERVATIONS};
-use intent::{raw_price, scale_amount};
 pub use intent::{MAX_PARKED, PARK_HEADS};
+use intent::{raw_price, scale_amount};
 pub use risk::RiskLimitKind;
 
 /// A token as the executor sees it.
@@ -223,6 +223,21 @@ pub struct ExecStats {
     pub resized: u64,
 }
 
+/// Most fills and per-rebalance costs kept for reports; the oldest are dropped beyond (a run of
+/// weeks keeps bounded memory).
+pub const MAX_REPORT_RECORDS: usize = 100_000;
+
+/// What one rebalance costs (its current version), for reports.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct IntentCost {
+    /// Intent.
+    pub intent: u64,
+    /// Its portfolio.
+    pub portfolio: PortfolioId,
+    /// Its cost.
+    pub cost: crate::cost::RebalanceCost,
+}
+
 /// A record of a landed or planned trade, for reports.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct FillRecord {
@@ -285,6 +300,8 @@ pub struct Executor {
     native: Option<Address>,
     stats: ExecStats,
     fills: Vec<FillRecord>,
+    /// Cost of each rebalance submitted (the last [`MAX_REPORT_RECORDS`]).
+    intent_costs: Vec<IntentCost>,
 }
 
 impl Executor {
@@ -329,6 +346,7 @@ impl Executor {
             native,
             stats: ExecStats::default(),
             fills: Vec::new(),
+            intent_costs: Vec::new(),
         }
     }
 
@@ -337,9 +355,14 @@ impl Executor {
         &self.stats
     }
 
-    /// Every fill planned and submitted so far.
+    /// The fills planned and submitted so far (the last [`MAX_REPORT_RECORDS`]).
     pub fn fills(&self) -> &[FillRecord] {
         &self.fills
+    }
+
+    /// What each rebalance submitted so far costs (the last [`MAX_REPORT_RECORDS`]).
+    pub fn intent_costs(&self) -> &[IntentCost] {
+        &self.intent_costs
     }
 
     /// What the rebalances submitted so far cost, per portfolio id (gas, pool fees, impact against

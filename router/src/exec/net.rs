@@ -86,8 +86,10 @@ pub(super) fn net(legs: &[NetLeg]) -> Netting {
         let Some(ratio) = pair_ratio(legs, pair) else { continue };
         // `dear` sellers give the token with the larger raw value.
         let (dear, cheap) = (ratio.dear, ratio.cheap);
-        let sellers: Vec<usize> = (0..legs.len()).filter(|&k| legs[k].sell == dear && legs[k].buy == cheap).collect();
-        let buyers: Vec<usize> = (0..legs.len()).filter(|&k| legs[k].sell == cheap && legs[k].buy == dear).collect();
+        let sellers: Vec<usize> =
+            (0..legs.len()).filter(|&k| legs[k].sell == dear && legs[k].buy == cheap).collect();
+        let buyers: Vec<usize> =
+            (0..legs.len()).filter(|&k| legs[k].sell == cheap && legs[k].buy == dear).collect();
         cross_pair(legs, &sellers, &buyers, ratio.fixed, &mut out);
     }
     for (k, leg) in legs.iter().enumerate() {
@@ -127,13 +129,7 @@ fn pair_ratio(legs: &[NetLeg], pair: (Address, Address)) -> Option<Ratio> {
 }
 
 /// Greedy matching of one pair's opposite legs, in batch order.
-fn cross_pair(
-    legs: &[NetLeg],
-    sellers: &[usize],
-    buyers: &[usize],
-    ratio: U256,
-    out: &mut Netting,
-) {
+fn cross_pair(legs: &[NetLeg], sellers: &[usize], buyers: &[usize], ratio: U256, out: &mut Netting) {
     let one = U256::from(RATIO_ONE);
     let (mut i, mut j) = (0, 0);
     while i < sellers.len() && j < buyers.len() {
@@ -195,7 +191,14 @@ mod tests {
     }
     /// Sell WETH for USDC at 3000.
     fn sell_weth(member: usize, weth: f64) -> NetLeg {
-        NetLeg { member, sell: WETH, buy: USDC, amount_in: e18(weth), price: 3000e6 / 1e18, notional: weth * 3000.0 }
+        NetLeg {
+            member,
+            sell: WETH,
+            buy: USDC,
+            amount_in: e18(weth),
+            price: 3000e6 / 1e18,
+            notional: weth * 3000.0,
+        }
     }
     /// Sell USDC for WETH at 3000.
     fn buy_weth(member: usize, usdc: f64) -> NetLeg {
@@ -222,8 +225,8 @@ mod tests {
     fn amounts_never_exceed_what_a_leg_sells_and_rounding_dust_is_dropped() {
         // An awkward price: the cheap side pays ⌊sold × ratio⌋, never more than it has.
         let mut a = sell_weth(0, 1.234_567_891_234_567);
-        a.price = 2999.123_456_789e6 / 1e18;
-        let mut b = buy_weth(1, 1234.567_891);
+        a.price = 2_999.123_456_789e6 / 1e18;
+        let mut b = buy_weth(1, 1_234.567_891);
         b.price = 1.0 / a.price;
         let legs = [a, b];
         let n = net(&legs);
@@ -240,7 +243,12 @@ mod tests {
 
     #[test]
     fn many_members_match_in_batch_order() {
-        let legs = [sell_weth(0, 1.0), sell_weth(1, 1.0), buy_weth(2, 4500.0), NetLeg { member: 3, ..buy_weth(3, 0.0) }];
+        let legs = [
+            sell_weth(0, 1.0),
+            sell_weth(1, 1.0),
+            buy_weth(2, 4500.0),
+            NetLeg { member: 3, ..buy_weth(3, 0.0) },
+        ];
         let n = net(&legs);
         // 4500 USDC buys 1.5 WETH: all of member 0's, half of member 1's.
         assert_eq!(n.residual[0], U256::ZERO);
@@ -254,7 +262,14 @@ mod tests {
 
     #[test]
     fn same_direction_or_other_pairs_do_not_cross() {
-        let other = NetLeg { member: 1, sell: USDC, buy: WBTC, amount_in: e6(1000.0), price: 1e8 / 60_000e6, notional: 1000.0 };
+        let other = NetLeg {
+            member: 1,
+            sell: USDC,
+            buy: WBTC,
+            amount_in: e6(1000.0),
+            price: 1e8 / 60_000e6,
+            notional: 1000.0,
+        };
         let legs = [sell_weth(0, 1.0), sell_weth(1, 1.0), other];
         let n = net(&legs);
         assert!(n.crosses.is_empty());

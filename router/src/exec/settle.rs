@@ -56,7 +56,8 @@ impl Executor {
             }
         }
         for uuid in batches {
-            let mut members: Vec<usize> = (0..self.inflight.len()).filter(|&k| self.inflight[k].uuid == uuid).collect();
+            let mut members: Vec<usize> =
+                (0..self.inflight.len()).filter(|&k| self.inflight[k].uuid == uuid).collect();
             // A batch lands atomically: once one member's nonce shows it, none is resent.
             if members.iter().any(|&k| self.inflight[k].landed) {
                 continue;
@@ -88,7 +89,12 @@ impl Executor {
     /// Rebuilds the request of a batch (in-flight `members`, in batch order) for `target`: the same
     /// transactions, each member's re-signed with the same nonces only when their fee cap no longer
     /// covers the next base fee.
-    fn retarget(&mut self, members: &[usize], target: u64, base_fee: u128) -> Result<SignedBundleRequest, ExecError> {
+    fn retarget(
+        &mut self,
+        members: &[usize],
+        target: u64,
+        base_fee: u128,
+    ) -> Result<SignedBundleRequest, ExecError> {
         let next_base = base_fee + base_fee / 8;
         let fees = Fees::from_base_fee(base_fee, self.cfg.base_fee_multiplier, self.cfg.priority_fee_wei);
         for &i in members {

@@ -52,15 +52,8 @@ pub(super) fn executor_for(n: usize) -> (Executor, Vec<Address>) {
     let signers: Vec<Signer> = (1..=n).map(|k| Signer::dev(k).unwrap()).collect();
     let accounts = signers.iter().map(Signer::address).collect();
     let venue = PoolVenue { kind: DexKind::UniswapV2, router: ROUTER };
-    let exec = Executor::new(
-        cfg,
-        tokens,
-        vec![pool],
-        vec![venue],
-        signers,
-        Signer::dev(9).unwrap(),
-        Some(WETH),
-    );
+    let exec =
+        Executor::new(cfg, tokens, vec![pool], vec![venue], signers, Signer::dev(9).unwrap(), Some(WETH));
     (exec, accounts)
 }
 

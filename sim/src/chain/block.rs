@@ -122,7 +122,21 @@ impl Chain {
             }
         }
 
-        // (c) seal.
+        // (c) client flows, applied to the state as the block closes.
+        for f in u.flows.iter().filter(|f| number.is_multiple_of(f.every_blocks)) {
+            let forward = (number / f.every_blocks) % 2 == 1;
+            let [a, b] = f.between;
+            let (from, to) = if forward { (a, b) } else { (b, a) };
+            if self.state.move_funds(f.token, from, to, f.amount) {
+                self.counters.flows_applied += 1;
+                tracing::info!(block = number, %from, %to, token = %u.tokens[f.token].symbol, amount = %f.amount, "client flow");
+            } else {
+                self.counters.flows_skipped += 1;
+                tracing::warn!(block = number, %from, token = %u.tokens[f.token].symbol, "client flow skipped: balance short");
+            }
+        }
+
+        // (d) seal.
         let mut cumulative = 0u64;
         let mut consensus_receipts = Vec::with_capacity(included.len());
         let mut cumulative_per_tx = Vec::with_capacity(included.len());

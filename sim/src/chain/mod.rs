@@ -66,6 +66,8 @@ pub(crate) struct ChainCounters {
     pub(crate) public_txs_included: u64,
     pub(crate) public_txs_dropped: u64,
     pub(crate) arbitrage_trades: u64,
+    pub(crate) flows_applied: u64,
+    pub(crate) flows_skipped: u64,
 }
 
 /// A sealed block and its transactions.

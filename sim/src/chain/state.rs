@@ -56,6 +56,17 @@ pub(crate) struct Universe {
     pub(crate) pool_by_addr: HashMap<Address, usize>,
     /// (dex, lower token address, higher token address) → pool.
     pub(crate) pool_by_pair: HashMap<(usize, Address, Address), usize>,
+    /// Client flows between accounts.
+    pub(crate) flows: Vec<Flow>,
+}
+
+/// A client flow (see [`crate::SimFlowConfig`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Flow {
+    pub(crate) token: usize,
+    pub(crate) amount: U256,
+    pub(crate) between: [Address; 2],
+    pub(crate) every_blocks: u64,
 }
 
 impl Universe {
@@ -112,5 +123,17 @@ impl State {
 
     pub(super) fn credit(&mut self, token: usize, who: Address, amount: U256) {
         *self.erc20.entry((token, who)).or_default() += amount;
+    }
+
+    /// Moves `amount` of `token` from `from` to `to` (an account's own balance, never a pool's
+    /// reserve); `false`, nothing moved, when `from` holds less.
+    pub(super) fn move_funds(&mut self, token: usize, from: Address, to: Address, amount: U256) -> bool {
+        let held = self.erc20.get(&(token, from)).copied().unwrap_or_default();
+        if held < amount {
+            return false;
+        }
+        self.erc20.insert((token, from), held - amount);
+        self.credit(token, to, amount);
+        true
     }
 }

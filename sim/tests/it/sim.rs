@@ -626,6 +626,65 @@ async fn config_errors_are_clear() {
     assert!(err.to_string().contains("unknown token `XYZ`"), "{err}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_flows_move_funds_between_accounts_alternately_and_skip_when_short() {
+    let (a, b) = (trader().address(), searcher().address());
+    let mut cfg = sim_config(40, false, "3000000");
+    cfg.flows.push(
+        toml::from_str(&format!(
+            "token = \"USDC\"\namount = \"1000\"\nbetween = [\"{a}\", \"{b}\"]\nevery_blocks = 2"
+        ))
+        .unwrap(),
+    );
+    // Neither account holds 100 WETH: this flow is always skipped.
+    cfg.flows.push(
+        toml::from_str(&format!(
+            "token = \"WETH\"\namount = \"100\"\nbetween = [\"{b}\", \"{a}\"]\nevery_blocks = 2"
+        ))
+        .unwrap(),
+    );
+    let m = start_with(cfg).await;
+    let t0 = std::time::Instant::now();
+    loop {
+        // A consistent read: no flow ran between the counter and the balances.
+        let before = m.stats();
+        let (ua, ub) = (m.balance(a, USDC), m.balance(b, USDC));
+        let after = m.stats();
+        if before.flows_applied == after.flows_applied && after.flows_applied >= 3 {
+            let moves = after.flows_applied;
+            // Odd moves: 1000 USDC sits with b; even: back with a. Nothing created or lost.
+            let at_b = if moves % 2 == 1 { e6(1000) } else { U256::ZERO };
+            assert_eq!((ua, ub), (e6(30_000) - at_b, at_b), "after {moves} moves");
+            assert!(after.flows_skipped >= 1, "the WETH flow is skipped: {after:?}");
+            assert_eq!(m.balance(a, WETH), e18(10), "a skipped flow moves nothing");
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "flows did not run: {after:?}");
+        tokio::time::sleep(Duration::from_millis(15)).await;
+    }
+    m.shutdown().await;
+
+    // Bad flows are named.
+    let mut cfg = sim_config(100, true, "3000000");
+    cfg.flows.push(
+        toml::from_str(&format!(
+            "token = \"USDC\"\namount = \"1\"\nbetween = [\"{a}\", \"{a}\"]\nevery_blocks = 1"
+        ))
+        .unwrap(),
+    );
+    let err = SimMarket::start(cfg, tokens(), dexes(), pools(), CancellationToken::new()).await.unwrap_err();
+    assert!(err.to_string().contains("sim.flows[0].between"), "{err}");
+    let mut cfg = sim_config(100, true, "3000000");
+    cfg.flows.push(
+        toml::from_str(&format!(
+            "token = \"USDC\"\namount = \"1\"\nbetween = [\"{a}\", \"{b}\"]\nevery_blocks = 0"
+        ))
+        .unwrap(),
+    );
+    let err = SimMarket::start(cfg, tokens(), dexes(), pools(), CancellationToken::new()).await.unwrap_err();
+    assert!(err.to_string().contains("sim.flows[0].every_blocks"), "{err}");
+}
+
 fn check_book_ticker(data: &Value, last_u: &mut u64) {
     let obj = data.as_object().unwrap();
     let keys: Vec<&str> = obj.keys().map(String::as_str).collect();
