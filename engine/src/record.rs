@@ -38,7 +38,8 @@ pub struct SignedBundle {
     pub account: Address,
     /// 0 for the first version, then one more per re-sign.
     pub version: u32,
-    /// The bundle's `replacementUuid`.
+    /// The bundle's `replacementUuid`. Every member of one batch (rebalances of several portfolios
+    /// netted into one bundle) carries the batch's uuid; `txs` are this member's share of it.
     pub uuid: String,
     /// Block the version was first sent for.
     pub target_block: u64,
@@ -46,7 +47,7 @@ pub struct SignedBundle {
     pub deadline_block: u64,
     /// keccak of the transaction hashes.
     pub bundle_hash: B256,
-    /// The transactions, in bundle order.
+    /// This rebalance's transactions, in bundle order.
     pub txs: Vec<TxRecord>,
 }
 

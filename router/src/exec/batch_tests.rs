@@ -200,3 +200,34 @@ fn a_rebalance_of_the_next_block_starts_a_new_batch() {
     assert_ne!(uuid, uuid2, "the head moved: the first batch is closed");
     assert!(txs.iter().all(|t| t.from == b));
 }
+
+#[test]
+fn a_batch_taken_back_after_a_restart_is_resent_as_one_bundle() {
+    let (mut exec, a, b) = two_accounts();
+    let mut out = Vec::new();
+    exec.on_intent(&intent(1, a), 0, &mut out);
+    exec.on_intent(&buy_weth(2, 1, b, 4500), 0, &mut out);
+    // What the journal holds: each member's newest version.
+    let mut journaled: Vec<keel_engine::record::SignedBundle> = Vec::new();
+    for x in &out {
+        if let Action::Journal(JournalRecord::Signed(s)) = x {
+            journaled.retain(|j| j.intent != s.intent);
+            journaled.push((**s).clone());
+        }
+    }
+    let (sent, uuid) = bundle(&out);
+
+    // A new process adopts both members; the next head resends them as ONE bundle, unchanged.
+    let (mut fresh, _) = executor_for(3);
+    ready(&mut fresh, a, 0);
+    for s in &journaled {
+        fresh.adopt(s, &[], if s.account == a { 0 } else { 7 }).unwrap();
+    }
+    let mut out = Vec::new();
+    fresh.on_chain(head(2), 0, &mut out);
+    assert_eq!(out.iter().filter(|x| matches!(x, Action::Submit { .. })).count(), 1, "{out:?}");
+    let (resent, uuid2) = bundle(&out);
+    assert_eq!(uuid2, uuid);
+    let nonces = |txs: &[SentTx]| txs.iter().map(|t| (t.from, t.nonce)).collect::<Vec<_>>();
+    assert_eq!(nonces(&resent), nonces(&sent), "same transactions, same order");
+}
