@@ -67,6 +67,10 @@ pub(crate) struct SafetyConfig {
     /// Serve `POST /kill`, `POST /resume`, `GET /status` on this port of 127.0.0.1.
     #[serde(default)]
     pub(crate) control_port: Option<u16>,
+    /// Where the control endpoint's bearer token is: `env:VAR` or `file:PATH` (required with
+    /// `control_port`; resolved when the config is loaded, never logged).
+    #[serde(default)]
+    pub(crate) control_token: Option<String>,
 }
 
 /// `[feeds]`.
@@ -205,6 +209,18 @@ impl KeelConfig {
                 }
             }
         }
+        match (&self.safety.control_port, &self.safety.control_token) {
+            (Some(_), None) => {
+                return Err(eyre!(
+                    "safety.control_token: required with control_port (env:VAR or file:PATH holding a token of at least {} bytes)",
+                    keel_runtime::control::MIN_TOKEN_LEN
+                ));
+            }
+            (_, Some(t)) if !(t.starts_with("env:") || t.starts_with("file:")) => {
+                return Err(eyre!("safety.control_token: `{t}` is not env:VAR or file:PATH"));
+            }
+            _ => {}
+        }
         if let Some(sim) = &self.sim
             && sim.chain_id != self.router.chain_id
         {
@@ -305,6 +321,17 @@ mod tests {
         assert!(n >= 2);
         let demo = KeelConfig::parse(&demo_text()).unwrap();
         demo.check_purpose(Purpose::Demo).unwrap();
+    }
+
+    #[test]
+    fn the_control_port_needs_a_token_reference() {
+        let with = |safety: &str| KeelConfig::parse(&format!("{}\n[safety]\n{safety}\n", demo_text()));
+        let err = format!("{:#}", with("control_port = 9464").unwrap_err());
+        assert!(err.contains("safety.control_token: required with control_port"), "{err}");
+        let err =
+            format!("{:#}", with("control_port = 9464\ncontrol_token = \"hunter2-plain\"").unwrap_err());
+        assert!(err.contains("is not env:VAR or file:PATH"), "{err}");
+        with("control_port = 9464\ncontrol_token = \"env:KEEL_CONTROL_TOKEN\"").unwrap();
     }
 
     #[test]

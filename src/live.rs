@@ -46,6 +46,13 @@ pub(crate) fn spec_from_config(cfg: &KeelConfig) -> eyre::Result<PipelineSpec> {
             dry_run: cfg.safety.dry_run,
             kill_file: cfg.safety.kill_file.clone(),
             control_port: cfg.safety.control_port,
+            control_token: cfg
+                .safety
+                .control_token
+                .as_deref()
+                .map(keel_runtime::control::ControlToken::resolve)
+                .transpose()
+                .map_err(|e| eyre::eyre!("safety.control_token: {e}"))?,
         },
         journal: cfg.journal.clone(),
     })

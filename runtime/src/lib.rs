@@ -14,11 +14,13 @@
 //! * [`pipeline`] — start, run and stop the stages; the report at the end;
 //! * [`recovery`] — settle what a previous run left open in the journal before trading;
 //! * [`safety`] — the kill switch (file, SIGUSR1, the control endpoint) and dry runs;
+//! * [`control`] — the control endpoint (bearer token) serving the kill switch and metrics;
 //! * [`metrics`] — Prometheus `/metrics` on the control endpoint.
 //!
 //! It never links the simulator (`keel-sim`) or the latency harness (`keel-bench`).
 #![cfg_attr(test, allow(unused_crate_dependencies))]
 
+pub mod control;
 pub mod metrics;
 pub mod pipeline;
 pub mod recovery;

@@ -34,6 +34,8 @@ pub struct MetricsSources {
     pub router_in: Arc<Queue<RouterInput>>,
     /// The kill switch.
     pub kill: Arc<KillSwitch>,
+    /// The control endpoint's counters.
+    pub control: Arc<crate::control::ControlStats>,
 }
 
 fn metric(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(&str, f64)]) {
@@ -205,6 +207,13 @@ impl MetricsSources {
             "counter",
             "Rebalances the kill switch stopped.",
             &[("", k.blocked as f64)],
+        );
+        metric(
+            &mut out,
+            "keel_control_unauthorized_total",
+            "counter",
+            "Control requests refused for a missing or wrong bearer token.",
+            &[("", self.control.unauthorized.load(std::sync::atomic::Ordering::Relaxed) as f64)],
         );
         let guard = self.observer.oracle_guard.lock().clone();
         let lines: Vec<(String, f64)> = guard

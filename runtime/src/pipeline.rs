@@ -149,6 +149,9 @@ pub enum PipelineError {
         /// Why.
         source: keel_amm::v3::V3Error,
     },
+    /// `control_port` without `control_token`: the control endpoint never runs unauthenticated.
+    #[error("config: safety.control_token: required with control_port (env:VAR or file:PATH)")]
+    ControlNeedsToken,
     /// A pipeline with a journal was started without recovery.
     #[error("a pipeline with a journal starts with Pipeline::launch (recovery first)")]
     JournalNeedsLaunch,
@@ -338,6 +341,9 @@ impl Pipeline {
         runtime: &tokio::runtime::Handle,
         journal: Option<(Journal, Recovered)>,
     ) -> Result<Pipeline, PipelineError> {
+        if spec.safety.control_port.is_some() && spec.safety.control_token.is_none() {
+            return Err(PipelineError::ControlNeedsToken);
+        }
         let started_ns = mono_now_ns();
         let mut engine =
             Engine::new(spec.engine.clone(), &spec.tokens, &spec.portfolios, Box::new(LiveClock))?;
@@ -400,6 +406,8 @@ impl Pipeline {
         tasks.push(runtime.spawn(watch_signal(Arc::clone(&kill), cancel.clone())));
         let control_addr = match spec.safety.control_port {
             Some(port) => {
+                let token = spec.safety.control_token.clone().ok_or(PipelineError::ControlNeedsToken)?;
+                let control_stats = Arc::new(crate::control::ControlStats::default());
                 let std_listener = std::net::TcpListener::bind(("127.0.0.1", port))?;
                 std_listener.set_nonblocking(true)?;
                 let addr = std_listener.local_addr()?;
@@ -412,9 +420,16 @@ impl Pipeline {
                     events: Arc::clone(&events),
                     router_in: Arc::clone(&router_in),
                     kill: Arc::clone(&kill),
+                    control: Arc::clone(&control_stats),
                 };
-                let control =
-                    crate::safety::serve_control(listener, Arc::clone(&kill), metrics, cancel.clone());
+                let control = crate::control::serve_control(
+                    listener,
+                    Arc::clone(&kill),
+                    token,
+                    control_stats,
+                    metrics,
+                    cancel.clone(),
+                );
                 tasks.push(runtime.spawn(control));
                 Some(addr)
             }

@@ -11,14 +11,14 @@
 //!   `POST /resume`, which lets go of those two (a kill file still present keeps holding it).
 //!
 //! `GET /status` reports whether it is engaged, why, and which sources hold it; `GET /metrics`
-//! serves Prometheus metrics. Every engagement and release is logged with its reason.
+//! serves Prometheus metrics (see [`crate::control`]). Every engagement and release is logged with
+//! its reason.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
-use axum::extract::State;
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
@@ -34,6 +34,9 @@ pub struct SafetySpec {
     pub kill_file: Option<PathBuf>,
     /// Serve the control endpoint on this port of 127.0.0.1 (0: a free port).
     pub control_port: Option<u16>,
+    /// The bearer token its `POST /kill`, `POST /resume` and `GET /status` require (required with
+    /// `control_port`).
+    pub control_token: Option<crate::control::ControlToken>,
 }
 
 /// What holds the kill switch.
@@ -173,49 +176,6 @@ pub async fn watch_signal(switch: Arc<KillSwitch>, cancel: CancellationToken) {
                 None => return,
             },
         }
-    }
-}
-
-/// Serves `POST /kill`, `POST /resume`, `GET /status` and `GET /metrics` (Prometheus text from
-/// `metrics`) on `listener` (bound to 127.0.0.1) until `cancel`.
-pub async fn serve_control(
-    listener: tokio::net::TcpListener,
-    switch: Arc<KillSwitch>,
-    metrics: crate::metrics::MetricsSources,
-    cancel: CancellationToken,
-) {
-    let metrics_route = axum::Router::new()
-        .route(
-            "/metrics",
-            axum::routing::get(|State(m): State<Arc<crate::metrics::MetricsSources>>| async move {
-                ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], m.render())
-            }),
-        )
-        .with_state(Arc::new(metrics));
-    let app = axum::Router::new()
-        .route(
-            "/kill",
-            axum::routing::post(|State(s): State<Arc<KillSwitch>>| async move {
-                s.engage("HTTP POST /kill");
-                axum::Json(s.status())
-            }),
-        )
-        .route(
-            "/resume",
-            axum::routing::post(|State(s): State<Arc<KillSwitch>>| async move {
-                s.release();
-                axum::Json(s.status())
-            }),
-        )
-        .route(
-            "/status",
-            axum::routing::get(|State(s): State<Arc<KillSwitch>>| async move { axum::Json(s.status()) }),
-        )
-        .with_state(switch)
-        .merge(metrics_route);
-    let serve = axum::serve(listener, app).with_graceful_shutdown(async move { cancel.cancelled().await });
-    if let Err(e) = serve.await {
-        tracing::error!(error = %e, "control endpoint stopped");
     }
 }
 

@@ -8,8 +8,12 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use keel_bench::harness::scenario::Scenario;
+use keel_runtime::control::ControlToken;
 use keel_runtime::pipeline::{Pipeline, PipelineReport, PipelineSpec};
 use keel_runtime::safety::SafetySpec;
+
+/// The control endpoint's bearer token in these tests.
+const TOKEN: &str = "test-control-token-0123456789";
 use keel_sim::{SimMarket, SimStats};
 use tokio_util::sync::CancellationToken;
 
@@ -68,7 +72,20 @@ async fn the_kill_switch_stops_new_rebalances_and_says_so() {
     let (sc, sim) = market().await;
     let dir = tempfile::tempdir().unwrap();
     let kill_file = dir.path().join("keel.kill");
-    let safety = SafetySpec { dry_run: false, kill_file: Some(kill_file.clone()), control_port: Some(0) };
+    // The control endpoint never runs unauthenticated.
+    let open = SafetySpec { control_port: Some(0), ..Default::default() };
+    let refused = Pipeline::start(spec(&sc, &sim, open), &tokio::runtime::Handle::current()).err();
+    assert!(
+        refused.is_some_and(|e| e.to_string().contains("control_token")),
+        "a control port without a token was started"
+    );
+    let token = ControlToken::new(TOKEN).unwrap();
+    let safety = SafetySpec {
+        dry_run: false,
+        kill_file: Some(kill_file.clone()),
+        control_port: Some(0),
+        control_token: Some(token),
+    };
     let pipeline =
         Pipeline::start(spec(&sc, &sim, safety), &tokio::runtime::Handle::current()).expect("pipeline");
     let control = format!("http://{}", pipeline.control_addr().expect("control endpoint"));
@@ -77,14 +94,32 @@ async fn the_kill_switch_stops_new_rebalances_and_says_so() {
         (body["halted"].as_bool().unwrap(), body["reason"].as_str().map(str::to_string))
     };
     let get: serde_json::Value =
-        http.get(format!("{control}/status")).send().await.unwrap().json().await.unwrap();
+        http.get(format!("{control}/status")).bearer_auth(TOKEN).send().await.unwrap().json().await.unwrap();
     assert_eq!(status(get), (false, None));
+    // Without the token, or with a wrong one, the operator's routes answer 401 and change nothing.
+    for (path, post) in [("kill", true), ("resume", true), ("status", false)] {
+        let url = format!("{control}/{path}");
+        for auth in [None, Some("wrong-token-0123456789abcdef")] {
+            let mut req = if post { http.post(&url) } else { http.get(&url) };
+            if let Some(t) = auth {
+                req = req.bearer_auth(t);
+            }
+            let code = req.send().await.unwrap().status();
+            assert_eq!(code, reqwest::StatusCode::UNAUTHORIZED, "{path} with {auth:?}");
+        }
+    }
+    assert!(!pipeline.kill_switch().is_engaged(), "an unauthorised /kill engaged the switch");
 
     // Let it rebalance normally first.
     run_until(&pipeline, Duration::from_secs(20), |p| p.snapshot().engine.intents_emitted >= 1).await;
     // Prometheus metrics on the same endpoint.
     let metrics = http.get(format!("{control}/metrics")).send().await.unwrap().text().await.unwrap();
-    for line in ["# TYPE keel_events_total counter", "keel_intents_total ", "keel_kill_switch_engaged 0"] {
+    for line in [
+        "# TYPE keel_events_total counter",
+        "keel_intents_total ",
+        "keel_kill_switch_engaged 0",
+        "keel_control_unauthorized_total 6",
+    ] {
         assert!(metrics.contains(line), "{line} missing from:\n{metrics}");
     }
     assert!(metrics.contains("keel_relay_requests_total{relay=\"relay\",result=\"accepted\"}"), "{metrics}");
@@ -97,7 +132,7 @@ async fn the_kill_switch_stops_new_rebalances_and_says_so() {
     std::fs::write(&kill_file, b"stop").unwrap();
     run_until(&pipeline, Duration::from_secs(5), |p| p.kill_switch().is_engaged()).await;
     let got: serde_json::Value =
-        http.get(format!("{control}/status")).send().await.unwrap().json().await.unwrap();
+        http.get(format!("{control}/status")).bearer_auth(TOKEN).send().await.unwrap().json().await.unwrap();
     let (halted, reason) = status(got);
     assert!(halted && reason.unwrap().contains("keel.kill"));
     // Prices keep moving: triggers keep firing, but nothing new reaches the router.
@@ -113,14 +148,14 @@ async fn the_kill_switch_stops_new_rebalances_and_says_so() {
     run_until(&pipeline, Duration::from_secs(5), |p| !p.kill_switch().is_engaged()).await;
     // The endpoint holds it until /resume.
     let killed: serde_json::Value =
-        http.post(format!("{control}/kill")).send().await.unwrap().json().await.unwrap();
+        http.post(format!("{control}/kill")).bearer_auth(TOKEN).send().await.unwrap().json().await.unwrap();
     assert_eq!(killed["reason"], "HTTP POST /kill");
     assert_eq!(killed["held_by"], serde_json::json!(["operator"]));
     let resumed: serde_json::Value =
-        http.post(format!("{control}/resume")).send().await.unwrap().json().await.unwrap();
+        http.post(format!("{control}/resume")).bearer_auth(TOKEN).send().await.unwrap().json().await.unwrap();
     assert!(!resumed["halted"].as_bool().unwrap());
     let killed: serde_json::Value =
-        http.post(format!("{control}/kill")).send().await.unwrap().json().await.unwrap();
+        http.post(format!("{control}/kill")).bearer_auth(TOKEN).send().await.unwrap().json().await.unwrap();
     assert_eq!(killed["reason"], "HTTP POST /kill");
 
     let (report, _) = finish(pipeline, sim).await;
@@ -189,7 +224,11 @@ async fn a_pool_pushed_off_the_cex_price_is_not_traded_and_the_guard_says_why() 
     let (pool, name) = (sc.pools[0].address, sc.pools[0].name.clone());
     // T0 at 110 USDC in the pool, 100 on the exchange; the arbitrageur stays away.
     sim.hold_pool(pool, 1.10).expect("push the pool");
-    let safety = SafetySpec { control_port: Some(0), ..Default::default() };
+    let safety = SafetySpec {
+        control_port: Some(0),
+        control_token: Some(ControlToken::new(TOKEN).unwrap()),
+        ..Default::default()
+    };
     let pipeline =
         Pipeline::start(spec(&sc, &sim, safety), &tokio::runtime::Handle::current()).expect("pipeline");
     let control = format!("http://{}", pipeline.control_addr().expect("control endpoint"));
