@@ -35,6 +35,12 @@ use keel_amm::v3::full_math::{mul_div, mul_div_rounding_up};
 /// Basis points in one.
 const BPS: u32 = 10_000;
 
+/// Gas of one initialized tick a Uniswap V3 swap crosses, on top of the pool's swap gas (the
+/// cross: a `ticks` slot read and write and the liquidity update; mainnet swaps cost about this much
+/// more per tick crossed). Fills, gas limits and costs include it; the split optimiser does not (it
+/// prices each pool's configured or learned swap gas).
+pub const V3_GAS_PER_TICK_CROSSED: u64 = 31_000;
+
 /// Gas price the plan is costed at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GasPricing {
@@ -105,6 +111,8 @@ pub struct FillHop {
     pub amount_in: U256,
     /// Output of this hop.
     pub amount_out: U256,
+    /// Initialized ticks this hop crosses (V3; 0 for V2).
+    pub ticks_crossed: u32,
     /// The pool's state after this hop.
     pub change: PoolChange,
 }
@@ -124,7 +132,7 @@ pub struct Fill {
     pub amount_out_min: U256,
     /// Exact-output guard: `⌈amount_in × (1 + tolerance)⌉`.
     pub amount_in_max: U256,
-    /// Gas of the fill's pools.
+    /// Gas of the fill: its pools' swap gas plus [`V3_GAS_PER_TICK_CROSSED`] per tick crossed.
     pub gas: u64,
     /// Per-hop amounts and pool states after.
     pub hops: Vec<FillHop>,
@@ -262,18 +270,19 @@ pub fn route_order(
         weight += w;
     }
     let mid_price = if weight > 0.0 { mid_weighted / weight } else { f64::NAN };
-    let fills = s.legs.iter().map(|l| fill_of(pools, l, guards.slippage_bps)).collect();
+    let fills: Vec<Fill> = s.legs.iter().map(|l| fill_of(pools, l, guards.slippage_bps)).collect();
+    let route_gas = fills.iter().map(|f| f.gas).fold(0, u64::saturating_add);
     let price = guards.reference_price.unwrap_or(mid_price);
     let fair = f64::from(s.amount_in) * price;
     let slippage = fair - f64::from(s.amount_out);
-    let gas_cost = s.gas as f64 * per_gas;
+    let gas_cost = route_gas as f64 * per_gas;
     let total = slippage + gas_cost;
     Ok(OrderRoute {
         sell,
         buy,
         amount_in: s.amount_in,
         amount_out: s.amount_out,
-        gas: s.gas,
+        gas: route_gas,
         mid_price,
         cost: RouteCost {
             price,
@@ -307,9 +316,11 @@ fn fill_of(pools: &[PoolEntry], leg: &SplitLeg, slippage_bps: u32) -> Fill {
             zero_for_one: h.hop.zero_for_one,
             amount_in: h.quote.amount_in,
             amount_out: h.quote.amount_out,
+            ticks_crossed: h.quote.ticks_crossed,
             change: h.quote.change.clone(),
         });
     }
+    let crossed: u64 = hops.iter().map(|h| u64::from(h.ticks_crossed)).sum();
     Fill {
         pools: ids,
         path,
@@ -318,7 +329,7 @@ fn fill_of(pools: &[PoolEntry], leg: &SplitLeg, slippage_bps: u32) -> Fill {
         // keep < bps, so the product divides back below amount_out: never overflows
         amount_out_min: mul_div(leg.amount_out, keep, bps).unwrap_or(U256::ZERO),
         amount_in_max: mul_div_rounding_up(leg.amount_in, grow, bps).unwrap_or(U256::MAX),
-        gas: leg.gas,
+        gas: leg.gas.saturating_add(crossed.saturating_mul(V3_GAS_PER_TICK_CROSSED)),
         hops,
     }
 }
@@ -391,6 +402,49 @@ mod tests {
             pools[0].pool(),
             &Pool::V2 { reserve0: e18(102), reserve1: e18(100) - r1.amount_out - r2.amount_out, fee_bps: 30 }
         );
+    }
+
+    #[test]
+    fn a_v3_swap_that_crosses_many_ticks_pays_and_limits_gas_for_each() {
+        use keel_amm::v3::{TickInfo, V3Pool};
+        // Twenty nested positions [−60k, 60k] of equal liquidity around price 1: a swap up crosses
+        // the upper ends one by one.
+        let l: i128 = 1_000_000_000_000_000_000;
+        let mut ticks = Vec::new();
+        for k in 1..=20 {
+            ticks.push(TickInfo { index: -60 * k, liquidity_net: l });
+            ticks.push(TickInfo { index: 60 * k, liquidity_net: -l });
+        }
+        let v3 = V3Pool::new(3000, 60, U256::from(1u8) << 96, 0, 20 * l as u128, &ticks).unwrap();
+        let meta = PoolMeta {
+            id: "v3".into(),
+            address: Address::ZERO,
+            token0: A,
+            token1: B,
+            gas: 130_000,
+            venue: 0,
+        };
+        let pools = vec![PoolEntry::new(meta, Pool::V3(v3)).unwrap()];
+        let guards = Guards { max_deviation: 0.5, ..Guards::default() };
+        let route = |amount| {
+            route_order(
+                &pools,
+                B,
+                A,
+                SwapAmount::ExactIn(amount),
+                &GasPricing { gas_price_wei: 0 },
+                None,
+                &guards,
+            )
+            .unwrap()
+        };
+        let small = route(U256::from(1_000u32));
+        assert_eq!((small.fills[0].hops[0].ticks_crossed, small.gas), (0, 130_000));
+        let big = route(e18(3) / U256::from(10u8));
+        let crossed = big.fills[0].hops[0].ticks_crossed;
+        assert!(crossed >= 5, "the swap should cross several ticks: {crossed}");
+        let want = 130_000 + u64::from(crossed) * V3_GAS_PER_TICK_CROSSED;
+        assert_eq!((big.fills[0].gas, big.gas), (want, want));
     }
 
     #[test]

@@ -344,9 +344,9 @@ impl Executor {
                     plan.granted.push(key);
                     plan.swap_pool.push(None);
                 }
-                let gas_limit: u64 = fill.pools.iter().map(|&p| self.pools[p].meta.gas).sum::<u64>()
-                    * (100 + GAS_LIMIT_MARGIN_PCT)
-                    / 100;
+                // The fill's gas counts the V3 ticks it crosses; saturating: a learned or configured
+                // estimate is bounded, but never wraps into a tiny limit.
+                let gas_limit = fill.gas.saturating_mul(100 + GAS_LIMIT_MARGIN_PCT) / 100;
                 let input = self.swap_calldata(fill, account, deadline)?;
                 plan.calls.push(CallRequest { to: venue.router, input, gas_limit, value: U256::ZERO });
                 plan.swap_pool.push((fill.pools.len() == 1).then(|| fill.pools[0]));
