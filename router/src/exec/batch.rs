@@ -409,6 +409,50 @@ impl Executor {
         }
     }
 
+    /// The members of the batch open for `target` that a new rebalance would join (netting on, room
+    /// left), with the batch's current total cost; `None` when it would start a batch of its own.
+    pub(super) fn open_members(&self, target: u64) -> Option<(Vec<Member>, RebalanceCost)> {
+        let b = self.open_batch.as_ref().filter(|b| {
+            self.cfg.netting && b.target_block == target && b.members.len() < MAX_BATCH_MEMBERS
+        })?;
+        let mut total = RebalanceCost::default();
+        for m in &b.members {
+            total.add(&m.charged);
+        }
+        Some((b.members.clone(), total))
+    }
+
+    /// What `intent` at `fraction` adds to the cost of a batch of `members` (whose cost is
+    /// `without`): the whole batch re-planned with it, minus the batch without it. Negative when its
+    /// crosses save the others more than it costs. `None` when the batch cannot be planned with it.
+    pub(super) fn marginal_cost(
+        &self,
+        members: &[Member],
+        without: &RebalanceCost,
+        intent: &RebalanceIntent,
+        fraction: f64,
+        head: &BlockHeader,
+        gas: &GasPricing,
+    ) -> Option<RebalanceCost> {
+        let mut with: Vec<Member> = members.to_vec();
+        with.push(Member {
+            intent: intent.clone(),
+            fraction,
+            alone: RebalanceCost::default(),
+            charged: RebalanceCost::default(),
+        });
+        with.sort_by_key(|m| m.intent.id);
+        let plans = self.plan_batch(&with, head, gas, &[]).ok()?;
+        let mut cost = RebalanceCost::default();
+        for p in &plans {
+            cost.add(&p.cost);
+        }
+        cost.sub(without);
+        // `saved` compares with trading alone, which is not what this number is.
+        cost.saved = 0.0;
+        Some(cost)
+    }
+
     /// Closes the open batch once the head has reached its block.
     pub(super) fn close_batch(&mut self, head: u64) {
         if self.open_batch.as_ref().is_some_and(|b| b.target_block <= head) {

@@ -1,7 +1,7 @@
 //! Netting and batches: rebalances of several portfolios decided for one block go out as one bundle,
 //! opposite legs crossed as transfers between the accounts.
 
-use super::tests::{decided_then_refused, executor_for, head, intent, ready};
+use super::tests::{cost_aware, decided_then_refused, executor_for, head, intent, ready};
 use super::*;
 use alloy::consensus::TxEnvelope;
 use alloy::consensus::transaction::SignerRecoverable;
@@ -230,4 +230,24 @@ fn a_batch_taken_back_after_a_restart_is_resent_as_one_bundle() {
     assert_eq!(uuid2, uuid);
     let nonces = |txs: &[SentTx]| txs.iter().map(|t| (t.from, t.nonce)).collect::<Vec<_>>();
     assert_eq!(nonces(&resent), nonces(&sent), "same transactions, same order");
+}
+
+#[test]
+fn a_cost_aware_rebalance_is_priced_by_what_it_adds_to_the_batch() {
+    let (mut exec, a, b) = two_accounts();
+    let mut out = Vec::new();
+    // Alone, selling 1 WETH costs ≈ 12 USDC (fees and impact) for a value of 5: refused.
+    exec.on_intent(&cost_aware(intent(1, a), 5.0, 1), 0, &mut out);
+    assert!(decided_then_refused(&out, "not worth it"), "{out:?}");
+    out.clear();
+    // With b buying 3000 USDC of WETH in the same block, the same sale crosses whole against it:
+    // what it adds to the batch is two transfers' gas minus b's fee and impact saved. Sent.
+    exec.on_intent(&buy_weth(2, 1, b, 3000), 0, &mut out);
+    out.clear();
+    exec.on_intent(&cost_aware(intent(3, a), 5.0, 1), 0, &mut out);
+    let (txs, _) = bundle(&out);
+    let from_a: Vec<&SentTx> = txs.iter().filter(|t| t.from == a).collect();
+    assert_eq!(from_a.len(), 1, "{txs:?}");
+    assert!(transfer_of(from_a[0]).is_some(), "a's whole sale is a transfer to b");
+    assert_eq!(exec.stats().not_worth_it, 1);
 }

@@ -392,7 +392,7 @@ fn a_landed_bundle_reports_one_outcome() {
     assert_eq!(exec.inflight_count(), 0);
 }
 
-fn cost_aware(mut i: RebalanceIntent, penalty: f64, weth: u64) -> RebalanceIntent {
+pub(super) fn cost_aware(mut i: RebalanceIntent, penalty: f64, weth: u64) -> RebalanceIntent {
     let e18 = U256::from(10u64).pow(U256::from(18u64));
     i.legs[0].amount_in = e18 * U256::from(weth);
     i.legs[0].notional = 3000.0 * weth as f64;
