@@ -324,6 +324,12 @@ mod tests {
     }
 
     #[test]
+    fn the_built_in_demo_config_is_configs_demo_toml() {
+        assert_eq!(crate::demo::BUILT_IN_CONFIG, demo_text(), "rebuild after editing configs/demo.toml");
+        KeelConfig::parse(crate::demo::BUILT_IN_CONFIG).unwrap().check_purpose(Purpose::Demo).unwrap();
+    }
+
+    #[test]
     fn the_control_port_needs_a_token_reference() {
         let with = |safety: &str| KeelConfig::parse(&format!("{}\n[safety]\n{safety}\n", demo_text()));
         let err = format!("{:#}", with("control_port = 9464").unwrap_err());

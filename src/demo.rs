@@ -14,9 +14,16 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{KeelConfig, Purpose};
 use crate::report::{self, RunReport};
 
-/// Runs the demo for `duration_s` seconds and writes its outputs into `out`.
-pub(crate) fn run(config: &Path, duration_s: u64, out: &Path, progress: bool) -> eyre::Result<()> {
-    let cfg = KeelConfig::load(config)?;
+/// The demo config built into the binary: `configs/demo.toml` as it was at build time.
+pub(crate) const BUILT_IN_CONFIG: &str = include_str!("../configs/demo.toml");
+
+/// Runs the demo for `duration_s` seconds and writes its outputs into `out`; `config` defaults to
+/// [`BUILT_IN_CONFIG`].
+pub(crate) fn run(config: Option<&Path>, duration_s: u64, out: &Path, progress: bool) -> eyre::Result<()> {
+    let cfg = match config {
+        Some(path) => KeelConfig::load(path)?,
+        None => KeelConfig::parse(BUILT_IN_CONFIG).wrap_err("in the built-in demo config")?,
+    };
     cfg.check_purpose(Purpose::Demo)?;
     let rt = crate::io_runtime()?;
     let report = rt.block_on(run_async(cfg, Duration::from_secs(duration_s), progress))?;

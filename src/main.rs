@@ -52,9 +52,10 @@ enum Command {
         /// Where to write report.json and weights.svg.
         #[arg(long, default_value = "keel-demo-out")]
         out: PathBuf,
-        /// Config file (must have a [sim] section).
-        #[arg(long, default_value = "configs/demo.toml")]
-        config: PathBuf,
+        /// Config file (must have a [sim] section). Default: the built-in demo config, the same text
+        /// as configs/demo.toml (so an installed `keel demo` runs in any directory).
+        #[arg(long)]
+        config: Option<PathBuf>,
         /// No live progress lines.
         #[arg(long)]
         quiet: bool,
@@ -167,7 +168,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.log, cli.log_json);
     let result = match cli.command {
-        Command::Demo { duration, out, config, quiet } => demo::run(&config, duration, &out, !quiet),
+        Command::Demo { duration, out, config, quiet } => {
+            demo::run(config.as_deref(), duration, &out, !quiet)
+        }
         Command::Run { config, duration, out } => live::run(&config, duration, &out),
         Command::Devnet { port, relay_port, quotes_port, block_ms, move_every, write_config, duration } => {
             let ports = devnet::Ports { anvil: port, relay: relay_port, quotes: quotes_port };
