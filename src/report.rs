@@ -201,7 +201,7 @@ pub(crate) fn build(cfg: &KeelConfig, run: PipelineReport, sim: Option<SimStats>
                     .iter()
                     .filter(|f| intents_of.contains(&f.intent) && landed_intents.contains(&f.intent))
                     .count(),
-                rebalances: intents_of.len(),
+                rebalances: run.engine.fired.get(i).copied().unwrap_or(0) as usize,
                 landed: landed_by[i],
                 final_weights: views.get(i).map(|v| v.weights.clone()).unwrap_or_default(),
                 band: views.get(i).map(|v| v.band).unwrap_or(0.0),
@@ -233,13 +233,13 @@ pub(crate) fn build(cfg: &KeelConfig, run: PipelineReport, sim: Option<SimStats>
     RunReport {
         duration_s: run.duration_s,
         price_updates: stats.events.quotes,
-        rebalances: run.engine.intents.len() as u64,
+        rebalances: run.engine.fired.iter().sum(),
         bundles_submitted: run.exec.submissions,
         rebalances_landed: run.exec.landed,
         rebalances_expired: run.exec.expired,
         rebalances_rejected: run.exec.rejected,
-        max_drift_before: run.engine.intents.iter().map(|i| i.drift).fold(0.0, f64::max),
-        max_drift_after: run.engine.drift_after_landing.iter().map(|(_, d)| *d).fold(0.0, f64::max),
+        max_drift_before: run.engine.max_drift_fired,
+        max_drift_after: run.engine.max_drift_after,
         gas_used: run.exec.gas_used,
         total_cost,
         cost_over_time,

@@ -15,11 +15,13 @@
 //! * [`recovery`] — settle what a previous run left open in the journal before trading;
 //! * [`safety`] — the kill switch (file, SIGUSR1, the control endpoint) and dry runs;
 //! * [`control`] — the control endpoint (bearer token) serving the kill switch and metrics;
-//! * [`metrics`] — Prometheus `/metrics` on the control endpoint.
+//! * [`metrics`] — Prometheus `/metrics` on the control endpoint;
+//! * [`bounded`] — report buffers that stay bounded over weeks of uptime.
 //!
 //! It never links the simulator (`keel-sim`) or the latency harness (`keel-bench`).
 #![cfg_attr(test, allow(unused_crate_dependencies))]
 
+pub mod bounded;
 pub mod control;
 pub mod metrics;
 pub mod pipeline;

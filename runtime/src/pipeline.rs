@@ -45,6 +45,7 @@ use keel_router::stage::{
     RelayCounters, RouterInput, StageIo, StageJournal, StageObserver, run_router_stage,
 };
 
+use crate::bounded::{MAX_KEPT_DRIFTS, MAX_KEPT_INTENTS, MAX_KEPT_SAMPLES, Newest, Thinning};
 use crate::recovery::Recovered;
 use crate::safety::{KillStatus, KillSwitch, SafetySpec, watch_kill_file, watch_signal};
 use keel_amm::v3::sqrt_price_math::Q96;
@@ -235,11 +236,18 @@ pub struct EngineRun {
     pub decide: Histogram<u64>,
     /// Event receive → state applied and trigger evaluated, for every quote, ns.
     pub quote_to_decision: Histogram<u64>,
-    /// Intents emitted.
+    /// The newest intents emitted (the last [`crate::bounded::MAX_KEPT_INTENTS`]).
     pub intents: Vec<RebalanceIntent>,
-    /// (portfolio, drift) measured when post-landing balances arrived.
+    /// Intents emitted over the whole run, per portfolio id.
+    pub fired: Vec<u64>,
+    /// Largest drift when a trigger fired, over the whole run.
+    pub max_drift_fired: f64,
+    /// (portfolio, drift) measured when post-landing balances arrived (the newest
+    /// [`crate::bounded::MAX_KEPT_DRIFTS`]).
     pub drift_after_landing: Vec<(usize, f64)>,
-    /// Weight samples.
+    /// Largest post-landing drift over the whole run.
+    pub max_drift_after: f64,
+    /// Weight samples over the whole run, thinned to at most [`crate::bounded::MAX_KEPT_SAMPLES`].
     pub samples: Vec<Sample>,
     /// First known value of each portfolio.
     pub start_values: Vec<Option<f64>>,
@@ -698,9 +706,13 @@ fn engine_loop(mut engine: Engine, ctx: EngineThread) -> EngineRun {
     let n = engine.portfolios().len();
     let mut decide = new_hist();
     let mut quote_to_decision = new_hist();
-    let mut intents = Vec::new();
-    let mut drift_after_landing = Vec::new();
-    let mut samples = Vec::new();
+    let mut intents = Newest::new(MAX_KEPT_INTENTS);
+    let mut fired = vec![0u64; n];
+    let mut max_drift_fired: f64 = 0.0;
+    let mut drift_after_landing = Newest::new(MAX_KEPT_DRIFTS);
+    let mut max_drift_after: f64 = 0.0;
+    let mut samples = Thinning::new(MAX_KEPT_SAMPLES);
+    let mut sample_tick = 0u64;
     let mut start_values = vec![None; n];
     let mut awaiting = vec![false; n];
     let mut out: Vec<RebalanceIntent> = Vec::with_capacity(16);
@@ -726,6 +738,7 @@ fn engine_loop(mut engine: Engine, ctx: EngineThread) -> EngineRun {
         }
         for intent in out.drain(..) {
             let _ = decide.record(intent.decided_ns.saturating_sub(intent.event_recv_ns).max(1));
+            note_fired(&intent, &mut fired, &mut max_drift_fired);
             intents.push(intent.clone());
             bounced.extend(dispatch(intent, &router_in, &kill));
         }
@@ -747,6 +760,7 @@ fn engine_loop(mut engine: Engine, ctx: EngineThread) -> EngineRun {
                     && let Some(d) = engine.max_drift(pid)
                 {
                     drift_after_landing.push((i, d));
+                    max_drift_after = max_drift_after.max(d);
                     *pending = false;
                 }
             }
@@ -755,6 +769,7 @@ fn engine_loop(mut engine: Engine, ctx: EngineThread) -> EngineRun {
             next_timer = now + timer_ns;
             engine.process(&Event::Timer { now_ns: now }, &mut out);
             for intent in out.drain(..) {
+                note_fired(&intent, &mut fired, &mut max_drift_fired);
                 intents.push(intent.clone());
                 bounced.extend(dispatch(intent, &router_in, &kill));
             }
@@ -766,17 +781,22 @@ fn engine_loop(mut engine: Engine, ctx: EngineThread) -> EngineRun {
             next_sample = now + sample_ns;
             let t_s = (now - started_ns) as f64 / 1e9;
             let views = portfolio_views(&engine);
+            let tick = sample_tick;
+            sample_tick += 1;
             for (i, v) in views.iter().enumerate() {
                 if start_values[i].is_none() {
                     start_values[i] = v.value;
                 }
-                if v.value.is_some() {
-                    samples.push(Sample {
-                        t_s,
-                        portfolio: i,
-                        weights: v.weights.iter().map(|w| w.1).collect(),
-                        band: v.band,
-                    });
+                if v.value.is_some() && samples.wants(tick) {
+                    samples.push(
+                        tick,
+                        Sample {
+                            t_s,
+                            portfolio: i,
+                            weights: v.weights.iter().map(|w| w.1).collect(),
+                            band: v.band,
+                        },
+                    );
                 }
             }
             *snapshot.lock() = Snapshot {
@@ -787,7 +807,26 @@ fn engine_loop(mut engine: Engine, ctx: EngineThread) -> EngineRun {
             };
         }
     }
-    EngineRun { engine, decide, quote_to_decision, intents, drift_after_landing, samples, start_values }
+    EngineRun {
+        engine,
+        decide,
+        quote_to_decision,
+        intents: intents.into_vec(),
+        fired,
+        max_drift_fired,
+        drift_after_landing: drift_after_landing.into_vec(),
+        max_drift_after,
+        samples: samples.into_vec(),
+        start_values,
+    }
+}
+
+/// Counts an emitted intent in the whole-run aggregates.
+fn note_fired(intent: &RebalanceIntent, fired: &mut [u64], max_drift: &mut f64) {
+    if let Some(n) = fired.get_mut(intent.portfolio.idx()) {
+        *n += 1;
+    }
+    *max_drift = max_drift.max(intent.drift);
 }
 
 /// Views of every portfolio (allocates: reporting only).

@@ -109,7 +109,8 @@ fn sigkill_during_rebalances_never_executes_one_twice_nor_loses_one() {
                 && top > last_seen
             {
                 last_seen = top;
-                let delay = if round % 10 == 9 { rng.random_range(300..1500) } else { rng.random_range(0..40) };
+                let delay =
+                    if round % 10 == 9 { rng.random_range(300..1500) } else { rng.random_range(0..40) };
                 std::thread::sleep(Duration::from_millis(delay));
                 break;
             }

@@ -256,7 +256,7 @@ pub async fn run_latency(cfg: &RigConfig, rate: u64, duration: Duration) -> eyre
         frames,
         frames_sent,
         crossings,
-        fired: report.engine.intents.len() as u64,
+        fired: report.engine.fired.iter().sum(),
         dropped: report.event_queue.dropped,
         stages,
         seconds,
