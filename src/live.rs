@@ -48,6 +48,16 @@ pub(crate) fn spec_from_config(cfg: &KeelConfig) -> eyre::Result<PipelineSpec> {
             control_port: cfg.safety.control_port,
         },
         journal: cfg.journal.clone(),
+        record: cfg.record.as_ref().map(|r| keel_runtime::record::RecordSpec {
+            dir: r.dir.clone(),
+            max_file_bytes: r.max_file_mb.saturating_mul(1024 * 1024),
+            config_toml: cfg.source_toml.clone(),
+            metadata_json: format!(
+                "{{\"recorder\":\"keel {}\",\"chain_id\":{}}}",
+                env!("CARGO_PKG_VERSION"),
+                cfg.router.chain_id
+            ),
+        }),
     })
 }
 

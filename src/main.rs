@@ -2,6 +2,9 @@
 //!
 //! * `keel demo` — the whole pipeline against the simulated market, with a report and a plot;
 //! * `keel run --config FILE` — the pipeline against real endpoints;
+//! * `keel record --config FILE --out DIR` — a run (demo or live) with every input recorded;
+//! * `keel replay REC --config FILE --out DIR` — the same engine and router over a recording, in
+//!   virtual time, against a chain simulated from the recorded pool state;
 //! * `keel check-config FILE` — validate a config, naming the field and the problem;
 //! * `keel quote [FILE]` — the router's dry run: JSON request in, exact split JSON out;
 //! * `keel journal [list|show N]` — recent rebalances from the journal, or one in full;
@@ -14,6 +17,7 @@ mod demo;
 mod devnet;
 mod journal;
 mod live;
+mod record;
 mod report;
 mod svg;
 
@@ -69,6 +73,25 @@ enum Command {
         /// Where to write report.json and weights.svg at the end.
         #[arg(long, default_value = "keel-run-out")]
         out: PathBuf,
+    },
+    /// Record a run: every input (exchange frames, heads, pool logs, pending-swap impact, balance,
+    /// nonce and allowance reads, receipts, relay answers) with its receive time, into `--out`.
+    /// With a `[sim]` config this runs the demo pipeline; otherwise the live one (e.g. against
+    /// `keel devnet`'s config). The run's report.json and weights.svg are written next to it.
+    Record {
+        /// Config file.
+        #[arg(long)]
+        config: PathBuf,
+        /// How long to record, seconds.
+        #[arg(long, default_value_t = 60)]
+        duration: u64,
+        /// The recording's directory (created; must not hold a recording already).
+        #[arg(long)]
+        out: PathBuf,
+        /// Size at which a recording file is closed and the next started, MiB (default: the
+        /// config's `[record] max_file_mb`, else 256).
+        #[arg(long)]
+        max_file_mb: Option<u64>,
     },
     /// Start a local devnet: anvil with the real Uniswap V2/V3 contracts, the loopback relay and a
     /// quote server; fund a portfolio; write the config for `keel run`; keep the market moving.
@@ -168,6 +191,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo { duration, out, config, quiet } => demo::run(&config, duration, &out, !quiet),
         Command::Run { config, duration, out } => live::run(&config, duration, &out),
+        Command::Record { config, duration, out, max_file_mb } => {
+            record::run(&config, duration, &out, max_file_mb)
+        }
         Command::Devnet { port, relay_port, quotes_port, block_ms, move_every, write_config, duration } => {
             let ports = devnet::Ports { anvil: port, relay: relay_port, quotes: quotes_port };
             devnet::run(ports, block_ms, move_every, &write_config, duration)

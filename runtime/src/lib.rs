@@ -14,12 +14,15 @@
 //! * [`pipeline`] — start, run and stop the stages; the report at the end;
 //! * [`recovery`] — settle what a previous run left open in the journal before trading;
 //! * [`safety`] — the kill switch (file, SIGUSR1, the control endpoint) and dry runs;
-//! * [`metrics`] — Prometheus `/metrics` on the control endpoint.
+//! * [`metrics`] — Prometheus `/metrics` on the control endpoint;
+//! * [`record`] — recording every input (`[record]`, `keel record`) for `keel replay`;
+//! * [`replay`] — the same engine and router over a recording, in virtual time.
 //!
 //! It never links the simulator (`keel-sim`) or the latency harness (`keel-bench`).
 #![cfg_attr(test, allow(unused_crate_dependencies))]
 
 pub mod metrics;
 pub mod pipeline;
+pub mod record;
 pub mod recovery;
 pub mod safety;

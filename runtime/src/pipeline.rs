@@ -35,7 +35,7 @@ use keel_feeds::node::{
 };
 use keel_feeds::poll::{PollStats, PollTargets, run_chain_poller};
 use keel_feeds::stats::{FeedStats, FeedStatsSnapshot};
-use keel_feeds::ws::{BinanceFeedConfig, run_binance_feed};
+use keel_feeds::ws::{BinanceFeedConfig, run_binance_feed_recorded};
 use keel_journal::{Journal, JournalConfig, Names, Resolution};
 use keel_router::config::{DexConfig, DexKind, PoolConfig, RelayConfig, RouterConfig};
 use keel_router::exec::{ExecError, ExecStats, ExecToken, Executor, FillRecord, PoolVenue};
@@ -45,6 +45,7 @@ use keel_router::stage::{
     RelayCounters, RouterInput, StageIo, StageJournal, StageObserver, run_router_stage,
 };
 
+use crate::record::{RecordError, RecordSpec, Recording, RecordingReport};
 use crate::recovery::Recovered;
 use crate::safety::{KillStatus, KillSwitch, SafetySpec, watch_kill_file, watch_signal};
 use keel_amm::v3::sqrt_price_math::Q96;
@@ -96,6 +97,8 @@ pub struct PipelineSpec {
     pub safety: SafetySpec,
     /// The journal (start with [`Pipeline::launch`], which recovers from it first).
     pub journal: Option<JournalConfig>,
+    /// Record every input into this recording (`[record]`, `keel record`).
+    pub record: Option<RecordSpec>,
 }
 
 /// Why the pipeline could not start.
@@ -172,6 +175,9 @@ pub enum PipelineError {
     /// The journal could not be opened or the previous run's rebalances not settled.
     #[error("recovery: {0}")]
     Recovery(#[from] crate::recovery::RecoveryError),
+    /// The recording could not be started.
+    #[error(transparent)]
+    Record(#[from] RecordError),
 }
 
 impl PipelineError {
@@ -281,6 +287,8 @@ pub struct PipelineReport {
     pub journal_records: Option<Result<u64, String>>,
     /// Rebalances of a previous run settled at start.
     pub recovered: Vec<(u64, Resolution)>,
+    /// What the input recording wrote (`None` without `[record]`).
+    pub recording: Option<RecordingReport>,
 }
 
 /// A running pipeline.
@@ -303,6 +311,7 @@ pub struct Pipeline {
     control_addr: Option<std::net::SocketAddr>,
     journal: Option<Journal>,
     recovered: Vec<(u64, Resolution)>,
+    recording: Option<Recording>,
 }
 
 impl Pipeline {
@@ -337,6 +346,8 @@ impl Pipeline {
         journal: Option<(Journal, Recovered)>,
     ) -> Result<Pipeline, PipelineError> {
         let started_ns = mono_now_ns();
+        let recording = spec.record.as_ref().map(|r| Recording::start(r, started_ns)).transpose()?;
+        let recorder = recording.as_ref().map(|r| Arc::clone(r.recorder()));
         let mut engine =
             Engine::new(spec.engine.clone(), &spec.tokens, &spec.portfolios, Box::new(LiveClock))?;
         let table = InstrumentTable::new(engine.instrument_symbols().iter())?;
@@ -410,6 +421,7 @@ impl Pipeline {
                     events: Arc::clone(&events),
                     router_in: Arc::clone(&router_in),
                     kill: Arc::clone(&kill),
+                    recorder: recorder.clone(),
                 };
                 let control =
                     crate::safety::serve_control(listener, Arc::clone(&kill), metrics, cancel.clone());
@@ -426,8 +438,9 @@ impl Pipeline {
                 Arc::clone(&feed_stats),
                 cancel.clone(),
             );
+            let rec = recorder.clone();
             tasks.push(runtime.spawn(async move {
-                if let Err(e) = run_binance_feed(cfg, table, q, st, c).await {
+                if let Err(e) = run_binance_feed_recorded(cfg, table, q, st, rec, c).await {
                     tracing::error!(error = %e, "market-data feed stopped");
                 }
             }));
@@ -441,8 +454,9 @@ impl Pipeline {
                 cancel.clone(),
             );
             let poll_ms = spec.poll_ms;
+            let rec = recorder.clone();
             tasks.push(runtime.spawn(async move {
-                if let Err(e) = run_chain_poller(url, poll_ms, targets, q, r, st, c).await {
+                if let Err(e) = run_chain_poller(url, poll_ms, targets, q, r, st, rec, c).await {
                     tracing::error!(error = %e, "chain poller stopped");
                 }
             }));
@@ -458,6 +472,7 @@ impl Pipeline {
                 router: Arc::clone(&router_in),
                 events: Arc::clone(&events),
                 pending: Some(pending_rx),
+                recorder: recorder.clone(),
             };
             let node_stats = Arc::new(NodeFeedStats::default());
             let (st, c) = (Arc::clone(&node_stats), cancel.clone());
@@ -500,6 +515,7 @@ impl Pipeline {
                 runtime: runtime.clone(),
                 journal: stage_journal,
                 wait: spec.engine.wait_policy(),
+                recorder: recorder.clone(),
             };
             std::thread::Builder::new()
                 .name("keel-router".into())
@@ -523,7 +539,13 @@ impl Pipeline {
             control_addr,
             journal,
             recovered: recovered.settled,
+            recording,
         })
+    }
+
+    /// The input recording's counters now (`None` without `[record]`).
+    pub fn recording_stats(&self) -> Option<keel_recording::RecorderStats> {
+        self.recording.as_ref().map(|r| r.recorder().stats())
     }
 
     /// The latest snapshot the engine thread published.
@@ -605,6 +627,11 @@ impl Pipeline {
             ),
             None => None,
         };
+        // Every producer has stopped: what is queued is written and the last file closed.
+        let recording = match self.recording.take() {
+            Some(r) => tokio::task::spawn_blocking(move || r.finish()).await.ok(),
+            None => None,
+        };
         let start = self.started_ns;
         let outcomes = self
             .observer
@@ -631,6 +658,7 @@ impl Pipeline {
             dry_run_bundles: self.observer.dry_run_bundles.load(Ordering::Relaxed),
             journal_records,
             recovered: std::mem::take(&mut self.recovered),
+            recording,
         }
     }
 }

@@ -122,6 +122,7 @@ impl Scenario {
             sample_every: DEFAULT_SAMPLE_EVERY,
             safety: Default::default(),
             journal: None,
+            record: None,
         })
     }
 }
