@@ -18,6 +18,7 @@ mod devnet;
 mod journal;
 mod live;
 mod record;
+mod replay;
 mod report;
 mod svg;
 
@@ -92,6 +93,26 @@ enum Command {
         /// config's `[record] max_file_mb`, else 256).
         #[arg(long)]
         max_file_mb: Option<u64>,
+    },
+    /// Replay a recording: the same engine, planner, router and signer over the recorded inputs in
+    /// virtual time, against a chain simulated from the recorded pool state. Writes report.json,
+    /// weights.svg, journal.sqlite and replay.json into `--out`; two replays of one recording with
+    /// one config write identical files.
+    Replay {
+        /// The recording's directory (`keel record --out`).
+        rec: PathBuf,
+        /// Config file (tokens, pools, portfolios, engine and router settings, keys).
+        #[arg(long)]
+        config: PathBuf,
+        /// Where to write the outputs (must not hold a journal.sqlite already).
+        #[arg(long)]
+        out: PathBuf,
+        /// Delay every bundle's arrival at the chain by this many microseconds.
+        #[arg(long, default_value_t = 0)]
+        latency_us: u64,
+        /// No progress lines.
+        #[arg(long)]
+        quiet: bool,
     },
     /// Start a local devnet: anvil with the real Uniswap V2/V3 contracts, the loopback relay and a
     /// quote server; fund a portfolio; write the config for `keel run`; keep the market moving.
@@ -191,6 +212,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo { duration, out, config, quiet } => demo::run(&config, duration, &out, !quiet),
         Command::Run { config, duration, out } => live::run(&config, duration, &out),
+        Command::Replay { rec, config, out, latency_us, quiet } => {
+            replay::run(&rec, &config, &out, latency_us, !quiet)
+        }
         Command::Record { config, duration, out, max_file_mb } => {
             record::run(&config, duration, &out, max_file_mb)
         }

@@ -25,4 +25,5 @@ pub mod metrics;
 pub mod pipeline;
 pub mod record;
 pub mod recovery;
+pub mod replay;
 pub mod safety;

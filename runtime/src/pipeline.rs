@@ -837,7 +837,7 @@ fn token_address(spec: &PipelineSpec, symbol: &str) -> Result<alloy::primitives:
 }
 
 /// Builds the executor from the spec: tokens by engine id, pools with empty state until read.
-fn build_executor(spec: &PipelineSpec) -> Result<Executor, PipelineError> {
+pub(crate) fn build_executor(spec: &PipelineSpec) -> Result<Executor, PipelineError> {
     let tokens = spec
         .tokens
         .iter()
@@ -902,7 +902,7 @@ fn build_executor(spec: &PipelineSpec) -> Result<Executor, PipelineError> {
     ))
 }
 
-fn poll_targets(spec: &PipelineSpec, engine: &Engine) -> Result<PollTargets, PipelineError> {
+pub(crate) fn poll_targets(spec: &PipelineSpec, engine: &Engine) -> Result<PollTargets, PipelineError> {
     let mut t = PollTargets::default();
     if spec.node_ws_url.is_none() {
         for (i, p) in spec.pools.iter().enumerate() {
