@@ -103,7 +103,7 @@ async fn record_demo(
     }];
     spec.poll_ms = cfg.chain.as_ref().map(|c| c.poll_ms).unwrap_or(50);
     spec.sample_every = DEFAULT_SAMPLE_EVERY;
-    let pipeline = Pipeline::start(spec, &tokio::runtime::Handle::current())?;
+    let pipeline = Pipeline::launch(spec, &tokio::runtime::Handle::current()).await?;
     run_for(&pipeline, duration).await;
     let mut run = pipeline.shutdown().await;
     let recording = run.recording.take();

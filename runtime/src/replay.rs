@@ -75,6 +75,10 @@ pub const APPROVE_GAS: u64 = 46_000;
 pub const JOURNAL_BATCH: usize = 256;
 /// Issues kept (with their offsets) for the replay's summary; more are counted only.
 pub const MAX_ISSUES_KEPT: usize = 64;
+/// A receipt read is answered when the recorded run's read of the same intent's receipts comes
+/// up in the recording (so the landing reaches the engine when it did live), or this long after
+/// it was asked for when the recording has none (the recorded run did not land that intent).
+pub const RECEIPT_FALLBACK_NS: u64 = 1_000_000_000;
 /// Name of the relay the replay's chain stands for, in reports.
 pub const REPLAY_RELAY: &str = "replay-chain";
 
@@ -109,7 +113,8 @@ pub struct ReplayStats {
     pub chain_inputs: u64,
     /// Recorded balance and nonce reads replaced by the simulated chain's.
     pub reads_superseded: u64,
-    /// Recorded receipt reads and relay answers (the simulated chain answers instead).
+    /// Recorded receipt reads and relay answers: their content is the simulated chain's; a receipt
+    /// read only sets when the replay's read of the same intent is answered.
     pub answers_ignored: u64,
     /// Records whose payload did not decode (skipped).
     pub undecodable: u64,
@@ -444,6 +449,8 @@ struct Driver {
     balance_targets: Vec<(PortfolioId, Address, TokenId, Address)>,
     accounts: Vec<Address>,
     journal: Option<(Store, Names)>,
+    /// Receipt reads asked for and not answered yet: (intent, hashes, answer at the latest).
+    receipt_reads: Vec<(u64, Vec<B256>, Nanos)>,
     journal_batch: Vec<(i64, JournalRecord)>,
     journal_records: u64,
     start_epoch_ms: i64,
@@ -583,8 +590,7 @@ impl Driver {
                 });
             }
             Action::FetchReceipts { intent, hashes, .. } => {
-                let receipts = hashes.iter().filter_map(|h| self.chain.receipts.get(h).copied()).collect();
-                self.work.push_back(Work::Receipts { intent, receipts });
+                self.receipt_reads.push((intent, hashes, now.saturating_add(RECEIPT_FALLBACK_NS)));
             }
             Action::Outcome(o) => {
                 self.outcomes.push((now as f64 / 1e9, o));
@@ -592,6 +598,21 @@ impl Driver {
                 self.chain.pending.retain(|p| p.intent != o.intent);
                 self.chain.signed.retain(|_, (intent, _)| *intent != o.intent);
                 self.work.push_back(Work::Engine(Event::Outcome(o)));
+            }
+        }
+    }
+
+    /// Answers the receipt reads of `intent` (all of them when `None`) that are due by `t`.
+    fn answer_receipts(&mut self, intent: Option<u64>, t: Nanos) {
+        let mut i = 0;
+        while i < self.receipt_reads.len() {
+            let (id, _, due) = &self.receipt_reads[i];
+            if intent == Some(*id) || *due <= t {
+                let (intent, hashes, _) = self.receipt_reads.remove(i);
+                let receipts = hashes.iter().filter_map(|h| self.chain.receipts.get(h).copied()).collect();
+                self.work.push_back(Work::Receipts { intent, receipts });
+            } else {
+                i += 1;
             }
         }
     }
@@ -714,7 +735,12 @@ impl Driver {
                     self.work.push_back(Work::Chain(u));
                 }
             },
-            Input::Receipts { .. } | Input::RelayAnswer(_) => self.stats.answers_ignored += 1,
+            Input::Receipts { intent, .. } => {
+                // The recorded run read this intent's receipts now: the replay's read answers now.
+                self.stats.answers_ignored += 1;
+                self.answer_receipts(Some(intent), now);
+            }
+            Input::RelayAnswer(_) => self.stats.answers_ignored += 1,
         }
     }
 
@@ -845,6 +871,7 @@ pub fn replay(
         balance_targets: targets.balances.clone(),
         accounts: targets.accounts.clone(),
         journal,
+        receipt_reads: Vec::new(),
         journal_batch: Vec::with_capacity(JOURNAL_BATCH),
         journal_records: 0,
         start_epoch_ms,
@@ -865,6 +892,10 @@ pub fn replay(
         let t = record.recv_ns.max(d.now);
         d.run_timers_until(t, &mut next_timer, &mut next_sample, sample_ns);
         d.set_now(t);
+        if d.receipt_reads.iter().any(|r| r.2 <= t) {
+            d.answer_receipts(None, t);
+            d.drain();
+        }
         if record.kind == RecordKind::ExchangeFrame {
             d.frame(&table, record.payload);
         } else {
@@ -881,6 +912,9 @@ pub fn replay(
             progress(&d.stats);
         }
     }
+    // Reads still owed at the end of the recording are answered there.
+    d.answer_receipts(None, u64::MAX);
+    d.drain();
     d.flush_journal_soft();
     d.stats.virtual_ns = d.now;
     progress(&d.stats);
