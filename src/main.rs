@@ -101,9 +101,10 @@ enum Command {
     Replay {
         /// The recording's directory (`keel record --out`).
         rec: PathBuf,
-        /// Config file (tokens, pools, portfolios, engine and router settings, keys).
+        /// Config file (tokens, pools, portfolios, engine and router settings, keys); default: the
+        /// config the run was recorded with (stored in the recording).
         #[arg(long)]
-        config: PathBuf,
+        config: Option<PathBuf>,
         /// Where to write the outputs (must not hold a journal.sqlite already).
         #[arg(long)]
         out: PathBuf,
@@ -213,7 +214,7 @@ fn main() -> ExitCode {
         Command::Demo { duration, out, config, quiet } => demo::run(&config, duration, &out, !quiet),
         Command::Run { config, duration, out } => live::run(&config, duration, &out),
         Command::Replay { rec, config, out, latency_us, quiet } => {
-            replay::run(&rec, &config, &out, latency_us, !quiet)
+            replay::run(&rec, config.as_deref(), &out, latency_us, !quiet)
         }
         Command::Record { config, duration, out, max_file_mb } => {
             record::run(&config, duration, &out, max_file_mb)

@@ -60,7 +60,10 @@ fn print_recording(r: &RecordingReport) {
         r.dropped_full,
         r.dropped_oversize
     );
-    println!("replay it: keel replay {} --config <config> --out <dir>", r.dir.display());
+    println!(
+        "replay it: keel replay {} --out <dir>  (add --config FILE to replay with other settings)",
+        r.dir.display()
+    );
 }
 
 async fn record_live(

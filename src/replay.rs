@@ -17,18 +17,25 @@ use crate::report;
 /// The journal's file name in `--out`.
 pub(crate) const JOURNAL_FILE: &str = "journal.sqlite";
 
-/// Replays `rec` with `config` into `out`.
+/// Replays `rec` with `config` (default: the config stored in the recording) into `out`.
 pub(crate) fn run(
     rec: &Path,
-    config: &Path,
+    config: Option<&Path>,
     out: &Path,
     latency_us: u64,
     progress: bool,
 ) -> eyre::Result<()> {
-    let cfg = KeelConfig::load(config)?;
-    let spec = crate::live::spec_from_config(&cfg)?;
     let mut reader =
         open_recording(rec).wrap_err_with(|| format!("opening the recording {}", rec.display()))?;
+    let (cfg, config_name) = match config {
+        Some(p) => (KeelConfig::load(p)?, p.display().to_string()),
+        None => (
+            KeelConfig::parse(&reader.header().config_toml)
+                .wrap_err("the config stored in the recording (pass --config FILE to use another)")?,
+            "the recorded config".to_string(),
+        ),
+    };
+    let spec = crate::live::spec_from_config(&cfg)?;
     std::fs::create_dir_all(out).wrap_err_with(|| format!("creating {}", out.display()))?;
     let journal = out.join(JOURNAL_FILE);
     if journal.exists() {
@@ -37,10 +44,8 @@ pub(crate) fn run(
     if progress {
         let files = reader.files().count();
         eprintln!(
-            "replaying {} ({files} file(s), recorded with {} bytes of config) with {}, latency {latency_us} µs",
-            rec.display(),
-            reader.header().config_toml.len(),
-            config.display()
+            "replaying {} ({files} file(s)) with {config_name}, latency {latency_us} µs",
+            rec.display()
         );
     }
     let opts = ReplayOptions { latency_ns: latency_us.saturating_mul(1_000), journal: Some(journal) };

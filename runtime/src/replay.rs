@@ -908,7 +908,7 @@ pub fn replay(
             }
         }
         d.drain();
-        if d.stats.records % 65_536 == 0 {
+        if d.stats.records.is_multiple_of(65_536) {
             progress(&d.stats);
         }
     }
@@ -978,4 +978,125 @@ fn note_issue(stats: &mut ReplayStats, issue: &ReadIssue) {
 /// Opens the recording in `dir` (the prefix `keel-record` writes).
 pub fn open_recording(dir: &Path) -> Result<RecordReader, keel_recording::ReadError> {
     RecordReader::open(dir, crate::record::RECORDING_PREFIX)
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy::primitives::Bytes;
+    use keel_router::signer::Signer;
+    use keel_router::tx::{CallRequest, Fees, sign_call};
+
+    use super::*;
+
+    const ROUTER: Address = Address::repeat_byte(0xAA);
+    const A: Address = Address::repeat_byte(0x01);
+    const B: Address = Address::repeat_byte(0x02);
+    const CHAIN: u64 = 31337;
+
+    fn chain(account: Address) -> ReplayChain {
+        let pool =
+            Pool::V2 { reserve0: U256::from(1_000_000u64), reserve1: U256::from(2_000_000u64), fee_bps: 30 };
+        let mut c = ReplayChain {
+            chain_id: CHAIN,
+            info: vec![ChainPool {
+                router: ROUTER,
+                kind: DexKind::UniswapV2,
+                token0: A,
+                token1: B,
+                fee: 30,
+                gas: 100_000,
+            }],
+            pools: vec![pool.clone()],
+            pre: vec![pool],
+            pre_block: 0,
+            pools_block: 0,
+            head: 0,
+            header: Some(BlockHeader { number: 1, timestamp: 1_000, base_fee: 10, recv_ns: 0 }),
+            balances: BTreeMap::new(),
+            nonces: BTreeMap::new(),
+            allowances: BTreeMap::new(),
+            receipts: BTreeMap::new(),
+            signed: BTreeMap::new(),
+            pending: Vec::new(),
+        };
+        c.balances.insert((account, A), U256::from(10_000u64));
+        c.nonces.insert(account, 0);
+        c.allowances.insert((account, A, ROUTER), U256::MAX);
+        c
+    }
+
+    fn swap(signer: &Signer, nonce: u64, amount_in: u64, min_out: U256) -> TxRecord {
+        let input = IUniswapV2Router02::swapExactTokensForTokensCall {
+            amountIn: U256::from(amount_in),
+            amountOutMin: min_out,
+            path: vec![A, B],
+            to: signer.address(),
+            deadline: U256::from(2_000u64),
+        }
+        .abi_encode();
+        let call =
+            CallRequest { to: ROUTER, input: Bytes::from(input), gas_limit: 200_000, value: U256::ZERO };
+        let fees = Fees { max_fee_per_gas: 100, max_priority_fee_per_gas: 1 };
+        let tx = sign_call(signer, CHAIN, nonce, &call, fees).unwrap();
+        TxRecord { hash: tx.hash, nonce, raw: tx.raw }
+    }
+
+    #[test]
+    fn a_swap_that_meets_its_minimum_moves_the_balances_exactly_and_one_below_is_refused_whole() {
+        let signer = Signer::dev(1).unwrap();
+        let me = signer.address();
+        let exact = keel_amm::v2::get_amount_out(
+            U256::from(1_000u64),
+            U256::from(1_000_000u64),
+            U256::from(2_000_000u64),
+            30,
+        )
+        .unwrap();
+
+        // One wei more than the pool gives: refused, nothing moves.
+        let mut c = chain(me);
+        let mut state = c.pools.clone();
+        let err =
+            c.run_bundle(&[swap(&signer, 0, 1_000, exact + U256::from(1u8))], 1, &mut state).unwrap_err();
+        assert_eq!(err, "output below amountOutMin");
+        assert_eq!(c.nonces[&me], 0);
+        assert_eq!(c.balances[&(me, A)], U256::from(10_000u64));
+        assert_eq!(state, c.pools);
+
+        // At the minimum: included; balances move by the exact V2 amounts, the nonce by one.
+        let tx = swap(&signer, 0, 1_000, exact);
+        c.run_bundle(std::slice::from_ref(&tx), 1, &mut state).unwrap();
+        assert_eq!(c.balances[&(me, A)], U256::from(9_000u64));
+        assert_eq!(c.balances[&(me, B)], exact);
+        assert_eq!(c.nonces[&me], 1);
+        assert_eq!(
+            c.receipts[&tx.hash],
+            ReceiptInfo { hash: tx.hash, block: 1, gas_used: 100_000, success: true }
+        );
+        // The block's later bundles see the swap: the pool moved.
+        assert_ne!(state, c.pools);
+        // The same transaction again: its nonce is used.
+        assert_eq!(c.run_bundle(&[tx], 2, &mut state).unwrap_err(), "nonce mismatch");
+    }
+
+    #[test]
+    fn a_bundle_is_built_into_its_block_only_if_it_arrived_by_the_cutoff() {
+        let signer = Signer::dev(1).unwrap();
+        let me = signer.address();
+        let mut stats = ReplayStats::default();
+        let mut c = chain(me);
+        c.build_to(1, None, 0, &mut stats);
+        let on_time = swap(&signer, 0, 1_000, U256::from(1u8));
+        let late = swap(&signer, 1, 1_000, U256::from(1u8));
+        for (i, (tx, arrival)) in [(&on_time, 900u64), (&late, 1_100)].into_iter().enumerate() {
+            let hash = B256::repeat_byte(i as u8 + 1);
+            c.signed.insert(hash, (i as u64, vec![tx.clone()]));
+            c.pending.push(PendingBundle { intent: i as u64, block: 2, arrival_ns: arrival, hash });
+        }
+        c.build_to(2, None, 1_000, &mut stats);
+        // Blocks 1 (the first head) and 2 were built; one bundle made block 2's cutoff.
+        assert_eq!((stats.blocks, stats.bundles_included, stats.bundles_late), (2, 1, 1));
+        assert!(c.receipts.contains_key(&on_time.hash) && !c.receipts.contains_key(&late.hash));
+        assert_eq!(c.nonces[&me], 1);
+    }
 }
