@@ -1,6 +1,7 @@
 //! End to end: `keel record` records a demo run; `keel replay` of that recording reproduces the
 //! run's decisions, twice byte for byte; `--latency-us` makes bundles miss their block; a damaged
-//! recording is replayed past the damage, which is reported with its offsets.
+//! recording is replayed past the damage, which is reported with its offsets; a recording of
+//! `keel run` against `keel devnet` (anvil, real Uniswap V2/V3) replays to the same decisions.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -198,4 +199,44 @@ fn a_corrupt_record_and_a_torn_tail_are_reported_with_their_offsets_and_the_rest
     // Everything else was read and replayed.
     assert_eq!(stats["records"].as_u64().unwrap(), clean["records"].as_u64().unwrap() - 2, "{stats:#}");
     assert!(stdout.contains("recording damage: 2 issue(s)"), "{stdout}");
+}
+
+/// `keel record` against `keel devnet` (anvil, the real Uniswap V2 and V3 contracts, the websocket
+/// node feed), then `keel replay` with the recorded config: the same decisions as the recorded run.
+#[test]
+fn a_devnet_recording_replays_to_the_recorded_runs_decisions() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("devnet.toml");
+    let _devnet = crate::common::Devnet::start(
+        env!("CARGO_BIN_EXE_keel"),
+        &["--block-ms", "500", "--move-every", "2", "--duration", "90"],
+        &cfg,
+    );
+    let journal = dir.path().join(LIVE_JOURNAL);
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str(&format!("\n[journal]\npath = {:?}\n", journal.display().to_string()));
+    std::fs::write(&cfg, text).unwrap();
+    let rec = dir.path().join("rec");
+    let out = keel()
+        .args(["record", "--duration", "25", "--config"])
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&rec)
+        .output()
+        .expect("run keel record");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "keel record failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("dropped 0 (queue full)"), "{stdout}");
+
+    // No --config: the config stored in the recording.
+    let replayed = dir.path().join("replay");
+    let run = keel().arg("replay").arg(&rec).args(["--quiet", "--out"]).arg(&replayed).output().unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let live = decisions(&journal);
+    assert!(!live.is_empty(), "the recorded devnet run decided nothing");
+    assert_eq!(decisions(&replayed.join("journal.sqlite")), live);
+    let stats = json(&replayed.join("replay.json"));
+    assert_eq!(stats["issues"], 0);
+    assert_eq!(stats["undecodable"], 0);
+    assert!(stats["bundles_included"].as_u64().unwrap() >= 1, "{stats:#}");
 }
