@@ -409,7 +409,7 @@ impl FrameSink {
     fn frame(&mut self, bytes: &[u8], recv_ns: Nanos) {
         self.stats.inc(Counter::Frames);
         if let Some(r) = &self.recorder {
-            r.exchange_frame(0, recv_ns, bytes);
+            r.exchange_frame(recv_ns, bytes);
         }
         let decoded = match decode(bytes) {
             Ok(d) => d,

@@ -205,7 +205,7 @@ fn recording_frames_and_chain_updates_allocates_nothing() {
     let frame = br#"{"u":400900217,"s":"BNBUSDT","b":"25.35190000","B":"31.21000000","a":"25.36520000","A":"40.66000000"}"#;
     let ((), bytes, calls) = allocations(|| {
         for i in 0..1_000u64 {
-            assert!(rec.exchange_frame(0, i, frame));
+            assert!(rec.exchange_frame(i, frame));
             assert!(rec.chain_update(crate::recorder::SOURCE_NODE_FEED, i, &pool));
             assert!(rec.engine_event(crate::recorder::SOURCE_NODE_FEED, i, &head));
             assert!(rec.engine_event(crate::recorder::SOURCE_NODE_FEED, i, &balance));

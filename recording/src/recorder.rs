@@ -65,8 +65,7 @@ impl Recorder {
 
     /// Records a raw exchange websocket frame received at `recv_ns`. `false`: dropped and counted.
     #[inline]
-    pub fn exchange_frame(&self, connection: u16, recv_ns: Nanos, bytes: &[u8]) -> bool {
-        let _ = connection;
+    pub fn exchange_frame(&self, recv_ns: Nanos, bytes: &[u8]) -> bool {
         self.sink.try_record(RecordKind::ExchangeFrame, SOURCE_EXCHANGE, self.rel(recv_ns), bytes)
     }
 
@@ -142,7 +141,7 @@ mod tests {
             RecordSink::new(&SinkConfig { classes: vec![SlotClass { slot_bytes: 512, slots: 8 }] }).unwrap(),
         );
         let rec = Recorder::new(Arc::clone(&sink), 1_000);
-        assert!(rec.exchange_frame(0, 1_500, br#"{"u":1}"#));
+        assert!(rec.exchange_frame(1_500, br#"{"u":1}"#));
         let nonce = ChainUpdate::Nonce { account: Address::repeat_byte(1), nonce: 3, block: 4 };
         assert!(rec.chain_update(SOURCE_POLLER, 2_000, &nonce));
         assert!(!rec.engine_event(SOURCE_POLLER, 2_000, &Event::Timer { now_ns: 5 }), "not an input");

@@ -32,8 +32,10 @@
 //!   recording is the market; a later recorded state replaces it). Gas is the configured per-pool
 //!   swap gas and [`APPROVE_GAS`] per approval; native ETH for gas is not simulated.
 //!
-//! Memory is bounded by the configuration (pools, accounts) and the bundles in flight; the journal
-//! is written in batches of [`JOURNAL_BATCH`] records.
+//! The chain's memory is bounded by the configuration (pools, accounts) and the rebalances in
+//! flight (their transactions and receipts are dropped when they settle); the journal is written in
+//! batches of [`JOURNAL_BATCH`] records. The run report keeps what `keel run`'s does (intents,
+//! fills, outcomes, weight samples), which grows with the recording's length as a live run's does.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
@@ -594,9 +596,17 @@ impl Driver {
             }
             Action::Outcome(o) => {
                 self.outcomes.push((now as f64 / 1e9, o));
-                // Settled: its bundles and their transactions are no longer needed.
+                // Settled: its bundles, their transactions and receipts are no longer needed.
                 self.chain.pending.retain(|p| p.intent != o.intent);
-                self.chain.signed.retain(|_, (intent, _)| *intent != o.intent);
+                let chain = &mut self.chain;
+                for (intent, txs) in chain.signed.values() {
+                    if *intent == o.intent {
+                        for t in txs {
+                            chain.receipts.remove(&t.hash);
+                        }
+                    }
+                }
+                chain.signed.retain(|_, (intent, _)| *intent != o.intent);
                 self.work.push_back(Work::Engine(Event::Outcome(o)));
             }
         }
