@@ -71,10 +71,18 @@ pub(crate) fn run(config: &Path, duration_s: Option<u64>, out: &Path) -> eyre::R
         let pipeline = Pipeline::launch(spec, &tokio::runtime::Handle::current()).await?;
         let duration = duration_s.map(Duration::from_secs).unwrap_or(Duration::from_secs(u64::MAX / 4));
         crate::demo::run_for(&pipeline, duration, true).await;
-        let run = pipeline.shutdown().await;
-        Ok::<_, eyre::Report>(report::build(&cfg, run, None))
+        let mut run = pipeline.shutdown().await;
+        let recording = run.recording.take();
+        Ok::<_, eyre::Report>((report::build(&cfg, run, None), recording))
     })?;
+    let (report, recording) = report;
     report::write_outputs(&report, out)?;
     report::print_summary(&report, out);
+    if let Some(r) = recording {
+        crate::record::print_recording(&r);
+        if let Some(e) = &r.error {
+            return Err(eyre!("recording failed: {e}"));
+        }
+    }
     Ok(())
 }

@@ -50,7 +50,8 @@ pub(crate) fn run(config: &Path, duration_s: u64, out: &Path, max_file_mb: Optio
     Ok(())
 }
 
-fn print_recording(r: &RecordingReport) {
+/// The closing lines about a recording.
+pub(crate) fn print_recording(r: &RecordingReport) {
     println!(
         "recording: {} records, {:.1} KiB in {} file(s) under {}; dropped {} (queue full) + {} (oversize)",
         r.records,
