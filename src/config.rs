@@ -52,6 +52,31 @@ pub(crate) struct KeelConfig {
     /// The durable journal of decisions and actions, and crash recovery from it.
     #[serde(default)]
     pub(crate) journal: Option<keel_journal::JournalConfig>,
+    /// Record every input of the run for `keel replay` (`keel record` sets it).
+    #[serde(default)]
+    pub(crate) record: Option<RecordConfig>,
+    /// The file's text as loaded (stored in a recording's header).
+    #[serde(skip)]
+    pub(crate) source_toml: String,
+}
+
+/// Largest `[record] max_file_mb`.
+pub(crate) const MAX_RECORD_FILE_MB: u64 = 64 * 1024;
+
+fn default_record_file_mb() -> u64 {
+    keel_runtime::record::DEFAULT_MAX_FILE_MB
+}
+
+/// `[record]`: where a run's inputs are recorded.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RecordConfig {
+    /// Directory of the recording (created if missing; must not already hold one).
+    pub(crate) dir: std::path::PathBuf,
+    /// Size at which a file is closed and the next one started, MiB (1 ..= 65536; default
+    /// [`keel_runtime::record::DEFAULT_MAX_FILE_MB`]).
+    #[serde(default = "default_record_file_mb")]
+    pub(crate) max_file_mb: u64,
 }
 
 /// `[safety]`.
@@ -156,12 +181,25 @@ impl KeelConfig {
 
     /// Parses and validates TOML text.
     pub(crate) fn parse(text: &str) -> eyre::Result<Self> {
-        let cfg: KeelConfig = toml::from_str(text).map_err(|e| eyre!("{}", describe_toml_error(text, &e)))?;
+        let mut cfg: KeelConfig =
+            toml::from_str(text).map_err(|e| eyre!("{}", describe_toml_error(text, &e)))?;
+        cfg.source_toml = text.to_owned();
         cfg.validate_sections()?;
         Ok(cfg)
     }
 
     fn validate_sections(&self) -> eyre::Result<()> {
+        if let Some(r) = &self.record {
+            if r.dir.as_os_str().is_empty() {
+                return Err(eyre!("record.dir: must not be empty"));
+            }
+            if !(1..=MAX_RECORD_FILE_MB).contains(&r.max_file_mb) {
+                return Err(eyre!(
+                    "record.max_file_mb: {} is outside 1..={MAX_RECORD_FILE_MB}",
+                    r.max_file_mb
+                ));
+            }
+        }
         if let Some(j) = &self.journal {
             if j.path.as_os_str().is_empty() {
                 return Err(eyre!("journal.path: must not be empty"));
@@ -367,6 +405,29 @@ mod tests {
                       \n[[relays]]\nname = \"b\"\nurl = \"http://127.0.0.1:2\"\nfast_path = false\n";
         let cfg = KeelConfig::parse(&format!("{}{relays}", demo_text())).unwrap();
         assert_eq!(cfg.relays.iter().map(|r| r.fast_path).collect::<Vec<_>>(), [true, false]);
+    }
+
+    #[test]
+    fn a_record_section_is_read_and_its_bounds_are_checked() {
+        let cfg = KeelConfig::parse(&format!("{}\n[record]\ndir = \"rec\"\n", demo_text())).unwrap();
+        let r = cfg.record.as_ref().unwrap();
+        assert_eq!(
+            (r.dir.as_os_str(), r.max_file_mb),
+            ("rec".as_ref(), keel_runtime::record::DEFAULT_MAX_FILE_MB)
+        );
+        assert!(cfg.source_toml.contains("[record]"));
+        let err = format!(
+            "{:#}",
+            KeelConfig::parse(&format!("{}\n[record]\ndir = \"rec\"\nmax_file_mb = 0\n", demo_text()))
+                .unwrap_err()
+        );
+        assert!(err.contains("record.max_file_mb"), "{err}");
+        let err = format!(
+            "{:#}",
+            KeelConfig::parse(&format!("{}\n[record]\ndir = \"rec\"\nmax_mb = 5\n", demo_text()))
+                .unwrap_err()
+        );
+        assert!(err.contains("max_mb"), "{err}");
     }
 
     #[test]

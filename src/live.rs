@@ -55,6 +55,16 @@ pub(crate) fn spec_from_config(cfg: &KeelConfig) -> eyre::Result<PipelineSpec> {
                 .map_err(|e| eyre::eyre!("safety.control_token: {e}"))?,
         },
         journal: cfg.journal.clone(),
+        record: cfg.record.as_ref().map(|r| keel_runtime::record::RecordSpec {
+            dir: r.dir.clone(),
+            max_file_bytes: r.max_file_mb.saturating_mul(1024 * 1024),
+            config_toml: cfg.source_toml.clone(),
+            metadata_json: format!(
+                "{{\"recorder\":\"keel {}\",\"chain_id\":{}}}",
+                env!("CARGO_PKG_VERSION"),
+                cfg.router.chain_id
+            ),
+        }),
     })
 }
 
@@ -68,10 +78,18 @@ pub(crate) fn run(config: &Path, duration_s: Option<u64>, out: &Path) -> eyre::R
         let pipeline = Pipeline::launch(spec, &tokio::runtime::Handle::current()).await?;
         let duration = duration_s.map(Duration::from_secs).unwrap_or(Duration::from_secs(u64::MAX / 4));
         crate::demo::run_for(&pipeline, duration, true).await;
-        let run = pipeline.shutdown().await;
-        Ok::<_, eyre::Report>(report::build(&cfg, run, None))
+        let mut run = pipeline.shutdown().await;
+        let recording = run.recording.take();
+        Ok::<_, eyre::Report>((report::build(&cfg, run, None), recording))
     })?;
+    let (report, recording) = report;
     report::write_outputs(&report, out)?;
     report::print_summary(&report, out);
+    if let Some(r) = recording {
+        crate::record::print_recording(&r);
+        if let Some(e) = &r.error {
+            return Err(eyre!("recording failed: {e}"));
+        }
+    }
     Ok(())
 }

@@ -2,6 +2,9 @@
 //!
 //! * `keel demo` — the whole pipeline against the simulated market, with a report and a plot;
 //! * `keel run --config FILE` — the pipeline against real endpoints;
+//! * `keel record --config FILE --out DIR` — a run (demo or live) with every input recorded;
+//! * `keel replay REC --config FILE --out DIR` — the same engine and router over a recording, in
+//!   virtual time, against a chain simulated from the recorded pool state;
 //! * `keel check-config FILE` — validate a config, naming the field and the problem;
 //! * `keel quote [FILE]` — the router's dry run: JSON request in, exact split JSON out;
 //! * `keel journal [list|show N]` — recent rebalances from the journal, or one in full;
@@ -15,6 +18,8 @@ mod demo;
 mod devnet;
 mod journal;
 mod live;
+mod record;
+mod replay;
 mod report;
 mod svg;
 
@@ -71,6 +76,46 @@ enum Command {
         /// Where to write report.json and weights.svg at the end.
         #[arg(long, default_value = "keel-run-out")]
         out: PathBuf,
+    },
+    /// Record a run: every input (exchange frames, heads, pool logs, pending-swap impact, balance,
+    /// nonce and allowance reads, receipts, relay answers) with its receive time, into `--out`.
+    /// With a `[sim]` config this runs the demo pipeline; otherwise the live one (e.g. against
+    /// `keel devnet`'s config). The run's report.json and weights.svg are written next to it.
+    Record {
+        /// Config file.
+        #[arg(long)]
+        config: PathBuf,
+        /// How long to record, seconds.
+        #[arg(long, default_value_t = 60)]
+        duration: u64,
+        /// The recording's directory (created; must not hold a recording already).
+        #[arg(long)]
+        out: PathBuf,
+        /// Size at which a recording file is closed and the next started, MiB (default: the
+        /// config's `[record] max_file_mb`, else 256).
+        #[arg(long)]
+        max_file_mb: Option<u64>,
+    },
+    /// Replay a recording: the same engine, planner, router and signer over the recorded inputs in
+    /// virtual time, against a chain simulated from the recorded pool state. Writes report.json,
+    /// weights.svg, journal.sqlite and replay.json into `--out`; two replays of one recording with
+    /// one config write identical files.
+    Replay {
+        /// The recording's directory (`keel record --out`).
+        rec: PathBuf,
+        /// Config file (tokens, pools, portfolios, engine and router settings, keys); default: the
+        /// config the run was recorded with (stored in the recording).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Where to write the outputs (must not hold a journal.sqlite already).
+        #[arg(long)]
+        out: PathBuf,
+        /// Delay every bundle's arrival at the chain by this many microseconds.
+        #[arg(long, default_value_t = 0)]
+        latency_us: u64,
+        /// No progress lines.
+        #[arg(long)]
+        quiet: bool,
     },
     /// Start a local devnet: anvil with the real Uniswap V2/V3 contracts, the loopback relay and a
     /// quote server; fund a portfolio; write the config for `keel run`; keep the market moving.
@@ -172,6 +217,12 @@ fn main() -> ExitCode {
             demo::run(config.as_deref(), duration, &out, !quiet)
         }
         Command::Run { config, duration, out } => live::run(&config, duration, &out),
+        Command::Replay { rec, config, out, latency_us, quiet } => {
+            replay::run(&rec, config.as_deref(), &out, latency_us, !quiet)
+        }
+        Command::Record { config, duration, out, max_file_mb } => {
+            record::run(&config, duration, &out, max_file_mb)
+        }
         Command::Devnet { port, relay_port, quotes_port, block_ms, move_every, write_config, duration } => {
             let ports = devnet::Ports { anvil: port, relay: relay_port, quotes: quotes_port };
             devnet::run(ports, block_ms, move_every, &write_config, duration)

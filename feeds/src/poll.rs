@@ -19,6 +19,7 @@ use keel_amm::abi::{IERC20, IUniswapV2Pair};
 use keel_engine::chain::ChainUpdate;
 use keel_engine::event::{Balance, BlockHeader, Event};
 use keel_engine::{PortfolioId, Queue, TokenId, clock::mono_now_ns};
+use keel_recording::{Recorder, SOURCE_POLLER};
 
 use crate::rpc::call;
 use tokio_util::sync::CancellationToken;
@@ -67,7 +68,9 @@ fn rpc_err(e: impl std::fmt::Display) -> PollError {
 
 /// Runs until `cancel`: polls `rpc_url` every `poll_ms` and publishes each new block's state: heads
 /// and balances to the engine's queue, pools, nonces, allowances and heads to the router's (any
-/// queue whose items are made from a [`ChainUpdate`]).
+/// queue whose items are made from a [`ChainUpdate`]). With a `recorder`, every update and event
+/// is recorded as it enters its queue (the read's receive time is when its block's reads completed).
+#[allow(clippy::too_many_arguments)]
 pub async fn run_chain_poller<R: From<ChainUpdate> + Send + Sync>(
     rpc_url: String,
     poll_ms: u64,
@@ -75,11 +78,16 @@ pub async fn run_chain_poller<R: From<ChainUpdate> + Send + Sync>(
     engine_queue: Arc<Queue<Event>>,
     router_queue: Arc<Queue<R>>,
     stats: Arc<PollStats>,
+    recorder: Option<Arc<Recorder>>,
     cancel: CancellationToken,
 ) -> Result<(), PollError> {
     let url = rpc_url.parse().map_err(|_| PollError::BadUrl(rpc_url.clone()))?;
     let provider = ProviderBuilder::new().connect_http(url);
+    let recorder = recorder.as_deref();
     let publish_router = |u: ChainUpdate| {
+        if let Some(r) = recorder {
+            r.chain_update(SOURCE_POLLER, mono_now_ns(), &u);
+        }
         if router_queue.try_push(R::from(u)).is_err() {
             stats.dropped.fetch_add(1, Ordering::Relaxed);
         }
@@ -127,6 +135,9 @@ pub async fn run_chain_poller<R: From<ChainUpdate> + Send + Sync>(
                 }
                 publish_router(ChainUpdate::Head(head));
                 for ev in std::iter::once(Event::Block(head)).chain(block.engine) {
+                    if let Some(r) = recorder {
+                        r.engine_event(SOURCE_POLLER, recv_ns, &ev);
+                    }
                     if engine_queue.try_push(ev).is_err() {
                         stats.dropped.fetch_add(1, Ordering::Relaxed);
                     }

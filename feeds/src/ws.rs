@@ -8,6 +8,9 @@
 //! * Each data frame is stamped with [`mono_now_ns`] as soon as it is read, then decoded and mapped
 //!   on the spot (no allocation); the event goes to the engine with [`Queue::try_push`]. A full queue
 //!   drops the event, counts it ([`Counter::QueueFull`]) and warns at most once a second.
+//! * With a [`Recorder`], each data frame's bytes are copied into the recording, stamped with that
+//!   same receive time, before they are decoded (one copy into a bounded queue; a full one is
+//!   counted by the recorder, never waited on).
 //! * Pings are answered with a pong, flushed at once. No frame (data or ping) for
 //!   `idle_timeout_ms` means the connection is dead: reconnect.
 //! * Any error, a close or an idle connection leads to a reconnect after a [`Backoff`] delay (full
@@ -21,6 +24,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use keel_engine::clock::mono_now_ns;
 use keel_engine::{Event, Nanos, Queue};
+use keel_recording::Recorder;
 use serde::Deserialize;
 use tokio_tungstenite::tungstenite::{self, Message, protocol::CloseFrame};
 use tokio_util::sync::CancellationToken;
@@ -230,10 +234,23 @@ pub async fn run_binance_feed(
     stats: Arc<FeedStats>,
     cancel: CancellationToken,
 ) -> Result<(), FeedError> {
+    run_binance_feed_recorded(cfg, table, queue, stats, None, cancel).await
+}
+
+/// [`run_binance_feed`] that also records every data frame, as received, into `recorder`.
+pub async fn run_binance_feed_recorded(
+    cfg: BinanceFeedConfig,
+    table: Arc<InstrumentTable>,
+    queue: Arc<Queue<Event>>,
+    stats: Arc<FeedStats>,
+    recorder: Option<Arc<Recorder>>,
+    cancel: CancellationToken,
+) -> Result<(), FeedError> {
     cfg.validate()?;
     let url = cfg.stream_url();
     let mut backoff = Backoff::new(cfg.backoff);
     let mut sink = FrameSink::new(table, queue, stats);
+    sink.recorder = recorder;
     info!(%url, "binance feed starting");
     let mut attempts: u64 = 0;
     loop {
@@ -368,6 +385,7 @@ struct FrameSink {
     table: Arc<InstrumentTable>,
     queue: Arc<Queue<Event>>,
     stats: Arc<FeedStats>,
+    recorder: Option<Arc<Recorder>>,
     full_log: RateLimit,
     malformed_log: RateLimit,
     unknown_log: RateLimit,
@@ -379,6 +397,7 @@ impl FrameSink {
             table,
             queue,
             stats,
+            recorder: None,
             full_log: RateLimit::default(),
             malformed_log: RateLimit::default(),
             unknown_log: RateLimit::default(),
@@ -389,6 +408,9 @@ impl FrameSink {
     #[inline]
     fn frame(&mut self, bytes: &[u8], recv_ns: Nanos) {
         self.stats.inc(Counter::Frames);
+        if let Some(r) = &self.recorder {
+            r.exchange_frame(recv_ns, bytes);
+        }
         let decoded = match decode(bytes) {
             Ok(d) => d,
             Err(error) => {

@@ -28,6 +28,8 @@ use crate::fastpost::{FastPostError, FastPoster, ReplySink};
 use crate::oracle::GuardCounts;
 use crate::relay::{RelayClient, RelayReply};
 use keel_engine::record::{JournalRecord, RecordSink};
+use keel_recording::Recorder;
+use keel_recording::codec::RelayAnswer;
 
 /// How long the stage thread waits for input before checking whether to stop.
 pub const IDLE_PARK: Duration = Duration::from_millis(20);
@@ -162,6 +164,8 @@ pub struct StageIo {
     pub journal: Option<StageJournal>,
     /// How the thread waits for input when idle.
     pub wait: WaitPolicy,
+    /// Records the receipts read and the relays' answers (`keel record`, `[record]`).
+    pub recorder: Option<Arc<Recorder>>,
 }
 
 /// What an answer is recorded against.
@@ -222,12 +226,31 @@ pub fn run_router_stage(
     observer: Arc<StageObserver>,
     stop: Arc<AtomicBool>,
 ) -> Executor {
-    let StageIo { relays, rpc_url, runtime, journal, wait } = io;
+    let StageIo { relays, rpc_url, runtime, journal, wait, recorder } = io;
     let relay_names: Arc<[String]> = relays.relays().iter().map(|r| r.name.clone()).collect();
     let sink: ReplySink<Posted> = {
         let (observer, names) = (Arc::clone(&observer), Arc::clone(&relay_names));
         let journal = journal.as_ref().map(|j| j.handle.clone());
-        Arc::new(move |posted, reply| record_reply(&observer, journal.as_ref(), &names, posted, &reply))
+        let recorder = recorder.clone();
+        Arc::new(move |posted, reply| {
+            if let Some(r) = &recorder {
+                r.relay_answer(
+                    mono_now_ns(),
+                    &RelayAnswer {
+                        relay: u16::try_from(reply.relay).unwrap_or(u16::MAX),
+                        intent: posted.intent,
+                        block: posted.block,
+                        accepted: reply.result.is_ok(),
+                        elapsed_ns: u64::try_from(reply.elapsed.as_nanos()).unwrap_or(u64::MAX),
+                        detail: match &reply.result {
+                            Ok(hash) => hash.to_string(),
+                            Err(e) => e.to_string(),
+                        },
+                    },
+                );
+            }
+            record_reply(&observer, journal.as_ref(), &names, posted, &reply)
+        })
     };
     let mut fast = match FastPoster::new(relays.relays(), Arc::clone(&sink)) {
         Ok(f) => Some(f),
@@ -339,8 +362,12 @@ pub fn run_router_stage(
                 Action::FetchReceipts { intent, hashes, expected } => {
                     let input = Arc::clone(&input);
                     let url = rpc_url.clone();
+                    let recorder = recorder.clone();
                     runtime.spawn(async move {
                         let receipts = fetch_receipts(&url, &hashes, expected).await;
+                        if let Some(r) = &recorder {
+                            r.receipts(mono_now_ns(), intent, &receipts);
+                        }
                         let _ = input.try_push(RouterInput::Receipts { intent, receipts });
                     });
                 }

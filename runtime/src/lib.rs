@@ -16,7 +16,9 @@
 //! * [`safety`] — the kill switch (file, SIGUSR1, the control endpoint) and dry runs;
 //! * [`control`] — the control endpoint (bearer token) serving the kill switch and metrics;
 //! * [`metrics`] — Prometheus `/metrics` on the control endpoint;
-//! * [`bounded`] — report buffers that stay bounded over weeks of uptime.
+//! * [`bounded`] — report buffers that stay bounded over weeks of uptime;
+//! * [`record`] — recording every input (`[record]`, `keel record`) for `keel replay`;
+//! * [`replay`] — the same engine and router over a recording, in virtual time.
 //!
 //! It never links the simulator (`keel-sim`) or the latency harness (`keel-bench`).
 #![cfg_attr(test, allow(unused_crate_dependencies))]
@@ -25,5 +27,7 @@ pub mod bounded;
 pub mod control;
 pub mod metrics;
 pub mod pipeline;
+pub mod record;
 pub mod recovery;
+pub mod replay;
 pub mod safety;

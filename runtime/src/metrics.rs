@@ -36,6 +36,8 @@ pub struct MetricsSources {
     pub kill: Arc<KillSwitch>,
     /// The control endpoint's counters.
     pub control: Arc<crate::control::ControlStats>,
+    /// The input recording, when `[record]` is on.
+    pub recorder: Option<Arc<keel_recording::Recorder>>,
 }
 
 fn metric(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(&str, f64)]) {
@@ -242,6 +244,33 @@ impl MetricsSources {
             "Bundles held back because their journal record could not be committed (must stay 0).",
             &[("", self.observer.journal_held.load(Ordering::Relaxed) as f64)],
         );
+        if let Some(r) = &self.recorder {
+            let st = r.stats();
+            metric(
+                &mut out,
+                "keel_record_records_total",
+                "counter",
+                "Inputs written to the recording.",
+                &[("", st.records as f64)],
+            );
+            metric(
+                &mut out,
+                "keel_record_dropped_total",
+                "counter",
+                "Inputs the recording dropped (its queue full, or larger than a slot); the run is unaffected.",
+                &[
+                    ("reason=\"full\"", st.dropped_full as f64),
+                    ("reason=\"oversize\"", st.dropped_oversize as f64),
+                ],
+            );
+            metric(
+                &mut out,
+                "keel_record_queued",
+                "gauge",
+                "Inputs waiting for the recording's writer.",
+                &[("", st.queued as f64)],
+            );
+        }
         out
     }
 }

@@ -35,7 +35,7 @@ use keel_feeds::node::{
 };
 use keel_feeds::poll::{PollStats, PollTargets, run_chain_poller};
 use keel_feeds::stats::{FeedStats, FeedStatsSnapshot};
-use keel_feeds::ws::{BinanceFeedConfig, run_binance_feed};
+use keel_feeds::ws::{BinanceFeedConfig, run_binance_feed_recorded};
 use keel_journal::{Journal, JournalConfig, Names, Resolution};
 use keel_router::config::{DexConfig, DexKind, PoolConfig, RelayConfig, RouterConfig};
 use keel_router::exec::{ExecError, ExecStats, ExecToken, Executor, FillRecord, PoolVenue};
@@ -46,6 +46,7 @@ use keel_router::stage::{
 };
 
 use crate::bounded::{MAX_KEPT_DRIFTS, MAX_KEPT_INTENTS, MAX_KEPT_SAMPLES, Newest, Thinning};
+use crate::record::{RecordError, RecordSpec, Recording, RecordingReport};
 use crate::recovery::Recovered;
 use crate::safety::{KillStatus, KillSwitch, SafetySpec, watch_kill_file, watch_signal};
 use keel_amm::v3::sqrt_price_math::Q96;
@@ -97,6 +98,8 @@ pub struct PipelineSpec {
     pub safety: SafetySpec,
     /// The journal (start with [`Pipeline::launch`], which recovers from it first).
     pub journal: Option<JournalConfig>,
+    /// Record every input into this recording (`[record]`, `keel record`).
+    pub record: Option<RecordSpec>,
 }
 
 /// Why the pipeline could not start.
@@ -176,6 +179,9 @@ pub enum PipelineError {
     /// The journal could not be opened or the previous run's rebalances not settled.
     #[error("recovery: {0}")]
     Recovery(#[from] crate::recovery::RecoveryError),
+    /// The recording could not be started.
+    #[error(transparent)]
+    Record(#[from] RecordError),
 }
 
 impl PipelineError {
@@ -294,6 +300,8 @@ pub struct PipelineReport {
     pub journal_records: Option<Result<u64, String>>,
     /// Rebalances of a previous run settled at start.
     pub recovered: Vec<(u64, Resolution)>,
+    /// What the input recording wrote (`None` without `[record]`).
+    pub recording: Option<RecordingReport>,
 }
 
 /// A running pipeline.
@@ -316,6 +324,7 @@ pub struct Pipeline {
     control_addr: Option<std::net::SocketAddr>,
     journal: Option<Journal>,
     recovered: Vec<(u64, Resolution)>,
+    recording: Option<Recording>,
 }
 
 impl Pipeline {
@@ -353,6 +362,8 @@ impl Pipeline {
             return Err(PipelineError::ControlNeedsToken);
         }
         let started_ns = mono_now_ns();
+        let recording = spec.record.as_ref().map(|r| Recording::start(r, started_ns)).transpose()?;
+        let recorder = recording.as_ref().map(|r| Arc::clone(r.recorder()));
         let mut engine =
             Engine::new(spec.engine.clone(), &spec.tokens, &spec.portfolios, Box::new(LiveClock))?;
         let table = InstrumentTable::new(engine.instrument_symbols().iter())?;
@@ -429,6 +440,7 @@ impl Pipeline {
                     router_in: Arc::clone(&router_in),
                     kill: Arc::clone(&kill),
                     control: Arc::clone(&control_stats),
+                    recorder: recorder.clone(),
                 };
                 let control = crate::control::serve_control(
                     listener,
@@ -451,8 +463,9 @@ impl Pipeline {
                 Arc::clone(&feed_stats),
                 cancel.clone(),
             );
+            let rec = recorder.clone();
             tasks.push(runtime.spawn(async move {
-                if let Err(e) = run_binance_feed(cfg, table, q, st, c).await {
+                if let Err(e) = run_binance_feed_recorded(cfg, table, q, st, rec, c).await {
                     tracing::error!(error = %e, "market-data feed stopped");
                 }
             }));
@@ -466,8 +479,9 @@ impl Pipeline {
                 cancel.clone(),
             );
             let poll_ms = spec.poll_ms;
+            let rec = recorder.clone();
             tasks.push(runtime.spawn(async move {
-                if let Err(e) = run_chain_poller(url, poll_ms, targets, q, r, st, c).await {
+                if let Err(e) = run_chain_poller(url, poll_ms, targets, q, r, st, rec, c).await {
                     tracing::error!(error = %e, "chain poller stopped");
                 }
             }));
@@ -483,6 +497,7 @@ impl Pipeline {
                 router: Arc::clone(&router_in),
                 events: Arc::clone(&events),
                 pending: Some(pending_rx),
+                recorder: recorder.clone(),
             };
             let node_stats = Arc::new(NodeFeedStats::default());
             let (st, c) = (Arc::clone(&node_stats), cancel.clone());
@@ -525,6 +540,7 @@ impl Pipeline {
                 runtime: runtime.clone(),
                 journal: stage_journal,
                 wait: spec.engine.wait_policy(),
+                recorder: recorder.clone(),
             };
             std::thread::Builder::new()
                 .name("keel-router".into())
@@ -548,7 +564,13 @@ impl Pipeline {
             control_addr,
             journal,
             recovered: recovered.settled,
+            recording,
         })
+    }
+
+    /// The input recording's counters now (`None` without `[record]`).
+    pub fn recording_stats(&self) -> Option<keel_recording::RecorderStats> {
+        self.recording.as_ref().map(|r| r.recorder().stats())
     }
 
     /// The latest snapshot the engine thread published.
@@ -630,6 +652,11 @@ impl Pipeline {
             ),
             None => None,
         };
+        // Every producer has stopped: what is queued is written and the last file closed.
+        let recording = match self.recording.take() {
+            Some(r) => tokio::task::spawn_blocking(move || r.finish()).await.ok(),
+            None => None,
+        };
         let start = self.started_ns;
         let outcomes = self
             .observer
@@ -657,6 +684,7 @@ impl Pipeline {
             dry_run_bundles: self.observer.dry_run_bundles.load(Ordering::Relaxed),
             journal_records,
             recovered: std::mem::take(&mut self.recovered),
+            recording,
         }
     }
 }
@@ -866,7 +894,7 @@ fn token_address(spec: &PipelineSpec, symbol: &str) -> Result<alloy::primitives:
 }
 
 /// Builds the executor from the spec: tokens by engine id, pools with empty state until read.
-fn build_executor(spec: &PipelineSpec) -> Result<Executor, PipelineError> {
+pub(crate) fn build_executor(spec: &PipelineSpec) -> Result<Executor, PipelineError> {
     let tokens = spec
         .tokens
         .iter()
@@ -931,7 +959,7 @@ fn build_executor(spec: &PipelineSpec) -> Result<Executor, PipelineError> {
     ))
 }
 
-fn poll_targets(spec: &PipelineSpec, engine: &Engine) -> Result<PollTargets, PipelineError> {
+pub(crate) fn poll_targets(spec: &PipelineSpec, engine: &Engine) -> Result<PollTargets, PipelineError> {
     let mut t = PollTargets::default();
     if spec.node_ws_url.is_none() {
         for (i, p) in spec.pools.iter().enumerate() {

@@ -302,6 +302,7 @@ async fn rig(block_interval: Option<Duration>, defer: Option<f64>, stalling_ws: 
         sample_every: Duration::from_millis(200),
         safety: Default::default(),
         journal: None,
+        record: None,
     };
     let pipeline = Pipeline::start(spec, &tokio::runtime::Handle::current()).expect("pipeline");
     Rig { chain, relay, recorder, quotes, pipeline, tka, tkb, me, pool_fee: v3_fee, pair, v3, ws_proxy }

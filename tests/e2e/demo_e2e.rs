@@ -99,7 +99,7 @@ fn check_config_accepts_the_demo_and_names_bad_fields() {
 fn help_lists_every_command() {
     let out = keel().arg("--help").output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    for cmd in ["demo", "run", "check-config", "quote"] {
+    for cmd in ["demo", "run", "record", "replay", "check-config", "quote"] {
         assert!(text.contains(cmd), "{text}");
     }
 }

@@ -1,6 +1,6 @@
 //! End-to-end tests of the `keel` binary and the crates together, one test binary (see STYLE.md
 //! §11): the demo, the devnet, `keel run` against anvil, crash recovery under SIGKILL, the journal
-//! and quote commands, config fuzzing and secret handling.
+//! and quote commands, config fuzzing and secret handling, record and replay.
 // Test and bench targets see every dependency of their crate; only the library is checked.
 #![allow(unused_crate_dependencies)]
 
@@ -14,4 +14,5 @@ mod fuzz_config;
 mod journal_cli;
 mod netting_e2e;
 mod quote_cli;
+mod replay_e2e;
 mod secrets;

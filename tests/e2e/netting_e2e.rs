@@ -111,6 +111,7 @@ async fn run(netting: bool) -> Run {
         sample_every: Duration::from_millis(200),
         safety: Default::default(),
         journal: None,
+        record: None,
     };
     let pipeline = Pipeline::start(spec, &tokio::runtime::Handle::current()).expect("pipeline");
 

@@ -68,6 +68,10 @@ enum Mode {
         /// Busy-poll budget of `--idle spin_then_park`, microseconds.
         #[arg(long, default_value_t = keel_engine::config::DEFAULT_IDLE_SPIN_US)]
         idle_spin_us: u64,
+        /// Record every input into this directory while measuring (the recording's cost shows
+        /// in the stages; the recording feeds `keel-bench replay`).
+        #[arg(long)]
+        record: Option<PathBuf>,
     },
     /// The highest frame rate sustained with no dropped frame and a bounded engine queue.
     Throughput {
@@ -82,6 +86,21 @@ enum Mode {
         /// Deepest engine queue a passing trial may reach, events.
         #[arg(long, default_value_t = 1_000)]
         max_depth: usize,
+    },
+    /// Replay speed: a recording through the engine, router and simulated chain in virtual time
+    /// (`keel replay` without its outputs), one thread; reports `events_per_s`.
+    Replay {
+        /// The recording's directory.
+        rec: PathBuf,
+        /// Config to replay with (default: the one stored in the recording's header).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Write the summary as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Replays to run (the figure is the best; each is independent).
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+        runs: u32,
     },
     /// One quote's `process` across 1, 1k, 10k and 100k portfolios over 50 assets.
     Scale {
@@ -122,17 +141,25 @@ fn main() -> eyre::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match cli.mode {
-        Mode::Latency { common, rate, fire_fraction, portfolios, idle, idle_spin_us } => {
-            let cfg =
-                RigConfig { portfolios, fire_fraction, progress: !common.quiet, idle: (idle, idle_spin_us) };
+        Mode::Latency { common, rate, fire_fraction, portfolios, idle, idle_spin_us, record } => {
+            let cfg = RigConfig {
+                portfolios,
+                fire_fraction,
+                progress: !common.quiet,
+                idle: (idle, idle_spin_us),
+                record,
+            };
             let d = Duration::from_secs(common.duration_secs);
             runtime()?.block_on(harness::latency(&cfg, rate, d, &outputs(&common)))?;
         }
         Mode::Throughput { common, fire_fraction, portfolios, max_depth } => {
             let idle = (IdleWait::Park, 0);
-            let cfg = RigConfig { portfolios, fire_fraction, progress: !common.quiet, idle };
+            let cfg = RigConfig { portfolios, fire_fraction, progress: !common.quiet, idle, record: None };
             let d = Duration::from_secs(common.duration_secs);
             runtime()?.block_on(harness::throughput(&cfg, d, max_depth, &outputs(&common)))?;
+        }
+        Mode::Replay { rec, config, json, runs } => {
+            harness::replay::replay_bench(&rec, config.as_deref(), runs, json.as_deref())?;
         }
         Mode::Scale { common, sizes } => {
             harness::scale(&sizes, Duration::from_secs(common.duration_secs), &outputs(&common))?;

@@ -30,6 +30,9 @@ pub struct RigConfig {
     pub progress: bool,
     /// How the engine and router threads wait when idle (`[engine] idle`, `idle_spin_us`).
     pub idle: (IdleWait, u64),
+    /// Record every input of the run into this directory (`[record]`), to measure the recording's
+    /// cost and to make a busy recording for `keel-bench replay`.
+    pub record: Option<std::path::PathBuf>,
 }
 
 /// Everything running.
@@ -58,7 +61,15 @@ impl Rig {
         };
         // The blaster starts paused: the pipeline must hold balances and pools first.
         let blaster = Blaster::start(gen_cfg.clone(), 0, cancel.clone()).await?;
-        let spec = sc.pipeline_spec(blaster.url(), sim.rpc_url(), relay.url())?;
+        let mut spec = sc.pipeline_spec(blaster.url(), sim.rpc_url(), relay.url())?;
+        if let Some(dir) = &cfg.record {
+            spec.record = Some(keel_runtime::record::RecordSpec {
+                dir: dir.clone(),
+                max_file_bytes: keel_runtime::record::DEFAULT_MAX_FILE_MB * 1024 * 1024,
+                config_toml: super::scenario::config_toml(cfg.portfolios)?,
+                metadata_json: format!(r#"{{"recorder":"keel-bench","rate":{rate}}}"#),
+            });
+        }
         let pipeline = Pipeline::start(spec, &tokio::runtime::Handle::current())?;
         pipeline.observer().stamp_submits.store(true, Ordering::Relaxed);
         // Warm-up: let the poller read pools, balances and nonces, and a few frames set the prices.
@@ -120,6 +131,8 @@ pub struct LatencyRun {
     pub seconds: f64,
     /// Rebalances that landed (executor outcomes).
     pub landed: u64,
+    /// What the recording wrote, when the run was recorded.
+    pub recording: Option<keel_runtime::record::RecordingReport>,
 }
 
 /// Times decode + instrument mapping of `n` frames of the sequence the blaster sends, one clock pair
@@ -261,6 +274,7 @@ pub async fn run_latency(cfg: &RigConfig, rate: u64, duration: Duration) -> eyre
         stages,
         seconds,
         landed,
+        recording: report.recording.clone(),
     })
 }
 

@@ -27,6 +27,7 @@
 pub mod blaster;
 pub mod latency;
 pub mod relay;
+pub mod replay;
 pub mod report;
 pub mod scale;
 pub mod scenario;
@@ -71,11 +72,23 @@ pub async fn latency(
         run.seconds, rate, run.frames_sent, run.frames, run.dropped, run.crossings, run.fired, run.landed
     );
     print!("{}", report::table(&run.stages));
+    if let Some(r) = &run.recording {
+        println!(
+            "recording: {} records, {:.1} MiB in {} file(s) under {}; dropped {} (queue full) + {} (oversize)",
+            r.records,
+            r.file_bytes as f64 / (1024.0 * 1024.0),
+            r.files,
+            r.dir.display(),
+            r.dropped_full,
+            r.dropped_oversize
+        );
+    }
     let v = json!({
         "mode": "latency",
         "frames": run.frames,
         "fired": run.fired,
         "stages": report::stages_json(&run.stages),
+        "recording": run.recording,
     });
     write_json(&out.json, &v)?;
     if let Some(dir) = &out.hgrm_dir {

@@ -122,8 +122,20 @@ impl Scenario {
             sample_every: DEFAULT_SAMPLE_EVERY,
             safety: Default::default(),
             journal: None,
+            record: None,
         })
     }
+}
+
+/// The scenario with `k` portfolios as a whole Keel config (its sections plus `[signers]`: dev
+/// keys 1..=k, dev key 9 for reputation), as a recording of a harness run stores it; `keel replay`
+/// and `keel-bench replay` read it back.
+pub fn config_toml(k: usize) -> eyre::Result<String> {
+    let k = k.clamp(1, MAX_PORTFOLIOS);
+    let mut t = scenario_toml(k)?;
+    let accounts: Vec<String> = (1..=k).map(|i| format!("\"dev:{i}\"")).collect();
+    t.push_str(&format!("\n[signers]\nreputation_key = \"dev:9\"\naccounts = [{}]\n", accounts.join(", ")));
+    Ok(t)
 }
 
 /// Exchange symbol of asset `i`.

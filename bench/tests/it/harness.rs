@@ -21,7 +21,13 @@ fn latency_mode_writes_the_schema() {
         plot: Some(dir.path().join("plot.svg")),
     };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let cfg = RigConfig { portfolios: 4, fire_fraction: 0.01, progress: false, idle: (IdleWait::Park, 0) };
+    let cfg = RigConfig {
+        portfolios: 4,
+        fire_fraction: 0.01,
+        progress: false,
+        idle: (IdleWait::Park, 0),
+        record: None,
+    };
     rt.block_on(harness::latency(&cfg, 2_000, Duration::from_secs(2), &out)).unwrap();
     let v: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("out.json")).unwrap()).unwrap();
@@ -42,7 +48,13 @@ fn throughput_mode_writes_the_schema() {
     let dir = tempfile::tempdir().unwrap();
     let out = Outputs { json: Some(dir.path().join("tp.json")), ..Default::default() };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let cfg = RigConfig { portfolios: 2, fire_fraction: 0.001, progress: false, idle: (IdleWait::Park, 0) };
+    let cfg = RigConfig {
+        portfolios: 2,
+        fire_fraction: 0.001,
+        progress: false,
+        idle: (IdleWait::Park, 0),
+        record: None,
+    };
     rt.block_on(harness::throughput(&cfg, Duration::from_secs(2), 10_000, &out)).unwrap();
     let v: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("tp.json")).unwrap()).unwrap();

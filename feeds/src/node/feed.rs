@@ -29,6 +29,7 @@ use keel_engine::chain::{ChainUpdate, PoolSource};
 use keel_engine::clock::mono_now_ns;
 use keel_engine::event::{Balance, BlockHeader};
 use keel_engine::{Event, PortfolioId, Queue, TokenId};
+use keel_recording::{Recorder, SOURCE_NODE_FEED};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -76,6 +77,8 @@ pub struct NodeFeedOutputs<R> {
     pub events: Arc<Queue<Event>>,
     /// Swaps pending in the public mempool on tracked pools (from [`super::run_mempool_feed`]).
     pub pending: Option<mpsc::Receiver<PendingSwap>>,
+    /// Records every update and event as it enters its queue (`keel record`, `[record]`).
+    pub recorder: Option<Arc<Recorder>>,
 }
 
 /// Counters of the node feed.
@@ -151,6 +154,9 @@ impl Pending {
 }
 
 fn push<R: From<ChainUpdate>>(out: &NodeFeedOutputs<R>, stats: &NodeFeedStats, u: ChainUpdate) {
+    if let Some(r) = &out.recorder {
+        r.chain_update(SOURCE_NODE_FEED, mono_now_ns(), &u);
+    }
     if out.router.try_push(R::from(u)).is_err() {
         stats.dropped.fetch_add(1, Ordering::Relaxed);
     }
@@ -259,6 +265,9 @@ async fn run_session<R: From<ChainUpdate>>(
                     base_fee: u128::from(h.base_fee_per_gas.unwrap_or(0)),
                     recv_ns,
                 };
+                if let Some(r) = &out.recorder {
+                    r.engine_event(SOURCE_NODE_FEED, recv_ns, &Event::Block(header));
+                }
                 if out.events.try_push(Event::Block(header)).is_err() {
                     stats.dropped.fetch_add(1, Ordering::Relaxed);
                 }
@@ -286,6 +295,9 @@ async fn run_session<R: From<ChainUpdate>>(
                             .await
                             .map_err(|e| NodeError::rpc("balanceOf", e))?;
                     let ev = Event::Balance(Balance { portfolio: w.portfolio, token: w.token, amount, block: h.number });
+                    if let Some(r) = &out.recorder {
+                        r.engine_event(SOURCE_NODE_FEED, mono_now_ns(), &ev);
+                    }
                     if out.events.try_push(ev).is_err() {
                         stats.dropped.fetch_add(1, Ordering::Relaxed);
                     }

@@ -99,7 +99,12 @@ pub(crate) async fn start_feed(chain: &AnvilChain) -> FeedGuard {
     let config =
         NodeFeedConfig { ws_url: chain.ws_url().to_string(), pools: pools.clone(), balances: Vec::new() };
     let (router, events) = (Arc::new(Queue::new(1 << 14)), Arc::new(Queue::new(1 << 14)));
-    let out = NodeFeedOutputs { router: Arc::clone(&router), events: Arc::clone(&events), pending: None };
+    let out = NodeFeedOutputs {
+        router: Arc::clone(&router),
+        events: Arc::clone(&events),
+        pending: None,
+        recorder: None,
+    };
     let stats = Arc::new(NodeFeedStats::default());
     let cancel = CancellationToken::new();
     let task = tokio::spawn(run_node_feed(config, out, Arc::clone(&stats), cancel.clone()));

@@ -1,0 +1,735 @@
+//! The compact binary encoding of the chain-side inputs a recording holds: the engine's
+//! [`Event::Block`] and [`Event::Balance`], the router's [`ChainUpdate`]s, receipt reads and relay
+//! answers. Exchange frames need no encoding: they are stored as received.
+//!
+//! Layout of a payload: one tag byte ([`Tag`]), then the fields in declaration order, integers
+//! little-endian, `U256`/`B256` as 32 bytes (big-endian, as alloy stores them), addresses as 20
+//! bytes, `f64` as its IEEE bits, booleans as one byte (0 or 1). A V3 snapshot ends with its tick
+//! count (`u32`) and that many `(index i32, liquidity_net i128)` pairs; a relay answer ends with a
+//! detail text (`u16` length, UTF-8, at most [`MAX_DETAIL_BYTES`]).
+//!
+//! The tag says which queue the input entered, so a replay hands each one to the same stage:
+//! tags `0x0_` went to the engine, `0x1_` to the router, `0x2_`/`0x3_` are the router stage's own
+//! reads (receipts, relay answers).
+//!
+//! Encoding writes into a caller's slice sized by [`encoded_len`] (no allocation); decoding
+//! range-checks every length and never panics: a short or malformed payload is a [`CodecError`]
+//! naming the field.
+
+use alloy_primitives::{Address, B256, U256};
+use keel_amm::pool::{Pool, PoolChange, PoolUpdate};
+use keel_amm::v3::{TickInfo, V3Pool};
+use keel_engine::chain::{ChainUpdate, PoolSource, ReceiptInfo};
+use keel_engine::event::{Balance, BlockHeader, Event};
+use keel_engine::{PortfolioId, TokenId};
+use thiserror::Error;
+
+use crate::RecordKind;
+
+/// Longest relay-answer detail kept, in bytes (longer texts are cut at a character boundary).
+pub const MAX_DETAIL_BYTES: usize = 256;
+/// Most ticks a recorded V3 snapshot may carry (a larger count is refused as corrupt).
+pub const MAX_SNAPSHOT_TICKS: u32 = 1 << 20;
+
+/// The first byte of an encoded payload.
+#[repr(u8)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tag {
+    /// [`Event::Block`] into the engine queue.
+    EngineBlock = 0x01,
+    /// [`Event::Balance`] into the engine queue.
+    EngineBalance = 0x02,
+    /// [`ChainUpdate::Head`] into the router queue.
+    RouterHead = 0x10,
+    /// [`ChainUpdate::Pool`].
+    RouterPool = 0x11,
+    /// [`ChainUpdate::PoolFeedHead`].
+    RouterPoolFeedHead = 0x12,
+    /// [`ChainUpdate::PendingImpact`].
+    RouterPendingImpact = 0x13,
+    /// [`ChainUpdate::Nonce`].
+    RouterNonce = 0x14,
+    /// [`ChainUpdate::Allowance`].
+    RouterAllowance = 0x15,
+    /// Receipts read for a landed bundle.
+    Receipts = 0x20,
+    /// A relay's answer to a bundle.
+    RelayAnswer = 0x30,
+}
+
+impl Tag {
+    fn from_u8(b: u8) -> Option<Self> {
+        Some(match b {
+            0x01 => Self::EngineBlock,
+            0x02 => Self::EngineBalance,
+            0x10 => Self::RouterHead,
+            0x11 => Self::RouterPool,
+            0x12 => Self::RouterPoolFeedHead,
+            0x13 => Self::RouterPendingImpact,
+            0x14 => Self::RouterNonce,
+            0x15 => Self::RouterAllowance,
+            0x20 => Self::Receipts,
+            0x30 => Self::RelayAnswer,
+            _ => return None,
+        })
+    }
+}
+
+/// A relay's answer, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayAnswer {
+    /// Index of the relay in the configured list.
+    pub relay: u16,
+    /// The intent the bundle belongs to.
+    pub intent: u64,
+    /// The block the bundle targeted.
+    pub block: u64,
+    /// Whether the relay accepted it.
+    pub accepted: bool,
+    /// Round trip, ns.
+    pub elapsed_ns: u64,
+    /// The bundle hash, or the error (cut to [`MAX_DETAIL_BYTES`]).
+    pub detail: String,
+}
+
+/// A decoded chain-side input.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// An event that entered the engine queue.
+    Engine(Event),
+    /// An update that entered the router queue.
+    Router(ChainUpdate),
+    /// Receipts the router stage read.
+    Receipts {
+        /// The intent.
+        intent: u64,
+        /// The receipts.
+        receipts: Vec<ReceiptInfo>,
+    },
+    /// A relay's answer.
+    RelayAnswer(RelayAnswer),
+}
+
+/// Why a payload does not decode.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum CodecError {
+    /// The payload is empty.
+    #[error("empty payload")]
+    Empty,
+    /// The tag byte names no input.
+    #[error("unknown payload tag {0:#04x}")]
+    UnknownTag(u8),
+    /// The payload ends before `field`.
+    #[error("payload truncated at `{field}` (offset {at})")]
+    Truncated {
+        /// The field being read.
+        field: &'static str,
+        /// Its offset.
+        at: usize,
+    },
+    /// Bytes are left after the last field.
+    #[error("{extra} bytes left after the last field")]
+    Trailing {
+        /// How many.
+        extra: usize,
+    },
+    /// A field holds a value it cannot hold.
+    #[error("field `{field}`: {problem}")]
+    Invalid {
+        /// The field.
+        field: &'static str,
+        /// What is wrong.
+        problem: String,
+    },
+    /// The payload is not of an input the record kind can hold (e.g. an exchange frame).
+    #[error("record kind `{}` holds no chain input", .0.name())]
+    NotChainInput(RecordKind),
+}
+
+/// The record kind an input is filed under.
+pub fn kind_of_update(u: &ChainUpdate) -> RecordKind {
+    match u {
+        ChainUpdate::Head(_) | ChainUpdate::PoolFeedHead { .. } => RecordKind::Head,
+        ChainUpdate::Pool { .. } => RecordKind::PoolLog,
+        ChainUpdate::PendingImpact { .. } => RecordKind::PendingTx,
+        ChainUpdate::Nonce { .. } => RecordKind::NonceRead,
+        ChainUpdate::Allowance { .. } => RecordKind::BalanceRead,
+    }
+}
+
+/// Bytes [`encode_update`] writes for `u`.
+pub fn update_len(u: &ChainUpdate) -> usize {
+    1 + match u {
+        ChainUpdate::Head(_) => HEADER_LEN,
+        ChainUpdate::Pool { update, .. } => 4 + 20 + 8 + 1 + change_len(&update.change),
+        ChainUpdate::PoolFeedHead { .. } => 8,
+        ChainUpdate::PendingImpact { .. } => 8 + 8,
+        ChainUpdate::Nonce { .. } => 20 + 8 + 8,
+        ChainUpdate::Allowance { .. } => 20 + 20 + 20 + 32,
+    }
+}
+
+const HEADER_LEN: usize = 8 + 8 + 16;
+
+fn change_len(c: &PoolChange) -> usize {
+    1 + match c {
+        PoolChange::V2 { .. } => 64,
+        PoolChange::V3Swap { .. } => 32 + 4 + 16,
+        PoolChange::V3Position { .. } => 4 + 4 + 16,
+        PoolChange::Snapshot(pool) => match pool.as_ref() {
+            Pool::V2 { .. } => 64 + 4,
+            Pool::V3(p) => 4 + 4 + 32 + 4 + 16 + 4 + p.tick_count() * 20,
+        },
+    }
+}
+
+/// A cursor writing into a slice sized by the `*_len` functions; writes past the end are dropped
+/// (and the length functions make sure there are none).
+struct W<'a> {
+    out: &'a mut [u8],
+    at: usize,
+}
+
+impl W<'_> {
+    #[inline]
+    fn put(&mut self, bytes: &[u8]) {
+        if let Some(dst) = self.out.get_mut(self.at..self.at + bytes.len()) {
+            dst.copy_from_slice(bytes);
+        }
+        self.at += bytes.len();
+    }
+    fn u8(&mut self, v: u8) {
+        self.put(&[v]);
+    }
+    fn u32(&mut self, v: u32) {
+        self.put(&v.to_le_bytes());
+    }
+    fn i32(&mut self, v: i32) {
+        self.put(&v.to_le_bytes());
+    }
+    fn u64(&mut self, v: u64) {
+        self.put(&v.to_le_bytes());
+    }
+    fn u128(&mut self, v: u128) {
+        self.put(&v.to_le_bytes());
+    }
+    fn i128(&mut self, v: i128) {
+        self.put(&v.to_le_bytes());
+    }
+    fn u256(&mut self, v: &U256) {
+        self.put(&v.to_be_bytes::<32>());
+    }
+    fn addr(&mut self, a: &Address) {
+        self.put(a.as_slice());
+    }
+    fn header(&mut self, h: &BlockHeader) {
+        self.u64(h.number);
+        self.u64(h.timestamp);
+        self.u128(h.base_fee);
+    }
+}
+
+/// Encodes a router-queue update into `out[..update_len(u)]`; returns the bytes written.
+pub fn encode_update(u: &ChainUpdate, out: &mut [u8]) -> usize {
+    let mut w = W { out, at: 0 };
+    match u {
+        ChainUpdate::Head(h) => {
+            w.u8(Tag::RouterHead as u8);
+            w.header(h);
+        }
+        ChainUpdate::Pool { update, source } => {
+            w.u8(Tag::RouterPool as u8);
+            w.u32(update.pool);
+            w.addr(&update.address);
+            w.u64(update.block);
+            w.u8(match source {
+                PoolSource::Poll => 0,
+                PoolSource::Logs => 1,
+            });
+            encode_change(&mut w, &update.change);
+        }
+        ChainUpdate::PoolFeedHead { block } => {
+            w.u8(Tag::RouterPoolFeedHead as u8);
+            w.u64(*block);
+        }
+        ChainUpdate::PendingImpact { pool, impact } => {
+            w.u8(Tag::RouterPendingImpact as u8);
+            w.u64(*pool as u64);
+            w.u64(impact.to_bits());
+        }
+        ChainUpdate::Nonce { account, nonce, block } => {
+            w.u8(Tag::RouterNonce as u8);
+            w.addr(account);
+            w.u64(*nonce);
+            w.u64(*block);
+        }
+        ChainUpdate::Allowance { owner, token, spender, amount } => {
+            w.u8(Tag::RouterAllowance as u8);
+            w.addr(owner);
+            w.addr(token);
+            w.addr(spender);
+            w.u256(amount);
+        }
+    }
+    w.at
+}
+
+fn encode_change(w: &mut W<'_>, c: &PoolChange) {
+    match c {
+        PoolChange::V2 { reserve0, reserve1 } => {
+            w.u8(0);
+            w.u256(reserve0);
+            w.u256(reserve1);
+        }
+        PoolChange::V3Swap { sqrt_price_x96, tick, liquidity } => {
+            w.u8(1);
+            w.u256(sqrt_price_x96);
+            w.i32(*tick);
+            w.u128(*liquidity);
+        }
+        PoolChange::V3Position { tick_lower, tick_upper, liquidity_delta } => {
+            w.u8(2);
+            w.i32(*tick_lower);
+            w.i32(*tick_upper);
+            w.i128(*liquidity_delta);
+        }
+        PoolChange::Snapshot(pool) => match pool.as_ref() {
+            Pool::V2 { reserve0, reserve1, fee_bps } => {
+                w.u8(3);
+                w.u256(reserve0);
+                w.u256(reserve1);
+                w.u32(*fee_bps);
+            }
+            Pool::V3(p) => {
+                w.u8(4);
+                w.u32(p.fee);
+                w.i32(p.tick_spacing);
+                w.u256(&p.sqrt_price_x96);
+                w.i32(p.tick);
+                w.u128(p.liquidity);
+                w.u32(p.tick_count() as u32);
+                for t in p.ticks() {
+                    w.i32(t.index);
+                    w.i128(t.liquidity_net);
+                }
+            }
+        },
+    }
+}
+
+/// Bytes [`encode_event`] writes for `ev`, or `None` for an event that is not an outside input
+/// (quotes and trades are recorded as raw frames; outcomes and timers are Keel's own).
+pub fn event_len(ev: &Event) -> Option<usize> {
+    match ev {
+        Event::Block(_) => Some(1 + HEADER_LEN),
+        Event::Balance(_) => Some(1 + 4 + 2 + 32 + 8),
+        Event::Quote(_) | Event::Trade(_) | Event::Outcome(_) | Event::Timer { .. } => None,
+    }
+}
+
+/// The record kind of an engine event [`event_len`] accepts.
+pub fn kind_of_event(ev: &Event) -> RecordKind {
+    match ev {
+        Event::Balance(_) => RecordKind::BalanceRead,
+        _ => RecordKind::Head,
+    }
+}
+
+/// Encodes an engine-queue event (see [`event_len`]); returns the bytes written (0 for events that
+/// are not recorded).
+pub fn encode_event(ev: &Event, out: &mut [u8]) -> usize {
+    let mut w = W { out, at: 0 };
+    match ev {
+        Event::Block(h) => {
+            w.u8(Tag::EngineBlock as u8);
+            w.header(h);
+        }
+        Event::Balance(b) => {
+            w.u8(Tag::EngineBalance as u8);
+            w.u32(b.portfolio.0);
+            w.put(&b.token.0.to_le_bytes());
+            w.u256(&b.amount);
+            w.u64(b.block);
+        }
+        _ => {}
+    }
+    w.at
+}
+
+/// Bytes [`encode_receipts`] writes.
+pub fn receipts_len(receipts: &[ReceiptInfo]) -> usize {
+    1 + 8 + 4 + receipts.len() * (32 + 8 + 8 + 1)
+}
+
+/// Encodes a receipt read; returns the bytes written.
+pub fn encode_receipts(intent: u64, receipts: &[ReceiptInfo], out: &mut [u8]) -> usize {
+    let mut w = W { out, at: 0 };
+    w.u8(Tag::Receipts as u8);
+    w.u64(intent);
+    w.u32(receipts.len() as u32);
+    for r in receipts {
+        w.put(r.hash.as_slice());
+        w.u64(r.block);
+        w.u64(r.gas_used);
+        w.u8(u8::from(r.success));
+    }
+    w.at
+}
+
+/// `detail` cut to at most [`MAX_DETAIL_BYTES`] at a character boundary.
+fn cut(detail: &str) -> &str {
+    let mut end = detail.len().min(MAX_DETAIL_BYTES);
+    while !detail.is_char_boundary(end) {
+        end -= 1;
+    }
+    detail.get(..end).unwrap_or_default()
+}
+
+/// Bytes [`encode_relay_answer`] writes.
+pub fn relay_answer_len(detail: &str) -> usize {
+    1 + 2 + 8 + 8 + 1 + 8 + 2 + cut(detail).len()
+}
+
+/// Encodes a relay answer (the detail cut to [`MAX_DETAIL_BYTES`]); returns the bytes written.
+pub fn encode_relay_answer(a: &RelayAnswer, out: &mut [u8]) -> usize {
+    let mut w = W { out, at: 0 };
+    let detail = cut(&a.detail);
+    w.u8(Tag::RelayAnswer as u8);
+    w.put(&a.relay.to_le_bytes());
+    w.u64(a.intent);
+    w.u64(a.block);
+    w.u8(u8::from(a.accepted));
+    w.u64(a.elapsed_ns);
+    w.put(&(detail.len() as u16).to_le_bytes());
+    w.put(detail.as_bytes());
+    w.at
+}
+
+/// A cursor reading a payload; every read is range-checked.
+struct R<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> R<'a> {
+    fn take<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], CodecError> {
+        let chunk = self
+            .bytes
+            .get(self.at..)
+            .and_then(<[u8]>::first_chunk::<N>)
+            .ok_or(CodecError::Truncated { field, at: self.at })?;
+        self.at += N;
+        Ok(*chunk)
+    }
+    fn slice(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], CodecError> {
+        let s = self
+            .bytes
+            .get(self.at..self.at.saturating_add(n))
+            .ok_or(CodecError::Truncated { field, at: self.at })?;
+        self.at += n;
+        Ok(s)
+    }
+    fn u8(&mut self, f: &'static str) -> Result<u8, CodecError> {
+        Ok(self.take::<1>(f)?[0])
+    }
+    fn bool(&mut self, f: &'static str) -> Result<bool, CodecError> {
+        match self.u8(f)? {
+            0 => Ok(false),
+            1 => Ok(true),
+            b => Err(CodecError::Invalid { field: f, problem: format!("boolean byte {b}") }),
+        }
+    }
+    fn u16(&mut self, f: &'static str) -> Result<u16, CodecError> {
+        Ok(u16::from_le_bytes(self.take(f)?))
+    }
+    fn u32(&mut self, f: &'static str) -> Result<u32, CodecError> {
+        Ok(u32::from_le_bytes(self.take(f)?))
+    }
+    fn i32(&mut self, f: &'static str) -> Result<i32, CodecError> {
+        Ok(i32::from_le_bytes(self.take(f)?))
+    }
+    fn u64(&mut self, f: &'static str) -> Result<u64, CodecError> {
+        Ok(u64::from_le_bytes(self.take(f)?))
+    }
+    fn u128(&mut self, f: &'static str) -> Result<u128, CodecError> {
+        Ok(u128::from_le_bytes(self.take(f)?))
+    }
+    fn i128(&mut self, f: &'static str) -> Result<i128, CodecError> {
+        Ok(i128::from_le_bytes(self.take(f)?))
+    }
+    fn u256(&mut self, f: &'static str) -> Result<U256, CodecError> {
+        Ok(U256::from_be_bytes(self.take::<32>(f)?))
+    }
+    fn addr(&mut self, f: &'static str) -> Result<Address, CodecError> {
+        Ok(Address::new(self.take::<20>(f)?))
+    }
+    fn header(&mut self, recv_ns: u64) -> Result<BlockHeader, CodecError> {
+        Ok(BlockHeader {
+            number: self.u64("header.number")?,
+            timestamp: self.u64("header.timestamp")?,
+            base_fee: self.u128("header.base_fee")?,
+            recv_ns,
+        })
+    }
+}
+
+/// Decodes a chain-side payload of a record of `kind`. `recv_ns` (the record's receive time) is
+/// put wherever the engine types carry a receive time.
+pub fn decode(kind: RecordKind, payload: &[u8], recv_ns: u64) -> Result<Input, CodecError> {
+    if kind == RecordKind::ExchangeFrame {
+        return Err(CodecError::NotChainInput(kind));
+    }
+    let (&tag, _) = payload.split_first().ok_or(CodecError::Empty)?;
+    let tag = Tag::from_u8(tag).ok_or(CodecError::UnknownTag(tag))?;
+    let mut r = R { bytes: payload, at: 1 };
+    let input = match tag {
+        Tag::EngineBlock => Input::Engine(Event::Block(r.header(recv_ns)?)),
+        Tag::EngineBalance => Input::Engine(Event::Balance(Balance {
+            portfolio: PortfolioId(r.u32("balance.portfolio")?),
+            token: TokenId(r.u16("balance.token")?),
+            amount: r.u256("balance.amount")?,
+            block: r.u64("balance.block")?,
+        })),
+        Tag::RouterHead => Input::Router(ChainUpdate::Head(r.header(recv_ns)?)),
+        Tag::RouterPool => {
+            let pool = r.u32("pool.pool")?;
+            let address = r.addr("pool.address")?;
+            let block = r.u64("pool.block")?;
+            let source = match r.u8("pool.source")? {
+                0 => PoolSource::Poll,
+                1 => PoolSource::Logs,
+                b => return Err(CodecError::Invalid { field: "pool.source", problem: format!("byte {b}") }),
+            };
+            let change = decode_change(&mut r)?;
+            Input::Router(ChainUpdate::Pool {
+                update: PoolUpdate { pool, address, block, change, recv_ns },
+                source,
+            })
+        }
+        Tag::RouterPoolFeedHead => {
+            Input::Router(ChainUpdate::PoolFeedHead { block: r.u64("pool_feed_head.block")? })
+        }
+        Tag::RouterPendingImpact => {
+            let pool = usize::try_from(r.u64("pending.pool")?).map_err(|_| CodecError::Invalid {
+                field: "pending.pool",
+                problem: "does not fit this platform's usize".into(),
+            })?;
+            let impact = f64::from_bits(r.u64("pending.impact")?);
+            if !impact.is_finite() || impact < 0.0 {
+                return Err(CodecError::Invalid { field: "pending.impact", problem: format!("{impact}") });
+            }
+            Input::Router(ChainUpdate::PendingImpact { pool, impact })
+        }
+        Tag::RouterNonce => Input::Router(ChainUpdate::Nonce {
+            account: r.addr("nonce.account")?,
+            nonce: r.u64("nonce.nonce")?,
+            block: r.u64("nonce.block")?,
+        }),
+        Tag::RouterAllowance => Input::Router(ChainUpdate::Allowance {
+            owner: r.addr("allowance.owner")?,
+            token: r.addr("allowance.token")?,
+            spender: r.addr("allowance.spender")?,
+            amount: r.u256("allowance.amount")?,
+        }),
+        Tag::Receipts => {
+            let intent = r.u64("receipts.intent")?;
+            let n = r.u32("receipts.count")? as usize;
+            // Bounded by the payload: each receipt takes 49 bytes.
+            if n > payload.len() / 49 {
+                return Err(CodecError::Truncated { field: "receipts", at: r.at });
+            }
+            let mut receipts = Vec::with_capacity(n);
+            for _ in 0..n {
+                receipts.push(ReceiptInfo {
+                    hash: B256::new(r.take::<32>("receipt.hash")?),
+                    block: r.u64("receipt.block")?,
+                    gas_used: r.u64("receipt.gas_used")?,
+                    success: r.bool("receipt.success")?,
+                });
+            }
+            Input::Receipts { intent, receipts }
+        }
+        Tag::RelayAnswer => {
+            let relay = r.u16("relay.relay")?;
+            let intent = r.u64("relay.intent")?;
+            let block = r.u64("relay.block")?;
+            let accepted = r.bool("relay.accepted")?;
+            let elapsed_ns = r.u64("relay.elapsed_ns")?;
+            let len = r.u16("relay.detail_len")? as usize;
+            let detail = std::str::from_utf8(r.slice(len, "relay.detail")?)
+                .map_err(|_| CodecError::Invalid { field: "relay.detail", problem: "not UTF-8".into() })?
+                .to_owned();
+            Input::RelayAnswer(RelayAnswer { relay, intent, block, accepted, elapsed_ns, detail })
+        }
+    };
+    if r.at != payload.len() {
+        return Err(CodecError::Trailing { extra: payload.len() - r.at });
+    }
+    Ok(input)
+}
+
+fn decode_change(r: &mut R<'_>) -> Result<PoolChange, CodecError> {
+    Ok(match r.u8("pool.change")? {
+        0 => PoolChange::V2 { reserve0: r.u256("v2.reserve0")?, reserve1: r.u256("v2.reserve1")? },
+        1 => PoolChange::V3Swap {
+            sqrt_price_x96: r.u256("v3.sqrt_price_x96")?,
+            tick: r.i32("v3.tick")?,
+            liquidity: r.u128("v3.liquidity")?,
+        },
+        2 => PoolChange::V3Position {
+            tick_lower: r.i32("v3.tick_lower")?,
+            tick_upper: r.i32("v3.tick_upper")?,
+            liquidity_delta: r.i128("v3.liquidity_delta")?,
+        },
+        3 => PoolChange::Snapshot(Box::new(Pool::V2 {
+            reserve0: r.u256("v2.reserve0")?,
+            reserve1: r.u256("v2.reserve1")?,
+            fee_bps: r.u32("v2.fee_bps")?,
+        })),
+        4 => {
+            let fee = r.u32("v3.fee")?;
+            let spacing = r.i32("v3.tick_spacing")?;
+            let sqrt = r.u256("v3.sqrt_price_x96")?;
+            let tick = r.i32("v3.tick")?;
+            let liquidity = r.u128("v3.liquidity")?;
+            let n = r.u32("v3.tick_count")?;
+            if n > MAX_SNAPSHOT_TICKS || n as usize > r.bytes.len().saturating_sub(r.at) / 20 {
+                return Err(CodecError::Invalid { field: "v3.tick_count", problem: format!("{n} ticks") });
+            }
+            let mut ticks = Vec::with_capacity(n as usize);
+            for _ in 0..n {
+                ticks
+                    .push(TickInfo { index: r.i32("v3.tick.index")?, liquidity_net: r.i128("v3.tick.net")? });
+            }
+            let pool = V3Pool::new(fee, spacing, sqrt, tick, liquidity, &ticks)
+                .map_err(|e| CodecError::Invalid { field: "v3.snapshot", problem: e.to_string() })?;
+            PoolChange::Snapshot(Box::new(Pool::V3(pool)))
+        }
+        b => return Err(CodecError::Invalid { field: "pool.change", problem: format!("variant byte {b}") }),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roundtrip_update(u: ChainUpdate) {
+        let mut buf = vec![0u8; update_len(&u)];
+        assert_eq!(encode_update(&u, &mut buf), buf.len(), "{u:?}");
+        let recv = match &u {
+            ChainUpdate::Head(h) => h.recv_ns,
+            ChainUpdate::Pool { update, .. } => update.recv_ns,
+            _ => 0,
+        };
+        assert_eq!(decode(kind_of_update(&u), &buf, recv).unwrap(), Input::Router(u));
+    }
+
+    #[test]
+    fn every_chain_update_round_trips() {
+        let a = Address::repeat_byte(7);
+        let header =
+            BlockHeader { number: 9, timestamp: 1_700_000_000, base_fee: 7_000_000_123, recv_ns: 55 };
+        roundtrip_update(ChainUpdate::Head(header));
+        roundtrip_update(ChainUpdate::PoolFeedHead { block: 12 });
+        roundtrip_update(ChainUpdate::PendingImpact { pool: 3, impact: 0.0125 });
+        roundtrip_update(ChainUpdate::Nonce { account: a, nonce: 4, block: 8 });
+        roundtrip_update(ChainUpdate::Allowance {
+            owner: a,
+            token: Address::repeat_byte(1),
+            spender: Address::repeat_byte(2),
+            amount: U256::MAX,
+        });
+        let q96 = keel_amm::v3::sqrt_price_math::Q96;
+        let v3 = V3Pool::new(
+            3000,
+            60,
+            q96,
+            0,
+            10u128.pow(20),
+            &[
+                TickInfo { index: -600, liquidity_net: 10i128.pow(20) },
+                TickInfo { index: 600, liquidity_net: -(10i128.pow(20)) },
+            ],
+        )
+        .unwrap();
+        for (change, source) in [
+            (PoolChange::V2 { reserve0: U256::from(5u8), reserve1: U256::MAX }, PoolSource::Poll),
+            (PoolChange::V3Swap { sqrt_price_x96: q96, tick: -3, liquidity: u128::MAX }, PoolSource::Logs),
+            (
+                PoolChange::V3Position { tick_lower: -60, tick_upper: 60, liquidity_delta: -5 },
+                PoolSource::Logs,
+            ),
+            (
+                PoolChange::Snapshot(Box::new(Pool::V2 {
+                    reserve0: U256::from(1u8),
+                    reserve1: U256::from(2u8),
+                    fee_bps: 30,
+                })),
+                PoolSource::Poll,
+            ),
+            (PoolChange::Snapshot(Box::new(Pool::V3(v3))), PoolSource::Logs),
+        ] {
+            roundtrip_update(ChainUpdate::Pool {
+                update: PoolUpdate { pool: 2, address: a, block: 77, change, recv_ns: 99 },
+                source,
+            });
+        }
+    }
+
+    #[test]
+    fn engine_events_receipts_and_relay_answers_round_trip() {
+        let ev = Event::Balance(Balance {
+            portfolio: PortfolioId(2),
+            token: TokenId(5),
+            amount: U256::from(123_456_789u64),
+            block: 10,
+        });
+        let mut buf = vec![0u8; event_len(&ev).unwrap()];
+        assert_eq!(encode_event(&ev, &mut buf), buf.len());
+        assert_eq!(decode(kind_of_event(&ev), &buf, 0).unwrap(), Input::Engine(ev));
+        assert_eq!(event_len(&Event::Timer { now_ns: 1 }), None);
+
+        let receipts =
+            [ReceiptInfo { hash: B256::repeat_byte(3), block: 5, gas_used: 98_000, success: true }];
+        let mut buf = vec![0u8; receipts_len(&receipts)];
+        assert_eq!(encode_receipts(42, &receipts, &mut buf), buf.len());
+        assert_eq!(
+            decode(RecordKind::Other, &buf, 0).unwrap(),
+            Input::Receipts { intent: 42, receipts: receipts.to_vec() }
+        );
+
+        let long = "é".repeat(200);
+        let a = RelayAnswer { relay: 1, intent: 2, block: 3, accepted: false, elapsed_ns: 4, detail: long };
+        let mut buf = vec![0u8; relay_answer_len(&a.detail)];
+        assert_eq!(encode_relay_answer(&a, &mut buf), buf.len());
+        let Input::RelayAnswer(back) = decode(RecordKind::RelayAnswer, &buf, 0).unwrap() else { panic!() };
+        assert_eq!(back.detail.len(), MAX_DETAIL_BYTES);
+        assert!(a.detail.starts_with(&back.detail));
+    }
+
+    #[test]
+    fn every_truncation_and_a_bad_tag_are_typed_errors() {
+        let u = ChainUpdate::Nonce { account: Address::ZERO, nonce: 1, block: 2 };
+        let mut buf = vec![0u8; update_len(&u)];
+        encode_update(&u, &mut buf);
+        for cut in 0..buf.len() {
+            assert!(decode(RecordKind::NonceRead, &buf[..cut], 0).is_err(), "cut {cut}");
+        }
+        let mut longer = buf.clone();
+        longer.push(0);
+        assert_eq!(decode(RecordKind::NonceRead, &longer, 0), Err(CodecError::Trailing { extra: 1 }));
+        buf[0] = 0x7F;
+        assert_eq!(decode(RecordKind::NonceRead, &buf, 0), Err(CodecError::UnknownTag(0x7F)));
+        assert!(matches!(
+            decode(RecordKind::ExchangeFrame, b"{}", 0),
+            Err(CodecError::NotChainInput(RecordKind::ExchangeFrame))
+        ));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn random_bytes_never_panic_the_decoder(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
+            let _ = decode(RecordKind::PoolLog, &bytes, 0);
+        }
+    }
+}

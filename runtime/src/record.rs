@@ -1,0 +1,140 @@
+//! Recording a run's inputs (`[record]`, `keel record`): the recording is opened before the feeds
+//! start, every feed and the router stage hold its [`Recorder`], and a writer thread drains the
+//! bounded sink into size-rotated files. See `keel_recording` for the format.
+//!
+//! ```text
+//! exchange frames (ws.rs) ─┐
+//! heads, balances ─────────┼─▶ Recorder ─try_record─▶ RecordSink ─▶ keel-recorder thread ─▶ DIR/keel-000001.klog …
+//! pools, nonces, pending ──┤     (one copy; a full sink is counted, never waited on)
+//! receipts, relay answers ─┘
+//! ```
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use keel_engine::clock::Nanos;
+use keel_recording::{
+    DrainPolicy, RecordSink, RecordWriter, Recorder, RecordingHeader, SinkConfig, SinkError,
+    SinkWriterHandle, WriteError, WriterConfig,
+};
+
+/// File name prefix of a run's recording: `keel-000001.klog`, `keel-000002.klog`, …
+pub const RECORDING_PREFIX: &str = "keel";
+/// Default size at which a recording file is closed and the next one started, MiB.
+pub const DEFAULT_MAX_FILE_MB: u64 = 256;
+
+/// Where and how to record a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordSpec {
+    /// Directory of the recording (created if missing; must not hold a recording already).
+    pub dir: PathBuf,
+    /// Rotation size, bytes.
+    pub max_file_bytes: u64,
+    /// The run's config, as TOML, stored in every file's header (replay reads it back).
+    pub config_toml: String,
+    /// Free-form JSON stored in the header (what recorded it, the command).
+    pub metadata_json: String,
+}
+
+/// Why recording could not start or finish.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// The directory could not be created.
+    #[error("record.dir {}: {source}", dir.display())]
+    Dir {
+        /// The directory.
+        dir: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The first file could not be created (or a recording is already there).
+    #[error("record: {0}")]
+    Write(#[from] WriteError),
+    /// The sink or its writer thread failed.
+    #[error("record: {0}")]
+    Sink(#[from] SinkError),
+}
+
+/// What a recording wrote, for reports and metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RecordingReport {
+    /// The directory.
+    pub dir: PathBuf,
+    /// Records written.
+    pub records: u64,
+    /// Payload bytes written.
+    pub payload_bytes: u64,
+    /// Bytes written, headers and framing included.
+    pub file_bytes: u64,
+    /// Files written.
+    pub files: u32,
+    /// Inputs dropped because the recording's queue was full (the run itself went on).
+    pub dropped_full: u64,
+    /// Inputs dropped because they were larger than the largest slot.
+    pub dropped_oversize: u64,
+    /// The writer's error, if it failed (records after it were dropped and counted).
+    pub error: Option<String>,
+}
+
+/// A recording in progress: the recorder the stages hold and the writer thread.
+#[derive(Debug)]
+pub struct Recording {
+    recorder: Arc<Recorder>,
+    writer: SinkWriterHandle,
+    dir: PathBuf,
+}
+
+impl Recording {
+    /// Creates the directory and the first file, and starts the writer thread. `start_ns` is the
+    /// run's start on the process's monotonic timeline: receive times are recorded relative to it.
+    pub fn start(spec: &RecordSpec, start_ns: Nanos) -> Result<Self, RecordError> {
+        std::fs::create_dir_all(&spec.dir)
+            .map_err(|source| RecordError::Dir { dir: spec.dir.clone(), source })?;
+        let mut cfg = WriterConfig::new(&spec.dir, RECORDING_PREFIX);
+        cfg.max_file_bytes = spec.max_file_bytes;
+        let start_epoch_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        let header = RecordingHeader {
+            start_epoch_ns,
+            config_toml: spec.config_toml.clone(),
+            metadata_json: spec.metadata_json.clone(),
+        };
+        let writer = RecordWriter::create(cfg, &header)?;
+        let sink = Arc::new(RecordSink::new(&SinkConfig::default())?);
+        let handle = sink.spawn_writer(writer, DrainPolicy::default())?;
+        Ok(Self { recorder: Arc::new(Recorder::new(sink, start_ns)), writer: handle, dir: spec.dir.clone() })
+    }
+
+    /// The recorder to hand to the feeds and the router stage.
+    pub fn recorder(&self) -> &Arc<Recorder> {
+        &self.recorder
+    }
+
+    /// Drains what is queued, closes the last file and reports. Call after the producers stopped.
+    pub fn finish(self) -> RecordingReport {
+        let result = self.writer.stop();
+        let sink = self.recorder.stats();
+        let mut report = RecordingReport {
+            dir: self.dir,
+            dropped_full: sink.dropped_full,
+            dropped_oversize: sink.dropped_oversize,
+            ..RecordingReport::default()
+        };
+        match result {
+            Ok(w) => {
+                report.records = w.records;
+                report.payload_bytes = w.payload_bytes;
+                report.file_bytes = w.file_bytes;
+                report.files = w.files;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "recording failed");
+                report.records = sink.records;
+                report.payload_bytes = sink.bytes;
+                report.error = Some(e.to_string());
+            }
+        }
+        report
+    }
+}

@@ -1,0 +1,1134 @@
+//! `keel replay`: the same engine, planner, router ([`Executor`]) and signer over a recording, in
+//! virtual time, against a chain simulated from the recorded pool state.
+//!
+//! ```text
+//! RecordReader ──record (recv_ns)──▶ virtual clock ──▶ exchange frame ─decode─▶ Event::Quote ──▶ Engine ─intents─▶ Executor
+//!   (file order)                     (timers every      heads, pools, reads ───▶ ReplayChain ──▶ (same queues' order)  │
+//!                                     100 ms, samples)                         (blocks, inclusion,   ◀── Submit ─────────┘
+//!                                                                               nonces, balances, receipts)
+//! ```
+//!
+//! * **Clock.** No wall clock and no socket: the clock is the records' receive times (kept
+//!   non-decreasing in file order). Timer events fire at every [`TIMER_EVERY`] boundary of virtual
+//!   time and weight samples at every `sample_every`, as the engine thread does live. Everything
+//!   that happens in reaction to one record (intents, routing, signing, outcomes) happens at that
+//!   record's time, in a fixed FIFO order — so two replays of one recording with one config are
+//!   identical, byte for byte.
+//! * **Chain.** [`ReplayChain`] keeps every configured pool at its recorded state (the recorded
+//!   logs and reserve reads are the market), and the portfolio accounts' token balances, nonces and
+//!   allowances — seeded from the first recorded read of each, then kept by the simulation: later
+//!   recorded reads of a seeded value are superseded (counted), and the chain reports its own at
+//!   every recorded head, in the order the poller would (nonces before the router's head, balances
+//!   after the engine's block).
+//! * **Inclusion.** A bundle sent at virtual time `t` arrives at `t + latency`. Block `b` is built
+//!   when its head is first seen in the recording (at that record's receive time: the cutoff); it
+//!   includes, in arrival order, the bundles that target `b` and arrived by the cutoff, each atomic:
+//!   every transaction must decode, be signed for the configured chain by an account at its nonce,
+//!   pay at least the block's base fee, and succeed on the pool state *before* block `b`'s recorded
+//!   changes (the state the bundle would have met at the top of the block) — ERC-20 `approve`,
+//!   Router02 `swapExactTokensForTokens`, SwapRouter `exactInputSingle`/`exactInput`, with the
+//!   exact V2/V3 math of `keel_amm`, `amountOutMin`, deadline, balance and allowance checked.
+//!   Included swaps move the account's balances exactly; they do not move the recorded pools (the
+//!   recording is the market; a later recorded state replaces it). Gas is the configured per-pool
+//!   swap gas and [`APPROVE_GAS`] per approval; native ETH for gas is not simulated.
+//!
+//! The chain's memory is bounded by the configuration (pools, accounts) and the rebalances in
+//! flight (their transactions and receipts are dropped when they settle); the journal is written in
+//! batches of [`JOURNAL_BATCH`] records. The run report keeps what `keel run`'s does (intents,
+//! fills, outcomes, weight samples), which grows with the recording's length as a live run's does.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::Path;
+use std::sync::Arc;
+
+use alloy::consensus::transaction::SignerRecoverable;
+use alloy::consensus::{Transaction, TxEnvelope};
+use alloy::eips::eip2718::Decodable2718;
+use alloy::primitives::{Address, B256, U256};
+use alloy::sol_types::SolCall;
+use hdrhistogram::Histogram;
+use keel_amm::abi::{IERC20, ISwapRouter, IUniswapV2Router02};
+use keel_amm::pool::{Pool, PoolChange};
+use keel_engine::chain::{ChainUpdate, ReceiptInfo};
+use keel_engine::clock::{ManualClock, Nanos};
+use keel_engine::event::{Balance, BlockHeader, Event, Outcome, OutcomeStatus};
+use keel_engine::portfolio::PortfolioStatus;
+use keel_engine::queue::QueueStats;
+use keel_engine::record::{JournalRecord, TxRecord};
+use keel_engine::{Engine, PortfolioId, RebalanceIntent, TokenId};
+use keel_feeds::binance::{Decoded, InstrumentTable, Mapped, decode, map_decoded};
+use keel_feeds::stats::{Counter, FeedStats};
+use keel_journal::{Names, Store, SyncPolicy};
+use keel_recording::codec::{self, Input};
+use keel_recording::{ReadIssue, RecordKind, RecordReader};
+use keel_router::config::DexKind;
+use keel_router::exec::{Action, Executor};
+use keel_router::stage::RelayCounters;
+
+use crate::pipeline::{
+    EngineRun, PipelineError, PipelineReport, PipelineSpec, Sample, TIMER_EVERY, build_executor,
+    poll_targets, portfolio_views,
+};
+use crate::safety::KillSwitch;
+
+/// Gas charged for an ERC-20 `approve` in a replayed block.
+pub const APPROVE_GAS: u64 = 46_000;
+/// Journal records written per SQLite transaction.
+pub const JOURNAL_BATCH: usize = 256;
+/// Issues kept (with their offsets) for the replay's summary; more are counted only.
+pub const MAX_ISSUES_KEPT: usize = 64;
+/// A receipt read is answered when the recorded run's read of the same intent's receipts comes
+/// up in the recording (so the landing reaches the engine when it did live), or this long after
+/// it was asked for when the recording has none (the recorded run did not land that intent).
+pub const RECEIPT_FALLBACK_NS: u64 = 1_000_000_000;
+/// Name of the relay the replay's chain stands for, in reports.
+pub const REPLAY_RELAY: &str = "replay-chain";
+
+/// How to replay.
+#[derive(Debug, Clone, Default)]
+pub struct ReplayOptions {
+    /// Every bundle reaches the chain this long after it was sent, ns.
+    pub latency_ns: u64,
+    /// Write the journal (SQLite) here; none when `None`.
+    pub journal: Option<std::path::PathBuf>,
+}
+
+/// Why a replay could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// The engine, executor or pool set-up refused the config.
+    #[error(transparent)]
+    Config(#[from] PipelineError),
+    /// The journal could not be written.
+    #[error("journal: {0}")]
+    Journal(#[from] keel_journal::JournalError),
+}
+
+/// What the replay read and simulated, beside the run report.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ReplayStats {
+    /// Records read.
+    pub records: u64,
+    /// Exchange frames among them.
+    pub frames: u64,
+    /// Chain-side inputs handed to the engine or router.
+    pub chain_inputs: u64,
+    /// Recorded balance and nonce reads replaced by the simulated chain's.
+    pub reads_superseded: u64,
+    /// Recorded receipt reads and relay answers: their content is the simulated chain's; a receipt
+    /// read only sets when the replay's read of the same intent is answered.
+    pub answers_ignored: u64,
+    /// Records whose payload did not decode (skipped).
+    pub undecodable: u64,
+    /// Issues the reader reported (torn tails, corrupt records, unknown kinds, missing files).
+    pub issues: u64,
+    /// The first [`MAX_ISSUES_KEPT`] issues, as text (file and offset included).
+    pub issue_list: Vec<String>,
+    /// Events processed by the engine (inputs, timers, outcomes).
+    pub engine_events: u64,
+    /// Blocks built.
+    pub blocks: u64,
+    /// Bundle submissions (first sends and retargets).
+    pub bundles_sent: u64,
+    /// Bundles included.
+    pub bundles_included: u64,
+    /// Bundles that arrived after their block's cutoff.
+    pub bundles_late: u64,
+    /// Bundles refused by their block, by reason.
+    pub bundles_failed: BTreeMap<String, u64>,
+    /// Virtual time covered, ns.
+    pub virtual_ns: u64,
+}
+
+/// A replay's results: the run report (as `keel run` builds it) and the replay's own counters.
+#[derive(Debug)]
+pub struct ReplayOutput {
+    /// The report.
+    pub report: PipelineReport,
+    /// The replay's counters.
+    pub stats: ReplayStats,
+}
+
+/// A bundle on its way to, or waiting in, the chain.
+#[derive(Debug, Clone)]
+struct PendingBundle {
+    intent: u64,
+    block: u64,
+    arrival_ns: Nanos,
+    hash: B256,
+}
+
+/// A configured pool as the chain sees it.
+#[derive(Debug, Clone)]
+struct ChainPool {
+    router: Address,
+    kind: DexKind,
+    token0: Address,
+    token1: Address,
+    fee: u32,
+    gas: u64,
+}
+
+/// The simulated chain: recorded pools, simulated accounts.
+#[derive(Debug)]
+struct ReplayChain {
+    chain_id: u64,
+    info: Vec<ChainPool>,
+    /// Pools as last recorded.
+    pools: Vec<Pool>,
+    /// Pools before the recorded changes of block `pre_block` (the top of that block).
+    pre: Vec<Pool>,
+    pre_block: u64,
+    /// Block of the latest recorded pool change.
+    pools_block: u64,
+    /// The last block built.
+    head: u64,
+    header: Option<BlockHeader>,
+    balances: BTreeMap<(Address, Address), U256>,
+    nonces: BTreeMap<Address, u64>,
+    allowances: BTreeMap<(Address, Address, Address), U256>,
+    receipts: BTreeMap<B256, ReceiptInfo>,
+    /// Signed transactions by bundle hash (from the executor's `Signed` records), while in flight.
+    signed: BTreeMap<B256, (u64, Vec<TxRecord>)>,
+    pending: Vec<PendingBundle>,
+}
+
+impl ReplayChain {
+    /// Called with each recorded pool change, before it is handed to the router.
+    fn on_pool(&mut self, pool: usize, block: u64, change: &PoolChange) {
+        if block > self.pools_block {
+            // The first change of a new block: keep the state it starts from.
+            self.pre.clone_from(&self.pools);
+            self.pre_block = block;
+            self.pools_block = block;
+        }
+        if let Some(p) = self.pools.get_mut(pool)
+            && let Err(e) = p.apply(change)
+        {
+            tracing::debug!(pool, error = %e, "recorded pool change does not apply to the replay's pool");
+        }
+    }
+
+    /// Builds every block up to `number` at virtual time `now` (the cutoff).
+    fn build_to(&mut self, number: u64, header: Option<BlockHeader>, now: Nanos, stats: &mut ReplayStats) {
+        if let Some(h) = header {
+            self.header = Some(h);
+        }
+        if self.head == 0 {
+            // The first head seen: only it is built (bundles sent before it target it).
+            self.head = number.saturating_sub(1);
+        }
+        while self.head < number {
+            self.head += 1;
+            let b = self.head;
+            self.build(b, now, stats);
+        }
+    }
+
+    fn build(&mut self, block: u64, cutoff: Nanos, stats: &mut ReplayStats) {
+        stats.blocks += 1;
+        let mut state = if self.pre_block == block { self.pre.clone() } else { self.pools.clone() };
+        let pending = std::mem::take(&mut self.pending);
+        for b in pending {
+            if b.block > block {
+                self.pending.push(b);
+                continue;
+            }
+            if b.block < block {
+                continue;
+            }
+            if b.arrival_ns > cutoff {
+                stats.bundles_late += 1;
+                continue;
+            }
+            let Some((_, txs)) = self.signed.get(&b.hash).cloned() else {
+                *stats.bundles_failed.entry("transactions unknown".into()).or_default() += 1;
+                continue;
+            };
+            match self.run_bundle(&txs, block, &mut state) {
+                Ok(()) => {
+                    stats.bundles_included += 1;
+                    tracing::debug!(intent = b.intent, block, "replay: bundle included");
+                }
+                Err(reason) => {
+                    tracing::debug!(intent = b.intent, block, %reason, "replay: bundle failed");
+                    *stats.bundles_failed.entry(reason).or_default() += 1;
+                }
+            }
+        }
+    }
+
+    /// Runs a bundle atomically on copies; commits balances, nonces, allowances and receipts if
+    /// every transaction succeeds. The error names the first failure (a short, stable reason).
+    fn run_bundle(&mut self, txs: &[TxRecord], block: u64, state: &mut Vec<Pool>) -> Result<(), String> {
+        let mut scratch = state.clone();
+        let mut balances = self.balances.clone();
+        let mut nonces = self.nonces.clone();
+        let mut allowances = self.allowances.clone();
+        let mut receipts = Vec::with_capacity(txs.len());
+        let header = self.header.ok_or_else(|| "no block header known".to_string())?;
+        for t in txs {
+            let env =
+                TxEnvelope::decode_2718_exact(&t.raw).map_err(|_| "undecodable transaction".to_string())?;
+            if env.chain_id() != Some(self.chain_id) {
+                return Err("wrong chain id".into());
+            }
+            let from = env.recover_signer().map_err(|_| "unrecoverable signature".to_string())?;
+            let nonce = nonces.get(&from).copied().ok_or_else(|| "account nonce unknown".to_string())?;
+            if env.nonce() != nonce {
+                return Err("nonce mismatch".into());
+            }
+            if env.max_fee_per_gas() < header.base_fee {
+                return Err("max fee below the base fee".into());
+            }
+            let to = env.to().ok_or_else(|| "contract creation".to_string())?;
+            let input = env.input();
+            let gas = if let Ok(c) = IERC20::approveCall::abi_decode(input) {
+                allowances.insert((from, to, c.spender), c.amount);
+                APPROVE_GAS
+            } else if let Ok(c) = IERC20::transferCall::abi_decode(input) {
+                // A netted batch's internal cross: `to` is the token.
+                let have = balances.get(&(from, to)).copied().unwrap_or_default();
+                if have < c.amount {
+                    return Err("balance short for a transfer".into());
+                }
+                balances.insert((from, to), have - c.amount);
+                let got = balances.get(&(c.to, to)).copied().unwrap_or_default();
+                balances.insert((c.to, to), got.saturating_add(c.amount));
+                keel_router::exec::TRANSFER_GAS
+            } else {
+                let (amount_in, min_out, path, deadline) = self.decode_swap(to, input)?;
+                if deadline < U256::from(header.timestamp) {
+                    return Err("deadline passed".into());
+                }
+                let (sell, buy) = match (path.first(), path.last()) {
+                    (Some(s), Some(b)) if path.len() >= 2 => (s.0, b.0),
+                    _ => return Err("swap path too short".into()),
+                };
+                // The last entry only names the token bought.
+                let hops = path.get(..path.len() - 1).unwrap_or_default();
+                let allowance = allowances.get(&(from, sell, to)).copied().unwrap_or_default();
+                if allowance < amount_in {
+                    return Err("allowance short".into());
+                }
+                if allowance != U256::MAX {
+                    allowances.insert((from, sell, to), allowance - amount_in);
+                }
+                let have = balances.get(&(from, sell)).copied().unwrap_or_default();
+                if have < amount_in {
+                    return Err("balance short".into());
+                }
+                let mut amount = amount_in;
+                let mut gas = 0u64;
+                for (token_in, pool) in hops {
+                    let p = scratch.get_mut(*pool).ok_or_else(|| "pool unknown".to_string())?;
+                    let info = self.info.get(*pool).ok_or_else(|| "pool unknown".to_string())?;
+                    let zero_for_one = *token_in == info.token0;
+                    let q = p.quote_exact_in(zero_for_one, amount).map_err(|e| format!("swap: {e}"))?;
+                    if q.amount_in < amount {
+                        return Err("swap: price limit reached".into());
+                    }
+                    p.apply(&q.change).map_err(|e| format!("swap: {e}"))?;
+                    amount = q.amount_out;
+                    gas += info.gas;
+                }
+                if amount < min_out {
+                    return Err("output below amountOutMin".into());
+                }
+                balances.insert((from, sell), have - amount_in);
+                let got = balances.get(&(from, buy)).copied().unwrap_or_default();
+                balances.insert((from, buy), got.saturating_add(amount));
+                gas.max(1)
+            };
+            nonces.insert(from, nonce + 1);
+            receipts.push(ReceiptInfo { hash: t.hash, block, gas_used: gas, success: true });
+        }
+        *state = scratch;
+        self.balances = balances;
+        self.nonces = nonces;
+        self.allowances = allowances;
+        for r in receipts {
+            self.receipts.insert(r.hash, r);
+        }
+        Ok(())
+    }
+
+    /// `(amount_in, amount_out_min, hops as (token in, pool), deadline)` of a swap sent to `router`;
+    /// the last hop's entry is `(token out, last pool)` so the path's ends are its first and last.
+    #[allow(clippy::type_complexity)]
+    fn decode_swap(
+        &self,
+        router: Address,
+        input: &[u8],
+    ) -> Result<(U256, U256, Vec<(Address, usize)>, U256), String> {
+        let find = |a: Address, b: Address, kind: DexKind, fee: Option<u32>| {
+            self.info
+                .iter()
+                .position(|p| {
+                    p.router == router
+                        && p.kind == kind
+                        && ((p.token0 == a && p.token1 == b) || (p.token0 == b && p.token1 == a))
+                        && fee.is_none_or(|f| f == p.fee)
+                })
+                .ok_or_else(|| format!("no configured pool for the hop on {kind:?}"))
+        };
+        let mut hops = Vec::new();
+        if let Ok(c) = IUniswapV2Router02::swapExactTokensForTokensCall::abi_decode(input) {
+            for w in c.path.windows(2) {
+                if let [a, b] = w {
+                    hops.push((*a, find(*a, *b, DexKind::UniswapV2, None)?));
+                }
+            }
+            push_end(&mut hops, c.path.last().copied());
+            return Ok((c.amountIn, c.amountOutMin, hops, c.deadline));
+        }
+        if let Ok(c) = ISwapRouter::exactInputSingleCall::abi_decode(input) {
+            let p = c.params;
+            let fee = u32::try_from(p.fee.to::<u64>()).unwrap_or(u32::MAX);
+            hops.push((p.tokenIn, find(p.tokenIn, p.tokenOut, DexKind::UniswapV3, Some(fee))?));
+            push_end(&mut hops, Some(p.tokenOut));
+            return Ok((p.amountIn, p.amountOutMinimum, hops, p.deadline));
+        }
+        if let Ok(c) = ISwapRouter::exactInputCall::abi_decode(input) {
+            let p = c.params;
+            let path = p.path.as_ref();
+            let mut at = 0usize;
+            let token = |at: usize| path.get(at..at + 20).map(Address::from_slice);
+            let mut last = token(0);
+            while let (Some(a), Some(fee), Some(b)) = (token(at), path.get(at + 20..at + 23), token(at + 23))
+            {
+                let fee = u32::from_be_bytes([0, fee[0], fee[1], fee[2]]);
+                hops.push((a, find(a, b, DexKind::UniswapV3, Some(fee))?));
+                last = Some(b);
+                at += 23;
+            }
+            if at + 20 != path.len() {
+                return Err("malformed V3 path".into());
+            }
+            push_end(&mut hops, last);
+            return Ok((p.amountIn, p.amountOutMinimum, hops, p.deadline));
+        }
+        Err("unknown call".into())
+    }
+}
+
+/// Appends the path's last token with the last hop's pool (read as the path's end only).
+fn push_end(hops: &mut Vec<(Address, usize)>, last: Option<Address>) {
+    if let (Some(t), Some(&(_, pool))) = (last, hops.last()) {
+        hops.push((t, pool));
+    }
+}
+
+/// Work handed between the replayed stages at one virtual time, in FIFO order.
+#[derive(Debug)]
+enum Work {
+    Engine(Event),
+    Intent(Box<RebalanceIntent>),
+    Chain(ChainUpdate),
+    Receipts { intent: u64, receipts: Vec<ReceiptInfo> },
+}
+
+fn new_hist() -> Histogram<u64> {
+    Histogram::new(3).expect("3 significant digits is valid")
+}
+
+/// The replay's engine and router, driven by hand.
+struct Driver {
+    engine: Engine,
+    exec: Executor,
+    clock: Arc<ManualClock>,
+    chain: ReplayChain,
+    opts: ReplayOptions,
+    stats: ReplayStats,
+    work: VecDeque<Work>,
+    out: Vec<RebalanceIntent>,
+    actions: Vec<Action>,
+    // What the engine thread would have kept.
+    decide: Histogram<u64>,
+    quote_to_decision: Histogram<u64>,
+    intents: Vec<RebalanceIntent>,
+    drift_after_landing: Vec<(usize, f64)>,
+    samples: Vec<Sample>,
+    start_values: Vec<Option<f64>>,
+    awaiting: Vec<bool>,
+    // What the router stage would have kept.
+    tick_to_wire: Histogram<u64>,
+    relay_rtt: Histogram<u64>,
+    relay: RelayCounters,
+    outcomes: Vec<(f64, Outcome)>,
+    feed: FeedStats,
+    // Balance reads the chain reports at each head: (portfolio, account, token id, token address).
+    balance_targets: Vec<(PortfolioId, Address, TokenId, Address)>,
+    accounts: Vec<Address>,
+    journal: Option<(Store, Names)>,
+    /// Receipt reads asked for and not answered yet: (intent, hashes, answer at the latest).
+    receipt_reads: Vec<(u64, Vec<B256>, Nanos)>,
+    journal_batch: Vec<(i64, JournalRecord)>,
+    journal_records: u64,
+    start_epoch_ms: i64,
+    now: Nanos,
+}
+
+impl Driver {
+    fn set_now(&mut self, t: Nanos) {
+        self.now = self.now.max(t);
+        self.clock.set(self.now);
+    }
+
+    /// Fires the timers and samples due at or before `t`, each at its own time.
+    fn run_timers_until(
+        &mut self,
+        t: Nanos,
+        next_timer: &mut Nanos,
+        next_sample: &mut Nanos,
+        sample_ns: u64,
+    ) {
+        let timer_ns = TIMER_EVERY.as_nanos() as u64;
+        while *next_timer <= t || *next_sample <= t {
+            if *next_timer <= *next_sample {
+                let at = *next_timer;
+                *next_timer += timer_ns;
+                self.set_now(at);
+                self.work.push_back(Work::Engine(Event::Timer { now_ns: at }));
+                self.drain();
+            } else {
+                let at = *next_sample;
+                *next_sample += sample_ns;
+                self.set_now(at);
+                self.sample();
+            }
+        }
+    }
+
+    fn sample(&mut self) {
+        let t_s = self.now as f64 / 1e9;
+        for (i, v) in portfolio_views(&self.engine).iter().enumerate() {
+            if let Some(s) = self.start_values.get_mut(i)
+                && s.is_none()
+            {
+                *s = v.value;
+            }
+            if v.value.is_some() {
+                self.samples.push(Sample {
+                    t_s,
+                    portfolio: i,
+                    weights: v.weights.iter().map(|w| w.1).collect(),
+                    band: v.band,
+                });
+            }
+        }
+    }
+
+    /// Processes queued work until none is left.
+    fn drain(&mut self) {
+        while let Some(w) = self.work.pop_front() {
+            let now = self.now;
+            match w {
+                Work::Engine(ev) => {
+                    self.stats.engine_events += 1;
+                    self.engine.process(&ev, &mut self.out);
+                    if let Event::Quote(q) = ev {
+                        let _ = self.quote_to_decision.record(now.saturating_sub(q.recv_ns).max(1));
+                    }
+                    for intent in self.out.drain(..) {
+                        let _ =
+                            self.decide.record(intent.decided_ns.saturating_sub(intent.event_recv_ns).max(1));
+                        self.intents.push(intent.clone());
+                        self.work.push_back(Work::Intent(Box::new(intent)));
+                    }
+                    if let Event::Outcome(o) = ev
+                        && matches!(o.status, OutcomeStatus::Landed { .. })
+                        && let Some(a) = self.awaiting.get_mut(o.portfolio.idx())
+                    {
+                        *a = true;
+                    }
+                    if matches!(ev, Event::Balance(_) | Event::Outcome(_)) {
+                        for (i, pending) in self.awaiting.iter_mut().enumerate() {
+                            let pid = PortfolioId(i as u32);
+                            if *pending
+                                && !matches!(
+                                    self.engine.status(pid),
+                                    Some(PortfolioStatus::AwaitingBalances(_))
+                                )
+                                && let Some(d) = self.engine.max_drift(pid)
+                            {
+                                self.drift_after_landing.push((i, d));
+                                *pending = false;
+                            }
+                        }
+                    }
+                }
+                Work::Intent(intent) => self.exec.on_intent(&intent, now, &mut self.actions),
+                Work::Chain(u) => self.exec.on_chain(u, now, &mut self.actions),
+                Work::Receipts { intent, receipts } => {
+                    self.exec.on_receipts(intent, &receipts, &mut self.actions)
+                }
+            }
+            let actions = std::mem::take(&mut self.actions);
+            for a in actions {
+                self.act(a);
+            }
+        }
+    }
+
+    fn act(&mut self, action: Action) {
+        let now = self.now;
+        match action {
+            Action::Journal(record) => {
+                if let JournalRecord::Signed(b) = &record {
+                    self.chain.signed.insert(b.bundle_hash, (b.intent, b.txs.clone()));
+                }
+                self.journal(record);
+            }
+            Action::Submit { intent, request, event_recv_ns, .. } => {
+                self.stats.bundles_sent += 1;
+                if event_recv_ns > 0 {
+                    let _ = self.tick_to_wire.record(now.saturating_sub(event_recv_ns).max(1));
+                }
+                let _ = self.relay_rtt.record(self.opts.latency_ns.max(1));
+                self.relay.accepted += 1;
+                self.journal(JournalRecord::Submitted {
+                    intent,
+                    relay: REPLAY_RELAY.into(),
+                    block: request.block_number,
+                    accepted: true,
+                    detail: request.bundle_hash.to_string(),
+                });
+                self.chain.pending.push(PendingBundle {
+                    intent,
+                    block: request.block_number,
+                    arrival_ns: now.saturating_add(self.opts.latency_ns),
+                    hash: request.bundle_hash,
+                });
+            }
+            Action::FetchReceipts { intent, hashes, .. } => {
+                self.receipt_reads.push((intent, hashes, now.saturating_add(RECEIPT_FALLBACK_NS)));
+            }
+            Action::Outcome(o) => {
+                self.outcomes.push((now as f64 / 1e9, o));
+                // Settled: its bundles, their transactions and receipts are no longer needed.
+                self.chain.pending.retain(|p| p.intent != o.intent);
+                let chain = &mut self.chain;
+                for (intent, txs) in chain.signed.values() {
+                    if *intent == o.intent {
+                        for t in txs {
+                            chain.receipts.remove(&t.hash);
+                        }
+                    }
+                }
+                chain.signed.retain(|_, (intent, _)| *intent != o.intent);
+                self.work.push_back(Work::Engine(Event::Outcome(o)));
+            }
+        }
+    }
+
+    /// Answers the receipt reads of `intent` (all of them when `None`) that are due by `t`.
+    fn answer_receipts(&mut self, intent: Option<u64>, t: Nanos) {
+        let mut i = 0;
+        while i < self.receipt_reads.len() {
+            let (id, _, due) = &self.receipt_reads[i];
+            if intent == Some(*id) || *due <= t {
+                let (intent, hashes, _) = self.receipt_reads.remove(i);
+                let receipts = hashes.iter().filter_map(|h| self.chain.receipts.get(h).copied()).collect();
+                self.work.push_back(Work::Receipts { intent, receipts });
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    fn journal(&mut self, record: JournalRecord) {
+        if self.journal.is_none() {
+            return;
+        }
+        let ts = self.start_epoch_ms.saturating_add((self.now / 1_000_000) as i64);
+        self.journal_batch.push((ts, record));
+        if self.journal_batch.len() >= JOURNAL_BATCH {
+            self.flush_journal_soft();
+        }
+    }
+
+    fn flush_journal_soft(&mut self) {
+        if let Some((store, names)) = &mut self.journal {
+            match store.write_batch(&self.journal_batch, names) {
+                Ok(()) => self.journal_records += self.journal_batch.len() as u64,
+                Err(e) => tracing::error!(error = %e, "replay journal: batch not written"),
+            }
+        }
+        self.journal_batch.clear();
+    }
+
+    /// A recorded head of `number` (with its header when it has one): build the blocks, then
+    /// report the chain's nonces (before a router head) or balances (after an engine block).
+    fn on_head(&mut self, number: u64, header: Option<BlockHeader>) {
+        let now = self.now;
+        self.chain.build_to(number, header, now, &mut self.stats);
+    }
+
+    fn chain_nonces(&mut self, block: u64) {
+        for &account in &self.accounts {
+            if let Some(&nonce) = self.chain.nonces.get(&account) {
+                self.work.push_back(Work::Chain(ChainUpdate::Nonce { account, nonce, block }));
+            }
+        }
+    }
+
+    fn chain_balances(&mut self, block: u64) {
+        for &(portfolio, account, token, address) in &self.balance_targets {
+            if let Some(&amount) = self.chain.balances.get(&(account, address)) {
+                self.work.push_back(Work::Engine(Event::Balance(Balance {
+                    portfolio,
+                    token,
+                    amount,
+                    block,
+                })));
+            }
+        }
+    }
+
+    /// One chain-side input from the recording.
+    fn input(&mut self, input: Input) {
+        let now = self.now;
+        match input {
+            Input::Engine(Event::Block(h)) => {
+                self.on_head(h.number, Some(h));
+                self.stats.chain_inputs += 1;
+                self.work.push_back(Work::Engine(Event::Block(BlockHeader { recv_ns: now, ..h })));
+                self.chain_balances(h.number);
+            }
+            Input::Engine(Event::Balance(b)) => {
+                let address = self
+                    .balance_targets
+                    .iter()
+                    .find(|t| t.0 == b.portfolio && t.2 == b.token)
+                    .map(|t| (t.1, t.3));
+                match address {
+                    Some(key) if self.chain.balances.contains_key(&key) => self.stats.reads_superseded += 1,
+                    Some(key) => {
+                        self.chain.balances.insert(key, b.amount);
+                        self.stats.chain_inputs += 1;
+                        self.work.push_back(Work::Engine(Event::Balance(b)));
+                    }
+                    None => {
+                        self.stats.chain_inputs += 1;
+                        self.work.push_back(Work::Engine(Event::Balance(b)));
+                    }
+                }
+            }
+            Input::Engine(other) => {
+                self.stats.chain_inputs += 1;
+                self.work.push_back(Work::Engine(other));
+            }
+            Input::Router(u) => match u {
+                ChainUpdate::Head(h) => {
+                    self.on_head(h.number, Some(h));
+                    self.chain_nonces(h.number);
+                    self.stats.chain_inputs += 1;
+                    self.work.push_back(Work::Chain(ChainUpdate::Head(BlockHeader { recv_ns: now, ..h })));
+                }
+                ChainUpdate::PoolFeedHead { block } => {
+                    self.on_head(block, None);
+                    self.stats.chain_inputs += 1;
+                    self.work.push_back(Work::Chain(u));
+                }
+                ChainUpdate::Pool { mut update, source } => {
+                    self.chain.on_pool(update.pool as usize, update.block, &update.change);
+                    update.recv_ns = now;
+                    self.stats.chain_inputs += 1;
+                    self.work.push_back(Work::Chain(ChainUpdate::Pool { update, source }));
+                }
+                ChainUpdate::Nonce { account, .. } if self.chain.nonces.contains_key(&account) => {
+                    self.stats.reads_superseded += 1;
+                }
+                ChainUpdate::Nonce { account, nonce, .. } => {
+                    self.chain.nonces.insert(account, nonce);
+                    self.stats.chain_inputs += 1;
+                    self.work.push_back(Work::Chain(u));
+                }
+                ChainUpdate::Allowance { owner, token, spender, amount } => {
+                    self.chain.allowances.entry((owner, token, spender)).or_insert(amount);
+                    self.stats.chain_inputs += 1;
+                    self.work.push_back(Work::Chain(u));
+                }
+                ChainUpdate::PendingImpact { .. } => {
+                    self.stats.chain_inputs += 1;
+                    self.work.push_back(Work::Chain(u));
+                }
+            },
+            Input::Receipts { intent, .. } => {
+                // The recorded run read this intent's receipts now: the replay's read answers now.
+                self.stats.answers_ignored += 1;
+                self.answer_receipts(Some(intent), now);
+            }
+            Input::RelayAnswer(_) => self.stats.answers_ignored += 1,
+        }
+    }
+
+    fn frame(&mut self, table: &InstrumentTable, bytes: &[u8]) {
+        self.stats.frames += 1;
+        self.feed.inc(Counter::Frames);
+        let decoded = match decode(bytes) {
+            Ok(d) => d,
+            Err(e) => {
+                self.feed.inc(Counter::Malformed);
+                tracing::debug!(error = %e, "replay: malformed exchange frame skipped");
+                return;
+            }
+        };
+        self.feed.inc(match decoded {
+            Decoded::BookTicker(_) => Counter::BookTicker,
+            Decoded::AggTrade(_) => Counter::AggTrade,
+            Decoded::DepthUpdate(_) => Counter::DepthUpdate,
+            Decoded::Kline(_) => Counter::Kline,
+            Decoded::ControlResponse { .. } => Counter::Control,
+            Decoded::Other { .. } => Counter::Other,
+        });
+        match map_decoded(&decoded, table, self.now) {
+            Mapped::Event(ev) => {
+                self.feed.inc(Counter::Pushed);
+                self.work.push_back(Work::Engine(ev));
+            }
+            Mapped::UnknownSymbol => self.feed.inc(Counter::UnknownSymbol),
+            Mapped::NoEvent => {}
+        }
+    }
+}
+
+/// Replays the recording `reader` with `spec` (tokens, pools, portfolios, engine and router
+/// settings, keys; endpoints are not used). `progress` is called about every 2^16 records with the
+/// counters so far.
+pub fn replay(
+    reader: &mut RecordReader,
+    spec: &PipelineSpec,
+    opts: ReplayOptions,
+    mut progress: impl FnMut(&ReplayStats),
+) -> Result<ReplayOutput, ReplayError> {
+    let clock = Arc::new(ManualClock::new(0));
+    let engine =
+        Engine::new(spec.engine.clone(), &spec.tokens, &spec.portfolios, Box::new(Arc::clone(&clock)))
+            .map_err(PipelineError::from)?;
+    let table = InstrumentTable::new(engine.instrument_symbols().iter()).map_err(PipelineError::from)?;
+    let exec = build_executor(spec)?;
+    let targets = poll_targets(spec, &engine)?;
+    let mut info = Vec::with_capacity(spec.pools.len());
+    let mut pools = Vec::with_capacity(spec.pools.len());
+    for p in &spec.pools {
+        let dex = spec.dexes.iter().find(|d| d.name == p.dex).ok_or_else(|| PipelineError::Unknown {
+            field: format!("pools[{}].dex", p.name),
+            what: "dex",
+            name: p.dex.clone(),
+        })?;
+        let addr = |sym: &str| {
+            spec.tokens.iter().find(|t| t.symbol == sym).map(|t| t.address).ok_or_else(|| {
+                PipelineError::Unknown {
+                    field: format!("pools[{}]", p.name),
+                    what: "token",
+                    name: sym.to_string(),
+                }
+            })
+        };
+        let (a, b) = (addr(&p.token0)?, addr(&p.token1)?);
+        let (token0, token1) = if a < b { (a, b) } else { (b, a) };
+        info.push(ChainPool {
+            router: dex.router,
+            kind: dex.kind,
+            token0,
+            token1,
+            fee: p.fee,
+            gas: p.swap_gas(dex.kind),
+        });
+        pools.push(empty_pool(dex.kind, p)?);
+    }
+    let journal = match &opts.journal {
+        Some(path) => Some((
+            Store::open(path, SyncPolicy::Off)?,
+            Names {
+                tokens: spec.tokens.iter().map(|t| t.symbol.clone()).collect(),
+                portfolios: spec.portfolios.iter().map(|p| p.name.clone()).collect(),
+            },
+        )),
+        None => None,
+    };
+    let n = spec.portfolios.len();
+    let start_epoch_ms = i64::try_from(reader.header().start_epoch_ns / 1_000_000).unwrap_or(i64::MAX);
+    let mut d = Driver {
+        engine,
+        exec,
+        clock,
+        chain: ReplayChain {
+            chain_id: spec.router.chain_id,
+            info,
+            pre: pools.clone(),
+            pools,
+            pre_block: 0,
+            pools_block: 0,
+            head: 0,
+            header: None,
+            balances: BTreeMap::new(),
+            nonces: BTreeMap::new(),
+            allowances: BTreeMap::new(),
+            receipts: BTreeMap::new(),
+            signed: BTreeMap::new(),
+            pending: Vec::new(),
+        },
+        opts,
+        stats: ReplayStats::default(),
+        work: VecDeque::with_capacity(64),
+        out: Vec::with_capacity(16),
+        actions: Vec::with_capacity(16),
+        decide: new_hist(),
+        quote_to_decision: new_hist(),
+        intents: Vec::new(),
+        drift_after_landing: Vec::new(),
+        samples: Vec::new(),
+        start_values: vec![None; n],
+        awaiting: vec![false; n],
+        tick_to_wire: new_hist(),
+        relay_rtt: new_hist(),
+        relay: RelayCounters { name: REPLAY_RELAY.into(), ..Default::default() },
+        outcomes: Vec::new(),
+        feed: FeedStats::new(),
+        balance_targets: targets.balances.clone(),
+        accounts: targets.accounts.clone(),
+        journal,
+        receipt_reads: Vec::new(),
+        journal_batch: Vec::with_capacity(JOURNAL_BATCH),
+        journal_records: 0,
+        start_epoch_ms,
+        now: 0,
+    };
+    let sample_ns = spec.sample_every.as_nanos().max(1) as u64;
+    let timer_ns = TIMER_EVERY.as_nanos() as u64;
+    let (mut next_timer, mut next_sample) = (timer_ns, 0u64);
+    while let Some(item) = reader.next_record() {
+        let record = match item {
+            Ok(r) => r,
+            Err(issue) => {
+                note_issue(&mut d.stats, &issue);
+                continue;
+            }
+        };
+        d.stats.records += 1;
+        let t = record.recv_ns.max(d.now);
+        d.run_timers_until(t, &mut next_timer, &mut next_sample, sample_ns);
+        d.set_now(t);
+        if d.receipt_reads.iter().any(|r| r.2 <= t) {
+            d.answer_receipts(None, t);
+            d.drain();
+        }
+        if record.kind == RecordKind::ExchangeFrame {
+            d.frame(&table, record.payload);
+        } else {
+            match codec::decode(record.kind, record.payload, t) {
+                Ok(input) => d.input(input),
+                Err(e) => {
+                    d.stats.undecodable += 1;
+                    tracing::warn!(file = record.file_seq, offset = record.offset, error = %e, "replay: record skipped");
+                }
+            }
+        }
+        d.drain();
+        if d.stats.records.is_multiple_of(65_536) {
+            progress(&d.stats);
+        }
+    }
+    // Reads still owed at the end of the recording are answered there.
+    d.answer_receipts(None, u64::MAX);
+    d.drain();
+    d.flush_journal_soft();
+    d.stats.virtual_ns = d.now;
+    progress(&d.stats);
+    let exec_stats = d.exec.stats().clone();
+    let mut fired = vec![0u64; d.start_values.len()];
+    for i in &d.intents {
+        if let Some(n) = fired.get_mut(i.portfolio.idx()) {
+            *n += 1;
+        }
+    }
+    let max_drift_fired = d.intents.iter().map(|i| i.drift).fold(0.0, f64::max);
+    let max_drift_after = d.drift_after_landing.iter().map(|(_, x)| *x).fold(0.0, f64::max);
+    let report = PipelineReport {
+        duration_s: d.now as f64 / 1e9,
+        engine: EngineRun {
+            engine: d.engine,
+            decide: d.decide,
+            quote_to_decision: d.quote_to_decision,
+            intents: d.intents,
+            fired,
+            max_drift_fired,
+            drift_after_landing: d.drift_after_landing,
+            max_drift_after,
+            samples: d.samples,
+            start_values: d.start_values,
+        },
+        exec: exec_stats,
+        fills: d.exec.fills().to_vec(),
+        intent_costs: d.exec.intent_costs().to_vec(),
+        costs: d.exec.costs().to_vec(),
+        tick_to_wire: d.tick_to_wire,
+        relay_rtt: d.relay_rtt,
+        relays: vec![d.relay],
+        outcomes: d.outcomes,
+        feed: d.feed.snapshot(),
+        blocks: d.stats.blocks,
+        event_queue: QueueStats::default(),
+        router_queue: QueueStats::default(),
+        kill: KillSwitch::default().status(),
+        dry_run_bundles: 0,
+        journal_records: d.journal.as_ref().map(|_| Ok(d.journal_records)),
+        recovered: Vec::new(),
+        recording: None,
+    };
+    Ok(ReplayOutput { report, stats: d.stats })
+}
+
+/// An empty pool of the venue's kind, until the recording's first state of it (as the executor
+/// starts its own).
+fn empty_pool(kind: DexKind, p: &keel_router::config::PoolConfig) -> Result<Pool, PipelineError> {
+    Ok(match kind {
+        DexKind::UniswapV2 => Pool::V2 { reserve0: U256::ZERO, reserve1: U256::ZERO, fee_bps: p.fee },
+        DexKind::UniswapV3 => {
+            let spacing = p
+                .v3_tick_spacing()
+                .ok_or_else(|| PipelineError::TickSpacingUnknown { pool: p.name.clone(), fee: p.fee })?;
+            Pool::V3(
+                keel_amm::v3::V3Pool::new(p.fee, spacing, keel_amm::v3::sqrt_price_math::Q96, 0, 0, &[])
+                    .map_err(|source| PipelineError::BadV3Pool { pool: p.name.clone(), source })?,
+            )
+        }
+    })
+}
+
+fn note_issue(stats: &mut ReplayStats, issue: &ReadIssue) {
+    stats.issues += 1;
+    tracing::warn!(%issue, "replay: recording damaged; reading on");
+    if stats.issue_list.len() < MAX_ISSUES_KEPT {
+        stats.issue_list.push(issue.to_string());
+    }
+}
+
+/// Opens the recording in `dir` (the prefix `keel-record` writes).
+pub fn open_recording(dir: &Path) -> Result<RecordReader, keel_recording::ReadError> {
+    RecordReader::open(dir, crate::record::RECORDING_PREFIX)
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy::primitives::Bytes;
+    use keel_router::signer::Signer;
+    use keel_router::tx::{CallRequest, Fees, sign_call};
+
+    use super::*;
+
+    const ROUTER: Address = Address::repeat_byte(0xAA);
+    const A: Address = Address::repeat_byte(0x01);
+    const B: Address = Address::repeat_byte(0x02);
+    const CHAIN: u64 = 31337;
+
+    fn chain(account: Address) -> ReplayChain {
+        let pool =
+            Pool::V2 { reserve0: U256::from(1_000_000u64), reserve1: U256::from(2_000_000u64), fee_bps: 30 };
+        let mut c = ReplayChain {
+            chain_id: CHAIN,
+            info: vec![ChainPool {
+                router: ROUTER,
+                kind: DexKind::UniswapV2,
+                token0: A,
+                token1: B,
+                fee: 30,
+                gas: 100_000,
+            }],
+            pools: vec![pool.clone()],
+            pre: vec![pool],
+            pre_block: 0,
+            pools_block: 0,
+            head: 0,
+            header: Some(BlockHeader { number: 1, timestamp: 1_000, base_fee: 10, recv_ns: 0 }),
+            balances: BTreeMap::new(),
+            nonces: BTreeMap::new(),
+            allowances: BTreeMap::new(),
+            receipts: BTreeMap::new(),
+            signed: BTreeMap::new(),
+            pending: Vec::new(),
+        };
+        c.balances.insert((account, A), U256::from(10_000u64));
+        c.nonces.insert(account, 0);
+        c.allowances.insert((account, A, ROUTER), U256::MAX);
+        c
+    }
+
+    fn swap(signer: &Signer, nonce: u64, amount_in: u64, min_out: U256) -> TxRecord {
+        let input = IUniswapV2Router02::swapExactTokensForTokensCall {
+            amountIn: U256::from(amount_in),
+            amountOutMin: min_out,
+            path: vec![A, B],
+            to: signer.address(),
+            deadline: U256::from(2_000u64),
+        }
+        .abi_encode();
+        let call =
+            CallRequest { to: ROUTER, input: Bytes::from(input), gas_limit: 200_000, value: U256::ZERO };
+        let fees = Fees { max_fee_per_gas: 100, max_priority_fee_per_gas: 1 };
+        let tx = sign_call(signer, CHAIN, nonce, &call, fees).unwrap();
+        TxRecord { hash: tx.hash, nonce, raw: tx.raw }
+    }
+
+    #[test]
+    fn a_swap_that_meets_its_minimum_moves_the_balances_exactly_and_one_below_is_refused_whole() {
+        let signer = Signer::dev(1).unwrap();
+        let me = signer.address();
+        let exact = keel_amm::v2::get_amount_out(
+            U256::from(1_000u64),
+            U256::from(1_000_000u64),
+            U256::from(2_000_000u64),
+            30,
+        )
+        .unwrap();
+
+        // One wei more than the pool gives: refused, nothing moves.
+        let mut c = chain(me);
+        let mut state = c.pools.clone();
+        let err =
+            c.run_bundle(&[swap(&signer, 0, 1_000, exact + U256::from(1u8))], 1, &mut state).unwrap_err();
+        assert_eq!(err, "output below amountOutMin");
+        assert_eq!(c.nonces[&me], 0);
+        assert_eq!(c.balances[&(me, A)], U256::from(10_000u64));
+        assert_eq!(state, c.pools);
+
+        // At the minimum: included; balances move by the exact V2 amounts, the nonce by one.
+        let tx = swap(&signer, 0, 1_000, exact);
+        c.run_bundle(std::slice::from_ref(&tx), 1, &mut state).unwrap();
+        assert_eq!(c.balances[&(me, A)], U256::from(9_000u64));
+        assert_eq!(c.balances[&(me, B)], exact);
+        assert_eq!(c.nonces[&me], 1);
+        assert_eq!(
+            c.receipts[&tx.hash],
+            ReceiptInfo { hash: tx.hash, block: 1, gas_used: 100_000, success: true }
+        );
+        // The block's later bundles see the swap: the pool moved.
+        assert_ne!(state, c.pools);
+        // The same transaction again: its nonce is used.
+        assert_eq!(c.run_bundle(&[tx], 2, &mut state).unwrap_err(), "nonce mismatch");
+    }
+
+    #[test]
+    fn a_bundle_is_built_into_its_block_only_if_it_arrived_by_the_cutoff() {
+        let signer = Signer::dev(1).unwrap();
+        let me = signer.address();
+        let mut stats = ReplayStats::default();
+        let mut c = chain(me);
+        c.build_to(1, None, 0, &mut stats);
+        let on_time = swap(&signer, 0, 1_000, U256::from(1u8));
+        let late = swap(&signer, 1, 1_000, U256::from(1u8));
+        for (i, (tx, arrival)) in [(&on_time, 900u64), (&late, 1_100)].into_iter().enumerate() {
+            let hash = B256::repeat_byte(i as u8 + 1);
+            c.signed.insert(hash, (i as u64, vec![tx.clone()]));
+            c.pending.push(PendingBundle { intent: i as u64, block: 2, arrival_ns: arrival, hash });
+        }
+        c.build_to(2, None, 1_000, &mut stats);
+        // Blocks 1 (the first head) and 2 were built; one bundle made block 2's cutoff.
+        assert_eq!((stats.blocks, stats.bundles_included, stats.bundles_late), (2, 1, 1));
+        assert!(c.receipts.contains_key(&on_time.hash) && !c.receipts.contains_key(&late.hash));
+        assert_eq!(c.nonces[&me], 1);
+    }
+}
