@@ -188,6 +188,12 @@ impl KeelConfig {
         Ok(cfg)
     }
 
+    /// Checks a config changed in code (a backtest's sweep point) as a file would be checked.
+    pub(crate) fn revalidate(self) -> eyre::Result<Self> {
+        self.validate_sections()?;
+        Ok(self)
+    }
+
     fn validate_sections(&self) -> eyre::Result<()> {
         if let Some(r) = &self.record {
             if r.dir.as_os_str().is_empty() {

@@ -12,10 +12,12 @@
 
 #![cfg_attr(test, allow(unused_crate_dependencies))]
 
+mod backtest;
 mod config;
 mod cost_svg;
 mod demo;
 mod devnet;
+mod frontier_svg;
 mod journal;
 mod live;
 mod record;
@@ -26,7 +28,7 @@ mod svg;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use mimalloc::MiMalloc;
 
 #[global_allocator]
@@ -45,6 +47,48 @@ struct Cli {
     log_json: bool,
     #[command(subcommand)]
     command: Command,
+}
+
+/// `keel backtest`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct BacktestArgs {
+    /// Join shard outputs instead of running a sweep.
+    #[command(subcommand)]
+    merge: Option<BacktestCommand>,
+    /// The recording's directory (`keel record --out`).
+    rec: Option<PathBuf>,
+    /// The sweep: space-separated `key=v1,v2,…` over abs_band (every drift trigger), cost_aware
+    /// (off/on), kappa, margin, cooldown_secs (every portfolio) and latency_us (the replay's send
+    /// delay); every combination runs.
+    #[arg(long)]
+    sweep: Option<String>,
+    /// Base config (default: the one stored in the recording).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Run only configs I, I+N, I+2N, … of the sweep (`I/N`), for independent jobs.
+    #[arg(long)]
+    shard: Option<String>,
+    /// Where to write the outputs.
+    #[arg(long, default_value = "keel-backtest-out")]
+    out: PathBuf,
+    /// No progress lines.
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// `keel backtest merge`.
+#[derive(Debug, Subcommand)]
+enum BacktestCommand {
+    /// Join the `backtest.json` of shard output directories into one result.
+    Merge {
+        /// Where to write the joined outputs.
+        #[arg(long)]
+        out: PathBuf,
+        /// The shards' output directories.
+        #[arg(required = true)]
+        shards: Vec<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -117,6 +161,10 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    /// Many configs over one recording, each an independent replay, in parallel on all cores:
+    /// writes backtest.json, backtest.md, frontier.svg (tracking error against cost, Pareto front
+    /// marked) and, with several latency_us values, latency.svg. `keel backtest merge` joins shards.
+    Backtest(BacktestArgs),
     /// Start a local devnet: anvil with the real Uniswap V2/V3 contracts, the loopback relay and a
     /// quote server; fund a portfolio; write the config for `keel run`; keep the market moving.
     Devnet {
@@ -220,6 +268,15 @@ fn main() -> ExitCode {
         Command::Replay { rec, config, out, latency_us, quiet } => {
             replay::run(&rec, config.as_deref(), &out, latency_us, !quiet)
         }
+        Command::Backtest(b) => match b.merge {
+            Some(BacktestCommand::Merge { out, shards }) => backtest::merge(&out, &shards),
+            None => match (b.rec, b.sweep) {
+                (Some(rec), Some(sweep)) => {
+                    backtest::run(&rec, b.config.as_deref(), &sweep, b.shard.as_deref(), &b.out, !b.quiet)
+                }
+                _ => Err(eyre::eyre!("keel backtest REC --sweep '…' (or keel backtest merge): see --help")),
+            },
+        },
         Command::Record { config, duration, out, max_file_mb } => {
             record::run(&config, duration, &out, max_file_mb)
         }

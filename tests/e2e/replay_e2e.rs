@@ -25,7 +25,10 @@ fn recording() -> &'static Path {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let config = dir.join("demo-journal.toml");
-        let text = std::fs::read_to_string(DEMO).unwrap();
+        // Without the demo's client flows: they move balances outside any transaction, and the replay
+        // chain owns the balances once it has read them (docs/recording.md), so a replay would not see
+        // them.
+        let text = without_flows(&std::fs::read_to_string(DEMO).unwrap());
         let journal = dir.join(LIVE_JOURNAL);
         std::fs::write(&config, format!("{text}\n[journal]\npath = {:?}\n", journal.display().to_string()))
             .unwrap();
@@ -46,6 +49,26 @@ fn recording() -> &'static Path {
         assert!(stdout.contains("recording: ") && stdout.contains("dropped 0 (queue full)"), "{stdout}");
         dir
     })
+}
+
+/// The config text without its `[[sim.flows]]` tables.
+fn without_flows(text: &str) -> String {
+    let mut out = Vec::new();
+    let mut skipping = false;
+    for line in text.lines() {
+        if line.starts_with('[') {
+            skipping = line.trim() == "[[sim.flows]]";
+        }
+        if !skipping {
+            out.push(line);
+        }
+    }
+    let text = out.join("\n") + "\n";
+    assert!(
+        !text.lines().any(|l| l.trim() == "[[sim.flows]]") && text.contains("\n[sim]\n"),
+        "configs/demo.toml changed shape"
+    );
+    text
 }
 
 fn replay(rec: &Path, out: &Path, extra: &[&str]) -> String {
@@ -127,7 +150,7 @@ fn a_replay_reproduces_the_recorded_runs_decisions_and_two_replays_are_byte_iden
     replay(rec, &b, &[]);
     let (fa, fb) = (files(&a), files(&b));
     let names: Vec<&str> = fa.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(names, ["journal.sqlite", "replay.json", "report.json", "weights.svg"]);
+    assert_eq!(names, ["cost.svg", "journal.sqlite", "replay.json", "report.json", "weights.svg"]);
     for ((name, x), (_, y)) in fa.iter().zip(&fb) {
         assert!(x == y, "{name} differs between two replays of one recording");
     }
@@ -141,7 +164,7 @@ fn a_replay_reproduces_the_recorded_runs_decisions_and_two_replays_are_byte_iden
     let replayed = json(&a.join("report.json"));
     assert_eq!(replayed["rebalances"], live_report["rebalances"]);
     assert_eq!(replayed["price_updates"], live_report["price_updates"]);
-    assert!(replayed["bundles_landed"].as_u64().unwrap() >= 1, "{replayed:#}");
+    assert!(replayed["rebalances_landed"].as_u64().unwrap() >= 1, "{replayed:#}");
     let stats = json(&a.join("replay.json"));
     assert_eq!(stats["issues"], 0);
     assert!(stats["bundles_included"].as_u64().unwrap() >= 1, "{stats:#}");
@@ -157,7 +180,7 @@ fn sends_delayed_past_the_block_interval_miss_their_blocks() {
     let report = json(&dir.path().join("report.json"));
     assert!(stats["bundles_late"].as_u64().unwrap() >= 1, "{stats:#}");
     assert_eq!(stats["bundles_included"], 0, "{stats:#}");
-    assert_eq!(report["bundles_landed"], 0, "{report:#}");
+    assert_eq!(report["rebalances_landed"], 0, "{report:#}");
 }
 
 #[test]
