@@ -127,13 +127,12 @@ pub enum ReadIssue {
         last: u32,
     },
     /// A file listed at open could not be read when its turn came, or its header changed since.
-    #[error("file {} skipped: {source}", file.display())]
+    #[error("file {} skipped: {error}", file.display())]
     FileSkipped {
         /// The file.
         file: Arc<Path>,
-        /// Why.
-        #[source]
-        source: Box<ReadError>,
+        /// Why (in the message, so not repeated as a source).
+        error: Box<ReadError>,
     },
 }
 
@@ -169,13 +168,12 @@ impl ReadIssue {
 #[derive(Debug, Error)]
 pub enum ReadError {
     /// An OS call failed.
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}: {error}", path.display())]
     Io {
         /// The file or directory.
         path: PathBuf,
-        /// The OS error, with its code.
-        #[source]
-        source: io::Error,
+        /// The OS error, with its code (in the message, so not repeated as a source).
+        error: io::Error,
     },
     /// No file of the recording exists.
     #[error("no `{prefix}-NNNNNN.{ext}` files in {}", dir.display(), ext = format::FILE_EXTENSION)]
@@ -186,13 +184,12 @@ pub enum ReadError {
         prefix: String,
     },
     /// A file's header was refused (wrong magic, unsupported version, bad checksum, …).
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Header {
         /// The file.
         path: PathBuf,
-        /// Why.
-        #[source]
-        source: HeaderError,
+        /// Why (in the message, so not repeated as a source).
+        error: HeaderError,
     },
     /// A file's header differs from the first file's: it belongs to another recording.
     #[error("{}: header field `{field}` differs from the first file's; the file belongs to another recording", path.display())]
@@ -380,7 +377,7 @@ impl<'a> Iterator for SegmentRecords<'a> {
 
 /// The files of the recording `prefix` in `dir`, sorted by number.
 pub fn list_files(dir: &Path, prefix: &str) -> Result<Vec<(u32, PathBuf)>, ReadError> {
-    let io_err = |source| ReadError::Io { path: dir.to_path_buf(), source };
+    let io_err = |error| ReadError::Io { path: dir.to_path_buf(), error };
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io_err)? {
         let entry = entry.map_err(io_err)?;
@@ -394,7 +391,7 @@ pub fn list_files(dir: &Path, prefix: &str) -> Result<Vec<(u32, PathBuf)>, ReadE
 
 /// Reads as much of `path` as its header needs, and decodes it.
 fn read_header(path: &Path) -> Result<FileHeader, ReadError> {
-    let io_err = |source| ReadError::Io { path: path.to_path_buf(), source };
+    let io_err = |error| ReadError::Io { path: path.to_path_buf(), error };
     let mut file = File::open(path).map_err(io_err)?;
     let mut buf = Vec::with_capacity(4096);
     (&mut file).take(4096).read_to_end(&mut buf).map_err(io_err)?;
@@ -406,11 +403,11 @@ fn read_header(path: &Path) -> Result<FileHeader, ReadError> {
                 if buf.len() == before {
                     return Err(ReadError::Header {
                         path: path.to_path_buf(),
-                        source: HeaderError::Truncated { needed, available },
+                        error: HeaderError::Truncated { needed, available },
                     });
                 }
             }
-            result => return result.map_err(|source| ReadError::Header { path: path.to_path_buf(), source }),
+            result => return result.map_err(|error| ReadError::Header { path: path.to_path_buf(), error }),
         }
     }
 }
@@ -515,8 +512,8 @@ impl RecordReader {
                         }
                     }
                 }
-                Err(ReadError::Header { source: HeaderError::Truncated { .. }, .. })
-                    if i == last && i > 0 => {}
+                Err(ReadError::Header { error: HeaderError::Truncated { .. }, .. }) if i == last && i > 0 => {
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -586,11 +583,11 @@ impl RecordReader {
         self.last_seq = entry.seq;
         let file: Arc<Path> = Arc::from(entry.path.as_path());
         let skipped =
-            |source: ReadError| ReadIssue::FileSkipped { file: Arc::clone(&file), source: Box::new(source) };
+            |source: ReadError| ReadIssue::FileSkipped { file: Arc::clone(&file), error: Box::new(source) };
         self.buf.clear();
         let read = File::open(&entry.path).and_then(|mut f| f.read_to_end(&mut self.buf));
         if let Err(source) = read {
-            return Load::Issue(skipped(ReadError::Io { path: entry.path.clone(), source }));
+            return Load::Issue(skipped(ReadError::Io { path: entry.path.clone(), error: source }));
         }
         self.stats.files += 1;
         self.stats.bytes += self.buf.len() as u64;
@@ -617,7 +614,7 @@ impl RecordReader {
                 self.cursor = Cursor { pos: 0, done: true };
                 Load::Issue(torn(&self.ctx, &self.buf, 0))
             }
-            Err(source) => Load::Issue(skipped(ReadError::Header { path: entry.path.clone(), source })),
+            Err(error) => Load::Issue(skipped(ReadError::Header { path: entry.path.clone(), error })),
         }
     }
 }
@@ -903,7 +900,7 @@ mod tests {
         bytes[..4].copy_from_slice(b"PK\x03\x04");
         std::fs::write(&path, &bytes).unwrap();
         let err = refused(dir.path());
-        assert!(matches!(&err, ReadError::Header { source: HeaderError::BadMagic { .. }, .. }), "{err}");
+        assert!(matches!(&err, ReadError::Header { error: HeaderError::BadMagic { .. }, .. }), "{err}");
         assert!(err.to_string().contains("not a Keel recording"), "{err}");
 
         let mut bytes = clean.clone();
@@ -913,7 +910,7 @@ mod tests {
         assert!(
             matches!(
                 &err,
-                ReadError::Header { source: HeaderError::UnsupportedVersion { found: 2, supported: 1 }, .. }
+                ReadError::Header { error: HeaderError::UnsupportedVersion { found: 2, supported: 1 }, .. }
             ),
             "{err}"
         );
@@ -923,7 +920,7 @@ mod tests {
         bytes[HEADER_TEXT_AT] ^= 1;
         std::fs::write(&path, &bytes).unwrap();
         let err = refused(dir.path());
-        assert!(matches!(&err, ReadError::Header { source: HeaderError::Checksum { .. }, .. }), "{err}");
+        assert!(matches!(&err, ReadError::Header { error: HeaderError::Checksum { .. }, .. }), "{err}");
 
         std::fs::remove_file(&path).unwrap();
         assert!(matches!(refused(dir.path()), ReadError::NoFiles { .. }));
@@ -951,7 +948,7 @@ mod tests {
         std::fs::write(dir.path().join(file_name("rec", last_seq + 2)), &header_bytes).unwrap();
         assert!(matches!(
             refused(dir.path()),
-            ReadError::Header { source: HeaderError::Truncated { .. }, .. }
+            ReadError::Header { error: HeaderError::Truncated { .. }, .. }
         ));
     }
 

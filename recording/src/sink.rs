@@ -78,10 +78,10 @@ pub enum SinkError {
     },
     /// The writer failed; the thread stopped (records queued since are dropped once the queue is full).
     #[error("recording writer failed: {0}")]
-    Write(#[from] WriteError),
+    Write(WriteError),
     /// The writer thread could not be started.
     #[error("cannot spawn the recording writer thread: {0}")]
-    Spawn(#[source] std::io::Error),
+    Spawn(std::io::Error),
     /// The writer thread panicked.
     #[error("the recording writer thread panicked")]
     ThreadPanicked,

@@ -89,15 +89,14 @@ impl WriterConfig {
 #[derive(Debug, Error)]
 pub enum WriteError {
     /// An operating-system call failed; `op` says which.
-    #[error("cannot {op} {}: {source}", path.display())]
+    #[error("cannot {op} {}: {error}", path.display())]
     Io {
         /// What was being done: `create`, `write`, `sync`, `list`.
         op: &'static str,
         /// The file or directory concerned.
         path: PathBuf,
-        /// The OS error, with its code.
-        #[source]
-        source: io::Error,
+        /// The OS error, with its code (in the message, so not repeated as a source).
+        error: io::Error,
     },
     /// The payload exceeds [`MAX_PAYLOAD_BYTES`]; nothing was written.
     #[error("payload of {len} bytes exceeds the {max}-byte maximum; record not written")]
@@ -117,7 +116,7 @@ pub enum WriteError {
     },
     /// The header cannot be encoded (a text over the size limit).
     #[error("recording header: {0}")]
-    Header(#[from] HeaderError),
+    Header(HeaderError),
     /// A file of this recording already exists; recordings are never overwritten or appended to.
     #[error("{} already exists; a recording never overwrites or appends to a file", path.display())]
     AlreadyExists {
@@ -127,6 +126,12 @@ pub enum WriteError {
     /// The file number would pass `u32::MAX`.
     #[error("recording has reached the maximum number of files")]
     TooManyFiles,
+}
+
+impl From<HeaderError> for WriteError {
+    fn from(e: HeaderError) -> Self {
+        Self::Header(e)
+    }
 }
 
 impl WriteError {
@@ -140,7 +145,7 @@ impl WriteError {
     /// The OS error code, if this is an I/O error that has one (e.g. `ENOSPC`).
     pub fn os_code(&self) -> Option<i32> {
         match self {
-            Self::Io { source, .. } => source.raw_os_error(),
+            Self::Io { error, .. } => error.raw_os_error(),
             _ => None,
         }
     }
@@ -199,7 +204,7 @@ pub struct RecordWriter {
 }
 
 fn io_err<'p>(op: &'static str, path: &'p Path) -> impl FnOnce(io::Error) -> WriteError + 'p {
-    move |source| WriteError::Io { op, path: path.to_path_buf(), source }
+    move |error| WriteError::Io { op, path: path.to_path_buf(), error }
 }
 
 fn invalid(field: &'static str, problem: String) -> WriteError {
@@ -283,11 +288,11 @@ impl RecordWriter {
     }
 
     fn open_new(path: &Path) -> Result<File, WriteError> {
-        OpenOptions::new().write(true).create_new(true).open(path).map_err(|source| {
-            if source.kind() == io::ErrorKind::AlreadyExists {
+        OpenOptions::new().write(true).create_new(true).open(path).map_err(|error| {
+            if error.kind() == io::ErrorKind::AlreadyExists {
                 WriteError::AlreadyExists { path: path.to_path_buf() }
             } else {
-                WriteError::Io { op: "create", path: path.to_path_buf(), source }
+                WriteError::Io { op: "create", path: path.to_path_buf(), error }
             }
         })
     }

@@ -40,19 +40,19 @@ pub struct RecordSpec {
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
     /// The directory could not be created.
-    #[error("record.dir {}: {source}", dir.display())]
+    #[error("record.dir {}: {error}", dir.display())]
     Dir {
         /// The directory.
         dir: PathBuf,
-        /// The OS error.
-        source: std::io::Error,
+        /// The OS error (in the message, so not repeated as a source).
+        error: std::io::Error,
     },
     /// The first file could not be created (or a recording is already there).
     #[error("record: {0}")]
-    Write(#[from] WriteError),
+    Write(WriteError),
     /// The sink or its writer thread failed.
     #[error("record: {0}")]
-    Sink(#[from] SinkError),
+    Sink(SinkError),
 }
 
 /// What a recording wrote, for reports and metrics.
@@ -89,7 +89,7 @@ impl Recording {
     /// run's start on the process's monotonic timeline: receive times are recorded relative to it.
     pub fn start(spec: &RecordSpec, start_ns: Nanos) -> Result<Self, RecordError> {
         std::fs::create_dir_all(&spec.dir)
-            .map_err(|source| RecordError::Dir { dir: spec.dir.clone(), source })?;
+            .map_err(|error| RecordError::Dir { dir: spec.dir.clone(), error })?;
         let mut cfg = WriterConfig::new(&spec.dir, RECORDING_PREFIX);
         cfg.max_file_bytes = spec.max_file_bytes;
         let start_epoch_ns = std::time::SystemTime::now()
@@ -100,9 +100,9 @@ impl Recording {
             config_toml: spec.config_toml.clone(),
             metadata_json: spec.metadata_json.clone(),
         };
-        let writer = RecordWriter::create(cfg, &header)?;
-        let sink = Arc::new(RecordSink::new(&SinkConfig::default())?);
-        let handle = sink.spawn_writer(writer, DrainPolicy::default())?;
+        let writer = RecordWriter::create(cfg, &header).map_err(RecordError::Write)?;
+        let sink = Arc::new(RecordSink::new(&SinkConfig::default()).map_err(RecordError::Sink)?);
+        let handle = sink.spawn_writer(writer, DrainPolicy::default()).map_err(RecordError::Sink)?;
         Ok(Self { recorder: Arc::new(Recorder::new(sink, start_ns)), writer: handle, dir: spec.dir.clone() })
     }
 

@@ -132,7 +132,7 @@ pub struct ReplayStats {
     pub bundles_sent: u64,
     /// Bundles included.
     pub bundles_included: u64,
-    /// Bundles that arrived after their block's cutoff.
+    /// Bundles that arrived after their block's cutoff (or were sent for a block already built).
     pub bundles_late: u64,
     /// Bundles refused by their block, by reason.
     pub bundles_failed: BTreeMap<String, u64>,
@@ -234,10 +234,8 @@ impl ReplayChain {
                 self.pending.push(b);
                 continue;
             }
-            if b.block < block {
-                continue;
-            }
-            if b.arrival_ns > cutoff {
+            if b.block < block || b.arrival_ns > cutoff {
+                // Sent for a block already built, or arrived after this block's cutoff.
                 stats.bundles_late += 1;
                 continue;
             }

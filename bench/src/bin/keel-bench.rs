@@ -4,6 +4,8 @@
 //! keel-bench latency    --duration-secs 10 --rate 10000 --json out.json --hgrm-dir hgrm --plot latency.svg
 //! keel-bench throughput --duration-secs 10 --json tp.json
 //! keel-bench scale      --duration-secs 10 --json scale.json
+//! keel-bench latency    --rate 50000 --record rec/        # a busy recording …
+//! keel-bench replay     rec/ --json replay.json           # … replayed: events_per_s
 //! ```
 // Test and bench targets see every dependency of their crate; only the library is checked.
 #![allow(unused_crate_dependencies)]

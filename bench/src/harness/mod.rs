@@ -1,6 +1,6 @@
 //! # The latency harness
 //!
-//! Three modes, each bounded by a duration, each printing a table and optionally writing JSON:
+//! Four modes, each printing a summary and optionally writing JSON:
 //!
 //! * [`latency`]: the production [`Pipeline`](keel_runtime::pipeline::Pipeline) (the code path of
 //!   `keel demo`) fed by a websocket [`blaster`] at a set rate, with per-stage hdrhistograms
@@ -10,6 +10,8 @@
 //!   ([`latency::run_throughput`]).
 //! * [`scale`]: an [`Engine`](keel_engine::Engine) with 1 … 100k portfolios over 50 assets, the cost
 //!   of one quote's `process`.
+//! * [`replay`]: a recording (e.g. of a `latency --record DIR` run) replayed on one thread through
+//!   `keel_runtime::replay` — `events_per_s`.
 //!
 //! Where each stage's timestamps come from:
 //!
