@@ -24,7 +24,8 @@ use crate::config::KeelConfig;
 use crate::report;
 
 /// The parameters a sweep can vary.
-pub(crate) const SWEEP_KEYS: [&str; 6] = ["abs_band", "cost_aware", "kappa", "margin", "cooldown_secs", "latency_us"];
+pub(crate) const SWEEP_KEYS: [&str; 6] =
+    ["abs_band", "cost_aware", "kappa", "margin", "cooldown_secs", "latency_us"];
 
 /// Most configs one sweep may expand to.
 pub(crate) const MAX_CONFIGS: usize = 10_000;
@@ -151,7 +152,9 @@ fn apply(mut cfg: KeelConfig, params: &BTreeMap<String, String>) -> eyre::Result
                 let x = num(k, v)?;
                 cfg.portfolios.iter_mut().for_each(|p| p.cooldown_secs = x);
             }
-            "latency_us" => latency_us = v.parse().map_err(|_| eyre!("sweep: latency_us={v} is not a whole number"))?,
+            "latency_us" => {
+                latency_us = v.parse().map_err(|_| eyre!("sweep: latency_us={v} is not a whole number"))?
+            }
             other => return Err(eyre!("sweep: unknown parameter `{other}`")),
         }
     }
@@ -161,7 +164,12 @@ fn apply(mut cfg: KeelConfig, params: &BTreeMap<String, String>) -> eyre::Result
 }
 
 /// Replays `rec` with one sweep point.
-fn run_one(rec: &Path, base: &KeelConfig, index: usize, params: &BTreeMap<String, String>) -> eyre::Result<Row> {
+fn run_one(
+    rec: &Path,
+    base: &KeelConfig,
+    index: usize,
+    params: &BTreeMap<String, String>,
+) -> eyre::Result<Row> {
     let (cfg, latency_us) = apply(base.clone(), params)?;
     let spec = crate::live::spec_from_config(&cfg)?;
     let mut reader = open_recording(rec).wrap_err_with(|| format!("opening {}", rec.display()))?;
@@ -260,7 +268,8 @@ pub(crate) fn merge(out: &Path, shards: &[PathBuf]) -> eyre::Result<()> {
     for dir in shards {
         let path = dir.join("backtest.json");
         let text = std::fs::read_to_string(&path).wrap_err_with(|| format!("reading {}", path.display()))?;
-        let b: Backtest = serde_json::from_str(&text).wrap_err_with(|| format!("parsing {}", path.display()))?;
+        let b: Backtest =
+            serde_json::from_str(&text).wrap_err_with(|| format!("parsing {}", path.display()))?;
         match &sweep {
             Some(s) if *s != b.sweep => {
                 return Err(eyre!("{}: sweep `{}` differs from `{s}`", path.display(), b.sweep));
@@ -281,11 +290,13 @@ fn write(out: &Path, mut b: Backtest) -> eyre::Result<()> {
     b.rows.sort_by_key(|r| r.index);
     mark_pareto(&mut b.rows);
     std::fs::create_dir_all(out).wrap_err_with(|| format!("creating {}", out.display()))?;
-    std::fs::write(out.join("backtest.json"), serde_json::to_string_pretty(&b)?).wrap_err("writing backtest.json")?;
+    std::fs::write(out.join("backtest.json"), serde_json::to_string_pretty(&b)?)
+        .wrap_err("writing backtest.json")?;
     let table = table(&b.rows);
     std::fs::write(out.join("backtest.md"), &table).wrap_err("writing backtest.md")?;
     print!("{table}");
-    std::fs::write(out.join("frontier.svg"), crate::frontier_svg::frontier(&b.rows)?).wrap_err("writing frontier.svg")?;
+    std::fs::write(out.join("frontier.svg"), crate::frontier_svg::frontier(&b.rows)?)
+        .wrap_err("writing frontier.svg")?;
     let mut wrote = vec!["backtest.json", "backtest.md", "frontier.svg"];
     if latencies(&b.rows).len() > 1 {
         std::fs::write(out.join("latency.svg"), crate::frontier_svg::latency_fronts(&b.rows)?)
@@ -310,14 +321,16 @@ pub(crate) fn latencies(rows: &[Row]) -> Vec<u64> {
 }
 
 fn mark_pareto(rows: &mut [Row]) {
-    let snapshot: Vec<(u64, f64, f64)> = rows.iter().map(|r| (latency_of(r), r.total_cost, r.tracking_error)).collect();
+    let snapshot: Vec<(u64, f64, f64)> =
+        rows.iter().map(|r| (latency_of(r), r.total_cost, r.tracking_error)).collect();
     for (i, r) in rows.iter_mut().enumerate() {
         let (lat, cost, te) = snapshot[i];
         r.pareto = cost.is_finite()
             && te.is_finite()
-            && !snapshot.iter().enumerate().any(|(j, &(l, c, t))| {
-                j != i && l == lat && c <= cost && t <= te && (c < cost || t < te)
-            });
+            && !snapshot
+                .iter()
+                .enumerate()
+                .any(|(j, &(l, c, t))| j != i && l == lat && c <= cost && t <= te && (c < cost || t < te));
     }
 }
 
@@ -392,8 +405,8 @@ mod tests {
         let mut rows = vec![
             row(0, "0", 10.0, 0.05),
             row(1, "0", 20.0, 0.02),
-            row(2, "0", 25.0, 0.03), // dominated by 1
-            row(3, "0", 10.0, 0.06), // dominated by 0
+            row(2, "0", 25.0, 0.03),    // dominated by 1
+            row(3, "0", 10.0, 0.06),    // dominated by 0
             row(4, "1000", 30.0, 0.04), // alone at its latency
         ];
         mark_pareto(&mut rows);

@@ -32,7 +32,12 @@ fn ranges(rows: &[&Row]) -> (std::ops::Range<f64>, std::ops::Range<f64>) {
 
 /// A config's label: its swept parameters, latency aside.
 fn label(r: &Row) -> String {
-    r.params.iter().filter(|(k, _)| k.as_str() != "latency_us").map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
+    r.params
+        .iter()
+        .filter(|(k, _)| k.as_str() != "latency_us")
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The front of one latency, by cost.
@@ -56,7 +61,10 @@ pub(crate) fn frontier(rows: &[Row]) -> Result<String, PlotError> {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
         root.fill(&WHITE).map_err(plot_err)?;
         let mut chart = ChartBuilder::on(&root)
-            .caption(format!("tracking error against cost (latency {lat} µs); ★ = Pareto front"), ("sans-serif", 16))
+            .caption(
+                format!("tracking error against cost (latency {lat} µs); ★ = Pareto front"),
+                ("sans-serif", 16),
+            )
             .margin(14)
             .x_label_area_size(40)
             .y_label_area_size(64)
@@ -126,7 +134,9 @@ pub(crate) fn latency_fronts(rows: &[Row]) -> Result<String, PlotError> {
                 .map_err(plot_err)?
                 .label(format!("latency {lat} µs"))
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(3)));
-            chart.draw_series(pts.into_iter().map(|p| Circle::new(p, 4, color.filled()))).map_err(plot_err)?;
+            chart
+                .draw_series(pts.into_iter().map(|p| Circle::new(p, 4, color.filled())))
+                .map_err(plot_err)?;
         }
         chart
             .configure_series_labels()

@@ -263,3 +263,80 @@ fn a_devnet_recording_replays_to_the_recorded_runs_decisions() {
     assert_eq!(stats["undecodable"], 0);
     assert!(stats["bundles_included"].as_u64().unwrap() >= 1, "{stats:#}");
 }
+
+fn backtest(args: &[&str], out: &Path) {
+    let run = keel()
+        .args(["--log", "error", "backtest"])
+        .args(args)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .expect("keel backtest");
+    assert!(
+        run.status.success(),
+        "keel backtest failed: {}\n{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+}
+
+#[test]
+fn a_backtest_sweeps_configs_over_a_recording_in_shards_that_merge_into_the_whole() {
+    let rec = recording();
+    let rec_s = rec.to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let sweep = "abs_band=0.01,0.02 cost_aware=off,on latency_us=0,2000000";
+    let whole = dir.path().join("whole");
+    backtest(&[rec_s, "--config", DEMO, "--quiet", "--sweep", sweep], &whole);
+    let (s0, s1, merged) = (dir.path().join("s0"), dir.path().join("s1"), dir.path().join("merged"));
+    backtest(&[rec_s, "--config", DEMO, "--quiet", "--sweep", sweep, "--shard", "0/2"], &s0);
+    backtest(&[rec_s, "--config", DEMO, "--quiet", "--sweep", sweep, "--shard", "1/2"], &s1);
+    let run = keel()
+        .args(["backtest", "merge", "--out"])
+        .arg(&merged)
+        .arg(&s0)
+        .arg(&s1)
+        .output()
+        .expect("keel backtest merge");
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+
+    // Every config once, in sweep order; shards merged equal the whole sweep run at once (each
+    // config is an independent, deterministic replay).
+    let result = json(&whole.join("backtest.json"));
+    let rows = result["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 8);
+    assert!(rows.iter().enumerate().all(|(i, r)| r["index"] == i), "{result:#}");
+    assert_eq!(json(&merged.join("backtest.json")), result);
+    assert_eq!(json(&s0.join("backtest.json"))["rows"].as_array().unwrap().len(), 4);
+    // Band-only configs without latency trade and land; 2 s of latency on 500 ms blocks lands
+    // nothing, and leaves the tracking error higher.
+    let at = |band: &str, aware: &str, lat: &str| {
+        rows.iter()
+            .find(|r| {
+                r["params"]["abs_band"] == band
+                    && r["params"]["cost_aware"] == aware
+                    && r["params"]["latency_us"] == lat
+            })
+            .unwrap()
+    };
+    let fast = at("0.01", "off", "0");
+    let slow = at("0.01", "off", "2000000");
+    assert!(fast["landed"].as_u64().unwrap() >= 1, "{fast:#}");
+    assert_eq!(slow["landed"], 0, "{slow:#}");
+    assert!(slow["tracking_error"].as_f64().unwrap() > fast["tracking_error"].as_f64().unwrap());
+    // A front at each latency, and both plots.
+    for lat in ["0", "2000000"] {
+        assert!(rows.iter().any(|r| r["params"]["latency_us"] == lat && r["pareto"] == true), "{result:#}");
+    }
+    for f in ["backtest.md", "frontier.svg", "latency.svg"] {
+        let text = std::fs::read_to_string(merged.join(f)).unwrap();
+        assert!(!text.is_empty(), "{f}");
+    }
+    assert!(std::fs::read_to_string(merged.join("frontier.svg")).unwrap().contains("Pareto front"));
+    assert!(std::fs::read_to_string(merged.join("latency.svg")).unwrap().contains("latency 2000000 µs"));
+    // Bad sweeps are named.
+    let bad = keel().args(["backtest", rec_s, "--sweep", "bogus=1"]).output().unwrap();
+    assert!(
+        !bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("unknown parameter `bogus`")
+    );
+}
