@@ -453,6 +453,16 @@ impl Executor {
         Some(cost)
     }
 
+    /// Takes a rebalance that never landed out of its portfolio's cost (its per-rebalance record
+    /// stays, zeroed): what a portfolio spent counts landed and pending rebalances only.
+    pub(super) fn release_cost(&mut self, intent: u64) {
+        let Some(c) = self.intent_costs.iter_mut().rev().find(|c| c.intent == intent) else { return };
+        if let Some(total) = self.costs.get_mut(c.portfolio.idx()) {
+            total.sub(&c.cost);
+        }
+        c.cost = RebalanceCost::default();
+    }
+
     /// Closes the open batch once the head has reached its block.
     pub(super) fn close_batch(&mut self, head: u64) {
         if self.open_batch.as_ref().is_some_and(|b| b.target_block <= head) {

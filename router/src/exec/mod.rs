@@ -366,7 +366,8 @@ impl Executor {
     }
 
     /// What the rebalances submitted so far cost, per portfolio id (gas, pool fees, impact against
-    /// the reference mid), from the same routes the transactions were built from.
+    /// the reference mid), from the same routes the transactions were built from; a rebalance that
+    /// expires unlanded is taken back out.
     pub fn costs(&self) -> &[crate::cost::RebalanceCost] {
         &self.costs
     }

@@ -26,6 +26,7 @@ impl Executor {
                     self.allowances.remove(key);
                 }
                 self.traded.retain(|t| t.intent != f.intent);
+                self.release_cost(f.intent);
                 self.stats.expired += 1;
                 tracing::warn!(
                     intent = f.intent,
@@ -132,6 +133,7 @@ impl Executor {
             // The nonces moved, but none of this bundle's transactions has a receipt: something
             // else used them. The rebalance did not happen.
             self.traded.retain(|t| t.intent != f.intent);
+            self.release_cost(f.intent);
             for key in &f.approvals {
                 self.allowances.remove(key);
             }

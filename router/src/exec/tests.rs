@@ -172,6 +172,10 @@ fn an_expired_bundle_releases_its_nonces_and_its_approvals() {
     assert_eq!(retry.len(), 2, "the approve must be included again");
     assert_eq!((retry[0].nonce, retry[1].nonce), (4, 5), "the released nonces are reused");
     assert_eq!(exec.stats().expired, 1);
+    // The expired rebalance costs nothing; the retry's cost is all that is counted.
+    let retry_cost = exec.intent_costs().iter().find(|c| c.intent == 2).unwrap().cost;
+    assert_eq!(exec.intent_costs().iter().find(|c| c.intent == 1).unwrap().cost.notional, 0.0);
+    assert!((exec.costs()[0].notional - retry_cost.notional).abs() < 1e-9 && retry_cost.notional > 0.0);
 }
 
 #[test]
