@@ -340,3 +340,22 @@ fn a_backtest_sweeps_configs_over_a_recording_in_shards_that_merge_into_the_whol
         !bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("unknown parameter `bogus`")
     );
 }
+
+#[test]
+fn the_shipped_recording_replays_with_the_config_it_was_recorded_with() {
+    let rec = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/recordings/demo-60s"));
+    let dir = tempfile::tempdir().unwrap();
+    let run = keel()
+        .args(["--log", "error", "replay"])
+        .arg(rec)
+        .args(["--quiet", "--out"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let stats = json(&dir.path().join("replay.json"));
+    assert_eq!(stats["issues"], 0, "{stats:#}");
+    assert!(stats["bundles_included"].as_u64().unwrap() >= 10, "{stats:#}");
+    let report = json(&dir.path().join("report.json"));
+    assert!(report["rebalances_landed"].as_u64().unwrap() >= 10, "{report:#}");
+}
