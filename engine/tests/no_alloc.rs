@@ -82,7 +82,8 @@ fn token(symbol: &str, b: u8, decimals: u8, price: PriceSource) -> TokenConfig {
 fn portfolio(name: &str, targets: &[(&str, f64)], triggers: Vec<TriggerConfig>) -> PortfolioConfig {
     PortfolioConfig {
         name: name.into(),
-        account: Address::repeat_byte(0xaa),
+        // One account per portfolio (two on one account is a config error).
+        account: Address::from_slice(&alloy_primitives::keccak256(name.as_bytes())[12..]),
         targets: targets.iter().map(|(s, w)| (s.to_string(), *w)).collect(),
         triggers,
         mode: PlanMode::ToTarget,

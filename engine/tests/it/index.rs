@@ -171,7 +171,8 @@ impl Pair {
                 let sum: f64 = held.iter().map(|&j| s.weights[j]).sum();
                 PortfolioConfig {
                     name: format!("p{i}"),
-                    account: Address::repeat_byte(0xaa),
+                    // One account per portfolio (two on one account is a config error).
+                    account: Address::left_padding_from(&(i as u64 + 1).to_be_bytes()),
                     targets: held.iter().map(|&j| (TOKENS[j].0.to_string(), s.weights[j] / sum)).collect(),
                     triggers: s.triggers.clone(),
                     mode: if s.to_band { PlanMode::ToBand } else { PlanMode::ToTarget },
@@ -352,7 +353,7 @@ fn quotes_inside_the_boxes_evaluate_nothing() {
     let configs: Vec<PortfolioConfig> = (0..n)
         .map(|i| PortfolioConfig {
             name: format!("p{i}"),
-            account: Address::repeat_byte(0xaa),
+            account: Address::left_padding_from(&(i as u64 + 1).to_be_bytes()),
             targets: [("WETH".to_string(), 0.5), ("USDC".to_string(), 0.5)].into(),
             triggers: vec![TriggerConfig::Drift { abs_band: Some(0.05), rel_band: None }],
             mode: PlanMode::ToTarget,
