@@ -55,7 +55,8 @@ fn throughput_mode_writes_the_schema() {
         idle: (IdleWait::Park, 0),
         record: None,
     };
-    rt.block_on(harness::throughput(&cfg, Duration::from_secs(2), 10_000, &out)).unwrap();
+    // 5 s: under load (parallel builds on 2 cores) the feed may take a second or two to connect.
+    rt.block_on(harness::throughput(&cfg, Duration::from_secs(5), 10_000, &out)).unwrap();
     let v: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("tp.json")).unwrap()).unwrap();
     assert_eq!(v["mode"], "throughput");
