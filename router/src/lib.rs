@@ -14,6 +14,7 @@ pub mod exec;
 pub mod fastpost;
 pub mod oracle;
 pub mod plan;
+pub mod presign;
 pub mod relay;
 pub mod signer;
 pub mod stage;
