@@ -2,8 +2,9 @@
 //! owns the precompute thread's handle.
 //!
 //! Hot path ([`PresignPool::try_sign_prehash`]): one ring pop, two scalar multiplications and an
-//! addition mod n, a conditional negation, one ring push; no allocation, lock or syscall, except one
-//! futex wake of the producer per half pool drained (and only if it was parked).
+//! addition mod n, a conditional negation, one ring push, a look at the depth; no allocation, lock
+//! or syscall, except one futex wake of the producer when the pool is down to half (and only if it
+//! was parked).
 
 use std::{
     fmt,
@@ -70,9 +71,6 @@ pub struct PresignPool {
     shared: Arc<Shared>,
     producer: Option<JoinHandle<()>>,
     capacity: usize,
-    /// Entries taken between two looks at the producer's `idle` flag (half the pool, at least 1).
-    wake_batch: usize,
-    taken_since_wake_check: usize,
     signed_precomputed: u64,
     fallbacks: u64,
 }
@@ -109,8 +107,6 @@ impl PresignPool {
             shared,
             producer: Some(producer),
             capacity: cfg.capacity,
-            wake_batch: (cfg.capacity / 2).max(1),
-            taken_since_wake_check: 0,
             signed_precomputed: 0,
             fallbacks: 0,
         })
@@ -156,16 +152,15 @@ impl PresignPool {
         }
     }
 
+    /// Wakes the producer once the pool is down to its low watermark.
     #[inline]
-    fn note_taken(&mut self) {
-        self.taken_since_wake_check += 1;
-        if self.taken_since_wake_check >= self.wake_batch {
-            self.taken_since_wake_check = 0;
+    fn note_taken(&self) {
+        if self.shared.ready.len() <= self.shared.low_watermark {
             self.wake_producer();
         }
     }
 
-    /// Unparks the producer if it sleeps on a full pool. See `producer::park_while_full`.
+    /// Unparks the producer if it sleeps. See `producer::park_while_above_low_watermark`.
     fn wake_producer(&self) {
         fence(Ordering::SeqCst);
         if self.shared.idle.load(Ordering::Relaxed)
@@ -253,6 +248,7 @@ mod tests {
     use super::test_support::{pool_whose_producer_panics_after, wait_until};
     use super::*;
     use crate::presign::nonce::Presig;
+    use crate::presign::producer::PARK_BACKSTOP;
     use crate::presign::{DEFAULT_CAPACITY, MAX_CAPACITY, MIN_CAPACITY};
 
     /// secp256k1 group order n.
@@ -455,6 +451,23 @@ mod tests {
         let stats = pool.stats();
         assert_eq!((stats.signed_precomputed, stats.fallbacks), (3 * capacity as u64, 0));
         assert_eq!(stats.producer, ProducerStatus::Running);
+    }
+
+    #[test]
+    fn the_producer_sleeps_until_the_pool_is_down_to_half_then_refills_it() {
+        let mut rng = test_rng();
+        let capacity = 8;
+        let mut pool = PresignPool::new(random_secret(&mut rng), PresignConfig { capacity }).unwrap();
+        wait_until("the pool is full", || pool.stats().pool_depth == capacity);
+        for _ in 0..3 {
+            assert!(pool.try_sign_prehash(&B256::from(rng.random::<[u8; 32]>())).is_some());
+        }
+        // Well past the producer's backstop: it looked, saw 5 > 4 ready, and slept again.
+        thread::sleep(PARK_BACKSTOP * 5);
+        assert_eq!(pool.stats().pool_depth, 5, "no refill above the low watermark");
+        assert!(pool.try_sign_prehash(&B256::from(rng.random::<[u8; 32]>())).is_some());
+        wait_until("the pool is refilled", || pool.stats().pool_depth == capacity);
+        assert_eq!(pool.stats().signed_precomputed, 4);
     }
 
     #[test]

@@ -6,9 +6,12 @@
 //! heap cell. Both queues are bounded lock-free rings (`crossbeam::queue::ArrayQueue`): a pop hands an
 //! element out exactly once, whatever the number of threads.
 //!
-//! Waiting: when `ready` is full the producer raises `idle` and parks (with a backstop timeout, so a
-//! lost wake-up costs at most [`PARK_BACKSTOP`] of refill delay, never a hang). The signer wakes it once
-//! it has taken half the pool, so a futex wake costs the hot thread at most once per half pool.
+//! Waiting: the producer refills in bursts. Once `ready` is full it raises `idle` and parks until the
+//! pool is down to its low watermark (half the capacity): the signer, which sees the depth after
+//! each signature, wakes it then; a backstop timeout re-checks the depth, so a lost wake-up costs at
+//! most [`PARK_BACKSTOP`] of refill delay, never a hang. So a burst of signatures that leaves half
+//! the pool never has k·G competing with it for a core, and a futex wake costs the hot thread at
+//! most once per half pool.
 
 use std::{
     sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering, fence},
@@ -78,6 +81,8 @@ pub(crate) struct Shared {
     /// The producer is parked (or about to park) on a full pool.
     pub(crate) idle: CachePadded<AtomicBool>,
     status: AtomicU8,
+    /// The producer sleeps while more than this many entries are ready (half the capacity).
+    pub(crate) low_watermark: usize,
     /// Entries pushed since start (producer-written only).
     produced: CachePadded<AtomicU64>,
     #[cfg(test)]
@@ -93,6 +98,7 @@ impl Shared {
             stop: CachePadded::new(AtomicBool::new(false)),
             idle: CachePadded::new(AtomicBool::new(false)),
             status: AtomicU8::new(ProducerStatus::Running.to_u8()),
+            low_watermark: capacity / 2,
             produced: CachePadded::new(AtomicU64::new(0)),
             #[cfg(test)]
             hooks: ProducerHooks::default(),
@@ -131,7 +137,8 @@ impl Drop for PanicGuard<'_> {
     }
 }
 
-/// The precompute thread's body: fill `ready` to capacity, park while full, exit on `stop`.
+/// The precompute thread's body: fill `ready` to capacity, then park until it is down to the low
+/// watermark; exit on `stop`.
 pub(crate) fn run(shared: &Shared) {
     let _guard = PanicGuard(shared);
     loop {
@@ -140,7 +147,7 @@ pub(crate) fn run(shared: &Shared) {
             return;
         }
         if shared.ready.is_full() {
-            park_while_full(shared);
+            park_while_above_low_watermark(shared);
             continue;
         }
         let mut cell = shared.spare.pop().unwrap_or_else(Presig::blank);
@@ -159,12 +166,15 @@ pub(crate) fn run(shared: &Shared) {
     }
 }
 
-fn park_while_full(shared: &Shared) {
-    shared.idle.store(true, Ordering::Relaxed);
-    // Pairs with the fence in `PresignPool::wake_producer`: either the signer sees `idle` and unparks
-    // us, or we see its pop here and do not park.
-    fence(Ordering::SeqCst);
-    if shared.ready.is_full() && !shared.stop.load(Ordering::Acquire) {
+fn park_while_above_low_watermark(shared: &Shared) {
+    loop {
+        shared.idle.store(true, Ordering::Relaxed);
+        // Pairs with the fence in `PresignPool::wake_producer`: either the signer sees `idle` and
+        // unparks us, or we see its pop here and do not park.
+        fence(Ordering::SeqCst);
+        if shared.ready.len() <= shared.low_watermark || shared.stop.load(Ordering::Acquire) {
+            break;
+        }
         thread::park_timeout(PARK_BACKSTOP);
     }
     shared.idle.store(false, Ordering::Relaxed);
