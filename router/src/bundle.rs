@@ -77,13 +77,26 @@ pub fn bundle_hash<'a>(hashes: impl IntoIterator<Item = &'a B256>) -> B256 {
 /// The `X-Flashbots-Signature` value for `body`: `personal_sign` of the string `0x` + hex(keccak(body)).
 /// With a presign pool on `auth` the signature uses a precomputed nonce (see [`crate::presign`]).
 pub fn flashbots_signature(auth: &mut Signer, body: &[u8]) -> Result<String, alloy::signers::Error> {
-    let digest = keccak256(body).to_string(); // lowercase, 0x-prefixed
-    let sig = auth.sign_message(digest.as_bytes())?;
+    // The string `0x` + lowercase hex of the digest, on the stack.
+    let mut digest = [0u8; 66];
+    digest[..2].copy_from_slice(b"0x");
+    alloy::primitives::hex::encode_to_slice(keccak256(body), &mut digest[2..])
+        .map_err(alloy::signers::Error::other)?;
+    let sig = auth.sign_message(&digest)?;
     let mut bytes = [0u8; 65];
     bytes[..32].copy_from_slice(&sig.r().to_be_bytes::<32>());
     bytes[32..64].copy_from_slice(&sig.s().to_be_bytes::<32>());
     bytes[64] = sig.v() as u8;
     Ok(format!("{}:{}", auth.address(), alloy::primitives::hex::encode_prefixed(bytes)))
+}
+
+/// The JSON-RPC envelope of an `eth_sendBundle` call.
+#[derive(serde::Serialize)]
+struct SendBundleRequest<'a> {
+    jsonrpc: &'static str,
+    id: u64,
+    method: &'static str,
+    params: [&'a EthSendBundle; 1],
 }
 
 /// Builds and authenticates an `eth_sendBundle` request for `block_number`.
@@ -110,12 +123,12 @@ pub fn build_send_bundle(
         replacement_uuid: opts.replacement_uuid.clone(),
         ..Default::default()
     };
-    let body = serde_json::to_vec(&serde_json::json!({
-        "jsonrpc": "2.0",
-        "id": request_id,
-        "method": "eth_sendBundle",
-        "params": [bundle],
-    }))?;
+    // Written straight from the typed request (no intermediate `serde_json::Value`): about
+    // twice the transactions' bytes (hex) plus the envelope.
+    let mut body = Vec::with_capacity(256 + 2 * bytes + 70 * txs.len());
+    let request =
+        SendBundleRequest { jsonrpc: "2.0", id: request_id, method: "eth_sendBundle", params: [&bundle] };
+    serde_json::to_writer(&mut body, &request)?;
     let signature_header = flashbots_signature(auth, &body)?;
     Ok(SignedBundleRequest {
         body,
