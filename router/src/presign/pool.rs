@@ -308,7 +308,7 @@ mod tests {
     }
 
     /// Signatures made by [`many_signatures_verify_recover_and_never_repeat_r`] unless
-    /// `KEEL_PRESIGN_SIGNATURES` says otherwise. A million take about 100 s in a debug build on 2
+    /// `KEEL_PRESIGN_SIGNATURES` says otherwise. A million take 80-100 s in a debug build on 2
     /// cores (one k·G per nonce on the precompute thread, a libsecp256k1 verify and recover per
     /// signature on the test thread): `KEEL_PRESIGN_SIGNATURES=1000000 cargo test -p keel-router
     /// --lib many_signatures -- --nocapture`.
