@@ -75,9 +75,14 @@ pub fn bundle_hash<'a>(hashes: impl IntoIterator<Item = &'a B256>) -> B256 {
 }
 
 /// The `X-Flashbots-Signature` value for `body`: `personal_sign` of the string `0x` + hex(keccak(body)).
-pub fn flashbots_signature(auth: &Signer, body: &[u8]) -> Result<String, alloy::signers::Error> {
-    let digest = keccak256(body).to_string(); // lowercase, 0x-prefixed
-    let sig = auth.sign_message(digest.as_bytes())?;
+/// With a presign pool on `auth` the signature uses a precomputed nonce (see [`crate::presign`]).
+pub fn flashbots_signature(auth: &mut Signer, body: &[u8]) -> Result<String, alloy::signers::Error> {
+    // The string `0x` + lowercase hex of the digest, on the stack.
+    let mut digest = [0u8; 66];
+    digest[..2].copy_from_slice(b"0x");
+    alloy::primitives::hex::encode_to_slice(keccak256(body), &mut digest[2..])
+        .map_err(alloy::signers::Error::other)?;
+    let sig = auth.sign_message(&digest)?;
     let mut bytes = [0u8; 65];
     bytes[..32].copy_from_slice(&sig.r().to_be_bytes::<32>());
     bytes[32..64].copy_from_slice(&sig.s().to_be_bytes::<32>());
@@ -85,12 +90,21 @@ pub fn flashbots_signature(auth: &Signer, body: &[u8]) -> Result<String, alloy::
     Ok(format!("{}:{}", auth.address(), alloy::primitives::hex::encode_prefixed(bytes)))
 }
 
+/// The JSON-RPC envelope of an `eth_sendBundle` call.
+#[derive(serde::Serialize)]
+struct SendBundleRequest<'a> {
+    jsonrpc: &'static str,
+    id: u64,
+    method: &'static str,
+    params: [&'a EthSendBundle; 1],
+}
+
 /// Builds and authenticates an `eth_sendBundle` request for `block_number`.
 pub fn build_send_bundle(
     txs: &[SignedTx],
     block_number: u64,
     opts: &BundleOptions,
-    auth: &Signer,
+    auth: &mut Signer,
     request_id: u64,
 ) -> Result<SignedBundleRequest, BundleError> {
     if txs.is_empty() {
@@ -109,12 +123,12 @@ pub fn build_send_bundle(
         replacement_uuid: opts.replacement_uuid.clone(),
         ..Default::default()
     };
-    let body = serde_json::to_vec(&serde_json::json!({
-        "jsonrpc": "2.0",
-        "id": request_id,
-        "method": "eth_sendBundle",
-        "params": [bundle],
-    }))?;
+    // Written straight from the typed request (no intermediate `serde_json::Value`): about
+    // twice the transactions' bytes (hex) plus the envelope.
+    let mut body = Vec::with_capacity(256 + 2 * bytes + 70 * txs.len());
+    let request =
+        SendBundleRequest { jsonrpc: "2.0", id: request_id, method: "eth_sendBundle", params: [&bundle] };
+    serde_json::to_writer(&mut body, &request)?;
     let signature_header = flashbots_signature(auth, &body)?;
     Ok(SignedBundleRequest {
         body,
@@ -132,22 +146,22 @@ mod tests {
     use alloy::providers::ext::verify_flashbots_signature;
 
     fn tx(nonce: u64) -> SignedTx {
-        let s = Signer::dev(1).unwrap();
+        let mut s = Signer::dev(1).unwrap();
         let call = CallRequest {
             to: Address::repeat_byte(2),
             input: Bytes::new(),
             gas_limit: 21_000,
             value: U256::ZERO,
         };
-        sign_call(&s, 31337, nonce, &call, Fees::from_base_fee(1, 2, 1)).unwrap()
+        sign_call(&mut s, 31337, nonce, &call, Fees::from_base_fee(1, 2, 1)).unwrap()
     }
 
     #[test]
     fn body_is_the_flashbots_wire_format() {
-        let auth = Signer::dev(9).unwrap();
+        let mut auth = Signer::dev(9).unwrap();
         let txs = [tx(0), tx(1)];
         let opts = BundleOptions { replacement_uuid: Some("abc".into()), ..Default::default() };
-        let req = build_send_bundle(&txs, 0x1234, &opts, &auth, 7).unwrap();
+        let req = build_send_bundle(&txs, 0x1234, &opts, &mut auth, 7).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
         assert_eq!(v["method"], "eth_sendBundle");
         assert_eq!(v["id"], 7);
@@ -162,8 +176,8 @@ mod tests {
 
     #[test]
     fn signature_header_verifies_against_the_exact_body() {
-        let auth = Signer::dev(9).unwrap();
-        let req = build_send_bundle(&[tx(0)], 10, &BundleOptions::default(), &auth, 1).unwrap();
+        let mut auth = Signer::dev(9).unwrap();
+        let req = build_send_bundle(&[tx(0)], 10, &BundleOptions::default(), &mut auth, 1).unwrap();
         let who = verify_flashbots_signature(&req.signature_header, &req.body).unwrap();
         assert_eq!(who, auth.address());
         let mut tampered = req.body.clone();
@@ -173,10 +187,29 @@ mod tests {
 
     #[test]
     fn empty_bundle_is_refused() {
-        let auth = Signer::dev(9).unwrap();
+        let mut auth = Signer::dev(9).unwrap();
         assert!(matches!(
-            build_send_bundle(&[], 1, &BundleOptions::default(), &auth, 1),
+            build_send_bundle(&[], 1, &BundleOptions::default(), &mut auth, 1),
             Err(BundleError::Empty)
         ));
+    }
+
+    #[test]
+    fn a_presigned_signature_header_verifies_against_the_exact_body() {
+        use crate::presign::{PresignConfig, test_support::wait_until};
+        let capacity = 16;
+        let mut auth = Signer::dev(9).unwrap().with_presign(PresignConfig { capacity }).unwrap();
+        let expected = auth.address();
+        wait_until("the pool is full", || auth.presign_stats().is_some_and(|s| s.pool_depth == capacity));
+        let txs = [tx(0)];
+        for id in 0..capacity as u64 {
+            let req = build_send_bundle(&txs, 10 + id, &BundleOptions::default(), &mut auth, id).unwrap();
+            assert_eq!(verify_flashbots_signature(&req.signature_header, &req.body).unwrap(), expected);
+            let mut tampered = req.body.clone();
+            tampered.push(b' ');
+            assert!(verify_flashbots_signature(&req.signature_header, &tampered).is_err());
+        }
+        let stats = auth.presign_stats().unwrap();
+        assert_eq!((stats.signed_precomputed, stats.fallbacks), (capacity as u64, 0), "{stats:?}");
     }
 }

@@ -27,6 +27,10 @@ pub const DEFAULT_MAX_POOL_DEVIATION: f64 = 0.05;
 pub const DEFAULT_TWAP_WINDOW_SECS: u64 = 60;
 /// Default largest number of blocks a per-block pool read may lag the head before the pool is stale.
 pub const DEFAULT_MAX_POOL_AGE_BLOCKS: u64 = 2;
+/// Default number of precomputed ECDSA nonces kept ready per key (`[router] presign_pool`): a burst
+/// of this many signatures per key signs in well under a microsecond each; about 110 KB per key and
+/// one k·G (tens of µs) of background CPU per nonce.
+pub const DEFAULT_PRESIGN_POOL: usize = crate::presign::DEFAULT_CAPACITY;
 
 /// The protocol a DEX speaks.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, serde::Serialize)]
@@ -108,6 +112,9 @@ fn default_twap_window_secs() -> u64 {
 fn default_max_pool_age_blocks() -> u64 {
     DEFAULT_MAX_POOL_AGE_BLOCKS
 }
+fn default_presign_pool() -> usize {
+    DEFAULT_PRESIGN_POOL
+}
 
 /// Execution settings (`[router]`).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -156,6 +163,13 @@ pub struct RouterConfig {
     /// `false` sends each rebalance as a bundle of its own.
     #[serde(default = "default_true")]
     pub netting: bool,
+    /// Precomputed ECDSA nonces kept ready per key (each account key and the reputation key), so
+    /// the transactions and the `X-Flashbots-Signature` sign in well under a microsecond (see
+    /// [`crate::presign`]; its threat model is in the module docs). An empty pool falls back to
+    /// plain libsecp256k1 signing, counted. `0` turns it off. Default [`DEFAULT_PRESIGN_POOL`],
+    /// at most [`crate::presign::MAX_CAPACITY`].
+    #[serde(default = "default_presign_pool")]
+    pub presign_pool: usize,
 }
 
 /// Risk limits checked before any rebalance is signed (`[router.limits]`). A refused rebalance is
@@ -284,6 +298,7 @@ pub fn validate(
         ("router.max_pool_age_blocks", u128::from(router.max_pool_age_blocks), 0, MAX_BUNDLE_BLOCKS as u128),
         ("router.priority_fee_wei", router.priority_fee_wei, 0, MAX_FEE_WEI),
         ("router.base_fee_multiplier", router.base_fee_multiplier, 1, MAX_BASE_FEE_MULTIPLIER),
+        ("router.presign_pool", router.presign_pool as u128, 0, crate::presign::MAX_CAPACITY as u128),
     ] {
         if !(lo..=hi).contains(&v) {
             return Err(ConfigError::new(field, format!("{v} is outside {lo}..={hi}")));
@@ -422,6 +437,9 @@ mod tests {
         assert_eq!(field(&with(&|r| r.twap_window_secs = 0), &p), "router.twap_window_secs");
         assert_eq!(field(&with(&|r| r.base_fee_multiplier = u128::MAX), &p), "router.base_fee_multiplier");
         assert_eq!(field(&with(&|r| r.priority_fee_wei = u128::MAX), &p), "router.priority_fee_wei");
+        assert_eq!(field(&with(&|r| r.presign_pool = (1 << 20) + 1), &p), "router.presign_pool");
+        assert!(validate(&t, &d, &p, &with(&|r| r.presign_pool = 0), &rl).is_ok(), "0 turns it off");
+        assert_eq!(r.presign_pool, DEFAULT_PRESIGN_POOL);
         assert_eq!(
             field(&with(&|r| r.limits.max_gas_price_wei = Some(0)), &p),
             "router.limits.max_gas_price_wei"

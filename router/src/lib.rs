@@ -3,6 +3,8 @@
 //! The execution stage: takes the engine's [`keel_engine::RebalanceIntent`]s, prices each leg against
 //! exact pool state, splits it across pools for the best output after gas, builds and signs EIP-1559
 //! transactions, and submits them as a private Flashbots bundle to every configured relay.
+//! Signatures (the transactions' and the `X-Flashbots-Signature`) use nonces precomputed by a
+//! background thread per key ([`presign`]; `[router] presign_pool`), well under a microsecond each.
 //!
 //! All on-chain amounts are integers (`U256`); pool math reproduces the contracts to the wei.
 #![cfg_attr(test, allow(unused_crate_dependencies))]
@@ -14,6 +16,7 @@ pub mod exec;
 pub mod fastpost;
 pub mod oracle;
 pub mod plan;
+pub mod presign;
 pub mod relay;
 pub mod signer;
 pub mod stage;

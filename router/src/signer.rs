@@ -15,15 +15,22 @@
 //! never the password or the key. `Debug` of a [`KeySource`] or [`Signer`] shows the reference or
 //! the address, never a key or a password. The key's text and bytes and the keystore password are
 //! wiped (`zeroize`) as soon as the signer is built; only the signer holds the key afterwards.
+//!
+//! A signer may carry a pool of precomputed nonces ([`Signer::with_presign`], see
+//! [`crate::presign`]): [`Signer::sign_hash`] and [`Signer::sign_message`] then take one nonce from
+//! it (well under a microsecond) and fall back to libsecp256k1 signing, counted, when it is empty.
+//! Signing takes `&mut self` because the pool has one consumer; a clone never shares the pool.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use alloy::primitives::{Address, B256};
+use alloy::primitives::{Address, B256, Signature, eip191_hash_message};
 use alloy::signers::SignerSync;
 use alloy::signers::local::LocalSigner;
 use alloy::signers::local::Secp256k1Credential;
 use zeroize::{Zeroize, Zeroizing};
+
+use crate::presign::{PresignConfig, PresignError, PresignPool, PresignStats};
 
 /// The libsecp256k1-backed local signer (2.5× faster than k256 here).
 pub type FastSigner = LocalSigner<Secp256k1Credential>;
@@ -198,7 +205,7 @@ fn decrypt_keystore(path: &Path, var: &str) -> Result<Signer, KeyError> {
     }
     let malformed = |reason: String| KeyError::KeystoreMalformed { path: path.to_path_buf(), reason };
     match FastSigner::decrypt_keystore(path, password.as_bytes()) {
-        Ok(inner) => Ok(Signer { inner }),
+        Ok(inner) => Ok(Signer { inner, presign: None }),
         Err(LocalSignerError::EthKeystoreError(e)) => Err(match e {
             KeystoreError::MacMismatch => {
                 KeyError::KeystoreWrongPassword { path: path.to_path_buf(), var: var.to_string() }
@@ -240,19 +247,37 @@ impl KeySource {
         let mut bytes: B256 = trimmed.parse().map_err(|_| KeyError::Malformed(origin.clone()))?;
         let inner = FastSigner::from_bytes(&bytes);
         bytes.0.zeroize();
-        Ok(Signer { inner: inner.map_err(|_| KeyError::Malformed(origin))? })
+        Ok(Signer { inner: inner.map_err(|_| KeyError::Malformed(origin))?, presign: None })
     }
 }
 
-/// A loaded signing key. Its `Debug` prints only the address.
-#[derive(Clone)]
+/// A loaded signing key, optionally with a pool of precomputed nonces. Its `Debug` prints only the
+/// address (and whether a pool is attached).
 pub struct Signer {
     inner: FastSigner,
+    /// The precomputed-nonce fast path, when started ([`Signer::with_presign`]).
+    presign: Option<PresignPool>,
+}
+
+impl Clone for Signer {
+    /// The same key, without a pool: nonces are single-use, so a pool is never copied or shared. The
+    /// clone signs on the plain libsecp256k1 path until it is given a pool of its own.
+    fn clone(&self) -> Self {
+        Signer { inner: self.inner.clone(), presign: None }
+    }
 }
 
 impl fmt::Debug for Signer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Signer({}, key redacted)", self.inner.address())
+        match &self.presign {
+            None => write!(f, "Signer({}, key redacted)", self.inner.address()),
+            Some(p) => write!(
+                f,
+                "Signer({}, key redacted, presign pool of {})",
+                self.inner.address(),
+                p.stats().capacity
+            ),
+        }
     }
 }
 
@@ -262,17 +287,66 @@ impl Signer {
         self.inner.address()
     }
 
-    /// Signs a 32-byte hash (a transaction's signature hash).
-    pub fn sign_hash(&self, hash: &B256) -> Result<alloy::primitives::Signature, alloy::signers::Error> {
+    /// Starts a pool of precomputed nonces for this key (a background thread fills it; see
+    /// [`crate::presign`]). From then on [`Signer::sign_hash`] and [`Signer::sign_message`] sign with
+    /// a pooled nonce when one is ready, and on the plain path otherwise. Replaces a pool already
+    /// attached (its unused nonces are wiped).
+    ///
+    /// # Errors
+    ///
+    /// [`PresignError::InvalidCapacity`] for a capacity outside the accepted range,
+    /// [`PresignError::Spawn`] if the thread cannot start. The signer is consumed either way; load
+    /// it again (or clone it first) to keep a plain signer on error.
+    pub fn with_presign(mut self, cfg: PresignConfig) -> Result<Signer, PresignError> {
+        // Wiped on return; `PresignPool::new` wipes the copy it is given.
+        let secret = Zeroizing::new(self.inner.credential().inner().secret_bytes());
+        self.presign = Some(PresignPool::new(*secret, cfg)?);
+        Ok(self)
+    }
+
+    /// Starts a pool of `capacity` precomputed nonces when `capacity > 0` (the `[router]
+    /// presign_pool` setting, validated at load); keeps the plain signer, and logs why, if the pool
+    /// cannot start (signing stays correct, at the plain path's speed: [`Signer::presign_stats`] is
+    /// `None`).
+    pub fn with_presign_pool(self, capacity: usize) -> Signer {
+        if capacity == 0 {
+            return self;
+        }
+        let plain = self.clone();
+        match self.with_presign(PresignConfig { capacity }) {
+            Ok(signer) => signer,
+            Err(error) => {
+                tracing::error!(address = %plain.address(), %error, "presign pool not started; signing without it");
+                plain
+            }
+        }
+    }
+
+    /// Counters of the presign pool (signatures served from it, fallbacks, depth, producer state),
+    /// or `None` without a pool.
+    pub fn presign_stats(&self) -> Option<PresignStats> {
+        self.presign.as_ref().map(PresignPool::stats)
+    }
+
+    /// Signs a 32-byte hash (a transaction's signature hash): with a precomputed nonce when a pool
+    /// is attached and not empty, otherwise with libsecp256k1 (RFC 6979). Either way the signature is
+    /// low-s with the y parity as Ethereum expects, and recovers to [`Signer::address`].
+    pub fn sign_hash(&mut self, hash: &B256) -> Result<Signature, alloy::signers::Error> {
+        if let Some(pool) = &mut self.presign
+            && let Some(sig) = pool.try_sign_prehash(hash)
+        {
+            return Ok(sig);
+        }
         self.inner.sign_hash_sync(hash)
     }
 
-    /// EIP-191 `personal_sign` of a message.
-    pub fn sign_message(&self, msg: &[u8]) -> Result<alloy::primitives::Signature, alloy::signers::Error> {
-        self.inner.sign_message_sync(msg)
+    /// EIP-191 `personal_sign` of a message (the hash is signed as [`Signer::sign_hash`] does).
+    pub fn sign_message(&mut self, msg: &[u8]) -> Result<Signature, alloy::signers::Error> {
+        self.sign_hash(&eip191_hash_message(msg))
     }
 
-    /// The underlying alloy signer (for providers that sign their own transactions, e.g. set-up tools).
+    /// The underlying alloy signer (for providers that sign their own transactions, e.g. set-up
+    /// tools). It never uses the presign pool.
     pub fn alloy_signer(&self) -> &FastSigner {
         &self.inner
     }
@@ -369,6 +443,7 @@ mod tests {
         assert_eq!(s.address(), Signer::dev(4).unwrap().address());
         // It signs like the same key loaded any other way.
         let h = B256::repeat_byte(7);
+        let mut s = s;
         assert_eq!(s.sign_hash(&h).unwrap(), Signer::dev(4).unwrap().sign_hash(&h).unwrap());
         let shown = format!("{src:?} {s:?} {s:#?}");
         assert!(!shown.contains(DEV_KEYS[4]) && !shown.contains("correct horse"), "{shown}");
@@ -397,5 +472,88 @@ mod tests {
     fn missing_env_is_named() {
         let e = KeySource::Env("KEEL_SURELY_UNSET_VAR".into()).load(1).unwrap_err();
         assert_eq!(e, KeyError::MissingEnv("KEEL_SURELY_UNSET_VAR".into()));
+    }
+
+    /// Dev key `i` with a pool whose precompute thread panics after making `made` nonces.
+    fn signer_whose_producer_dies_after(i: usize, made: u64) -> Signer {
+        use crate::presign::ProducerStatus;
+        use crate::presign::test_support::{pool_whose_producer_panics_after, wait_until};
+        let secret: B256 = DEV_KEYS[i].parse().unwrap();
+        let pool = pool_whose_producer_panics_after(secret.0, 64, made);
+        wait_until("the producer panicked", || pool.stats().producer == ProducerStatus::Panicked);
+        Signer { inner: Signer::dev(i).unwrap().inner, presign: Some(pool) }
+    }
+
+    #[test]
+    fn a_dead_precompute_thread_leaves_signing_correct_and_counts_fallbacks() {
+        use alloy::signers::k256::ecdsa::{RecoveryId, Signature as K256Signature, VerifyingKey};
+        let mut s = signer_whose_producer_dies_after(5, 5);
+        let plain = Signer::dev(5).unwrap();
+        let pk = alloy::signers::local::Secp256k1Credential::public_key(plain.alloy_signer().credential());
+        let mut seen_r = std::collections::HashSet::new();
+        for i in 0..200u32 {
+            let hash = alloy::primitives::keccak256(i.to_be_bytes());
+            let sig = s.sign_hash(&hash).unwrap();
+            // libsecp256k1 verifies (it refuses high s) and recovers the key; alloy recovers the address.
+            let msg = secp256k1::Message::from_digest(hash.0);
+            let compact = &sig.as_bytes()[..64];
+            let plain_sig = secp256k1::ecdsa::Signature::from_compact(compact).unwrap();
+            secp256k1::SECP256K1.verify_ecdsa(&msg, &plain_sig, &pk).unwrap();
+            let recid = secp256k1::ecdsa::RecoveryId::try_from(i32::from(sig.v())).unwrap();
+            let rec = secp256k1::ecdsa::RecoverableSignature::from_compact(compact, recid).unwrap();
+            assert_eq!(secp256k1::SECP256K1.recover_ecdsa(&msg, &rec).unwrap(), pk);
+            assert_eq!(sig.recover_address_from_prehash(&hash).unwrap(), s.address());
+            let k = K256Signature::from_slice(compact).unwrap();
+            let v = VerifyingKey::recover_from_prehash(
+                hash.as_slice(),
+                &k,
+                RecoveryId::from_byte(sig.v() as u8).unwrap(),
+            );
+            assert_eq!(alloy::primitives::Address::from_public_key(&v.unwrap()), s.address());
+            assert!(seen_r.insert(sig.r()), "r repeated at {i}");
+        }
+        let stats = s.presign_stats().unwrap();
+        assert_eq!((stats.signed_precomputed, stats.fallbacks, stats.pool_depth), (5, 195, 0), "{stats:?}");
+    }
+
+    #[test]
+    fn a_fallback_signature_is_the_plain_signers_own() {
+        let mut pooled = signer_whose_producer_dies_after(6, 1);
+        let mut plain = Signer::dev(6).unwrap();
+        let first = B256::repeat_byte(1);
+        // The one pooled nonce is random: a valid signature, but not RFC 6979's.
+        let from_pool = pooled.sign_hash(&first).unwrap();
+        assert_eq!(from_pool.recover_address_from_prehash(&first).unwrap(), plain.address());
+        assert_ne!(from_pool, plain.sign_hash(&first).unwrap());
+        for i in 0..20u8 {
+            let h = B256::repeat_byte(i);
+            assert_eq!(pooled.sign_hash(&h).unwrap(), plain.sign_hash(&h).unwrap());
+            let msg = [i; 40];
+            assert_eq!(pooled.sign_message(&msg).unwrap(), plain.sign_message(&msg).unwrap());
+            assert_eq!(
+                plain.sign_message(&msg).unwrap(),
+                plain.alloy_signer().sign_message_sync(&msg).unwrap()
+            );
+        }
+        assert_eq!(pooled.presign_stats().unwrap().fallbacks, 40);
+    }
+
+    #[test]
+    fn a_clone_never_shares_the_pool_and_debug_stays_redacted() {
+        use crate::presign::{PresignConfig, PresignError};
+        let pooled = Signer::dev(7).unwrap().with_presign(PresignConfig { capacity: 8 }).unwrap();
+        let clone = pooled.clone();
+        assert_eq!(clone.address(), pooled.address());
+        assert!(clone.presign_stats().is_none());
+        assert_eq!(pooled.presign_stats().unwrap().capacity, 8);
+        let shown = format!("{pooled:?} {clone:?}");
+        assert!(
+            !shown.contains(DEV_KEYS[7]) && shown.contains("redacted") && shown.contains("presign"),
+            "{shown}"
+        );
+        assert!(Signer::dev(7).unwrap().with_presign_pool(0).presign_stats().is_none());
+        assert_eq!(Signer::dev(7).unwrap().with_presign_pool(4).presign_stats().unwrap().capacity, 4);
+        let err = Signer::dev(7).unwrap().with_presign(PresignConfig { capacity: 0 }).unwrap_err();
+        assert!(matches!(err, PresignError::InvalidCapacity { capacity: 0, .. }), "{err}");
     }
 }

@@ -34,9 +34,10 @@ pub struct CallRequest {
     pub value: U256,
 }
 
-/// Builds and signs an EIP-1559 transaction.
+/// Builds and signs an EIP-1559 transaction (with a precomputed nonce when `signer` has a presign
+/// pool with one ready; see [`crate::presign`]).
 pub fn sign_call(
-    signer: &Signer,
+    signer: &mut Signer,
     chain_id: u64,
     nonce: u64,
     call: &CallRequest,
@@ -110,7 +111,7 @@ mod tests {
 
     #[test]
     fn signed_tx_decodes_and_recovers_the_sender() {
-        let signer = Signer::dev(0).unwrap();
+        let mut signer = Signer::dev(0).unwrap();
         let call = CallRequest {
             to: Address::repeat_byte(0x11),
             input: Bytes::from(vec![1, 2, 3]),
@@ -118,7 +119,7 @@ mod tests {
             value: U256::ZERO,
         };
         let fees = Fees::from_base_fee(10, 2, 1);
-        let tx = sign_call(&signer, 31337, 7, &call, fees).unwrap();
+        let tx = sign_call(&mut signer, 31337, 7, &call, fees).unwrap();
         let env = TxEnvelope::decode_2718(&mut tx.raw.as_ref()).unwrap();
         assert_eq!(env.recover_signer().unwrap(), signer.address());
         assert_eq!(*env.tx_hash(), tx.hash);
@@ -126,6 +127,36 @@ mod tests {
         assert_eq!(s.tx().nonce, 7);
         assert_eq!(s.tx().chain_id, 31337);
         assert_eq!(s.tx().max_fee_per_gas, 21);
+    }
+
+    /// Signs `count` transactions with `signer` and checks each with alloy: decodes, recovers the
+    /// sender, carries its nonce, and its hash is the envelope's.
+    fn sign_and_recover(signer: &mut Signer, count: u64) {
+        let call = CallRequest {
+            to: Address::repeat_byte(0x11),
+            input: Bytes::from(vec![0x38; 4 + 32 * 9]),
+            gas_limit: 150_000,
+            value: U256::from(5u64),
+        };
+        for nonce in 0..count {
+            let tx = sign_call(signer, 1, nonce, &call, Fees::from_base_fee(10, 2, 1)).unwrap();
+            let env = TxEnvelope::decode_2718(&mut tx.raw.as_ref()).unwrap();
+            assert_eq!(env.recover_signer().unwrap(), signer.address(), "nonce {nonce}");
+            assert_eq!(*env.tx_hash(), tx.hash);
+            let TxEnvelope::Eip1559(s) = env else { panic!("not 1559") };
+            assert_eq!((s.tx().nonce, s.tx().chain_id), (nonce, 1));
+        }
+    }
+
+    #[test]
+    fn a_presigned_tx_decodes_and_recovers_the_sender_with_alloy() {
+        use crate::presign::{PresignConfig, test_support::wait_until};
+        let capacity = 64;
+        let mut signer = Signer::dev(3).unwrap().with_presign(PresignConfig { capacity }).unwrap();
+        wait_until("the pool is full", || signer.presign_stats().is_some_and(|s| s.pool_depth == capacity));
+        sign_and_recover(&mut signer, capacity as u64);
+        let stats = signer.presign_stats().unwrap();
+        assert_eq!((stats.signed_precomputed, stats.fallbacks), (capacity as u64, 0), "{stats:?}");
     }
 
     #[test]

@@ -6,6 +6,9 @@
 //!
 //! Also here: the relay-answer parser fuzzed with random and structure-aware bodies
 //! (`KEEL_FUZZ_CASES` / `PROPTEST_CASES` raise the case count).
+//!
+//! And the executor signing with presigned nonces (`[router] presign_pool`): transactions and the
+//! `X-Flashbots-Signature` from warm pools, each recovered and verified.
 // Test and bench targets see every dependency of their crate; only the library is checked.
 #![allow(unused_crate_dependencies)]
 
@@ -204,6 +207,7 @@ fn executor() -> Executor {
         defer_on_pending_volume: None,
         limits: Default::default(),
         netting: true,
+        presign_pool: keel_router::config::DEFAULT_PRESIGN_POOL,
     };
     let tokens = vec![
         ExecToken { symbol: "USDC".into(), address: USDC, decimals: 6 },
@@ -557,6 +561,68 @@ fn a_fee_bump_keeps_the_nonces() {
     let n = |s: &Sent| s.txs.iter().map(|t| t.0).collect::<Vec<_>>();
     assert_eq!(n(&bumped), n(&first));
     assert!(bumped.txs.iter().zip(&first.txs).all(|(a, b)| a.1 != b.1), "re-signed with new fees");
+}
+
+/// Waits (at most [`LIMIT`]) until every key of the executor has a full presign pool.
+fn wait_for_full_pools(ex: &Executor, keys: usize) {
+    let deadline = std::time::Instant::now() + LIMIT;
+    loop {
+        let stats = ex.presign_stats();
+        if stats.len() == keys && stats.iter().all(|(_, s)| s.pool_depth == s.capacity) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "presign pools not full in time: {stats:?}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Presigned-nonce counters of `who` among the executor's keys: (signed from the pool, fallbacks).
+fn presigned(ex: &Executor, who: Address) -> (u64, u64) {
+    let stats = ex.presign_stats();
+    let (_, s) = stats.iter().find(|(a, _)| *a == who).expect("a pool for the key");
+    (s.signed_precomputed, s.fallbacks)
+}
+
+/// With `[router] presign_pool` (on by default) and warm pools, the executor signs every
+/// transaction (first submission and a fee-bump re-sign) and every `X-Flashbots-Signature` with
+/// precomputed nonces, and each verifies: alloy recovers the account from every transaction and the
+/// relay-side verifier (`verify_flashbots_signature`, as the sim relay runs it) recovers the
+/// reputation key from the exact body.
+#[test]
+fn presigned_transactions_and_bundle_signatures_verify_and_recover() {
+    use alloy::consensus::transaction::SignerRecoverable;
+    use alloy::providers::ext::verify_flashbots_signature;
+
+    let (me, auth) = (account().address(), Signer::dev(9).expect("dev key").address());
+    let mut ex = ready_executor();
+    wait_for_full_pools(&ex, 2);
+    let check = |req: &SignedBundleRequest| {
+        let v: Value = serde_json::from_slice(&req.body).expect("JSON body");
+        for t in v["params"][0]["txs"].as_array().expect("txs") {
+            let raw = alloy::primitives::hex::decode(t.as_str().expect("hex tx")).expect("hex");
+            let env = TxEnvelope::decode_2718(&mut raw.as_slice()).expect("EIP-2718 transaction");
+            assert_eq!(env.recover_signer().expect("recovers"), me);
+        }
+        assert_eq!(verify_flashbots_signature(&req.signature_header, &req.body).expect("verifies"), auth);
+    };
+
+    let mut out = Vec::new();
+    ex.on_intent(&intent(1), 1, &mut out);
+    let first = submits(&out);
+    assert_eq!(first.len(), 1, "{out:?}");
+    check(&first[0]);
+    assert_eq!(sent(&first[0].body).txs.len(), 2, "approve and swap");
+    assert_eq!((presigned(&ex, me), presigned(&ex, auth)), ((2, 0), (1, 0)));
+
+    // A base-fee jump re-signs both transactions (settle's retarget) and the request.
+    out.clear();
+    let bump = BlockHeader { number: 101, timestamp: 1_700_001_212, base_fee: 50 * GWEI, recv_ns: 1 };
+    ex.on_chain(ChainUpdate::Head(bump), 1, &mut out);
+    let bumped = submits(&out);
+    assert_eq!(bumped.len(), 1, "{out:?}");
+    check(&bumped[0]);
+    assert_ne!(sent(&bumped[0].body).txs, sent(&first[0].body).txs, "re-signed");
+    assert_eq!((presigned(&ex, me), presigned(&ex, auth)), ((4, 0), (2, 0)));
 }
 
 // ----- The relay-answer parser, fuzzed. -----

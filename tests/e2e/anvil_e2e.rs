@@ -243,6 +243,7 @@ pub(crate) fn router_config(chain_id: u64, defer: Option<f64>, netting: bool) ->
         defer_on_pending_volume: defer,
         limits: Default::default(),
         netting,
+        presign_pool: keel_router::config::DEFAULT_PRESIGN_POOL,
     }
 }
 

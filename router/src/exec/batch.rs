@@ -124,7 +124,7 @@ impl Executor {
                 Some(f) => f.first_nonce,
                 None => self.nonces.peek(account).ok_or(TxError::UnknownNonce(account))?,
             };
-            let signer = self.signers.get(&account).ok_or(ExecError::NoSigner(account))?;
+            let signer = self.signers.get_mut(&account).ok_or(ExecError::NoSigner(account))?;
             let txs = plan
                 .calls
                 .iter()
@@ -146,7 +146,7 @@ impl Executor {
         }
         self.request_id += 1;
         let opts = BundleOptions { replacement_uuid: Some(uuid.clone()), ..Default::default() };
-        let request = build_send_bundle(&bundle_txs, target, &opts, &self.auth, self.request_id)?;
+        let request = build_send_bundle(&bundle_txs, target, &opts, &mut self.auth, self.request_id)?;
 
         // Commit.
         let mut actions = Vec::with_capacity(members.len() + 1);

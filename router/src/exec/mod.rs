@@ -307,6 +307,7 @@ pub struct Executor {
 impl Executor {
     /// A new executor. `pools` and `venues` are parallel (config order); V2 pools start with unknown
     /// state until the first chain update.
+    /// Each signer and `auth` gets a pool of `cfg.presign_pool` precomputed nonces (none for 0).
     pub fn new(
         cfg: RouterConfig,
         tokens: Vec<ExecToken>,
@@ -322,6 +323,7 @@ impl Executor {
             cfg.twap_window_secs,
             cfg.max_pool_age_blocks,
         );
+        let presign = cfg.presign_pool;
         Self {
             cfg,
             tokens,
@@ -333,8 +335,8 @@ impl Executor {
             gas_seen: vec![Vec::new(); n],
             traded: Vec::new(),
             venues,
-            signers: signers.into_iter().map(|s| (s.address(), s)).collect(),
-            auth,
+            signers: signers.into_iter().map(|s| (s.address(), s.with_presign_pool(presign))).collect(),
+            auth: auth.with_presign_pool(presign),
             nonces: NonceTracker::default(),
             chain_nonce: HashMap::new(),
             allowances: HashMap::new(),
@@ -353,6 +355,12 @@ impl Executor {
     /// Counters.
     pub fn stats(&self) -> &ExecStats {
         &self.stats
+    }
+
+    /// Presign pool counters of each key that has a pool: the accounts', then the reputation key's.
+    pub fn presign_stats(&self) -> Vec<(Address, crate::presign::PresignStats)> {
+        let keys = self.signers.values().chain(std::iter::once(&self.auth));
+        keys.filter_map(|s| Some((s.address(), s.presign_stats()?))).collect()
     }
 
     /// The fills planned and submitted so far (the last [`MAX_REPORT_RECORDS`]).

@@ -103,7 +103,7 @@ impl Executor {
                 continue;
             }
             let account = self.inflight[i].account;
-            let signer = self.signers.get(&account).ok_or(ExecError::NoSigner(account))?;
+            let signer = self.signers.get_mut(&account).ok_or(ExecError::NoSigner(account))?;
             let mut resigned = Vec::with_capacity(self.inflight[i].txs.len());
             for t in &self.inflight[i].txs {
                 let call = decode_call(t)?;
@@ -122,7 +122,7 @@ impl Executor {
         self.request_id += 1;
         let uuid = self.inflight[members[0]].uuid.clone();
         let opts = BundleOptions { replacement_uuid: Some(uuid), ..Default::default() };
-        Ok(build_send_bundle(&txs, target, &opts, &self.auth, self.request_id)?)
+        Ok(build_send_bundle(&txs, target, &opts, &mut self.auth, self.request_id)?)
     }
 
     /// Receipts of a landed bundle: report the outcome.

@@ -34,6 +34,7 @@ pub(super) fn executor_for(n: usize) -> (Executor, Vec<Address>) {
         defer_on_pending_volume: None,
         limits: Default::default(),
         netting: true,
+        presign_pool: crate::config::DEFAULT_PRESIGN_POOL,
     };
     let tokens = vec![
         ExecToken { symbol: "USDC".into(), address: USDC, decimals: 6 },
