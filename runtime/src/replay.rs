@@ -1055,7 +1055,7 @@ mod tests {
         c
     }
 
-    fn swap(signer: &Signer, nonce: u64, amount_in: u64, min_out: U256) -> TxRecord {
+    fn swap(signer: &mut Signer, nonce: u64, amount_in: u64, min_out: U256) -> TxRecord {
         let input = IUniswapV2Router02::swapExactTokensForTokensCall {
             amountIn: U256::from(amount_in),
             amountOutMin: min_out,
@@ -1073,7 +1073,7 @@ mod tests {
 
     #[test]
     fn a_swap_that_meets_its_minimum_moves_the_balances_exactly_and_one_below_is_refused_whole() {
-        let signer = Signer::dev(1).unwrap();
+        let mut signer = Signer::dev(1).unwrap();
         let me = signer.address();
         let exact = keel_amm::v2::get_amount_out(
             U256::from(1_000u64),
@@ -1087,14 +1087,14 @@ mod tests {
         let mut c = chain(me);
         let mut state = c.pools.clone();
         let err =
-            c.run_bundle(&[swap(&signer, 0, 1_000, exact + U256::from(1u8))], 1, &mut state).unwrap_err();
+            c.run_bundle(&[swap(&mut signer, 0, 1_000, exact + U256::from(1u8))], 1, &mut state).unwrap_err();
         assert_eq!(err, "output below amountOutMin");
         assert_eq!(c.nonces[&me], 0);
         assert_eq!(c.balances[&(me, A)], U256::from(10_000u64));
         assert_eq!(state, c.pools);
 
         // At the minimum: included; balances move by the exact V2 amounts, the nonce by one.
-        let tx = swap(&signer, 0, 1_000, exact);
+        let tx = swap(&mut signer, 0, 1_000, exact);
         c.run_bundle(std::slice::from_ref(&tx), 1, &mut state).unwrap();
         assert_eq!(c.balances[&(me, A)], U256::from(9_000u64));
         assert_eq!(c.balances[&(me, B)], exact);
@@ -1111,13 +1111,13 @@ mod tests {
 
     #[test]
     fn a_bundle_is_built_into_its_block_only_if_it_arrived_by_the_cutoff() {
-        let signer = Signer::dev(1).unwrap();
+        let mut signer = Signer::dev(1).unwrap();
         let me = signer.address();
         let mut stats = ReplayStats::default();
         let mut c = chain(me);
         c.build_to(1, None, 0, &mut stats);
-        let on_time = swap(&signer, 0, 1_000, U256::from(1u8));
-        let late = swap(&signer, 1, 1_000, U256::from(1u8));
+        let on_time = swap(&mut signer, 0, 1_000, U256::from(1u8));
+        let late = swap(&mut signer, 1, 1_000, U256::from(1u8));
         for (i, (tx, arrival)) in [(&on_time, 900u64), (&late, 1_100)].into_iter().enumerate() {
             let hash = B256::repeat_byte(i as u8 + 1);
             c.signed.insert(hash, (i as u64, vec![tx.clone()]));
