@@ -101,7 +101,7 @@ pub async fn recover(
     let provider = ProviderBuilder::new().connect_http(url);
     let handle = journal.handle();
     for rebalance in &open {
-        let facts = chain_facts(&provider, rebalance).await?;
+        let facts = chain_facts_retried(&provider, rebalance).await?;
         let (resolution, detail) = reconcile(rebalance, &facts);
         tracing::warn!(
             intent = rebalance.intent,
@@ -134,6 +134,30 @@ pub async fn recover(
 
 /// Head first, then the nonce, then receipts: a landing between two reads then shows in the later
 /// ones, so a rebalance is never judged expired or free while it has in fact landed.
+/// Attempts at reading a rebalance's chain facts before recovery gives up (a node restarting with
+/// Keel, or briefly overloaded, is waited for).
+pub const CHAIN_READ_ATTEMPTS: u32 = 10;
+/// Pause between two attempts.
+pub const CHAIN_READ_RETRY: Duration = Duration::from_millis(500);
+
+/// [`chain_facts`], retried on node errors ([`CHAIN_READ_ATTEMPTS`] × [`CHAIN_READ_RETRY`]).
+async fn chain_facts_retried(
+    provider: &impl Provider,
+    rebalance: &OpenRebalance,
+) -> Result<ChainFacts, RecoveryError> {
+    let mut attempt = 1;
+    loop {
+        match chain_facts(provider, rebalance).await {
+            Err(RecoveryError::Chain(e)) if attempt < CHAIN_READ_ATTEMPTS => {
+                tracing::warn!(intent = rebalance.intent, attempt, error = %e, "recovery: node read failed; retrying");
+                attempt += 1;
+                tokio::time::sleep(CHAIN_READ_RETRY).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 async fn chain_facts(
     provider: &impl Provider,
     rebalance: &OpenRebalance,

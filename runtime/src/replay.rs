@@ -806,7 +806,11 @@ pub fn replay(
         Engine::new(spec.engine.clone(), &spec.tokens, &spec.portfolios, Box::new(Arc::clone(&clock)))
             .map_err(PipelineError::from)?;
     let table = InstrumentTable::new(engine.instrument_symbols().iter()).map_err(PipelineError::from)?;
-    let exec = build_executor(spec)?;
+    // Deterministic signatures (RFC 6979): presigned nonces are random, and two replays of one
+    // recording must write the same journal.
+    let mut deterministic = spec.clone();
+    deterministic.router.presign_pool = 0;
+    let exec = build_executor(&deterministic)?;
     let targets = poll_targets(spec, &engine)?;
     let mut info = Vec::with_capacity(spec.pools.len());
     let mut pools = Vec::with_capacity(spec.pools.len());
