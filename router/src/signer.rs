@@ -553,6 +553,12 @@ mod tests {
         );
         assert!(Signer::dev(7).unwrap().with_presign_pool(0).presign_stats().is_none());
         assert_eq!(Signer::dev(7).unwrap().with_presign_pool(4).presign_stats().unwrap().capacity, 4);
+        // A pool that cannot start leaves a working plain signer (the config check refuses this
+        // capacity before it gets here).
+        let mut plain = Signer::dev(7).unwrap().with_presign_pool(crate::presign::MAX_CAPACITY + 1);
+        assert!(plain.presign_stats().is_none());
+        let h = B256::repeat_byte(9);
+        assert_eq!(plain.sign_hash(&h).unwrap().recover_address_from_prehash(&h).unwrap(), plain.address());
         let err = Signer::dev(7).unwrap().with_presign(PresignConfig { capacity: 0 }).unwrap_err();
         assert!(matches!(err, PresignError::InvalidCapacity { capacity: 0, .. }), "{err}");
     }
