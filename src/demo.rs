@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use eyre::{Context, eyre};
 use keel_feeds::ws::BinanceFeedConfig;
 use keel_router::config::RelayConfig;
-use keel_runtime::pipeline::{DEFAULT_SAMPLE_EVERY, Pipeline};
+use keel_runtime::pipeline::{DEFAULT_SAMPLE_EVERY, Pipeline, PipelineSpec};
 use keel_sim::SimMarket;
 use tokio_util::sync::CancellationToken;
 
@@ -41,6 +41,23 @@ pub(crate) async fn run_async(
     duration: Duration,
     progress: bool,
 ) -> eyre::Result<RunReport> {
+    let (sim, cancel, spec) = start_market(&cfg, progress).await?;
+    let pipeline = Pipeline::start(spec, &tokio::runtime::Handle::current())?;
+    run_for(&pipeline, duration, progress).await;
+    let run = pipeline.shutdown().await;
+    let sim_stats = sim.stats();
+    let report = report::build(&cfg, run, Some(sim_stats));
+    sim.shutdown().await;
+    cancel.cancel();
+    Ok(report)
+}
+
+/// Starts the simulated market of `cfg`'s `[sim]` and the pipeline spec pointed at it (exchange
+/// websocket, node, relay): the set-up `keel demo` and `keel record` share.
+pub(crate) async fn start_market(
+    cfg: &KeelConfig,
+    progress: bool,
+) -> eyre::Result<(SimMarket, CancellationToken, PipelineSpec)> {
     let sim_cfg = cfg.sim.clone().ok_or_else(|| eyre!("sim: missing"))?;
     let cancel = CancellationToken::new();
     let sim =
@@ -55,7 +72,7 @@ pub(crate) async fn run_async(
             sim.relay_url()
         );
     }
-    let mut spec = crate::live::spec_from_config(&cfg)?;
+    let mut spec = crate::live::spec_from_config(cfg)?;
     spec.binance = BinanceFeedConfig::new(sim.ws_url(), cfg.feed_symbols());
     spec.rpc_url = sim.rpc_url();
     spec.relays = vec![RelayConfig {
@@ -66,14 +83,7 @@ pub(crate) async fn run_async(
     }];
     spec.poll_ms = cfg.chain.as_ref().map(|c| c.poll_ms).unwrap_or(50);
     spec.sample_every = DEFAULT_SAMPLE_EVERY;
-    let pipeline = Pipeline::start(spec, &tokio::runtime::Handle::current())?;
-    run_for(&pipeline, duration, progress).await;
-    let run = pipeline.shutdown().await;
-    let sim_stats = sim.stats();
-    let report = report::build(&cfg, run, Some(sim_stats));
-    sim.shutdown().await;
-    cancel.cancel();
-    Ok(report)
+    Ok((sim, cancel, spec))
 }
 
 /// Waits `duration` (or Ctrl-C), printing a progress line every second.

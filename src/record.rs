@@ -6,13 +6,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use eyre::{Context, eyre};
-use keel_feeds::ws::BinanceFeedConfig;
-use keel_router::config::RelayConfig;
-use keel_runtime::pipeline::{DEFAULT_SAMPLE_EVERY, Pipeline};
+use eyre::eyre;
+use keel_runtime::pipeline::Pipeline;
 use keel_runtime::record::RecordingReport;
-use keel_sim::SimMarket;
-use tokio_util::sync::CancellationToken;
 
 use crate::config::{KeelConfig, Purpose, RecordConfig};
 use crate::report;
@@ -84,29 +80,7 @@ async fn record_demo(
     cfg: KeelConfig,
     duration: Duration,
 ) -> eyre::Result<(report::RunReport, Option<RecordingReport>)> {
-    let sim_cfg = cfg.sim.clone().ok_or_else(|| eyre!("sim: missing"))?;
-    let cancel = CancellationToken::new();
-    let sim =
-        SimMarket::start(sim_cfg, cfg.tokens.clone(), cfg.dexes.clone(), cfg.pools.clone(), cancel.clone())
-            .await
-            .wrap_err("starting the simulated market")?;
-    eprintln!(
-        "simulated market: exchange {}  node {}  relay {}",
-        sim.ws_url(),
-        sim.rpc_url(),
-        sim.relay_url()
-    );
-    let mut spec = crate::live::spec_from_config(&cfg)?;
-    spec.binance = BinanceFeedConfig::new(sim.ws_url(), cfg.feed_symbols());
-    spec.rpc_url = sim.rpc_url();
-    spec.relays = vec![RelayConfig {
-        name: "sim-relay".into(),
-        url: sim.relay_url(),
-        timeout_ms: 2_000,
-        fast_path: true,
-    }];
-    spec.poll_ms = cfg.chain.as_ref().map(|c| c.poll_ms).unwrap_or(50);
-    spec.sample_every = DEFAULT_SAMPLE_EVERY;
+    let (sim, cancel, spec) = crate::demo::start_market(&cfg, true).await?;
     let pipeline = Pipeline::launch(spec, &tokio::runtime::Handle::current()).await?;
     run_for(&pipeline, duration).await;
     let mut run = pipeline.shutdown().await;

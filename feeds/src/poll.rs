@@ -135,11 +135,12 @@ pub async fn run_chain_poller<R: From<ChainUpdate> + Send + Sync>(
                 }
                 publish_router(ChainUpdate::Head(head));
                 for ev in std::iter::once(Event::Block(head)).chain(block.engine) {
-                    if let Some(r) = recorder {
-                        r.engine_event(SOURCE_POLLER, recv_ns, &ev);
-                    }
+                    // Recorded once queued, so the recording's order is the engine's.
                     if engine_queue.try_push(ev).is_err() {
                         stats.dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if let Some(r) = recorder {
+                        r.engine_event(SOURCE_POLLER, recv_ns, &ev);
                     }
                 }
                 stats.blocks.fetch_add(1, Ordering::Relaxed);

@@ -404,13 +404,20 @@ impl FrameSink {
         }
     }
 
-    /// The hot path of the task: decode, map, push, count.
+    /// The hot path of the task: decode, map, push, count; then, with a recorder, the frame's bytes
+    /// are recorded (once its event is queued, so the recording's order is the engine's).
     #[inline]
     fn frame(&mut self, bytes: &[u8], recv_ns: Nanos) {
-        self.stats.inc(Counter::Frames);
+        self.process(bytes, recv_ns);
         if let Some(r) = &self.recorder {
             r.exchange_frame(recv_ns, bytes);
         }
+    }
+
+    /// Decode, map, push, count.
+    #[inline]
+    fn process(&mut self, bytes: &[u8], recv_ns: Nanos) {
+        self.stats.inc(Counter::Frames);
         let decoded = match decode(bytes) {
             Ok(d) => d,
             Err(error) => {

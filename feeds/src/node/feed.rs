@@ -265,11 +265,12 @@ async fn run_session<R: From<ChainUpdate>>(
                     base_fee: u128::from(h.base_fee_per_gas.unwrap_or(0)),
                     recv_ns,
                 };
-                if let Some(r) = &out.recorder {
-                    r.engine_event(SOURCE_NODE_FEED, recv_ns, &Event::Block(header));
-                }
+                // Recorded once queued, so the recording's order is the engine's.
                 if out.events.try_push(Event::Block(header)).is_err() {
                     stats.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+                if let Some(r) = &out.recorder {
+                    r.engine_event(SOURCE_NODE_FEED, recv_ns, &Event::Block(header));
                 }
                 if h.number > last_head + 1 {
                     tracing::warn!(from = last_head, to = h.number, "head skipped blocks; resyncing");
@@ -295,11 +296,12 @@ async fn run_session<R: From<ChainUpdate>>(
                             .await
                             .map_err(|e| NodeError::rpc("balanceOf", e))?;
                     let ev = Event::Balance(Balance { portfolio: w.portfolio, token: w.token, amount, block: h.number });
-                    if let Some(r) = &out.recorder {
-                        r.engine_event(SOURCE_NODE_FEED, mono_now_ns(), &ev);
-                    }
+                    let recv_ns = mono_now_ns();
                     if out.events.try_push(ev).is_err() {
                         stats.dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if let Some(r) = &out.recorder {
+                        r.engine_event(SOURCE_NODE_FEED, recv_ns, &ev);
                     }
                 }
             }
