@@ -16,12 +16,12 @@ use alloy::primitives::B256;
 use alloy::providers::{Provider, ProviderBuilder};
 use hdrhistogram::Histogram;
 use keel_engine::clock::mono_now_ns;
-use keel_engine::event::{Event, Outcome};
+use keel_engine::event::{Event, Outcome, OutcomeStatus};
 use keel_engine::intent::RebalanceIntent;
 use keel_engine::queue::{Queue, WaitPolicy};
 use parking_lot::Mutex;
 
-use crate::exec::{Action, Executor, ReceiptInfo};
+use crate::exec::{Action, Executor, InclusionStats, ReceiptInfo};
 use keel_engine::chain::ChainUpdate;
 
 use crate::fastpost::{FastPostError, FastPoster, ReplySink};
@@ -116,6 +116,8 @@ pub struct StageObserver {
     pub journal_held: AtomicU64,
     /// The oracle guard's refusals by pool and reason, republished after each refusal.
     pub oracle_guard: Mutex<GuardCounts>,
+    /// Inclusion statistics of landed rebalances, republished after each landing.
+    pub inclusion: Mutex<InclusionStats>,
 }
 
 impl StageObserver {
@@ -136,6 +138,7 @@ impl StageObserver {
             submit_stamps: Mutex::new(Vec::new()),
             journal_held: AtomicU64::new(0),
             oracle_guard: Mutex::new(GuardCounts::default()),
+            inclusion: Mutex::new(InclusionStats::default()),
         }
     }
 }
@@ -372,6 +375,10 @@ pub fn run_router_stage(
                     });
                 }
                 Action::Outcome(o) => {
+                    if matches!(o.status, OutcomeStatus::Landed { .. }) {
+                        // A lock and a copy only after a landing (nothing is sent after it).
+                        observer.inclusion.lock().clone_from(exec.inclusion());
+                    }
                     observer.outcomes.lock().push((mono_now_ns(), o));
                     if engine.try_push(Event::Outcome(o)).is_err() {
                         observer.outcomes_dropped.fetch_add(1, Ordering::Relaxed);

@@ -108,7 +108,7 @@ pub async fn serve_control(
         .route(
             "/metrics",
             axum::routing::get(|State(m): State<Arc<crate::metrics::MetricsSources>>| async move {
-                ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], m.render())
+                ([(axum::http::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], m.render())
             }),
         )
         .with_state(Arc::new(metrics));

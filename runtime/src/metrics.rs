@@ -1,23 +1,44 @@
-//! Prometheus text exposition of a running pipeline: engine events, triggers and suppressions,
-//! queue depths and drops, feed health, relay submissions per relay, landing rate, tick-to-wire
-//! latency, the kill switch, and the oracle guard's refusals by pool and reason. Served at
-//! `GET /metrics` on the control endpoint (127.0.0.1).
+//! Prometheus exposition of a running pipeline: engine events, triggers and suppressions, queue
+//! depths and drops, feed health, relay submissions per relay, landing rate, tick-to-wire and relay
+//! round-trip histograms, time to inclusion, the kill switch, and the oracle guard's refusals by pool
+//! and reason. Served at `GET /metrics` on the control endpoint (127.0.0.1), in the OpenMetrics text
+//! format, encoded by the `prometheus-client` crate (label values escaped by it).
 //!
-//! Everything is read from counters and snapshots the stages already keep; rendering takes the
-//! few locks off the hot path (the engine publishes its snapshot every sample interval).
+//! Everything is read at scrape time from counters and snapshots the stages already keep (a
+//! [`Collector`]); rendering takes the few locks off the hot path (the engine publishes its snapshot
+//! every sample interval). Histograms keep fixed buckets; the tick-to-wire and relay round-trip
+//! ones are read off the stage's HDR histograms (3 significant digits), so their `_sum` is the
+//! HDR mean × count.
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use hdrhistogram::Histogram;
 use keel_engine::event::Event;
 use keel_engine::queue::Queue;
 use keel_feeds::stats::FeedStats;
+use keel_router::exec::FixedHistogram;
 use keel_router::stage::{RouterInput, StageObserver};
 use parking_lot::Mutex;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeGaugeValue, EncodeMetric, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
 
 use crate::pipeline::Snapshot;
 use crate::safety::KillSwitch;
+
+/// The `Content-Type` of [`MetricsSources::render`]'s text.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Upper bounds (seconds) of the tick-to-wire histogram's buckets.
+pub const TICK_TO_WIRE_BOUNDS: &[f64] =
+    &[5e-6, 10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 100e-3, 1.0];
+/// Upper bounds (seconds) of the relay round-trip histogram's buckets.
+pub const RELAY_RTT_BOUNDS: &[f64] =
+    &[100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1.0, 5.0];
 
 /// Where the metrics come from.
 #[derive(Debug, Clone)]
@@ -40,237 +61,393 @@ pub struct MetricsSources {
     pub recorder: Option<Arc<keel_recording::Recorder>>,
 }
 
-fn metric(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(&str, f64)]) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-    for (labels, v) in samples {
-        if labels.is_empty() {
-            let _ = writeln!(out, "{name} {v}");
-        } else {
-            let _ = writeln!(out, "{name}{{{labels}}} {v}");
-        }
+type Fmt = Result<(), std::fmt::Error>;
+
+/// One counter series per label set. `name` without the `_total` suffix (the encoder adds it).
+fn counters(
+    enc: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    series: &[(&[(&str, &str)], u64)],
+) -> Fmt {
+    let mut family = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
+    if let [(labels, value)] = series
+        && labels.is_empty()
+    {
+        return ConstCounter::new(*value).encode(family);
     }
+    for (labels, value) in series {
+        ConstCounter::new(*value).encode(family.encode_family(labels)?)?;
+    }
+    Ok(())
+}
+
+/// One unlabelled counter.
+fn counter(enc: &mut DescriptorEncoder<'_>, name: &str, help: &str, value: u64) -> Fmt {
+    counters(enc, name, help, &[(&[], value)])
+}
+
+/// One gauge series per label set.
+fn gauges<N: EncodeGaugeValue + Copy>(
+    enc: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    series: &[(&[(&str, &str)], N)],
+) -> Fmt {
+    let mut family = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    if let [(labels, value)] = series
+        && labels.is_empty()
+    {
+        return ConstGauge::new(*value).encode(family);
+    }
+    for (labels, value) in series {
+        ConstGauge::new(*value).encode(family.encode_family(labels)?)?;
+    }
+    Ok(())
+}
+
+/// A fixed-bucket histogram.
+fn fixed_histogram(enc: &mut DescriptorEncoder<'_>, name: &str, help: &str, h: &FixedHistogram) -> Fmt {
+    let buckets: Vec<(f64, u64)> = h.buckets().collect();
+    let mut m = enc.encode_descriptor(name, help, None, MetricType::Histogram)?;
+    m.encode_histogram::<NoLabelSet>(h.sum(), h.count(), &buckets, None)
+}
+
+/// An HDR histogram of nanoseconds as a Prometheus histogram of seconds over `bounds`.
+fn hdr_histogram(
+    enc: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    h: &Histogram<u64>,
+    bounds: &[f64],
+) -> Fmt {
+    let buckets = hdr_buckets(h, bounds);
+    let sum = if h.is_empty() { 0.0 } else { h.mean() * h.len() as f64 / 1e9 };
+    let mut m = enc.encode_descriptor(name, help, None, MetricType::Histogram)?;
+    m.encode_histogram::<NoLabelSet>(sum, h.len(), &buckets, None)
+}
+
+/// Per-bucket counts (not cumulative) of an HDR histogram of nanoseconds over `bounds` in seconds,
+/// plus the `+Inf` bucket. A value falls in the first bucket whose bound holds it, as HDR's
+/// equivalent-value ranges place it.
+fn hdr_buckets(h: &Histogram<u64>, bounds: &[f64]) -> Vec<(f64, u64)> {
+    let mut out = Vec::with_capacity(bounds.len() + 1);
+    let mut below = 0u64;
+    for &b in bounds {
+        let ns = (b * 1e9) as u64;
+        let upto = if h.is_empty() { 0 } else { h.count_between(0, ns) };
+        out.push((b, upto.saturating_sub(below)));
+        below = upto.max(below);
+    }
+    out.push((f64::INFINITY, h.len().saturating_sub(below)));
+    out
 }
 
 impl MetricsSources {
-    /// The exposition text.
+    /// The exposition text (OpenMetrics, ending in `# EOF`).
     pub fn render(&self) -> String {
-        let snap = self.snapshot.lock().clone();
-        let e = &snap.engine;
-        let mut out = String::with_capacity(4096);
-        let ev = &e.events;
-        metric(
-            &mut out,
-            "keel_events_total",
-            "counter",
-            "Events processed by the engine, by kind.",
-            &[
-                ("kind=\"quote\"", ev.quotes as f64),
-                ("kind=\"trade\"", ev.trades as f64),
-                ("kind=\"block\"", ev.blocks as f64),
-                ("kind=\"balance\"", ev.balances as f64),
-                ("kind=\"outcome\"", ev.outcomes as f64),
-                ("kind=\"timer\"", ev.timers as f64),
-            ],
-        );
-        metric(
-            &mut out,
-            "keel_triggers_total",
-            "counter",
-            "Triggers fired, by kind.",
-            &[
-                ("kind=\"drift\"", e.triggers.drift as f64),
-                ("kind=\"volatility\"", e.triggers.volatility as f64),
-                ("kind=\"temporal\"", e.triggers.temporal as f64),
-            ],
-        );
-        let s = &e.suppressed;
-        metric(
-            &mut out,
-            "keel_suppressed_total",
-            "counter",
-            "Trigger evaluations suppressed, by reason.",
-            &[
-                ("reason=\"in_flight\"", s.in_flight as f64),
-                ("reason=\"awaiting_balances\"", s.awaiting_balances as f64),
-                ("reason=\"cooldown\"", s.cooldown as f64),
-                ("reason=\"stale_price\"", s.stale_price as f64),
-                ("reason=\"missing_price\"", s.missing_price as f64),
-                ("reason=\"holdings_unknown\"", s.holdings_unknown as f64),
-            ],
-        );
-        metric(
-            &mut out,
-            "keel_intents_total",
-            "counter",
-            "Rebalances decided.",
-            &[("", e.intents_emitted as f64)],
-        );
-        let o = &e.outcomes;
-        metric(
-            &mut out,
-            "keel_outcomes_total",
-            "counter",
-            "Rebalance outcomes, by status.",
-            &[
-                ("status=\"landed\"", o.landed as f64),
-                ("status=\"expired\"", o.expired as f64),
-                ("status=\"rejected\"", o.rejected as f64),
-            ],
-        );
-        let settled = o.landed + o.expired;
-        let rate = if settled > 0 { o.landed as f64 / settled as f64 } else { 0.0 };
-        metric(
-            &mut out,
-            "keel_landing_rate",
-            "gauge",
-            "Landed / (landed + expired) rebalances.",
-            &[("", rate)],
-        );
-        let (q, r) = (self.events.stats(), self.router_in.stats());
-        metric(
-            &mut out,
-            "keel_queue_depth",
-            "gauge",
-            "Values waiting in a queue.",
-            &[
-                ("queue=\"events\"", self.events.len() as f64),
-                ("queue=\"router\"", self.router_in.len() as f64),
-            ],
-        );
-        metric(
-            &mut out,
-            "keel_queue_dropped_total",
-            "counter",
-            "Values refused by a full queue.",
-            &[("queue=\"events\"", q.dropped as f64), ("queue=\"router\"", r.dropped as f64)],
-        );
-        let f = self.feed.snapshot();
-        metric(
-            &mut out,
-            "keel_feed_frames_total",
-            "counter",
-            "Exchange frames read.",
-            &[("", f.frames as f64)],
-        );
-        metric(
-            &mut out,
-            "keel_feed_malformed_total",
-            "counter",
-            "Malformed frames skipped.",
-            &[("", f.malformed as f64)],
-        );
-        metric(
-            &mut out,
-            "keel_feed_reconnects_total",
-            "counter",
-            "Exchange feed reconnects.",
-            &[("", f.reconnects as f64)],
-        );
-        let relays = self.observer.relays.lock().clone();
-        let lines: Vec<(String, f64)> = relays
-            .iter()
-            .flat_map(|c| {
-                [
-                    (format!("relay=\"{}\",result=\"accepted\"", c.name), c.accepted as f64),
-                    (format!("relay=\"{}\",result=\"failed\"", c.name), c.failed as f64),
-                ]
-            })
-            .collect();
-        let refs: Vec<(&str, f64)> = lines.iter().map(|(l, v)| (l.as_str(), *v)).collect();
-        metric(
-            &mut out,
-            "keel_relay_requests_total",
-            "counter",
-            "Bundle submissions per relay and result.",
-            &refs,
-        );
-        let h = self.observer.tick_to_wire.lock().clone();
-        let q = |p: f64| if h.is_empty() { 0.0 } else { h.value_at_quantile(p) as f64 / 1e9 };
-        metric(
-            &mut out,
-            "keel_tick_to_wire_seconds",
-            "summary",
-            "Event receive to signed bundle request.",
-            &[("quantile=\"0.5\"", q(0.5)), ("quantile=\"0.99\"", q(0.99))],
-        );
-        let _ = writeln!(out, "keel_tick_to_wire_seconds_count {}", h.len());
-        let k = self.kill.status();
-        metric(
-            &mut out,
-            "keel_kill_switch_engaged",
-            "gauge",
-            "1 while new rebalances are stopped.",
-            &[("", if k.halted { 1.0 } else { 0.0 })],
-        );
-        metric(
-            &mut out,
-            "keel_kill_switch_blocked_total",
-            "counter",
-            "Rebalances the kill switch stopped.",
-            &[("", k.blocked as f64)],
-        );
-        metric(
-            &mut out,
-            "keel_control_unauthorized_total",
-            "counter",
-            "Control requests refused for a missing or wrong bearer token.",
-            &[("", self.control.unauthorized.load(std::sync::atomic::Ordering::Relaxed) as f64)],
-        );
-        let guard = self.observer.oracle_guard.lock().clone();
-        let lines: Vec<(String, f64)> = guard
-            .iter()
-            .map(|(pool, reason, n)| (format!("pool=\"{pool}\",reason=\"{reason}\""), n as f64))
-            .collect();
-        let refs: Vec<(&str, f64)> = lines.iter().map(|(l, v)| (l.as_str(), *v)).collect();
-        metric(
-            &mut out,
-            "keel_oracle_guard_blocked_total",
-            "counter",
-            "Rebalances the oracle guard refused, by pool and reason (stale_pool, spot_vs_reference, twap_vs_reference, spot_vs_twap).",
-            &refs,
-        );
-        metric(
-            &mut out,
-            "keel_dry_run_bundles_total",
-            "counter",
-            "Bundles built but not posted (dry run).",
-            &[("", self.observer.dry_run_bundles.load(Ordering::Relaxed) as f64)],
-        );
-        metric(
-            &mut out,
-            "keel_journal_held_bundles_total",
-            "counter",
-            "Bundles held back because their journal record could not be committed (must stay 0).",
-            &[("", self.observer.journal_held.load(Ordering::Relaxed) as f64)],
-        );
-        if let Some(r) = &self.recorder {
-            let st = r.stats();
-            metric(
-                &mut out,
-                "keel_record_records_total",
-                "counter",
-                "Inputs written to the recording.",
-                &[("", st.records as f64)],
-            );
-            metric(
-                &mut out,
-                "keel_record_dropped_total",
-                "counter",
-                "Inputs the recording dropped (its queue full, or larger than a slot); the run is unaffected.",
-                &[
-                    ("reason=\"full\"", st.dropped_full as f64),
-                    ("reason=\"oversize\"", st.dropped_oversize as f64),
-                ],
-            );
-            metric(
-                &mut out,
-                "keel_record_queued",
-                "gauge",
-                "Inputs waiting for the recording's writer.",
-                &[("", st.queued as f64)],
-            );
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(self.clone()));
+        let mut out = String::with_capacity(8192);
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &registry) {
+            tracing::error!(error = %e, "metrics could not be encoded");
         }
         out
+    }
+}
+
+impl Collector for MetricsSources {
+    fn encode(&self, mut enc: DescriptorEncoder<'_>) -> Fmt {
+        let enc = &mut enc;
+        let snap = self.snapshot.lock().clone();
+        let e = &snap.engine;
+        let ev = &e.events;
+        counters(
+            enc,
+            "keel_events",
+            "Events processed by the engine, by kind.",
+            &[
+                (&[("kind", "quote")], ev.quotes),
+                (&[("kind", "trade")], ev.trades),
+                (&[("kind", "block")], ev.blocks),
+                (&[("kind", "balance")], ev.balances),
+                (&[("kind", "outcome")], ev.outcomes),
+                (&[("kind", "timer")], ev.timers),
+            ],
+        )?;
+        counters(
+            enc,
+            "keel_triggers",
+            "Triggers fired, by kind.",
+            &[
+                (&[("kind", "drift")], e.triggers.drift),
+                (&[("kind", "volatility")], e.triggers.volatility),
+                (&[("kind", "temporal")], e.triggers.temporal),
+            ],
+        )?;
+        let s = &e.suppressed;
+        counters(
+            enc,
+            "keel_suppressed",
+            "Trigger evaluations suppressed, by reason.",
+            &[
+                (&[("reason", "in_flight")], s.in_flight),
+                (&[("reason", "awaiting_balances")], s.awaiting_balances),
+                (&[("reason", "cooldown")], s.cooldown),
+                (&[("reason", "stale_price")], s.stale_price),
+                (&[("reason", "missing_price")], s.missing_price),
+                (&[("reason", "holdings_unknown")], s.holdings_unknown),
+            ],
+        )?;
+        counter(enc, "keel_intents", "Rebalances decided.", e.intents_emitted)?;
+        let o = &e.outcomes;
+        counters(
+            enc,
+            "keel_outcomes",
+            "Rebalance outcomes, by status.",
+            &[
+                (&[("status", "landed")], o.landed),
+                (&[("status", "expired")], o.expired),
+                (&[("status", "rejected")], o.rejected),
+            ],
+        )?;
+        let settled = o.landed + o.expired;
+        let rate = if settled > 0 { o.landed as f64 / settled as f64 } else { 0.0 };
+        gauges(enc, "keel_landing_rate", "Landed / (landed + expired) rebalances.", &[(&[], rate)])?;
+        let (q, r) = (self.events.stats(), self.router_in.stats());
+        gauges(
+            enc,
+            "keel_queue_depth",
+            "Values waiting in a queue.",
+            &[
+                (&[("queue", "events")], self.events.len() as u64),
+                (&[("queue", "router")], self.router_in.len() as u64),
+            ],
+        )?;
+        counters(
+            enc,
+            "keel_queue_dropped",
+            "Values refused by a full queue.",
+            &[(&[("queue", "events")], q.dropped), (&[("queue", "router")], r.dropped)],
+        )?;
+        let f = self.feed.snapshot();
+        counter(enc, "keel_feed_frames", "Exchange frames read.", f.frames)?;
+        counter(enc, "keel_feed_malformed", "Malformed frames skipped.", f.malformed)?;
+        counter(enc, "keel_feed_reconnects", "Exchange feed reconnects.", f.reconnects)?;
+        let relays = self.observer.relays.lock().clone();
+        let mut family = enc.encode_descriptor(
+            "keel_relay_requests",
+            "Bundle submissions per relay and result.",
+            None,
+            MetricType::Counter,
+        )?;
+        for c in &relays {
+            for (result, n) in [("accepted", c.accepted), ("failed", c.failed)] {
+                let labels = [("relay", c.name.as_str()), ("result", result)];
+                ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        let tick_to_wire = self.observer.tick_to_wire.lock().clone();
+        hdr_histogram(
+            enc,
+            "keel_tick_to_wire_seconds",
+            "Event receive to signed bundle request handed to the relay client.",
+            &tick_to_wire,
+            TICK_TO_WIRE_BOUNDS,
+        )?;
+        let rtt = self.observer.relay_rtt.lock().clone();
+        hdr_histogram(enc, "keel_relay_rtt_seconds", "Relay request round trip.", &rtt, RELAY_RTT_BOUNDS)?;
+        let inclusion = self.observer.inclusion.lock().clone();
+        fixed_histogram(
+            enc,
+            "keel_inclusion_blocks",
+            "Blocks from a landed rebalance's first target block to its landing block (1 = first try).",
+            &inclusion.blocks,
+        )?;
+        fixed_histogram(
+            enc,
+            "keel_inclusion_seconds",
+            "Seconds from a landed rebalance's first send to the head that showed it landed.",
+            &inclusion.seconds,
+        )?;
+        fixed_histogram(
+            enc,
+            "keel_inclusion_versions",
+            "Signed versions sent of a landed rebalance (fee re-signs and batch re-plans add one).",
+            &inclusion.versions,
+        )?;
+        let k = self.kill.status();
+        gauges(
+            enc,
+            "keel_kill_switch_engaged",
+            "1 while new rebalances are stopped.",
+            &[(&[], i64::from(k.halted))],
+        )?;
+        counter(enc, "keel_kill_switch_blocked", "Rebalances the kill switch stopped.", k.blocked)?;
+        counter(
+            enc,
+            "keel_control_unauthorized",
+            "Control requests refused for a missing or wrong bearer token.",
+            self.control.unauthorized.load(Ordering::Relaxed),
+        )?;
+        let guard = self.observer.oracle_guard.lock().clone();
+        let mut family = enc.encode_descriptor(
+            "keel_oracle_guard_blocked",
+            "Rebalances the oracle guard refused, by pool and reason (stale_pool, spot_vs_reference, twap_vs_reference, spot_vs_twap).",
+            None,
+            MetricType::Counter,
+        )?;
+        for (pool, reason, n) in guard.iter() {
+            let labels = [("pool", pool), ("reason", reason)];
+            ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
+        }
+        counter(
+            enc,
+            "keel_dry_run_bundles",
+            "Bundles built but not posted (dry run).",
+            self.observer.dry_run_bundles.load(Ordering::Relaxed),
+        )?;
+        counter(
+            enc,
+            "keel_journal_held_bundles",
+            "Bundles held back because their journal record could not be committed (must stay 0).",
+            self.observer.journal_held.load(Ordering::Relaxed),
+        )?;
+        if let Some(r) = &self.recorder {
+            let st = r.stats();
+            counter(enc, "keel_record_records", "Inputs written to the recording.", st.records)?;
+            counters(
+                enc,
+                "keel_record_dropped",
+                "Inputs the recording dropped (its queue full, or larger than a slot); the run is unaffected.",
+                &[(&[("reason", "full")], st.dropped_full), (&[("reason", "oversize")], st.dropped_oversize)],
+            )?;
+            gauges(
+                enc,
+                "keel_record_queued",
+                "Inputs waiting for the recording's writer.",
+                &[(&[], st.queued)],
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(super) fn sources(relay: &str) -> MetricsSources {
+        let m = MetricsSources {
+            snapshot: Arc::new(Mutex::new(Snapshot::default())),
+            observer: Arc::new(StageObserver::new([relay.to_string()])),
+            feed: Arc::new(FeedStats::new()),
+            events: Arc::new(Queue::new(8)),
+            router_in: Arc::new(Queue::new(8)),
+            kill: Arc::new(KillSwitch::default()),
+            control: Arc::new(crate::control::ControlStats::default()),
+            recorder: None,
+        };
+        let oracle = keel_router::oracle::Oracle::new(vec!["pool-a".into()], 60, 10);
+        *m.observer.oracle_guard.lock() = oracle.counts().clone();
+        m
+    }
+
+    /// The value of the series line that starts with `prefix ` (exact series name and labels).
+    fn value(text: &str, series: &str) -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|r| r.strip_prefix(' ')))
+            .unwrap_or_else(|| panic!("no `{series}` in:\n{text}"))
+            .parse()
+            .unwrap()
+    }
+
+    #[test]
+    fn tick_to_wire_is_a_cumulative_histogram_in_seconds() {
+        let m = sources("relay");
+        for ns in [3_000u64, 20_000, 20_000, 400_000, 2_000_000_000] {
+            m.observer.tick_to_wire.lock().record(ns).unwrap();
+        }
+        let text = m.render();
+        assert!(text.contains("# TYPE keel_tick_to_wire_seconds histogram"), "{text}");
+        assert_eq!(value(&text, "keel_tick_to_wire_seconds_bucket{le=\"0.000005\"}"), 1.0, "{text}");
+        assert_eq!(value(&text, "keel_tick_to_wire_seconds_bucket{le=\"0.000025\"}"), 3.0, "{text}");
+        assert_eq!(value(&text, "keel_tick_to_wire_seconds_bucket{le=\"0.0005\"}"), 4.0, "{text}");
+        assert_eq!(value(&text, "keel_tick_to_wire_seconds_bucket{le=\"1.0\"}"), 4.0, "{text}");
+        assert_eq!(value(&text, "keel_tick_to_wire_seconds_bucket{le=\"+Inf\"}"), 5.0, "{text}");
+        assert_eq!(value(&text, "keel_tick_to_wire_seconds_count"), 5.0);
+        let sum = value(&text, "keel_tick_to_wire_seconds_sum");
+        assert!((sum - 2.000443).abs() < 0.002, "sum {sum}");
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+
+    #[test]
+    fn label_values_are_escaped_and_counters_end_in_total() {
+        let m = sources("odd \"relay\"\\name\n");
+        let text = m.render();
+        assert!(
+            text.contains(r#"keel_relay_requests_total{relay="odd \"relay\"\\name\n",result="accepted"} 0"#),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE keel_events counter"), "{text}");
+        assert_eq!(value(&text, "keel_events_total{kind=\"quote\"}"), 0.0);
+        assert!(text.contains("\nkeel_kill_switch_engaged 0\n"), "{text}");
+        m.kill.engage("test");
+        assert!(m.render().contains("\nkeel_kill_switch_engaged 1\n"));
+    }
+
+    #[test]
+    fn inclusion_histograms_are_exported() {
+        let m = sources("relay");
+        {
+            let mut inc = m.observer.inclusion.lock();
+            inc.blocks.observe(1.0);
+            inc.blocks.observe(3.0);
+            inc.seconds.observe(0.7);
+        }
+        let text = m.render();
+        assert_eq!(value(&text, "keel_inclusion_blocks_bucket{le=\"1.0\"}"), 1.0, "{text}");
+        assert_eq!(value(&text, "keel_inclusion_blocks_bucket{le=\"3.0\"}"), 2.0, "{text}");
+        assert_eq!(value(&text, "keel_inclusion_blocks_count"), 2.0);
+        assert_eq!(value(&text, "keel_inclusion_seconds_bucket{le=\"1.0\"}"), 1.0, "{text}");
+    }
+}
+
+#[cfg(test)]
+mod dashboard_tests {
+    use super::tests::sources;
+
+    /// The Grafana dashboard shipped in `docs/grafana/` queries only series that Keel exports.
+    #[test]
+    fn every_series_the_dashboard_queries_is_exported() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/grafana/keel-dashboard.json");
+        let text = std::fs::read_to_string(path).unwrap();
+        let dash: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let m = sources("relay");
+        let exported = m.render();
+        let mut names = Vec::new();
+        for panel in dash["panels"].as_array().unwrap() {
+            for target in panel["targets"].as_array().unwrap() {
+                let expr = target["expr"].as_str().unwrap();
+                let mut rest = expr;
+                while let Some(at) = rest.find("keel_") {
+                    let tail = &rest[at..];
+                    let end =
+                        tail.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(tail.len());
+                    names.push(tail[..end].to_string());
+                    rest = &tail[end..];
+                }
+            }
+        }
+        assert!(names.len() > 20, "{names:?}");
+        for name in names {
+            let line_starts = exported
+                .lines()
+                .any(|l| l.starts_with(&format!("{name} ")) || l.starts_with(&format!("{name}{{")));
+            assert!(
+                line_starts,
+                "the dashboard queries `{name}`, which /metrics does not export:\n{exported}"
+            );
+        }
     }
 }

@@ -115,7 +115,7 @@ async fn the_kill_switch_stops_new_rebalances_and_says_so() {
     // Prometheus metrics on the same endpoint.
     let metrics = http.get(format!("{control}/metrics")).send().await.unwrap().text().await.unwrap();
     for line in [
-        "# TYPE keel_events_total counter",
+        "# TYPE keel_events counter",
         "keel_intents_total ",
         "keel_kill_switch_engaged 0",
         "keel_control_unauthorized_total 6",

@@ -55,6 +55,9 @@ impl Executor {
             superseded: earlier.iter().filter(|h| !current.contains(h)).copied().collect(),
             same_shape: false,
             version: bundle.version,
+            first_sent_ns: 0,
+            first_target_block: 0,
+            landed_ns: 0,
             approvals: Vec::new(),
             swap_pool: Vec::new(),
         });

@@ -198,6 +198,9 @@ impl Executor {
                         superseded: Vec::new(),
                         same_shape: true,
                         version: 0,
+                        first_sent_ns: now_ns,
+                        first_target_block: target,
+                        landed_ns: 0,
                         approvals: plan.granted,
                         swap_pool: plan.swap_pool,
                     });

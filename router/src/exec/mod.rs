@@ -40,6 +40,7 @@ mod batch;
 mod batch_tests;
 mod calldata;
 mod gas;
+mod inclusion;
 mod intent;
 mod net;
 mod risk;
@@ -49,6 +50,9 @@ mod tests;
 
 pub use batch::{MAX_BATCH_MEMBERS, TRANSFER_GAS, TRANSFER_GAS_LIMIT};
 pub use gas::{GAS_LIMIT_MARGIN_PCT, GAS_OBSERVATIONS};
+pub use inclusion::{
+    FixedHistogram, INCLUSION_BLOCK_BOUNDS, INCLUSION_SECOND_BOUNDS, InclusionStats, VERSION_BOUNDS,
+};
 pub use intent::{MAX_PARKED, PARK_HEADS};
 use intent::{raw_price, scale_amount};
 pub use risk::RiskLimitKind;
@@ -185,6 +189,12 @@ struct Inflight {
     same_shape: bool,
     /// Signed versions so far minus one (0: the first signing).
     version: u32,
+    /// When it was first sent (0: adopted after a restart, unknown).
+    first_sent_ns: Nanos,
+    /// The first block it targeted (0: adopted after a restart, unknown).
+    first_target_block: u64,
+    /// When the head that showed its nonces move arrived (0: not yet).
+    landed_ns: Nanos,
     /// Allowances this bundle's approvals grant: recorded optimistically, rolled back if it never lands.
     approvals: Vec<(Address, Address, Address)>,
     /// For each transaction: the pool it swaps through when it is a single-pool swap (its receipt
@@ -302,6 +312,7 @@ pub struct Executor {
     fills: Vec<FillRecord>,
     /// Cost of each rebalance submitted (the last [`MAX_REPORT_RECORDS`]).
     intent_costs: Vec<IntentCost>,
+    inclusion: InclusionStats,
 }
 
 impl Executor {
@@ -349,6 +360,7 @@ impl Executor {
             stats: ExecStats::default(),
             fills: Vec::new(),
             intent_costs: Vec::new(),
+            inclusion: InclusionStats::default(),
         }
     }
 
@@ -429,6 +441,7 @@ impl Executor {
                 for f in self.inflight.iter_mut().filter(|f| f.account == account && !f.landed) {
                     if nonce > f.last_nonce {
                         f.landed = true;
+                        f.landed_ns = now_ns;
                         let hashes =
                             f.txs.iter().map(|t| t.hash).chain(f.superseded.iter().copied()).collect();
                         out.push(Action::FetchReceipts { intent: f.intent, hashes, expected: f.txs.len() });

@@ -5,7 +5,7 @@ use keel_engine::Nanos;
 use keel_engine::event::{BlockHeader, Outcome, OutcomeStatus};
 use keel_engine::record::JournalRecord;
 
-use super::{Action, ExecError, Executor, ReceiptInfo};
+use super::{Action, ExecError, Executor, InclusionStats, Inflight, ReceiptInfo};
 use crate::bundle::{BundleOptions, SignedBundleRequest, build_send_bundle};
 use crate::tx::{CallRequest, Fees, SignedTx, TxError, sign_call};
 
@@ -159,6 +159,7 @@ impl Executor {
         }
         self.stats.landed += 1;
         self.stats.gas_used += gas_used;
+        self.observe_inclusion(&f, block);
         out.push(Action::Journal(JournalRecord::Landed {
             intent,
             block,
@@ -170,6 +171,26 @@ impl Executor {
             portfolio: f.portfolio,
             status: OutcomeStatus::Landed { block, gas_used },
         }));
+    }
+}
+
+impl Executor {
+    /// Counts a landed rebalance in the inclusion statistics.
+    fn observe_inclusion(&mut self, f: &Inflight, block: u64) {
+        let stats = &mut self.inclusion;
+        stats.versions.observe(f64::from(f.version.saturating_add(1)));
+        if f.first_target_block > 0 {
+            // A bundle can only land at or after its first target; count from 1.
+            stats.blocks.observe((block.saturating_sub(f.first_target_block) + 1) as f64);
+        }
+        if f.first_sent_ns > 0 && f.landed_ns >= f.first_sent_ns {
+            stats.seconds.observe((f.landed_ns - f.first_sent_ns) as f64 / 1e9);
+        }
+    }
+
+    /// How long landed rebalances took to be included (fixed buckets).
+    pub fn inclusion(&self) -> &InclusionStats {
+        &self.inclusion
     }
 }
 

@@ -285,6 +285,35 @@ fn landed_swaps_refine_the_gas_estimate_and_limit() {
 }
 
 #[test]
+fn a_landing_is_counted_in_the_inclusion_histograms() {
+    let (mut exec, me) = executor();
+    let mut out = Vec::new();
+    ready(&mut exec, me, 0);
+    exec.on_intent(&intent(1, me), 1_000_000_000, &mut out);
+    let txs = submitted(&out);
+    let target = match out.iter().find_map(|a| match a {
+        Action::Submit { request, .. } => Some(request.block_number),
+        _ => None,
+    }) {
+        Some(b) => b,
+        None => panic!("nothing submitted: {out:?}"),
+    };
+    out.clear();
+    // Seen landed 2.5 s after the first send, one block after the first target.
+    exec.on_chain(ChainUpdate::Nonce { account: me, nonce: 2, block: target + 1 }, 3_500_000_000, &mut out);
+    let receipts: Vec<_> = txs
+        .iter()
+        .map(|t| ReceiptInfo { hash: t.hash, block: target + 1, gas_used: 50_000, success: true })
+        .collect();
+    exec.on_receipts(1, &receipts, &mut out);
+    let inc = exec.inclusion();
+    assert_eq!(inc.blocks.buckets().find(|(b, _)| *b == 2.0).map(|b| b.1), Some(1), "{inc:?}");
+    assert_eq!((inc.blocks.count(), inc.blocks.sum()), (1, 2.0));
+    assert_eq!((inc.seconds.count(), inc.seconds.sum()), (1, 2.5));
+    assert_eq!((inc.versions.count(), inc.versions.sum()), (1, 1.0));
+}
+
+#[test]
 fn risk_limits_refuse_and_say_which() {
     let rejected = |out: &[Action]| decided_then_refused(out, "risk limit");
     // Gas price cap: base fee 10 + tip 1 = 11 wei.
