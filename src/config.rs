@@ -223,6 +223,7 @@ impl KeelConfig {
                 url: "http://127.0.0.1".into(),
                 timeout_ms: 1,
                 fast_path: true,
+                ca_cert: None,
             }]
         } else {
             self.relays.clone()

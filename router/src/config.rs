@@ -207,6 +207,10 @@ pub struct RelayConfig {
     /// request per connection at a time (for a relay that mishandles pipelined requests).
     #[serde(default = "default_true")]
     pub fast_path: bool,
+    /// For an `https://` relay: a PEM file of the CA certificates to trust for it, *instead of* the
+    /// system's roots (a relay behind a private CA, or a test's own). Unset: the system's roots.
+    #[serde(default)]
+    pub ca_cert: Option<std::path::PathBuf>,
 }
 
 /// Checks DEXes and pools against the token list and each other.
@@ -339,6 +343,13 @@ pub fn validate(
         if !(r.url.starts_with("http://") || r.url.starts_with("https://")) {
             return Err(ConfigError::new(format!("relays[{}].url", r.name), "must be an http(s) URL"));
         }
+        if let Some(path) = &r.ca_cert {
+            let field = format!("relays[{}].ca_cert", r.name);
+            if !r.url.starts_with("https://") {
+                return Err(ConfigError::new(field, "is only used with an https:// relay url"));
+            }
+            crate::relay::read_ca_certs(path).map_err(|e| ConfigError::new(field, e))?;
+        }
     }
     Ok(())
 }
@@ -417,6 +428,7 @@ mod tests {
             url: "http://127.0.0.1:1".into(),
             timeout_ms: 1,
             fast_path: true,
+            ca_cert: None,
         }];
         (vec![tok("A", 1), tok("B", 2)], dexes, pools, router, relays)
     }
@@ -449,5 +461,22 @@ mod tests {
         let mut big_gas = p.clone();
         big_gas[0].gas = Some(u64::MAX);
         assert_eq!(field(&r, &big_gas), "pools[a-b].gas");
+    }
+
+    #[test]
+    fn a_ca_cert_needs_an_https_relay_and_a_readable_pem() {
+        let (t, d, p, r, mut rl) = setup();
+        let dir = tempfile::tempdir().expect("dir");
+        let pem = dir.path().join("ca.pem");
+        std::fs::write(&pem, "not a certificate").expect("write");
+        rl[0].ca_cert = Some(pem.clone());
+        let e = validate(&t, &d, &p, &r, &rl).unwrap_err();
+        assert_eq!((e.field.as_str(), e.problem.contains("https://")), ("relays[r].ca_cert", true), "{e}");
+        rl[0].url = "https://localhost:1/".into();
+        let e = validate(&t, &d, &p, &r, &rl).unwrap_err();
+        assert!(e.problem.contains("no PEM certificate"), "{e}");
+        rl[0].ca_cert = Some(dir.path().join("missing.pem"));
+        let e = validate(&t, &d, &p, &r, &rl).unwrap_err();
+        assert!(e.problem.contains("cannot read"), "{e}");
     }
 }

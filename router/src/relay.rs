@@ -37,6 +37,10 @@ pub enum RelayError {
     /// The answer is not a JSON-RPC response we understand.
     #[error("malformed response: {0}")]
     Malformed(String),
+    /// The TLS handshake failed: the relay's certificate is not trusted (wrong CA, wrong name,
+    /// expired) or the protocol could not be agreed. Nothing was sent.
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 impl RelayError {
@@ -45,7 +49,10 @@ impl RelayError {
         match self {
             RelayError::Transport(_) => true,
             RelayError::Status { status, .. } => *status >= 500 || *status == 429,
-            RelayError::Rpc { .. } | RelayError::Malformed(_) | RelayError::Client(_) => false,
+            RelayError::Rpc { .. }
+            | RelayError::Malformed(_)
+            | RelayError::Client(_)
+            | RelayError::Tls(_) => false,
         }
     }
 }
@@ -64,19 +71,37 @@ pub struct RelayReply {
 /// Posts bundles to all configured relays.
 #[derive(Debug, Clone)]
 pub struct RelayClient {
-    http: reqwest::Client,
+    /// One HTTP client per relay (relays without `ca_cert` share one connection pool).
+    http: Vec<reqwest::Client>,
     relays: Vec<RelayConfig>,
 }
 
 impl RelayClient {
-    /// A client with one keep-alive connection pool shared by all relays.
+    /// A client with keep-alive connection pools: one shared by the relays trusting the system's
+    /// roots, one per relay with its own `ca_cert`.
     pub fn new(relays: Vec<RelayConfig>) -> Result<Self, RelayError> {
-        let http = reqwest::Client::builder()
-            .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(4)
-            .build()
-            .map_err(|e| RelayError::Client(e.to_string()))?;
+        let builder = || {
+            reqwest::Client::builder()
+                .tcp_nodelay(true)
+                .pool_idle_timeout(Duration::from_secs(90))
+                .pool_max_idle_per_host(4)
+        };
+        let shared = builder().build().map_err(|e| RelayError::Client(e.to_string()))?;
+        let mut http = Vec::with_capacity(relays.len());
+        for relay in &relays {
+            let client = match &relay.ca_cert {
+                None => shared.clone(),
+                Some(path) => {
+                    let certs = read_ca_certs(path)
+                        .map_err(|e| RelayError::Client(format!("relays[{}].ca_cert: {e}", relay.name)))?;
+                    builder()
+                        .tls_certs_only(certs)
+                        .build()
+                        .map_err(|e| RelayError::Client(format!("relays[{}]: {e}", relay.name)))?
+                }
+            };
+            http.push(client);
+        }
         Ok(Self { http, relays })
     }
 
@@ -97,15 +122,19 @@ impl RelayClient {
         let posts =
             indices.iter().filter_map(|&i| self.relays.get(i).map(|r| (i, r))).map(|(i, relay)| async move {
                 let t0 = Instant::now();
-                let result = self.post_one(relay, req).await;
+                let result = self.post_one(&self.http[i], relay, req).await;
                 RelayReply { relay: i, result, elapsed: t0.elapsed() }
             });
         join_all(posts).await
     }
 
-    async fn post_one(&self, relay: &RelayConfig, req: &SignedBundleRequest) -> Result<B256, RelayError> {
-        let resp = self
-            .http
+    async fn post_one(
+        &self,
+        http: &reqwest::Client,
+        relay: &RelayConfig,
+        req: &SignedBundleRequest,
+    ) -> Result<B256, RelayError> {
+        let resp = http
             .post(&relay.url)
             .timeout(Duration::from_millis(relay.timeout_ms))
             .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -113,11 +142,36 @@ impl RelayClient {
             .body(req.body.clone())
             .send()
             .await
-            .map_err(|e| RelayError::Transport(e.to_string()))?;
+            .map_err(transport_error)?;
         let status = resp.status();
         let bytes = resp.bytes().await.map_err(|e| RelayError::Transport(e.to_string()))?;
         parse_send_bundle_response(status.as_u16(), &bytes)
     }
+}
+
+/// Reads a PEM file of CA certificates (at least one) for a relay's `ca_cert`.
+pub fn read_ca_certs(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| format!("{} is not a PEM certificate bundle: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{} holds no PEM certificate", path.display()));
+    }
+    Ok(certs)
+}
+
+/// Classifies a failed request: a refused certificate or failed handshake is [`RelayError::Tls`]
+/// (found by walking the error's causes, where rustls reports it), anything else is transport.
+fn transport_error(e: reqwest::Error) -> RelayError {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if text.contains("certificate") || text.contains("handshake") || text.contains("TLS") {
+            return RelayError::Tls(text);
+        }
+        cause = c.source();
+    }
+    RelayError::Transport(e.to_string())
 }
 
 /// Reads a relay's HTTP answer to `eth_sendBundle`: `{"result": {"bundleHash": "0x…"}}`, or a

@@ -65,8 +65,10 @@ pub struct RelayCounters {
     pub name: String,
     /// Requests accepted (a bundle hash returned).
     pub accepted: u64,
-    /// Requests refused or failed.
+    /// Requests refused or failed (TLS refusals included).
     pub failed: u64,
+    /// Requests that failed in the TLS handshake (the relay's certificate not trusted).
+    pub tls_refused: u64,
 }
 
 /// The stage's timestamps of one intent's first submission, kept only while
@@ -214,6 +216,9 @@ pub fn record_reply(
         }
         Err(e) => {
             c.failed += 1;
+            if matches!(e, crate::relay::RelayError::Tls(_)) {
+                c.tls_refused += 1;
+            }
             tracing::warn!(intent, relay = %c.name, error = %e, "relay refused or failed");
         }
     }

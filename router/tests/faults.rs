@@ -87,7 +87,13 @@ impl Relay {
     }
 
     fn config(&self, name: &str) -> RelayConfig {
-        RelayConfig { name: name.into(), url: self.url.clone(), timeout_ms: TIMEOUT_MS, fast_path: true }
+        RelayConfig {
+            name: name.into(),
+            url: self.url.clone(),
+            timeout_ms: TIMEOUT_MS,
+            fast_path: true,
+            ca_cert: None,
+        }
     }
 
     fn bodies(&self) -> Vec<Vec<u8>> {

@@ -247,6 +247,15 @@ impl Collector for MetricsSources {
                 ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
             }
         }
+        let mut family = enc.encode_descriptor(
+            "keel_relay_tls_refused",
+            "Submissions whose TLS handshake failed (the relay's certificate not trusted), per relay.",
+            None,
+            MetricType::Counter,
+        )?;
+        for c in &relays {
+            ConstCounter::new(c.tls_refused).encode(family.encode_family(&[("relay", c.name.as_str())])?)?;
+        }
         let tick_to_wire = self.observer.tick_to_wire.lock().clone();
         hdr_histogram(
             enc,

@@ -38,6 +38,7 @@ pub mod price;
 pub mod quotes;
 pub mod relay;
 pub mod rpc;
+pub mod tls;
 pub mod ws;
 pub mod ws_server;
 

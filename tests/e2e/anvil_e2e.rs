@@ -292,6 +292,7 @@ async fn rig(block_interval: Option<Duration>, defer: Option<f64>, stalling_ws: 
             url: relay.url().to_string(),
             timeout_ms: 2_000,
             fast_path: true,
+            ca_cert: None,
         }],
         reputation: Signer::dev(9).unwrap(),
         accounts: vec![Signer::dev(PORTFOLIO_DEV_KEY).unwrap()],

@@ -100,6 +100,7 @@ async fn run(netting: bool) -> Run {
             url: relay.url().to_string(),
             timeout_ms: 2_000,
             fast_path: true,
+            ca_cert: None,
         }],
         reputation: Signer::dev(9).unwrap(),
         accounts: PORTFOLIOS.iter().map(|p| Signer::dev(p.1).unwrap()).collect(),

@@ -111,6 +111,7 @@ impl Scenario {
                 url: relay_url,
                 timeout_ms: 2_000,
                 fast_path: true,
+                ca_cert: None,
             }],
             reputation: Signer::dev(9)?,
             accounts: self.accounts()?,

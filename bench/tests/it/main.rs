@@ -6,3 +6,4 @@
 mod faults;
 mod harness;
 mod safety;
+mod tls_relay;

@@ -63,15 +63,28 @@ fn poster(addr: std::net::SocketAddr, timeout_ms: u64) -> (FastPoster<u8>, Repli
         let _ = tx.lock().send((tag, reply));
     });
     let relays = vec![
-        RelayConfig { name: "tls".into(), url: "https://relay.example/".into(), timeout_ms, fast_path: true },
+        RelayConfig {
+            name: "tls".into(),
+            url: "https://relay.example/".into(),
+            timeout_ms,
+            fast_path: true,
+            ca_cert: None,
+        },
         RelayConfig {
             name: "local".into(),
             url: format!("http://{addr}/bundle?v=1"),
             timeout_ms,
             fast_path: true,
+            ca_cert: None,
         },
         // switched off: the HTTP client sends to it
-        RelayConfig { name: "off".into(), url: format!("http://{addr}/"), timeout_ms, fast_path: false },
+        RelayConfig {
+            name: "off".into(),
+            url: format!("http://{addr}/"),
+            timeout_ms,
+            fast_path: false,
+            ca_cert: None,
+        },
     ];
     let p = FastPoster::new(&relays, sink).unwrap();
     (p, rx)
