@@ -96,6 +96,9 @@ pub(crate) struct SafetyConfig {
     /// `control_port`; resolved when the config is loaded, never logged).
     #[serde(default)]
     pub(crate) control_token: Option<String>,
+    /// `[safety.watch]`: kill switches that watch the chain.
+    #[serde(default)]
+    pub(crate) watch: keel_runtime::watch::WatchSpec,
 }
 
 /// `[feeds]`.
@@ -266,6 +269,8 @@ impl KeelConfig {
             }
             _ => {}
         }
+        let symbols: Vec<String> = self.tokens.iter().map(|t| t.symbol.clone()).collect();
+        self.safety.watch.validate(&symbols)?;
         if let Some(sim) = &self.sim
             && sim.chain_id != self.router.chain_id
         {
@@ -383,6 +388,20 @@ mod tests {
             format!("{:#}", with("control_port = 9464\ncontrol_token = \"hunter2-plain\"").unwrap_err());
         assert!(err.contains("is not env:VAR or file:PATH"), "{err}");
         with("control_port = 9464\ncontrol_token = \"env:KEEL_CONTROL_TOKEN\"").unwrap();
+    }
+
+    #[test]
+    fn chain_watches_parse_and_out_of_range_values_name_the_field() {
+        let with = |watch: &str| KeelConfig::parse(&format!("{}\n{watch}\n", demo_text()));
+        let ok = with("[safety.watch.base_fee]\nmax_gwei = 200\nblocks = 3\n[[safety.watch.depeg]]\ntoken = \"USDC\"\nmax_deviation = 0.02").unwrap();
+        assert_eq!(ok.safety.watch.depeg[0].peg, 1.0);
+        let err = format!("{:#}", with("[safety.watch.landing]\nlast = 0\nmin_rate = 0.5").unwrap_err());
+        assert!(err.contains("safety.watch.landing.last: 0 is outside 1..=10000"), "{err}");
+        let err = format!(
+            "{:#}",
+            with("[[safety.watch.depeg]]\ntoken = \"XYZ\"\nmax_deviation = 0.02").unwrap_err()
+        );
+        assert!(err.contains("safety.watch.depeg[0].token: `XYZ` is not a configured token"), "{err}");
     }
 
     #[test]

@@ -53,6 +53,7 @@ pub(crate) fn spec_from_config(cfg: &KeelConfig) -> eyre::Result<PipelineSpec> {
                 .map(keel_runtime::control::ControlToken::resolve)
                 .transpose()
                 .map_err(|e| eyre::eyre!("safety.control_token: {e}"))?,
+            watch: cfg.safety.watch.clone(),
         },
         journal: cfg.journal.clone(),
         record: cfg.record.as_ref().map(|r| keel_runtime::record::RecordSpec {

@@ -14,6 +14,7 @@ pub mod config;
 pub mod cost;
 pub mod exec;
 pub mod fastpost;
+pub mod head_view;
 pub mod oracle;
 pub mod plan;
 pub mod presign;

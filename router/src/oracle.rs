@@ -154,6 +154,11 @@ impl GuardCounts {
         })
     }
 
+    /// Refusals of each pool, all reasons together, in pool order.
+    pub fn per_pool(&self) -> impl Iterator<Item = u64> + '_ {
+        self.counts.iter().map(|c| c.iter().sum())
+    }
+
     /// Refusals of `pool` for `reason` (0 when either is unknown).
     pub fn get(&self, pool: &str, reason: &str) -> u64 {
         self.iter().find(|(p, r, _)| *p == pool && *r == reason).map_or(0, |t| t.2)

@@ -22,6 +22,7 @@ use keel_engine::queue::{Queue, WaitPolicy};
 use parking_lot::Mutex;
 
 use crate::exec::{Action, Executor, InclusionStats, ReceiptInfo};
+use crate::head_view::{HeadView, MAX_HEAD_VIEWS};
 use keel_engine::chain::ChainUpdate;
 
 use crate::fastpost::{FastPostError, FastPoster, ReplySink};
@@ -120,9 +121,31 @@ pub struct StageObserver {
     pub oracle_guard: Mutex<GuardCounts>,
     /// Inclusion statistics of landed rebalances, republished after each landing.
     pub inclusion: Mutex<InclusionStats>,
+    /// One view per head, for the chain watches (at most [`MAX_HEAD_VIEWS`]; taken by
+    /// [`StageObserver::take_heads`]).
+    pub heads: Mutex<std::collections::VecDeque<HeadView>>,
+    /// Head views dropped because nobody took them in time.
+    pub heads_dropped: AtomicU64,
+    /// Whether to publish head views (set when a chain watch is configured).
+    pub publish_heads: AtomicBool,
 }
 
 impl StageObserver {
+    /// Takes the head views published since the last call, oldest first.
+    pub fn take_heads(&self) -> Vec<HeadView> {
+        self.heads.lock().drain(..).collect()
+    }
+
+    /// Publishes a head view, dropping (and counting) the oldest past [`MAX_HEAD_VIEWS`].
+    pub fn publish_head(&self, view: HeadView) {
+        let mut heads = self.heads.lock();
+        if heads.len() >= MAX_HEAD_VIEWS {
+            heads.pop_front();
+            self.heads_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        heads.push_back(view);
+    }
+
     /// Fresh counters for `relay_names`.
     pub fn new(relay_names: impl IntoIterator<Item = String>) -> Self {
         let hist = || Mutex::new(Histogram::new(3).expect("3 significant digits is valid"));
@@ -141,6 +164,9 @@ impl StageObserver {
             journal_held: AtomicU64::new(0),
             oracle_guard: Mutex::new(GuardCounts::default()),
             inclusion: Mutex::new(InclusionStats::default()),
+            heads: Mutex::new(std::collections::VecDeque::new()),
+            heads_dropped: AtomicU64::new(0),
+            publish_heads: AtomicBool::new(false),
         }
     }
 }
@@ -294,7 +320,19 @@ pub fn run_router_stage(
                     *observer.oracle_guard.lock() = exec.oracle().counts().clone();
                 }
             }
-            RouterInput::Chain(update) => exec.on_chain(update, now, &mut actions),
+            RouterInput::Chain(update) => {
+                let head = match &update {
+                    ChainUpdate::Head(h) => Some((h.number, h.base_fee)),
+                    _ => None,
+                };
+                exec.on_chain(update, now, &mut actions);
+                if let Some((block, base_fee)) =
+                    head.filter(|_| observer.publish_heads.load(Ordering::Relaxed))
+                {
+                    // Once per block, off the tick path: the chain watches' view of this head.
+                    observer.publish_head(HeadView::of(&exec, block, base_fee));
+                }
+            }
             RouterInput::Receipts { intent, receipts } => exec.on_receipts(intent, &receipts, &mut actions),
         }
         // After routing and signing: the request is handed to the HTTP client right below.

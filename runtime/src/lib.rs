@@ -31,3 +31,4 @@ pub mod record;
 pub mod recovery;
 pub mod replay;
 pub mod safety;
+pub mod watch;

@@ -59,6 +59,8 @@ pub struct MetricsSources {
     pub control: Arc<crate::control::ControlStats>,
     /// The input recording, when `[record]` is on.
     pub recorder: Option<Arc<keel_recording::Recorder>>,
+    /// The chain watches' trips.
+    pub watches: Arc<crate::watch::WatchStats>,
 }
 
 type Fmt = Result<(), std::fmt::Error>;
@@ -293,6 +295,17 @@ impl Collector for MetricsSources {
             &[(&[], i64::from(k.halted))],
         )?;
         counter(enc, "keel_kill_switch_blocked", "Rebalances the kill switch stopped.", k.blocked)?;
+        let trips: Vec<_> =
+            crate::watch::WatchKind::ALL.iter().map(|w| (w.label(), self.watches.trips(*w))).collect();
+        let mut family = enc.encode_descriptor(
+            "keel_kill_switch_trips",
+            "Chain watches that engaged the kill switch, by watch (depeg, liquidity, landing, oracle, base_fee).",
+            None,
+            MetricType::Counter,
+        )?;
+        for (watch, n) in trips {
+            ConstCounter::new(n).encode(family.encode_family(&[("watch", watch)])?)?;
+        }
         counter(
             enc,
             "keel_control_unauthorized",
@@ -356,6 +369,7 @@ mod tests {
             kill: Arc::new(KillSwitch::default()),
             control: Arc::new(crate::control::ControlStats::default()),
             recorder: None,
+            watches: Default::default(),
         };
         let oracle = keel_router::oracle::Oracle::new(vec!["pool-a".into()], 60, 10);
         *m.observer.oracle_guard.lock() = oracle.counts().clone();

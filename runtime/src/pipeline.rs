@@ -27,6 +27,7 @@ use keel_engine::event::{Event, Outcome, OutcomeStatus};
 use keel_engine::portfolio::PortfolioStatus;
 use keel_engine::queue::{Queue, QueueStats, WaitPolicy};
 use keel_engine::stats::EngineStats;
+use keel_engine::token::PriceOrigin;
 use keel_engine::{Engine, PortfolioId, RebalanceIntent};
 use keel_feeds::binance::InstrumentTable;
 use keel_feeds::node::{
@@ -108,6 +109,9 @@ pub enum PipelineError {
     /// The engine refused its config (tokens, portfolios, triggers).
     #[error("config: {0}")]
     Engine(#[from] keel_engine::config::ConfigError),
+    /// A `[safety.watch]` value is out of range.
+    #[error("config: {0}")]
+    Watch(#[from] crate::watch::WatchConfigError),
     /// The exchange feed cannot subscribe the configured symbols.
     #[error("config: feed symbols: {0}")]
     FeedSymbols(#[from] keel_feeds::binance::TableError),
@@ -218,6 +222,10 @@ pub struct Snapshot {
     pub portfolios: Vec<PortfolioView>,
     /// Chain head.
     pub head: Option<u64>,
+    /// Each token's numeraire price (mid; NaN before its first quote), in token order.
+    pub prices: Vec<f64>,
+    /// Whether each token's price comes from the exchange (not a fixed price).
+    pub exchange_priced: Vec<bool>,
 }
 
 /// A weight sample for plots.
@@ -321,6 +329,7 @@ pub struct Pipeline {
     router_in: Arc<Queue<RouterInput>>,
     started_ns: Nanos,
     kill: Arc<KillSwitch>,
+    watch_stats: Arc<crate::watch::WatchStats>,
     control_addr: Option<std::net::SocketAddr>,
     journal: Option<Journal>,
     recovered: Vec<(u64, Resolution)>,
@@ -423,6 +432,19 @@ impl Pipeline {
             tasks.push(runtime.spawn(watch_kill_file(path, Arc::clone(&kill), cancel.clone())));
         }
         tasks.push(runtime.spawn(watch_signal(Arc::clone(&kill), cancel.clone())));
+        let watch_stats = Arc::new(crate::watch::WatchStats::default());
+        if spec.safety.watch.any() {
+            let watches = chain_watches(&spec)?;
+            observer.publish_heads.store(true, Ordering::Release);
+            tasks.push(runtime.spawn(crate::watch::run_watches(
+                watches,
+                Arc::clone(&observer),
+                Arc::clone(&snapshot),
+                Arc::clone(&kill),
+                Arc::clone(&watch_stats),
+                cancel.clone(),
+            )));
+        }
         let control_addr = match spec.safety.control_port {
             Some(port) => {
                 let token = spec.safety.control_token.clone().ok_or(PipelineError::ControlNeedsToken)?;
@@ -441,6 +463,7 @@ impl Pipeline {
                     kill: Arc::clone(&kill),
                     control: Arc::clone(&control_stats),
                     recorder: recorder.clone(),
+                    watches: Arc::clone(&watch_stats),
                 };
                 let control = crate::control::serve_control(
                     listener,
@@ -561,11 +584,17 @@ impl Pipeline {
             router_in,
             started_ns,
             kill,
+            watch_stats,
             control_addr,
             journal,
             recovered: recovered.settled,
             recording,
         })
+    }
+
+    /// Trips of the chain watches so far.
+    pub fn watch_stats(&self) -> &Arc<crate::watch::WatchStats> {
+        &self.watch_stats
     }
 
     /// The input recording's counters now (`None` without `[record]`).
@@ -827,11 +856,17 @@ fn engine_loop(mut engine: Engine, ctx: EngineThread) -> EngineRun {
                     );
                 }
             }
+            let prices = engine.tokens().prices();
             *snapshot.lock() = Snapshot {
                 t_s,
                 engine: engine.stats(),
                 portfolios: views,
                 head: engine.head().map(|h| h.number),
+                prices: prices.iter().map(|p| p.mid).collect(),
+                exchange_priced: prices
+                    .iter()
+                    .map(|p| matches!(p.origin, PriceOrigin::Instrument(_)))
+                    .collect(),
             };
         }
     }
@@ -1026,4 +1061,27 @@ fn mempool_decoder(spec: &PipelineSpec, tracked: &[TrackedPool]) -> Result<Mempo
     }
     let router_of = |kind: DexKind| spec.dexes.iter().find(|d| d.kind == kind).map(|d| d.router);
     Ok(MempoolDecoder::new(&pools, router_of(DexKind::UniswapV2), router_of(DexKind::UniswapV3)))
+}
+
+/// The chain watches of `spec` over its tokens and pools.
+fn chain_watches(spec: &PipelineSpec) -> Result<crate::watch::Watches, PipelineError> {
+    use crate::watch::{WatchedPool, WatchedToken, Watches};
+    let symbols: Vec<String> = spec.tokens.iter().map(|t| t.symbol.clone()).collect();
+    spec.safety.watch.validate(&symbols)?;
+    let index = |field: String, name: &str| {
+        symbols.iter().position(|s| s == name).ok_or_else(|| PipelineError::Unknown {
+            field,
+            what: "token",
+            name: name.to_string(),
+        })
+    };
+    let mut pools = Vec::with_capacity(spec.pools.len());
+    for p in &spec.pools {
+        let t0 = index(format!("pools[{}].token0", p.name), &p.token0)?;
+        let t1 = index(format!("pools[{}].token1", p.name), &p.token1)?;
+        pools.push(WatchedPool { name: p.name.clone(), tokens: (t0, t1) });
+    }
+    let tokens =
+        spec.tokens.iter().map(|t| WatchedToken { symbol: t.symbol.clone(), decimals: t.decimals }).collect();
+    Ok(Watches::new(spec.safety.watch.clone(), tokens, pools))
 }

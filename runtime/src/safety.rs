@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 pub const KILL_FILE_POLL: Duration = Duration::from_millis(100);
 
 /// Safety settings of a pipeline.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct SafetySpec {
     /// Do everything but submit: bundles are built and signed, logged and counted, never posted.
     pub dry_run: bool,
@@ -37,6 +37,8 @@ pub struct SafetySpec {
     /// The bearer token its `POST /kill`, `POST /resume` and `GET /status` require (required with
     /// `control_port`).
     pub control_token: Option<crate::control::ControlToken>,
+    /// Kill switches that watch the chain (`[safety.watch]`).
+    pub watch: crate::watch::WatchSpec,
 }
 
 /// What holds the kill switch.
@@ -49,16 +51,20 @@ pub enum KillSource {
     Signal,
     /// `POST /kill`, or code ([`KillSwitch::engage`]).
     Operator,
+    /// A chain watch (`[safety.watch]`, [`crate::watch`]).
+    Chain,
 }
 
 impl KillSource {
-    const ALL: [KillSource; 3] = [KillSource::File, KillSource::Signal, KillSource::Operator];
+    const ALL: [KillSource; 4] =
+        [KillSource::File, KillSource::Signal, KillSource::Operator, KillSource::Chain];
 
     fn bit(self) -> u8 {
         match self {
             Self::File => 1,
             Self::Signal => 2,
             Self::Operator => 4,
+            Self::Chain => 8,
         }
     }
 }
@@ -68,8 +74,13 @@ impl KillSource {
 pub struct KillSwitch {
     held: AtomicU8,
     reason: Mutex<Option<String>>,
+    /// Every reason given while engaged (at most [`MAX_KILL_REASONS`]), cleared on release.
+    reasons: Mutex<Vec<String>>,
     blocked: AtomicU64,
 }
+
+/// Most reasons [`KillStatus::reasons`] lists (later ones are logged, not kept).
+pub const MAX_KILL_REASONS: usize = 32;
 
 /// What `GET /status` answers.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -78,6 +89,8 @@ pub struct KillStatus {
     pub halted: bool,
     /// Why, when halted (the first source's reason).
     pub reason: Option<String>,
+    /// Every reason given since it engaged (file, signal, operator, chain watches), oldest first.
+    pub reasons: Vec<String>,
     /// The sources holding it.
     pub held_by: Vec<KillSource>,
     /// Rebalances stopped so far.
@@ -103,6 +116,10 @@ impl KillSwitch {
             *self.reason.lock() = Some(reason.to_string());
             tracing::error!(reason, "KILL SWITCH ENGAGED: no new rebalance will be sent");
         }
+        let mut reasons = self.reasons.lock();
+        if reasons.len() < MAX_KILL_REASONS && !reasons.iter().any(|r| r == reason) {
+            reasons.push(reason.to_string());
+        }
     }
 
     /// `source` lets go; the switch releases when no source holds it.
@@ -110,18 +127,25 @@ impl KillSwitch {
         let before = self.held.fetch_and(!source.bit(), Ordering::AcqRel);
         if before != 0 && before & !source.bit() == 0 {
             *self.reason.lock() = None;
+            self.reasons.lock().clear();
             tracing::warn!(?source, "kill switch released: rebalancing resumes");
         }
     }
 
-    /// The operator's resume (`POST /resume`): lets go of the operator's and the signal's hold. A
-    /// kill file still present keeps holding the switch.
+    /// The operator's resume (`POST /resume`): lets go of the operator's, the signal's and the
+    /// chain watches' hold. A kill file still present keeps holding the switch.
     pub fn release(&self) {
         self.let_go(KillSource::Signal);
         self.let_go(KillSource::Operator);
+        self.let_go(KillSource::Chain);
         if self.is_engaged() {
             tracing::warn!("resume asked, but the kill file is still present: the switch stays engaged");
         }
+    }
+
+    /// Whether `source` holds the switch now.
+    pub fn is_held_by(&self, source: KillSource) -> bool {
+        self.held.load(Ordering::Acquire) & source.bit() != 0
     }
 
     /// Counts a rebalance the switch stopped.
@@ -135,6 +159,7 @@ impl KillSwitch {
         KillStatus {
             halted: held != 0,
             reason: self.reason.lock().clone(),
+            reasons: self.reasons.lock().clone(),
             held_by: KillSource::ALL.into_iter().filter(|s| held & s.bit() != 0).collect(),
             blocked: self.blocked.load(Ordering::Relaxed),
         }
@@ -188,19 +213,26 @@ mod tests {
         let k = KillSwitch::default();
         assert!(!k.is_engaged());
         k.engage("test");
-        k.engage("second reason is ignored while engaged");
+        k.engage("a second reason is listed, not the headline");
+        k.hold(KillSource::Chain, "depeg: USDC");
         k.count_blocked();
         assert_eq!(
             k.status(),
             KillStatus {
                 halted: true,
                 reason: Some("test".into()),
-                held_by: vec![KillSource::Operator],
+                reasons: vec![
+                    "test".into(),
+                    "a second reason is listed, not the headline".into(),
+                    "depeg: USDC".into()
+                ],
+                held_by: vec![KillSource::Operator, KillSource::Chain],
                 blocked: 1
             }
         );
+        // Resuming is explicit, and lets go of the chain watches' hold too.
         k.release();
-        assert!(!k.status().halted && k.status().reason.is_none());
+        assert!(!k.status().halted && k.status().reason.is_none() && k.status().reasons.is_empty());
     }
 
     #[test]

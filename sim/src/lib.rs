@@ -616,6 +616,31 @@ impl SimMarket {
         Ok(new)
     }
 
+    /// Test control: withdraws `fraction` of the liquidity of the pool at `pool` (both reserves
+    /// scaled by `1 − fraction`, the price unchanged), as a large liquidity provider leaving would.
+    /// Returns the new reserves.
+    pub fn drain_pool(&self, pool: Address, fraction: f64) -> Result<(U256, U256), SimError> {
+        if !(fraction.is_finite() && fraction > 0.0 && fraction < 1.0) {
+            return Err(SimError::Control(format!("fraction {fraction} is outside (0, 1)")));
+        }
+        let mut chain = self.shared.chain.lock();
+        let &p = chain
+            .u
+            .pool_by_addr
+            .get(&pool)
+            .ok_or_else(|| SimError::Control(format!("no simulated pool at {pool}")))?;
+        let (r0, r1) = chain.state.reserves[p];
+        // Integer scaling: keep = 1e6 − fraction·1e6 parts per million.
+        let keep = U256::from(((1.0 - fraction) * 1e6).round() as u64);
+        let million = U256::from(1_000_000u64);
+        let new = (r0 * keep / million, r1 * keep / million);
+        if new.0.is_zero() || new.1.is_zero() {
+            return Err(SimError::Control(format!("draining {fraction} empties the pool")));
+        }
+        chain.state.reserves[p] = new;
+        Ok(new)
+    }
+
     /// Test control: lets the arbitrageur trade the pool at `pool` again (from the next block).
     pub fn release_pool(&self, pool: Address) -> Result<(), SimError> {
         let mut chain = self.shared.chain.lock();

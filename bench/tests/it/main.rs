@@ -3,6 +3,7 @@
 // Test and bench targets see every dependency of their crate; only the library is checked.
 #![allow(unused_crate_dependencies)]
 
+mod chain_watches;
 mod faults;
 mod harness;
 mod safety;

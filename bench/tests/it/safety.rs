@@ -85,6 +85,7 @@ async fn the_kill_switch_stops_new_rebalances_and_says_so() {
         kill_file: Some(kill_file.clone()),
         control_port: Some(0),
         control_token: Some(token),
+        ..Default::default()
     };
     let pipeline =
         Pipeline::start(spec(&sc, &sim, safety), &tokio::runtime::Handle::current()).expect("pipeline");

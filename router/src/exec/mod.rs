@@ -392,6 +392,11 @@ impl Executor {
         &self.costs
     }
 
+    /// Whether pool `i`'s state has been read or streamed at least once.
+    pub fn is_pool_ready(&self, i: usize) -> bool {
+        self.pool_ready.get(i).copied().unwrap_or(false)
+    }
+
     /// Pools with their current state.
     pub fn pools(&self) -> &[PoolEntry] {
         &self.pools
