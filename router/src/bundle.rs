@@ -138,6 +138,35 @@ pub fn build_send_bundle(
     })
 }
 
+/// An authenticated `eth_cancelBundle` request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedCancelRequest {
+    /// JSON-RPC body.
+    pub body: Vec<u8>,
+    /// `X-Flashbots-Signature` value for `body`.
+    pub signature_header: String,
+    /// The `replacementUuid` cancelled.
+    pub uuid: String,
+}
+
+/// Builds and authenticates `eth_cancelBundle` for the bundles sent under `uuid` (by this
+/// reputation key): `{"method":"eth_cancelBundle","params":[{"replacementUuid":uuid}]}`.
+pub fn build_cancel_bundle(
+    uuid: &str,
+    auth: &mut Signer,
+    request_id: u64,
+) -> Result<SignedCancelRequest, BundleError> {
+    let request = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": request_id,
+        "method": "eth_cancelBundle",
+        "params": [{ "replacementUuid": uuid }],
+    });
+    let body = serde_json::to_vec(&request)?;
+    let signature_header = flashbots_signature(auth, &body)?;
+    Ok(SignedCancelRequest { body, signature_header, uuid: uuid.to_string() })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

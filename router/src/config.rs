@@ -170,7 +170,19 @@ pub struct RouterConfig {
     /// at most [`crate::presign::MAX_CAPACITY`].
     #[serde(default = "default_presign_pool")]
     pub presign_pool: usize,
+    /// Each retarget of an unlanded bundle raises its priority fee by this percentage of the last
+    /// (compounding), up to `max_priority_fee_wei`, re-signing with the same nonces: a bundle that
+    /// misses blocks pays more to land. 0 (default): the tip stays `priority_fee_wei`.
+    #[serde(default)]
+    pub tip_step_pct: u32,
+    /// The highest priority fee the tip schedule reaches, wei (default: `priority_fee_wei`). The
+    /// risk limit `max_gas_price_wei` also bounds it.
+    #[serde(default)]
+    pub max_priority_fee_wei: Option<u128>,
 }
+
+/// Largest `tip_step_pct`.
+pub const MAX_TIP_STEP_PCT: u32 = 1_000;
 
 /// Risk limits checked before any rebalance is signed (`[router.limits]`). A refused rebalance is
 /// reported `Rejected` (the engine cools down) and logged with the limit it hit.
@@ -303,6 +315,13 @@ pub fn validate(
         ("router.priority_fee_wei", router.priority_fee_wei, 0, MAX_FEE_WEI),
         ("router.base_fee_multiplier", router.base_fee_multiplier, 1, MAX_BASE_FEE_MULTIPLIER),
         ("router.presign_pool", router.presign_pool as u128, 0, crate::presign::MAX_CAPACITY as u128),
+        ("router.tip_step_pct", u128::from(router.tip_step_pct), 0, u128::from(MAX_TIP_STEP_PCT)),
+        (
+            "router.max_priority_fee_wei",
+            router.max_priority_fee_wei.unwrap_or(router.priority_fee_wei),
+            router.priority_fee_wei,
+            MAX_FEE_WEI,
+        ),
     ] {
         if !(lo..=hi).contains(&v) {
             return Err(ConfigError::new(field, format!("{v} is outside {lo}..={hi}")));

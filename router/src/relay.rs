@@ -128,6 +128,33 @@ impl RelayClient {
         join_all(posts).await
     }
 
+    /// Sends `eth_cancelBundle` to every relay concurrently: per relay, `Ok` when it answered
+    /// without a JSON-RPC error (a relay without the method answers one, which is logged).
+    pub async fn send_cancel(
+        &self,
+        req: &crate::bundle::SignedCancelRequest,
+    ) -> Vec<(usize, Result<(), RelayError>)> {
+        let posts = self.relays.iter().enumerate().map(|(i, relay)| async move {
+            let result = async {
+                let resp = self.http[i]
+                    .post(&relay.url)
+                    .timeout(Duration::from_millis(relay.timeout_ms))
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .header(FLASHBOTS_SIGNATURE_HEADER, &req.signature_header)
+                    .body(req.body.clone())
+                    .send()
+                    .await
+                    .map_err(transport_error)?;
+                let status = resp.status().as_u16();
+                let bytes = resp.bytes().await.map_err(|e| RelayError::Transport(e.to_string()))?;
+                parse_cancel_response(status, &bytes)
+            }
+            .await;
+            (i, result)
+        });
+        join_all(posts).await
+    }
+
     async fn post_one(
         &self,
         http: &reqwest::Client,
@@ -172,6 +199,26 @@ fn transport_error(e: reqwest::Error) -> RelayError {
         cause = c.source();
     }
     RelayError::Transport(e.to_string())
+}
+
+/// Reads a relay's answer to `eth_cancelBundle`: any `result` (Flashbots answers `null` or a
+/// list), or the JSON-RPC error.
+pub fn parse_cancel_response(status: u16, body: &[u8]) -> Result<(), RelayError> {
+    if status >= 500 || status == 429 {
+        let text = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+        return Err(RelayError::Status { status, body: text });
+    }
+    let v: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| RelayError::Malformed(e.to_string()))?;
+    if let Some(err) = v.get("error").filter(|e| !e.is_null()) {
+        let code = err.get("code").and_then(|c| c.as_i64()).unwrap_or(0);
+        let message = err.get("message").and_then(|m| m.as_str()).unwrap_or("").to_string();
+        return Err(RelayError::Rpc { code, message });
+    }
+    if v.get("result").is_none() {
+        return Err(RelayError::Malformed("neither result nor error".into()));
+    }
+    Ok(())
 }
 
 /// Reads a relay's HTTP answer to `eth_sendBundle`: `{"result": {"bundleHash": "0x…"}}`, or a

@@ -128,6 +128,11 @@ pub struct StageObserver {
     pub heads_dropped: AtomicU64,
     /// Whether to publish head views (set when a chain watch is configured).
     pub publish_heads: AtomicBool,
+    /// The kill switch is engaged (mirrored by the runtime's switch): in-flight bundles are
+    /// cancelled at the next head and never resent.
+    pub halted: Arc<AtomicBool>,
+    /// `eth_cancelBundle` requests answered without error, and failed, over all relays.
+    pub cancels: Mutex<(u64, u64)>,
 }
 
 impl StageObserver {
@@ -167,6 +172,8 @@ impl StageObserver {
             heads: Mutex::new(std::collections::VecDeque::new()),
             heads_dropped: AtomicU64::new(0),
             publish_heads: AtomicBool::new(false),
+            halted: Arc::new(AtomicBool::new(false)),
+            cancels: Mutex::new((0, 0)),
         }
     }
 }
@@ -321,6 +328,7 @@ pub fn run_router_stage(
                 }
             }
             RouterInput::Chain(update) => {
+                exec.set_halted(observer.halted.load(Ordering::Acquire));
                 let head = match &update {
                     ChainUpdate::Head(h) => Some((h.number, h.base_fee)),
                     _ => None,
@@ -415,6 +423,22 @@ pub fn run_router_stage(
                             r.receipts(mono_now_ns(), intent, &receipts);
                         }
                         let _ = input.try_push(RouterInput::Receipts { intent, receipts });
+                    });
+                }
+                Action::Cancel { intent, request } => {
+                    let (relays, observer) = (relays.clone(), Arc::clone(&observer));
+                    runtime.spawn(async move {
+                        for (relay, result) in relays.send_cancel(&request).await {
+                            let name = relays.relays().get(relay).map_or("?", |r| r.name.as_str());
+                            let mut counts = observer.cancels.lock();
+                            match result {
+                                Ok(()) => counts.0 += 1,
+                                Err(e) => {
+                                    counts.1 += 1;
+                                    tracing::warn!(intent, relay = name, error = %e, "eth_cancelBundle refused or failed");
+                                }
+                            }
+                        }
                     });
                 }
                 Action::Outcome(o) => {

@@ -214,6 +214,8 @@ fn executor() -> Executor {
         limits: Default::default(),
         netting: true,
         presign_pool: keel_router::config::DEFAULT_PRESIGN_POOL,
+        tip_step_pct: 0,
+        max_priority_fee_wei: None,
     };
     let tokens = vec![
         ExecToken { symbol: "USDC".into(), address: USDC, decimals: 6 },

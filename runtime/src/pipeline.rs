@@ -289,6 +289,8 @@ pub struct PipelineReport {
     pub relay_rtt: Histogram<u64>,
     /// Per relay.
     pub relays: Vec<RelayCounters>,
+    /// How long landed rebalances took to be included.
+    pub inclusion: keel_router::exec::InclusionStats,
     /// (time ns since start, outcome).
     pub outcomes: Vec<(f64, keel_engine::event::Outcome)>,
     /// Feed counters.
@@ -426,6 +428,7 @@ impl Pipeline {
         let poll_stats = Arc::new(PollStats::default());
 
         let kill = Arc::new(KillSwitch::default());
+        kill.mirror_to(Arc::clone(&observer.halted));
         observer.dry_run.store(spec.safety.dry_run, Ordering::Release);
         let mut tasks = Vec::new();
         if let Some(path) = spec.safety.kill_file.clone() {
@@ -704,6 +707,7 @@ impl Pipeline {
             tick_to_wire: self.observer.tick_to_wire.lock().clone(),
             relay_rtt: self.observer.relay_rtt.lock().clone(),
             relays: self.observer.relays.lock().clone(),
+            inclusion: exec.inclusion().clone(),
             outcomes,
             feed: self.feed_stats.snapshot(),
             blocks: self.poll_stats.blocks.load(Ordering::Relaxed),

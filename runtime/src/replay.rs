@@ -602,6 +602,11 @@ impl Driver {
             Action::FetchReceipts { intent, hashes, .. } => {
                 self.receipt_reads.push((intent, hashes, now.saturating_add(RECEIPT_FALLBACK_NS)));
             }
+            Action::Cancel { intent, .. } => {
+                // A replay has no kill switch, so no cancel is ever asked; if one were, its
+                // pending bundles would simply not be built into a block.
+                self.chain.pending.retain(|p| p.intent != intent);
+            }
             Action::Outcome(o) => {
                 self.outcomes.push((now as f64 / 1e9, o));
                 // Settled: its bundles, their transactions and receipts are no longer needed.
@@ -970,6 +975,7 @@ pub fn replay(
         tick_to_wire: d.tick_to_wire,
         relay_rtt: d.relay_rtt,
         relays: vec![d.relay],
+        inclusion: d.exec.inclusion().clone(),
         outcomes: d.outcomes,
         feed: d.feed.snapshot(),
         blocks: d.stats.blocks,

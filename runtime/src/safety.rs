@@ -77,6 +77,8 @@ pub struct KillSwitch {
     /// Every reason given while engaged (at most [`MAX_KILL_REASONS`]), cleared on release.
     reasons: Mutex<Vec<String>>,
     blocked: AtomicU64,
+    /// A flag kept equal to "engaged", for a stage that cannot see this type (the router's).
+    mirror: std::sync::OnceLock<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// Most reasons [`KillStatus::reasons`] lists (later ones are logged, not kept).
@@ -109,9 +111,23 @@ impl KillSwitch {
         self.hold(KillSource::Operator, reason);
     }
 
+    /// Keeps `flag` equal to [`Self::is_engaged`] from now on (the router stage reads it at each
+    /// head to cancel in-flight bundles). A second call is ignored.
+    pub fn mirror_to(&self, flag: Arc<std::sync::atomic::AtomicBool>) {
+        flag.store(self.is_engaged(), Ordering::Release);
+        let _ = self.mirror.set(flag);
+    }
+
+    fn update_mirror(&self) {
+        if let Some(m) = self.mirror.get() {
+            m.store(self.is_engaged(), Ordering::Release);
+        }
+    }
+
     /// `source` holds the switch; the first reason is kept while it is engaged.
     pub fn hold(&self, source: KillSource, reason: &str) {
         let before = self.held.fetch_or(source.bit(), Ordering::AcqRel);
+        self.update_mirror();
         if before == 0 {
             *self.reason.lock() = Some(reason.to_string());
             tracing::error!(reason, "KILL SWITCH ENGAGED: no new rebalance will be sent");
@@ -125,6 +141,7 @@ impl KillSwitch {
     /// `source` lets go; the switch releases when no source holds it.
     pub fn let_go(&self, source: KillSource) {
         let before = self.held.fetch_and(!source.bit(), Ordering::AcqRel);
+        self.update_mirror();
         if before != 0 && before & !source.bit() == 0 {
             *self.reason.lock() = None;
             self.reasons.lock().clear();

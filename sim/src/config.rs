@@ -154,6 +154,10 @@ pub struct SimConfig {
     /// Client flows: money moved between accounts from outside Keel (deposits, withdrawals).
     #[serde(default)]
     pub flows: Vec<SimFlowConfig>,
+    /// The builder includes a bundle only if each of its transactions pays at least this priority
+    /// fee per gas at the block's base fee (a builder that drops unprofitable bundles); 0: any.
+    #[serde(default)]
+    pub builder_min_tip_wei: u64,
 }
 
 /// A client flow (`[[sim.flows]]`): every `every_blocks` blocks, `amount` of `token` leaves one of

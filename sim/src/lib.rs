@@ -239,6 +239,7 @@ fn build_universe(
     let mut u = Universe {
         chain_id: sim.chain_id,
         gas_limit: sim.gas_limit,
+        builder_min_tip_wei: sim.builder_min_tip_wei,
         arbitrage: sim.arbitrage,
         token_by_addr: infos.iter().enumerate().map(|(i, t)| (t.address, i)).collect(),
         tokens: infos,

@@ -244,6 +244,8 @@ pub(crate) fn router_config(chain_id: u64, defer: Option<f64>, netting: bool) ->
         limits: Default::default(),
         netting,
         presign_pool: keel_router::config::DEFAULT_PRESIGN_POOL,
+        tip_step_pct: 0,
+        max_priority_fee_wei: None,
     }
 }
 

@@ -6,5 +6,6 @@
 mod chain_watches;
 mod faults;
 mod harness;
+mod inclusion;
 mod safety;
 mod tls_relay;

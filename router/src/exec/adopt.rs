@@ -58,6 +58,7 @@ impl Executor {
             first_sent_ns: 0,
             first_target_block: 0,
             landed_ns: 0,
+            cancelled: false,
             approvals: Vec::new(),
             swap_pool: Vec::new(),
         });

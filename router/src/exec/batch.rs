@@ -201,6 +201,7 @@ impl Executor {
                         first_sent_ns: now_ns,
                         first_target_block: target,
                         landed_ns: 0,
+                        cancelled: false,
                         approvals: plan.granted,
                         swap_pool: plan.swap_pool,
                     });

@@ -159,6 +159,15 @@ pub enum Action {
         /// Transactions in the bundle: reading stops once this many receipts are found.
         expected: usize,
     },
+    /// Cancel the bundles sent under a batch's uuid (`eth_cancelBundle`) on every relay: the kill
+    /// switch engaged while it was in flight. It is never resent; it settles when its nonces move
+    /// (an earlier version landed anyway) or expires at its deadline.
+    Cancel {
+        /// The batch's first intent.
+        intent: u64,
+        /// The signed request.
+        request: crate::bundle::SignedCancelRequest,
+    },
     /// Report to the engine.
     Outcome(Outcome),
     /// Append to the journal. Always emitted before the action that relies on it (a bundle's
@@ -195,6 +204,8 @@ struct Inflight {
     first_target_block: u64,
     /// When the head that showed its nonces move arrived (0: not yet).
     landed_ns: Nanos,
+    /// Cancelled after the kill switch engaged: never resent.
+    cancelled: bool,
     /// Allowances this bundle's approvals grant: recorded optimistically, rolled back if it never lands.
     approvals: Vec<(Address, Address, Address)>,
     /// For each transaction: the pool it swaps through when it is a single-pool swap (its receipt
@@ -211,6 +222,8 @@ pub struct ExecStats {
     pub rejected: u64,
     /// Bundle requests handed to the relays (first submissions and retargets).
     pub submissions: u64,
+    /// In-flight batches cancelled because the kill switch engaged (not resent after).
+    pub cancelled: u64,
     /// Rebalances whose bundle landed.
     pub landed: u64,
     /// Rebalances abandoned after their last block.
@@ -313,6 +326,8 @@ pub struct Executor {
     /// Cost of each rebalance submitted (the last [`MAX_REPORT_RECORDS`]).
     intent_costs: Vec<IntentCost>,
     inclusion: InclusionStats,
+    /// The kill switch is engaged: in-flight bundles are cancelled and not resent.
+    halted: bool,
 }
 
 impl Executor {
@@ -361,6 +376,7 @@ impl Executor {
             fills: Vec::new(),
             intent_costs: Vec::new(),
             inclusion: InclusionStats::default(),
+            halted: false,
         }
     }
 
@@ -390,6 +406,12 @@ impl Executor {
     /// expires unlanded is taken back out.
     pub fn costs(&self) -> &[crate::cost::RebalanceCost] {
         &self.costs
+    }
+
+    /// Tells the executor whether the kill switch is engaged (checked at every head: an engaged
+    /// switch cancels in-flight bundles and stops their resends).
+    pub fn set_halted(&mut self, halted: bool) {
+        self.halted = halted;
     }
 
     /// Whether pool `i`'s state has been read or streamed at least once.

@@ -60,7 +60,11 @@ impl Executor {
             let mut members: Vec<usize> =
                 (0..self.inflight.len()).filter(|&k| self.inflight[k].uuid == uuid).collect();
             // A batch lands atomically: once one member's nonce shows it, none is resent.
-            if members.iter().any(|&k| self.inflight[k].landed) {
+            if members.iter().any(|&k| self.inflight[k].landed || self.inflight[k].cancelled) {
+                continue;
+            }
+            if self.halted {
+                self.cancel_batch(&members, out);
                 continue;
             }
             members.sort_by_key(|&k| self.inflight[k].intent);
@@ -87,6 +91,42 @@ impl Executor {
         }
     }
 
+    /// The priority fee after `retargets` retargets: `priority_fee_wei` raised by `tip_step_pct`
+    /// per retarget (compounding, integer wei), at most `max_priority_fee_wei`, and at most what
+    /// the `max_gas_price_wei` limit leaves above `base_fee` (never below `priority_fee_wei`).
+    pub(super) fn tip_after(&self, retargets: u64, base_fee: u128) -> u128 {
+        let (base, step) = (self.cfg.priority_fee_wei, u128::from(self.cfg.tip_step_pct));
+        let mut cap = self.cfg.max_priority_fee_wei.unwrap_or(base).max(base);
+        if let Some(limit) = self.cfg.limits.max_gas_price_wei {
+            cap = cap.min(limit.saturating_sub(base_fee)).max(base);
+        }
+        let mut tip = base;
+        for _ in 0..retargets {
+            if step == 0 || tip >= cap {
+                break;
+            }
+            tip = tip.saturating_mul(100 + step) / 100;
+        }
+        tip.min(cap)
+    }
+
+    /// The kill switch engaged: cancels the batch of `members` on the relays and never resends it.
+    fn cancel_batch(&mut self, members: &[usize], out: &mut Vec<Action>) {
+        for &k in members {
+            self.inflight[k].cancelled = true;
+        }
+        let (intent, uuid) = (self.inflight[members[0]].intent, self.inflight[members[0]].uuid.clone());
+        self.stats.cancelled += 1;
+        self.request_id += 1;
+        tracing::warn!(intent, batch = %uuid, "kill switch engaged: bundle cancelled, not resent");
+        match crate::bundle::build_cancel_bundle(&uuid, &mut self.auth, self.request_id) {
+            Ok(request) => out.push(Action::Cancel { intent, request }),
+            Err(e) => {
+                tracing::error!(intent, error = %e, "building eth_cancelBundle failed; the bundle is still not resent")
+            }
+        }
+    }
+
     /// Rebuilds the request of a batch (in-flight `members`, in batch order) for `target`: the same
     /// transactions, each member's re-signed with the same nonces only when their fee cap no longer
     /// covers the next base fee.
@@ -96,10 +136,16 @@ impl Executor {
         target: u64,
         base_fee: u128,
     ) -> Result<SignedBundleRequest, ExecError> {
-        let next_base = base_fee + base_fee / 8;
-        let fees = Fees::from_base_fee(base_fee, self.cfg.base_fee_multiplier, self.cfg.priority_fee_wei);
+        let next_base = base_fee.saturating_add(base_fee / 8);
+        // Retargets so far: a bundle that keeps missing pays a rising tip.
+        let first = members.iter().map(|&i| self.inflight[i].first_target_block).filter(|b| *b > 0).min();
+        let retargets = first.map_or(0, |b| target.saturating_sub(b));
+        let tip = self.tip_after(retargets, base_fee);
+        let fees = Fees::from_base_fee(base_fee, self.cfg.base_fee_multiplier, tip);
         for &i in members {
-            if !self.inflight[i].txs.iter().any(|t| t.fees.max_fee_per_gas < next_base) {
+            let stale =
+                |t: &SignedTx| t.fees.max_fee_per_gas < next_base || t.fees.max_priority_fee_per_gas < tip;
+            if !self.inflight[i].txs.iter().any(stale) {
                 continue;
             }
             let account = self.inflight[i].account;

@@ -35,6 +35,8 @@ pub(super) fn executor_for(n: usize) -> (Executor, Vec<Address>) {
         limits: Default::default(),
         netting: true,
         presign_pool: crate::config::DEFAULT_PRESIGN_POOL,
+        tip_step_pct: 0,
+        max_priority_fee_wei: None,
     };
     let tokens = vec![
         ExecToken { symbol: "USDC".into(), address: USDC, decimals: 6 },
@@ -486,4 +488,107 @@ fn band_mode_rebalances_are_costed_too() {
     let c = exec.costs()[0];
     assert!((c.notional - 3000.0).abs() < 1e-9 && (c.pool_fees - 9.0).abs() < 1e-9, "{c:?}");
     assert!(c.gas_units > 0 && c.gas_native > 0.0);
+}
+
+#[test]
+fn the_tip_rises_per_retarget_up_to_its_cap_and_the_gas_price_limit() {
+    let (mut exec, _) = executor();
+    exec.cfg.priority_fee_wei = 1_000_000_000;
+    exec.cfg.tip_step_pct = 50;
+    exec.cfg.max_priority_fee_wei = Some(3_000_000_000);
+    let tips: Vec<u128> = (0..5).map(|k| exec.tip_after(k, 10)).collect();
+    assert_eq!(tips, vec![1_000_000_000, 1_500_000_000, 2_250_000_000, 3_000_000_000, 3_000_000_000]);
+    // A base fee of 8 gwei under a 10 gwei price limit leaves 2 gwei of tip.
+    exec.cfg.limits.max_gas_price_wei = Some(10_000_000_000);
+    assert_eq!(exec.tip_after(4, 8_000_000_000), 2_000_000_000);
+    // Never below the configured tip, whatever the limit leaves.
+    assert_eq!(exec.tip_after(4, 9_900_000_000), 1_000_000_000);
+}
+
+#[test]
+fn a_missed_block_is_retargeted_with_a_higher_tip_resigned_on_the_same_nonces() {
+    let (mut exec, me) = executor();
+    exec.cfg.bundle_blocks = 10;
+    exec.cfg.tip_step_pct = 100;
+    exec.cfg.max_priority_fee_wei = Some(8);
+    ready(&mut exec, me, 0);
+    let mut out = Vec::new();
+    exec.on_intent(&intent(1, me), 1, &mut out);
+    let first = nonces_and_tips(&out).expect("sent");
+    assert!(first.iter().all(|(_, tip)| *tip == 1), "{first:?}");
+    let mut tips = Vec::new();
+    for n in 2..6 {
+        out.clear();
+        exec.on_chain(head(n), 1, &mut out);
+        let txs = nonces_and_tips(&out).expect("resent");
+        assert_eq!(
+            txs.iter().map(|t| t.0).collect::<Vec<_>>(),
+            first.iter().map(|t| t.0).collect::<Vec<_>>()
+        );
+        tips.push(txs[0].1);
+    }
+    assert_eq!(tips, vec![2, 4, 8, 8], "doubling per missed block, capped at 8");
+}
+
+#[test]
+fn an_engaged_kill_switch_cancels_in_flight_bundles_and_stops_their_resends() {
+    let (mut exec, me) = executor();
+    exec.cfg.bundle_blocks = 5;
+    ready(&mut exec, me, 0);
+    let mut out = Vec::new();
+    exec.on_intent(&intent(1, me), 1, &mut out);
+    assert_eq!(submitted(&out).len(), 2, "approve and swap");
+    exec.set_halted(true);
+    out.clear();
+    exec.on_chain(head(2), 1, &mut out);
+    assert!(nonces_and_tips(&out).is_none(), "resent after the kill: {out:?}");
+    let cancels: Vec<_> = out.iter().filter(|a| matches!(a, Action::Cancel { .. })).collect();
+    assert_eq!(cancels.len(), 1, "{out:?}");
+    if let Action::Cancel { intent, request } = cancels[0] {
+        assert_eq!(*intent, 1);
+        let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
+        assert_eq!(body["method"], "eth_cancelBundle");
+        assert_eq!(body["params"][0]["replacementUuid"].as_str(), Some(request.uuid.as_str()));
+        assert!(request.signature_header.contains(':'));
+    }
+    // Even once resumed, the cancelled bundle is never resent; it expires at its deadline.
+    exec.set_halted(false);
+    for n in 3..6 {
+        out.clear();
+        exec.on_chain(head(n), 1, &mut out);
+        assert!(
+            nonces_and_tips(&out).is_none() && !out.iter().any(|a| matches!(a, Action::Cancel { .. })),
+            "{out:?}"
+        );
+    }
+    out.clear();
+    exec.on_chain(head(7), 1, &mut out);
+    assert!(
+        out.iter().any(|a| matches!(a, Action::Outcome(o) if o.status == OutcomeStatus::Expired)),
+        "{out:?}"
+    );
+    assert_eq!(exec.stats().cancelled, 1);
+}
+
+/// The nonce and priority fee of each transaction of the first submission in `out`.
+fn nonces_and_tips(out: &[Action]) -> Option<Vec<(u64, u128)>> {
+    use alloy::consensus::TxEnvelope;
+    use alloy::eips::eip2718::Decodable2718;
+    let request = out.iter().find_map(|a| match a {
+        Action::Submit { request, .. } => Some(request),
+        _ => None,
+    })?;
+    let v: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
+    let txs = v["params"][0]["txs"].as_array().unwrap();
+    Some(
+        txs.iter()
+            .map(|t| {
+                let raw: Bytes = t.as_str().unwrap().parse().unwrap();
+                let TxEnvelope::Eip1559(s) = TxEnvelope::decode_2718(&mut raw.as_ref()).unwrap() else {
+                    panic!("not 1559")
+                };
+                (s.tx().nonce, s.tx().max_priority_fee_per_gas)
+            })
+            .collect(),
+    )
 }

@@ -54,6 +54,14 @@ impl Chain {
                 self.bundle_status.insert(b.hash, BundleStatus::Expired { block: b.block, reason });
                 continue;
             }
+            let floor = u.builder_min_tip_wei;
+            let tip = b.txs.iter().filter_map(|t| t.inner().effective_tip_per_gas(env.base_fee)).min();
+            if floor > 0 && tip.is_some_and(|t| t < u128::from(floor)) {
+                self.counters.bundles_expired += 1;
+                let reason = format!("tip {} wei below the builder's floor of {floor}", tip.unwrap_or(0));
+                self.bundle_status.insert(b.hash, BundleStatus::Expired { block: b.block, reason });
+                continue;
+            }
             let mut scratch = self.state.clone();
             let outcome = Self::run_bundle(&u, &mut scratch, &env, &b.txs, &b.reverting).and_then(|txs| {
                 let g: u64 = txs.iter().map(|e| e.gas_used).sum();

@@ -47,6 +47,8 @@ pub(crate) struct DexInfo {
 pub(crate) struct Universe {
     pub(crate) chain_id: u64,
     pub(crate) gas_limit: u64,
+    /// Smallest priority fee per gas the builder includes (0: any).
+    pub(crate) builder_min_tip_wei: u64,
     pub(crate) arbitrage: bool,
     pub(crate) tokens: Vec<TokenInfo>,
     pub(crate) token_by_addr: HashMap<Address, usize>,
