@@ -131,6 +131,93 @@ pub(crate) fn prune(path: &Path, days: u64, json: bool) -> eyre::Result<()> {
     Ok(())
 }
 
+/// `--since`: a duration such as `30m`, `24h` or `7d`, in seconds.
+pub(crate) fn parse_since(text: &str) -> Result<u64, String> {
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let n: u64 = number.parse().map_err(|_| format!("`{text}` is not a duration like 30m, 24h or 7d"))?;
+    let secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => return Err(format!("`{text}`: the unit must be s, m, h or d")),
+    };
+    n.checked_mul(secs).filter(|s| *s > 0).ok_or_else(|| format!("`{text}` is out of range"))
+}
+
+/// `keel journal stats`: inclusion analytics of the records of the last `since` seconds (all
+/// without it).
+pub(crate) fn stats(path: &Path, since: Option<u64>, json: bool) -> eyre::Result<()> {
+    if !path.exists() {
+        return Err(eyre!("{}: no such journal", path.display()));
+    }
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let since_ms = since.map_or(0, |s| now_ms.saturating_sub((s as i64).saturating_mul(1_000)));
+    let store = Store::open_read_only(path)?;
+    let records = store.records_since(since_ms).wrap_err("reading the journal")?;
+    let s = keel_journal::stats::journal_stats(&records, since_ms);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+        return Ok(());
+    }
+    let o = &s.outcomes;
+    let from = if since_ms > 0 { format!("since {} UTC", time(since_ms)) } else { "all records".into() };
+    println!(
+        "{} ({from}): {} decided, {} refused, {} landed, {} expired",
+        path.display(),
+        o.decided,
+        o.refused,
+        o.landed,
+        o.expired
+    );
+    for (reason, n) in &o.expired_by_reason {
+        println!("  expired ({reason}): {n}");
+    }
+    let opt = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.1}"));
+    let blocks = |v: Option<u64>| v.map_or("-".to_string(), |x| x.to_string());
+    let i = &s.inclusion;
+    println!(
+        "inclusion: {} with a record; blocks p50 {} p90 {}; seconds p50 {} p90 {}; versions mean {}; fees {:.6} ETH",
+        i.count,
+        blocks(i.blocks_p50),
+        blocks(i.blocks_p90),
+        opt(i.seconds_p50),
+        opt(i.seconds_p90),
+        opt(i.versions_mean),
+        i.fees_eth
+    );
+    println!(
+        "\n{:<20} {:>11} {:>9} {:>7} {:>10} {:>7} {:>8}",
+        "relay", "submissions", "accepted", "failed", "rebalances", "landed", "rate"
+    );
+    for r in &s.relays {
+        let rate = r.landing_rate.map_or("-".to_string(), |x| format!("{:.1}%", x * 100.0));
+        println!(
+            "{:<20} {:>11} {:>9} {:>7} {:>10} {:>7} {:>8}",
+            r.relay, r.submissions, r.accepted, r.failed, r.rebalances, r.landed, rate
+        );
+    }
+    println!(
+        "\n{:<28} {:>7} {:>7} {:>10} {:>10} {:>12}",
+        "builder", "landed", "share", "blocks p50", "secs p90", "fees ETH"
+    );
+    for b in &s.builders {
+        let i = &b.inclusion;
+        println!(
+            "{:<28} {:>7} {:>6.1}% {:>10} {:>10} {:>12.6}",
+            b.builder,
+            b.landed,
+            b.share * 100.0,
+            blocks(i.blocks_p50),
+            opt(i.seconds_p90),
+            i.fees_eth
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -208,7 +208,7 @@ enum Command {
         args: Vec<String>,
     },
     /// Read the journal: recent rebalances (`list`, the default) or one in full (`show INTENT`);
-    /// `prune` removes old settled ones.
+    /// `stats` for inclusion analytics; `prune` removes old settled ones.
     Journal {
         /// The journal file.
         #[arg(long, global = true)]
@@ -236,6 +236,13 @@ enum JournalAction {
     Show {
         /// Its intent id (first column of `list`).
         intent: u64,
+    },
+    /// Inclusion analytics: how rebalances ended (expiries by reason), time to inclusion and
+    /// fees, and per relay and per builder the landing rate and the time to inclusion.
+    Stats {
+        /// Only records of the last DURATION (`30m`, `24h`, `7d`; default: all).
+        #[arg(long, value_parser = journal::parse_since)]
+        since: Option<u64>,
     },
     /// Remove settled rebalances (landed, refused, expired, abandoned) last changed more than
     /// `--older-than-days` ago; open ones are always kept. Safe while Keel runs.
@@ -293,6 +300,7 @@ fn main() -> ExitCode {
                 Some(JournalAction::List { limit }) => journal::list(&p, limit, json),
                 Some(JournalAction::Show { intent }) => journal::show(&p, intent, json),
                 Some(JournalAction::Prune { older_than_days }) => journal::prune(&p, older_than_days, json),
+                Some(JournalAction::Stats { since }) => journal::stats(&p, since, json),
             }),
     };
     match result {

@@ -134,6 +134,9 @@ pub enum JournalRecord {
         /// Why.
         reason: String,
     },
+    /// How a landed rebalance was included: by whom, after how long, at what fee. Follows its
+    /// `Landed` record when the block could be read.
+    Included(Box<Inclusion>),
     /// Found open at start and settled by reconciling with the chain.
     Recovered {
         /// The intent.
@@ -145,12 +148,34 @@ pub enum JournalRecord {
     },
 }
 
+/// The inclusion of a landed rebalance (see [`JournalRecord::Included`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Inclusion {
+    /// The intent.
+    pub intent: u64,
+    /// Block of inclusion.
+    pub block: u64,
+    /// The block's fee recipient (the builder's address).
+    pub coinbase: Address,
+    /// The builder's name: the block's extra data when it is printable text, else empty.
+    pub builder: String,
+    /// Blocks from the first block targeted to the landing block (1: the first), 0 if unknown.
+    pub blocks: u64,
+    /// Seconds from the first send to the head that showed it landed, if known.
+    pub seconds: Option<f64>,
+    /// Signed versions sent.
+    pub versions: u32,
+    /// Fees paid by its transactions (gas used × effective gas price), wei.
+    pub fee_wei: u128,
+}
+
 impl JournalRecord {
     /// The intent the record belongs to.
     pub fn intent(&self) -> u64 {
         match self {
             JournalRecord::Decided(i) => i.id,
             JournalRecord::Signed(b) => b.intent,
+            JournalRecord::Included(i) => i.intent,
             JournalRecord::Refused { intent, .. }
             | JournalRecord::Submitted { intent, .. }
             | JournalRecord::Landed { intent, .. }
@@ -167,6 +192,7 @@ impl JournalRecord {
             JournalRecord::Signed(_) => "signed",
             JournalRecord::Submitted { .. } => "submitted",
             JournalRecord::Landed { .. } => "landed",
+            JournalRecord::Included(_) => "included",
             JournalRecord::Expired { .. } => "expired",
             JournalRecord::Recovered { .. } => "recovered",
         }

@@ -13,6 +13,7 @@
 #![cfg_attr(test, allow(unused_crate_dependencies))]
 
 pub mod recover;
+pub mod stats;
 pub mod store;
 pub mod writer;
 

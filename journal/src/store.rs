@@ -387,6 +387,30 @@ impl Store {
         rows.collect::<Result<Vec<_>, _>>().map_err(db)
     }
 
+    /// Every record written at or after `since_ms`, in order, with its intent.
+    pub fn records_since(&self, since_ms: i64) -> Result<Vec<(u64, RecordRow)>, JournalError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT seq, at_ms, kind, body, intent FROM records WHERE at_ms >= ?1 ORDER BY seq")
+            .map_err(db)?;
+        let rows = st
+            .query_map(params![since_ms], |r| {
+                let body: String = r.get(3)?;
+                let intent: i64 = r.get(4)?;
+                Ok((
+                    u64::try_from(intent).unwrap_or(0),
+                    RecordRow {
+                        seq: r.get(0)?,
+                        at_ms: r.get(1)?,
+                        kind: r.get(2)?,
+                        body: serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body)),
+                    },
+                ))
+            })
+            .map_err(db)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(db)
+    }
+
     /// Every journaled transaction hash with its intent and version.
     pub fn all_txs(&self) -> Result<Vec<(B256, u64, u32, u64)>, JournalError> {
         let mut st = self.conn.prepare("SELECT hash, intent, version, nonce FROM txs").map_err(db)?;
@@ -674,6 +698,15 @@ fn write_one(
             set_state(tx, intent, at_ms, state::LANDED, Some(*block), Some(*gas_used), detail)?;
             json!({ "block": block, "gas_used": gas_used, "reverted": reverted })
         }
+        JournalRecord::Included(i) => json!({
+            "block": i.block,
+            "coinbase": i.coinbase.to_string(),
+            "builder": i.builder,
+            "blocks": i.blocks,
+            "seconds": i.seconds,
+            "versions": i.versions,
+            "fee_wei": i.fee_wei.to_string(),
+        }),
         JournalRecord::Expired { block, reason, .. } => {
             set_state(
                 tx,

@@ -21,7 +21,7 @@ use keel_engine::intent::RebalanceIntent;
 use keel_engine::queue::{Queue, WaitPolicy};
 use parking_lot::Mutex;
 
-use crate::exec::{Action, Executor, InclusionStats, ReceiptInfo};
+use crate::exec::{Action, Executor, InclusionStats, LandingBlock, ReceiptInfo};
 use crate::head_view::{HeadView, MAX_HEAD_VIEWS};
 use keel_engine::chain::ChainUpdate;
 
@@ -50,6 +50,8 @@ pub enum RouterInput {
         intent: u64,
         /// One per transaction.
         receipts: Vec<ReceiptInfo>,
+        /// The block they are in, when it could be read.
+        block: Option<LandingBlock>,
     },
 }
 
@@ -341,7 +343,9 @@ pub fn run_router_stage(
                     observer.publish_head(HeadView::of(&exec, block, base_fee));
                 }
             }
-            RouterInput::Receipts { intent, receipts } => exec.on_receipts(intent, &receipts, &mut actions),
+            RouterInput::Receipts { intent, receipts, block } => {
+                exec.on_receipts_in_block(intent, &receipts, block, &mut actions)
+            }
         }
         // After routing and signing: the request is handed to the HTTP client right below.
         let signed_ns = mono_now_ns();
@@ -418,11 +422,11 @@ pub fn run_router_stage(
                     let url = rpc_url.clone();
                     let recorder = recorder.clone();
                     runtime.spawn(async move {
-                        let receipts = fetch_receipts(&url, &hashes, expected).await;
+                        let (receipts, block) = fetch_receipts(&url, &hashes, expected).await;
                         if let Some(r) = &recorder {
                             r.receipts(mono_now_ns(), intent, &receipts);
                         }
-                        let _ = input.try_push(RouterInput::Receipts { intent, receipts });
+                        let _ = input.try_push(RouterInput::Receipts { intent, receipts, block });
                     });
                 }
                 Action::Cancel { intent, request } => {
@@ -463,12 +467,18 @@ pub fn run_router_stage(
 /// Reads receipts for `hashes` — every version of a landed bundle's transactions — until `expected`
 /// are found, retrying while the node has not indexed them yet. Versions that never landed simply
 /// have no receipt. Missing receipts are logged; the landing itself is proven by the account nonce.
-async fn fetch_receipts(rpc_url: &str, hashes: &[B256], expected: usize) -> Vec<ReceiptInfo> {
+/// Also reads the block they landed in (its coinbase and extra data) and sums the fees paid.
+async fn fetch_receipts(
+    rpc_url: &str,
+    hashes: &[B256],
+    expected: usize,
+) -> (Vec<ReceiptInfo>, Option<LandingBlock>) {
     let Ok(url) = rpc_url.parse() else {
         tracing::error!(rpc_url, "bad RPC URL: receipts not read");
-        return Vec::new();
+        return (Vec::new(), None);
     };
     let provider = ProviderBuilder::new().connect_http(url);
+    let mut fee_wei: u128 = 0;
     let mut found: Vec<(B256, ReceiptInfo)> = Vec::with_capacity(expected);
     for attempt in 0..RECEIPT_RETRIES {
         for hash in hashes {
@@ -476,15 +486,19 @@ async fn fetch_receipts(rpc_url: &str, hashes: &[B256], expected: usize) -> Vec<
                 continue;
             }
             match provider.get_transaction_receipt(*hash).await {
-                Ok(Some(r)) => found.push((
-                    *hash,
-                    ReceiptInfo {
-                        hash: *hash,
-                        block: r.block_number.unwrap_or(0),
-                        gas_used: r.gas_used,
-                        success: r.status(),
-                    },
-                )),
+                Ok(Some(r)) => {
+                    let fee = u128::from(r.gas_used).saturating_mul(r.effective_gas_price);
+                    fee_wei = fee_wei.saturating_add(fee);
+                    found.push((
+                        *hash,
+                        ReceiptInfo {
+                            hash: *hash,
+                            block: r.block_number.unwrap_or(0),
+                            gas_used: r.gas_used,
+                            success: r.status(),
+                        },
+                    ))
+                }
                 Ok(None) => {}
                 Err(e) => tracing::debug!(%hash, attempt, error = %e, "receipt read failed"),
             }
@@ -497,5 +511,21 @@ async fn fetch_receipts(rpc_url: &str, hashes: &[B256], expected: usize) -> Vec<
     if found.len() < expected {
         tracing::warn!(found = found.len(), expected, "receipts of a landed bundle not all found");
     }
-    found.into_iter().map(|(_, r)| r).collect()
+    let receipts: Vec<ReceiptInfo> = found.into_iter().map(|(_, r)| r).collect();
+    let block = match receipts.iter().map(|r| r.block).max().filter(|b| *b > 0) {
+        Some(n) => match provider.get_block_by_number(n.into()).await {
+            Ok(Some(b)) => Some(LandingBlock {
+                coinbase: b.header.beneficiary,
+                extra_data: b.header.extra_data.clone(),
+                fee_wei,
+            }),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::debug!(block = n, error = %e, "landing block not read: no inclusion record");
+                None
+            }
+        },
+        None => None,
+    };
+    (receipts, block)
 }

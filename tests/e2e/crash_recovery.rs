@@ -186,6 +186,21 @@ fn sigkill_during_rebalances_never_executes_one_twice_nor_loses_one() {
             ),
         }
     }
+    // Every rebalance that landed while Keel ran (not found landed by recovery) says how: its block,
+    // the block's coinbase, and at least one version sent.
+    let records = store.records_since(0).unwrap();
+    let included: Vec<_> = records.iter().filter(|(_, r)| r.kind == "included").collect();
+    let normal = records.iter().filter(|(_, r)| r.kind == "landed").count();
+    assert_eq!(included.len(), normal, "a `landed` record without its `included` record");
+    for (intent, r) in &included {
+        let (_, block) = landed.get(intent).expect("included rebalance is on chain");
+        assert_eq!(r.body["block"].as_u64(), Some(*block), "{r:?}");
+        assert!(
+            r.body["coinbase"].as_str().is_some_and(|c| c.starts_with("0x"))
+                && r.body["versions"].as_u64() >= Some(1),
+            "{r:?}"
+        );
+    }
     // Never twice: each landed rebalance was decided after the previous one was known landed.
     let mut by_portfolio: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
     for intent in landed.keys() {

@@ -328,6 +328,19 @@ pub struct Executor {
     inclusion: InclusionStats,
     /// The kill switch is engaged: in-flight bundles are cancelled and not resent.
     halted: bool,
+    /// The block a landed bundle's receipts came from, for its `Included` record.
+    landing_block: Option<(u64, LandingBlock)>,
+}
+
+/// The block a bundle landed in, as the receipts' driver read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LandingBlock {
+    /// Its fee recipient.
+    pub coinbase: Address,
+    /// Its extra data (builders put their name there).
+    pub extra_data: alloy::primitives::Bytes,
+    /// Fees the bundle's transactions paid (gas used × effective gas price), wei.
+    pub fee_wei: u128,
 }
 
 impl Executor {
@@ -377,6 +390,7 @@ impl Executor {
             intent_costs: Vec::new(),
             inclusion: InclusionStats::default(),
             halted: false,
+            landing_block: None,
         }
     }
 

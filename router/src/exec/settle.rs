@@ -5,9 +5,10 @@ use keel_engine::Nanos;
 use keel_engine::event::{BlockHeader, Outcome, OutcomeStatus};
 use keel_engine::record::JournalRecord;
 
-use super::{Action, ExecError, Executor, InclusionStats, Inflight, ReceiptInfo};
+use super::{Action, ExecError, Executor, InclusionStats, Inflight, LandingBlock, ReceiptInfo};
 use crate::bundle::{BundleOptions, SignedBundleRequest, build_send_bundle};
 use crate::tx::{CallRequest, Fees, SignedTx, TxError, sign_call};
+use keel_engine::record::Inclusion;
 
 impl Executor {
     pub(super) fn on_head(&mut self, h: BlockHeader, now_ns: Nanos, out: &mut Vec<Action>) {
@@ -171,6 +172,20 @@ impl Executor {
         Ok(build_send_bundle(&txs, target, &opts, &mut self.auth, self.request_id)?)
     }
 
+    /// Receipts of a landed bundle and the block they are in: as [`Self::on_receipts`], and an
+    /// `Included` record (builder, blocks and seconds to inclusion, versions, fees).
+    pub fn on_receipts_in_block(
+        &mut self,
+        intent: u64,
+        receipts: &[ReceiptInfo],
+        block: Option<LandingBlock>,
+        out: &mut Vec<Action>,
+    ) {
+        self.landing_block = block.map(|b| (intent, b));
+        self.on_receipts(intent, receipts, out);
+        self.landing_block = None;
+    }
+
     /// Receipts of a landed bundle: report the outcome.
     pub fn on_receipts(&mut self, intent: u64, receipts: &[ReceiptInfo], out: &mut Vec<Action>) {
         let Some(i) = self.inflight.iter().position(|f| f.intent == intent) else { return };
@@ -206,12 +221,35 @@ impl Executor {
         self.stats.landed += 1;
         self.stats.gas_used += gas_used;
         self.observe_inclusion(&f, block);
+        let included = self.landing_block.take().filter(|(i, _)| *i == intent).map(|(_, b)| {
+            let text = std::str::from_utf8(&b.extra_data)
+                .ok()
+                .filter(|t| !t.is_empty() && t.chars().all(|c| !c.is_control()));
+            JournalRecord::Included(Box::new(Inclusion {
+                intent,
+                block,
+                coinbase: b.coinbase,
+                builder: text.unwrap_or_default().to_string(),
+                blocks: if f.first_target_block > 0 {
+                    block.saturating_sub(f.first_target_block) + 1
+                } else {
+                    0
+                },
+                seconds: (f.first_sent_ns > 0 && f.landed_ns >= f.first_sent_ns)
+                    .then(|| (f.landed_ns - f.first_sent_ns) as f64 / 1e9),
+                versions: f.version.saturating_add(1),
+                fee_wei: b.fee_wei,
+            }))
+        });
         out.push(Action::Journal(JournalRecord::Landed {
             intent,
             block,
             gas_used,
             reverted: receipts.iter().any(|r| !r.success),
         }));
+        if let Some(record) = included {
+            out.push(Action::Journal(record));
+        }
         out.push(Action::Outcome(Outcome {
             intent,
             portfolio: f.portfolio,
