@@ -138,6 +138,43 @@ pub fn build_send_bundle(
     })
 }
 
+/// An authenticated `eth_callBundle` request: the simulation of a bundle before it is sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedCallRequest {
+    /// JSON-RPC body.
+    pub body: Vec<u8>,
+    /// `X-Flashbots-Signature` value for `body`.
+    pub signature_header: String,
+    /// Hashes of the bundle's transactions, in order (to name the one that reverted).
+    pub tx_hashes: Vec<B256>,
+}
+
+/// Builds and authenticates `eth_callBundle` for `txs` as they would run in `block_number`, on
+/// the latest state: `{"txs":[…],"blockNumber":"0x…","stateBlockNumber":"latest"}`.
+pub fn build_call_bundle(
+    txs: &[SignedTx],
+    block_number: u64,
+    auth: &mut Signer,
+    request_id: u64,
+) -> Result<SignedCallRequest, BundleError> {
+    if txs.is_empty() {
+        return Err(BundleError::Empty);
+    }
+    let request = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": request_id,
+        "method": "eth_callBundle",
+        "params": [{
+            "txs": txs.iter().map(|t| t.raw.to_string()).collect::<Vec<_>>(),
+            "blockNumber": format!("{block_number:#x}"),
+            "stateBlockNumber": "latest",
+        }],
+    });
+    let body = serde_json::to_vec(&request)?;
+    let signature_header = flashbots_signature(auth, &body)?;
+    Ok(SignedCallRequest { body, signature_header, tx_hashes: txs.iter().map(|t| t.hash).collect() })
+}
+
 /// An authenticated `eth_cancelBundle` request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedCancelRequest {

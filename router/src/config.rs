@@ -179,6 +179,13 @@ pub struct RouterConfig {
     /// risk limit `max_gas_price_wei` also bounds it.
     #[serde(default)]
     pub max_priority_fee_wei: Option<u128>,
+    /// Simulate every new bundle version with `eth_callBundle` on the relay of this name before
+    /// sending it: one that reverts (or that the relay refuses) is not sent, and its rebalance
+    /// expires saying which transaction reverted and why. Adds the simulation's round trip to
+    /// tick-to-wire; off (default) where latency matters. A simulation that cannot be had
+    /// (transport, status) sends the bundle anyway, logged.
+    #[serde(default)]
+    pub presimulate: Option<String>,
 }
 
 /// Largest `tip_step_pct`.
@@ -357,6 +364,11 @@ pub fn validate(
     }
     if relays.is_empty() {
         return Err(ConfigError::new("relays", "at least one relay is required"));
+    }
+    if let Some(name) = &router.presimulate
+        && !relays.iter().any(|r| &r.name == name)
+    {
+        return Err(ConfigError::new("router.presimulate", format!("no relay named `{name}`")));
     }
     for r in relays {
         if !(r.url.starts_with("http://") || r.url.starts_with("https://")) {

@@ -155,6 +155,32 @@ impl RelayClient {
         join_all(posts).await
     }
 
+    /// Simulates a bundle with `eth_callBundle` on relay `relay` (an index into
+    /// [`RelayClient::relays`]): `Ok(None)` when every transaction succeeded, `Ok(Some(why))` when
+    /// the relay refused the bundle or a transaction reverted (naming it), `Err` when no
+    /// simulation could be had (transport, HTTP status, a reply we cannot read).
+    pub async fn call_bundle(
+        &self,
+        relay: usize,
+        req: &crate::bundle::SignedCallRequest,
+    ) -> Result<Option<String>, RelayError> {
+        let (Some(cfg), Some(http)) = (self.relays.get(relay), self.http.get(relay)) else {
+            return Err(RelayError::Client(format!("no relay #{relay}")));
+        };
+        let resp = http
+            .post(&cfg.url)
+            .timeout(Duration::from_millis(cfg.timeout_ms))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(FLASHBOTS_SIGNATURE_HEADER, &req.signature_header)
+            .body(req.body.clone())
+            .send()
+            .await
+            .map_err(transport_error)?;
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await.map_err(|e| RelayError::Transport(e.to_string()))?;
+        parse_call_bundle_response(status, &bytes, &req.tx_hashes)
+    }
+
     async fn post_one(
         &self,
         http: &reqwest::Client,
@@ -199,6 +225,39 @@ fn transport_error(e: reqwest::Error) -> RelayError {
         cause = c.source();
     }
     RelayError::Transport(e.to_string())
+}
+
+/// Reads a relay's answer to `eth_callBundle` (see [`RelayClient::call_bundle`]). A JSON-RPC
+/// error is the relay refusing the bundle (an invalid transaction: nonce, funds, fees).
+pub fn parse_call_bundle_response(
+    status: u16,
+    body: &[u8],
+    tx_hashes: &[B256],
+) -> Result<Option<String>, RelayError> {
+    if status >= 500 || status == 429 {
+        let text = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+        return Err(RelayError::Status { status, body: text });
+    }
+    let v: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| RelayError::Malformed(e.to_string()))?;
+    if let Some(err) = v.get("error").filter(|e| !e.is_null()) {
+        let message = err.get("message").and_then(|m| m.as_str()).unwrap_or("(no message)");
+        return Ok(Some(format!("the relay refused the bundle: {message}")));
+    }
+    let results = v
+        .pointer("/result/results")
+        .and_then(|r| r.as_array())
+        .ok_or_else(|| RelayError::Malformed("eth_callBundle answer without result.results".into()))?;
+    for (i, r) in results.iter().enumerate() {
+        let error = r.get("error").and_then(|e| e.as_str());
+        let revert = r.get("revert").filter(|x| !x.is_null()).map(|x| x.to_string());
+        if error.is_some() || revert.is_some() {
+            let hash = tx_hashes.get(i).map_or_else(|| "?".to_string(), |h| h.to_string());
+            let why = error.map(str::to_string).or(revert).unwrap_or_default();
+            return Ok(Some(format!("transaction {i} ({hash}) reverted: {why}")));
+        }
+    }
+    Ok(None)
 }
 
 /// Reads a relay's answer to `eth_cancelBundle`: any `result` (Flashbots answers `null` or a

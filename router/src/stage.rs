@@ -53,6 +53,13 @@ pub enum RouterInput {
         /// The block they are in, when it could be read.
         block: Option<LandingBlock>,
     },
+    /// The pre-simulation of a bundle version is done (`[router] presimulate`).
+    Simulated {
+        /// The version's bundle hash.
+        bundle_hash: B256,
+        /// Why it was not sent, or `None`: it passed and was sent.
+        failure: Option<String>,
+    },
 }
 
 impl From<ChainUpdate> for RouterInput {
@@ -271,6 +278,8 @@ pub fn run_router_stage(
 ) -> Executor {
     let StageIo { relays, rpc_url, runtime, journal, wait, recorder } = io;
     let relay_names: Arc<[String]> = relays.relays().iter().map(|r| r.name.clone()).collect();
+    let presim_relay =
+        exec.config().presimulate.as_ref().and_then(|name| relay_names.iter().position(|n| n == name));
     let sink: ReplySink<Posted> = {
         let (observer, names) = (Arc::clone(&observer), Arc::clone(&relay_names));
         let journal = journal.as_ref().map(|j| j.handle.clone());
@@ -346,6 +355,9 @@ pub fn run_router_stage(
             RouterInput::Receipts { intent, receipts, block } => {
                 exec.on_receipts_in_block(intent, &receipts, block, &mut actions)
             }
+            RouterInput::Simulated { bundle_hash, failure } => {
+                exec.on_simulated(bundle_hash, failure, &mut actions)
+            }
         }
         // After routing and signing: the request is handed to the HTTP client right below.
         let signed_ns = mono_now_ns();
@@ -356,7 +368,7 @@ pub fn run_router_stage(
                         last_journaled = j.handle.append(record);
                     }
                 }
-                Action::Submit { intent, request, event_recv_ns, .. } => {
+                Action::Submit { intent, request, event_recv_ns, simulate, .. } => {
                     if let Some(j) = journal.as_ref().filter(|j| j.write_ahead)
                         && let Err(e) = j.handle.wait_committed(last_journaled, j.commit_timeout)
                     {
@@ -391,6 +403,30 @@ pub fn run_router_stage(
                         signature_header: request.signature_header.clone(),
                     });
                     let posted = Posted { intent, block: request.block_number };
+                    if let (Some(call), Some(sim_relay)) = (simulate, presim_relay) {
+                        // Off the fast path: simulate, then send to every relay only if nothing reverted.
+                        let (relays, sink, input) = (relays.clone(), Arc::clone(&sink), Arc::clone(&input));
+                        runtime.spawn(async move {
+                            let failure = match relays.call_bundle(sim_relay, &call).await {
+                                Ok(failure) => failure,
+                                Err(e) => {
+                                    tracing::warn!(intent, error = %e, "no simulation to be had: the bundle is sent unsimulated");
+                                    None
+                                }
+                            };
+                            if failure.is_none() {
+                                let all: Vec<usize> = (0..relays.relays().len()).collect();
+                                for reply in relays.send_to(&request, &all).await {
+                                    sink(posted, reply);
+                                }
+                            }
+                            let bundle_hash = request.bundle_hash;
+                            if input.try_push(RouterInput::Simulated { bundle_hash, failure }).is_err() {
+                                tracing::error!(intent, "router queue full: simulation result dropped");
+                            }
+                        });
+                        continue;
+                    }
                     slow.clear();
                     for relay in 0..relays.relays().len() {
                         let Some(f) = fast.as_mut().filter(|f| f.handles(relay)) else {

@@ -216,6 +216,7 @@ fn executor() -> Executor {
         presign_pool: keel_router::config::DEFAULT_PRESIGN_POOL,
         tip_step_pct: 0,
         max_priority_fee_wei: None,
+        presimulate: None,
     };
     let tokens = vec![
         ExecToken { symbol: "USDC".into(), address: USDC, decimals: 6 },

@@ -246,6 +246,7 @@ pub(crate) fn router_config(chain_id: u64, defer: Option<f64>, netting: bool) ->
         presign_pool: keel_router::config::DEFAULT_PRESIGN_POOL,
         tip_step_pct: 0,
         max_priority_fee_wei: None,
+        presimulate: None,
     }
 }
 

@@ -96,3 +96,22 @@ async fn a_kill_during_a_pending_rebalance_cancels_it_and_stops_its_resends() {
     assert_eq!(report.exec.cancelled, 1, "{:?}", report.exec);
     assert_eq!(report.exec.landed, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bundle_that_fails_its_simulation_is_never_sent_and_one_that_passes_lands() {
+    // The account cannot pay for gas: the relay's eth_callBundle refuses the bundle.
+    let mut sc = Scenario::volatile(1).expect("scenario");
+    sc.sim.accounts[0].eth = "0.0001".into();
+    sc.router.presimulate = Some("relay".into());
+    let (report, stats) = run(&sc, Duration::from_secs(20), |p| p.snapshot().engine.outcomes.expired >= 1).await;
+    assert!(report.exec.sim_reverted >= 1, "{:?}", report.exec);
+    assert_eq!(stats.bundles_received, 0, "a bundle that failed its simulation was sent: {stats:?}");
+    assert_eq!(report.exec.landed, 0);
+
+    // Funded, the same rebalance passes its simulation and lands.
+    let mut sc = Scenario::volatile(1).expect("scenario");
+    sc.router.presimulate = Some("relay".into());
+    let (report, stats) = run(&sc, Duration::from_secs(20), |p| p.snapshot().engine.outcomes.landed >= 1).await;
+    assert!(report.exec.landed >= 1 && stats.bundles_landed >= 1, "{:?} {stats:?}", report.exec);
+    assert_eq!(report.exec.sim_reverted, 0);
+}

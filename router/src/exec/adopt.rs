@@ -59,6 +59,7 @@ impl Executor {
             first_target_block: 0,
             landed_ns: 0,
             cancelled: false,
+            simulating: None,
             approvals: Vec::new(),
             swap_pool: Vec::new(),
         });

@@ -147,6 +147,13 @@ impl Executor {
         self.request_id += 1;
         let opts = BundleOptions { replacement_uuid: Some(uuid.clone()), ..Default::default() };
         let request = build_send_bundle(&bundle_txs, target, &opts, &mut self.auth, self.request_id)?;
+        let simulate = match self.cfg.presimulate {
+            Some(_) => {
+                self.request_id += 1;
+                Some(crate::bundle::build_call_bundle(&bundle_txs, target, &mut self.auth, self.request_id)?)
+            }
+            None => None,
+        };
 
         // Commit.
         let mut actions = Vec::with_capacity(members.len() + 1);
@@ -202,6 +209,7 @@ impl Executor {
                         first_target_block: target,
                         landed_ns: 0,
                         cancelled: false,
+                        simulating: None,
                         approvals: plan.granted,
                         swap_pool: plan.swap_pool,
                     });
@@ -226,8 +234,19 @@ impl Executor {
                 "rebalance joined the block's batch"
             );
         }
+        if simulate.is_some() {
+            for f in self.inflight.iter_mut().filter(|f| f.uuid == uuid) {
+                f.simulating = Some(request.bundle_hash);
+            }
+        }
         self.open_batch = Some(OpenBatch { uuid, target_block: target, members });
-        actions.push(Action::Submit { intent: intent_id, request, event_recv_ns, ready_ns: now_ns });
+        actions.push(Action::Submit {
+            intent: intent_id,
+            request,
+            event_recv_ns,
+            ready_ns: now_ns,
+            simulate,
+        });
         Ok(actions)
     }
 

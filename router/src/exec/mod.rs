@@ -147,6 +147,9 @@ pub enum Action {
         event_recv_ns: Nanos,
         /// When the request was ready (signed and encoded).
         ready_ns: Nanos,
+        /// With `[router] presimulate`: simulate this first, and send only if nothing reverts
+        /// (then report [`Executor::on_simulated`]).
+        simulate: Option<crate::bundle::SignedCallRequest>,
     },
     /// The bundle landed by `block` (the account's nonce moved past it): read these receipts and
     /// call [`Executor::on_receipts`].
@@ -206,6 +209,9 @@ struct Inflight {
     landed_ns: Nanos,
     /// Cancelled after the kill switch engaged: never resent.
     cancelled: bool,
+    /// The bundle hash of the version being simulated (`[router] presimulate`): not resent until
+    /// the simulation passes.
+    simulating: Option<B256>,
     /// Allowances this bundle's approvals grant: recorded optimistically, rolled back if it never lands.
     approvals: Vec<(Address, Address, Address)>,
     /// For each transaction: the pool it swaps through when it is a single-pool swap (its receipt
@@ -222,6 +228,8 @@ pub struct ExecStats {
     pub rejected: u64,
     /// Bundle requests handed to the relays (first submissions and retargets).
     pub submissions: u64,
+    /// Bundle versions that reverted in simulation (or that the simulating relay refused), not sent.
+    pub sim_reverted: u64,
     /// In-flight batches cancelled because the kill switch engaged (not resent after).
     pub cancelled: u64,
     /// Rebalances whose bundle landed.
@@ -420,6 +428,11 @@ impl Executor {
     /// expires unlanded is taken back out.
     pub fn costs(&self) -> &[crate::cost::RebalanceCost] {
         &self.costs
+    }
+
+    /// Its execution settings.
+    pub fn config(&self) -> &RouterConfig {
+        &self.cfg
     }
 
     /// Tells the executor whether the kill switch is engaged (checked at every head: an engaged

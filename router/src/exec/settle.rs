@@ -8,6 +8,7 @@ use keel_engine::record::JournalRecord;
 use super::{Action, ExecError, Executor, InclusionStats, Inflight, LandingBlock, ReceiptInfo};
 use crate::bundle::{BundleOptions, SignedBundleRequest, build_send_bundle};
 use crate::tx::{CallRequest, Fees, SignedTx, TxError, sign_call};
+use alloy::primitives::B256;
 use keel_engine::record::Inclusion;
 
 impl Executor {
@@ -20,30 +21,13 @@ impl Executor {
                 continue;
             }
             if h.number >= f.deadline_block {
-                let f = self.inflight.swap_remove(i);
-                let chain = self.chain_nonce.get(&f.account).copied().unwrap_or(0);
-                self.nonces.reset_to_chain(f.account, chain);
-                for key in &f.approvals {
-                    self.allowances.remove(key);
-                }
-                self.traded.retain(|t| t.intent != f.intent);
-                self.release_cost(f.intent);
-                self.stats.expired += 1;
+                let reason = format!("deadline block {} reached unlanded", f.deadline_block);
                 tracing::warn!(
                     intent = f.intent,
                     block = h.number,
                     "bundle not included before its deadline; abandoned"
                 );
-                out.push(Action::Journal(JournalRecord::Expired {
-                    intent: f.intent,
-                    block: h.number,
-                    reason: format!("deadline block {} reached unlanded", f.deadline_block),
-                }));
-                out.push(Action::Outcome(Outcome {
-                    intent: f.intent,
-                    portfolio: f.portfolio,
-                    status: OutcomeStatus::Expired,
-                }));
+                self.abandon(i, h.number, reason, out);
                 continue;
             }
             i += 1;
@@ -62,6 +46,10 @@ impl Executor {
                 (0..self.inflight.len()).filter(|&k| self.inflight[k].uuid == uuid).collect();
             // A batch lands atomically: once one member's nonce shows it, none is resent.
             if members.iter().any(|&k| self.inflight[k].landed || self.inflight[k].cancelled) {
+                continue;
+            }
+            // Not resent before its simulation passed (it is being sent then, if it does).
+            if members.iter().any(|&k| self.inflight[k].simulating.is_some()) {
                 continue;
             }
             if self.halted {
@@ -85,9 +73,60 @@ impl Executor {
                         request,
                         event_recv_ns: 0,
                         ready_ns: now_ns,
+                        simulate: None,
                     });
                 }
                 Err(e) => tracing::error!(batch = %uuid, error = %e, "retargeting a bundle failed"),
+            }
+        }
+    }
+
+    /// Gives up in-flight entry `i`: releases its nonces, approvals and cost, journals it expired
+    /// with `reason` and reports it `Expired`.
+    fn abandon(&mut self, i: usize, head: u64, reason: String, out: &mut Vec<Action>) {
+        let f = self.inflight.swap_remove(i);
+        let chain = self.chain_nonce.get(&f.account).copied().unwrap_or(0);
+        self.nonces.reset_to_chain(f.account, chain);
+        for key in &f.approvals {
+            self.allowances.remove(key);
+        }
+        self.traded.retain(|t| t.intent != f.intent);
+        self.release_cost(f.intent);
+        self.stats.expired += 1;
+        out.push(Action::Journal(JournalRecord::Expired { intent: f.intent, block: head, reason }));
+        out.push(Action::Outcome(Outcome {
+            intent: f.intent,
+            portfolio: f.portfolio,
+            status: OutcomeStatus::Expired,
+        }));
+    }
+
+    /// The simulation of the version with `bundle_hash` is done: `None` when nothing reverted (it
+    /// was sent; resends go on as usual), `Some(why)` when it reverted or the relay refused it
+    /// (it was not sent; every member of its batch expires with `why`). A result for a version
+    /// since replaced is ignored.
+    pub fn on_simulated(&mut self, bundle_hash: B256, failure: Option<String>, out: &mut Vec<Action>) {
+        let Some(failure) = failure else {
+            for f in self.inflight.iter_mut().filter(|f| f.simulating == Some(bundle_hash)) {
+                f.simulating = None;
+            }
+            return;
+        };
+        let head = self.head.map_or(0, |h| h.number);
+        let mut found = false;
+        while let Some(i) = self.inflight.iter().position(|f| f.simulating == Some(bundle_hash)) {
+            found = true;
+            let intent = self.inflight[i].intent;
+            tracing::error!(intent, %bundle_hash, reason = %failure, "bundle reverted in simulation: not sent");
+            self.abandon(i, head, format!("reverted in simulation: {failure}"), out);
+        }
+        if found {
+            self.stats.sim_reverted += 1;
+            // The batch is gone: a later rebalance starts a new one.
+            if self.open_batch.as_ref().is_some_and(|b| {
+                b.members.iter().all(|m| !self.inflight.iter().any(|f| f.intent == m.intent.id))
+            }) {
+                self.open_batch = None;
             }
         }
     }

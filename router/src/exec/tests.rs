@@ -37,6 +37,7 @@ pub(super) fn executor_for(n: usize) -> (Executor, Vec<Address>) {
         presign_pool: crate::config::DEFAULT_PRESIGN_POOL,
         tip_step_pct: 0,
         max_priority_fee_wei: None,
+        presimulate: None,
     };
     let tokens = vec![
         ExecToken { symbol: "USDC".into(), address: USDC, decimals: 6 },
@@ -591,4 +592,59 @@ fn nonces_and_tips(out: &[Action]) -> Option<Vec<(u64, u128)>> {
             })
             .collect(),
     )
+}
+
+#[test]
+fn a_presimulated_bundle_is_not_resent_before_its_simulation_and_expires_if_it_reverted() {
+    let (mut exec, me) = executor();
+    exec.cfg.presimulate = Some("r".into());
+    exec.cfg.bundle_blocks = 5;
+    ready(&mut exec, me, 0);
+    let mut out = Vec::new();
+    exec.on_intent(&intent(1, me), 1, &mut out);
+    let (hash, call) = out
+        .iter()
+        .find_map(|a| match a {
+            Action::Submit { request, simulate: Some(call), .. } => Some((request.bundle_hash, call.clone())),
+            _ => None,
+        })
+        .expect("a submission to simulate");
+    let body: serde_json::Value = serde_json::from_slice(&call.body).unwrap();
+    assert_eq!(body["method"], "eth_callBundle");
+    assert_eq!(body["params"][0]["stateBlockNumber"], "latest");
+    assert_eq!(call.tx_hashes.len(), 2);
+    // While it is being simulated, a new head does not resend it.
+    out.clear();
+    exec.on_chain(head(2), 1, &mut out);
+    assert!(nonces_and_tips(&out).is_none(), "{out:?}");
+    // Passed: resends go on.
+    exec.on_simulated(hash, None, &mut out);
+    out.clear();
+    exec.on_chain(head(3), 1, &mut out);
+    assert!(nonces_and_tips(&out).is_some(), "{out:?}");
+
+    // A second rebalance whose simulation reverts expires at once, saying which and why.
+    let (mut exec, me) = executor();
+    exec.cfg.presimulate = Some("r".into());
+    ready(&mut exec, me, 0);
+    out.clear();
+    exec.on_intent(&intent(1, me), 1, &mut out);
+    let hash = out
+        .iter()
+        .find_map(|a| match a {
+            Action::Submit { request, .. } => Some(request.bundle_hash),
+            _ => None,
+        })
+        .unwrap();
+    out.clear();
+    exec.on_simulated(B256::repeat_byte(1), Some("stale".into()), &mut out);
+    assert!(out.is_empty(), "a result for another version is ignored: {out:?}");
+    exec.on_simulated(hash, Some("transaction 1 (0xab) reverted: UniswapV2: K".into()), &mut out);
+    assert!(
+        matches!(&out[..], [Action::Journal(JournalRecord::Expired { reason, .. }), Action::Outcome(o)]
+            if reason == "reverted in simulation: transaction 1 (0xab) reverted: UniswapV2: K" && o.status == OutcomeStatus::Expired),
+        "{out:?}"
+    );
+    assert_eq!((exec.stats().sim_reverted, exec.stats().expired), (1, 1));
+    assert_eq!(exec.inflight_count(), 0);
 }
