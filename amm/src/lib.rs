@@ -21,6 +21,7 @@
 #![cfg_attr(test, allow(unused_crate_dependencies))]
 
 pub mod abi;
+pub mod balancer;
 pub mod curve;
 pub mod pool;
 pub mod quote;
