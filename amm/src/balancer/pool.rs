@@ -224,14 +224,15 @@ mod tests {
             let one_in = U256::from(10u64).pow(U256::from(decimals[0]));
             let s = p.swap_given_in(0, 1, one_in).unwrap();
             assert!(s.amount_out > U256::ZERO && s.fee > U256::ZERO);
-            // Buying what selling paid costs at least as much as was sold (both round for the
-            // pool), and not more than 1e-10 of it (plus two roundings up) more.
+            // Buying what selling paid costs at least as much as was sold when the output keeps
+            // full precision (both directions round for the pool), and never differs by more than
+            // 1e-8 of it (the output's own rounding to 8 decimals, plus two roundings up).
             let back = p.swap_given_out(0, 1, s.amount_out).unwrap();
-            assert!(back.amount_in >= s.amount_in, "{decimals:?}: {back:?} vs {s:?}");
-            assert!(
-                back.amount_in <= s.amount_in + one_in / u(10u128.pow(10)) + u(2),
-                "{decimals:?}: {back:?}"
-            );
+            if decimals[1] == 18 {
+                assert!(back.amount_in >= s.amount_in, "{decimals:?}: {back:?} vs {s:?}");
+            }
+            let diff = back.amount_in.abs_diff(s.amount_in);
+            assert!(diff <= one_in / u(10u128.pow(8)) + u(2), "{decimals:?}: {back:?} vs {s:?}");
             // 80/20: spot price of token0 in token1 is (2000/0.2)/(1000/0.8) = 8.
             let out = s.amount_out.to_string().parse::<f64>().unwrap() / 10f64.powi(decimals[1] as i32);
             assert!(out > 7.9 && out < 8.0, "{out}");
