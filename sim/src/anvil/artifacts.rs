@@ -49,6 +49,14 @@ pub enum Artifact {
     /// `(vault, name, symbol, tokens, normalizedWeights, swapFeePercentage, pauseWindowDuration,
     /// bufferPeriodDuration, owner)`, tokens sorted by address; it registers itself with the Vault).
     BalancerWeightedPool,
+    /// Balancer V2 `ProtocolFeePercentagesProvider` (task `20220725-protocol-fee-percentages-provider`;
+    /// constructor `(vault, maxYieldValue, maxAUMValue)`), needed by pools from 2022 on.
+    BalancerProtocolFeeProvider,
+    /// Balancer V2 `WeightedPool` v3 (task `20230206-weighted-pool-v3`; constructor
+    /// `(NewPoolParams{name, symbol, tokens, normalizedWeights, rateProviders, assetManagers,
+    /// swapFeePercentage}, vault, protocolFeeProvider, pauseWindowDuration, bufferPeriodDuration,
+    /// owner, version)`).
+    BalancerWeightedPoolV3,
 }
 
 impl Artifact {
@@ -77,6 +85,12 @@ impl Artifact {
             }
             Self::BalancerWeightedPool => {
                 "@balancer-labs/v2-deployments/dist/tasks/20210418-weighted-pool/bytecode/WeightedPool.json"
+            }
+            Self::BalancerProtocolFeeProvider => {
+                "@balancer-labs/v2-deployments/dist/tasks/20220725-protocol-fee-percentages-provider/bytecode/ProtocolFeePercentagesProvider.json"
+            }
+            Self::BalancerWeightedPoolV3 => {
+                "@balancer-labs/v2-deployments/dist/tasks/20230206-weighted-pool-v3/artifact/WeightedPool.json"
             }
         }
     }
