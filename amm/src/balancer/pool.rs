@@ -174,6 +174,54 @@ impl WeightedPool {
         Ok(BalancerSwap { amount_in, amount_out, fee: amount_in - net })
     }
 
+    /// Largest `amount_in` of token `i` that a given-in swap accepts (MAX_IN_RATIO after the fee),
+    /// exactly: the ratio check is monotone in the amount, so this is a binary search over it.
+    pub fn max_in(&self, i: usize) -> Result<U256> {
+        if i >= self.n {
+            return Err(BalancerError::TokenIndex { index: i, len: self.n });
+        }
+        let limit = fp::mul_down(self.upscale(i, self.balances[i])?, weighted_math::MAX_IN_RATIO)?;
+        let fits = |a: U256| -> Result<bool> {
+            let net = fp::sub(a, fp::mul_up(a, self.swap_fee)?)?;
+            Ok(self.upscale(i, net)? <= limit)
+        };
+        // The fee is at most 10%, so the answer is below balance·0.3/0.9 < balance/2 + 1.
+        let (mut lo, mut hi) = (U256::ZERO, self.balances[i] / U256::from(2u8) + U256::from(2u8));
+        while hi - lo > U256::from(1u8) {
+            let mid = lo + (hi - lo) / U256::from(2u8);
+            if fits(mid)? {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        Ok(lo)
+    }
+
+    /// Largest `amount_out` of token `j` that a given-out swap accepts (MAX_OUT_RATIO), exactly.
+    pub fn max_out(&self, j: usize) -> Result<U256> {
+        if j >= self.n {
+            return Err(BalancerError::TokenIndex { index: j, len: self.n });
+        }
+        let limit = fp::mul_down(self.upscale(j, self.balances[j])?, weighted_math::MAX_OUT_RATIO)?;
+        Ok(limit / self.scaling[j])
+    }
+
+    /// Marginal price of a tiny given-in swap of `i` for `j`, fee included: raw units of `j` per
+    /// raw unit of `i`, `(1 − fee) · (Bⱼ/wⱼ) / (Bᵢ/wᵢ)`. A float, for the optimiser's search and
+    /// analytics only; `None` for a bad index or an empty balance.
+    pub fn marginal_price(&self, i: usize, j: usize) -> Option<f64> {
+        if i >= self.n || j >= self.n || i == j || self.balances[i].is_zero() {
+            return None;
+        }
+        let f = |x: U256| -> f64 { x.to_string().parse().unwrap_or(f64::NAN) };
+        let fee = f(self.swap_fee) / 1e18;
+        Some(
+            (1.0 - fee) * f(self.balances[j]) * f(self.weights[i])
+                / (f(self.balances[i]) * f(self.weights[j])),
+        )
+    }
+
     /// Moves the balances as the Vault does after a swap: `+amount_in` to token `i`,
     /// `−amount_out` from token `j`, checked.
     pub fn apply(&mut self, i: usize, j: usize, amount_in: U256, amount_out: U256) -> Result<()> {
@@ -256,6 +304,34 @@ mod tests {
         );
         assert!(WeightedPool::new(&b, &w, &[18, 19], u(E18 / 100), PowFlavour::V1).is_err());
         assert!(WeightedPool::new(&[u(1)], &[u(E18)], &[18], u(E18 / 100), PowFlavour::V1).is_err());
+    }
+
+    #[test]
+    fn capacities_are_the_exact_ratio_edges() {
+        for (decimals, fee) in [([18, 18], 3 * E18 / 1000), ([6, 8], E18 / 10), ([8, 6], 10u128.pow(12))] {
+            let p = pool(decimals, fee);
+            for (i, j) in [(0, 1), (1, 0)] {
+                let max_in = p.max_in(i).unwrap();
+                assert!(p.swap_given_in(i, j, max_in).is_ok(), "{decimals:?} {i}: {max_in}");
+                assert!(matches!(
+                    p.swap_given_in(i, j, max_in + u(1)),
+                    Err(BalancerError::MaxInRatio { .. })
+                ));
+                let max_out = p.max_out(j).unwrap();
+                assert!(p.swap_given_out(i, j, max_out).is_ok());
+                assert!(matches!(
+                    p.swap_given_out(i, j, max_out + u(1)),
+                    Err(BalancerError::MaxOutRatio { .. })
+                ));
+            }
+            // A tiny trade pays the marginal price.
+            let m = p.marginal_price(0, 1).unwrap();
+            let tiny = U256::from(10u64).pow(U256::from(decimals[0] - 2));
+            let out = p.swap_given_in(0, 1, tiny).unwrap().amount_out.to_string().parse::<f64>().unwrap();
+            let tiny = tiny.to_string().parse::<f64>().unwrap();
+            assert!((out / tiny / m - 1.0).abs() < 1e-3, "{decimals:?}: {} vs {m}", out / tiny);
+        }
+        assert!(pool([18, 18], E18 / 100).marginal_price(0, 0).is_none());
     }
 
     #[test]
