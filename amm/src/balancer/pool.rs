@@ -343,4 +343,67 @@ mod tests {
         assert_eq!(p.apply(1, 0, u(0), u(10_000 * E18)), Err(BalancerError::SubOverflow));
         assert_eq!(p.balances()[1], u(2_010 * E18), "a refused apply changes nothing");
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn f(x: U256) -> f64 {
+            x.to_string().parse().unwrap()
+        }
+
+        /// A random 2-token pool: balances 10³..10⁹ whole tokens, weight 2..98%, fee 0.0001..10%,
+        /// decimals 6/8/18, either flavour.
+        fn arb_pool() -> impl Strategy<Value = WeightedPool> {
+            (
+                1_000u64..1_000_000_000,
+                1_000u64..1_000_000_000,
+                2u128..=98,
+                1u128..=100_000,
+                prop::sample::select(vec![6u8, 8, 18]),
+                prop::sample::select(vec![6u8, 8, 18]),
+                any::<bool>(),
+            )
+                .prop_map(|(b0, b1, w0, fee, d0, d1, short)| {
+                    let b = [
+                        U256::from(b0) * U256::from(10u64).pow(U256::from(d0)),
+                        U256::from(b1) * U256::from(10u64).pow(U256::from(d1)),
+                    ];
+                    let w = [u(w0 * E16), u((100 - w0) * E16)];
+                    let flavour = if short { PowFlavour::Shortcuts } else { PowFlavour::V1 };
+                    WeightedPool::new(&b, &w, &[d0, d1], u(fee * 1_000_000_000_000), flavour).unwrap()
+                })
+        }
+        const E16: u128 = E18 / 100;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            /// Output grows with input, input with output, and neither beats the real-number
+            /// formula `Bo·(1 − (Bi/(Bi + a(1−fee)))^(wi/wo))` / its inverse: rounding favours
+            /// the pool (1e-9 relative slack for the f64 reference itself).
+            #[test]
+            fn quotes_are_monotone_and_never_better_than_the_real_formula(
+                p in arb_pool(), frac in 1e-9f64..0.25, bump in 1u64..1_000_000, zfo in any::<bool>(),
+            ) {
+                let (i, j) = if zfo { (0, 1) } else { (1, 0) };
+                let (bi, bo) = (p.balances()[i], p.balances()[j]);
+                let (wi, wo) = (f(p.weights()[i]), f(p.weights()[j]));
+                let fee = f(p.swap_fee()) / 1e18;
+                let a = U256::from((f(bi) * frac) as u128).max(u(1));
+                let q = p.swap_given_in(i, j, a).unwrap();
+                let q2 = p.swap_given_in(i, j, (a + U256::from(bump)).min(p.max_in(i).unwrap())).unwrap();
+                prop_assert!(q2.amount_out >= q.amount_out || q2.amount_in < a);
+                let real = f(bo) * (1.0 - (f(bi) / (f(bi) + f(a) * (1.0 - fee))).powf(wi / wo));
+                prop_assert!(f(q.amount_out) <= real * (1.0 + 1e-9) + 1.0, "{} > {real}", q.amount_out);
+
+                let o = U256::from((f(bo) * frac) as u128).max(u(1));
+                let r = p.swap_given_out(i, j, o).unwrap();
+                let r2 = p.swap_given_out(i, j, (o + U256::from(bump)).min(p.max_out(j).unwrap())).unwrap();
+                prop_assert!(r2.amount_in >= r.amount_in || r2.amount_out < o);
+                let real_in = f(bi) * ((f(bo) / (f(bo) - f(o))).powf(wo / wi) - 1.0) / (1.0 - fee);
+                prop_assert!(f(r.amount_in) >= real_in * (1.0 - 1e-9) - 1.0, "{} < {real_in}", r.amount_in);
+            }
+        }
+    }
 }
