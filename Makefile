@@ -1,8 +1,10 @@
 # Keel's test command: `make test` (what CI runs, after clippy).
-# It installs the pinned chain-test dependencies (anvil + Uniswap artifacts, from npm) when missing.
+# It installs the pinned chain-test dependencies (anvil + Uniswap and Balancer artifacts, from npm) when missing.
 
 CHAIN_DIR := tests/chain
 ANVIL := $(CHAIN_DIR)/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
+# Every package pinned in tests/chain/package.json: one missing (e.g. after a new pin) triggers `npm ci`.
+CHAIN_PKGS := $(shell sed -n '/"dependencies"/,/}/s/^ *"\([^"]*\)": *"[^"]*",\{0,1\}$$/\1/p' $(CHAIN_DIR)/package.json)
 
 .PHONY: test chain-deps lint demo bench
 
@@ -10,8 +12,9 @@ test: chain-deps
 	cargo test --workspace
 
 chain-deps:
-	@if [ ! -x "$(ANVIL)" ] || [ ! -d "$(CHAIN_DIR)/node_modules/@uniswap/v3-periphery" ]; then \
-		echo "installing pinned chain-test packages into $(CHAIN_DIR)/node_modules"; \
+	@missing=""; for p in $(CHAIN_PKGS); do [ -d "$(CHAIN_DIR)/node_modules/$$p" ] || missing="$$missing $$p"; done; \
+	if [ ! -x "$(ANVIL)" ] || [ -n "$$missing" ]; then \
+		echo "installing pinned chain-test packages into $(CHAIN_DIR)/node_modules (missing:$$missing)"; \
 		npm ci --prefix $(CHAIN_DIR) --no-audit --no-fund; \
 	fi
 	@test -x "$(ANVIL)" || { echo "anvil missing at $(ANVIL) after npm ci"; exit 1; }

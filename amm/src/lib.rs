@@ -11,6 +11,9 @@
 //! * [`pool`]: the ONE pool model — [`pool::Pool`] (swap state), [`pool::PoolChange`] (what a quote or
 //!   a pool log changes), [`pool::PoolUpdate`] (a change to a configured pool, as the node feed
 //!   publishes it and the router applies it) and [`pool::PoolEntry`] (state plus metadata).
+//! * [`balancer`]: integer-exact Balancer V2 weighted pools (`FixedPoint`, `LogExpMath.pow`,
+//!   `WeightedMath` and the pool's fee and decimal scaling), checked to the wei against the real
+//!   Vault on anvil. Not yet a pool kind of [`pool::Pool`].
 //! * [`curve`]: integer-exact Curve StableSwap (plain pools of 2 and 3 coins; the 3pool and the
 //!   factory plain-pool flavours), checked to the wei against curvesim.
 //! * [`split`]: the split optimiser (one order across several pools, maximising output after gas).
@@ -21,6 +24,7 @@
 #![cfg_attr(test, allow(unused_crate_dependencies))]
 
 pub mod abi;
+pub mod balancer;
 pub mod curve;
 pub mod pool;
 pub mod quote;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the pinned anvil binary and Uniswap artifacts for the chain tests (idempotent).
+# Installs the pinned anvil binary and Uniswap and Balancer artifacts for the chain tests (idempotent).
 # Usage: tests/chain/setup.sh        (from anywhere)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

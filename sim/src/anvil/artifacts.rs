@@ -1,8 +1,10 @@
 //! Contract bytecode from the pinned npm packages in `tests/chain/node_modules`.
 //!
-//! The packages ship two artifact formats: Waffle (`@uniswap/v2-*`: `bytecode` hex without `0x`) and
-//! Hardhat (`@uniswap/v3-*`, OpenZeppelin: `bytecode` with `0x`). Both are read here as `{bytecode}`;
-//! the ABIs come from `sol!` interfaces, so no normalisation step is needed.
+//! The packages ship three artifact formats: Waffle (`@uniswap/v2-*`: `bytecode` hex without `0x`),
+//! Hardhat (`@uniswap/v3-*`, OpenZeppelin: `bytecode` with `0x`) and Balancer's deployment tasks
+//! (`@balancer-labs/v2-deployments` `dist/tasks/<task>/bytecode/<Contract>.json`: `creationCode`).
+//! All are read here as creation bytecode; the ABIs come from `sol!` interfaces, so no
+//! normalisation step is needed.
 
 use std::path::{Path, PathBuf};
 
@@ -38,6 +40,23 @@ pub enum Artifact {
     V3SwapRouter,
     /// Uniswap V3 QuoterV2.
     V3QuoterV2,
+    /// Balancer V2 `Authorizer` (task `20210418-authorizer`; constructor `(admin)`).
+    BalancerAuthorizer,
+    /// Balancer V2 `Vault` (task `20210418-vault`; constructor
+    /// `(authorizer, weth, pauseWindowDuration, bufferPeriodDuration)`).
+    BalancerVault,
+    /// Balancer V2 `WeightedPool`, April 2021 release (task `20210418-weighted-pool`; constructor
+    /// `(vault, name, symbol, tokens, normalizedWeights, swapFeePercentage, pauseWindowDuration,
+    /// bufferPeriodDuration, owner)`, tokens sorted by address; it registers itself with the Vault).
+    BalancerWeightedPool,
+    /// Balancer V2 `ProtocolFeePercentagesProvider` (task `20220725-protocol-fee-percentages-provider`;
+    /// constructor `(vault, maxYieldValue, maxAUMValue)`), needed by pools from 2022 on.
+    BalancerProtocolFeeProvider,
+    /// Balancer V2 `WeightedPool` v3 (task `20230206-weighted-pool-v3`; constructor
+    /// `(NewPoolParams{name, symbol, tokens, normalizedWeights, rateProviders, assetManagers,
+    /// swapFeePercentage}, vault, protocolFeeProvider, pauseWindowDuration, bufferPeriodDuration,
+    /// owner, version)`).
+    BalancerWeightedPoolV3,
 }
 
 impl Artifact {
@@ -58,6 +77,21 @@ impl Artifact {
             }
             Self::V3SwapRouter => "@uniswap/v3-periphery/artifacts/contracts/SwapRouter.sol/SwapRouter.json",
             Self::V3QuoterV2 => "@uniswap/v3-periphery/artifacts/contracts/lens/QuoterV2.sol/QuoterV2.json",
+            Self::BalancerAuthorizer => {
+                "@balancer-labs/v2-deployments/dist/tasks/20210418-authorizer/bytecode/Authorizer.json"
+            }
+            Self::BalancerVault => {
+                "@balancer-labs/v2-deployments/dist/tasks/20210418-vault/bytecode/Vault.json"
+            }
+            Self::BalancerWeightedPool => {
+                "@balancer-labs/v2-deployments/dist/tasks/20210418-weighted-pool/bytecode/WeightedPool.json"
+            }
+            Self::BalancerProtocolFeeProvider => {
+                "@balancer-labs/v2-deployments/dist/tasks/20220725-protocol-fee-percentages-provider/bytecode/ProtocolFeePercentagesProvider.json"
+            }
+            Self::BalancerWeightedPoolV3 => {
+                "@balancer-labs/v2-deployments/dist/tasks/20230206-weighted-pool-v3/artifact/WeightedPool.json"
+            }
         }
     }
 }
@@ -97,9 +131,9 @@ pub fn bytecode(artifact: Artifact) -> Result<Bytes> {
     })?;
     let bad = |reason: String| AnvilError::Artifact { path: path.display().to_string(), reason };
     let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
-    let code = match &json["bytecode"] {
-        serde_json::Value::String(s) => s.as_str(),
-        v => v["object"].as_str().ok_or_else(|| bad("no `bytecode` string".into()))?,
+    let code = match (&json["bytecode"], &json["creationCode"]) {
+        (serde_json::Value::String(s), _) | (_, serde_json::Value::String(s)) => s.as_str(),
+        (v, _) => v["object"].as_str().ok_or_else(|| bad("no `bytecode` or `creationCode` string".into()))?,
     };
     let bytes = hex::decode(code).map_err(|e| bad(format!("bytecode is not hex: {e}")))?;
     if bytes.is_empty() {

@@ -106,6 +106,64 @@ alloy::sol! {
     }
 }
 
+alloy::sol! {
+    /// Balancer V2 Vault: the entry points the chain tests call (pool registration is done by the
+    /// pool's constructor).
+    #[sol(rpc)]
+    interface IBalancerVault {
+        enum SwapKind { GIVEN_IN, GIVEN_OUT }
+        struct SingleSwap {
+            bytes32 poolId;
+            SwapKind kind;
+            address assetIn;
+            address assetOut;
+            uint256 amount;
+            bytes userData;
+        }
+        struct BatchSwapStep {
+            bytes32 poolId;
+            uint256 assetInIndex;
+            uint256 assetOutIndex;
+            uint256 amount;
+            bytes userData;
+        }
+        struct FundManagement {
+            address sender;
+            bool fromInternalBalance;
+            address recipient;
+            bool toInternalBalance;
+        }
+        struct JoinPoolRequest {
+            address[] assets;
+            uint256[] maxAmountsIn;
+            bytes userData;
+            bool fromInternalBalance;
+        }
+        function swap(SingleSwap memory singleSwap, FundManagement memory funds, uint256 limit, uint256 deadline)
+            external payable returns (uint256 amountCalculated);
+        function queryBatchSwap(SwapKind kind, BatchSwapStep[] memory swaps, address[] memory assets,
+            FundManagement memory funds) external returns (int256[] memory assetDeltas);
+        function joinPool(bytes32 poolId, address sender, address recipient, JoinPoolRequest memory request)
+            external payable;
+        function getPoolTokens(bytes32 poolId) external view returns (
+            address[] memory tokens, uint256[] memory balances, uint256 lastChangeBlock);
+    }
+
+    /// Balancer V2 weighted pool views.
+    #[sol(rpc)]
+    interface IBalancerWeightedPool {
+        function getPoolId() external view returns (bytes32);
+        function getNormalizedWeights() external view returns (uint256[] memory);
+        function getSwapFeePercentage() external view returns (uint256);
+    }
+
+    /// ERC-20 metadata.
+    #[sol(rpc)]
+    interface IERC20Decimals {
+        function decimals() external view returns (uint8);
+    }
+}
+
 /// Keel's own interfaces ([`keel_amm::abi`]) with provider-bound contract instances
 /// (`IERC20::new(address, provider)`), for the devnet and the chain tests.
 pub mod rpc {

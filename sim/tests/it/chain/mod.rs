@@ -2,6 +2,7 @@
 //! `tests/chain/`; install with `tests/chain/setup.sh`). Every test starts its own anvil on 127.0.0.1
 //! and fails loudly when anvil is not installed.
 
+pub(crate) mod balancer;
 pub(crate) mod deploy;
 pub(crate) mod mempool;
 pub(crate) mod node_feed;
