@@ -103,7 +103,8 @@ async fn a_bundle_that_fails_its_simulation_is_never_sent_and_one_that_passes_la
     let mut sc = Scenario::volatile(1).expect("scenario");
     sc.sim.accounts[0].eth = "0.0001".into();
     sc.router.presimulate = Some("relay".into());
-    let (report, stats) = run(&sc, Duration::from_secs(20), |p| p.snapshot().engine.outcomes.expired >= 1).await;
+    let (report, stats) =
+        run(&sc, Duration::from_secs(20), |p| p.snapshot().engine.outcomes.expired >= 1).await;
     assert!(report.exec.sim_reverted >= 1, "{:?}", report.exec);
     assert_eq!(stats.bundles_received, 0, "a bundle that failed its simulation was sent: {stats:?}");
     assert_eq!(report.exec.landed, 0);
@@ -111,7 +112,8 @@ async fn a_bundle_that_fails_its_simulation_is_never_sent_and_one_that_passes_la
     // Funded, the same rebalance passes its simulation and lands.
     let mut sc = Scenario::volatile(1).expect("scenario");
     sc.router.presimulate = Some("relay".into());
-    let (report, stats) = run(&sc, Duration::from_secs(20), |p| p.snapshot().engine.outcomes.landed >= 1).await;
+    let (report, stats) =
+        run(&sc, Duration::from_secs(20), |p| p.snapshot().engine.outcomes.landed >= 1).await;
     assert!(report.exec.landed >= 1 && stats.bundles_landed >= 1, "{:?} {stats:?}", report.exec);
     assert_eq!(report.exec.sim_reverted, 0);
 }
