@@ -106,6 +106,10 @@ pub(crate) struct RunReport {
     pub(crate) rebalances_expired: u64,
     /// Rebalances refused before submission (routing or guards).
     pub(crate) rebalances_rejected: u64,
+    /// In-flight rebalances cancelled by the kill switch.
+    pub(crate) cancelled: u64,
+    /// Bundle versions not sent because they reverted in simulation.
+    pub(crate) sim_reverted: u64,
     /// Largest drift seen when a trigger fired.
     pub(crate) max_drift_before: f64,
     /// Largest drift right after a landed rebalance (post-landing balances applied).
@@ -128,6 +132,8 @@ pub(crate) struct RunReport {
     pub(crate) portfolios: Vec<PortfolioReport>,
     /// Per relay counters.
     pub(crate) relays: Vec<keel_router::stage::RelayCounters>,
+    /// How long landed rebalances took to be included.
+    pub(crate) inclusion: InclusionReport,
     /// Feed counters.
     pub(crate) feed: FeedStatsSnapshot,
     /// Blocks read from the node.
@@ -238,6 +244,8 @@ pub(crate) fn build(cfg: &KeelConfig, run: PipelineReport, sim: Option<SimStats>
         rebalances_landed: run.exec.landed,
         rebalances_expired: run.exec.expired,
         rebalances_rejected: run.exec.rejected,
+        cancelled: run.exec.cancelled,
+        sim_reverted: run.exec.sim_reverted,
         max_drift_before: run.engine.max_drift_fired,
         max_drift_after: run.engine.max_drift_after,
         gas_used: run.exec.gas_used,
@@ -247,6 +255,7 @@ pub(crate) fn build(cfg: &KeelConfig, run: PipelineReport, sim: Option<SimStats>
         decide_us: Micros::of(&run.engine.decide),
         quote_to_decision_us: Micros::of(&run.engine.quote_to_decision),
         relay_rtt_us: Micros::of(&run.relay_rtt),
+        inclusion: InclusionReport::of(&run.inclusion),
         portfolios,
         relays: run.relays,
         feed: run.feed,
@@ -297,6 +306,44 @@ pub(crate) fn write_outputs(report: &RunReport, out: &Path) -> eyre::Result<()> 
     Ok(())
 }
 
+/// Inclusion of landed rebalances, from the executor's fixed-bucket histograms.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub(crate) struct InclusionReport {
+    /// Landed rebalances counted.
+    pub(crate) landed: u64,
+    /// Mean blocks from the first target to the landing block (1 = first try).
+    pub(crate) blocks_mean: f64,
+    /// Share that landed in the first block targeted.
+    pub(crate) first_try_share: f64,
+    /// Mean seconds from the first send to the landing.
+    pub(crate) seconds_mean: f64,
+    /// Mean signed versions sent.
+    pub(crate) versions_mean: f64,
+    /// Blocks-to-inclusion buckets: `(upper bound, count)` (the last bound is `inf`).
+    pub(crate) blocks_buckets: Vec<(f64, u64)>,
+}
+
+impl InclusionReport {
+    fn of(s: &keel_router::exec::InclusionStats) -> Self {
+        let mean = |h: &keel_router::exec::FixedHistogram| {
+            if h.count() > 0 { h.sum() / h.count() as f64 } else { 0.0 }
+        };
+        let first = s.blocks.buckets().next().map_or(0, |b| b.1);
+        Self {
+            landed: s.blocks.count().max(s.versions.count()),
+            blocks_mean: mean(&s.blocks),
+            first_try_share: if s.blocks.count() > 0 { first as f64 / s.blocks.count() as f64 } else { 0.0 },
+            seconds_mean: mean(&s.seconds),
+            versions_mean: mean(&s.versions),
+            blocks_buckets: s
+                .blocks
+                .buckets()
+                .map(|(b, n)| (if b.is_finite() { b } else { f64::MAX }, n))
+                .collect(),
+        }
+    }
+}
+
 /// The closing summary.
 pub(crate) fn print_summary(r: &RunReport, out: &Path) {
     println!("── Keel run summary ─────────────────────────────────────────────");
@@ -323,6 +370,19 @@ pub(crate) fn print_summary(r: &RunReport, out: &Path) {
         r.decide_us.p50,
         r.relay_rtt_us.p50
     );
+    let i = &r.inclusion;
+    if i.landed > 0 {
+        println!(
+            "inclusion: {} landed | blocks to inclusion mean {:.2} (first try {:.0}%) | seconds mean {:.2} | versions mean {:.2} | cancelled {} | reverted in simulation {}",
+            i.landed,
+            i.blocks_mean,
+            i.first_try_share * 100.0,
+            i.seconds_mean,
+            i.versions_mean,
+            r.cancelled,
+            r.sim_reverted
+        );
+    }
     if let Some(j) = &r.journal {
         match (&j.records, &j.error) {
             (_, Some(e)) => println!("journal: FAILED: {e}"),
