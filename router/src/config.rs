@@ -186,6 +186,18 @@ pub struct RouterConfig {
     /// (transport, status) sends the bundle anyway, logged.
     #[serde(default)]
     pub presimulate: Option<String>,
+    /// Send each bundle version for this many blocks at once (the next one and the ones after,
+    /// never past its deadline), each under its own replacement uuid (`uuid#block`); each new head
+    /// adds the newest block. 1 (default): the next block only. At most [`MAX_TARGET_BLOCKS`].
+    #[serde(default = "default_target_blocks")]
+    pub target_blocks: u64,
+}
+
+/// Largest `target_blocks`.
+pub const MAX_TARGET_BLOCKS: u64 = 8;
+
+fn default_target_blocks() -> u64 {
+    1
 }
 
 /// Largest `tip_step_pct`.
@@ -323,6 +335,7 @@ pub fn validate(
         ("router.base_fee_multiplier", router.base_fee_multiplier, 1, MAX_BASE_FEE_MULTIPLIER),
         ("router.presign_pool", router.presign_pool as u128, 0, crate::presign::MAX_CAPACITY as u128),
         ("router.tip_step_pct", u128::from(router.tip_step_pct), 0, u128::from(MAX_TIP_STEP_PCT)),
+        ("router.target_blocks", u128::from(router.target_blocks), 1, u128::from(MAX_TARGET_BLOCKS)),
         (
             "router.max_priority_fee_wei",
             router.max_priority_fee_wei.unwrap_or(router.priority_fee_wei),

@@ -217,6 +217,7 @@ fn executor() -> Executor {
         tip_step_pct: 0,
         max_priority_fee_wei: None,
         presimulate: None,
+        target_blocks: 1,
     };
     let tokens = vec![
         ExecToken { symbol: "USDC".into(), address: USDC, decimals: 6 },

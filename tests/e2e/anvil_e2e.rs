@@ -247,6 +247,7 @@ pub(crate) fn router_config(chain_id: u64, defer: Option<f64>, netting: bool) ->
         tip_step_pct: 0,
         max_priority_fee_wei: None,
         presimulate: None,
+        target_blocks: 1,
     }
 }
 

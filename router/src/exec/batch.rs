@@ -145,8 +145,19 @@ impl Executor {
             }
         }
         self.request_id += 1;
-        let opts = BundleOptions { replacement_uuid: Some(uuid.clone()), ..Default::default() };
+        let block_uuid = super::settle::block_uuid(&uuid, target, self.cfg.target_blocks);
+        let opts = BundleOptions { replacement_uuid: Some(block_uuid), ..Default::default() };
         let request = build_send_bundle(&bundle_txs, target, &opts, &mut self.auth, self.request_id)?;
+        // With target_blocks > 1, the same version for the blocks after (not before a simulation:
+        // the next head sends them once it passed).
+        let later = match self.cfg.presimulate {
+            None => {
+                let deadline = head.number.saturating_add(self.cfg.bundle_blocks);
+                let blocks = self.extra_blocks(target, deadline);
+                self.window_requests(&bundle_txs, blocks, &uuid)?
+            }
+            Some(_) => Vec::new(),
+        };
         let simulate = match self.cfg.presimulate {
             Some(_) => {
                 self.request_id += 1;
@@ -247,6 +258,16 @@ impl Executor {
             ready_ns: now_ns,
             simulate,
         });
+        for request in later {
+            self.stats.submissions += 1;
+            actions.push(Action::Submit {
+                intent: intent_id,
+                request,
+                event_recv_ns: 0,
+                ready_ns: now_ns,
+                simulate: None,
+            });
+        }
         Ok(actions)
     }
 

@@ -60,21 +60,48 @@ impl Executor {
             let versions: Vec<u32> = members.iter().map(|&k| self.inflight[k].version).collect();
             match self.retarget(&members, target, h.base_fee) {
                 Ok(request) => {
-                    for (&k, v) in members.iter().zip(versions) {
+                    for (&k, v) in members.iter().zip(versions.iter().copied()) {
                         if self.inflight[k].version != v {
                             out.push(Action::Journal(JournalRecord::Signed(Box::new(
                                 self.signed_record(k, request.bundle_hash),
                             ))));
                         }
                     }
-                    self.stats.submissions += 1;
-                    out.push(Action::Submit {
-                        intent: self.inflight[members[0]].intent,
-                        request,
-                        event_recv_ns: 0,
-                        ready_ns: now_ns,
-                        simulate: None,
-                    });
+                    let resigned =
+                        members.iter().zip(&versions).any(|(&k, v)| self.inflight[k].version != *v);
+                    let intent = self.inflight[members[0]].intent;
+                    let deadline =
+                        members.iter().map(|&k| self.inflight[k].deadline_block).min().unwrap_or(target);
+                    // The window's other blocks: all of them after a re-sign, else only the newest
+                    // (the others already hold this version).
+                    let extra = self.extra_blocks(target, deadline);
+                    let newest = target.saturating_add(self.cfg.target_blocks.max(1) - 1);
+                    let extra = if resigned {
+                        extra
+                    } else if newest > target && newest <= deadline {
+                        newest..=newest
+                    } else {
+                        1..=0
+                    };
+                    let txs: Vec<SignedTx> =
+                        members.iter().flat_map(|&k| self.inflight[k].txs.iter().cloned()).collect();
+                    let mut requests = vec![request];
+                    match self.window_requests(&txs, extra, &uuid) {
+                        Ok(more) => requests.extend(more),
+                        Err(e) => {
+                            tracing::error!(batch = %uuid, error = %e, "bundles for the later blocks failed")
+                        }
+                    }
+                    for request in requests {
+                        self.stats.submissions += 1;
+                        out.push(Action::Submit {
+                            intent,
+                            request,
+                            event_recv_ns: 0,
+                            ready_ns: now_ns,
+                            simulate: None,
+                        });
+                    }
                 }
                 Err(e) => tracing::error!(batch = %uuid, error = %e, "retargeting a bundle failed"),
             }
@@ -157,12 +184,28 @@ impl Executor {
         }
         let (intent, uuid) = (self.inflight[members[0]].intent, self.inflight[members[0]].uuid.clone());
         self.stats.cancelled += 1;
-        self.request_id += 1;
         tracing::warn!(intent, batch = %uuid, "kill switch engaged: bundle cancelled, not resent");
-        match crate::bundle::build_cancel_bundle(&uuid, &mut self.auth, self.request_id) {
-            Ok(request) => out.push(Action::Cancel { intent, request }),
-            Err(e) => {
-                tracing::error!(intent, error = %e, "building eth_cancelBundle failed; the bundle is still not resent")
+        // One uuid, or with target_blocks > 1 one per block sent for.
+        let n = self.cfg.target_blocks.max(1);
+        let uuids: Vec<String> = if n == 1 {
+            vec![uuid]
+        } else {
+            let first = members.iter().map(|&k| self.inflight[k].first_target_block).min().unwrap_or(0);
+            let last = members
+                .iter()
+                .map(|&k| self.inflight[k].target_block)
+                .max()
+                .unwrap_or(0)
+                .saturating_add(n - 1);
+            (first..=last).map(|b| block_uuid(&uuid, b, n)).collect()
+        };
+        for u in uuids {
+            self.request_id += 1;
+            match crate::bundle::build_cancel_bundle(&u, &mut self.auth, self.request_id) {
+                Ok(request) => out.push(Action::Cancel { intent, request }),
+                Err(e) => {
+                    tracing::error!(intent, error = %e, "building eth_cancelBundle failed; the bundle is still not resent")
+                }
             }
         }
     }
@@ -205,10 +248,35 @@ impl Executor {
             self.inflight[i].target_block = target;
             txs.extend(self.inflight[i].txs.iter().cloned());
         }
-        self.request_id += 1;
         let uuid = self.inflight[members[0]].uuid.clone();
-        let opts = BundleOptions { replacement_uuid: Some(uuid), ..Default::default() };
-        Ok(build_send_bundle(&txs, target, &opts, &mut self.auth, self.request_id)?)
+        let mut first = self.window_requests(&txs, target..=target, &uuid)?;
+        first.pop().ok_or(ExecError::Bundle(crate::bundle::BundleError::Empty))
+    }
+
+    /// The bundle of `txs` for each block of `blocks`, each under the batch's replacement uuid —
+    /// with `target_blocks` > 1, under `uuid#block`, so that the version for one block does not
+    /// replace the one for another.
+    pub(super) fn window_requests(
+        &mut self,
+        txs: &[SignedTx],
+        blocks: std::ops::RangeInclusive<u64>,
+        uuid: &str,
+    ) -> Result<Vec<SignedBundleRequest>, ExecError> {
+        let mut out = Vec::with_capacity(self.cfg.target_blocks.max(1) as usize);
+        for block in blocks {
+            self.request_id += 1;
+            let replacement_uuid = Some(block_uuid(uuid, block, self.cfg.target_blocks));
+            let opts = BundleOptions { replacement_uuid, ..Default::default() };
+            out.push(build_send_bundle(txs, block, &opts, &mut self.auth, self.request_id)?);
+        }
+        Ok(out)
+    }
+
+    /// The blocks after `target` that a version sent for `target` is also sent for
+    /// (`target_blocks` − 1 of them), never past the deadline block.
+    pub(super) fn extra_blocks(&self, target: u64, deadline_block: u64) -> std::ops::RangeInclusive<u64> {
+        let last = target.saturating_add(self.cfg.target_blocks.max(1) - 1).min(deadline_block);
+        target.saturating_add(1)..=last
     }
 
     /// Receipts of a landed bundle and the block they are in: as [`Self::on_receipts`], and an
@@ -329,4 +397,10 @@ fn decode_call(t: &SignedTx) -> Result<CallRequest, ExecError> {
         gas_limit: env.gas_limit(),
         value: env.value(),
     })
+}
+
+/// The replacement uuid of a batch's bundle for `block`: the batch's own with one target block,
+/// `uuid#block` with several.
+pub(super) fn block_uuid(uuid: &str, block: u64, target_blocks: u64) -> String {
+    if target_blocks <= 1 { uuid.to_string() } else { format!("{uuid}#{block}") }
 }

@@ -38,6 +38,7 @@ pub(super) fn executor_for(n: usize) -> (Executor, Vec<Address>) {
         tip_step_pct: 0,
         max_priority_fee_wei: None,
         presimulate: None,
+        target_blocks: 1,
     };
     let tokens = vec![
         ExecToken { symbol: "USDC".into(), address: USDC, decimals: 6 },
@@ -647,4 +648,50 @@ fn a_presimulated_bundle_is_not_resent_before_its_simulation_and_expires_if_it_r
     );
     assert_eq!((exec.stats().sim_reverted, exec.stats().expired), (1, 1));
     assert_eq!(exec.inflight_count(), 0);
+}
+
+#[test]
+fn with_target_blocks_each_version_goes_to_the_next_blocks_under_a_uuid_per_block() {
+    let (mut exec, me) = executor();
+    exec.cfg.target_blocks = 3;
+    exec.cfg.bundle_blocks = 4;
+    ready(&mut exec, me, 0);
+    let sent = |out: &[Action]| -> Vec<(u64, String)> {
+        out.iter()
+            .filter_map(|a| match a {
+                Action::Submit { request, .. } => {
+                    let v: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
+                    Some((
+                        request.block_number,
+                        v["params"][0]["replacementUuid"].as_str().unwrap().to_string(),
+                    ))
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    let mut out = Vec::new();
+    exec.on_intent(&intent(1, me), 1, &mut out);
+    let uuid = |b: u64| format!("keel-batch-1#{b}");
+    assert_eq!(sent(&out), vec![(2, uuid(2)), (3, uuid(3)), (4, uuid(4))]);
+    // The next head: the next block again (as every head does) and the newest one of the window.
+    out.clear();
+    exec.on_chain(head(2), 1, &mut out);
+    assert_eq!(sent(&out), vec![(3, uuid(3)), (5, uuid(5))]);
+    // Never past the deadline block (head 1 + 4).
+    out.clear();
+    exec.on_chain(head(3), 1, &mut out);
+    assert_eq!(sent(&out), vec![(4, uuid(4))], "block 6 is past the deadline");
+    // A kill cancels every uuid sent for.
+    exec.set_halted(true);
+    out.clear();
+    exec.on_chain(head(4), 1, &mut out);
+    let cancelled: Vec<String> = out
+        .iter()
+        .filter_map(|a| match a {
+            Action::Cancel { request, .. } => Some(request.uuid.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(cancelled, (2..=6).map(uuid).collect::<Vec<_>>());
 }
