@@ -81,7 +81,8 @@ impl Executor {
                     } else if newest > target && newest <= deadline {
                         newest..=newest
                     } else {
-                        1..=0
+                        // nothing new in the window
+                        newest.saturating_add(1)..=newest
                     };
                     let txs: Vec<SignedTx> =
                         members.iter().flat_map(|&k| self.inflight[k].txs.iter().cloned()).collect();
