@@ -20,6 +20,6 @@ pub use book::{Applied, Pool, PoolBook, PoolChange, PoolEntry, PoolId, PoolKind,
 pub use error::{NodeError, Result};
 pub use feed::{BalanceWatch, NodeFeedConfig, NodeFeedOutputs, NodeFeedStats, run_node_feed};
 pub use mempool::{
-    DecodeError, Hop, MempoolConfig, MempoolDecoder, MempoolFeedConfig, MempoolPool, MempoolRouter, MempoolStats, PendingTx, PendingView, Route,
-    RouterKind, TxMeta, ViewLimits, run_mempool_feed,
+    DecodeError, Hop, MempoolConfig, MempoolDecoder, MempoolFeedConfig, MempoolPool, MempoolRouter,
+    MempoolStats, PendingTx, PendingView, Route, RouterKind, TxMeta, ViewLimits, run_mempool_feed,
 };

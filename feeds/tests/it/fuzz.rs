@@ -414,13 +414,13 @@ mod node {
     use alloy::rpc::types::Log;
     use alloy::sol_types::{SolCall, SolEvent};
     use keel_amm::abi::{ISwapRouter, IUniswapV2Pair, IUniswapV2Router02, IUniswapV3Pool};
+    use keel_amm::pool::SwapAmount;
     use keel_amm::v3::tick_math::get_sqrt_ratio_at_tick;
     use keel_amm::v3::{TickInfo, V3Pool};
     use keel_feeds::node::book::{PoolChange, decode_change};
-    use keel_amm::pool::SwapAmount;
     use keel_feeds::node::{
-        MempoolDecoder, MempoolPool, PendingTx, PendingView, Pool, PoolBook, PoolKind, RouterKind, TrackedPool,
-        TxMeta, ViewLimits,
+        MempoolDecoder, MempoolPool, PendingTx, PendingView, Pool, PoolBook, PoolKind, RouterKind,
+        TrackedPool, TxMeta, ViewLimits,
     };
     use proptest::prelude::*;
 
@@ -826,7 +826,8 @@ mod node {
                         .abi_encode()
                     };
                     let tracked = b != TOKEN_C && fee == V3_FEE;
-                    let amount = if exact_in { SwapAmount::ExactIn(amount) } else { SwapAmount::ExactOut(amount) };
+                    let amount =
+                        if exact_in { SwapAmount::ExactIn(amount) } else { SwapAmount::ExactOut(amount) };
                     let want = tracked.then_some((1, a < b, amount));
                     (V3_ROUTER, input, want)
                 },
@@ -841,7 +842,8 @@ mod node {
                 }
                 .abi_encode();
                 let a = amount.unsigned_abs();
-                let amount = if amount.is_negative() { SwapAmount::ExactOut(a) } else { SwapAmount::ExactIn(a) };
+                let amount =
+                    if amount.is_negative() { SwapAmount::ExactOut(a) } else { SwapAmount::ExactIn(a) };
                 (V3_POOL, input, Some((1, z, amount)))
             }),
             (u256(), u256()).prop_map(move |(o0, o1)| {

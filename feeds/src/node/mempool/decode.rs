@@ -233,7 +233,7 @@ impl MempoolDecoder {
     /// exact-output paths, which are packed from the output token back.
     fn v3_path(&self, path: &[u8], reversed: bool) -> Result<Vec<Hop>, DecodeError> {
         let bad = DecodeError::Path { len: path.len() };
-        if path.len() < 43 || (path.len() - 20) % 23 != 0 || (path.len() - 20) / 23 > MAX_HOPS {
+        if path.len() < 43 || !(path.len() - 20).is_multiple_of(23) || (path.len() - 20) / 23 > MAX_HOPS {
             return Err(bad);
         }
         let mut hops: Vec<Hop> = (0..(path.len() - 20) / 23)
@@ -268,12 +268,18 @@ impl MempoolDecoder {
                 IUniswapV2Router02::swapExactTokensForTokensCall::SELECTOR => {
                     let c = IUniswapV2Router02::swapExactTokensForTokensCall::abi_decode(input)
                         .map_err(|_| bad("swapExactTokensForTokens"))?;
-                    out.push(Route { hops: self.v2_hops(&c.path)?, amount: Some(SwapAmount::ExactIn(c.amountIn)) })
+                    out.push(Route {
+                        hops: self.v2_hops(&c.path)?,
+                        amount: Some(SwapAmount::ExactIn(c.amountIn)),
+                    })
                 }
                 IUniswapV2Router02::swapTokensForExactTokensCall::SELECTOR => {
                     let c = IUniswapV2Router02::swapTokensForExactTokensCall::abi_decode(input)
                         .map_err(|_| bad("swapTokensForExactTokens"))?;
-                    out.push(Route { hops: self.v2_hops(&c.path)?, amount: Some(SwapAmount::ExactOut(c.amountOut)) })
+                    out.push(Route {
+                        hops: self.v2_hops(&c.path)?,
+                        amount: Some(SwapAmount::ExactOut(c.amountOut)),
+                    })
                 }
                 _ => Ok(()),
             },
@@ -296,13 +302,19 @@ impl MempoolDecoder {
                     let p = ISwapRouterMultiHop::exactInputCall::abi_decode(input)
                         .map_err(|_| bad("exactInput"))?
                         .params;
-                    out.push(Route { hops: self.v3_path(&p.path, false)?, amount: Some(SwapAmount::ExactIn(p.amountIn)) })
+                    out.push(Route {
+                        hops: self.v3_path(&p.path, false)?,
+                        amount: Some(SwapAmount::ExactIn(p.amountIn)),
+                    })
                 }
                 ISwapRouterMultiHop::exactOutputCall::SELECTOR => {
                     let p = ISwapRouterMultiHop::exactOutputCall::abi_decode(input)
                         .map_err(|_| bad("exactOutput"))?
                         .params;
-                    out.push(Route { hops: self.v3_path(&p.path, true)?, amount: Some(SwapAmount::ExactOut(p.amountOut)) })
+                    out.push(Route {
+                        hops: self.v3_path(&p.path, true)?,
+                        amount: Some(SwapAmount::ExactOut(p.amountOut)),
+                    })
                 }
                 _ => Ok(()),
             },
@@ -315,7 +327,10 @@ impl MempoolDecoder {
                 IV2SwapRouter::swapTokensForExactTokensCall::SELECTOR => {
                     let c = IV2SwapRouter::swapTokensForExactTokensCall::abi_decode(input)
                         .map_err(|_| bad("swapTokensForExactTokens"))?;
-                    out.push(Route { hops: self.v2_hops(&c.path)?, amount: Some(SwapAmount::ExactOut(c.amountOut)) })
+                    out.push(Route {
+                        hops: self.v2_hops(&c.path)?,
+                        amount: Some(SwapAmount::ExactOut(c.amountOut)),
+                    })
                 }
                 IV3SwapRouter::exactInputSingleCall::SELECTOR => {
                     let p = IV3SwapRouter::exactInputSingleCall::abi_decode(input)
@@ -325,7 +340,9 @@ impl MempoolDecoder {
                     out.push(Route { hops: vec![hop], amount: known_in(p.amountIn) })
                 }
                 IV3SwapRouter::exactInputCall::SELECTOR => {
-                    let p = IV3SwapRouter::exactInputCall::abi_decode(input).map_err(|_| bad("exactInput"))?.params;
+                    let p = IV3SwapRouter::exactInputCall::abi_decode(input)
+                        .map_err(|_| bad("exactInput"))?
+                        .params;
                     out.push(Route { hops: self.v3_path(&p.path, false)?, amount: known_in(p.amountIn) })
                 }
                 IV3SwapRouter::exactOutputSingleCall::SELECTOR => {
@@ -336,9 +353,13 @@ impl MempoolDecoder {
                     out.push(Route { hops: vec![hop], amount: Some(SwapAmount::ExactOut(p.amountOut)) })
                 }
                 IV3SwapRouter::exactOutputCall::SELECTOR => {
-                    let p =
-                        IV3SwapRouter::exactOutputCall::abi_decode(input).map_err(|_| bad("exactOutput"))?.params;
-                    out.push(Route { hops: self.v3_path(&p.path, true)?, amount: Some(SwapAmount::ExactOut(p.amountOut)) })
+                    let p = IV3SwapRouter::exactOutputCall::abi_decode(input)
+                        .map_err(|_| bad("exactOutput"))?
+                        .params;
+                    out.push(Route {
+                        hops: self.v3_path(&p.path, true)?,
+                        amount: Some(SwapAmount::ExactOut(p.amountOut)),
+                    })
                 }
                 IMulticallExtended::multicall_0Call::SELECTOR => {
                     let c = IMulticallExtended::multicall_0Call::abi_decode(input)
@@ -414,16 +435,23 @@ impl MempoolDecoder {
                 }
                 command::V2_SWAP_EXACT_OUT => {
                     let c = UrV2ExactOut::abi_decode_params(input).map_err(|_| bad)?;
-                    out.push(Route { hops: self.v2_hops(&c.path)?, amount: Some(SwapAmount::ExactOut(c.amountOut)) })?;
+                    out.push(Route {
+                        hops: self.v2_hops(&c.path)?,
+                        amount: Some(SwapAmount::ExactOut(c.amountOut)),
+                    })?;
                 }
                 command::V3_SWAP_EXACT_IN => {
                     let c = UrV3ExactIn::abi_decode_params(input).map_err(|_| bad)?;
-                    let amount = (c.amountIn != UR_CONTRACT_BALANCE).then_some(SwapAmount::ExactIn(c.amountIn));
+                    let amount =
+                        (c.amountIn != UR_CONTRACT_BALANCE).then_some(SwapAmount::ExactIn(c.amountIn));
                     out.push(Route { hops: self.v3_path(&c.path, false)?, amount })?;
                 }
                 command::V3_SWAP_EXACT_OUT => {
                     let c = UrV3ExactOut::abi_decode_params(input).map_err(|_| bad)?;
-                    out.push(Route { hops: self.v3_path(&c.path, true)?, amount: Some(SwapAmount::ExactOut(c.amountOut)) })?;
+                    out.push(Route {
+                        hops: self.v3_path(&c.path, true)?,
+                        amount: Some(SwapAmount::ExactOut(c.amountOut)),
+                    })?;
                 }
                 command::EXECUTE_SUB_PLAN => {
                     if depth >= 1 {
@@ -514,7 +542,8 @@ mod tests {
     }
 
     fn ur(commands: Vec<u8>, inputs: Vec<Bytes>) -> Vec<u8> {
-        IUniversalRouter::execute_0Call { commands: commands.into(), inputs, deadline: U256::from(1u64) }.abi_encode()
+        IUniversalRouter::execute_0Call { commands: commands.into(), inputs, deadline: U256::from(1u64) }
+            .abi_encode()
     }
 
     #[test]
@@ -551,7 +580,8 @@ mod tests {
         let balance = UR_CONTRACT_BALANCE;
         let v3_in = (Address::ZERO, balance, U256::ZERO, v3_path(&[B, C], &[500]), false).abi_encode_params();
         let v2_paid = (Address::ZERO, U256::ZERO, U256::ZERO, vec![A, B], false).abi_encode_params();
-        let sub = (Bytes::from(vec![0x00u8, 0x08]), vec![Bytes::from(v3_in), Bytes::from(v2_paid)]).abi_encode_params();
+        let sub = (Bytes::from(vec![0x00u8, 0x08]), vec![Bytes::from(v3_in), Bytes::from(v2_paid)])
+            .abi_encode_params();
         let tx = decoder().decode(UR, &ur(vec![0x21], vec![sub.into()]), meta()).unwrap().unwrap();
         assert_eq!(tx.routes.len(), 2);
         assert!(tx.routes.iter().all(|r| r.amount.is_none()));
@@ -601,7 +631,8 @@ mod tests {
         let data: Vec<Bytes> = vec![v2.into(), v3.into(), single.into()];
         let calls = [
             IMulticallExtended::multicall_0Call { data: data.clone() }.abi_encode(),
-            IMulticallExtended::multicall_1Call { deadline: U256::from(5u64), data: data.clone() }.abi_encode(),
+            IMulticallExtended::multicall_1Call { deadline: U256::from(5u64), data: data.clone() }
+                .abi_encode(),
             IMulticallExtended::multicall_2Call { previousBlockhash: B256::ZERO, data }.abi_encode(),
         ];
         for call in calls {
@@ -629,11 +660,17 @@ mod tests {
         let mut call = ur(vec![0x08], vec![Bytes::from(vec![1u8; 40])]);
         assert_eq!(d.decode(UR, &call, meta()), Err(DecodeError::Command { index: 0, command: 0x08 }));
         call.truncate(40);
-        assert!(matches!(d.decode(UR, &call, meta()), Err(DecodeError::Calldata { function, .. }) if function.starts_with("execute")));
+        assert!(
+            matches!(d.decode(UR, &call, meta()), Err(DecodeError::Calldata { function, .. }) if function.starts_with("execute"))
+        );
         let counts = ur(vec![0x08, 0x08], vec![Bytes::new()]);
         assert_eq!(d.decode(UR, &counts, meta()), Err(DecodeError::CommandCount { commands: 2, inputs: 1 }));
-        let bad_path = (Address::ZERO, e18(1), U256::ZERO, Bytes::from(vec![0u8; 44]), true).abi_encode_params();
-        assert_eq!(d.decode(UR, &ur(vec![0x00], vec![bad_path.into()]), meta()), Err(DecodeError::Path { len: 44 }));
+        let bad_path =
+            (Address::ZERO, e18(1), U256::ZERO, Bytes::from(vec![0u8; 44]), true).abi_encode_params();
+        assert_eq!(
+            d.decode(UR, &ur(vec![0x00], vec![bad_path.into()]), meta()),
+            Err(DecodeError::Path { len: 44 })
+        );
         let long: Vec<Address> = (0..12).map(|_| A).collect();
         let v2 = IV2SwapRouter::swapExactTokensForTokensCall {
             amountIn: U256::from(1u64),
@@ -643,7 +680,10 @@ mod tests {
         };
         assert_eq!(d.decode(SR02, &v2.abi_encode(), meta()), Err(DecodeError::Path { len: 12 }));
         let too_many = ur(vec![0x0b; MAX_COMMANDS + 1], vec![Bytes::new(); MAX_COMMANDS + 1]);
-        assert_eq!(d.decode(UR, &too_many, meta()), Err(DecodeError::TooMany { what: "commands", max: MAX_COMMANDS }));
+        assert_eq!(
+            d.decode(UR, &too_many, meta()),
+            Err(DecodeError::TooMany { what: "commands", max: MAX_COMMANDS })
+        );
     }
 
     #[test]

@@ -17,8 +17,8 @@ use keel_engine::clock::mono_now_ns;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::decode::{MempoolDecoder, TxMeta};
 use super::PendingTx;
+use super::decode::{MempoolDecoder, TxMeta};
 use crate::backoff::{Backoff, BackoffConfig};
 use crate::node::error::{NodeError, Result};
 
@@ -82,8 +82,12 @@ pub async fn run_mempool_feed(
 fn handle(tx: &Transaction, decoder: &MempoolDecoder, out: &mpsc::Sender<PendingTx>, stats: &MempoolStats) {
     stats.received.fetch_add(1, Ordering::Relaxed);
     let Some(to) = tx.to() else { return };
-    let meta =
-        TxMeta { hash: *tx.inner.tx_hash(), sender: tx.inner.signer(), nonce: tx.nonce(), seen_ns: mono_now_ns() };
+    let meta = TxMeta {
+        hash: *tx.inner.tx_hash(),
+        sender: tx.inner.signer(),
+        nonce: tx.nonce(),
+        seen_ns: mono_now_ns(),
+    };
     match decoder.decode(to, tx.input(), meta) {
         Ok(Some(p)) => {
             stats.decoded.fetch_add(1, Ordering::Relaxed);

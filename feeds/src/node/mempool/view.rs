@@ -176,7 +176,8 @@ impl PendingView {
             };
             let mut reverted = false;
             let mut step = |hop: &super::Hop, amt: &mut U256| -> bool {
-                let Some(state) = hop.pool.and_then(|id| states.get_mut(id as usize)).and_then(Option::as_mut)
+                let Some(state) =
+                    hop.pool.and_then(|id| states.get_mut(id as usize)).and_then(Option::as_mut)
                 else {
                     return false;
                 };
@@ -235,10 +236,12 @@ impl PendingView {
         for ((o, entry), after) in out.iter_mut().zip(book.pools()).zip(&after) {
             let now = entry.state.as_ref().map(Pool::mid_price);
             let then = after.as_ref().map(Pool::mid_price);
-            if let (Some(a), Some(b)) = (now, then) {
-                if a.is_finite() && a > 0.0 && b.is_finite() {
-                    *o = (b / a - 1.0).abs();
-                }
+            if let (Some(a), Some(b)) = (now, then)
+                && a.is_finite()
+                && a > 0.0
+                && b.is_finite()
+            {
+                *o = (b / a - 1.0).abs();
             }
         }
     }
