@@ -344,3 +344,74 @@ async fn run_session<R: From<ChainUpdate>>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use alloy::primitives::{Address, B256, U256};
+    use keel_amm::pool::{Pool, SwapAmount};
+
+    use super::*;
+    use crate::node::book::PoolKind;
+    use crate::node::mempool::{Hop, PendingTx, Route};
+
+    fn impacts(q: &Queue<ChainUpdate>) -> Vec<(usize, f64)> {
+        std::iter::from_fn(|| q.try_pop())
+            .filter_map(|u| match u {
+                ChainUpdate::PendingImpact { pool, impact } => Some((pool, impact)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The router's deferral ends when the pool's impact is reported back at 0
+    /// (`router/src/exec/tests.rs`); here a swap that never lands is aged out by the node feed's
+    /// own clock and its pool reported at 0.
+    #[test]
+    fn a_stuck_pending_swap_is_aged_out_and_its_pool_reported_back_at_zero() {
+        let tracked =
+            TrackedPool { address: Address::repeat_byte(1), kind: PoolKind::V2, fee: 30, tick_spacing: None };
+        let mut book = PoolBook::new(&[tracked]);
+        let e18 = U256::from(10u64).pow(U256::from(18u64));
+        book.set_state(
+            0,
+            Pool::V2 {
+                reserve0: e18 * U256::from(1_000u64),
+                reserve1: e18 * U256::from(1_000u64),
+                fee_bps: 30,
+            },
+            1,
+            0,
+        );
+        let out = NodeFeedOutputs {
+            router: Arc::new(Queue::<ChainUpdate>::new(64)),
+            events: Arc::new(Queue::new(64)),
+            pending: None,
+            pending_limits: ViewLimits { max_age_ns: 50_000_000, max_txs: 16 },
+            recorder: None,
+        };
+        let stats = NodeFeedStats::default();
+        let mut pending = Pending::new(out.pending_limits, 1);
+        let (a, b) = (Address::repeat_byte(0xa), Address::repeat_byte(0xb));
+        pending.view.add(PendingTx {
+            hash: B256::repeat_byte(1),
+            sender: Address::repeat_byte(9),
+            nonce: 0,
+            seen_ns: mono_now_ns(),
+            routes: vec![Route {
+                hops: vec![Hop { kind: PoolKind::V2, token_in: a, token_out: b, fee: 0, pool: Some(0) }],
+                amount: Some(SwapAmount::ExactIn(e18 * U256::from(100u64))),
+            }],
+        });
+        pending.report(&book, &out, &stats);
+        let first = impacts(&out.router);
+        assert!(matches!(first.as_slice(), [(0, i)] if *i > 0.1), "{first:?}");
+        assert_eq!(stats.pending_txs.load(Ordering::Relaxed), 1);
+        std::thread::sleep(Duration::from_millis(60));
+        pending.report(&book, &out, &stats);
+        assert_eq!(impacts(&out.router), [(0, 0.0)]);
+        assert_eq!(
+            (stats.pending_aged.load(Ordering::Relaxed), stats.pending_txs.load(Ordering::Relaxed)),
+            (1, 0)
+        );
+    }
+}
