@@ -9,9 +9,14 @@ ANVIL := $(CHAIN_DIR)/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
 test: chain-deps
 	cargo test --workspace
 
+# Every package pinned in tests/chain/package.json must be installed; one missing (e.g. after a
+# pull that added a package) triggers `npm ci`.
+CHAIN_PKGS := $(shell sed -n '/"dependencies"/,/}/p' $(CHAIN_DIR)/package.json | grep -o '"[^"]*":' | tr -d '":' | grep -v '^dependencies$$')
+
 chain-deps:
-	@if [ ! -x "$(ANVIL)" ] || [ ! -d "$(CHAIN_DIR)/node_modules/@uniswap/v3-periphery" ]; then \
-		echo "installing pinned chain-test packages into $(CHAIN_DIR)/node_modules"; \
+	@missing=""; for p in $(CHAIN_PKGS); do [ -d "$(CHAIN_DIR)/node_modules/$$p" ] || missing="$$missing $$p"; done; \
+	if [ ! -x "$(ANVIL)" ] || [ -n "$$missing" ]; then \
+		echo "installing pinned chain-test packages into $(CHAIN_DIR)/node_modules (missing:$$missing)"; \
 		npm ci --prefix $(CHAIN_DIR) --no-audit --no-fund; \
 	fi
 	@test -x "$(ANVIL)" || { echo "anvil missing at $(ANVIL) after npm ci"; exit 1; }

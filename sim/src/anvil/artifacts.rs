@@ -38,6 +38,10 @@ pub enum Artifact {
     V3SwapRouter,
     /// Uniswap V3 QuoterV2.
     V3QuoterV2,
+    /// SwapRouter02 (`@uniswap/swap-router-contracts`): V2 and V3 swaps, multicall.
+    SwapRouter02,
+    /// The Universal Router (`@uniswap/universal-router`).
+    UniversalRouter,
 }
 
 impl Artifact {
@@ -58,6 +62,12 @@ impl Artifact {
             }
             Self::V3SwapRouter => "@uniswap/v3-periphery/artifacts/contracts/SwapRouter.sol/SwapRouter.json",
             Self::V3QuoterV2 => "@uniswap/v3-periphery/artifacts/contracts/lens/QuoterV2.sol/QuoterV2.json",
+            Self::SwapRouter02 => {
+                "@uniswap/swap-router-contracts/artifacts/contracts/SwapRouter02.sol/SwapRouter02.json"
+            }
+            Self::UniversalRouter => {
+                "@uniswap/universal-router/artifacts/contracts/UniversalRouter.sol/UniversalRouter.json"
+            }
         }
     }
 }
