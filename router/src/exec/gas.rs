@@ -45,3 +45,51 @@ impl Executor {
         self.pools.get(pool).map(|p| p.meta.gas)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use alloy::primitives::{B256, Bytes};
+    use keel_engine::PortfolioId;
+
+    use super::*;
+    use crate::tx::{Fees, SignedTx};
+
+    #[test]
+    fn a_landed_v3_swap_teaches_its_base_gas_without_the_ticks_it_crossed() {
+        let (mut exec, accounts) = super::super::tests::executor_for(1);
+        let tx = |n: u8| SignedTx {
+            raw: Bytes::new(),
+            hash: B256::repeat_byte(n),
+            from: accounts[0],
+            nonce: u64::from(n),
+            gas_limit: 1_000_000,
+            fees: Fees { max_fee_per_gas: 1, max_priority_fee_per_gas: 1 },
+        };
+        let f = Inflight {
+            intent: 1,
+            portfolio: PortfolioId(0),
+            account: accounts[0],
+            txs: vec![tx(1), tx(2)],
+            calls: Vec::new(),
+            first_nonce: 1,
+            last_nonce: 2,
+            target_block: 2,
+            deadline_block: 3,
+            landed: true,
+            uuid: String::new(),
+            superseded: Vec::new(),
+            same_shape: true,
+            version: 0,
+            approvals: Vec::new(),
+            // an approval, then a swap through pool 0 whose simulation crossed 10 ticks
+            swap_pool: vec![None, Some((0, 10))],
+        };
+        let receipts = [
+            ReceiptInfo { hash: tx(1).hash, block: 2, gas_used: 46_000, success: true },
+            ReceiptInfo { hash: tx(2).hash, block: 2, gas_used: 450_000, success: true },
+        ];
+        exec.learn_gas(&f, &receipts);
+        // 450,000 − 10 × 31,000: the next plan adds its own crossings on top of 140,000.
+        assert_eq!(exec.gas_estimate(0), Some(140_000));
+    }
+}
