@@ -11,6 +11,10 @@ CHAIN_PKGS := $(shell sed -n '/"dependencies"/,/}/s/^ *"\([^"]*\)": *"[^"]*",\{0
 test: chain-deps
 	cargo test --workspace
 
+# Every package pinned in tests/chain/package.json must be installed; one missing (e.g. after a
+# pull that added a package) triggers `npm ci`.
+CHAIN_PKGS := $(shell sed -n '/"dependencies"/,/}/p' $(CHAIN_DIR)/package.json | grep -o '"[^"]*":' | tr -d '":' | grep -v '^dependencies$$')
+
 chain-deps:
 	@missing=""; for p in $(CHAIN_PKGS); do [ -d "$(CHAIN_DIR)/node_modules/$$p" ] || missing="$$missing $$p"; done; \
 	if [ ! -x "$(ANVIL)" ] || [ -n "$$missing" ]; then \

@@ -127,6 +127,9 @@ pub(crate) struct ChainConfig {
     /// `uniswap_v3` pools; without it V2 reserves are polled each block.
     #[serde(default)]
     pub(crate) ws_url: Option<String>,
+    /// `[chain.mempool]`: routers decoded beyond the DEXes' own, pending age/count bounds, backoff.
+    #[serde(default)]
+    pub(crate) mempool: keel_feeds::node::MempoolConfig,
 }
 
 /// `[signers]`: key references only (`env:VAR`, `keystore:PATH[?password_env=VAR]` or `dev:N`; see
@@ -216,6 +219,9 @@ impl KeelConfig {
             if j.commit_timeout_ms == 0 {
                 return Err(eyre!("journal.commit_timeout_ms: must be > 0"));
             }
+        }
+        if let Some(c) = &self.chain {
+            c.mempool.validate().map_err(|e| eyre!(e))?;
         }
         self.engine.validate()?;
         keel_engine::config::validate(&self.tokens, &self.portfolios)?;

@@ -40,6 +40,7 @@ pub(crate) fn spec_from_config(cfg: &KeelConfig) -> eyre::Result<PipelineSpec> {
         rpc_url: cfg.chain.as_ref().map(|c| c.rpc_url.clone()).unwrap_or_default(),
         poll_ms: cfg.chain.as_ref().map(|c| c.poll_ms).unwrap_or(DEFAULT_CHAIN_POLL_MS),
         node_ws_url: cfg.chain.as_ref().and_then(|c| c.ws_url.clone()),
+        mempool: cfg.chain.as_ref().map(|c| c.mempool.clone()).unwrap_or_default(),
         native_symbol,
         sample_every: DEFAULT_SAMPLE_EVERY,
         safety: keel_runtime::safety::SafetySpec {

@@ -43,6 +43,8 @@ pub struct Engine {
     pub(crate) head: Option<BlockHeader>,
     pub(crate) next_intent_id: u64,
     pub(crate) stats: EngineStats,
+    /// The token whose exchange mid prices the native token (ETH) in intents, if set.
+    pub(crate) native: Option<TokenId>,
 }
 
 impl Engine {
@@ -84,7 +86,15 @@ impl Engine {
             head: None,
             next_intent_id: 1,
             stats: EngineStats::default(),
+            native: None,
         })
+    }
+
+    /// Names the token (e.g. WETH) whose exchange mid is the price of the native token: every
+    /// intent then carries it ([`RebalanceIntent::native_price`]) so the router can price gas in a
+    /// bought token that has no pool against the wrapped native token.
+    pub fn set_native_token(&mut self, token: Option<TokenId>) {
+        self.native = token;
     }
 
     /// Applies one event; intents it causes are appended to `out` (which is not cleared).
@@ -280,6 +290,11 @@ impl Engine {
             decided_ns: now,
             planned_ns,
             value,
+            native_price: self
+                .native
+                .and_then(|t| self.tokens.price(t))
+                .map(|x| x.mid)
+                .filter(|m| m.is_finite() && *m > 0.0),
         });
     }
 

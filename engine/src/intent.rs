@@ -68,4 +68,8 @@ pub struct RebalanceIntent {
     /// The value model's inputs, in cost-aware mode: the router fires only when the trade's value
     /// exceeds its exact cost, at the size that maximises value − cost.
     pub value: Option<crate::value::ValueInputs>,
+    /// Numeraire value of one whole native token (ETH) at the exchange mid when the intent was
+    /// decided, if the engine prices it ([`crate::Engine::set_native_token`]). The router prices
+    /// gas with it when a bought token has no pool against the wrapped native token.
+    pub native_price: Option<f64>,
 }

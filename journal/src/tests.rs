@@ -33,6 +33,7 @@ fn decided(id: u64, portfolio: u32) -> JournalRecord {
         decided_ns: 2,
         planned_ns: 3,
         value: None,
+        native_price: None,
     }))
 }
 

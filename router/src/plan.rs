@@ -35,11 +35,24 @@ use keel_amm::v3::full_math::{mul_div, mul_div_rounding_up};
 /// Basis points in one.
 const BPS: u32 = 10_000;
 
-/// Gas of one initialized tick a Uniswap V3 swap crosses, on top of the pool's swap gas (the
-/// cross: a `ticks` slot read and write and the liquidity update; mainnet swaps cost about this much
-/// more per tick crossed). Fills, gas limits and costs include it; the split optimiser does not (it
-/// prices each pool's configured or learned swap gas).
+/// Expected gas of one initialized tick a Uniswap V3 swap crosses, on top of the pool's swap gas
+/// (the cross: a `ticks` slot read and write and the liquidity update; mainnet swaps cost about
+/// this much more per tick crossed). Fills' gas and costs include it; the split optimiser does not
+/// (it prices each pool's configured or learned swap gas).
 pub const V3_GAS_PER_TICK_CROSSED: u64 = 31_000;
+
+/// Gas a transaction's *limit* allows per V3 tick crossed: the worst case, not the expected one.
+/// `Tick.cross` rewrites the tick's cold slots; on a tick not crossed since its liquidity was added
+/// above the price, `feeGrowthOutside0X128` and `feeGrowthOutside1X128` go from zero to non-zero
+/// (22,100 gas each instead of 5,000). Measured on anvil against the real pool
+/// (`sim/tests/it/chain/v3_gas.rs`): about 37,400 gas per such tick when one token has earned fees,
+/// 58,300 to 60,500 when both have; the expected-cost allowance with the limit's margin
+/// ([`V3_GAS_PER_TICK_CROSSED`] × 1.3 = 40,300) let a swap across 29 such ticks run out of gas
+/// (about 1,800,000 used, 1,376,700 allowed).
+pub const V3_GAS_LIMIT_PER_TICK_CROSSED: u64 = 64_000;
+
+/// Headroom of a transaction's gas limit over the fill's base (per-pool) swap gas, percent.
+pub const GAS_LIMIT_MARGIN_PCT: u64 = 30;
 
 /// Gas price the plan is costed at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,8 +145,12 @@ pub struct Fill {
     pub amount_out_min: U256,
     /// Exact-output guard: `⌈amount_in × (1 + tolerance)⌉`.
     pub amount_in_max: U256,
-    /// Gas of the fill: its pools' swap gas plus [`V3_GAS_PER_TICK_CROSSED`] per tick crossed.
+    /// Gas of the fill: its pools' swap gas plus [`V3_GAS_PER_TICK_CROSSED`] per tick crossed
+    /// (what the fill is expected to cost).
     pub gas: u64,
+    /// Gas limit of the fill's transaction: its pools' swap gas plus [`GAS_LIMIT_MARGIN_PCT`], plus
+    /// [`V3_GAS_LIMIT_PER_TICK_CROSSED`] per tick its simulation crosses.
+    pub gas_limit: u64,
     /// Per-hop amounts and pool states after.
     pub hops: Vec<FillHop>,
 }
@@ -330,6 +347,8 @@ fn fill_of(pools: &[PoolEntry], leg: &SplitLeg, slippage_bps: u32) -> Fill {
         amount_out_min: mul_div(leg.amount_out, keep, bps).unwrap_or(U256::ZERO),
         amount_in_max: mul_div_rounding_up(leg.amount_in, grow, bps).unwrap_or(U256::MAX),
         gas: leg.gas.saturating_add(crossed.saturating_mul(V3_GAS_PER_TICK_CROSSED)),
+        gas_limit: (leg.gas.saturating_mul(100 + GAS_LIMIT_MARGIN_PCT) / 100)
+            .saturating_add(crossed.saturating_mul(V3_GAS_LIMIT_PER_TICK_CROSSED)),
         hops,
     }
 }
@@ -445,6 +464,8 @@ mod tests {
         assert!(crossed >= 5, "the swap should cross several ticks: {crossed}");
         let want = 130_000 + u64::from(crossed) * V3_GAS_PER_TICK_CROSSED;
         assert_eq!((big.fills[0].gas, big.gas), (want, want));
+        assert_eq!(small.fills[0].gas_limit, 169_000);
+        assert_eq!(big.fills[0].gas_limit, 169_000 + u64::from(crossed) * V3_GAS_LIMIT_PER_TICK_CROSSED);
     }
 
     #[test]

@@ -277,6 +277,7 @@ fn intent(id: u64) -> RebalanceIntent {
         decided_ns: 1,
         planned_ns: 1,
         value: None,
+        native_price: None,
     }
 }
 

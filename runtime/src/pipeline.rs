@@ -31,8 +31,8 @@ use keel_engine::token::PriceOrigin;
 use keel_engine::{Engine, PortfolioId, RebalanceIntent};
 use keel_feeds::binance::InstrumentTable;
 use keel_feeds::node::{
-    MempoolDecoder, MempoolPool, NodeFeedConfig, NodeFeedOutputs, NodeFeedStats, PoolKind, TrackedPool,
-    run_mempool_feed, run_node_feed,
+    MempoolConfig, MempoolDecoder, MempoolFeedConfig, MempoolPool, MempoolStats, NodeFeedConfig,
+    NodeFeedOutputs, NodeFeedStats, PoolKind, RouterKind, TrackedPool, run_mempool_feed, run_node_feed,
 };
 use keel_feeds::poll::{PollStats, PollTargets, run_chain_poller};
 use keel_feeds::stats::{FeedStats, FeedStatsSnapshot};
@@ -91,6 +91,9 @@ pub struct PipelineSpec {
     /// Node websocket URL. When set, pool state (V2 and V3) comes from `eth_subscribe` logs with an
     /// exact in-memory book (required for V3 pools); otherwise V2 reserves are polled each block.
     pub node_ws_url: Option<String>,
+    /// Mempool feed settings (`[chain.mempool]`: extra routers decoded, pending age and count
+    /// bounds, reconnect backoff); used when `node_ws_url` is set.
+    pub mempool: MempoolConfig,
     /// Symbol of the wrapped native token (gas is priced through it), if listed.
     pub native_symbol: Option<String>,
     /// Weight sampling interval for reports.
@@ -377,6 +380,7 @@ impl Pipeline {
         let recorder = recording.as_ref().map(|r| Arc::clone(r.recorder()));
         let mut engine =
             Engine::new(spec.engine.clone(), &spec.tokens, &spec.portfolios, Box::new(LiveClock))?;
+        engine.set_native_token(spec.native_symbol.as_deref().and_then(|s| engine.token_id(s)));
         let table = InstrumentTable::new(engine.instrument_symbols().iter())?;
         let mut executor = build_executor(&spec)?;
         let targets = poll_targets(&spec, &engine)?;
@@ -523,6 +527,7 @@ impl Pipeline {
                 router: Arc::clone(&router_in),
                 events: Arc::clone(&events),
                 pending: Some(pending_rx),
+                pending_limits: spec.mempool.limits(),
                 recorder: recorder.clone(),
             };
             let node_stats = Arc::new(NodeFeedStats::default());
@@ -532,12 +537,11 @@ impl Pipeline {
                     tracing::error!(error = %e, "node feed stopped");
                 }
             }));
-            let (st, c) = (Arc::clone(&node_stats), cancel.clone());
-            tasks.push(runtime.spawn(async move {
-                if let Err(e) = run_mempool_feed(ws_url, decoder, pending_tx, st, c).await {
-                    tracing::error!(error = %e, "mempool feed stopped");
-                }
-            }));
+            // Reconnects with backoff until cancelled: it never ends on a transport error.
+            let mempool_cfg = MempoolFeedConfig { ws_url, backoff: spec.mempool.backoff };
+            let c = cancel.clone();
+            let mempool_stats = Arc::new(MempoolStats::default());
+            tasks.push(runtime.spawn(run_mempool_feed(mempool_cfg, decoder, pending_tx, mempool_stats, c)));
         }
         let engine_thread = {
             let (events, router_in, stop, snapshot) =
@@ -1050,7 +1054,8 @@ fn tracked_pools(spec: &PipelineSpec) -> Result<Vec<TrackedPool>, PipelineError>
         .collect()
 }
 
-/// The mempool decoder for the configured pools (the first V2 and V3 routers are decoded).
+/// The mempool decoder for the configured pools: every `[[dexes]]` router, then the
+/// `[chain.mempool]` routers (the Universal Router, SwapRouter02).
 fn mempool_decoder(spec: &PipelineSpec, tracked: &[TrackedPool]) -> Result<MempoolDecoder, PipelineError> {
     let mut pools = Vec::with_capacity(spec.pools.len());
     for (i, (p, t)) in spec.pools.iter().zip(tracked).enumerate() {
@@ -1063,8 +1068,19 @@ fn mempool_decoder(spec: &PipelineSpec, tracked: &[TrackedPool]) -> Result<Mempo
             fee: p.fee,
         });
     }
-    let router_of = |kind: DexKind| spec.dexes.iter().find(|d| d.kind == kind).map(|d| d.router);
-    Ok(MempoolDecoder::new(&pools, router_of(DexKind::UniswapV2), router_of(DexKind::UniswapV3)))
+    let mut routers: Vec<(alloy::primitives::Address, RouterKind)> = spec
+        .dexes
+        .iter()
+        .map(|d| {
+            let kind = match d.kind {
+                DexKind::UniswapV2 => RouterKind::V2Router02,
+                DexKind::UniswapV3 => RouterKind::SwapRouter,
+            };
+            (d.router, kind)
+        })
+        .collect();
+    routers.extend(spec.mempool.routers.iter().map(|r| (r.address, r.kind)));
+    Ok(MempoolDecoder::new(&pools, &routers))
 }
 
 /// The chain watches of `spec` over its tokens and pools.

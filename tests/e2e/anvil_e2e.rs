@@ -304,6 +304,7 @@ async fn rig(block_interval: Option<Duration>, defer: Option<f64>, stalling_ws: 
         rpc_url: recorder.url().to_string(),
         poll_ms: 50,
         node_ws_url: Some(node_ws_url),
+        mempool: Default::default(),
         native_symbol: Some("WETH".into()),
         sample_every: Duration::from_millis(200),
         safety: Default::default(),

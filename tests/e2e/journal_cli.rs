@@ -35,6 +35,7 @@ fn decided(id: u64) -> JournalRecord {
         decided_ns: 2,
         planned_ns: 3,
         value: None,
+        native_price: None,
     }))
 }
 

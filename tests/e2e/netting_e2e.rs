@@ -108,6 +108,7 @@ async fn run(netting: bool) -> Run {
         rpc_url: chain.http_url().to_string(),
         poll_ms: 50,
         node_ws_url: Some(chain.ws_url().to_string()),
+        mempool: Default::default(),
         native_symbol: Some("WETH".into()),
         sample_every: Duration::from_millis(200),
         safety: Default::default(),

@@ -76,6 +76,7 @@ fn spec(text: &str) -> eyre::Result<PipelineSpec> {
         rpc_url: String::new(),
         poll_ms: 0,
         node_ws_url: cfg.chain.and_then(|c| c.ws_url),
+        mempool: Default::default(),
         native_symbol,
         sample_every: DEFAULT_SAMPLE_EVERY,
         safety: Default::default(),

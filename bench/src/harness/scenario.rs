@@ -119,6 +119,7 @@ impl Scenario {
             rpc_url,
             poll_ms: POLL_MS,
             node_ws_url: None,
+            mempool: Default::default(),
             native_symbol: None,
             sample_every: DEFAULT_SAMPLE_EVERY,
             safety: Default::default(),

@@ -2,9 +2,11 @@
 //! (straight into its queue, as [`ChainUpdate::Pool`]) and engine events.
 //!
 //! With a mempool feed attached ([`NodeFeedOutputs::pending`]), the task also keeps the
-//! [`PendingView`] of swaps pending on tracked pools, prunes it by each new block's mined
-//! transactions, and tells the router how far the pending swaps would move each pool
-//! ([`ChainUpdate::PendingImpact`]), computed on this book: no mirror, no copy.
+//! [`PendingView`] of swaps pending on tracked pools, evicts from it what each new block includes
+//! (by hash, or by the sender's nonce passing), what is older than
+//! [`ViewLimits::max_age_ns`] and the oldest beyond [`ViewLimits::max_txs`], and tells the router
+//! how far the pending swaps would move each pool ([`ChainUpdate::PendingImpact`]), computed on
+//! this book: no mirror, no copy. An evicted swap's pool is reported back at 0.
 //!
 //! Per session: subscribe `newHeads` and `logs` (tracked pools; V2 `Sync`, V3 `Swap`/`Mint`/`Burn`)
 //! first, then load every pool at the current head, so no log falls between the load and the
@@ -17,6 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use alloy::consensus::Transaction as _;
 use alloy::eips::BlockId;
 use alloy::primitives::Address;
 use alloy::providers::{Provider, ProviderBuilder, WsConnect};
@@ -35,7 +38,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::book::{Applied, PoolBook, PoolUpdate, TrackedPool};
 use super::error::{NodeError, Result};
-use super::mempool::{PendingSwap, PendingView};
+use super::mempool::{Mined, PendingTx, PendingView, ViewLimits};
 use super::sync::load_pool;
 use crate::rpc::call;
 
@@ -76,7 +79,9 @@ pub struct NodeFeedOutputs<R> {
     /// Heads and balances for the engine.
     pub events: Arc<Queue<Event>>,
     /// Swaps pending in the public mempool on tracked pools (from [`super::run_mempool_feed`]).
-    pub pending: Option<mpsc::Receiver<PendingSwap>>,
+    pub pending: Option<mpsc::Receiver<PendingTx>>,
+    /// Bounds of the pending view (age, count).
+    pub pending_limits: ViewLimits,
     /// Records every update and event as it enters its queue (`keel record`, `[record]`).
     pub recorder: Option<Arc<Recorder>>,
 }
@@ -98,6 +103,16 @@ pub struct NodeFeedStats {
     pub dropped: AtomicU64,
     /// Latest head seen.
     pub head: AtomicU64,
+    /// Pending transactions evicted: replaced by the same sender and nonce.
+    pub pending_replaced: AtomicU64,
+    /// Pending transactions evicted: included in a block (or their nonce passed).
+    pub pending_included: AtomicU64,
+    /// Pending transactions evicted: older than the age limit.
+    pub pending_aged: AtomicU64,
+    /// Pending transactions evicted: the view was full.
+    pub pending_capped: AtomicU64,
+    /// Pending transactions in the view now.
+    pub pending_txs: AtomicU64,
     /// The block every pool reflects at least (0 before the first load).
     pub synced_block: AtomicU64,
 }
@@ -110,7 +125,7 @@ pub async fn run_node_feed<R: From<ChainUpdate> + Send + Sync>(
     cancel: CancellationToken,
 ) -> Result<()> {
     let mut delay = DEFAULT_RECONNECT_MIN;
-    let mut pending = Pending { view: PendingView::new(), impacts: vec![0.0; config.pools.len()] };
+    let mut pending = Pending::new(out.pending_limits, config.pools.len());
     let mut pending_rx = out.pending.take();
     loop {
         match run_session(&config, &out, &mut pending_rx, &mut pending, &stats, &cancel).await {
@@ -129,27 +144,41 @@ pub async fn run_node_feed<R: From<ChainUpdate> + Send + Sync>(
     }
 }
 
-/// The mempool's pending swaps and the impacts last reported per pool.
-struct Pending {
-    view: PendingView,
+/// The mempool's pending transactions and the impacts last reported per pool.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    pub(crate) view: PendingView,
     impacts: Vec<f64>,
+    scratch: Vec<f64>,
 }
 
 impl Pending {
-    /// Reports every pool whose pending impact changed.
-    fn report<R: From<ChainUpdate>>(
+    pub(crate) fn new(limits: ViewLimits, pools: usize) -> Self {
+        Self { view: PendingView::new(limits), impacts: vec![0.0; pools], scratch: vec![0.0; pools] }
+    }
+
+    /// Drops what is older than the age limit, then reports every pool whose pending impact
+    /// changed (an evicted swap's pool goes back to 0: the router releases its deferral).
+    pub(crate) fn report<R: From<ChainUpdate>>(
         &mut self,
         book: &PoolBook,
         out: &NodeFeedOutputs<R>,
         stats: &NodeFeedStats,
     ) {
-        for (i, last) in self.impacts.iter_mut().enumerate() {
-            let impact = self.view.impact(book, i as u32);
+        self.view.evict_aged(mono_now_ns());
+        self.view.impacts(book, &mut self.scratch);
+        for (i, (last, &impact)) in self.impacts.iter_mut().zip(&self.scratch).enumerate() {
             if (impact - *last).abs() > 1e-9 {
                 *last = impact;
                 push(out, stats, ChainUpdate::PendingImpact { pool: i, impact });
             }
         }
+        let e = self.view.evictions();
+        stats.pending_replaced.store(e.replaced, Ordering::Relaxed);
+        stats.pending_included.store(e.included, Ordering::Relaxed);
+        stats.pending_aged.store(e.aged, Ordering::Relaxed);
+        stats.pending_capped.store(e.capped, Ordering::Relaxed);
+        stats.pending_txs.store(self.view.len() as u64, Ordering::Relaxed);
     }
 }
 
@@ -191,7 +220,7 @@ async fn resync<P: Provider, R: From<ChainUpdate>>(
 async fn run_session<R: From<ChainUpdate>>(
     config: &NodeFeedConfig,
     out: &NodeFeedOutputs<R>,
-    pending_rx: &mut Option<mpsc::Receiver<PendingSwap>>,
+    pending_rx: &mut Option<mpsc::Receiver<PendingTx>>,
     pending: &mut Pending,
     stats: &NodeFeedStats,
     cancel: &CancellationToken,
@@ -279,16 +308,23 @@ async fn run_session<R: From<ChainUpdate>>(
                 last_head = last_head.max(h.number);
                 // Pools are handed on before the head that vouches for them.
                 push(out, stats, ChainUpdate::PoolFeedHead { block: h.number });
-                if !pending.view.pending().is_empty() {
+                if !pending.view.is_empty() {
+                    // Inclusion: the block's transactions (hash, sender, nonce) evict what they
+                    // include or whose nonce they pass; age eviction runs in `report`.
                     let block = provider
                         .get_block_by_number(h.number.into())
+                        .full()
                         .await
                         .map_err(|e| NodeError::rpc("eth_getBlockByNumber", e))?;
                     if let Some(block) = block {
-                        let mined: Vec<_> = block.transactions.hashes().collect();
-                        pending.view.remove_mined(&mined);
-                        pending.report(&book, out, stats);
+                        let mined: Vec<Mined> = block
+                            .transactions
+                            .txns()
+                            .map(|t| Mined { hash: *t.inner.tx_hash(), sender: t.inner.signer(), nonce: t.nonce() })
+                            .collect();
+                        pending.view.remove_included(&mined);
                     }
+                    pending.report(&book, out, stats);
                 }
                 for w in &config.balances {
                     let amount =
@@ -306,5 +342,76 @@ async fn run_session<R: From<ChainUpdate>>(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy::primitives::{Address, B256, U256};
+    use keel_amm::pool::{Pool, SwapAmount};
+
+    use super::*;
+    use crate::node::book::PoolKind;
+    use crate::node::mempool::{Hop, PendingTx, Route};
+
+    fn impacts(q: &Queue<ChainUpdate>) -> Vec<(usize, f64)> {
+        std::iter::from_fn(|| q.try_pop())
+            .filter_map(|u| match u {
+                ChainUpdate::PendingImpact { pool, impact } => Some((pool, impact)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The router's deferral ends when the pool's impact is reported back at 0
+    /// (`router/src/exec/tests.rs`); here a swap that never lands is aged out by the node feed's
+    /// own clock and its pool reported at 0.
+    #[test]
+    fn a_stuck_pending_swap_is_aged_out_and_its_pool_reported_back_at_zero() {
+        let tracked =
+            TrackedPool { address: Address::repeat_byte(1), kind: PoolKind::V2, fee: 30, tick_spacing: None };
+        let mut book = PoolBook::new(&[tracked]);
+        let e18 = U256::from(10u64).pow(U256::from(18u64));
+        book.set_state(
+            0,
+            Pool::V2 {
+                reserve0: e18 * U256::from(1_000u64),
+                reserve1: e18 * U256::from(1_000u64),
+                fee_bps: 30,
+            },
+            1,
+            0,
+        );
+        let out = NodeFeedOutputs {
+            router: Arc::new(Queue::<ChainUpdate>::new(64)),
+            events: Arc::new(Queue::new(64)),
+            pending: None,
+            pending_limits: ViewLimits { max_age_ns: 50_000_000, max_txs: 16 },
+            recorder: None,
+        };
+        let stats = NodeFeedStats::default();
+        let mut pending = Pending::new(out.pending_limits, 1);
+        let (a, b) = (Address::repeat_byte(0xa), Address::repeat_byte(0xb));
+        pending.view.add(PendingTx {
+            hash: B256::repeat_byte(1),
+            sender: Address::repeat_byte(9),
+            nonce: 0,
+            seen_ns: mono_now_ns(),
+            routes: vec![Route {
+                hops: vec![Hop { kind: PoolKind::V2, token_in: a, token_out: b, fee: 0, pool: Some(0) }],
+                amount: Some(SwapAmount::ExactIn(e18 * U256::from(100u64))),
+            }],
+        });
+        pending.report(&book, &out, &stats);
+        let first = impacts(&out.router);
+        assert!(matches!(first.as_slice(), [(0, i)] if *i > 0.1), "{first:?}");
+        assert_eq!(stats.pending_txs.load(Ordering::Relaxed), 1);
+        std::thread::sleep(Duration::from_millis(60));
+        pending.report(&book, &out, &stats);
+        assert_eq!(impacts(&out.router), [(0, 0.0)]);
+        assert_eq!(
+            (stats.pending_aged.load(Ordering::Relaxed), stats.pending_txs.load(Ordering::Relaxed)),
+            (1, 0)
+        );
     }
 }

@@ -19,4 +19,7 @@ pub mod sync;
 pub use book::{Applied, Pool, PoolBook, PoolChange, PoolEntry, PoolId, PoolKind, PoolUpdate, TrackedPool};
 pub use error::{NodeError, Result};
 pub use feed::{BalanceWatch, NodeFeedConfig, NodeFeedOutputs, NodeFeedStats, run_node_feed};
-pub use mempool::{MempoolDecoder, MempoolPool, PendingSwap, PendingView, run_mempool_feed};
+pub use mempool::{
+    DecodeError, Hop, MempoolConfig, MempoolDecoder, MempoolFeedConfig, MempoolPool, MempoolRouter,
+    MempoolStats, PendingTx, PendingView, Route, RouterKind, TxMeta, ViewLimits, run_mempool_feed,
+};

@@ -414,11 +414,13 @@ mod node {
     use alloy::rpc::types::Log;
     use alloy::sol_types::{SolCall, SolEvent};
     use keel_amm::abi::{ISwapRouter, IUniswapV2Pair, IUniswapV2Router02, IUniswapV3Pool};
+    use keel_amm::pool::SwapAmount;
     use keel_amm::v3::tick_math::get_sqrt_ratio_at_tick;
     use keel_amm::v3::{TickInfo, V3Pool};
     use keel_feeds::node::book::{PoolChange, decode_change};
     use keel_feeds::node::{
-        MempoolDecoder, MempoolPool, PendingSwap, PendingView, Pool, PoolBook, PoolKind, TrackedPool,
+        MempoolDecoder, MempoolPool, PendingTx, PendingView, Pool, PoolBook, PoolKind, RouterKind,
+        TrackedPool, TxMeta, ViewLimits,
     };
     use proptest::prelude::*;
 
@@ -736,17 +738,27 @@ mod node {
                     fee: V3_FEE,
                 },
             ],
-            Some(V2_ROUTER),
-            Some(V3_ROUTER),
+            &[(V2_ROUTER, RouterKind::V2Router02), (V3_ROUTER, RouterKind::SwapRouter)],
         )
     }
 
-    fn signed(x: U256) -> Option<I256> {
-        I256::try_from(x).ok()
+    /// Which swap a valid call must decode to: `(pool, zero_for_one, amount)` of the hop whose
+    /// amount the calldata fixes.
+    type Want = Option<(u32, bool, SwapAmount)>;
+
+    fn meta(k: u64) -> TxMeta {
+        TxMeta { hash: B256::from(U256::from(k)), sender: Address::repeat_byte(8), nonce: k, seen_ns: 0 }
     }
 
-    /// Which swap a valid call must decode to: `(pool, zero_for_one, amount)`.
-    type Want = Option<(u32, bool, I256)>;
+    /// The first route's fixed-amount hop, as [`Want`].
+    fn leg(t: &PendingTx) -> Want {
+        let r = t.routes.first()?;
+        let h = match r.amount? {
+            SwapAmount::ExactIn(_) => r.hops.first()?,
+            SwapAmount::ExactOut(_) => r.hops.last()?,
+        };
+        Some((h.pool?, h.zero_for_one(), r.amount?))
+    }
 
     fn pair() -> impl Strategy<Value = (Address, Address)> {
         prop::sample::select(vec![(TOKEN_A, TOKEN_B), (TOKEN_B, TOKEN_A), (TOKEN_A, TOKEN_C)])
@@ -767,7 +779,7 @@ mod node {
                     deadline: dl,
                 }
                 .abi_encode();
-                let want = if b == TOKEN_C { None } else { signed(amount).map(|x| (0, a < b, x)) };
+                let want = if b == TOKEN_C { None } else { Some((0, a < b, SwapAmount::ExactIn(amount))) };
                 (V2_ROUTER, input, want)
             }),
             (u256(), u256(), pair()).prop_map(move |(amount, max, (a, b))| {
@@ -779,7 +791,7 @@ mod node {
                     deadline: dl,
                 }
                 .abi_encode();
-                let want = if b == TOKEN_C { None } else { signed(amount).map(|x| (0, a < b, -x)) };
+                let want = if b == TOKEN_C { None } else { Some((0, a < b, SwapAmount::ExactOut(amount))) };
                 (V2_ROUTER, input, want)
             }),
             (u256(), pair(), prop::sample::select(vec![500u32, V3_FEE]), any::<bool>()).prop_map(
@@ -814,8 +826,9 @@ mod node {
                         .abi_encode()
                     };
                     let tracked = b != TOKEN_C && fee == V3_FEE;
-                    let want =
-                        signed(amount).filter(|_| tracked).map(|x| (1, a < b, if exact_in { x } else { -x }));
+                    let amount =
+                        if exact_in { SwapAmount::ExactIn(amount) } else { SwapAmount::ExactOut(amount) };
+                    let want = tracked.then_some((1, a < b, amount));
                     (V3_ROUTER, input, want)
                 },
             ),
@@ -828,6 +841,9 @@ mod node {
                     data: Bytes::new(),
                 }
                 .abi_encode();
+                let a = amount.unsigned_abs();
+                let amount =
+                    if amount.is_negative() { SwapAmount::ExactOut(a) } else { SwapAmount::ExactIn(a) };
                 (V3_POOL, input, Some((1, z, amount)))
             }),
             (u256(), u256()).prop_map(move |(o0, o1)| {
@@ -835,9 +851,9 @@ mod node {
                     IUniswapV2Pair::swapCall { amount0Out: o0, amount1Out: o1, to, data: Bytes::new() }
                         .abi_encode();
                 let want = if !o1.is_zero() {
-                    signed(o1).map(|x| (0, true, -x))
+                    Some((0, true, SwapAmount::ExactOut(o1)))
                 } else {
-                    signed(o0).map(|x| (0, false, -x))
+                    Some((0, false, SwapAmount::ExactOut(o0)))
                 };
                 (V2_POOL, input, want)
             }),
@@ -877,8 +893,9 @@ mod node {
         #[test]
         fn valid_calls_decode_exactly((to, input, want) in valid_call()) {
             let d = decoder();
-            let got = d.decode(to, &input, B256::repeat_byte(7), Address::repeat_byte(8));
-            prop_assert_eq!(got.map(|s| (s.pool, s.zero_for_one, s.amount)), want);
+            let got = d.decode(to, &input, meta(7));
+            prop_assert_eq!(got.clone().ok().flatten().and_then(|t| leg(&t)), want);
+            prop_assert!(got.is_ok());
         }
 
         /// Corrupted and random calldata to any target never panics the decoder, and whatever it
@@ -899,13 +916,13 @@ mod node {
         ) {
             let d = decoder();
             let book = loaded_book();
-            let mut view = PendingView::new();
+            let mut view = PendingView::new(ViewLimits::default());
             for (k, (to, input)) in calls.iter().enumerate() {
-                let hash = B256::from(U256::from(k));
-                if let Some(swap) = d.decode(*to, input, hash, Address::repeat_byte(8)) {
-                    let PendingSwap { pool, .. } = swap;
-                    prop_assert!(pool < 2);
-                    view.add(swap);
+                if let Ok(Some(tx)) = d.decode(*to, input, meta(k as u64)) {
+                    for h in tx.routes.iter().flat_map(|r| &r.hops) {
+                        prop_assert!(h.pool.is_none_or(|p| p < 2));
+                    }
+                    view.add(tx);
                 }
             }
             for pool in 0..2 {

@@ -24,8 +24,8 @@ use keel_engine::record::JournalRecord;
 
 use super::net::{self, NetLeg};
 use super::{
-    Action, ExecError, Executor, FillRecord, GAS_LIMIT_MARGIN_PCT, Inflight, IntentCost, MAX_REPORT_RECORDS,
-    raw_price, scale_amount,
+    Action, ExecError, Executor, FillRecord, Inflight, IntentCost, MAX_REPORT_RECORDS,
+    buy_per_wei_from_exchange, raw_price, scale_amount,
 };
 use crate::bundle::{BundleOptions, build_send_bundle};
 use crate::config::DEFAULT_APPROVE_GAS;
@@ -72,7 +72,7 @@ pub(super) struct OpenBatch {
 struct MemberPlan {
     calls: Vec<CallRequest>,
     granted: Vec<(Address, Address, Address)>,
-    swap_pool: Vec<Option<usize>>,
+    swap_pool: Vec<Option<(usize, u32)>>,
     fills: Vec<FillRecord>,
     cost: RebalanceCost,
 }
@@ -298,7 +298,9 @@ impl Executor {
         }
         let netting = net::net(&legs);
         let mut plans: Vec<MemberPlan> = members.iter().map(|_| MemberPlan::default()).collect();
-        let native_value = self.native_value(&legs);
+        let native_value = self.native_value(&legs).or_else(|| {
+            members.iter().find_map(|m| m.intent.native_price.filter(|v| v.is_finite() && *v > 0.0))
+        });
         let transfer_native = TRANSFER_GAS as f64 * gas.gas_price_wei as f64 / 1e18;
         let symbol = |a: Address| {
             self.tokens.iter().find(|t| t.address == a).map_or_else(|| a.to_string(), |t| t.symbol.clone())
@@ -346,7 +348,10 @@ impl Executor {
             }
             let (m, _) = origin[k];
             let account = members[m].intent.account;
-            let buy_per_native = self.native_price_in(leg.buy, &scratch);
+            let buy_per_native = self.native_price_in(leg.buy, &scratch).or_else(|| {
+                let native = members[m].intent.native_price?;
+                buy_per_wei_from_exchange(native, leg.notional, leg.amount_in, leg.price)
+            });
             let route = plan::route_exact_in(
                 &mut scratch,
                 leg.sell,
@@ -388,12 +393,13 @@ impl Executor {
                     plan.granted.push(key);
                     plan.swap_pool.push(None);
                 }
-                // The fill's gas counts the V3 ticks it crosses; saturating: a learned or configured
-                // estimate is bounded, but never wraps into a tiny limit.
-                let gas_limit = fill.gas.saturating_mul(100 + GAS_LIMIT_MARGIN_PCT) / 100;
+                // The fill's limit: its base gas plus the margin, plus the worst-case gas of every
+                // V3 tick its simulation crosses (plan::V3_GAS_LIMIT_PER_TICK_CROSSED).
+                let gas_limit = fill.gas_limit;
                 let input = self.swap_calldata(fill, account, deadline)?;
                 plan.calls.push(CallRequest { to: venue.router, input, gas_limit, value: U256::ZERO });
-                plan.swap_pool.push((fill.pools.len() == 1).then(|| fill.pools[0]));
+                let crossed: u32 = fill.hops.iter().map(|h| h.ticks_crossed).fold(0, u32::saturating_add);
+                plan.swap_pool.push((fill.pools.len() == 1).then(|| (fill.pools[0], crossed)));
                 plan.fills.push(FillRecord {
                     intent: members[m].intent.id,
                     pool: fill

@@ -179,7 +179,8 @@ impl Executor {
     }
 
     /// Raw `buy` units per wei of the native token, from a ready pool pairing the wrapped native
-    /// token with `buy` (the split optimiser prices gas with it); `None` when no such pool is known.
+    /// token with `buy` (the split optimiser prices gas with it); `None` when no such pool is known
+    /// (the callers then fall back to the exchange price, [`buy_per_wei_from_exchange`]).
     /// Routes every leg, its `amount_in` scaled by `fraction`, on a scratch copy of the pools, in
     /// order, so legs through the same pool see each other's effect.
     fn route_legs(
@@ -193,7 +194,13 @@ impl Executor {
         for (k, leg) in intent.legs.iter().enumerate() {
             let sell = self.tokens[leg.sell.idx()].address;
             let buy = self.tokens[leg.buy.idx()].address;
-            let native_per_buy = self.native_price_in(buy, &scratch);
+            // Gas in bought units: through a pool against the wrapped native token, else through
+            // the exchange price of ETH the engine carried in the intent.
+            let price =
+                raw_price(leg.reference_price, &self.tokens[leg.sell.idx()], &self.tokens[leg.buy.idx()]);
+            let native_per_buy = self.native_price_in(buy, &scratch).or_else(|| {
+                buy_per_wei_from_exchange(intent.native_price?, leg.notional, leg.amount_in, price)
+            });
             let route = plan::route_exact_in(
                 &mut scratch,
                 sell,
@@ -241,6 +248,21 @@ impl Executor {
             .filter(|(p, ready)| **ready && p.other(native) == Some(buy))
             .find_map(|(p, _)| p.mid_price_of(native))
     }
+}
+
+/// Raw `buy` units per wei from the exchange price of the native token: `native_value` (numeraire
+/// per whole native token) over the numeraire value of one raw `buy` unit, which a leg gives as
+/// `notional / (amount_in × price)` (`price`: raw buy per raw sell). `None` when any input is not
+/// a positive finite number.
+pub(super) fn buy_per_wei_from_exchange(
+    native_value: f64,
+    notional: f64,
+    amount_in: U256,
+    price: f64,
+) -> Option<f64> {
+    let per_raw_buy = notional / (f64::from(amount_in) * price);
+    let v = native_value / 1e18 / per_raw_buy;
+    (native_value > 0.0 && v.is_finite() && v > 0.0).then_some(v)
 }
 
 /// A price in whole `buy` per whole `sell` as raw units of `buy` per raw unit of `sell`.

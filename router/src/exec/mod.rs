@@ -54,7 +54,7 @@ pub use inclusion::{
     FixedHistogram, INCLUSION_BLOCK_BOUNDS, INCLUSION_SECOND_BOUNDS, InclusionStats, VERSION_BOUNDS,
 };
 pub use intent::{MAX_PARKED, PARK_HEADS};
-use intent::{raw_price, scale_amount};
+use intent::{buy_per_wei_from_exchange, raw_price, scale_amount};
 pub use risk::RiskLimitKind;
 
 /// A token as the executor sees it.
@@ -214,9 +214,10 @@ struct Inflight {
     simulating: Option<B256>,
     /// Allowances this bundle's approvals grant: recorded optimistically, rolled back if it never lands.
     approvals: Vec<(Address, Address, Address)>,
-    /// For each transaction: the pool it swaps through when it is a single-pool swap (its receipt
-    /// then refines that pool's gas estimate).
-    swap_pool: Vec<Option<usize>>,
+    /// For each transaction: the pool it swaps through when it is a single-pool swap, and the V3
+    /// ticks the plan's simulation crosses in it (its receipt then refines that pool's base gas
+    /// estimate, the crossings taken out).
+    swap_pool: Vec<Option<(usize, u32)>>,
 }
 
 /// Counters of the execution stage.

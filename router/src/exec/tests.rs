@@ -111,6 +111,7 @@ pub(super) fn intent(id: u64, account: Address) -> RebalanceIntent {
         decided_ns: 1,
         planned_ns: 1,
         value: None,
+        native_price: None,
     }
 }
 
@@ -694,4 +695,101 @@ fn with_target_blocks_each_version_goes_to_the_next_blocks_under_a_uuid_per_bloc
         })
         .collect();
     assert_eq!(cancelled, (2..=6).map(uuid).collect::<Vec<_>>());
+}
+
+/// USDC (6 decimals) and TKX (18), two equal USDC/TKX V2 pools and no pool against WETH, which is
+/// listed as the native token; 1 TKX = 1 USDC; base fee 30 gwei.
+fn no_weth_pool_executor() -> (Executor, Address) {
+    const TKX: Address = Address::repeat_byte(0x30);
+    let (mut exec, accounts) = {
+        let cfg = RouterConfig { max_pool_deviation: 0.05, ..executor_for(1).0.cfg.clone() };
+        let tokens = vec![
+            ExecToken { symbol: "USDC".into(), address: USDC, decimals: 6 },
+            ExecToken { symbol: "TKX".into(), address: TKX, decimals: 18 },
+            ExecToken { symbol: "WETH".into(), address: WETH, decimals: 18 },
+        ];
+        let pool = |i: u8| {
+            let meta = PoolMeta {
+                id: format!("p{i}"),
+                address: Address::repeat_byte(0x50 + i),
+                token0: USDC,
+                token1: TKX,
+                gas: 120_000,
+                venue: 0,
+            };
+            PoolEntry::new(meta, Pool::V2 { reserve0: U256::ZERO, reserve1: U256::ZERO, fee_bps: 30 })
+                .unwrap()
+        };
+        let signer = Signer::dev(1).unwrap();
+        let me = signer.address();
+        let venue = PoolVenue { kind: DexKind::UniswapV2, router: ROUTER };
+        let exec = Executor::new(
+            cfg,
+            tokens,
+            vec![pool(0), pool(1)],
+            vec![venue, venue],
+            vec![signer],
+            Signer::dev(9).unwrap(),
+            Some(WETH),
+        );
+        (exec, vec![me])
+    };
+    let me = accounts[0];
+    let mut out = Vec::new();
+    let (e6, e18) = (U256::from(1_000_000u64), U256::from(10u64).pow(U256::from(18u64)));
+    for i in 0..2u32 {
+        let r = ChainUpdate::polled_v2_reserves(
+            i,
+            Address::ZERO,
+            e6 * U256::from(1_000_000u64),
+            e18 * U256::from(1_000_000u64),
+            1,
+        );
+        exec.on_chain(r, 0, &mut out);
+    }
+    exec.on_chain(ChainUpdate::Nonce { account: me, nonce: 0, block: 1 }, 0, &mut out);
+    let gwei30 = 30_000_000_000;
+    exec.on_chain(
+        ChainUpdate::Head(BlockHeader { number: 1, timestamp: 1_001, base_fee: gwei30, recv_ns: 0 }),
+        0,
+        &mut out,
+    );
+    assert!(out.is_empty(), "{out:?}");
+    (exec, me)
+}
+
+/// Buys 2,000 TKX with USDC (TokenId 0 → 1).
+fn buy_tkx(id: u64, account: Address, native_price: Option<f64>) -> RebalanceIntent {
+    RebalanceIntent {
+        legs: vec![Leg {
+            sell: TokenId(0),
+            buy: TokenId(1),
+            amount_in: U256::from(2_000u64) * U256::from(1_000_000u64),
+            notional: 2_000.0,
+            reference_price: 1.0,
+        }],
+        native_price,
+        ..intent(id, account)
+    }
+}
+
+#[test]
+fn without_a_weth_pool_gas_is_priced_through_the_exchange_price_of_eth() {
+    // Two equal pools: ignoring gas, the split halves the order (less price impact); priced at
+    // 30 gwei and 3,000 USDC per ETH, a second swap (120k gas ≈ 11 USDC) costs more than the
+    // ≈ 2 USDC of impact it saves, so the order goes through one pool.
+    let pools_used = |native_price| {
+        let (mut exec, me) = no_weth_pool_executor();
+        let mut out = Vec::new();
+        exec.on_intent(&buy_tkx(1, me, native_price), 0, &mut out);
+        assert!(!submitted(&out).is_empty(), "{out:?}");
+        let fills: Vec<&FillRecord> = exec.fills().iter().filter(|f| f.intent == 1).collect();
+        let gas_cost = exec.intent_costs().iter().find(|c| c.intent == 1).map(|c| c.cost.gas).unwrap();
+        (fills.len(), gas_cost)
+    };
+    let (ignored, ignored_gas) = pools_used(None);
+    assert_eq!((ignored, ignored_gas), (2, 0.0), "before: gas ignored, the order split in two");
+    let (priced, priced_gas) = pools_used(Some(3_000.0));
+    assert_eq!(priced, 1, "gas priced: one swap");
+    assert!(priced_gas > 5.0 && priced_gas < 30.0, "one swap's gas in USDC: {priced_gas}");
 }

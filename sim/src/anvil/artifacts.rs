@@ -57,6 +57,10 @@ pub enum Artifact {
     /// swapFeePercentage}, vault, protocolFeeProvider, pauseWindowDuration, bufferPeriodDuration,
     /// owner, version)`).
     BalancerWeightedPoolV3,
+    /// SwapRouter02 (`@uniswap/swap-router-contracts`): V2 and V3 swaps, multicall.
+    SwapRouter02,
+    /// The Universal Router (`@uniswap/universal-router`).
+    UniversalRouter,
 }
 
 impl Artifact {
@@ -91,6 +95,12 @@ impl Artifact {
             }
             Self::BalancerWeightedPoolV3 => {
                 "@balancer-labs/v2-deployments/dist/tasks/20230206-weighted-pool-v3/artifact/WeightedPool.json"
+            }
+            Self::SwapRouter02 => {
+                "@uniswap/swap-router-contracts/artifacts/contracts/SwapRouter02.sol/SwapRouter02.json"
+            }
+            Self::UniversalRouter => {
+                "@uniswap/universal-router/artifacts/contracts/UniversalRouter.sol/UniversalRouter.json"
             }
         }
     }

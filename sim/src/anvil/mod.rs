@@ -19,8 +19,10 @@ pub mod error;
 pub mod harness;
 pub mod recorder;
 pub mod relay;
+pub mod routers;
 
 pub use error::{AnvilError, Result};
 pub use harness::{AnvilChain, ChainAddresses, TokenInfo, V2PairInfo, V3PoolInfo};
 pub use recorder::RpcRecorder;
 pub use relay::{AnvilRelay, BundleStatus, LandedBundle, RelayOptions};
+pub use routers::{RouterAddresses, deploy_routers};

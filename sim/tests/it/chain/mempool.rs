@@ -3,13 +3,16 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use alloy::primitives::U256;
 use alloy::primitives::aliases::U24;
-use alloy::primitives::{I256, U256};
 use alloy::providers::Provider;
+use keel_amm::pool::SwapAmount;
+use keel_feeds::backoff::BackoffConfig;
+use keel_feeds::node::mempool::Mined;
 use keel_feeds::node::sync::load_pool;
 use keel_feeds::node::{
-    MempoolDecoder, MempoolPool, NodeFeedStats, PendingSwap, PendingView, PoolBook, PoolKind,
-    run_mempool_feed,
+    MempoolDecoder, MempoolFeedConfig, MempoolPool, MempoolStats, PendingTx, PendingView, PoolBook, PoolKind,
+    RouterKind, ViewLimits, run_mempool_feed,
 };
 use keel_sim::anvil::contracts::rpc::{ISwapRouter, IUniswapV2Router02};
 use tokio_util::sync::CancellationToken;
@@ -39,15 +42,18 @@ async fn pending_swaps_are_decoded_and_the_pending_view_equals_the_mined_state()
             fee,
         })
         .collect();
-    let decoder = MempoolDecoder::new(&mp, Some(a.v2_router), Some(a.v3_swap_router));
-    let (out, mut pending) = tokio::sync::mpsc::channel::<PendingSwap>(1024);
+    let decoder = MempoolDecoder::new(
+        &mp,
+        &[(a.v2_router, RouterKind::V2Router02), (a.v3_swap_router, RouterKind::SwapRouter)],
+    );
+    let (out, mut pending) = tokio::sync::mpsc::channel::<PendingTx>(1024);
     let cancel = CancellationToken::new();
     let _stop = cancel.clone().drop_guard();
     let task = tokio::spawn(run_mempool_feed(
-        chain.ws_url().to_string(),
+        MempoolFeedConfig { ws_url: chain.ws_url().to_string(), backoff: BackoffConfig::default() },
         decoder,
         out,
-        Arc::new(NodeFeedStats::default()),
+        Arc::new(MempoolStats::default()),
         cancel.clone(),
     ));
     tokio::time::sleep(Duration::from_millis(200)).await; // let the subscription start
@@ -110,21 +116,28 @@ async fn pending_swaps_are_decoded_and_the_pending_view_equals_the_mined_state()
         .unwrap();
     let hashes = [*tx_a.tx_hash(), *tx_b.tx_hash(), *tx_c.tx_hash()];
 
-    let mut view = PendingView::new();
+    let mut view = PendingView::new(ViewLimits::default());
     let deadline = Instant::now() + WAIT;
     while view.pending().len() < 3 {
         assert!(!task.is_finished(), "mempool feed stopped");
-        assert!(Instant::now() < deadline, "saw only {:?}", view.pending());
+        assert!(Instant::now() < deadline, "saw only {:?}", view.pending().collect::<Vec<_>>());
         match pending.try_recv() {
-            Ok(s) => view.add(s),
+            Ok(s) => {
+                view.add(s);
+            }
             Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
         }
     }
-    let p = view.pending();
-    assert_eq!((p[0].pool, p[0].zero_for_one, p[0].amount), (3, true, I256::try_from(e18(4_000)).unwrap()));
-    assert_eq!((p[1].pool, p[1].zero_for_one, p[1].amount), (3, false, -I256::try_from(e18(1_500)).unwrap()));
-    assert_eq!((p[2].pool, p[2].zero_for_one, p[2].amount), (1, false, -I256::try_from(e18(250)).unwrap()));
-    assert_eq!(p.iter().map(|s| s.tx_hash).collect::<Vec<_>>(), hashes);
+    let p: Vec<PendingTx> = view.pending().cloned().collect();
+    let leg = |t: &PendingTx| {
+        assert_eq!((t.routes.len(), t.routes[0].hops.len()), (1, 1));
+        let h = t.routes[0].hops[0];
+        (h.pool, h.zero_for_one(), t.routes[0].amount)
+    };
+    assert_eq!(leg(&p[0]), (Some(3), true, Some(SwapAmount::ExactIn(e18(4_000)))));
+    assert_eq!(leg(&p[1]), (Some(3), false, Some(SwapAmount::ExactOut(e18(1_500)))));
+    assert_eq!(leg(&p[2]), (Some(1), false, Some(SwapAmount::ExactOut(e18(250)))));
+    assert_eq!(p.iter().map(|s| s.hash).collect::<Vec<_>>(), hashes);
     assert!(p.iter().all(|s| s.sender == me));
     assert_eq!(view.pending_volume(3), e18(5_500));
 
@@ -139,7 +152,75 @@ async fn pending_swaps_are_decoded_and_the_pending_view_equals_the_mined_state()
     let head = chain.block_number().await.unwrap();
     assert_eq!(load_pool(chain.provider(), &pools[3], head).await.unwrap(), expect_v3, "V3 pending view");
     assert_eq!(load_pool(chain.provider(), &pools[1], head).await.unwrap(), expect_v2, "V2 pending view");
-    view.remove_mined(&hashes);
-    assert!(view.pending().is_empty());
+    let mined: Vec<Mined> =
+        p.iter().map(|t| Mined { hash: t.hash, sender: t.sender, nonce: t.nonce }).collect();
+    assert_eq!(view.remove_included(&mined), 3);
+    assert!(view.is_empty());
     assert_eq!(view.pending_volume(3), U256::ZERO);
+}
+
+/// The mempool feed outlives its node: started while nothing listens, it keeps reconnecting with
+/// backoff (counted), and once anvil comes up on that port the same task decodes the next pending
+/// swap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mempool_feed_reconnects_until_the_node_is_up_and_then_decodes() {
+    use std::sync::atomic::Ordering;
+    // Addresses on a fresh anvil are deterministic: learn them from a first chain, then stop it.
+    let a = chain().await.addresses().clone();
+    let v2 = a.v2_pairs[0].clone();
+    let pool = MempoolPool {
+        id: 0,
+        address: v2.address,
+        kind: PoolKind::V2,
+        token0: v2.token0,
+        token1: v2.token1,
+        fee: 0,
+    };
+    let decoder = MempoolDecoder::new(&[pool], &[(a.v2_router, RouterKind::V2Router02)]);
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let stats = Arc::new(MempoolStats::default());
+    let (out, mut pending) = tokio::sync::mpsc::channel::<PendingTx>(16);
+    let cancel = CancellationToken::new();
+    let _stop = cancel.clone().drop_guard();
+    let task = tokio::spawn(run_mempool_feed(
+        MempoolFeedConfig {
+            ws_url: format!("ws://127.0.0.1:{port}"),
+            backoff: BackoffConfig { base_ms: 20, max_ms: 100 },
+        },
+        decoder,
+        out,
+        Arc::clone(&stats),
+        cancel.clone(),
+    ));
+    let deadline = Instant::now() + WAIT;
+    while stats.reconnects.load(Ordering::Relaxed) < 3 {
+        assert!(!task.is_finished(), "the feed ended while the node was down");
+        assert!(Instant::now() < deadline, "no reconnect attempts");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    let chain = keel_sim::anvil::AnvilChain::start_on(port).await.expect("anvil on the freed port");
+    assert_eq!(chain.addresses().v2_pairs[0].address, v2.address, "deterministic deployment");
+    tokio::time::sleep(Duration::from_millis(300)).await; // the feed's next attempt connects
+    chain.set_automine(false).await.unwrap();
+    let trader = chain.wallet_provider(TRADER);
+    let sent = IUniswapV2Router02::new(a.v2_router, &trader)
+        .swapExactTokensForTokens(
+            e18(3),
+            U256::ZERO,
+            vec![v2.token0, v2.token1],
+            chain.address(TRADER),
+            U256::from(4_000_000_000u64),
+        )
+        .gas(300_000)
+        .send()
+        .await
+        .unwrap();
+    let got =
+        tokio::time::timeout(WAIT, pending.recv()).await.expect("a decoded swap after reconnecting").unwrap();
+    assert_eq!(got.hash, *sent.tx_hash());
+    assert_eq!(got.routes[0].amount, Some(SwapAmount::ExactIn(e18(3))));
+    assert!(!task.is_finished());
+    eprintln!("reconnects before the node came up: {}", stats.reconnects.load(Ordering::Relaxed));
 }

@@ -5,6 +5,8 @@
 pub(crate) mod balancer;
 pub(crate) mod deploy;
 pub(crate) mod mempool;
+pub(crate) mod mempool_routers;
 pub(crate) mod node_feed;
 pub(crate) mod relay;
 pub(crate) mod util;
+pub(crate) mod v3_gas;

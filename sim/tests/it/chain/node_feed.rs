@@ -103,6 +103,7 @@ pub(crate) async fn start_feed(chain: &AnvilChain) -> FeedGuard {
         router: Arc::clone(&router),
         events: Arc::clone(&events),
         pending: None,
+        pending_limits: Default::default(),
         recorder: None,
     };
     let stats = Arc::new(NodeFeedStats::default());
