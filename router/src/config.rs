@@ -304,7 +304,9 @@ pub fn validate(
             return Err(ConfigError::new(field, format!("{v} is outside {lo}..={hi}")));
         }
     }
-    if !(router.max_pool_deviation.is_finite() && router.max_pool_deviation > 0.0 && router.max_pool_deviation <= 1.0)
+    if !(router.max_pool_deviation.is_finite()
+        && router.max_pool_deviation > 0.0
+        && router.max_pool_deviation <= 1.0)
     {
         return Err(ConfigError::new(
             "router.max_pool_deviation",

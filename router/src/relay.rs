@@ -125,7 +125,8 @@ impl RelayClient {
 /// before any byte is read, and a body that grows past `cap` is dropped as soon as it does (a relay
 /// cannot make Keel buffer an unbounded answer).
 pub async fn read_capped(mut resp: reqwest::Response, cap: usize) -> Result<Vec<u8>, RelayError> {
-    let too_large = |n: u64| RelayError::Transport(format!("answer of {n} bytes is above the cap of {cap} bytes"));
+    let too_large =
+        |n: u64| RelayError::Transport(format!("answer of {n} bytes is above the cap of {cap} bytes"));
     if let Some(n) = resp.content_length()
         && n > cap as u64
     {
@@ -225,8 +226,13 @@ mod tests {
     #[tokio::test]
     async fn the_http_client_path_reads_answers_with_a_size_cap() {
         let client_for = |url: String| {
-            RelayClient::new(vec![RelayConfig { name: "r".into(), url, timeout_ms: 20_000, fast_path: false }])
-                .unwrap()
+            RelayClient::new(vec![RelayConfig {
+                name: "r".into(),
+                url,
+                timeout_ms: 20_000,
+                fast_path: false,
+            }])
+            .unwrap()
         };
         // An announced length above the cap is refused before the body is read.
         let (url, server) = one_shot_relay(

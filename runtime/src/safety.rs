@@ -54,6 +54,14 @@ pub enum KillSource {
 impl KillSource {
     const ALL: [KillSource; 3] = [KillSource::File, KillSource::Signal, KillSource::Operator];
 
+    /// What lets go of this source.
+    pub fn released_by(self) -> &'static str {
+        match self {
+            Self::File => "removing the kill file",
+            Self::Signal | Self::Operator => "POST /resume",
+        }
+    }
+
     fn bit(self) -> u8 {
         match self {
             Self::File => 1,
@@ -80,6 +88,8 @@ pub struct KillStatus {
     pub reason: Option<String>,
     /// The sources holding it.
     pub held_by: Vec<KillSource>,
+    /// What lets go of each source in `held_by`, in the same order (all of them must let go).
+    pub released_by: Vec<&'static str>,
     /// Rebalances stopped so far.
     pub blocked: u64,
 }
@@ -132,10 +142,12 @@ impl KillSwitch {
     /// The state, for reports and the endpoint.
     pub fn status(&self) -> KillStatus {
         let held = self.held.load(Ordering::Acquire);
+        let held_by: Vec<KillSource> = KillSource::ALL.into_iter().filter(|s| held & s.bit() != 0).collect();
         KillStatus {
             halted: held != 0,
             reason: self.reason.lock().clone(),
-            held_by: KillSource::ALL.into_iter().filter(|s| held & s.bit() != 0).collect(),
+            released_by: held_by.iter().map(|s| s.released_by()).collect(),
+            held_by,
             blocked: self.blocked.load(Ordering::Relaxed),
         }
     }
@@ -196,6 +208,7 @@ mod tests {
                 halted: true,
                 reason: Some("test".into()),
                 held_by: vec![KillSource::Operator],
+                released_by: vec!["POST /resume"],
                 blocked: 1
             }
         );
@@ -214,6 +227,7 @@ mod tests {
         check_kill_file(&path, &k);
         assert!(k.is_engaged());
         assert_eq!(k.status().held_by, vec![KillSource::File]);
+        assert_eq!(k.status().released_by, vec!["removing the kill file"]);
         // resume does not override a present file
         k.release();
         check_kill_file(&path, &k);

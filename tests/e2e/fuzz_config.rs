@@ -496,7 +496,8 @@ fn check_config_refuses_every_out_of_range_number_naming_the_field_and_the_bound
     ];
     let mut failures = Vec::new();
     for (base, path, value, words) in table {
-        let mut doc: Value = toml::from_str(if *base == "demo" { &demo } else { &anvil }).expect("base parses");
+        let mut doc: Value =
+            toml::from_str(if *base == "demo" { &demo } else { &anvil }).expect("base parses");
         set_path(&mut doc, path, Some(value));
         let text = toml::to_string(&doc).expect("serialise");
         let (code, _, stderr) = check_config(text.as_bytes());

@@ -137,7 +137,12 @@ pub fn run(opts: &FuzzOptions) -> std::io::Result<FuzzReport> {
                     result = Err(e);
                     break;
                 }
-                eprintln!("fuzz {}: crash #{} at {location}: {message} (input {})", opts.target.name(), unique.len(), file.display());
+                eprintln!(
+                    "fuzz {}: crash #{} at {location}: {message} (input {})",
+                    opts.target.name(),
+                    unique.len(),
+                    file.display()
+                );
                 unique.push(Crash { location, message, count: 1, file });
             }
         }

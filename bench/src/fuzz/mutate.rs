@@ -58,11 +58,11 @@ fn word_edge(rng: &mut Rng) -> [u8; 32] {
             w[0] = 0x7f;
             w[1..].fill(0xff);
         }
-        5 => w[24..].fill(0xff), // u64::MAX
-        6 => w[18..].fill(0xff), // 2^112 − 1 (a V2 reserve's limit)
-        7 => w[12..].fill(0xff), // 2^160 − 1 (an address's)
-        8 => w[16..].fill(0xff), // u128::MAX
-        9 => w[31] = [0x20, 0x40, 0x60, 0x80, 0xa0][rng.below(5)], // an ABI offset
+        5 => w[24..].fill(0xff),                                           // u64::MAX
+        6 => w[18..].fill(0xff),                                           // 2^112 − 1 (a V2 reserve's limit)
+        7 => w[12..].fill(0xff),                                           // 2^160 − 1 (an address's)
+        8 => w[16..].fill(0xff),                                           // u128::MAX
+        9 => w[31] = [0x20, 0x40, 0x60, 0x80, 0xa0][rng.below(5)],         // an ABI offset
         10 => w[28..].copy_from_slice(&rng.next_u64().to_be_bytes()[4..]), // a 32-bit length
         _ => {
             // small negative two's complement (int24 ticks, int256 amounts)
@@ -89,7 +89,14 @@ pub enum Shape {
 }
 
 /// Replaces `buf` with a mutation of `seed` (1 to 6 stacked edits), at most `max_len` bytes.
-pub fn mutate(buf: &mut Vec<u8>, seed: &[u8], corpus: &[Vec<u8>], shape: Shape, rng: &mut Rng, max_len: usize) {
+pub fn mutate(
+    buf: &mut Vec<u8>,
+    seed: &[u8],
+    corpus: &[Vec<u8>],
+    shape: Shape,
+    rng: &mut Rng,
+    max_len: usize,
+) {
     buf.clear();
     buf.extend_from_slice(seed);
     let edits = 1 + rng.below(6);
@@ -160,7 +167,8 @@ fn edit(buf: &mut Vec<u8>, corpus: &[Vec<u8>], shape: Shape, rng: &mut Rng) {
             }
             Shape::Abi { header } if header > 0 && len >= header => {
                 let i = rng.below(header);
-                buf[i] = if rng.one_in(3) { [0, 0xff, 0x7f, 0x80][rng.below(4)] } else { rng.next_u64() as u8 };
+                buf[i] =
+                    if rng.one_in(3) { [0, 0xff, 0x7f, 0x80][rng.below(4)] } else { rng.next_u64() as u8 };
             }
             _ => {
                 if len > 0 {

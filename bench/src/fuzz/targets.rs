@@ -103,7 +103,8 @@ fn book() -> PoolBook {
         TrackedPool { address: V3_POOL, kind: PoolKind::V3, fee: V3_FEE, tick_spacing: Some(60) },
     ]);
     let e18 = U256::from(10u64).pow(U256::from(18u64));
-    let v2 = Pool::V2 { reserve0: e18 * U256::from(1000u64), reserve1: e18 * U256::from(3000u64), fee_bps: 30 };
+    let v2 =
+        Pool::V2 { reserve0: e18 * U256::from(1000u64), reserve1: e18 * U256::from(3000u64), fee_bps: 30 };
     let liquidity = 10u128.pow(21);
     let ticks = [
         TickInfo { index: -600, liquidity_net: liquidity as i128 },
@@ -130,7 +131,14 @@ impl Harness {
             Target::Logs => Harness::Logs(book()),
             Target::Calldata => {
                 let pools = [
-                    MempoolPool { id: 0, address: V2_POOL, kind: PoolKind::V2, token0: TOKEN0, token1: TOKEN1, fee: 30 },
+                    MempoolPool {
+                        id: 0,
+                        address: V2_POOL,
+                        kind: PoolKind::V2,
+                        token0: TOKEN0,
+                        token1: TOKEN1,
+                        fee: 30,
+                    },
                     MempoolPool {
                         id: 1,
                         address: V3_POOL,
@@ -165,8 +173,17 @@ fn run_fastpost(input: &[u8]) {
     for _ in 0..8 {
         match parse_answer(&input[at..]) {
             Ok(Some(a)) => {
-                assert!(a.consumed > 0 && a.consumed <= input.len() - at, "consumed {} of {}", a.consumed, input.len() - at);
-                assert!(a.body.len() <= MAX_RESPONSE_BYTES, "a body of {} bytes passed the cap", a.body.len());
+                assert!(
+                    a.consumed > 0 && a.consumed <= input.len() - at,
+                    "consumed {} of {}",
+                    a.consumed,
+                    input.len() - at
+                );
+                assert!(
+                    a.body.len() <= MAX_RESPONSE_BYTES,
+                    "a body of {} bytes passed the cap",
+                    a.body.len()
+                );
                 std::hint::black_box(parse_send_bundle_response(a.status, &a.body).is_ok());
                 at += a.consumed;
             }
@@ -217,7 +234,10 @@ fn decode_log(input: &[u8]) -> Option<(Log, usize)> {
     };
     let positioned = flags & 8 == 0;
     let log = Log {
-        inner: alloy::primitives::Log { address, data: LogData::new_unchecked(topics, Bytes::copy_from_slice(data)) },
+        inner: alloy::primitives::Log {
+            address,
+            data: LogData::new_unchecked(topics, Bytes::copy_from_slice(data)),
+        },
         block_hash: None,
         block_number: positioned.then_some(block),
         block_timestamp: None,
@@ -253,7 +273,9 @@ fn run_logs(book: &PoolBook, input: &[u8]) {
 fn run_calldata(decoder: &MempoolDecoder, book: &PoolBook, input: &[u8]) {
     let Some((&which, calldata)) = input.split_first() else { return };
     let to = [V2_ROUTER, V3_ROUTER, V2_POOL, V3_POOL, Address::repeat_byte(0x99)][usize::from(which) % 5];
-    let Some(swap) = decoder.decode(to, calldata, B256::repeat_byte(1), Address::repeat_byte(7)) else { return };
+    let Some(swap) = decoder.decode(to, calldata, B256::repeat_byte(1), Address::repeat_byte(7)) else {
+        return;
+    };
     let pool = swap.pool;
     let mut view = PendingView::new();
     view.add(swap);
@@ -277,7 +299,12 @@ fn fastpost_seeds() -> Vec<Vec<u8>> {
     let hash = format!("{}", B256::repeat_byte(0xab));
     let ok = format!(r#"{{"jsonrpc":"2.0","id":1,"result":{{"bundleHash":"{hash}"}}}}"#);
     let rpc_err = r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32000,"message":"bundle rejected"}}"#;
-    let cl = |status: &str, body: &str| format!("HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+    let cl = |status: &str, body: &str| {
+        format!(
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
     let (a, b) = ok.split_at(17);
     let chunked = format!(
         "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{a}\r\n{:x};ext=1\r\n{b}\r\n0\r\nX-Trailer: t\r\n\r\n",
@@ -339,17 +366,23 @@ fn log_seeds() -> Vec<Vec<u8>> {
         }
         .encode_log_data()
     };
-    let rec = |flags: u8, block: u64, index: u64, d: &LogData| encode_log(flags, block, index, d.topics(), &d.data);
+    let rec =
+        |flags: u8, block: u64, index: u64, d: &LogData| encode_log(flags, block, index, d.topics(), &d.data);
     let price = (U256::from(1u8) << 96) - U256::from(1_000_000u64);
     let b = LOADED_AT;
     vec![
         rec(0, b + 1, 0, &sync(1_000_000, 3_000_000)),
-        [rec(0, b + 1, 0, &sync(10, 20)), rec(0, b + 2, 1, &sync(11, 19)), rec(4, b + 2, 1, &sync(11, 19))].concat(),
+        [rec(0, b + 1, 0, &sync(10, 20)), rec(0, b + 2, 1, &sync(11, 19)), rec(4, b + 2, 1, &sync(11, 19))]
+            .concat(),
         rec(1, b + 1, 3, &swap(-1, price)),
         rec(1, b + 1, 0, &mint(-120, 120, 10u128.pow(18))),
         rec(1, b + 1, 0, &burn(-600, 600, 10u128.pow(18))),
-        [rec(1, b + 1, 0, &mint(-60, 60, 5)), rec(1, b + 2, 0, &swap(-1, price)), rec(5, b + 2, 0, &swap(-1, price))]
-            .concat(),
+        [
+            rec(1, b + 1, 0, &mint(-60, 60, 5)),
+            rec(1, b + 2, 0, &swap(-1, price)),
+            rec(5, b + 2, 0, &swap(-1, price)),
+        ]
+        .concat(),
         rec(2, b + 1, 0, &sync(1, 1)),
         rec(8, 0, 0, &sync(1, 1)),
     ]

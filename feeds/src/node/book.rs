@@ -345,9 +345,17 @@ mod tests {
         let a = Address::repeat_byte(1);
         let mut book =
             PoolBook::new(&[TrackedPool { address: a, kind: PoolKind::V2, fee: 30, tick_spacing: None }]);
-        book.set_state(0, Pool::V2 { reserve0: U256::from(10u64), reserve1: U256::from(20u64), fee_bps: 30 }, 5, 0);
+        book.set_state(
+            0,
+            Pool::V2 { reserve0: U256::from(10u64), reserve1: U256::from(20u64), fee_bps: 30 },
+            5,
+            0,
+        );
         let last = u64::MAX;
-        assert!(matches!(book.apply_log(&sync_log(a, last - 1, 0, 11, 19, false), 0), Ok(Applied::Updated(_))));
+        assert!(matches!(
+            book.apply_log(&sync_log(a, last - 1, 0, 11, 19, false), 0),
+            Ok(Applied::Updated(_))
+        ));
         assert!(matches!(book.apply_log(&sync_log(a, last, 0, 12, 18, false), 0), Ok(Applied::Updated(_))));
         book.advance_to(last);
         match book.apply_log(&sync_log(a, last, 0, 12, 18, true), 0) {

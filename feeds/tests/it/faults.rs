@@ -270,7 +270,8 @@ async fn oversized() {
     cfg.backoff = BackoffConfig { base_ms: 1, max_ms: 5 };
     let queue = Arc::new(Queue::new(64));
     let cancel = CancellationToken::new();
-    let feed = tokio::spawn(run_binance_feed(cfg, table, Arc::clone(&queue), Arc::clone(&stats), cancel.clone()));
+    let feed =
+        tokio::spawn(run_binance_feed(cfg, table, Arc::clone(&queue), Arc::clone(&stats), cancel.clone()));
     while stats.snapshot().book_ticker < 2 {
         assert!(!server.is_finished(), "server stopped early: {:?}", stats.snapshot());
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -279,7 +280,8 @@ async fn oversized() {
     assert_eq!((s.connects, s.book_ticker), (2, 2), "the oversized message was not delivered: {s:?}");
     assert!(s.reconnects >= 1, "{s:?}");
     cancel.cancel();
-    let res = tokio::time::timeout(Duration::from_secs(5), feed).await.expect("feed stops").expect("no panic");
+    let res =
+        tokio::time::timeout(Duration::from_secs(5), feed).await.expect("feed stops").expect("no panic");
     assert!(res.is_ok(), "{res:?}");
     server.abort();
     let _ = server.await;

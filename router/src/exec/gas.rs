@@ -27,7 +27,12 @@ impl Executor {
             if r.gas_used > MAX_POOL_GAS {
                 // No swap costs more than a block: a node that reports it is wrong, and learning it
                 // would make every later gas limit exceed the block's and never land.
-                tracing::warn!(pool = *pool, gas_used = r.gas_used, max = MAX_POOL_GAS, "receipt gas above a block's: not learned");
+                tracing::warn!(
+                    pool = *pool,
+                    gas_used = r.gas_used,
+                    max = MAX_POOL_GAS,
+                    "receipt gas above a block's: not learned"
+                );
                 continue;
             }
             let seen = &mut self.gas_seen[*pool];

@@ -97,7 +97,9 @@ fn dechunk(buf: &[u8]) -> Result<Option<(Vec<u8>, usize)>, String> {
         let size = usize::try_from(size)
             .ok()
             .filter(|&s| s <= MAX_RESPONSE_BYTES.saturating_sub(body.len()))
-            .ok_or_else(|| format!("chunk of {size} bytes: the body would pass the cap of {MAX_RESPONSE_BYTES} bytes"))?;
+            .ok_or_else(|| {
+                format!("chunk of {size} bytes: the body would pass the cap of {MAX_RESPONSE_BYTES} bytes")
+            })?;
         // `at` ≤ buf.len() and size ≤ the cap, so this cannot overflow.
         let end = at + size;
         if buf.len() < end + 2 {

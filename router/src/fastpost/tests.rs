@@ -282,7 +282,8 @@ fn a_chunk_size_of_u64_max_fails_one_request_and_the_reader_lives_on() {
         let (mut s, _) = listener.accept().unwrap();
         let mut buf = Vec::new();
         read_request(&mut s, &mut buf).unwrap();
-        s.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\nab\r\n").unwrap();
+        s.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\nab\r\n")
+            .unwrap();
         // The reader drops that connection; the second one is answered normally.
         let (mut s, _) = listener.accept().unwrap();
         let mut buf = Vec::new();
