@@ -60,6 +60,11 @@ pub(crate) struct KeelConfig {
     pub(crate) source_toml: String,
 }
 
+/// Bounds of `[chain] poll_ms`: 1 ms to a minute.
+pub(crate) const CHAIN_POLL_MS_RANGE: std::ops::RangeInclusive<u64> = 1..=60_000;
+/// Bounds of `[journal] commit_timeout_ms`: 1 ms to ten minutes.
+pub(crate) const JOURNAL_COMMIT_TIMEOUT_MS_RANGE: std::ops::RangeInclusive<u64> = 1..=600_000;
+
 /// Largest `[record] max_file_mb`.
 pub(crate) const MAX_RECORD_FILE_MB: u64 = 64 * 1024;
 
@@ -216,12 +221,35 @@ impl KeelConfig {
             if j.path.as_os_str().is_empty() {
                 return Err(eyre!("journal.path: must not be empty"));
             }
-            if j.commit_timeout_ms == 0 {
-                return Err(eyre!("journal.commit_timeout_ms: must be > 0"));
+            if !JOURNAL_COMMIT_TIMEOUT_MS_RANGE.contains(&j.commit_timeout_ms) {
+                return Err(eyre!(
+                    "journal.commit_timeout_ms: {} is outside {JOURNAL_COMMIT_TIMEOUT_MS_RANGE:?}",
+                    j.commit_timeout_ms
+                ));
             }
         }
         if let Some(c) = &self.chain {
             c.mempool.validate().map_err(|e| eyre!(e))?;
+            if !CHAIN_POLL_MS_RANGE.contains(&c.poll_ms) {
+                return Err(eyre!("chain.poll_ms: {} is outside {CHAIN_POLL_MS_RANGE:?}", c.poll_ms));
+            }
+            if !(c.rpc_url.starts_with("http://") || c.rpc_url.starts_with("https://")) {
+                return Err(eyre!("chain.rpc_url: must be an http(s) URL"));
+            }
+            if let Some(ws) = &c.ws_url
+                && !(ws.starts_with("ws://") || ws.starts_with("wss://"))
+            {
+                return Err(eyre!("chain.ws_url: must be a ws(s) URL"));
+            }
+        }
+        if let Some(b) = &self.feeds.binance {
+            b.validate().map_err(|e| match e {
+                keel_feeds::ws::FeedError::Config(m) => eyre!("feeds.binance.{m}"),
+                other => eyre!("feeds.binance: {other}"),
+            })?;
+        }
+        if self.safety.control_port == Some(0) {
+            return Err(eyre!("safety.control_port: 0 is outside 1..=65535"));
         }
         self.engine.validate()?;
         keel_engine::config::validate(&self.tokens, &self.portfolios)?;
@@ -293,9 +321,12 @@ impl KeelConfig {
     pub(crate) fn check_purpose(&self, purpose: Purpose) -> eyre::Result<()> {
         match purpose {
             Purpose::Demo => {
-                if self.sim.is_none() {
+                let Some(sim) = &self.sim else {
                     return Err(eyre!("sim: a demo config needs a [sim] section"));
-                }
+                };
+                // Everything the simulated market checks at its start (amounts, reserves, flows).
+                keel_sim::SimMarket::check(sim, &self.tokens, &self.dexes, &self.pools)
+                    .map_err(|e| eyre!("{e}"))?;
             }
             Purpose::Live => {
                 if self.chain.is_none() {

@@ -60,6 +60,12 @@ pub const QUEUE_CAPACITY_RANGE: std::ops::RangeInclusive<usize> = 16..=(1 << 24)
 pub const STALE_AFTER_MS_RANGE: std::ops::RangeInclusive<u64> = 1..=86_400_000;
 /// Bounds of `idle_spin_us`: up to one second.
 pub const IDLE_SPIN_US_RANGE: std::ops::RangeInclusive<u64> = 0..=1_000_000;
+/// Largest `cooldown_secs`, a trigger's `interval_secs` and a volatility `halflife_secs`: one year.
+pub const MAX_SECS: f64 = 365.0 * 86_400.0;
+/// Largest `min_trade_notional` (USD).
+pub const MAX_MIN_TRADE_NOTIONAL: f64 = 1e12;
+/// Largest `reference_vol` of a volatility trigger (annualised; 100 = 10,000 %).
+pub const MAX_REFERENCE_VOL: f64 = 100.0;
 
 impl EngineConfig {
     /// Checks the numeric fields against their bounds, naming the field and the bound (a queue of
@@ -277,7 +283,10 @@ pub fn validate(tokens: &[TokenConfig], portfolios: &[PortfolioConfig]) -> Resul
             return Err(ConfigError::new(format!("tokens[{}].address", t.symbol), "duplicate address"));
         }
         if t.decimals > 36 {
-            return Err(ConfigError::new(format!("tokens[{}].decimals", t.symbol), "more than 36"));
+            return Err(ConfigError::new(
+                format!("tokens[{}].decimals", t.symbol),
+                format!("{} is outside 0..=36", t.decimals),
+            ));
         }
         if let PriceSource::Fixed { fixed } = t.price
             && !(fixed.is_finite() && fixed > 0.0)
@@ -342,9 +351,7 @@ pub fn validate(tokens: &[TokenConfig], portfolios: &[PortfolioConfig]) -> Resul
                     }
                 }
                 TriggerConfig::Temporal { interval_secs } => {
-                    if !(interval_secs.is_finite() && interval_secs > 0.0) {
-                        return Err(ConfigError::new(f("interval_secs"), "must be > 0"));
-                    }
+                    check_fraction(f("interval_secs"), interval_secs, 0.0, MAX_SECS)?;
                 }
                 TriggerConfig::Volatility { base_band, reference_vol, min_band, max_band, halflife_secs } => {
                     check_fraction(f("base_band"), base_band, 0.0, 1.0)?;
@@ -353,20 +360,18 @@ pub fn validate(tokens: &[TokenConfig], portfolios: &[PortfolioConfig]) -> Resul
                     if min_band > max_band {
                         return Err(ConfigError::new(f("min_band"), "greater than max_band"));
                     }
-                    if !(reference_vol.is_finite() && reference_vol > 0.0) {
-                        return Err(ConfigError::new(f("reference_vol"), "must be > 0"));
-                    }
-                    if !(halflife_secs.is_finite() && halflife_secs > 0.0) {
-                        return Err(ConfigError::new(f("halflife_secs"), "must be > 0"));
-                    }
+                    check_fraction(f("reference_vol"), reference_vol, 0.0, MAX_REFERENCE_VOL)?;
+                    check_fraction(f("halflife_secs"), halflife_secs, 0.0, MAX_SECS)?;
                 }
             }
         }
-        if !(p.cooldown_secs.is_finite() && p.cooldown_secs >= 0.0) {
-            return Err(ConfigError::new(at("cooldown_secs"), "must be >= 0"));
-        }
-        if !(p.min_trade_notional.is_finite() && p.min_trade_notional >= 0.0) {
-            return Err(ConfigError::new(at("min_trade_notional"), "must be >= 0"));
+        for (field, v, hi) in [
+            ("cooldown_secs", p.cooldown_secs, MAX_SECS),
+            ("min_trade_notional", p.min_trade_notional, MAX_MIN_TRADE_NOTIONAL),
+        ] {
+            if !(v.is_finite() && (0.0..=hi).contains(&v)) {
+                return Err(ConfigError::new(at(field), format!("{v} is outside [0, {hi}]")));
+            }
         }
     }
     Ok(())

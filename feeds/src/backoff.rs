@@ -15,6 +15,9 @@ pub const DEFAULT_BACKOFF_BASE_MS: u64 = 250;
 /// Default largest delay.
 pub const DEFAULT_BACKOFF_MAX_MS: u64 = 30_000;
 
+/// Largest `base_ms` and `max_ms`: an hour.
+pub const MAX_BACKOFF_MS: u64 = 3_600_000;
+
 /// Backoff settings (`[feeds.binance.backoff]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -43,11 +46,14 @@ fn default_max_ms() -> u64 {
 impl BackoffConfig {
     /// Checks the settings; the error names the field and the problem.
     pub fn validate(&self) -> Result<(), String> {
-        if self.base_ms == 0 {
-            return Err("backoff.base_ms: must be > 0".into());
+        if !(1..=MAX_BACKOFF_MS).contains(&self.base_ms) {
+            return Err(format!("backoff.base_ms: {} is outside 1..={MAX_BACKOFF_MS}", self.base_ms));
         }
-        if self.max_ms < self.base_ms {
-            return Err(format!("backoff.max_ms: {} is below base_ms {}", self.max_ms, self.base_ms));
+        if !(self.base_ms..=MAX_BACKOFF_MS).contains(&self.max_ms) {
+            return Err(format!(
+                "backoff.max_ms: {} is outside base_ms..={MAX_BACKOFF_MS} ({}..={MAX_BACKOFF_MS})",
+                self.max_ms, self.base_ms
+            ));
         }
         Ok(())
     }

@@ -78,6 +78,11 @@ impl StreamKind {
 /// The streams subscribed to by default.
 pub const DEFAULT_STREAMS: &[StreamKind] = &[StreamKind::BookTicker];
 
+/// Bounds of `connect_timeout_ms`: 1 ms to a minute.
+pub const CONNECT_TIMEOUT_MS_RANGE: std::ops::RangeInclusive<u64> = 1..=60_000;
+/// Bounds of `idle_timeout_ms`: 1 ms to an hour.
+pub const IDLE_TIMEOUT_MS_RANGE: std::ops::RangeInclusive<u64> = 1..=3_600_000;
+
 /// Settings of one Binance feed (`[feeds.binance]`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -158,11 +163,13 @@ impl BinanceFeedConfig {
                 "symbols × streams = {n}: Binance allows at most {MAX_STREAMS_PER_CONNECTION}"
             ));
         }
-        if self.connect_timeout_ms == 0 {
-            return bad("connect_timeout_ms: must be > 0".into());
-        }
-        if self.idle_timeout_ms == 0 {
-            return bad("idle_timeout_ms: must be > 0".into());
+        for (field, v, range) in [
+            ("connect_timeout_ms", self.connect_timeout_ms, CONNECT_TIMEOUT_MS_RANGE),
+            ("idle_timeout_ms", self.idle_timeout_ms, IDLE_TIMEOUT_MS_RANGE),
+        ] {
+            if !range.contains(&v) {
+                return bad(format!("{field}: {v} is outside {range:?}"));
+            }
         }
         self.backoff.validate().map_err(FeedError::Config)
     }
@@ -282,6 +289,17 @@ pub async fn run_binance_feed_recorded(
     Ok(())
 }
 
+/// Largest websocket message (and frame) accepted from the exchange: a `bookTicker` or `aggTrade`
+/// frame is a few hundred bytes; a larger one ends the connection (and reconnects) instead of
+/// being buffered (tungstenite's own default is 64 MiB).
+pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
+
+fn ws_limits() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .max_message_size(Some(MAX_MESSAGE_BYTES))
+        .max_frame_size(Some(MAX_MESSAGE_BYTES))
+}
+
 /// One connection, from connect to its end. `Ok(())` means cancelled.
 async fn session(
     cfg: &BinanceFeedConfig,
@@ -292,7 +310,7 @@ async fn session(
 ) -> Result<(), FeedError> {
     let connect = tokio::time::timeout(
         Duration::from_millis(cfg.connect_timeout_ms),
-        tokio_tungstenite::connect_async(url),
+        tokio_tungstenite::connect_async_with_config(url, Some(ws_limits()), false),
     );
     let (mut ws, _response) = tokio::select! {
         biased;

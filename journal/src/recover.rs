@@ -93,7 +93,7 @@ pub fn reconcile(open: &OpenRebalance, facts: &ChainFacts) -> (Resolution, Strin
         facts.receipts.iter().filter(|r| open.all_hashes.contains(&r.hash)).collect();
     if !ours.is_empty() {
         let block = ours.iter().map(|r| r.block).max().unwrap_or(0);
-        let gas_used = ours.iter().map(|r| r.gas_used).sum();
+        let gas_used = ours.iter().map(|r| r.gas_used).fold(0, u64::saturating_add);
         let reverted = ours.iter().any(|r| !r.success);
         let detail = format!("{} of {} transactions found on chain", ours.len(), bundle.txs.len());
         return (Resolution::Landed { block, gas_used, reverted }, detail);

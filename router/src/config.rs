@@ -347,8 +347,14 @@ pub fn validate(
             return Err(ConfigError::new(field, format!("{v} is outside {lo}..={hi}")));
         }
     }
-    if !(router.max_pool_deviation.is_finite() && router.max_pool_deviation > 0.0) {
-        return Err(ConfigError::new("router.max_pool_deviation", "must be > 0"));
+    if !(router.max_pool_deviation.is_finite()
+        && router.max_pool_deviation > 0.0
+        && router.max_pool_deviation <= 1.0)
+    {
+        return Err(ConfigError::new(
+            "router.max_pool_deviation",
+            format!("{} is outside (0, 1]", router.max_pool_deviation),
+        ));
     }
     if let Some(x) = router.defer_on_pending_volume
         && !(x.is_finite() && x > 0.0 && x < 1.0)
@@ -394,6 +400,12 @@ pub fn validate(
             }
             crate::relay::read_ca_certs(path).map_err(|e| ConfigError::new(field, e))?;
         }
+        if !RELAY_TIMEOUT_MS_RANGE.contains(&r.timeout_ms) {
+            return Err(ConfigError::new(
+                format!("relays[{}].timeout_ms", r.name),
+                format!("{} is outside {RELAY_TIMEOUT_MS_RANGE:?}", r.timeout_ms),
+            ));
+        }
     }
     Ok(())
 }
@@ -408,6 +420,8 @@ pub const MAX_TWAP_WINDOW_SECS: u64 = 86_400;
 pub const MAX_FEE_WEI: u128 = 100_000_000_000_000;
 /// Largest `base_fee_multiplier`.
 pub const MAX_BASE_FEE_MULTIPLIER: u128 = 100;
+/// Bounds of `[[relays]].timeout_ms`: 1 ms to a minute (an answer later than a few blocks is useless).
+pub const RELAY_TIMEOUT_MS_RANGE: std::ops::RangeInclusive<u64> = 1..=60_000;
 /// Largest `[[pools]].gas`: a block's worth.
 pub const MAX_POOL_GAS: u64 = 30_000_000;
 
@@ -494,6 +508,10 @@ mod tests {
         assert_eq!(field(&with(&|r| r.base_fee_multiplier = u128::MAX), &p), "router.base_fee_multiplier");
         assert_eq!(field(&with(&|r| r.priority_fee_wei = u128::MAX), &p), "router.priority_fee_wei");
         assert_eq!(field(&with(&|r| r.presign_pool = (1 << 20) + 1), &p), "router.presign_pool");
+        assert_eq!(field(&with(&|r| r.max_pool_deviation = 2.0), &p), "router.max_pool_deviation");
+        let mut slow = rl.clone();
+        slow[0].timeout_ms = 0;
+        assert_eq!(validate(&t, &d, &p, &r, &slow).unwrap_err().field, "relays[r].timeout_ms");
         assert!(validate(&t, &d, &p, &with(&|r| r.presign_pool = 0), &rl).is_ok(), "0 turns it off");
         assert_eq!(r.presign_pool, DEFAULT_PRESIGN_POOL);
         assert_eq!(

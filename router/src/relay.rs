@@ -8,6 +8,7 @@ use futures_util::future::join_all;
 
 use crate::bundle::{FLASHBOTS_SIGNATURE_HEADER, SignedBundleRequest};
 use crate::config::RelayConfig;
+use crate::fastpost::MAX_RESPONSE_BYTES;
 
 /// What went wrong with one relay.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -146,7 +147,7 @@ impl RelayClient {
                     .await
                     .map_err(transport_error)?;
                 let status = resp.status().as_u16();
-                let bytes = resp.bytes().await.map_err(|e| RelayError::Transport(e.to_string()))?;
+                let bytes = read_capped(resp, MAX_RESPONSE_BYTES).await?;
                 parse_cancel_response(status, &bytes)
             }
             .await;
@@ -177,7 +178,7 @@ impl RelayClient {
             .await
             .map_err(transport_error)?;
         let status = resp.status().as_u16();
-        let bytes = resp.bytes().await.map_err(|e| RelayError::Transport(e.to_string()))?;
+        let bytes = read_capped(resp, MAX_RESPONSE_BYTES).await?;
         parse_call_bundle_response(status, &bytes, &req.tx_hashes)
     }
 
@@ -197,7 +198,7 @@ impl RelayClient {
             .await
             .map_err(transport_error)?;
         let status = resp.status();
-        let bytes = resp.bytes().await.map_err(|e| RelayError::Transport(e.to_string()))?;
+        let bytes = read_capped(resp, MAX_RESPONSE_BYTES).await?;
         parse_send_bundle_response(status.as_u16(), &bytes)
     }
 }
@@ -280,6 +281,27 @@ pub fn parse_cancel_response(status: u16, body: &[u8]) -> Result<(), RelayError>
     Ok(())
 }
 
+/// Reads a response body of at most `cap` bytes: a larger announced `Content-Length` is refused
+/// before any byte is read, and a body that grows past `cap` is dropped as soon as it does (a relay
+/// cannot make Keel buffer an unbounded answer).
+pub async fn read_capped(mut resp: reqwest::Response, cap: usize) -> Result<Vec<u8>, RelayError> {
+    let too_large =
+        |n: u64| RelayError::Transport(format!("answer of {n} bytes is above the cap of {cap} bytes"));
+    if let Some(n) = resp.content_length()
+        && n > cap as u64
+    {
+        return Err(too_large(n));
+    }
+    let mut body = Vec::with_capacity(resp.content_length().map_or(1024, |n| n as usize));
+    while let Some(chunk) = resp.chunk().await.map_err(|e| RelayError::Transport(e.to_string()))? {
+        if chunk.len() > cap - body.len() {
+            return Err(too_large((body.len() + chunk.len()) as u64));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 /// Reads a relay's HTTP answer to `eth_sendBundle`: `{"result": {"bundleHash": "0x…"}}`, or a
 /// JSON-RPC error (which some relays send with a 4xx/5xx status).
 ///
@@ -330,5 +352,82 @@ mod tests {
         assert!(e.is_recoverable());
         assert!(matches!(parse_send_bundle_response(200, b"{}"), Err(RelayError::Malformed(_))));
         assert!(matches!(parse_send_bundle_response(200, b"not json"), Err(RelayError::Malformed(_))));
+    }
+
+    /// A loopback relay that reads one request and writes `answer`, then closes.
+    fn one_shot_relay(answer: Vec<u8>) -> (String, std::thread::JoinHandle<()>) {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            let mut seen = Vec::new();
+            while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => seen.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = s.write_all(&answer);
+        });
+        (url, server)
+    }
+
+    fn request() -> SignedBundleRequest {
+        SignedBundleRequest {
+            body: b"{}".to_vec(),
+            signature_header: "0x00:0x00".into(),
+            bundle_hash: B256::ZERO,
+            block_number: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_http_client_path_reads_answers_with_a_size_cap() {
+        let client_for = |url: String| {
+            RelayClient::new(vec![RelayConfig {
+                name: "r".into(),
+                url,
+                timeout_ms: 20_000,
+                fast_path: false,
+                ca_cert: None,
+            }])
+            .unwrap()
+        };
+        // An announced length above the cap is refused before the body is read.
+        let (url, server) = one_shot_relay(
+            format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{{}}", MAX_RESPONSE_BYTES + 1).into_bytes(),
+        );
+        let reply = client_for(url).send(&request()).await.remove(0);
+        match reply.result {
+            Err(RelayError::Transport(m)) => assert!(m.contains("above the cap"), "{m}"),
+            other => panic!("expected the cap, got {other:?}"),
+        }
+        server.join().unwrap();
+        // A chunked body that grows past the cap is dropped when it does.
+        let mut chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        let piece = vec![b'a'; 64 * 1024];
+        for _ in 0..(MAX_RESPONSE_BYTES / piece.len() + 2) {
+            chunked.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+            chunked.extend_from_slice(&piece);
+            chunked.extend_from_slice(b"\r\n");
+        }
+        chunked.extend_from_slice(b"0\r\n\r\n");
+        let (url, server) = one_shot_relay(chunked);
+        let reply = client_for(url).send(&request()).await.remove(0);
+        match reply.result {
+            Err(RelayError::Transport(m)) => assert!(m.contains("above the cap"), "{m}"),
+            other => panic!("expected the cap, got {other:?}"),
+        }
+        server.join().unwrap();
+        // Under the cap, the answer is read and parsed.
+        let h = B256::repeat_byte(0xab);
+        let body = format!(r#"{{"result":{{"bundleHash":"{h}"}}}}"#);
+        let (url, server) = one_shot_relay(
+            format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len()).into_bytes(),
+        );
+        assert_eq!(client_for(url).send(&request()).await.remove(0).result, Ok(h));
+        server.join().unwrap();
     }
 }

@@ -59,6 +59,14 @@ impl KillSource {
     const ALL: [KillSource; 4] =
         [KillSource::File, KillSource::Signal, KillSource::Operator, KillSource::Chain];
 
+    /// What lets go of this source.
+    pub fn released_by(self) -> &'static str {
+        match self {
+            Self::File => "removing the kill file",
+            Self::Signal | Self::Operator | Self::Chain => "POST /resume",
+        }
+    }
+
     fn bit(self) -> u8 {
         match self {
             Self::File => 1,
@@ -95,6 +103,8 @@ pub struct KillStatus {
     pub reasons: Vec<String>,
     /// The sources holding it.
     pub held_by: Vec<KillSource>,
+    /// What lets go of each source in `held_by`, in the same order (all of them must let go).
+    pub released_by: Vec<&'static str>,
     /// Rebalances stopped so far.
     pub blocked: u64,
 }
@@ -173,11 +183,13 @@ impl KillSwitch {
     /// The state, for reports and the endpoint.
     pub fn status(&self) -> KillStatus {
         let held = self.held.load(Ordering::Acquire);
+        let held_by: Vec<KillSource> = KillSource::ALL.into_iter().filter(|s| held & s.bit() != 0).collect();
         KillStatus {
             halted: held != 0,
             reason: self.reason.lock().clone(),
             reasons: self.reasons.lock().clone(),
-            held_by: KillSource::ALL.into_iter().filter(|s| held & s.bit() != 0).collect(),
+            released_by: held_by.iter().map(|s| s.released_by()).collect(),
+            held_by,
             blocked: self.blocked.load(Ordering::Relaxed),
         }
     }
@@ -244,6 +256,7 @@ mod tests {
                     "depeg: USDC".into()
                 ],
                 held_by: vec![KillSource::Operator, KillSource::Chain],
+                released_by: vec!["POST /resume", "POST /resume"],
                 blocked: 1
             }
         );
@@ -263,6 +276,7 @@ mod tests {
         check_kill_file(&path, &k);
         assert!(k.is_engaged());
         assert_eq!(k.status().held_by, vec![KillSource::File]);
+        assert_eq!(k.status().released_by, vec!["removing the kill file"]);
         // resume does not override a present file
         k.release();
         check_kill_file(&path, &k);

@@ -220,17 +220,38 @@ pub struct SimAccountConfig {
     pub balances: BTreeMap<String, String>,
 }
 
+/// Bounds of `sim.block_ms`: 1 ms to a minute.
+pub const BLOCK_MS_RANGE: std::ops::RangeInclusive<u64> = 1..=60_000;
+/// Bounds of `sim.tick_ms`: 1 ms to a minute.
+pub const TICK_MS_RANGE: std::ops::RangeInclusive<u64> = 1..=60_000;
+/// Bounds of `sim.base_fee_wei`: up to 100,000 gwei.
+pub const BASE_FEE_WEI_RANGE: std::ops::RangeInclusive<u64> = 1..=100_000_000_000_000;
+/// Bounds of `sim.gas_limit`: one million to one billion gas.
+pub const GAS_LIMIT_RANGE: std::ops::RangeInclusive<u64> = 1_000_000..=1_000_000_000;
+/// Bounds of `sim.flows[].every_blocks`: up to a million blocks.
+pub const FLOW_EVERY_BLOCKS_RANGE: std::ops::RangeInclusive<u64> = 1..=1_000_000;
+
 impl SimConfig {
     /// Checks the values that do not depend on the rest of Keel's config.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.chain_id == 0 {
-            return Err(ConfigError::new("sim.chain_id", "must be > 0"));
+        for (field, v, range) in [
+            ("sim.chain_id", self.chain_id, 1..=u64::MAX),
+            ("sim.block_ms", self.block_ms, BLOCK_MS_RANGE),
+            ("sim.tick_ms", self.tick_ms, TICK_MS_RANGE),
+            ("sim.base_fee_wei", self.base_fee_wei, BASE_FEE_WEI_RANGE),
+            ("sim.gas_limit", self.gas_limit, GAS_LIMIT_RANGE),
+        ] {
+            if !range.contains(&v) {
+                return Err(ConfigError::new(field, format!("{v} is outside {range:?}")));
+            }
         }
-        if self.block_ms == 0 {
-            return Err(ConfigError::new("sim.block_ms", "must be > 0"));
-        }
-        if self.tick_ms == 0 {
-            return Err(ConfigError::new("sim.tick_ms", "must be > 0"));
+        for (i, f) in self.flows.iter().enumerate() {
+            if !FLOW_EVERY_BLOCKS_RANGE.contains(&f.every_blocks) {
+                return Err(ConfigError::new(
+                    format!("sim.flows[{i}].every_blocks"),
+                    format!("{} is outside {FLOW_EVERY_BLOCKS_RANGE:?}", f.every_blocks),
+                ));
+            }
         }
         if self.symbols.is_empty() && self.replay.is_none() {
             return Err(ConfigError::new(
@@ -277,12 +298,6 @@ impl SimConfig {
             if !(v.is_finite() && (0.0..=1.0).contains(&v)) {
                 return Err(ConfigError::new(field, format!("{v} is outside [0, 1]")));
             }
-        }
-        if self.base_fee_wei == 0 {
-            return Err(ConfigError::new("sim.base_fee_wei", "must be > 0"));
-        }
-        if self.gas_limit < 1_000_000 {
-            return Err(ConfigError::new("sim.gas_limit", "must be >= 1000000"));
         }
         for (i, p) in self.pools.iter().enumerate() {
             if self.pools[..i].iter().any(|o| o.pool == p.pool) {

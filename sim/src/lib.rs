@@ -377,7 +377,54 @@ fn build_universe(
     Ok((u, state))
 }
 
+/// What [`SimMarket::start`] builds from the config before it binds anything.
+struct Prepared {
+    capture: Option<Vec<ws::CapturedFrame>>,
+    board: Arc<PriceBoard>,
+    universe: Universe,
+    state: State,
+}
+
+/// Validates `sim` against Keel's tokens, DEXes and pools and builds the chain's start state:
+/// everything that can fail in the config, with nothing started.
+fn prepare(
+    sim: &SimConfig,
+    tokens: &[TokenConfig],
+    dexes: &[DexConfig],
+    pools: &[PoolConfig],
+) -> Result<Prepared, SimError> {
+    sim.validate()?;
+    let capture = match &sim.replay {
+        Some(p) => Some(ws::load_capture(p)?),
+        None => None,
+    };
+    let mut board_entries: Vec<(String, f64)> =
+        sim.symbols.iter().map(|s| (s.symbol.clone(), s.start)).collect();
+    if let Some(frames) = &capture {
+        for (sym, mid) in ws::capture_symbols(frames) {
+            if !board_entries.iter().any(|(s, _)| *s == sym) {
+                board_entries.push((sym, mid));
+            }
+        }
+    }
+    let board = Arc::new(PriceBoard::new(board_entries));
+    let (universe, state) = build_universe(sim, tokens, dexes, pools, &board)?;
+    Ok(Prepared { capture, board, universe, state })
+}
+
 impl SimMarket {
+    /// Checks `sim` against Keel's `tokens`, `dexes` and `pools` exactly as [`SimMarket::start`]
+    /// does (amounts, reserves, flows, the replay file), without starting anything: what
+    /// `keel check-config` runs, so that a config it accepts does not fail at start.
+    pub fn check(
+        sim: &SimConfig,
+        tokens: &[TokenConfig],
+        dexes: &[DexConfig],
+        pools: &[PoolConfig],
+    ) -> Result<(), SimError> {
+        prepare(sim, tokens, dexes, pools).map(|_| ())
+    }
+
     /// Starts the market: validates `sim` against Keel's `tokens`, `dexes` and `pools`, binds the three
     /// listeners on 127.0.0.1 and spawns the price, websocket, node, relay and block tasks. Everything
     /// stops when `cancel` is cancelled.
@@ -388,22 +435,7 @@ impl SimMarket {
         pools: Vec<PoolConfig>,
         cancel: CancellationToken,
     ) -> Result<SimMarket, SimError> {
-        sim.validate()?;
-        let capture = match &sim.replay {
-            Some(p) => Some(ws::load_capture(p)?),
-            None => None,
-        };
-        let mut board_entries: Vec<(String, f64)> =
-            sim.symbols.iter().map(|s| (s.symbol.clone(), s.start)).collect();
-        if let Some(frames) = &capture {
-            for (sym, mid) in ws::capture_symbols(frames) {
-                if !board_entries.iter().any(|(s, _)| *s == sym) {
-                    board_entries.push((sym, mid));
-                }
-            }
-        }
-        let board = Arc::new(PriceBoard::new(board_entries));
-        let (universe, state) = build_universe(&sim, &tokens, &dexes, &pools, &board)?;
+        let Prepared { capture, board, universe, state } = prepare(&sim, &tokens, &dexes, &pools)?;
 
         let ws_listener = bind("the exchange websocket").await?;
         let rpc_listener = bind("the JSON-RPC node").await?;

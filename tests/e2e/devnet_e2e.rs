@@ -60,3 +60,29 @@ fn a_zero_block_interval_is_refused_before_anything_starts() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--block-ms") && err.contains("50..=60000"), "{err}");
 }
+
+#[test]
+fn without_the_chain_packages_devnet_says_where_it_looked_and_how_to_install_them() {
+    let empty = tempfile::tempdir().expect("tempdir");
+    let run = |anvil: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_keel"));
+        cmd.args(["devnet", "--duration", "1", "--write-config"])
+            .arg(empty.path().join("devnet.toml"))
+            .env("KEEL_CHAIN_DIR", empty.path())
+            .env_remove("KEEL_ANVIL");
+        if let Some(a) = anvil {
+            cmd.env("KEEL_ANVIL", a);
+        }
+        let out = cmd.output().expect("run keel devnet");
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = run(None);
+    let looked = empty.path().join("node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil");
+    assert!(err.contains(&looked.display().to_string()), "names where it looked: {err}");
+    let setup = format!("{}/setup.sh", empty.path().display());
+    assert!(err.contains(&setup) && err.contains("npm ci --prefix"), "says how to install: {err}");
+    assert!(err.contains("KEEL_ANVIL") && !err.contains("panicked"), "{err}");
+    let err = run(Some("/nonexistent/anvil"));
+    assert!(err.contains("/nonexistent/anvil") && err.contains("KEEL_ANVIL is set"), "{err}");
+}

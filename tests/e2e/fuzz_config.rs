@@ -385,3 +385,145 @@ fn check_config_contract_holds_for_known_inputs() {
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.starts_with("error: ") && stderr.contains("reputation_key"), "{stderr}");
 }
+
+// ----- Bounds: every numeric field, each side of its range. -----
+
+/// Sets `path` (`router.bundle_blocks`, `pools[0].gas`, `portfolios[1].triggers[0].halflife_secs`)
+/// in `doc` to `value` (TOML text), creating missing tables; `None` removes the key.
+fn set_path(doc: &mut Value, path: &str, value: Option<&str>) {
+    let value = value.map(|v| {
+        let wrapped: Value = toml::from_str(&format!("v = {v}")).expect("value snippet");
+        wrapped.get("v").expect("v").clone()
+    });
+    let parts: Vec<&str> = path.split('.').collect();
+    let mut at = doc;
+    for (i, part) in parts.iter().enumerate() {
+        let (key, index) = match part.split_once('[') {
+            Some((k, rest)) => (k, Some(rest.trim_end_matches(']').parse::<usize>().expect("index"))),
+            None => (*part, None),
+        };
+        let table = at.as_table_mut().expect("a table on the path");
+        let last = i + 1 == parts.len();
+        if last && index.is_none() {
+            match value {
+                Some(v) => table.insert(key.to_string(), v),
+                None => table.remove(key),
+            };
+            return;
+        }
+        let entry = table.entry(key.to_string()).or_insert_with(|| Value::Table(Default::default()));
+        at = match index {
+            Some(k) => entry.as_array_mut().expect("an array").get_mut(k).expect("an element"),
+            None => entry,
+        };
+    }
+}
+
+/// `keel check-config` refuses each out-of-range number in every config section with one error
+/// line naming the field and its bound (a zero queue, a wrapped deadline, a zero block interval, a
+/// timeout of centuries: each once passed the check and failed, or misbehaved, at start).
+#[test]
+fn check_config_refuses_every_out_of_range_number_naming_the_field_and_the_bound() {
+    let demo = demo_text();
+    let anvil = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/configs/anvil.toml"))
+        .expect("anvil.toml");
+    // (base, path, value, words the error must contain: the field, then the bound)
+    #[rustfmt::skip]
+    let table: &[(&str, &str, &str, &[&str])] = &[
+        ("demo", "engine.queue_capacity", "0", &["engine.queue_capacity", "16..=16777216"]),
+        ("demo", "engine.queue_capacity", "16777217", &["engine.queue_capacity", "16..=16777216"]),
+        ("demo", "engine.stale_after_ms", "0", &["engine.stale_after_ms", "1..=86400000"]),
+        ("demo", "engine.stale_after_ms", "86400001", &["engine.stale_after_ms", "1..=86400000"]),
+        ("demo", "engine.idle_spin_us", "1000001", &["engine.idle_spin_us", "0..=1000000"]),
+        ("demo", "router.bundle_blocks", "0", &["router.bundle_blocks", "1..=300"]),
+        ("demo", "router.bundle_blocks", "9223372036854775807", &["router.bundle_blocks", "1..=300"]),
+        ("demo", "router.swap_deadline_secs", "0", &["router.swap_deadline_secs", "1..=86400"]),
+        ("demo", "router.swap_deadline_secs", "9223372036854775807", &["router.swap_deadline_secs", "1..=86400"]),
+        ("demo", "router.twap_window_secs", "0", &["router.twap_window_secs", "1..=86400"]),
+        ("demo", "router.max_pool_age_blocks", "301", &["router.max_pool_age_blocks", "0..=300"]),
+        ("demo", "router.priority_fee_wei", "100000000000001", &["router.priority_fee_wei", "0..=100000000000000"]),
+        ("demo", "router.base_fee_multiplier", "0", &["router.base_fee_multiplier", "1..=100"]),
+        ("demo", "router.base_fee_multiplier", "101", &["router.base_fee_multiplier", "1..=100"]),
+        ("demo", "router.presign_pool", "1048577", &["router.presign_pool", "0..=1048576"]),
+        ("demo", "router.slippage_bps", "10000", &["router.slippage_bps", "< 10000"]),
+        ("demo", "router.max_pool_deviation", "0.0", &["router.max_pool_deviation", "(0, 1]"]),
+        ("demo", "router.max_pool_deviation", "1.5", &["router.max_pool_deviation", "(0, 1]"]),
+        ("demo", "router.defer_on_pending_volume", "1.0", &["router.defer_on_pending_volume", "(0, 1)"]),
+        ("demo", "router.limits.max_gas_price_wei", "0", &["router.limits.max_gas_price_wei", "1..=100000000000000"]),
+        ("demo", "router.limits.max_trade_notional", "-1.0", &["router.limits.max_trade_notional", "> 0"]),
+        ("demo", "router.chain_id", "-1", &["router.chain_id"]),
+        ("demo", "pools[0].gas", "20999", &["pools[uni-usdc-weth].gas", "21000..=30000000"]),
+        ("demo", "pools[0].gas", "30000001", &["pools[uni-usdc-weth].gas", "21000..=30000000"]),
+        ("demo", "pools[0].fee", "10000", &["pools[uni-usdc-weth].fee", "< 10000"]),
+        ("demo", "pools[0].fee", "-1", &["pools.fee"]),
+        ("demo", "tokens[0].decimals", "37", &["tokens[WBTC].decimals", "0..=36"]),
+        ("demo", "tokens[0].decimals", "256", &["tokens.decimals"]),
+        ("demo", "tokens[1].price", "{ fixed = 0.0 }", &["tokens[USDC].price.fixed", "> 0"]),
+        ("demo", "portfolios[0].cooldown_secs", "-1.0", &["portfolios[core].cooldown_secs", "[0, 31536000]"]),
+        ("demo", "portfolios[0].cooldown_secs", "1e300", &["portfolios[core].cooldown_secs", "[0, 31536000]"]),
+        ("demo", "portfolios[0].min_trade_notional", "-1.0", &["portfolios[core].min_trade_notional", "[0, 1000000000000]"]),
+        ("demo", "portfolios[0].min_trade_notional", "1e13", &["portfolios[core].min_trade_notional", "[0, 1000000000000]"]),
+        ("demo", "portfolios[0].triggers[0].abs_band", "1.5", &["portfolios[core].triggers[0].abs_band", "(0, 1]"]),
+        ("demo", "portfolios[1].triggers[0].halflife_secs", "0.0", &["portfolios[balanced].triggers[0].halflife_secs", "(0, 31536000]"]),
+        ("demo", "portfolios[1].triggers[0].reference_vol", "1000.0", &["portfolios[balanced].triggers[0].reference_vol", "(0, 100]"]),
+        ("demo", "portfolios[1].triggers[1].interval_secs", "1e12", &["portfolios[balanced].triggers[1].interval_secs", "(0, 31536000]"]),
+        ("demo", "portfolios[0].cost", "{ kappa = 0.0 }", &["portfolios[core].cost.kappa", "(0, 1e9]"]),
+        ("demo", "relays", r#"[{ name = "r", url = "http://127.0.0.1:1", timeout_ms = 0 }]"#, &["relays[r].timeout_ms", "1..=60000"]),
+        ("demo", "relays", r#"[{ name = "r", url = "http://127.0.0.1:1", timeout_ms = 60001 }]"#, &["relays[r].timeout_ms", "1..=60000"]),
+        ("demo", "journal", r#"{ path = "j.db", commit_timeout_ms = 0 }"#, &["journal.commit_timeout_ms", "1..=600000"]),
+        ("demo", "journal", r#"{ path = "j.db", commit_timeout_ms = 600001 }"#, &["journal.commit_timeout_ms", "1..=600000"]),
+        ("demo", "record", r#"{ dir = "rec", max_file_mb = 0 }"#, &["record.max_file_mb", "1..=65536"]),
+        ("demo", "safety", r#"{ control_port = 0, control_token = "env:X" }"#, &["safety.control_port", "1..=65535"]),
+        ("demo", "safety", r#"{ control_port = 65536, control_token = "env:X" }"#, &["safety.control_port"]),
+        ("demo", "sim.chain_id", "0", &["sim.chain_id", "differs from router.chain_id"]),
+        ("demo", "sim.block_ms", "0", &["sim.block_ms", "1..=60000"]),
+        ("demo", "sim.block_ms", "60001", &["sim.block_ms", "1..=60000"]),
+        ("demo", "sim.tick_ms", "0", &["sim.tick_ms", "1..=60000"]),
+        ("demo", "sim.base_fee_wei", "0", &["sim.base_fee_wei", "1..=100000000000000"]),
+        ("demo", "sim.gas_limit", "999999", &["sim.gas_limit", "1000000..=1000000000"]),
+        ("demo", "sim.gas_limit", "1000000001", &["sim.gas_limit", "1000000..=1000000000"]),
+        ("demo", "sim.flows[0].every_blocks", "0", &["sim.flows[0].every_blocks", "1..=1000000"]),
+        ("demo", "sim.volatile_vol", "1.0", &["sim.volatile_vol", "[0, 1)"]),
+        ("demo", "sim.p_calm_to_volatile", "1.5", &["sim.p_calm_to_volatile", "[0, 1]"]),
+        ("demo", "sim.pools[0].reserve0", "\"0\"", &["sim.pools[uni-usdc-weth].reserve0", "> 0"]),
+        ("anvil", "chain.poll_ms", "0", &["chain.poll_ms", "1..=60000"]),
+        ("anvil", "chain.poll_ms", "60001", &["chain.poll_ms", "1..=60000"]),
+        ("anvil", "feeds.binance.connect_timeout_ms", "0", &["feeds.binance.connect_timeout_ms", "1..=60000"]),
+        ("anvil", "feeds.binance.idle_timeout_ms", "3600001", &["feeds.binance.idle_timeout_ms", "1..=3600000"]),
+        ("anvil", "feeds.binance.backoff", "{ base_ms = 0 }", &["feeds.binance.backoff.base_ms", "1..=3600000"]),
+        ("anvil", "feeds.binance.backoff", "{ base_ms = 10, max_ms = 3600001 }", &["feeds.binance.backoff.max_ms", "..=3600000"]),
+        ("anvil", "pools[1].tick_spacing", "16385", &["pools[v3-tka-tkb].tick_spacing", "1..=16384"]),
+    ];
+    let mut failures = Vec::new();
+    for (base, path, value, words) in table {
+        let mut doc: Value =
+            toml::from_str(if *base == "demo" { &demo } else { &anvil }).expect("base parses");
+        set_path(&mut doc, path, Some(value));
+        let text = toml::to_string(&doc).expect("serialise");
+        let (code, _, stderr) = check_config(text.as_bytes());
+        let first = stderr.lines().next().unwrap_or_default();
+        let named = words.iter().all(|w| first.contains(w));
+        if code != Some(1) || !named || !first.starts_with("error: ") || stderr.contains("panicked") {
+            failures.push(format!("{path} = {value}: exit {code:?}, expected {words:?} in: {stderr}"));
+        }
+    }
+    // The two bases are valid as they are, so each refusal above is the edited field's.
+    for base in [&demo, &anvil] {
+        let doc: Value = toml::from_str(base).expect("base parses");
+        let (code, stdout, stderr) = check_config(toml::to_string(&doc).expect("serialise").as_bytes());
+        assert_eq!(code, Some(0), "{stdout}{stderr}");
+    }
+    assert!(failures.is_empty(), "{} of {} cases:\n{}", failures.len(), table.len(), failures.join("\n"));
+}
+
+/// A V3 pool needs the node's websocket: `check-config` says so, not only `keel run`.
+#[test]
+fn check_config_refuses_a_v3_pool_without_the_node_websocket() {
+    let anvil = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/configs/anvil.toml"))
+        .expect("anvil.toml");
+    let mut doc: Value = toml::from_str(&anvil).expect("parses");
+    set_path(&mut doc, "chain.ws_url", None);
+    let (code, _, stderr) = check_config(toml::to_string(&doc).expect("serialise").as_bytes());
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("pools[v3-tka-tkb]") && stderr.contains("set [chain] ws_url"), "{stderr}");
+}

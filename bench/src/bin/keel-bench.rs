@@ -6,6 +6,7 @@
 //! keel-bench scale      --duration-secs 10 --json scale.json
 //! keel-bench latency    --rate 50000 --record rec/        # a busy recording …
 //! keel-bench replay     rec/ --json replay.json           # … replayed: events_per_s
+//! keel-bench fuzz       --target fastpost --iterations 10000000 --json fuzz-fastpost.json
 //! ```
 // Test and bench targets see every dependency of their crate; only the library is checked.
 #![allow(unused_crate_dependencies)]
@@ -104,6 +105,31 @@ enum Mode {
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
         runs: u32,
     },
+    /// Mutation fuzzing of a parser of outside input (stable Rust; build with `--profile fuzz`):
+    /// counts, time and every distinct crash, whose input is written to `--crash-dir`.
+    Fuzz {
+        /// What to fuzz.
+        #[arg(long, value_enum)]
+        target: keel_bench::fuzz::Target,
+        /// Inputs to run.
+        #[arg(long, default_value_t = 10_000_000)]
+        iterations: u64,
+        /// PRNG seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Where crashing inputs are written.
+        #[arg(long, default_value = "fuzz-crashes")]
+        crash_dir: PathBuf,
+        /// Directories of extra seeds (default: the captured Binance sessions in feeds/tests/data).
+        #[arg(long)]
+        corpus: Vec<PathBuf>,
+        /// Write the report as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Run this one saved input instead (reproduces a crash file); exits 1 if it panics.
+        #[arg(long)]
+        replay: Option<PathBuf>,
+    },
     /// One quote's `process` across 1, 1k, 10k and 100k portfolios over 50 assets.
     Scale {
         #[command(flatten)]
@@ -166,6 +192,66 @@ fn main() -> eyre::Result<()> {
         Mode::Scale { common, sizes } => {
             harness::scale(&sizes, Duration::from_secs(common.duration_secs), &outputs(&common))?;
         }
+        Mode::Fuzz { target, iterations, seed, crash_dir, corpus, json, replay } => {
+            fuzz(target, iterations, seed, crash_dir, corpus, json, replay)?;
+        }
+    }
+    Ok(())
+}
+
+fn fuzz(
+    target: keel_bench::fuzz::Target,
+    iterations: u64,
+    seed: u64,
+    crash_dir: PathBuf,
+    corpus: Vec<PathBuf>,
+    json: Option<PathBuf>,
+    replay: Option<PathBuf>,
+) -> eyre::Result<()> {
+    use keel_bench::fuzz;
+    if let Some(file) = replay {
+        let input = std::fs::read(&file).wrap_err_with(|| format!("reading {}", file.display()))?;
+        return match fuzz::replay(target, &input) {
+            Ok(()) => {
+                println!("{}: no panic", file.display());
+                Ok(())
+            }
+            Err(msg) => Err(eyre::eyre!("{}: panicked: {msg}", file.display())),
+        };
+    }
+    let corpus = if corpus.is_empty() {
+        vec![PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../feeds/tests/data"))]
+    } else {
+        corpus
+    };
+    let opts = fuzz::FuzzOptions {
+        target,
+        iterations,
+        seed,
+        crash_dir,
+        corpus,
+        progress_every: (iterations / 10).max(1),
+    };
+    let report = fuzz::run(&opts)?;
+    println!(
+        "fuzz {}: {} inputs from {} seeds in {:.1} s ({:.0}/s), {} crashes at {} sites",
+        target.name(),
+        report.iterations,
+        report.seeds,
+        report.seconds,
+        report.inputs_per_s,
+        report.crashes,
+        report.unique.len()
+    );
+    for c in &report.unique {
+        println!("  {} × {}: {} ({})", c.count, c.location, c.message, c.file.display());
+    }
+    if let Some(path) = json {
+        std::fs::write(&path, serde_json::to_string_pretty(&report)?)
+            .wrap_err_with(|| format!("writing {}", path.display()))?;
+    }
+    if report.crashes > 0 {
+        eyre::bail!("{} crashes", report.crashes);
     }
     Ok(())
 }

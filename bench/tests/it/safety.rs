@@ -152,6 +152,7 @@ async fn the_kill_switch_stops_new_rebalances_and_says_so() {
         http.post(format!("{control}/kill")).bearer_auth(TOKEN).send().await.unwrap().json().await.unwrap();
     assert_eq!(killed["reason"], "HTTP POST /kill");
     assert_eq!(killed["held_by"], serde_json::json!(["operator"]));
+    assert_eq!(killed["released_by"], serde_json::json!(["POST /resume"]));
     let resumed: serde_json::Value =
         http.post(format!("{control}/resume")).bearer_auth(TOKEN).send().await.unwrap().json().await.unwrap();
     assert!(!resumed["halted"].as_bool().unwrap());

@@ -189,7 +189,8 @@ impl PoolBook {
     }
 
     fn prune(&mut self, head: u64) {
-        while self.history.front().is_some_and(|(b, _)| *b + REORG_DEPTH < head) {
+        // Block numbers come from the node: saturating, so one at u64::MAX cannot wrap or panic.
+        while self.history.front().is_some_and(|(b, _)| b.saturating_add(REORG_DEPTH) < head) {
             self.history.pop_front();
         }
     }
@@ -197,7 +198,7 @@ impl PoolBook {
     /// Restores every pool touched at or after `block` to its state before `block`.
     fn rollback(&mut self, block: u64, recv_ns: Nanos) -> Result<Vec<PoolUpdate>> {
         let newest = self.pools.iter().filter_map(|p| p.last_log.map(|(b, _)| b)).max().unwrap_or(0);
-        if block + REORG_DEPTH < newest {
+        if block.saturating_add(REORG_DEPTH) < newest {
             return Err(NodeError::ReorgTooDeep(block));
         }
         let mut restored: HashMap<PoolId, Saved> = HashMap::new();
@@ -335,5 +336,34 @@ mod tests {
         let snap = book.clone().set_state(0, book.state_of(a).unwrap().clone(), 7, 0).unwrap();
         mirror.apply(&snap.change).unwrap();
         assert_eq!(Some(&mirror), book.state_of(a));
+    }
+
+    /// Found by `keel-bench fuzz --target logs`: a log at a block near `u64::MAX` overflowed the
+    /// history's prune (and a removed one the reorg depth check).
+    #[test]
+    fn logs_at_the_last_block_numbers_neither_wrap_nor_panic() {
+        let a = Address::repeat_byte(1);
+        let mut book =
+            PoolBook::new(&[TrackedPool { address: a, kind: PoolKind::V2, fee: 30, tick_spacing: None }]);
+        book.set_state(
+            0,
+            Pool::V2 { reserve0: U256::from(10u64), reserve1: U256::from(20u64), fee_bps: 30 },
+            5,
+            0,
+        );
+        let last = u64::MAX;
+        assert!(matches!(
+            book.apply_log(&sync_log(a, last - 1, 0, 11, 19, false), 0),
+            Ok(Applied::Updated(_))
+        ));
+        assert!(matches!(book.apply_log(&sync_log(a, last, 0, 12, 18, false), 0), Ok(Applied::Updated(_))));
+        book.advance_to(last);
+        match book.apply_log(&sync_log(a, last, 0, 12, 18, true), 0) {
+            Ok(Applied::RolledBack(u)) => assert_eq!(u.len(), 1),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(reserves(&book, a), (11, 19));
+        // A removed log far below a block near the end is a reorg too deep, not a wrap.
+        assert!(matches!(book.apply_log(&sync_log(a, 1, 0, 1, 1, true), 0), Err(NodeError::ReorgTooDeep(1))));
     }
 }

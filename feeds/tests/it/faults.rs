@@ -242,3 +242,47 @@ async fn run() {
     assert_eq!(engine.stats().suppressed.stale_price, DROPS);
     assert_eq!(engine.stats().intents_emitted, DROPS);
 }
+
+/// A message above `MAX_MESSAGE_BYTES` ends the connection, which reconnects, instead of being
+/// buffered whole (tungstenite alone would take up to 64 MiB).
+#[tokio::test]
+async fn a_message_above_the_size_cap_drops_the_connection_and_the_feed_reconnects() {
+    tokio::time::timeout(LIMIT, oversized()).await.expect("finished in time");
+}
+
+async fn oversized() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.expect("accept");
+        let mut ws = tokio_tungstenite::accept_async(tcp).await.expect("websocket handshake");
+        ws.send(Message::text(frame(0, 0))).await.expect("send");
+        let pad = "x".repeat(keel_feeds::ws::MAX_MESSAGE_BYTES + 1);
+        let _ = ws.send(Message::text(format!(r#"{{"stream":"ethusdt@bookTicker","pad":"{pad}"}}"#))).await;
+        let (tcp, _) = listener.accept().await.expect("the feed reconnects");
+        let mut ws = tokio_tungstenite::accept_async(tcp).await.expect("websocket handshake");
+        ws.send(Message::text(frame(1, 0))).await.expect("send");
+        while let Some(Ok(_)) = ws.next().await {}
+    });
+    let stats = Arc::new(FeedStats::new());
+    let table = Arc::new(InstrumentTable::new(["ETHUSDT"]).expect("table"));
+    let mut cfg = BinanceFeedConfig::new(format!("ws://{addr}"), ["ETHUSDT"]);
+    cfg.backoff = BackoffConfig { base_ms: 1, max_ms: 5 };
+    let queue = Arc::new(Queue::new(64));
+    let cancel = CancellationToken::new();
+    let feed =
+        tokio::spawn(run_binance_feed(cfg, table, Arc::clone(&queue), Arc::clone(&stats), cancel.clone()));
+    while stats.snapshot().book_ticker < 2 {
+        assert!(!server.is_finished(), "server stopped early: {:?}", stats.snapshot());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let s = stats.snapshot();
+    assert_eq!((s.connects, s.book_ticker), (2, 2), "the oversized message was not delivered: {s:?}");
+    assert!(s.reconnects >= 1, "{s:?}");
+    cancel.cancel();
+    let res =
+        tokio::time::timeout(Duration::from_secs(5), feed).await.expect("feed stops").expect("no panic");
+    assert!(res.is_ok(), "{res:?}");
+    server.abort();
+    let _ = server.await;
+}

@@ -2,7 +2,7 @@
 //!
 //! * `captures`: every frame of three real Binance sessions decodes, and agrees with `serde_json`.
 //! * `faults`: a server that drops the feed 100 times: reconnects, no quote while down, no trade on
-//!   the stale price.
+//!   the stale price; a message above the size cap drops the connection, which reconnects.
 //! * `fuzz`: random bytes and mutated real frames never panic the decoder; node logs and mempool
 //!   calldata never panic theirs.
 //!   A million mutated frames, `#[ignore]`d: `cargo test --release -p keel-feeds --test it -- --ignored`.

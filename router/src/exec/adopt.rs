@@ -36,7 +36,7 @@ impl Executor {
         self.chain_nonce.insert(bundle.account, chain_nonce);
         self.nonces.observe_chain(bundle.account, chain_nonce);
         if self.nonces.peek(bundle.account).unwrap_or(0) <= last {
-            self.nonces.reset_to_chain(bundle.account, last + 1);
+            self.nonces.reset_to_chain(bundle.account, last.saturating_add(1));
         }
         let current: Vec<B256> = txs.iter().map(|t| t.hash).collect();
         self.inflight.push(Inflight {

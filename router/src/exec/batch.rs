@@ -88,7 +88,7 @@ impl Executor {
         gas: &GasPricing,
         now_ns: Nanos,
     ) -> Result<Vec<Action>, ExecError> {
-        let target = head.number + 1;
+        let target = head.number.saturating_add(1);
         let event_recv_ns = member.intent.event_recv_ns;
         let intent_id = member.intent.id;
         let open = self

@@ -1,6 +1,7 @@
 //! Swap-gas estimates: learned per pool from the receipts of landed bundles.
 
 use super::{Executor, Inflight, ReceiptInfo};
+use crate::config::MAX_POOL_GAS;
 use crate::plan::V3_GAS_PER_TICK_CROSSED;
 
 /// Gas limit headroom over the configured per-swap gas, percent.
@@ -15,7 +16,8 @@ impl Executor {
     /// [`V3_GAS_PER_TICK_CROSSED`] per V3 tick the plan's simulation crossed in that swap (the plan
     /// adds the crossings of each new swap on top of this base), and it prices gas in the
     /// split optimiser and sets gas limits (× [`GAS_LIMIT_MARGIN_PCT`]) from then on. Until a pool
-    /// has landed a swap, its configured (measured) default is used. No node round trip is added to
+    /// has landed a swap, its configured (measured) default is used. A receipt above
+    /// [`MAX_POOL_GAS`] (a block's worth, the configured bound too) is not learned. No node round trip is added to
     /// the tick-to-wire path.
     pub(super) fn learn_gas(&mut self, f: &Inflight, receipts: &[ReceiptInfo]) {
         let n = f.txs.len().max(1);
@@ -25,6 +27,17 @@ impl Executor {
                 f.superseded.iter().position(|h| *h == r.hash).filter(|_| f.same_shape).map(|k| k % n)
             });
             let Some(Some((pool, crossed))) = index.and_then(|k| f.swap_pool.get(k)) else { continue };
+            if r.gas_used > MAX_POOL_GAS {
+                // No swap costs more than a block: a node that reports it is wrong, and learning it
+                // would make every later gas limit exceed the block's and never land.
+                tracing::warn!(
+                    pool = *pool,
+                    gas_used = r.gas_used,
+                    max = MAX_POOL_GAS,
+                    "receipt gas above a block's: not learned"
+                );
+                continue;
+            }
             // The plan adds V3_GAS_PER_TICK_CROSSED per tick it crosses on top of the estimate:
             // learn the swap's base gas, not base + this swap's crossings (counted twice after).
             let crossings = u64::from(*crossed).saturating_mul(V3_GAS_PER_TICK_CROSSED);

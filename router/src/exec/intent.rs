@@ -150,7 +150,7 @@ impl Executor {
                 // With a batch open for the same block, a size is priced by what it adds to the
                 // batch's cost (crosses included), so a trade that nets is not refused or cut for
                 // what it would cost alone.
-                let batch = self.open_members(head.number + 1);
+                let batch = self.open_members(head.number.saturating_add(1));
                 let d = cost::choose_size(v, |f| match &batch {
                     Some((members, without)) => self.marginal_cost(members, without, intent, f, &head, &gas),
                     None => self.route_legs(intent, f, &gas).ok().map(|r| self.cost_of(intent, &r, f, &gas)),

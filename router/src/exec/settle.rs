@@ -34,7 +34,7 @@ impl Executor {
         }
         // Retarget every batch still open for business as ONE bundle: its members' transactions in
         // batch order (ascending intent id), under its uuid.
-        let target = h.number + 1;
+        let target = h.number.saturating_add(1);
         let mut batches: Vec<String> = Vec::new();
         for f in &self.inflight {
             if !f.landed && target > f.target_block && !batches.contains(&f.uuid) {
@@ -321,13 +321,14 @@ impl Executor {
             return;
         }
         self.learn_gas(&f, receipts);
-        let gas_used: u64 = receipts.iter().map(|r| r.gas_used).sum();
+        // Receipts come from the node: saturating, so a wrong figure cannot wrap (or panic).
+        let gas_used: u64 = receipts.iter().map(|r| r.gas_used).fold(0, u64::saturating_add);
         let block = receipts.iter().map(|r| r.block).max().unwrap_or(f.target_block);
         if receipts.iter().any(|r| !r.success) {
             tracing::warn!(intent, "a transaction of a landed bundle reverted");
         }
         self.stats.landed += 1;
-        self.stats.gas_used += gas_used;
+        self.stats.gas_used = self.stats.gas_used.saturating_add(gas_used);
         self.observe_inclusion(&f, block);
         let included = self.landing_block.take().filter(|(i, _)| *i == intent).map(|(_, b)| {
             let text = std::str::from_utf8(&b.extra_data)

@@ -793,3 +793,45 @@ fn without_a_weth_pool_gas_is_priced_through_the_exchange_price_of_eth() {
     assert_eq!(priced, 1, "gas priced: one swap");
     assert!(priced_gas > 5.0 && priced_gas < 30.0, "one swap's gas in USDC: {priced_gas}");
 }
+
+#[test]
+fn a_head_at_the_end_of_the_integers_saturates_the_target_block_and_deadline() {
+    let (mut exec, me) = executor();
+    let mut out = Vec::new();
+    let last = u64::MAX - 1;
+    exec.on_chain(reserves(3_000_000, last), 0, &mut out);
+    exec.on_chain(ChainUpdate::Nonce { account: me, nonce: 0, block: last }, 0, &mut out);
+    let edge = BlockHeader { number: last, timestamp: u64::MAX - 10, base_fee: 10, recv_ns: 0 };
+    exec.on_chain(ChainUpdate::Head(edge), 0, &mut out);
+    out.clear();
+    // target block (head + 1), deadline block (head + bundle_blocks) and the swap deadline
+    // (timestamp + swap_deadline_secs) all pass u64::MAX: saturated, never wrapped to 0 or a panic.
+    exec.on_intent(&intent(1, me), 0, &mut out);
+    let target = out.iter().find_map(|a| match a {
+        Action::Submit { request, .. } => Some(request.block_number),
+        _ => None,
+    });
+    assert_eq!(target, Some(u64::MAX), "{out:?}");
+    assert_eq!(submitted(&out).len(), 2, "approve and swap");
+}
+
+#[test]
+fn a_receipt_claiming_more_gas_than_a_block_is_not_learned() {
+    let (mut exec, me) = executor();
+    let mut out = Vec::new();
+    ready(&mut exec, me, 0);
+    exec.on_intent(&intent(1, me), 0, &mut out);
+    let txs = submitted(&out);
+    out.clear();
+    exec.on_chain(ChainUpdate::Nonce { account: me, nonce: 2, block: 2 }, 0, &mut out);
+    let receipts = [
+        ReceiptInfo { hash: txs[0].hash, block: 2, gas_used: 46_000, success: true },
+        ReceiptInfo { hash: txs[1].hash, block: 2, gas_used: u64::MAX, success: true },
+    ];
+    exec.on_receipts(1, &receipts, &mut out);
+    assert_eq!(exec.gas_estimate(0), Some(100_000), "the configured figure stays");
+    out.clear();
+    exec.on_chain(head(2), 0, &mut out);
+    exec.on_intent(&intent(2, me), 0, &mut out);
+    assert_eq!(submitted(&out)[0].gas_limit, 130_000, "100k + 30%, not a saturated u64::MAX");
+}

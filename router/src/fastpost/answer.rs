@@ -1,22 +1,32 @@
 //! The HTTP/1.1 answer parser of the fast path: one complete answer (status, body, whether the relay
 //! closes) from the start of a buffer, with a `Content-Length` or chunked body. Strict: a body
 //! delimited by the connection's close, a bad chunk or a header that is not text is an error.
+//!
+//! Every size the relay announces is checked before it is used: a `Content-Length` or a chunk
+//! size (or their sum) above [`MAX_RESPONSE_BYTES`] is an error at once — never an overflowing
+//! offset (a chunk size of `ffffffffffffffff` once panicked the reader thread) and never a wait
+//! for bytes that the reader would refuse to buffer anyway.
+
+use super::MAX_RESPONSE_BYTES;
 
 /// One complete HTTP answer.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) struct Answer {
-    pub(super) status: u16,
-    pub(super) body: Vec<u8>,
+pub struct Answer {
+    /// HTTP status code.
+    pub status: u16,
+    /// The body (de-chunked).
+    pub body: Vec<u8>,
     /// Bytes of the buffer it took.
-    pub(super) consumed: usize,
+    pub consumed: usize,
     /// A 1xx answer (another follows for the same request).
-    pub(super) interim: bool,
+    pub interim: bool,
     /// The relay closes the connection after it.
-    pub(super) close: bool,
+    pub close: bool,
 }
 
-/// Parses one answer from the start of `buf`; `Ok(None)` while incomplete.
-pub(super) fn parse_answer(buf: &[u8]) -> Result<Option<Answer>, String> {
+/// Parses one answer from the start of `buf`; `Ok(None)` while incomplete. Never panics, whatever
+/// the bytes (see `keel-bench fuzz --target fastpost`).
+pub fn parse_answer(buf: &[u8]) -> Result<Option<Answer>, String> {
     let mut headers = [httparse::EMPTY_HEADER; 64];
     let mut resp = httparse::Response::new(&mut headers);
     let head_len = match resp.parse(buf).map_err(|e| e.to_string())? {
@@ -29,7 +39,11 @@ pub(super) fn parse_answer(buf: &[u8]) -> Result<Option<Answer>, String> {
     for h in resp.headers.iter() {
         let value = std::str::from_utf8(h.value).map_err(|_| format!("header {}: not text", h.name))?;
         if h.name.eq_ignore_ascii_case("content-length") {
-            length = Some(value.trim().parse::<usize>().map_err(|e| format!("content-length: {e}"))?);
+            let n = value.trim().parse::<usize>().map_err(|e| format!("content-length: {e}"))?;
+            if n > MAX_RESPONSE_BYTES {
+                return Err(format!("content-length {n} is above the cap of {MAX_RESPONSE_BYTES} bytes"));
+            }
+            length = Some(n);
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
             chunked = value.to_ascii_lowercase().contains("chunked");
         } else if h.name.eq_ignore_ascii_case("connection") {
@@ -79,14 +93,22 @@ fn dechunk(buf: &[u8]) -> Result<Option<(Vec<u8>, usize)>, String> {
                 }
             }
         }
-        let size = usize::try_from(size).map_err(|_| "chunk too large")?;
-        if buf.len() < at + size + 2 {
+        // Checked before any offset is computed from it: a relay may announce any 64-bit size.
+        let size = usize::try_from(size)
+            .ok()
+            .filter(|&s| s <= MAX_RESPONSE_BYTES.saturating_sub(body.len()))
+            .ok_or_else(|| {
+                format!("chunk of {size} bytes: the body would pass the cap of {MAX_RESPONSE_BYTES} bytes")
+            })?;
+        // `at` ≤ buf.len() and size ≤ the cap, so this cannot overflow.
+        let end = at + size;
+        if buf.len() < end + 2 {
             return Ok(None);
         }
-        body.extend_from_slice(&buf[at..at + size]);
-        if &buf[at + size..at + size + 2] != b"\r\n" {
+        body.extend_from_slice(&buf[at..end]);
+        if &buf[end..end + 2] != b"\r\n" {
             return Err("chunk not followed by CRLF".into());
         }
-        at += size + 2;
+        at = end + 2;
     }
 }

@@ -33,7 +33,7 @@ use crate::bundle::{FLASHBOTS_SIGNATURE_HEADER, SignedBundleRequest};
 use crate::config::RelayConfig;
 use crate::relay::{RelayError, RelayReply, parse_send_bundle_response};
 
-mod answer;
+pub mod answer;
 #[cfg(test)]
 mod tests;
 
@@ -47,7 +47,8 @@ pub const IDLE_READ: Duration = Duration::from_millis(50);
 pub const RECONNECT_MIN: Duration = Duration::from_millis(10);
 /// Longest delay between failed connection attempts.
 pub const RECONNECT_MAX: Duration = Duration::from_secs(1);
-/// Largest answer accepted from a relay.
+/// Largest answer accepted from a relay (head and body, on either path; see also
+/// [`crate::relay::RelayClient`]).
 pub const MAX_RESPONSE_BYTES: usize = 1 << 20;
 
 /// Receives every answer of the fast path, on the relay's reader thread, with the tag given to

@@ -264,3 +264,68 @@ fn partial_and_malformed_answers() {
     let interim = parse_answer(b"HTTP/1.1 100 Continue\r\n\r\n").unwrap().unwrap();
     assert!(interim.interim);
 }
+
+#[test]
+fn announced_sizes_past_the_cap_are_errors_not_panics() {
+    for size in ["ffffffffffffffff", "fffffffffffffffe", "7fffffffffffffff", "100001"] {
+        let raw = format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{size}\r\nab\r\n0\r\n\r\n");
+        let e = parse_answer(raw.as_bytes()).unwrap_err();
+        assert!(e.contains("cap"), "{size}: {e}");
+    }
+    // Two chunks each under the cap whose sum is over it.
+    let half = format!("{:x}", MAX_RESPONSE_BYTES / 2 + 1);
+    let raw = format!(
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{half}\r\n{}\r\n{half}\r\n",
+        "a".repeat(MAX_RESPONSE_BYTES / 2 + 1)
+    );
+    assert!(parse_answer(raw.as_bytes()).unwrap_err().contains("cap"));
+    let raw = "HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551615\r\n\r\n";
+    assert!(parse_answer(raw.as_bytes()).unwrap_err().contains("cap"));
+    // 20 hex digits do not fit in 64 bits: httparse refuses them.
+    let raw = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffffff\r\n";
+    assert!(parse_answer(raw.as_bytes()).is_err());
+}
+
+#[test]
+fn a_chunk_size_of_u64_max_fails_one_request_and_the_reader_lives_on() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        // First connection: a chunk size that overflows any offset computed from it.
+        let (mut s, _) = listener.accept().unwrap();
+        let mut buf = Vec::new();
+        read_request(&mut s, &mut buf).unwrap();
+        s.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\nab\r\n")
+            .unwrap();
+        // The reader drops that connection; the second one is answered normally.
+        let (mut s, _) = listener.accept().unwrap();
+        let mut buf = Vec::new();
+        read_request(&mut s, &mut buf).unwrap();
+        s.write_all(&answer(200, &ok_body(2))).unwrap();
+        read_request(&mut s, &mut buf)
+    });
+    let (mut p, rx) = poster(addr, 5_000);
+    wait_connected(&p);
+    p.send(1, &request(1), 1).unwrap();
+    let (t1, r1) = rx.recv_timeout(GUARD).expect("the reader thread answered (it did not die)");
+    assert_eq!(t1, 1);
+    match r1.result {
+        Err(RelayError::Transport(m)) => assert!(m.contains("malformed") && m.contains("cap"), "{m}"),
+        other => panic!("expected a transport error, got {other:?}"),
+    }
+    let t0 = Instant::now();
+    loop {
+        match p.send(1, &request(2), 2) {
+            Ok(()) => break,
+            Err((2, FastPostError::NotConnected(_) | FastPostError::Write { .. })) => {
+                assert!(t0.elapsed() < GUARD, "never reconnected");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err((t, e)) => panic!("unexpected {t} {e}"),
+        }
+    }
+    let (t2, r2) = rx.recv_timeout(GUARD).unwrap();
+    assert_eq!((t2, r2.result), (2, Ok(B256::repeat_byte(2))));
+    drop(p);
+    assert_eq!(server.join().unwrap(), None);
+}

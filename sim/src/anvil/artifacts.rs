@@ -116,16 +116,21 @@ pub fn chain_dir() -> PathBuf {
 /// The anvil binary: `KEEL_ANVIL` or the one shipped in `@foundry-rs/anvil-linux-amd64`.
 pub fn anvil_path() -> Result<PathBuf> {
     let (path, hint) = match std::env::var_os(ANVIL_ENV) {
-        Some(p) => (PathBuf::from(p), " (KEEL_ANVIL is set: check it)"),
+        Some(p) => (PathBuf::from(p), "; KEEL_ANVIL is set: check it"),
         None => (
             chain_dir().join("node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"),
-            " or set KEEL_ANVIL to an anvil binary",
+            "; or set KEEL_ANVIL to an anvil binary",
         ),
     };
     if path.is_file() {
         Ok(path)
     } else {
-        Err(AnvilError::Missing { what: "anvil binary", path: path.display().to_string(), hint })
+        Err(AnvilError::Missing {
+            what: "anvil binary",
+            path: path.display().to_string(),
+            chain_dir: chain_dir().display().to_string(),
+            hint,
+        })
     }
 }
 
@@ -134,7 +139,12 @@ pub fn bytecode(artifact: Artifact) -> Result<Bytes> {
     let path = chain_dir().join("node_modules").join(artifact.relative_path());
     let text = std::fs::read_to_string(&path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
-            AnvilError::Missing { what: "contract artifact", path: path.display().to_string(), hint: "" }
+            AnvilError::Missing {
+                what: "contract artifact",
+                path: path.display().to_string(),
+                chain_dir: chain_dir().display().to_string(),
+                hint: "",
+            }
         } else {
             AnvilError::Artifact { path: path.display().to_string(), reason: e.to_string() }
         }

@@ -9,12 +9,16 @@ pub type Result<T> = core::result::Result<T, AnvilError>;
 #[derive(Debug, thiserror::Error)]
 pub enum AnvilError {
     /// The anvil binary or the npm artifacts are not installed.
-    #[error("{what} not found at {path}: run `tests/chain/setup.sh` (npm ci --prefix tests/chain){hint}")]
+    #[error(
+        "{what} not found at {path}: install the chain packages with `{chain_dir}/setup.sh` (runs `npm ci --prefix {chain_dir}`), or set KEEL_CHAIN_DIR to a folder where `npm ci` installed Keel's tests/chain/package.json{hint}"
+    )]
     Missing {
         /// What is missing.
         what: &'static str,
         /// Where it was looked for.
         path: String,
+        /// The folder of the pinned npm packages that was searched (see `artifacts::chain_dir`).
+        chain_dir: String,
         /// Extra hint (e.g. the override variable).
         hint: &'static str,
     },

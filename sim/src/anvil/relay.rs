@@ -163,6 +163,10 @@ impl AnvilRelay {
 
     /// [`AnvilRelay::start`] on a given port of 127.0.0.1 (0: a free port).
     pub async fn start_on(anvil_http_url: &str, options: RelayOptions, port: u16) -> Result<Self> {
+        if options.block_interval.is_some_and(|d| d.is_zero()) {
+            // A zero period would panic the block timer's task and leave a relay that never mines.
+            return Err(AnvilError::rpc("relay", "block_interval must be > 0"));
+        }
         let url = anvil_http_url.parse().map_err(|e| AnvilError::rpc("relay", format!("bad url: {e}")))?;
         let anvil = ProviderBuilder::new().disable_recommended_fillers().connect_http(url).erased();
         anvil
@@ -634,5 +638,20 @@ impl Shared {
             .await
             .map_err(|e| AnvilError::rpc("evm_mine", e))?;
         Ok(target)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_zero_block_interval_is_an_error_not_a_dead_timer() {
+        let options = RelayOptions { block_interval: Some(Duration::ZERO) };
+        // Refused before the node is contacted (nothing listens on port 1).
+        let Err(e) = AnvilRelay::start("http://127.0.0.1:1", options).await else {
+            panic!("a zero block interval was accepted");
+        };
+        assert!(e.to_string().contains("block_interval must be > 0"), "{e}");
     }
 }
