@@ -971,6 +971,7 @@ pub fn replay(
         relay_rtt: d.relay_rtt,
         relays: vec![d.relay],
         outcomes: d.outcomes,
+        outcomes_dropped: 0,
         feed: d.feed.snapshot(),
         blocks: d.stats.blocks,
         event_queue: QueueStats::default(),
