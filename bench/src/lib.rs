@@ -12,4 +12,5 @@ pub mod harness;
 
 // The `keel-bench` binary's own dependencies (a package's library and binary share one list).
 use clap as _;
+use mimalloc as _;
 use tracing_subscriber as _;

@@ -355,11 +355,37 @@ impl Signer {
     pub fn dev(i: usize) -> Result<Signer, KeyError> {
         KeySource::Dev(i).load(DEV_CHAIN_ID)
     }
+
+    /// The `i`-th derived development key: keccak256(`"keel-derived-dev-key"` ‖ i as 8 big-endian
+    /// bytes). Public and deterministic, like [`Signer::dev`], for books of any size on local
+    /// chains (the soak, the many-portfolio tests, devnets); never a key for real funds.
+    pub fn derived_dev(i: u64) -> Result<Signer, KeyError> {
+        let mut seed = Vec::with_capacity(28);
+        seed.extend_from_slice(b"keel-derived-dev-key");
+        seed.extend_from_slice(&i.to_be_bytes());
+        let mut bytes = alloy::primitives::keccak256(&seed);
+        let inner = FastSigner::from_bytes(&bytes);
+        bytes.0.zeroize();
+        Ok(Signer {
+            inner: inner.map_err(|_| KeyError::Malformed(format!("derived dev key {i}")))?,
+            presign: None,
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn derived_dev_keys_are_deterministic_and_distinct() {
+        let a = Signer::derived_dev(0).unwrap().address();
+        assert_eq!(a, Signer::derived_dev(0).unwrap().address());
+        let all: std::collections::HashSet<Address> =
+            (0..100).map(|i| Signer::derived_dev(i).unwrap().address()).collect();
+        assert_eq!(all.len(), 100);
+        assert_ne!(a, Signer::dev(0).unwrap().address());
+    }
 
     #[test]
     fn dev_key_zero_is_the_well_known_account() {

@@ -8,6 +8,7 @@
 //! ([`record_reply`]). The thread never waits for an answer, a connection or a name lookup;
 //! receipts come back through the same input queue.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -31,6 +32,9 @@ use crate::relay::{RelayClient, RelayReply};
 use keel_engine::record::{JournalRecord, RecordSink};
 use keel_recording::Recorder;
 use keel_recording::codec::RelayAnswer;
+
+/// Most outcomes the observer keeps for reports (the newest); counts cover the whole run.
+pub const MAX_KEPT_OUTCOMES: usize = 10_000;
 
 /// How long the stage thread waits for input before checking whether to stop.
 pub const IDLE_PARK: Duration = Duration::from_millis(20);
@@ -112,8 +116,11 @@ pub struct StageObserver {
     pub relay_rtt: Mutex<Histogram<u64>>,
     /// Per relay.
     pub relays: Mutex<Vec<RelayCounters>>,
-    /// Outcomes, in order.
-    pub outcomes: Mutex<Vec<(u64, Outcome)>>,
+    /// The newest outcomes (at most [`MAX_KEPT_OUTCOMES`]), in order, with the time they were
+    /// decided (ns); [`StageObserver::outcomes_total`] counts them all.
+    pub outcomes: Mutex<VecDeque<(u64, Outcome)>>,
+    /// Outcomes decided over the whole run.
+    pub outcomes_total: AtomicU64,
     /// Outcomes the engine queue refused (must stay 0).
     pub outcomes_dropped: AtomicU64,
     /// Dry run: bundles are built and signed but never posted.
@@ -169,7 +176,8 @@ impl StageObserver {
             relays: Mutex::new(
                 relay_names.into_iter().map(|name| RelayCounters { name, ..Default::default() }).collect(),
             ),
-            outcomes: Mutex::new(Vec::new()),
+            outcomes: Mutex::new(VecDeque::new()),
+            outcomes_total: AtomicU64::new(0),
             outcomes_dropped: AtomicU64::new(0),
             dry_run: AtomicBool::new(false),
             dry_run_bundles: AtomicU64::new(0),
@@ -486,7 +494,14 @@ pub fn run_router_stage(
                         // A lock and a copy only after a landing (nothing is sent after it).
                         observer.inclusion.lock().clone_from(exec.inclusion());
                     }
-                    observer.outcomes.lock().push((mono_now_ns(), o));
+                    {
+                        let mut kept = observer.outcomes.lock();
+                        if kept.len() >= MAX_KEPT_OUTCOMES {
+                            kept.pop_front();
+                        }
+                        kept.push_back((mono_now_ns(), o));
+                    }
+                    observer.outcomes_total.fetch_add(1, Ordering::Relaxed);
                     if engine.try_push(Event::Outcome(o)).is_err() {
                         observer.outcomes_dropped.fetch_add(1, Ordering::Relaxed);
                         tracing::error!(intent = o.intent, "engine queue full: outcome dropped");

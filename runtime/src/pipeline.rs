@@ -34,7 +34,7 @@ use keel_feeds::node::{
     MempoolConfig, MempoolDecoder, MempoolFeedConfig, MempoolPool, MempoolStats, NodeFeedConfig,
     NodeFeedOutputs, NodeFeedStats, PoolKind, RouterKind, TrackedPool, run_mempool_feed, run_node_feed,
 };
-use keel_feeds::poll::{PollStats, PollTargets, run_chain_poller};
+use keel_feeds::poll::{PollConfig, PollStats, PollTargets, run_chain_poller};
 use keel_feeds::stats::{FeedStats, FeedStatsSnapshot};
 use keel_feeds::ws::{BinanceFeedConfig, run_binance_feed_recorded};
 use keel_journal::{Journal, JournalConfig, Names, Resolution};
@@ -294,8 +294,10 @@ pub struct PipelineReport {
     pub relays: Vec<RelayCounters>,
     /// How long landed rebalances took to be included.
     pub inclusion: keel_router::exec::InclusionStats,
-    /// (time ns since start, outcome).
+    /// (seconds since start, outcome): the newest [`keel_router::stage::MAX_KEPT_OUTCOMES`].
     pub outcomes: Vec<(f64, keel_engine::event::Outcome)>,
+    /// Outcomes the engine queue refused (must stay 0).
+    pub outcomes_dropped: u64,
     /// Feed counters.
     pub feed: FeedStatsSnapshot,
     /// Blocks read by the poller.
@@ -501,17 +503,16 @@ impl Pipeline {
             }));
         }
         {
-            let (url, q, r, st, c) = (
-                spec.rpc_url.clone(),
-                Arc::clone(&events),
-                Arc::clone(&router_in),
-                Arc::clone(&poll_stats),
-                cancel.clone(),
-            );
-            let poll_ms = spec.poll_ms;
+            let (q, r, st, c) =
+                (Arc::clone(&events), Arc::clone(&router_in), Arc::clone(&poll_stats), cancel.clone());
+            let poll = PollConfig {
+                rpc_url: spec.rpc_url.clone(),
+                ws_url: spec.node_ws_url.clone(),
+                poll_ms: spec.poll_ms,
+            };
             let rec = recorder.clone();
             tasks.push(runtime.spawn(async move {
-                if let Err(e) = run_chain_poller(url, poll_ms, targets, q, r, st, rec, c).await {
+                if let Err(e) = run_chain_poller(poll, targets, q, r, st, rec, c).await {
                     tracing::error!(error = %e, "chain poller stopped");
                 }
             }));
@@ -619,6 +620,11 @@ impl Pipeline {
         self.feed_stats.snapshot()
     }
 
+    /// The chain poller's counters (blocks read, batches, heads by source, fallbacks).
+    pub fn poll_stats(&self) -> &Arc<PollStats> {
+        &self.poll_stats
+    }
+
     /// The router stage's observer (histograms, counters and, when enabled, submission stamps).
     pub fn observer(&self) -> &Arc<StageObserver> {
         &self.observer
@@ -644,9 +650,9 @@ impl Pipeline {
         self.control_addr
     }
 
-    /// Bundles landed so far, and submissions so far (from relay counters).
+    /// Outcomes decided so far (landed, expired, rejected), over the whole run.
     pub fn outcomes_so_far(&self) -> usize {
-        self.observer.outcomes.lock().len()
+        self.observer.outcomes_total.load(Ordering::Relaxed) as usize
     }
 
     /// Stops the feeds, drains the queues, joins the threads and returns what was measured.
@@ -713,6 +719,7 @@ impl Pipeline {
             relays: self.observer.relays.lock().clone(),
             inclusion: exec.inclusion().clone(),
             outcomes,
+            outcomes_dropped: self.observer.outcomes_dropped.load(Ordering::Relaxed),
             feed: self.feed_stats.snapshot(),
             blocks: self.poll_stats.blocks.load(Ordering::Relaxed),
             event_queue: self.events.stats(),
@@ -780,6 +787,7 @@ fn engine_loop(mut engine: Engine, ctx: EngineThread) -> EngineRun {
     let mut sample_tick = 0u64;
     let mut start_values = vec![None; n];
     let mut awaiting = vec![false; n];
+    let mut views = portfolio_views(&engine);
     let mut out: Vec<RebalanceIntent> = Vec::with_capacity(16);
     let mut bounced: Vec<Outcome> = Vec::with_capacity(16);
     let timer_ns = TIMER_EVERY.as_nanos() as u64;
@@ -811,24 +819,28 @@ fn engine_loop(mut engine: Engine, ctx: EngineThread) -> EngineRun {
             engine.process(&Event::Outcome(o), &mut out);
         }
         // Drift right after a landed rebalance: once its outcome is in and the engine holds balances
-        // read at or after the landing block (they may arrive before or after the outcome).
-        if let Event::Outcome(o) = ev
-            && matches!(o.status, keel_engine::event::OutcomeStatus::Landed { .. })
-        {
-            awaiting[o.portfolio.idx()] = true;
-        }
-        if matches!(ev, Event::Balance(_) | Event::Outcome(_)) {
-            for (i, pending) in awaiting.iter_mut().enumerate() {
-                let pid = PortfolioId(i as u32);
-                if *pending
-                    && !matches!(engine.status(pid), Some(PortfolioStatus::AwaitingBalances(_)))
-                    && let Some(d) = engine.max_drift(pid)
+        // read at or after the landing block (they may arrive before or after the outcome). Only
+        // the portfolio the event concerns is looked at: O(1) per event at any book size.
+        let concerned = match ev {
+            Event::Outcome(o) => {
+                if matches!(o.status, keel_engine::event::OutcomeStatus::Landed { .. })
+                    && let Some(a) = awaiting.get_mut(o.portfolio.idx())
                 {
-                    drift_after_landing.push((i, d));
-                    max_drift_after = max_drift_after.max(d);
-                    *pending = false;
+                    *a = true;
                 }
+                Some(o.portfolio)
             }
+            Event::Balance(b) => Some(b.portfolio),
+            _ => None,
+        };
+        if let Some(pid) = concerned
+            && awaiting.get(pid.idx()).copied().unwrap_or(false)
+            && !matches!(engine.status(pid), Some(PortfolioStatus::AwaitingBalances(_)))
+            && let Some(d) = engine.max_drift(pid)
+        {
+            drift_after_landing.push((pid.idx(), d));
+            max_drift_after = max_drift_after.max(d);
+            awaiting[pid.idx()] = false;
         }
         if now >= next_timer {
             next_timer = now + timer_ns;
@@ -845,37 +857,48 @@ fn engine_loop(mut engine: Engine, ctx: EngineThread) -> EngineRun {
         if now >= next_sample {
             next_sample = now + sample_ns;
             let t_s = (now - started_ns) as f64 / 1e9;
-            let views = portfolio_views(&engine);
             let tick = sample_tick;
             sample_tick += 1;
+            // In place: the views were built once; a sample rewrites their numbers.
+            refresh_views(&engine, &mut views);
             for (i, v) in views.iter().enumerate() {
                 if start_values[i].is_none() {
                     start_values[i] = v.value;
                 }
-                if v.value.is_some() && samples.wants(tick) {
-                    samples.push(
-                        tick,
-                        Sample {
-                            t_s,
-                            portfolio: i,
-                            weights: v.weights.iter().map(|w| w.1).collect(),
-                            band: v.band,
-                        },
-                    );
+            }
+            // Only the ticks the thinned history keeps build samples (every 2^k-th, k growing
+            // with uptime).
+            if samples.wants(tick) {
+                for (i, v) in views.iter().enumerate().filter(|(_, v)| v.value.is_some()) {
+                    let weights = v.weights.iter().map(|w| w.1).collect();
+                    samples.push(tick, Sample { t_s, portfolio: i, weights, band: v.band });
                 }
             }
-            let prices = engine.tokens().prices();
-            *snapshot.lock() = Snapshot {
-                t_s,
-                engine: engine.stats(),
-                portfolios: views,
-                head: engine.head().map(|h| h.number),
-                prices: prices.iter().map(|p| p.mid).collect(),
-                exchange_priced: prices
-                    .iter()
-                    .map(|p| matches!(p.origin, PriceOrigin::Instrument(_)))
-                    .collect(),
-            };
+            // Never wait for a reader (progress, metrics) that is copying the snapshot: skip this
+            // publication instead; the next interval publishes again.
+            if let Some(mut snap) = snapshot.try_lock() {
+                snap.t_s = t_s;
+                snap.engine = engine.stats();
+                snap.head = engine.head().map(|h| h.number);
+                // Prices for the chain watches, rewritten in place after the first publication.
+                let prices = engine.tokens().prices();
+                snap.prices.resize(prices.len(), f64::NAN);
+                snap.exchange_priced.resize(prices.len(), false);
+                let snap = &mut *snap;
+                for ((dst, priced), p) in
+                    snap.prices.iter_mut().zip(snap.exchange_priced.iter_mut()).zip(prices)
+                {
+                    *dst = p.mid;
+                    *priced = matches!(p.origin, PriceOrigin::Instrument(_));
+                }
+                if snap.portfolios.len() == views.len() {
+                    for (dst, src) in snap.portfolios.iter_mut().zip(&views) {
+                        dst.copy_numbers_from(src);
+                    }
+                } else {
+                    snap.portfolios.clone_from(&views);
+                }
+            }
         }
     }
     EngineRun {
@@ -900,32 +923,71 @@ fn note_fired(intent: &RebalanceIntent, fired: &mut [u64], max_drift: &mut f64) 
     *max_drift = max_drift.max(intent.drift);
 }
 
-/// Views of every portfolio (allocates: reporting only).
+/// Rewrites the numbers of `views` (built by [`portfolio_views`] for this engine) in place:
+/// value, weights, targets, band, drift, busy. Allocates nothing.
+pub fn refresh_views(engine: &Engine, views: &mut [PortfolioView]) {
+    for (i, v) in views.iter_mut().enumerate() {
+        let pid = PortfolioId(i as u32);
+        for slot in &mut v.weights {
+            slot.1 = f64::NAN;
+        }
+        let mut k = 0;
+        engine.visit_weights(pid, |_, w, t| {
+            if let Some(slot) = v.weights.get_mut(k) {
+                slot.1 = w;
+                slot.2 = t;
+            }
+            k += 1;
+        });
+        v.value = engine.portfolio_value(pid);
+        v.band = engine.current_band(pid);
+        v.max_drift = engine.max_drift(pid);
+        v.busy = matches!(
+            engine.status(pid),
+            Some(PortfolioStatus::InFlight(_) | PortfolioStatus::AwaitingBalances(_))
+        );
+    }
+}
+
+impl PortfolioView {
+    /// Copies the numbers of `src` (a view of the same portfolio) into `self` without allocating.
+    fn copy_numbers_from(&mut self, src: &PortfolioView) {
+        self.value = src.value;
+        self.band = src.band;
+        self.max_drift = src.max_drift;
+        self.busy = src.busy;
+        for (d, s) in self.weights.iter_mut().zip(&src.weights) {
+            d.1 = s.1;
+            d.2 = s.2;
+        }
+    }
+}
+
+/// Views of every portfolio, one weight entry per asset in target order (a weight is NaN while
+/// the portfolio's value is unknown). Allocates: built once, then kept current with
+/// [`refresh_views`].
 pub fn portfolio_views(engine: &Engine) -> Vec<PortfolioView> {
-    engine
+    let mut views: Vec<PortfolioView> = engine
         .portfolios()
         .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            let pid = PortfolioId(i as u32);
-            let mut weights = Vec::new();
-            engine.visit_weights(pid, |tok, w, t| {
-                let sym = engine.token(tok).map(|t| t.symbol.clone()).unwrap_or_default();
-                weights.push((sym, w, t));
-            });
-            PortfolioView {
-                name: p.name().to_string(),
-                value: engine.portfolio_value(pid),
-                weights,
-                band: engine.current_band(pid),
-                max_drift: engine.max_drift(pid),
-                busy: matches!(
-                    engine.status(pid),
-                    Some(PortfolioStatus::InFlight(_) | PortfolioStatus::AwaitingBalances(_))
-                ),
-            }
+        .map(|p| PortfolioView {
+            name: p.name().to_string(),
+            value: None,
+            weights: p
+                .assets()
+                .iter()
+                .zip(p.targets())
+                .map(|(&tok, &t)| {
+                    (engine.token(tok).map(|t| t.symbol.clone()).unwrap_or_default(), f64::NAN, t)
+                })
+                .collect(),
+            band: 0.0,
+            max_drift: None,
+            busy: false,
         })
-        .collect()
+        .collect();
+    refresh_views(engine, &mut views);
+    views
 }
 
 fn token_address(spec: &PipelineSpec, symbol: &str) -> Result<alloy::primitives::Address, PipelineError> {
@@ -1002,7 +1064,10 @@ pub(crate) fn build_executor(spec: &PipelineSpec) -> Result<Executor, PipelineEr
     ))
 }
 
-pub(crate) fn poll_targets(spec: &PipelineSpec, engine: &Engine) -> Result<PollTargets, PipelineError> {
+/// What the chain poller reads each block for `spec`: V2 pools (without the websocket node feed),
+/// each portfolio's balance of each of its tokens, each account's nonce, and the allowances read at
+/// start.
+pub fn poll_targets(spec: &PipelineSpec, engine: &Engine) -> Result<PollTargets, PipelineError> {
     let mut t = PollTargets::default();
     if spec.node_ws_url.is_none() {
         for (i, p) in spec.pools.iter().enumerate() {

@@ -977,6 +977,7 @@ pub fn replay(
         relays: vec![d.relay],
         inclusion: d.exec.inclusion().clone(),
         outcomes: d.outcomes,
+        outcomes_dropped: 0,
         feed: d.feed.snapshot(),
         blocks: d.stats.blocks,
         event_queue: QueueStats::default(),

@@ -137,6 +137,12 @@ pub struct SimStats {
     pub flows_applied: u64,
     /// Client flows skipped because the sending account held too little.
     pub flows_skipped: u64,
+    /// HTTP requests to the node endpoint.
+    pub rpc_requests: u64,
+    /// Of which JSON-RPC batch requests.
+    pub rpc_batches: u64,
+    /// Single (non-batch) state reads: `eth_call`, `eth_getBalance`, `eth_getTransactionCount`.
+    pub rpc_single_state_reads: u64,
 }
 
 /// A simulated pool and its current reserves.
@@ -162,9 +168,40 @@ pub struct SimPool {
     pub reserve1: U256,
 }
 
+/// Requests the node endpoint received.
+#[derive(Debug, Default)]
+pub(crate) struct RpcCounters {
+    /// HTTP requests (bodies).
+    requests: std::sync::atomic::AtomicU64,
+    /// Of which JSON-RPC batches (a body that is an array).
+    batches: std::sync::atomic::AtomicU64,
+    /// Single (non-batch) requests that read state: `eth_call`, `eth_getBalance`,
+    /// `eth_getTransactionCount`.
+    single_state_reads: std::sync::atomic::AtomicU64,
+}
+
+impl RpcCounters {
+    fn count(&self, body: &[u8]) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let first = body.iter().find(|b| !b.is_ascii_whitespace());
+        if first == Some(&b'[') {
+            self.batches.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let text = std::str::from_utf8(body).unwrap_or_default();
+        if ["\"eth_call\"", "\"eth_getBalance\"", "\"eth_getTransactionCount\""]
+            .iter()
+            .any(|m| text.contains(m))
+        {
+            self.single_state_reads.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
 /// State shared by the services.
 #[derive(Debug)]
 pub(crate) struct Shared {
+    pub(crate) rpc_counters: RpcCounters,
     pub(crate) chain: Mutex<Chain>,
     pub(crate) board: Arc<PriceBoard>,
     pub(crate) ws_counters: Arc<ws_server::WsCounters>,
@@ -450,6 +487,7 @@ impl SimMarket {
         let chain = Chain::new(Arc::new(universe), state, unix_now_secs(), sim.base_fee_wei);
         let (head, _) = watch::channel(0u64);
         let shared = Arc::new(Shared {
+            rpc_counters: RpcCounters::default(),
             chain: Mutex::new(chain),
             board: board.clone(),
             ws_counters: Arc::default(),
@@ -537,6 +575,9 @@ impl SimMarket {
             arbitrage_trades: c.arbitrage_trades,
             flows_applied: c.flows_applied,
             flows_skipped: c.flows_skipped,
+            rpc_requests: self.shared.rpc_counters.requests.load(Ordering::Relaxed),
+            rpc_batches: self.shared.rpc_counters.batches.load(Ordering::Relaxed),
+            rpc_single_state_reads: self.shared.rpc_counters.single_state_reads.load(Ordering::Relaxed),
         }
     }
 

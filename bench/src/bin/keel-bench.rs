@@ -7,6 +7,7 @@
 //! keel-bench latency    --rate 50000 --record rec/        # a busy recording …
 //! keel-bench replay     rec/ --json replay.json           # … replayed: events_per_s
 //! keel-bench fuzz       --target fastpost --iterations 10000000 --json fuzz-fastpost.json
+//! keel-bench soak       --portfolios 10000 --duration-secs 1800 --json soak.json
 //! ```
 // Test and bench targets see every dependency of their crate; only the library is checked.
 #![allow(unused_crate_dependencies)]
@@ -18,6 +19,11 @@ use clap::{Args, Parser, Subcommand};
 use eyre::Context;
 use keel_bench::harness::{self, Outputs, latency::RigConfig};
 use keel_engine::config::IdleWait;
+
+/// The allocator `keel` runs with, so that the harness (and the soak's memory figures) measure
+/// the same thing.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Keel's latency harness: per-stage latency of the production pipeline on loopback, the highest
 /// sustained frame rate, and the cost of one tick across many portfolios.
@@ -52,6 +58,39 @@ struct Common {
 
 #[derive(Debug, Subcommand)]
 enum Mode {
+    /// The full pipeline over a large book on the simulated market: resident memory over time
+    /// (`/proc/self/statm`), drops, every rebalance settled.
+    Soak {
+        /// Portfolios, each on its own account.
+        #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+        portfolios: u64,
+        /// Length of the trading part of the run, seconds.
+        #[arg(long, default_value_t = 1_800)]
+        duration_secs: u64,
+        /// Simulated block interval, ms (accelerated: mainnet's is 12,000).
+        #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(50..=60_000))]
+        block_ms: u64,
+        /// Seconds between memory samples.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3_600))]
+        sample_secs: u64,
+        /// Write the summary (with `rss_samples`) as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// No progress output.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// The soak's simulated market alone (started by `soak` as a child process): prints its
+    /// addresses as one JSON line and runs until stdin closes.
+    #[command(hide = true)]
+    SimMarket {
+        /// Portfolios of the book.
+        #[arg(long)]
+        portfolios: u64,
+        /// Block interval, ms.
+        #[arg(long)]
+        block_ms: u64,
+    },
     /// Per-stage latency of the production pipeline fed at a set frame rate.
     Latency {
         #[command(flatten)]
@@ -169,6 +208,21 @@ fn main() -> eyre::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match cli.mode {
+        Mode::Soak { portfolios, duration_secs, block_ms, sample_secs, json, quiet } => {
+            let book = harness::soak::soak_book(portfolios as usize, block_ms);
+            let cfg = harness::soak::SoakConfig {
+                book,
+                duration: Duration::from_secs(duration_secs),
+                sample_every: Duration::from_secs(sample_secs),
+                json,
+                progress: !quiet,
+            };
+            runtime()?.block_on(harness::soak::run_soak(&cfg))?;
+        }
+        Mode::SimMarket { portfolios, block_ms } => {
+            let book = harness::soak::soak_book(portfolios as usize, block_ms);
+            runtime()?.block_on(harness::soak::serve_market(&book))?;
+        }
         Mode::Latency { common, rate, fire_fraction, portfolios, idle, idle_spin_us, record } => {
             let cfg = RigConfig {
                 portfolios,

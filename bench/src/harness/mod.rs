@@ -10,6 +10,8 @@
 //!   ([`latency::run_throughput`]).
 //! * [`scale`]: an [`Engine`](keel_engine::Engine) with 1 … 100k portfolios over 50 assets, the cost
 //!   of one quote's `process`.
+//! * [`soak`]: the full pipeline over a large [`book`] (10,000 portfolios) on the simulated
+//!   market for minutes to hours: resident memory over time, drops, every rebalance settled.
 //! * [`replay`]: a recording (e.g. of a `latency --record DIR` run) replayed on one thread through
 //!   `keel_runtime::replay` — `events_per_s`.
 //!
@@ -27,12 +29,14 @@
 //! | `relay_ack` | relay client started the post | answer read (`StageObserver::relay_rtt`) |
 
 pub mod blaster;
+pub mod book;
 pub mod latency;
 pub mod relay;
 pub mod replay;
 pub mod report;
 pub mod scale;
 pub mod scenario;
+pub mod soak;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -7,5 +7,6 @@ mod chain_watches;
 mod faults;
 mod harness;
 mod inclusion;
+mod poll;
 mod safety;
 mod tls_relay;

@@ -257,7 +257,7 @@ pub struct ExecStats {
 
 /// Most fills and per-rebalance costs kept for reports; the oldest are dropped beyond (a run of
 /// weeks keeps bounded memory).
-pub const MAX_REPORT_RECORDS: usize = 100_000;
+pub const MAX_REPORT_RECORDS: usize = 20_000;
 
 /// What one rebalance costs (its current version), for reports.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]

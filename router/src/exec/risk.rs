@@ -123,6 +123,11 @@ impl Executor {
                 });
             }
         }
+        // The window is kept only for the caps that read it: without a daily cap nothing is
+        // charged, so no list grows with the rebalance rate (with one, it holds one day's charges).
+        if limits.max_daily_notional.is_none() && limits.max_daily_notional_total.is_none() {
+            return Ok(());
+        }
         self.traded.push(Charge {
             expires_ns: now_ns.saturating_add(DAY_NS),
             portfolio: Some(intent.portfolio),

@@ -1,0 +1,164 @@
+//! The chain poller: for each new block, ONE batched read ([`batch`]) of the head, every tracked
+//! V2 pool's reserves, every portfolio account's token balances and nonce, all pinned to that
+//! block, published to the engine and router queues.
+//!
+//! Heads come from the node's `newHeads` stream when a websocket URL is given, with HTTP polling
+//! of `eth_blockNumber` as the counted fallback ([`heads`]). Any Ethereum JSON-RPC node (or Keel's
+//! simulated chain) serves it. The pool-log feed in [`crate::node`] is the exact path for pool
+//! state on real nodes.
+//!
+//! Per block the node sees one batch request (plus, when polling, the cheap `eth_blockNumber`
+//! polls between blocks); allowances are read once at start, in one batch too.
+
+mod batch;
+mod heads;
+
+pub use heads::{WS_RETRY_EVERY, WS_STALE_AFTER};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use alloy::primitives::Address;
+use alloy::providers::ProviderBuilder;
+use keel_engine::chain::ChainUpdate;
+use keel_engine::event::{BlockHeader, Event};
+use keel_engine::{PortfolioId, Queue, TokenId, clock::mono_now_ns};
+use keel_recording::{Recorder, SOURCE_POLLER};
+use tokio_util::sync::CancellationToken;
+
+/// Default interval between head polls.
+pub const DEFAULT_POLL_MS: u64 = 100;
+
+/// What the poller reads each block.
+#[derive(Debug, Clone, Default)]
+pub struct PollTargets {
+    /// V2 pools: (index in the pool list, pair address).
+    pub v2_pools: Vec<(u32, Address)>,
+    /// Balances: (portfolio, its account, token id, token address).
+    pub balances: Vec<(PortfolioId, Address, TokenId, Address)>,
+    /// Accounts whose nonce the router tracks.
+    pub accounts: Vec<Address>,
+    /// Allowances read once at start: (owner, token, spender).
+    pub allowances: Vec<(Address, Address, Address)>,
+}
+
+/// Why the poller stopped or skipped.
+#[derive(Debug, thiserror::Error)]
+pub enum PollError {
+    /// The RPC URL is malformed.
+    #[error("bad RPC URL `{0}`")]
+    BadUrl(String),
+    /// A call failed.
+    #[error("rpc: {0}")]
+    Rpc(String),
+}
+
+/// Counters of the poller.
+#[derive(Debug, Default)]
+pub struct PollStats {
+    /// Blocks fully read and published.
+    pub blocks: AtomicU64,
+    /// Failed reads (retried on the next head).
+    pub errors: AtomicU64,
+    /// Updates refused by a full queue.
+    pub dropped: AtomicU64,
+    /// Batched block reads sent (one per block read).
+    pub batches: AtomicU64,
+    /// Heads received on the `newHeads` stream.
+    pub ws_heads: AtomicU64,
+    /// New heads found by HTTP polling.
+    pub polled_heads: AtomicU64,
+    /// `newHeads` sessions opened.
+    pub ws_sessions: AtomicU64,
+    /// Times the poller fell back to HTTP polling (websocket unreachable, closed or quiet).
+    pub ws_fallbacks: AtomicU64,
+}
+
+/// Where and how often the poller reads the node.
+#[derive(Debug, Clone)]
+pub struct PollConfig {
+    /// HTTP JSON-RPC URL: every state read, and head polls when there is no stream.
+    pub rpc_url: String,
+    /// Websocket URL: heads from `newHeads` when set.
+    pub ws_url: Option<String>,
+    /// Interval of the HTTP head polls, ms.
+    pub poll_ms: u64,
+}
+
+/// Runs until `cancel`: on each new head (from `newHeads`, or polled every `poll_ms`) reads the
+/// block's state in one batch request and publishes it: heads and balances to the engine's queue,
+/// pools, nonces, allowances and heads to the router's (any queue whose items are made from a
+/// [`ChainUpdate`]). With a `recorder`, every update and event is recorded as it enters its queue
+/// (the read's receive time is when its block's reads completed).
+pub async fn run_chain_poller<R: From<ChainUpdate> + Send + Sync>(
+    config: PollConfig,
+    targets: PollTargets,
+    engine_queue: Arc<Queue<Event>>,
+    router_queue: Arc<Queue<R>>,
+    stats: Arc<PollStats>,
+    recorder: Option<Arc<Recorder>>,
+    cancel: CancellationToken,
+) -> Result<(), PollError> {
+    let PollConfig { rpc_url, ws_url, poll_ms } = config;
+    let url = rpc_url.parse().map_err(|_| PollError::BadUrl(rpc_url.clone()))?;
+    let provider = ProviderBuilder::new().connect_http(url);
+    let recorder = recorder.as_deref();
+    let publish_router = |u: ChainUpdate| {
+        if let Some(r) = recorder {
+            r.chain_update(SOURCE_POLLER, mono_now_ns(), &u);
+        }
+        if router_queue.try_push(R::from(u)).is_err() {
+            stats.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    };
+    // Allowances once; the router tracks them locally afterwards.
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return Ok(()),
+            r = batch::read_allowances(&provider, &targets) => match r {
+                Ok(updates) => { updates.into_iter().for_each(publish_router); break; }
+                Err(e) => {
+                    stats.errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(error = %e, "reading allowances failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(poll_ms.max(50))).await;
+                }
+            }
+        }
+    }
+    let mut heads = heads::Heads::new(ws_url, poll_ms);
+    let mut last: Option<u64> = None;
+    loop {
+        let Some(number) = heads.next(&provider, last, &stats, &cancel).await else { return Ok(()) };
+        stats.batches.fetch_add(1, Ordering::Relaxed);
+        let read = tokio::select! {
+            _ = cancel.cancelled() => return Ok(()),
+            r = batch::read_block(&provider, &targets, number) => r,
+        };
+        match read {
+            Ok(block) => {
+                last = Some(number);
+                let recv_ns = mono_now_ns();
+                let head = BlockHeader { recv_ns, ..block.head };
+                // Pools and nonces first: the router settles landings before it retargets on the head.
+                for u in block.router {
+                    publish_router(u);
+                }
+                publish_router(ChainUpdate::Head(head));
+                for ev in std::iter::once(Event::Block(head)).chain(block.engine) {
+                    // Recorded once queued, so the recording's order is the engine's.
+                    if engine_queue.try_push(ev).is_err() {
+                        stats.dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if let Some(r) = recorder {
+                        r.engine_event(SOURCE_POLLER, recv_ns, &ev);
+                    }
+                }
+                stats.blocks.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                stats.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, block = number, "block read failed; retrying on the next head");
+            }
+        }
+    }
+}
