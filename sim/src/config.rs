@@ -226,8 +226,9 @@ pub const BLOCK_MS_RANGE: std::ops::RangeInclusive<u64> = 1..=60_000;
 pub const TICK_MS_RANGE: std::ops::RangeInclusive<u64> = 1..=60_000;
 /// Bounds of `sim.base_fee_wei`: up to 100,000 gwei.
 pub const BASE_FEE_WEI_RANGE: std::ops::RangeInclusive<u64> = 1..=100_000_000_000_000;
-/// Bounds of `sim.gas_limit`: one million to one billion gas.
-pub const GAS_LIMIT_RANGE: std::ops::RangeInclusive<u64> = 1_000_000..=1_000_000_000;
+/// Bounds of `sim.gas_limit`: one million to one hundred billion gas (the simulated chain is a test
+/// bench: a 10,000-portfolio book may rebalance in one block, far above mainnet's limit).
+pub const GAS_LIMIT_RANGE: std::ops::RangeInclusive<u64> = 1_000_000..=100_000_000_000;
 /// Bounds of `sim.flows[].every_blocks`: up to a million blocks.
 pub const FLOW_EVERY_BLOCKS_RANGE: std::ops::RangeInclusive<u64> = 1..=1_000_000;
 
