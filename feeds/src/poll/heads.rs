@@ -4,8 +4,8 @@
 //!
 //! The first head is read over HTTP at once (the state is then known before the next block). The
 //! stream is dropped, and polling takes over (counted in [`PollStats::ws_fallbacks`]), when
-//! the websocket cannot be opened, when it closes, or when it goes quiet for
-//! [`WS_STALE_AFTER`] while the node's HTTP head has moved on. While polling, the websocket is
+//! the websocket cannot be opened, when it closes, or when the node's HTTP head (checked every
+//! [`WS_CHECK_EVERY`]) is [`WS_STALE_BLOCKS`] ahead of the stream's. While polling, the websocket is
 //! tried again every [`WS_RETRY_EVERY`]. A stream that skips blocks is fine: the poller reads
 //! the state at the newest head, which includes everything before it.
 
@@ -22,9 +22,12 @@ use super::{PollError, PollStats};
 
 /// While polling, how often the websocket is tried again.
 pub const WS_RETRY_EVERY: Duration = Duration::from_secs(5);
-/// A websocket that delivered no head for this long is checked against the HTTP head (longer
-/// than any mainnet block interval).
-pub const WS_STALE_AFTER: Duration = Duration::from_secs(15);
+/// While streaming, how often the node's HTTP head is compared with the stream's (one
+/// `eth_blockNumber`, not a state read).
+pub const WS_CHECK_EVERY: Duration = Duration::from_secs(1);
+/// The stream is stale once the HTTP head is this many blocks ahead of its last head: a stream
+/// that stalls while its connection stays open is left within a second or two, not a block late.
+pub const WS_STALE_BLOCKS: u64 = 2;
 /// Longest wait to open the websocket and subscribe.
 const WS_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -32,7 +35,8 @@ struct Stream {
     // Held so the connection stays open while its stream is read.
     _provider: DynProvider,
     heads: SubscriptionStream<Header>,
-    last_seen: Instant,
+    last_check: Instant,
+    last_head: Option<u64>,
 }
 
 /// The head source: a `newHeads` stream or HTTP polling.
@@ -70,7 +74,12 @@ impl Heads {
                 .map_err(|e| e.to_string())?
                 .erased();
             let heads = provider.subscribe_blocks().await.map_err(|e| e.to_string())?.into_stream();
-            Ok::<_, String>(Stream { _provider: provider, heads, last_seen: Instant::now() })
+            Ok::<_, String>(Stream {
+                _provider: provider,
+                heads,
+                last_check: Instant::now(),
+                last_head: None,
+            })
         };
         tokio::time::timeout(WS_CONNECT_TIMEOUT, open).await.map_err(|_| "timed out".to_owned())?
     }
@@ -119,13 +128,13 @@ impl Heads {
                 }
             }
             if let Some(s) = self.stream.as_mut() {
-                let stale_at = tokio::time::Instant::from_std(s.last_seen + WS_STALE_AFTER);
+                let check_at = tokio::time::Instant::from_std(s.last_check + WS_CHECK_EVERY);
                 tokio::select! {
                     biased;
                     _ = cancel.cancelled() => return None,
                     h = s.heads.next() => match h {
                         Some(h) => {
-                            s.last_seen = Instant::now();
+                            s.last_head = Some(s.last_head.map_or(h.number, |l| l.max(h.number)));
                             stats.ws_heads.fetch_add(1, Ordering::Relaxed);
                             if newer(h.number) {
                                 return Some(h.number);
@@ -133,10 +142,14 @@ impl Heads {
                         }
                         None => self.fall_back(stats, "the websocket closed"),
                     },
-                    _ = tokio::time::sleep_until(stale_at) => {
-                        s.last_seen = Instant::now();
-                        if let Ok(n) = http.get_block_number().await && newer(n) {
-                            self.fall_back(stats, "no head on the websocket while the node moved on");
+                    _ = tokio::time::sleep_until(check_at) => {
+                        s.last_check = Instant::now();
+                        let seen = s.last_head.or(last).unwrap_or(0);
+                        if let Ok(n) = http.get_block_number().await
+                            && n >= seen.saturating_add(WS_STALE_BLOCKS)
+                            && newer(n)
+                        {
+                            self.fall_back(stats, "the websocket fell behind the node's head");
                             stats.polled_heads.fetch_add(1, Ordering::Relaxed);
                             return Some(n);
                         }

@@ -13,7 +13,7 @@
 mod batch;
 mod heads;
 
-pub use heads::{WS_RETRY_EVERY, WS_STALE_AFTER};
+pub use heads::{WS_CHECK_EVERY, WS_RETRY_EVERY, WS_STALE_BLOCKS};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;

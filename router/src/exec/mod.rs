@@ -56,6 +56,7 @@ pub use inclusion::{
 pub use intent::{MAX_PARKED, PARK_HEADS};
 use intent::{buy_per_wei_from_exchange, raw_price, scale_amount};
 pub use risk::RiskLimitKind;
+pub use settle::NONCE_READ_GRACE_BLOCKS;
 
 /// A token as the executor sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -321,6 +322,9 @@ pub struct Executor {
     auth: Signer,
     nonces: NonceTracker,
     chain_nonce: HashMap<Address, u64>,
+    /// The block of each account's latest nonce read: a bundle expires only once a read at or
+    /// after its deadline block shows it unlanded (heads can arrive before that block's reads).
+    nonce_read_block: HashMap<Address, u64>,
     allowances: HashMap<(Address, Address, Address), U256>,
     head: Option<BlockHeader>,
     inflight: Vec<Inflight>,
@@ -387,6 +391,7 @@ impl Executor {
             auth: auth.with_presign_pool(presign),
             nonces: NonceTracker::default(),
             chain_nonce: HashMap::new(),
+            nonce_read_block: HashMap::new(),
             allowances: HashMap::new(),
             head: None,
             inflight: Vec::new(),
@@ -490,8 +495,10 @@ impl Executor {
             ChainUpdate::Allowance { owner, token, spender, amount } => {
                 self.allowances.insert((owner, token, spender), amount);
             }
-            ChainUpdate::Nonce { account, nonce, .. } => {
+            ChainUpdate::Nonce { account, nonce, block } => {
                 self.chain_nonce.insert(account, nonce);
+                let read = self.nonce_read_block.entry(account).or_insert(0);
+                *read = (*read).max(block);
                 self.nonces.observe_chain(account, nonce);
                 for f in self.inflight.iter_mut().filter(|f| f.account == account && !f.landed) {
                     if nonce > f.last_nonce {

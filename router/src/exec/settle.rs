@@ -11,6 +11,10 @@ use crate::tx::{CallRequest, Fees, SignedTx, TxError, sign_call};
 use alloy::primitives::B256;
 use keel_engine::record::Inclusion;
 
+/// Heads past a bundle's deadline after which it expires even without a nonce read of a block at
+/// or after its deadline (the reads have stalled).
+pub const NONCE_READ_GRACE_BLOCKS: u64 = 3;
+
 impl Executor {
     pub(super) fn on_head(&mut self, h: BlockHeader, now_ns: Nanos, out: &mut Vec<Action>) {
         let mut i = 0;
@@ -20,7 +24,14 @@ impl Executor {
                 i += 1;
                 continue;
             }
-            if h.number >= f.deadline_block {
+            // Expired once a nonce read at or after the deadline block shows it unlanded; heads
+            // can come before that block's reads (newHeads before the poll), so the head alone
+            // does not expire it — unless the reads lag by NONCE_READ_GRACE_BLOCKS.
+            let read = self.nonce_read_block.get(&f.account).copied().unwrap_or(0);
+            let past = h.number >= f.deadline_block
+                && (read >= f.deadline_block
+                    || h.number >= f.deadline_block.saturating_add(NONCE_READ_GRACE_BLOCKS));
+            if past {
                 let reason = format!("deadline block {} reached unlanded", f.deadline_block);
                 tracing::warn!(
                     intent = f.intent,

@@ -169,7 +169,12 @@ fn an_expired_bundle_releases_its_nonces_and_its_approvals() {
     );
     out.clear();
 
-    // Deadline: expired, nonces and the optimistic allowance released.
+    // Deadline: the head alone does not expire it (its block's reads may still come)...
+    exec.on_chain(head(3), 0, &mut out);
+    assert!(!out.iter().any(|a| matches!(a, Action::Outcome(_))), "{out:?}");
+    // ...a nonce read of the deadline block showing it unlanded does: nonces and the optimistic
+    // allowance released.
+    exec.on_chain(ChainUpdate::Nonce { account: me, nonce: 4, block: 3 }, 0, &mut out);
     exec.on_chain(head(3), 0, &mut out);
     assert!(out.iter().any(|a| matches!(a, Action::Outcome(o) if o.status == OutcomeStatus::Expired)));
     out.clear();
@@ -353,6 +358,7 @@ fn risk_limits_refuse_and_say_which() {
     // Let it expire unlanded: its notional is released.
     out.clear();
     exec.on_chain(head(2), 0, &mut out);
+    exec.on_chain(ChainUpdate::Nonce { account: me, nonce: 0, block: 3 }, 0, &mut out);
     exec.on_chain(head(3), 0, &mut out);
     assert_eq!(exec.stats().expired, 1);
     out.clear();
@@ -565,6 +571,7 @@ fn an_engaged_kill_switch_cancels_in_flight_bundles_and_stops_their_resends() {
         );
     }
     out.clear();
+    exec.on_chain(ChainUpdate::Nonce { account: me, nonce: 0, block: 7 }, 1, &mut out);
     exec.on_chain(head(7), 1, &mut out);
     assert!(
         out.iter().any(|a| matches!(a, Action::Outcome(o) if o.status == OutcomeStatus::Expired)),
@@ -834,4 +841,34 @@ fn a_receipt_claiming_more_gas_than_a_block_is_not_learned() {
     exec.on_chain(head(2), 0, &mut out);
     exec.on_intent(&intent(2, me), 0, &mut out);
     assert_eq!(submitted(&out)[0].gas_limit, 130_000, "100k + 30%, not a saturated u64::MAX");
+}
+
+#[test]
+fn a_head_that_arrives_before_its_blocks_nonce_read_does_not_expire_a_bundle_that_landed_in_it() {
+    let (mut exec, me) = executor();
+    ready(&mut exec, me, 0);
+    let mut out = Vec::new();
+    exec.on_intent(&intent(1, me), 0, &mut out);
+    exec.on_chain(head(2), 0, &mut out);
+    // Head 3 (the deadline) comes from newHeads before the poll's read of block 3...
+    out.clear();
+    exec.on_chain(head(3), 0, &mut out);
+    assert!(
+        !out.iter().any(|a| matches!(a, Action::Outcome(_))),
+        "expired before its block was read: {out:?}"
+    );
+    // ...which shows the bundle landed: it is settled as landed, not expired.
+    exec.on_chain(ChainUpdate::Nonce { account: me, nonce: 2, block: 3 }, 0, &mut out);
+    assert!(out.iter().any(|a| matches!(a, Action::FetchReceipts { intent: 1, .. })), "{out:?}");
+    assert_eq!(exec.stats().expired, 0);
+    // Reads that stall do not keep a bundle open for ever.
+    let (mut exec, me) = executor();
+    ready(&mut exec, me, 0);
+    exec.on_intent(&intent(1, me), 0, &mut out);
+    for n in 2..3 + NONCE_READ_GRACE_BLOCKS {
+        exec.on_chain(head(n), 0, &mut out);
+    }
+    assert_eq!(exec.stats().expired, 0);
+    exec.on_chain(head(3 + NONCE_READ_GRACE_BLOCKS), 0, &mut out);
+    assert_eq!(exec.stats().expired, 1);
 }
