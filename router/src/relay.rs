@@ -243,6 +243,12 @@ pub fn parse_call_bundle_response(
         serde_json::from_slice(body).map_err(|e| RelayError::Malformed(e.to_string()))?;
     if let Some(err) = v.get("error").filter(|e| !e.is_null()) {
         let message = err.get("message").and_then(|m| m.as_str()).unwrap_or("(no message)");
+        // A target block the relay's head has passed (the simulation came late) says nothing
+        // about the bundle: no simulation was had.
+        if message.contains("blockNumber") {
+            let code = err.get("code").and_then(|c| c.as_i64()).unwrap_or(0);
+            return Err(RelayError::Rpc { code, message: message.to_string() });
+        }
         return Ok(Some(format!("the relay refused the bundle: {message}")));
     }
     let results = v
@@ -429,5 +435,29 @@ mod tests {
         );
         assert_eq!(client_for(url).send(&request()).await.remove(0).result, Ok(h));
         server.join().unwrap();
+    }
+}
+
+#[cfg(test)]
+mod call_bundle_tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_bundle_a_revert_and_a_late_simulation_are_told_apart() {
+        let h = [B256::repeat_byte(1), B256::repeat_byte(2)];
+        let refused = br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32000,"message":"txs[0] is invalid: insufficient funds"}}"#;
+        assert!(
+            parse_call_bundle_response(200, refused, &h).unwrap().unwrap().contains("insufficient funds")
+        );
+        let late = br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32602,"message":"blockNumber 9 is not after the head block 9"}}"#;
+        assert!(matches!(parse_call_bundle_response(200, late, &h), Err(RelayError::Rpc { .. })));
+        let reverted = br#"{"jsonrpc":"2.0","id":1,"result":{"results":[{"gasUsed":1},{"error":"execution reverted: K"}]}}"#;
+        let why = parse_call_bundle_response(200, reverted, &h).unwrap().unwrap();
+        assert!(
+            why.starts_with("transaction 1 (0x0202") && why.ends_with("reverted: execution reverted: K"),
+            "{why}"
+        );
+        let fine = br#"{"jsonrpc":"2.0","id":1,"result":{"results":[{"gasUsed":1},{"gasUsed":2}]}}"#;
+        assert_eq!(parse_call_bundle_response(200, fine, &h).unwrap(), None);
     }
 }
