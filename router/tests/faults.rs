@@ -444,7 +444,7 @@ async fn relay_faults_are_classified_and_the_same_bundle_is_retried_until_it_exp
         assert_eq!(sent(&submits(&out)[0].body).txs, first.txs);
         out.clear();
         // The deadline block's nonce read shows it unlanded (read in the same poll as its head).
-        ex.on_chain(nonce(FIRST_NONCE, 100 + BUNDLE_BLOCKS), 1, &mut out);
+        ex.on_chain(nonce(FIRST_NONCE, 101 + BUNDLE_BLOCKS), 1, &mut out);
         ex.on_chain(head(100 + BUNDLE_BLOCKS), 1, &mut out);
         assert_eq!(
             acts(&out),
@@ -484,7 +484,7 @@ fn an_expired_approval_is_sent_again() {
     ex.on_intent(&intent(1), 1, &mut out);
     assert_eq!(sent(&submits(&out)[0].body).txs.len(), 2, "approve + swap");
     for b in 101..=100 + BUNDLE_BLOCKS {
-        ex.on_chain(nonce(FIRST_NONCE, b), 1, &mut out);
+        ex.on_chain(nonce(FIRST_NONCE, b + 1), 1, &mut out);
         ex.on_chain(head(b), 1, &mut out);
     }
     assert_eq!(ex.stats().expired, 1);

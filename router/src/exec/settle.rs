@@ -28,8 +28,10 @@ impl Executor {
             // can come before that block's reads (newHeads before the poll), so the head alone
             // does not expire it — unless the reads lag by NONCE_READ_GRACE_BLOCKS.
             let read = self.nonce_read_block.get(&f.account).copied().unwrap_or(0);
+            // A read of a block after the deadline: a read of the deadline block itself may come
+            // from a block later replaced (a reorg, or a relay's simulation mined then reverted).
             let past = h.number >= f.deadline_block
-                && (read >= f.deadline_block
+                && (read > f.deadline_block
                     || h.number >= f.deadline_block.saturating_add(NONCE_READ_GRACE_BLOCKS));
             if past {
                 let reason = format!("deadline block {} reached unlanded", f.deadline_block);

@@ -174,7 +174,7 @@ fn an_expired_bundle_releases_its_nonces_and_its_approvals() {
     assert!(!out.iter().any(|a| matches!(a, Action::Outcome(_))), "{out:?}");
     // ...a nonce read of the deadline block showing it unlanded does: nonces and the optimistic
     // allowance released.
-    exec.on_chain(ChainUpdate::Nonce { account: me, nonce: 4, block: 3 }, 0, &mut out);
+    exec.on_chain(ChainUpdate::Nonce { account: me, nonce: 4, block: 4 }, 0, &mut out);
     exec.on_chain(head(3), 0, &mut out);
     assert!(out.iter().any(|a| matches!(a, Action::Outcome(o) if o.status == OutcomeStatus::Expired)));
     out.clear();
@@ -358,7 +358,7 @@ fn risk_limits_refuse_and_say_which() {
     // Let it expire unlanded: its notional is released.
     out.clear();
     exec.on_chain(head(2), 0, &mut out);
-    exec.on_chain(ChainUpdate::Nonce { account: me, nonce: 0, block: 3 }, 0, &mut out);
+    exec.on_chain(ChainUpdate::Nonce { account: me, nonce: 0, block: 4 }, 0, &mut out);
     exec.on_chain(head(3), 0, &mut out);
     assert_eq!(exec.stats().expired, 1);
     out.clear();
