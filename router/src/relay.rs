@@ -137,17 +137,8 @@ impl RelayClient {
     ) -> Vec<(usize, Result<(), RelayError>)> {
         let posts = self.relays.iter().enumerate().map(|(i, relay)| async move {
             let result = async {
-                let resp = self.http[i]
-                    .post(&relay.url)
-                    .timeout(Duration::from_millis(relay.timeout_ms))
-                    .header(reqwest::header::CONTENT_TYPE, "application/json")
-                    .header(FLASHBOTS_SIGNATURE_HEADER, &req.signature_header)
-                    .body(req.body.clone())
-                    .send()
-                    .await
-                    .map_err(transport_error)?;
-                let status = resp.status().as_u16();
-                let bytes = read_capped(resp, MAX_RESPONSE_BYTES).await?;
+                let (status, bytes) =
+                    post_signed(&self.http[i], relay, &req.body, &req.signature_header).await?;
                 parse_cancel_response(status, &bytes)
             }
             .await;
@@ -168,17 +159,7 @@ impl RelayClient {
         let (Some(cfg), Some(http)) = (self.relays.get(relay), self.http.get(relay)) else {
             return Err(RelayError::Client(format!("no relay #{relay}")));
         };
-        let resp = http
-            .post(&cfg.url)
-            .timeout(Duration::from_millis(cfg.timeout_ms))
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header(FLASHBOTS_SIGNATURE_HEADER, &req.signature_header)
-            .body(req.body.clone())
-            .send()
-            .await
-            .map_err(transport_error)?;
-        let status = resp.status().as_u16();
-        let bytes = read_capped(resp, MAX_RESPONSE_BYTES).await?;
+        let (status, bytes) = post_signed(http, cfg, &req.body, &req.signature_header).await?;
         parse_call_bundle_response(status, &bytes, &req.tx_hashes)
     }
 
@@ -188,19 +169,30 @@ impl RelayClient {
         relay: &RelayConfig,
         req: &SignedBundleRequest,
     ) -> Result<B256, RelayError> {
-        let resp = http
-            .post(&relay.url)
-            .timeout(Duration::from_millis(relay.timeout_ms))
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header(FLASHBOTS_SIGNATURE_HEADER, &req.signature_header)
-            .body(req.body.clone())
-            .send()
-            .await
-            .map_err(transport_error)?;
-        let status = resp.status();
-        let bytes = read_capped(resp, MAX_RESPONSE_BYTES).await?;
-        parse_send_bundle_response(status.as_u16(), &bytes)
+        let (status, bytes) = post_signed(http, relay, &req.body, &req.signature_header).await?;
+        parse_send_bundle_response(status, &bytes)
     }
+}
+
+/// POSTs a signed JSON-RPC `body` to `relay` (its timeout, `X-Flashbots-Signature`) and reads the
+/// answer under [`MAX_RESPONSE_BYTES`]: `(HTTP status, body)`.
+async fn post_signed(
+    http: &reqwest::Client,
+    relay: &RelayConfig,
+    body: &[u8],
+    signature_header: &str,
+) -> Result<(u16, Vec<u8>), RelayError> {
+    let resp = http
+        .post(&relay.url)
+        .timeout(Duration::from_millis(relay.timeout_ms))
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header(FLASHBOTS_SIGNATURE_HEADER, signature_header)
+        .body(body.to_vec())
+        .send()
+        .await
+        .map_err(transport_error)?;
+    let status = resp.status().as_u16();
+    Ok((status, read_capped(resp, MAX_RESPONSE_BYTES).await?))
 }
 
 /// Reads a PEM file of CA certificates (at least one) for a relay's `ca_cert`.
