@@ -25,7 +25,28 @@ impl Devnet {
     /// Starts `keel devnet` (the binary `keel`) with `args`, writing its config to `config`, and
     /// waits until the config is written.
     pub(crate) fn start(keel: &str, args: &[&str], config: &Path) -> Devnet {
+        // Free ports are picked before the devnet binds them, so another test can take one in
+        // between: a bind failure is retried on fresh ports, anything else fails the test with
+        // the devnet's own error.
+        for attempt in 1..=3 {
+            match Self::try_start(keel, args, config) {
+                Ok(devnet) => return devnet,
+                Err(stderr) if attempt < 3 && stderr.contains("in use") => {
+                    eprintln!("keel devnet could not bind its ports (attempt {attempt}); retrying");
+                }
+                Err(stderr) => {
+                    panic!("keel devnet exited early; is anvil installed? run `make chain-deps`\n{stderr}")
+                }
+            }
+        }
+        unreachable!("the last attempt returns or panics")
+    }
+
+    /// One start; `Err` holds the devnet's stderr when it exits before writing its config.
+    fn try_start(keel: &str, args: &[&str], config: &Path) -> Result<Devnet, String> {
         let (anvil_port, relay_port, quotes_port) = (free_port(), free_port(), free_port());
+        let log_path = config.with_extension("devnet.log");
+        let log = std::fs::File::create(&log_path).expect("create the devnet log");
         let child = Command::new(keel)
             .arg("devnet")
             .args(args)
@@ -33,20 +54,21 @@ impl Devnet {
             .args(["--quotes-port", &quotes_port.to_string(), "--write-config"])
             .arg(config)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("spawn keel devnet");
         let mut devnet = Devnet { child, anvil_port, relay_port, quotes_port };
         let t0 = Instant::now();
         while !config.exists() {
             if let Ok(Some(status)) = devnet.child.try_wait() {
-                panic!("keel devnet exited early ({status}); is anvil installed? run `make chain-deps`");
+                let stderr = std::fs::read_to_string(&log_path).unwrap_or_default();
+                return Err(format!("({status}) {stderr}"));
             }
             assert!(t0.elapsed() < Duration::from_secs(90), "keel devnet did not write its config");
             std::thread::sleep(Duration::from_millis(100));
         }
         std::thread::sleep(Duration::from_millis(300)); // written in one call; let it settle
-        devnet
+        Ok(devnet)
     }
 }
 

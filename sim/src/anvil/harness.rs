@@ -307,6 +307,10 @@ impl AnvilChain {
         for a in [Artifact::Weth9, Artifact::V2Pair, Artifact::V3Pool, Artifact::V3PositionManager] {
             artifacts::bytecode(a)?;
         }
+        // anvil reports a taken port only on its stderr, which the spawner reads as a timeout.
+        if port != 0 && std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
+            return Err(AnvilError::Spawn(format!("port 127.0.0.1:{port} is already in use")));
+        }
         let instance = Anvil::at(path)
             .host("127.0.0.1")
             .port(port)

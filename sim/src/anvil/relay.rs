@@ -27,6 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alloy::consensus::TxEnvelope;
+use alloy::consensus::transaction::SignerRecoverable;
 use alloy::eips::eip2718::Decodable2718;
 use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
@@ -344,7 +345,7 @@ impl BundleBackend for Shared {
             Ok(m) => self.coinbase_balance(Some(m)).await,
             Err(_) => Ok(U256::ZERO),
         };
-        self.restore(snap, &public).await.map_err(internal)?;
+        self.restore(snap, &public, &p.txs).await.map_err(internal)?;
         let mined = mined.map_err(internal)?;
         let mut results = Vec::with_capacity(p.txs.len());
         let (mut total_gas, mut gas_fees, mut priority) = (0u64, U256::ZERO, U256::ZERO);
@@ -433,8 +434,13 @@ impl Shared {
         req.await.map_err(|e| AnvilError::rpc("eth_getBalance", e))
     }
 
-    /// Reverts to `snap` and puts the public pending transactions back into anvil's pool.
-    async fn restore(&self, snap: U256, public: &[Bytes]) -> Result<()> {
+    /// Reverts to `snap`, takes the simulated bundle transactions `simulated` out of anvil's pool
+    /// and puts the public pending transactions back.
+    ///
+    /// A bundle transaction that was sent but not mined (a nonce gap, a fee under the base fee)
+    /// outlives the revert in anvil's pool; left there it would be mined later as a public
+    /// transaction, after its target block, which no builder does with a bundle.
+    async fn restore(&self, snap: U256, public: &[Bytes], simulated: &[Bytes]) -> Result<()> {
         let ok: bool = self
             .anvil
             .raw_request("evm_revert".into(), (snap,))
@@ -442,6 +448,23 @@ impl Shared {
             .map_err(|e| AnvilError::rpc("evm_revert", e))?;
         if !ok {
             return Err(AnvilError::rpc("evm_revert", format!("snapshot {snap} unknown")));
+        }
+        // `anvil_dropTransaction` leaves queued (nonce-gapped) transactions in place; clearing the
+        // senders' pool entries removes both kinds, and their public ones are re-sent below.
+        let mut senders: Vec<Address> = Vec::new();
+        for raw in simulated {
+            let Ok(tx) = TxEnvelope::decode_2718(&mut raw.as_ref()) else { continue };
+            if let Ok(sender) = tx.recover_signer()
+                && !senders.contains(&sender)
+            {
+                senders.push(sender);
+            }
+        }
+        for sender in senders {
+            self.anvil
+                .raw_request::<_, Value>("anvil_removePoolTransactions".into(), (sender,))
+                .await
+                .map_err(|e| AnvilError::rpc("anvil_removePoolTransactions", e))?;
         }
         for raw in public {
             // Already pending (the revert kept it) is fine.
@@ -571,7 +594,7 @@ impl Shared {
                 txs.extend(bundle.txs.iter().cloned());
                 let snap = self.snapshot().await?;
                 let mined = self.send_and_mine(&txs).await;
-                self.restore(snap, &public).await?;
+                self.restore(snap, &public, &txs).await?;
                 let mined = mined?;
                 let earlier_ok = {
                     let mut off = 0;
@@ -625,7 +648,7 @@ impl Shared {
                     return Ok(target);
                 }
                 drop(book);
-                self.restore(snap, &public).await?;
+                self.restore(snap, &public, &txs).await?;
                 let mut book = self.book.lock();
                 for b in &accepted {
                     let reason = "block did not reproduce the simulation".to_string();

@@ -311,3 +311,44 @@ async fn missed_bundle_is_resent_and_lands_later() {
     assert_eq!(mined_in(&chain, &tx1).await, Some((target, true)));
     assert_eq!(mined_in(&chain, &tx2).await, Some((target, true)));
 }
+
+/// A bundle transaction that could not be mined in the simulation (its nonce is ahead of the
+/// account's) must not stay in anvil's pool: once the gap filled it would be mined later as a
+/// public transaction, after its target block, and Keel would see a rebalance it had expired land.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_bundle_never_lands_after_its_target_block() {
+    let chain = chain().await;
+    let relay = AnvilRelay::start(chain.http_url(), RelayOptions { block_interval: None }).await.unwrap();
+    let client = relay_client(&relay);
+    let (tx1, tx2) = keel_bundle(&chain, U256::from(1u64)).await;
+    let head = chain.block_number().await.unwrap();
+
+    // Only the second transaction (nonce n + 1): not mineable, so the bundle is refused.
+    for (block, simulate_first) in [(head + 1, true), (head + 2, false)] {
+        if simulate_first {
+            let call = EthCallBundle {
+                txs: vec![tx2.raw.clone()],
+                block_number: block,
+                state_block_number: alloy::eips::BlockNumberOrTag::Latest,
+                ..Default::default()
+            };
+            let _ = client.call_bundle(call).with_auth(searcher()).await;
+        }
+        let bundle = EthSendBundle { txs: vec![tx2.raw.clone()], block_number: block, ..Default::default() };
+        let sent = client.send_bundle(bundle).with_auth(searcher()).await.unwrap().unwrap();
+        assert_eq!(relay.mine_block().await.unwrap(), block);
+        assert!(
+            matches!(relay.bundle_status(sent.bundle_hash), Some(BundleStatus::Failed { .. })),
+            "{:?}",
+            relay.bundle_status(sent.bundle_hash)
+        );
+    }
+    // Nonce n lands publicly; the refused n + 1 must not follow it in this or a later block.
+    let _pending = chain.provider().send_raw_transaction(&tx1.raw).await.unwrap();
+    relay.mine_block().await.unwrap();
+    relay.mine_block().await.unwrap();
+    assert_eq!(mined_in(&chain, &tx1).await, Some((head + 3, true)));
+    assert_eq!(mined_in(&chain, &tx2).await, None, "a refused bundle's transaction was mined later");
+    drop(client);
+    relay.shutdown().await.unwrap();
+}
