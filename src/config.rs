@@ -261,6 +261,7 @@ impl KeelConfig {
                 timeout_ms: 1,
                 fast_path: true,
                 ca_cert: None,
+                coinbase: None,
             }]
         } else {
             self.relays.clone()

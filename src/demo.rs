@@ -81,6 +81,7 @@ pub(crate) async fn start_market(
         timeout_ms: 2_000,
         fast_path: true,
         ca_cert: None,
+        coinbase: None,
     }];
     spec.poll_ms = cfg.chain.as_ref().map(|c| c.poll_ms).unwrap_or(50);
     spec.sample_every = DEFAULT_SAMPLE_EVERY;

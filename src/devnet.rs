@@ -59,7 +59,7 @@ async fn run_async(
     eprintln!("deployed in {:.2} s", chain.deploy_time().as_secs_f64());
     let relay = AnvilRelay::start_on(
         chain.http_url(),
-        RelayOptions { block_interval: Some(Duration::from_millis(block_ms)) },
+        RelayOptions { block_interval: Some(Duration::from_millis(block_ms)), ..Default::default() },
         ports.relay,
     )
     .await

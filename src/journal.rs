@@ -189,14 +189,30 @@ pub(crate) fn stats(path: &Path, since: Option<u64>, json: bool) -> eyre::Result
         i.fees_eth
     );
     println!(
-        "\n{:<20} {:>11} {:>9} {:>7} {:>10} {:>7} {:>8}",
-        "relay", "submissions", "accepted", "failed", "rebalances", "landed", "rate"
+        "\n{:<20} {:>11} {:>9} {:>7} {:>10} {:>7} {:>8} {:>14} {:>10}",
+        "relay",
+        "submissions",
+        "accepted",
+        "failed",
+        "rebalances",
+        "landed",
+        "rate",
+        "blocks won",
+        "incl. rate"
     );
+    let pct = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{:.1}%", x * 100.0));
     for r in &s.relays {
-        let rate = r.landing_rate.map_or("-".to_string(), |x| format!("{:.1}%", x * 100.0));
         println!(
-            "{:<20} {:>11} {:>9} {:>7} {:>10} {:>7} {:>8}",
-            r.relay, r.submissions, r.accepted, r.failed, r.rebalances, r.landed, rate
+            "{:<20} {:>11} {:>9} {:>7} {:>10} {:>7} {:>8} {:>14} {:>10}",
+            r.relay,
+            r.submissions,
+            r.accepted,
+            r.failed,
+            r.rebalances,
+            r.landed,
+            pct(r.landing_rate),
+            format!("{}/{}", r.block_landed, r.block_chances),
+            pct(r.inclusion_rate)
         );
     }
     println!(

@@ -167,6 +167,9 @@ pub struct Inclusion {
     pub versions: u32,
     /// Fees paid by its transactions (gas used × effective gas price), wei.
     pub fee_wei: u128,
+    /// The relays whose builder has this block's coinbase (`[[relays]] coinbase`); empty when
+    /// none is configured for it.
+    pub relays: Vec<String>,
 }
 
 impl JournalRecord {

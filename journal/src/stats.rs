@@ -61,6 +61,15 @@ pub struct RelayStats {
     pub landed: u64,
     /// `landed / rebalances`.
     pub landing_rate: Option<f64>,
+    /// Chances it was given: distinct (rebalance, target block) pairs it accepted, up to and
+    /// including the block each rebalance landed in (bundles for later blocks could not land).
+    pub block_chances: u64,
+    /// Of those, the ones that landed through it: in that very block, built by its builder (the
+    /// block's coinbase is the relay's `coinbase`; with none configured, any builder).
+    pub block_landed: u64,
+    /// `block_landed / block_chances`: how often a bundle it accepted for a block was included in
+    /// that block by its builder.
+    pub inclusion_rate: Option<f64>,
 }
 
 /// One builder (a block's fee recipient).
@@ -154,6 +163,11 @@ pub fn journal_stats(records: &[(u64, RecordRow)], since_ms: i64) -> JournalStat
     let mut included: Vec<Included> = Vec::new();
     // relay → (submissions, accepted, failed, intents accepted)
     let mut relays: BTreeMap<String, (u64, u64, u64, BTreeSet<u64>)> = BTreeMap::new();
+    // relay → (intent, target block) pairs accepted
+    let mut chances: BTreeMap<String, BTreeSet<(u64, u64)>> = BTreeMap::new();
+    // intent → landing block, and the relays its block's builder is (None: not attributed)
+    let mut landed_in: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut landed_via: BTreeMap<u64, Option<Vec<String>>> = BTreeMap::new();
     for (intent, r) in records {
         let b = &r.body;
         match r.kind.as_str() {
@@ -161,6 +175,9 @@ pub fn journal_stats(records: &[(u64, RecordRow)], since_ms: i64) -> JournalStat
             "refused" => out.outcomes.refused += 1,
             "landed" => {
                 landed.insert(*intent);
+                if let Some(block) = b["block"].as_u64() {
+                    landed_in.insert(*intent, block);
+                }
             }
             "recovered" if b["resolution"].as_str() == Some("landed") => {
                 landed.insert(*intent);
@@ -172,16 +189,24 @@ pub fn journal_stats(records: &[(u64, RecordRow)], since_ms: i64) -> JournalStat
             }
             "submitted" => {
                 let name = b["relay"].as_str().unwrap_or("?").to_string();
-                let e = relays.entry(name).or_default();
+                let e = relays.entry(name.clone()).or_default();
                 e.0 += 1;
                 if b["accepted"].as_bool() == Some(true) {
                     e.1 += 1;
                     e.3.insert(*intent);
+                    if let Some(block) = b["block"].as_u64() {
+                        chances.entry(name).or_default().insert((*intent, block));
+                    }
                 } else {
                     e.2 += 1;
                 }
             }
             "included" => {
+                let via = b["relays"]
+                    .as_array()
+                    .filter(|a| !a.is_empty())
+                    .map(|a| a.iter().filter_map(|r| r.as_str().map(str::to_owned)).collect::<Vec<_>>());
+                landed_via.insert(*intent, via);
                 let coinbase = b["coinbase"].as_str().unwrap_or("").to_string();
                 let name = b["builder"].as_str().unwrap_or("");
                 included.push(Included {
@@ -203,7 +228,25 @@ pub fn journal_stats(records: &[(u64, RecordRow)], since_ms: i64) -> JournalStat
         .map(|(relay, (submissions, accepted, failed, intents))| {
             let landed_of = intents.iter().filter(|i| landed.contains(i)).count() as u64;
             let rebalances = intents.len() as u64;
+            let (mut block_chances, mut block_landed) = (0u64, 0u64);
+            for &(intent, block) in chances.get(&relay).into_iter().flatten() {
+                match landed_in.get(&intent) {
+                    Some(&at) if block > at => {} // after it landed: no chance
+                    Some(&at) if block == at => {
+                        block_chances += 1;
+                        // Attributed by coinbase when the inclusion record names relays.
+                        let via = landed_via.get(&intent).cloned().flatten();
+                        if via.is_none_or(|v| v.contains(&relay)) {
+                            block_landed += 1;
+                        }
+                    }
+                    _ => block_chances += 1,
+                }
+            }
             RelayStats {
+                block_chances,
+                block_landed,
+                inclusion_rate: (block_chances > 0).then(|| block_landed as f64 / block_chances as f64),
                 relay,
                 submissions,
                 accepted,
@@ -298,6 +341,40 @@ mod tests {
         assert_eq!(s.inclusion.count, 3);
         assert_eq!((s.inclusion.seconds_p50, s.inclusion.seconds_p90), (Some(24.0), Some(36.0)));
         assert_eq!(s.inclusion.versions_mean, Some(7.0 / 3.0));
+    }
+
+    #[test]
+    fn inclusion_rate_counts_each_block_a_relay_had_and_the_ones_its_builder_won() {
+        let sub = |relay: &str, block: u64| {
+            row("submitted", json!({ "relay": relay, "block": block, "accepted": true }))
+        };
+        let records = vec![
+            // Rebalance 1: both relays had blocks 100 and 101; it landed in 101, built by a's
+            // builder. The bundle for 102 (sent before the landing was seen) had no chance.
+            (1, sub("a", 100)),
+            (1, sub("b", 100)),
+            (1, sub("a", 101)),
+            (1, sub("a", 101)), // a re-signed version for the same block: one chance
+            (1, sub("b", 101)),
+            (1, sub("a", 102)),
+            (1, row("landed", json!({ "block": 101 }))),
+            (1, row("included", json!({ "block": 101, "coinbase": "0xa1", "relays": ["a"] }))),
+            // Rebalance 2: a had block 200 and it expired.
+            (2, sub("a", 200)),
+            (2, row("expired", json!({ "reason": "deadline block 200 reached unlanded" }))),
+            // Rebalance 3: landed in 300 with no relay named for the builder: every relay that
+            // had block 300 counts it.
+            (3, sub("a", 300)),
+            (3, sub("b", 300)),
+            (3, row("landed", json!({ "block": 300 }))),
+            (3, row("included", json!({ "block": 300, "coinbase": "0xff", "relays": [] }))),
+        ];
+        let s = journal_stats(&records, 0);
+        let (a, b) = (&s.relays[0], &s.relays[1]);
+        assert_eq!((a.block_chances, a.block_landed), (4, 2));
+        assert_eq!(a.inclusion_rate, Some(0.5));
+        assert_eq!((b.block_chances, b.block_landed), (3, 1));
+        assert_eq!(b.inclusion_rate, Some(1.0 / 3.0));
     }
 
     #[test]

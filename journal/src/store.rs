@@ -706,6 +706,7 @@ fn write_one(
             "seconds": i.seconds,
             "versions": i.versions,
             "fee_wei": i.fee_wei.to_string(),
+            "relays": i.relays,
         }),
         JournalRecord::Expired { block, reason, .. } => {
             set_state(

@@ -242,6 +242,11 @@ pub struct RelayConfig {
     /// system's roots (a relay behind a private CA, or a test's own). Unset: the system's roots.
     #[serde(default)]
     pub ca_cert: Option<std::path::PathBuf>,
+    /// The fee recipient of the blocks that this relay's builder builds. A landed rebalance whose
+    /// block has it is attributed to this relay in `keel journal stats` (its inclusion rate).
+    /// Unset: a landing counts for every relay that had accepted the bundle for that block.
+    #[serde(default)]
+    pub coinbase: Option<alloy::primitives::Address>,
 }
 
 /// Checks DEXes and pools against the token list and each other.
@@ -487,6 +492,7 @@ mod tests {
             timeout_ms: 1,
             fast_path: true,
             ca_cert: None,
+            coinbase: None,
         }];
         (vec![tok("A", 1), tok("B", 2)], dexes, pools, router, relays)
     }

@@ -390,6 +390,7 @@ mod tests {
                 timeout_ms: 20_000,
                 fast_path: false,
                 ca_cert: None,
+                coinbase: None,
             }])
             .unwrap()
         };

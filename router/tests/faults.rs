@@ -93,6 +93,7 @@ impl Relay {
             timeout_ms: TIMEOUT_MS,
             fast_path: true,
             ca_cert: None,
+            coinbase: None,
         }
     }
 

@@ -1061,7 +1061,8 @@ pub(crate) fn build_executor(spec: &PipelineSpec) -> Result<Executor, PipelineEr
         spec.accounts.clone(),
         spec.reputation.clone(),
         native,
-    ))
+    )
+    .with_relay_builders(spec.relays.iter().filter_map(|r| Some((r.name.clone(), r.coinbase?))).collect()))
 }
 
 /// What the chain poller reads each block for `spec`: V2 pools (without the websocket node feed),

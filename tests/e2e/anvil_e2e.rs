@@ -262,7 +262,9 @@ async fn rig(block_interval: Option<Duration>, defer: Option<f64>, stalling_ws: 
         IERC20::new(t, &funder).transfer(me, e18(1000)).send().await.unwrap().get_receipt().await.unwrap();
     }
 
-    let relay = AnvilRelay::start(chain.http_url(), RelayOptions { block_interval }).await.expect("relay");
+    let relay = AnvilRelay::start(chain.http_url(), RelayOptions { block_interval, ..Default::default() })
+        .await
+        .expect("relay");
     let (v2_mid, _) = chain.mids(tka, pair, v3).await.unwrap();
     // Keel's node connection goes through a recorder: it must never send a transaction itself.
     let recorder = RpcRecorder::start(chain.http_url()).await.expect("rpc recorder");
@@ -297,6 +299,7 @@ async fn rig(block_interval: Option<Duration>, defer: Option<f64>, stalling_ws: 
             timeout_ms: 2_000,
             fast_path: true,
             ca_cert: None,
+            coinbase: None,
         }],
         reputation: Signer::dev(9).unwrap(),
         accounts: vec![Signer::dev(PORTFOLIO_DEV_KEY).unwrap()],

@@ -113,7 +113,7 @@ async fn a_hundred_portfolios_each_land_a_rebalance_on_anvil() {
     }
     let relay = AnvilRelay::start(
         chain.http_url(),
-        RelayOptions { block_interval: Some(Duration::from_millis(500)) },
+        RelayOptions { block_interval: Some(Duration::from_millis(500)), ..Default::default() },
     )
     .await
     .expect("relay");
@@ -146,6 +146,7 @@ async fn a_hundred_portfolios_each_land_a_rebalance_on_anvil() {
             timeout_ms: 5_000,
             fast_path: true,
             ca_cert: None,
+            coinbase: None,
         }],
         reputation: Signer::dev(9).unwrap(),
         accounts: signers,

@@ -131,6 +131,7 @@ fn stats_counts_relays_builders_and_expiries_since_a_time() {
             seconds: Some(blocks as f64 * 12.0),
             versions: blocks as u32,
             fee_wei,
+            relays: vec!["flashbots".into()],
         }))
     };
     let landed = |intent| JournalRecord::Landed { intent, block: 101, gas_used: 1, reverted: false };

@@ -69,7 +69,9 @@ async fn run(netting: bool) -> Run {
     }
     // Blocks only when the test mines one.
     let relay =
-        AnvilRelay::start(chain.http_url(), RelayOptions { block_interval: None }).await.expect("relay");
+        AnvilRelay::start(chain.http_url(), RelayOptions { block_interval: None, ..Default::default() })
+            .await
+            .expect("relay");
     let (v2_mid, _) = chain.mids(tka, pair, v3).await.unwrap();
     let quotes = QuoteServer::start(&[("TKAUSDT", v2_mid)], Duration::from_millis(50)).await.unwrap();
     let portfolios = PORTFOLIOS
@@ -101,6 +103,7 @@ async fn run(netting: bool) -> Run {
             timeout_ms: 2_000,
             fast_path: true,
             ca_cert: None,
+            coinbase: None,
         }],
         reputation: Signer::dev(9).unwrap(),
         accounts: PORTFOLIOS.iter().map(|p| Signer::dev(p.1).unwrap()).collect(),

@@ -146,6 +146,7 @@ impl Book {
                 timeout_ms: 5_000,
                 fast_path: true,
                 ca_cert: None,
+                coinbase: None,
             }],
             reputation: Signer::dev(9)?,
             accounts: self.accounts()?,

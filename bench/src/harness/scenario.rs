@@ -112,6 +112,7 @@ impl Scenario {
                 timeout_ms: 2_000,
                 fast_path: true,
                 ca_cert: None,
+                coinbase: None,
             }],
             reputation: Signer::dev(9)?,
             accounts: self.accounts()?,

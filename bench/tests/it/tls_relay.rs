@@ -34,6 +34,7 @@ async fn an_https_relay_trusted_through_ca_cert_lands_rebalances_and_a_wrong_cer
         timeout_ms: 2_000,
         fast_path: true,
         ca_cert: Some(ca_file.clone()),
+        coinbase: None,
     };
     spec.relays = vec![relay("tls", good.url()), relay("wrong-cert", wrong.url())];
     let pipeline = Pipeline::start(spec, &tokio::runtime::Handle::current()).expect("pipeline");
@@ -76,6 +77,7 @@ fn a_ca_cert_that_is_not_a_certificate_is_refused_naming_the_relay() {
         timeout_ms: 100,
         fast_path: true,
         ca_cert: Some(path),
+        coinbase: None,
     };
     let err = keel_router::relay::RelayClient::new(vec![cfg]).unwrap_err().to_string();
     assert!(err.contains("relays[r1].ca_cert") && err.contains("no PEM certificate"), "{err}");

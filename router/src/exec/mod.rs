@@ -343,6 +343,8 @@ pub struct Executor {
     halted: bool,
     /// The block a landed bundle's receipts came from, for its `Included` record.
     landing_block: Option<(u64, LandingBlock)>,
+    /// Relays by the coinbase of their builder's blocks (`[[relays]] coinbase`).
+    relay_builders: Vec<(String, Address)>,
 }
 
 /// The block a bundle landed in, as the receipts' driver read it.
@@ -405,7 +407,15 @@ impl Executor {
             inclusion: InclusionStats::default(),
             halted: false,
             landing_block: None,
+            relay_builders: Vec::new(),
         }
+    }
+
+    /// Names the relays whose builder's blocks have each coinbase, so that an inclusion record
+    /// says which relay's builder included the bundle.
+    pub fn with_relay_builders(mut self, relays: Vec<(String, Address)>) -> Self {
+        self.relay_builders = relays;
+        self
     }
 
     /// Counters.

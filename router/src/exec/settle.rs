@@ -361,6 +361,12 @@ impl Executor {
                     .then(|| (f.landed_ns - f.first_sent_ns) as f64 / 1e9),
                 versions: f.version.saturating_add(1),
                 fee_wei: b.fee_wei,
+                relays: self
+                    .relay_builders
+                    .iter()
+                    .filter(|(_, coinbase)| *coinbase == b.coinbase)
+                    .map(|(name, _)| name.clone())
+                    .collect(),
             }))
         });
         out.push(Action::Journal(JournalRecord::Landed {

@@ -69,6 +69,7 @@ fn poster(addr: std::net::SocketAddr, timeout_ms: u64) -> (FastPoster<u8>, Repli
             timeout_ms,
             fast_path: true,
             ca_cert: None,
+            coinbase: None,
         },
         RelayConfig {
             name: "local".into(),
@@ -76,6 +77,7 @@ fn poster(addr: std::net::SocketAddr, timeout_ms: u64) -> (FastPoster<u8>, Repli
             timeout_ms,
             fast_path: true,
             ca_cert: None,
+            coinbase: None,
         },
         // switched off: the HTTP client sends to it
         RelayConfig {
@@ -84,6 +86,7 @@ fn poster(addr: std::net::SocketAddr, timeout_ms: u64) -> (FastPoster<u8>, Repli
             timeout_ms,
             fast_path: false,
             ca_cert: None,
+            coinbase: None,
         },
     ];
     let p = FastPoster::new(&relays, sink).unwrap();

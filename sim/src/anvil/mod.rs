@@ -24,5 +24,5 @@ pub mod routers;
 pub use error::{AnvilError, Result};
 pub use harness::{AnvilChain, ChainAddresses, TokenInfo, V2PairInfo, V3PoolInfo};
 pub use recorder::RpcRecorder;
-pub use relay::{AnvilRelay, BundleStatus, LandedBundle, RelayOptions};
+pub use relay::{AnvilRelay, BuilderOptions, BundleStatus, LandedBundle, RelayOptions};
 pub use routers::{RouterAddresses, deploy_routers};

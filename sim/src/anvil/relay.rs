@@ -17,6 +17,17 @@
 //! expired. anvil must order its pool first-in first-out (`--order fifo`, as [`super::AnvilChain`]
 //! starts it) so that the transactions of a bundle execute in bundle order, after the public ones.
 //!
+//! # Several builders
+//!
+//! With [`RelayOptions::builders`] the relay serves one endpoint per builder, each on its own port
+//! with its own bundles, and each block is built by one of them: builder `i` wins block `N` with
+//! probability `share_i` (a draw from `keccak(seed ‖ N)`, so a seed fixes the winner of every block
+//! number), none of them with the remaining probability (a block of public transactions only).
+//! Only the winner's bundles for `N` are considered; the others' become
+//! [`BundleStatus::Outbid`]. The block's fee recipient is the winner's `coinbase`
+//! (`anvil_setCoinbase`), so Keel can tell which builder included a bundle, as it does on mainnet.
+//! Without builders, one endpoint builds every block with anvil's own coinbase.
+//!
 //! The HTTP side (authentication, parameters, limits, bundle hash, errors) is the relay core,
 //! [`crate::relay`]; this module is its anvil backend. `replacementUuid` replaces the earlier
 //! pending bundle with the same id.
@@ -50,12 +61,28 @@ pub const DEFAULT_BLOCK_INTERVAL: Duration = Duration::from_millis(1_000);
 pub struct RelayOptions {
     /// Mine a block this often; `None` mines only on [`AnvilRelay::mine_block`].
     pub block_interval: Option<Duration>,
+    /// Builders, one endpoint each (see the module docs); empty: one endpoint that builds every
+    /// block.
+    pub builders: Vec<BuilderOptions>,
+    /// Seeds the draw of each block's builder.
+    pub seed: u64,
 }
 
 impl Default for RelayOptions {
     fn default() -> Self {
-        Self { block_interval: Some(DEFAULT_BLOCK_INTERVAL) }
+        Self { block_interval: Some(DEFAULT_BLOCK_INTERVAL), builders: Vec::new(), seed: 0 }
     }
+}
+
+/// One builder behind the relay.
+#[derive(Debug, Clone)]
+pub struct BuilderOptions {
+    /// Its name, for logs.
+    pub name: String,
+    /// The fee recipient of the blocks it builds.
+    pub coinbase: Address,
+    /// The probability that it builds a given block, in `[0, 1]`; the shares sum to at most 1.
+    pub share: f64,
 }
 
 /// Where a bundle is.
@@ -83,11 +110,18 @@ pub enum BundleStatus {
         /// Target block.
         target: u64,
     },
+    /// Another builder (or none of the relay's) built its target block.
+    Outbid {
+        /// The target block.
+        block: u64,
+    },
 }
 
 /// One bundle as the relay holds it.
 #[derive(Debug, Clone)]
 struct HeldBundle {
+    /// The endpoint (builder) it was sent to.
+    builder: usize,
     hash: B256,
     txs: Vec<Bytes>,
     tx_hashes: Vec<B256>,
@@ -126,7 +160,16 @@ pub struct LandedBundle {
 #[derive(Debug)]
 struct Shared {
     anvil: DynProvider,
-    book: parking_lot::Mutex<Book>,
+    /// One book per endpoint (builder).
+    books: Vec<parking_lot::Mutex<Book>>,
+    /// The builders (empty: one implicit builder of every block).
+    builders: Vec<BuilderOptions>,
+    seed: u64,
+    /// anvil's own fee recipient, for blocks none of the builders wins.
+    public_coinbase: Address,
+    /// The newest block built for good (not a simulation's block, which is mined then reverted):
+    /// a bundle for it or an earlier block arrives too late.
+    sealed: std::sync::atomic::AtomicU64,
     /// Serialises everything that changes the chain.
     chain: Mutex<()>,
 }
@@ -138,6 +181,8 @@ pub struct AnvilRelay {
     shared: Arc<Shared>,
     addr: SocketAddr,
     url: String,
+    /// Every endpoint's URL, by builder.
+    urls: Vec<String>,
     cancel: CancellationToken,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -149,6 +194,13 @@ fn check_decodes(txs: &[Bytes]) -> core::result::Result<(), RelayError> {
             .map_err(|e| RelayError::Params(format!("txs[{i}] is not a signed EIP-2718 transaction: {e}")))?;
     }
     Ok(())
+}
+
+/// One builder's endpoint: the relay core serves it on its own port.
+#[derive(Debug)]
+struct Endpoint {
+    shared: Arc<Shared>,
+    builder: usize,
 }
 
 fn internal(e: impl std::fmt::Display) -> RelayError {
@@ -168,34 +220,61 @@ impl AnvilRelay {
             // A zero period would panic the block timer's task and leave a relay that never mines.
             return Err(AnvilError::rpc("relay", "block_interval must be > 0"));
         }
+        let shares: f64 = options.builders.iter().map(|b| b.share).sum();
+        if options.builders.iter().any(|b| !(0.0..=1.0).contains(&b.share)) || shares > 1.0 + 1e-9 {
+            return Err(AnvilError::rpc("relay", "builder shares must be in [0, 1] and sum to at most 1"));
+        }
         let url = anvil_http_url.parse().map_err(|e| AnvilError::rpc("relay", format!("bad url: {e}")))?;
         let anvil = ProviderBuilder::new().disable_recommended_fillers().connect_http(url).erased();
         anvil
             .raw_request::<_, Value>("evm_setAutomine".into(), (false,))
             .await
             .map_err(|e| AnvilError::rpc("evm_setAutomine", e))?;
-        let shared = Arc::new(Shared { anvil, book: Default::default(), chain: Mutex::new(()) });
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-        let addr = listener.local_addr()?;
-        let cancel = CancellationToken::new();
-        let server = tokio::spawn(crate::relay::serve(listener, Arc::clone(&shared), cancel.clone()));
-        let server = tokio::spawn(async move {
-            if let Ok(Err(e)) = server.await {
-                tracing::error!(error = %e, "anvil relay server stopped");
-            }
+        let public_coinbase: Address = anvil
+            .raw_request("eth_coinbase".into(), ())
+            .await
+            .map_err(|e| AnvilError::rpc("eth_coinbase", e))?;
+        let endpoints = options.builders.len().max(1);
+        let sealed = anvil.get_block_number().await.map_err(|e| AnvilError::rpc("eth_blockNumber", e))?;
+        let shared = Arc::new(Shared {
+            anvil,
+            books: (0..endpoints).map(|_| Default::default()).collect(),
+            builders: options.builders.clone(),
+            seed: options.seed,
+            public_coinbase,
+            sealed: sealed.into(),
+            chain: Mutex::new(()),
         });
-        let mut tasks = vec![server];
+        let cancel = CancellationToken::new();
+        let mut tasks = Vec::new();
+        let mut urls = Vec::new();
+        let mut addr = None;
+        for builder in 0..endpoints {
+            // The first endpoint on `port`, the others on free ports.
+            let listener =
+                tokio::net::TcpListener::bind(("127.0.0.1", if builder == 0 { port } else { 0 })).await?;
+            let bound = listener.local_addr()?;
+            addr.get_or_insert(bound);
+            urls.push(format!("http://{bound}"));
+            let endpoint = Arc::new(Endpoint { shared: Arc::clone(&shared), builder });
+            let server = tokio::spawn(crate::relay::serve(listener, endpoint, cancel.clone()));
+            tasks.push(tokio::spawn(async move {
+                if let Ok(Err(e)) = server.await {
+                    tracing::error!(error = %e, "anvil relay server stopped");
+                }
+            }));
+        }
+        let addr = addr.expect("at least one endpoint");
         if let Some(every) = options.block_interval {
             let shared = Arc::clone(&shared);
             let stop = cancel.clone();
             tasks.push(tokio::spawn(async move {
-                let mut tick = tokio::time::interval(every);
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                tick.tick().await;
+                // The interval runs from the end of one build to the start of the next: a build
+                // slower than the interval must not leave no time for the next block's bundles.
                 loop {
                     tokio::select! {
                         _ = stop.cancelled() => break,
-                        _ = tick.tick() => {
+                        _ = tokio::time::sleep(every) => {
                             if let Err(e) = shared.build_block().await {
                                 tracing::error!(error = %e, "anvil relay failed to build a block");
                             }
@@ -204,12 +283,17 @@ impl AnvilRelay {
                 }
             }));
         }
-        Ok(Self { shared, addr, url: format!("http://{addr}"), cancel, tasks })
+        Ok(Self { shared, addr, url: format!("http://{addr}"), urls, cancel, tasks })
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (the first builder's endpoint).
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// Each builder's endpoint, in [`RelayOptions::builders`] order.
+    pub fn builder_urls(&self) -> &[String] {
+        &self.urls
     }
 
     /// The bound address.
@@ -224,27 +308,36 @@ impl AnvilRelay {
 
     /// Status of a bundle by its hash (as returned by `eth_sendBundle`).
     pub fn bundle_status(&self, hash: B256) -> Option<BundleStatus> {
-        self.shared.book.lock().status.get(&hash).cloned()
+        self.shared.books.iter().find_map(|b| b.lock().status.get(&hash).cloned())
+    }
+
+    /// Status of a bundle at one builder's endpoint.
+    pub fn bundle_status_at(&self, builder: usize, hash: B256) -> Option<BundleStatus> {
+        self.shared.books.get(builder)?.lock().status.get(&hash).cloned()
     }
 
     /// The bundles landed so far (the last [`MAX_LANDED_KEPT`]), in landing order.
     pub fn landed(&self) -> Vec<LandedBundle> {
-        self.shared.book.lock().landed.clone()
+        let mut all: Vec<LandedBundle> =
+            self.shared.books.iter().flat_map(|b| b.lock().landed.clone()).collect();
+        all.sort_by_key(|b| b.block);
+        all
     }
 
     /// Every bundle the relay accepted, with its status now.
     pub fn statuses(&self) -> Vec<(B256, BundleStatus)> {
-        self.shared.book.lock().status.iter().map(|(h, s)| (*h, s.clone())).collect()
+        let books = self.shared.books.iter();
+        books.flat_map(|b| b.lock().status.iter().map(|(h, s)| (*h, s.clone())).collect::<Vec<_>>()).collect()
     }
 
     /// The address that signed a bundle's request.
     pub fn bundle_signer(&self, hash: B256) -> Option<Address> {
-        self.shared.book.lock().signers.get(&hash).copied()
+        self.shared.books.iter().find_map(|b| b.lock().signers.get(&hash).copied())
     }
 
     /// Requests refused for a missing or bad signature.
     pub fn rejected_requests(&self) -> u64 {
-        self.shared.book.lock().rejected_requests
+        self.shared.books.iter().map(|b| b.lock().rejected_requests).sum()
     }
 
     /// Stops the server and the timer and turns anvil's automine back on.
@@ -282,12 +375,35 @@ struct Mined {
     send_errors: Vec<Option<String>>,
 }
 
-impl BundleBackend for Shared {
+impl BundleBackend for Endpoint {
     async fn on_send(&self, ctx: &RequestContext, p: SendBundle) -> core::result::Result<(), RelayError> {
+        self.shared.on_send(self.builder, ctx, p).await
+    }
+
+    async fn on_call(&self, ctx: &RequestContext, p: CallBundle) -> core::result::Result<Value, RelayError> {
+        self.shared.on_call(ctx, p).await
+    }
+
+    fn on_rejected(&self, error: &RelayError) {
+        if error.is_auth() {
+            self.shared.books[self.builder].lock().rejected_requests += 1;
+        }
+    }
+}
+
+impl Shared {
+    async fn on_send(
+        &self,
+        builder: usize,
+        ctx: &RequestContext,
+        p: SendBundle,
+    ) -> core::result::Result<(), RelayError> {
         check_decodes(&p.txs)?;
         let hash = p.hash;
-        let head = self.head().await?;
+        // Not the node's head: while a block is built, it shows the simulations' blocks.
+        let head = self.sealed.load(std::sync::atomic::Ordering::Acquire);
         let bundle = HeldBundle {
+            builder,
             hash,
             txs: p.txs,
             tx_hashes: p.tx_hashes,
@@ -297,7 +413,7 @@ impl BundleBackend for Shared {
             reverting: p.reverting_tx_hashes,
             uuid: p.replacement_uuid,
         };
-        let mut book = self.book.lock();
+        let mut book = self.books[builder].lock();
         book.signers.insert(hash, ctx.signer);
         if bundle.target <= head {
             book.status.insert(hash, BundleStatus::Expired { target: bundle.target });
@@ -314,7 +430,8 @@ impl BundleBackend for Shared {
                 }
             }
             book.status.insert(hash, BundleStatus::Pending { target: bundle.target });
-            book.pending.retain(|b| b.hash != hash);
+            // The same transactions for another block are another submission.
+            book.pending.retain(|b| !(b.hash == hash && b.target == bundle.target));
             book.pending.push(bundle);
         }
         Ok(())
@@ -394,14 +511,27 @@ impl BundleBackend for Shared {
         serde_json::to_value(response).map_err(internal)
     }
 
-    fn on_rejected(&self, error: &RelayError) {
-        if error.is_auth() {
-            self.book.lock().rejected_requests += 1;
+    /// The builder that builds block `number`: a draw from `keccak(seed ‖ number)` against the
+    /// cumulative shares; `None` when none of them does. Without builders, the one endpoint.
+    fn winner(&self, number: u64) -> Option<usize> {
+        if self.builders.is_empty() {
+            return Some(0);
         }
+        let mut seed = [0u8; 16];
+        seed[..8].copy_from_slice(&self.seed.to_be_bytes());
+        seed[8..].copy_from_slice(&number.to_be_bytes());
+        let h = alloy::primitives::keccak256(seed);
+        let draw = u64::from_be_bytes(h[..8].try_into().expect("8 bytes")) as f64 / (u64::MAX as f64 + 1.0);
+        let mut cumulative = 0.0;
+        for (i, b) in self.builders.iter().enumerate() {
+            cumulative += b.share;
+            if draw < cumulative {
+                return Some(i);
+            }
+        }
+        None
     }
-}
 
-impl Shared {
     async fn head(&self) -> core::result::Result<u64, RelayError> {
         self.anvil.get_block_number().await.map_err(internal)
     }
@@ -575,26 +705,57 @@ impl Shared {
     async fn build_block(&self) -> Result<u64> {
         let _chain = self.chain.lock().await;
         let head = self.anvil.get_block_number().await.map_err(|e| AnvilError::rpc("eth_blockNumber", e))?;
+        self.sealed.store(head, std::sync::atomic::Ordering::Release);
         let target = head + 1;
-        let due: Vec<HeldBundle> = {
-            let mut book = self.book.lock();
-            let (due, keep): (Vec<_>, Vec<_>) = book.pending.drain(..).partition(|b| b.target <= target);
+        let winner = self.winner(target);
+        let mut due: Vec<HeldBundle> = Vec::new();
+        for (i, book) in self.books.iter().enumerate() {
+            let mut book = book.lock();
+            let (mine, keep): (Vec<_>, Vec<_>) = book.pending.drain(..).partition(|b| b.target <= target);
             book.pending = keep;
-            for b in due.iter().filter(|b| b.target < target) {
-                book.status.insert(b.hash, BundleStatus::Expired { target: b.target });
+            for b in mine {
+                if b.target < target {
+                    book.status.insert(b.hash, BundleStatus::Expired { target: b.target });
+                } else if Some(i) == winner {
+                    due.push(b);
+                } else {
+                    book.status.insert(b.hash, BundleStatus::Outbid { block: target });
+                }
             }
-            due.into_iter().filter(|b| b.target == target).collect()
-        };
+        }
+        if !self.builders.is_empty() {
+            let coinbase = winner.map_or(self.public_coinbase, |w| self.builders[w].coinbase);
+            self.anvil
+                .raw_request::<_, Value>("anvil_setCoinbase".into(), (coinbase,))
+                .await
+                .map_err(|e| AnvilError::rpc("anvil_setCoinbase", e))?;
+        }
         let mut accepted: Vec<HeldBundle> = Vec::new();
-        if !due.is_empty() {
-            let public = self.public_pending().await?;
-            for bundle in due {
+        // Bundles that arrive while the block is built are still considered, until it is sealed,
+        // as a builder does: the queue is topped up from the winner's book whenever it empties.
+        let mut queue: std::collections::VecDeque<HeldBundle> = due.into();
+        let mut public: Option<Vec<Bytes>> = None;
+        loop {
+            if queue.is_empty()
+                && let Some(w) = winner
+            {
+                let mut book = self.books[w].lock();
+                let (late, keep): (Vec<_>, Vec<_>) = book.pending.drain(..).partition(|b| b.target == target);
+                book.pending = keep;
+                queue.extend(late);
+            }
+            let Some(bundle) = queue.pop_front() else { break };
+            let public = match &public {
+                Some(p) => p,
+                None => public.insert(self.public_pending().await?),
+            };
+            {
                 let mut txs: Vec<Bytes> = accepted.iter().flat_map(|b| b.txs.iter().cloned()).collect();
                 let offset = txs.len();
                 txs.extend(bundle.txs.iter().cloned());
                 let snap = self.snapshot().await?;
                 let mined = self.send_and_mine(&txs).await;
-                self.restore(snap, &public, &txs).await?;
+                self.restore(snap, public, &txs).await?;
                 let mined = mined?;
                 let earlier_ok = {
                     let mut off = 0;
@@ -608,58 +769,62 @@ impl Shared {
                     None if earlier_ok => accepted.push(bundle),
                     None => {
                         let reason = "conflicts with a bundle accepted earlier for the block".to_string();
-                        self.book
+                        self.books[bundle.builder]
                             .lock()
                             .status
                             .insert(bundle.hash, BundleStatus::Failed { block: target, reason });
                     }
                     Some(reason) => {
                         tracing::debug!(bundle = %bundle.hash, %reason, "bundle refused");
-                        self.book
+                        self.books[bundle.builder]
                             .lock()
                             .status
                             .insert(bundle.hash, BundleStatus::Failed { block: target, reason });
                     }
                 }
             }
-            if !accepted.is_empty() {
-                let txs: Vec<Bytes> = accepted.iter().flat_map(|b| b.txs.iter().cloned()).collect();
-                let snap = self.snapshot().await?;
-                let mined = self.send_and_mine(&txs).await?;
-                let mut off = 0;
-                let mut all_ok = true;
+        }
+        if !accepted.is_empty() {
+            let public = public.unwrap_or_default();
+            let txs: Vec<Bytes> = accepted.iter().flat_map(|b| b.txs.iter().cloned()).collect();
+            let snap = self.snapshot().await?;
+            let mined = self.send_and_mine(&txs).await?;
+            let mut off = 0;
+            let mut all_ok = true;
+            for b in &accepted {
+                all_ok &= Self::verdict(b, &mined, off).is_none();
+                off += b.txs.len();
+            }
+            if all_ok && mined.block == target {
                 for b in &accepted {
-                    all_ok &= Self::verdict(b, &mined, off).is_none();
-                    off += b.txs.len();
-                }
-                let mut book = self.book.lock();
-                if all_ok && mined.block == target {
-                    for b in &accepted {
-                        book.status.insert(b.hash, BundleStatus::Landed { block: target });
-                        if book.landed.len() == MAX_LANDED_KEPT {
-                            book.landed.remove(0);
-                        }
-                        book.landed.push(LandedBundle {
-                            hash: b.hash,
-                            block: target,
-                            tx_hashes: b.tx_hashes.clone(),
-                        });
+                    let mut book = self.books[b.builder].lock();
+                    book.status.insert(b.hash, BundleStatus::Landed { block: target });
+                    if book.landed.len() == MAX_LANDED_KEPT {
+                        book.landed.remove(0);
                     }
-                    return Ok(target);
+                    book.landed.push(LandedBundle {
+                        hash: b.hash,
+                        block: target,
+                        tx_hashes: b.tx_hashes.clone(),
+                    });
                 }
-                drop(book);
-                self.restore(snap, &public, &txs).await?;
-                let mut book = self.book.lock();
-                for b in &accepted {
-                    let reason = "block did not reproduce the simulation".to_string();
-                    book.status.insert(b.hash, BundleStatus::Failed { block: target, reason });
-                }
+                self.sealed.store(target, std::sync::atomic::Ordering::Release);
+                return Ok(target);
+            }
+            self.restore(snap, &public, &txs).await?;
+            for b in &accepted {
+                let reason = "block did not reproduce the simulation".to_string();
+                self.books[b.builder]
+                    .lock()
+                    .status
+                    .insert(b.hash, BundleStatus::Failed { block: target, reason });
             }
         }
         self.anvil
             .raw_request::<_, Value>("evm_mine".into(), ())
             .await
             .map_err(|e| AnvilError::rpc("evm_mine", e))?;
+        self.sealed.store(target, std::sync::atomic::Ordering::Release);
         Ok(target)
     }
 }
@@ -670,7 +835,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_zero_block_interval_is_an_error_not_a_dead_timer() {
-        let options = RelayOptions { block_interval: Some(Duration::ZERO) };
+        let options = RelayOptions { block_interval: Some(Duration::ZERO), ..Default::default() };
         // Refused before the node is contacted (nothing listens on port 1).
         let Err(e) = AnvilRelay::start("http://127.0.0.1:1", options).await else {
             panic!("a zero block interval was accepted");

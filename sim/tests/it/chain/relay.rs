@@ -60,7 +60,10 @@ async fn mined_in(chain: &AnvilChain, tx: &SignedTx) -> Option<(u64, bool)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signed_bundle_lands_in_its_target_block() {
     let chain = chain().await;
-    let relay = AnvilRelay::start(chain.http_url(), RelayOptions { block_interval: None }).await.unwrap();
+    let relay =
+        AnvilRelay::start(chain.http_url(), RelayOptions { block_interval: None, ..Default::default() })
+            .await
+            .unwrap();
     let client = relay_client(&relay);
     let tkc = chain.addresses().token("TKC").unwrap();
     let sink_before = chain.balance_of(tkc, chain.address(SINK)).await.unwrap();
@@ -117,7 +120,10 @@ async fn signed_bundle_lands_in_its_target_block() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bundle_with_a_failing_tx_lands_nothing() {
     let chain = chain().await;
-    let relay = AnvilRelay::start(chain.http_url(), RelayOptions { block_interval: None }).await.unwrap();
+    let relay =
+        AnvilRelay::start(chain.http_url(), RelayOptions { block_interval: None, ..Default::default() })
+            .await
+            .unwrap();
     let client = relay_client(&relay);
     let tkc = chain.addresses().token("TKC").unwrap();
     let sink_before = chain.balance_of(tkc, chain.address(SINK)).await.unwrap();
@@ -179,7 +185,10 @@ async fn bundle_with_a_failing_tx_lands_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_signature_is_rejected() {
     let chain = chain().await;
-    let relay = AnvilRelay::start(chain.http_url(), RelayOptions { block_interval: None }).await.unwrap();
+    let relay =
+        AnvilRelay::start(chain.http_url(), RelayOptions { block_interval: None, ..Default::default() })
+            .await
+            .unwrap();
     let (tx1, _) = keel_bundle(&chain, U256::from(1u64)).await;
     let head = chain.block_number().await.unwrap();
     let body = serde_json::to_vec(&serde_json::json!({
@@ -240,7 +249,7 @@ async fn missed_bundle_is_resent_and_lands_later() {
     // Timer-driven blocks this time.
     let relay = AnvilRelay::start(
         chain.http_url(),
-        RelayOptions { block_interval: Some(Duration::from_millis(150)) },
+        RelayOptions { block_interval: Some(Duration::from_millis(150)), ..Default::default() },
     )
     .await
     .unwrap();
@@ -318,7 +327,10 @@ async fn missed_bundle_is_resent_and_lands_later() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_bundle_never_lands_after_its_target_block() {
     let chain = chain().await;
-    let relay = AnvilRelay::start(chain.http_url(), RelayOptions { block_interval: None }).await.unwrap();
+    let relay =
+        AnvilRelay::start(chain.http_url(), RelayOptions { block_interval: None, ..Default::default() })
+            .await
+            .unwrap();
     let client = relay_client(&relay);
     let (tx1, tx2) = keel_bundle(&chain, U256::from(1u64)).await;
     let head = chain.block_number().await.unwrap();
