@@ -111,17 +111,19 @@ fn bench_split(c: &mut Criterion) {
 /// choice of paths takes the most subset solves, of `sets`.
 fn hardest_case(sets: usize) -> reference::Case {
     let mut rng = Rng(0x6a4d_0001);
-    let mut hardest: Option<(usize, reference::Case)> = None;
-    for _ in 0..sets {
+    let mut hardest: Option<(usize, usize, reference::Case)> = None;
+    for k in 0..sets {
         let case = reference::random_case(&mut rng, 8, 0.0, true);
         let (sell, buy) = if case.zfo { (A, B) } else { (B, A) };
         let paths = candidate_paths(&case.pools, sell, buy, false);
         let Ok(c) = choose_paths(&case.pools, &paths, case.amount, case.per_gas) else { continue };
         if hardest.as_ref().is_none_or(|h| c.solves > h.0) {
-            hardest = Some((c.solves, case));
+            hardest = Some((c.solves, k, case));
         }
     }
-    hardest.expect("some set can be split").1
+    let (solves, k, case) = hardest.expect("some set can be split");
+    eprintln!("hardest: set {k} of {sets} ({solves} subset solves)");
+    case
 }
 
 /// p50 / p99 / max of single 8-pool split calls (candidate paths precomputed).

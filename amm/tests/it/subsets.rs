@@ -14,7 +14,7 @@
 
 use alloy_primitives::U256;
 use keel_amm::pool::{PoolEntry, SwapAmount};
-use keel_amm::split::{Path, Split, SplitError, candidate_paths, split};
+use keel_amm::split::{Path, Split, SplitError, candidate_paths, choose_paths, split};
 
 use crate::common::{A, B, Rng};
 use crate::reference::{Case, random_case, reference};
@@ -56,6 +56,11 @@ fn compare(case: &Case, split: SplitFn) -> Option<Gap> {
         SwapAmount::ExactIn(a) => assert_eq!(s.amount_in, a),
         SwapAmount::ExactOut(a) => assert_eq!(s.amount_out, a),
     }
+    // the split uses the paths its subset search chose (direct paths: path i is pool i), unless the
+    // exact phase fell back to one path or cut a leg
+    let choice = choose_paths(&case.pools, &paths, case.amount, case.per_gas).expect("a choice");
+    let legs = s.legs.iter().fold(0u64, |m, l| m | 1 << l.path.first.pool);
+    assert!(legs & !choice.used == 0 || s.legs.len() == 1, "legs {legs:b} vs chosen {:b}", choice.used);
     let per_gas = case.objective_per_gas();
     let min_gas = case.pools.iter().map(|p| crate::reference::gas_units(p.meta.gas, per_gas)).min();
     let scale = if case.exact_in() { s.amount_out } else { s.amount_in };
