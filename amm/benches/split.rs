@@ -150,10 +150,57 @@ fn latency_report() {
     );
 }
 
+/// p50 / p99 of single `choose_paths` calls (the choice of paths alone) and of whole splits, on 200
+/// random V2 sets of 4 and of 8 pools (exact input, gas worth 1e-6–1e-2 of the order;
+/// `tests/it/reference.rs`'s generator), cycled over 20 000 calls each.
+fn select_report() {
+    for n in [4usize, 8] {
+        let mut rng = Rng(0x6a4d_0002 ^ n as u64);
+        let sets: Vec<_> = (0..200)
+            .map(|_| {
+                let case = reference::random_case(&mut rng, n, 0.0, true);
+                let (sell, buy) = if case.zfo { (A, B) } else { (B, A) };
+                let paths = candidate_paths(&case.pools, sell, buy, false);
+                (case, paths)
+            })
+            .collect();
+        let solves: Vec<usize> = sets
+            .iter()
+            .filter_map(|(c, p)| choose_paths(&c.pools, p, c.amount, c.per_gas).ok().map(|ch| ch.solves))
+            .collect();
+        let mean = solves.iter().sum::<usize>() as f64 / solves.len().max(1) as f64;
+        let most = solves.iter().copied().max().unwrap_or(0);
+        let time = |whole: bool| {
+            let mut ns: Vec<u64> = Vec::with_capacity(20_000);
+            for i in 0..20_000usize {
+                let (c, p) = &sets[i % sets.len()];
+                let t = Instant::now();
+                if whole {
+                    black_box(split(black_box(&c.pools), black_box(p), c.amount, c.per_gas).ok());
+                } else {
+                    black_box(choose_paths(black_box(&c.pools), black_box(p), c.amount, c.per_gas).ok());
+                }
+                ns.push(t.elapsed().as_nanos() as u64);
+            }
+            ns.sort_unstable();
+            let q = |p: f64| ns[((ns.len() as f64 * p) as usize).min(ns.len() - 1)] as f64 / 1e3;
+            (q(0.5), q(0.99))
+        };
+        let (c50, c99) = time(false);
+        let (s50, s99) = time(true);
+        println!(
+            "{n} random V2 pools, exact in + gas, 200 sets x 100 calls: choose_paths p50 {c50:.2} µs, \
+             p99 {c99:.2} µs ({mean:.1} subset solves on average, {most} at most); split p50 {s50:.2} µs, \
+             p99 {s99:.2} µs"
+        );
+    }
+}
+
 criterion_group!(benches, bench_split);
 
 fn main() {
     benches();
     latency_report();
+    select_report();
     Criterion::default().configure_from_args().final_summary();
 }
