@@ -21,18 +21,15 @@
 //!    order (its no-gas optimum, *water-filling*) is solved exactly piece by piece, without walking
 //!    a pool again. Cost of the walk: `O(paths + ticks crossed)`; of a subset solve, a few passes
 //!    over its paths with a binary search of each path's arcs.
-//! 2. **Which paths** (floats, exact over subsets): each path used costs its pools' gas × gas
-//!    price `g_i`, in output-token units (exact input) or input-token units at the best spot rate
-//!    (exact output). The subsets are searched by branch and bound from the set of all live paths
-//!    down; a node is the family of subsets `T` with `I ⊆ T ⊆ U` (`U` its set, `I` the paths it may
-//!    no longer drop), solved once at `U`'s level `λ_U`. The bound below prunes a node whose every
-//!    subset is proved no better than the best subset found (the incumbent, seeded with the best
-//!    single path). There are at most `2ⁿ − 1` subsets, so with at most [`EXHAUSTIVE_PATHS`] (8)
-//!    live paths the search is always complete; above that it stops after [`MAX_SUBSET_SOLVES`]
-//!    subset solves with the best subset seen. In practice the bound is tight: on random V2 sets
-//!    with gas worth 1e-6–1e-2 of the order, 8 paths take about 5 subset solves (at most ~25), 64
-//!    paths about 45 (the unit test `subset_search_matches_brute_force_with_few_solves` prints
-//!    these).
+//! 2. **Which paths** (floats, exact over subsets; `split/subset.rs`): each path used costs its pools'
+//!    gas × gas price `g_i`, in output-token units (exact input) or input-token units at the best
+//!    spot rate (exact output). The best subset of the live paths after gas is found by branch and
+//!    bound, pruning with a Lagrangian-duality bound that proves a pruned family of subsets no
+//!    better than the best subset found (stated and proved in the docs of `split/subset.rs`). With at most
+//!    [`EXHAUSTIVE_PATHS`] (8) live paths the search always completes, so the choice is the best
+//!    subset of the float model; above that it stops after [`MAX_SUBSET_SOLVES`] subset solves
+//!    with the best subset seen. On random V2 sets, 8 paths take about 5 subset solves (at most
+//!    ~25 of 255). The search allocates nothing.
 //! 3. **Exact**: the float amounts are floored to integers (the remainder goes to the largest leg, so
 //!    leg inputs — or outputs for exact output — sum to the order exactly) and every leg is
 //!    re-simulated with the pools' integer math. A bounded **polish** moves units between the legs
@@ -41,34 +38,12 @@
 //!    allocation.
 //!
 //! # The bound
-//! Exact input (order `X`). For a set `T`, `Net(T) = max{Σ_T f_i(x_i) : Σ_T x_i = X, x ≥ 0} − Σ_T g_i`.
-//! Let `h_i(λ) = max_{0 ≤ x ≤ X} (f_i(x) − λ·x) ≥ 0`, the path's *surplus* over paying the marginal
-//! rate λ for all it carries (no path carries more than `X`). For any λ and any allocation of `T`:
-//! `Σ_T f_i(x_i) = λX + Σ_T (f_i(x_i) − λx_i) ≤ λX + Σ_T h_i(λ)` (weak Lagrangian duality). Hence for
-//! every `T` with `I ⊆ T ⊆ U`:
-//!
-//! `Net(T) ≤ λX + Σ_I (h_i(λ) − g_i) + Σ_{U∖I} max(0, h_i(λ) − g_i)`,
-//!
-//! taking each undecided path only where it pays. At `λ = λ_U` (water-filling of `U`, no gas) every
-//! path of `U` sits at the maximiser of `f_i(x) − λ_U·x` (concavity) and `Σ_U x_i = X`, so
-//! `λ_U·X + Σ_U h_i(λ_U) = V(U)`, `U`'s best output without gas, and the bound reads
-//!
-//! `Net(T) ≤ V(U) − Σ_I g_i − Σ_{U∖I} min(g_i, h_i(λ_U))`.
-//!
-//! It equals `Net(U)` when `I = U`. A child that also drops `j ∈ U∖I` and fixes the undecided
-//! paths before `j` (`I'`, with `F'` still undecided) is bounded at its parent's level, before any
-//! solve of its own: `V(U) − h_j(λ_U) − Σ_{I'} g_i − Σ_{F'} min(g_i, h_i(λ_U))`. A set that cannot
-//! fill the order has no subset that can. Exact output is the same with `Σ y_i = Y`, the objective
-//! `−Σ x_i` and `h_i(λ) = max_{0 ≤ y ≤ Y} (y/λ − x(y))`, so that `−Y/λ_U + Σ_U h_i(λ_U) = −Σ_U x_i`.
-//!
-//! A subset's value charges gas only for the paths that carry at least one unit: that is the
-//! full-gas net of a smaller subset, so it is attainable, and the best subset (whose paths all
-//! carry, or dropping one would gain its gas) is never pruned: every node on its way bounds it.
-//! A node is pruned when its bound is at most the incumbent, so ties keep the earlier subset. The
-//! search is exact in the float model, whose resolution (one ulp of the level is about 1e-16 of the
-//! paths' virtual reserves; the V3 ladder adds about 1e-12 relative) is the only slack; the exact
-//! phase then loses nothing but integer rounding and, at a V3 pool's liquidity end, what the
-//! polish leaves of the float/exact capacity gap.
+//! See `split/subset.rs`: for a family of subsets `T` with `I ⊆ T ⊆ U`, solved once at `U`'s no-gas level
+//! `λ_U`, `Net(T) ≤ V(U) − Σ_I g_i − Σ_{U∖I} min(g_i, h_i(λ_U))`, with `h_i` path `i`'s surplus over
+//! the marginal rate; the float model's resolution (about 1e-16 of the paths' virtual reserves;
+//! 1e-12 relative on a V3 ladder) is the only slack, and the exact phase then loses nothing but
+//! integer rounding and, at a V3 pool's liquidity end, what the polish leaves of the float/exact
+//! capacity gap.
 //!
 //! # Paths as the optimiser sees them
 //! The selection and the water-filling read only each path's arcs and gas (`Curves`, `select`);
@@ -84,6 +59,10 @@ use alloy_primitives::{Address, U256};
 
 use crate::pool::{PoolEntry, PoolError, Quote};
 use crate::v3::{MAX_SQRT_RATIO, MIN_SQRT_RATIO};
+
+mod subset;
+
+use subset::{Choice, select};
 
 pub use crate::pool::SwapAmount;
 
@@ -829,124 +808,8 @@ impl Curves {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Subset selection: branch and bound over the paths used
+// Subset selection: see `subset`
 // ---------------------------------------------------------------------------------------------
-
-/// A set of paths, its water level and float objective after gas.
-#[derive(Debug, Clone, Copy)]
-struct Choice {
-    mask: u64,
-    u: f64,
-    value: f64,
-}
-
-/// A node of the subset search: the subsets `T` with `fixed ⊆ T ⊆ mask`, where `fixed` is `mask`
-/// restricted to the paths before position `k` of the search order.
-#[derive(Debug, Clone, Copy)]
-struct Node {
-    mask: u64,
-    k: usize,
-    /// Upper bound of the objective of every subset of the node (from its parent's level).
-    bound: f64,
-    /// The parent's water level, to seed the solve.
-    warm: f64,
-}
-
-/// The best subset of the `live` paths by float objective after gas (`gas[i]`, in the objective's
-/// unit), starting from the incumbent `best` (e.g. the best single path). Proves optimality (see
-/// the module docs) unless it runs out of [`MAX_SUBSET_SOLVES`], which cannot happen with at most
-/// [`EXHAUSTIVE_PATHS`] live paths; then it returns the best subset seen. Also returns the number
-/// of subset solves made.
-fn select(curves: &Curves, live: u64, gas: &[f64], mut best: Option<Choice>) -> (Option<Choice>, usize) {
-    let gas_of = |i: usize| gas.get(i).copied().unwrap_or(0.0);
-    let mut surplus = [0.0f64; MAX_PATHS];
-    let surplus_of = |s: &[f64; MAX_PATHS], i: usize| s.get(i).copied().unwrap_or(0.0);
-    // order: the paths that pay least for their gas at the all-paths level first, so the first
-    // dive drops them and meets a good incumbent early, and dropping a path that pays well is
-    // refuted by its parent's bound without a solve
-    let root_u = curves.solve(live, f64::NAN).unwrap_or(f64::NAN);
-    let mut key = [0.0f64; MAX_PATHS];
-    let mut order_buf = [0usize; MAX_PATHS];
-    let mut n = 0usize;
-    for i in bits(live) {
-        if let (Some(slot), Some(k)) = (order_buf.get_mut(n), key.get_mut(i)) {
-            *slot = i;
-            if root_u.is_finite() {
-                *k = curves.contribution(i, root_u).surplus - gas_of(i);
-            }
-            n += 1;
-        }
-    }
-    let order = order_buf.get_mut(..n).unwrap_or_default();
-    order.sort_by(|&a, &b| surplus_of(&key, a).total_cmp(&surplus_of(&key, b)));
-    let order = &*order;
-
-    let mut stack: Vec<Node> = Vec::with_capacity(n.saturating_mul(n + 1) / 2 + 1);
-    stack.push(Node { mask: live, k: 0, bound: f64::INFINITY, warm: root_u });
-    let mut solves = 0usize;
-    while let Some(node) = stack.pop() {
-        if best.is_some_and(|b| node.bound <= b.value) {
-            continue;
-        }
-        if solves >= MAX_SUBSET_SOLVES {
-            break;
-        }
-        solves += 1;
-        // no subset of an infeasible set is feasible
-        let Some(u) = curves.solve(node.mask, node.warm) else { continue };
-        let (mut total, mut value, mut used) = (0.0, 0.0, 0u64);
-        for i in bits(node.mask) {
-            let c = curves.contribution(i, u);
-            if let Some(h) = surplus.get_mut(i) {
-                *h = c.surplus;
-            }
-            total += c.value;
-            value += c.value;
-            if c.amount >= 1.0 {
-                value -= gas_of(i);
-                used |= 1 << i;
-            }
-        }
-        if used != 0 && best.is_none_or(|b| value > b.value) {
-            best = Some(Choice { mask: used, u, value });
-        }
-        // bound of every subset of the node: V(mask) − gas(fixed) − Σ_free min(gas, surplus)
-        let (mut fixed_gas, mut free_gas, mut free_min) = (0.0, 0.0, 0.0);
-        for (p, &i) in order.iter().enumerate() {
-            if node.mask & (1 << i) == 0 {
-                continue;
-            }
-            let (g, h) = (gas_of(i), surplus_of(&surplus, i));
-            if p < node.k {
-                fixed_gas += g;
-            } else {
-                free_gas += g;
-                free_min += g.min(h);
-            }
-        }
-        if best.is_some_and(|b| total - fixed_gas - free_min <= b.value) {
-            continue;
-        }
-        // children: drop the free path at position p; the free paths before it become fixed.
-        // Pushed last to first, so the first pops first.
-        let (mut suffix_gas, mut after_min) = (0.0, 0.0);
-        for p in (node.k..n).rev() {
-            let Some(&i) = order.get(p) else { continue };
-            if node.mask & (1 << i) == 0 {
-                continue;
-            }
-            let (g, h) = (gas_of(i), surplus_of(&surplus, i));
-            suffix_gas += g;
-            let bound = total - h - fixed_gas - (free_gas - suffix_gas) - after_min;
-            after_min += g.min(h);
-            let child = node.mask & !(1 << i);
-            if child != 0 && best.is_none_or(|b| bound > b.value) {
-                stack.push(Node { mask: child, k: p + 1, bound, warm: u });
-            }
-        }
-    }
-    (best, solves)
-}
 
 // ---------------------------------------------------------------------------------------------
 // Exact phase
@@ -1086,6 +949,35 @@ struct Exact {
     gas: U256,
 }
 
+/// Which of `paths` a [`split`] of `amount` uses, before its exact phase: the result of the subset
+/// search alone.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PathChoice {
+    /// Bit `i` set: `paths[i]` is used.
+    pub used: u64,
+    /// Bit `i` set: `paths[i]` is live (it can take some of the order).
+    pub live: u64,
+    /// The subset's objective after gas in the float model: output (exact input) or minus input
+    /// (exact output), in base units.
+    pub value: f64,
+    /// Subsets solved by the branch and bound (at most `2^live − 1`).
+    pub solves: usize,
+}
+
+/// The set of paths [`split`] would use for `amount` (its phases 1 and 2: the paths' curves and
+/// the best subset after gas), without the exact integer allocation. For diagnostics and for
+/// measuring the subset search on its own (`cargo bench -p keel-amm --bench split`).
+pub fn choose_paths(
+    pools: &[PoolEntry],
+    paths: &[Path],
+    amount: SwapAmount,
+    buy_units_per_gas: f64,
+) -> Result<PathChoice> {
+    let (paths, exact_in, total) = checked(pools, paths, amount)?;
+    let c = choose(pools, paths, total, exact_in, buy_units_per_gas)?;
+    Ok(PathChoice { used: c.choice.mask, live: c.live, value: c.choice.value, solves: c.solves })
+}
+
 /// Splits one order across `paths` (from [`candidate_paths`]) for the best output after gas
 /// (exact input) or the least input after gas (exact output).
 ///
@@ -1095,67 +987,18 @@ struct Exact {
 ///
 /// The set of paths used is the best one of all subsets of the live paths (proved by the bound in
 /// the module docs; with more than [`EXHAUSTIVE_PATHS`] live paths, the best one found within
-/// [`MAX_SUBSET_SOLVES`] subset solves). Allocates only per-path state; pools are not modified
-/// (each leg's [`Quote`] carries its state change).
+/// [`MAX_SUBSET_SOLVES`] subset solves). The subset search allocates nothing; the curves and the
+/// exact phase allocate per-path state. Pools are not modified (each leg's [`Quote`] carries its
+/// state change).
 pub fn split(
     pools: &[PoolEntry],
     paths: &[Path],
     amount: SwapAmount,
     buy_units_per_gas: f64,
 ) -> Result<Split> {
-    let (exact_in, total) = match amount {
-        SwapAmount::ExactIn(a) => (true, a),
-        SwapAmount::ExactOut(a) => (false, a),
-    };
-    if total.is_zero() {
-        return Err(SplitError::ZeroAmount);
-    }
-    let paths = paths.get(..paths.len().min(MAX_PATHS)).unwrap_or(paths);
-    for p in paths {
-        for h in p.hops() {
-            if h.pool >= pools.len() {
-                return Err(SplitError::BadPath(h.pool));
-            }
-        }
-    }
-    let target = f64::from(total);
-    let curves = Curves::build(pools, paths, target, exact_in);
-    let mut live: u64 = 0;
-    let mut best_spot = 0.0f64;
-    for i in 0..paths.len() {
-        if let Some(u0) = curves.start(i) {
-            live |= 1 << i;
-            best_spot = best_spot.max(1.0 / (u0 * u0));
-        }
-    }
-    if live == 0 {
-        return Err(SplitError::NoRoute);
-    }
-    // gas in the objective's unit (bought token for exact in, sold token for exact out)
-    let per_gas = if buy_units_per_gas > 0.0 && buy_units_per_gas.is_finite() {
-        if exact_in { buy_units_per_gas } else { buy_units_per_gas / best_spot }
-    } else {
-        0.0
-    };
-    let gas_f: Vec<f64> = paths.iter().map(|p| p.gas(pools) as f64 * per_gas).collect();
-
-    // 1. every single path (also the "simpler allocations" checked exactly below)
-    let mut singles: Vec<(usize, f64)> = Vec::with_capacity(paths.len());
-    let mut seed: Option<Choice> = None;
-    for i in bits(live) {
-        if let Some((u, v)) = curves.single(i) {
-            let value = v - gas_f.get(i).copied().unwrap_or(0.0);
-            singles.push((i, value));
-            if seed.is_none_or(|b| value > b.value) {
-                seed = Some(Choice { mask: 1 << i, u, value });
-            }
-        }
-    }
-
-    // 2. the best subset, by branch and bound
-    let (Some(choice), _) = select(&curves, live, &gas_f, seed) else {
-        return Err(SplitError::InsufficientLiquidity);
-    };
+    let (paths, exact_in, total) = checked(pools, paths, amount)?;
+    let Chosen { curves, choice, per_gas, singles, single_mask, .. } =
+        choose(pools, paths, total, exact_in, buy_units_per_gas)?;
 
     // 3. exact simulation of the chosen split, polished
     let Some(u) = curves.solve(choice.mask, choice.u) else {
@@ -1177,9 +1020,10 @@ pub fn split(
     }
 
     // 4. never lose to a simpler allocation: the best single paths, exactly
-    let top = singles.iter().map(|s| s.1).fold(f64::NEG_INFINITY, f64::max);
+    let single_of = |i: usize| singles.get(i).copied().unwrap_or(f64::NEG_INFINITY);
+    let top = bits(single_mask).map(single_of).fold(f64::NEG_INFINITY, f64::max);
     let clear_win = choice.value - top > top.abs() * FLOAT_MARGIN + 1e6;
-    for &(i, v) in &singles {
+    for (i, v) in bits(single_mask).map(|i| (i, single_of(i))) {
         if v < top - top.abs() * 1e-9
             || (choice.mask == 1 << i && result.is_ok())
             || (clear_win && result.is_ok())
@@ -1209,6 +1053,99 @@ pub fn split(
         gas_cost: gas_cost(gas, buy_units_per_gas.max(0.0)),
         legs: r.legs,
     })
+}
+
+/// The order's side and amount, and the paths a split considers (at most [`MAX_PATHS`]), checked.
+fn checked<'p>(
+    pools: &[PoolEntry],
+    paths: &'p [Path],
+    amount: SwapAmount,
+) -> Result<(&'p [Path], bool, U256)> {
+    let (exact_in, total) = match amount {
+        SwapAmount::ExactIn(a) => (true, a),
+        SwapAmount::ExactOut(a) => (false, a),
+    };
+    if total.is_zero() {
+        return Err(SplitError::ZeroAmount);
+    }
+    let paths = paths.get(..paths.len().min(MAX_PATHS)).unwrap_or(paths);
+    for p in paths {
+        for h in p.hops() {
+            if h.pool >= pools.len() {
+                return Err(SplitError::BadPath(h.pool));
+            }
+        }
+    }
+    Ok((paths, exact_in, total))
+}
+
+/// Phases 1 and 2 of a split: the paths' curves and the chosen subset.
+#[derive(Debug)]
+struct Chosen {
+    curves: Curves,
+    choice: Choice,
+    /// Gas cost per gas unit in the objective's unit.
+    per_gas: f64,
+    /// Per path that fills the order alone: its float objective after gas (see `single_mask`).
+    singles: [f64; MAX_PATHS],
+    /// The paths that fill the order alone.
+    single_mask: u64,
+    /// Live paths (they take some input at some level).
+    live: u64,
+    /// Subset solves of the search.
+    solves: usize,
+}
+
+fn choose(
+    pools: &[PoolEntry],
+    paths: &[Path],
+    total: U256,
+    exact_in: bool,
+    buy_units_per_gas: f64,
+) -> Result<Chosen> {
+    let curves = Curves::build(pools, paths, f64::from(total), exact_in);
+    let mut live: u64 = 0;
+    let mut best_spot = 0.0f64;
+    for i in 0..paths.len() {
+        if let Some(u0) = curves.start(i) {
+            live |= 1 << i;
+            best_spot = best_spot.max(1.0 / (u0 * u0));
+        }
+    }
+    if live == 0 {
+        return Err(SplitError::NoRoute);
+    }
+    // gas in the objective's unit (bought token for exact in, sold token for exact out)
+    let per_gas = if buy_units_per_gas > 0.0 && buy_units_per_gas.is_finite() {
+        if exact_in { buy_units_per_gas } else { buy_units_per_gas / best_spot }
+    } else {
+        0.0
+    };
+    let mut gas = [0.0f64; MAX_PATHS];
+    for (g, p) in gas.iter_mut().zip(paths) {
+        *g = p.gas(pools) as f64 * per_gas;
+    }
+
+    // every single path (also the "simpler allocations" the split checks exactly)
+    let mut singles = [f64::NEG_INFINITY; MAX_PATHS];
+    let mut single_mask = 0u64;
+    let mut seed: Option<Choice> = None;
+    for i in bits(live) {
+        if let (Some((u, v)), Some(slot)) = (curves.single(i), singles.get_mut(i)) {
+            let value = v - gas.get(i).copied().unwrap_or(0.0);
+            *slot = value;
+            single_mask |= 1 << i;
+            if seed.is_none_or(|b| value > b.value) {
+                seed = Some(Choice { mask: 1 << i, u, value });
+            }
+        }
+    }
+
+    // the best subset, by branch and bound
+    let (Some(choice), solves) = select(&curves, live, gas.get(..paths.len()).unwrap_or(&gas), seed) else {
+        return Err(SplitError::InsufficientLiquidity);
+    };
+    Ok(Chosen { curves, choice, per_gas, singles, single_mask, live, solves })
 }
 
 /// Exact capacity of a one-hop path that cannot fill `total` alone: the most input it takes (exact
@@ -1567,7 +1504,7 @@ mod tests {
 
     /// Random V2 pools of one pair: depths over four orders of magnitude, mids within ±0.5%,
     /// fees of 5–100 bps, gas 60k–200k; and an order with gas costing 1e-6–1e-2 of it.
-    fn random_v2_set(seed: u64, n: usize) -> (Vec<PoolEntry>, f64, f64) {
+    pub(super) fn random_v2_set(seed: u64, n: usize) -> (Vec<PoolEntry>, f64, f64) {
         let mut x = seed | 1;
         let mut unit = move || {
             x ^= x << 13;
@@ -1596,72 +1533,6 @@ mod tests {
         let order = depths[n / 2] * 1e-4 * 5e3f64.powf(unit());
         let per_gas = order * 1e-6 * 1e4f64.powf(unit()) / 130_000.0;
         (pools, order, per_gas)
-    }
-
-    /// Best subset by brute force over the float model: every subset solved.
-    fn brute_force(curves: &Curves, live: u64, gas: &[f64]) -> f64 {
-        let mut best = f64::NEG_INFINITY;
-        let mut mask = live;
-        while mask != 0 {
-            if let Some(u) = curves.solve(mask, f64::NAN) {
-                let mut v = 0.0;
-                for i in bits(mask) {
-                    let c = curves.contribution(i, u);
-                    v += c.value - if c.amount >= 1.0 { gas[i] } else { 0.0 };
-                }
-                best = best.max(v);
-            }
-            mask = (mask - 1) & live;
-        }
-        best
-    }
-
-    /// The branch and bound finds the brute-force best subset of the float model (both sides of
-    /// the order), with far fewer solves than subsets.
-    #[test]
-    fn subset_search_matches_brute_force_with_few_solves() {
-        for n in [3usize, 5, 8, 10, 12, 16, 32, 64] {
-            let (mut total_solves, mut max_solves, mut cases) = (0usize, 0usize, 0usize);
-            let count = match n {
-                0..=8 => 300,
-                9..=12 => 40,
-                _ => 20,
-            };
-            for seed in 0..count {
-                let (pools, order, per_gas) = random_v2_set(0x9e37_79b9 ^ (seed * 7919 + n as u64), n);
-                let paths = candidate_paths(&pools, Address::repeat_byte(1), Address::repeat_byte(2), false);
-                for exact_in in [true, false] {
-                    let target = if exact_in { order } else { order * 0.99 };
-                    let curves = Curves::build(&pools, &paths, target, exact_in);
-                    let live = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
-                    let gas: Vec<f64> = paths.iter().map(|p| p.gas(&pools) as f64 * per_gas).collect();
-                    let (best, solves) = select(&curves, live, &gas, None);
-                    assert!(best.is_some());
-                    if n <= 12 {
-                        let want = brute_force(&curves, live, &gas);
-                        let got = best.map_or(f64::NEG_INFINITY, |b| b.value);
-                        // float resolution: one ulp of the level moves a path by ~1e-16 of its
-                        // virtual reserves
-                        let scale: f64 = (0..n)
-                            .filter_map(|i| curves.arcs(i).first())
-                            .map(|a| a.piece.cx.abs() + a.piece.cy.abs())
-                            .sum();
-                        assert!(
-                            got >= want - scale * 1e-14,
-                            "n {n} seed {seed} in {exact_in}: {got} < {want}"
-                        );
-                        assert!(solves < 1 << n);
-                    }
-                    total_solves += solves;
-                    max_solves = max_solves.max(solves);
-                    cases += 1;
-                }
-            }
-            eprintln!(
-                "{n} paths: {:.1} solves on average, {max_solves} at most",
-                total_solves as f64 / cases as f64
-            );
-        }
     }
 
     #[test]

@@ -11,10 +11,16 @@
 //! resolution (one ulp of the water level is ~1e-16 of the pools' virtual reserves, which are up to
 //! 1e4 times the order here), which the selection and the exact polish absorb. Measured worst
 //! cases are printed (`--nocapture`): 4–5 units over 48 000 sets in the release run.
+//!
+//! Each comparison also checks that the split's legs are the paths that
+//! [`choose_paths`](keel_amm::split::choose_paths) chose (or the one path that the exact phase
+//! falls back to), so the reference judges the subset search itself. Set counts: the debug tests
+//! below check 6 500 sets in about 9 s on one core (`KEEL_SUBSET_SETS` sets every test's count); the
+//! ignored release test checks 48 000.
 
 use alloy_primitives::U256;
 use keel_amm::pool::{PoolEntry, SwapAmount};
-use keel_amm::split::{Path, Split, SplitError, candidate_paths, split};
+use keel_amm::split::{Path, Split, SplitError, candidate_paths, choose_paths, split};
 
 use crate::common::{A, B, Rng};
 use crate::reference::{Case, random_case, reference};
@@ -56,6 +62,11 @@ fn compare(case: &Case, split: SplitFn) -> Option<Gap> {
         SwapAmount::ExactIn(a) => assert_eq!(s.amount_in, a),
         SwapAmount::ExactOut(a) => assert_eq!(s.amount_out, a),
     }
+    // the split uses the paths its subset search chose (direct paths: path i is pool i), unless the
+    // exact phase fell back to one path or cut a leg
+    let choice = choose_paths(&case.pools, &paths, case.amount, case.per_gas).expect("a choice");
+    let legs = s.legs.iter().fold(0u64, |m, l| m | 1 << l.path.first.pool);
+    assert!(legs & !choice.used == 0 || s.legs.len() == 1, "legs {legs:b} vs chosen {:b}", choice.used);
     let per_gas = case.objective_per_gas();
     let min_gas = case.pools.iter().map(|p| crate::reference::gas_units(p.meta.gas, per_gas)).min();
     let scale = if case.exact_in() { s.amount_out } else { s.amount_in };
@@ -129,6 +140,76 @@ fn split_picks_the_best_subset_of_mixed_v2_v3_pools() {
 fn exact_output_split_picks_the_best_subset() {
     report("exact out, 1-8 V2 pools", &run(0x5eed_0004, sets(800), (1, 8), 0.0, false));
     report("exact out, 2-6 mixed pools", &run(0x5eed_0005, sets(300), (2, 6), 0.5, false));
+}
+
+/// As a new user would try it: random sets of five to eight V2 pools of one pair with gas priced
+/// in, as `keel quote` JSON (gas price and the bought token's price per native token, as an
+/// operator gives them). The quote equals the split of the same pools to the unit, and is never
+/// short of the exhaustive reference by more than the tolerance above.
+#[test]
+fn keel_quote_of_five_to_eight_v2_pools_is_the_best_subset() {
+    use keel_amm::quote::run_quote;
+    use keel_amm::split::GasPrice;
+    use serde_json::{Value, json};
+
+    let mut rng = Rng(0x5eed_0006);
+    let (mut checked, mut worst) = (0usize, 0i128);
+    for k in 0..sets(300) {
+        let n = rng.range(5, 9) as usize;
+        let mut case = random_case(&mut rng, n, 0.0, true);
+        // the operator's figures: 1 gwei, and the bought token's price per native token
+        let gas = GasPrice { gas_price_wei: 1_000_000_000, buy_per_native: 0.0, buy_decimals: 18 };
+        let buy_per_native = format!("{:.6e}", case.per_gas / 1e9);
+        let gas = GasPrice { buy_per_native: buy_per_native.parse().expect("a float"), ..gas };
+        case.per_gas = gas.buy_units_per_gas();
+        let (sell, buy) = if case.zfo { (A, B) } else { (B, A) };
+        let pools: Vec<Value> = case
+            .pools
+            .iter()
+            .map(|p| {
+                let keel_amm::pool::Pool::V2 { reserve0, reserve1, fee_bps } = p.pool() else {
+                    unreachable!("V2 sets")
+                };
+                json!({"id": p.meta.id, "kind": "uniswap_v2", "token0": A.to_string(),
+                       "token1": B.to_string(), "reserve0": reserve0.to_string(),
+                       "reserve1": reserve1.to_string(), "fee_bps": fee_bps, "gas": p.meta.gas})
+            })
+            .collect();
+        let request = json!({"pools": pools, "sell": sell.to_string(), "buy": buy.to_string(),
+                             "amount_in": case.amount.value().to_string(),
+                             "gas_price_wei": "1000000000", "buy_per_native": buy_per_native});
+        let response: Value =
+            serde_json::from_str(&run_quote(request.to_string().as_bytes()).expect("a quote")).expect("json");
+        let amount = |v: &Value| v.as_str().expect("a decimal string").parse::<i128>().expect("i128");
+        // net after gas from the response: output minus each leg's pool gas, rounded up
+        let per_gas = case.objective_per_gas();
+        let legs = response["legs"].as_array().expect("legs");
+        let gas_of = |id: &str| case.pools.iter().find(|p| p.meta.id == id).map(|p| p.meta.gas);
+        let net = amount(&response["amount_out"])
+            - legs
+                .iter()
+                .map(|l| {
+                    crate::reference::gas_units(
+                        gas_of(l["pool"].as_str().expect("id")).expect("a pool"),
+                        per_gas,
+                    )
+                })
+                .sum::<i128>();
+        let paths = candidate_paths(&case.pools, sell, buy, false);
+        let s = split(&case.pools, &paths, case.amount, case.per_gas).expect("a split");
+        assert_eq!(net, case.split_net(&s), "set {k}: the quote is the split");
+        let r = reference(&case).expect("a reference");
+        let allowed =
+            (f64::from(s.amount_out) * TOLERANCE_REL) as i128 + TOLERANCE_UNITS * legs.len() as i128;
+        assert!(
+            r.net - net <= allowed,
+            "set {k}: quote short by {} (allowed {allowed}): {case:?}",
+            r.net - net
+        );
+        worst = worst.max(r.net - net);
+        checked += 1;
+    }
+    eprintln!("keel quote, 5-8 V2 pools: {checked} sets; short of the reference by at most {worst} units");
 }
 
 /// The bigger run: `cargo test --release --test it -- --ignored many_random_pool_sets`.
