@@ -51,6 +51,7 @@ impl Executor {
             target_block: 0,
             deadline_block: bundle.deadline_block,
             landed: false,
+            receiptless_landings: 0,
             uuid: bundle.uuid.clone(),
             superseded: earlier.iter().filter(|h| !current.contains(h)).copied().collect(),
             same_shape: false,

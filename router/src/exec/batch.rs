@@ -212,6 +212,7 @@ impl Executor {
                         target_block: target,
                         deadline_block,
                         landed: false,
+                        receiptless_landings: 0,
                         uuid: uuid.clone(),
                         superseded: Vec::new(),
                         same_shape: true,

@@ -89,6 +89,7 @@ mod tests {
             target_block: 2,
             deadline_block: 3,
             landed: true,
+            receiptless_landings: 0,
             uuid: String::new(),
             superseded: Vec::new(),
             same_shape: true,

@@ -193,6 +193,9 @@ struct Inflight {
     target_block: u64,
     deadline_block: u64,
     landed: bool,
+    /// Landings (nonce reads past `last_nonce`) already found without a receipt of ours: the
+    /// first may be a read of a block later replaced (a reorg, a relay's simulation).
+    receiptless_landings: u8,
     uuid: String,
     /// Hashes of earlier versions (before a fee re-sign or a batch re-plan), any of which may be the
     /// one that lands.

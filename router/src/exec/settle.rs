@@ -310,6 +310,19 @@ impl Executor {
     /// Receipts of a landed bundle: report the outcome.
     pub fn on_receipts(&mut self, intent: u64, receipts: &[ReceiptInfo], out: &mut Vec<Action>) {
         let Some(i) = self.inflight.iter().position(|f| f.intent == intent) else { return };
+        if receipts.is_empty() && self.inflight[i].receiptless_landings == 0 {
+            // The nonce read that showed it landed may come from a block since replaced (a reorg,
+            // or a relay's simulation block mined and reverted): it stays in flight, and only a
+            // second landing without a receipt of ours, from a later read, voids it.
+            let f = &mut self.inflight[i];
+            f.receiptless_landings = 1;
+            f.landed = false;
+            tracing::warn!(
+                intent,
+                "nonces moved but none of the bundle's transactions has a receipt; rechecking"
+            );
+            return;
+        }
         let f = self.inflight.swap_remove(i);
         if receipts.is_empty() {
             // The nonces moved, but none of this bundle's transactions has a receipt: something

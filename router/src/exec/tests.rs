@@ -872,3 +872,34 @@ fn a_head_that_arrives_before_its_blocks_nonce_read_does_not_expire_a_bundle_tha
     exec.on_chain(head(3 + NONCE_READ_GRACE_BLOCKS), 0, &mut out);
     assert_eq!(exec.stats().expired, 1);
 }
+
+#[test]
+fn a_landing_read_from_a_replaced_block_keeps_the_rebalance_in_flight_until_a_second_one() {
+    let (mut exec, me) = executor();
+    exec.cfg.bundle_blocks = 10;
+    ready(&mut exec, me, 0);
+    let mut out = Vec::new();
+    exec.on_intent(&intent(1, me), 1, &mut out);
+    // A read of a block later replaced shows the nonces used, yet no transaction of ours has a
+    // receipt: it stays in flight, resent on the next head, and the chain's real count (back at
+    // 0) is no landing.
+    out.clear();
+    exec.on_chain(ChainUpdate::Nonce { account: me, nonce: 2, block: 2 }, 0, &mut out);
+    assert!(out.iter().any(|a| matches!(a, Action::FetchReceipts { .. })));
+    out.clear();
+    exec.on_receipts(1, &[], &mut out);
+    assert!(out.is_empty(), "voided on one receiptless read: {out:?}");
+    assert_eq!(exec.inflight_count(), 1);
+    exec.on_chain(ChainUpdate::Nonce { account: me, nonce: 0, block: 2 }, 0, &mut out);
+    exec.on_chain(head(2), 1, &mut out);
+    assert!(nonces_and_tips(&out).is_some(), "not resent: {out:?}");
+    // A second landing without a receipt of ours, from a later read: something else used them.
+    out.clear();
+    exec.on_chain(ChainUpdate::Nonce { account: me, nonce: 2, block: 3 }, 0, &mut out);
+    exec.on_receipts(1, &[], &mut out);
+    let expired = out.iter().any(|a| {
+        matches!(a, Action::Journal(JournalRecord::Expired { reason, .. }) if reason.contains("used by other"))
+    });
+    assert!(expired, "{out:?}");
+    assert_eq!(exec.inflight_count(), 0);
+}

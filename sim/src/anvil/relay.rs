@@ -83,6 +83,9 @@ pub struct BuilderOptions {
     pub coinbase: Address,
     /// The probability that it builds a given block, in `[0, 1]`; the shares sum to at most 1.
     pub share: f64,
+    /// Smallest priority fee per gas (effective: capped by max fee − base fee), wei, that each
+    /// transaction of a bundle must pay for it to include the bundle; 0: any.
+    pub min_tip_wei: u128,
 }
 
 /// Where a bundle is.
@@ -115,6 +118,11 @@ pub enum BundleStatus {
         /// The target block.
         block: u64,
     },
+    /// Cancelled by its signer (`eth_cancelBundle`) before its block was built.
+    Cancelled {
+        /// The target block.
+        target: u64,
+    },
 }
 
 /// One bundle as the relay holds it.
@@ -122,6 +130,8 @@ pub enum BundleStatus {
 struct HeldBundle {
     /// The endpoint (builder) it was sent to.
     builder: usize,
+    /// Who signed the request (only they may cancel it).
+    signer: Address,
     hash: B256,
     txs: Vec<Bytes>,
     tx_hashes: Vec<B256>,
@@ -141,6 +151,9 @@ struct Book {
     /// Bundles landed, in landing order: hash, block and transaction hashes.
     landed: Vec<LandedBundle>,
     rejected_requests: u64,
+    /// `eth_sendBundle` requests accepted, and `eth_cancelBundle` requests.
+    sends: u64,
+    cancels: u64,
 }
 
 /// Most landed bundles [`AnvilRelay::landed`] remembers (the devnet runs for hours).
@@ -335,6 +348,16 @@ impl AnvilRelay {
         self.shared.books.iter().find_map(|b| b.lock().signers.get(&hash).copied())
     }
 
+    /// `eth_sendBundle` requests accepted and `eth_cancelBundle` requests answered, over all
+    /// endpoints.
+    pub fn requests(&self) -> (u64, u64) {
+        let books = self.shared.books.iter().map(|b| {
+            let b = b.lock();
+            (b.sends, b.cancels)
+        });
+        books.fold((0, 0), |(s, c), (bs, bc)| (s + bs, c + bc))
+    }
+
     /// Requests refused for a missing or bad signature.
     pub fn rejected_requests(&self) -> u64 {
         self.shared.books.iter().map(|b| b.lock().rejected_requests).sum()
@@ -384,6 +407,26 @@ impl BundleBackend for Endpoint {
         self.shared.on_call(ctx, p).await
     }
 
+    fn on_cancel(
+        &self,
+        ctx: &RequestContext,
+        replacement_uuid: &str,
+    ) -> core::result::Result<(), RelayError> {
+        let mut book = self.shared.books[self.builder].lock();
+        let cancelled: Vec<(B256, u64)> = book
+            .pending
+            .iter()
+            .filter(|b| b.signer == ctx.signer && b.uuid.as_deref() == Some(replacement_uuid))
+            .map(|b| (b.hash, b.target))
+            .collect();
+        book.pending.retain(|b| !(b.signer == ctx.signer && b.uuid.as_deref() == Some(replacement_uuid)));
+        for (hash, target) in cancelled {
+            book.status.insert(hash, BundleStatus::Cancelled { target });
+        }
+        book.cancels += 1;
+        Ok(())
+    }
+
     fn on_rejected(&self, error: &RelayError) {
         if error.is_auth() {
             self.shared.books[self.builder].lock().rejected_requests += 1;
@@ -404,6 +447,7 @@ impl Shared {
         let head = self.sealed.load(std::sync::atomic::Ordering::Acquire);
         let bundle = HeldBundle {
             builder,
+            signer: ctx.signer,
             hash,
             txs: p.txs,
             tx_hashes: p.tx_hashes,
@@ -414,6 +458,7 @@ impl Shared {
             uuid: p.replacement_uuid,
         };
         let mut book = self.books[builder].lock();
+        book.sends += 1;
         book.signers.insert(hash, ctx.signer);
         if bundle.target <= head {
             book.status.insert(hash, BundleStatus::Expired { target: bundle.target });
@@ -675,7 +720,16 @@ impl Shared {
     }
 
     /// Why `bundle`'s part of a mined block is unacceptable, if it is.
-    fn verdict(bundle: &HeldBundle, mined: &Mined, offset: usize) -> Option<String> {
+    fn verdict(&self, bundle: &HeldBundle, mined: &Mined, offset: usize) -> Option<String> {
+        let min_tip = self.builders.get(bundle.builder).map_or(0, |b| b.min_tip_wei);
+        for (i, r) in mined.receipts[offset..offset + bundle.txs.len()].iter().enumerate() {
+            if let Some(r) = r {
+                let tip = r.effective_gas_price.saturating_sub(mined.base_fee);
+                if tip < min_tip {
+                    return Some(format!("tx {i} tips {tip} wei per gas, under the builder's {min_tip}"));
+                }
+            }
+        }
         if let Some(min) = bundle.min_timestamp
             && mined.timestamp < min
         {
@@ -760,12 +814,12 @@ impl Shared {
                 let earlier_ok = {
                     let mut off = 0;
                     accepted.iter().all(|b| {
-                        let ok = Self::verdict(b, &mined, off).is_none();
+                        let ok = self.verdict(b, &mined, off).is_none();
                         off += b.txs.len();
                         ok
                     })
                 };
-                match Self::verdict(&bundle, &mined, offset) {
+                match self.verdict(&bundle, &mined, offset) {
                     None if earlier_ok => accepted.push(bundle),
                     None => {
                         let reason = "conflicts with a bundle accepted earlier for the block".to_string();
@@ -792,7 +846,7 @@ impl Shared {
             let mut off = 0;
             let mut all_ok = true;
             for b in &accepted {
-                all_ok &= Self::verdict(b, &mined, off).is_none();
+                all_ok &= self.verdict(b, &mined, off).is_none();
                 off += b.txs.len();
             }
             if all_ok && mined.block == target {
