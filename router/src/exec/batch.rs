@@ -340,7 +340,11 @@ impl Executor {
         }
         // The residuals, routed in batch order.
         let deadline = U256::from(head.timestamp.saturating_add(self.cfg.swap_deadline_secs));
-        let mut scratch = self.pools.clone();
+        // Until `moved` is told what the routes moved, the whole copy counts as spoiled: a plan
+        // that fails part way leaves it to be copied back in full.
+        let mut copy = self.scratch.borrow_mut();
+        let scratch = copy.synced(&self.pools);
+        let mut routed: Vec<usize> = Vec::new();
         let mut granted_here: Vec<(Address, Address, Address)> = Vec::new();
         for (k, leg) in legs.iter().enumerate() {
             let amount = netting.residual[k];
@@ -349,12 +353,12 @@ impl Executor {
             }
             let (m, _) = origin[k];
             let account = members[m].intent.account;
-            let buy_per_native = self.native_price_in(leg.buy, &scratch).or_else(|| {
+            let buy_per_native = self.native_price_in(leg.buy, scratch).or_else(|| {
                 let native = members[m].intent.native_price?;
                 buy_per_wei_from_exchange(native, leg.notional, leg.amount_in, leg.price)
             });
             let route = plan::route_exact_in(
-                &mut scratch,
+                scratch,
                 leg.sell,
                 leg.buy,
                 amount,
@@ -364,6 +368,7 @@ impl Executor {
                 self.cfg.max_pool_deviation,
                 self.cfg.slippage_bps,
             )?;
+            routed.extend(super::intent::moved_pools(std::iter::once(&route)));
             let residual_notional = leg.notional * fraction_of(amount, leg.amount_in);
             let plan = &mut plans[m];
             plan.cost.add(&cost::leg_cost(
@@ -423,6 +428,7 @@ impl Executor {
             }
             plan.cost.saved = members[m].alone.total() - plan.cost.total();
         }
+        copy.moved(routed);
         Ok(plans)
     }
 

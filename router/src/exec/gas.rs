@@ -49,6 +49,7 @@ impl Executor {
             seen.push(base);
             if let Some(&estimate) = seen.iter().max() {
                 self.pools[*pool].meta.gas = estimate;
+                self.scratch.get_mut().mark(*pool);
             }
         }
     }

@@ -189,7 +189,8 @@ impl Executor {
         fraction: f64,
         gas: &GasPricing,
     ) -> Result<Vec<(usize, OrderRoute)>, ExecError> {
-        let mut scratch = self.pools.clone();
+        let mut copy = self.scratch.borrow_mut();
+        let scratch = copy.synced(&self.pools);
         let mut routes: Vec<(usize, OrderRoute)> = Vec::with_capacity(intent.legs.len());
         for (k, leg) in intent.legs.iter().enumerate() {
             let sell = self.tokens[leg.sell.idx()].address;
@@ -198,11 +199,11 @@ impl Executor {
             // the exchange price of ETH the engine carried in the intent.
             let price =
                 raw_price(leg.reference_price, &self.tokens[leg.sell.idx()], &self.tokens[leg.buy.idx()]);
-            let native_per_buy = self.native_price_in(buy, &scratch).or_else(|| {
+            let native_per_buy = self.native_price_in(buy, scratch).or_else(|| {
                 buy_per_wei_from_exchange(intent.native_price?, leg.notional, leg.amount_in, price)
             });
             let route = plan::route_exact_in(
-                &mut scratch,
+                scratch,
                 sell,
                 buy,
                 scale_amount(leg.amount_in, fraction),
@@ -215,9 +216,11 @@ impl Executor {
                 )),
                 self.cfg.max_pool_deviation,
                 self.cfg.slippage_bps,
-            )?;
-            routes.push((k, route));
+            );
+            // An error leaves the copy spoiled (see `ScratchPools::synced`).
+            routes.push((k, route?));
         }
+        copy.moved(moved_pools(routes.iter().map(|(_, r)| r)));
         Ok(routes)
     }
 
@@ -277,4 +280,9 @@ pub(super) fn scale_amount(amount: U256, fraction: f64) -> U256 {
 
 pub(super) fn raw_price(whole: f64, sell: &ExecToken, buy: &ExecToken) -> f64 {
     whole * 10f64.powi(buy.decimals as i32 - sell.decimals as i32)
+}
+
+/// The pools that `routes` moved (each once or more).
+pub(super) fn moved_pools<'a>(routes: impl Iterator<Item = &'a OrderRoute>) -> impl Iterator<Item = usize> {
+    routes.flat_map(|r| r.fills.iter().flat_map(|f| f.hops.iter().map(|h| h.pool)))
 }

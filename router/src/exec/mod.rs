@@ -44,6 +44,7 @@ mod inclusion;
 mod intent;
 mod net;
 mod risk;
+mod scratch;
 mod settle;
 #[cfg(test)]
 mod tests;
@@ -346,6 +347,8 @@ pub struct Executor {
     halted: bool,
     /// The block a landed bundle's receipts came from, for its `Included` record.
     landing_block: Option<(u64, LandingBlock)>,
+    /// The pools plans route on, re-copied only where they changed (see [`scratch`]).
+    scratch: std::cell::RefCell<scratch::ScratchPools>,
     /// Relays by the coinbase of their builder's blocks (`[[relays]] coinbase`).
     relay_builders: Vec<(String, Address)>,
 }
@@ -375,6 +378,7 @@ impl Executor {
         native: Option<Address>,
     ) -> Self {
         let n = pools.len();
+        let scratch = std::cell::RefCell::new(scratch::ScratchPools::new(&pools));
         let oracle = Oracle::new(
             pools.iter().map(|p| p.meta.id.clone()).collect(),
             cfg.twap_window_secs,
@@ -411,6 +415,7 @@ impl Executor {
             halted: false,
             landing_block: None,
             relay_builders: Vec::new(),
+            scratch,
         }
     }
 
@@ -486,6 +491,7 @@ impl Executor {
             ChainUpdate::Pool { update, source } => {
                 let pool = update.pool as usize;
                 if let Some(entry) = self.pools.get_mut(pool) {
+                    self.scratch.get_mut().mark(pool);
                     match entry.apply(&update.change) {
                         Ok(()) => {
                             self.pool_ready[pool] = true;
