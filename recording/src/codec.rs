@@ -319,10 +319,10 @@ fn encode_change(w: &mut W<'_>, c: &PoolChange) {
                 });
                 w.u256(&p.swap_fee());
                 let decimals = p.decimals();
-                for k in 0..p.len() {
-                    w.u256(&p.balances()[k]);
-                    w.u256(&p.weights()[k]);
-                    w.u8(decimals[k]);
+                for ((b, wt), d) in p.balances().iter().zip(p.weights()).zip(decimals) {
+                    w.u256(b);
+                    w.u256(wt);
+                    w.u8(d);
                 }
             }
             Pool::Curve(c) => {
@@ -344,9 +344,9 @@ fn encode_change(w: &mut W<'_>, c: &PoolChange) {
                 w.u256(&amp.future_a);
                 w.u64(amp.initial_a_time);
                 w.u64(amp.future_a_time);
-                for k in 0..p.n_coins() {
-                    w.u256(&p.balances()[k]);
-                    w.u256(&p.rates()[k]);
+                for (b, rate) in p.balances().iter().zip(p.rates()) {
+                    w.u256(b);
+                    w.u256(rate);
                 }
             }
             Pool::V2 { reserve0, reserve1, fee_bps } => {

@@ -201,6 +201,24 @@ fn over_random_four_venue_sets_the_split_never_loses_to_a_single_venue_after_gas
         if kinds(&pools, &s).len() >= 3 {
             multi_kind += 1;
         }
+        // exact output of half what the split bought: delivers exactly, never costs more (input
+        // plus gas) than any single venue. Gas is counted here at 1 B = 1 A, while the split
+        // converts it at the best spot rate (within about 1% of 1): 1e-6 of the input covers that.
+        let y = s.amount_out / U256::from(2u8);
+        let o = split(&pools, &paths, SwapAmount::ExactOut(y), per_gas)
+            .unwrap_or_else(|e| panic!("case {case}: exact out {y}: {e}"));
+        assert_eq!(o.legs.iter().map(|l| l.amount_out).fold(U256::ZERO, |a, b| a + b), y, "case {case}");
+        let cost = to_i128(o.amount_in) + o.legs.iter().map(|l| gas_units(l.gas, per_gas)).sum::<i128>();
+        for p in &pools {
+            if let Ok(q) = p.pool().quote_exact_out(true, y) {
+                let alone = to_i128(q.amount_in) + gas_units(p.meta.gas, per_gas);
+                assert!(
+                    cost <= alone + alone / 1_000_000,
+                    "case {case}: split costs {cost}, {} alone {alone}",
+                    p.meta.id
+                );
+            }
+        }
     }
     println!("{multi_kind} of {cases} random orders used three or more venue kinds");
     assert!(multi_kind > 0);
