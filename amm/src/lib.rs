@@ -13,9 +13,12 @@
 //!   publishes it and the router applies it) and [`pool::PoolEntry`] (state plus metadata).
 //! * [`balancer`]: integer-exact Balancer V2 weighted pools (`FixedPoint`, `LogExpMath.pow`,
 //!   `WeightedMath` and the pool's fee and decimal scaling), checked to the wei against the real
-//!   Vault on anvil. Not yet a pool kind of [`pool::Pool`].
+//!   Vault on anvil; a pool kind of [`pool::Pool`] through [`venue::BalancerPair`].
 //! * [`curve`]: integer-exact Curve StableSwap (plain pools of 2 and 3 coins; the 3pool and the
-//!   factory plain-pool flavours), checked to the wei against curvesim.
+//!   factory plain-pool flavours), checked to the wei against curvesim; a pool kind of
+//!   [`pool::Pool`] through [`venue::CurvePair`].
+//! * [`venue`]: the two multi-token venues as two-token pools of the one model (exact quotes, the
+//!   optimiser's float curves, default gas).
 //! * [`split`]: the split optimiser (one order across several pools, maximising output after gas).
 //! * [`quote`]: `keel quote`'s JSON request and response around the optimiser.
 //!
@@ -31,3 +34,4 @@ pub mod quote;
 pub mod split;
 pub mod v2;
 pub mod v3;
+pub mod venue;

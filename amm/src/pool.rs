@@ -1,6 +1,7 @@
-//! One tradeable pool of either protocol behind a single exact interface.
+//! One tradeable pool of any venue behind a single exact interface.
 //!
-//! [`Pool`] is the swap state (V2 reserves or a [`V3Pool`]); [`PoolEntry`] adds the metadata the
+//! [`Pool`] is the swap state (V2 reserves, a [`V3Pool`], or a Balancer weighted / Curve
+//! StableSwap pool traded as one pair of its tokens: [`BalancerPair`], [`CurvePair`]); [`PoolEntry`] adds the metadata the
 //! router needs ([`PoolMeta`]: id, address, tokens, gas) and a float model of the V3 tick ladder that
 //! the split optimiser walks (see [`crate::split`]). Quotes never mutate a pool: they return a
 //! [`Quote`] whose [`PoolChange`] is applied with [`PoolEntry::apply`] / [`Pool::apply`] when a later
@@ -14,12 +15,19 @@
 //!
 //! Exactness: V2 quotes are `UniswapV2Library.getAmountOut` / `getAmountIn` plus the pair's own
 //! checks (zero output and `uint112` reserve overflow revert on chain, so they are errors here); V3
-//! quotes are [`V3Pool::swap`], the contract's swap loop. Floats appear only in [`Pool::mid_price`].
+//! quotes are [`V3Pool::swap`], the contract's swap loop; Balancer and Curve quotes are their exact
+//! integer math (see [`crate::venue`]). Floats appear only in [`Pool::mid_price`] and the split
+//! optimiser's search.
 
 use alloy_primitives::{Address, I256, U256};
 
+use crate::balancer::BalancerError;
+use crate::curve::CurveError;
 use crate::v2::{self, V2Error};
 use crate::v3::{self, SwapResult, TickInfo, V3Error, V3Pool};
+use crate::venue::FloatCurve;
+
+pub use crate::venue::{BalancerPair, CurvePair, DEFAULT_BALANCER_SWAP_GAS, DEFAULT_CURVE_SWAP_GAS};
 
 /// Gas of one swap through a Uniswap V2 pair via Router02, when the config names none.
 pub const DEFAULT_V2_SWAP_GAS: u64 = 120_000;
@@ -39,6 +47,12 @@ pub enum PoolError {
     /// V3 math refused the amounts (or the pool state is inconsistent).
     #[error("uniswap v3: {0}")]
     V3(#[from] V3Error),
+    /// Balancer math refused the swap (the `BAL#` code the Vault would revert with).
+    #[error("balancer: {0}")]
+    Balancer(#[from] BalancerError),
+    /// Curve math refused the swap (where the pool contract would revert).
+    #[error("curve: {0}")]
+    Curve(#[from] CurveError),
     /// The swap would pay out nothing (a V2 pair reverts `INSUFFICIENT_OUTPUT_AMOUNT`).
     #[error("swap pays out nothing")]
     ZeroOutput,
@@ -84,6 +98,10 @@ pub enum Pool {
     },
     /// Uniswap V3 pool.
     V3(V3Pool),
+    /// Balancer V2 weighted pool, traded as one pair of its tokens (boxed: up to 8 tokens).
+    Balancer(Box<BalancerPair>),
+    /// Curve StableSwap plain pool, traded as one pair of its coins.
+    Curve(Box<CurvePair>),
 }
 
 /// A change to a pool's state: what a quote computes, what a pool log says, or a whole new state.
@@ -107,6 +125,20 @@ pub enum PoolChange {
         tick: i32,
         /// In-range liquidity after the swap.
         liquidity: u128,
+    },
+    /// A Balancer or Curve swap: the pool's balance of token `token_in` (index in the pool's own
+    /// token order) grows by `amount_in` (fee included) and that of `token_out` falls by
+    /// `amount_out` (for Curve, `dy` plus the admin fee). A quote's change, or the Vault's `Swap`
+    /// event.
+    Balances {
+        /// Pool token index of the token paid in.
+        token_in: u8,
+        /// Pool token index of the token paid out.
+        token_out: u8,
+        /// Added to `token_in`'s balance.
+        amount_in: U256,
+        /// Taken from `token_out`'s balance.
+        amount_out: U256,
     },
     /// V3 `Mint` (positive) or `Burn` (negative) of a position.
     V3Position {
@@ -230,6 +262,18 @@ impl Pool {
                     ticks_crossed: 0,
                 })
             }
+            Self::Balancer(p) => {
+                if sqrt_price_limit_x96.is_some() {
+                    return Err(PoolError::LimitOnV2);
+                }
+                p.swap(zero_for_one, amount)
+            }
+            Self::Curve(p) => {
+                if sqrt_price_limit_x96.is_some() {
+                    return Err(PoolError::LimitOnV2);
+                }
+                p.swap(zero_for_one, amount)
+            }
             Self::V3(p) => {
                 let specified = match amount {
                     SwapAmount::ExactIn(a) => to_i256(a)?,
@@ -253,7 +297,17 @@ impl Pool {
     /// Moves the pool to the state a change describes (a quote's, a log's, or a snapshot).
     pub fn apply(&mut self, change: &PoolChange) -> Result<()> {
         match (self, change) {
-            (s, PoolChange::Snapshot(new)) if s.is_v3() == new.is_v3() => *s = (**new).clone(),
+            (s, PoolChange::Snapshot(new))
+                if core::mem::discriminant(s) == core::mem::discriminant(&**new) =>
+            {
+                *s = (**new).clone();
+            }
+            (Self::Balancer(p), PoolChange::Balances { token_in, token_out, amount_in, amount_out }) => {
+                p.apply_balances(*token_in, *token_out, *amount_in, *amount_out)?;
+            }
+            (Self::Curve(p), PoolChange::Balances { token_in, token_out, amount_in, amount_out }) => {
+                p.apply_balances(*token_in, *token_out, *amount_in, *amount_out)?;
+            }
             (Self::V2 { reserve0, reserve1, .. }, PoolChange::V2 { reserve0: r0, reserve1: r1 }) => {
                 *reserve0 = *r0;
                 *reserve1 = *r1;
@@ -276,6 +330,8 @@ impl Pool {
         match self {
             Self::V2 { reserve0, reserve1, .. } => f64::from(*reserve1) / f64::from(*reserve0),
             Self::V3(p) => p.mid_price(),
+            Self::Balancer(p) => p.mid_price(),
+            Self::Curve(p) => p.mid_price(),
         }
     }
 
@@ -284,6 +340,33 @@ impl Pool {
         match self {
             Self::V2 { fee_bps, .. } => f64::from(*fee_bps) / 10_000.0,
             Self::V3(p) => f64::from(p.fee) / 1_000_000.0,
+            Self::Balancer(p) => p.fee_fraction(),
+            Self::Curve(p) => p.fee_fraction(),
+        }
+    }
+
+    /// The venue's name as config and `keel quote` spell it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::V2 { .. } => "uniswap_v2",
+            Self::V3(_) => "uniswap_v3",
+            Self::Balancer(_) => "balancer_weighted",
+            Self::Curve(_) => "curve_stableswap",
+        }
+    }
+
+    /// Whether the pool can be a hop of a two-hop path (Uniswap pools, through their router's
+    /// path encoding); Balancer and Curve pools are routed as single-pool paths.
+    pub fn supports_two_hop(&self) -> bool {
+        matches!(self, Self::V2 { .. } | Self::V3(_))
+    }
+
+    /// The float curve of a Balancer or Curve pool in one direction (split optimiser only).
+    pub(crate) fn float_curve(&self, zero_for_one: bool) -> Option<FloatCurve> {
+        match self {
+            Self::Balancer(p) => p.float_curve(zero_for_one),
+            Self::Curve(p) => p.float_curve(zero_for_one),
+            Self::V2 { .. } | Self::V3(_) => None,
         }
     }
 

@@ -12,7 +12,14 @@
 //!    {"id": "v3-a", "kind": "uniswap_v3", "token0": "0x…", "token1": "0x…", "fee": 3000,
 //!     "tick_spacing": 60, "sqrt_price_x96": "…", "tick": -200, "liquidity": "…",
 //!     "ticks": [{"index": -887220, "liquidity_net": "…"}, {"index": 887220, "liquidity_net": "-…"}],
-//!     "gas": 130000}],
+//!     "gas": 130000},
+//!    {"id": "bal-a", "kind": "balancer_weighted", "token0": "0x…", "token1": "0x…",
+//!     "index0": 0, "index1": 1, "balances": ["…", "…"], "weights": ["800000000000000000",
+//!     "200000000000000000"], "decimals": [18, 6], "swap_fee": "3000000000000000",
+//!     "flavour": "shortcuts"},
+//!    {"id": "crv-a", "kind": "curve_stableswap", "token0": "0x…", "token1": "0x…",
+//!     "index0": 1, "index1": 0, "balances": ["…", "…", "…"], "decimals": [18, 6, 6],
+//!     "a": "200000", "fee": 4000000, "flavour": "factory_plain"}],
 //!  "sell": "0x…", "buy": "0x…",
 //!  "amount_in": "…",
 //!  "sqrt_price_limit_x96": "…",
@@ -25,8 +32,22 @@
 //!   may fill less than asked (the response shows what it filled).
 //! - `gas_price_wei` and `buy_per_native` (whole bought tokens per native token) together, or
 //!   neither (gas ignored). `buy_decimals` (default 18) converts whole tokens to raw units.
-//! - A pool's `gas` defaults to [`DEFAULT_V2_SWAP_GAS`] / [`DEFAULT_V3_SWAP_GAS`]; `address` is
-//!   optional. Unknown fields are errors.
+//! - `balancer_weighted`: the whole pool (2–8 tokens) in its own token order: `balances` (raw
+//!   units, the Vault's `getPoolTokens`), normalized `weights` and `swap_fee` (18-decimal strings),
+//!   token `decimals` (≤ 18); `index0` / `index1` are the positions of the pair's `token0` (the
+//!   lower address) and `token1` in that order. `flavour`: `shortcuts` (2022+ pools, default) or
+//!   `v1` (April 2021 pools). Refused as the pool's constructor refuses (weights below 1% or not
+//!   summing to 1, fee outside 0.0001%–10%, more than 18 decimals).
+//! - `curve_stableswap`: a plain pool of 2 or 3 coins in its coin order: `balances` (the contract's
+//!   `balances`), `decimals` (rates `10^(36 − decimals)`), `a` (storage convention: `A·100` =
+//!   `A_precise()` for `factory_plain`, plain `A` for `three_pool`), optional ramp `future_a`,
+//!   `initial_a_time`, `future_a_time` and the block `timestamp` to quote at (default 0: a pool
+//!   without a ramp), `fee` and `admin_fee` (parts of 10¹⁰; `admin_fee` defaults to the factory's
+//!   50%, 0 for the 3pool), `index0` / `index1` as for Balancer.
+//! - A pool's `gas` defaults to [`DEFAULT_V2_SWAP_GAS`] / [`DEFAULT_V3_SWAP_GAS`] /
+//!   [`DEFAULT_BALANCER_SWAP_GAS`] / [`DEFAULT_CURVE_SWAP_GAS`]; `address` is optional. Unknown
+//!   fields are errors. Balancer and Curve pools are single-pool paths (never a hop of a two-hop
+//!   path).
 //!
 //! # Response
 //! ```json
@@ -36,6 +57,7 @@
 //!           {"pool": "v2-a", "amount_in": "…", "amount_out": "…",
 //!            "reserve0_after": "…", "reserve1_after": "…"}]}
 //! ```
+//! A Balancer or Curve leg shows `"balances_after"` (the pool's balances, its token order).
 //! Legs are in execution order. A two-hop leg has `"pool": "a>b"`, `"pools": ["a", "b"]`, its
 //! total `amount_in` / `amount_out`, and `"hops"`: one single-pool object (as above) per hop, in order.
 
@@ -47,7 +69,8 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::pool::{
-    DEFAULT_V2_SWAP_GAS, DEFAULT_V3_SWAP_GAS, Pool, PoolChange, PoolEntry, PoolError, PoolMeta, SwapAmount,
+    DEFAULT_BALANCER_SWAP_GAS, DEFAULT_CURVE_SWAP_GAS, DEFAULT_V2_SWAP_GAS, DEFAULT_V3_SWAP_GAS, Pool,
+    PoolChange, PoolEntry, PoolError, PoolMeta, SwapAmount,
 };
 use crate::split::{self, GasPrice, SplitError};
 use crate::v3::{TickInfo, V3Pool};
@@ -208,6 +231,127 @@ const V3_FIELDS: &[&str] = &[
     "ticks",
     "gas",
 ];
+const BALANCER_FIELDS: &[&str] = &[
+    "id", "kind", "address", "token0", "token1", "index0", "index1", "balances", "weights", "decimals",
+    "swap_fee", "flavour", "gas",
+];
+const CURVE_FIELDS: &[&str] = &[
+    "id",
+    "kind",
+    "address",
+    "token0",
+    "token1",
+    "index0",
+    "index1",
+    "balances",
+    "decimals",
+    "flavour",
+    "a",
+    "future_a",
+    "initial_a_time",
+    "future_a_time",
+    "fee",
+    "admin_fee",
+    "timestamp",
+    "gas",
+];
+
+impl Obj<'_> {
+    /// An array of decimal strings.
+    fn uints(&self, key: &str) -> Result<Vec<U256>> {
+        let at = self.at(key);
+        let arr = self.req(key)?.as_array().ok_or_else(|| QuoteError::new(&at, "expected an array"))?;
+        arr.iter()
+            .enumerate()
+            .map(|(k, v)| {
+                let s = v
+                    .as_str()
+                    .ok_or_else(|| QuoteError::new(format!("{at}[{k}]"), "expected a decimal string"))?;
+                parse_u256(s).map_err(|p| QuoteError::new(format!("{at}[{k}]"), p))
+            })
+            .collect()
+    }
+
+    /// An array of token decimals (JSON integers, at most 18 for Balancer, 36 for Curve).
+    fn decimals(&self, key: &str, max: u8) -> Result<Vec<u8>> {
+        let at = self.at(key);
+        let arr = self.req(key)?.as_array().ok_or_else(|| QuoteError::new(&at, "expected an array"))?;
+        arr.iter()
+            .enumerate()
+            .map(|(k, v)| match v.as_u64() {
+                Some(d) if d <= u64::from(max) => Ok(d as u8),
+                _ => Err(QuoteError::new(format!("{at}[{k}]"), format!("expected an integer 0..={max}"))),
+            })
+            .collect()
+    }
+
+    fn opt_int<T: TryFrom<i128>>(&self, key: &str, default: T) -> Result<T> {
+        match self.opt(key) {
+            Some(_) => self.int(key),
+            None => Ok(default),
+        }
+    }
+}
+
+fn parse_balancer(o: &Obj<'_>) -> Result<Pool> {
+    use crate::balancer::{PowFlavour, WeightedPool};
+    let flavour = match o.opt("flavour").map(|_| o.str("flavour")).transpose()? {
+        None | Some("shortcuts") => PowFlavour::Shortcuts,
+        Some("v1") => PowFlavour::V1,
+        Some(other) => {
+            return Err(QuoteError::new(
+                o.at("flavour"),
+                format!("unknown flavour `{other}` (expected `v1` for April 2021 pools or `shortcuts`)"),
+            ));
+        }
+    };
+    let pool = WeightedPool::new(
+        &o.uints("balances")?,
+        &o.uints("weights")?,
+        &o.decimals("decimals", 18)?,
+        o.uint("swap_fee")?,
+        flavour,
+    )
+    .map_err(|e| QuoteError::new(o.path.clone(), e.to_string()))?;
+    let pair = crate::pool::BalancerPair::new(pool, o.int("index0")?, o.int("index1")?)
+        .map_err(|e| QuoteError::new(o.at("index0"), e.to_string()))?;
+    Ok(Pool::Balancer(Box::new(pair)))
+}
+
+fn parse_curve(o: &Obj<'_>) -> Result<Pool> {
+    use crate::curve::{AmpRamp, FACTORY_ADMIN_FEE, Flavour, StableSwapPool};
+    let flavour = match o.opt("flavour").map(|_| o.str("flavour")).transpose()? {
+        None | Some("factory_plain") => Flavour::FactoryPlain,
+        Some("three_pool") => Flavour::ThreePool,
+        Some(other) => {
+            return Err(QuoteError::new(
+                o.at("flavour"),
+                format!("unknown flavour `{other}` (expected `factory_plain` or `three_pool`)"),
+            ));
+        }
+    };
+    let a = o.uint("a")?;
+    let amp = AmpRamp {
+        initial_a: a,
+        future_a: o.opt_uint("future_a")?.unwrap_or(a),
+        initial_a_time: o.opt_int("initial_a_time", 0u64)?,
+        future_a_time: o.opt_int("future_a_time", 0u64)?,
+    };
+    let admin_default = if flavour == Flavour::FactoryPlain { FACTORY_ADMIN_FEE } else { 0 };
+    let pool = StableSwapPool::with_decimals(
+        flavour,
+        &o.uints("balances")?,
+        &o.decimals("decimals", 36)?,
+        amp,
+        o.int("fee")?,
+        o.opt_int("admin_fee", admin_default)?,
+    )
+    .map_err(|e| QuoteError::new(o.path.clone(), e.to_string()))?;
+    let pair =
+        crate::pool::CurvePair::new(pool, o.int("index0")?, o.int("index1")?, o.opt_int("timestamp", 0u64)?)
+            .map_err(|e| QuoteError::new(o.at("index0"), e.to_string()))?;
+    Ok(Pool::Curve(Box::new(pair)))
+}
 
 fn parse_pool(v: &Value, i: usize) -> Result<PoolEntry> {
     let o = Obj::new(v, format!("pools[{i}]"))?;
@@ -221,10 +365,15 @@ fn parse_pool(v: &Value, i: usize) -> Result<PoolEntry> {
     let fields = match kind {
         "uniswap_v2" => V2_FIELDS,
         "uniswap_v3" => V3_FIELDS,
+        "balancer_weighted" => BALANCER_FIELDS,
+        "curve_stableswap" => CURVE_FIELDS,
         other => {
             return Err(QuoteError::new(
                 o.at("kind"),
-                format!("unknown pool kind `{other}` (expected `uniswap_v2` or `uniswap_v3`)"),
+                format!(
+                    "unknown pool kind `{other}` (expected `uniswap_v2`, `uniswap_v3`, `balancer_weighted` \
+                     or `curve_stableswap`)"
+                ),
             ));
         }
     };
@@ -253,6 +402,10 @@ fn parse_pool(v: &Value, i: usize) -> Result<PoolEntry> {
             }
         }
         (Pool::V2 { reserve0, reserve1, fee_bps }, DEFAULT_V2_SWAP_GAS, 0)
+    } else if kind == "balancer_weighted" {
+        (parse_balancer(&o)?, DEFAULT_BALANCER_SWAP_GAS, 2)
+    } else if kind == "curve_stableswap" {
+        (parse_curve(&o)?, DEFAULT_CURVE_SWAP_GAS, 3)
     } else {
         let fee: u32 = o.int("fee")?;
         let tick_spacing: i32 = o.int("tick_spacing")?;
@@ -420,10 +573,14 @@ struct HopOut {
     reserve0_after: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reserve1_after: Option<String>,
+    /// Balancer / Curve: the pool's balances after the swap, in the pool's token order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    balances_after: Option<Vec<String>>,
 }
 
 impl HopOut {
-    fn new(id: &str, amount_in: U256, amount_out: U256, change: &PoolChange) -> Self {
+    fn new(entry: &PoolEntry, amount_in: U256, amount_out: U256, change: &PoolChange) -> Self {
+        let id = &entry.meta.id;
         let mut h = Self {
             pool: id.to_string(),
             amount_in: amount_in.to_string(),
@@ -433,6 +590,7 @@ impl HopOut {
             liquidity_after: None,
             reserve0_after: None,
             reserve1_after: None,
+            balances_after: None,
         };
         match change {
             PoolChange::V2 { reserve0, reserve1 } => {
@@ -443,6 +601,16 @@ impl HopOut {
                 h.sqrt_price_x96_after = Some(sqrt_price_x96.to_string());
                 h.tick_after = Some(*tick);
                 h.liquidity_after = Some(liquidity.to_string());
+            }
+            PoolChange::Balances { .. } => {
+                let mut after = entry.pool().clone();
+                if after.apply(change).is_ok() {
+                    h.balances_after = Some(match &after {
+                        Pool::Balancer(p) => p.pool().balances().iter().map(U256::to_string).collect(),
+                        Pool::Curve(p) => p.pool().balances().iter().map(U256::to_string).collect(),
+                        Pool::V2 { .. } | Pool::V3(_) => Vec::new(),
+                    });
+                }
             }
             PoolChange::Snapshot(_) | PoolChange::V3Position { .. } => {}
         }
@@ -527,7 +695,7 @@ pub fn run_quote(request_json: &[u8]) -> core::result::Result<String, QuoteError
             amount_in: q.amount_in.to_string(),
             amount_out: q.amount_out.to_string(),
             gas: p.meta.gas,
-            legs: vec![LegOut::Single(HopOut::new(&p.meta.id, q.amount_in, q.amount_out, &q.change))],
+            legs: vec![LegOut::Single(HopOut::new(p, q.amount_in, q.amount_out, &q.change))],
         }
     } else {
         let paths = split::candidate_paths(pools, req.sell, req.buy, true);
@@ -539,12 +707,7 @@ pub fn run_quote(request_json: &[u8]) -> core::result::Result<String, QuoteError
             .iter()
             .map(|l| {
                 let hop = |h: &split::LegHop| {
-                    HopOut::new(
-                        &pools[h.hop.pool].meta.id,
-                        h.quote.amount_in,
-                        h.quote.amount_out,
-                        &h.quote.change,
-                    )
+                    HopOut::new(&pools[h.hop.pool], h.quote.amount_in, h.quote.amount_out, &h.quote.change)
                 };
                 match &l.second {
                     None => LegOut::Single(hop(&l.first)),

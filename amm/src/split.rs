@@ -52,6 +52,11 @@
 //! constant-product and concentrated-liquidity pieces; any concave curve can be approximated by
 //! arcs, the exact phase and polish absorbing the approximation).
 //!
+//! Balancer and Curve pools join this way: `Cursor::fit_next` cuts their closed-form marginal-rate
+//! curve ([`crate::venue`]) into constant-product arcs that meet it at both ends, each arc ending
+//! where the rate has fallen by `FIT_DROP` (0.4%); `marginal_after` reads the same curve. They are
+//! single-pool paths, never a hop of a two-hop path.
+//!
 //! Paths never share a pool (see [`candidate_paths`]), so legs are independent and their quotes are
 //! each against the entry state.
 
@@ -245,6 +250,9 @@ pub fn candidate_paths(pools: &[PoolEntry], sell: Address, buy: Address, two_hop
         let mut first: Vec<Side> = Vec::new();
         let mut second: Vec<Side> = Vec::new();
         for (i, p) in pools.iter().enumerate() {
+            if !p.pool().supports_two_hop() {
+                continue;
+            }
             if let Some(h) = p.other(sell).filter(|&h| h != buy) {
                 let c = Cursor::init(p, i, p.direction(sell) == Some(true));
                 first.push(((p.meta.venue, h), i, c.b));
@@ -301,7 +309,30 @@ struct Cursor {
     gamma: f64,
     /// V3 only: pool index, direction, next tick slot, in-range liquidity, price at the segment end.
     v3: Option<V3Cursor>,
+    /// Balancer / Curve only: the venue's float curve and where the cursor stands on it.
+    fit: Option<FitCursor>,
 }
+
+/// A Balancer or Curve direction walked as constant-product arcs fitted to its float curve: each
+/// arc starts at gross input `x` with the curve's marginal rate there and ends at `end` with the
+/// curve's marginal rate there (`ab/(a + c)² = m(end)`, `b/a = m(x)`). Arcs are cut where the
+/// marginal rate has fallen by [`FIT_DROP`], so the fit's error is second order in it; the exact
+/// phase re-quotes every leg.
+#[derive(Debug, Clone, Copy)]
+struct FitCursor {
+    curve: crate::venue::FloatCurve,
+    /// Gross input at the end of the current arc.
+    end: f64,
+    /// Width of the last arc (the next one starts from it).
+    step: f64,
+    /// Marginal rate at the start of the walk: the walk ends where it has fallen by `FIT_FLOOR`.
+    m0: f64,
+}
+
+/// Largest relative fall of the marginal rate along one fitted arc.
+const FIT_DROP: f64 = 0.004;
+/// A fitted curve ends where its marginal rate is this fraction of the rate it started at.
+const FIT_FLOOR: f64 = 1e-9;
 
 #[derive(Debug, Clone, Copy)]
 struct V3Cursor {
@@ -314,17 +345,78 @@ struct V3Cursor {
 }
 
 impl Cursor {
-    const DEAD: Self = Self { a: 1.0, b: 0.0, cap: 0.0, gamma: 1.0, v3: None };
+    const DEAD: Self = Self { a: 1.0, b: 0.0, cap: 0.0, gamma: 1.0, v3: None, fit: None };
+
+    /// A Balancer / Curve direction: its first fitted arc.
+    fn fitted(curve: crate::venue::FloatCurve) -> Self {
+        let m0 = curve.marginal(0.0);
+        let scale = curve.scale();
+        if !(m0 > 0.0 && m0.is_finite() && scale > 0.0 && scale.is_finite()) {
+            return Self::DEAD;
+        }
+        let mut c = Self {
+            a: 1.0,
+            b: 0.0,
+            cap: 0.0,
+            gamma: 1.0,
+            v3: None,
+            fit: Some(FitCursor { curve, end: 0.0, step: scale * 1e-4, m0 }),
+        };
+        c.fit_next();
+        c
+    }
+
+    /// Loads the fitted arc that starts where the last one ended.
+    fn fit_next(&mut self) {
+        let Some(mut f) = self.fit else {
+            *self = Self::DEAD;
+            return;
+        };
+        let x0 = f.end;
+        let limit = f.curve.cap();
+        let m_start = f.curve.marginal(x0);
+        if x0 >= limit || m_start.partial_cmp(&(f.m0 * FIT_FLOOR)) != Some(core::cmp::Ordering::Greater) {
+            *self = Self::DEAD;
+            return;
+        }
+        let mut c = f.step;
+        let mut m_end = 0.0;
+        for _ in 0..64 {
+            let x1 = (x0 + c).min(limit);
+            c = x1 - x0;
+            m_end = f.curve.marginal(x1);
+            if m_end >= m_start * (1.0 - FIT_DROP) || c <= x0.max(1.0) * 1e-12 {
+                break;
+            }
+            c *= 0.5;
+        }
+        if c.is_nan() || c <= 0.0 {
+            *self = Self::DEAD;
+            return;
+        }
+        f.step = if m_end > m_start * (1.0 - FIT_DROP / 4.0) { c * 2.0 } else { c };
+        f.end = x0 + c;
+        // b/a = m_start, ab/(a + c)² = m_end  ⇒  a/(a + c) = ρ = √(m_end/m_start)
+        let rho = (m_end / m_start).sqrt().clamp(0.0, 1.0 - 1e-12);
+        let a = rho * c / (1.0 - rho);
+        *self = Self { a, b: m_start * a, cap: c, gamma: 1.0, v3: None, fit: Some(f) };
+        if !self.alive() {
+            *self = Self::DEAD;
+        }
+    }
 
     fn init(entry: &PoolEntry, index: usize, zfo: bool) -> Self {
         let pool = entry.pool();
         let gamma = 1.0 - pool.fee_fraction();
         match pool {
+            crate::pool::Pool::Balancer(_) | crate::pool::Pool::Curve(_) => {
+                pool.float_curve(zfo).map_or(Self::DEAD, Self::fitted)
+            }
             crate::pool::Pool::V2 { reserve0, reserve1, .. } => {
                 let (r_in, r_out) = if zfo { (*reserve0, *reserve1) } else { (*reserve1, *reserve0) };
                 let (r_in, r_out) = (f64::from(r_in), f64::from(r_out));
                 if r_in > 0.0 && r_out > 0.0 && gamma > 0.0 {
-                    Self { a: r_in / gamma, b: r_out, cap: f64::INFINITY, gamma, v3: None }
+                    Self { a: r_in / gamma, b: r_out, cap: f64::INFINITY, gamma, v3: None, fit: None }
                 } else {
                     Self::DEAD
                 }
@@ -341,6 +433,7 @@ impl Cursor {
                     cap: 0.0,
                     gamma,
                     v3: Some(V3Cursor { pool: index, zfo, next, liq: p.liquidity as f64, bound: 0.0 }),
+                    fit: None,
                 };
                 if gamma > 0.0 && s > 0.0 {
                     c.load(entry, s);
@@ -432,6 +525,7 @@ impl Cursor {
                 }
                 self.load(entry, v.bound);
             }
+            None if self.fit.is_some() => self.fit_next(),
             None => *self = Self::DEAD,
         }
     }
@@ -815,7 +909,7 @@ impl Curves {
 // Exact phase
 // ---------------------------------------------------------------------------------------------
 
-fn f64_to_u256(x: f64) -> U256 {
+pub(crate) fn f64_to_u256(x: f64) -> U256 {
     if x.is_nan() || x < 1.0 {
         return U256::ZERO;
     }
@@ -909,6 +1003,9 @@ fn marginal_after(pools: &[PoolEntry], leg: &SplitLeg) -> f64 {
             (crate::pool::Pool::V3(_), crate::pool::PoolChange::V3Swap { sqrt_price_x96, .. }) => {
                 let s = f64::from(*sqrt_price_x96) / Q96;
                 gamma * if zfo { s * s } else { 1.0 / (s * s) }
+            }
+            (p @ (crate::pool::Pool::Balancer(_) | crate::pool::Pool::Curve(_)), _) => {
+                p.float_curve(zfo).map_or(0.0, |c| c.marginal(f64::from(h.quote.amount_in)))
             }
             _ => 0.0,
         }

@@ -17,7 +17,9 @@
 //! naming the field.
 
 use alloy_primitives::{Address, B256, U256};
-use keel_amm::pool::{Pool, PoolChange, PoolUpdate};
+use keel_amm::balancer::{PowFlavour, WeightedPool};
+use keel_amm::curve::{AmpRamp, Flavour, StableSwapPool};
+use keel_amm::pool::{BalancerPair, CurvePair, Pool, PoolChange, PoolUpdate};
 use keel_amm::v3::{TickInfo, V3Pool};
 use keel_engine::chain::{ChainUpdate, PoolSource, ReceiptInfo};
 use keel_engine::event::{Balance, BlockHeader, Event};
@@ -176,9 +178,12 @@ fn change_len(c: &PoolChange) -> usize {
         PoolChange::V2 { .. } => 64,
         PoolChange::V3Swap { .. } => 32 + 4 + 16,
         PoolChange::V3Position { .. } => 4 + 4 + 16,
+        PoolChange::Balances { .. } => 1 + 1 + 32 + 32,
         PoolChange::Snapshot(pool) => match pool.as_ref() {
             Pool::V2 { .. } => 64 + 4,
             Pool::V3(p) => 4 + 4 + 32 + 4 + 16 + 4 + p.tick_count() * 20,
+            Pool::Balancer(p) => 4 + 32 + p.pool().len() * (32 + 32 + 1),
+            Pool::Curve(p) => 4 + 8 + 8 + 8 + 32 + 32 + 8 + 8 + p.pool().n_coins() * 64,
         },
     }
 }
@@ -293,7 +298,57 @@ fn encode_change(w: &mut W<'_>, c: &PoolChange) {
             w.i32(*tick_upper);
             w.i128(*liquidity_delta);
         }
+        PoolChange::Balances { token_in, token_out, amount_in, amount_out } => {
+            w.u8(5);
+            w.u8(*token_in);
+            w.u8(*token_out);
+            w.u256(amount_in);
+            w.u256(amount_out);
+        }
         PoolChange::Snapshot(pool) => match pool.as_ref() {
+            Pool::Balancer(b) => {
+                w.u8(6);
+                let p = b.pool();
+                let (i0, i1) = b.indices();
+                w.u8(p.len() as u8);
+                w.u8(i0);
+                w.u8(i1);
+                w.u8(match p.flavour() {
+                    PowFlavour::V1 => 0,
+                    PowFlavour::Shortcuts => 1,
+                });
+                w.u256(&p.swap_fee());
+                let decimals = p.decimals();
+                for ((b, wt), d) in p.balances().iter().zip(p.weights()).zip(decimals) {
+                    w.u256(b);
+                    w.u256(wt);
+                    w.u8(d);
+                }
+            }
+            Pool::Curve(c) => {
+                w.u8(7);
+                let p = c.pool();
+                let (i0, i1) = c.indices();
+                w.u8(p.n_coins() as u8);
+                w.u8(i0);
+                w.u8(i1);
+                w.u8(match p.flavour() {
+                    Flavour::ThreePool => 0,
+                    Flavour::FactoryPlain => 1,
+                });
+                w.u64(c.timestamp());
+                w.u64(p.fee());
+                w.u64(p.admin_fee());
+                let amp = p.amp_ramp();
+                w.u256(&amp.initial_a);
+                w.u256(&amp.future_a);
+                w.u64(amp.initial_a_time);
+                w.u64(amp.future_a_time);
+                for (b, rate) in p.balances().iter().zip(p.rates()) {
+                    w.u256(b);
+                    w.u256(rate);
+                }
+            }
             Pool::V2 { reserve0, reserve1, fee_bps } => {
                 w.u8(3);
                 w.u256(reserve0);
@@ -605,6 +660,73 @@ fn decode_change(r: &mut R<'_>) -> Result<PoolChange, CodecError> {
                 .map_err(|e| CodecError::Invalid { field: "v3.snapshot", problem: e.to_string() })?;
             PoolChange::Snapshot(Box::new(Pool::V3(pool)))
         }
+        5 => PoolChange::Balances {
+            token_in: r.u8("balances.token_in")?,
+            token_out: r.u8("balances.token_out")?,
+            amount_in: r.u256("balances.amount_in")?,
+            amount_out: r.u256("balances.amount_out")?,
+        },
+        6 => {
+            let n = usize::from(r.u8("balancer.tokens")?);
+            if !(2..=keel_amm::balancer::MAX_TOKENS).contains(&n) {
+                return Err(CodecError::Invalid { field: "balancer.tokens", problem: format!("{n} tokens") });
+            }
+            let (i0, i1) = (r.u8("balancer.index0")?, r.u8("balancer.index1")?);
+            let flavour = match r.u8("balancer.flavour")? {
+                0 => PowFlavour::V1,
+                1 => PowFlavour::Shortcuts,
+                b => {
+                    return Err(CodecError::Invalid {
+                        field: "balancer.flavour",
+                        problem: format!("byte {b}"),
+                    });
+                }
+            };
+            let fee = r.u256("balancer.swap_fee")?;
+            let (mut bal, mut wt, mut dec) = ([U256::ZERO; 8], [U256::ZERO; 8], [0u8; 8]);
+            for k in 0..n {
+                bal[k] = r.u256("balancer.balance")?;
+                wt[k] = r.u256("balancer.weight")?;
+                dec[k] = r.u8("balancer.decimals")?;
+            }
+            let invalid = |e: String| CodecError::Invalid { field: "balancer.snapshot", problem: e };
+            let pool = WeightedPool::new(&bal[..n], &wt[..n], &dec[..n], fee, flavour)
+                .map_err(|e| invalid(e.to_string()))?;
+            let pair = BalancerPair::new(pool, i0, i1).map_err(|e| invalid(e.to_string()))?;
+            PoolChange::Snapshot(Box::new(Pool::Balancer(Box::new(pair))))
+        }
+        7 => {
+            let n = usize::from(r.u8("curve.coins")?);
+            if !(2..=keel_amm::curve::MAX_COINS).contains(&n) {
+                return Err(CodecError::Invalid { field: "curve.coins", problem: format!("{n} coins") });
+            }
+            let (i0, i1) = (r.u8("curve.index0")?, r.u8("curve.index1")?);
+            let flavour = match r.u8("curve.flavour")? {
+                0 => Flavour::ThreePool,
+                1 => Flavour::FactoryPlain,
+                b => {
+                    return Err(CodecError::Invalid { field: "curve.flavour", problem: format!("byte {b}") });
+                }
+            };
+            let timestamp = r.u64("curve.timestamp")?;
+            let (fee, admin_fee) = (r.u64("curve.fee")?, r.u64("curve.admin_fee")?);
+            let amp = AmpRamp {
+                initial_a: r.u256("curve.initial_a")?,
+                future_a: r.u256("curve.future_a")?,
+                initial_a_time: r.u64("curve.initial_a_time")?,
+                future_a_time: r.u64("curve.future_a_time")?,
+            };
+            let (mut bal, mut rates) = ([U256::ZERO; 3], [U256::ZERO; 3]);
+            for k in 0..n {
+                bal[k] = r.u256("curve.balance")?;
+                rates[k] = r.u256("curve.rate")?;
+            }
+            let invalid = |e: String| CodecError::Invalid { field: "curve.snapshot", problem: e };
+            let pool = StableSwapPool::new(flavour, &bal[..n], &rates[..n], amp, fee, admin_fee)
+                .map_err(|e| invalid(e.to_string()))?;
+            let pair = CurvePair::new(pool, i0, i1, timestamp).map_err(|e| invalid(e.to_string()))?;
+            PoolChange::Snapshot(Box::new(Pool::Curve(Box::new(pair))))
+        }
         b => return Err(CodecError::Invalid { field: "pool.change", problem: format!("variant byte {b}") }),
     })
 }
@@ -622,6 +744,37 @@ mod tests {
             _ => 0,
         };
         assert_eq!(decode(kind_of_update(&u), &buf, recv).unwrap(), Input::Router(u));
+    }
+
+    fn balancer_snapshot() -> Pool {
+        let e16 = U256::from(10u64).pow(U256::from(16u8));
+        let w = WeightedPool::new(
+            &[U256::from(5u8), U256::from(6u8), U256::MAX],
+            &[e16 * U256::from(50u8), e16 * U256::from(30u8), e16 * U256::from(20u8)],
+            &[18, 6, 8],
+            e16,
+            PowFlavour::V1,
+        )
+        .unwrap();
+        Pool::Balancer(Box::new(BalancerPair::new(w, 2, 1).unwrap()))
+    }
+
+    fn curve_snapshot() -> Pool {
+        let p = StableSwapPool::with_decimals(
+            Flavour::FactoryPlain,
+            &[U256::from(5u8), U256::from(6u8), U256::from(7u8)],
+            &[18, 6, 6],
+            AmpRamp {
+                initial_a: U256::from(100u8),
+                future_a: U256::from(200u8),
+                initial_a_time: 3,
+                future_a_time: 9,
+            },
+            4_000_000,
+            5_000_000_000,
+        )
+        .unwrap();
+        Pool::Curve(Box::new(CurvePair::new(p, 0, 2, 1_700_000_000).unwrap()))
     }
 
     #[test]
@@ -668,6 +821,17 @@ mod tests {
                 PoolSource::Poll,
             ),
             (PoolChange::Snapshot(Box::new(Pool::V3(v3))), PoolSource::Logs),
+            (
+                PoolChange::Balances {
+                    token_in: 2,
+                    token_out: 0,
+                    amount_in: U256::from(7u8),
+                    amount_out: U256::MAX,
+                },
+                PoolSource::Logs,
+            ),
+            (PoolChange::Snapshot(Box::new(balancer_snapshot())), PoolSource::Poll),
+            (PoolChange::Snapshot(Box::new(curve_snapshot())), PoolSource::Poll),
         ] {
             roundtrip_update(ChainUpdate::Pool {
                 update: PoolUpdate { pool: 2, address: a, block: 77, change, recv_ns: 99 },

@@ -110,6 +110,20 @@ impl WeightedPool {
         &self.weights[..self.n]
     }
 
+    /// Token decimals, in the pool's token order (from the scaling factors `10^(18 − decimals)`).
+    pub fn decimals(&self) -> [u8; MAX_TOKENS] {
+        let mut d = [0u8; MAX_TOKENS];
+        for (k, s) in self.scaling[..self.n].iter().enumerate() {
+            let (mut s, mut zeros) = (*s, 0u8);
+            while s > U256::from(1u8) {
+                s /= U256::from(10u8);
+                zeros += 1;
+            }
+            d[k] = 18 - zeros.min(18);
+        }
+        d
+    }
+
     /// Swap fee (18 decimals).
     pub fn swap_fee(&self) -> U256 {
         self.swap_fee

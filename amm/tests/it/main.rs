@@ -8,3 +8,4 @@ mod quote;
 mod reference;
 mod split;
 mod subsets;
+mod venues;

@@ -168,7 +168,7 @@ fn bad_requests_name_the_field() {
                 r["pools"][1]["kind"] = json!("curve");
                 r
             },
-            "pools[v2-a].kind: unknown pool kind `curve` (expected `uniswap_v2` or `uniswap_v3`)",
+            "pools[v2-a].kind: unknown pool kind `curve` (expected `uniswap_v2`, `uniswap_v3`, `balancer_weighted` or `curve_stableswap`)",
         ),
         (
             {
@@ -258,4 +258,117 @@ fn bad_requests_name_the_field() {
     big.as_object_mut().unwrap().remove("amount_in");
     big["amount_out"] = json!("2000000");
     assert_eq!(run(&big).unwrap_err(), "amount_out: the pools cannot fill this amount");
+}
+
+fn balancer_pool(id: &str) -> Value {
+    // 3-token 50/30/20 pool; the pair is A = token 2 (6 decimals), B = token 0 (18 decimals)
+    json!({"id": id, "kind": "balancer_weighted", "token0": A.to_string(), "token1": B.to_string(),
+           "index0": 2, "index1": 0,
+           "balances": ["1000000000000000000000000", "3000000000000000000000", "1000000000000"],
+           "weights": ["500000000000000000", "300000000000000000", "200000000000000000"],
+           "decimals": [18, 18, 6], "swap_fee": "3000000000000000", "flavour": "v1"})
+}
+
+fn curve_pool(id: &str) -> Value {
+    json!({"id": id, "kind": "curve_stableswap", "token0": A.to_string(), "token1": B.to_string(),
+           "index0": 1, "index1": 0, "balances": ["2000000000000000000000000", "2000000000000"],
+           "decimals": [18, 6], "a": "20000", "fee": 4000000})
+}
+
+#[test]
+fn balancer_and_curve_pools_quote_exactly_and_name_their_fields() {
+    use keel_amm::balancer::{PowFlavour, WeightedPool};
+    use keel_amm::curve::{AmpRamp, FACTORY_ADMIN_FEE, Flavour, StableSwapPool};
+    let e18 = U256::from(10u64).pow(U256::from(18u64));
+    // Balancer alone: the response is the weighted pool's exact given-in swap
+    let mut req = request(vec![balancer_pool("bal")]);
+    req["amount_in"] = json!("5000000000"); // 5,000 A (6 decimals)
+    let r = run(&req).unwrap();
+    let w = WeightedPool::new(
+        &[U256::from(1_000_000u64) * e18, U256::from(3_000u64) * e18, U256::from(1_000_000_000_000u64)],
+        &[e18 / U256::from(2u8), e18 * U256::from(3u8) / U256::from(10u8), e18 / U256::from(5u8)],
+        &[18, 18, 6],
+        e18 * U256::from(3u8) / U256::from(1000u16),
+        PowFlavour::V1,
+    )
+    .unwrap();
+    let want = w.swap_given_in(2, 0, U256::from(5_000_000_000u64)).unwrap();
+    assert_eq!(u(&r["amount_out"]), want.amount_out);
+    assert_eq!(r["gas"], json!(keel_amm::pool::DEFAULT_BALANCER_SWAP_GAS));
+    let after = r["legs"][0]["balances_after"].as_array().unwrap();
+    assert_eq!(u(&after[2]), U256::from(1_000_000_000_000u64 + 5_000_000_000));
+    assert_eq!(u(&after[0]), U256::from(1_000_000u64) * e18 - want.amount_out);
+
+    // Curve alone, exact output: the smallest input whose exact exchange pays it
+    let mut req = request(vec![curve_pool("crv")]);
+    req.as_object_mut().unwrap().remove("amount_in");
+    req["amount_out"] = json!("1000000000000000000000"); // 1,000 B
+    let r = run(&req).unwrap();
+    let c = StableSwapPool::with_decimals(
+        Flavour::FactoryPlain,
+        &[U256::from(2_000_000u64) * e18, U256::from(2_000_000_000_000u64)],
+        &[18, 6],
+        AmpRamp::constant(U256::from(20_000u64)),
+        4_000_000,
+        FACTORY_ADMIN_FEE,
+    )
+    .unwrap();
+    let dx = u(&r["amount_in"]);
+    assert!(c.exchange(1, 0, dx, 0).unwrap().dy >= e18 * U256::from(1000u16));
+    assert!(c.exchange(1, 0, dx - U256::from(1u8), 0).unwrap().dy < e18 * U256::from(1000u16));
+
+    // all four kinds in one request route together
+    let mut req =
+        request(vec![v2_pool("v2", "1000000000000000000000000", "1000000000000000000000000"), v3_pool("v3")]);
+    let mut bal = balancer_pool("bal2");
+    bal["balances"] =
+        json!(["1000000000000000000000000", "3000000000000000000000", "1000000000000000000000000"]);
+    bal["decimals"] = json!([18, 18, 18]);
+    let mut crv = curve_pool("crv2");
+    crv["balances"] = json!(["300000000000000000000000", "300000000000000000000000"]);
+    crv["decimals"] = json!([18, 18]);
+    req["pools"].as_array_mut().unwrap().extend([bal, crv]);
+    req["amount_in"] = json!("100000000000000000000000");
+    let r = run(&req).unwrap();
+    let ids: Vec<&str> = r["legs"].as_array().unwrap().iter().map(|l| l["pool"].as_str().unwrap()).collect();
+    assert!(ids.len() >= 3, "{ids:?}");
+
+    // errors name the field
+    let cases = [
+        (
+            "weights",
+            json!(["500000000000000000", "300000000000000000", "100000000000000000"]),
+            "pools[bal]: invalid weighted pool: weights do not sum to 1e18 (BAL#308)",
+        ),
+        (
+            "index1",
+            json!(2),
+            "pools[bal].index0: balancer pair: token indices must be two distinct tokens of the pool",
+        ),
+        (
+            "flavour",
+            json!("v9"),
+            "pools[bal].flavour: unknown flavour `v9` (expected `v1` for April 2021 pools or `shortcuts`)",
+        ),
+        ("decimals", json!([18, 19, 6]), "pools[bal].decimals[1]: expected an integer 0..=18"),
+        (
+            "balances",
+            json!(["1", "x", "2"]),
+            "pools[bal].balances[1]: `x` is not a non-negative decimal integer",
+        ),
+    ];
+    for (field, value, want) in cases {
+        let mut p = balancer_pool("bal");
+        p[field] = value;
+        assert_eq!(run(&request(vec![p])).unwrap_err(), want);
+    }
+    let mut p = curve_pool("crv");
+    p["balances"] = json!(["1", "2", "3", "4"]);
+    assert_eq!(
+        run(&request(vec![p])).unwrap_err(),
+        "pools[crv]: 4 coins: only plain pools of 2 or 3 coins are supported"
+    );
+    let mut p = curve_pool("crv");
+    p["ticks"] = json!([]);
+    assert_eq!(run(&request(vec![p])).unwrap_err(), "pools[crv].ticks: unknown field");
 }

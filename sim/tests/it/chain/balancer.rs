@@ -9,8 +9,11 @@
 //! Each trade (random pair, kind and size, up to a little over the 30% ratio limits) is quoted by
 //! Keel from the Vault's balances and by the Vault's `queryBatchSwap`: the amounts must be equal
 //! to the wei, and a trade Keel refuses (MAX_IN_RATIO / MAX_OUT_RATIO) must revert with the same
-//! `BAL#` code. Every accepted trade is then executed with `swap` (limit = Keel's amount), and the
-//! Vault's balances must move by exactly Keel's amounts; the next trade starts from that state.
+//! `BAL#` code. The same trade is also put to `keel quote` (its JSON, a `balancer_weighted` pool
+//! of the pair, routed by the split optimiser through the one pool model): its amounts must equal
+//! the Vault's too, and it must refuse what the Vault refuses. Every accepted trade is then
+//! executed with `swap` (limit = Keel's amount), and the Vault's balances must move by exactly
+//! Keel's amounts; the next trade starts from that state.
 
 use alloy::network::TransactionBuilder;
 use alloy::primitives::{Address, B256, Bytes, U256};
@@ -114,6 +117,39 @@ const TRADES: usize = 14;
 
 fn pow10(d: u8) -> U256 {
     U256::from(10u64).pow(U256::from(d))
+}
+
+/// `keel quote` for selling token `i` for token `j` of the pool (`given_in`: `amount` in, else
+/// `amount` out), with the pool as a `balancer_weighted` entry of the pair: `(amount in, amount
+/// out)` of its answer, or its error.
+#[allow(clippy::too_many_arguments)]
+fn keel_quote(
+    tokens: &[Address],
+    balances: &[U256],
+    spec: &Spec,
+    decimals: &[u8],
+    i: usize,
+    j: usize,
+    given_in: bool,
+    amount: U256,
+) -> Result<(U256, U256), String> {
+    let (index0, index1) = if tokens[i] < tokens[j] { (i, j) } else { (j, i) };
+    let pool = serde_json::json!({
+        "id": "bal", "kind": "balancer_weighted",
+        "token0": tokens[index0].to_string(), "token1": tokens[index1].to_string(),
+        "index0": index0, "index1": index1,
+        "balances": balances.iter().map(U256::to_string).collect::<Vec<_>>(),
+        "weights": spec.weights.iter().map(|w| w.to_string()).collect::<Vec<_>>(),
+        "decimals": decimals, "swap_fee": spec.fee.to_string(),
+        "flavour": if spec.flavour == PowFlavour::V1 { "v1" } else { "shortcuts" },
+    });
+    let mut req =
+        serde_json::json!({"pools": [pool], "sell": tokens[i].to_string(), "buy": tokens[j].to_string()});
+    req[if given_in { "amount_in" } else { "amount_out" }] = serde_json::json!(amount.to_string());
+    let answer = keel_amm::quote::run_quote(req.to_string().as_bytes()).map_err(|e| e.to_string())?;
+    let v: serde_json::Value = serde_json::from_str(&answer).map_err(|e| e.to_string())?;
+    let u = |k: &str| U256::from_str_radix(v[k].as_str().unwrap_or("x"), 10).map_err(|e| format!("{k}: {e}"));
+    Ok((u("amount_in")?, u("amount_out")?))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -257,6 +293,10 @@ async fn balancer_weighted_quotes_equal_the_vault_to_the_wei() {
                 (Ok(q), Ok(deltas)) => {
                     assert_eq!(deltas[i], q.amount_in.try_into().unwrap(), "{what}: amount in");
                     assert_eq!(-deltas[j], q.amount_out.try_into().unwrap(), "{what}: amount out");
+                    let answer =
+                        keel_quote(&pool_tokens, &on_chain.balances, spec, &decimals, i, j, given_in, amount)
+                            .unwrap_or_else(|e| panic!("{what}: keel quote refused: {e}"));
+                    assert_eq!(answer, (q.amount_in, q.amount_out), "{what}: keel quote");
                     compared += 1;
                     // The flavour is not a free parameter: on v3 pools the V1 powers often differ.
                     if spec.flavour == PowFlavour::Shortcuts {
@@ -279,11 +319,17 @@ async fn balancer_weighted_quotes_equal_the_vault_to_the_wei() {
                 }
                 (Err(BalancerError::MaxInRatio { .. }), Err(e)) => {
                     assert!(format!("{e}").contains("BAL#304"), "{what}: vault said {e}");
+                    let answer =
+                        keel_quote(&pool_tokens, &on_chain.balances, spec, &decimals, i, j, given_in, amount);
+                    assert!(answer.is_err(), "{what}: keel quote filled {answer:?}");
                     refused += 1;
                     continue;
                 }
                 (Err(BalancerError::MaxOutRatio { .. }), Err(e)) => {
                     assert!(format!("{e}").contains("BAL#305"), "{what}: vault said {e}");
+                    let answer =
+                        keel_quote(&pool_tokens, &on_chain.balances, spec, &decimals, i, j, given_in, amount);
+                    assert!(answer.is_err(), "{what}: keel quote filled {answer:?}");
                     refused += 1;
                     continue;
                 }
