@@ -153,7 +153,10 @@ impl Engine {
     #[inline(never)]
     pub(crate) fn rebox(&mut self, pid: PortfolioId, total: f64) {
         let Some(p) = self.portfolios.get(pid.idx()) else { return };
-        let eps = if (MIN_BOX_VALUE..=MAX_BOX_VALUE).contains(&total) {
+        // CPPI's targets move with every price: no price box can hold them still.
+        let eps = if p.targets_follow_prices() {
+            None
+        } else if (MIN_BOX_VALUE..=MAX_BOX_VALUE).contains(&total) {
             let tokens = &self.tokens;
             safe_epsilon(&p.weights, &p.targets, &p.box_bands, |i| {
                 p.assets

@@ -122,7 +122,7 @@ pub fn build_engine(n: usize) -> eyre::Result<Engine> {
     }
     let mut tilt = rand::rngs::StdRng::seed_from_u64(43);
     for (i, p) in portfolios.iter().enumerate() {
-        for (sym, w) in &p.targets {
+        for (sym, w) in p.targets.fixed().into_iter().flatten() {
             let tok = engine.token_id(sym).ok_or_else(|| eyre::eyre!("token {sym}"))?;
             let value = w * 10_000.0 * (1.0 + tilt.random_range(-FUNDING_TILT..FUNDING_TILT));
             let amount = if sym == "USDC" {
