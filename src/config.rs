@@ -55,6 +55,9 @@ pub(crate) struct KeelConfig {
     /// Record every input of the run for `keel replay` (`keel record` sets it).
     #[serde(default)]
     pub(crate) record: Option<RecordConfig>,
+    /// Predictor sockets for portfolios whose targets are `external` (docs/predictor.md).
+    #[serde(default)]
+    pub(crate) predictors: Vec<keel_runtime::predictor::PredictorConfig>,
     /// The file's text as loaded (stored in a recording's header).
     #[serde(skip)]
     pub(crate) source_toml: String,
@@ -273,6 +276,24 @@ impl KeelConfig {
                     "portfolios[{}].account: {} is not the address of any key in signers.accounts",
                     p.name,
                     p.account
+                ));
+            }
+        }
+        // Every external source names a configured predictor, and predictors are unique.
+        let mut seen = std::collections::HashSet::new();
+        for pr in &self.predictors {
+            if !seen.insert(pr.name.as_str()) {
+                return Err(eyre!("predictors[{}].name: duplicate predictor name", pr.name));
+            }
+        }
+        for p in &self.portfolios {
+            if let keel_engine::config::TargetsConfig::External(e) = &p.targets
+                && !seen.contains(e.name.as_str())
+            {
+                return Err(eyre!(
+                    "portfolios[{}].targets.external: unknown predictor `{}` (add a [[predictors]] with that name)",
+                    p.name,
+                    e.name
                 ));
             }
         }

@@ -105,7 +105,7 @@ pub fn build_engine(n: usize) -> eyre::Result<Engine> {
             PortfolioConfig {
                 name: format!("p{i}"),
                 account: Address::left_padding_from(&(0x10_0000 + i as u64).to_be_bytes()),
-                targets,
+                targets: targets.into(),
                 triggers: vec![TriggerConfig::Drift { abs_band: Some(0.02), rel_band: None }],
                 mode: PlanMode::ToTarget,
                 cooldown_secs: 0.0,
