@@ -8,6 +8,7 @@ mod common;
 
 mod anvil_e2e;
 mod book_e2e;
+mod cppi_e2e;
 mod crash_recovery;
 mod demo_e2e;
 mod devnet_e2e;
