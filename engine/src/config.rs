@@ -391,7 +391,12 @@ fn check_weights(field: &str, w: &BTreeMap<String, f64>, symbols: &HashSet<&str>
     Ok(())
 }
 
-fn check_range(field: String, v: f64, r: std::ops::RangeInclusive<f64>, lo_open: bool) -> Result<(), ConfigError> {
+fn check_range(
+    field: String,
+    v: f64,
+    r: std::ops::RangeInclusive<f64>,
+    lo_open: bool,
+) -> Result<(), ConfigError> {
     let ok = v.is_finite() && r.contains(&v) && !(lo_open && v == *r.start());
     if !ok {
         let open = if lo_open { "(" } else { "[" };
@@ -431,7 +436,10 @@ fn validate_targets(name: &str, t: &TargetsConfig, symbols: &HashSet<&str>) -> R
         TargetsConfig::Momentum(m) => {
             check_range(at(".momentum.lookback_secs"), m.lookback_secs, LOOKBACK_SECS_RANGE, false)?;
             check_range(at(".momentum.tilt"), m.tilt, TILT_RANGE, false)?;
-            if !(m.max_tilt.is_finite() && m.max_tilt > MAX_TILT_RANGE.start && m.max_tilt < MAX_TILT_RANGE.end) {
+            if !(m.max_tilt.is_finite()
+                && m.max_tilt > MAX_TILT_RANGE.start
+                && m.max_tilt < MAX_TILT_RANGE.end)
+            {
                 return Err(ConfigError::new(
                     at(".momentum.max_tilt"),
                     format!("{} is outside ({}, {})", m.max_tilt, MAX_TILT_RANGE.start, MAX_TILT_RANGE.end),
@@ -448,7 +456,10 @@ fn validate_targets(name: &str, t: &TargetsConfig, symbols: &HashSet<&str>) -> R
             if e.fallback.len() > MAX_EXTERNAL_ASSETS {
                 return Err(ConfigError::new(
                     at(".fallback"),
-                    format!("{} assets; a predicted portfolio has at most {MAX_EXTERNAL_ASSETS}", e.fallback.len()),
+                    format!(
+                        "{} assets; a predicted portfolio has at most {MAX_EXTERNAL_ASSETS}",
+                        e.fallback.len()
+                    ),
                 ));
             }
             check_weights(&at(".fallback"), &e.fallback, symbols)

@@ -1173,7 +1173,11 @@ mod tests {
     fn cppi_refuses_a_relative_band_alone() {
         let p = PortfolioConfig {
             targets: cppi(1.0, 2.0),
-            ..portfolio(&[], vec![TriggerConfig::Drift { abs_band: None, rel_band: Some(0.1) }], PlanMode::ToTarget)
+            ..portfolio(
+                &[],
+                vec![TriggerConfig::Drift { abs_band: None, rel_band: Some(0.1) }],
+                PlanMode::ToTarget,
+            )
         };
         let e = Engine::new(EngineConfig::default(), &tokens(), &[p], Box::new(ManualClock::new(0)));
         assert_eq!(e.unwrap_err().field, "portfolios[core].triggers[0].rel_band");

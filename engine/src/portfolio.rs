@@ -14,8 +14,8 @@ use alloy_primitives::{Address, U256};
 
 use crate::clock::Nanos;
 use crate::config::{PlanMode, PortfolioConfig, TargetsConfig};
-use crate::target::{Cppi, External, Momentum, TargetSource};
 use crate::ids::{PortfolioId, TokenId};
+use crate::target::{Cppi, External, Momentum, TargetSource};
 use crate::token::{PriceOrigin, TokenTable};
 use crate::trigger::{Trigger, VolTable, VolTableBuilder, drift_band, secs_to_ns, vol_band};
 
@@ -149,10 +149,8 @@ impl Portfolio {
         let source = match &cfg.targets {
             TargetsConfig::Fixed(_) => TargetSource::Fixed,
             TargetsConfig::Cppi(c) => {
-                let risky: Vec<bool> = assets
-                    .iter()
-                    .map(|&t| c.risky.iter().any(|s| tokens.id_of(s) == Some(t)))
-                    .collect();
+                let risky: Vec<bool> =
+                    assets.iter().map(|&t| c.risky.iter().any(|s| tokens.id_of(s) == Some(t))).collect();
                 let n_risky = risky.iter().filter(|&&r| r).count().max(1) as f64;
                 TargetSource::Cppi(Cppi { floor: c.floor, multiplier: c.multiplier, risky, n_risky })
             }

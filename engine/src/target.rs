@@ -150,7 +150,12 @@ impl Momentum {
 
     /// Samples the mids when a sample is due (`mid(i)` is `None` for an asset without a fresh
     /// price: no sample then, retried next tick). Returns true when it rewrote `targets`.
-    pub(crate) fn on_timer(&mut self, now: Nanos, mid: impl Fn(usize) -> Option<f64>, targets: &mut [f64]) -> bool {
+    pub(crate) fn on_timer(
+        &mut self,
+        now: Nanos,
+        mid: impl Fn(usize) -> Option<f64>,
+        targets: &mut [f64],
+    ) -> bool {
         if now < self.next_ns {
             return false;
         }
@@ -172,7 +177,13 @@ impl Momentum {
         }
         let (old, new) = (self.head * n, newest * n);
         let ring = &self.ring;
-        momentum_weights(&self.base, |i| ring[new + i] / ring[old + i] - 1.0, self.tilt, self.max_tilt, targets);
+        momentum_weights(
+            &self.base,
+            |i| ring[new + i] / ring[old + i] - 1.0,
+            self.tilt,
+            self.max_tilt,
+            targets,
+        );
         true
     }
 }
@@ -190,7 +201,12 @@ pub(crate) struct External {
 
 impl External {
     /// Checks an update against the targets in force; on success, rewrites them.
-    pub(crate) fn apply(&mut self, u: &TargetUpdate, now: Nanos, targets: &mut [f64]) -> Result<(), TargetReject> {
+    pub(crate) fn apply(
+        &mut self,
+        u: &TargetUpdate,
+        now: Nanos,
+        targets: &mut [f64],
+    ) -> Result<(), TargetReject> {
         if u.fallback {
             targets.copy_from_slice(&self.fallback);
             self.on_fallback = true;
@@ -199,7 +215,10 @@ impl External {
         let n = targets.len();
         let w = &u.weights[..n.min(MAX_EXTERNAL_ASSETS)];
         let sum: f64 = w.iter().sum();
-        if w.len() != n || w.iter().any(|x| !(x.is_finite() && (0.0..=1.0).contains(x))) || (sum - 1.0).abs() > 1e-3 {
+        if w.len() != n
+            || w.iter().any(|x| !(x.is_finite() && (0.0..=1.0).contains(x)))
+            || (sum - 1.0).abs() > 1e-3
+        {
             return Err(TargetReject::NotADistribution { sum });
         }
         let step = w.iter().zip(targets.iter()).fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
@@ -265,7 +284,10 @@ mod tests {
         let c = Cppi { floor: 6000.0, multiplier: 2.0, risky: vec![true, true, false], n_risky: 2.0 };
         let mut t = [0.0; 3];
         c.retarget(10_000.0, &mut t);
-        assert!((t[0] - 0.4).abs() < 1e-15 && (t[1] - 0.4).abs() < 1e-15 && (t[2] - 0.2).abs() < 1e-15, "{t:?}");
+        assert!(
+            (t[0] - 0.4).abs() < 1e-15 && (t[1] - 0.4).abs() < 1e-15 && (t[2] - 0.2).abs() < 1e-15,
+            "{t:?}"
+        );
     }
 
     #[test]
@@ -306,10 +328,16 @@ mod tests {
 
     #[test]
     fn external_checks_steps_and_falls_back() {
-        let mut e =
-            External { fallback: vec![0.5, 0.5], max_age_ns: 10, max_step: 0.2, last_ns: 0, on_fallback: true };
+        let mut e = External {
+            fallback: vec![0.5, 0.5],
+            max_age_ns: 10,
+            max_step: 0.2,
+            last_ns: 0,
+            on_fallback: true,
+        };
         let mut t = [0.5, 0.5];
-        let mut u = TargetUpdate { portfolio: PortfolioId(0), weights: [0.0; MAX_EXTERNAL_ASSETS], fallback: false };
+        let mut u =
+            TargetUpdate { portfolio: PortfolioId(0), weights: [0.0; MAX_EXTERNAL_ASSETS], fallback: false };
         u.weights[..2].copy_from_slice(&[0.7, 0.3]);
         assert!(e.apply(&u, 5, &mut t).is_ok());
         assert_eq!((t, e.on_fallback), ([0.7, 0.3], false));

@@ -203,7 +203,9 @@ impl<'de> Visitor<'de> for TargetsVisitor {
         let only = |map: &mut A, what: &str| -> Result<(), A::Error> {
             match map.next_key::<String>()? {
                 None => Ok(()),
-                Some(k) => Err(de::Error::custom(format!("`{k}` beside `{what}`: a `{what}` source stands alone"))),
+                Some(k) => {
+                    Err(de::Error::custom(format!("`{k}` beside `{what}`: a `{what}` source stands alone")))
+                }
             }
         };
         match first.as_str() {
@@ -286,14 +288,17 @@ mod tests {
         let fixed = parse(r#"{"fixed": {"WETH": 0.6, "USDC": 0.4}}"#).unwrap();
         assert_eq!(plain, fixed);
         assert_eq!(plain.kind(), "fixed");
-        let c = parse(r#"{"cppi": {"floor": 8000, "multiplier": 3, "risky": ["WETH"], "safe": "USDC"}}"#).unwrap();
+        let c = parse(r#"{"cppi": {"floor": 8000, "multiplier": 3, "risky": ["WETH"], "safe": "USDC"}}"#)
+            .unwrap();
         assert_eq!(c.kind(), "cppi");
         assert_eq!(c.initial().get("USDC"), Some(&1.0));
-        let m = parse(r#"{"momentum": {"lookback_secs": 60, "tilt": 2, "base": {"WETH": 0.5, "USDC": 0.5}}}"#)
-            .unwrap();
+        let m =
+            parse(r#"{"momentum": {"lookback_secs": 60, "tilt": 2, "base": {"WETH": 0.5, "USDC": 0.5}}}"#)
+                .unwrap();
         let TargetsConfig::Momentum(m) = m else { panic!() };
         assert_eq!(m.max_tilt, DEFAULT_MAX_TILT);
-        let e = parse(r#"{"external": "alpha", "fallback": {"WETH": 0.5, "USDC": 0.5}, "max_step": 0.1}"#).unwrap();
+        let e = parse(r#"{"external": "alpha", "fallback": {"WETH": 0.5, "USDC": 0.5}, "max_step": 0.1}"#)
+            .unwrap();
         let TargetsConfig::External(e) = e else { panic!() };
         assert_eq!((e.name.as_str(), e.max_step, e.max_age_secs), ("alpha", 0.1, DEFAULT_MAX_AGE_SECS));
     }
@@ -305,7 +310,9 @@ mod tests {
         assert!(err(r#"{"fixed": {"WETH": 1.0}, "USDC": 0.0}"#).contains("stands alone"));
         assert!(err(r#"{"external": "alpha"}"#).contains("needs `fallback"));
         assert!(err(r#"{"external": "a", "fallback": {}, "speed": 1}"#).contains("unknown field `speed`"));
-        assert!(err(r#"{"cppi": {"floor": 1, "multiplier": 3, "risky": [], "safe": "U", "x": 1}}"#)
-            .contains("unknown field"));
+        assert!(
+            err(r#"{"cppi": {"floor": 1, "multiplier": 3, "risky": [], "safe": "U", "x": 1}}"#)
+                .contains("unknown field")
+        );
     }
 }

@@ -80,13 +80,11 @@ impl Trigger {
     /// triggers register their half-life with `vol`.
     pub(crate) fn compile(cfg: &TriggerConfig, targets: &[f64], vol: &mut VolTableBuilder) -> Self {
         match *cfg {
-            TriggerConfig::Drift { abs_band, rel_band } => {
-                Trigger::Drift {
-                    bands: targets.iter().map(|&t| drift_band(abs_band, rel_band, t)).collect(),
-                    abs_band,
-                    rel_band,
-                }
-            }
+            TriggerConfig::Drift { abs_band, rel_band } => Trigger::Drift {
+                bands: targets.iter().map(|&t| drift_band(abs_band, rel_band, t)).collect(),
+                abs_band,
+                rel_band,
+            },
             TriggerConfig::Temporal { interval_secs } => {
                 Trigger::Temporal { interval_ns: secs_to_ns(interval_secs) }
             }

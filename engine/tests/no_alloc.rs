@@ -15,8 +15,8 @@ use std::sync::Arc;
 
 use alloy_primitives::{Address, U256};
 use keel_engine::config::{
-    CppiConfig, EngineConfig, MomentumConfig, PlanMode, PortfolioConfig, PriceSource, TargetsConfig, TokenConfig,
-    TriggerConfig,
+    CppiConfig, EngineConfig, MomentumConfig, PlanMode, PortfolioConfig, PriceSource, TargetsConfig,
+    TokenConfig, TriggerConfig,
 };
 use keel_engine::event::{Balance, Outcome, OutcomeStatus, Quote};
 use keel_engine::{Engine, Event, InstrumentId, ManualClock, PortfolioId, TokenId};
@@ -160,7 +160,11 @@ fn quotes_that_fire_nothing_allocate_nothing() {
                 max_tilt: 0.5,
                 base: [("WETH".to_string(), 0.5), ("USDC".to_string(), 0.5)].into(),
             }),
-            ..portfolio("momentum", &[], vec![TriggerConfig::Drift { abs_band: Some(0.1), rel_band: Some(0.5) }])
+            ..portfolio(
+                "momentum",
+                &[],
+                vec![TriggerConfig::Drift { abs_band: Some(0.1), rel_band: Some(0.5) }],
+            )
         },
     ];
     let clock = Arc::new(ManualClock::new(SEC));

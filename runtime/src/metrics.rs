@@ -238,7 +238,12 @@ impl Collector for MetricsSources {
         let ld = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
         counter(enc, "keel_predictor_messages", "Predictor messages read.", ld(&pr.messages))?;
         counter(enc, "keel_predictor_applied", "Predictor weights applied.", ld(&pr.applied))?;
-        counter(enc, "keel_predictor_fallbacks", "Fallbacks to configured targets (stale predictor).", ld(&pr.fallbacks))?;
+        counter(
+            enc,
+            "keel_predictor_fallbacks",
+            "Fallbacks to configured targets (stale predictor).",
+            ld(&pr.fallbacks),
+        )?;
         let kinds: Vec<[(&str, &str); 1]> =
             crate::predictor::REFUSAL_KINDS.iter().map(|k| [("kind", *k)]).collect();
         let refused: Vec<(&[(&str, &str)], u64)> =

@@ -46,11 +46,11 @@ use keel_router::stage::{
     RelayCounters, RouterInput, StageIo, StageJournal, StageObserver, run_router_stage,
 };
 
+use crate::bounded::{MAX_KEPT_DRIFTS, MAX_KEPT_INTENTS, MAX_KEPT_SAMPLES, Newest, Thinning};
 use crate::predictor::{
     PredictorConfig, PredictorListener, PredictorOutputs, PredictorStats, TARGETS_QUEUE_CAPACITY, Validator,
     run_predictor,
 };
-use crate::bounded::{MAX_KEPT_DRIFTS, MAX_KEPT_INTENTS, MAX_KEPT_SAMPLES, Newest, Thinning};
 use crate::record::{RecordError, RecordSpec, Recording, RecordingReport};
 use crate::recovery::Recovered;
 use crate::safety::{KillStatus, KillSwitch, SafetySpec, watch_kill_file, watch_signal};
@@ -251,6 +251,8 @@ pub struct Sample {
     pub weights: Vec<f64>,
     /// Band in force.
     pub band: f64,
+    /// Targets in force, in the same order (they move for CPPI, momentum and external sources).
+    pub targets: Vec<f64>,
 }
 
 /// What the engine thread hands back at the end.
@@ -841,7 +843,8 @@ struct EngineThread {
 }
 
 fn engine_loop(mut engine: Engine, ctx: EngineThread) -> EngineRun {
-    let EngineThread { events, router_in, stop, snapshot, sample_every, started_ns, kill, wait, targets } = ctx;
+    let EngineThread { events, router_in, stop, snapshot, sample_every, started_ns, kill, wait, targets } =
+        ctx;
     let n = engine.portfolios().len();
     let mut decide = new_hist();
     let mut quote_to_decision = new_hist();
@@ -944,7 +947,8 @@ fn engine_loop(mut engine: Engine, ctx: EngineThread) -> EngineRun {
             if samples.wants(tick) {
                 for (i, v) in views.iter().enumerate().filter(|(_, v)| v.value.is_some()) {
                     let weights = v.weights.iter().map(|w| w.1).collect();
-                    samples.push(tick, Sample { t_s, portfolio: i, weights, band: v.band });
+                    let targets = v.weights.iter().map(|w| w.2).collect();
+                    samples.push(tick, Sample { t_s, portfolio: i, weights, band: v.band, targets });
                 }
             }
             // Never wait for a reader (progress, metrics) that is copying the snapshot: skip this

@@ -242,9 +242,13 @@ impl Validator {
         for (i, cfg) in portfolios.iter().enumerate() {
             let TargetsConfig::External(e) = &cfg.targets else { continue };
             let Some(p) = engine.portfolio(PortfolioId(i as u32)) else { continue };
-            let symbols: Vec<String> =
-                p.assets().iter().map(|&t| engine.token(t).map_or_else(String::new, |k| k.symbol.clone())).collect();
-            let fallback: Vec<f64> = symbols.iter().map(|s| e.fallback.get(s).copied().unwrap_or(0.0)).collect();
+            let symbols: Vec<String> = p
+                .assets()
+                .iter()
+                .map(|&t| engine.token(t).map_or_else(String::new, |k| k.symbol.clone()))
+                .collect();
+            let fallback: Vec<f64> =
+                symbols.iter().map(|s| e.fallback.get(s).copied().unwrap_or(0.0)).collect();
             let sum: f64 = fallback.iter().sum();
             let fallback: Vec<f64> = fallback.iter().map(|w| w / sum).collect();
             tracked.push(Tracked {
@@ -273,13 +277,23 @@ impl Validator {
     /// Validates one line from `predictor`, received at wall-clock `now_ms` and monotonic `now_ns`.
     /// A good message becomes the targets in force (call [`Validator::revert`] if the engine's
     /// queue then refuses it).
-    pub fn check(&mut self, predictor: &str, line: &str, now_ms: u64, now_ns: Nanos) -> Result<Change, MessageError> {
+    pub fn check(
+        &mut self,
+        predictor: &str,
+        line: &str,
+        now_ms: u64,
+        now_ns: Nanos,
+    ) -> Result<Change, MessageError> {
         if line.len() > MAX_LINE_BYTES {
             return Err(MessageError::TooLong);
         }
         let m: Message = serde_json::from_str(line).map_err(|e| MessageError::Parse(e.to_string()))?;
-        let Some(t) = self.tracked.iter_mut().find(|t| t.name == m.portfolio && t.predictor == predictor) else {
-            return Err(MessageError::UnknownPortfolio { portfolio: m.portfolio, predictor: predictor.into() });
+        let Some(t) = self.tracked.iter_mut().find(|t| t.name == m.portfolio && t.predictor == predictor)
+        else {
+            return Err(MessageError::UnknownPortfolio {
+                portfolio: m.portfolio,
+                predictor: predictor.into(),
+            });
         };
         let age_ms = now_ms as i64 - m.ts_ms as i64;
         let max_age_ms = t.max_age_ns / 1_000_000;
@@ -313,7 +327,12 @@ impl Validator {
         for (i, s) in t.symbols.iter().enumerate() {
             let to = w[i] / sum;
             if (to - t.current[i]).abs() > t.max_step + 1e-9 {
-                return Err(MessageError::Step { token: s.clone(), from: t.current[i], to, max_step: t.max_step });
+                return Err(MessageError::Step {
+                    token: s.clone(),
+                    from: t.current[i],
+                    to,
+                    max_step: t.max_step,
+                });
             }
         }
         for (i, c) in t.current.iter_mut().enumerate() {
@@ -321,7 +340,8 @@ impl Validator {
             *c = w[i];
         }
         t.last_good_ns = Some(now_ns);
-        let detail = m.seq.map_or_else(|| format!("ts_ms {}", m.ts_ms), |s| format!("seq {s}, ts_ms {}", m.ts_ms));
+        let detail =
+            m.seq.map_or_else(|| format!("ts_ms {}", m.ts_ms), |s| format!("seq {s}, ts_ms {}", m.ts_ms));
         Ok(Change {
             update: TargetUpdate { portfolio: t.pid, weights: w, fallback: false },
             record: record(t, false, detail),
@@ -355,9 +375,17 @@ impl Validator {
             }
             t.last_good_ns = None;
             t.current.clone_from(&t.fallback);
-            let detail = format!("no good message for {:.1} s (max_age {:.1} s)", age as f64 / 1e9, t.max_age_ns as f64 / 1e9);
+            let detail = format!(
+                "no good message for {:.1} s (max_age {:.1} s)",
+                age as f64 / 1e9,
+                t.max_age_ns as f64 / 1e9
+            );
             out.push(Change {
-                update: TargetUpdate { portfolio: t.pid, weights: [0.0; MAX_EXTERNAL_ASSETS], fallback: true },
+                update: TargetUpdate {
+                    portfolio: t.pid,
+                    weights: [0.0; MAX_EXTERNAL_ASSETS],
+                    fallback: true,
+                },
                 record: record(t, true, detail),
             });
         }
@@ -565,7 +593,8 @@ async fn serve(
             continue;
         }
         out.stats.messages.fetch_add(1, Ordering::Relaxed);
-        let result = if too_long { Err(MessageError::TooLong) } else { apply(&name, &line, &validator, &out) };
+        let result =
+            if too_long { Err(MessageError::TooLong) } else { apply(&name, &line, &validator, &out) };
         let reply = match &result {
             Ok(()) => "{\"ok\":true}\n".to_string(),
             Err(e) => {
@@ -637,7 +666,9 @@ mod tests {
     use std::io::{BufRead, BufReader as StdBufReader, Write};
 
     use keel_engine::ManualClock;
-    use keel_engine::config::{EngineConfig, ExternalConfig, PlanMode, PriceSource, TokenConfig, TriggerConfig};
+    use keel_engine::config::{
+        EngineConfig, ExternalConfig, PlanMode, PriceSource, TokenConfig, TriggerConfig,
+    };
     use keel_journal::{JournalConfig, Names, Store, SyncPolicy};
 
     use super::*;
@@ -740,7 +771,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut jcfg = JournalConfig::at(dir.path().join("journal.db"));
         jcfg.sync = SyncPolicy::Off;
-        let names = Names { tokens: vec!["WETH".into(), "USDC".into(), "WBTC".into()], portfolios: vec!["fixed".into(), "pred".into()] };
+        let names = Names {
+            tokens: vec!["WETH".into(), "USDC".into(), "WBTC".into()],
+            portfolios: vec!["fixed".into(), "pred".into()],
+        };
         let journal = keel_journal::Journal::open(&jcfg, names).unwrap();
         let queue = Arc::new(Queue::new(TARGETS_QUEUE_CAPACITY));
         let stats = Arc::new(PredictorStats::default());
@@ -781,9 +815,14 @@ mod tests {
             replies
         };
         let replies = tokio::task::spawn_blocking(script).await.unwrap();
-        let kinds: Vec<&str> =
-            replies.iter().map(|r| r["kind"].as_str().unwrap_or(if r["ok"] == true { "ok" } else { "?" })).collect();
-        assert_eq!(kinds, ["ok", "step", "parse", "unknown_token", "sum", "stale", "unknown_portfolio", "ok"]);
+        let kinds: Vec<&str> = replies
+            .iter()
+            .map(|r| r["kind"].as_str().unwrap_or(if r["ok"] == true { "ok" } else { "?" }))
+            .collect();
+        assert_eq!(
+            kinds,
+            ["ok", "step", "parse", "unknown_token", "sum", "stale", "unknown_portfolio", "ok"]
+        );
         assert!(replies[1]["error"].as_str().unwrap().contains("more than max_step 0.2"), "{:?}", replies[1]);
 
         // The engine drains the queue: the two good ones, in order.
@@ -821,10 +860,14 @@ mod tests {
         journal.close().unwrap();
         // Every change is journaled, in order: two applied weights, then the fallback.
         let store = Store::open_read_only(&jcfg.path).unwrap();
-        let recs: Vec<_> = store.records_since(0).unwrap().into_iter().filter(|(_, r)| r.kind == "targets").collect();
+        let recs: Vec<_> =
+            store.records_since(0).unwrap().into_iter().filter(|(_, r)| r.kind == "targets").collect();
         assert_eq!(recs.len(), 3, "{recs:?}");
         let body = |i: usize| &recs[i].1.body;
-        assert_eq!((body(0)["portfolio"].as_str(), body(0)["fallback"].as_bool()), (Some("pred"), Some(false)));
+        assert_eq!(
+            (body(0)["portfolio"].as_str(), body(0)["fallback"].as_bool()),
+            (Some("pred"), Some(false))
+        );
         assert_eq!(body(0)["weights"]["WETH"], 0.6);
         assert_eq!(body(1)["weights"]["WETH"], 0.75);
         assert_eq!(body(2)["fallback"], true);

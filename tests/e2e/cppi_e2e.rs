@@ -10,7 +10,8 @@ use std::process::Command;
 
 /// A cryptofeed-format capture of ETHUSDT bookTicker frames every 100 ms for 120 s.
 fn capture() -> String {
-    let mut s = String::from("wss://stream.binance.com:9443/stream?streams=ethusdt@bookTicker <-> 1700000000.0\n");
+    let mut s =
+        String::from("wss://stream.binance.com:9443/stream?streams=ethusdt@bookTicker <-> 1700000000.0\n");
     for k in 0..1200u64 {
         let t = k as f64 * 0.1;
         let mid = if t < 3.0 {
