@@ -463,6 +463,26 @@ mod tests {
     }
 
     #[test]
+    fn an_external_target_source_needs_its_predictor() {
+        let text = demo_text().replacen(
+            "targets = { WETH = 0.6, USDC = 0.4 }",
+            "targets = { external = \"alpha\", fallback = { WETH = 0.6, USDC = 0.4 }, max_step = 0.1 }",
+            1,
+        );
+        let err = format!("{:#}", KeelConfig::parse(&text).unwrap_err());
+        assert!(err.contains("portfolios[core].targets.external: unknown predictor `alpha`"), "{err}");
+        let with = format!("{text}\n[[predictors]]\nname = \"alpha\"\nlisten = \"127.0.0.1:0\"\n");
+        let ok = KeelConfig::parse(&with).unwrap();
+        assert_eq!(ok.portfolios[0].targets.kind(), "external");
+        let twice = format!("{with}\n[[predictors]]\nname = \"alpha\"\nlisten = \"unix:/tmp/x\"\n");
+        let err = format!("{:#}", KeelConfig::parse(&twice).unwrap_err());
+        assert!(err.contains("predictors[alpha].name: duplicate"), "{err}");
+        let bad = with.replacen("max_step = 0.1", "max_step = 0.0", 1);
+        let err = format!("{:#}", KeelConfig::parse(&bad).unwrap_err());
+        assert!(err.contains("portfolios[core].targets.max_step: 0 is outside (0, 1]"), "{err}");
+    }
+
+    #[test]
     fn a_v3_pool_without_the_node_websocket_is_refused_at_check_time() {
         let text =
             std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/configs/anvil.toml")).unwrap();

@@ -874,4 +874,38 @@ mod tests {
         assert_eq!(body(2)["weights"]["WETH"], 0.5);
         assert!(body(2)["detail"].as_str().unwrap().contains("no good message"));
     }
+
+    /// The same reader on a Unix socket: a good message is answered and queued; a non-loopback
+    /// TCP address is refused at bind.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_unix_socket_predictor_works_and_only_loopback_tcp_binds() {
+        let e = engine(Arc::new(ManualClock::new(0)));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("alpha.sock");
+        let cfg = PredictorConfig { name: "alpha".into(), listen: format!("unix:{}", path.display()) };
+        let listener = PredictorListener::bind(&cfg).unwrap();
+        let queue = Arc::new(Queue::new(8));
+        let out = PredictorOutputs { queue: Arc::clone(&queue), journal: None, stats: Default::default() };
+        let validator = Arc::new(parking_lot::Mutex::new(Validator::new(&portfolios(), &e)));
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(run_predictor("alpha".into(), listener, validator, out, cancel.clone()));
+        let p = path.clone();
+        let reply = tokio::task::spawn_blocking(move || {
+            let mut s = std::os::unix::net::UnixStream::connect(&p).unwrap();
+            writeln!(s, "{}", msg("pred", wall_ms(), r#"{"WETH":0.55,"USDC":0.45}"#)).unwrap();
+            let mut reply = String::new();
+            StdBufReader::new(s).read_line(&mut reply).unwrap();
+            reply
+        })
+        .await
+        .unwrap();
+        assert_eq!(reply, "{\"ok\":true}\n");
+        assert_eq!(queue.try_pop().map(|u| u.weights[0]), Some(0.55));
+        cancel.cancel();
+        task.await.unwrap();
+        assert!(!path.exists(), "the socket file is removed at stop");
+        let public = PredictorConfig { name: "alpha".into(), listen: "0.0.0.0:7070".into() };
+        let err = PredictorListener::bind(&public).unwrap_err().to_string();
+        assert!(err.contains("is neither 127.0.0.1:PORT nor unix:/path"), "{err}");
+    }
 }
