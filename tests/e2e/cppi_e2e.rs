@@ -8,13 +8,14 @@
 use std::fmt::Write as _;
 use std::process::Command;
 
-/// A cryptofeed-format capture of ETHUSDT bookTicker frames every 100 ms for 120 s.
-fn capture() -> String {
+/// A cryptofeed-format capture of ETHUSDT bookTicker frames every 100 ms for 120 s: the fall, or
+/// flat at 2000.
+pub(crate) fn capture_path(fall: bool) -> String {
     let mut s =
         String::from("wss://stream.binance.com:9443/stream?streams=ethusdt@bookTicker <-> 1700000000.0\n");
     for k in 0..1200u64 {
         let t = k as f64 * 0.1;
-        let mid = if t < 3.0 {
+        let mid = if !fall || t < 3.0 {
             2000.0
         } else if t < 5.0 {
             2000.0 - 300.0 * (t - 3.0) / 2.0
@@ -31,7 +32,9 @@ fn capture() -> String {
     s
 }
 
-fn config(capture: &std::path::Path) -> String {
+/// The market around one portfolio on dev:5 (9 WETH + 12,000 USDC); `portfolio` is its
+/// `targets` and `trigger` lines, `extra` is appended.
+pub(crate) fn market_config(capture: &std::path::Path, portfolio: &str, extra: &str) -> String {
     format!(
         r#"
 [engine]
@@ -79,10 +82,9 @@ fee = 30
 [[portfolios]]
 name = "insured"
 account = "0x9965507D1a55bcC2695C58ba16FB37d819B0A4dc"
-targets = {{ cppi = {{ floor = 24000.0, multiplier = 3.0, risky = ["WETH"], safe = "USDC" }} }}
+{portfolio}
 cooldown_secs = 2.0
 min_trade_notional = 25.0
-triggers = [{{ type = "drift", abs_band = 0.05 }}]
 
 [sim]
 seed = 1
@@ -102,6 +104,7 @@ reserve1 = "10000"
 address = "0x9965507D1a55bcC2695C58ba16FB37d819B0A4dc"
 eth = "10"
 balances = {{ WETH = "9", USDC = "12000" }}
+{extra}
 "#,
         capture.display()
     )
@@ -111,9 +114,11 @@ balances = {{ WETH = "9", USDC = "12000" }}
 fn an_eth_fall_moves_a_cppi_portfolio_toward_usdc_through_a_landed_rebalance() {
     let dir = tempfile::tempdir().unwrap();
     let cap = dir.path().join("eth-fall.ws");
-    std::fs::write(&cap, capture()).unwrap();
+    std::fs::write(&cap, capture_path(true)).unwrap();
     let cfg = dir.path().join("cppi.toml");
-    std::fs::write(&cfg, config(&cap)).unwrap();
+    let portfolio = r#"targets = { cppi = { floor = 24000.0, multiplier = 3.0, risky = ["WETH"], safe = "USDC" } }
+triggers = [{ type = "drift", abs_band = 0.05 }]"#;
+    std::fs::write(&cfg, market_config(&cap, portfolio, "")).unwrap();
     let out = dir.path().join("out");
     let run = Command::new(env!("CARGO_BIN_EXE_keel"))
         .args(["demo", "--duration", "12", "--quiet", "--config"])

@@ -15,6 +15,7 @@ mod devnet_e2e;
 mod fuzz_config;
 mod journal_cli;
 mod netting_e2e;
+mod predictor_e2e;
 mod quote_cli;
 mod replay_e2e;
 mod secrets;
