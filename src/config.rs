@@ -55,6 +55,9 @@ pub(crate) struct KeelConfig {
     /// Record every input of the run for `keel replay` (`keel record` sets it).
     #[serde(default)]
     pub(crate) record: Option<RecordConfig>,
+    /// Predictor sockets for portfolios whose targets are `external` (docs/predictor.md).
+    #[serde(default)]
+    pub(crate) predictors: Vec<keel_runtime::predictor::PredictorConfig>,
     /// The file's text as loaded (stored in a recording's header).
     #[serde(skip)]
     pub(crate) source_toml: String,
@@ -277,6 +280,24 @@ impl KeelConfig {
                 ));
             }
         }
+        // Every external source names a configured predictor, and predictors are unique.
+        let mut seen = std::collections::HashSet::new();
+        for pr in &self.predictors {
+            if !seen.insert(pr.name.as_str()) {
+                return Err(eyre!("predictors[{}].name: duplicate predictor name", pr.name));
+            }
+        }
+        for p in &self.portfolios {
+            if let keel_engine::config::TargetsConfig::External(e) = &p.targets
+                && !seen.contains(e.name.as_str())
+            {
+                return Err(eyre!(
+                    "portfolios[{}].targets.external: unknown predictor `{}` (add a [[predictors]] with that name)",
+                    p.name,
+                    e.name
+                ));
+            }
+        }
         // Every pair a portfolio may trade needs a pool (directly).
         for p in &self.portfolios {
             let syms: Vec<&String> = p.targets.keys().collect();
@@ -440,6 +461,26 @@ mod tests {
             with("[[safety.watch.depeg]]\ntoken = \"XYZ\"\nmax_deviation = 0.02").unwrap_err()
         );
         assert!(err.contains("safety.watch.depeg[0].token: `XYZ` is not a configured token"), "{err}");
+    }
+
+    #[test]
+    fn an_external_target_source_needs_its_predictor() {
+        let text = demo_text().replacen(
+            "targets = { WETH = 0.6, USDC = 0.4 }",
+            "targets = { external = \"alpha\", fallback = { WETH = 0.6, USDC = 0.4 }, max_step = 0.1 }",
+            1,
+        );
+        let err = format!("{:#}", KeelConfig::parse(&text).unwrap_err());
+        assert!(err.contains("portfolios[core].targets.external: unknown predictor `alpha`"), "{err}");
+        let with = format!("{text}\n[[predictors]]\nname = \"alpha\"\nlisten = \"127.0.0.1:0\"\n");
+        let ok = KeelConfig::parse(&with).unwrap();
+        assert_eq!(ok.portfolios[0].targets.kind(), "external");
+        let twice = format!("{with}\n[[predictors]]\nname = \"alpha\"\nlisten = \"unix:/tmp/x\"\n");
+        let err = format!("{:#}", KeelConfig::parse(&twice).unwrap_err());
+        assert!(err.contains("predictors[alpha].name: duplicate"), "{err}");
+        let bad = with.replacen("max_step = 0.1", "max_step = 0.0", 1);
+        let err = format!("{:#}", KeelConfig::parse(&bad).unwrap_err());
+        assert!(err.contains("portfolios[core].targets.max_step: 0 is outside (0, 1]"), "{err}");
     }
 
     #[test]

@@ -67,6 +67,7 @@ pub(crate) fn spec_from_config(cfg: &KeelConfig) -> eyre::Result<PipelineSpec> {
                 cfg.router.chain_id
             ),
         }),
+        predictors: cfg.predictors.clone(),
     })
 }
 

@@ -274,8 +274,9 @@ pub(crate) fn build(cfg: &KeelConfig, run: PipelineReport, sim: Option<SimStats>
     }
 }
 
-/// The time-weighted mean over `samples` of portfolio `p`'s distance from `target` (each sample
-/// holds until the next); `None` with fewer than two samples.
+/// The time-weighted mean over `samples` of portfolio `p`'s distance from its targets in force at
+/// each sample (`target` when a sample carries none; each sample holds until the next); `None` with
+/// fewer than two samples.
 pub(crate) fn time_weighted_tracking_error(samples: &[Sample], p: usize, target: &[f64]) -> Option<f64> {
     let mine: Vec<&Sample> =
         samples.iter().filter(|s| s.portfolio == p && s.weights.len() == target.len()).collect();
@@ -285,7 +286,8 @@ pub(crate) fn time_weighted_tracking_error(samples: &[Sample], p: usize, target:
         if !(dt.is_finite() && dt > 0.0) {
             continue;
         }
-        let d2: f64 = pair[0].weights.iter().zip(target).map(|(w, t)| (w - t) * (w - t)).sum();
+        let t = if pair[0].targets.len() == target.len() { &pair[0].targets[..] } else { target };
+        let d2: f64 = pair[0].weights.iter().zip(t).map(|(w, t)| (w - t) * (w - t)).sum();
         weighted += d2.sqrt() * dt;
         time += dt;
     }

@@ -150,8 +150,8 @@ mod tests {
     #[test]
     fn renders_one_panel_per_portfolio_with_markers() {
         let samples = vec![
-            Sample { t_s: 0.0, portfolio: 0, weights: vec![0.6, 0.4], band: 0.02 },
-            Sample { t_s: 1.0, portfolio: 0, weights: vec![0.63, 0.37], band: 0.02 },
+            Sample { t_s: 0.0, portfolio: 0, weights: vec![0.6, 0.4], band: 0.02, targets: vec![0.6, 0.4] },
+            Sample { t_s: 1.0, portfolio: 0, weights: vec![0.63, 0.37], band: 0.02, targets: vec![0.6, 0.4] },
         ];
         let targets = vec![vec![("WETH".to_string(), 0.6), ("USDC".to_string(), 0.4)]];
         let marks = vec![LandedMark { t_s: 0.5, portfolio: 0, block: 7 }];

@@ -9,6 +9,10 @@ use alloy_primitives::Address;
 use serde::Deserialize;
 
 use crate::queue::WaitPolicy;
+pub use crate::target_config::{
+    CppiConfig, ExternalConfig, FLOOR_RANGE, LOOKBACK_SECS_RANGE, MAX_AGE_SECS_RANGE, MAX_EXTERNAL_ASSETS,
+    MAX_TILT_RANGE, MULTIPLIER_RANGE, MomentumConfig, TILT_RANGE, TargetsConfig,
+};
 
 /// Default age after which a price is stale and no trigger may fire on it.
 pub const DEFAULT_STALE_AFTER_MS: u64 = 5_000;
@@ -221,8 +225,9 @@ pub struct PortfolioConfig {
     pub name: String,
     /// On-chain account that holds the assets.
     pub account: Address,
-    /// Target weights by token symbol; they must sum to 1.
-    pub targets: BTreeMap<String, f64>,
+    /// Where the target weights come from: a plain map of weights by token symbol (fixed; they
+    /// must sum to 1) or one source ([`TargetsConfig`]).
+    pub targets: TargetsConfig,
     /// Triggers; any one firing starts a rebalance.
     pub triggers: Vec<TriggerConfig>,
     /// How far to trade.
@@ -315,23 +320,7 @@ pub fn validate(tokens: &[TokenConfig], portfolios: &[PortfolioConfig]) -> Resul
                 ),
             ));
         }
-        if p.targets.len() < 2 {
-            return Err(ConfigError::new(at("targets"), "a portfolio needs at least two assets"));
-        }
-        let mut sum = 0.0;
-        for (sym, w) in &p.targets {
-            if !symbols.contains(sym.as_str()) {
-                return Err(ConfigError::new(at("targets"), format!("unknown token `{sym}`")));
-            }
-            check_fraction(at(&format!("targets.{sym}")), *w, 0.0, 1.0)?;
-            sum += w;
-        }
-        if (sum - 1.0).abs() > WEIGHT_SUM_TOLERANCE {
-            return Err(ConfigError::new(
-                at("targets"),
-                format!("target weights sum to {sum}, expected 1.0"),
-            ));
-        }
+        validate_targets(&p.name, &p.targets, &symbols)?;
         if p.triggers.is_empty() {
             return Err(ConfigError::new(at("triggers"), "at least one trigger is required"));
         }
@@ -348,6 +337,12 @@ pub fn validate(tokens: &[TokenConfig], portfolios: &[PortfolioConfig]) -> Resul
                     }
                     if let Some(r) = rel_band {
                         check_fraction(f("rel_band"), r, 0.0, 10.0)?;
+                        if abs_band.is_none() && matches!(p.targets, TargetsConfig::Cppi(_)) {
+                            return Err(ConfigError::new(
+                                f("rel_band"),
+                                "a CPPI target can be 0, where a relative band closes to 0: set abs_band",
+                            ));
+                        }
                     }
                 }
                 TriggerConfig::Temporal { interval_secs } => {
@@ -375,6 +370,101 @@ pub fn validate(tokens: &[TokenConfig], portfolios: &[PortfolioConfig]) -> Resul
         }
     }
     Ok(())
+}
+
+/// Checks a map of weights: at least two known tokens, each in (0, 1], summing to 1.
+fn check_weights(field: &str, w: &BTreeMap<String, f64>, symbols: &HashSet<&str>) -> Result<(), ConfigError> {
+    if w.len() < 2 {
+        return Err(ConfigError::new(field, "a portfolio needs at least two assets"));
+    }
+    let mut sum = 0.0;
+    for (sym, x) in w {
+        if !symbols.contains(sym.as_str()) {
+            return Err(ConfigError::new(field, format!("unknown token `{sym}`")));
+        }
+        check_fraction(format!("{field}.{sym}"), *x, 0.0, 1.0)?;
+        sum += x;
+    }
+    if (sum - 1.0).abs() > WEIGHT_SUM_TOLERANCE {
+        return Err(ConfigError::new(field, format!("target weights sum to {sum}, expected 1.0")));
+    }
+    Ok(())
+}
+
+fn check_range(
+    field: String,
+    v: f64,
+    r: std::ops::RangeInclusive<f64>,
+    lo_open: bool,
+) -> Result<(), ConfigError> {
+    let ok = v.is_finite() && r.contains(&v) && !(lo_open && v == *r.start());
+    if !ok {
+        let open = if lo_open { "(" } else { "[" };
+        return Err(ConfigError::new(field, format!("{v} is outside {open}{}, {}]", r.start(), r.end())));
+    }
+    Ok(())
+}
+
+/// Checks one portfolio's target source, naming the field and the bound.
+fn validate_targets(name: &str, t: &TargetsConfig, symbols: &HashSet<&str>) -> Result<(), ConfigError> {
+    let at = |f: &str| format!("portfolios[{name}].targets{f}");
+    match t {
+        TargetsConfig::Fixed(w) => check_weights(&at(""), w, symbols),
+        TargetsConfig::Cppi(c) => {
+            check_range(at(".cppi.floor"), c.floor, FLOOR_RANGE, false)?;
+            check_range(at(".cppi.multiplier"), c.multiplier, MULTIPLIER_RANGE, true)?;
+            if c.risky.is_empty() {
+                return Err(ConfigError::new(at(".cppi.risky"), "name at least one risky asset"));
+            }
+            let mut seen = HashSet::new();
+            for sym in &c.risky {
+                if !symbols.contains(sym.as_str()) {
+                    return Err(ConfigError::new(at(".cppi.risky"), format!("unknown token `{sym}`")));
+                }
+                if !seen.insert(sym.as_str()) {
+                    return Err(ConfigError::new(at(".cppi.risky"), format!("`{sym}` listed twice")));
+                }
+            }
+            if !symbols.contains(c.safe.as_str()) {
+                return Err(ConfigError::new(at(".cppi.safe"), format!("unknown token `{}`", c.safe)));
+            }
+            if seen.contains(c.safe.as_str()) {
+                return Err(ConfigError::new(at(".cppi.safe"), format!("`{}` is also risky", c.safe)));
+            }
+            Ok(())
+        }
+        TargetsConfig::Momentum(m) => {
+            check_range(at(".momentum.lookback_secs"), m.lookback_secs, LOOKBACK_SECS_RANGE, false)?;
+            check_range(at(".momentum.tilt"), m.tilt, TILT_RANGE, false)?;
+            if !(m.max_tilt.is_finite()
+                && m.max_tilt > MAX_TILT_RANGE.start
+                && m.max_tilt < MAX_TILT_RANGE.end)
+            {
+                return Err(ConfigError::new(
+                    at(".momentum.max_tilt"),
+                    format!("{} is outside ({}, {})", m.max_tilt, MAX_TILT_RANGE.start, MAX_TILT_RANGE.end),
+                ));
+            }
+            check_weights(&at(".momentum.base"), &m.base, symbols)
+        }
+        TargetsConfig::External(e) => {
+            if e.name.is_empty() {
+                return Err(ConfigError::new(at(".external"), "name the predictor"));
+            }
+            check_range(at(".max_age_secs"), e.max_age_secs, MAX_AGE_SECS_RANGE, false)?;
+            check_range(at(".max_step"), e.max_step, 0.0..=1.0, true)?;
+            if e.fallback.len() > MAX_EXTERNAL_ASSETS {
+                return Err(ConfigError::new(
+                    at(".fallback"),
+                    format!(
+                        "{} assets; a predicted portfolio has at most {MAX_EXTERNAL_ASSETS}",
+                        e.fallback.len()
+                    ),
+                ));
+            }
+            check_weights(&at(".fallback"), &e.fallback, symbols)
+        }
+    }
 }
 
 #[cfg(test)]

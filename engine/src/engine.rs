@@ -26,6 +26,7 @@ use crate::intent::{RebalanceIntent, TriggerReason};
 use crate::planner::{self, PlanAsset};
 use crate::portfolio::{Portfolio, PortfolioStatus};
 use crate::stats::EngineStats;
+use crate::target::{TargetReject, TargetSource, TargetUpdate};
 use crate::token::{Price, Token, TokenTable};
 use crate::trigger::{Trigger, TriggerKind, VolTable, VolTableBuilder};
 
@@ -158,6 +159,11 @@ impl Engine {
             let now = self.clock.now_ns();
             finish_rebalance(p, now);
         }
+        // CPPI's targets follow the value, which a balance moves: the scan recomputes them (the
+        // index's refresh scans anyway).
+        if self.index.mode != CandidateMode::Index && p.targets_follow_prices() {
+            let _ = p.scan(&self.tokens);
+        }
         self.refresh_box(b.portfolio);
     }
 
@@ -196,8 +202,70 @@ impl Engine {
         let tokens = &self.tokens;
         self.cov.on_timer(now, |t| tokens.price(t).filter(|p| p.is_known()).map(|p| p.mid));
         for i in 0..self.portfolios.len() {
-            self.evaluate(PortfolioId(i as u32), Some(now), tick_ns, out);
+            let pid = PortfolioId(i as u32);
+            if self.timer_targets(pid, now) {
+                self.refresh_box(pid);
+            }
+            self.evaluate(pid, Some(now), tick_ns, out);
         }
+    }
+
+    /// The timer's part of the moving targets: a momentum ring sample, the external backstop.
+    /// Returns true when the targets changed. No allocation.
+    #[inline]
+    fn timer_targets(&mut self, pid: PortfolioId, now: Nanos) -> bool {
+        let Some(p) = self.portfolios.get_mut(pid.idx()) else { return false };
+        let changed = match &mut p.source {
+            TargetSource::Fixed | TargetSource::Cppi(_) => return false,
+            TargetSource::Momentum(m) => {
+                let (tokens, assets) = (&self.tokens, &p.assets);
+                let mid = |i: usize| {
+                    let t = *assets.get(i)?;
+                    let price = tokens.price(t)?;
+                    (price.is_known() && !tokens.is_stale(t, now)).then_some(price.mid)
+                };
+                let changed = m.on_timer(now, mid, &mut p.targets);
+                self.stats.targets.momentum_retargets += u64::from(changed);
+                changed
+            }
+            TargetSource::External(e) => {
+                let changed = e.check_stale(now, &mut p.targets);
+                self.stats.targets.external_fallbacks += u64::from(changed);
+                changed
+            }
+        };
+        if changed {
+            p.sync_targets();
+        }
+        changed
+    }
+
+    /// Applies a predictor's weights (or its fallback) to an external portfolio: checked again
+    /// here (a distribution, at most `max_step` from the targets in force), counted, and the
+    /// portfolio's bands and box follow. Off the hot path; allocates nothing. The runtime drains
+    /// its bounded queue of updates between events.
+    pub fn apply_target_update(&mut self, u: &TargetUpdate) -> Result<(), TargetReject> {
+        let now = self.clock.now_ns();
+        let Some(p) = self.portfolios.get_mut(u.portfolio.idx()) else {
+            self.stats.targets.external_refused += 1;
+            return Err(TargetReject::NotExternal(u.portfolio));
+        };
+        let TargetSource::External(e) = &mut p.source else {
+            self.stats.targets.external_refused += 1;
+            return Err(TargetReject::NotExternal(u.portfolio));
+        };
+        if let Err(r) = e.apply(u, now, &mut p.targets) {
+            self.stats.targets.external_refused += 1;
+            return Err(r);
+        }
+        if u.fallback {
+            self.stats.targets.external_fallbacks += 1;
+        } else {
+            self.stats.targets.external_applied += 1;
+        }
+        p.sync_targets();
+        self.refresh_box(u.portfolio);
+        Ok(())
     }
 
     /// A trigger fired on `pid`: gate it, plan it, emit the intent. Off the hot path.
@@ -1045,12 +1113,151 @@ mod tests {
         assert_eq!(json["suppressed"]["holdings_unknown"], 1);
     }
 
+    fn with_targets(targets: crate::config::TargetsConfig, triggers: Vec<TriggerConfig>) -> Rig {
+        Rig::new(PortfolioConfig { targets, ..portfolio(&[], triggers, PlanMode::ToTarget) })
+    }
+
+    fn cppi(floor: f64, multiplier: f64) -> crate::config::TargetsConfig {
+        crate::config::TargetsConfig::Cppi(crate::config::CppiConfig {
+            floor,
+            multiplier,
+            risky: vec!["WETH".into()],
+            safe: "USDC".into(),
+        })
+    }
+
+    #[test]
+    fn cppi_targets_follow_the_cushion_and_a_fall_sells_the_risky_asset() {
+        // F = 8000, m = 3; 2 WETH + 4000 USDC.
+        let mut r = with_targets(cppi(8000.0, 3.0), vec![abs(0.05)]);
+        r.balance(WETH, 2.0);
+        r.balance(USDC, 4000.0);
+        // WETH at 3000: V = 10000, cushion 2000, risky 0.6 = the weight 6000 / 10000: no trade.
+        assert_eq!(r.quote(ETHUSDT, 3000.0), 0);
+        let t = r.e.portfolio(P0).unwrap().targets().to_vec();
+        assert!((t[0] - 0.6).abs() < 1e-12 && (t[1] - 0.4).abs() < 1e-12, "{t:?}");
+        // WETH at 2500: V = 9000, cushion 1000 → risky 3000/9000 = 1/3, weight 5000/9000 = 0.556:
+        // drift 0.222 > 0.05 → sell WETH for USDC down to 1/3 of 9000 = 3000 USD = 1.2 WETH.
+        assert_eq!(r.quote(ETHUSDT, 2500.0), 1);
+        let t = r.e.portfolio(P0).unwrap().targets().to_vec();
+        assert!((t[0] - 1.0 / 3.0).abs() < 1e-12, "{t:?}");
+        let leg = &r.out[0].legs[0];
+        assert_eq!((leg.sell, leg.buy), (WETH, USDC));
+        assert!((leg.notional - 2000.0).abs() < 1e-6, "{leg:?}");
+        match r.out[0].reason {
+            TriggerReason::Drift { target, .. } => assert!((target - 1.0 / 3.0).abs() < 1e-12),
+            other => panic!("{other:?}"),
+        }
+        // Below the floor: everything safe.
+        r.outcome(1, OutcomeStatus::Rejected);
+        r.clock.advance(20 * SEC);
+        assert_eq!(r.quote(ETHUSDT, 1500.0), 1);
+        assert_eq!(r.e.portfolio(P0).unwrap().targets(), &[0.0, 1.0]);
+        assert_eq!(r.out[1].legs[0].amount_in, U256::from(2u128 * 10u128.pow(18)));
+    }
+
+    #[test]
+    fn cppi_targets_follow_balances_and_never_get_a_box() {
+        let mut r = with_targets(cppi(8000.0, 3.0), vec![abs(0.5)]);
+        r.quote(ETHUSDT, 3000.0);
+        r.balance(WETH, 2.0);
+        r.balance(USDC, 4000.0);
+        assert!((r.e.portfolio(P0).unwrap().targets()[0] - 0.6).abs() < 1e-12);
+        // More USDC: V = 13000, cushion 5000 → risky min(1, 15000/13000) = 1.
+        r.balance(USDC, 7000.0);
+        assert_eq!(r.e.portfolio(P0).unwrap().targets(), &[1.0, 0.0]);
+        assert_eq!(r.e.index_stats().boxes, 0, "a CPPI portfolio is evaluated on every quote");
+    }
+
+    #[test]
+    fn cppi_refuses_a_relative_band_alone() {
+        let p = PortfolioConfig {
+            targets: cppi(1.0, 2.0),
+            ..portfolio(
+                &[],
+                vec![TriggerConfig::Drift { abs_band: None, rel_band: Some(0.1) }],
+                PlanMode::ToTarget,
+            )
+        };
+        let e = Engine::new(EngineConfig::default(), &tokens(), &[p], Box::new(ManualClock::new(0)));
+        assert_eq!(e.unwrap_err().field, "portfolios[core].triggers[0].rel_band");
+    }
+
+    #[test]
+    fn momentum_tilts_after_the_lookback_and_the_tilted_band_fires() {
+        let m = crate::config::TargetsConfig::Momentum(crate::config::MomentumConfig {
+            lookback_secs: 16.0,
+            tilt: 2.0,
+            max_tilt: 0.5,
+            base: [("WETH".to_string(), 0.5), ("USDC".to_string(), 0.5)].into(),
+        });
+        let mut r = with_targets(m, vec![abs(0.03)]);
+        r.quote(ETHUSDT, 2000.0);
+        r.balance(WETH, 1.0);
+        r.balance(USDC, 2000.0);
+        // One sample a second; WETH moves to 2200 at the last one (+10 %): holdings are 2200/4200
+        // = 0.5238 WETH, inside the base band; the tilted target 6/11 = 0.5455 is 0.0216 away:
+        // still inside 0.03. Then WETH falls back to 2000 with the targets tilted: 0.5 vs 0.5455.
+        for k in 0..=16u64 {
+            r.clock.set(T0 + k * SEC);
+            let mid = if k == 16 { 2200.0 } else { 2000.0 };
+            r.quote(ETHUSDT, mid);
+            assert_eq!(r.timer(), 0, "tick {k}");
+            let want = if k == 16 { 6.0 / 11.0 } else { 0.5 };
+            assert!((r.e.portfolio(P0).unwrap().targets()[0] - want).abs() < 1e-12, "tick {k}");
+        }
+        assert_eq!(r.e.stats().targets.momentum_retargets, 1);
+        assert_eq!(r.quote(ETHUSDT, 2000.0), 1, "0.5 vs the tilted 0.5455 breaches 0.03");
+        // The plan buys WETH toward 6/11 of 4000.
+        let leg = &r.out[0].legs[0];
+        assert_eq!((leg.sell, leg.buy), (USDC, WETH));
+        assert!((leg.notional - (6.0 / 11.0 * 4000.0 - 2000.0)).abs() < 1e-6, "{leg:?}");
+    }
+
+    #[test]
+    fn external_updates_apply_are_refused_and_fall_back() {
+        use crate::target::{TargetReject, TargetUpdate};
+        let ext = crate::config::TargetsConfig::External(crate::config::ExternalConfig {
+            name: "alpha".into(),
+            fallback: [("WETH".to_string(), 0.5), ("USDC".to_string(), 0.5)].into(),
+            max_age_secs: 10.0,
+            max_step: 0.2,
+        });
+        let mut r = with_targets(ext, vec![abs(0.05)]);
+        r.quote(ETHUSDT, 2000.0);
+        r.balance(WETH, 1.0);
+        r.balance(USDC, 2000.0);
+        assert_eq!(r.e.portfolio(P0).unwrap().on_fallback(), Some(true));
+        let mut u = TargetUpdate { portfolio: P0, weights: [0.0; 16], fallback: false };
+        u.weights[..2].copy_from_slice(&[0.6, 0.4]);
+        r.e.apply_target_update(&u).unwrap();
+        assert_eq!(r.e.portfolio(P0).unwrap().targets(), &[0.6, 0.4]);
+        assert_eq!(r.e.portfolio(P0).unwrap().on_fallback(), Some(false));
+        // The box followed: a quote that moves nothing still finds the 0.1 drift and fires.
+        assert_eq!(r.quote(ETHUSDT, 2000.0), 1);
+        u.weights[..2].copy_from_slice(&[0.9, 0.1]);
+        assert!(matches!(r.e.apply_target_update(&u), Err(TargetReject::StepTooLarge { .. })));
+        let wrong = TargetUpdate { portfolio: PortfolioId(3), ..u };
+        assert_eq!(r.e.apply_target_update(&wrong), Err(TargetReject::NotExternal(PortfolioId(3))));
+        // The backstop: 2 × max_age without an update → fallback.
+        r.clock.advance(20 * SEC);
+        r.quote(ETHUSDT, 2000.0);
+        r.timer();
+        assert_eq!(r.e.portfolio(P0).unwrap().targets(), &[0.6, 0.4]);
+        r.clock.advance(1);
+        r.quote(ETHUSDT, 2000.0);
+        r.timer();
+        assert_eq!(r.e.portfolio(P0).unwrap().targets(), &[0.5, 0.5]);
+        let s = r.e.stats().targets;
+        assert_eq!((s.external_applied, s.external_refused, s.external_fallbacks), (1, 2, 1));
+    }
+
     #[test]
     fn invalid_config_is_an_error() {
         let mut p = portfolio(&[("WETH", 0.5), ("USDC", 0.4)], vec![abs(0.05)], PlanMode::ToTarget);
         let e = Engine::new(EngineConfig::default(), &tokens(), &[p.clone()], Box::new(ManualClock::new(0)));
         assert_eq!(e.unwrap_err().field, "portfolios[core].targets");
-        p.targets.insert("USDC".into(), 0.5);
+        p.targets = [("WETH".to_string(), 0.5), ("USDC".to_string(), 0.5)].into();
         assert!(Engine::new(EngineConfig::default(), &tokens(), &[p], Box::new(ManualClock::new(0))).is_ok());
     }
 }

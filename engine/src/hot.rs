@@ -13,6 +13,8 @@
 //! counters are plain integers. The clock is
 //! read only after a trigger fired (to gate on cooldown and staleness and to stamp the intent), and
 //! planning — which allocates the legs — runs only then, in the `#[cold]` `Engine::fire` path.
+//! Moving targets stay inside these rules: a CPPI portfolio's targets are rewritten in place inside
+//! its weight scan, and momentum samples go into a ring sized at load.
 //! `engine/tests/no_alloc.rs` proves with a counting allocator that quotes which fire nothing
 //! allocate zero bytes; `engine/benches/trigger.rs` measures this path.
 
@@ -153,7 +155,10 @@ impl Engine {
     #[inline(never)]
     pub(crate) fn rebox(&mut self, pid: PortfolioId, total: f64) {
         let Some(p) = self.portfolios.get(pid.idx()) else { return };
-        let eps = if (MIN_BOX_VALUE..=MAX_BOX_VALUE).contains(&total) {
+        // CPPI's targets move with every price: no price box can hold them still.
+        let eps = if p.targets_follow_prices() {
+            None
+        } else if (MIN_BOX_VALUE..=MAX_BOX_VALUE).contains(&total) {
             let tokens = &self.tokens;
             safe_epsilon(&p.weights, &p.targets, &p.box_bands, |i| {
                 p.assets

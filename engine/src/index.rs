@@ -11,11 +11,12 @@
 //!
 //! ## Invariants
 //!
-//! * A box depends only on the holdings and the prices: triggers and targets are fixed at load,
+//! * A box depends only on the holdings, the prices and the targets: triggers are fixed at load,
 //!   volatility bands never fall below the floor the box uses, and the lifecycle (in flight,
 //!   cooldown, staleness) only gates a trigger that fired, which cannot happen inside a box. So a
-//!   box stays valid until a price leaves it (the quote pops it) or a holding changes (a balance
-//!   recomputes it); outcomes and timers leave it alone.
+//!   box stays valid until a price leaves it (the quote pops it), a holding changes (a balance
+//!   recomputes it) or the targets move (a momentum sample or a predictor update recomputes it);
+//!   outcomes leave it alone. Targets that move with prices (CPPI) get no box at all.
 //! * A boxed portfolio's current prices are inside its box; anything else is dirty or being
 //!   evaluated.
 //! * Each portfolio has a generation, bumped whenever its box changes; heap and list entries carry

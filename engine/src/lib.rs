@@ -24,6 +24,9 @@
 //! * [`portfolio`] — holdings, weights and the rebalance lifecycle (in flight → landed → awaiting
 //!   post-landing balances → cooldown).
 //! * [`trigger`] — drift, temporal and volatility-targeted triggers; the EWMA volatility table.
+//! * [`target_config`] and [`target`] — where targets come from (fixed, CPPI, momentum, a
+//!   predictor) and how they move: CPPI inside each weight scan, momentum on timer samples, external
+//!   weights through [`Engine::apply_target_update`]; all in place, without allocating.
 //! * [`hot`] — the allocation-free path from a quote to a trigger decision.
 //! * [`safe_box`] and [`index`] — per portfolio, the price box inside which no band can be crossed,
 //!   and the per-token heaps of those boxes that make a quote touch only the portfolios whose box
@@ -57,6 +60,8 @@ pub mod restore;
 pub mod safe_box;
 pub mod signed;
 pub mod stats;
+pub mod target;
+pub mod target_config;
 pub mod token;
 pub mod trigger;
 pub mod value;
@@ -71,5 +76,6 @@ pub use planner::{Plan, PlanAsset};
 pub use portfolio::{Portfolio, PortfolioStatus};
 pub use queue::{Queue, QueueStats};
 pub use stats::EngineStats;
+pub use target::{TargetReject, TargetUpdate};
 pub use token::{Price, PriceOrigin, Token, TokenTable};
 pub use trigger::{Trigger, TriggerKind, VolTable};

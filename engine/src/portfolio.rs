@@ -13,10 +13,11 @@
 use alloy_primitives::{Address, U256};
 
 use crate::clock::Nanos;
-use crate::config::{PlanMode, PortfolioConfig};
+use crate::config::{PlanMode, PortfolioConfig, TargetsConfig};
 use crate::ids::{PortfolioId, TokenId};
+use crate::target::{Cppi, External, Momentum, TargetSource};
 use crate::token::{PriceOrigin, TokenTable};
-use crate::trigger::{Trigger, VolTable, VolTableBuilder, secs_to_ns, vol_band};
+use crate::trigger::{Trigger, VolTable, VolTableBuilder, drift_band, secs_to_ns, vol_band};
 
 /// Where a portfolio is in its rebalance lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -93,6 +94,10 @@ pub struct Portfolio {
     /// volatility trigger's `min_band` (+∞ without either). What the [safe box](crate::safe_box)
     /// keeps the weights inside.
     pub(crate) box_bands: Vec<f64>,
+    /// The tightest volatility `min_band` (+∞ without a volatility trigger).
+    pub(crate) vol_floor: f64,
+    /// Where the targets come from ([`crate::target`]).
+    pub(crate) source: TargetSource,
     pub(crate) in_flight: Option<u64>,
     pub(crate) awaiting_block: Option<u64>,
     pub(crate) cooldown_until: Nanos,
@@ -108,8 +113,9 @@ impl Portfolio {
         vol: &mut VolTableBuilder,
         start_ns: Nanos,
     ) -> Option<Self> {
+        let initial = cfg.targets.initial();
         let mut pairs: Vec<(TokenId, f64)> =
-            cfg.targets.iter().map(|(s, &w)| tokens.id_of(s).map(|t| (t, w))).collect::<Option<_>>()?;
+            initial.iter().map(|(s, &w)| tokens.id_of(s).map(|t| (t, w))).collect::<Option<_>>()?;
         pairs.sort_by_key(|p| p.0);
         let sum: f64 = pairs.iter().map(|p| p.1).sum();
         let assets: Vec<TokenId> = pairs.iter().map(|p| p.0).collect();
@@ -125,7 +131,7 @@ impl Portfolio {
                 let drift_band = triggers
                     .iter()
                     .filter_map(|t| match t {
-                        Trigger::Drift { bands } => bands.get(i).copied(),
+                        Trigger::Drift { bands, .. } => bands.get(i).copied(),
                         _ => None,
                     })
                     .fold(f64::INFINITY, f64::min);
@@ -140,6 +146,29 @@ impl Portfolio {
             })
             .fold(f64::INFINITY, f64::min);
         let box_bands = slots.iter().map(|s| s.drift_band.min(vol_floor)).collect();
+        let source = match &cfg.targets {
+            TargetsConfig::Fixed(_) => TargetSource::Fixed,
+            TargetsConfig::Cppi(c) => {
+                let risky: Vec<bool> =
+                    assets.iter().map(|&t| c.risky.iter().any(|s| tokens.id_of(s) == Some(t))).collect();
+                let n_risky = risky.iter().filter(|&&r| r).count().max(1) as f64;
+                TargetSource::Cppi(Cppi { floor: c.floor, multiplier: c.multiplier, risky, n_risky })
+            }
+            TargetsConfig::Momentum(m) => TargetSource::Momentum(Box::new(Momentum::new(
+                targets.clone(),
+                m.tilt,
+                m.max_tilt,
+                m.lookback_secs,
+                start_ns,
+            ))),
+            TargetsConfig::External(e) => TargetSource::External(Box::new(External {
+                fallback: targets.clone(),
+                max_age_ns: secs_to_ns(e.max_age_secs),
+                max_step: e.max_step,
+                last_ns: start_ns,
+                on_fallback: true,
+            })),
+        };
         Some(Self {
             id,
             name: cfg.name.clone(),
@@ -150,6 +179,8 @@ impl Portfolio {
             min_trade_notional: cfg.min_trade_notional,
             triggers,
             box_bands,
+            vol_floor,
+            source,
             holdings: vec![U256::ZERO; n],
             slots,
             balance_blocks: vec![None; n],
@@ -287,6 +318,11 @@ impl Portfolio {
         if total.is_nan() || total <= 0.0 || total.is_infinite() {
             return Err(WeightError::ZeroValue);
         }
+        // CPPI's targets are a function of the value: recomputed before the drift pass.
+        if let TargetSource::Cppi(c) = &self.source {
+            c.retarget(total, &mut self.targets);
+            self.sync_targets();
+        }
         let inv = 1.0 / total;
         let mut scan = Scan { max_drift: 0.0, worst: None, total };
         let mut best = 0.0;
@@ -302,6 +338,55 @@ impl Portfolio {
             }
         }
         Ok(scan)
+    }
+
+    /// After `targets` moved: copies them into the hot slots and recompiles the bands that depend
+    /// on them (relative drift bands, the box bands). No allocation.
+    #[inline]
+    pub(crate) fn sync_targets(&mut self) {
+        for trig in &mut self.triggers {
+            if let Trigger::Drift { bands, abs_band, rel_band: rel @ Some(_) } = trig {
+                for (b, &t) in bands.iter_mut().zip(&self.targets) {
+                    *b = drift_band(*abs_band, *rel, t);
+                }
+            }
+        }
+        for i in 0..self.slots.len() {
+            let band = self
+                .triggers
+                .iter()
+                .filter_map(|t| match t {
+                    Trigger::Drift { bands, .. } => bands.get(i).copied(),
+                    _ => None,
+                })
+                .fold(f64::INFINITY, f64::min);
+            if let (Some(s), Some(&t), Some(bb)) =
+                (self.slots.get_mut(i), self.targets.get(i), self.box_bands.get_mut(i))
+            {
+                s.target = t;
+                s.drift_band = band;
+                *bb = band.min(self.vol_floor);
+            }
+        }
+    }
+
+    /// Kind of its target source: `fixed`, `cppi`, `momentum` or `external`.
+    pub fn target_source(&self) -> &'static str {
+        self.source.kind()
+    }
+
+    /// For external targets, whether the fallback is in force (`None` for other sources).
+    pub fn on_fallback(&self) -> Option<bool> {
+        match &self.source {
+            TargetSource::External(e) => Some(e.on_fallback),
+            _ => None,
+        }
+    }
+
+    /// Whether its targets move with prices (CPPI): it never gets a safe box.
+    #[inline]
+    pub(crate) fn targets_follow_prices(&self) -> bool {
+        matches!(self.source, TargetSource::Cppi(_))
     }
 
     /// Largest `|w - t|` of a weight vector aligned with the assets.
@@ -343,7 +428,7 @@ impl Portfolio {
         let mut b = f64::INFINITY;
         for trig in &self.triggers {
             match trig {
-                Trigger::Drift { bands } => b = b.min(bands.get(i).copied().unwrap_or(f64::INFINITY)),
+                Trigger::Drift { bands, .. } => b = b.min(bands.get(i).copied().unwrap_or(f64::INFINITY)),
                 Trigger::Volatility { .. } => {
                     b = b.min(self.trigger_band(trig, tokens, vol).unwrap_or(f64::INFINITY));
                 }

@@ -137,6 +137,9 @@ pub enum JournalRecord {
     /// How a landed rebalance was included: by whom, after how long, at what fee. Follows its
     /// `Landed` record when the block could be read.
     Included(Box<Inclusion>),
+    /// An external portfolio's targets changed: a predictor's weights were applied, or it went
+    /// stale and the fallback took over. Belongs to no rebalance (intent 0).
+    Targets(Box<TargetsRecord>),
     /// Found open at start and settled by reconciling with the chain.
     Recovered {
         /// The intent.
@@ -146,6 +149,21 @@ pub enum JournalRecord {
         /// The chain facts it was based on, for the operator.
         detail: String,
     },
+}
+
+/// A change of an external portfolio's targets (see [`JournalRecord::Targets`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetsRecord {
+    /// Portfolio index.
+    pub portfolio: u32,
+    /// The predictor's name.
+    pub predictor: String,
+    /// True when the fallback targets took over (the predictor went stale).
+    pub fallback: bool,
+    /// The targets now in force, by token symbol.
+    pub weights: Vec<(String, f64)>,
+    /// Why: the message's sequence number, or the staleness that caused the fallback.
+    pub detail: String,
 }
 
 /// The inclusion of a landed rebalance (see [`JournalRecord::Included`]).
@@ -179,6 +197,7 @@ impl JournalRecord {
             JournalRecord::Decided(i) => i.id,
             JournalRecord::Signed(b) => b.intent,
             JournalRecord::Included(i) => i.intent,
+            JournalRecord::Targets(_) => 0,
             JournalRecord::Refused { intent, .. }
             | JournalRecord::Submitted { intent, .. }
             | JournalRecord::Landed { intent, .. }
@@ -198,6 +217,7 @@ impl JournalRecord {
             JournalRecord::Included(_) => "included",
             JournalRecord::Expired { .. } => "expired",
             JournalRecord::Recovered { .. } => "recovered",
+            JournalRecord::Targets(_) => "targets",
         }
     }
 }

@@ -81,6 +81,19 @@ pub struct OutcomeCounts {
     pub rejected: u64,
 }
 
+/// Target changes of moving target sources ([`crate::target`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct TargetCounts {
+    /// Momentum ring samples that rewrote a portfolio's targets.
+    pub momentum_retargets: u64,
+    /// Predictor updates applied.
+    pub external_applied: u64,
+    /// Predictor updates refused by the engine (see [`crate::target::TargetReject`]).
+    pub external_refused: u64,
+    /// Fallbacks to the configured targets (told by the reader, or by the engine's backstop).
+    pub external_fallbacks: u64,
+}
+
 /// Everything the engine counts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct EngineStats {
@@ -102,4 +115,6 @@ pub struct EngineStats {
     pub plans_empty: u64,
     /// Intents emitted.
     pub intents_emitted: u64,
+    /// Target changes of moving sources.
+    pub targets: TargetCounts,
 }

@@ -50,6 +50,10 @@ pub enum Trigger {
     Drift {
         /// Absolute band per asset, in the portfolio's asset order.
         bands: Vec<f64>,
+        /// The configured absolute band (recompiles `bands` when targets move).
+        abs_band: Option<f64>,
+        /// The configured relative band.
+        rel_band: Option<f64>,
     },
     /// Fires every `interval_ns`.
     Temporal {
@@ -76,9 +80,11 @@ impl Trigger {
     /// triggers register their half-life with `vol`.
     pub(crate) fn compile(cfg: &TriggerConfig, targets: &[f64], vol: &mut VolTableBuilder) -> Self {
         match *cfg {
-            TriggerConfig::Drift { abs_band, rel_band } => {
-                Trigger::Drift { bands: targets.iter().map(|&t| drift_band(abs_band, rel_band, t)).collect() }
-            }
+            TriggerConfig::Drift { abs_band, rel_band } => Trigger::Drift {
+                bands: targets.iter().map(|&t| drift_band(abs_band, rel_band, t)).collect(),
+                abs_band,
+                rel_band,
+            },
             TriggerConfig::Temporal { interval_secs } => {
                 Trigger::Temporal { interval_ns: secs_to_ns(interval_secs) }
             }

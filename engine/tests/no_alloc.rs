@@ -14,7 +14,10 @@ use std::cell::Cell;
 use std::sync::Arc;
 
 use alloy_primitives::{Address, U256};
-use keel_engine::config::{EngineConfig, PlanMode, PortfolioConfig, PriceSource, TokenConfig, TriggerConfig};
+use keel_engine::config::{
+    CppiConfig, EngineConfig, MomentumConfig, PlanMode, PortfolioConfig, PriceSource, TargetsConfig,
+    TokenConfig, TriggerConfig,
+};
 use keel_engine::event::{Balance, Outcome, OutcomeStatus, Quote};
 use keel_engine::{Engine, Event, InstrumentId, ManualClock, PortfolioId, TokenId};
 
@@ -139,6 +142,30 @@ fn quotes_that_fire_nothing_allocate_nothing() {
             &[("WETH", 0.5), ("USDC", 0.5)],
             vec![TriggerConfig::Drift { abs_band: Some(0.01), rel_band: None }],
         ),
+        // CPPI: targets recomputed on every scan (value 4000, floor 2000, m 1 → 0.5 risky).
+        PortfolioConfig {
+            targets: TargetsConfig::Cppi(CppiConfig {
+                floor: 2000.0,
+                multiplier: 1.0,
+                risky: vec!["WETH".into()],
+                safe: "USDC".into(),
+            }),
+            ..portfolio("cppi", &[], vec![TriggerConfig::Drift { abs_band: Some(0.1), rel_band: None }])
+        },
+        // Momentum: a ring sample on every timer tick, which rewrites its targets and its box.
+        PortfolioConfig {
+            targets: TargetsConfig::Momentum(MomentumConfig {
+                lookback_secs: 2.0,
+                tilt: 1.0,
+                max_tilt: 0.5,
+                base: [("WETH".to_string(), 0.5), ("USDC".to_string(), 0.5)].into(),
+            }),
+            ..portfolio(
+                "momentum",
+                &[],
+                vec![TriggerConfig::Drift { abs_band: Some(0.1), rel_band: Some(0.5) }],
+            )
+        },
     ];
     let clock = Arc::new(ManualClock::new(SEC));
     let mut e = Engine::new(EngineConfig::default(), &tokens, &portfolios, Box::new(clock.clone())).unwrap();
@@ -161,6 +188,10 @@ fn quotes_that_fire_nothing_allocate_nothing() {
         bal(1, 1, 2000 * 10u128.pow(6)),
         bal(2, 0, 10u128.pow(18)),
         bal(2, 1, 1000 * 10u128.pow(6)),
+        bal(3, 0, 10u128.pow(18)),
+        bal(3, 1, 2000 * 10u128.pow(6)),
+        bal(4, 0, 10u128.pow(18)),
+        bal(4, 1, 2000 * 10u128.pow(6)),
     ] {
         e.process(&ev, &mut out);
     }
@@ -195,6 +226,9 @@ fn quotes_that_fire_nothing_allocate_nothing() {
     assert!(s.suppressed.in_flight >= 20_000, "{s:?}");
     assert!(s.events.quotes >= 40_000);
     assert!(e.portfolio_sigma(PortfolioId(1)).is_some(), "volatility samples were taken");
+    assert!(s.targets.momentum_retargets > 100, "momentum retargeted: {:?}", s.targets);
+    let cppi = e.portfolio(PortfolioId(3)).unwrap().targets();
+    assert!((cppi[0] - 0.5).abs() < 1e-3, "cppi targets follow the value: {cppi:?}");
 }
 
 /// A small deterministic generator (xorshift64*), so the walk needs no dependency.

@@ -720,6 +720,13 @@ fn write_one(
             )?;
             json!({ "block": block, "reason": reason })
         }
+        JournalRecord::Targets(t) => json!({
+            "portfolio": names.portfolio(t.portfolio as usize),
+            "predictor": t.predictor,
+            "fallback": t.fallback,
+            "weights": t.weights.iter().map(|(s, w)| (s.clone(), json!(w))).collect::<serde_json::Map<_, _>>(),
+            "detail": t.detail,
+        }),
         JournalRecord::Recovered { resolution, detail, .. } => {
             let words = format!("recovery: {} ({detail})", resolution.as_str());
             match resolution {

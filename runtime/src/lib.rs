@@ -16,6 +16,8 @@
 //! * [`safety`] — the kill switch (file, SIGUSR1, the control endpoint) and dry runs;
 //! * [`control`] — the control endpoint (bearer token) serving the kill switch and metrics;
 //! * [`metrics`] — Prometheus `/metrics` on the control endpoint;
+//! * [`predictor`] — the predictor hook: weights from a local socket, validated, journaled, queued
+//!   to the engine;
 //! * [`bounded`] — report buffers that stay bounded over weeks of uptime;
 //! * [`record`] — recording every input (`[record]`, `keel record`) for `keel replay`;
 //! * [`replay`] — the same engine and router over a recording, in virtual time.
@@ -27,6 +29,7 @@ pub mod bounded;
 pub mod control;
 pub mod metrics;
 pub mod pipeline;
+pub mod predictor;
 pub mod record;
 pub mod recovery;
 pub mod replay;

@@ -61,6 +61,8 @@ pub struct MetricsSources {
     pub recorder: Option<Arc<keel_recording::Recorder>>,
     /// The chain watches' trips.
     pub watches: Arc<crate::watch::WatchStats>,
+    /// The predictor readers' counters.
+    pub predictors: Arc<crate::predictor::PredictorStats>,
 }
 
 type Fmt = Result<(), std::fmt::Error>;
@@ -232,6 +234,21 @@ impl Collector for MetricsSources {
             "Values refused by a full queue.",
             &[(&[("queue", "events")], q.dropped), (&[("queue", "router")], r.dropped)],
         )?;
+        let pr = &self.predictors;
+        let ld = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        counter(enc, "keel_predictor_messages", "Predictor messages read.", ld(&pr.messages))?;
+        counter(enc, "keel_predictor_applied", "Predictor weights applied.", ld(&pr.applied))?;
+        counter(
+            enc,
+            "keel_predictor_fallbacks",
+            "Fallbacks to configured targets (stale predictor).",
+            ld(&pr.fallbacks),
+        )?;
+        let kinds: Vec<[(&str, &str); 1]> =
+            crate::predictor::REFUSAL_KINDS.iter().map(|k| [("kind", *k)]).collect();
+        let refused: Vec<(&[(&str, &str)], u64)> =
+            kinds.iter().zip(&pr.refused).map(|(l, n)| (&l[..], ld(n))).collect();
+        counters(enc, "keel_predictor_refused", "Predictor messages refused, by kind.", &refused)?;
         let f = self.feed.snapshot();
         counter(enc, "keel_feed_frames", "Exchange frames read.", f.frames)?;
         counter(enc, "keel_feed_malformed", "Malformed frames skipped.", f.malformed)?;
@@ -370,6 +387,7 @@ mod tests {
             control: Arc::new(crate::control::ControlStats::default()),
             recorder: None,
             watches: Default::default(),
+            predictors: Default::default(),
         };
         let oracle = keel_router::oracle::Oracle::new(vec!["pool-a".into()], 60, 10);
         *m.observer.oracle_guard.lock() = oracle.counts().clone();

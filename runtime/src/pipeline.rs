@@ -28,7 +28,7 @@ use keel_engine::portfolio::PortfolioStatus;
 use keel_engine::queue::{Queue, QueueStats, WaitPolicy};
 use keel_engine::stats::EngineStats;
 use keel_engine::token::PriceOrigin;
-use keel_engine::{Engine, PortfolioId, RebalanceIntent};
+use keel_engine::{Engine, PortfolioId, RebalanceIntent, TargetUpdate};
 use keel_feeds::binance::InstrumentTable;
 use keel_feeds::node::{
     MempoolConfig, MempoolDecoder, MempoolFeedConfig, MempoolPool, MempoolStats, NodeFeedConfig,
@@ -47,6 +47,10 @@ use keel_router::stage::{
 };
 
 use crate::bounded::{MAX_KEPT_DRIFTS, MAX_KEPT_INTENTS, MAX_KEPT_SAMPLES, Newest, Thinning};
+use crate::predictor::{
+    PredictorConfig, PredictorListener, PredictorOutputs, PredictorStats, TARGETS_QUEUE_CAPACITY, Validator,
+    run_predictor,
+};
 use crate::record::{RecordError, RecordSpec, Recording, RecordingReport};
 use crate::recovery::Recovered;
 use crate::safety::{KillStatus, KillSwitch, SafetySpec, watch_kill_file, watch_signal};
@@ -104,6 +108,8 @@ pub struct PipelineSpec {
     pub journal: Option<JournalConfig>,
     /// Record every input into this recording (`[record]`, `keel record`).
     pub record: Option<RecordSpec>,
+    /// Predictor sockets (`[[predictors]]`) for portfolios with `external` targets.
+    pub predictors: Vec<PredictorConfig>,
 }
 
 /// Why the pipeline could not start.
@@ -160,6 +166,9 @@ pub enum PipelineError {
         /// Why.
         source: keel_amm::v3::V3Error,
     },
+    /// A predictor socket could not be bound.
+    #[error("config: {0}")]
+    Predictor(#[from] crate::predictor::ListenError),
     /// `control_port` without `control_token`: the control endpoint never runs unauthenticated.
     #[error("config: safety.control_token: required with control_port (env:VAR or file:PATH)")]
     ControlNeedsToken,
@@ -242,6 +251,8 @@ pub struct Sample {
     pub weights: Vec<f64>,
     /// Band in force.
     pub band: f64,
+    /// Targets in force, in the same order (they move for CPPI, momentum and external sources).
+    pub targets: Vec<f64>,
 }
 
 /// What the engine thread hands back at the end.
@@ -341,6 +352,8 @@ pub struct Pipeline {
     journal: Option<Journal>,
     recovered: Vec<(u64, Resolution)>,
     recording: Option<Recording>,
+    predictor_stats: Arc<PredictorStats>,
+    predictor_addrs: Vec<(String, Option<std::net::SocketAddr>)>,
 }
 
 impl Pipeline {
@@ -442,6 +455,7 @@ impl Pipeline {
         }
         tasks.push(runtime.spawn(watch_signal(Arc::clone(&kill), cancel.clone())));
         let watch_stats = Arc::new(crate::watch::WatchStats::default());
+        let predictor_stats = Arc::new(PredictorStats::default());
         if spec.safety.watch.any() {
             let watches = chain_watches(&spec)?;
             observer.publish_heads.store(true, Ordering::Release);
@@ -473,6 +487,7 @@ impl Pipeline {
                     control: Arc::clone(&control_stats),
                     recorder: recorder.clone(),
                     watches: Arc::clone(&watch_stats),
+                    predictors: Arc::clone(&predictor_stats),
                 };
                 let control = crate::control::serve_control(
                     listener,
@@ -487,6 +502,35 @@ impl Pipeline {
             }
             None => None,
         };
+        let target_updates = Arc::new(Queue::new(TARGETS_QUEUE_CAPACITY));
+        let mut predictor_addrs = Vec::new();
+        {
+            let validator = Validator::new(&spec.portfolios, &engine);
+            for name in validator.predictors() {
+                if !spec.predictors.iter().any(|p| p.name == name) {
+                    return Err(PipelineError::unknown("portfolios[].targets.external", "predictor", name));
+                }
+            }
+            let validator = Arc::new(Mutex::new(validator));
+            let journal_handle = journal.as_ref().map(|j| Arc::new(j.handle()));
+            for cfg in &spec.predictors {
+                let _guard = runtime.enter();
+                let listener = PredictorListener::bind(cfg)?;
+                predictor_addrs.push((cfg.name.clone(), listener.local_addr()));
+                let out = PredictorOutputs {
+                    queue: Arc::clone(&target_updates),
+                    journal: journal_handle.clone(),
+                    stats: Arc::clone(&predictor_stats),
+                };
+                tasks.push(runtime.spawn(run_predictor(
+                    cfg.name.clone(),
+                    listener,
+                    Arc::clone(&validator),
+                    out,
+                    cancel.clone(),
+                )));
+            }
+        }
         {
             let (cfg, table, q, st, c) = (
                 spec.binance.clone(),
@@ -550,10 +594,21 @@ impl Pipeline {
             let sample_every = spec.sample_every;
             let kill = Arc::clone(&kill);
             let wait = spec.engine.wait_policy();
+            let targets = Arc::clone(&target_updates);
             std::thread::Builder::new().name("keel-engine".into()).spawn(move || {
                 engine_loop(
                     engine,
-                    EngineThread { events, router_in, stop, snapshot, sample_every, started_ns, kill, wait },
+                    EngineThread {
+                        events,
+                        router_in,
+                        stop,
+                        snapshot,
+                        sample_every,
+                        started_ns,
+                        kill,
+                        wait,
+                        targets,
+                    },
                 )
             })?
         };
@@ -597,6 +652,8 @@ impl Pipeline {
             journal,
             recovered: recovered.settled,
             recording,
+            predictor_stats,
+            predictor_addrs,
         })
     }
 
@@ -643,6 +700,16 @@ impl Pipeline {
     /// The kill switch (engage it from code; operators use the file, SIGUSR1 or the endpoint).
     pub fn kill_switch(&self) -> &Arc<KillSwitch> {
         &self.kill
+    }
+
+    /// Counters of the predictor readers.
+    pub fn predictor_stats(&self) -> &Arc<PredictorStats> {
+        &self.predictor_stats
+    }
+
+    /// Each predictor's name and bound TCP address (`None` for a Unix socket).
+    pub fn predictor_addrs(&self) -> &[(String, Option<std::net::SocketAddr>)] {
+        &self.predictor_addrs
     }
 
     /// Address of the control endpoint, when one was asked for.
@@ -771,10 +838,13 @@ struct EngineThread {
     started_ns: Nanos,
     kill: Arc<KillSwitch>,
     wait: WaitPolicy,
+    /// Validated predictor weights, drained between events without waiting.
+    targets: Arc<Queue<TargetUpdate>>,
 }
 
 fn engine_loop(mut engine: Engine, ctx: EngineThread) -> EngineRun {
-    let EngineThread { events, router_in, stop, snapshot, sample_every, started_ns, kill, wait } = ctx;
+    let EngineThread { events, router_in, stop, snapshot, sample_every, started_ns, kill, wait, targets } =
+        ctx;
     let n = engine.portfolios().len();
     let mut decide = new_hist();
     let mut quote_to_decision = new_hist();
@@ -805,6 +875,12 @@ fn engine_loop(mut engine: Engine, ctx: EngineThread) -> EngineRun {
                 Event::Timer { now_ns: now }
             }
         };
+        // Predictor weights: a non-blocking drain of a bounded queue, off the quote path.
+        while let Some(u) = targets.try_pop() {
+            if let Err(e) = engine.apply_target_update(&u) {
+                tracing::warn!(portfolio = u.portfolio.0, error = %e, "engine refused predicted targets");
+            }
+        }
         engine.process(&ev, &mut out);
         if let Event::Quote(q) = ev {
             let _ = quote_to_decision.record(mono_now_ns().saturating_sub(q.recv_ns).max(1));
@@ -871,7 +947,8 @@ fn engine_loop(mut engine: Engine, ctx: EngineThread) -> EngineRun {
             if samples.wants(tick) {
                 for (i, v) in views.iter().enumerate().filter(|(_, v)| v.value.is_some()) {
                     let weights = v.weights.iter().map(|w| w.1).collect();
-                    samples.push(tick, Sample { t_s, portfolio: i, weights, band: v.band });
+                    let targets = v.weights.iter().map(|w| w.2).collect();
+                    samples.push(tick, Sample { t_s, portfolio: i, weights, band: v.band, targets });
                 }
             }
             // Never wait for a reader (progress, metrics) that is copying the snapshot: skip this

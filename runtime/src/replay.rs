@@ -512,6 +512,7 @@ impl Driver {
                     portfolio: i,
                     weights: v.weights.iter().map(|w| w.1).collect(),
                     band: v.band,
+                    targets: v.weights.iter().map(|w| w.2).collect(),
                 });
             }
         }

@@ -160,6 +160,7 @@ async fn a_hundred_portfolios_each_land_a_rebalance_on_anvil() {
         safety: Default::default(),
         journal: None,
         record: None,
+        predictors: Vec::new(),
     };
     let t0 = Instant::now();
     let pipeline = Pipeline::start(spec, &tokio::runtime::Handle::current()).expect("pipeline");

@@ -116,6 +116,7 @@ async fn rig(
         safety: Default::default(),
         journal: Some(JournalConfig { sync: SyncPolicy::Off, ..JournalConfig::at(journal.clone()) }),
         record: None,
+        predictors: Vec::new(),
     };
     Rig { chain, relay, quotes, mid, spec, journal, _dir: dir }
 }

@@ -117,6 +117,7 @@ async fn run(netting: bool) -> Run {
         safety: Default::default(),
         journal: None,
         record: None,
+        predictors: Vec::new(),
     };
     let pipeline = Pipeline::start(spec, &tokio::runtime::Handle::current()).expect("pipeline");
 

@@ -160,6 +160,7 @@ impl Book {
             safety: Default::default(),
             journal: None,
             record: None,
+            predictors: Vec::new(),
         })
     }
 }

@@ -82,6 +82,7 @@ fn spec(text: &str) -> eyre::Result<PipelineSpec> {
         safety: Default::default(),
         journal: None,
         record: None,
+        predictors: Vec::new(),
     })
 }
 

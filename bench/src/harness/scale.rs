@@ -105,7 +105,7 @@ pub fn build_engine(n: usize) -> eyre::Result<Engine> {
             PortfolioConfig {
                 name: format!("p{i}"),
                 account: Address::left_padding_from(&(0x10_0000 + i as u64).to_be_bytes()),
-                targets,
+                targets: targets.into(),
                 triggers: vec![TriggerConfig::Drift { abs_band: Some(0.02), rel_band: None }],
                 mode: PlanMode::ToTarget,
                 cooldown_secs: 0.0,
@@ -122,7 +122,7 @@ pub fn build_engine(n: usize) -> eyre::Result<Engine> {
     }
     let mut tilt = rand::rngs::StdRng::seed_from_u64(43);
     for (i, p) in portfolios.iter().enumerate() {
-        for (sym, w) in &p.targets {
+        for (sym, w) in p.targets.fixed().into_iter().flatten() {
             let tok = engine.token_id(sym).ok_or_else(|| eyre::eyre!("token {sym}"))?;
             let value = w * 10_000.0 * (1.0 + tilt.random_range(-FUNDING_TILT..FUNDING_TILT));
             let amount = if sym == "USDC" {

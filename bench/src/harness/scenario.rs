@@ -126,6 +126,7 @@ impl Scenario {
             safety: Default::default(),
             journal: None,
             record: None,
+            predictors: Vec::new(),
         })
     }
 }

@@ -203,7 +203,7 @@ impl Pair {
         };
         // Fund before any price: the first quotes evaluate (and box) everything.
         for (i, (s, c)) in specs.iter().zip(&configs).enumerate() {
-            for (sym, w) in &c.targets {
+            for (sym, w) in c.targets.fixed().expect("fixed targets") {
                 let j = TOKENS.iter().position(|t| t.0 == *sym).unwrap();
                 if let Some(f) = s.funding[j] {
                     let whole = 10_000.0 * w * f / TOKENS[j].3;
