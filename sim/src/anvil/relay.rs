@@ -151,7 +151,7 @@ struct Book {
     /// Bundles landed, in landing order: hash, block and transaction hashes.
     landed: Vec<LandedBundle>,
     rejected_requests: u64,
-    /// `eth_sendBundle` requests accepted, and `eth_cancelBundle` requests.
+    /// `eth_sendBundle` requests received (late ones included), and `eth_cancelBundle` requests.
     sends: u64,
     cancels: u64,
 }
@@ -348,8 +348,8 @@ impl AnvilRelay {
         self.shared.books.iter().find_map(|b| b.lock().signers.get(&hash).copied())
     }
 
-    /// `eth_sendBundle` requests accepted and `eth_cancelBundle` requests answered, over all
-    /// endpoints.
+    /// `eth_sendBundle` requests received (authenticated and well formed) and `eth_cancelBundle`
+    /// requests answered, over all endpoints.
     pub fn requests(&self) -> (u64, u64) {
         let books = self.shared.books.iter().map(|b| {
             let b = b.lock();
@@ -461,7 +461,13 @@ impl Shared {
         book.sends += 1;
         book.signers.insert(hash, ctx.signer);
         if bundle.target <= head {
+            // Refused, as the simulated market's relay does: the sender learns it was too late
+            // (and does not count the block as a chance it was given).
             book.status.insert(hash, BundleStatus::Expired { target: bundle.target });
+            return Err(RelayError::Params(format!(
+                "target block {} is not after the head block {head}",
+                bundle.target
+            )));
         } else {
             if let Some(uuid) = &bundle.uuid {
                 let replaced: Vec<B256> =
@@ -554,6 +560,45 @@ impl Shared {
             total_gas_used: total_gas,
         };
         serde_json::to_value(response).map_err(internal)
+    }
+
+    /// Why `bundle`'s builder refuses it for its tip, judged from the transactions' fee fields and
+    /// the next block's base fee (read once per block into `next_base_fee`); `None`: it does not.
+    async fn tip_refusal(
+        &self,
+        bundle: &HeldBundle,
+        next_base_fee: &mut Option<u128>,
+    ) -> Result<Option<String>> {
+        let min_tip = self.builders.get(bundle.builder).map_or(0, |b| b.min_tip_wei);
+        if min_tip == 0 {
+            return Ok(None);
+        }
+        let base = match *next_base_fee {
+            Some(b) => b,
+            None => {
+                let history: Value = self
+                    .anvil
+                    .raw_request("eth_feeHistory".into(), ("0x1", "latest", Vec::<f64>::new()))
+                    .await
+                    .map_err(|e| AnvilError::rpc("eth_feeHistory", e))?;
+                // baseFeePerGas holds the newest block's and the next block's.
+                let next = history["baseFeePerGas"].as_array().and_then(|a| a.last()).and_then(Value::as_str);
+                let b =
+                    next.and_then(|h| u128::from_str_radix(h.trim_start_matches("0x"), 16).ok()).ok_or_else(
+                        || AnvilError::rpc("eth_feeHistory", format!("no next base fee in {history}")),
+                    )?;
+                *next_base_fee.insert(b)
+            }
+        };
+        for (i, raw) in bundle.txs.iter().enumerate() {
+            use alloy::consensus::Transaction;
+            let Ok(tx) = TxEnvelope::decode_2718(&mut raw.as_ref()) else { continue };
+            let tip = tx.effective_tip_per_gas(base as u64).unwrap_or(0);
+            if tip < min_tip {
+                return Ok(Some(format!("tx {i} tips {tip} wei per gas, under the builder's {min_tip}")));
+            }
+        }
+        Ok(None)
     }
 
     /// The builder that builds block `number`: a draw from `keccak(seed ‖ number)` against the
@@ -789,6 +834,7 @@ impl Shared {
         // as a builder does: the queue is topped up from the winner's book whenever it empties.
         let mut queue: std::collections::VecDeque<HeldBundle> = due.into();
         let mut public: Option<Vec<Bytes>> = None;
+        let mut next_base_fee: Option<u128> = None;
         loop {
             if queue.is_empty()
                 && let Some(w) = winner
@@ -799,6 +845,15 @@ impl Shared {
                 queue.extend(late);
             }
             let Some(bundle) = queue.pop_front() else { break };
+            // A tip under the builder's floor is refused before anything is mined: a simulation
+            // block shows its transactions (receipts included) to every reader until it is
+            // reverted, which no real builder's refusal does.
+            if let Some(reason) = self.tip_refusal(&bundle, &mut next_base_fee).await? {
+                tracing::debug!(bundle = %bundle.hash, %reason, "bundle refused");
+                let failed = BundleStatus::Failed { block: target, reason };
+                self.books[bundle.builder].lock().status.insert(bundle.hash, failed);
+                continue;
+            }
             let public = match &public {
                 Some(p) => p,
                 None => public.insert(self.public_pending().await?),

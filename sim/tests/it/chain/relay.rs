@@ -257,15 +257,14 @@ async fn missed_bundle_is_resent_and_lands_later() {
     let (tx1, tx2) = keel_bundle(&chain, U256::from(1u64)).await;
     let txs = vec![tx1.raw.clone(), tx2.raw.clone()];
 
-    // Aimed at a block that is already built: it expires.
+    // Aimed at a block that is already built: refused, and never lands.
     let head = chain.block_number().await.unwrap();
     let late = client
         .send_bundle(EthSendBundle { txs: txs.clone(), block_number: head, ..Default::default() })
         .with_auth(searcher())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(relay.bundle_status(late.bundle_hash), Some(BundleStatus::Expired { target: head }));
+        .await;
+    let err = late.expect_err("a bundle for a built block is refused").to_string();
+    assert!(err.contains("is not after the head block"), "{err}");
 
     // Aimed at the next block but only valid before a timestamp long past: the block is built without it.
     let missed = client
