@@ -63,6 +63,10 @@ pub struct MetricsSources {
     pub watches: Arc<crate::watch::WatchStats>,
     /// The predictor readers' counters.
     pub predictors: Arc<crate::predictor::PredictorStats>,
+    /// The node feed's counters (zero without `ws_url`).
+    pub node: Arc<keel_feeds::node::NodeFeedStats>,
+    /// The mempool feed's counters (zero without `ws_url`).
+    pub mempool: Arc<keel_feeds::node::MempoolStats>,
 }
 
 type Fmt = Result<(), std::fmt::Error>;
@@ -249,6 +253,51 @@ impl Collector for MetricsSources {
         let refused: Vec<(&[(&str, &str)], u64)> =
             kinds.iter().zip(&pr.refused).map(|(l, n)| (&l[..], ld(n))).collect();
         counters(enc, "keel_predictor_refused", "Predictor messages refused, by kind.", &refused)?;
+        let (n, m) = (&self.node, &self.mempool);
+        counter(enc, "keel_node_heads", "Heads from the node's newHeads stream.", ld(&n.heads))?;
+        counter(enc, "keel_node_logs", "Pool logs from the node.", ld(&n.logs))?;
+        counter(
+            enc,
+            "keel_node_resyncs",
+            "Full pool reloads (start, gap, reconnect, deep reorg).",
+            ld(&n.resyncs),
+        )?;
+        counter(enc, "keel_node_reorgs", "Reorg rollbacks of pool state.", ld(&n.reorgs))?;
+        counter(
+            enc,
+            "keel_node_reconnects",
+            "Node feed sessions that ended in an error.",
+            ld(&n.reconnects),
+        )?;
+        counter(enc, "keel_node_dropped", "Node feed messages refused by a full queue.", ld(&n.dropped))?;
+        let evicted = [
+            (&[("why", "replaced")][..], ld(&n.pending_replaced)),
+            (&[("why", "included")][..], ld(&n.pending_included)),
+            (&[("why", "aged")][..], ld(&n.pending_aged)),
+            (&[("why", "capped")][..], ld(&n.pending_capped)),
+        ];
+        counters(enc, "keel_mempool_evicted", "Pending swaps evicted from the view, by reason.", &evicted)?;
+        gauges(
+            enc,
+            "keel_mempool_pending",
+            "Pending swaps on tracked pools in the view.",
+            &[(&[], ld(&n.pending_txs) as i64)],
+        )?;
+        counter(enc, "keel_mempool_received", "Pending transactions received.", ld(&m.received))?;
+        counter(enc, "keel_mempool_decoded", "Pending swaps decoded on tracked pools.", ld(&m.decoded))?;
+        counter(
+            enc,
+            "keel_mempool_malformed",
+            "Calldata to a known router that did not decode.",
+            ld(&m.malformed),
+        )?;
+        counter(
+            enc,
+            "keel_mempool_dropped",
+            "Decoded pending swaps refused by a full queue.",
+            ld(&m.dropped),
+        )?;
+        counter(enc, "keel_mempool_reconnects", "Mempool feed sessions restarted.", ld(&m.reconnects))?;
         let f = self.feed.snapshot();
         counter(enc, "keel_feed_frames", "Exchange frames read.", f.frames)?;
         counter(enc, "keel_feed_malformed", "Malformed frames skipped.", f.malformed)?;
@@ -388,6 +437,8 @@ mod tests {
             recorder: None,
             watches: Default::default(),
             predictors: Default::default(),
+            node: Default::default(),
+            mempool: Default::default(),
         };
         let oracle = keel_router::oracle::Oracle::new(vec!["pool-a".into()], 60, 10);
         *m.observer.oracle_guard.lock() = oracle.counts().clone();
@@ -451,6 +502,24 @@ mod tests {
         assert_eq!(value(&text, "keel_inclusion_blocks_bucket{le=\"3.0\"}"), 2.0, "{text}");
         assert_eq!(value(&text, "keel_inclusion_blocks_count"), 2.0);
         assert_eq!(value(&text, "keel_inclusion_seconds_bucket{le=\"1.0\"}"), 1.0, "{text}");
+    }
+
+    #[test]
+    fn node_and_mempool_feed_counters_are_exported() {
+        use std::sync::atomic::Ordering::Relaxed;
+        let m = sources("relay");
+        m.mempool.received.store(7, Relaxed);
+        m.mempool.malformed.store(2, Relaxed);
+        m.node.pending_included.store(3, Relaxed);
+        m.node.pending_txs.store(4, Relaxed);
+        m.node.reorgs.store(1, Relaxed);
+        let text = m.render();
+        assert_eq!(value(&text, "keel_mempool_received_total"), 7.0, "{text}");
+        assert_eq!(value(&text, "keel_mempool_malformed_total"), 2.0);
+        assert_eq!(value(&text, "keel_mempool_evicted_total{why=\"included\"}"), 3.0);
+        assert_eq!(value(&text, "keel_mempool_evicted_total{why=\"aged\"}"), 0.0);
+        assert_eq!(value(&text, "keel_mempool_pending"), 4.0);
+        assert_eq!(value(&text, "keel_node_reorgs_total"), 1.0);
     }
 }
 

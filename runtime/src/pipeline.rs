@@ -468,6 +468,9 @@ impl Pipeline {
                 cancel.clone(),
             )));
         }
+        // The node and mempool feeds' counters, read by the metrics endpoint.
+        let node_stats = Arc::new(NodeFeedStats::default());
+        let mempool_stats = Arc::new(MempoolStats::default());
         let control_addr = match spec.safety.control_port {
             Some(port) => {
                 let token = spec.safety.control_token.clone().ok_or(PipelineError::ControlNeedsToken)?;
@@ -488,6 +491,8 @@ impl Pipeline {
                     recorder: recorder.clone(),
                     watches: Arc::clone(&watch_stats),
                     predictors: Arc::clone(&predictor_stats),
+                    node: Arc::clone(&node_stats),
+                    mempool: Arc::clone(&mempool_stats),
                 };
                 let control = crate::control::serve_control(
                     listener,
@@ -575,7 +580,6 @@ impl Pipeline {
                 pending_limits: spec.mempool.limits(),
                 recorder: recorder.clone(),
             };
-            let node_stats = Arc::new(NodeFeedStats::default());
             let (st, c) = (Arc::clone(&node_stats), cancel.clone());
             tasks.push(runtime.spawn(async move {
                 if let Err(e) = run_node_feed(cfg, outputs, st, c).await {
@@ -585,7 +589,7 @@ impl Pipeline {
             // Reconnects with backoff until cancelled: it never ends on a transport error.
             let mempool_cfg = MempoolFeedConfig { ws_url, backoff: spec.mempool.backoff };
             let c = cancel.clone();
-            let mempool_stats = Arc::new(MempoolStats::default());
+            let mempool_stats = Arc::clone(&mempool_stats);
             tasks.push(runtime.spawn(run_mempool_feed(mempool_cfg, decoder, pending_tx, mempool_stats, c)));
         }
         let engine_thread = {
