@@ -149,6 +149,21 @@ pub struct StageObserver {
     pub halted: Arc<AtomicBool>,
     /// `eth_cancelBundle` requests answered without error, and failed, over all relays.
     pub cancels: Mutex<(u64, u64)>,
+    /// Landed rebalances by the builder that included them (its name, else its coinbase), and by
+    /// the relay whose builder it is (`[[relays]] coinbase`); see [`StageObserver::count_inclusion`].
+    pub included_by: Mutex<IncludedBy>,
+}
+
+/// Most builders [`IncludedBy`] names; the rest are counted as `other`.
+pub const MAX_NAMED_BUILDERS: usize = 32;
+
+/// Landings per builder and per relay (bounded: at most [`MAX_NAMED_BUILDERS`] builders named).
+#[derive(Debug, Clone, Default)]
+pub struct IncludedBy {
+    /// Builder name (or coinbase) and landings, in first-seen order; `other` last once full.
+    pub builders: Vec<(String, u64)>,
+    /// Relay name and landings its builder included.
+    pub relays: Vec<(String, u64)>,
 }
 
 impl StageObserver {
@@ -191,6 +206,38 @@ impl StageObserver {
             publish_heads: AtomicBool::new(false),
             halted: Arc::new(AtomicBool::new(false)),
             cancels: Mutex::new((0, 0)),
+            included_by: Mutex::new(IncludedBy::default()),
+        }
+    }
+
+    /// Counts a landing's builder and the relays whose builder it is.
+    pub fn count_inclusion(&self, inclusion: &keel_engine::record::Inclusion) {
+        let name = if inclusion.builder.is_empty() {
+            inclusion.coinbase.to_string()
+        } else {
+            inclusion.builder.clone()
+        };
+        let mut by = self.included_by.lock();
+        let full = by.builders.len() >= MAX_NAMED_BUILDERS;
+        let slot = match by.builders.iter().position(|(b, _)| *b == name) {
+            Some(i) => i,
+            None if !full => {
+                by.builders.push((name, 0));
+                by.builders.len() - 1
+            }
+            // Past the named ones: the last slot becomes `other` (keeping its count).
+            None => {
+                let last = by.builders.len() - 1;
+                by.builders[last].0 = "other".to_string();
+                last
+            }
+        };
+        by.builders[slot].1 += 1;
+        for relay in &inclusion.relays {
+            match by.relays.iter_mut().find(|(r, _)| r == relay) {
+                Some((_, n)) => *n += 1,
+                None => by.relays.push((relay.clone(), 1)),
+            }
         }
     }
 }
@@ -372,6 +419,9 @@ pub fn run_router_stage(
         for action in actions.drain(..) {
             match action {
                 Action::Journal(record) => {
+                    if let JournalRecord::Included(i) = &record {
+                        observer.count_inclusion(i);
+                    }
                     if let Some(j) = &journal {
                         last_journaled = j.handle.append(record);
                     }

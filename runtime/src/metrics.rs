@@ -315,6 +315,26 @@ impl Collector for MetricsSources {
                 ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
             }
         }
+        let by = self.observer.included_by.lock().clone();
+        let mut family = enc.encode_descriptor(
+            "keel_included",
+            "Landed rebalances by the builder that included them (its extra data, else its coinbase).",
+            None,
+            MetricType::Counter,
+        )?;
+        for (builder, n) in &by.builders {
+            ConstCounter::new(*n).encode(family.encode_family(&[("builder", builder.as_str())])?)?;
+        }
+        let mut family = enc.encode_descriptor(
+            "keel_relay_included",
+            "Landed rebalances included by each relay's builder (`[[relays]] coinbase`).",
+            None,
+            MetricType::Counter,
+        )?;
+        for c in &relays {
+            let n = by.relays.iter().find(|(r, _)| *r == c.name).map_or(0, |(_, n)| *n);
+            ConstCounter::new(n).encode(family.encode_family(&[("relay", c.name.as_str())])?)?;
+        }
         let mut family = enc.encode_descriptor(
             "keel_relay_tls_refused",
             "Submissions whose TLS handshake failed (the relay's certificate not trusted), per relay.",
@@ -505,6 +525,39 @@ mod tests {
     }
 
     #[test]
+    fn landings_are_counted_per_builder_and_per_relays_builder() {
+        use alloy::primitives::Address;
+        let m = sources("alpha");
+        let landing = |builder: &str, relays: &[&str]| keel_engine::record::Inclusion {
+            intent: 1,
+            block: 1,
+            coinbase: Address::repeat_byte(0xa1),
+            builder: builder.into(),
+            blocks: 1,
+            seconds: None,
+            versions: 1,
+            fee_wei: 0,
+            relays: relays.iter().map(|r| r.to_string()).collect(),
+        };
+        m.observer.count_inclusion(&landing("titan", &["alpha"]));
+        m.observer.count_inclusion(&landing("titan", &["alpha"]));
+        m.observer.count_inclusion(&landing("", &[]));
+        let text = m.render();
+        assert_eq!(value(&text, "keel_included_total{builder=\"titan\"}"), 2.0, "{text}");
+        let by_address = format!("keel_included_total{{builder=\"{}\"}}", Address::repeat_byte(0xa1));
+        assert_eq!(value(&text, &by_address), 1.0);
+        assert_eq!(value(&text, "keel_relay_included_total{relay=\"alpha\"}"), 2.0);
+        // Bounded: builders past the named ones are counted as `other`.
+        for i in 0..100 {
+            m.observer.count_inclusion(&landing(&format!("b{i}"), &[]));
+        }
+        let by = m.observer.included_by.lock().clone();
+        assert_eq!(by.builders.len(), keel_router::stage::MAX_NAMED_BUILDERS);
+        let total: u64 = by.builders.iter().map(|(_, n)| n).sum();
+        assert_eq!(total, 103);
+    }
+
+    #[test]
     fn node_and_mempool_feed_counters_are_exported() {
         use std::sync::atomic::Ordering::Relaxed;
         let m = sources("relay");
@@ -534,6 +587,18 @@ mod dashboard_tests {
         let text = std::fs::read_to_string(path).unwrap();
         let dash: serde_json::Value = serde_json::from_str(&text).unwrap();
         let m = sources("relay");
+        // One landing, so that the per-builder series has a sample.
+        m.observer.count_inclusion(&keel_engine::record::Inclusion {
+            intent: 1,
+            block: 1,
+            coinbase: alloy::primitives::Address::ZERO,
+            builder: "b".into(),
+            blocks: 1,
+            seconds: None,
+            versions: 1,
+            fee_wei: 0,
+            relays: vec!["relay".into()],
+        });
         let exported = m.render();
         let mut names = Vec::new();
         for panel in dash["panels"].as_array().unwrap() {
