@@ -3,8 +3,6 @@
 
 CHAIN_DIR := tests/chain
 ANVIL := $(CHAIN_DIR)/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
-# Every package pinned in tests/chain/package.json: one missing (e.g. after a new pin) triggers `npm ci`.
-CHAIN_PKGS := $(shell sed -n '/"dependencies"/,/}/s/^ *"\([^"]*\)": *"[^"]*",\{0,1\}$$/\1/p' $(CHAIN_DIR)/package.json)
 
 .PHONY: test chain-deps lint demo bench
 
