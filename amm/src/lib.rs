@@ -34,4 +34,5 @@ pub mod quote;
 pub mod split;
 pub mod v2;
 pub mod v3;
+pub mod v4;
 pub mod venue;

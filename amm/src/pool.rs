@@ -25,6 +25,7 @@ use crate::balancer::BalancerError;
 use crate::curve::CurveError;
 use crate::v2::{self, V2Error};
 use crate::v3::{self, SwapResult, TickInfo, V3Error, V3Pool};
+use crate::v4::{V4Error, V4Pool};
 use crate::venue::FloatCurve;
 
 pub use crate::venue::{BalancerPair, CurvePair, DEFAULT_BALANCER_SWAP_GAS, DEFAULT_CURVE_SWAP_GAS};
@@ -34,6 +35,13 @@ pub const DEFAULT_V2_SWAP_GAS: u64 = 120_000;
 /// Gas of one swap through a Uniswap V3 pool via SwapRouter that crosses no initialized tick, when
 /// the config names none.
 pub const DEFAULT_V3_SWAP_GAS: u64 = 160_000;
+
+/// Gas of one swap through a Uniswap V4 pool, when the config names none: measured by the chain
+/// test `v4_quotes_equal_the_pool_manager_to_the_wei` (keel-sim) through v4-core's `PoolSwapTest`
+/// router (unlock, swap, settle and take): median 128.4–128.5k over three seeds (101k to 641k when
+/// many ticks are crossed), rounded up. The production router path (Universal Router) is not
+/// measured yet.
+pub const DEFAULT_V4_SWAP_GAS: u64 = 130_000;
 
 /// Largest V2 reserve: the pair stores reserves as `uint112`.
 pub const MAX_V2_RESERVE: U256 = U256::from_limbs([u64::MAX, (1u64 << 48) - 1, 0, 0]);
@@ -47,6 +55,9 @@ pub enum PoolError {
     /// V3 math refused the amounts (or the pool state is inconsistent).
     #[error("uniswap v3: {0}")]
     V3(#[from] V3Error),
+    /// V4 math or key checks refused (including a hook that can change swap amounts).
+    #[error("uniswap v4: {0}")]
+    V4(#[from] V4Error),
     /// Balancer math refused the swap (the `BAL#` code the Vault would revert with).
     #[error("balancer: {0}")]
     Balancer(#[from] BalancerError),
@@ -98,6 +109,8 @@ pub enum Pool {
     },
     /// Uniswap V3 pool.
     V3(V3Pool),
+    /// Uniswap V4 pool without swap-changing hooks (boxed: key and fees on top of the V3 state).
+    V4(Box<V4Pool>),
     /// Balancer V2 weighted pool, traded as one pair of its tokens (boxed: up to 8 tokens).
     Balancer(Box<BalancerPair>),
     /// Curve StableSwap plain pool, traded as one pair of its coins.
@@ -117,7 +130,8 @@ pub enum PoolChange {
         /// Reserve of token1 after.
         reserve1: U256,
     },
-    /// V3 price, tick and in-range liquidity after a swap (a quote, or the pool's `Swap` event).
+    /// V3 or V4 price, tick and in-range liquidity after a swap (a quote, or the pool's `Swap`
+    /// event).
     V3Swap {
         /// `sqrtPriceX96` after the swap.
         sqrt_price_x96: U256,
@@ -140,7 +154,7 @@ pub enum PoolChange {
         /// Taken from `token_out`'s balance.
         amount_out: U256,
     },
-    /// V3 `Mint` (positive) or `Burn` (negative) of a position.
+    /// V3 `Mint` (positive) or `Burn` (negative) of a position, or a V4 `ModifyLiquidity`.
     V3Position {
         /// Lower tick.
         tick_lower: i32,
@@ -274,12 +288,16 @@ impl Pool {
                 }
                 p.swap(zero_for_one, amount)
             }
-            Self::V3(p) => {
+            Self::V3(_) | Self::V4(_) => {
                 let specified = match amount {
                     SwapAmount::ExactIn(a) => to_i256(a)?,
                     SwapAmount::ExactOut(a) => -to_i256(a)?,
                 };
-                let r = p.swap(zero_for_one, specified, sqrt_price_limit_x96)?;
+                let r = match self {
+                    Self::V4(p) => p.swap(zero_for_one, specified, sqrt_price_limit_x96)?,
+                    Self::V3(p) => p.swap(zero_for_one, specified, sqrt_price_limit_x96)?,
+                    _ => return Err(PoolError::ChangeKind),
+                };
                 let (paid, got) = if zero_for_one { (r.amount0, r.amount1) } else { (r.amount1, r.amount0) };
                 // the pool's deltas: input is paid in (>= 0), output paid out (<= 0)
                 let amount_in = paid.max(I256::ZERO).unsigned_abs();
@@ -320,6 +338,15 @@ impl Pool {
             (Self::V3(p), PoolChange::V3Position { tick_lower, tick_upper, liquidity_delta }) => {
                 p.modify_position(*tick_lower, *tick_upper, *liquidity_delta)?;
             }
+            (Self::V4(p), PoolChange::V3Swap { sqrt_price_x96, tick, liquidity }) => {
+                let s = p.state_mut();
+                s.sqrt_price_x96 = *sqrt_price_x96;
+                s.tick = *tick;
+                s.liquidity = *liquidity;
+            }
+            (Self::V4(p), PoolChange::V3Position { tick_lower, tick_upper, liquidity_delta }) => {
+                p.state_mut().modify_position(*tick_lower, *tick_upper, *liquidity_delta)?;
+            }
             (_, _) => return Err(PoolError::ChangeKind),
         }
         Ok(())
@@ -330,6 +357,7 @@ impl Pool {
         match self {
             Self::V2 { reserve0, reserve1, .. } => f64::from(*reserve1) / f64::from(*reserve0),
             Self::V3(p) => p.mid_price(),
+            Self::V4(p) => p.mid_price(),
             Self::Balancer(p) => p.mid_price(),
             Self::Curve(p) => p.mid_price(),
         }
@@ -340,6 +368,8 @@ impl Pool {
         match self {
             Self::V2 { fee_bps, .. } => f64::from(*fee_bps) / 10_000.0,
             Self::V3(p) => f64::from(p.fee) / 1_000_000.0,
+            // zeroForOne's swap fee (the directions differ only by a protocol fee)
+            Self::V4(p) => f64::from(p.swap_fee(true)) / 1_000_000.0,
             Self::Balancer(p) => p.fee_fraction(),
             Self::Curve(p) => p.fee_fraction(),
         }
@@ -350,13 +380,14 @@ impl Pool {
         match self {
             Self::V2 { .. } => "uniswap_v2",
             Self::V3(_) => "uniswap_v3",
+            Self::V4(_) => "uniswap_v4",
             Self::Balancer(_) => "balancer_weighted",
             Self::Curve(_) => "curve_stableswap",
         }
     }
 
-    /// Whether the pool can be a hop of a two-hop path (Uniswap pools, through their router's
-    /// path encoding); Balancer and Curve pools are routed as single-pool paths.
+    /// Whether the pool can be a hop of a two-hop path (Uniswap V2/V3 pools, through their router's
+    /// path encoding); Balancer, Curve and V4 pools are routed as single-pool paths.
     pub fn supports_two_hop(&self) -> bool {
         matches!(self, Self::V2 { .. } | Self::V3(_))
     }
@@ -366,7 +397,17 @@ impl Pool {
         match self {
             Self::Balancer(p) => p.float_curve(zero_for_one),
             Self::Curve(p) => p.float_curve(zero_for_one),
-            Self::V2 { .. } | Self::V3(_) => None,
+            Self::V2 { .. } | Self::V3(_) | Self::V4(_) => None,
+        }
+    }
+
+    /// The price, tick and initialized-tick state of a V3 or V4 pool (the split optimiser walks
+    /// both as the same tick ladder).
+    pub fn tick_state(&self) -> Option<&V3Pool> {
+        match self {
+            Self::V3(p) => Some(p),
+            Self::V4(p) => Some(p.state()),
+            Self::V2 { .. } | Self::Balancer(_) | Self::Curve(_) => None,
         }
     }
 
@@ -407,7 +448,7 @@ pub(crate) struct TickLadder {
 
 impl TickLadder {
     fn of(pool: &Pool) -> Self {
-        let Pool::V3(p) = pool else { return Self::default() };
+        let Some(p) = pool.tick_state() else { return Self::default() };
         let n = p.tick_count();
         let (mut index, mut sqrt_price, mut liquidity_net) =
             (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));

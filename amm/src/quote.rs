@@ -17,6 +17,9 @@
 //!     "index0": 0, "index1": 1, "balances": ["…", "…"], "weights": ["800000000000000000",
 //!     "200000000000000000"], "decimals": [18, 6], "swap_fee": "3000000000000000",
 //!     "flavour": "shortcuts"},
+//!    {"id": "v4-a", "kind": "uniswap_v4", "token0": "0x0000000000000000000000000000000000000000",
+//!     "token1": "0x…", "fee": 3000, "tick_spacing": 60, "hooks": "0x0…0", "sqrt_price_x96": "…",
+//!     "tick": 10, "liquidity": "…", "ticks": [{"index": -600, "liquidity_net": "…"}, …]},
 //!    {"id": "crv-a", "kind": "curve_stableswap", "token0": "0x…", "token1": "0x…",
 //!     "index0": 1, "index1": 0, "balances": ["…", "…", "…"], "decimals": [18, 6, 6],
 //!     "a": "200000", "fee": 4000000, "flavour": "factory_plain"}],
@@ -28,7 +31,7 @@
 //! - Token amounts, reserves, liquidity and prices are decimal strings (`liquidity_net` may start
 //!   with `-`); fees, tick spacing, ticks and gas are JSON integers (decimal strings also accepted).
 //! - Exactly one of `amount_in` / `amount_out`.
-//! - `sqrt_price_limit_x96` only with a single `uniswap_v3` pool: the swap stops at that price and
+//! - `sqrt_price_limit_x96` only with a single `uniswap_v3` or `uniswap_v4` pool: the swap stops at that price and
 //!   may fill less than asked (the response shows what it filled).
 //! - `gas_price_wei` and `buy_per_native` (whole bought tokens per native token) together, or
 //!   neither (gas ignored). `buy_decimals` (default 18) converts whole tokens to raw units.
@@ -44,8 +47,19 @@
 //!   `initial_a_time`, `future_a_time` and the block `timestamp` to quote at (default 0: a pool
 //!   without a ramp), `fee` and `admin_fee` (parts of 10¹⁰; `admin_fee` defaults to the factory's
 //!   50%, 0 for the 3pool), `index0` / `index1` as for Balancer.
+//! - `uniswap_v4`: the pool's key — `token0` / `token1` are `currency0` / `currency1`
+//!   (`0x0000000000000000000000000000000000000000` is native ETH), `fee` (pips, at most 1000000, or
+//!   8388608 = `0x800000` for a dynamic fee), `tick_spacing` (1–32767, independent of the fee),
+//!   `hooks` (default none) — then `slot0`'s `lp_fee` (default `fee`; required for a dynamic fee)
+//!   and `protocol_fee` (default 0; 12 bits per direction, zeroForOne low), and the state as for
+//!   V3 (`sqrt_price_x96`, `tick`, `liquidity`, `ticks`). `address` is the `PoolManager`. A pool
+//!   whose hook can change swap amounts (`beforeSwapReturnDelta` / `afterSwapReturnDelta`
+//!   permission bits in its address, or `beforeSwap` on a dynamic-fee pool) is refused, naming the
+//!   permission. V4 pools are single-pool paths; a V4 leg shows the V3 fields
+//!   (`sqrt_price_x96_after`, `tick_after`, `liquidity_after`).
 //! - A pool's `gas` defaults to [`DEFAULT_V2_SWAP_GAS`] / [`DEFAULT_V3_SWAP_GAS`] /
-//!   [`DEFAULT_BALANCER_SWAP_GAS`] / [`DEFAULT_CURVE_SWAP_GAS`]; `address` is optional. Unknown
+//!   [`DEFAULT_BALANCER_SWAP_GAS`] / [`DEFAULT_CURVE_SWAP_GAS`] / [`DEFAULT_V4_SWAP_GAS`];
+//!   `address` is optional. Unknown
 //!   fields are errors. Balancer and Curve pools are single-pool paths (never a hop of a two-hop
 //!   path).
 //!
@@ -69,8 +83,8 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::pool::{
-    DEFAULT_BALANCER_SWAP_GAS, DEFAULT_CURVE_SWAP_GAS, DEFAULT_V2_SWAP_GAS, DEFAULT_V3_SWAP_GAS, Pool,
-    PoolChange, PoolEntry, PoolError, PoolMeta, SwapAmount,
+    DEFAULT_BALANCER_SWAP_GAS, DEFAULT_CURVE_SWAP_GAS, DEFAULT_V2_SWAP_GAS, DEFAULT_V3_SWAP_GAS,
+    DEFAULT_V4_SWAP_GAS, Pool, PoolChange, PoolEntry, PoolError, PoolMeta, SwapAmount,
 };
 use crate::split::{self, GasPrice, SplitError};
 use crate::v3::{TickInfo, V3Pool};
@@ -231,6 +245,23 @@ const V3_FIELDS: &[&str] = &[
     "ticks",
     "gas",
 ];
+const V4_FIELDS: &[&str] = &[
+    "id",
+    "kind",
+    "address",
+    "token0",
+    "token1",
+    "fee",
+    "tick_spacing",
+    "hooks",
+    "lp_fee",
+    "protocol_fee",
+    "sqrt_price_x96",
+    "tick",
+    "liquidity",
+    "ticks",
+    "gas",
+];
 const BALANCER_FIELDS: &[&str] = &[
     "id", "kind", "address", "token0", "token1", "index0", "index1", "balances", "weights", "decimals",
     "swap_fee", "flavour", "gas",
@@ -365,14 +396,15 @@ fn parse_pool(v: &Value, i: usize) -> Result<PoolEntry> {
     let fields = match kind {
         "uniswap_v2" => V2_FIELDS,
         "uniswap_v3" => V3_FIELDS,
+        "uniswap_v4" => V4_FIELDS,
         "balancer_weighted" => BALANCER_FIELDS,
         "curve_stableswap" => CURVE_FIELDS,
         other => {
             return Err(QuoteError::new(
                 o.at("kind"),
                 format!(
-                    "unknown pool kind `{other}` (expected `uniswap_v2`, `uniswap_v3`, `balancer_weighted` \
-                     or `curve_stableswap`)"
+                    "unknown pool kind `{other}` (expected `uniswap_v2`, `uniswap_v3`, `uniswap_v4`, \
+                     `balancer_weighted` or `curve_stableswap`)"
                 ),
             ));
         }
@@ -406,9 +438,52 @@ fn parse_pool(v: &Value, i: usize) -> Result<PoolEntry> {
         (parse_balancer(&o)?, DEFAULT_BALANCER_SWAP_GAS, 2)
     } else if kind == "curve_stableswap" {
         (parse_curve(&o)?, DEFAULT_CURVE_SWAP_GAS, 3)
+    } else if kind == "uniswap_v4" {
+        (parse_v4(&o, token0, token1)?, DEFAULT_V4_SWAP_GAS, 4)
     } else {
         let fee: u32 = o.int("fee")?;
         let tick_spacing: i32 = o.int("tick_spacing")?;
+        let (sqrt_price_x96, tick, liquidity, ticks) = parse_tick_state(&o)?;
+        let p = V3Pool::new(fee, tick_spacing, sqrt_price_x96, tick, liquidity, &ticks)
+            .map_err(|e| QuoteError::new(o.path.clone(), e.to_string()))?;
+        (Pool::V3(p), DEFAULT_V3_SWAP_GAS, 1)
+    };
+    let gas: u64 = match o.opt("gas") {
+        Some(_) => o.int("gas")?,
+        None => default_gas,
+    };
+    let meta = PoolMeta { id, address, token0, token1, gas, venue };
+    PoolEntry::new(meta, pool).map_err(|e| QuoteError::new(o.path.clone(), e.to_string()))
+}
+
+/// A V4 pool: its key (`token0`/`token1` are the currencies, `0x0…0` for native ETH; `fee`,
+/// `tick_spacing`, `hooks`), `slot0`'s `lp_fee` and `protocol_fee`, and the V3-shaped state.
+fn parse_v4(o: &Obj<'_>, token0: Address, token1: Address) -> Result<Pool> {
+    use crate::v4::{PoolKey, V4Pool};
+    let fee: u32 = o.int("fee")?;
+    let hooks = match o.opt("hooks") {
+        Some(_) => o.address("hooks")?,
+        None => Address::ZERO,
+    };
+    let key =
+        PoolKey { currency0: token0, currency1: token1, fee, tick_spacing: o.int("tick_spacing")?, hooks };
+    let lp_fee: u32 = match o.opt("lp_fee") {
+        Some(_) => o.int("lp_fee")?,
+        None if key.is_dynamic_fee() => {
+            return Err(QuoteError::new(o.at("lp_fee"), "required for a dynamic-fee pool (slot0.lpFee)"));
+        }
+        None => fee,
+    };
+    let protocol_fee: u32 = o.opt_int("protocol_fee", 0u32)?;
+    let (sqrt_price_x96, tick, liquidity, ticks) = parse_tick_state(o)?;
+    let p = V4Pool::new(key, sqrt_price_x96, tick, liquidity, lp_fee, protocol_fee, &ticks)
+        .map_err(|e| QuoteError::new(o.path.clone(), e.to_string()))?;
+    Ok(Pool::V4(Box::new(p)))
+}
+
+/// `sqrt_price_x96`, `tick`, `liquidity` and `ticks` of a V3 or V4 pool.
+fn parse_tick_state(o: &Obj<'_>) -> Result<(U256, i32, u128, Vec<TickInfo>)> {
+    {
         let sqrt_price_x96 = o.uint("sqrt_price_x96")?;
         let tick: i32 = o.int("tick")?;
         let liquidity: u128 = {
@@ -435,16 +510,8 @@ fn parse_pool(v: &Value, i: usize) -> Result<PoolEntry> {
             let liquidity_net = parse_i128(s).map_err(|p| QuoteError::new(at, p))?;
             ticks.push(TickInfo { index, liquidity_net });
         }
-        let p = V3Pool::new(fee, tick_spacing, sqrt_price_x96, tick, liquidity, &ticks)
-            .map_err(|e| QuoteError::new(o.path.clone(), e.to_string()))?;
-        (Pool::V3(p), DEFAULT_V3_SWAP_GAS, 1)
-    };
-    let gas: u64 = match o.opt("gas") {
-        Some(_) => o.int("gas")?,
-        None => default_gas,
-    };
-    let meta = PoolMeta { id, address, token0, token1, gas, venue };
-    PoolEntry::new(meta, pool).map_err(|e| QuoteError::new(o.path.clone(), e.to_string()))
+        Ok((sqrt_price_x96, tick, liquidity, ticks))
+    }
 }
 
 /// A parsed `keel quote` request.
@@ -508,8 +575,11 @@ fn parse_request(bytes: &[u8]) -> Result<Request> {
                 format!("allowed only with a single pool ({} given)", pools.len()),
             ));
         }
-        if !pools[0].pool().is_v3() {
-            return Err(QuoteError::new("sqrt_price_limit_x96", "applies to a uniswap_v3 pool only"));
+        if pools[0].pool().tick_state().is_none() {
+            return Err(QuoteError::new(
+                "sqrt_price_limit_x96",
+                "applies to a uniswap_v3 or uniswap_v4 pool only",
+            ));
         }
     }
     let gas_price = o.opt_uint("gas_price_wei")?;
@@ -608,7 +678,7 @@ impl HopOut {
                     h.balances_after = Some(match &after {
                         Pool::Balancer(p) => p.pool().balances().iter().map(U256::to_string).collect(),
                         Pool::Curve(p) => p.pool().balances().iter().map(U256::to_string).collect(),
-                        Pool::V2 { .. } | Pool::V3(_) => Vec::new(),
+                        Pool::V2 { .. } | Pool::V3(_) | Pool::V4(_) => Vec::new(),
                     });
                 }
             }
@@ -755,5 +825,55 @@ mod tests {
         let e = run_quote(b"{not json").unwrap_err();
         assert_eq!(e.field, "request");
         assert!(!e.to_string().contains('\n'));
+    }
+
+    fn v4_request(hooks: &str, amount_in: &str) -> String {
+        let l = "1000000000000000000000";
+        format!(
+            r#"{{"pools": [{{"id": "v4", "kind": "uniswap_v4",
+                "token0": "0x0000000000000000000000000000000000000000",
+                "token1": "0x1111111111111111111111111111111111111111",
+                "fee": 3000, "tick_spacing": 60, "hooks": "{hooks}",
+                "sqrt_price_x96": "79228162514264337593543950336", "tick": 0, "liquidity": "{l}",
+                "ticks": [{{"index": -600, "liquidity_net": "{l}"}}, {{"index": 600, "liquidity_net": "-{l}"}}]}}],
+              "sell": "0x0000000000000000000000000000000000000000",
+              "buy": "0x1111111111111111111111111111111111111111", "amount_in": "{amount_in}"}}"#
+        )
+    }
+
+    /// A hookless V4 pool with native ETH as currency0 quotes what the V4 pool model swaps.
+    #[test]
+    fn uniswap_v4_pools_quote_through_the_pool_model() {
+        let answer = run_quote(
+            v4_request("0x0000000000000000000000000000000000000000", "1000000000000000").as_bytes(),
+        )
+        .unwrap();
+        let v: Value = serde_json::from_str(&answer).unwrap();
+        let key = crate::v4::PoolKey {
+            currency0: Address::ZERO,
+            currency1: Address::repeat_byte(0x11),
+            fee: 3000,
+            tick_spacing: 60,
+            hooks: Address::ZERO,
+        };
+        let l = 10u128.pow(21);
+        let ticks = [
+            TickInfo { index: -600, liquidity_net: l as i128 },
+            TickInfo { index: 600, liquidity_net: -(l as i128) },
+        ];
+        let sqrt = U256::from(1u8) << 96usize;
+        let pool = Pool::V4(Box::new(crate::v4::V4Pool::new(key, sqrt, 0, l, 3000, 0, &ticks).unwrap()));
+        let q = pool.quote_exact_in(true, U256::from(10u64.pow(15))).unwrap();
+        assert_eq!(v["amount_out"], Value::String(q.amount_out.to_string()));
+        assert!(v["legs"][0]["sqrt_price_x96_after"].is_string(), "{answer}");
+    }
+
+    /// A hook with `afterSwapReturnDelta` (bits 6 and 2 of its address) is refused by name.
+    #[test]
+    fn uniswap_v4_pools_with_swap_delta_hooks_are_refused() {
+        let e = run_quote(v4_request("0x4242424242424242424242424242424242420044", "1000").as_bytes())
+            .unwrap_err();
+        assert_eq!(e.field, "pools[v4]");
+        assert!(e.problem.contains("afterSwapReturnDelta"), "{e}");
     }
 }

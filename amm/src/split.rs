@@ -421,7 +421,8 @@ impl Cursor {
                     Self::DEAD
                 }
             }
-            crate::pool::Pool::V3(p) => {
+            crate::pool::Pool::V3(_) | crate::pool::Pool::V4(_) => {
+                let Some(p) = pool.tick_state() else { return Self::DEAD };
                 let ladder = entry.ladder();
                 let above = ladder.index.partition_point(|&i| i <= p.tick);
                 let next =
@@ -1000,7 +1001,10 @@ fn marginal_after(pools: &[PoolEntry], leg: &SplitLeg) -> f64 {
                 let d = r_in + gamma * f64::from(h.quote.amount_in);
                 gamma * r_in * r_out / (d * d)
             }
-            (crate::pool::Pool::V3(_), crate::pool::PoolChange::V3Swap { sqrt_price_x96, .. }) => {
+            (
+                crate::pool::Pool::V3(_) | crate::pool::Pool::V4(_),
+                crate::pool::PoolChange::V3Swap { sqrt_price_x96, .. },
+            ) => {
                 let s = f64::from(*sqrt_price_x96) / Q96;
                 gamma * if zfo { s * s } else { 1.0 / (s * s) }
             }

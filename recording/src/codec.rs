@@ -184,6 +184,7 @@ fn change_len(c: &PoolChange) -> usize {
             Pool::V3(p) => 4 + 4 + 32 + 4 + 16 + 4 + p.tick_count() * 20,
             Pool::Balancer(p) => 4 + 32 + p.pool().len() * (32 + 32 + 1),
             Pool::Curve(p) => 4 + 8 + 8 + 8 + 32 + 32 + 8 + 8 + p.pool().n_coins() * 64,
+            Pool::V4(p) => 20 + 20 + 4 + 4 + 20 + 4 + 4 + 32 + 4 + 16 + 4 + p.state().tick_count() * 20,
         },
     }
 }
@@ -354,6 +355,26 @@ fn encode_change(w: &mut W<'_>, c: &PoolChange) {
                 w.u256(reserve0);
                 w.u256(reserve1);
                 w.u32(*fee_bps);
+            }
+            Pool::V4(p) => {
+                w.u8(8);
+                let k = p.key();
+                w.addr(&k.currency0);
+                w.addr(&k.currency1);
+                w.u32(k.fee);
+                w.i32(k.tick_spacing);
+                w.addr(&k.hooks);
+                w.u32(p.lp_fee());
+                w.u32(p.protocol_fee());
+                let s = p.state();
+                w.u256(&s.sqrt_price_x96);
+                w.i32(s.tick);
+                w.u128(s.liquidity);
+                w.u32(s.tick_count() as u32);
+                for t in s.ticks() {
+                    w.i32(t.index);
+                    w.i128(t.liquidity_net);
+                }
             }
             Pool::V3(p) => {
                 w.u8(4);
@@ -727,6 +748,31 @@ fn decode_change(r: &mut R<'_>) -> Result<PoolChange, CodecError> {
             let pair = CurvePair::new(pool, i0, i1, timestamp).map_err(|e| invalid(e.to_string()))?;
             PoolChange::Snapshot(Box::new(Pool::Curve(Box::new(pair))))
         }
+        8 => {
+            let key = keel_amm::v4::PoolKey {
+                currency0: r.addr("v4.currency0")?,
+                currency1: r.addr("v4.currency1")?,
+                fee: r.u32("v4.fee")?,
+                tick_spacing: r.i32("v4.tick_spacing")?,
+                hooks: r.addr("v4.hooks")?,
+            };
+            let (lp_fee, protocol_fee) = (r.u32("v4.lp_fee")?, r.u32("v4.protocol_fee")?);
+            let sqrt = r.u256("v4.sqrt_price_x96")?;
+            let tick = r.i32("v4.tick")?;
+            let liquidity = r.u128("v4.liquidity")?;
+            let n = r.u32("v4.tick_count")?;
+            if n > MAX_SNAPSHOT_TICKS || n as usize > r.bytes.len().saturating_sub(r.at) / 20 {
+                return Err(CodecError::Invalid { field: "v4.tick_count", problem: format!("{n} ticks") });
+            }
+            let mut ticks = Vec::with_capacity(n as usize);
+            for _ in 0..n {
+                ticks
+                    .push(TickInfo { index: r.i32("v4.tick.index")?, liquidity_net: r.i128("v4.tick.net")? });
+            }
+            let pool = keel_amm::v4::V4Pool::new(key, sqrt, tick, liquidity, lp_fee, protocol_fee, &ticks)
+                .map_err(|e| CodecError::Invalid { field: "v4.snapshot", problem: e.to_string() })?;
+            PoolChange::Snapshot(Box::new(Pool::V4(Box::new(pool))))
+        }
         b => return Err(CodecError::Invalid { field: "pool.change", problem: format!("variant byte {b}") }),
     })
 }
@@ -820,7 +866,29 @@ mod tests {
                 })),
                 PoolSource::Poll,
             ),
-            (PoolChange::Snapshot(Box::new(Pool::V3(v3))), PoolSource::Logs),
+            (PoolChange::Snapshot(Box::new(Pool::V3(v3.clone()))), PoolSource::Logs),
+            (
+                PoolChange::Snapshot(Box::new(Pool::V4(Box::new(
+                    keel_amm::v4::V4Pool::new(
+                        keel_amm::v4::PoolKey {
+                            currency0: Address::ZERO,
+                            currency1: Address::repeat_byte(3),
+                            fee: 3000,
+                            tick_spacing: 60,
+                            // afterSwap only (0x4040 & 0x3fff): amount-neutral, accepted
+                            hooks: Address::repeat_byte(0x40),
+                        },
+                        q96,
+                        0,
+                        10u128.pow(20),
+                        3000,
+                        0x3e8_3e8,
+                        &v3.ticks().collect::<Vec<_>>(),
+                    )
+                    .unwrap(),
+                )))),
+                PoolSource::Logs,
+            ),
             (
                 PoolChange::Balances {
                     token_in: 2,

@@ -92,8 +92,8 @@ pub enum V3Error {
     /// Fee of 100% or more (`1e6 - feePips` would underflow).
     #[error("fee of {0} pips is not below 1000000")]
     BadFee(u32),
-    /// Tick spacing not in `1..=16383` (the factory's bound).
-    #[error("tick spacing {0} not in 1..=16383")]
+    /// Tick spacing not in `1..=16383` (the V3 factory's bound) or, for a V4 pool, `1..=32767`.
+    #[error("tick spacing {0} out of range (v3: 1..=16383, v4: 1..=32767)")]
     BadTickSpacing(i32),
     /// A tick that is not a multiple of the tick spacing (`TickBitmap.flipTick` require).
     #[error("tick {tick} is not a multiple of the spacing {spacing}")]

@@ -111,6 +111,9 @@ pub struct V3Pool {
     /// In-range liquidity.
     pub liquidity: u128,
     ticks: TickTable,
+    /// Largest accepted tick spacing: [`MAX_TICK_SPACING`] for V3 pools, V4's `int16` bound
+    /// (`crate::v4::MAX_TICK_SPACING`) for the V4 pools that share this state and swap loop.
+    max_tick_spacing: i32,
 }
 
 /// Outcome of a simulated swap, as the contract would return and store it.
@@ -150,11 +153,11 @@ fn check_spaced(tick: i32, spacing: i32) -> Result<()> {
     Ok(())
 }
 
-fn check_params(fee: u32, tick_spacing: i32) -> Result<()> {
+fn check_params(fee: u32, tick_spacing: i32, max_tick_spacing: i32) -> Result<()> {
     if fee >= FEE_DENOMINATOR {
         return Err(V3Error::BadFee(fee));
     }
-    if !(1..=MAX_TICK_SPACING).contains(&tick_spacing) {
+    if !(1..=max_tick_spacing).contains(&tick_spacing) {
         return Err(V3Error::BadTickSpacing(tick_spacing));
     }
     Ok(())
@@ -177,7 +180,20 @@ impl V3Pool {
         liquidity: u128,
         ticks: &[TickInfo],
     ) -> Result<Self> {
-        check_params(fee, tick_spacing)?;
+        Self::with_max_spacing(fee, tick_spacing, MAX_TICK_SPACING, sqrt_price_x96, tick, liquidity, ticks)
+    }
+
+    /// [`new`](Self::new) with another bound on the tick spacing (V4 pools accept up to 32767).
+    pub(crate) fn with_max_spacing(
+        fee: u32,
+        tick_spacing: i32,
+        max_tick_spacing: i32,
+        sqrt_price_x96: U256,
+        tick: i32,
+        liquidity: u128,
+        ticks: &[TickInfo],
+    ) -> Result<Self> {
+        check_params(fee, tick_spacing, max_tick_spacing)?;
         let price_tick = get_tick_at_sqrt_ratio(sqrt_price_x96)?;
         let on_boundary = tick == price_tick - 1 && get_sqrt_ratio_at_tick(price_tick)? == sqrt_price_x96;
         if tick != price_tick && !on_boundary {
@@ -200,7 +216,7 @@ impl V3Pool {
                 sqrt_price_x96: get_sqrt_ratio_at_tick(t.index)?,
             });
         }
-        Ok(Self { fee, tick_spacing, sqrt_price_x96, tick, liquidity, ticks: table })
+        Ok(Self { fee, tick_spacing, sqrt_price_x96, tick, liquidity, ticks: table, max_tick_spacing })
     }
 
     /// Initialized ticks, sorted by index.
@@ -275,10 +291,22 @@ impl V3Pool {
         amount_specified: I256,
         sqrt_price_limit_x96: Option<U256>,
     ) -> Result<SwapResult> {
+        self.swap_with_fee(self.fee, zero_for_one, amount_specified, sqrt_price_limit_x96)
+    }
+
+    /// [`swap`](Self::swap) charging `fee` pips instead of the pool's own fee: a V4 pool's swap fee
+    /// (its LP fee, or LP plus protocol fee) runs the same loop.
+    pub(crate) fn swap_with_fee(
+        &self,
+        fee: u32,
+        zero_for_one: bool,
+        amount_specified: I256,
+        sqrt_price_limit_x96: Option<U256>,
+    ) -> Result<SwapResult> {
         if amount_specified.is_zero() {
             return Err(V3Error::ZeroAmount);
         }
-        check_params(self.fee, self.tick_spacing)?;
+        check_params(fee, self.tick_spacing, self.max_tick_spacing)?;
         if !(MIN_TICK..=MAX_TICK).contains(&self.tick) {
             return Err(V3Error::TickOutOfRange(self.tick));
         }
@@ -318,7 +346,7 @@ impl V3Pool {
                 None => get_sqrt_ratio_at_tick(tick_next)?,
             };
             let target = if zero_for_one { sqrt_next.max(limit) } else { sqrt_next.min(limit) };
-            let step = compute_swap_step_struct(sqrt_price, target, liquidity, remaining, self.fee)?;
+            let step = compute_swap_step_struct(sqrt_price, target, liquidity, remaining, fee)?;
             sqrt_price = step.sqrt_price_next_x96;
             steps += 1;
 
@@ -372,7 +400,7 @@ impl V3Pool {
     /// For a tick loaded through [`TickInfo`] (net only) the gross liquidity is not known; it is
     /// tracked as a lower bound, and a burn below it clears the tick only once its net is zero too.
     pub fn modify_position(&mut self, tick_lower: i32, tick_upper: i32, liquidity_delta: i128) -> Result<()> {
-        check_params(self.fee, self.tick_spacing)?;
+        check_params(self.fee, self.tick_spacing, self.max_tick_spacing)?;
         if tick_lower >= tick_upper {
             return Err(V3Error::TicksMisordered { lower: tick_lower, upper: tick_upper });
         }

@@ -168,7 +168,7 @@ fn bad_requests_name_the_field() {
                 r["pools"][1]["kind"] = json!("curve");
                 r
             },
-            "pools[v2-a].kind: unknown pool kind `curve` (expected `uniswap_v2`, `uniswap_v3`, `balancer_weighted` or `curve_stableswap`)",
+            "pools[v2-a].kind: unknown pool kind `curve` (expected `uniswap_v2`, `uniswap_v3`, `uniswap_v4`, `balancer_weighted` or `curve_stableswap`)",
         ),
         (
             {
@@ -253,7 +253,10 @@ fn bad_requests_name_the_field() {
     // V2 pool with a limit, and a pool that cannot fill the order
     let mut lim = request(vec![v2_pool("v2-a", "1000000", "1000000")]);
     lim["sqrt_price_limit_x96"] = json!("79228162514264337593543950336");
-    assert_eq!(run(&lim).unwrap_err(), "sqrt_price_limit_x96: applies to a uniswap_v3 pool only");
+    assert_eq!(
+        run(&lim).unwrap_err(),
+        "sqrt_price_limit_x96: applies to a uniswap_v3 or uniswap_v4 pool only"
+    );
     let mut big = request(vec![v2_pool("v2-a", "1000000", "1000000")]);
     big.as_object_mut().unwrap().remove("amount_in");
     big["amount_out"] = json!("2000000");

@@ -122,7 +122,9 @@ fn spot(p: &PoolEntry, zfo: bool) -> f64 {
             let s = f64::from(v.sqrt_price_x96) / Q96;
             if zfo { g * s * s } else { g / (s * s) }
         }
-        Pool::Balancer(_) | Pool::Curve(_) => panic!("the reference covers Uniswap pools only"),
+        Pool::Balancer(_) | Pool::Curve(_) | Pool::V4(_) => {
+            panic!("the reference covers Uniswap V2/V3 pools only")
+        }
     }
 }
 
@@ -143,7 +145,9 @@ fn take_exact(p: &PoolEntry, zfo: bool, lambda: f64) -> (U256, U256) {
             let y = ro - (ri * ro * lambda / g).sqrt();
             (U256::from(x.floor() as u128), U256::from(y.max(0.0).floor() as u128))
         }
-        Pool::Balancer(_) | Pool::Curve(_) => panic!("the reference covers Uniswap pools only"),
+        Pool::Balancer(_) | Pool::Curve(_) | Pool::V4(_) => {
+            panic!("the reference covers Uniswap V2/V3 pools only")
+        }
         Pool::V3(v) => {
             let g = 1.0 - f64::from(v.fee) / 1e6;
             let price = if zfo { lambda / g } else { g / lambda };

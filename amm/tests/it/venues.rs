@@ -255,3 +255,34 @@ fn alone_a_balancer_pool_fills_up_to_the_vaults_ratio_limits_and_no_further() {
         assert!(split(&pools, &paths, SwapAmount::ExactOut(max_out + U256::from(1u8)), 0.0).is_err());
     }
 }
+
+/// A hookless Uniswap V4 pool (fee 0.05% at spacing 60, a pairing no V3 tier has) in the same
+/// split as the other four kinds: the optimiser walks it as a tick ladder, uses it, each of its
+/// legs is the V4 pool's exact quote, and the split beats every single venue after gas.
+#[test]
+fn a_v4_pool_joins_the_split_with_the_other_four_kinds() {
+    use keel_amm::pool::DEFAULT_V4_SWAP_GAS;
+    use keel_amm::v4::{PoolKey, V4Pool};
+    let state = v3_pool(500, 60, 0, &[(-600, 600, 1_500_000 * E18), (-6000, 6000, 300_000 * E18)]);
+    let key = PoolKey { currency0: A, currency1: B, fee: 500, tick_spacing: 60, hooks: Address::ZERO };
+    let ticks: Vec<_> = state.ticks().collect();
+    let v4 = V4Pool::new(key, state.sqrt_price_x96, state.tick, state.liquidity, 500, 0, &ticks).unwrap();
+    let mut pools = four_venues();
+    pools.push(PoolEntry::new(meta("v4", DEFAULT_V4_SWAP_GAS, 4), Pool::V4(Box::new(v4))).unwrap());
+    let paths = candidate_paths(&pools, A, B, true);
+    assert_eq!(paths.len(), 5, "a V4 pool is a direct path");
+    let per_gas = GasPrice { gas_price_wei: 20_000_000_000, buy_per_native: 2000.0, buy_decimals: 18 }
+        .buy_units_per_gas();
+    let x = e18(150_000);
+    let s = split(&pools, &paths, SwapAmount::ExactIn(x), per_gas).unwrap();
+    assert_eq!(s.amount_in, x);
+    let used = kinds(&pools, &s);
+    assert!(used.contains(&"uniswap_v4") && used.len() >= 3, "legs use {used:?}");
+    for l in &s.legs {
+        let q = pools[l.path.first.pool].pool().quote_exact_in(true, l.amount_in).unwrap();
+        assert_eq!(q.amount_out, l.amount_out);
+    }
+    let (net, (single, who)) = (split_net(&s, per_gas), best_single(&pools, x, per_gas));
+    assert!(net > single, "split {net} vs {who} alone {single}");
+    println!("five venues, {used:?}: net {net}, best single {who} {single}");
+}

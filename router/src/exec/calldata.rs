@@ -31,7 +31,7 @@ impl Executor {
                 if fill.pools.len() == 1 {
                     let fee = match self.pools[fill.pools[0]].pool() {
                         Pool::V3(p) => p.fee,
-                        Pool::V2 { .. } | Pool::Balancer(_) | Pool::Curve(_) => 0,
+                        Pool::V2 { .. } | Pool::Balancer(_) | Pool::Curve(_) | Pool::V4(_) => 0,
                     };
                     ISwapRouter::exactInputSingleCall {
                         params: ISwapRouter::ExactInputSingleParams {
@@ -53,7 +53,7 @@ impl Executor {
                     for (h, &p) in fill.pools.iter().enumerate() {
                         let fee = match self.pools[p].pool() {
                             Pool::V3(v) => v.fee,
-                            Pool::V2 { .. } | Pool::Balancer(_) | Pool::Curve(_) => 0,
+                            Pool::V2 { .. } | Pool::Balancer(_) | Pool::Curve(_) | Pool::V4(_) => 0,
                         };
                         path.extend_from_slice(&fee.to_be_bytes()[1..]);
                         path.extend_from_slice(fill.path[h + 1].as_slice());

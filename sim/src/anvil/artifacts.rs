@@ -1,7 +1,8 @@
 //! Contract bytecode from the pinned npm packages in `tests/chain/node_modules`.
 //!
 //! The packages ship three artifact formats: Waffle (`@uniswap/v2-*`: `bytecode` hex without `0x`),
-//! Hardhat (`@uniswap/v3-*`, OpenZeppelin: `bytecode` with `0x`) and Balancer's deployment tasks
+//! Hardhat (`@uniswap/v3-*`, OpenZeppelin: `bytecode` with `0x`), Foundry (`@uniswap/v4-core`
+//! `out/`: `bytecode.object`) and Balancer's deployment tasks
 //! (`@balancer-labs/v2-deployments` `dist/tasks/<task>/bytecode/<Contract>.json`: `creationCode`).
 //! All are read here as creation bytecode; the ABIs come from `sol!` interfaces, so no
 //! normalisation step is needed.
@@ -61,6 +62,13 @@ pub enum Artifact {
     SwapRouter02,
     /// The Universal Router (`@uniswap/universal-router`).
     UniversalRouter,
+    /// Uniswap V4 `PoolManager` (`@uniswap/v4-core` `out/`; constructor `(initialOwner)`).
+    V4PoolManager,
+    /// v4-core's test router `PoolSwapTest` (constructor `(manager)`): unlocks, swaps, settles
+    /// and takes for `msg.sender` (ERC-20 approvals to the router; ETH as `msg.value`).
+    V4PoolSwapTest,
+    /// v4-core's test router `PoolModifyLiquidityTest` (constructor `(manager)`).
+    V4PoolModifyLiquidityTest,
 }
 
 impl Artifact {
@@ -101,6 +109,11 @@ impl Artifact {
             }
             Self::UniversalRouter => {
                 "@uniswap/universal-router/artifacts/contracts/UniversalRouter.sol/UniversalRouter.json"
+            }
+            Self::V4PoolManager => "@uniswap/v4-core/out/PoolManager.sol/PoolManager.json",
+            Self::V4PoolSwapTest => "@uniswap/v4-core/out/PoolSwapTest.sol/PoolSwapTest.json",
+            Self::V4PoolModifyLiquidityTest => {
+                "@uniswap/v4-core/out/PoolModifyLiquidityTest.sol/PoolModifyLiquidityTest.json"
             }
         }
     }

@@ -164,6 +164,59 @@ alloy::sol! {
     }
 }
 
+alloy::sol! {
+    /// A Uniswap V4 pool key (`PoolKey`).
+    struct V4PoolKey {
+        address currency0;
+        address currency1;
+        uint24 fee;
+        int24 tickSpacing;
+        address hooks;
+    }
+
+    /// Uniswap V4 `PoolManager`: pool creation, raw storage reads and its events.
+    #[sol(rpc)]
+    interface IV4PoolManager {
+        event Initialize(bytes32 indexed id, address indexed currency0, address indexed currency1,
+            uint24 fee, int24 tickSpacing, address hooks, uint160 sqrtPriceX96, int24 tick);
+        event ModifyLiquidity(bytes32 indexed id, address indexed sender, int24 tickLower, int24 tickUpper,
+            int256 liquidityDelta, bytes32 salt);
+        event Swap(bytes32 indexed id, address indexed sender, int128 amount0, int128 amount1,
+            uint160 sqrtPriceX96, uint128 liquidity, int24 tick, uint24 fee);
+        function initialize(V4PoolKey memory key, uint160 sqrtPriceX96) external returns (int24 tick);
+        function extsload(bytes32 slot) external view returns (bytes32 value);
+    }
+
+    /// v4-core's `PoolSwapTest` router.
+    #[sol(rpc)]
+    interface IV4PoolSwapTest {
+        struct SwapParams {
+            bool zeroForOne;
+            int256 amountSpecified;
+            uint160 sqrtPriceLimitX96;
+        }
+        struct TestSettings {
+            bool takeClaims;
+            bool settleUsingBurn;
+        }
+        function swap(V4PoolKey memory key, SwapParams memory params, TestSettings memory testSettings,
+            bytes memory hookData) external payable returns (int256 delta);
+    }
+
+    /// v4-core's `PoolModifyLiquidityTest` router.
+    #[sol(rpc)]
+    interface IV4PoolModifyLiquidityTest {
+        struct ModifyLiquidityParams {
+            int24 tickLower;
+            int24 tickUpper;
+            int256 liquidityDelta;
+            bytes32 salt;
+        }
+        function modifyLiquidity(V4PoolKey memory key, ModifyLiquidityParams memory params, bytes memory hookData)
+            external payable returns (int256 delta);
+    }
+}
+
 /// Keel's own interfaces ([`keel_amm::abi`]) with provider-bound contract instances
 /// (`IERC20::new(address, provider)`), for the devnet and the chain tests.
 pub mod rpc {

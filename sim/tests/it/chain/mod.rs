@@ -8,5 +8,6 @@ pub(crate) mod mempool;
 pub(crate) mod mempool_routers;
 pub(crate) mod node_feed;
 pub(crate) mod relay;
+pub(crate) mod uniswap_v4;
 pub(crate) mod util;
 pub(crate) mod v3_gas;
