@@ -15,7 +15,6 @@
 use std::time::{Duration, Instant};
 
 use alloy::primitives::{Bytes, U256};
-use alloy::providers::Provider;
 use keel_amm::balancer::PowFlavour;
 use keel_engine::config::{EngineConfig, PlanMode, PortfolioConfig, PriceSource, TokenConfig, TriggerConfig};
 use keel_engine::event::OutcomeStatus;
@@ -180,6 +179,13 @@ async fn keel_rebalances_through_a_balancer_weighted_pool_via_the_vault() {
         .await
         .unwrap();
     assert!(r.status(), "the trader's swap reverted");
+    // The exchange follows once the poller has read the pool after the sale (two more blocks).
+    let polled = || pipeline.poll_stats().blocks.load(std::sync::atomic::Ordering::Relaxed);
+    let (seen, t0) = (polled(), Instant::now());
+    while polled() < seen + 2 {
+        assert!(t0.elapsed() < Duration::from_secs(10), "the poller read no block after the sale");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let before = vault.getPoolTokens(bal.pool_id).call().await.unwrap();
     let (ia, ib) = if before.tokens[0] == tka { (0, 1) } else { (1, 0) };
     let mid = whole(before.balances[ib]) / whole(before.balances[ia]);
