@@ -109,6 +109,39 @@ macro_rules! keel_sol_interfaces {
             function decimals() external view returns (uint8);
             event Transfer(address indexed from, address indexed to, uint256 value);
         }
+
+        /// Balancer V2 Vault: single swaps and pool balances.
+        $(#[$attr])*
+        interface IBalancerVault {
+            enum SwapKind { GIVEN_IN, GIVEN_OUT }
+            struct SingleSwap {
+                bytes32 poolId;
+                SwapKind kind;
+                address assetIn;
+                address assetOut;
+                uint256 amount;
+                bytes userData;
+            }
+            struct FundManagement {
+                address sender;
+                bool fromInternalBalance;
+                address recipient;
+                bool toInternalBalance;
+            }
+            function swap(SingleSwap memory singleSwap, FundManagement memory funds, uint256 limit, uint256 deadline)
+                external payable returns (uint256 amountCalculated);
+            function getPoolTokens(bytes32 poolId)
+                external view returns (address[] memory tokens, uint256[] memory balances, uint256 lastChangeBlock);
+            event Swap(bytes32 indexed poolId, address indexed tokenIn, address indexed tokenOut, uint256 amountIn, uint256 amountOut);
+        }
+
+        /// Balancer V2 weighted pool (state reads).
+        $(#[$attr])*
+        interface IBalancerWeightedPool {
+            function getPoolId() external view returns (bytes32);
+            function getNormalizedWeights() external view returns (uint256[] memory);
+            function getSwapFeePercentage() external view returns (uint256);
+        }
     }
     };
 }

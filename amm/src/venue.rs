@@ -76,6 +76,21 @@ impl BalancerPair {
         Ok(Self { pool, index0, index1 })
     }
 
+    /// A two-token 50/50 pool with no balances: the state a configured pool has before its first
+    /// read (the router routes only through pools it has read; a snapshot replaces it whole).
+    pub fn unread(flavour: crate::balancer::PowFlavour) -> Self {
+        let half = U256::from(500_000_000_000_000_000u64);
+        let pool = WeightedPool::new(
+            &[U256::ZERO; 2],
+            &[half; 2],
+            &[18; 2],
+            crate::balancer::pool::MIN_SWAP_FEE,
+            flavour,
+        )
+        .unwrap_or_else(|_| unreachable!("50/50 of two 18-decimal tokens at the minimum fee is valid"));
+        Self { pool, index0: 0, index1: 1 }
+    }
+
     /// The whole pool.
     pub fn pool(&self) -> &WeightedPool {
         &self.pool

@@ -16,7 +16,7 @@ pub const DEFAULT_BUNDLE_BLOCKS: u64 = 5;
 pub const DEFAULT_PRIORITY_FEE_WEI: u128 = 1_000_000_000;
 /// Default headroom on the base fee: `maxFeePerGas = base_fee × multiplier + tip`.
 pub const DEFAULT_BASE_FEE_MULTIPLIER: u128 = 2;
-pub use keel_amm::pool::{DEFAULT_V2_SWAP_GAS, DEFAULT_V3_SWAP_GAS};
+pub use keel_amm::pool::{DEFAULT_BALANCER_SWAP_GAS, DEFAULT_V2_SWAP_GAS, DEFAULT_V3_SWAP_GAS};
 /// Default gas of an ERC-20 approval.
 pub const DEFAULT_APPROVE_GAS: u64 = 60_000;
 /// Default HTTP timeout for a relay request, milliseconds.
@@ -40,6 +40,9 @@ pub enum DexKind {
     UniswapV2,
     /// Uniswap V3 (concentrated liquidity, SwapRouter).
     UniswapV3,
+    /// Balancer V2 weighted pools: `router` is the Vault (swaps go through `Vault.swap`, and the
+    /// Vault is the spender the accounts approve).
+    BalancerWeighted,
 }
 
 /// A DEX deployment (`[[dexes]]`): one factory and its router.
@@ -50,7 +53,7 @@ pub struct DexConfig {
     pub name: String,
     /// Protocol.
     pub kind: DexKind,
-    /// Router contract Keel sends swaps to (Router02 or SwapRouter).
+    /// Contract Keel sends swaps to (Router02, SwapRouter, or the Balancer Vault).
     pub router: Address,
     /// Factory contract (informational; pools are listed explicitly).
     #[serde(default)]
@@ -67,12 +70,24 @@ pub struct PoolConfig {
     pub dex: String,
     /// Pool (pair) contract address.
     pub address: Address,
-    /// Symbol of token0 (the lower address, as the contract orders them).
+    /// Symbol of token0 (the lower address, as the contract orders them). For a Balancer pool of
+    /// more than two tokens, the pair of its tokens this entry trades (one entry per pair).
     pub token0: String,
     /// Symbol of token1.
     pub token1: String,
-    /// Fee: basis points for V2 (30 = 0.3%), pips for V3 (3000 = 0.3%).
-    pub fee: u32,
+    /// Fee: basis points for V2 (30 = 0.3%), pips for V3 (3000 = 0.3%). Required for Uniswap
+    /// pools; not set for Balancer pools (their swap fee is read from the pool every block).
+    #[serde(default)]
+    pub fee: Option<u32>,
+    /// Balancer: the pool's id in the Vault (`getPoolId()`, 32 bytes; its first 20 bytes are the
+    /// pool's address). Required for Balancer pools only.
+    #[serde(default)]
+    pub pool_id: Option<alloy::primitives::B256>,
+    /// Balancer: the `FixedPoint` release the pool was compiled with (`"v1"`: the April 2021
+    /// `WeightedPool` / `WeightedPool2Tokens`; `"shortcuts"`: weighted pool v2 onwards). Required
+    /// for Balancer pools: the wrong one misquotes by a few wei on some trades.
+    #[serde(default)]
+    pub flavour: Option<keel_amm::balancer::PowFlavour>,
     /// Gas one swap through this pool costs; defaults by protocol.
     #[serde(default)]
     pub gas: Option<u64>,
@@ -295,33 +310,7 @@ pub fn validate(
         {
             return Err(ConfigError::new(at("gas"), format!("{g} is outside 21000..={MAX_POOL_GAS}")));
         }
-        match dex.kind {
-            DexKind::UniswapV2 if p.fee >= 10_000 => {
-                return Err(ConfigError::new(at("fee"), "V2 fee is in basis points and must be < 10000"));
-            }
-            DexKind::UniswapV3 if p.fee >= 1_000_000 => {
-                return Err(ConfigError::new(at("fee"), "V3 fee is in pips and must be < 1000000"));
-            }
-            DexKind::UniswapV3 => match p.v3_tick_spacing() {
-                None => {
-                    return Err(ConfigError::new(
-                        at("tick_spacing"),
-                        format!(
-                            "fee {} is not a canonical V3 tier (100, 500, 3000, 10000): set tick_spacing",
-                            p.fee
-                        ),
-                    ));
-                }
-                Some(s) if !(1..=16_384).contains(&s) => {
-                    return Err(ConfigError::new(at("tick_spacing"), "must be in 1..=16384"));
-                }
-                Some(_) => {}
-            },
-            DexKind::UniswapV2 if p.tick_spacing.is_some() => {
-                return Err(ConfigError::new(at("tick_spacing"), "applies to uniswap_v3 pools only"));
-            }
-            _ => {}
-        }
+        validate_pool_kind(p, dex.kind, &at)?;
     }
     if router.slippage_bps >= 10_000 {
         return Err(ConfigError::new("router.slippage_bps", "must be < 10000"));
@@ -430,6 +419,72 @@ pub const RELAY_TIMEOUT_MS_RANGE: std::ops::RangeInclusive<u64> = 1..=60_000;
 /// Largest `[[pools]].gas`: a block's worth.
 pub const MAX_POOL_GAS: u64 = 30_000_000;
 
+/// Checks the fields that depend on the pool's protocol: each kind's required fields are set,
+/// and fields of other kinds are not.
+fn validate_pool_kind(p: &PoolConfig, kind: DexKind, at: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
+    let only = |field: &str, set: bool, kinds: &str| {
+        if set { Err(ConfigError::new(at(field), format!("applies to {kinds} pools only"))) } else { Ok(()) }
+    };
+    match kind {
+        DexKind::UniswapV2 | DexKind::UniswapV3 => {
+            only("pool_id", p.pool_id.is_some(), "balancer_weighted")?;
+            only("flavour", p.flavour.is_some(), "balancer_weighted")?;
+            let Some(fee) = p.fee else {
+                return Err(ConfigError::new(at("fee"), "required for uniswap pools"));
+            };
+            match kind {
+                DexKind::UniswapV2 if fee >= 10_000 => {
+                    Err(ConfigError::new(at("fee"), "V2 fee is in basis points and must be < 10000"))
+                }
+                DexKind::UniswapV2 => only("tick_spacing", p.tick_spacing.is_some(), "uniswap_v3"),
+                _ if fee >= 1_000_000 => {
+                    Err(ConfigError::new(at("fee"), "V3 fee is in pips and must be < 1000000"))
+                }
+                _ => match p.v3_tick_spacing() {
+                    None => Err(ConfigError::new(
+                        at("tick_spacing"),
+                        format!(
+                            "fee {fee} is not a canonical V3 tier (100, 500, 3000, 10000): set tick_spacing"
+                        ),
+                    )),
+                    Some(s) if !(1..=16_384).contains(&s) => {
+                        Err(ConfigError::new(at("tick_spacing"), "must be in 1..=16384"))
+                    }
+                    Some(_) => Ok(()),
+                },
+            }
+        }
+        DexKind::BalancerWeighted => {
+            if p.fee.is_some() {
+                return Err(ConfigError::new(
+                    at("fee"),
+                    "not set for balancer_weighted pools: the swap fee is read from the pool",
+                ));
+            }
+            only("tick_spacing", p.tick_spacing.is_some(), "uniswap_v3")?;
+            let Some(id) = p.pool_id else {
+                return Err(ConfigError::new(at("pool_id"), "required for balancer_weighted pools"));
+            };
+            if id[..20] != p.address[..] {
+                return Err(ConfigError::new(
+                    at("pool_id"),
+                    format!(
+                        "{id} does not belong to pool {} (a pool id starts with its pool's address)",
+                        p.address
+                    ),
+                ));
+            }
+            if p.flavour.is_none() {
+                return Err(ConfigError::new(
+                    at("flavour"),
+                    "required for balancer_weighted pools: \"v1\" (April 2021 WeightedPool) or \"shortcuts\" (weighted pool v2 onwards)",
+                ));
+            }
+            Ok(())
+        }
+    }
+}
+
 /// Tick spacing of a canonical Uniswap V3 fee tier (the factory's `feeAmountTickSpacing`).
 pub fn canonical_tick_spacing(fee: u32) -> Option<i32> {
     match fee {
@@ -445,7 +500,13 @@ impl PoolConfig {
     /// A V3 pool's tick spacing: the configured one, else the canonical tier's; `None` when
     /// neither is known (a config error, never a guess).
     pub fn v3_tick_spacing(&self) -> Option<i32> {
-        self.tick_spacing.or_else(|| canonical_tick_spacing(self.fee))
+        self.tick_spacing.or_else(|| canonical_tick_spacing(self.fee()))
+    }
+
+    /// The configured fee (basis points for V2, pips for V3); 0 for Balancer pools, whose fee is
+    /// read from the chain. Validation makes it present on every Uniswap pool.
+    pub fn fee(&self) -> u32 {
+        self.fee.unwrap_or(0)
     }
 
     /// Gas of one swap through this pool: the configured figure or the protocol default.
@@ -453,6 +514,7 @@ impl PoolConfig {
         self.gas.unwrap_or(match kind {
             DexKind::UniswapV2 => DEFAULT_V2_SWAP_GAS,
             DexKind::UniswapV3 => DEFAULT_V3_SWAP_GAS,
+            DexKind::BalancerWeighted => DEFAULT_BALANCER_SWAP_GAS,
         })
     }
 }
@@ -481,9 +543,11 @@ mod tests {
             address: Address::repeat_byte(7),
             token0: "A".into(),
             token1: "B".into(),
-            fee: 30,
+            fee: Some(30),
             gas: None,
             tick_spacing: None,
+            pool_id: None,
+            flavour: None,
         }];
         let router: RouterConfig = toml::from_str("chain_id = 1").expect("router");
         let relays = vec![RelayConfig {
@@ -529,6 +593,65 @@ mod tests {
         let mut big_gas = p.clone();
         big_gas[0].gas = Some(u64::MAX);
         assert_eq!(field(&r, &big_gas), "pools[a-b].gas");
+    }
+
+    #[test]
+    fn balancer_pools_need_their_pool_id_and_flavour_and_no_uniswap_fields() {
+        let (t, mut d, p, r, rl) = setup();
+        d.push(DexConfig {
+            name: "bal".into(),
+            kind: DexKind::BalancerWeighted,
+            router: Address::repeat_byte(0xba),
+            factory: None,
+        });
+        let pool = Address::repeat_byte(0xb0);
+        let mut id = [0u8; 32];
+        id[..20].copy_from_slice(pool.as_slice());
+        id[31] = 1;
+        let mut ok = p.clone();
+        ok.push(PoolConfig {
+            name: "bal-a-b".into(),
+            dex: "bal".into(),
+            address: pool,
+            fee: None,
+            pool_id: Some(id.into()),
+            flavour: Some(keel_amm::balancer::PowFlavour::V1),
+            ..p[0].clone()
+        });
+        assert!(validate(&t, &d, &ok, &r, &rl).is_ok());
+        assert_eq!(ok[1].swap_gas(DexKind::BalancerWeighted), DEFAULT_BALANCER_SWAP_GAS);
+        let field = |f: &dyn Fn(&mut PoolConfig)| {
+            let mut pools = ok.clone();
+            f(&mut pools[1]);
+            let e = validate(&t, &d, &pools, &r, &rl).unwrap_err();
+            (e.field.clone(), e.problem)
+        };
+        assert_eq!(field(&|p| p.pool_id = None).0, "pools[bal-a-b].pool_id");
+        let (f, why) = field(&|p| p.address = Address::repeat_byte(0xb1));
+        assert_eq!(f, "pools[bal-a-b].pool_id");
+        assert!(why.contains("starts with its pool's address"), "{why}");
+        assert_eq!(field(&|p| p.flavour = None).0, "pools[bal-a-b].flavour");
+        assert_eq!(field(&|p| p.fee = Some(30)).0, "pools[bal-a-b].fee");
+        assert_eq!(field(&|p| p.tick_spacing = Some(60)).0, "pools[bal-a-b].tick_spacing");
+        // Uniswap pools need their fee, and take no Balancer fields.
+        let mut v2 = ok.clone();
+        v2[0].fee = None;
+        assert_eq!(validate(&t, &d, &v2, &r, &rl).unwrap_err().field, "pools[a-b].fee");
+        v2[0].fee = Some(30);
+        v2[0].pool_id = Some(id.into());
+        assert_eq!(validate(&t, &d, &v2, &r, &rl).unwrap_err().field, "pools[a-b].pool_id");
+        // From TOML: the kind, a 32-byte id and the flavour by name.
+        let parsed: PoolConfig = toml::from_str(&format!(
+            "name = \"x\"\ndex = \"bal\"\naddress = \"{pool}\"\ntoken0 = \"A\"\ntoken1 = \"B\"\npool_id = \"{}\"\nflavour = \"shortcuts\"",
+            alloy::primitives::B256::from(id)
+        ))
+        .expect("balancer pool");
+        assert_eq!(parsed.flavour, Some(keel_amm::balancer::PowFlavour::Shortcuts));
+        assert_eq!(parsed.fee, None);
+        let dex: DexConfig =
+            toml::from_str("name = \"b\"\nkind = \"balancer_weighted\"\nrouter = \"0xBA12222222228d8Ba445958a75a0704d566BF2C8\"")
+                .expect("balancer dex");
+        assert_eq!(dex.kind, DexKind::BalancerWeighted);
     }
 
     #[test]

@@ -234,7 +234,7 @@ fn executor() -> Executor {
     };
     let pool = PoolEntry::new(meta, Pool::V2 { reserve0: U256::ZERO, reserve1: U256::ZERO, fee_bps: 30 })
         .expect("pool");
-    let venue = PoolVenue { kind: DexKind::UniswapV2, router: DEX_ROUTER };
+    let venue = PoolVenue { kind: DexKind::UniswapV2, router: DEX_ROUTER, pool_id: None };
     Executor::new(
         cfg,
         tokens,

@@ -19,7 +19,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use keel_amm::pool::{Pool, PoolEntry, PoolError, PoolMeta};
+use keel_amm::pool::{BalancerPair, Pool, PoolEntry, PoolError, PoolMeta};
 use keel_amm::v3::V3Pool;
 use keel_engine::clock::{LiveClock, Nanos, mono_now_ns};
 use keel_engine::config::{EngineConfig, PortfolioConfig, TokenConfig};
@@ -34,7 +34,7 @@ use keel_feeds::node::{
     MempoolConfig, MempoolDecoder, MempoolFeedConfig, MempoolPool, MempoolStats, NodeFeedConfig,
     NodeFeedOutputs, NodeFeedStats, PoolKind, RouterKind, TrackedPool, run_mempool_feed, run_node_feed,
 };
-use keel_feeds::poll::{PollConfig, PollStats, PollTargets, run_chain_poller};
+use keel_feeds::poll::{BalancerTarget, PollConfig, PollStats, PollTargets, run_chain_poller};
 use keel_feeds::stats::{FeedStats, FeedStatsSnapshot};
 use keel_feeds::ws::{BinanceFeedConfig, run_binance_feed_recorded};
 use keel_journal::{Journal, JournalConfig, Names, Resolution};
@@ -165,6 +165,16 @@ pub enum PipelineError {
         pool: String,
         /// Why.
         source: keel_amm::v3::V3Error,
+    },
+    /// A Balancer pool with the websocket node feed: the node feed keeps every configured pool by
+    /// its logs and does not read Balancer pools yet (they are read by the chain poller, which
+    /// runs without `[chain] ws_url`).
+    #[error(
+        "config: pools[{pool}]: balancer_weighted pools are read by the chain poller and cannot yet be combined with the node feed ([chain] ws_url)"
+    )]
+    BalancerWithNodeFeed {
+        /// The pool.
+        pool: String,
     },
     /// A predictor socket could not be bound.
     #[error("config: {0}")]
@@ -1107,28 +1117,33 @@ pub(crate) fn build_executor(spec: &PipelineSpec) -> Result<Executor, PipelineEr
             DexKind::UniswapV2 => Pool::V2 {
                 reserve0: alloy::primitives::U256::ZERO,
                 reserve1: alloy::primitives::U256::ZERO,
-                fee_bps: p.fee,
+                fee_bps: p.fee(),
             },
             DexKind::UniswapV3 => {
                 if spec.node_ws_url.is_none() {
                     return Err(PipelineError::V3NeedsWebsocket { pool: p.name.clone() });
                 }
-                let spacing = p
-                    .v3_tick_spacing()
-                    .ok_or_else(|| PipelineError::TickSpacingUnknown { pool: p.name.clone(), fee: p.fee })?;
+                let spacing = p.v3_tick_spacing().ok_or_else(|| PipelineError::TickSpacingUnknown {
+                    pool: p.name.clone(),
+                    fee: p.fee(),
+                })?;
                 // Empty until the node feed's first snapshot (which must agree on fee and spacing);
                 // the executor does not route through a pool before its state is known.
                 Pool::V3(
-                    V3Pool::new(p.fee, spacing, Q96, 0, 0, &[])
+                    V3Pool::new(p.fee(), spacing, Q96, 0, 0, &[])
                         .map_err(|source| PipelineError::BadV3Pool { pool: p.name.clone(), source })?,
                 )
+            }
+            // Unread until the chain poller's first snapshot.
+            DexKind::BalancerWeighted => {
+                Pool::Balancer(Box::new(BalancerPair::unread(p.flavour.unwrap_or_default())))
             }
         };
         pools.push(
             PoolEntry::new(meta, state)
                 .map_err(|source| PipelineError::BadPool { pool: p.name.clone(), source })?,
         );
-        venues.push(PoolVenue { kind: dex.kind, router: dex.router });
+        venues.push(PoolVenue { kind: dex.kind, router: dex.router, pool_id: p.pool_id });
     }
     let native = match &spec.native_symbol {
         Some(s) => Some(token_address(spec, s)?),
@@ -1151,9 +1166,35 @@ pub(crate) fn build_executor(spec: &PipelineSpec) -> Result<Executor, PipelineEr
 /// start.
 pub fn poll_targets(spec: &PipelineSpec, engine: &Engine) -> Result<PollTargets, PipelineError> {
     let mut t = PollTargets::default();
-    if spec.node_ws_url.is_none() {
-        for (i, p) in spec.pools.iter().enumerate() {
-            t.v2_pools.push((i as u32, p.address));
+    for (i, p) in spec.pools.iter().enumerate() {
+        let kind = spec
+            .dexes
+            .iter()
+            .find(|d| d.name == p.dex)
+            .ok_or_else(|| PipelineError::unknown(format!("pools[{}].dex", p.name), "dex", &p.dex))?;
+        match kind.kind {
+            DexKind::BalancerWeighted => {
+                let field = |f: &str| format!("pools[{}].{f}", p.name);
+                let (a, b) = (token_address(spec, &p.token0)?, token_address(spec, &p.token1)?);
+                t.balancer_pools.push(BalancerTarget {
+                    pool: i as u32,
+                    address: p.address,
+                    vault: kind.router,
+                    pool_id: p
+                        .pool_id
+                        .ok_or_else(|| PipelineError::unknown(field("pool_id"), "pool id", "none"))?,
+                    token0: a.min(b),
+                    token1: a.max(b),
+                    flavour: p
+                        .flavour
+                        .ok_or_else(|| PipelineError::unknown(field("flavour"), "flavour", "none"))?,
+                });
+            }
+            // Without the node feed, V2 pools are read here (V3 pools need the node feed).
+            DexKind::UniswapV2 | DexKind::UniswapV3 if spec.node_ws_url.is_none() => {
+                t.v2_pools.push((i as u32, p.address));
+            }
+            DexKind::UniswapV2 | DexKind::UniswapV3 => {}
         }
     }
     let mut accounts = Vec::new();
@@ -1195,8 +1236,11 @@ fn tracked_pools(spec: &PipelineSpec) -> Result<Vec<TrackedPool>, PipelineError>
             let (kind, tick_spacing) = match dex.kind {
                 DexKind::UniswapV2 => (PoolKind::V2, None),
                 DexKind::UniswapV3 => (PoolKind::V3, p.v3_tick_spacing()),
+                DexKind::BalancerWeighted => {
+                    return Err(PipelineError::BalancerWithNodeFeed { pool: p.name.clone() });
+                }
             };
-            Ok(TrackedPool { address: p.address, kind, fee: p.fee, tick_spacing })
+            Ok(TrackedPool { address: p.address, kind, fee: p.fee(), tick_spacing })
         })
         .collect()
 }
@@ -1212,18 +1256,19 @@ fn mempool_decoder(spec: &PipelineSpec, tracked: &[TrackedPool]) -> Result<Mempo
             kind: t.kind,
             token0: token_address(spec, &p.token0)?,
             token1: token_address(spec, &p.token1)?,
-            fee: p.fee,
+            fee: p.fee(),
         });
     }
     let mut routers: Vec<(alloy::primitives::Address, RouterKind)> = spec
         .dexes
         .iter()
-        .map(|d| {
+        .filter_map(|d| {
             let kind = match d.kind {
                 DexKind::UniswapV2 => RouterKind::V2Router02,
                 DexKind::UniswapV3 => RouterKind::SwapRouter,
+                DexKind::BalancerWeighted => return None,
             };
-            (d.router, kind)
+            Some((d.router, kind))
         })
         .collect();
     routers.extend(spec.mempool.routers.iter().map(|r| (r.address, r.kind)));

@@ -842,7 +842,7 @@ pub fn replay(
             kind: dex.kind,
             token0,
             token1,
-            fee: p.fee,
+            fee: p.fee(),
             gas: p.swap_gas(dex.kind),
         });
         pools.push(empty_pool(dex.kind, p)?);
@@ -996,15 +996,18 @@ pub fn replay(
 /// starts its own).
 fn empty_pool(kind: DexKind, p: &keel_router::config::PoolConfig) -> Result<Pool, PipelineError> {
     Ok(match kind {
-        DexKind::UniswapV2 => Pool::V2 { reserve0: U256::ZERO, reserve1: U256::ZERO, fee_bps: p.fee },
+        DexKind::UniswapV2 => Pool::V2 { reserve0: U256::ZERO, reserve1: U256::ZERO, fee_bps: p.fee() },
         DexKind::UniswapV3 => {
             let spacing = p
                 .v3_tick_spacing()
-                .ok_or_else(|| PipelineError::TickSpacingUnknown { pool: p.name.clone(), fee: p.fee })?;
+                .ok_or_else(|| PipelineError::TickSpacingUnknown { pool: p.name.clone(), fee: p.fee() })?;
             Pool::V3(
-                keel_amm::v3::V3Pool::new(p.fee, spacing, keel_amm::v3::sqrt_price_math::Q96, 0, 0, &[])
+                keel_amm::v3::V3Pool::new(p.fee(), spacing, keel_amm::v3::sqrt_price_math::Q96, 0, 0, &[])
                     .map_err(|source| PipelineError::BadV3Pool { pool: p.name.clone(), source })?,
             )
+        }
+        DexKind::BalancerWeighted => {
+            Pool::Balancer(Box::new(keel_amm::pool::BalancerPair::unread(p.flavour.unwrap_or_default())))
         }
     })
 }

@@ -305,7 +305,7 @@ fn build_universe(
                 ),
             ));
         };
-        if p.fee >= 10_000 {
+        if p.fee() >= 10_000 {
             return Err(ConfigError::new(
                 format!("pools[{}].fee", p.name),
                 "V2 fee is in basis points and must be < 10000",
@@ -368,7 +368,7 @@ fn build_universe(
             dex,
             token0: t0,
             token1: t1,
-            fee_bps: p.fee,
+            fee_bps: p.fee(),
         });
         u.pool_by_addr.insert(p.address, idx);
         u.pool_by_pair.insert((dex, a0, a1), idx);

@@ -200,9 +200,11 @@ pub(crate) fn market(chain: &AnvilChain) -> Market {
             address: pair.address,
             token0: sym(pair.token0),
             token1: sym(pair.token1),
-            fee: 30,
+            fee: Some(30),
             gas: None,
             tick_spacing: None,
+            pool_id: None,
+            flavour: None,
         },
         PoolConfig {
             name: "v3-tka-tkb".into(),
@@ -210,9 +212,11 @@ pub(crate) fn market(chain: &AnvilChain) -> Market {
             address: pool.address,
             token0: sym(pool.token0),
             token1: sym(pool.token1),
-            fee: pool.fee,
+            fee: Some(pool.fee),
             gas: None,
             tick_spacing: None,
+            pool_id: None,
+            flavour: None,
         },
         PoolConfig {
             name: "v2-weth-tka".into(),
@@ -220,9 +224,11 @@ pub(crate) fn market(chain: &AnvilChain) -> Market {
             address: weth_pair.address,
             token0: sym(weth_pair.token0),
             token1: sym(weth_pair.token1),
-            fee: 30,
+            fee: Some(30),
             gas: None,
             tick_spacing: None,
+            pool_id: None,
+            flavour: None,
         },
     ];
     Market { tokens, dexes, pools, tka, tkb, pair: pair.address, v3: pool.address, v3_fee: pool.fee }

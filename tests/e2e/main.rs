@@ -7,6 +7,7 @@
 mod common;
 
 mod anvil_e2e;
+mod balancer_e2e;
 mod book_e2e;
 mod builders_e2e;
 mod cppi_e2e;

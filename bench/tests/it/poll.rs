@@ -157,6 +157,7 @@ async fn heads_come_from_new_heads_and_fall_back_to_polling_when_the_websocket_d
         balances: vec![(PortfolioId(0), me, TokenId(0), token)],
         accounts: vec![me],
         allowances: Vec::new(),
+        ..Default::default()
     };
     let poller = Poller::start(
         PollConfig { rpc_url: chain.http_url().to_string(), ws_url: Some(proxy.url()), poll_ms: 50 },

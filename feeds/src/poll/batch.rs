@@ -1,6 +1,7 @@
 //! One block's reads in one HTTP request: a JSON-RPC batch (an array of requests in one POST body)
-//! holding the block's header, every V2 pool's `getReserves`, every (portfolio, token)
-//! `balanceOf` and every account's `eth_getTransactionCount`, all pinned to the same block number.
+//! holding the block's header, every V2 pool's `getReserves`, every Balancer pool's balances (the
+//! Vault's `getPoolTokens`) and swap fee, every (portfolio, token) `balanceOf` and every account's
+//! `eth_getTransactionCount`, all pinned to the same block number.
 //!
 //! Why a JSON-RPC batch rather than Multicall3's `aggregate3`: nonces are not readable from a
 //! contract (Multicall3 has `getEthBalance`, not nonces), so a Multicall3 read would still need a
@@ -19,10 +20,11 @@ use alloy::providers::Provider;
 use alloy::rpc::client::{BatchRequest, Waiter};
 use alloy::rpc::types::{Block, BlockNumberOrTag, TransactionRequest};
 use alloy::sol_types::SolCall;
-use keel_amm::abi::{IERC20, IUniswapV2Pair};
+use keel_amm::abi::{IBalancerVault, IBalancerWeightedPool, IERC20, IUniswapV2Pair};
 use keel_engine::chain::ChainUpdate;
 use keel_engine::event::{Balance, BlockHeader, Event};
 
+use super::balancer::{self, BalancerMeta};
 use super::{PollError, PollTargets};
 
 /// What one block's batch read returned.
@@ -50,9 +52,11 @@ fn decode<C: SolCall>(out: &[u8], to: alloy::primitives::Address) -> Result<C::R
 }
 
 /// Reads block `number`'s header and every target pinned to it, in one JSON-RPC batch request.
+/// `balancer` holds the start read of each of `targets.balancer_pools` (`None`: left out).
 pub(crate) async fn read_block<P: Provider>(
     provider: &P,
     targets: &PollTargets,
+    balancer: &[Option<BalancerMeta>],
     number: u64,
 ) -> Result<BlockRead, PollError> {
     let at = BlockId::number(number);
@@ -70,6 +74,18 @@ pub(crate) async fn read_block<P: Provider>(
         })
         .collect::<Result<Vec<_>, _>>()
         .map_err(&add)?;
+    let mut weighted = Vec::with_capacity(targets.balancer_pools.len());
+    for (t, meta) in targets.balancer_pools.iter().zip(balancer) {
+        if meta.is_none() {
+            continue;
+        }
+        let tokens = IBalancerVault::getPoolTokensCall::new((t.pool_id,)).abi_encode();
+        let fee = IBalancerWeightedPool::getSwapFeePercentageCall::new(()).abi_encode();
+        let tokens =
+            batch.add_call::<_, Bytes>("eth_call", &call_params(t.vault, tokens, at)).map_err(&add)?;
+        let fee = batch.add_call::<_, Bytes>("eth_call", &call_params(t.address, fee, at)).map_err(&add)?;
+        weighted.push((t, meta, tokens, fee));
+    }
     let balances = targets
         .balances
         .iter()
@@ -109,6 +125,14 @@ pub(crate) async fn read_block<P: Provider>(
             number,
         ));
     }
+    for (t, meta, tokens, fee) in weighted {
+        let Some(meta) = meta else { continue };
+        let out = tokens.await.map_err(transport("getPoolTokens"))?;
+        let r = decode::<IBalancerVault::getPoolTokensCall>(&out, t.vault)?;
+        let out = fee.await.map_err(transport("getSwapFeePercentage"))?;
+        let fee = decode::<IBalancerWeightedPool::getSwapFeePercentageCall>(&out, t.address)?;
+        router.push(balancer::snapshot(t, meta, &r.tokens, &r.balances, fee, number)?);
+    }
     let mut engine = Vec::with_capacity(balances.len());
     for (w, &(portfolio, _, token, token_addr)) in balances.into_iter().zip(&targets.balances) {
         let out = w.await.map_err(transport("balanceOf"))?;
@@ -147,6 +171,84 @@ pub(crate) async fn read_allowances<P: Provider>(
         let reply = w.await.map_err(transport("allowance"))?;
         let amount = decode::<IERC20::allowanceCall>(&reply, token)?;
         out.push(ChainUpdate::Allowance { owner, token, spender, amount });
+    }
+    Ok(out)
+}
+
+/// Reads what does not change of every Balancer pool in `targets` (tokens, weights, the tokens'
+/// decimals) at the latest block, in two JSON-RPC batch requests. A pool that cannot be traded
+/// as configured is logged and left out (`None`); a transport failure is an error (retried).
+pub(crate) async fn read_balancer_meta<P: Provider>(
+    provider: &P,
+    targets: &PollTargets,
+) -> Result<Vec<Option<BalancerMeta>>, PollError> {
+    if targets.balancer_pools.is_empty() {
+        return Ok(Vec::new());
+    }
+    let client = provider.client();
+    let add = transport("building the batch");
+    let latest = BlockId::latest();
+    let mut batch = BatchRequest::new(client);
+    let mut waiters = Vec::with_capacity(targets.balancer_pools.len());
+    for t in &targets.balancer_pools {
+        let tokens = IBalancerVault::getPoolTokensCall::new((t.pool_id,)).abi_encode();
+        let weights = IBalancerWeightedPool::getNormalizedWeightsCall::new(()).abi_encode();
+        let tokens =
+            batch.add_call::<_, Bytes>("eth_call", &call_params(t.vault, tokens, latest)).map_err(&add)?;
+        let weights =
+            batch.add_call::<_, Bytes>("eth_call", &call_params(t.address, weights, latest)).map_err(&add)?;
+        waiters.push((tokens, weights));
+    }
+    batch.send().await.map_err(transport("balancer pool batch"))?;
+    let mut read = Vec::with_capacity(waiters.len());
+    for ((tokens, weights), t) in waiters.into_iter().zip(&targets.balancer_pools) {
+        // A revert (no such pool id, not a weighted pool) leaves the pool out, like a mismatch.
+        let tokens = match tokens.await {
+            Ok(out) => decode::<IBalancerVault::getPoolTokensCall>(&out, t.vault).map(|r| r.tokens),
+            Err(e) => Err(PollError::Rpc(format!("getPoolTokens: {e}"))),
+        };
+        let weights = match weights.await {
+            Ok(out) => decode::<IBalancerWeightedPool::getNormalizedWeightsCall>(&out, t.address),
+            Err(e) => Err(PollError::Rpc(format!("getNormalizedWeights: {e}"))),
+        };
+        read.push(tokens.and_then(|tk| Ok((tk, weights?))));
+    }
+    let mut batch = BatchRequest::new(client);
+    let mut decimals = Vec::with_capacity(read.len());
+    for r in &read {
+        let mut ws = Vec::new();
+        if let Ok((tokens, _)) = r {
+            for &token in tokens {
+                let input = IERC20::decimalsCall::new(()).abi_encode();
+                ws.push(
+                    batch
+                        .add_call::<_, Bytes>("eth_call", &call_params(token, input, latest))
+                        .map_err(&add)?,
+                );
+            }
+        }
+        decimals.push(ws);
+    }
+    batch.send().await.map_err(transport("token decimals batch"))?;
+    let mut out = Vec::with_capacity(read.len());
+    for ((r, ws), t) in read.into_iter().zip(decimals).zip(&targets.balancer_pools) {
+        let meta = async {
+            let (tokens, weights) = r.map_err(|e| e.to_string())?;
+            let mut d = Vec::with_capacity(ws.len());
+            for (w, &token) in ws.into_iter().zip(&tokens) {
+                let reply = w.await.map_err(|e| format!("decimals of {token}: {e}"))?;
+                d.push(decode::<IERC20::decimalsCall>(&reply, token).map_err(|e| e.to_string())?);
+            }
+            balancer::meta_of(t, tokens, weights, d)
+        }
+        .await;
+        match meta {
+            Ok(m) => out.push(Some(m)),
+            Err(reason) => {
+                tracing::error!(pool = %t.address, %reason, "balancer pool left out: it cannot be traded as configured");
+                out.push(None);
+            }
+        }
     }
     Ok(out)
 }

@@ -1,6 +1,7 @@
 //! The chain poller: for each new block, ONE batched read ([`batch`]) of the head, every tracked
-//! V2 pool's reserves, every portfolio account's token balances and nonce, all pinned to that
-//! block, published to the engine and router queues.
+//! V2 pool's reserves, every Balancer weighted pool's balances and fee ([`balancer`]), every
+//! portfolio account's token balances and nonce, all pinned to that block, published to the engine
+//! and router queues.
 //!
 //! Heads come from the node's `newHeads` stream when a websocket URL is given, with HTTP polling
 //! of `eth_blockNumber` as the counted fallback ([`heads`]). Any Ethereum JSON-RPC node (or Keel's
@@ -8,11 +9,14 @@
 //! state on real nodes.
 //!
 //! Per block the node sees one batch request (plus, when polling, the cheap `eth_blockNumber`
-//! polls between blocks); allowances are read once at start, in one batch too.
+//! polls between blocks); allowances are read once at start, in one batch too, and so are the
+//! Balancer pools' tokens, weights and token decimals (two batches).
 
+mod balancer;
 mod batch;
 mod heads;
 
+pub use balancer::BalancerTarget;
 pub use heads::{WS_CHECK_EVERY, WS_RETRY_EVERY, WS_STALE_BLOCKS};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,6 +38,8 @@ pub const DEFAULT_POLL_MS: u64 = 100;
 pub struct PollTargets {
     /// V2 pools: (index in the pool list, pair address).
     pub v2_pools: Vec<(u32, Address)>,
+    /// Balancer weighted pools (read every block whether or not the node feed runs).
+    pub balancer_pools: Vec<BalancerTarget>,
     /// Balances: (portfolio, its account, token id, token address).
     pub balances: Vec<(PortfolioId, Address, TokenId, Address)>,
     /// Accounts whose nonce the router tracks.
@@ -125,6 +131,20 @@ pub async fn run_chain_poller<R: From<ChainUpdate> + Send + Sync>(
             }
         }
     }
+    // Balancer pools' tokens, weights and decimals once (they do not change).
+    let balancer = loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return Ok(()),
+            r = batch::read_balancer_meta(&provider, &targets) => match r {
+                Ok(meta) => break meta,
+                Err(e) => {
+                    stats.errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(error = %e, "reading the balancer pools failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(poll_ms.max(50))).await;
+                }
+            }
+        }
+    };
     let mut heads = heads::Heads::new(ws_url, poll_ms);
     let mut last: Option<u64> = None;
     loop {
@@ -132,7 +152,7 @@ pub async fn run_chain_poller<R: From<ChainUpdate> + Send + Sync>(
         stats.batches.fetch_add(1, Ordering::Relaxed);
         let read = tokio::select! {
             _ = cancel.cancelled() => return Ok(()),
-            r = batch::read_block(&provider, &targets, number) => r,
+            r = batch::read_block(&provider, &targets, &balancer, number) => r,
         };
         match read {
             Ok(block) => {

@@ -1,9 +1,9 @@
-//! Swap calldata for each venue: Uniswap V2 `Router02` and V3 `SwapRouter` (single pool and
-//! multi-hop paths).
+//! Swap calldata for each venue: Uniswap V2 `Router02`, V3 `SwapRouter` (single pool and
+//! multi-hop paths) and the Balancer V2 Vault's `swap` (one pool, given in).
 
 use alloy::primitives::{Address, Bytes, U256, aliases::U24, aliases::U160};
 use alloy::sol_types::SolCall;
-use keel_amm::abi::{ISwapRouter, IUniswapV2Router02};
+use keel_amm::abi::{IBalancerVault, ISwapRouter, IUniswapV2Router02};
 use keel_amm::pool::Pool;
 
 use super::{ExecError, Executor};
@@ -69,6 +69,33 @@ impl Executor {
                     }
                     .abi_encode()
                 }
+            }
+            DexKind::BalancerWeighted => {
+                // One pool per Balancer fill (the pool model keeps Balancer out of two-hop paths).
+                let (Some(pool_id), [_], [asset_in, asset_out]) =
+                    (venue.pool_id, fill.pools.as_slice(), fill.path.as_slice())
+                else {
+                    return Err(ExecError::Unroutable(self.pools[fill.pools[0]].meta.id.clone()));
+                };
+                IBalancerVault::swapCall {
+                    singleSwap: IBalancerVault::SingleSwap {
+                        poolId: pool_id,
+                        kind: IBalancerVault::SwapKind::GIVEN_IN,
+                        assetIn: *asset_in,
+                        assetOut: *asset_out,
+                        amount: fill.amount_in,
+                        userData: Bytes::new(),
+                    },
+                    funds: IBalancerVault::FundManagement {
+                        sender: account,
+                        fromInternalBalance: false,
+                        recipient: account,
+                        toInternalBalance: false,
+                    },
+                    limit: fill.amount_out_min,
+                    deadline,
+                }
+                .abi_encode()
             }
         };
         Ok(input.into())

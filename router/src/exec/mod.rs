@@ -35,6 +35,8 @@ use keel_engine::chain::{ChainUpdate, PoolSource};
 use keel_engine::record::{JournalRecord, SignedBundle, TxRecord};
 
 mod adopt;
+#[cfg(test)]
+mod balancer_tests;
 mod batch;
 #[cfg(test)]
 mod batch_tests;
@@ -75,8 +77,11 @@ pub struct ExecToken {
 pub struct PoolVenue {
     /// Protocol.
     pub kind: DexKind,
-    /// Router contract swaps are sent to.
+    /// Contract swaps are sent to (and the spender the account approves): Router02, SwapRouter,
+    /// or the Balancer Vault.
     pub router: Address,
+    /// The Balancer pool's id in the Vault; `None` for other kinds.
+    pub pool_id: Option<alloy::primitives::B256>,
 }
 
 /// Why an intent could not be executed.
@@ -134,6 +139,10 @@ pub enum ExecError {
     /// Nothing of the intent is left to trade once netted (every amount rounded to zero).
     #[error("intent {0} has nothing left to trade")]
     NothingToTrade(u64),
+    /// A fill the pool's venue cannot carry: a Balancer pool without its pool id, or in a
+    /// multi-hop path.
+    #[error("pool `{0}`: its venue cannot carry this fill")]
+    Unroutable(String),
 }
 
 /// What the driver must do.

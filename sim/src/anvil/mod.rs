@@ -10,10 +10,13 @@
 //!   drives block production: it holds bundles until their target block and lands each one
 //!   atomically or not at all.
 //!
+//! * [`balancer::deploy_balancer_weighted`] adds a Balancer V2 Vault and a weighted pool on demand.
+//!
 //! Contract bytecode is read at run time from the npm artifacts (`tests/chain/node_modules`); a
 //! missing install is a loud error naming the command that fixes it, never a silent skip.
 
 pub mod artifacts;
+pub mod balancer;
 pub mod contracts;
 pub mod error;
 pub mod harness;
@@ -21,6 +24,7 @@ pub mod recorder;
 pub mod relay;
 pub mod routers;
 
+pub use balancer::{BalancerDeployment, WeightedToken, deploy_balancer_weighted};
 pub use error::{AnvilError, Result};
 pub use harness::{AnvilChain, ChainAddresses, TokenInfo, V2PairInfo, V3PoolInfo};
 pub use recorder::RpcRecorder;

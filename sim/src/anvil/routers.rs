@@ -30,7 +30,7 @@ pub struct RouterAddresses {
     pub universal_router: Address,
 }
 
-async fn deploy(chain: &AnvilChain, artifact: Artifact, args: Vec<u8>) -> Result<Address> {
+pub(crate) async fn deploy(chain: &AnvilChain, artifact: Artifact, args: Vec<u8>) -> Result<Address> {
     let mut code = artifacts::bytecode(artifact)?.to_vec();
     code.extend_from_slice(&args);
     let tx = TransactionRequest::default().with_deploy_code(Bytes::from(code)).with_gas_limit(12_000_000);

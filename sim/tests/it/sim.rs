@@ -87,9 +87,11 @@ fn pools() -> Vec<PoolConfig> {
         address,
         token0: t0.into(),
         token1: t1.into(),
-        fee,
+        fee: Some(fee),
         gas: None,
         tick_spacing: None,
+        pool_id: None,
+        flavour: None,
     };
     vec![
         p("weth-usdc", "univ2", POOL, "WETH", "USDC", 30),

@@ -1,0 +1,255 @@
+//! End to end through a Balancer V2 weighted pool on anvil: the real Vault and `WeightedPool`
+//! (`@balancer-labs/v2-deployments`, deployed next to the Uniswap contracts by
+//! [`keel_sim::anvil::deploy_balancer_weighted`]) and Keel's full pipeline with the chain poller
+//! (no node websocket): the pool's balances and fee come from the Vault's `getPoolTokens` and the
+//! pool's `getSwapFeePercentage` in the poller's one batch per block, and the rebalance is sent as
+//! an ERC-20 approval of the Vault plus `Vault.swap` through the loopback relay.
+//!
+//! A 50/50 TKA/TKB portfolio is pushed off target when another account sells TKA into the pool
+//! through the Vault and the exchange price follows. The only configured pool is the Balancer one,
+//! so the rebalance must go through the Vault: the test checks that it landed, that the pool's
+//! balances moved by exactly what the account's balances moved, and that the pool paid exactly
+//! the amount Keel planned (its exact math against the real contract), and that Keel sent nothing
+//! to the node itself. Needs anvil: `make chain-deps` (the test fails loudly without it).
+
+use std::time::{Duration, Instant};
+
+use alloy::primitives::{Bytes, U256};
+use keel_amm::balancer::PowFlavour;
+use keel_engine::config::{EngineConfig, PlanMode, PortfolioConfig, PriceSource, TokenConfig, TriggerConfig};
+use keel_engine::event::OutcomeStatus;
+use keel_feeds::ws::BinanceFeedConfig;
+use keel_router::config::{DexConfig, DexKind, PoolConfig, RelayConfig};
+use keel_router::signer::Signer;
+use keel_runtime::pipeline::{Pipeline, PipelineSpec};
+use keel_sim::anvil::contracts::IBalancerVault;
+use keel_sim::anvil::contracts::rpc::IERC20;
+use keel_sim::anvil::{
+    AnvilChain, AnvilRelay, RelayOptions, RpcRecorder, WeightedToken, deploy_balancer_weighted,
+};
+use keel_sim::quotes::QuoteServer;
+
+use crate::anvil_e2e::router_config;
+
+const PORTFOLIO_DEV_KEY: usize = 6;
+const FUNDER: usize = 1;
+const TRADER: usize = 3;
+const BAND: f64 = 0.01;
+
+fn e18(n: u64) -> U256 {
+    U256::from(n) * U256::from(10u64).pow(U256::from(18u64))
+}
+
+fn whole(x: U256) -> f64 {
+    f64::from(x) / 1e18
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keel_rebalances_through_a_balancer_weighted_pool_via_the_vault() {
+    let chain = AnvilChain::start().await.expect("anvil with Uniswap (run `make chain-deps`)");
+    let a = chain.addresses().clone();
+    let (tka, tkb) = (a.token("TKA").unwrap(), a.token("TKB").unwrap());
+    // A 50/50 TKA/TKB pool of 100,000 each (mid 1.0), 0.3% fee, joined by the funder.
+    let half = U256::from(500_000_000_000_000_000u64);
+    let bal = deploy_balancer_weighted(
+        &chain,
+        &[
+            WeightedToken { token: tka, weight: half, amount: e18(100_000) },
+            WeightedToken { token: tkb, weight: half, amount: e18(100_000) },
+        ],
+        U256::from(3_000_000_000_000_000u64),
+        FUNDER,
+    )
+    .await
+    .expect("balancer vault and pool (run `make chain-deps`)");
+    let vault = IBalancerVault::new(bal.vault, chain.provider());
+
+    // The portfolio account: a fresh dev key (no approvals yet), funded 1000 TKA + 1000 TKB.
+    let me = Signer::dev(PORTFOLIO_DEV_KEY).unwrap().address();
+    let funder = chain.wallet_provider(FUNDER);
+    for t in [tka, tkb] {
+        IERC20::new(t, &funder).transfer(me, e18(1000)).send().await.unwrap().get_receipt().await.unwrap();
+    }
+    let relay = AnvilRelay::start(
+        chain.http_url(),
+        RelayOptions { block_interval: Some(Duration::from_millis(250)), ..Default::default() },
+    )
+    .await
+    .expect("relay");
+    let recorder = RpcRecorder::start(chain.http_url()).await.expect("rpc recorder");
+    let quotes = QuoteServer::start(&[("TKAUSDT", 1.0)], Duration::from_millis(50)).await.unwrap();
+    let (token0, token1) = if tka < tkb { ("TKA", "TKB") } else { ("TKB", "TKA") };
+    let token =
+        |symbol: &str, address, price| TokenConfig { symbol: symbol.into(), address, decimals: 18, price };
+    let spec = PipelineSpec {
+        engine: EngineConfig { stale_after_ms: 5_000, queue_capacity: 4_096, ..EngineConfig::default() },
+        tokens: vec![
+            token("TKA", tka, PriceSource::Instrument { symbol: "TKAUSDT".into() }),
+            token("TKB", tkb, PriceSource::Fixed { fixed: 1.0 }),
+        ],
+        portfolios: vec![PortfolioConfig {
+            name: "core".into(),
+            account: me,
+            targets: [("TKA".to_string(), 0.5), ("TKB".to_string(), 0.5)].into_iter().collect(),
+            triggers: vec![TriggerConfig::Drift { abs_band: Some(BAND), rel_band: None }],
+            mode: PlanMode::ToTarget,
+            cooldown_secs: 1.0,
+            min_trade_notional: 1.0,
+            cost: Default::default(),
+        }],
+        router: router_config(chain.chain_id(), None, true),
+        dexes: vec![DexConfig {
+            name: "balancer".into(),
+            kind: DexKind::BalancerWeighted,
+            router: bal.vault,
+            factory: None,
+        }],
+        pools: vec![PoolConfig {
+            name: "bal-tka-tkb".into(),
+            dex: "balancer".into(),
+            address: bal.pool,
+            token0: token0.into(),
+            token1: token1.into(),
+            fee: None,
+            gas: None,
+            tick_spacing: None,
+            pool_id: Some(bal.pool_id),
+            flavour: Some(PowFlavour::V1),
+        }],
+        relays: vec![RelayConfig {
+            name: "anvil-relay".into(),
+            url: relay.url().to_string(),
+            timeout_ms: 2_000,
+            fast_path: true,
+            ca_cert: None,
+            coinbase: None,
+        }],
+        reputation: Signer::dev(9).unwrap(),
+        accounts: vec![Signer::dev(PORTFOLIO_DEV_KEY).unwrap()],
+        binance: BinanceFeedConfig::new(quotes.url(), ["TKAUSDT"]),
+        rpc_url: recorder.url().to_string(),
+        poll_ms: 50,
+        node_ws_url: None,
+        mempool: Default::default(),
+        native_symbol: None,
+        sample_every: Duration::from_millis(200),
+        safety: Default::default(),
+        journal: None,
+        record: None,
+        predictors: Vec::new(),
+    };
+    let pipeline = Pipeline::start(spec, &tokio::runtime::Handle::current()).expect("pipeline");
+
+    // At target: nothing fires.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let snap = pipeline.snapshot();
+    assert_eq!(snap.engine.intents_emitted, 0, "fired while on target: {snap:?}");
+
+    // Another account sells 5,000 TKA into the pool through the Vault; the exchange follows.
+    let trader = chain.wallet_provider(TRADER);
+    let trader_addr = chain.address(TRADER);
+    IERC20::new(tka, &trader)
+        .approve(bal.vault, U256::MAX)
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    let single = IBalancerVault::SingleSwap {
+        poolId: bal.pool_id,
+        kind: IBalancerVault::SwapKind::GIVEN_IN,
+        assetIn: tka,
+        assetOut: tkb,
+        amount: e18(5_000),
+        userData: Bytes::new(),
+    };
+    let funds = IBalancerVault::FundManagement {
+        sender: trader_addr,
+        fromInternalBalance: false,
+        recipient: trader_addr,
+        toInternalBalance: false,
+    };
+    let r = IBalancerVault::new(bal.vault, &trader)
+        .swap(single, funds, U256::ZERO, U256::from(4_000_000_000u64))
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    assert!(r.status(), "the trader's swap reverted");
+    // The exchange follows once the poller has read the pool after the sale (two more blocks).
+    let polled = || pipeline.poll_stats().blocks.load(std::sync::atomic::Ordering::Relaxed);
+    let (seen, t0) = (polled(), Instant::now());
+    while polled() < seen + 2 {
+        assert!(t0.elapsed() < Duration::from_secs(10), "the poller read no block after the sale");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let before = vault.getPoolTokens(bal.pool_id).call().await.unwrap();
+    let (ia, ib) = if before.tokens[0] == tka { (0, 1) } else { (1, 0) };
+    let mid = whole(before.balances[ib]) / whole(before.balances[ia]);
+    assert!(mid < 0.95, "the sale should have moved TKA down: {mid}");
+    let (held_a, held_b) =
+        (chain.balance_of(tka, me).await.unwrap(), chain.balance_of(tkb, me).await.unwrap());
+    quotes.set_price("TKAUSDT", mid);
+
+    // Keel detects the drift and lands a rebalance through the Vault.
+    let t0 = Instant::now();
+    let landed = loop {
+        let snap = pipeline.snapshot();
+        if snap.engine.outcomes.landed >= 1 && !snap.portfolios[0].busy {
+            break true;
+        }
+        if t0.elapsed() > Duration::from_secs(30) {
+            break false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let batches = pipeline.poll_stats().batches.load(std::sync::atomic::Ordering::Relaxed);
+    let report = pipeline.shutdown().await;
+    assert!(landed, "no rebalance landed: exec {:?}, outcomes {:?}", report.exec, report.outcomes);
+    let landed: Vec<u64> = report
+        .outcomes
+        .iter()
+        .filter(|(_, o)| matches!(o.status, OutcomeStatus::Landed { gas_used, .. } if gas_used > 0))
+        .map(|(_, o)| o.intent)
+        .collect();
+    assert_eq!(landed.len(), 1, "one rebalance expected: {:?}", report.outcomes);
+    assert!(report.exec.approvals >= 1, "a fresh account must approve the Vault first");
+
+    // The swap went through the Vault: the pool's balances moved by exactly what the account's did.
+    let after = vault.getPoolTokens(bal.pool_id).call().await.unwrap();
+    let (now_a, now_b) = (chain.balance_of(tka, me).await.unwrap(), chain.balance_of(tkb, me).await.unwrap());
+    assert!(now_a > held_a && now_b < held_b, "Keel should have bought TKA with TKB");
+    assert_eq!(before.balances[ia] - after.balances[ia], now_a - held_a, "TKA the pool paid = TKA received");
+    assert_eq!(after.balances[ib] - before.balances[ib], held_b - now_b, "TKB the pool got = TKB paid");
+    // And paid exactly what Keel's exact math planned, on the state the poller read.
+    let fills: Vec<_> = report.fills.iter().filter(|f| f.intent == landed[0]).collect();
+    assert!(!fills.is_empty() && fills.iter().all(|f| f.pool == "bal-tka-tkb"), "{fills:?}");
+    let last = fills.last().unwrap();
+    assert_eq!((last.sell.as_str(), last.buy.as_str()), ("TKB", "TKA"));
+    assert_eq!(last.amount_in, held_b - now_b, "planned TKB in");
+    assert_eq!(last.amount_out, now_a - held_a, "planned TKA out, exact against the Vault");
+    let w = whole(now_a) * mid / (whole(now_a) * mid + whole(now_b));
+    assert!((w - 0.5).abs() < BAND, "weight of TKA after the rebalance: {w}");
+
+    // The approval is on chain, the poller read every block in one batch, and Keel sent nothing
+    // to the node itself.
+    let allowance = IERC20::new(tkb, chain.provider()).allowance(me, bal.vault).call().await.unwrap();
+    assert!(allowance > U256::ZERO, "the Vault is the spender");
+    assert!(batches >= 4, "poller batches: {batches}");
+    let methods = recorder.methods();
+    assert!(
+        !methods.iter().any(|m| m == "eth_sendRawTransaction" || m == "eth_sendTransaction"),
+        "Keel broadcast a transaction to the node: {methods:?}"
+    );
+    assert_eq!(relay.rejected_requests(), 0);
+    eprintln!(
+        "landed through the Vault: {} TKB -> {} TKA, {} fills, {batches} poller batches",
+        whole(last.amount_in),
+        whole(last.amount_out),
+        fills.len()
+    );
+    relay.shutdown().await.expect("relay shutdown");
+}
