@@ -83,7 +83,16 @@ mod tests {
     #[test]
     fn a_named_thread_is_pinned_and_reads_back() {
         let (tx, rx) = std::sync::mpsc::channel::<()>();
-        let h = std::thread::Builder::new().name("pin-me-test".into()).spawn(move || rx.recv()).unwrap();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
+        let h = std::thread::Builder::new()
+            .name("pin-me-test".into())
+            .spawn(move || {
+                // The name is set by the thread itself before this runs.
+                ready_tx.send(()).unwrap();
+                rx.recv()
+            })
+            .unwrap();
+        ready_rx.recv().unwrap();
         let cpu = *allowed(0).unwrap().first().unwrap();
         assert!(pin_threads_named("pin-me-test", &thread_ids().unwrap(), &[cpu]).unwrap().is_empty());
         let tids = pin_threads_named("pin-me-test", &[], &[cpu]).unwrap();
