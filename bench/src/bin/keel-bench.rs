@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! keel-bench latency    --duration-secs 10 --rate 10000 --json out.json --hgrm-dir hgrm --plot latency.svg
+//! keel-bench latency    --hot-cpu 1 --load-cpu 0 --journal both   # load in another process
 //! keel-bench throughput --duration-secs 10 --json tp.json
 //! keel-bench scale      --duration-secs 10 --json scale.json
 //! keel-bench latency    --rate 50000 --record rec/        # a busy recording …
@@ -91,7 +92,28 @@ enum Mode {
         #[arg(long)]
         block_ms: u64,
     },
+    /// The isolated latency harness's load side (started by `latency --load-cpu N` as a child
+    /// process): blaster, stamping relay and simulated market pinned to one CPU, driven over
+    /// stdin/stdout.
+    #[command(hide = true)]
+    LoadSide {
+        /// Portfolios of the scenario.
+        #[arg(long)]
+        portfolios: usize,
+        /// Fraction of frames that cross a band.
+        #[arg(long)]
+        fire_fraction: f64,
+        /// CPU to pin this process to.
+        #[arg(long)]
+        load_cpu: usize,
+    },
     /// Per-stage latency of the production pipeline fed at a set frame rate.
+    ///
+    /// By default the blaster, the simulated market and the stamping relay run in this process.
+    /// With `--load-cpu N --hot-cpu M` they run in a separate process pinned to CPU N, the
+    /// engine and router threads are pinned to CPU M and the rest of the pipeline kept off CPU N;
+    /// tick-to-wire is then measured from the blaster's write of the firing frame to the relay's
+    /// receipt of the bundle request, both on CLOCK_MONOTONIC.
     Latency {
         #[command(flatten)]
         common: Common,
@@ -112,8 +134,23 @@ enum Mode {
         idle_spin_us: u64,
         /// Record every input into this directory while measuring (the recording's cost shows
         /// in the stages; the recording feeds `keel-bench replay`).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "load_cpu")]
         record: Option<PathBuf>,
+        /// Run the load (blaster, relay, simulated market) in a separate process pinned to this
+        /// CPU: the isolated harness.
+        #[arg(long, requires = "hot_cpu")]
+        load_cpu: Option<usize>,
+        /// Pin the engine and router threads to this CPU (isolated harness).
+        #[arg(long, requires = "load_cpu")]
+        hot_cpu: Option<usize>,
+        /// Pipeline shape: `pipelined` (feed → engine thread → router thread). `inline` (one
+        /// hot thread, issue 13 item 1) is not built yet and is refused.
+        #[arg(long, default_value = "pipelined", value_parser = parse_mode)]
+        mode: harness::isolated::PipelineMode,
+        /// Journal during the isolated run: `off`, `on` (write-ahead: the commit is on the path)
+        /// or `both` (two runs, printed side by side).
+        #[arg(long, default_value = "off", value_parser = ["off", "on", "both"], requires = "load_cpu")]
+        journal: String,
     },
     /// The highest frame rate sustained with no dropped frame and a bounded engine queue.
     Throughput {
@@ -188,6 +225,16 @@ fn parse_idle(s: &str) -> Result<IdleWait, String> {
     }
 }
 
+fn parse_mode(s: &str) -> Result<harness::isolated::PipelineMode, String> {
+    match s {
+        "pipelined" => Ok(harness::isolated::PipelineMode::Pipelined),
+        "inline" => Err("`inline` is not built yet (issue 13 item 1: one pinned hot thread from socket to \
+                         socket); only `pipelined` can be measured"
+            .into()),
+        _ => Err(format!("`{s}`: expected pipelined (inline is not built yet)")),
+    }
+}
+
 fn outputs(c: &Common) -> Outputs {
     Outputs { json: c.json.clone(), hgrm_dir: c.hgrm_dir.clone(), plot: c.plot.clone() }
 }
@@ -223,7 +270,48 @@ fn main() -> eyre::Result<()> {
             let book = harness::soak::soak_book(portfolios as usize, block_ms);
             runtime()?.block_on(harness::soak::serve_market(&book))?;
         }
-        Mode::Latency { common, rate, fire_fraction, portfolios, idle, idle_spin_us, record } => {
+        Mode::LoadSide { portfolios, fire_fraction, load_cpu } => {
+            // Before the runtime starts, so that every thread of this process inherits the mask.
+            harness::affinity::pin_current(&[load_cpu])
+                .wrap_err_with(|| format!("pinning to CPU {load_cpu}"))?;
+            runtime()?.block_on(harness::loadside::serve(portfolios, fire_fraction))?;
+        }
+        Mode::Latency {
+            common,
+            rate,
+            fire_fraction,
+            portfolios,
+            idle,
+            idle_spin_us,
+            load_cpu: Some(load_cpu),
+            hot_cpu: Some(hot_cpu),
+            mode,
+            journal,
+            ..
+        } => {
+            let cfg = harness::isolated::IsolatedConfig {
+                portfolios,
+                fire_fraction,
+                rate,
+                duration: Duration::from_secs(common.duration_secs),
+                hot_cpu,
+                load_cpu,
+                mode,
+                idle: (idle, idle_spin_us),
+                progress: !common.quiet,
+                exe: None,
+            };
+            harness::isolated::validate(&cfg)?;
+            let journals: &[bool] = match journal.as_str() {
+                "on" => &[true],
+                "both" => &[false, true],
+                _ => &[false],
+            };
+            // Before the runtime starts: its threads inherit "every CPU but the load's".
+            harness::isolated::restrict_process(load_cpu)?;
+            runtime()?.block_on(harness::latency_isolated(&cfg, journals, &outputs(&common)))?;
+        }
+        Mode::Latency { common, rate, fire_fraction, portfolios, idle, idle_spin_us, record, .. } => {
             let cfg = RigConfig {
                 portfolios,
                 fire_fraction,

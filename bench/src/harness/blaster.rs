@@ -32,7 +32,27 @@ pub struct BlasterConfig {
     pub fire_fraction: f64,
     /// Relative price move of the crossing level.
     pub fire_move: f64,
+    /// Stamp crossings for a cross-process tick-to-wire ([`CrossingSend`]): each crossing frame is
+    /// written on its own (pending frames flushed first) right after a `CLOCK_MONOTONIC` stamp,
+    /// and the crossed symbol gets no further frame until the next crossing (so an intent read
+    /// before that symbol's next frame was sent can only come from the crossing).
+    pub stamp_crossings: bool,
 }
+
+/// One stamped band-crossing frame (absolute `CLOCK_MONOTONIC`, [`super::clock::abs_mono_ns`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CrossingSend {
+    /// Its symbol.
+    pub symbol: String,
+    /// Taken immediately before the frame was written to the socket.
+    pub send_ns: u64,
+    /// When the symbol's next frame was queued for sending (0: none yet).
+    pub next_same_ns: u64,
+}
+
+/// Most crossings kept by one blaster; later ones are counted in
+/// [`BlasterStats::crossing_log_dropped`].
+pub const MAX_CROSSING_LOG: usize = 1_000_000;
 
 /// Counters shared with the sender task.
 #[derive(Debug, Default)]
@@ -43,6 +63,10 @@ pub struct BlasterStats {
     pub crossings: AtomicU64,
     /// Websocket connections accepted.
     pub connections: AtomicU64,
+    /// Stamped crossings (with [`BlasterConfig::stamp_crossings`]), at most [`MAX_CROSSING_LOG`].
+    pub crossing_log: parking_lot::Mutex<Vec<CrossingSend>>,
+    /// Crossings not logged because the log was full.
+    pub crossing_log_dropped: AtomicU64,
 }
 
 /// A running blaster.
@@ -73,6 +97,9 @@ pub struct FrameGen {
     fire_move: f64,
     n: u64,
     crossings: u64,
+    hold_crossed: bool,
+    last: usize,
+    last_crossed: Option<usize>,
 }
 
 impl FrameGen {
@@ -90,6 +117,9 @@ impl FrameGen {
             fire_move: cfg.fire_move,
             n: 0,
             crossings: 0,
+            hold_crossed: cfg.stamp_crossings,
+            last: 0,
+            last_crossed: None,
         }
     }
 
@@ -104,13 +134,24 @@ impl FrameGen {
             let i = (self.crossings % k as u64) as usize;
             self.crossings += 1;
             self.moved[i] = !self.moved[i];
+            self.last_crossed = Some(i);
             i
         } else {
-            (n % k as u64) as usize
+            let i = (n % k as u64) as usize;
+            match self.last_crossed {
+                Some(c) if self.hold_crossed && c == i && k > 1 => (i + 1) % k,
+                _ => i,
+            }
         };
+        self.last = i;
         let (sym, stream, start) = &self.symbols[i];
         let mid = if self.moved[i] { start * (1.0 + self.fire_move) } else { *start };
         (book_ticker_frame(1_000_000 + n, sym, stream, mid), crossing)
+    }
+
+    /// The symbol of the frame [`FrameGen::next_frame`] returned last.
+    pub fn last_symbol(&self) -> &str {
+        self.symbols.get(self.last).map(|(s, _, _)| s.as_str()).unwrap_or("")
     }
 }
 
@@ -186,6 +227,8 @@ async fn send_loop(
     let mut current = u64::MAX;
     let mut base = tokio::time::Instant::now();
     let mut sent_since_base: u64 = 0;
+    // Stamped mode: crossings (index into the log) whose symbol has not been sent again yet.
+    let mut open: Vec<(String, usize)> = Vec::new();
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
@@ -208,7 +251,12 @@ async fn send_loop(
         }
         for _ in 0..n {
             let (text, crossing) = frames.next_frame();
-            if ws.feed(Message::Text(text.into())).await.is_err() {
+            let sent = if cfg.stamp_crossings {
+                send_stamped(&mut ws, text, crossing, frames.last_symbol(), &mut open, &stats).await
+            } else {
+                ws.feed(Message::Text(text.into())).await
+            };
+            if sent.is_err() {
                 return;
             }
             sent_since_base += 1;
@@ -224,6 +272,39 @@ async fn send_loop(
     let _ = ws.close(None).await;
 }
 
+/// Sends one frame in stamped mode: a crossing is written on its own right after its stamp and
+/// logged; the first later frame of a crossed symbol closes that crossing's window.
+async fn send_stamped(
+    ws: &mut Ws,
+    text: String,
+    crossing: bool,
+    symbol: &str,
+    open: &mut Vec<(String, usize)>,
+    stats: &BlasterStats,
+) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+    let now = super::clock::abs_mono_ns();
+    if let Some(k) = open.iter().position(|(s, _)| s == symbol) {
+        let (_, idx) = open.swap_remove(k);
+        if let Some(c) = stats.crossing_log.lock().get_mut(idx) {
+            c.next_same_ns = now;
+        }
+    }
+    if !crossing {
+        return ws.feed(Message::Text(text.into())).await;
+    }
+    ws.flush().await?;
+    let send_ns = super::clock::abs_mono_ns();
+    ws.send(Message::Text(text.into())).await?;
+    let mut log = stats.crossing_log.lock();
+    if log.len() < MAX_CROSSING_LOG {
+        open.push((symbol.to_owned(), log.len()));
+        log.push(CrossingSend { symbol: symbol.to_owned(), send_ns, next_same_ns: 0 });
+    } else {
+        stats.crossing_log_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,6 +315,7 @@ mod tests {
             symbols: vec![("T0USDT".into(), 100.0), ("T1USDT".into(), 100.0)],
             fire_fraction: 0.1,
             fire_move: 0.02,
+            stamp_crossings: false,
         };
         let mut g = FrameGen::new(&cfg);
         let mut crossings = 0;

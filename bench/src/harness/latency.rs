@@ -58,6 +58,7 @@ impl Rig {
             symbols: symbols.iter().map(|s| (s.clone(), START_PRICE)).collect(),
             fire_fraction: cfg.fire_fraction,
             fire_move: FIRE_MOVE,
+            stamp_crossings: false,
         };
         // The blaster starts paused: the pipeline must hold balances and pools first.
         let blaster = Blaster::start(gen_cfg.clone(), 0, cancel.clone()).await?;

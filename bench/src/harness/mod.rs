@@ -28,9 +28,13 @@
 //! | `tick_to_wire` | frame read | the loopback [`relay`] parsed the request's headers: wire + loopback, an upper bound |
 //! | `relay_ack` | relay client started the post | answer read (`StageObserver::relay_rtt`) |
 
+pub mod affinity;
 pub mod blaster;
 pub mod book;
+pub mod clock;
+pub mod isolated;
 pub mod latency;
+pub mod loadside;
 pub mod relay;
 pub mod replay;
 pub mod report;
@@ -103,6 +107,43 @@ pub async fn latency(
     }
     if let Some(p) = &out.plot {
         report::plot(p, &format!("keel latency by stage, {rate} frames/s"), &run.stages)?;
+        eprintln!("wrote {}", p.display());
+    }
+    Ok(v)
+}
+
+/// `latency --load-cpu N --hot-cpu M`: one [`isolated::run`] per journal setting (in order), printed
+/// side by side; the JSON holds every run, `hgrm_dir` gets `journal-{off,on}/<stage>.hgrm`.
+/// The process must already be restricted ([`isolated::restrict_process`]).
+pub async fn latency_isolated(
+    cfg: &isolated::IsolatedConfig,
+    journals: &[bool],
+    out: &Outputs,
+) -> eyre::Result<serde_json::Value> {
+    let mut runs = Vec::new();
+    for &j in journals {
+        runs.push(isolated::run(cfg, j).await?);
+    }
+    print!("{}", isolated::side_by_side(&runs));
+    let v = json!({ "mode": "latency_isolated", "runs": runs });
+    write_json(&out.json, &v)?;
+    if let Some(dir) = &out.hgrm_dir {
+        for r in &runs {
+            let sub = dir.join(if r.journal { "journal-on" } else { "journal-off" });
+            report::write_hgrm(&sub, &r.stages)?;
+            eprintln!("wrote {}/*.hgrm", sub.display());
+        }
+    }
+    if let Some(p) = &out.plot {
+        let stages: Vec<Stage> = runs
+            .iter()
+            .filter_map(|r| {
+                let s = r.stages.iter().find(|s| s.name == "tick_to_wire")?;
+                let name = if r.journal { "tick_to_wire (journal on)" } else { "tick_to_wire (journal off)" };
+                Some(Stage { name, what: s.what, hist: s.hist.clone() })
+            })
+            .collect();
+        report::plot(p, &format!("keel tick-to-wire, load isolated, {} frames/s", cfg.rate), &stages)?;
         eprintln!("wrote {}", p.display());
     }
     Ok(v)

@@ -7,6 +7,7 @@ mod chain_watches;
 mod faults;
 mod harness;
 mod inclusion;
+mod isolated;
 mod poll;
 mod safety;
 mod tls_relay;

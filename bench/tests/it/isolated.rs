@@ -1,0 +1,81 @@
+//! Smoke test of the isolated latency harness (`latency --hot-cpu 1 --load-cpu 0 --journal both`):
+//! the load side runs as another process on the load CPU, the hot threads on the hot CPU, and
+//! both journal settings produce tick-to-wire samples. Timings are not asserted.
+
+use std::time::Duration;
+
+use keel_bench::harness::{self, Outputs, isolated};
+use keel_engine::config::IdleWait;
+
+#[test]
+fn isolated_latency_runs_the_load_in_another_process_and_measures_both_journal_settings() {
+    assert!(
+        harness::affinity::online_cpus() >= 2,
+        "the isolated harness needs two CPUs, this machine has {}",
+        harness::affinity::online_cpus()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = Outputs {
+        json: Some(dir.path().join("iso.json")),
+        hgrm_dir: Some(dir.path().join("hgrm")),
+        plot: None,
+    };
+    let cfg = isolated::IsolatedConfig {
+        portfolios: 4,
+        fire_fraction: 0.01,
+        rate: 2_000,
+        duration: Duration::from_secs(3),
+        hot_cpu: 1,
+        load_cpu: 0,
+        mode: isolated::PipelineMode::Pipelined,
+        idle: (IdleWait::Park, 0),
+        progress: true,
+        exe: Some(env!("CARGO_BIN_EXE_keel-bench").into()),
+    };
+    isolated::validate(&cfg).unwrap();
+    // This test's thread (and what it starts: the runtime, the pipeline) stays off the load CPU.
+    let cpus = std::thread::spawn(move || {
+        let cpus = isolated::restrict_process(cfg.load_cpu).unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        rt.block_on(harness::latency_isolated(&cfg, &[false, true], &out)).unwrap();
+        cpus
+    })
+    .join()
+    .unwrap();
+    assert!(!cpus.contains(&0), "{cpus:?}");
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("iso.json")).unwrap()).unwrap();
+    assert_eq!(v["mode"], "latency_isolated");
+    let runs = v["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    let me = std::process::id() as u64;
+    for (r, journal) in runs.iter().zip([false, true]) {
+        assert_eq!(r["journal"], journal, "{r}");
+        // Another process, started by this one, on the load CPU; the hot threads on the hot CPU.
+        let (pid, ppid) = (r["load_pid"].as_u64().unwrap(), r["load_ppid"].as_u64().unwrap());
+        assert_ne!(pid, me, "{r}");
+        assert_eq!(ppid, me, "{r}");
+        assert_eq!(r["pipeline_pid"].as_u64().unwrap(), me);
+        assert_eq!(r["load_cpus"], serde_json::json!([0]), "{r}");
+        assert_eq!(r["hot_cpus"], serde_json::json!([1]), "{r}");
+        assert!(r["frames_sent"].as_u64().unwrap() > 0, "{r}");
+        assert!(r["crossings"].as_u64().unwrap() > 0, "{r}");
+        let summary: std::collections::HashMap<String, serde_json::Value> =
+            serde_json::from_value(serde_json::Value::Object(
+                r["summary"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|p| (p[0].as_str().unwrap().to_owned(), p[1].clone()))
+                    .collect(),
+            ))
+            .unwrap();
+        let t2w = &summary["tick_to_wire"];
+        assert!(t2w["count"].as_u64().unwrap() > 0, "no tick-to-wire sample: {r}");
+        assert_eq!(t2w["count"], r["attributed"]);
+        let sub = if journal { "journal-on" } else { "journal-off" };
+        assert!(dir.path().join("hgrm").join(sub).join("tick_to_wire.hgrm").exists());
+    }
+    assert!(runs[1]["journal_records"].as_u64().unwrap() > 0, "{}", runs[1]);
+    assert!(runs[0]["journal_records"].is_null(), "{}", runs[0]);
+}
