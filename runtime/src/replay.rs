@@ -96,12 +96,18 @@ pub struct ReplayOptions {
 /// Why a replay could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
-    /// The engine, executor or pool set-up refused the config.
+    /// The engine, executor or pool set-up refused the config (boxed: pool errors are large).
     #[error(transparent)]
-    Config(#[from] PipelineError),
+    Config(Box<PipelineError>),
     /// The journal could not be written.
     #[error("journal: {0}")]
     Journal(#[from] keel_journal::JournalError),
+}
+
+impl From<PipelineError> for ReplayError {
+    fn from(e: PipelineError) -> Self {
+        ReplayError::Config(Box::new(e))
+    }
 }
 
 /// What the replay read and simulated, beside the run report.
