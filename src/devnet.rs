@@ -173,6 +173,10 @@ async fn run_async(
     let trader_addr = chain.address(TRADER_KEY);
     let start = Instant::now();
     let mut round: u64 = 0;
+    // How long a market transaction may go without a receipt before the next round moves on:
+    // five blocks, at least 5 s. The provider reads the pending nonce for every transaction, so
+    // one the relay's simulations dropped is replaced by the next round's.
+    let receipt_wait = Duration::from_millis(block_ms.saturating_mul(5).max(5_000));
     let deadline = U256::from(4_000_000_000u64);
     // Listening from here on, so a signal that arrives while a swap is awaited is not lost.
     let shutdown = crate::shutdown_signal();
@@ -187,56 +191,75 @@ async fn run_async(
             break;
         }
         round += 1;
-        let sell_tka = !round.is_multiple_of(4); // drift down three times, then once back up
-        let (tin, tout) = if sell_tka { (tka, tkb) } else { (tkb, tka) };
-        let amount = e18(150 + 50 * (round % 3));
-        let v2_swap = IUniswapV2Router02::new(a.v2_router, &trader)
-            .swapExactTokensForTokens(amount, U256::ZERO, vec![tin, tout], trader_addr, deadline)
-            .send()
-            .await;
-        match v2_swap {
-            Ok(p) => {
-                let _ = p.get_receipt().await;
+        // A failed read or swap is reported and the market moves again next round: the devnet
+        // (and the anvil under it) outlives a slow or refused request.
+        let moved: eyre::Result<()> = async {
+            let sell_tka = !round.is_multiple_of(4); // drift down three times, then once back up
+            let (tin, tout) = if sell_tka { (tka, tkb) } else { (tkb, tka) };
+            let amount = e18(150 + 50 * (round % 3));
+            let v2_swap = IUniswapV2Router02::new(a.v2_router, &trader)
+                .swapExactTokensForTokens(amount, U256::ZERO, vec![tin, tout], trader_addr, deadline)
+                .send()
+                .await;
+            match v2_swap {
+                Ok(p) => await_move(p, "market move", receipt_wait).await,
+                Err(e) => eprintln!("market move failed: {e}"),
             }
-            Err(e) => eprintln!("market move failed: {e}"),
-        }
-        // The V3 pool follows: swap on it up to the V2 pool's new price (a price-limited swap), so
-        // the two pools never drift apart as they would with no arbitrageur between them.
-        let (v2, v3) = chain.mids(tka, pair.address, pool.address).await.map_err(|e| eyre!("{e}"))?;
-        if (v3 / v2 - 1.0).abs() > 1e-4 {
-            let (tin, tout) = if v3 > v2 { (tka, tkb) } else { (tkb, tka) };
-            // V3 prices are token1 per token0.
-            let p = if pool.token0 == tka { v2 } else { 1.0 / v2 };
-            let limit = U160::from((p.sqrt() * 2f64.powi(96)) as u128);
-            let params = ISwapRouter::ExactInputSingleParams {
-                tokenIn: tin,
-                tokenOut: tout,
-                fee: U24::from(pool.fee),
-                recipient: trader_addr,
-                deadline,
-                amountIn: amount * U256::from(4u8),
-                amountOutMinimum: U256::ZERO,
-                sqrtPriceLimitX96: limit,
-            };
-            match ISwapRouter::new(a.v3_swap_router, &trader).exactInputSingle(params).send().await {
-                Ok(p) => {
-                    let _ = p.get_receipt().await;
+            // The V3 pool follows: swap on it up to the V2 pool's new price (a price-limited swap), so
+            // the two pools never drift apart as they would with no arbitrageur between them.
+            let (v2, v3) = chain.mids(tka, pair.address, pool.address).await.map_err(|e| eyre!("{e}"))?;
+            if (v3 / v2 - 1.0).abs() > 1e-4 {
+                let (tin, tout) = if v3 > v2 { (tka, tkb) } else { (tkb, tka) };
+                // V3 prices are token1 per token0.
+                let p = if pool.token0 == tka { v2 } else { 1.0 / v2 };
+                let limit = U160::from((p.sqrt() * 2f64.powi(96)) as u128);
+                let params = ISwapRouter::ExactInputSingleParams {
+                    tokenIn: tin,
+                    tokenOut: tout,
+                    fee: U24::from(pool.fee),
+                    recipient: trader_addr,
+                    deadline,
+                    amountIn: amount * U256::from(4u8),
+                    amountOutMinimum: U256::ZERO,
+                    sqrtPriceLimitX96: limit,
+                };
+                match ISwapRouter::new(a.v3_swap_router, &trader).exactInputSingle(params).send().await {
+                    Ok(p) => await_move(p, "aligning the V3 pool", receipt_wait).await,
+                    Err(e) => eprintln!("aligning the V3 pool failed: {e}"),
                 }
-                Err(e) => eprintln!("aligning the V3 pool failed: {e}"),
             }
+            let (v2, v3) = chain.mids(tka, pair.address, pool.address).await.map_err(|e| eyre!("{e}"))?;
+            quotes.set_price("TKAUSDT", (v2 + v3) / 2.0);
+            let ha = chain.balance_of(tka, me).await.map_err(|e| eyre!("{e}"))?;
+            let hb = chain.balance_of(tkb, me).await.map_err(|e| eyre!("{e}"))?;
+            eprintln!(
+                "[{:>5.1}s] market {} TKA: pools {v2:.4} / {v3:.4} TKB per TKA | portfolio TKA {:.2} TKB {:.2}",
+                start.elapsed().as_secs_f64(),
+                if sell_tka { "sold" } else { "bought" },
+                f64::from(ha) / 1e18,
+                f64::from(hb) / 1e18,
+            );
+            Ok(())
         }
-        let (v2, v3) = chain.mids(tka, pair.address, pool.address).await.map_err(|e| eyre!("{e}"))?;
-        quotes.set_price("TKAUSDT", (v2 + v3) / 2.0);
-        let ha = chain.balance_of(tka, me).await.map_err(|e| eyre!("{e}"))?;
-        let hb = chain.balance_of(tkb, me).await.map_err(|e| eyre!("{e}"))?;
-        eprintln!(
-            "[{:>5.1}s] market {} TKA: pools {v2:.4} / {v3:.4} TKB per TKA | portfolio TKA {:.2} TKB {:.2}",
-            start.elapsed().as_secs_f64(),
-            if sell_tka { "sold" } else { "bought" },
-            f64::from(ha) / 1e18,
-            f64::from(hb) / 1e18,
-        );
+        .await;
+        if let Err(e) = moved {
+            eprintln!("market round {round} failed: {e}");
+        }
     }
     relay.shutdown().await.map_err(|e| eyre!("{e}"))?;
     Ok(())
+}
+
+/// Waits at most `wait` for a market-moving transaction's receipt; a timeout or an error is
+/// reported, not fatal, so one lost transaction never stops the market.
+async fn await_move<N: alloy::network::Network>(
+    pending: alloy::providers::PendingTransactionBuilder<N>,
+    what: &str,
+    wait: Duration,
+) {
+    match tokio::time::timeout(wait, pending.get_receipt()).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => eprintln!("{what}: no receipt: {e}"),
+        Err(_) => eprintln!("{what}: not mined within {wait:?}; moving on"),
+    }
 }

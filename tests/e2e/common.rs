@@ -19,6 +19,8 @@ pub(crate) struct Devnet {
     pub(crate) relay_port: u16,
     /// The quote server's port.
     pub(crate) quotes_port: u16,
+    /// Where the devnet's stderr goes.
+    log_path: std::path::PathBuf,
 }
 
 impl Devnet {
@@ -57,7 +59,7 @@ impl Devnet {
             .stderr(log)
             .spawn()
             .expect("spawn keel devnet");
-        let mut devnet = Devnet { child, anvil_port, relay_port, quotes_port };
+        let mut devnet = Devnet { child, anvil_port, relay_port, quotes_port, log_path: log_path.clone() };
         let t0 = Instant::now();
         while !config.exists() {
             if let Ok(Some(status)) = devnet.child.try_wait() {
@@ -69,6 +71,22 @@ impl Devnet {
         }
         std::thread::sleep(Duration::from_millis(300)); // written in one call; let it settle
         Ok(devnet)
+    }
+}
+
+impl Devnet {
+    /// Whether the devnet is still running: `Err` holds its exit status and the end of its
+    /// stderr, for a test to show when something it needed has gone away.
+    pub(crate) fn alive(&mut self) -> Result<(), String> {
+        match self.child.try_wait() {
+            Ok(None) => Ok(()),
+            other => {
+                let text = std::fs::read_to_string(&self.log_path).unwrap_or_default();
+                let lines: Vec<&str> = text.lines().collect();
+                let tail = lines[lines.len().saturating_sub(30)..].join("\n");
+                Err(format!("keel devnet is gone ({other:?}):\n{tail}"))
+            }
+        }
     }
 }
 

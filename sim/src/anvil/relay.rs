@@ -39,7 +39,7 @@ use std::time::Duration;
 
 use alloy::consensus::TxEnvelope;
 use alloy::consensus::transaction::SignerRecoverable;
-use alloy::eips::eip2718::Decodable2718;
+use alloy::eips::eip2718::{Decodable2718, Encodable2718};
 use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::types::TransactionReceipt;
@@ -660,7 +660,19 @@ impl Shared {
     /// A bundle transaction that was sent but not mined (a nonce gap, a fee under the base fee)
     /// outlives the revert in anvil's pool; left there it would be mined later as a public
     /// transaction, after its target block, which no builder does with a bundle.
+    ///
+    /// Public transactions that arrived while the simulation ran are kept too: those mined into
+    /// the simulation block and those still pending are read before the revert and re-sent after
+    /// it; without that, every one mined into the simulation block would vanish with it. anvil
+    /// can still drop a public transaction that arrives in the middle of a simulation before
+    /// either read sees it, so a public sender re-broadcasts what gets no receipt (the devnet's
+    /// market does, `src/devnet.rs`), as wallets do on a real network.
     async fn restore(&self, snap: U256, public: &[Bytes], simulated: &[Bytes]) -> Result<()> {
+        let simulated_hashes: Vec<B256> = simulated
+            .iter()
+            .filter_map(|raw| TxEnvelope::decode_2718(&mut raw.as_ref()).ok().map(|t| *t.tx_hash()))
+            .collect();
+        let arrived = self.arrived_during_simulation(&simulated_hashes).await?;
         let ok: bool = self
             .anvil
             .raw_request("evm_revert".into(), (snap,))
@@ -686,41 +698,55 @@ impl Shared {
                 .await
                 .map_err(|e| AnvilError::rpc("anvil_removePoolTransactions", e))?;
         }
-        for raw in public {
+        for raw in public.iter().chain(arrived.iter().filter(|raw| !public.contains(raw))) {
             // Already pending (the revert kept it) is fine.
             let _ = self.anvil.send_raw_transaction(raw).await;
         }
         Ok(())
     }
 
-    /// Raw bytes of the transactions pending in anvil's pool, in arrival order.
+    /// Raw bytes of the transactions other than `simulated` that are in the head block (the
+    /// simulation block, when one was mined) or pending now. The pool is read last and in one
+    /// request, so that as little as possible can arrive between this read and the revert.
+    async fn arrived_during_simulation(&self, simulated: &[B256]) -> Result<Vec<Bytes>> {
+        let block = self
+            .anvil
+            .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+            .full()
+            .await
+            .map_err(|e| AnvilError::rpc("eth_getBlockByNumber", e))?;
+        let mut raws = self.public_pending().await?;
+        for tx in block.into_iter().flat_map(|b| b.transactions.into_transactions()) {
+            raws.push(tx.inner.into_inner().encoded_2718().into());
+        }
+        raws.retain(|raw| {
+            TxEnvelope::decode_2718(&mut raw.as_ref()).is_ok_and(|t| !simulated.contains(t.tx_hash()))
+        });
+        Ok(raws)
+    }
+
+    /// Raw bytes of the transactions pending in anvil's pool, in nonce order per sender, from one
+    /// `txpool_content` request.
     async fn public_pending(&self) -> Result<Vec<Bytes>> {
-        let content: Value = self
+        /// `txpool_content`'s reply: sender → nonce → transaction, pending and queued.
+        #[derive(Debug, serde::Deserialize)]
+        struct Content {
+            pending: HashMap<Address, HashMap<String, alloy::rpc::types::Transaction>>,
+            queued: HashMap<Address, HashMap<String, alloy::rpc::types::Transaction>>,
+        }
+        let content: Content = self
             .anvil
             .raw_request("txpool_content".into(), ())
             .await
             .map_err(|e| AnvilError::rpc("txpool_content", e))?;
-        let mut hashes = Vec::new();
-        for section in ["pending", "queued"] {
-            if let Some(by_sender) = content[section].as_object() {
-                for by_nonce in by_sender.values() {
-                    if let Some(txs) = by_nonce.as_object() {
-                        let mut txs: Vec<(u64, &Value)> =
-                            txs.iter().map(|(n, t)| (n.parse().unwrap_or(u64::MAX), t)).collect();
-                        txs.sort_by_key(|(n, _)| *n);
-                        hashes.extend(txs.iter().filter_map(|(_, t)| t["hash"].as_str().map(str::to_owned)));
-                    }
-                }
+        let mut raws = Vec::new();
+        for section in [content.pending, content.queued] {
+            for by_nonce in section.into_values() {
+                let mut txs: Vec<(u64, alloy::rpc::types::Transaction)> =
+                    by_nonce.into_iter().map(|(n, t)| (n.parse().unwrap_or(u64::MAX), t)).collect();
+                txs.sort_by_key(|(n, _)| *n);
+                raws.extend(txs.into_iter().map(|(_, t)| Bytes::from(t.inner.into_inner().encoded_2718())));
             }
-        }
-        let mut raws = Vec::with_capacity(hashes.len());
-        for h in hashes {
-            let raw: Option<Bytes> = self
-                .anvil
-                .raw_request("eth_getRawTransactionByHash".into(), (h,))
-                .await
-                .map_err(|e| AnvilError::rpc("eth_getRawTransactionByHash", e))?;
-            raws.extend(raw);
         }
         Ok(raws)
     }
