@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use alloy::network::EthereumWallet;
 use alloy::primitives::{Address, U256};
-use alloy::providers::{Provider, ProviderBuilder};
+use alloy::providers::ProviderBuilder;
 use alloy::signers::local::PrivateKeySigner;
 use keel_sim::anvil::contracts::rpc::IERC20;
 use keel_sim::anvil::registry::{set_global_paused, set_targets};
@@ -29,12 +29,17 @@ const DEV0_KEY: &str = "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7b
 const TOKEN: &str = "registry-e2e-control-token";
 
 /// The value of `key = "…"` in the `[section]` of a TOML text (or, for a `[[section]]` list, in
-/// the entry whose `name` is `name`).
+/// the entry whose `name` or `symbol` is `name`).
 fn field(text: &str, section: &str, name: Option<&str>, key: &str) -> String {
     let v: toml::Value = toml::from_str(text).expect("config is TOML");
     let s = match name {
         None => &v[section],
-        Some(n) => v[section].as_array().unwrap().iter().find(|e| e["name"].as_str() == Some(n)).unwrap(),
+        Some(n) => v[section]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e.get("name").or_else(|| e.get("symbol")).and_then(|x| x.as_str()) == Some(n))
+            .unwrap(),
     };
     s[key].as_str().unwrap_or_else(|| panic!("{section}.{key} in {text}")).to_string()
 }

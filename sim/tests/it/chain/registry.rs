@@ -3,7 +3,6 @@
 //! poller decodes it; what its checks refuse reverts, and only the owner may change it.
 
 use alloy::primitives::Address;
-use keel_amm::abi::IKeelParams;
 use keel_sim::anvil::contracts::rpc::IKeelParams as Rpc;
 use keel_sim::anvil::registry::{
     deploy_keel_params, portfolio_key, set_band, set_global_paused, set_targets,
@@ -28,7 +27,7 @@ async fn the_registry_compiles_deploys_and_reads_back_what_its_owner_set() {
     let p = reader.params().call().await.unwrap();
     assert!(p.paused && p.changedAt == g);
     assert_eq!(p.all.len(), 2);
-    let core: &IKeelParams::Entry = &p.all[0];
+    let core = &p.all[0];
     assert_eq!(
         (core.id, core.tokens.clone(), core.weightsBps.clone()),
         (portfolio_key("core"), vec![a, b], vec![6000, 4000])
