@@ -103,6 +103,9 @@ impl RegistryEntry {
 }
 
 /// A change the chain poller found in the registry.
+// Unboxed on purpose: an update is `Copy` and goes through a preallocated queue without
+// allocating; the global variant is rare and small, so the size is the entry's anyway.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RegistryUpdate {
     /// The global pause (the runtime engages the kill switch while it is set).
