@@ -11,6 +11,12 @@
 //!        └─ each of them        → one `registry` journal record with the block that made it
 //! ```
 //!
+//! Until the first good read of the registry the kill switch is held too (reason
+//! [`REGISTRY_UNREAD_REASON`]): Keel with a registry never trades on parameters it has not read
+//! (a registry that cannot be read keeps it halted, and the poller logs why). The first read lets
+//! go of that hold unless it says paused. (No rebalance could fire before the first block's
+//! balances anyway, and the poller queues the registry's changes before that block's events.)
+//!
 //! Semantics of the global pause: set on chain, it holds the kill switch (and takes it again at the
 //! next drain if an operator's `POST /resume` let go while the chain still says paused); cleared
 //! on chain, it is logged and journaled but the switch keeps holding until the operator's
@@ -31,6 +37,8 @@ use crate::safety::{KillSource, KillSwitch};
 pub const REGISTRY_QUEUE_CAPACITY: usize = 1024;
 /// The start of the kill switch's reason while the registry's global pause holds it.
 pub const REGISTRY_PAUSE_REASON: &str = "registry pause";
+/// The kill switch's reason until the registry has been read once.
+pub const REGISTRY_UNREAD_REASON: &str = "registry not read yet";
 
 /// Applies the registry's changes on the engine thread (see the [module docs](self)).
 #[derive(Debug)]
@@ -56,7 +64,11 @@ impl RegistryApplier {
         while let Some(u) = self.queue.try_pop() {
             self.apply(engine, kill, &u);
         }
-        if let Some(block) = self.paused
+        if !self.seen_global {
+            if !kill.is_held_by(KillSource::Registry) {
+                kill.hold(KillSource::Registry, REGISTRY_UNREAD_REASON);
+            }
+        } else if let Some(block) = self.paused
             && !kill.is_held_by(KillSource::Registry)
         {
             kill.hold(KillSource::Registry, &pause_reason(block));
@@ -70,6 +82,11 @@ impl RegistryApplier {
                 let was = self.paused.is_some();
                 let first = !self.seen_global;
                 self.seen_global = true;
+                if first {
+                    // The start-up hold ends with the first read (taken again below if paused).
+                    kill.let_go(KillSource::Registry);
+                    tracing::info!(paused, block = read_block, "registry read");
+                }
                 if paused {
                     self.paused = Some(changed_block);
                     kill.hold(KillSource::Registry, &pause_reason(changed_block));
@@ -210,10 +227,16 @@ mod tests {
         let mut a = RegistryApplier::new(Arc::clone(&q), None);
         let kill = KillSwitch::default();
         let global = |paused, changed_block| RegistryUpdate::Global { paused, changed_block, read_block: 99 };
-        // Unpaused at start: nothing.
+        // Not read yet: held, saying so (a resume cannot release it either).
+        a.drain(&mut engine, &kill);
+        assert_eq!(kill.status().reason.as_deref(), Some(REGISTRY_UNREAD_REASON));
+        kill.release();
+        a.drain(&mut engine, &kill);
+        assert!(kill.is_held_by(KillSource::Registry));
+        // Read, unpaused: released.
         q.try_push(global(false, 0)).unwrap();
         a.drain(&mut engine, &kill);
-        assert!(!kill.is_engaged());
+        assert!(!kill.is_engaged(), "{:?}", kill.status());
         // Paused at block 12: engaged, reason shown.
         q.try_push(global(true, 12)).unwrap();
         a.drain(&mut engine, &kill);
@@ -249,6 +272,8 @@ mod tests {
         q.try_push(RegistryUpdate::Global { paused: true, changed_block: 42, read_block: 43 }).unwrap();
         a.drain(&mut engine, &kill);
         assert_eq!(engine.portfolio(PortfolioId(0)).unwrap().targets(), &[0.7, 0.3]);
+        // Paused at the first read: the headline reason is the pause, not the start-up hold.
+        assert_eq!(kill.status().reason.as_deref(), Some("registry pause (set on chain at block 42)"));
         journal.close().unwrap();
         let store = Store::open_read_only(&dir.path().join("journal.db")).unwrap();
         let recs: Vec<serde_json::Value> = store.records(0).unwrap().into_iter().map(|r| r.body).collect();
