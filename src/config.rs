@@ -58,6 +58,9 @@ pub(crate) struct KeelConfig {
     /// Predictor sockets for portfolios whose targets are `external` (docs/predictor.md).
     #[serde(default)]
     pub(crate) predictors: Vec<keel_runtime::predictor::PredictorConfig>,
+    /// The on-chain parameter registry read every block (targets, bands, pause; README).
+    #[serde(default)]
+    pub(crate) registry: Option<RegistryConfig>,
     /// The file's text as loaded (stored in a recording's header).
     #[serde(skip)]
     pub(crate) source_toml: String,
@@ -85,6 +88,14 @@ pub(crate) struct RecordConfig {
     /// [`keel_runtime::record::DEFAULT_MAX_FILE_MB`]).
     #[serde(default = "default_record_file_mb")]
     pub(crate) max_file_mb: u64,
+}
+
+/// `[registry]`: Keel's on-chain parameter registry (`sim/contracts/KeelParams.sol`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RegistryConfig {
+    /// The `KeelParams` contract's address.
+    pub(crate) address: Address,
 }
 
 /// `[safety]`.
@@ -251,6 +262,11 @@ impl KeelConfig {
                 other => eyre!("feeds.binance: {other}"),
             })?;
         }
+        if let Some(r) = &self.registry
+            && r.address == Address::ZERO
+        {
+            return Err(eyre!("registry.address: the zero address is no registry"));
+        }
         if self.safety.control_port == Some(0) {
             return Err(eyre!("safety.control_port: 0 is outside 1..=65535"));
         }
@@ -343,6 +359,11 @@ impl KeelConfig {
     pub(crate) fn check_purpose(&self, purpose: Purpose) -> eyre::Result<()> {
         match purpose {
             Purpose::Demo => {
+                if self.registry.is_some() {
+                    return Err(eyre!(
+                        "registry: the simulated market runs no contracts; [registry] needs `keel run` against a node"
+                    ));
+                }
                 let Some(sim) = &self.sim else {
                     return Err(eyre!("sim: a demo config needs a [sim] section"));
                 };
@@ -472,6 +493,29 @@ mod tests {
             with("[[safety.watch.depeg]]\ntoken = \"XYZ\"\nmax_deviation = 0.02").unwrap_err()
         );
         assert!(err.contains("safety.watch.depeg[0].token: `XYZ` is not a configured token"), "{err}");
+    }
+
+    #[test]
+    fn a_registry_address_parses_and_a_bad_one_names_the_field() {
+        let with = |section: &str| KeelConfig::parse(&format!("{}\n{section}\n", demo_text()));
+        let ok = with("[registry]\naddress = \"0x5FbDB2315678afecb367f032d93F642f64180aa3\"").unwrap();
+        assert_eq!(ok.registry.unwrap().address.to_string(), "0x5FbDB2315678afecb367f032d93F642f64180aa3");
+        let err = format!("{:#}", with("[registry]\naddress = \"0x1234\"").unwrap_err());
+        assert!(err.contains("registry") && err.contains("address"), "{err}");
+        let err = format!(
+            "{:#}",
+            with("[registry]\naddress = \"0x0000000000000000000000000000000000000000\"").unwrap_err()
+        );
+        assert!(err.contains("registry.address: the zero address"), "{err}");
+        let err = format!(
+            "{:#}",
+            with("[registry]\naddres = \"0x5FbDB2315678afecb367f032d93F642f64180aa3\"").unwrap_err()
+        );
+        assert!(err.contains("addres"), "{err}");
+        // The simulated market runs no contracts: a demo refuses it.
+        let demo = with("[registry]\naddress = \"0x5FbDB2315678afecb367f032d93F642f64180aa3\"").unwrap();
+        let err = format!("{:#}", demo.check_purpose(Purpose::Demo).unwrap_err());
+        assert!(err.contains("registry: the simulated market runs no contracts"), "{err}");
     }
 
     #[test]

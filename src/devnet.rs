@@ -1,7 +1,9 @@
 //! `keel devnet`: a local chain to try Keel against real contracts. Starts anvil with the real
-//! Uniswap V2 and V3 contracts (from the pinned npm packages), the loopback Flashbots relay (which
-//! mines a block every `--block-ms`), and a Binance-format quote server; funds a portfolio account;
-//! writes the config for `keel run`; then keeps a market moving: another account trades TKA on the
+//! Uniswap V2 and V3 contracts (from the pinned npm packages), Keel's parameter registry
+//! (`sim/contracts/KeelParams.sol`, compiled with the pinned solc-js, owned by `dev:0`), the
+//! loopback Flashbots relay (which mines a block every `--block-ms`), and a Binance-format quote
+//! server; funds a portfolio account; writes the config for `keel run` (with `[registry]`); then
+//! keeps a market moving: another account trades TKA on the
 //! V2 pool every few seconds, the V3 pool is swapped to the same price, and the exchange price
 //! follows the pools.
 
@@ -18,6 +20,8 @@ use keel_sim::quotes::QuoteServer;
 
 /// Dev key of the portfolio account the devnet funds.
 pub(crate) const PORTFOLIO_KEY: usize = 6;
+/// Dev key of the parameter registry's owner.
+pub(crate) const REGISTRY_OWNER_KEY: usize = 0;
 /// Dev key of the account that moves the market.
 const TRADER_KEY: usize = 3;
 /// Tokens funded to the portfolio, each of TKA and TKB.
@@ -57,6 +61,12 @@ async fn run_async(
     eprintln!("starting anvil on 127.0.0.1:{} and deploying Uniswap V2 + V3 …", ports.anvil);
     let chain = AnvilChain::start_on(ports.anvil).await.map_err(|e| eyre!("{e}"))?;
     eprintln!("deployed in {:.2} s", chain.deploy_time().as_secs_f64());
+    // Before the relay takes over block production: deployed by dev:0 at a fixed nonce, so its
+    // address is the same on every fresh devnet.
+    let registry = keel_sim::anvil::registry::deploy_keel_params(&chain, REGISTRY_OWNER_KEY)
+        .await
+        .map_err(|e| eyre!("deploying the parameter registry: {e}"))?;
+    eprintln!("parameter registry (KeelParams) at {registry}, owned by dev:{REGISTRY_OWNER_KEY}");
     let relay = AnvilRelay::start_on(
         chain.http_url(),
         RelayOptions { block_interval: Some(Duration::from_millis(block_ms)), ..Default::default() },
@@ -124,6 +134,10 @@ async fn run_async(
     );
     let _ = writeln!(cfg, "[signers]\nreputation_key = \"dev:9\"\naccounts = [\"dev:{PORTFOLIO_KEY}\"]\n");
     let _ = writeln!(cfg, "[[relays]]\nname = \"anvil-relay\"\nurl = \"{}\"\n", relay.url());
+    let _ = writeln!(
+        cfg,
+        "# Keel's on-chain parameter registry (KeelParams, owner dev:{REGISTRY_OWNER_KEY}): targets, bands and pause per\n# portfolio (id = keccak256 of its name) and a global pause, read every block.\n[registry]\naddress = \"{registry}\"\n"
+    );
     let _ = writeln!(
         cfg,
         "[[tokens]]\nsymbol = \"TKA\"\naddress = \"{tka}\"\ndecimals = 18\nprice = {{ symbol = \"TKAUSDT\" }}\n"

@@ -68,6 +68,7 @@ pub(crate) fn spec_from_config(cfg: &KeelConfig) -> eyre::Result<PipelineSpec> {
             ),
         }),
         predictors: cfg.predictors.clone(),
+        registry: cfg.registry.as_ref().map(|r| r.address),
     })
 }
 

@@ -142,6 +142,32 @@ macro_rules! keel_sol_interfaces {
             function getNormalizedWeights() external view returns (uint256[] memory);
             function getSwapFeePercentage() external view returns (uint256);
         }
+
+        /// Keel's parameter registry (`sim/contracts/KeelParams.sol`): per portfolio (id =
+        /// keccak256 of its name) target weights in basis points per token, an absolute band in
+        /// basis points and a pause flag; a global pause; owner-only setters.
+        $(#[$attr])*
+        interface IKeelParams {
+            struct Entry {
+                bytes32 id;
+                address[] tokens;
+                uint16[] weightsBps;
+                uint16 bandBps;
+                bool paused;
+                uint64 changedAt;
+            }
+            function owner() external view returns (address);
+            function params() external view returns (bool paused, uint64 changedAt, Entry[] memory all);
+            function setTargets(bytes32 id, address[] calldata tokens, uint16[] calldata weightsBps) external;
+            function setBand(bytes32 id, uint16 bandBps) external;
+            function setPaused(bytes32 id, bool paused) external;
+            function setGlobalPaused(bool paused) external;
+            function transferOwnership(address newOwner) external;
+            event TargetsSet(bytes32 indexed id, address[] tokens, uint16[] weightsBps);
+            event BandSet(bytes32 indexed id, uint16 bandBps);
+            event PortfolioPaused(bytes32 indexed id, bool paused);
+            event GlobalPaused(bool paused);
+        }
     }
     };
 }

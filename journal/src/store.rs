@@ -727,6 +727,16 @@ fn write_one(
             "weights": t.weights.iter().map(|(s, w)| (s.clone(), json!(w))).collect::<serde_json::Map<_, _>>(),
             "detail": t.detail,
         }),
+        JournalRecord::Registry(r) => json!({
+            "portfolio": r.portfolio.map(|p| names.portfolio(p as usize)),
+            "block": r.block,
+            "read_block": r.read_block,
+            "applied": r.applied,
+            "paused": r.paused,
+            "weights": r.weights.iter().map(|(s, w)| (s.clone(), json!(w))).collect::<serde_json::Map<_, _>>(),
+            "band_bps": r.band_bps,
+            "detail": r.detail,
+        }),
         JournalRecord::Recovered { resolution, detail, .. } => {
             let words = format!("recovery: {} ({detail})", resolution.as_str());
             match resolution {

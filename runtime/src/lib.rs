@@ -32,6 +32,7 @@ pub mod pipeline;
 pub mod predictor;
 pub mod record;
 pub mod recovery;
+pub mod registry;
 pub mod replay;
 pub mod safety;
 pub mod watch;

@@ -110,6 +110,9 @@ pub struct PipelineSpec {
     pub record: Option<RecordSpec>,
     /// Predictor sockets (`[[predictors]]`) for portfolios with `external` targets.
     pub predictors: Vec<PredictorConfig>,
+    /// The on-chain parameter registry (`[registry] address`), read every block by the chain
+    /// poller ([`crate::registry`]).
+    pub registry: Option<alloy::primitives::Address>,
 }
 
 /// Why the pipeline could not start.
@@ -408,7 +411,7 @@ impl Pipeline {
         engine.set_native_token(spec.native_symbol.as_deref().and_then(|s| engine.token_id(s)));
         let table = InstrumentTable::new(engine.instrument_symbols().iter())?;
         let mut executor = build_executor(&spec)?;
-        let targets = poll_targets(&spec, &engine)?;
+        let mut targets = poll_targets(&spec, &engine)?;
         let (journal, recovered) = match journal {
             Some((j, r)) => (Some(j), r),
             None => (None, Recovered::default()),
@@ -518,6 +521,13 @@ impl Pipeline {
             None => None,
         };
         let target_updates = Arc::new(Queue::new(TARGETS_QUEUE_CAPACITY));
+        let registry = spec.registry.map(|address| {
+            let queue = Arc::new(Queue::new(crate::registry::REGISTRY_QUEUE_CAPACITY));
+            let names = spec.portfolios.iter().map(|p| p.name.as_str());
+            targets.registry =
+                Some(keel_feeds::poll::RegistryTarget::new(address, names, Arc::clone(&queue)));
+            crate::registry::RegistryApplier::new(queue, journal.as_ref().map(|j| Arc::new(j.handle())))
+        });
         let mut predictor_addrs = Vec::new();
         {
             let validator = Validator::new(&spec.portfolios, &engine);
@@ -609,6 +619,7 @@ impl Pipeline {
             let kill = Arc::clone(&kill);
             let wait = spec.engine.wait_policy();
             let targets = Arc::clone(&target_updates);
+            let registry = registry;
             std::thread::Builder::new().name("keel-engine".into()).spawn(move || {
                 engine_loop(
                     engine,
@@ -622,6 +633,7 @@ impl Pipeline {
                         kill,
                         wait,
                         targets,
+                        registry,
                     },
                 )
             })?
@@ -854,11 +866,23 @@ struct EngineThread {
     wait: WaitPolicy,
     /// Validated predictor weights, drained between events without waiting.
     targets: Arc<Queue<TargetUpdate>>,
+    /// The on-chain registry's changes, drained between events without waiting.
+    registry: Option<crate::registry::RegistryApplier>,
 }
 
 fn engine_loop(mut engine: Engine, ctx: EngineThread) -> EngineRun {
-    let EngineThread { events, router_in, stop, snapshot, sample_every, started_ns, kill, wait, targets } =
-        ctx;
+    let EngineThread {
+        events,
+        router_in,
+        stop,
+        snapshot,
+        sample_every,
+        started_ns,
+        kill,
+        wait,
+        targets,
+        mut registry,
+    } = ctx;
     let n = engine.portfolios().len();
     let mut decide = new_hist();
     let mut quote_to_decision = new_hist();
@@ -894,6 +918,10 @@ fn engine_loop(mut engine: Engine, ctx: EngineThread) -> EngineRun {
             if let Err(e) = engine.apply_target_update(&u) {
                 tracing::warn!(portfolio = u.portfolio.0, error = %e, "engine refused predicted targets");
             }
+        }
+        // Registry changes: the same non-blocking drain; a global pause holds the kill switch.
+        if let Some(r) = registry.as_mut() {
+            r.drain(&mut engine, &kill);
         }
         engine.process(&ev, &mut out);
         if let Event::Quote(q) = ev {

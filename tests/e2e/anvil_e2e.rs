@@ -320,6 +320,7 @@ async fn rig(block_interval: Option<Duration>, defer: Option<f64>, stalling_ws: 
         journal: None,
         record: None,
         predictors: Vec::new(),
+        registry: None,
     };
     let pipeline = Pipeline::start(spec, &tokio::runtime::Handle::current()).expect("pipeline");
     Rig { chain, relay, recorder, quotes, pipeline, tka, tkb, me, pool_fee: v3_fee, pair, v3, ws_proxy }

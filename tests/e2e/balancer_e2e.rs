@@ -137,6 +137,7 @@ async fn keel_rebalances_through_a_balancer_weighted_pool_via_the_vault() {
         journal: None,
         record: None,
         predictors: Vec::new(),
+        registry: None,
     };
     let pipeline = Pipeline::start(spec, &tokio::runtime::Handle::current()).expect("pipeline");
 

@@ -19,5 +19,6 @@ mod journal_cli;
 mod netting_e2e;
 mod predictor_e2e;
 mod quote_cli;
+mod registry_e2e;
 mod replay_e2e;
 mod secrets;

@@ -1,7 +1,8 @@
 //! One block's reads in one HTTP request: a JSON-RPC batch (an array of requests in one POST body)
 //! holding the block's header, every V2 pool's `getReserves`, every Balancer pool's balances (the
-//! Vault's `getPoolTokens`) and swap fee, every (portfolio, token) `balanceOf` and every account's
-//! `eth_getTransactionCount`, all pinned to the same block number.
+//! Vault's `getPoolTokens`) and swap fee, every (portfolio, token) `balanceOf`, every account's
+//! `eth_getTransactionCount` and the parameter registry's `params()`, all pinned to the same block
+//! number.
 //!
 //! Why a JSON-RPC batch rather than Multicall3's `aggregate3`: nonces are not readable from a
 //! contract (Multicall3 has `getEthBalance`, not nonces), so a Multicall3 read would still need a
@@ -36,6 +37,8 @@ pub(crate) struct BlockRead {
     pub(crate) engine: Vec<Event>,
     /// Pool reserves and nonces, for the router.
     pub(crate) router: Vec<ChainUpdate>,
+    /// The registry's `params()` reply, or why the call failed (the block's other reads stand).
+    pub(crate) registry: Option<Result<Bytes, String>>,
 }
 
 fn call_params(to: alloy::primitives::Address, input: Vec<u8>, at: BlockId) -> (TransactionRequest, BlockId) {
@@ -101,6 +104,17 @@ pub(crate) async fn read_block<P: Provider>(
         .map(|&account| batch.add_call::<_, U64>("eth_getTransactionCount", &(account, at)))
         .collect::<Result<Vec<_>, _>>()
         .map_err(&add)?;
+    let registry = targets
+        .registry
+        .as_ref()
+        .map(|r| {
+            batch.add_call::<_, Bytes>(
+                "eth_call",
+                &call_params(r.address, super::registry::params_input(), at),
+            )
+        })
+        .transpose()
+        .map_err(&add)?;
     batch.send().await.map_err(transport("batch read"))?;
 
     let block = block
@@ -143,7 +157,11 @@ pub(crate) async fn read_block<P: Provider>(
         let nonce = w.await.map_err(transport("eth_getTransactionCount"))?;
         router.push(ChainUpdate::Nonce { account, nonce: nonce.to::<u64>(), block: number });
     }
-    Ok(BlockRead { head, engine, router })
+    let registry = match registry {
+        Some(w) => Some(w.await.map_err(|e| format!("params(): {e}"))),
+        None => None,
+    };
+    Ok(BlockRead { head, engine, router, registry })
 }
 
 /// Reads every allowance in `targets` at the latest block, in one JSON-RPC batch request.

@@ -11,6 +11,8 @@
 //!   atomically or not at all.
 //!
 //! * [`balancer::deploy_balancer_weighted`] adds a Balancer V2 Vault and a weighted pool on demand.
+//! * [`registry::deploy_keel_params`] compiles Keel's parameter registry with the pinned solc-js and
+//!   deploys it; [`registry::set_targets`] and friends are its owner's transactions.
 //!
 //! Contract bytecode is read at run time from the npm artifacts (`tests/chain/node_modules`); a
 //! missing install is a loud error naming the command that fixes it, never a silent skip.
@@ -21,6 +23,7 @@ pub mod contracts;
 pub mod error;
 pub mod harness;
 pub mod recorder;
+pub mod registry;
 pub mod relay;
 pub mod routers;
 

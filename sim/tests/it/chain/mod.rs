@@ -7,6 +7,7 @@ pub(crate) mod deploy;
 pub(crate) mod mempool;
 pub(crate) mod mempool_routers;
 pub(crate) mod node_feed;
+pub(crate) mod registry;
 pub(crate) mod relay;
 pub(crate) mod uniswap_v4;
 pub(crate) mod util;
