@@ -361,16 +361,20 @@ impl KeelConfig {
                     return Err(eyre!("feeds.binance: a live config needs a market-data feed"));
                 }
                 let has_ws = self.chain.as_ref().is_some_and(|c| c.ws_url.is_some());
-                let v3 = self.pools.iter().find(|p| {
-                    self.dexes
+                for (kind, name) in [
+                    (keel_router::config::DexKind::UniswapV3, "uniswap_v3"),
+                    (keel_router::config::DexKind::UniswapV4, "uniswap_v4"),
+                ] {
+                    let pool = self
+                        .pools
                         .iter()
-                        .any(|d| d.name == p.dex && d.kind == keel_router::config::DexKind::UniswapV3)
-                });
-                if let (Some(p), false) = (v3, has_ws) {
-                    return Err(eyre!(
-                        "pools[{}]: uniswap_v3 pools need the websocket node feed: set [chain] ws_url",
-                        p.name
-                    ));
+                        .find(|p| self.dexes.iter().any(|d| d.name == p.dex && d.kind == kind));
+                    if let (Some(p), false) = (pool, has_ws) {
+                        return Err(eyre!(
+                            "pools[{}]: {name} pools need the websocket node feed: set [chain] ws_url",
+                            p.name
+                        ));
+                    }
                 }
                 let balancer = self.pools.iter().find(|p| {
                     self.dexes

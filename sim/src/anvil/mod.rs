@@ -11,6 +11,8 @@
 //!   atomically or not at all.
 //!
 //! * [`balancer::deploy_balancer_weighted`] adds a Balancer V2 Vault and a weighted pool on demand.
+//! * [`v4::deploy_v4`] adds a Uniswap V4 `PoolManager`, a `V4Router` and a liquidity router on
+//!   demand; pools are initialized and funded through the returned [`V4Deployment`].
 //!
 //! Contract bytecode is read at run time from the npm artifacts (`tests/chain/node_modules`); a
 //! missing install is a loud error naming the command that fixes it, never a silent skip.
@@ -23,8 +25,10 @@ pub mod harness;
 pub mod recorder;
 pub mod relay;
 pub mod routers;
+pub mod v4;
 
 pub use balancer::{BalancerDeployment, WeightedToken, deploy_balancer_weighted};
+pub use v4::{V4Deployment, V4Position, deploy_v4};
 pub use error::{AnvilError, Result};
 pub use harness::{AnvilChain, ChainAddresses, TokenInfo, V2PairInfo, V3PoolInfo};
 pub use recorder::RpcRecorder;
