@@ -351,7 +351,10 @@ impl V4Pool {
 }
 
 fn check_protocol_fee(protocol_fee: u32) -> Result<()> {
-    if protocol_fee >> 24 != 0 || protocol_fee & 0xfff > MAX_PROTOCOL_FEE || protocol_fee >> 12 > MAX_PROTOCOL_FEE {
+    if protocol_fee >> 24 != 0
+        || protocol_fee & 0xfff > MAX_PROTOCOL_FEE
+        || protocol_fee >> 12 > MAX_PROTOCOL_FEE
+    {
         return Err(V4Error::BadProtocolFee(protocol_fee));
     }
     Ok(())

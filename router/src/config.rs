@@ -16,7 +16,9 @@ pub const DEFAULT_BUNDLE_BLOCKS: u64 = 5;
 pub const DEFAULT_PRIORITY_FEE_WEI: u128 = 1_000_000_000;
 /// Default headroom on the base fee: `maxFeePerGas = base_fee × multiplier + tip`.
 pub const DEFAULT_BASE_FEE_MULTIPLIER: u128 = 2;
-pub use keel_amm::pool::{DEFAULT_BALANCER_SWAP_GAS, DEFAULT_V2_SWAP_GAS, DEFAULT_V3_SWAP_GAS, DEFAULT_V4_SWAP_GAS};
+pub use keel_amm::pool::{
+    DEFAULT_BALANCER_SWAP_GAS, DEFAULT_V2_SWAP_GAS, DEFAULT_V3_SWAP_GAS, DEFAULT_V4_SWAP_GAS,
+};
 /// Default gas of an ERC-20 approval.
 pub const DEFAULT_APPROVE_GAS: u64 = 60_000;
 /// Default HTTP timeout for a relay request, milliseconds.
@@ -448,7 +450,10 @@ fn validate_pool_kind(p: &PoolConfig, kind: DexKind, at: &dyn Fn(&str) -> String
                 return Err(ConfigError::new(at("fee"), "required for uniswap pools"));
             }
             if p.tick_spacing.is_none() {
-                return Err(ConfigError::new(at("tick_spacing"), "required for uniswap_v4 pools (part of the pool key)"));
+                return Err(ConfigError::new(
+                    at("tick_spacing"),
+                    "required for uniswap_v4 pools (part of the pool key)",
+                ));
             }
             Ok(())
         }
@@ -737,9 +742,10 @@ mod tests {
         v2[0].hooks = Some(Address::ZERO);
         assert_eq!(validate(&t, &d, &v2, &r, &rl).unwrap_err().field, "pools[a-b].hooks");
         // From TOML.
-        let dex: DexConfig =
-            toml::from_str("name = \"v4\"\nkind = \"uniswap_v4\"\nrouter = \"0x4444444444444444444444444444444444444444\"")
-                .expect("v4 dex");
+        let dex: DexConfig = toml::from_str(
+            "name = \"v4\"\nkind = \"uniswap_v4\"\nrouter = \"0x4444444444444444444444444444444444444444\"",
+        )
+        .expect("v4 dex");
         assert_eq!(dex.kind, DexKind::UniswapV4);
     }
 

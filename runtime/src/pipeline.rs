@@ -1183,7 +1183,10 @@ pub(crate) fn build_executor(spec: &PipelineSpec) -> Result<Executor, PipelineEr
 }
 /// A V4 pool's key from its config entry (token0 is the lower address; validated by
 /// `check-config`).
-pub(crate) fn v4_key(spec: &PipelineSpec, p: &keel_router::config::PoolConfig) -> Result<keel_amm::v4::PoolKey, PipelineError> {
+pub(crate) fn v4_key(
+    spec: &PipelineSpec,
+    p: &keel_router::config::PoolConfig,
+) -> Result<keel_amm::v4::PoolKey, PipelineError> {
     let (a, b) = (token_address(spec, &p.token0)?, token_address(spec, &p.token1)?);
     Ok(p.v4_key(a.min(b), a.max(b)))
 }
@@ -1191,13 +1194,15 @@ pub(crate) fn v4_key(spec: &PipelineSpec, p: &keel_router::config::PoolConfig) -
 /// A V4 pool with no liquidity at price 1: its state until the node feed's first snapshot (the
 /// executor does not route through a pool before its state is known). Refuses the key as the
 /// pool model does (hooks that change swaps, bad fee or spacing).
-pub(crate) fn empty_v4(spec: &PipelineSpec, p: &keel_router::config::PoolConfig) -> Result<Pool, PipelineError> {
+pub(crate) fn empty_v4(
+    spec: &PipelineSpec,
+    p: &keel_router::config::PoolConfig,
+) -> Result<Pool, PipelineError> {
     let key = v4_key(spec, p)?;
     let pool = keel_amm::v4::V4Pool::new(key, Q96, 0, 0, key.fee, 0, &[])
         .map_err(|source| PipelineError::BadV4Pool { pool: p.name.clone(), source })?;
     Ok(Pool::V4(Box::new(pool)))
 }
-
 
 /// What the chain poller reads each block for `spec`: V2 pools (without the websocket node feed),
 /// each portfolio's balance of each of its tokens, each account's nonce, and the allowances read at

@@ -20,5 +20,5 @@ mod netting_e2e;
 mod predictor_e2e;
 mod quote_cli;
 mod replay_e2e;
-mod v4_e2e;
 mod secrets;
+mod v4_e2e;

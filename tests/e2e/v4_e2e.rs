@@ -54,7 +54,13 @@ async fn keel_rebalances_through_a_uniswap_v4_pool_via_the_v4_router() {
     let a = chain.addresses().clone();
     let (tka, tkb) = (a.token("TKA").unwrap(), a.token("TKB").unwrap());
     let v4 = deploy_v4(&chain).await.expect("v4 contracts (run `make chain-deps`)");
-    let key = PoolKey { currency0: tka.min(tkb), currency1: tka.max(tkb), fee: 3000, tick_spacing: 60, hooks: Address::ZERO };
+    let key = PoolKey {
+        currency0: tka.min(tkb),
+        currency1: tka.max(tkb),
+        fee: 3000,
+        tick_spacing: 60,
+        hooks: Address::ZERO,
+    };
     // Price 1.0, a full-range position of about 100,000 of each token.
     let pool_id = v4.initialize(&chain, &key, Q96).await.expect("initialize");
     v4.approve_liquidity(&chain, &key, FUNDER).await.expect("approve");
@@ -103,7 +109,12 @@ async fn keel_rebalances_through_a_uniswap_v4_pool_via_the_v4_router() {
             cost: Default::default(),
         }],
         router: router_config(chain.chain_id(), None, true),
-        dexes: vec![DexConfig { name: "v4".into(), kind: DexKind::UniswapV4, router: v4.router, factory: None }],
+        dexes: vec![DexConfig {
+            name: "v4".into(),
+            kind: DexKind::UniswapV4,
+            router: v4.router,
+            factory: None,
+        }],
         pools: vec![PoolConfig {
             name: "v4-tka-tkb".into(),
             dex: "v4".into(),
@@ -148,7 +159,14 @@ async fn keel_rebalances_through_a_uniswap_v4_pool_via_the_v4_router() {
 
     // Another account sells 5,000 TKA into the pool through the V4 router; the exchange follows.
     let trader = chain.wallet_provider(TRADER);
-    IERC20::new(tka, &trader).approve(v4.router, U256::MAX).send().await.unwrap().get_receipt().await.unwrap();
+    IERC20::new(tka, &trader)
+        .approve(v4.router, U256::MAX)
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
     let sell = keel_router::exec::v4_exact_in_single(&key, tka == key.currency0, e18(5_000).to::<u128>(), 0);
     let tx = TransactionRequest::default().with_to(v4.router).with_input(sell).with_gas_limit(1_000_000);
     let r = trader.send_transaction(tx).await.unwrap().get_receipt().await.unwrap();

@@ -15,8 +15,8 @@ use alloy::primitives::{Address, B256, U256};
 use alloy::rpc::types::Log;
 use alloy::sol_types::SolEvent;
 use keel_amm::abi::{IPoolManager, IUniswapV2Pair, IUniswapV3Pool};
-use keel_amm::v4::PoolKey;
 pub use keel_amm::pool::{Pool, PoolChange, PoolId, PoolUpdate};
+use keel_amm::v4::PoolKey;
 use keel_engine::Nanos;
 
 use super::error::{NodeError, Result};
@@ -268,7 +268,8 @@ impl PoolBook {
 /// A V4 `ProtocolFeeUpdated` log: the pool's whole state with its new protocol fee (the pool
 /// model has no delta for it); `None` for any other log.
 fn protocol_fee_change(entry: &PoolEntry, log: &Log) -> Result<Option<PoolChange>> {
-    if entry.pool.kind != PoolKind::V4 || log.topic0() != Some(&IPoolManager::ProtocolFeeUpdated::SIGNATURE_HASH)
+    if entry.pool.kind != PoolKind::V4
+        || log.topic0() != Some(&IPoolManager::ProtocolFeeUpdated::SIGNATURE_HASH)
     {
         return Ok(None);
     }
@@ -376,8 +377,13 @@ mod tests {
     #[test]
     fn applies_in_order_ignores_duplicates_and_rolls_back_a_reorg() {
         let a = Address::repeat_byte(1);
-        let mut book =
-            PoolBook::new(&[TrackedPool { address: a, kind: PoolKind::V2, fee: 30, tick_spacing: None, pool_key: None }]);
+        let mut book = PoolBook::new(&[TrackedPool {
+            address: a,
+            kind: PoolKind::V2,
+            fee: 30,
+            tick_spacing: None,
+            pool_key: None,
+        }]);
         book.set_state(
             0,
             Pool::V2 { reserve0: U256::from(10u64), reserve1: U256::from(20u64), fee_bps: 30 },
@@ -450,7 +456,8 @@ mod tests {
                 keel_amm::v3::TickInfo { index: -100 * s, liquidity_net: l as i128 },
                 keel_amm::v3::TickInfo { index: 100 * s, liquidity_net: -(l as i128) },
             ];
-            let p = keel_amm::v4::V4Pool::new(k, get_sqrt_ratio_at_tick(0).unwrap(), 0, l, k.fee, 0, &ticks).unwrap();
+            let p = keel_amm::v4::V4Pool::new(k, get_sqrt_ratio_at_tick(0).unwrap(), 0, l, k.fee, 0, &ticks)
+                .unwrap();
             book.set_state(i as u32, Pool::V4(Box::new(p)), 5, 0);
         }
         // A swap on the second pool changes only the second pool.
@@ -464,7 +471,8 @@ mod tests {
             tick: I24::try_from(7).unwrap(),
             fee: U24::from(500u32),
         };
-        let Applied::Updated(u) = book.apply_log(&v4_log(manager, 6, 0, swap.encode_log_data()), 0).unwrap() else {
+        let Applied::Updated(u) = book.apply_log(&v4_log(manager, 6, 0, swap.encode_log_data()), 0).unwrap()
+        else {
             panic!("swap not applied")
         };
         assert_eq!(u.pool, 1);
@@ -482,21 +490,29 @@ mod tests {
             liquidityDelta: alloy::primitives::I256::try_from(1_000i64).unwrap(),
             salt: B256::ZERO,
         };
-        let Applied::Updated(u) = book.apply_log(&v4_log(manager, 6, 1, modify.encode_log_data()), 0).unwrap()
+        let Applied::Updated(u) =
+            book.apply_log(&v4_log(manager, 6, 1, modify.encode_log_data()), 0).unwrap()
         else {
             panic!("position not applied")
         };
         assert_eq!(u.pool, 0);
-        assert_eq!(u.change, PoolChange::V3Position { tick_lower: -60, tick_upper: 120, liquidity_delta: 1_000 });
+        assert_eq!(
+            u.change,
+            PoolChange::V3Position { tick_lower: -60, tick_upper: 120, liquidity_delta: 1_000 }
+        );
         // Another pool's id, or the right id from another address, is not ours.
         let mut other = swap.clone();
         other.id = key(100, 1).id();
-        assert_eq!(book.apply_log(&v4_log(manager, 6, 2, other.encode_log_data()), 0).unwrap(), Applied::Ignored);
+        assert_eq!(
+            book.apply_log(&v4_log(manager, 6, 2, other.encode_log_data()), 0).unwrap(),
+            Applied::Ignored
+        );
         let elsewhere = v4_log(Address::repeat_byte(0x4e), 6, 3, swap.encode_log_data());
         assert_eq!(book.apply_log(&elsewhere, 0).unwrap(), Applied::Ignored);
         // A protocol fee update republishes the pool with the new fee (zeroForOne 0.05%).
         let fee = IPoolManager::ProtocolFeeUpdated { id: k0.id(), protocolFee: U24::from(500u32) };
-        let Applied::Updated(u) = book.apply_log(&v4_log(manager, 7, 0, fee.encode_log_data()), 0).unwrap() else {
+        let Applied::Updated(u) = book.apply_log(&v4_log(manager, 7, 0, fee.encode_log_data()), 0).unwrap()
+        else {
             panic!("protocol fee not applied")
         };
         let PoolChange::Snapshot(p) = u.change else { panic!("not a snapshot") };
@@ -515,8 +531,13 @@ mod tests {
     #[test]
     fn logs_at_the_last_block_numbers_neither_wrap_nor_panic() {
         let a = Address::repeat_byte(1);
-        let mut book =
-            PoolBook::new(&[TrackedPool { address: a, kind: PoolKind::V2, fee: 30, tick_spacing: None, pool_key: None }]);
+        let mut book = PoolBook::new(&[TrackedPool {
+            address: a,
+            kind: PoolKind::V2,
+            fee: 30,
+            tick_spacing: None,
+            pool_key: None,
+        }]);
         book.set_state(
             0,
             Pool::V2 { reserve0: U256::from(10u64), reserve1: U256::from(20u64), fee_bps: 30 },

@@ -374,8 +374,13 @@ mod tests {
     /// own clock and its pool reported at 0.
     #[test]
     fn a_stuck_pending_swap_is_aged_out_and_its_pool_reported_back_at_zero() {
-        let tracked =
-            TrackedPool { address: Address::repeat_byte(1), kind: PoolKind::V2, fee: 30, tick_spacing: None, pool_key: None };
+        let tracked = TrackedPool {
+            address: Address::repeat_byte(1),
+            kind: PoolKind::V2,
+            fee: 30,
+            tick_spacing: None,
+            pool_key: None,
+        };
         let mut book = PoolBook::new(&[tracked]);
         let e18 = U256::from(10u64).pow(U256::from(18u64));
         book.set_state(

@@ -10,16 +10,16 @@
 //! every initialized tick, [`EXTSLOAD_SLOTS`] slots per call.
 
 use alloy::eips::BlockId;
-use alloy::primitives::{Address, U256};
+use alloy::primitives::B256;
 use alloy::primitives::aliases::I24;
+use alloy::primitives::{Address, U256};
 use alloy::providers::Provider;
 use alloy::sol_types::SolCall;
 use futures_util::future::try_join_all;
-use alloy::primitives::B256;
 use keel_amm::abi::{IPoolManager, IUniswapV2Pair, IUniswapV3Pool};
-use keel_amm::v4::{V4Pool, storage};
 use keel_amm::pool::Pool;
 use keel_amm::v3::{MAX_TICK, MIN_TICK, V3Pool};
+use keel_amm::v4::{V4Pool, storage};
 
 use super::book::{PoolKind, TrackedPool};
 use super::error::{NodeError, Result};
@@ -137,7 +137,12 @@ pub async fn load_pool<P: Provider>(provider: &P, pool: &TrackedPool, block: u64
 }
 
 /// Reads `slots` of the `PoolManager` at `at`, [`EXTSLOAD_SLOTS`] per call, concurrently.
-async fn extsload<P: Provider>(provider: &P, manager: Address, slots: &[B256], at: BlockId) -> Result<Vec<B256>> {
+async fn extsload<P: Provider>(
+    provider: &P,
+    manager: Address,
+    slots: &[B256],
+    at: BlockId,
+) -> Result<Vec<B256>> {
     let parts = try_join_all(slots.chunks(EXTSLOAD_SLOTS).map(|chunk| async move {
         let r = call(provider, manager, &IPoolManager::extsloadCall::new((chunk.to_vec(),)), at)
             .await

@@ -28,9 +28,9 @@ pub mod routers;
 pub mod v4;
 
 pub use balancer::{BalancerDeployment, WeightedToken, deploy_balancer_weighted};
-pub use v4::{V4Deployment, V4Position, deploy_v4};
 pub use error::{AnvilError, Result};
 pub use harness::{AnvilChain, ChainAddresses, TokenInfo, V2PairInfo, V3PoolInfo};
 pub use recorder::RpcRecorder;
 pub use relay::{AnvilRelay, BuilderOptions, BundleStatus, LandedBundle, RelayOptions};
 pub use routers::{RouterAddresses, deploy_routers};
+pub use v4::{V4Deployment, V4Position, deploy_v4};

@@ -82,7 +82,8 @@ pub async fn deploy_v4(chain: &AnvilChain) -> Result<V4Deployment> {
 impl V4Deployment {
     /// Initializes the pool of `key` at `sqrt_price_x96`; returns its id.
     pub async fn initialize(&self, chain: &AnvilChain, key: &PoolKey, sqrt_price_x96: U256) -> Result<B256> {
-        let call = IV4PoolManager::initializeCall { key: sol_key(key), sqrtPriceX96: U160::from(sqrt_price_x96) };
+        let call =
+            IV4PoolManager::initializeCall { key: sol_key(key), sqrtPriceX96: U160::from(sqrt_price_x96) };
         send(chain, 0, self.manager, call.abi_encode(), "initialize the v4 pool").await?;
         Ok(key.id())
     }
@@ -100,8 +101,15 @@ impl V4Deployment {
 
     /// Adds (or removes) a position as dev account `from` (which must hold the tokens and have
     /// called [`Self::approve_liquidity`]).
-    pub async fn modify(&self, chain: &AnvilChain, key: &PoolKey, from: usize, pos: V4Position) -> Result<()> {
-        let range = |t: i32| I24::try_from(t).map_err(|_| AnvilError::rpc("modifyLiquidity", format!("tick {t}")));
+    pub async fn modify(
+        &self,
+        chain: &AnvilChain,
+        key: &PoolKey,
+        from: usize,
+        pos: V4Position,
+    ) -> Result<()> {
+        let range =
+            |t: i32| I24::try_from(t).map_err(|_| AnvilError::rpc("modifyLiquidity", format!("tick {t}")));
         let call = IV4PoolModifyLiquidityTest::modifyLiquidityCall {
             key: sol_key(key),
             params: IV4PoolModifyLiquidityTest::ModifyLiquidityParams {

@@ -59,7 +59,11 @@ async fn wait_synced(chain: &AnvilChain, feed: &FeedGuard, mirror: &mut Mirror, 
         if diffs.is_empty() {
             return;
         }
-        assert!(Instant::now() < deadline, "{what}: the feed never matched the PoolManager:\n{}", diffs.join("\n"));
+        assert!(
+            Instant::now() < deadline,
+            "{what}: the feed never matched the PoolManager:\n{}",
+            diffs.join("\n")
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -92,7 +96,11 @@ async fn node_feed_follows_v4_pools_by_pool_id_and_quotes_what_the_v4_router_pay
         let mut ranges = vec![(-full, full, rng.random_range(10i128.pow(20)..10i128.pow(21)))];
         for _ in 0..4 {
             let lo = (tick / s + rng.random_range(-50..50)) * s;
-            ranges.push((lo, lo + rng.random_range(1..30) * s, rng.random_range(10i128.pow(19)..10i128.pow(21))));
+            ranges.push((
+                lo,
+                lo + rng.random_range(1..30) * s,
+                rng.random_range(10i128.pow(19)..10i128.pow(21)),
+            ));
         }
         for (lo, hi, l) in ranges {
             salt += 1;
@@ -142,13 +150,19 @@ async fn node_feed_follows_v4_pools_by_pool_id_and_quotes_what_the_v4_router_pay
             continue;
         }
         if roll < 0.3 {
-            let mine: Vec<usize> = (0..open.len()).filter(|&i| open[i].0 == n && open[i].1 > -100_000).collect();
+            let mine: Vec<usize> =
+                (0..open.len()).filter(|&i| open[i].0 == n && open[i].1 > -100_000).collect();
             if let Some(&i) = mine.get(rng.random_range(0..mine.len().max(1))) {
                 let (_, lo, hi, l, s) = open[i];
                 let part = if rng.random_bool(0.5) { l } else { l / 2 };
-                v4.modify(&chain, &key, LP, V4Position { tick_lower: lo, tick_upper: hi, liquidity: -part, salt: s })
-                    .await
-                    .unwrap_or_else(|e| panic!("step {step}: remove {lo}..{hi}: {e}"));
+                v4.modify(
+                    &chain,
+                    &key,
+                    LP,
+                    V4Position { tick_lower: lo, tick_upper: hi, liquidity: -part, salt: s },
+                )
+                .await
+                .unwrap_or_else(|e| panic!("step {step}: remove {lo}..{hi}: {e}"));
                 open[i].3 -= part;
                 if open[i].3 == 0 {
                     open.swap_remove(i);
@@ -162,7 +176,8 @@ async fn node_feed_follows_v4_pools_by_pool_id_and_quotes_what_the_v4_router_pay
         let pool = mirror.state_at(n).unwrap().clone();
         let zfo = rng.random_bool(0.5);
         let amount = U256::from(10f64.powf(rng.random_range(15.0f64..21.3)) as u128);
-        let q = pool.swap(zfo, SwapAmount::ExactIn(amount), None).unwrap_or_else(|e| panic!("step {step}: {e}"));
+        let q =
+            pool.swap(zfo, SwapAmount::ExactIn(amount), None).unwrap_or_else(|e| panic!("step {step}: {e}"));
         if q.amount_in != amount {
             continue; // a partial fill at the price bound: the router would not take it
         }
@@ -175,7 +190,10 @@ async fn node_feed_follows_v4_pools_by_pool_id_and_quotes_what_the_v4_router_pay
             .with_input(calldata(min_out + 1));
         assert!(tp.call(tight).await.is_err(), "step {step}: min_out = quote + 1 did not revert");
         let (in0, out0) = (balance(&tp, t_in, trader).await, balance(&tp, t_out, trader).await);
-        let tx = TransactionRequest::default().with_to(v4.router).with_input(calldata(min_out)).with_gas_limit(1_000_000);
+        let tx = TransactionRequest::default()
+            .with_to(v4.router)
+            .with_input(calldata(min_out))
+            .with_gas_limit(1_000_000);
         let r = tp.send_transaction(tx).await.unwrap().get_receipt().await.unwrap();
         assert!(r.status(), "step {step}: swap with min_out = quote reverted");
         gas.push(r.gas_used);
@@ -196,5 +214,9 @@ async fn node_feed_follows_v4_pools_by_pool_id_and_quotes_what_the_v4_router_pay
     );
     assert!(swaps >= 30, "only {swaps} swaps compared");
     assert!(adds >= 3 && removes >= 3, "too few liquidity changes: {adds} adds, {removes} removes");
-    assert_eq!(feed.stats.resyncs.load(std::sync::atomic::Ordering::Relaxed), 1, "the feed followed by logs, not reloads");
+    assert_eq!(
+        feed.stats.resyncs.load(std::sync::atomic::Ordering::Relaxed),
+        1,
+        "the feed followed by logs, not reloads"
+    );
 }
