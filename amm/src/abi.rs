@@ -6,6 +6,8 @@
 //! provider-bound contract instances expands the same text with `#[sol(rpc)]`, e.g.
 //! `keel_amm::keel_sol_interfaces!(alloy::sol, #[sol(rpc)]);`.
 #![allow(missing_docs)]
+// `sol!` generates one constructor per event; the PoolManager's `Swap` has eight fields.
+#![allow(clippy::too_many_arguments)]
 
 /// Expands Keel's Solidity interfaces with the `sol!` macro named first and the attributes that
 /// follow it on every interface (see the module documentation).
@@ -140,7 +142,6 @@ macro_rules! keel_sol_interfaces {
         $(#[$attr])*
         interface IPoolManager {
             function extsload(bytes32[] calldata slots) external view returns (bytes32[] memory values);
-            event Initialize(bytes32 indexed id, address indexed currency0, address indexed currency1, uint24 fee, int24 tickSpacing, address hooks, uint160 sqrtPriceX96, int24 tick);
             event ModifyLiquidity(bytes32 indexed id, address indexed sender, int24 tickLower, int24 tickUpper, int256 liquidityDelta, bytes32 salt);
             event Swap(bytes32 indexed id, address indexed sender, int128 amount0, int128 amount1, uint160 sqrtPriceX96, uint128 liquidity, int24 tick, uint24 fee);
             event ProtocolFeeUpdated(bytes32 indexed id, uint24 protocolFee);
