@@ -382,16 +382,20 @@ impl KeelConfig {
                     return Err(eyre!("feeds.binance: a live config needs a market-data feed"));
                 }
                 let has_ws = self.chain.as_ref().is_some_and(|c| c.ws_url.is_some());
-                let v3 = self.pools.iter().find(|p| {
-                    self.dexes
+                for (kind, name) in [
+                    (keel_router::config::DexKind::UniswapV3, "uniswap_v3"),
+                    (keel_router::config::DexKind::UniswapV4, "uniswap_v4"),
+                ] {
+                    let pool = self
+                        .pools
                         .iter()
-                        .any(|d| d.name == p.dex && d.kind == keel_router::config::DexKind::UniswapV3)
-                });
-                if let (Some(p), false) = (v3, has_ws) {
-                    return Err(eyre!(
-                        "pools[{}]: uniswap_v3 pools need the websocket node feed: set [chain] ws_url",
-                        p.name
-                    ));
+                        .find(|p| self.dexes.iter().any(|d| d.name == p.dex && d.kind == kind));
+                    if let (Some(p), false) = (pool, has_ws) {
+                        return Err(eyre!(
+                            "pools[{}]: {name} pools need the websocket node feed: set [chain] ws_url",
+                            p.name
+                        ));
+                    }
                 }
                 let balancer = self.pools.iter().find(|p| {
                     self.dexes
@@ -536,6 +540,44 @@ mod tests {
         let bad = with.replacen("max_step = 0.1", "max_step = 0.0", 1);
         let err = format!("{:#}", KeelConfig::parse(&bad).unwrap_err());
         assert!(err.contains("portfolios[core].targets.max_step: 0 is outside (0, 1]"), "{err}");
+    }
+
+    #[test]
+    fn a_v4_pool_is_checked_and_needs_the_node_websocket() {
+        use keel_router::config::{DexConfig, DexKind};
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/configs/anvil.toml")).unwrap();
+        let mut cfg = KeelConfig::parse(&text).unwrap();
+        let v3: Vec<String> =
+            cfg.dexes.iter().filter(|d| d.kind == DexKind::UniswapV3).map(|d| d.name.clone()).collect();
+        cfg.pools.retain(|p| !v3.contains(&p.dex));
+        cfg.dexes.push(DexConfig {
+            name: "v4".into(),
+            kind: DexKind::UniswapV4,
+            router: Address::repeat_byte(0x44),
+            factory: None,
+        });
+        let mut pool = cfg.pools[0].clone();
+        pool.name = "v4-pool".into();
+        pool.dex = "v4".into();
+        pool.address = Address::repeat_byte(0x4d);
+        pool.fee = Some(3000);
+        pool.tick_spacing = Some(60);
+        cfg.pools.push(pool);
+        let cfg = cfg.revalidate().unwrap();
+        cfg.check_purpose(Purpose::Live).unwrap();
+        let mut hooked = cfg.clone();
+        let mut hook = [0u8; 20];
+        hook[19] = 1 << 6; // afterSwap
+        hooked.pools.last_mut().unwrap().hooks = Some(Address::from(hook));
+        let e = format!("{:#}", hooked.revalidate().unwrap_err());
+        assert!(e.contains("pools[v4-pool].hooks") && e.contains("hookless"), "{e}");
+        let mut cfg = cfg;
+        if let Some(c) = cfg.chain.as_mut() {
+            c.ws_url = None;
+        }
+        let e = cfg.check_purpose(Purpose::Live).unwrap_err().to_string();
+        assert!(e.contains("uniswap_v4 pools need the websocket node feed"), "{e}");
     }
 
     #[test]

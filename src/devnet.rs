@@ -3,19 +3,23 @@
 //! (`sim/contracts/KeelParams.sol`, compiled with the pinned solc-js, owned by `dev:0`), the
 //! loopback Flashbots relay (which mines a block every `--block-ms`), and a Binance-format quote
 //! server; funds a portfolio account; writes the config for `keel run` (with `[registry]`); then
-//! keeps a market moving: another account trades TKA on the
-//! V2 pool every few seconds, the V3 pool is swapped to the same price, and the exchange price
-//! follows the pools.
+//! keeps a market moving: another account trades TKA on the V2 pool every few seconds, the V3 pool
+//! is swapped to the same price, the same trade goes through a Uniswap V4 pool of the same depth (a
+//! full-range position, so the same curve as the V2 pair), and the exchange price follows the
+//! pools.
 
 use std::fmt::Write as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use alloy::network::TransactionBuilder as _;
 use alloy::primitives::{Address, U256, aliases::U24, aliases::U160};
+use alloy::providers::Provider as _;
 use eyre::{Context, eyre};
+use keel_amm::v4::PoolKey;
 use keel_router::signer::Signer;
 use keel_sim::anvil::contracts::rpc::{IERC20, ISwapRouter, IUniswapV2Router02};
-use keel_sim::anvil::{AnvilChain, AnvilRelay, RelayOptions};
+use keel_sim::anvil::{AnvilChain, AnvilRelay, RelayOptions, V4Position, deploy_v4};
 use keel_sim::quotes::QuoteServer;
 
 /// Dev key of the portfolio account the devnet funds.
@@ -58,7 +62,7 @@ async fn run_async(
     write: &Path,
     duration: Option<u64>,
 ) -> eyre::Result<()> {
-    eprintln!("starting anvil on 127.0.0.1:{} and deploying Uniswap V2 + V3 …", ports.anvil);
+    eprintln!("starting anvil on 127.0.0.1:{} and deploying Uniswap V2 + V3 (+ V4 after) …", ports.anvil);
     let chain = AnvilChain::start_on(ports.anvil).await.map_err(|e| eyre!("{e}"))?;
     eprintln!("deployed in {:.2} s", chain.deploy_time().as_secs_f64());
     // Before the relay takes over block production: deployed by dev:0 at a fixed nonce, so its
@@ -96,6 +100,22 @@ async fn run_async(
     let quotes =
         QuoteServer::start_on(&[("TKAUSDT", (v2 + v3) / 2.0)], Duration::from_millis(100), ports.quotes)
             .await?;
+    // A V4 TKA/TKB pool at the V2 pair's price with a full-range position as deep as the pair.
+    let v4 = deploy_v4(&chain).await.map_err(|e| eyre!("{e}"))?;
+    let key = PoolKey {
+        currency0: tka.min(tkb),
+        currency1: tka.max(tkb),
+        fee: 3000,
+        tick_spacing: 60,
+        hooks: Address::ZERO,
+    };
+    let p01 = if key.currency0 == tka { v2 } else { 1.0 / v2 };
+    let sqrt = U256::from((p01.sqrt() * 2f64.powi(96)) as u128);
+    v4.initialize(&chain, &key, sqrt).await.map_err(|e| eyre!("{e}"))?;
+    v4.approve_liquidity(&chain, &key, 1).await.map_err(|e| eyre!("{e}"))?;
+    let full = (keel_amm::v3::MAX_TICK / 60) * 60;
+    let pos = V4Position { tick_lower: -full, tick_upper: full, liquidity: 10i128.pow(22), salt: 0 };
+    v4.modify(&chain, &key, 1, pos).await.map_err(|e| eyre!("{e}"))?;
 
     let sym = |x: Address| {
         if x == tka {
@@ -109,7 +129,7 @@ async fn run_async(
     let mut cfg = String::new();
     let _ = writeln!(
         cfg,
-        "# Keel against a local devnet: `keel devnet` (anvil with the real Uniswap V2/V3 contracts, a"
+        "# Keel against a local devnet: `keel devnet` (anvil with the real Uniswap V2/V3/V4 contracts, a"
     );
     let _ = writeln!(
         cfg,
@@ -161,6 +181,11 @@ async fn run_async(
         "[[dexes]]\nname = \"uniswap-v3\"\nkind = \"uniswap_v3\"\nrouter = \"{}\"\nfactory = \"{}\"\n",
         a.v3_swap_router, a.v3_factory
     );
+    let _ = writeln!(
+        cfg,
+        "[[dexes]]\nname = \"uniswap-v4\"\nkind = \"uniswap_v4\"\nrouter = \"{}\"   # v4-periphery MockV4Router\nfactory = \"{}\"   # the PoolManager\n",
+        v4.router, v4.manager
+    );
     for (name, dex, addr, t0, t1, fee) in [
         ("v2-tka-tkb", "uniswap-v2", pair.address, pair.token0, pair.token1, 30),
         ("v3-tka-tkb", "uniswap-v3", pool.address, pool.token0, pool.token1, pool.fee),
@@ -173,6 +198,13 @@ async fn run_async(
             sym(t1)
         );
     }
+    let _ = writeln!(
+        cfg,
+        "[[pools]]\nname = \"v4-tka-tkb\"\ndex = \"uniswap-v4\"\naddress = \"{}\"   # the PoolManager\ntoken0 = \"{}\"\ntoken1 = \"{}\"\nfee = 3000\ntick_spacing = 60\n",
+        v4.manager,
+        sym(key.currency0),
+        sym(key.currency1)
+    );
     let _ = writeln!(
         cfg,
         "[[portfolios]]\nname = \"devnet\"\naccount = \"{me}\"   # dev:{PORTFOLIO_KEY}\ntargets = {{ TKA = 0.5, TKB = 0.5 }}\ncooldown_secs = 2.0\nmin_trade_notional = 1.0\ntriggers = [{{ type = \"drift\", abs_band = 0.01 }}]"
@@ -192,6 +224,9 @@ async fn run_async(
     // one the relay's simulations dropped is replaced by the next round's.
     let receipt_wait = Duration::from_millis(block_ms.saturating_mul(5).max(5_000));
     let deadline = U256::from(4_000_000_000u64);
+    for t in [tka, tkb] {
+        IERC20::new(t, &trader).approve(v4.router, U256::MAX).send().await?.get_receipt().await?;
+    }
     // Listening from here on, so a signal that arrives while a swap is awaited is not lost.
     let shutdown = crate::shutdown_signal();
     tokio::pin!(shutdown);
@@ -218,6 +253,17 @@ async fn run_async(
             match v2_swap {
                 Ok(p) => await_move(p, "market move", receipt_wait).await,
                 Err(e) => eprintln!("market move failed: {e}"),
+            }
+            // The V4 pool takes the same trade (same depth and curve, so it keeps the same price).
+            let input =
+                keel_router::exec::v4_exact_in_single(&key, tin == key.currency0, amount.to::<u128>(), 0);
+            let tx = alloy::rpc::types::TransactionRequest::default()
+                .with_to(v4.router)
+                .with_input(alloy::primitives::Bytes::from(input))
+                .with_gas_limit(1_000_000);
+            match trader.send_transaction(tx).await {
+                Ok(p) => await_move(p, "market move on the V4 pool", receipt_wait).await,
+                Err(e) => eprintln!("market move on the V4 pool failed: {e}"),
             }
             // The V3 pool follows: swap on it up to the V2 pool's new price (a price-limited swap), so
             // the two pools never drift apart as they would with no arbitrageur between them.

@@ -6,6 +6,8 @@
 //! provider-bound contract instances expands the same text with `#[sol(rpc)]`, e.g.
 //! `keel_amm::keel_sol_interfaces!(alloy::sol, #[sol(rpc)]);`.
 #![allow(missing_docs)]
+// `sol!` generates one constructor per event; the PoolManager's `Swap` has eight fields.
+#![allow(clippy::too_many_arguments)]
 
 /// Expands Keel's Solidity interfaces with the `sol!` macro named first and the attributes that
 /// follow it on every interface (see the module documentation).
@@ -133,6 +135,44 @@ macro_rules! keel_sol_interfaces {
             function getPoolTokens(bytes32 poolId)
                 external view returns (address[] memory tokens, uint256[] memory balances, uint256 lastChangeBlock);
             event Swap(bytes32 indexed poolId, address indexed tokenIn, address indexed tokenOut, uint256 amountIn, uint256 amountOut);
+        }
+
+        /// Uniswap V4 `PoolManager`: raw storage reads (`extsload`, the pool state of
+        /// `StateLibrary`) and the pool events Keel follows.
+        $(#[$attr])*
+        interface IPoolManager {
+            function extsload(bytes32[] calldata slots) external view returns (bytes32[] memory values);
+            event ModifyLiquidity(bytes32 indexed id, address indexed sender, int24 tickLower, int24 tickUpper, int256 liquidityDelta, bytes32 salt);
+            event Swap(bytes32 indexed id, address indexed sender, int128 amount0, int128 amount1, uint160 sqrtPriceX96, uint128 liquidity, int24 tick, uint24 fee);
+            event ProtocolFeeUpdated(bytes32 indexed id, uint24 protocolFee);
+        }
+
+        /// v4-periphery's `V4Router` actions (`Actions.sol`) as a router contract exposes them:
+        /// `executeActions(abi.encode(bytes actions, bytes[] params))` (v4-periphery's
+        /// `MockV4Router`); the Universal Router wraps the same payload in its `V4_SWAP` command.
+        $(#[$attr])*
+        interface IV4Router {
+            struct PoolKey {
+                address currency0;
+                address currency1;
+                uint24 fee;
+                int24 tickSpacing;
+                address hooks;
+            }
+            struct ExactInputSingleParams {
+                PoolKey poolKey;
+                bool zeroForOne;
+                uint128 amountIn;
+                uint128 amountOutMinimum;
+                bytes hookData;
+            }
+            function executeActions(bytes calldata params) external payable;
+        }
+
+        /// The Universal Router's entry point.
+        $(#[$attr])*
+        interface IUniversalRouter {
+            function execute(bytes calldata commands, bytes[] calldata inputs, uint256 deadline) external payable;
         }
 
         /// Balancer V2 weighted pool (state reads).

@@ -143,6 +143,21 @@ pub enum PipelineError {
         /// The pool.
         pool: String,
     },
+    /// A Uniswap V4 pool without the websocket node feed (its state follows the `PoolManager`'s
+    /// logs).
+    #[error("config: pools[{pool}]: uniswap_v4 pools need the websocket node feed: set [chain] ws_url")]
+    V4NeedsWebsocket {
+        /// The pool.
+        pool: String,
+    },
+    /// A Uniswap V4 pool whose key is not one the router can trade (hooks, fee, spacing).
+    #[error("config: pools[{pool}]: {source}")]
+    BadV4Pool {
+        /// The pool.
+        pool: String,
+        /// Why.
+        source: keel_amm::v4::V4Error,
+    },
     /// A Uniswap V3 pool whose tick spacing is neither configured nor that of a canonical fee tier.
     #[error(
         "config: pools[{pool}]: fee {fee} is not a canonical Uniswap V3 tier (100, 500, 3000, 10000): set tick_spacing"
@@ -1166,6 +1181,12 @@ pub(crate) fn build_executor(spec: &PipelineSpec) -> Result<Executor, PipelineEr
             DexKind::BalancerWeighted => {
                 Pool::Balancer(Box::new(BalancerPair::unread(p.flavour.unwrap_or_default())))
             }
+            DexKind::UniswapV4 => {
+                if spec.node_ws_url.is_none() {
+                    return Err(PipelineError::V4NeedsWebsocket { pool: p.name.clone() });
+                }
+                empty_v4(spec, p)?
+            }
         };
         pools.push(
             PoolEntry::new(meta, state)
@@ -1187,6 +1208,28 @@ pub(crate) fn build_executor(spec: &PipelineSpec) -> Result<Executor, PipelineEr
         native,
     )
     .with_relay_builders(spec.relays.iter().filter_map(|r| Some((r.name.clone(), r.coinbase?))).collect()))
+}
+/// A V4 pool's key from its config entry (token0 is the lower address; validated by
+/// `check-config`).
+pub(crate) fn v4_key(
+    spec: &PipelineSpec,
+    p: &keel_router::config::PoolConfig,
+) -> Result<keel_amm::v4::PoolKey, PipelineError> {
+    let (a, b) = (token_address(spec, &p.token0)?, token_address(spec, &p.token1)?);
+    Ok(p.v4_key(a.min(b), a.max(b)))
+}
+
+/// A V4 pool with no liquidity at price 1: its state until the node feed's first snapshot (the
+/// executor does not route through a pool before its state is known). Refuses the key as the
+/// pool model does (hooks that change swaps, bad fee or spacing).
+pub(crate) fn empty_v4(
+    spec: &PipelineSpec,
+    p: &keel_router::config::PoolConfig,
+) -> Result<Pool, PipelineError> {
+    let key = v4_key(spec, p)?;
+    let pool = keel_amm::v4::V4Pool::new(key, Q96, 0, 0, key.fee, 0, &[])
+        .map_err(|source| PipelineError::BadV4Pool { pool: p.name.clone(), source })?;
+    Ok(Pool::V4(Box::new(pool)))
 }
 
 /// What the chain poller reads each block for `spec`: V2 pools (without the websocket node feed),
@@ -1218,11 +1261,11 @@ pub fn poll_targets(spec: &PipelineSpec, engine: &Engine) -> Result<PollTargets,
                         .ok_or_else(|| PipelineError::unknown(field("flavour"), "flavour", "none"))?,
                 });
             }
-            // Without the node feed, V2 pools are read here (V3 pools need the node feed).
+            // Without the node feed, V2 pools are read here (V3 and V4 pools need the node feed).
             DexKind::UniswapV2 | DexKind::UniswapV3 if spec.node_ws_url.is_none() => {
                 t.v2_pools.push((i as u32, p.address));
             }
-            DexKind::UniswapV2 | DexKind::UniswapV3 => {}
+            DexKind::UniswapV2 | DexKind::UniswapV3 | DexKind::UniswapV4 => {}
         }
     }
     let mut accounts = Vec::new();
@@ -1261,14 +1304,18 @@ fn tracked_pools(spec: &PipelineSpec) -> Result<Vec<TrackedPool>, PipelineError>
                 .iter()
                 .find(|d| d.name == p.dex)
                 .ok_or_else(|| PipelineError::unknown(format!("pools[{}].dex", p.name), "dex", &p.dex))?;
-            let (kind, tick_spacing) = match dex.kind {
-                DexKind::UniswapV2 => (PoolKind::V2, None),
-                DexKind::UniswapV3 => (PoolKind::V3, p.v3_tick_spacing()),
+            let (kind, tick_spacing, pool_key) = match dex.kind {
+                DexKind::UniswapV2 => (PoolKind::V2, None, None),
+                DexKind::UniswapV3 => (PoolKind::V3, p.v3_tick_spacing(), None),
+                DexKind::UniswapV4 => {
+                    let key = v4_key(spec, p)?;
+                    (PoolKind::V4, Some(key.tick_spacing), Some(key))
+                }
                 DexKind::BalancerWeighted => {
                     return Err(PipelineError::BalancerWithNodeFeed { pool: p.name.clone() });
                 }
             };
-            Ok(TrackedPool { address: p.address, kind, fee: p.fee(), tick_spacing })
+            Ok(TrackedPool { address: p.address, kind, fee: p.fee(), tick_spacing, pool_key })
         })
         .collect()
 }
@@ -1294,7 +1341,7 @@ fn mempool_decoder(spec: &PipelineSpec, tracked: &[TrackedPool]) -> Result<Mempo
             let kind = match d.kind {
                 DexKind::UniswapV2 => RouterKind::V2Router02,
                 DexKind::UniswapV3 => RouterKind::SwapRouter,
-                DexKind::BalancerWeighted => return None,
+                DexKind::BalancerWeighted | DexKind::UniswapV4 => return None,
             };
             Some((d.router, kind))
         })

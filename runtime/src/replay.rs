@@ -851,7 +851,7 @@ pub fn replay(
             fee: p.fee(),
             gas: p.swap_gas(dex.kind),
         });
-        pools.push(empty_pool(dex.kind, p)?);
+        pools.push(empty_pool(spec, dex.kind, p)?);
     }
     let journal = match &opts.journal {
         Some(path) => Some((
@@ -1000,7 +1000,11 @@ pub fn replay(
 
 /// An empty pool of the venue's kind, until the recording's first state of it (as the executor
 /// starts its own).
-fn empty_pool(kind: DexKind, p: &keel_router::config::PoolConfig) -> Result<Pool, PipelineError> {
+fn empty_pool(
+    spec: &PipelineSpec,
+    kind: DexKind,
+    p: &keel_router::config::PoolConfig,
+) -> Result<Pool, PipelineError> {
     Ok(match kind {
         DexKind::UniswapV2 => Pool::V2 { reserve0: U256::ZERO, reserve1: U256::ZERO, fee_bps: p.fee() },
         DexKind::UniswapV3 => {
@@ -1015,6 +1019,7 @@ fn empty_pool(kind: DexKind, p: &keel_router::config::PoolConfig) -> Result<Pool
         DexKind::BalancerWeighted => {
             Pool::Balancer(Box::new(keel_amm::pool::BalancerPair::unread(p.flavour.unwrap_or_default())))
         }
+        DexKind::UniswapV4 => crate::pipeline::empty_v4(spec, p)?,
     })
 }
 

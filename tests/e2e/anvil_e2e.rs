@@ -205,6 +205,7 @@ pub(crate) fn market(chain: &AnvilChain) -> Market {
             tick_spacing: None,
             pool_id: None,
             flavour: None,
+            hooks: None,
         },
         PoolConfig {
             name: "v3-tka-tkb".into(),
@@ -217,6 +218,7 @@ pub(crate) fn market(chain: &AnvilChain) -> Market {
             tick_spacing: None,
             pool_id: None,
             flavour: None,
+            hooks: None,
         },
         PoolConfig {
             name: "v2-weth-tka".into(),
@@ -229,6 +231,7 @@ pub(crate) fn market(chain: &AnvilChain) -> Market {
             tick_spacing: None,
             pool_id: None,
             flavour: None,
+            hooks: None,
         },
     ];
     Market { tokens, dexes, pools, tka, tkb, pair: pair.address, v3: pool.address, v3_fee: pool.fee }

@@ -115,6 +115,7 @@ async fn keel_rebalances_through_a_balancer_weighted_pool_via_the_vault() {
             tick_spacing: None,
             pool_id: Some(bal.pool_id),
             flavour: Some(PowFlavour::V1),
+            hooks: None,
         }],
         relays: vec![RelayConfig {
             name: "anvil-relay".into(),

@@ -22,3 +22,4 @@ mod quote_cli;
 mod registry_e2e;
 mod replay_e2e;
 mod secrets;
+mod v4_e2e;

@@ -41,6 +41,9 @@ mod batch;
 #[cfg(test)]
 mod batch_tests;
 mod calldata;
+pub use calldata::{
+    SETTLE_ALL, SWAP_EXACT_IN_SINGLE, TAKE_ALL, V4_SWAP, universal_router_v4_swap, v4_exact_in_single,
+};
 mod gas;
 mod inclusion;
 mod intent;

@@ -13,6 +13,8 @@
 //! * [`balancer::deploy_balancer_weighted`] adds a Balancer V2 Vault and a weighted pool on demand.
 //! * [`registry::deploy_keel_params`] compiles Keel's parameter registry with the pinned solc-js and
 //!   deploys it; [`registry::set_targets`] and friends are its owner's transactions.
+//! * [`v4::deploy_v4`] adds a Uniswap V4 `PoolManager`, a `V4Router` and a liquidity router on
+//!   demand; pools are initialized and funded through the returned [`V4Deployment`].
 //!
 //! Contract bytecode is read at run time from the npm artifacts (`tests/chain/node_modules`); a
 //! missing install is a loud error naming the command that fixes it, never a silent skip.
@@ -26,6 +28,7 @@ pub mod recorder;
 pub mod registry;
 pub mod relay;
 pub mod routers;
+pub mod v4;
 
 pub use balancer::{BalancerDeployment, WeightedToken, deploy_balancer_weighted};
 pub use error::{AnvilError, Result};
@@ -33,3 +36,4 @@ pub use harness::{AnvilChain, ChainAddresses, TokenInfo, V2PairInfo, V3PoolInfo}
 pub use recorder::RpcRecorder;
 pub use relay::{AnvilRelay, BuilderOptions, BundleStatus, LandedBundle, RelayOptions};
 pub use routers::{RouterAddresses, deploy_routers};
+pub use v4::{V4Deployment, V4Position, deploy_v4};

@@ -92,6 +92,7 @@ fn pools() -> Vec<PoolConfig> {
         tick_spacing: None,
         pool_id: None,
         flavour: None,
+        hooks: None,
     };
     vec![
         p("weth-usdc", "univ2", POOL, "WETH", "USDC", 30),

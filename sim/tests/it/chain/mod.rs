@@ -12,3 +12,4 @@ pub(crate) mod relay;
 pub(crate) mod uniswap_v4;
 pub(crate) mod util;
 pub(crate) mod v3_gas;
+pub(crate) mod v4_feed;
