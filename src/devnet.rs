@@ -4,6 +4,12 @@
 //! writes the config for `keel run`; then keeps a market moving: another account trades TKA on the
 //! V2 pool every few seconds, the V3 pool is swapped to the same price, and the exchange price
 //! follows the pools.
+//!
+//! `--chains 2` starts a second anvil beside the first (chain id 1337, its own block interval,
+//! `--block-ms-2`), deploys the same contracts there (at the same addresses), funds the same
+//! portfolio account on it, moves both markets alike, and writes a `[[chains]]` config: chain
+//! `l1` submits bundles through the loopback relay, chain `l2` sends raw transactions to its node
+//! (`private_rpc`, as on a rollup without Flashbots); one exchange feed prices both.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -18,6 +24,8 @@ use keel_sim::quotes::QuoteServer;
 
 /// Dev key of the portfolio account the devnet funds.
 pub(crate) const PORTFOLIO_KEY: usize = 6;
+/// Dev key of the portfolio account on the second chain (an account holds one portfolio).
+pub(crate) const PORTFOLIO_KEY_2: usize = 7;
 /// Dev key of the account that moves the market.
 const TRADER_KEY: usize = 3;
 /// Tokens funded to the portfolio, each of TKA and TKB.
@@ -31,6 +39,18 @@ pub(crate) struct Ports {
     pub(crate) quotes: u16,
 }
 
+/// The second chain of `keel devnet --chains 2`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SecondChain {
+    /// Its anvil's port.
+    pub(crate) port: u16,
+    /// Its block interval, ms.
+    pub(crate) block_ms: u64,
+}
+
+/// Chain id of the second devnet chain (a local chain id on which `dev:` keys are accepted).
+pub(crate) const SECOND_CHAIN_ID: u64 = 1337;
+
 fn e18(n: u64) -> U256 {
     U256::from(n) * U256::from(10u64).pow(U256::from(18u64))
 }
@@ -42,9 +62,10 @@ pub(crate) fn run(
     move_every_s: u64,
     write: &Path,
     duration: Option<u64>,
+    second: Option<SecondChain>,
 ) -> eyre::Result<()> {
     let rt = crate::io_runtime()?;
-    rt.block_on(run_async(ports, block_ms, move_every_s, write, duration))
+    rt.block_on(run_async(ports, block_ms, move_every_s, write, duration, second))
 }
 
 async fn run_async(
@@ -53,6 +74,7 @@ async fn run_async(
     move_every_s: u64,
     write: &Path,
     duration: Option<u64>,
+    second: Option<SecondChain>,
 ) -> eyre::Result<()> {
     eprintln!("starting anvil on 127.0.0.1:{} and deploying Uniswap V2 + V3 …", ports.anvil);
     let chain = AnvilChain::start_on(ports.anvil).await.map_err(|e| eyre!("{e}"))?;
@@ -82,6 +104,35 @@ async fn run_async(
     for t in [tka, tkb] {
         IERC20::new(t, &funder).transfer(me, e18(FUNDED)).send().await?.get_receipt().await?;
     }
+    // The second chain: same deployer, same nonces, so the same addresses; its own chain id and
+    // block interval. Its relay only mines blocks (public transactions included): Keel sends to
+    // its node directly.
+    let l2 = match second {
+        Some(sc) => {
+            eprintln!("starting a second anvil (chain id {SECOND_CHAIN_ID}) on 127.0.0.1:{} …", sc.port);
+            let c2 = AnvilChain::start_with(sc.port, SECOND_CHAIN_ID).await.map_err(|e| eyre!("{e}"))?;
+            if c2.addresses().v2_router != a.v2_router || c2.addresses().token("TKA") != Some(tka) {
+                return Err(eyre!("the second chain's contracts are not at the first chain's addresses"));
+            }
+            let miner = AnvilRelay::start_on(
+                c2.http_url(),
+                RelayOptions {
+                    block_interval: Some(Duration::from_millis(sc.block_ms)),
+                    ..Default::default()
+                },
+                0,
+            )
+            .await
+            .map_err(|e| eyre!("{e}"))?;
+            let funder2 = c2.wallet_provider(1);
+            let me2 = Signer::dev(PORTFOLIO_KEY_2)?.address();
+            for t in [tka, tkb] {
+                IERC20::new(t, &funder2).transfer(me2, e18(FUNDED)).send().await?.get_receipt().await?;
+            }
+            Some((c2, miner))
+        }
+        None => None,
+    };
     let (v2, v3) = chain.mids(tka, pair.address, pool.address).await.map_err(|e| eyre!("{e}"))?;
     let quotes =
         QuoteServer::start_on(&[("TKAUSDT", (v2 + v3) / 2.0)], Duration::from_millis(100), ports.quotes)
@@ -163,17 +214,24 @@ async fn run_async(
         cfg,
         "[[portfolios]]\nname = \"devnet\"\naccount = \"{me}\"   # dev:{PORTFOLIO_KEY}\ntargets = {{ TKA = 0.5, TKB = 0.5 }}\ncooldown_secs = 2.0\nmin_trade_notional = 1.0\ntriggers = [{{ type = \"drift\", abs_band = 0.01 }}]"
     );
+    if let Some((c2, _)) = &l2 {
+        cfg = two_chain_config(&cfg, &chain, c2);
+    }
     std::fs::write(write, &cfg).wrap_err_with(|| format!("writing {}", write.display()))?;
     eprintln!("devnet ready: node {}  relay {}  quotes {}", chain.http_url(), relay.url(), quotes.url());
     eprintln!("portfolio account {me} funded with {FUNDED} TKA + {FUNDED} TKB");
+    if let Some((c2, _)) = &l2 {
+        eprintln!(
+            "second chain (chain id {SECOND_CHAIN_ID}): node {}, account dev:{PORTFOLIO_KEY_2} funded with {FUNDED} TKA + {FUNDED} TKB",
+            c2.http_url()
+        );
+    }
     eprintln!("config written to {} — run: keel run --config {}", write.display(), write.display());
 
-    // Move the market: alternate sells and buys of TKA on both pools; the quote follows the pools.
-    let trader = chain.wallet_provider(TRADER_KEY);
-    let trader_addr = chain.address(TRADER_KEY);
+    // Move the market: alternate sells and buys of TKA on both pools (of every chain, alike); the
+    // quote follows the first chain's pools.
     let start = Instant::now();
     let mut round: u64 = 0;
-    let deadline = U256::from(4_000_000_000u64);
     // Listening from here on, so a signal that arrives while a swap is awaited is not lost.
     let shutdown = crate::shutdown_signal();
     tokio::pin!(shutdown);
@@ -188,42 +246,11 @@ async fn run_async(
         }
         round += 1;
         let sell_tka = !round.is_multiple_of(4); // drift down three times, then once back up
-        let (tin, tout) = if sell_tka { (tka, tkb) } else { (tkb, tka) };
         let amount = e18(150 + 50 * (round % 3));
-        let v2_swap = IUniswapV2Router02::new(a.v2_router, &trader)
-            .swapExactTokensForTokens(amount, U256::ZERO, vec![tin, tout], trader_addr, deadline)
-            .send()
-            .await;
-        match v2_swap {
-            Ok(p) => {
-                let _ = p.get_receipt().await;
-            }
-            Err(e) => eprintln!("market move failed: {e}"),
-        }
-        // The V3 pool follows: swap on it up to the V2 pool's new price (a price-limited swap), so
-        // the two pools never drift apart as they would with no arbitrageur between them.
-        let (v2, v3) = chain.mids(tka, pair.address, pool.address).await.map_err(|e| eyre!("{e}"))?;
-        if (v3 / v2 - 1.0).abs() > 1e-4 {
-            let (tin, tout) = if v3 > v2 { (tka, tkb) } else { (tkb, tka) };
-            // V3 prices are token1 per token0.
-            let p = if pool.token0 == tka { v2 } else { 1.0 / v2 };
-            let limit = U160::from((p.sqrt() * 2f64.powi(96)) as u128);
-            let params = ISwapRouter::ExactInputSingleParams {
-                tokenIn: tin,
-                tokenOut: tout,
-                fee: U24::from(pool.fee),
-                recipient: trader_addr,
-                deadline,
-                amountIn: amount * U256::from(4u8),
-                amountOutMinimum: U256::ZERO,
-                sqrtPriceLimitX96: limit,
-            };
-            match ISwapRouter::new(a.v3_swap_router, &trader).exactInputSingle(params).send().await {
-                Ok(p) => {
-                    let _ = p.get_receipt().await;
-                }
-                Err(e) => eprintln!("aligning the V3 pool failed: {e}"),
-            }
+        let m = Market { a: &a, tka, tkb, pair: pair.address, pool: &pool };
+        move_market(&chain, &m, sell_tka, amount).await?;
+        if let Some((c2, _)) = &l2 {
+            move_market(c2, &m, sell_tka, amount).await?;
         }
         let (v2, v3) = chain.mids(tka, pair.address, pool.address).await.map_err(|e| eyre!("{e}"))?;
         quotes.set_price("TKAUSDT", (v2 + v3) / 2.0);
@@ -238,5 +265,142 @@ async fn run_async(
         );
     }
     relay.shutdown().await.map_err(|e| eyre!("{e}"))?;
+    if let Some((_, miner)) = l2 {
+        miner.shutdown().await.map_err(|e| eyre!("{e}"))?;
+    }
     Ok(())
+}
+
+/// What a market move trades on one chain (the same addresses on every devnet chain).
+struct Market<'a> {
+    a: &'a keel_sim::anvil::ChainAddresses,
+    tka: Address,
+    tkb: Address,
+    pair: Address,
+    pool: &'a keel_sim::anvil::V3PoolInfo,
+}
+
+/// One market move on `chain`: `amount` of TKA sold (or TKB, to buy TKA back) on the V2 pool, then
+/// the V3 pool swapped to the V2 pool's new price.
+async fn move_market(chain: &AnvilChain, m: &Market<'_>, sell_tka: bool, amount: U256) -> eyre::Result<()> {
+    let trader = chain.wallet_provider(TRADER_KEY);
+    let trader_addr = chain.address(TRADER_KEY);
+    let deadline = U256::from(4_000_000_000u64);
+    let (tin, tout) = if sell_tka { (m.tka, m.tkb) } else { (m.tkb, m.tka) };
+    let v2_swap = IUniswapV2Router02::new(m.a.v2_router, &trader)
+        .swapExactTokensForTokens(amount, U256::ZERO, vec![tin, tout], trader_addr, deadline)
+        .send()
+        .await;
+    match v2_swap {
+        Ok(p) => {
+            let _ = p.get_receipt().await;
+        }
+        Err(e) => eprintln!("market move failed: {e}"),
+    }
+    // The V3 pool follows: swap on it up to the V2 pool's new price (a price-limited swap), so
+    // the two pools never drift apart as they would with no arbitrageur between them.
+    let (v2, v3) = chain.mids(m.tka, m.pair, m.pool.address).await.map_err(|e| eyre!("{e}"))?;
+    if (v3 / v2 - 1.0).abs() > 1e-4 {
+        let (tin, tout) = if v3 > v2 { (m.tka, m.tkb) } else { (m.tkb, m.tka) };
+        // V3 prices are token1 per token0.
+        let p = if m.pool.token0 == m.tka { v2 } else { 1.0 / v2 };
+        let limit = U160::from((p.sqrt() * 2f64.powi(96)) as u128);
+        let params = ISwapRouter::ExactInputSingleParams {
+            tokenIn: tin,
+            tokenOut: tout,
+            fee: U24::from(m.pool.fee),
+            recipient: trader_addr,
+            deadline,
+            amountIn: amount * U256::from(4u8),
+            amountOutMinimum: U256::ZERO,
+            sqrtPriceLimitX96: limit,
+        };
+        match ISwapRouter::new(m.a.v3_swap_router, &trader).exactInputSingle(params).send().await {
+            Ok(p) => {
+                let _ = p.get_receipt().await;
+            }
+            Err(e) => eprintln!("aligning the V3 pool failed: {e}"),
+        }
+    }
+    Ok(())
+}
+
+/// The `[[chains]]` form of the single-chain `cfg` (as the devnet writes it): chain `l1` (the first
+/// anvil, bundles through the relay) and chain `l2` (the second, raw transactions to its node),
+/// each with its own copy of the pools and one portfolio.
+fn two_chain_config(cfg: &str, l1: &AnvilChain, l2: &AnvilChain) -> String {
+    let mut out = String::new();
+    let mut pools = String::new();
+    let mut portfolio = String::new();
+    let mut section = "";
+    // Split the single-chain text into its sections; the [chain] section becomes [[chains]].
+    for block in cfg.split("\n\n") {
+        let head = block.lines().find(|l| !l.starts_with('#')).unwrap_or("");
+        section = match head {
+            "[chain]" => "chain",
+            "[[pools]]" => "pools",
+            "[[portfolios]]" => "portfolios",
+            _ if head.starts_with('[') => "other",
+            _ => section,
+        };
+        match section {
+            "chain" => {}
+            "pools" => {
+                pools.push_str(block);
+                pools.push_str("\n\n");
+            }
+            "portfolios" => portfolio.push_str(block),
+            _ => {
+                out.push_str(block);
+                out.push_str("\n\n");
+            }
+        }
+    }
+    let out = out
+        .replacen(
+            "# Keel against a local devnet: `keel devnet`",
+            "# Keel against a two-chain devnet: `keel devnet --chains 2`",
+            1,
+        )
+        .replacen("configs/anvil.toml", "configs/anvil-2chains.toml", 1);
+    let names = |prefix: &str| -> Vec<String> {
+        pools
+            .lines()
+            .filter_map(|l| l.strip_prefix("name = \""))
+            .map(|n| format!("\"{prefix}{}", n))
+            .collect()
+    };
+    let mut out = out;
+    let _ = writeln!(
+        out,
+        "[[chains]]\nname = \"l1\"\nchain_id = {}\nrpc_url = \"{}\"\nws_url = \"{}\"\npoll_ms = 50\nrelays = [\"anvil-relay\"]\npools = [{}]\n",
+        l1.chain_id(),
+        l1.http_url(),
+        l1.ws_url(),
+        names("").join(", ")
+    );
+    let _ = writeln!(
+        out,
+        "[[chains]]\nname = \"l2\"\nchain_id = {}\nrpc_url = \"{}\"\nws_url = \"{}\"\npoll_ms = 50\nprivate_rpc = \"{}\"\naccounts = [\"dev:{PORTFOLIO_KEY_2}\"]\npools = [{}]\n",
+        l2.chain_id(),
+        l2.http_url(),
+        l2.ws_url(),
+        l2.http_url(),
+        names("l2-").join(", ")
+    );
+    out.push_str(&pools);
+    out.push_str(&pools.replace("name = \"", "name = \"l2-"));
+    let _ = writeln!(out, "{}\nchain = \"l1\"\n", portfolio.trim_end());
+    let me = Signer::dev(PORTFOLIO_KEY).map(|s| s.address().to_string()).unwrap_or_default();
+    let me2 = Signer::dev(PORTFOLIO_KEY_2).map(|s| s.address().to_string()).unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "{}\nchain = \"l2\"",
+        portfolio.trim_end().replacen("name = \"devnet\"", "name = \"devnet-l2\"", 1).replacen(
+            &format!("\"{me}\"   # dev:{PORTFOLIO_KEY}"),
+            &format!("\"{me2}\"   # dev:{PORTFOLIO_KEY_2}"),
+            1
+        )
+    );
+    out
 }
