@@ -42,6 +42,18 @@ fn portfolios_on_two_chains_rebalance_in_one_run_each_landing_on_its_own_chain()
         text.contains("[[chains]]") && text.contains("private_rpc") && !text.contains("[chain]\n"),
         "{text}"
     );
+    // The committed two-chain config is the devnet's, with the default ports.
+    let written = text
+        .replace(&format!(":{}", devnet.anvil_port), ":8545")
+        .replace(&format!(":{}", devnet.relay_port), ":8550")
+        .replace(&format!(":{}", devnet.quotes_port), ":8551")
+        .replace(&format!(":{port2}"), ":8546");
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/configs/anvil-2chains.toml")).unwrap();
+    assert_eq!(
+        written, committed,
+        "configs/anvil-2chains.toml is stale: regenerate it with `keel devnet --chains 2 --write-config configs/anvil-2chains.toml`"
+    );
     let journal = dir.path().join("journal.sqlite");
     let run_cfg = dir.path().join("run.toml");
     std::fs::write(
