@@ -232,3 +232,22 @@ async fn nonce_of(provider: &impl Provider, account: Address) -> Result<u64, Rec
         .await
         .map_err(|e| RecoveryError::Chain(e.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::RpcRoutes;
+
+    #[test]
+    fn an_open_rebalance_is_read_from_its_portfolios_chain() {
+        let routes = RpcRoutes {
+            default: "http://l1".into(),
+            by_portfolio: vec![("core".into(), "http://l1".into()), ("l2-book".into(), "http://l2".into())],
+            chains: vec!["l1".into(), "l2".into()],
+        };
+        assert_eq!(routes.url_for("l2-book"), "http://l2");
+        assert_eq!(routes.url_for("core"), "http://l1");
+        // A portfolio no longer configured: the first chain's node (recovery then refuses to start
+        // blind to it if it may still land).
+        assert_eq!(routes.url_for("gone"), "http://l1");
+    }
+}
