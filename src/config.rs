@@ -28,6 +28,9 @@ pub(crate) struct KeelConfig {
     /// The Ethereum node. Filled in by `keel demo`.
     #[serde(default)]
     pub(crate) chain: Option<ChainConfig>,
+    /// Several chains in one process (instead of `[chain]`; see [`crate::chains`]).
+    #[serde(default)]
+    pub(crate) chains: Vec<crate::chains::ChainEntry>,
     /// Execution settings.
     pub(crate) router: RouterConfig,
     /// Keys.
@@ -41,8 +44,12 @@ pub(crate) struct KeelConfig {
     pub(crate) dexes: Vec<DexConfig>,
     /// Pools.
     pub(crate) pools: Vec<PoolConfig>,
-    /// Portfolios.
+    /// Portfolios (their `chain` key is read into [`KeelConfig::portfolio_chains`]).
+    #[serde(deserialize_with = "crate::chains::portfolios_without_chain")]
     pub(crate) portfolios: Vec<PortfolioConfig>,
+    /// Each portfolio's `chain` (a `[[chains]]` name), in portfolio order.
+    #[serde(skip)]
+    pub(crate) portfolio_chains: Vec<Option<String>>,
     /// The simulated market (`keel demo` only).
     #[serde(default)]
     pub(crate) sim: Option<SimConfig>,
@@ -209,6 +216,7 @@ impl KeelConfig {
         let mut cfg: KeelConfig =
             toml::from_str(text).map_err(|e| eyre!("{}", describe_toml_error(text, &e)))?;
         cfg.source_toml = text.to_owned();
+        cfg.portfolio_chains = crate::chains::portfolio_chains(text)?;
         cfg.validate_sections()?;
         Ok(cfg)
     }
@@ -286,8 +294,10 @@ impl KeelConfig {
             self.relays.clone()
         };
         keel_router::config::validate(&self.tokens, &self.dexes, &self.pools, &self.router, &relays_ok)?;
+        crate::chains::validate(self)?;
         let accounts = self.account_addresses()?;
-        for p in &self.portfolios {
+        // With [[chains]], accounts and pools are checked per chain (crate::chains::validate).
+        for p in self.portfolios.iter().filter(|_| self.chains.is_empty()) {
             if !accounts.contains(&p.account) {
                 return Err(eyre!(
                     "portfolios[{}].account: {} is not the address of any key in signers.accounts",
@@ -315,7 +325,7 @@ impl KeelConfig {
             }
         }
         // Every pair a portfolio may trade needs a pool (directly).
-        for p in &self.portfolios {
+        for p in self.portfolios.iter().filter(|_| self.chains.is_empty()) {
             let syms: Vec<&String> = p.targets.keys().collect();
             for (i, a) in syms.iter().enumerate() {
                 for b in &syms[i + 1..] {
@@ -371,9 +381,17 @@ impl KeelConfig {
                 keel_sim::SimMarket::check(sim, &self.tokens, &self.dexes, &self.pools)
                     .map_err(|e| eyre!("{e}"))?;
             }
+            Purpose::Live if !self.chains.is_empty() => {
+                if self.feeds.binance.is_none() {
+                    return Err(eyre!("feeds.binance: a live config needs a market-data feed"));
+                }
+                crate::chains::check_live(self)?;
+            }
             Purpose::Live => {
                 if self.chain.is_none() {
-                    return Err(eyre!("chain: a live config needs [chain] with rpc_url"));
+                    return Err(eyre!(
+                        "chain: a live config needs [chain] with rpc_url (or several [[chains]])"
+                    ));
                 }
                 if self.relays.is_empty() {
                     return Err(eyre!("relays: a live config needs at least one [[relays]] entry"));

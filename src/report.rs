@@ -136,8 +136,11 @@ pub(crate) struct RunReport {
     pub(crate) inclusion: InclusionReport,
     /// Feed counters.
     pub(crate) feed: FeedStatsSnapshot,
-    /// Blocks read from the node.
+    /// Blocks read from the node (every chain's).
     pub(crate) blocks: u64,
+    /// Per chain: its name, chain id, submission path, executor counters, blocks and portfolios
+    /// (one entry for a single-chain run).
+    pub(crate) chains: Vec<keel_runtime::chains::ChainReport>,
     /// Engine counters.
     pub(crate) engine: keel_engine::stats::EngineStats,
     /// Queue counters.
@@ -260,6 +263,7 @@ pub(crate) fn build(cfg: &KeelConfig, run: PipelineReport, sim: Option<SimStats>
         relays: run.relays,
         feed: run.feed,
         blocks: run.blocks,
+        chains: run.chains,
         engine: stats,
         queues: Queues { events: run.event_queue, router: run.router_queue },
         sim,

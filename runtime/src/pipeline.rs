@@ -40,6 +40,8 @@ use keel_feeds::ws::{BinanceFeedConfig, run_binance_feed_recorded};
 use keel_journal::{Journal, JournalConfig, Names, Resolution};
 use keel_router::config::{DexConfig, DexKind, PoolConfig, RelayConfig, RouterConfig};
 use keel_router::exec::{ExecError, ExecStats, ExecToken, Executor, FillRecord, PoolVenue};
+
+use crate::chains::{ChainReport, ChainSpec, Lane};
 use keel_router::relay::RelayClient;
 use keel_router::signer::Signer;
 use keel_router::stage::{
@@ -226,6 +228,9 @@ pub enum PipelineError {
     /// The recording could not be started.
     #[error(transparent)]
     Record(#[from] RecordError),
+    /// The chains and the portfolios on them do not fit together.
+    #[error("config: {0}")]
+    Chains(String),
 }
 
 impl PipelineError {
@@ -356,6 +361,21 @@ pub struct PipelineReport {
     pub recovered: Vec<(u64, Resolution)>,
     /// What the input recording wrote (`None` without `[record]`).
     pub recording: Option<RecordingReport>,
+    /// Per chain, in configured order (one entry for a single-chain run). The figures above sum
+    /// every chain's.
+    pub chains: Vec<ChainReport>,
+}
+
+/// One chain's running share: its router thread and what it reports through.
+#[derive(Debug)]
+struct LaneRun {
+    name: String,
+    chain_id: u64,
+    private: bool,
+    portfolios: Vec<String>,
+    router_thread: Option<JoinHandle<Executor>>,
+    observer: Arc<StageObserver>,
+    poll_stats: Arc<PollStats>,
 }
 
 /// A running pipeline.
@@ -365,7 +385,7 @@ pub struct Pipeline {
     stop: Arc<AtomicBool>,
     router_stop: Arc<AtomicBool>,
     engine_thread: Option<JoinHandle<EngineRun>>,
-    router_thread: Option<JoinHandle<Executor>>,
+    lanes: Vec<LaneRun>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     snapshot: Arc<Mutex<Snapshot>>,
     observer: Arc<StageObserver>,
@@ -392,13 +412,41 @@ impl Pipeline {
         spec: PipelineSpec,
         runtime: &tokio::runtime::Handle,
     ) -> Result<Pipeline, PipelineError> {
-        let Some(cfg) = spec.journal.clone() else { return Self::start(spec, runtime) };
+        Self::launch_chains(spec, Vec::new(), runtime).await
+    }
+
+    /// [`Pipeline::launch`] over several chains ([`crate::chains`]): `spec` holds the engine, the
+    /// tokens, every portfolio and the shared settings; each of `chains` its node, submission
+    /// path, pools and accounts. Empty `chains`: the single chain of `spec`. Recovery reads each
+    /// open rebalance's chain facts from its portfolio's chain, and the journal names the chain.
+    pub async fn launch_chains(
+        spec: PipelineSpec,
+        chains: Vec<ChainSpec>,
+        runtime: &tokio::runtime::Handle,
+    ) -> Result<Pipeline, PipelineError> {
+        let lanes = crate::chains::lanes(&spec, &chains)?;
+        let Some(cfg) = spec.journal.clone() else { return Self::start_inner(spec, lanes, runtime, None) };
         let names = Names {
             tokens: spec.tokens.iter().map(|t| t.symbol.clone()).collect(),
             portfolios: spec.portfolios.iter().map(|p| p.name.clone()).collect(),
         };
-        let (journal, recovered) = crate::recovery::recover(&cfg, &spec.rpc_url, names).await?;
-        Self::start_inner(spec, runtime, Some((journal, recovered)))
+        let lane_of = crate::chains::lane_of_portfolio(&lanes, spec.portfolios.len());
+        let routes = crate::recovery::RpcRoutes {
+            default: lanes[0].spec.rpc_url.clone(),
+            by_portfolio: spec
+                .portfolios
+                .iter()
+                .zip(&lane_of)
+                .map(|(p, &l)| (p.name.clone(), lanes[l].spec.rpc_url.clone()))
+                .collect(),
+            chains: if chains.is_empty() {
+                Vec::new()
+            } else {
+                lane_of.iter().map(|&l| lanes[l].name.clone()).collect()
+            },
+        };
+        let (journal, recovered) = crate::recovery::recover_routed(&cfg, &routes, names).await?;
+        Self::start_inner(spec, lanes, runtime, Some((journal, recovered)))
     }
 
     /// Starts the feeds on `runtime` and the engine and router threads (no journal: a spec with
@@ -407,11 +455,13 @@ impl Pipeline {
         if spec.journal.is_some() {
             return Err(PipelineError::JournalNeedsLaunch);
         }
-        Self::start_inner(spec, runtime, None)
+        let lanes = crate::chains::lanes(&spec, &[])?;
+        Self::start_inner(spec, lanes, runtime, None)
     }
 
     fn start_inner(
         spec: PipelineSpec,
+        lanes: Vec<Lane>,
         runtime: &tokio::runtime::Handle,
         journal: Option<(Journal, Recovered)>,
     ) -> Result<Pipeline, PipelineError> {
@@ -425,21 +475,30 @@ impl Pipeline {
             Engine::new(spec.engine.clone(), &spec.tokens, &spec.portfolios, Box::new(LiveClock))?;
         engine.set_native_token(spec.native_symbol.as_deref().and_then(|s| engine.token_id(s)));
         let table = InstrumentTable::new(engine.instrument_symbols().iter())?;
-        let mut executor = build_executor(&spec)?;
-        let mut targets = poll_targets(&spec, &engine)?;
+        let lane_of = crate::chains::lane_of_portfolio(&lanes, spec.portfolios.len());
+        let mut executors = Vec::with_capacity(lanes.len());
+        let mut lane_targets = Vec::with_capacity(lanes.len());
+        for lane in &lanes {
+            executors.push(build_executor(&lane.spec)?);
+            lane_targets.push(poll_targets_on(&lane.spec, &engine, Some(&lane.on_chain))?);
+        }
         let (journal, recovered) = match journal {
             Some((j, r)) => (Some(j), r),
             None => (None, Recovered::default()),
         };
         engine.resume(recovered.next_intent, &recovered.in_flight()).map_err(PipelineError::Resume)?;
         for a in &recovered.adopted {
-            executor
+            // Nonces are per chain and account: the bundle goes back to its portfolio's chain.
+            let lane = lane_of.get(a.bundle.portfolio as usize).copied().unwrap_or(0);
+            executors[lane]
                 .adopt(&a.bundle, &a.all_hashes, a.chain_nonce)
                 .map_err(|source| PipelineError::Adopt { intent: a.bundle.intent, source })?;
         }
         let now = mono_now_ns();
         for c in &recovered.charges {
-            executor.restore_charge(
+            // A portfolio no longer configured counts towards the first chain's total cap.
+            let lane = c.portfolio.and_then(|p| lane_of.get(p.idx()).copied()).unwrap_or(0);
+            executors[lane].restore_charge(
                 c.portfolio,
                 c.intent,
                 c.notional,
@@ -465,18 +524,33 @@ impl Pipeline {
         };
 
         let events = Arc::new(Queue::new(spec.engine.queue_capacity));
-        let router_in = Arc::new(Queue::new(spec.engine.queue_capacity));
         let cancel = CancellationToken::new();
         let stop = Arc::new(AtomicBool::new(false));
         let router_stop = Arc::new(AtomicBool::new(false));
         let snapshot = Arc::new(Mutex::new(Snapshot::default()));
-        let observer = Arc::new(StageObserver::new(spec.relays.iter().map(|r| r.name.clone())));
         let feed_stats = Arc::new(FeedStats::new());
-        let poll_stats = Arc::new(PollStats::default());
-
         let kill = Arc::new(KillSwitch::default());
-        kill.mirror_to(Arc::clone(&observer.halted));
-        observer.dry_run.store(spec.safety.dry_run, Ordering::Release);
+        // One halt flag mirrored by the kill switch, read by every chain's router.
+        let halted = Arc::new(AtomicBool::new(false));
+        kill.mirror_to(Arc::clone(&halted));
+        let mut lane_io = Vec::with_capacity(lanes.len());
+        for lane in &lanes {
+            let names: Vec<String> = match &lane.private_rpc {
+                Some(_) => vec![keel_router::stage::PRIVATE_RPC_NAME.to_string()],
+                None => lane.spec.relays.iter().map(|r| r.name.clone()).collect(),
+            };
+            let mut observer = StageObserver::new(names);
+            observer.halted = Arc::clone(&halted);
+            observer.dry_run.store(spec.safety.dry_run, Ordering::Release);
+            lane_io.push((
+                Arc::new(observer),
+                Arc::new(PollStats::default()),
+                Arc::new(Queue::<RouterInput>::new(spec.engine.queue_capacity)),
+            ));
+        }
+        // The chain watches and the metrics endpoint read the first chain.
+        let (observer, poll_stats, router_in) =
+            (Arc::clone(&lane_io[0].0), Arc::clone(&lane_io[0].1), Arc::clone(&lane_io[0].2));
         let mut tasks = Vec::new();
         if let Some(path) = spec.safety.kill_file.clone() {
             tasks.push(runtime.spawn(watch_kill_file(path, Arc::clone(&kill), cancel.clone())));
@@ -485,7 +559,8 @@ impl Pipeline {
         let watch_stats = Arc::new(crate::watch::WatchStats::default());
         let predictor_stats = Arc::new(PredictorStats::default());
         if spec.safety.watch.any() {
-            let watches = chain_watches(&spec)?;
+            // The chain watches read the first chain's heads and pools.
+            let watches = chain_watches(&lanes[0].spec)?;
             observer.publish_heads.store(true, Ordering::Release);
             tasks.push(runtime.spawn(crate::watch::run_watches(
                 watches,
@@ -539,7 +614,7 @@ impl Pipeline {
         let registry = spec.registry.map(|address| {
             let queue = Arc::new(Queue::new(crate::registry::REGISTRY_QUEUE_CAPACITY));
             let names = spec.portfolios.iter().map(|p| p.name.as_str());
-            targets.registry =
+            lane_targets[0].registry =
                 Some(keel_feeds::poll::RegistryTarget::new(address, names, Arc::clone(&queue)));
             crate::registry::RegistryApplier::new(queue, journal.as_ref().map(|j| Arc::new(j.handle())))
         });
@@ -586,50 +661,65 @@ impl Pipeline {
                 }
             }));
         }
-        {
-            let (q, r, st, c) =
-                (Arc::clone(&events), Arc::clone(&router_in), Arc::clone(&poll_stats), cancel.clone());
-            let poll = PollConfig {
-                rpc_url: spec.rpc_url.clone(),
-                ws_url: spec.node_ws_url.clone(),
-                poll_ms: spec.poll_ms,
-            };
-            let rec = recorder.clone();
-            tasks.push(runtime.spawn(async move {
-                if let Err(e) = run_chain_poller(poll, targets, q, r, st, rec, c).await {
-                    tracing::error!(error = %e, "chain poller stopped");
-                }
-            }));
-        }
-        if let Some(ws_url) = spec.node_ws_url.clone() {
-            let tracked = tracked_pools(&spec)?;
-            // The public mempool: swaps pending on tracked pools, for `defer_on_pending_volume`; the
-            // node feed keeps them against its pool book and reports their impact to the router.
-            let (pending_tx, pending_rx) = tokio::sync::mpsc::channel(PENDING_SWAPS_CAPACITY);
-            let decoder = mempool_decoder(&spec, &tracked)?;
-            let cfg = NodeFeedConfig { ws_url: ws_url.clone(), pools: tracked, balances: Vec::new() };
-            let outputs = NodeFeedOutputs {
-                router: Arc::clone(&router_in),
-                events: Arc::clone(&events),
-                pending: Some(pending_rx),
-                pending_limits: spec.mempool.limits(),
-                recorder: recorder.clone(),
-            };
-            let (st, c) = (Arc::clone(&node_stats), cancel.clone());
-            tasks.push(runtime.spawn(async move {
-                if let Err(e) = run_node_feed(cfg, outputs, st, c).await {
-                    tracing::error!(error = %e, "node feed stopped");
-                }
-            }));
-            // Reconnects with backoff until cancelled: it never ends on a transport error.
-            let mempool_cfg = MempoolFeedConfig { ws_url, backoff: spec.mempool.backoff };
-            let c = cancel.clone();
-            let mempool_stats = Arc::clone(&mempool_stats);
-            tasks.push(runtime.spawn(run_mempool_feed(mempool_cfg, decoder, pending_tx, mempool_stats, c)));
+        for (li, lane) in lanes.iter().enumerate() {
+            {
+                let (q, r, st, c) = (
+                    Arc::clone(&events),
+                    Arc::clone(&lane_io[li].2),
+                    Arc::clone(&lane_io[li].1),
+                    cancel.clone(),
+                );
+                let targets = lane_targets.remove(0);
+                let poll = PollConfig {
+                    rpc_url: lane.spec.rpc_url.clone(),
+                    ws_url: lane.spec.node_ws_url.clone(),
+                    poll_ms: lane.spec.poll_ms,
+                };
+                let rec = recorder.clone();
+                let name = lane.name.clone();
+                tasks.push(runtime.spawn(async move {
+                    if let Err(e) = run_chain_poller(poll, targets, q, r, st, rec, c).await {
+                        tracing::error!(chain = %name, error = %e, "chain poller stopped");
+                    }
+                }));
+            }
+            if let Some(ws_url) = lane.spec.node_ws_url.clone() {
+                let tracked = tracked_pools(&lane.spec)?;
+                // The public mempool: swaps pending on tracked pools, for `defer_on_pending_volume`; the
+                // node feed keeps them against its pool book and reports their impact to the router.
+                let (pending_tx, pending_rx) = tokio::sync::mpsc::channel(PENDING_SWAPS_CAPACITY);
+                let decoder = mempool_decoder(&lane.spec, &tracked)?;
+                let cfg = NodeFeedConfig { ws_url: ws_url.clone(), pools: tracked, balances: Vec::new() };
+                let outputs = NodeFeedOutputs {
+                    router: Arc::clone(&lane_io[li].2),
+                    events: Arc::clone(&events),
+                    pending: Some(pending_rx),
+                    pending_limits: lane.spec.mempool.limits(),
+                    recorder: recorder.clone(),
+                };
+                let (st, c) = (Arc::clone(&node_stats), cancel.clone());
+                tasks.push(runtime.spawn(async move {
+                    if let Err(e) = run_node_feed(cfg, outputs, st, c).await {
+                        tracing::error!(error = %e, "node feed stopped");
+                    }
+                }));
+                // Reconnects with backoff until cancelled: it never ends on a transport error.
+                let mempool_cfg = MempoolFeedConfig { ws_url, backoff: lane.spec.mempool.backoff };
+                let c = cancel.clone();
+                let mempool_stats = Arc::clone(&mempool_stats);
+                tasks.push(runtime.spawn(run_mempool_feed(
+                    mempool_cfg,
+                    decoder,
+                    pending_tx,
+                    mempool_stats,
+                    c,
+                )));
+            }
         }
         let engine_thread = {
-            let (events, router_in, stop, snapshot) =
-                (Arc::clone(&events), Arc::clone(&router_in), Arc::clone(&stop), Arc::clone(&snapshot));
+            let (events, stop, snapshot) = (Arc::clone(&events), Arc::clone(&stop), Arc::clone(&snapshot));
+            let routes: Vec<Arc<Queue<RouterInput>>> = lane_io.iter().map(|l| Arc::clone(&l.2)).collect();
+            let lane_of = lane_of.clone();
             let sample_every = spec.sample_every;
             let kill = Arc::clone(&kill);
             let wait = spec.engine.wait_policy();
@@ -640,7 +730,8 @@ impl Pipeline {
                     engine,
                     EngineThread {
                         events,
-                        router_in,
+                        routes,
+                        lane_of,
                         stop,
                         snapshot,
                         sample_every,
@@ -653,32 +744,67 @@ impl Pipeline {
                 )
             })?
         };
-        let router_thread = {
-            let relays = RelayClient::new(spec.relays.clone())?;
+        let mut lane_runs = Vec::with_capacity(lanes.len());
+        for ((lane, executor), (lane_observer, lane_poll, lane_in)) in
+            lanes.iter().zip(executors).zip(lane_io)
+        {
+            let relays = RelayClient::new(lane.spec.relays.clone())?;
+            let private_rpc = lane
+                .private_rpc
+                .as_ref()
+                .map(|url| {
+                    keel_router::private::PrivateRpcClient::new(
+                        url.clone(),
+                        keel_router::private::DEFAULT_PRIVATE_RPC_TIMEOUT_MS,
+                    )
+                })
+                .transpose()?;
             let (input, events, observer, stop) = (
-                Arc::clone(&router_in),
+                Arc::clone(&lane_in),
                 Arc::clone(&events),
-                Arc::clone(&observer),
+                Arc::clone(&lane_observer),
                 Arc::clone(&router_stop),
             );
             let io = StageIo {
                 relays,
-                rpc_url: spec.rpc_url.clone(),
+                rpc_url: lane.spec.rpc_url.clone(),
                 runtime: runtime.clone(),
-                journal: stage_journal,
+                journal: stage_journal.clone(),
                 wait: spec.engine.wait_policy(),
                 recorder: recorder.clone(),
+                private_rpc,
             };
-            std::thread::Builder::new()
-                .name("keel-router".into())
-                .spawn(move || run_router_stage(executor, input, events, io, observer, stop))?
-        };
+            // The first chain's thread keeps the single-chain name (tools pin it by name).
+            let thread_name = if lane_runs.is_empty() {
+                "keel-router".to_string()
+            } else {
+                format!("keel-router-{}", lane.name)
+            };
+            let router_thread = std::thread::Builder::new()
+                .name(thread_name)
+                .spawn(move || run_router_stage(executor, input, events, io, observer, stop))?;
+            lane_runs.push(LaneRun {
+                name: lane.name.clone(),
+                chain_id: lane.spec.router.chain_id,
+                private: lane.private_rpc.is_some(),
+                portfolios: spec
+                    .portfolios
+                    .iter()
+                    .zip(&lane.on_chain)
+                    .filter(|(_, on)| **on)
+                    .map(|(p, _)| p.name.clone())
+                    .collect(),
+                router_thread: Some(router_thread),
+                observer: lane_observer,
+                poll_stats: lane_poll,
+            });
+        }
         Ok(Pipeline {
             cancel,
             stop,
             router_stop,
             engine_thread: Some(engine_thread),
-            router_thread: Some(router_thread),
+            lanes: lane_runs,
             tasks,
             snapshot,
             observer,
@@ -775,24 +901,28 @@ impl Pipeline {
         tokio::time::sleep(Duration::from_millis(100)).await;
         self.stop.store(true, Ordering::Release);
         let engine_thread = self.engine_thread.take();
-        let router_thread = self.router_thread.take();
+        let router_threads: Vec<_> = self.lanes.iter_mut().map(|l| l.router_thread.take()).collect();
         let router_stop = Arc::clone(&self.router_stop);
-        let (engine, exec) = tokio::task::spawn_blocking(move || {
+        let (engine, execs) = tokio::task::spawn_blocking(move || {
             let e = engine_thread.map(|t| t.join());
             router_stop.store(true, Ordering::Release);
-            let r = router_thread.map(|t| t.join());
+            let r: Vec<_> = router_threads.into_iter().map(|t| t.map(|t| t.join())).collect();
             (e, r)
         })
         .await
-        .unwrap_or((None, None));
+        .unwrap_or((None, Vec::new()));
         let engine = match engine {
             Some(Ok(run)) => run,
             _ => panic!("engine thread panicked"),
         };
-        let exec = match exec {
-            Some(Ok(x)) => x,
-            _ => panic!("router thread panicked"),
-        };
+        let execs: Vec<Executor> = execs
+            .into_iter()
+            .map(|x| match x {
+                Some(Ok(x)) => x,
+                _ => panic!("router thread panicked"),
+            })
+            .collect();
+        let merged = merge_lanes(&self.lanes, &execs, self.started_ns);
         // Every record the stage queued is written before the journal closes.
         let journal_records = match self.journal.take() {
             Some(j) => Some(
@@ -808,28 +938,21 @@ impl Pipeline {
             None => None,
         };
         let start = self.started_ns;
-        let outcomes = self
-            .observer
-            .outcomes
-            .lock()
-            .iter()
-            .map(|(t, o)| ((t.saturating_sub(start)) as f64 / 1e9, *o))
-            .collect();
         PipelineReport {
             duration_s: (mono_now_ns() - start) as f64 / 1e9,
-            exec: exec.stats().clone(),
-            fills: exec.fills().to_vec(),
-            intent_costs: exec.intent_costs().to_vec(),
-            costs: exec.costs().to_vec(),
+            exec: merged.exec,
+            fills: merged.fills,
+            intent_costs: merged.intent_costs,
+            costs: merged.costs,
             engine,
-            tick_to_wire: self.observer.tick_to_wire.lock().clone(),
-            relay_rtt: self.observer.relay_rtt.lock().clone(),
-            relays: self.observer.relays.lock().clone(),
-            inclusion: exec.inclusion().clone(),
-            outcomes,
-            outcomes_dropped: self.observer.outcomes_dropped.load(Ordering::Relaxed),
+            tick_to_wire: merged.tick_to_wire,
+            relay_rtt: merged.relay_rtt,
+            relays: merged.relays,
+            inclusion: execs.first().map(|x| x.inclusion().clone()).unwrap_or_default(),
+            outcomes: merged.outcomes,
+            outcomes_dropped: merged.outcomes_dropped,
             feed: self.feed_stats.snapshot(),
-            blocks: self.poll_stats.blocks.load(Ordering::Relaxed),
+            blocks: merged.blocks,
             event_queue: self.events.stats(),
             router_queue: self.router_in.stats(),
             kill: self.kill.status(),
@@ -837,18 +960,95 @@ impl Pipeline {
             journal_records,
             recovered: std::mem::take(&mut self.recovered),
             recording,
+            chains: merged.chains,
         }
     }
+}
+
+/// Every chain's router figures, summed (counters, histograms) or concatenated (fills, costs,
+/// outcomes in time order) for the report.
+struct Merged {
+    exec: ExecStats,
+    fills: Vec<FillRecord>,
+    intent_costs: Vec<keel_router::exec::IntentCost>,
+    costs: Vec<keel_router::cost::RebalanceCost>,
+    tick_to_wire: Histogram<u64>,
+    relay_rtt: Histogram<u64>,
+    relays: Vec<RelayCounters>,
+    outcomes: Vec<(f64, Outcome)>,
+    outcomes_dropped: u64,
+    blocks: u64,
+    chains: Vec<ChainReport>,
+}
+
+fn merge_lanes(lanes: &[LaneRun], execs: &[Executor], start: Nanos) -> Merged {
+    let mut m = Merged {
+        exec: ExecStats::default(),
+        fills: Vec::new(),
+        intent_costs: Vec::new(),
+        costs: Vec::new(),
+        tick_to_wire: new_hist(),
+        relay_rtt: new_hist(),
+        relays: Vec::new(),
+        outcomes: Vec::new(),
+        outcomes_dropped: 0,
+        blocks: 0,
+        chains: Vec::with_capacity(lanes.len()),
+    };
+    for (lane, exec) in lanes.iter().zip(execs) {
+        m.exec.absorb(exec.stats());
+        m.fills.extend_from_slice(exec.fills());
+        m.intent_costs.extend_from_slice(exec.intent_costs());
+        // Costs are indexed by portfolio id, which every chain shares: a portfolio is on one
+        // chain, so the others hold zeros for it.
+        if m.costs.len() < exec.costs().len() {
+            m.costs.resize(exec.costs().len(), Default::default());
+        }
+        for (dst, c) in m.costs.iter_mut().zip(exec.costs()) {
+            dst.add(c);
+        }
+        let _ = m.tick_to_wire.add(&*lane.observer.tick_to_wire.lock());
+        let _ = m.relay_rtt.add(&*lane.observer.relay_rtt.lock());
+        m.relays.extend(lane.observer.relays.lock().iter().cloned());
+        m.outcomes.extend(
+            lane.observer.outcomes.lock().iter().map(|(t, o)| ((t.saturating_sub(start)) as f64 / 1e9, *o)),
+        );
+        m.outcomes_dropped =
+            m.outcomes_dropped.saturating_add(lane.observer.outcomes_dropped.load(Ordering::Relaxed));
+        let blocks = lane.poll_stats.blocks.load(Ordering::Relaxed);
+        m.blocks = m.blocks.saturating_add(blocks);
+        m.chains.push(ChainReport {
+            name: lane.name.clone(),
+            chain_id: lane.chain_id,
+            submission: if lane.private { "private_rpc" } else { "relays" },
+            exec: exec.stats().clone(),
+            blocks,
+            portfolios: lane.portfolios.clone(),
+        });
+    }
+    m.outcomes.sort_by(|a, b| a.0.total_cmp(&b.0));
+    m
 }
 
 fn new_hist() -> Histogram<u64> {
     Histogram::new(3).expect("3 significant digits is valid")
 }
 
+/// The router queue of `portfolio`'s chain: two `Vec` indexings, no lookup by name (the first
+/// chain's for an id out of range, which the engine never emits).
+fn route<'a>(
+    routes: &'a [Arc<Queue<RouterInput>>],
+    lane_of: &[usize],
+    portfolio: PortfolioId,
+) -> &'a Queue<RouterInput> {
+    let lane = lane_of.get(portfolio.idx()).copied().unwrap_or(0);
+    routes.get(lane).or_else(|| routes.first()).expect("a pipeline has at least one chain")
+}
+
 /// Sends an intent to the router — or, when the kill switch is engaged or the router queue is full,
 /// returns the `Rejected` outcome the engine must see, so the portfolio cools down instead of waiting
 /// forever for an intent that was never sent.
-fn dispatch(intent: RebalanceIntent, router_in: &Queue<RouterInput>, kill: &KillSwitch) -> Option<Outcome> {
+fn dispatch(router_in: &Queue<RouterInput>, intent: RebalanceIntent, kill: &KillSwitch) -> Option<Outcome> {
     let bounce = Outcome { intent: intent.id, portfolio: intent.portfolio, status: OutcomeStatus::Rejected };
     if kill.is_engaged() {
         kill.count_blocked();
@@ -872,7 +1072,10 @@ fn dispatch(intent: RebalanceIntent, router_in: &Queue<RouterInput>, kill: &Kill
 /// What the engine thread works with, besides the engine.
 struct EngineThread {
     events: Arc<Queue<Event>>,
-    router_in: Arc<Queue<RouterInput>>,
+    /// One router queue per chain.
+    routes: Vec<Arc<Queue<RouterInput>>>,
+    /// The chain (index into `routes`) of each portfolio, by engine id.
+    lane_of: Vec<usize>,
     stop: Arc<AtomicBool>,
     snapshot: Arc<Mutex<Snapshot>>,
     sample_every: Duration,
@@ -888,7 +1091,8 @@ struct EngineThread {
 fn engine_loop(mut engine: Engine, ctx: EngineThread) -> EngineRun {
     let EngineThread {
         events,
-        router_in,
+        routes,
+        lane_of,
         stop,
         snapshot,
         sample_every,
@@ -946,7 +1150,7 @@ fn engine_loop(mut engine: Engine, ctx: EngineThread) -> EngineRun {
             let _ = decide.record(intent.decided_ns.saturating_sub(intent.event_recv_ns).max(1));
             note_fired(&intent, &mut fired, &mut max_drift_fired);
             intents.push(intent.clone());
-            bounced.extend(dispatch(intent, &router_in, &kill));
+            bounced.extend(dispatch(route(&routes, &lane_of, intent.portfolio), intent, &kill));
         }
         for o in bounced.drain(..) {
             engine.process(&Event::Outcome(o), &mut out);
@@ -981,7 +1185,7 @@ fn engine_loop(mut engine: Engine, ctx: EngineThread) -> EngineRun {
             for intent in out.drain(..) {
                 note_fired(&intent, &mut fired, &mut max_drift_fired);
                 intents.push(intent.clone());
-                bounced.extend(dispatch(intent, &router_in, &kill));
+                bounced.extend(dispatch(route(&routes, &lane_of, intent.portfolio), intent, &kill));
             }
             for o in bounced.drain(..) {
                 engine.process(&Event::Outcome(o), &mut out);
@@ -1236,6 +1440,16 @@ pub(crate) fn empty_v4(
 /// each portfolio's balance of each of its tokens, each account's nonce, and the allowances read at
 /// start.
 pub fn poll_targets(spec: &PipelineSpec, engine: &Engine) -> Result<PollTargets, PipelineError> {
+    poll_targets_on(spec, engine, None)
+}
+
+/// [`poll_targets`] for one chain: only the portfolios marked in `on_chain` (by engine id; `None`:
+/// all) are read, with their engine ids.
+pub fn poll_targets_on(
+    spec: &PipelineSpec,
+    engine: &Engine,
+    on_chain: Option<&[bool]>,
+) -> Result<PollTargets, PipelineError> {
     let mut t = PollTargets::default();
     for (i, p) in spec.pools.iter().enumerate() {
         let kind = spec
@@ -1270,6 +1484,9 @@ pub fn poll_targets(spec: &PipelineSpec, engine: &Engine) -> Result<PollTargets,
     }
     let mut accounts = Vec::new();
     for (i, p) in spec.portfolios.iter().enumerate() {
+        if on_chain.is_some_and(|on| !on.get(i).copied().unwrap_or(false)) {
+            continue;
+        }
         for sym in p.targets.keys() {
             let tok = engine.token_id(sym).ok_or_else(|| {
                 PipelineError::unknown(format!("portfolios[{}].targets", p.name), "token", sym)

@@ -994,6 +994,7 @@ pub fn replay(
         journal_records: d.journal.as_ref().map(|_| Ok(d.journal_records)),
         recovered: Vec::new(),
         recording: None,
+        chains: Vec::new(),
     };
     Ok(ReplayOutput { report, stats: d.stats })
 }

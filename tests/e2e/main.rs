@@ -16,6 +16,7 @@ mod demo_e2e;
 mod devnet_e2e;
 mod fuzz_config;
 mod journal_cli;
+mod multichain_e2e;
 mod netting_e2e;
 mod predictor_e2e;
 mod quote_cli;

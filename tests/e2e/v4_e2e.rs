@@ -149,6 +149,7 @@ async fn keel_rebalances_through_a_uniswap_v4_pool_via_the_v4_router() {
         journal: None,
         record: None,
         predictors: Vec::new(),
+        registry: None,
     };
     let pipeline = Pipeline::start(spec, &tokio::runtime::Handle::current()).expect("pipeline");
 

@@ -272,6 +272,44 @@ pub struct ExecStats {
     pub resized: u64,
 }
 
+impl ExecStats {
+    /// Adds `other`'s counters to these (the executors of several chains, summed for a report).
+    pub fn absorb(&mut self, other: &ExecStats) {
+        let ExecStats {
+            intents,
+            rejected,
+            submissions,
+            sim_reverted,
+            cancelled,
+            landed,
+            expired,
+            deferred,
+            risk_refused,
+            oracle_blocked,
+            txs_signed,
+            approvals,
+            gas_used,
+            not_worth_it,
+            resized,
+        } = other;
+        self.intents = self.intents.saturating_add(*intents);
+        self.rejected = self.rejected.saturating_add(*rejected);
+        self.submissions = self.submissions.saturating_add(*submissions);
+        self.sim_reverted = self.sim_reverted.saturating_add(*sim_reverted);
+        self.cancelled = self.cancelled.saturating_add(*cancelled);
+        self.landed = self.landed.saturating_add(*landed);
+        self.expired = self.expired.saturating_add(*expired);
+        self.deferred = self.deferred.saturating_add(*deferred);
+        self.risk_refused = self.risk_refused.saturating_add(*risk_refused);
+        self.oracle_blocked = self.oracle_blocked.saturating_add(*oracle_blocked);
+        self.txs_signed = self.txs_signed.saturating_add(*txs_signed);
+        self.approvals = self.approvals.saturating_add(*approvals);
+        self.gas_used = self.gas_used.saturating_add(*gas_used);
+        self.not_worth_it = self.not_worth_it.saturating_add(*not_worth_it);
+        self.resized = self.resized.saturating_add(*resized);
+    }
+}
+
 /// Most fills and per-rebalance costs kept for reports; the oldest are dropped beyond (a run of
 /// weeks keeps bounded memory).
 pub const MAX_REPORT_RECORDS: usize = 20_000;
