@@ -644,20 +644,28 @@ async fn fetch_receipts(
         tracing::warn!(found = found.len(), expected, "receipts of a landed bundle not all found");
     }
     let receipts: Vec<ReceiptInfo> = found.into_iter().map(|(_, r)| r).collect();
-    let block = match receipts.iter().map(|r| r.block).max().filter(|b| *b > 0) {
-        Some(n) => match provider.get_block_by_number(n.into()).await {
-            Ok(Some(b)) => Some(LandingBlock {
-                coinbase: b.header.beneficiary,
-                extra_data: b.header.extra_data.clone(),
-                fee_wei,
-            }),
-            Ok(None) => None,
-            Err(e) => {
-                tracing::debug!(block = n, error = %e, "landing block not read: no inclusion record");
-                None
+    let mut block = None;
+    if let Some(n) = receipts.iter().map(|r| r.block).max().filter(|b| *b > 0) {
+        // Retried as the receipts are: a node under load can refuse one read, and without the
+        // block there is no inclusion record (builder, time to inclusion) for this rebalance.
+        for attempt in 0..RECEIPT_RETRIES {
+            match provider.get_block_by_number(n.into()).await {
+                Ok(Some(b)) => {
+                    block = Some(LandingBlock {
+                        coinbase: b.header.beneficiary,
+                        extra_data: b.header.extra_data.clone(),
+                        fee_wei,
+                    });
+                    break;
+                }
+                Ok(None) => tracing::debug!(block = n, attempt, "landing block not found yet"),
+                Err(e) => tracing::debug!(block = n, attempt, error = %e, "landing block read failed"),
             }
-        },
-        None => None,
-    };
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if block.is_none() {
+            tracing::warn!(block = n, "landing block not read: no inclusion record");
+        }
+    }
     (receipts, block)
 }
