@@ -65,6 +65,24 @@ pub struct DexConfig {
     /// Factory contract (informational; pools are listed explicitly).
     #[serde(default)]
     pub factory: Option<Address>,
+    /// Uniswap V4 only: which contract `router` is (default `v4_router`).
+    #[serde(default)]
+    pub via: V4Via,
+}
+
+/// The contract a Uniswap V4 DEX's `router` is (`[[dexes]] via`).
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum V4Via {
+    /// A v4-periphery `V4Router` exposing `executeActions(bytes)`, paid by ERC-20 `transferFrom`
+    /// (the accounts approve the router itself).
+    #[default]
+    V4Router,
+    /// Uniswap's Universal Router: `execute(commands, inputs, deadline)` with the `V4_SWAP`
+    /// command, paid through Permit2 at its canonical address
+    /// ([`keel_amm::abi::PERMIT2_ADDRESS`]): the accounts approve Permit2 as an ERC-20 spender and
+    /// the router in Permit2 (`Permit2.approve(token, router, max, max)`), once per token.
+    UniversalRouter,
 }
 
 /// A pool (`[[pools]]`).
@@ -287,6 +305,12 @@ pub fn validate(
     for (i, d) in dexes.iter().enumerate() {
         if dexes[..i].iter().any(|o| o.name == d.name) {
             return Err(ConfigError::new(format!("dexes[{}].name", d.name), "duplicate DEX name"));
+        }
+        if d.via == V4Via::UniversalRouter && d.kind != DexKind::UniswapV4 {
+            return Err(ConfigError::new(
+                format!("dexes[{}].via", d.name),
+                "`universal_router` applies to uniswap_v4 DEXes only",
+            ));
         }
     }
     if pools.is_empty() {
@@ -621,6 +645,7 @@ mod tests {
             kind: DexKind::UniswapV2,
             router: Address::repeat_byte(9),
             factory: None,
+            via: Default::default(),
         }];
         let pools = vec![PoolConfig {
             name: "a-b".into(),
@@ -689,6 +714,7 @@ mod tests {
             kind: DexKind::UniswapV4,
             router: Address::repeat_byte(0x44),
             factory: None,
+            via: Default::default(),
         });
         let manager = Address::repeat_byte(0x4d);
         let mut ok = p.clone();
@@ -757,6 +783,7 @@ mod tests {
             kind: DexKind::BalancerWeighted,
             router: Address::repeat_byte(0xba),
             factory: None,
+            via: Default::default(),
         });
         let pool = Address::repeat_byte(0xb0);
         let mut id = [0u8; 32];

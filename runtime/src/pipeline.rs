@@ -1396,7 +1396,7 @@ pub(crate) fn build_executor(spec: &PipelineSpec) -> Result<Executor, PipelineEr
             PoolEntry::new(meta, state)
                 .map_err(|source| PipelineError::BadPool { pool: p.name.clone(), source })?,
         );
-        venues.push(PoolVenue { kind: dex.kind, router: dex.router, pool_id: p.pool_id });
+        venues.push(PoolVenue { kind: dex.kind, router: dex.router, pool_id: p.pool_id, via: dex.via });
     }
     let native = match &spec.native_symbol {
         Some(s) => Some(token_address(spec, s)?),

@@ -114,6 +114,7 @@ async fn keel_rebalances_through_a_uniswap_v4_pool_via_the_v4_router() {
             kind: DexKind::UniswapV4,
             router: v4.router,
             factory: None,
+            via: Default::default(),
         }],
         pools: vec![PoolConfig {
             name: "v4-tka-tkb".into(),

@@ -35,6 +35,7 @@ use keel_engine::chain::{ChainUpdate, PoolSource};
 use keel_engine::record::{JournalRecord, SignedBundle, TxRecord};
 
 mod adopt;
+mod approve;
 #[cfg(test)]
 mod balancer_tests;
 mod batch;
@@ -54,6 +55,7 @@ mod settle;
 #[cfg(test)]
 mod tests;
 
+pub use approve::{PERMIT2_APPROVE_GAS, pays_through_permit2};
 pub use batch::{MAX_BATCH_MEMBERS, TRANSFER_GAS, TRANSFER_GAS_LIMIT};
 pub use gas::{GAS_LIMIT_MARGIN_PCT, GAS_OBSERVATIONS};
 pub use inclusion::{
@@ -85,6 +87,9 @@ pub struct PoolVenue {
     pub router: Address,
     /// The Balancer pool's id in the Vault; `None` for other kinds.
     pub pool_id: Option<alloy::primitives::B256>,
+    /// Uniswap V4: whether `router` is a `V4Router` or a Universal Router (which pays through
+    /// Permit2, so the account's approvals differ); ignored for other kinds.
+    pub via: crate::config::V4Via,
 }
 
 /// Why an intent could not be executed.
