@@ -773,6 +773,31 @@ mod tests {
         )
         .expect("v4 dex");
         assert_eq!(dex.kind, DexKind::UniswapV4);
+        assert_eq!(dex.via, V4Via::V4Router, "the default router of a V4 DEX");
+    }
+
+    /// `via = "universal_router"` is read from TOML, accepted on a V4 DEX and refused, naming the
+    /// field, on any other; an unknown router name is a parse error.
+    #[test]
+    fn a_universal_router_is_a_v4_dex_router_only() {
+        let (t, d, p, r, rl) = setup();
+        let v4: DexConfig = toml::from_str(
+            "name = \"v4\"\nkind = \"uniswap_v4\"\nvia = \"universal_router\"\nrouter = \"0x4444444444444444444444444444444444444444\"",
+        )
+        .expect("v4 dex via the universal router");
+        assert_eq!(v4.via, V4Via::UniversalRouter);
+        let mut dexes = d.clone();
+        dexes.push(v4);
+        assert!(validate(&t, &dexes, &p, &r, &rl).is_ok());
+        let mut wrong = d.clone();
+        wrong[0].via = V4Via::UniversalRouter;
+        let e = validate(&t, &wrong, &p, &r, &rl).unwrap_err();
+        assert_eq!(e.field, format!("dexes[{}].via", d[0].name));
+        assert!(e.problem.contains("uniswap_v4"), "{}", e.problem);
+        let typo = toml::from_str::<DexConfig>(
+            "name = \"v4\"\nkind = \"uniswap_v4\"\nvia = \"universal\"\nrouter = \"0x4444444444444444444444444444444444444444\"",
+        );
+        assert!(typo.is_err());
     }
 
     #[test]
