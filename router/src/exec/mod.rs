@@ -42,6 +42,8 @@ mod batch;
 #[cfg(test)]
 mod batch_tests;
 mod calldata;
+#[cfg(test)]
+mod ur_tests;
 pub use calldata::{
     SETTLE_ALL, SWAP_EXACT_IN_SINGLE, TAKE_ALL, V4_SWAP, universal_router_v4_swap, v4_exact_in_single,
 };
