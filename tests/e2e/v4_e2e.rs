@@ -15,7 +15,8 @@
 //! (`via = "universal_router"`; Permit2 installed from the pinned v4-periphery source, see
 //! [`keel_sim::anvil::universal_router`]): the fresh account's approvals go to Permit2 (ERC-20) and
 //! to the router in Permit2, the swap is `execute(V4_SWAP, …, deadline)`, and the router itself is
-//! never an ERC-20 spender.
+//! never an ERC-20 spender. Keel is then restarted and rebalances once more: the grant is read
+//! from Permit2 at start, so no approval is sent again.
 
 use std::time::{Duration, Instant};
 
@@ -175,7 +176,7 @@ async fn rebalance_through_v4(via: V4Via) {
         predictors: Vec::new(),
         registry: None,
     };
-    let pipeline = Pipeline::start(spec, &tokio::runtime::Handle::current()).expect("pipeline");
+    let pipeline = Pipeline::start(spec.clone(), &tokio::runtime::Handle::current()).expect("pipeline");
 
     // At target: nothing fires.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -284,5 +285,37 @@ async fn rebalance_through_v4(via: V4Via) {
         whole(last.amount_out_min),
         fills.len()
     );
+    if via == V4Via::UniversalRouter {
+        // Restarted, Keel reads the grant from Permit2 at start and does not send it again: the
+        // trader sells TKA once more, Keel buys TKA with TKB again, with the swap alone.
+        let pipeline = Pipeline::start(spec, &tokio::runtime::Handle::current()).expect("pipeline again");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let sell =
+            keel_router::exec::v4_exact_in_single(&key, tka == key.currency0, e18(5_000).to::<u128>(), 0);
+        let tx = TransactionRequest::default().with_to(v4.router).with_input(sell).with_gas_limit(1_000_000);
+        let r = trader.send_transaction(tx).await.unwrap().get_receipt().await.unwrap();
+        assert!(r.status(), "the trader's second swap reverted");
+        let head = chain.provider().get_block_number().await.unwrap();
+        let Pool::V4(after) = load_pool(chain.provider(), &tracked, head).await.unwrap() else {
+            panic!("not a v4 pool")
+        };
+        let p01 = after.mid_price();
+        quotes.set_price("TKAUSDT", if tka == key.currency0 { p01 } else { 1.0 / p01 });
+        let t0 = Instant::now();
+        let landed = loop {
+            let snap = pipeline.snapshot();
+            if snap.engine.outcomes.landed >= 1 && !snap.portfolios[0].busy {
+                break true;
+            }
+            if t0.elapsed() > Duration::from_secs(30) {
+                break false;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let again = pipeline.shutdown().await;
+        assert!(landed, "no rebalance landed after the restart: {:?}, {:?}", again.exec, again.outcomes);
+        assert_eq!(again.exec.approvals, 0, "the Permit2 grant read at start is not sent again");
+        assert!(chain.balance_of(tka, me).await.unwrap() > now_a, "bought TKA again");
+    }
     relay.shutdown().await.expect("relay shutdown");
 }
