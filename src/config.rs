@@ -574,6 +574,7 @@ mod tests {
             kind: DexKind::UniswapV4,
             router: Address::repeat_byte(0x44),
             factory: None,
+            via: Default::default(),
         });
         let mut pool = cfg.pools[0].clone();
         pool.name = "v4-pool".into();

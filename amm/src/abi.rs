@@ -175,6 +175,16 @@ macro_rules! keel_sol_interfaces {
             function execute(bytes calldata commands, bytes[] calldata inputs, uint256 deadline) external payable;
         }
 
+        /// Uniswap's Permit2, allowance-transfer half: the owner lets `spender` (a Universal
+        /// Router) move up to `amount` of `token` until `expiration` (the owner must also have
+        /// approved Permit2 itself as an ERC-20 spender).
+        $(#[$attr])*
+        interface IPermit2 {
+            function approve(address token, address spender, uint160 amount, uint48 expiration) external;
+            function allowance(address user, address token, address spender)
+                external view returns (uint160 amount, uint48 expiration, uint48 nonce);
+        }
+
         /// Balancer V2 weighted pool (state reads).
         $(#[$attr])*
         interface IBalancerWeightedPool {
@@ -213,3 +223,8 @@ macro_rules! keel_sol_interfaces {
 }
 
 keel_sol_interfaces!(alloy_sol_types::sol);
+
+/// Permit2's canonical address (the same on every chain: deployed with CREATE2 from a fixed
+/// deployer and salt). Universal Router swaps pay through it.
+pub const PERMIT2_ADDRESS: alloy_primitives::Address =
+    alloy_primitives::address!("000000000022D473030F116dDEE9F6B43aC78BA3");

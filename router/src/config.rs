@@ -65,6 +65,24 @@ pub struct DexConfig {
     /// Factory contract (informational; pools are listed explicitly).
     #[serde(default)]
     pub factory: Option<Address>,
+    /// Uniswap V4 only: which contract `router` is (default `v4_router`).
+    #[serde(default)]
+    pub via: V4Via,
+}
+
+/// The contract a Uniswap V4 DEX's `router` is (`[[dexes]] via`).
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum V4Via {
+    /// A v4-periphery `V4Router` exposing `executeActions(bytes)`, paid by ERC-20 `transferFrom`
+    /// (the accounts approve the router itself).
+    #[default]
+    V4Router,
+    /// Uniswap's Universal Router: `execute(commands, inputs, deadline)` with the `V4_SWAP`
+    /// command, paid through Permit2 at its canonical address
+    /// ([`keel_amm::abi::PERMIT2_ADDRESS`]): the accounts approve Permit2 as an ERC-20 spender and
+    /// the router in Permit2 (`Permit2.approve(token, router, max, max)`), once per token.
+    UniversalRouter,
 }
 
 /// A pool (`[[pools]]`).
@@ -287,6 +305,12 @@ pub fn validate(
     for (i, d) in dexes.iter().enumerate() {
         if dexes[..i].iter().any(|o| o.name == d.name) {
             return Err(ConfigError::new(format!("dexes[{}].name", d.name), "duplicate DEX name"));
+        }
+        if d.via == V4Via::UniversalRouter && d.kind != DexKind::UniswapV4 {
+            return Err(ConfigError::new(
+                format!("dexes[{}].via", d.name),
+                "`universal_router` applies to uniswap_v4 DEXes only",
+            ));
         }
     }
     if pools.is_empty() {
@@ -621,6 +645,7 @@ mod tests {
             kind: DexKind::UniswapV2,
             router: Address::repeat_byte(9),
             factory: None,
+            via: Default::default(),
         }];
         let pools = vec![PoolConfig {
             name: "a-b".into(),
@@ -689,6 +714,7 @@ mod tests {
             kind: DexKind::UniswapV4,
             router: Address::repeat_byte(0x44),
             factory: None,
+            via: Default::default(),
         });
         let manager = Address::repeat_byte(0x4d);
         let mut ok = p.clone();
@@ -747,6 +773,31 @@ mod tests {
         )
         .expect("v4 dex");
         assert_eq!(dex.kind, DexKind::UniswapV4);
+        assert_eq!(dex.via, V4Via::V4Router, "the default router of a V4 DEX");
+    }
+
+    /// `via = "universal_router"` is read from TOML, accepted on a V4 DEX and refused, naming the
+    /// field, on any other; an unknown router name is a parse error.
+    #[test]
+    fn a_universal_router_is_a_v4_dex_router_only() {
+        let (t, d, p, r, rl) = setup();
+        let v4: DexConfig = toml::from_str(
+            "name = \"v4\"\nkind = \"uniswap_v4\"\nvia = \"universal_router\"\nrouter = \"0x4444444444444444444444444444444444444444\"",
+        )
+        .expect("v4 dex via the universal router");
+        assert_eq!(v4.via, V4Via::UniversalRouter);
+        let mut dexes = d.clone();
+        dexes.push(v4);
+        assert!(validate(&t, &dexes, &p, &r, &rl).is_ok());
+        let mut wrong = d.clone();
+        wrong[0].via = V4Via::UniversalRouter;
+        let e = validate(&t, &wrong, &p, &r, &rl).unwrap_err();
+        assert_eq!(e.field, format!("dexes[{}].via", d[0].name));
+        assert!(e.problem.contains("uniswap_v4"), "{}", e.problem);
+        let typo = toml::from_str::<DexConfig>(
+            "name = \"v4\"\nkind = \"uniswap_v4\"\nvia = \"universal\"\nrouter = \"0x4444444444444444444444444444444444444444\"",
+        );
+        assert!(typo.is_err());
     }
 
     #[test]
@@ -757,6 +808,7 @@ mod tests {
             kind: DexKind::BalancerWeighted,
             router: Address::repeat_byte(0xba),
             factory: None,
+            via: Default::default(),
         });
         let pool = Address::repeat_byte(0xb0);
         let mut id = [0u8; 32];

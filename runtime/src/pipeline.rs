@@ -38,7 +38,7 @@ use keel_feeds::poll::{BalancerTarget, PollConfig, PollStats, PollTargets, run_c
 use keel_feeds::stats::{FeedStats, FeedStatsSnapshot};
 use keel_feeds::ws::{BinanceFeedConfig, run_binance_feed_recorded};
 use keel_journal::{Journal, JournalConfig, Names, Resolution};
-use keel_router::config::{DexConfig, DexKind, PoolConfig, RelayConfig, RouterConfig};
+use keel_router::config::{DexConfig, DexKind, PoolConfig, RelayConfig, RouterConfig, V4Via};
 use keel_router::exec::{ExecError, ExecStats, ExecToken, Executor, FillRecord, PoolVenue};
 
 use crate::chains::{ChainReport, ChainSpec, Lane};
@@ -1396,7 +1396,7 @@ pub(crate) fn build_executor(spec: &PipelineSpec) -> Result<Executor, PipelineEr
             PoolEntry::new(meta, state)
                 .map_err(|source| PipelineError::BadPool { pool: p.name.clone(), source })?,
         );
-        venues.push(PoolVenue { kind: dex.kind, router: dex.router, pool_id: p.pool_id });
+        venues.push(PoolVenue { kind: dex.kind, router: dex.router, pool_id: p.pool_id, via: dex.via });
     }
     let native = match &spec.native_symbol {
         Some(s) => Some(token_address(spec, s)?),
@@ -1494,11 +1494,17 @@ pub fn poll_targets_on(
             t.balances.push((PortfolioId(i as u32), p.account, tok, token_address(spec, sym)?));
             for pool in &spec.pools {
                 if pool.token0 == *sym || pool.token1 == *sym {
-                    let router = spec.dexes.iter().find(|d| d.name == pool.dex).map(|d| d.router);
-                    if let Some(router) = router {
-                        let key = (p.account, token_address(spec, sym)?, router);
-                        if !t.allowances.contains(&key) {
-                            t.allowances.push(key);
+                    let dex = spec.dexes.iter().find(|d| d.name == pool.dex);
+                    if let Some(dex) = dex {
+                        let key = (p.account, token_address(spec, sym)?, dex.router);
+                        // A Universal Router takes tokens through Permit2: its allowance is read there.
+                        let list = if dex.kind == DexKind::UniswapV4 && dex.via == V4Via::UniversalRouter {
+                            &mut t.permit2_allowances
+                        } else {
+                            &mut t.allowances
+                        };
+                        if !list.contains(&key) {
+                            list.push(key);
                         }
                     }
                 }

@@ -185,12 +185,14 @@ pub(crate) fn market(chain: &AnvilChain) -> Market {
             kind: DexKind::UniswapV2,
             router: a.v2_router,
             factory: Some(a.v2_factory),
+            via: Default::default(),
         },
         DexConfig {
             name: "uniswap-v3".into(),
             kind: DexKind::UniswapV3,
             router: a.v3_swap_router,
             factory: Some(a.v3_factory),
+            via: Default::default(),
         },
     ];
     let pools = vec![

@@ -103,6 +103,7 @@ async fn keel_rebalances_through_a_balancer_weighted_pool_via_the_vault() {
             kind: DexKind::BalancerWeighted,
             router: bal.vault,
             factory: None,
+            via: Default::default(),
         }],
         pools: vec![PoolConfig {
             name: "bal-tka-tkb".into(),

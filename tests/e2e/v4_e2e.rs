@@ -10,6 +10,13 @@
 //! rebalance landed, that the account received exactly the amount Keel planned (its exact math
 //! against the real `PoolManager`), that the `PoolManager`'s token balances moved by what the
 //! account's did, and that Keel sent nothing to the node itself. Needs anvil: `make chain-deps`.
+//!
+//! The same rebalance runs a second time with the DEX's router a real Universal Router
+//! (`via = "universal_router"`; Permit2 installed from the pinned v4-periphery source, see
+//! [`keel_sim::anvil::universal_router`]): the fresh account's approvals go to Permit2 (ERC-20) and
+//! to the router in Permit2, the swap is `execute(V4_SWAP, …, deadline)`, and the router itself is
+//! never an ERC-20 spender. Keel is then restarted and rebalances once more: the grant is read
+//! from Permit2 at start, so no approval is sent again.
 
 use std::time::{Duration, Instant};
 
@@ -17,6 +24,7 @@ use alloy::network::TransactionBuilder;
 use alloy::primitives::{Address, U256};
 use alloy::providers::Provider;
 use alloy::rpc::types::TransactionRequest;
+use keel_amm::abi::PERMIT2_ADDRESS;
 use keel_amm::pool::Pool;
 use keel_amm::v3::MAX_TICK;
 use keel_amm::v3::sqrt_price_math::Q96;
@@ -26,10 +34,10 @@ use keel_engine::event::OutcomeStatus;
 use keel_feeds::node::sync::load_pool;
 use keel_feeds::node::{PoolKind, TrackedPool};
 use keel_feeds::ws::BinanceFeedConfig;
-use keel_router::config::{DexConfig, DexKind, PoolConfig, RelayConfig};
+use keel_router::config::{DexConfig, DexKind, PoolConfig, RelayConfig, V4Via};
 use keel_router::signer::Signer;
 use keel_runtime::pipeline::{Pipeline, PipelineSpec};
-use keel_sim::anvil::contracts::rpc::IERC20;
+use keel_sim::anvil::contracts::rpc::{IERC20, IPermit2};
 use keel_sim::anvil::{AnvilChain, AnvilRelay, RelayOptions, RpcRecorder, V4Position, deploy_v4};
 use keel_sim::quotes::QuoteServer;
 
@@ -50,10 +58,26 @@ fn whole(x: U256) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keel_rebalances_through_a_uniswap_v4_pool_via_the_v4_router() {
+    rebalance_through_v4(V4Via::V4Router).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keel_rebalances_through_a_uniswap_v4_pool_via_the_universal_router_and_permit2() {
+    rebalance_through_v4(V4Via::UniversalRouter).await;
+}
+
+async fn rebalance_through_v4(via: V4Via) {
     let chain = AnvilChain::start().await.expect("anvil with Uniswap (run `make chain-deps`)");
     let a = chain.addresses().clone();
     let (tka, tkb) = (a.token("TKA").unwrap(), a.token("TKB").unwrap());
     let v4 = deploy_v4(&chain).await.expect("v4 contracts (run `make chain-deps`)");
+    let keel_router = match via {
+        V4Via::V4Router => v4.router,
+        V4Via::UniversalRouter => v4
+            .deploy_universal_router(&chain)
+            .await
+            .expect("Permit2 + Universal Router (run `make chain-deps`)"),
+    };
     let key = PoolKey {
         currency0: tka.min(tkb),
         currency1: tka.max(tkb),
@@ -112,8 +136,9 @@ async fn keel_rebalances_through_a_uniswap_v4_pool_via_the_v4_router() {
         dexes: vec![DexConfig {
             name: "v4".into(),
             kind: DexKind::UniswapV4,
-            router: v4.router,
+            router: keel_router,
             factory: None,
+            via,
         }],
         pools: vec![PoolConfig {
             name: "v4-tka-tkb".into(),
@@ -151,7 +176,7 @@ async fn keel_rebalances_through_a_uniswap_v4_pool_via_the_v4_router() {
         predictors: Vec::new(),
         registry: None,
     };
-    let pipeline = Pipeline::start(spec, &tokio::runtime::Handle::current()).expect("pipeline");
+    let pipeline = Pipeline::start(spec.clone(), &tokio::runtime::Handle::current()).expect("pipeline");
 
     // At target: nothing fires.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -207,7 +232,7 @@ async fn keel_rebalances_through_a_uniswap_v4_pool_via_the_v4_router() {
         .map(|(_, o)| o.intent)
         .collect();
     assert_eq!(landed.len(), 1, "one rebalance expected: {:?}", report.outcomes);
-    assert!(report.exec.approvals >= 1, "a fresh account must approve the V4 router first");
+    assert!(report.exec.approvals >= 1, "a fresh account must approve the {via:?} first");
 
     // The swap went through the PoolManager: its balances moved by exactly what the account's did.
     let (now_a, now_b) = (chain.balance_of(tka, me).await.unwrap(), chain.balance_of(tkb, me).await.unwrap());
@@ -227,9 +252,26 @@ async fn keel_rebalances_through_a_uniswap_v4_pool_via_the_v4_router() {
     let w = whole(now_a) * mid / (whole(now_a) * mid + whole(now_b));
     assert!((w - 0.5).abs() < BAND, "weight of TKA after the rebalance: {w}");
 
-    // The approval is on chain and Keel sent nothing to the node itself.
-    let allowance = IERC20::new(tkb, chain.provider()).allowance(me, v4.router).call().await.unwrap();
-    assert!(allowance > U256::ZERO, "the V4 router is the spender");
+    // The approvals are on chain and Keel sent nothing to the node itself.
+    let erc20 = IERC20::new(tkb, chain.provider());
+    match via {
+        V4Via::V4Router => {
+            let allowance = erc20.allowance(me, v4.router).call().await.unwrap();
+            assert!(allowance > U256::ZERO, "the V4 router is the spender");
+        }
+        V4Via::UniversalRouter => {
+            let to_permit2 = erc20.allowance(me, PERMIT2_ADDRESS).call().await.unwrap();
+            assert!(to_permit2 > U256::ZERO, "Permit2 is the ERC-20 spender");
+            let to_router = erc20.allowance(me, keel_router).call().await.unwrap();
+            assert_eq!(to_router, U256::ZERO, "the Universal Router is never an ERC-20 spender");
+            let p2 = IPermit2::new(PERMIT2_ADDRESS, chain.provider());
+            let granted = p2.allowance(me, tkb, keel_router).call().await.unwrap();
+            assert!(
+                granted.amount > alloy::primitives::aliases::U160::ZERO,
+                "the router is approved in Permit2"
+            );
+        }
+    }
     let methods = recorder.methods();
     assert!(
         !methods.iter().any(|m| m == "eth_sendRawTransaction" || m == "eth_sendTransaction"),
@@ -237,11 +279,43 @@ async fn keel_rebalances_through_a_uniswap_v4_pool_via_the_v4_router() {
     );
     assert_eq!(relay.rejected_requests(), 0);
     eprintln!(
-        "landed through the V4 router: {} TKB -> {} TKA (min {}), {} fills",
+        "landed through the {via:?}: {} TKB -> {} TKA (min {}), {} fills",
         whole(last.amount_in),
         whole(last.amount_out),
         whole(last.amount_out_min),
         fills.len()
     );
+    if via == V4Via::UniversalRouter {
+        // Restarted, Keel reads the grant from Permit2 at start and does not send it again: the
+        // trader sells TKA once more, Keel buys TKA with TKB again, with the swap alone.
+        let pipeline = Pipeline::start(spec, &tokio::runtime::Handle::current()).expect("pipeline again");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let sell =
+            keel_router::exec::v4_exact_in_single(&key, tka == key.currency0, e18(5_000).to::<u128>(), 0);
+        let tx = TransactionRequest::default().with_to(v4.router).with_input(sell).with_gas_limit(1_000_000);
+        let r = trader.send_transaction(tx).await.unwrap().get_receipt().await.unwrap();
+        assert!(r.status(), "the trader's second swap reverted");
+        let head = chain.provider().get_block_number().await.unwrap();
+        let Pool::V4(after) = load_pool(chain.provider(), &tracked, head).await.unwrap() else {
+            panic!("not a v4 pool")
+        };
+        let p01 = after.mid_price();
+        quotes.set_price("TKAUSDT", if tka == key.currency0 { p01 } else { 1.0 / p01 });
+        let t0 = Instant::now();
+        let landed = loop {
+            let snap = pipeline.snapshot();
+            if snap.engine.outcomes.landed >= 1 && !snap.portfolios[0].busy {
+                break true;
+            }
+            if t0.elapsed() > Duration::from_secs(30) {
+                break false;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let again = pipeline.shutdown().await;
+        assert!(landed, "no rebalance landed after the restart: {:?}, {:?}", again.exec, again.outcomes);
+        assert_eq!(again.exec.approvals, 0, "the Permit2 grant read at start is not sent again");
+        assert!(chain.balance_of(tka, me).await.unwrap() > now_a, "bought TKA again");
+    }
     relay.shutdown().await.expect("relay shutdown");
 }

@@ -49,6 +49,11 @@ pub struct PollTargets {
     pub accounts: Vec<Address>,
     /// Allowances read once at start: (owner, token, spender).
     pub allowances: Vec<(Address, Address, Address)>,
+    /// Allowances through Permit2 read once at start: (owner, token, spender), where the spender
+    /// (a Universal Router) takes `token` through Permit2. Reported as one
+    /// [`ChainUpdate::Allowance`] of `spender`: the smaller of the owner's ERC-20 allowance of
+    /// Permit2 and its Permit2 allowance of the spender (zero once that has expired).
+    pub permit2_allowances: Vec<(Address, Address, Address)>,
     /// The on-chain parameter registry, read every block in the same batch (`[registry]`).
     pub registry: Option<RegistryTarget>,
 }

@@ -1,7 +1,7 @@
 //! Swap calldata for each venue: Uniswap V2 `Router02`, V3 `SwapRouter` (single pool and
 //! multi-hop paths), the Balancer V2 Vault's `swap` (one pool, given in) and a Uniswap V4
-//! `V4Router`'s `executeActions` (one pool, exact in; the same actions the Universal Router's
-//! `V4_SWAP` command carries).
+//! `V4Router`'s `executeActions` or the Universal Router's `execute` with its `V4_SWAP` command
+//! (one pool, exact in; the same three actions either way).
 
 use alloy::primitives::{Address, Bytes, U256, aliases::I24, aliases::U24, aliases::U160};
 use alloy::sol_types::{SolCall, SolValue};
@@ -115,7 +115,11 @@ impl Executor {
                 else {
                     return Err(ExecError::Unroutable(self.pools[*p].meta.id.clone()));
                 };
-                v4_exact_in_single(key, zero_for_one, amount_in, min_out)
+                if super::approve::pays_through_permit2(&venue) {
+                    universal_router_v4_swap(key, zero_for_one, amount_in, min_out, deadline)
+                } else {
+                    v4_exact_in_single(key, zero_for_one, amount_in, min_out)
+                }
             }
         };
         Ok(input.into())
@@ -133,8 +137,9 @@ pub fn v4_exact_in_single(key: &PoolKey, zero_for_one: bool, amount_in: u128, mi
 }
 
 /// The Universal Router's `execute(0x10 /* V4_SWAP */, [actions payload], deadline)` for the same
-/// swap as [`v4_exact_in_single`] (the Universal Router pays through Permit2, which the account
-/// must have approved; not used by `keel run`, see the README).
+/// swap as [`v4_exact_in_single`]; `keel run` sends it to a `[[dexes]]` entry with
+/// `via = "universal_router"`. The Universal Router pays through Permit2, which the account must
+/// have approved (ERC-20 approval of Permit2, then `Permit2.approve` of the router).
 pub fn universal_router_v4_swap(
     key: &PoolKey,
     zero_for_one: bool,

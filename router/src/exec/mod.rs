@@ -35,12 +35,15 @@ use keel_engine::chain::{ChainUpdate, PoolSource};
 use keel_engine::record::{JournalRecord, SignedBundle, TxRecord};
 
 mod adopt;
+mod approve;
 #[cfg(test)]
 mod balancer_tests;
 mod batch;
 #[cfg(test)]
 mod batch_tests;
 mod calldata;
+#[cfg(test)]
+mod ur_tests;
 pub use calldata::{
     SETTLE_ALL, SWAP_EXACT_IN_SINGLE, TAKE_ALL, V4_SWAP, universal_router_v4_swap, v4_exact_in_single,
 };
@@ -54,6 +57,7 @@ mod settle;
 #[cfg(test)]
 mod tests;
 
+pub use approve::{PERMIT2_APPROVE_GAS, pays_through_permit2};
 pub use batch::{MAX_BATCH_MEMBERS, TRANSFER_GAS, TRANSFER_GAS_LIMIT};
 pub use gas::{GAS_LIMIT_MARGIN_PCT, GAS_OBSERVATIONS};
 pub use inclusion::{
@@ -85,6 +89,9 @@ pub struct PoolVenue {
     pub router: Address,
     /// The Balancer pool's id in the Vault; `None` for other kinds.
     pub pool_id: Option<alloy::primitives::B256>,
+    /// Uniswap V4: whether `router` is a `V4Router` or a Universal Router (which pays through
+    /// Permit2, so the account's approvals differ); ignored for other kinds.
+    pub via: crate::config::V4Via,
 }
 
 /// Why an intent could not be executed.

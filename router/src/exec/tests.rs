@@ -56,7 +56,8 @@ pub(super) fn executor_for(n: usize) -> (Executor, Vec<Address>) {
         PoolEntry::new(meta, Pool::V2 { reserve0: U256::ZERO, reserve1: U256::ZERO, fee_bps: 30 }).unwrap();
     let signers: Vec<Signer> = (1..=n).map(|k| Signer::dev(k).unwrap()).collect();
     let accounts = signers.iter().map(Signer::address).collect();
-    let venue = PoolVenue { kind: DexKind::UniswapV2, router: ROUTER, pool_id: None };
+    let venue =
+        PoolVenue { kind: DexKind::UniswapV2, router: ROUTER, pool_id: None, via: Default::default() };
     let exec =
         Executor::new(cfg, tokens, vec![pool], vec![venue], signers, Signer::dev(9).unwrap(), Some(WETH));
     (exec, accounts)
@@ -729,7 +730,8 @@ fn no_weth_pool_executor() -> (Executor, Address) {
         };
         let signer = Signer::dev(1).unwrap();
         let me = signer.address();
-        let venue = PoolVenue { kind: DexKind::UniswapV2, router: ROUTER, pool_id: None };
+        let venue =
+            PoolVenue { kind: DexKind::UniswapV2, router: ROUTER, pool_id: None, via: Default::default() };
         let exec = Executor::new(
             cfg,
             tokens,

@@ -75,8 +75,20 @@ fn tokens() -> Vec<TokenConfig> {
 
 fn dexes() -> Vec<DexConfig> {
     vec![
-        DexConfig { name: "univ2".into(), kind: DexKind::UniswapV2, router: ROUTER, factory: None },
-        DexConfig { name: "univ3".into(), kind: DexKind::UniswapV3, router: V3_ROUTER, factory: None },
+        DexConfig {
+            name: "univ2".into(),
+            kind: DexKind::UniswapV2,
+            router: ROUTER,
+            factory: None,
+            via: Default::default(),
+        },
+        DexConfig {
+            name: "univ3".into(),
+            kind: DexKind::UniswapV3,
+            router: V3_ROUTER,
+            factory: None,
+            via: Default::default(),
+        },
     ]
 }
 

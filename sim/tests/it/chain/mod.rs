@@ -10,6 +10,7 @@ pub(crate) mod node_feed;
 pub(crate) mod registry;
 pub(crate) mod relay;
 pub(crate) mod uniswap_v4;
+pub(crate) mod universal_router;
 pub(crate) mod util;
 pub(crate) mod v3_gas;
 pub(crate) mod v4_feed;
