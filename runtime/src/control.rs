@@ -1,7 +1,8 @@
 //! The control endpoint, on 127.0.0.1 only: `POST /kill`, `POST /resume` and `GET /status` for the
 //! operator, each requiring `Authorization: Bearer <token>` (a missing or wrong token gets 401, is
 //! logged and counted in `keel_control_unauthorized_total`), and `GET /metrics` (Prometheus text,
-//! read-only counters, open so a scraper needs no secret).
+//! read-only counters, open so a scraper needs no secret). `GET /status` answers the kill switch's
+//! state and each chain's ([`Status`]).
 //!
 //! The token comes from the environment or a file (`[safety] control_token = "env:VAR"` or
 //! `"file:PATH"`), is compared in constant time, and never appears in `Debug` output or logs.

@@ -9,6 +9,10 @@
 //! every sample interval). Histograms keep fixed buckets; the tick-to-wire and relay round-trip
 //! ones are read off the stage's HDR histograms (3 significant digits), so their `_sum` is the
 //! HDR mean × count.
+//!
+//! With several chains (`[[chains]]`), every series read from a chain's router stage, router queue
+//! or poller is exported once per chain with a `chain` label ([`ChainSources`]); a single-chain
+//! run's series carry no `chain` label, as before chains existed.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
