@@ -115,7 +115,7 @@ async fn run_for(pipeline: &Pipeline, duration: Duration) {
         let rec = pipeline.recording_stats().unwrap_or_default();
         eprintln!(
             "{}  | recorded {} (queued {}, dropped {})",
-            report::progress_line(&pipeline.snapshot(), &pipeline.feed_stats()),
+            report::progress_line(&pipeline.snapshot(), &pipeline.feed_stats(), &pipeline.chain_heads()),
             rec.records,
             rec.queued,
             rec.dropped()

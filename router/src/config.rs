@@ -250,7 +250,7 @@ pub const MAX_TIP_STEP_PCT: u32 = 1_000;
 
 /// Risk limits checked before any rebalance is signed (`[router.limits]`). A refused rebalance is
 /// reported `Rejected` (the engine cools down) and logged with the limit it hit.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RiskLimits {
     /// Largest notional (USD) of one leg.

@@ -262,4 +262,32 @@ mod tests {
         let e = lanes(&spec, &[chain("l1", 1, &["nope"])]).unwrap_err().to_string();
         assert!(e.contains("chains[l1].portfolios: unknown portfolio `nope`"), "{e}");
     }
+
+    #[test]
+    fn the_chains_executors_share_one_daily_total_and_recovery_charges_it_from_every_chain() {
+        use keel_engine::PortfolioId;
+        use keel_journal::recover::RestoredCharge;
+        let spec = test_spec();
+        let names: Vec<&str> = spec.portfolios.iter().map(|p| p.name.as_str()).collect();
+        let ls = lanes(&spec, &[chain("l1", 1337, &names[..1]), chain("l2", 31337, &names[1..])]).unwrap();
+        let mut execs = crate::pipeline::lane_executors(&ls).unwrap();
+        assert_eq!(execs.len(), 2);
+        assert!(std::sync::Arc::ptr_eq(execs[0].daily_total(), execs[1].daily_total()));
+        let charge = |portfolio: Option<usize>, intent: u64, notional: f64| RestoredCharge {
+            portfolio: portfolio.map(|p| PortfolioId(p as u32)),
+            intent,
+            notional,
+            age_ms: 3_600_000,
+        };
+        // One rebalance of the previous run on each chain, and one of a portfolio since removed.
+        let charges = [charge(Some(0), 1, 1_000.0), charge(Some(1), 2, 2_500.0), charge(None, 3, 500.0)];
+        let lane_of = lane_of_portfolio(&ls, names.len());
+        crate::pipeline::restore_charges(&mut execs, &lane_of, &charges, 10_000_000_000_000);
+        // Every chain's executor sees all three towards the total cap.
+        assert_eq!(execs[0].daily_total().used(), 4_000.0);
+        assert_eq!(execs[1].daily_total().used(), 4_000.0);
+        // A single-chain run: one executor with a window of its own.
+        let one = crate::pipeline::lane_executors(&lanes(&spec, &[]).unwrap()).unwrap();
+        assert_eq!((one.len(), one[0].daily_total().used()), (1, 0.0));
+    }
 }

@@ -476,10 +476,9 @@ impl Pipeline {
         engine.set_native_token(spec.native_symbol.as_deref().and_then(|s| engine.token_id(s)));
         let table = InstrumentTable::new(engine.instrument_symbols().iter())?;
         let lane_of = crate::chains::lane_of_portfolio(&lanes, spec.portfolios.len());
-        let mut executors = Vec::with_capacity(lanes.len());
+        let mut executors = lane_executors(&lanes)?;
         let mut lane_targets = Vec::with_capacity(lanes.len());
         for lane in &lanes {
-            executors.push(build_executor(&lane.spec)?);
             lane_targets.push(poll_targets_on(&lane.spec, &engine, Some(&lane.on_chain))?);
         }
         let (journal, recovered) = match journal {
@@ -494,18 +493,7 @@ impl Pipeline {
                 .adopt(&a.bundle, &a.all_hashes, a.chain_nonce)
                 .map_err(|source| PipelineError::Adopt { intent: a.bundle.intent, source })?;
         }
-        let now = mono_now_ns();
-        for c in &recovered.charges {
-            // A portfolio no longer configured counts towards the first chain's total cap.
-            let lane = c.portfolio.and_then(|p| lane_of.get(p.idx()).copied()).unwrap_or(0);
-            executors[lane].restore_charge(
-                c.portfolio,
-                c.intent,
-                c.notional,
-                c.age_ms.saturating_mul(1_000_000),
-                now,
-            );
-        }
+        restore_charges(&mut executors, &lane_of, &recovered.charges, mono_now_ns());
         if !recovered.charges.is_empty() {
             let total: f64 = recovered.charges.iter().map(|c| c.notional).sum();
             tracing::info!(
@@ -548,7 +536,7 @@ impl Pipeline {
                 Arc::new(Queue::<RouterInput>::new(spec.engine.queue_capacity)),
             ));
         }
-        // The chain watches and the metrics endpoint read the first chain.
+        // The first chain's, for the single-chain accessors ([`Pipeline::observer`]).
         let (observer, poll_stats, router_in) =
             (Arc::clone(&lane_io[0].0), Arc::clone(&lane_io[0].1), Arc::clone(&lane_io[0].2));
         let mut tasks = Vec::new();
@@ -559,12 +547,20 @@ impl Pipeline {
         let watch_stats = Arc::new(crate::watch::WatchStats::default());
         let predictor_stats = Arc::new(PredictorStats::default());
         if spec.safety.watch.any() {
-            // The chain watches read the first chain's heads and pools.
-            let watches = chain_watches(&lanes[0].spec)?;
-            observer.publish_heads.store(true, Ordering::Release);
+            // Every chain's heads and pools are watched; a trip's reason names its chain when
+            // there are several.
+            let several = lanes.len() > 1;
+            let mut chains = Vec::with_capacity(lanes.len());
+            for (lane, io) in lanes.iter().zip(&lane_io) {
+                io.0.publish_heads.store(true, Ordering::Release);
+                chains.push(crate::watch::ChainWatches {
+                    chain: several.then(|| lane.name.clone()),
+                    watches: chain_watches(&lane.spec)?,
+                    observer: Arc::clone(&io.0),
+                });
+            }
             tasks.push(runtime.spawn(crate::watch::run_watches(
-                watches,
-                Arc::clone(&observer),
+                chains,
                 Arc::clone(&snapshot),
                 Arc::clone(&kill),
                 Arc::clone(&watch_stats),
@@ -585,10 +581,18 @@ impl Pipeline {
                 let listener = tokio::net::TcpListener::from_std(std_listener)?;
                 let metrics = crate::metrics::MetricsSources {
                     snapshot: Arc::clone(&snapshot),
-                    observer: Arc::clone(&observer),
+                    chains: lanes
+                        .iter()
+                        .zip(&lane_io)
+                        .map(|(lane, io)| crate::metrics::ChainSources {
+                            name: lane.name.clone(),
+                            observer: Arc::clone(&io.0),
+                            router_in: Arc::clone(&io.2),
+                            poll: Arc::clone(&io.1),
+                        })
+                        .collect(),
                     feed: Arc::clone(&feed_stats),
                     events: Arc::clone(&events),
-                    router_in: Arc::clone(&router_in),
                     kill: Arc::clone(&kill),
                     control: Arc::clone(&control_stats),
                     recorder: recorder.clone(),
@@ -842,6 +846,18 @@ impl Pipeline {
     /// Feed counters now.
     pub fn feed_stats(&self) -> FeedStatsSnapshot {
         self.feed_stats.snapshot()
+    }
+
+    /// Each chain's name and the highest block its poller has published (`None` before the
+    /// first), in configured order (one entry for a single-chain run).
+    pub fn chain_heads(&self) -> Vec<(String, Option<u64>)> {
+        self.lanes
+            .iter()
+            .map(|l| {
+                let n = l.poll_stats.last_block.load(Ordering::Relaxed);
+                (l.name.clone(), (l.poll_stats.blocks.load(Ordering::Relaxed) > 0).then_some(n))
+            })
+            .collect()
     }
 
     /// The chain poller's counters (blocks read, batches, heads by source, fallbacks).
@@ -1334,6 +1350,31 @@ fn token_address(spec: &PipelineSpec, symbol: &str) -> Result<alloy::primitives:
         .find(|t| t.symbol == symbol)
         .map(|t| t.address)
         .ok_or_else(|| PipelineError::unknown("tokens", "token", symbol))
+}
+
+/// One executor per lane (chain). `max_daily_notional_total` caps every chain together: the
+/// executors share one total window ([`keel_router::exec::DailyTotal`]).
+pub(crate) fn lane_executors(lanes: &[Lane]) -> Result<Vec<Executor>, PipelineError> {
+    let daily_total = keel_router::exec::DailyTotal::shared();
+    lanes.iter().map(|l| Ok(build_executor(&l.spec)?.with_daily_total(Arc::clone(&daily_total)))).collect()
+}
+
+/// Charges each chain's daily windows with the rebalances of the previous run (recovery reads
+/// them from the journal): a charge goes to its portfolio's chain, and one of a portfolio no longer
+/// configured to the first chain, where it counts towards the total cap only. The executors share
+/// one total window, so every restored charge counts towards every chain's total cap.
+pub(crate) fn restore_charges(
+    executors: &mut [Executor],
+    lane_of: &[usize],
+    charges: &[keel_journal::recover::RestoredCharge],
+    now: Nanos,
+) {
+    for c in charges {
+        let lane = c.portfolio.and_then(|p| lane_of.get(p.idx()).copied()).unwrap_or(0);
+        if let Some(exec) = executors.get_mut(lane) {
+            exec.restore_charge(c.portfolio, c.intent, c.notional, c.age_ms.saturating_mul(1_000_000), now);
+        }
+    }
 }
 
 /// Builds the executor from the spec: tokens by engine id, pools with empty state until read.

@@ -74,6 +74,9 @@ pub enum PollError {
 pub struct PollStats {
     /// Blocks fully read and published.
     pub blocks: AtomicU64,
+    /// Number of the highest block published (0: none yet); with several chains, each chain's
+    /// poller has its own (progress lines show every chain's head).
+    pub last_block: AtomicU64,
     /// Failed reads (retried on the next head).
     pub errors: AtomicU64,
     /// Updates refused by a full queue.
@@ -195,6 +198,7 @@ pub async fn run_chain_poller<R: From<ChainUpdate> + Send + Sync>(
                     }
                 }
                 stats.blocks.fetch_add(1, Ordering::Relaxed);
+                stats.last_block.fetch_max(number, Ordering::Relaxed);
             }
             Err(e) => {
                 stats.errors.fetch_add(1, Ordering::Relaxed);

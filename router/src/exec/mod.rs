@@ -65,7 +65,7 @@ pub use inclusion::{
 };
 pub use intent::{MAX_PARKED, PARK_HEADS};
 use intent::{buy_per_wei_from_exchange, raw_price, scale_amount};
-pub use risk::RiskLimitKind;
+pub use risk::{DAILY_TOTAL_UNITS, DailyTotal, RiskLimitKind};
 pub use settle::NONCE_READ_GRACE_BLOCKS;
 
 /// A token as the executor sees it.
@@ -362,6 +362,8 @@ struct Charge {
     intent: u64,
     /// The sum of its legs' notionals.
     notional: f64,
+    /// The same in [`DAILY_TOTAL_UNITS`], as charged to the shared total.
+    units: u64,
 }
 
 /// The execution state machine.
@@ -378,6 +380,8 @@ pub struct Executor {
     gas_seen: Vec<Vec<u64>>,
     /// Notional charged to the rolling 24-hour windows; released when a bundle expires unlanded.
     traded: Vec<Charge>,
+    /// The `max_daily_notional_total` window, shared with the other chains' executors.
+    daily_total: std::sync::Arc<DailyTotal>,
     venues: Vec<PoolVenue>,
     signers: HashMap<Address, Signer>,
     auth: Signer,
@@ -452,6 +456,7 @@ impl Executor {
             oracle,
             gas_seen: vec![Vec::new(); n],
             traded: Vec::new(),
+            daily_total: DailyTotal::shared(),
             venues,
             signers: signers.into_iter().map(|s| (s.address(), s.with_presign_pool(presign))).collect(),
             auth: auth.with_presign_pool(presign),
@@ -588,6 +593,7 @@ impl Executor {
             }
             ChainUpdate::Head(h) => {
                 self.head = Some(h);
+                self.expire_charges(now_ns);
                 self.close_batch(h.number);
                 let mids =
                     self.pools.iter().zip(&self.pool_ready).map(|(p, r)| r.then(|| p.pool().mid_price()));
