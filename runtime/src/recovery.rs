@@ -207,22 +207,43 @@ async fn chain_facts(
     let attempts = if account_nonce > first { RECEIPT_ATTEMPTS } else { 1 };
     for attempt in 0..attempts {
         receipts.clear();
+        let mut unsettled = false;
         for hash in &rebalance.all_hashes {
             if let Some(r) = provider.get_transaction_receipt(*hash).await.map_err(chain)? {
-                receipts.push(ReceiptInfo {
-                    hash: *hash,
-                    block: r.block_number.unwrap_or(0),
-                    gas_used: r.gas_used,
-                    success: r.status(),
-                });
+                let block = r.block_number.unwrap_or(0);
+                // A receipt counts once its block has a successor and is still the chain's block
+                // at that height: a block about to be replaced (a reorg, or a relay's simulation
+                // block mined and reverted) is waited out, not taken for a landing.
+                if attempt + 1 < attempts && !is_settled(provider, block, r.block_hash).await? {
+                    unsettled = true;
+                    continue;
+                }
+                receipts.push(ReceiptInfo { hash: *hash, block, gas_used: r.gas_used, success: r.status() });
             }
         }
-        if !receipts.is_empty() || attempt + 1 == attempts {
+        if (!receipts.is_empty() && !unsettled) || attempt + 1 == attempts {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The nonce, read again once the receipts settled, is the settled chain's.
+    let account_nonce =
+        if account_nonce > first { nonce_of(provider, rebalance.account).await? } else { account_nonce };
     Ok(ChainFacts { account_nonce, head, receipts })
+}
+
+/// Whether block `number` has a successor and its hash is still `hash`.
+async fn is_settled(
+    provider: &impl Provider,
+    number: u64,
+    hash: Option<alloy::primitives::B256>,
+) -> Result<bool, RecoveryError> {
+    let chain = |e: alloy::transports::TransportError| RecoveryError::Chain(e.to_string());
+    if provider.get_block_number().await.map_err(chain)? <= number {
+        return Ok(false);
+    }
+    let canonical = provider.get_block_by_number(number.into()).await.map_err(chain)?;
+    Ok(canonical.is_some_and(|b| Some(b.header.hash) == hash))
 }
 
 async fn nonce_of(provider: &impl Provider, account: Address) -> Result<u64, RecoveryError> {

@@ -396,6 +396,15 @@ struct Mined {
     miner: Address,
     receipts: Vec<Option<TransactionReceipt>>,
     send_errors: Vec<Option<String>>,
+    /// Raw bytes of the block's other (public) transactions, to be re-sent if it is reverted.
+    others: Vec<Bytes>,
+}
+
+impl Mined {
+    /// The public transactions of a simulation block (none when it was not mined).
+    fn others(mined: &Result<Mined>) -> &[Bytes] {
+        mined.as_ref().map(|m| m.others.as_slice()).unwrap_or(&[])
+    }
 }
 
 impl BundleBackend for Endpoint {
@@ -513,7 +522,7 @@ impl Shared {
             Ok(m) => self.coinbase_balance(Some(m)).await,
             Err(_) => Ok(U256::ZERO),
         };
-        self.restore(snap, &public, &p.txs).await.map_err(internal)?;
+        self.restore(snap, &public, Mined::others(&mined), &p.txs).await.map_err(internal)?;
         let mined = mined.map_err(internal)?;
         let mut results = Vec::with_capacity(p.txs.len());
         let (mut total_gas, mut gas_fees, mut priority) = (0u64, U256::ZERO, U256::ZERO);
@@ -655,24 +664,26 @@ impl Shared {
     }
 
     /// Reverts to `snap`, takes the simulated bundle transactions `simulated` out of anvil's pool
-    /// and puts the public pending transactions back.
+    /// and puts the public transactions back: `public`, pending before the simulation, and
+    /// `mined`, the other transactions of the simulation block (sent while it was prepared),
+    /// which would otherwise vanish with it.
     ///
     /// A bundle transaction that was sent but not mined (a nonce gap, a fee under the base fee)
     /// outlives the revert in anvil's pool; left there it would be mined later as a public
     /// transaction, after its target block, which no builder does with a bundle.
     ///
-    /// Public transactions that arrived while the simulation ran are kept too: those mined into
-    /// the simulation block and those still pending are read before the revert and re-sent after
-    /// it; without that, every one mined into the simulation block would vanish with it. anvil
-    /// can still drop a public transaction that arrives in the middle of a simulation before
-    /// either read sees it, so a public sender re-broadcasts what gets no receipt (the devnet's
-    /// market does, `src/devnet.rs`), as wallets do on a real network.
-    async fn restore(&self, snap: U256, public: &[Bytes], simulated: &[Bytes]) -> Result<()> {
-        let simulated_hashes: Vec<B256> = simulated
-            .iter()
-            .filter_map(|raw| TxEnvelope::decode_2718(&mut raw.as_ref()).ok().map(|t| *t.tx_hash()))
-            .collect();
-        let arrived = self.arrived_during_simulation(&simulated_hashes).await?;
+    /// Nothing is read between mining the simulation block and this revert beyond what the
+    /// verdict needs: readers see that block until it is reverted. anvil can still drop a public
+    /// transaction that arrives during a simulation without being mined into it, so a public
+    /// sender re-broadcasts what gets no receipt (the devnet's market does, `src/devnet.rs`), as
+    /// wallets do on a real network.
+    async fn restore(
+        &self,
+        snap: U256,
+        public: &[Bytes],
+        mined: &[Bytes],
+        simulated: &[Bytes],
+    ) -> Result<()> {
         let ok: bool = self
             .anvil
             .raw_request("evm_revert".into(), (snap,))
@@ -698,31 +709,11 @@ impl Shared {
                 .await
                 .map_err(|e| AnvilError::rpc("anvil_removePoolTransactions", e))?;
         }
-        for raw in public.iter().chain(arrived.iter().filter(|raw| !public.contains(raw))) {
+        for raw in public.iter().chain(mined.iter().filter(|raw| !public.contains(raw))) {
             // Already pending (the revert kept it) is fine.
             let _ = self.anvil.send_raw_transaction(raw).await;
         }
         Ok(())
-    }
-
-    /// Raw bytes of the transactions other than `simulated` that are in the head block (the
-    /// simulation block, when one was mined) or pending now. The pool is read last and in one
-    /// request, so that as little as possible can arrive between this read and the revert.
-    async fn arrived_during_simulation(&self, simulated: &[B256]) -> Result<Vec<Bytes>> {
-        let block = self
-            .anvil
-            .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
-            .full()
-            .await
-            .map_err(|e| AnvilError::rpc("eth_getBlockByNumber", e))?;
-        let mut raws = self.public_pending().await?;
-        for tx in block.into_iter().flat_map(|b| b.transactions.into_transactions()) {
-            raws.push(tx.inner.into_inner().encoded_2718().into());
-        }
-        raws.retain(|raw| {
-            TxEnvelope::decode_2718(&mut raw.as_ref()).is_ok_and(|t| !simulated.contains(t.tx_hash()))
-        });
-        Ok(raws)
     }
 
     /// Raw bytes of the transactions pending in anvil's pool, in nonce order per sender, from one
@@ -764,22 +755,31 @@ impl Shared {
             .raw_request::<_, Value>("evm_mine".into(), ())
             .await
             .map_err(|e| AnvilError::rpc("evm_mine", e))?;
+        // Two reads, however many transactions: readers see this block until it is reverted.
         let block = self
             .anvil
             .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+            .full()
             .await
             .map_err(|e| AnvilError::rpc("eth_getBlockByNumber", e))?
             .ok_or_else(|| AnvilError::rpc("eth_getBlockByNumber", "no latest block"))?;
-        let mut receipts = Vec::with_capacity(hashes.len());
-        for h in &hashes {
-            let r = self
-                .anvil
-                .get_transaction_receipt(*h)
-                .await
-                .map_err(|e| AnvilError::rpc("eth_getTransactionReceipt", e))?;
-            // Only a receipt in this very block counts.
-            receipts.push(r.filter(|r| r.block_number == Some(block.header.number)));
-        }
+        let block_receipts = self
+            .anvil
+            .get_block_receipts(block.header.number.into())
+            .await
+            .map_err(|e| AnvilError::rpc("eth_getBlockReceipts", e))?
+            .unwrap_or_default();
+        // Only a receipt in this very block counts.
+        let receipts = hashes
+            .iter()
+            .map(|h| block_receipts.iter().find(|r| r.transaction_hash == *h).cloned())
+            .collect();
+        let others = block
+            .transactions
+            .into_transactions()
+            .filter(|t| !hashes.contains(t.inner.tx_hash()))
+            .map(|t| Bytes::from(t.inner.into_inner().encoded_2718()))
+            .collect();
         Ok(Mined {
             block: block.header.number,
             timestamp: block.header.timestamp,
@@ -787,6 +787,7 @@ impl Shared {
             miner: block.header.beneficiary,
             receipts,
             send_errors,
+            others,
         })
     }
 
@@ -890,7 +891,7 @@ impl Shared {
                 txs.extend(bundle.txs.iter().cloned());
                 let snap = self.snapshot().await?;
                 let mined = self.send_and_mine(&txs).await;
-                self.restore(snap, public, &txs).await?;
+                self.restore(snap, public, Mined::others(&mined), &txs).await?;
                 let mined = mined?;
                 let earlier_ok = {
                     let mut off = 0;
@@ -946,7 +947,7 @@ impl Shared {
                 self.sealed.store(target, std::sync::atomic::Ordering::Release);
                 return Ok(target);
             }
-            self.restore(snap, &public, &txs).await?;
+            self.restore(snap, &public, &mined.others, &txs).await?;
             for b in &accepted {
                 let reason = "block did not reproduce the simulation".to_string();
                 self.books[b.builder]
