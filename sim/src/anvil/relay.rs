@@ -396,15 +396,6 @@ struct Mined {
     miner: Address,
     receipts: Vec<Option<TransactionReceipt>>,
     send_errors: Vec<Option<String>>,
-    /// Raw bytes of the block's other (public) transactions, to be re-sent if it is reverted.
-    others: Vec<Bytes>,
-}
-
-impl Mined {
-    /// The public transactions of a simulation block (none when it was not mined).
-    fn others(mined: &Result<Mined>) -> &[Bytes] {
-        mined.as_ref().map(|m| m.others.as_slice()).unwrap_or(&[])
-    }
 }
 
 impl BundleBackend for Endpoint {
@@ -522,7 +513,7 @@ impl Shared {
             Ok(m) => self.coinbase_balance(Some(m)).await,
             Err(_) => Ok(U256::ZERO),
         };
-        self.restore(snap, &public, Mined::others(&mined), &p.txs).await.map_err(internal)?;
+        self.restore(snap, &public, &p.txs).await.map_err(internal)?;
         let mined = mined.map_err(internal)?;
         let mut results = Vec::with_capacity(p.txs.len());
         let (mut total_gas, mut gas_fees, mut priority) = (0u64, U256::ZERO, U256::ZERO);
@@ -664,26 +655,18 @@ impl Shared {
     }
 
     /// Reverts to `snap`, takes the simulated bundle transactions `simulated` out of anvil's pool
-    /// and puts the public transactions back: `public`, pending before the simulation, and
-    /// `mined`, the other transactions of the simulation block (sent while it was prepared),
-    /// which would otherwise vanish with it.
+    /// and puts back `public`, the public transactions pending before the simulation.
     ///
     /// A bundle transaction that was sent but not mined (a nonce gap, a fee under the base fee)
     /// outlives the revert in anvil's pool; left there it would be mined later as a public
     /// transaction, after its target block, which no builder does with a bundle.
     ///
     /// Nothing is read between mining the simulation block and this revert beyond what the
-    /// verdict needs: readers see that block until it is reverted. anvil can still drop a public
-    /// transaction that arrives during a simulation without being mined into it, so a public
-    /// sender re-broadcasts what gets no receipt (the devnet's market does, `src/devnet.rs`), as
+    /// verdict needs: readers see that block until it is reverted. A public transaction that
+    /// arrives during a simulation can vanish with it, so a public sender re-broadcasts what gets
+    /// no receipt (the devnet's market does, `src/devnet.rs`), as
     /// wallets do on a real network.
-    async fn restore(
-        &self,
-        snap: U256,
-        public: &[Bytes],
-        mined: &[Bytes],
-        simulated: &[Bytes],
-    ) -> Result<()> {
+    async fn restore(&self, snap: U256, public: &[Bytes], simulated: &[Bytes]) -> Result<()> {
         let ok: bool = self
             .anvil
             .raw_request("evm_revert".into(), (snap,))
@@ -709,7 +692,10 @@ impl Shared {
                 .await
                 .map_err(|e| AnvilError::rpc("anvil_removePoolTransactions", e))?;
         }
-        for raw in public.iter().chain(mined.iter().filter(|raw| !public.contains(raw))) {
+        // Only the public transactions pending before the simulation are re-sent, never the
+        // simulation block's other transactions: one of them can be another bundle's transaction
+        // left in the pool, which no builder may land outside its bundle.
+        for raw in public {
             // Already pending (the revert kept it) is fine.
             let _ = self.anvil.send_raw_transaction(raw).await;
         }
@@ -759,7 +745,6 @@ impl Shared {
         let block = self
             .anvil
             .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
-            .full()
             .await
             .map_err(|e| AnvilError::rpc("eth_getBlockByNumber", e))?
             .ok_or_else(|| AnvilError::rpc("eth_getBlockByNumber", "no latest block"))?;
@@ -774,12 +759,6 @@ impl Shared {
             .iter()
             .map(|h| block_receipts.iter().find(|r| r.transaction_hash == *h).cloned())
             .collect();
-        let others = block
-            .transactions
-            .into_transactions()
-            .filter(|t| !hashes.contains(t.inner.tx_hash()))
-            .map(|t| Bytes::from(t.inner.into_inner().encoded_2718()))
-            .collect();
         Ok(Mined {
             block: block.header.number,
             timestamp: block.header.timestamp,
@@ -787,7 +766,6 @@ impl Shared {
             miner: block.header.beneficiary,
             receipts,
             send_errors,
-            others,
         })
     }
 
@@ -891,7 +869,7 @@ impl Shared {
                 txs.extend(bundle.txs.iter().cloned());
                 let snap = self.snapshot().await?;
                 let mined = self.send_and_mine(&txs).await;
-                self.restore(snap, public, Mined::others(&mined), &txs).await?;
+                self.restore(snap, public, &txs).await?;
                 let mined = mined?;
                 let earlier_ok = {
                     let mut off = 0;
@@ -947,7 +925,7 @@ impl Shared {
                 self.sealed.store(target, std::sync::atomic::Ordering::Release);
                 return Ok(target);
             }
-            self.restore(snap, &public, &mined.others, &txs).await?;
+            self.restore(snap, &public, &txs).await?;
             for b in &accepted {
                 let reason = "block did not reproduce the simulation".to_string();
                 self.books[b.builder]
