@@ -28,6 +28,9 @@ pub(crate) struct KeelConfig {
     /// The Ethereum node. Filled in by `keel demo`.
     #[serde(default)]
     pub(crate) chain: Option<ChainConfig>,
+    /// Several chains in one process (instead of `[chain]`; see [`crate::chains`]).
+    #[serde(default)]
+    pub(crate) chains: Vec<crate::chains::ChainEntry>,
     /// Execution settings.
     pub(crate) router: RouterConfig,
     /// Keys.
@@ -41,8 +44,12 @@ pub(crate) struct KeelConfig {
     pub(crate) dexes: Vec<DexConfig>,
     /// Pools.
     pub(crate) pools: Vec<PoolConfig>,
-    /// Portfolios.
+    /// Portfolios (their `chain` key is read into [`KeelConfig::portfolio_chains`]).
+    #[serde(deserialize_with = "crate::chains::portfolios_without_chain")]
     pub(crate) portfolios: Vec<PortfolioConfig>,
+    /// Each portfolio's `chain` (a `[[chains]]` name), in portfolio order.
+    #[serde(skip)]
+    pub(crate) portfolio_chains: Vec<Option<String>>,
     /// The simulated market (`keel demo` only).
     #[serde(default)]
     pub(crate) sim: Option<SimConfig>,
@@ -58,6 +65,9 @@ pub(crate) struct KeelConfig {
     /// Predictor sockets for portfolios whose targets are `external` (docs/predictor.md).
     #[serde(default)]
     pub(crate) predictors: Vec<keel_runtime::predictor::PredictorConfig>,
+    /// The on-chain parameter registry read every block (targets, bands, pause; README).
+    #[serde(default)]
+    pub(crate) registry: Option<RegistryConfig>,
     /// The file's text as loaded (stored in a recording's header).
     #[serde(skip)]
     pub(crate) source_toml: String,
@@ -85,6 +95,14 @@ pub(crate) struct RecordConfig {
     /// [`keel_runtime::record::DEFAULT_MAX_FILE_MB`]).
     #[serde(default = "default_record_file_mb")]
     pub(crate) max_file_mb: u64,
+}
+
+/// `[registry]`: Keel's on-chain parameter registry (`sim/contracts/KeelParams.sol`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RegistryConfig {
+    /// The `KeelParams` contract's address.
+    pub(crate) address: Address,
 }
 
 /// `[safety]`.
@@ -198,6 +216,7 @@ impl KeelConfig {
         let mut cfg: KeelConfig =
             toml::from_str(text).map_err(|e| eyre!("{}", describe_toml_error(text, &e)))?;
         cfg.source_toml = text.to_owned();
+        cfg.portfolio_chains = crate::chains::portfolio_chains(text)?;
         cfg.validate_sections()?;
         Ok(cfg)
     }
@@ -251,6 +270,11 @@ impl KeelConfig {
                 other => eyre!("feeds.binance: {other}"),
             })?;
         }
+        if let Some(r) = &self.registry
+            && r.address == Address::ZERO
+        {
+            return Err(eyre!("registry.address: the zero address is no registry"));
+        }
         if self.safety.control_port == Some(0) {
             return Err(eyre!("safety.control_port: 0 is outside 1..=65535"));
         }
@@ -270,8 +294,10 @@ impl KeelConfig {
             self.relays.clone()
         };
         keel_router::config::validate(&self.tokens, &self.dexes, &self.pools, &self.router, &relays_ok)?;
+        crate::chains::validate(self)?;
         let accounts = self.account_addresses()?;
-        for p in &self.portfolios {
+        // With [[chains]], accounts and pools are checked per chain (crate::chains::validate).
+        for p in self.portfolios.iter().filter(|_| self.chains.is_empty()) {
             if !accounts.contains(&p.account) {
                 return Err(eyre!(
                     "portfolios[{}].account: {} is not the address of any key in signers.accounts",
@@ -299,7 +325,7 @@ impl KeelConfig {
             }
         }
         // Every pair a portfolio may trade needs a pool (directly).
-        for p in &self.portfolios {
+        for p in self.portfolios.iter().filter(|_| self.chains.is_empty()) {
             let syms: Vec<&String> = p.targets.keys().collect();
             for (i, a) in syms.iter().enumerate() {
                 for b in &syms[i + 1..] {
@@ -343,6 +369,11 @@ impl KeelConfig {
     pub(crate) fn check_purpose(&self, purpose: Purpose) -> eyre::Result<()> {
         match purpose {
             Purpose::Demo => {
+                if self.registry.is_some() {
+                    return Err(eyre!(
+                        "registry: the simulated market runs no contracts; [registry] needs `keel run` against a node"
+                    ));
+                }
                 let Some(sim) = &self.sim else {
                     return Err(eyre!("sim: a demo config needs a [sim] section"));
                 };
@@ -350,9 +381,17 @@ impl KeelConfig {
                 keel_sim::SimMarket::check(sim, &self.tokens, &self.dexes, &self.pools)
                     .map_err(|e| eyre!("{e}"))?;
             }
+            Purpose::Live if !self.chains.is_empty() => {
+                if self.feeds.binance.is_none() {
+                    return Err(eyre!("feeds.binance: a live config needs a market-data feed"));
+                }
+                crate::chains::check_live(self)?;
+            }
             Purpose::Live => {
                 if self.chain.is_none() {
-                    return Err(eyre!("chain: a live config needs [chain] with rpc_url"));
+                    return Err(eyre!(
+                        "chain: a live config needs [chain] with rpc_url (or several [[chains]])"
+                    ));
                 }
                 if self.relays.is_empty() {
                     return Err(eyre!("relays: a live config needs at least one [[relays]] entry"));
@@ -361,16 +400,20 @@ impl KeelConfig {
                     return Err(eyre!("feeds.binance: a live config needs a market-data feed"));
                 }
                 let has_ws = self.chain.as_ref().is_some_and(|c| c.ws_url.is_some());
-                let v3 = self.pools.iter().find(|p| {
-                    self.dexes
+                for (kind, name) in [
+                    (keel_router::config::DexKind::UniswapV3, "uniswap_v3"),
+                    (keel_router::config::DexKind::UniswapV4, "uniswap_v4"),
+                ] {
+                    let pool = self
+                        .pools
                         .iter()
-                        .any(|d| d.name == p.dex && d.kind == keel_router::config::DexKind::UniswapV3)
-                });
-                if let (Some(p), false) = (v3, has_ws) {
-                    return Err(eyre!(
-                        "pools[{}]: uniswap_v3 pools need the websocket node feed: set [chain] ws_url",
-                        p.name
-                    ));
+                        .find(|p| self.dexes.iter().any(|d| d.name == p.dex && d.kind == kind));
+                    if let (Some(p), false) = (pool, has_ws) {
+                        return Err(eyre!(
+                            "pools[{}]: {name} pools need the websocket node feed: set [chain] ws_url",
+                            p.name
+                        ));
+                    }
                 }
                 let balancer = self.pools.iter().find(|p| {
                     self.dexes
@@ -475,6 +518,29 @@ mod tests {
     }
 
     #[test]
+    fn a_registry_address_parses_and_a_bad_one_names_the_field() {
+        let with = |section: &str| KeelConfig::parse(&format!("{}\n{section}\n", demo_text()));
+        let ok = with("[registry]\naddress = \"0x5FbDB2315678afecb367f032d93F642f64180aa3\"").unwrap();
+        assert_eq!(ok.registry.unwrap().address.to_string(), "0x5FbDB2315678afecb367f032d93F642f64180aa3");
+        let err = format!("{:#}", with("[registry]\naddress = \"0x1234\"").unwrap_err());
+        assert!(err.contains("registry") && err.contains("address"), "{err}");
+        let err = format!(
+            "{:#}",
+            with("[registry]\naddress = \"0x0000000000000000000000000000000000000000\"").unwrap_err()
+        );
+        assert!(err.contains("registry.address: the zero address"), "{err}");
+        let err = format!(
+            "{:#}",
+            with("[registry]\naddres = \"0x5FbDB2315678afecb367f032d93F642f64180aa3\"").unwrap_err()
+        );
+        assert!(err.contains("addres"), "{err}");
+        // The simulated market runs no contracts: a demo refuses it.
+        let demo = with("[registry]\naddress = \"0x5FbDB2315678afecb367f032d93F642f64180aa3\"").unwrap();
+        let err = format!("{:#}", demo.check_purpose(Purpose::Demo).unwrap_err());
+        assert!(err.contains("registry: the simulated market runs no contracts"), "{err}");
+    }
+
+    #[test]
     fn an_external_target_source_needs_its_predictor() {
         let text = demo_text().replacen(
             "targets = { WETH = 0.6, USDC = 0.4 }",
@@ -492,6 +558,45 @@ mod tests {
         let bad = with.replacen("max_step = 0.1", "max_step = 0.0", 1);
         let err = format!("{:#}", KeelConfig::parse(&bad).unwrap_err());
         assert!(err.contains("portfolios[core].targets.max_step: 0 is outside (0, 1]"), "{err}");
+    }
+
+    #[test]
+    fn a_v4_pool_is_checked_and_needs_the_node_websocket() {
+        use keel_router::config::{DexConfig, DexKind};
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/configs/anvil.toml")).unwrap();
+        let mut cfg = KeelConfig::parse(&text).unwrap();
+        let v3: Vec<String> =
+            cfg.dexes.iter().filter(|d| d.kind == DexKind::UniswapV3).map(|d| d.name.clone()).collect();
+        cfg.pools.retain(|p| !v3.contains(&p.dex));
+        cfg.dexes.push(DexConfig {
+            name: "v4".into(),
+            kind: DexKind::UniswapV4,
+            router: Address::repeat_byte(0x44),
+            factory: None,
+            via: Default::default(),
+        });
+        let mut pool = cfg.pools[0].clone();
+        pool.name = "v4-pool".into();
+        pool.dex = "v4".into();
+        pool.address = Address::repeat_byte(0x4d);
+        pool.fee = Some(3000);
+        pool.tick_spacing = Some(60);
+        cfg.pools.push(pool);
+        let cfg = cfg.revalidate().unwrap();
+        cfg.check_purpose(Purpose::Live).unwrap();
+        let mut hooked = cfg.clone();
+        let mut hook = [0u8; 20];
+        hook[19] = 1 << 6; // afterSwap
+        hooked.pools.last_mut().unwrap().hooks = Some(Address::from(hook));
+        let e = format!("{:#}", hooked.revalidate().unwrap_err());
+        assert!(e.contains("pools[v4-pool].hooks") && e.contains("hookless"), "{e}");
+        let mut cfg = cfg;
+        if let Some(c) = cfg.chain.as_mut() {
+            c.ws_url = None;
+        }
+        let e = cfg.check_purpose(Purpose::Live).unwrap_err().to_string();
+        assert!(e.contains("uniswap_v4 pools need the websocket node feed"), "{e}");
     }
 
     #[test]

@@ -104,7 +104,10 @@ pub(crate) async fn run_for(pipeline: &Pipeline, duration: Duration, progress: b
             }
         }
         if progress {
-            eprintln!("{}", report::progress_line(&pipeline.snapshot(), &pipeline.feed_stats()));
+            eprintln!(
+                "{}",
+                report::progress_line(&pipeline.snapshot(), &pipeline.feed_stats(), &pipeline.chain_heads())
+            );
         }
         if start.elapsed() >= duration {
             break;

@@ -43,11 +43,16 @@ fn line(r: &RebalanceRow) -> String {
         ("landed", Some(b)) => format!("landed in {b}"),
         (s, _) => s.to_string(),
     };
+    // A multi-chain run's rebalances say which chain: `portfolio@chain`.
+    let portfolio = match &r.chain {
+        Some(c) => format!("{}@{c}", r.portfolio_name),
+        None => r.portfolio_name.clone(),
+    };
     format!(
         "{:>6}  {}  {:<12} {:>4} {:>14.2}  {:<18} {}",
         r.intent,
         time(r.decided_ms),
-        r.portfolio_name,
+        portfolio,
         r.legs,
         r.notional,
         outcome,
@@ -88,7 +93,13 @@ pub(crate) fn show(path: &Path, intent: u64, json: bool) -> eyre::Result<()> {
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
-    println!("rebalance {intent} of portfolio {} (account {})", row.portfolio_name, row.account);
+    match &row.chain {
+        Some(c) => println!(
+            "rebalance {intent} of portfolio {} on chain {c} (account {})",
+            row.portfolio_name, row.account
+        ),
+        None => println!("rebalance {intent} of portfolio {} (account {})", row.portfolio_name, row.account),
+    }
     println!("  trigger:  {}", row.reason);
     println!(
         "  state:    {}{}",

@@ -68,6 +68,7 @@ pub(crate) fn spec_from_config(cfg: &KeelConfig) -> eyre::Result<PipelineSpec> {
             ),
         }),
         predictors: cfg.predictors.clone(),
+        registry: cfg.registry.as_ref().map(|r| r.address),
     })
 }
 
@@ -75,10 +76,15 @@ pub(crate) fn spec_from_config(cfg: &KeelConfig) -> eyre::Result<PipelineSpec> {
 pub(crate) fn run(config: &Path, duration_s: Option<u64>, out: &Path) -> eyre::Result<()> {
     let cfg = KeelConfig::load(config)?;
     cfg.check_purpose(Purpose::Live)?;
-    let spec = spec_from_config(&cfg)?;
+    let mut spec = spec_from_config(&cfg)?;
+    let chains = crate::chains::chain_specs(&cfg)?;
+    if let Some(first) = cfg.chains.first() {
+        // The shared spec's node is the first chain's (each lane overrides it with its own).
+        spec.rpc_url = first.rpc_url.clone();
+    }
     let rt = crate::io_runtime()?;
     let report = rt.block_on(async {
-        let pipeline = Pipeline::launch(spec, &tokio::runtime::Handle::current()).await?;
+        let pipeline = Pipeline::launch_chains(spec, chains, &tokio::runtime::Handle::current()).await?;
         let duration = duration_s.map(Duration::from_secs).unwrap_or(Duration::from_secs(u64::MAX / 4));
         crate::demo::run_for(&pipeline, duration, true).await;
         let mut run = pipeline.shutdown().await;

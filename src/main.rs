@@ -13,6 +13,7 @@
 #![cfg_attr(test, allow(unused_crate_dependencies))]
 
 mod backtest;
+mod chains;
 mod config;
 mod cost_svg;
 mod demo;
@@ -189,6 +190,16 @@ enum Command {
         /// Stop after this many seconds (default: until Ctrl-C).
         #[arg(long)]
         duration: Option<u64>,
+        /// Chains to start (1 or 2). With 2, a second anvil (chain id 1337) takes raw transactions
+        /// (`private_rpc`) and the config written has `[[chains]]`.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
+        chains: u8,
+        /// The second chain's anvil port (with `--chains 2`).
+        #[arg(long, default_value_t = 8546)]
+        port_2: u16,
+        /// The second chain's block interval, milliseconds (50 … 60000; default twice --block-ms).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(50..=60_000))]
+        block_ms_2: Option<u64>,
     },
     /// Validate a config file.
     CheckConfig {
@@ -287,9 +298,24 @@ fn main() -> ExitCode {
         Command::Record { config, duration, out, max_file_mb } => {
             record::run(&config, duration, &out, max_file_mb)
         }
-        Command::Devnet { port, relay_port, quotes_port, block_ms, move_every, write_config, duration } => {
+        Command::Devnet {
+            port,
+            relay_port,
+            quotes_port,
+            block_ms,
+            move_every,
+            write_config,
+            duration,
+            chains,
+            port_2,
+            block_ms_2,
+        } => {
             let ports = devnet::Ports { anvil: port, relay: relay_port, quotes: quotes_port };
-            devnet::run(ports, block_ms, move_every, &write_config, duration)
+            let second = (chains == 2).then(|| devnet::SecondChain {
+                port: port_2,
+                block_ms: block_ms_2.unwrap_or(block_ms.saturating_mul(2).min(60_000)),
+            });
+            devnet::run(ports, block_ms, move_every, &write_config, duration, second)
         }
         Command::CheckConfig { file } => check_config(&file),
         Command::Quote { file } => return quote(file),

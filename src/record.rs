@@ -68,6 +68,11 @@ async fn record_live(
     duration: Duration,
 ) -> eyre::Result<(report::RunReport, Option<RecordingReport>)> {
     let spec = crate::live::spec_from_config(&cfg)?;
+    if spec.registry.is_some() {
+        tracing::warn!(
+            "[registry] changes are applied but not recorded: a replay of this recording runs without them"
+        );
+    }
     let pipeline = Pipeline::launch(spec, &tokio::runtime::Handle::current()).await?;
     run_for(&pipeline, duration).await;
     let mut run = pipeline.shutdown().await;
@@ -110,7 +115,7 @@ async fn run_for(pipeline: &Pipeline, duration: Duration) {
         let rec = pipeline.recording_stats().unwrap_or_default();
         eprintln!(
             "{}  | recorded {} (queued {}, dropped {})",
-            report::progress_line(&pipeline.snapshot(), &pipeline.feed_stats()),
+            report::progress_line(&pipeline.snapshot(), &pipeline.feed_stats(), &pipeline.chain_heads()),
             rec.records,
             rec.queued,
             rec.dropped()

@@ -136,8 +136,11 @@ pub(crate) struct RunReport {
     pub(crate) inclusion: InclusionReport,
     /// Feed counters.
     pub(crate) feed: FeedStatsSnapshot,
-    /// Blocks read from the node.
+    /// Blocks read from the node (every chain's).
     pub(crate) blocks: u64,
+    /// Per chain: its name, chain id, submission path, executor counters, blocks and portfolios
+    /// (one entry for a single-chain run).
+    pub(crate) chains: Vec<keel_runtime::chains::ChainReport>,
     /// Engine counters.
     pub(crate) engine: keel_engine::stats::EngineStats,
     /// Queue counters.
@@ -260,6 +263,7 @@ pub(crate) fn build(cfg: &KeelConfig, run: PipelineReport, sim: Option<SimStats>
         relays: run.relays,
         feed: run.feed,
         blocks: run.blocks,
+        chains: run.chains,
         engine: stats,
         queues: Queues { events: run.event_queue, router: run.router_queue },
         sim,
@@ -435,15 +439,31 @@ fn print_cost(label: &str, c: &keel_router::cost::RebalanceCost) {
     );
 }
 
-/// One line of live progress.
-pub(crate) fn progress_line(s: &Snapshot, feed: &FeedStatsSnapshot) -> String {
+/// One line of live progress. `heads` is each chain's name and head ([`Pipeline::chain_heads`]):
+/// one chain shows `block N`; several show every chain's, `blocks l1 N l2 M` (`-` before a
+/// chain's first block).
+///
+/// [`Pipeline::chain_heads`]: keel_runtime::pipeline::Pipeline::chain_heads
+pub(crate) fn progress_line(
+    s: &Snapshot,
+    feed: &FeedStatsSnapshot,
+    heads: &[(String, Option<u64>)],
+) -> String {
+    let show = |h: Option<u64>| h.map(|h| h.to_string()).unwrap_or("-".into());
+    let blocks = match heads {
+        [_, _, ..] => {
+            let mut b = String::from("blocks");
+            for (name, h) in heads {
+                b.push_str(&format!(" {name} {}", show(*h)));
+            }
+            b
+        }
+        // One chain: its head as the engine last saw it, as before chains existed.
+        _ => format!("block {}", show(s.head)),
+    };
     let mut line = format!(
-        "[{:>5.1}s] block {} | frames {} quotes {} | fired {} |",
-        s.t_s,
-        s.head.map(|h| h.to_string()).unwrap_or("-".into()),
-        feed.frames,
-        s.engine.events.quotes,
-        s.engine.intents_emitted,
+        "[{:>5.1}s] {blocks} | frames {} quotes {} | fired {} |",
+        s.t_s, feed.frames, s.engine.events.quotes, s.engine.intents_emitted,
     );
     for p in &s.portfolios {
         let drift = p.max_drift.map(|d| format!("{:.2}%", d * 100.0)).unwrap_or("-".into());
@@ -456,4 +476,21 @@ pub(crate) fn progress_line(s: &Snapshot, feed: &FeedStatsSnapshot) -> String {
         ));
     }
     line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_progress_line_shows_each_chains_head_and_one_chain_as_before() {
+        let snap = Snapshot { head: Some(7), ..Snapshot::default() };
+        let feed = FeedStatsSnapshot::default();
+        let one = progress_line(&snap, &feed, &[("chain".into(), Some(7))]);
+        assert!(one.contains("] block 7 | frames"), "{one}");
+        let two = progress_line(&snap, &feed, &[("l1".into(), Some(123)), ("l2".into(), None)]);
+        assert!(two.contains("] blocks l1 123 l2 - | frames"), "{two}");
+        let later = progress_line(&snap, &feed, &[("l1".into(), Some(124)), ("l2".into(), Some(45))]);
+        assert!(later.contains("blocks l1 124 l2 45 |"), "{later}");
+    }
 }

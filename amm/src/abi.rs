@@ -6,6 +6,8 @@
 //! provider-bound contract instances expands the same text with `#[sol(rpc)]`, e.g.
 //! `keel_amm::keel_sol_interfaces!(alloy::sol, #[sol(rpc)]);`.
 #![allow(missing_docs)]
+// `sol!` generates one constructor per event; the PoolManager's `Swap` has eight fields.
+#![allow(clippy::too_many_arguments)]
 
 /// Expands Keel's Solidity interfaces with the `sol!` macro named first and the attributes that
 /// follow it on every interface (see the module documentation).
@@ -135,6 +137,54 @@ macro_rules! keel_sol_interfaces {
             event Swap(bytes32 indexed poolId, address indexed tokenIn, address indexed tokenOut, uint256 amountIn, uint256 amountOut);
         }
 
+        /// Uniswap V4 `PoolManager`: raw storage reads (`extsload`, the pool state of
+        /// `StateLibrary`) and the pool events Keel follows.
+        $(#[$attr])*
+        interface IPoolManager {
+            function extsload(bytes32[] calldata slots) external view returns (bytes32[] memory values);
+            event ModifyLiquidity(bytes32 indexed id, address indexed sender, int24 tickLower, int24 tickUpper, int256 liquidityDelta, bytes32 salt);
+            event Swap(bytes32 indexed id, address indexed sender, int128 amount0, int128 amount1, uint160 sqrtPriceX96, uint128 liquidity, int24 tick, uint24 fee);
+            event ProtocolFeeUpdated(bytes32 indexed id, uint24 protocolFee);
+        }
+
+        /// v4-periphery's `V4Router` actions (`Actions.sol`) as a router contract exposes them:
+        /// `executeActions(abi.encode(bytes actions, bytes[] params))` (v4-periphery's
+        /// `MockV4Router`); the Universal Router wraps the same payload in its `V4_SWAP` command.
+        $(#[$attr])*
+        interface IV4Router {
+            struct PoolKey {
+                address currency0;
+                address currency1;
+                uint24 fee;
+                int24 tickSpacing;
+                address hooks;
+            }
+            struct ExactInputSingleParams {
+                PoolKey poolKey;
+                bool zeroForOne;
+                uint128 amountIn;
+                uint128 amountOutMinimum;
+                bytes hookData;
+            }
+            function executeActions(bytes calldata params) external payable;
+        }
+
+        /// The Universal Router's entry point.
+        $(#[$attr])*
+        interface IUniversalRouter {
+            function execute(bytes calldata commands, bytes[] calldata inputs, uint256 deadline) external payable;
+        }
+
+        /// Uniswap's Permit2, allowance-transfer half: the owner lets `spender` (a Universal
+        /// Router) move up to `amount` of `token` until `expiration` (the owner must also have
+        /// approved Permit2 itself as an ERC-20 spender).
+        $(#[$attr])*
+        interface IPermit2 {
+            function approve(address token, address spender, uint160 amount, uint48 expiration) external;
+            function allowance(address user, address token, address spender)
+                external view returns (uint160 amount, uint48 expiration, uint48 nonce);
+        }
+
         /// Balancer V2 weighted pool (state reads).
         $(#[$attr])*
         interface IBalancerWeightedPool {
@@ -142,8 +192,39 @@ macro_rules! keel_sol_interfaces {
             function getNormalizedWeights() external view returns (uint256[] memory);
             function getSwapFeePercentage() external view returns (uint256);
         }
+
+        /// Keel's parameter registry (`sim/contracts/KeelParams.sol`): per portfolio (id =
+        /// keccak256 of its name) target weights in basis points per token, an absolute band in
+        /// basis points and a pause flag; a global pause; owner-only setters.
+        $(#[$attr])*
+        interface IKeelParams {
+            struct Entry {
+                bytes32 id;
+                address[] tokens;
+                uint16[] weightsBps;
+                uint16 bandBps;
+                bool paused;
+                uint64 changedAt;
+            }
+            function owner() external view returns (address);
+            function params() external view returns (bool paused, uint64 changedAt, Entry[] memory all);
+            function setTargets(bytes32 id, address[] calldata tokens, uint16[] calldata weightsBps) external;
+            function setBand(bytes32 id, uint16 bandBps) external;
+            function setPaused(bytes32 id, bool paused) external;
+            function setGlobalPaused(bool paused) external;
+            function transferOwnership(address newOwner) external;
+            event TargetsSet(bytes32 indexed id, address[] tokens, uint16[] weightsBps);
+            event BandSet(bytes32 indexed id, uint16 bandBps);
+            event PortfolioPaused(bytes32 indexed id, bool paused);
+            event GlobalPaused(bool paused);
+        }
     }
     };
 }
 
 keel_sol_interfaces!(alloy_sol_types::sol);
+
+/// Permit2's canonical address (the same on every chain: deployed with CREATE2 from a fixed
+/// deployer and salt). Universal Router swaps pay through it.
+pub const PERMIT2_ADDRESS: alloy_primitives::Address =
+    alloy_primitives::address!("000000000022D473030F116dDEE9F6B43aC78BA3");

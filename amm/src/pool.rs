@@ -39,8 +39,9 @@ pub const DEFAULT_V3_SWAP_GAS: u64 = 160_000;
 /// Gas of one swap through a Uniswap V4 pool, when the config names none: measured by the chain
 /// test `v4_quotes_equal_the_pool_manager_to_the_wei` (keel-sim) through v4-core's `PoolSwapTest`
 /// router (unlock, swap, settle and take): median 128.4–128.5k over three seeds (101k to 641k when
-/// many ticks are crossed), rounded up. The production router path (Universal Router) is not
-/// measured yet.
+/// many ticks are crossed), rounded up. Through the real Universal Router (Permit2 payment,
+/// `execute(V4_SWAP)`): median 129.6–129.7k, max 152.3k (keel-sim test
+/// `keel_v4_swaps_through_the_universal_router_pay_exactly_the_quote`, three seeds).
 pub const DEFAULT_V4_SWAP_GAS: u64 = 130_000;
 
 /// Largest V2 reserve: the pair stores reserves as `uint112`.

@@ -263,12 +263,7 @@ impl V4Pool {
         if lp_fee > MAX_LP_FEE || (!key.is_dynamic_fee() && lp_fee != key.fee) {
             return Err(V4Error::LpFeeMismatch { lp_fee, key_fee: key.fee });
         }
-        if protocol_fee >> 24 != 0
-            || protocol_fee & 0xfff > MAX_PROTOCOL_FEE
-            || protocol_fee >> 12 > MAX_PROTOCOL_FEE
-        {
-            return Err(V4Error::BadProtocolFee(protocol_fee));
-        }
+        check_protocol_fee(protocol_fee)?;
         // The shared state's own fee is only used for validation; 100% is refused at quote time.
         let state_fee = lp_fee.min(MAX_LP_FEE - 1);
         let state = V3Pool::with_max_spacing(
@@ -344,6 +339,98 @@ impl V4Pool {
     /// Mid price, token1 per token0 in raw units (analytics only).
     pub fn mid_price(&self) -> f64 {
         self.state.mid_price()
+    }
+
+    /// Sets `slot0.protocolFee` (the `PoolManager`'s `ProtocolFeeUpdated` event), checked like
+    /// [`V4Pool::new`].
+    pub fn set_protocol_fee(&mut self, protocol_fee: u32) -> Result<()> {
+        check_protocol_fee(protocol_fee)?;
+        self.protocol_fee = protocol_fee;
+        Ok(())
+    }
+}
+
+fn check_protocol_fee(protocol_fee: u32) -> Result<()> {
+    if protocol_fee >> 24 != 0
+        || protocol_fee & 0xfff > MAX_PROTOCOL_FEE
+        || protocol_fee >> 12 > MAX_PROTOCOL_FEE
+    {
+        return Err(V4Error::BadProtocolFee(protocol_fee));
+    }
+    Ok(())
+}
+
+/// Where the `PoolManager` keeps a pool (`StateLibrary`, v4-core 1.0): the storage slots that
+/// `extsload` reads.
+///
+/// `pools` is the mapping at slot 6 of the `PoolManager`, so a pool's `Pool.State` starts at
+/// `keccak256(poolId ‖ 6)`: `slot0` there (`sqrtPriceX96` in the low 160 bits, then `tick`,
+/// `protocolFee` and `lpFee`, 24 bits each), the fee growths at +1 and +2, `liquidity` at +3, the
+/// `ticks` mapping at +4 (a tick's first slot: `liquidityGross` low 128 bits, `liquidityNet` high)
+/// and the `tickBitmap` mapping at +5.
+pub mod storage {
+    use alloy_primitives::{B256, U256, keccak256};
+
+    /// The `PoolManager`'s storage slot of the `pools` mapping.
+    pub const POOLS_SLOT: u8 = 6;
+    /// Offset of `liquidity` in `Pool.State`.
+    pub const LIQUIDITY_OFFSET: u8 = 3;
+    /// Offset of the `ticks` mapping in `Pool.State`.
+    pub const TICKS_OFFSET: u8 = 4;
+    /// Offset of the `tickBitmap` mapping in `Pool.State`.
+    pub const BITMAP_OFFSET: u8 = 5;
+
+    fn mapping(key: [u8; 32], slot: U256) -> B256 {
+        let mut buf = [0u8; 64];
+        buf[..32].copy_from_slice(&key);
+        buf[32..].copy_from_slice(&slot.to_be_bytes::<32>());
+        keccak256(buf)
+    }
+
+    fn signed_word(v: i32) -> [u8; 32] {
+        let mut w = if v < 0 { [0xff; 32] } else { [0; 32] };
+        w[28..].copy_from_slice(&v.to_be_bytes());
+        w
+    }
+
+    /// First slot of a pool's `Pool.State` (its `slot0`).
+    pub fn state_slot(pool_id: B256) -> U256 {
+        U256::from_be_bytes(mapping(pool_id.0, U256::from(POOLS_SLOT)).0)
+    }
+
+    /// The pool's `liquidity` slot.
+    pub fn liquidity_slot(state: U256) -> B256 {
+        B256::from(state.wrapping_add(U256::from(LIQUIDITY_OFFSET)))
+    }
+
+    /// The first slot of `ticks[tick]`.
+    pub fn tick_slot(state: U256, tick: i32) -> B256 {
+        mapping(signed_word(tick), state.wrapping_add(U256::from(TICKS_OFFSET)))
+    }
+
+    /// The slot of `tickBitmap[word]`.
+    pub fn bitmap_slot(state: U256, word: i16) -> B256 {
+        mapping(signed_word(i32::from(word)), state.wrapping_add(U256::from(BITMAP_OFFSET)))
+    }
+
+    /// `slot0` unpacked: `(sqrtPriceX96, tick, protocolFee, lpFee)`.
+    pub fn unpack_slot0(word: B256) -> (U256, i32, u32, u32) {
+        let v = U256::from_be_bytes(word.0);
+        let sqrt = v & ((U256::from(1u8) << 160usize) - U256::from(1u8));
+        let field = |shift: usize| ((v >> shift) & U256::from(0xff_ffffu32)).to::<u32>();
+        // int24 sign-extended from its 24 bits
+        let tick = ((field(160) << 8) as i32) >> 8;
+        (sqrt, tick, field(184), field(208))
+    }
+
+    /// A tick's first slot unpacked: `(liquidityGross, liquidityNet)`.
+    pub fn unpack_tick(word: B256) -> (u128, i128) {
+        let b = word.0;
+        let mut hi = [0u8; 16];
+        let mut lo = [0u8; 16];
+        hi.copy_from_slice(&b[..16]);
+        lo.copy_from_slice(&b[16..]);
+        (u128::from_be_bytes(lo), i128::from_be_bytes(hi))
     }
 }
 

@@ -268,6 +268,27 @@ impl Engine {
         Ok(())
     }
 
+    /// Applies the on-chain registry's entry for a portfolio ([`crate::registry`]): its targets,
+    /// drift bands and pause from the next decision on; counted, and the portfolio's box follows.
+    /// A refused entry changes nothing. Off the hot path; allocates only on a portfolio's first
+    /// registry change. The runtime drains its bounded queue of registry changes between events.
+    pub fn apply_registry(
+        &mut self,
+        e: &crate::registry::RegistryEntry,
+    ) -> Result<(), crate::registry::RegistryReject> {
+        let Some(p) = self.portfolios.get_mut(e.portfolio.idx()) else {
+            self.stats.targets.registry_refused += 1;
+            return Err(crate::registry::RegistryReject::UnknownPortfolio(e.portfolio));
+        };
+        if let Err(r) = crate::registry::apply(p, e, &self.tokens) {
+            self.stats.targets.registry_refused += 1;
+            return Err(r);
+        }
+        self.stats.targets.registry_applied += 1;
+        self.refresh_box(e.portfolio);
+        Ok(())
+    }
+
     /// A trigger fired on `pid`: gate it, plan it, emit the intent. Off the hot path.
     #[cold]
     #[inline(never)]
@@ -282,6 +303,10 @@ impl Engine {
         let now = self.clock.now_ns();
         let Some(p) = self.portfolios.get_mut(pid.idx()) else { return };
         let s = &mut self.stats.suppressed;
+        if p.registry_paused {
+            s.registry_paused += 1;
+            return;
+        }
         if p.in_flight.is_some() {
             s.in_flight += 1;
             return;
@@ -1250,6 +1275,95 @@ mod tests {
         assert_eq!(r.e.portfolio(P0).unwrap().targets(), &[0.5, 0.5]);
         let s = r.e.stats().targets;
         assert_eq!((s.external_applied, s.external_refused, s.external_fallbacks), (1, 2, 1));
+    }
+
+    fn reg(weights: &[(u8, u16)], band_bps: u16, paused: bool) -> crate::registry::RegistryEntry {
+        let w = weights.iter().map(|&(b, bps)| (Address::repeat_byte(b), bps));
+        crate::registry::RegistryEntry::new(P0, 50, 51, w.collect::<Vec<_>>().into_iter(), band_bps, paused)
+            .unwrap()
+    }
+
+    #[test]
+    fn registry_targets_apply_from_the_next_decision_and_an_empty_list_restores_the_config() {
+        // On target at 0.5/0.5 with a 5 % band: nothing fires.
+        let mut r = seeded(vec![abs(0.05)]);
+        assert_eq!(r.quote(ETHUSDT, 2000.0), 0);
+        // The registry moves WETH to 70 %: the same quote now finds a 0.2 drift and buys WETH
+        // for 0.2 × 4000 = 800 USDC.
+        r.e.apply_registry(&reg(&[(1, 7000), (2, 3000)], 0, false)).unwrap();
+        assert_eq!(r.e.portfolio(P0).unwrap().targets(), &[0.7, 0.3]);
+        assert_eq!(r.quote(ETHUSDT, 2000.0), 1);
+        let leg = &r.out[0].legs[0];
+        assert_eq!((leg.sell, leg.buy), (USDC, WETH));
+        assert!((leg.notional - 800.0).abs() < 1e-6, "{leg:?}");
+        // A token left out gets 0; an empty list hands the targets back to the config.
+        r.e.apply_registry(&reg(&[(1, 10_000)], 0, false)).unwrap();
+        assert_eq!(r.e.portfolio(P0).unwrap().targets(), &[1.0, 0.0]);
+        r.e.apply_registry(&reg(&[], 0, false)).unwrap();
+        assert_eq!(r.e.portfolio(P0).unwrap().targets(), &[0.5, 0.5]);
+        assert_eq!(r.e.stats().targets.registry_applied, 3);
+    }
+
+    #[test]
+    fn a_registry_band_replaces_the_absolute_band_and_zero_restores_it() {
+        // WETH at 2100: weight 2100 / 4100 = 0.512, inside 5 %.
+        let mut r = seeded(vec![abs(0.05)]);
+        assert_eq!(r.quote(ETHUSDT, 2100.0), 0);
+        // A 1 % band (100 bps): the same weight is out.
+        r.e.apply_registry(&reg(&[], 100, false)).unwrap();
+        assert_eq!(r.e.current_band(P0), 0.01);
+        assert_eq!(r.quote(ETHUSDT, 2100.0), 1);
+        r.outcome(1, OutcomeStatus::Rejected);
+        r.e.apply_registry(&reg(&[], 0, false)).unwrap();
+        assert_eq!(r.e.current_band(P0), 0.05);
+    }
+
+    #[test]
+    fn a_registry_pause_holds_the_portfolio_until_unpaused() {
+        let mut r = seeded(vec![abs(0.05)]);
+        r.e.apply_registry(&reg(&[], 0, true)).unwrap();
+        assert!(r.e.portfolio(P0).unwrap().registry_paused());
+        assert_eq!(r.quote(ETHUSDT, 3000.0), 0);
+        assert_eq!(r.e.stats().suppressed.registry_paused, 1);
+        r.e.apply_registry(&reg(&[], 0, false)).unwrap();
+        assert_eq!(r.quote(ETHUSDT, 3000.0), 1);
+    }
+
+    #[test]
+    fn bad_registry_entries_are_refused_whole_and_counted() {
+        use crate::registry::RegistryReject as R;
+        let mut r = seeded(vec![abs(0.05)]);
+        // Sum 9999, a token the portfolio does not hold (WBTC), a token twice, a band above 1.
+        assert_eq!(
+            r.e.apply_registry(&reg(&[(1, 6000), (2, 3999)], 0, false)),
+            Err(R::WeightSum { sum: 9999 })
+        );
+        let wbtc = Address::repeat_byte(3);
+        assert_eq!(
+            r.e.apply_registry(&reg(&[(1, 6000), (3, 4000)], 0, false)),
+            Err(R::UnknownToken { token: wbtc })
+        );
+        let weth = Address::repeat_byte(1);
+        assert_eq!(
+            r.e.apply_registry(&reg(&[(1, 5000), (1, 5000)], 0, false)),
+            Err(R::DuplicateToken { token: weth })
+        );
+        assert_eq!(r.e.apply_registry(&reg(&[], 10_001, true)), Err(R::BadBand { band_bps: 10_001 }));
+        let other = crate::registry::RegistryEntry { portfolio: PortfolioId(4), ..reg(&[], 0, false) };
+        assert_eq!(r.e.apply_registry(&other), Err(R::UnknownPortfolio(PortfolioId(4))));
+        // Nothing of them applied: not the targets, not the pause.
+        assert_eq!(r.e.portfolio(P0).unwrap().targets(), &[0.5, 0.5]);
+        assert!(!r.e.portfolio(P0).unwrap().registry_paused());
+        let s = r.e.stats().targets;
+        assert_eq!((s.registry_applied, s.registry_refused), (0, 5));
+        // Targets on a CPPI portfolio, a band without a drift trigger.
+        let mut c = with_targets(cppi(8000.0, 3.0), vec![abs(0.05)]);
+        assert_eq!(
+            c.e.apply_registry(&reg(&[(1, 5000), (2, 5000)], 0, false)),
+            Err(R::NotFixed { source_kind: "cppi" })
+        );
+        let mut t = Rig::eth_usdc(vec![TriggerConfig::Temporal { interval_secs: 60.0 }]);
+        assert_eq!(t.e.apply_registry(&reg(&[], 200, false)), Err(R::NoDriftTrigger));
     }
 
     #[test]

@@ -27,6 +27,8 @@
 //! * [`target_config`] and [`target`] — where targets come from (fixed, CPPI, momentum, a
 //!   predictor) and how they move: CPPI inside each weight scan, momentum on timer samples, external
 //!   weights through [`Engine::apply_target_update`]; all in place, without allocating.
+//! * [`registry`] — parameters governed on chain (targets, bands, pause) and how an entry of the
+//!   on-chain registry is checked and applied ([`Engine::apply_registry`]).
 //! * [`hot`] — the allocation-free path from a quote to a trigger decision.
 //! * [`safe_box`] and [`index`] — per portfolio, the price box inside which no band can be crossed,
 //!   and the per-token heaps of those boxes that make a quote touch only the portfolios whose box
@@ -56,6 +58,7 @@ pub mod planner;
 pub mod portfolio;
 pub mod queue;
 pub mod record;
+pub mod registry;
 pub mod restore;
 pub mod safe_box;
 pub mod signed;
@@ -75,6 +78,7 @@ pub use intent::{Leg, RebalanceIntent, TriggerReason};
 pub use planner::{Plan, PlanAsset};
 pub use portfolio::{Portfolio, PortfolioStatus};
 pub use queue::{Queue, QueueStats};
+pub use registry::{RegistryEntry, RegistryReject, RegistryUpdate};
 pub use stats::EngineStats;
 pub use target::{TargetReject, TargetUpdate};
 pub use token::{Price, PriceOrigin, Token, TokenTable};

@@ -102,6 +102,10 @@ pub struct Portfolio {
     pub(crate) awaiting_block: Option<u64>,
     pub(crate) cooldown_until: Nanos,
     pub(crate) last_rebalance_ns: Nanos,
+    /// The on-chain registry paused this portfolio ([`crate::registry`]).
+    pub(crate) registry_paused: bool,
+    /// Its configured targets and bands, kept from the registry's first change on.
+    pub(crate) registry_base: Option<Box<crate::registry::RegistryBase>>,
 }
 
 impl Portfolio {
@@ -192,6 +196,8 @@ impl Portfolio {
             awaiting_block: None,
             cooldown_until: 0,
             last_rebalance_ns: start_ns,
+            registry_paused: false,
+            registry_base: None,
         })
     }
 
@@ -368,6 +374,11 @@ impl Portfolio {
                 *bb = band.min(self.vol_floor);
             }
         }
+    }
+
+    /// Whether the on-chain registry paused it ([`crate::registry`]).
+    pub fn registry_paused(&self) -> bool {
+        self.registry_paused
     }
 
     /// Kind of its target source: `fixed`, `cppi`, `momentum` or `external`.

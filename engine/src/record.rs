@@ -140,6 +140,9 @@ pub enum JournalRecord {
     /// An external portfolio's targets changed: a predictor's weights were applied, or it went
     /// stale and the fallback took over. Belongs to no rebalance (intent 0).
     Targets(Box<TargetsRecord>),
+    /// A change read from the on-chain parameter registry, applied or refused, with the block of
+    /// the transaction that made it. Belongs to no rebalance (intent 0).
+    Registry(Box<RegistryRecord>),
     /// Found open at start and settled by reconciling with the chain.
     Recovered {
         /// The intent.
@@ -163,6 +166,27 @@ pub struct TargetsRecord {
     /// The targets now in force, by token symbol.
     pub weights: Vec<(String, f64)>,
     /// Why: the message's sequence number, or the staleness that caused the fallback.
+    pub detail: String,
+}
+
+/// A change of the on-chain parameter registry (see [`JournalRecord::Registry`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegistryRecord {
+    /// Portfolio index; `None` for the global pause.
+    pub portfolio: Option<u32>,
+    /// The block of the transaction that made the change (the registry's `changedAt`).
+    pub block: u64,
+    /// The block Keel read it at.
+    pub read_block: u64,
+    /// Whether it was applied (false: refused, see `detail`).
+    pub applied: bool,
+    /// The pause flag now (the portfolio's, or the global one).
+    pub paused: bool,
+    /// The targets now in force by token symbol (empty for the global pause).
+    pub weights: Vec<(String, f64)>,
+    /// The band set on chain (0: the configured ones), basis points.
+    pub band_bps: u16,
+    /// What happened, or why it was refused.
     pub detail: String,
 }
 
@@ -197,7 +221,7 @@ impl JournalRecord {
             JournalRecord::Decided(i) => i.id,
             JournalRecord::Signed(b) => b.intent,
             JournalRecord::Included(i) => i.intent,
-            JournalRecord::Targets(_) => 0,
+            JournalRecord::Targets(_) | JournalRecord::Registry(_) => 0,
             JournalRecord::Refused { intent, .. }
             | JournalRecord::Submitted { intent, .. }
             | JournalRecord::Landed { intent, .. }
@@ -218,6 +242,7 @@ impl JournalRecord {
             JournalRecord::Expired { .. } => "expired",
             JournalRecord::Recovered { .. } => "recovered",
             JournalRecord::Targets(_) => "targets",
+            JournalRecord::Registry(_) => "registry",
         }
     }
 }

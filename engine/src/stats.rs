@@ -51,6 +51,8 @@ pub struct SuppressedCounts {
     pub holdings_unknown: u64,
     /// The portfolio was worth nothing.
     pub zero_value: u64,
+    /// The on-chain registry paused the portfolio (checked before every other gate).
+    pub registry_paused: u64,
 }
 
 /// Inputs refused, by reason. None of them changes state.
@@ -92,6 +94,10 @@ pub struct TargetCounts {
     pub external_refused: u64,
     /// Fallbacks to the configured targets (told by the reader, or by the engine's backstop).
     pub external_fallbacks: u64,
+    /// On-chain registry entries applied ([`crate::registry`]).
+    pub registry_applied: u64,
+    /// On-chain registry entries refused (see [`crate::registry::RegistryReject`]).
+    pub registry_refused: u64,
 }
 
 /// Everything the engine counts.

@@ -20,7 +20,9 @@ pub mod writer;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use keel_engine::record::{JournalRecord, Resolution, SignedBundle, TargetsRecord, TxRecord};
+pub use keel_engine::record::{
+    JournalRecord, RegistryRecord, Resolution, SignedBundle, TargetsRecord, TxRecord,
+};
 pub use store::{ChargedRebalance, Names, OpenRebalance, Pruned, RebalanceRow, RecordRow, Store};
 pub use writer::{Journal, JournalHandle};
 

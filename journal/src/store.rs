@@ -42,7 +42,8 @@ CREATE TABLE IF NOT EXISTS rebalances (
     updated_ms INTEGER NOT NULL,
     block INTEGER,
     gas_used INTEGER,
-    detail TEXT
+    detail TEXT,
+    chain TEXT
 );
 CREATE INDEX IF NOT EXISTS rebalances_by_state ON rebalances(state);
 CREATE TABLE IF NOT EXISTS bundles (
@@ -130,6 +131,8 @@ pub struct RebalanceRow {
     pub gas_used: Option<u64>,
     /// Extra words on the state.
     pub detail: Option<String>,
+    /// The chain (`[[chains]]` name) it was decided for; `None` for a single-chain run.
+    pub chain: Option<String>,
 }
 
 /// One journal entry as stored.
@@ -193,6 +196,17 @@ pub struct Pruned {
 #[derive(Debug)]
 pub struct Store {
     conn: Connection,
+    /// Chain name of each portfolio, by portfolio index (empty for a single-chain run).
+    chains: Vec<String>,
+    /// Whether `rebalances` has the `chain` column (a read-only older journal may not).
+    chain_column: bool,
+}
+
+fn has_chain_column(conn: &Connection) -> Result<bool, JournalError> {
+    conn.query_row("SELECT COUNT(*) > 0 FROM pragma_table_info('rebalances') WHERE name = 'chain'", [], |r| {
+        r.get(0)
+    })
+    .map_err(db)
 }
 
 /// The largest intent id in `records` or remembered in `meta` by a prune.
@@ -231,7 +245,9 @@ impl Store {
         }
         let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .map_err(|e| JournalError::Open(format!("{}: {e}", path.display())))?;
-        Ok(Store { conn })
+        // A journal written before several chains ran in one process has no `chain` column.
+        let chain_column = has_chain_column(&conn)?;
+        Ok(Store { conn, chains: Vec::new(), chain_column })
     }
 
     fn init(conn: Connection, sync: SyncPolicy) -> Result<Store, JournalError> {
@@ -246,6 +262,10 @@ impl Store {
         };
         conn.execute_batch(&format!("PRAGMA synchronous={level}; PRAGMA busy_timeout=5000;")).map_err(db)?;
         conn.execute_batch(SCHEMA).map_err(db)?;
+        // Journals written before several chains ran in one process have no `chain` column.
+        if !has_chain_column(&conn)? {
+            conn.execute_batch("ALTER TABLE rebalances ADD COLUMN chain TEXT;").map_err(db)?;
+        }
         let version: Option<String> = conn
             .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| r.get(0))
             .optional()
@@ -265,14 +285,25 @@ impl Store {
                 )));
             }
         }
-        Ok(Store { conn })
+        Ok(Store { conn, chains: Vec::new(), chain_column: true })
     }
 
     /// Writes `batch` in one transaction (one commit, so one fsync under `full`).
+    fn chain_select(&self) -> &'static str {
+        if self.chain_column { "chain" } else { "NULL AS chain" }
+    }
+
+    /// Names the chain of each portfolio (by portfolio index) for the rebalances decided from now
+    /// on: `rebalances.chain` and the `decided` record say which chain a rebalance was for.
+    pub fn set_portfolio_chains(&mut self, chains: Vec<String>) {
+        self.chains = chains;
+    }
+
+    /// Writes `batch` in one transaction.
     pub fn write_batch(&mut self, batch: &[(i64, JournalRecord)], names: &Names) -> Result<(), JournalError> {
         let tx = self.conn.transaction().map_err(db)?;
         for (at_ms, rec) in batch {
-            write_one(&tx, *at_ms, rec, names)?;
+            write_one(&tx, *at_ms, rec, names, &self.chains)?;
         }
         tx.commit().map_err(db)
     }
@@ -343,11 +374,12 @@ impl Store {
     pub fn recent(&self, limit: usize) -> Result<Vec<RebalanceRow>, JournalError> {
         let mut st = self
             .conn
-            .prepare(
+            .prepare(&format!(
                 "SELECT intent, portfolio, portfolio_name, account, decided_ms, reason, notional, legs, state,
-                        updated_ms, block, gas_used, detail
+                        updated_ms, block, gas_used, detail, {}
                  FROM rebalances ORDER BY intent DESC LIMIT ?1",
-            )
+                self.chain_select()
+            ))
             .map_err(db)?;
         let rows = st.query_map(params![limit as i64], row_to_rebalance).map_err(db)?;
         rows.collect::<Result<Vec<_>, _>>().map_err(db)
@@ -357,9 +389,12 @@ impl Store {
     pub fn rebalance(&self, intent: u64) -> Result<Option<RebalanceRow>, JournalError> {
         self.conn
             .query_row(
-                "SELECT intent, portfolio, portfolio_name, account, decided_ms, reason, notional, legs, state,
-                        updated_ms, block, gas_used, detail
+                &format!(
+                    "SELECT intent, portfolio, portfolio_name, account, decided_ms, reason, notional, legs, state,
+                        updated_ms, block, gas_used, detail, {}
                  FROM rebalances WHERE intent = ?1",
+                    self.chain_select()
+                ),
                 params![intent as i64],
                 row_to_rebalance,
             )
@@ -572,6 +607,7 @@ fn row_to_rebalance(r: &rusqlite::Row<'_>) -> rusqlite::Result<RebalanceRow> {
         block: r.get::<_, Option<i64>>(10)?.map(|b| b as u64),
         gas_used: r.get::<_, Option<i64>>(11)?.map(|g| g as u64),
         detail: r.get(12)?,
+        chain: r.get(13)?,
     })
 }
 
@@ -608,6 +644,7 @@ fn write_one(
     at_ms: i64,
     rec: &JournalRecord,
     names: &Names,
+    chains: &[String],
 ) -> Result<(), JournalError> {
     let intent = rec.intent();
     let body = match rec {
@@ -627,10 +664,11 @@ fn write_one(
                 .collect();
             let reason = reason_words(&i.reason, names);
             let notional: f64 = i.legs.iter().map(|l| l.notional).sum();
+            let chain = chains.get(i.portfolio.idx());
             tx.execute(
                 "INSERT OR IGNORE INTO rebalances
-                    (intent, portfolio, portfolio_name, account, decided_ms, reason, notional, legs, state, updated_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?5)",
+                    (intent, portfolio, portfolio_name, account, decided_ms, reason, notional, legs, state, updated_ms, chain)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?5, ?10)",
                 params![
                     intent as i64,
                     i.portfolio.0,
@@ -641,11 +679,13 @@ fn write_one(
                     notional,
                     i.legs.len() as i64,
                     state::DECIDED,
+                    chain,
                 ],
             )
             .map_err(db)?;
             json!({
                 "portfolio": names.portfolio(i.portfolio.idx()),
+                "chain": chain,
                 "account": i.account.to_string(),
                 "trigger": reason,
                 "drift": i.drift,
@@ -726,6 +766,16 @@ fn write_one(
             "fallback": t.fallback,
             "weights": t.weights.iter().map(|(s, w)| (s.clone(), json!(w))).collect::<serde_json::Map<_, _>>(),
             "detail": t.detail,
+        }),
+        JournalRecord::Registry(r) => json!({
+            "portfolio": r.portfolio.map(|p| names.portfolio(p as usize)),
+            "block": r.block,
+            "read_block": r.read_block,
+            "applied": r.applied,
+            "paused": r.paused,
+            "weights": r.weights.iter().map(|(s, w)| (s.clone(), json!(w))).collect::<serde_json::Map<_, _>>(),
+            "band_bps": r.band_bps,
+            "detail": r.detail,
         }),
         JournalRecord::Recovered { resolution, detail, .. } => {
             let words = format!("recovery: {} ({detail})", resolution.as_str());

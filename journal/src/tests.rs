@@ -311,3 +311,31 @@ fn a_file_that_is_not_a_database_is_reported_as_corrupt() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn a_multi_chain_run_writes_each_rebalances_chain_and_an_older_journal_gains_the_column() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("j.db");
+    // A journal as written before chains: no `chain` column.
+    {
+        let conn = rusqlite::Connection::open(&path).expect("open");
+        conn.execute_batch(
+            "CREATE TABLE rebalances (intent INTEGER PRIMARY KEY, portfolio INTEGER NOT NULL,
+             portfolio_name TEXT NOT NULL, account TEXT NOT NULL, decided_ms INTEGER NOT NULL,
+             reason TEXT NOT NULL, notional REAL NOT NULL, legs INTEGER NOT NULL, state TEXT NOT NULL,
+             updated_ms INTEGER NOT NULL, block INTEGER, gas_used INTEGER, detail TEXT);",
+        )
+        .expect("old schema");
+    }
+    let before = Store::open_read_only(&path).expect("read-only open of an old journal");
+    assert!(before.recent(10).expect("listing an old journal").is_empty());
+    let mut store = Store::open(&path, SyncPolicy::Off).expect("open upgrades");
+    store.write_batch(&[(1, decided(1, 0))], &names()).expect("single-chain write");
+    store.set_portfolio_chains(vec!["l1".into(), "l2".into()]);
+    store.write_batch(&[(2, decided(2, 1)), (3, decided(3, 0))], &names()).expect("write");
+    let rows = store.recent(10).expect("recent");
+    let chains: Vec<(u64, Option<&str>)> = rows.iter().map(|r| (r.intent, r.chain.as_deref())).collect();
+    assert_eq!(chains, [(3, Some("l1")), (2, Some("l2")), (1, None)]);
+    let decided_body = &store.records(2).expect("records")[0].body;
+    assert_eq!(decided_body["chain"], "l2");
+}

@@ -16,7 +16,9 @@ pub const DEFAULT_BUNDLE_BLOCKS: u64 = 5;
 pub const DEFAULT_PRIORITY_FEE_WEI: u128 = 1_000_000_000;
 /// Default headroom on the base fee: `maxFeePerGas = base_fee × multiplier + tip`.
 pub const DEFAULT_BASE_FEE_MULTIPLIER: u128 = 2;
-pub use keel_amm::pool::{DEFAULT_BALANCER_SWAP_GAS, DEFAULT_V2_SWAP_GAS, DEFAULT_V3_SWAP_GAS};
+pub use keel_amm::pool::{
+    DEFAULT_BALANCER_SWAP_GAS, DEFAULT_V2_SWAP_GAS, DEFAULT_V3_SWAP_GAS, DEFAULT_V4_SWAP_GAS,
+};
 /// Default gas of an ERC-20 approval.
 pub const DEFAULT_APPROVE_GAS: u64 = 60_000;
 /// Default HTTP timeout for a relay request, milliseconds.
@@ -43,6 +45,11 @@ pub enum DexKind {
     /// Balancer V2 weighted pools: `router` is the Vault (swaps go through `Vault.swap`, and the
     /// Vault is the spender the accounts approve).
     BalancerWeighted,
+    /// Uniswap V4 pools without hooks: each pool's `address` is the `PoolManager` and its key is
+    /// `(token0, token1, fee, tick_spacing, hooks)`; `router` is a v4-periphery `V4Router`
+    /// exposing `executeActions` (swaps are `SWAP_EXACT_IN_SINGLE`, `SETTLE_ALL`, `TAKE_ALL`;
+    /// the accounts approve it as an ERC-20 spender).
+    UniswapV4,
 }
 
 /// A DEX deployment (`[[dexes]]`): one factory and its router.
@@ -58,6 +65,24 @@ pub struct DexConfig {
     /// Factory contract (informational; pools are listed explicitly).
     #[serde(default)]
     pub factory: Option<Address>,
+    /// Uniswap V4 only: which contract `router` is (default `v4_router`).
+    #[serde(default)]
+    pub via: V4Via,
+}
+
+/// The contract a Uniswap V4 DEX's `router` is (`[[dexes]] via`).
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum V4Via {
+    /// A v4-periphery `V4Router` exposing `executeActions(bytes)`, paid by ERC-20 `transferFrom`
+    /// (the accounts approve the router itself).
+    #[default]
+    V4Router,
+    /// Uniswap's Universal Router: `execute(commands, inputs, deadline)` with the `V4_SWAP`
+    /// command, paid through Permit2 at its canonical address
+    /// ([`keel_amm::abi::PERMIT2_ADDRESS`]): the accounts approve Permit2 as an ERC-20 spender and
+    /// the router in Permit2 (`Permit2.approve(token, router, max, max)`), once per token.
+    UniversalRouter,
 }
 
 /// A pool (`[[pools]]`).
@@ -68,15 +93,15 @@ pub struct PoolConfig {
     pub name: String,
     /// The DEX it belongs to.
     pub dex: String,
-    /// Pool (pair) contract address.
+    /// Pool (pair) contract address; for a Uniswap V4 pool, the `PoolManager` that holds it.
     pub address: Address,
     /// Symbol of token0 (the lower address, as the contract orders them). For a Balancer pool of
     /// more than two tokens, the pair of its tokens this entry trades (one entry per pair).
     pub token0: String,
     /// Symbol of token1.
     pub token1: String,
-    /// Fee: basis points for V2 (30 = 0.3%), pips for V3 (3000 = 0.3%). Required for Uniswap
-    /// pools; not set for Balancer pools (their swap fee is read from the pool every block).
+    /// Fee: basis points for V2 (30 = 0.3%), pips for V3 and V4 (3000 = 0.3%). Required for
+    /// Uniswap pools; not set for Balancer pools (their swap fee is read from the pool every block).
     #[serde(default)]
     pub fee: Option<u32>,
     /// Balancer: the pool's id in the Vault (`getPoolId()`, 32 bytes; its first 20 bytes are the
@@ -88,11 +113,16 @@ pub struct PoolConfig {
     /// for Balancer pools: the wrong one misquotes by a few wei on some trades.
     #[serde(default)]
     pub flavour: Option<keel_amm::balancer::PowFlavour>,
+    /// Uniswap V4: the key's hook contract. Only hookless pools are routed, so when set it must be
+    /// the zero address (a pool with a hook is refused, naming the hook's permissions).
+    #[serde(default)]
+    pub hooks: Option<Address>,
     /// Gas one swap through this pool costs; defaults by protocol.
     #[serde(default)]
     pub gas: Option<u64>,
     /// V3 tick spacing; required unless `fee` is a canonical tier (100 → 1, 500 → 10, 3000 → 60,
     /// 10000 → 200). Checked against the pool's own `tickSpacing()` when its state is loaded.
+    /// V4: always required (part of the pool key); with `pool_id` set, the key must hash to it.
     #[serde(default)]
     pub tick_spacing: Option<i32>,
 }
@@ -220,7 +250,7 @@ pub const MAX_TIP_STEP_PCT: u32 = 1_000;
 
 /// Risk limits checked before any rebalance is signed (`[router.limits]`). A refused rebalance is
 /// reported `Rejected` (the engine cools down) and logged with the limit it hit.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RiskLimits {
     /// Largest notional (USD) of one leg.
@@ -276,6 +306,12 @@ pub fn validate(
         if dexes[..i].iter().any(|o| o.name == d.name) {
             return Err(ConfigError::new(format!("dexes[{}].name", d.name), "duplicate DEX name"));
         }
+        if d.via == V4Via::UniversalRouter && d.kind != DexKind::UniswapV4 {
+            return Err(ConfigError::new(
+                format!("dexes[{}].via", d.name),
+                "`universal_router` applies to uniswap_v4 DEXes only",
+            ));
+        }
     }
     if pools.is_empty() {
         return Err(ConfigError::new("pools", "at least one pool is required"));
@@ -311,6 +347,9 @@ pub fn validate(
             return Err(ConfigError::new(at("gas"), format!("{g} is outside 21000..={MAX_POOL_GAS}")));
         }
         validate_pool_kind(p, dex.kind, &at)?;
+        if dex.kind == DexKind::UniswapV4 {
+            validate_v4_key(p, t0.address, t1.address, &at)?;
+        }
     }
     if router.slippage_bps >= 10_000 {
         return Err(ConfigError::new("router.slippage_bps", "must be < 10000"));
@@ -425,9 +464,25 @@ fn validate_pool_kind(p: &PoolConfig, kind: DexKind, at: &dyn Fn(&str) -> String
     let only = |field: &str, set: bool, kinds: &str| {
         if set { Err(ConfigError::new(at(field), format!("applies to {kinds} pools only"))) } else { Ok(()) }
     };
+    if kind != DexKind::UniswapV4 {
+        only("hooks", p.hooks.is_some(), "uniswap_v4")?;
+    }
     match kind {
+        DexKind::UniswapV4 => {
+            only("flavour", p.flavour.is_some(), "balancer_weighted")?;
+            if p.fee.is_none() {
+                return Err(ConfigError::new(at("fee"), "required for uniswap pools"));
+            }
+            if p.tick_spacing.is_none() {
+                return Err(ConfigError::new(
+                    at("tick_spacing"),
+                    "required for uniswap_v4 pools (part of the pool key)",
+                ));
+            }
+            Ok(())
+        }
         DexKind::UniswapV2 | DexKind::UniswapV3 => {
-            only("pool_id", p.pool_id.is_some(), "balancer_weighted")?;
+            only("pool_id", p.pool_id.is_some(), "balancer_weighted or uniswap_v4")?;
             only("flavour", p.flavour.is_some(), "balancer_weighted")?;
             let Some(fee) = p.fee else {
                 return Err(ConfigError::new(at("fee"), "required for uniswap pools"));
@@ -485,6 +540,47 @@ fn validate_pool_kind(p: &PoolConfig, kind: DexKind, at: &dyn Fn(&str) -> String
     }
 }
 
+/// Checks a V4 pool's key as the `PoolManager` would (currency order, fee, tick spacing, hook
+/// address) and refuses every hook: a hook that can change swap amounts with the permission
+/// that does it, any other because `keel run` sends no hook data and routes hookless pools only.
+/// A configured `pool_id` must be the key's.
+fn validate_v4_key(
+    p: &PoolConfig,
+    currency0: Address,
+    currency1: Address,
+    at: &dyn Fn(&str) -> String,
+) -> Result<(), ConfigError> {
+    let key = p.v4_key(currency0, currency1);
+    if let Err(e) = key.validate() {
+        let field = match e {
+            keel_amm::v4::V4Error::BadFee(_) => "fee",
+            keel_amm::v4::V4Error::BadTickSpacing(_) => "tick_spacing",
+            keel_amm::v4::V4Error::CurrencyOrder => "token0",
+            _ => "hooks",
+        };
+        return Err(ConfigError::new(at(field), format!("{e}")));
+    }
+    if key.hooks != Address::ZERO {
+        return Err(ConfigError::new(
+            at("hooks"),
+            format!(
+                "pool hook {} (permissions {:#06x}): keel run routes hookless uniswap_v4 pools only (a hook acts on every swap and keel sends no hook data)",
+                key.hooks,
+                key.hook_flags().0
+            ),
+        ));
+    }
+    if let Some(id) = p.pool_id
+        && id != key.id()
+    {
+        return Err(ConfigError::new(
+            at("pool_id"),
+            format!("{id} is not the id of the configured key (keccak256(abi.encode(key)) = {})", key.id()),
+        ));
+    }
+    Ok(())
+}
+
 /// Tick spacing of a canonical Uniswap V3 fee tier (the factory's `feeAmountTickSpacing`).
 pub fn canonical_tick_spacing(fee: u32) -> Option<i32> {
     match fee {
@@ -509,12 +605,25 @@ impl PoolConfig {
         self.fee.unwrap_or(0)
     }
 
+    /// The V4 pool key of this entry, given its tokens' addresses (token0 is the lower):
+    /// `(token0, token1, fee, tick_spacing, hooks or zero)`.
+    pub fn v4_key(&self, currency0: Address, currency1: Address) -> keel_amm::v4::PoolKey {
+        keel_amm::v4::PoolKey {
+            currency0,
+            currency1,
+            fee: self.fee(),
+            tick_spacing: self.tick_spacing.unwrap_or(0),
+            hooks: self.hooks.unwrap_or(Address::ZERO),
+        }
+    }
+
     /// Gas of one swap through this pool: the configured figure or the protocol default.
     pub fn swap_gas(&self, kind: DexKind) -> u64 {
         self.gas.unwrap_or(match kind {
             DexKind::UniswapV2 => DEFAULT_V2_SWAP_GAS,
             DexKind::UniswapV3 => DEFAULT_V3_SWAP_GAS,
             DexKind::BalancerWeighted => DEFAULT_BALANCER_SWAP_GAS,
+            DexKind::UniswapV4 => DEFAULT_V4_SWAP_GAS,
         })
     }
 }
@@ -536,6 +645,7 @@ mod tests {
             kind: DexKind::UniswapV2,
             router: Address::repeat_byte(9),
             factory: None,
+            via: Default::default(),
         }];
         let pools = vec![PoolConfig {
             name: "a-b".into(),
@@ -548,6 +658,7 @@ mod tests {
             tick_spacing: None,
             pool_id: None,
             flavour: None,
+            hooks: None,
         }];
         let router: RouterConfig = toml::from_str("chain_id = 1").expect("router");
         let relays = vec![RelayConfig {
@@ -596,6 +707,100 @@ mod tests {
     }
 
     #[test]
+    fn v4_pools_need_their_key_and_refuse_hooks_naming_why() {
+        let (t, mut d, p, r, rl) = setup();
+        d.push(DexConfig {
+            name: "v4".into(),
+            kind: DexKind::UniswapV4,
+            router: Address::repeat_byte(0x44),
+            factory: None,
+            via: Default::default(),
+        });
+        let manager = Address::repeat_byte(0x4d);
+        let mut ok = p.clone();
+        ok.push(PoolConfig {
+            name: "v4-a-b".into(),
+            dex: "v4".into(),
+            address: manager,
+            tick_spacing: Some(60),
+            fee: Some(3000),
+            ..p[0].clone()
+        });
+        assert!(validate(&t, &d, &ok, &r, &rl).is_ok());
+        assert_eq!(ok[1].swap_gas(DexKind::UniswapV4), DEFAULT_V4_SWAP_GAS);
+        let key = ok[1].v4_key(Address::repeat_byte(1), Address::repeat_byte(2));
+        let check = |f: &dyn Fn(&mut PoolConfig)| {
+            let mut pools = ok.clone();
+            f(&mut pools[1]);
+            validate(&t, &d, &pools, &r, &rl).map_err(|e| (e.field.clone(), e.problem))
+        };
+        // The right id is accepted, any other is refused with the key's.
+        assert!(check(&|p| p.pool_id = Some(key.id())).is_ok());
+        let (f, why) = check(&|p| p.pool_id = Some(alloy::primitives::B256::repeat_byte(1))).unwrap_err();
+        assert_eq!(f, "pools[v4-a-b].pool_id");
+        assert!(why.contains(&key.id().to_string()), "{why}");
+        // The key's fields are required and checked like the PoolManager checks them.
+        assert_eq!(check(&|p| p.tick_spacing = None).unwrap_err().0, "pools[v4-a-b].tick_spacing");
+        assert_eq!(check(&|p| p.tick_spacing = Some(40_000)).unwrap_err().0, "pools[v4-a-b].tick_spacing");
+        assert_eq!(check(&|p| p.fee = None).unwrap_err().0, "pools[v4-a-b].fee");
+        assert_eq!(check(&|p| p.fee = Some(1_000_001)).unwrap_err().0, "pools[v4-a-b].fee");
+        assert_eq!(
+            check(&|p| p.flavour = Some(keel_amm::balancer::PowFlavour::V1)).unwrap_err().0,
+            "pools[v4-a-b].flavour"
+        );
+        // Hooks: the zero address is hookless; a hook that changes swap amounts is refused with its
+        // permission, any other hook because keel run routes hookless pools only.
+        assert!(check(&|p| p.hooks = Some(Address::ZERO)).is_ok());
+        let mut returns_delta = [0x42u8; 20];
+        returns_delta[18] = 0;
+        returns_delta[19] = (1 << 7) | (1 << 3); // beforeSwap + beforeSwapReturnDelta
+        let (f, why) = check(&|p| p.hooks = Some(Address::from(returns_delta))).unwrap_err();
+        assert_eq!(f, "pools[v4-a-b].hooks");
+        assert!(why.contains("beforeSwapReturnDelta"), "{why}");
+        let mut after_swap = [0x42u8; 20];
+        after_swap[18] = 0;
+        after_swap[19] = 1 << 6;
+        let (f, why) = check(&|p| p.hooks = Some(Address::from(after_swap))).unwrap_err();
+        assert_eq!(f, "pools[v4-a-b].hooks");
+        assert!(why.contains("hookless uniswap_v4 pools only"), "{why}");
+        // Hooks belong to V4 pools only.
+        let mut v2 = ok.clone();
+        v2[0].hooks = Some(Address::ZERO);
+        assert_eq!(validate(&t, &d, &v2, &r, &rl).unwrap_err().field, "pools[a-b].hooks");
+        // From TOML.
+        let dex: DexConfig = toml::from_str(
+            "name = \"v4\"\nkind = \"uniswap_v4\"\nrouter = \"0x4444444444444444444444444444444444444444\"",
+        )
+        .expect("v4 dex");
+        assert_eq!(dex.kind, DexKind::UniswapV4);
+        assert_eq!(dex.via, V4Via::V4Router, "the default router of a V4 DEX");
+    }
+
+    /// `via = "universal_router"` is read from TOML, accepted on a V4 DEX and refused, naming the
+    /// field, on any other; an unknown router name is a parse error.
+    #[test]
+    fn a_universal_router_is_a_v4_dex_router_only() {
+        let (t, d, p, r, rl) = setup();
+        let v4: DexConfig = toml::from_str(
+            "name = \"v4\"\nkind = \"uniswap_v4\"\nvia = \"universal_router\"\nrouter = \"0x4444444444444444444444444444444444444444\"",
+        )
+        .expect("v4 dex via the universal router");
+        assert_eq!(v4.via, V4Via::UniversalRouter);
+        let mut dexes = d.clone();
+        dexes.push(v4);
+        assert!(validate(&t, &dexes, &p, &r, &rl).is_ok());
+        let mut wrong = d.clone();
+        wrong[0].via = V4Via::UniversalRouter;
+        let e = validate(&t, &wrong, &p, &r, &rl).unwrap_err();
+        assert_eq!(e.field, format!("dexes[{}].via", d[0].name));
+        assert!(e.problem.contains("uniswap_v4"), "{}", e.problem);
+        let typo = toml::from_str::<DexConfig>(
+            "name = \"v4\"\nkind = \"uniswap_v4\"\nvia = \"universal\"\nrouter = \"0x4444444444444444444444444444444444444444\"",
+        );
+        assert!(typo.is_err());
+    }
+
+    #[test]
     fn balancer_pools_need_their_pool_id_and_flavour_and_no_uniswap_fields() {
         let (t, mut d, p, r, rl) = setup();
         d.push(DexConfig {
@@ -603,6 +808,7 @@ mod tests {
             kind: DexKind::BalancerWeighted,
             router: Address::repeat_byte(0xba),
             factory: None,
+            via: Default::default(),
         });
         let pool = Address::repeat_byte(0xb0);
         let mut id = [0u8; 32];

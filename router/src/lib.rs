@@ -2,7 +2,8 @@
 //!
 //! The execution stage: takes the engine's [`keel_engine::RebalanceIntent`]s, prices each leg against
 //! exact pool state, splits it across pools for the best output after gas, builds and signs EIP-1559
-//! transactions, and submits them as a private Flashbots bundle to every configured relay.
+//! transactions, and submits them as a private Flashbots bundle to every configured relay — or, on a
+//! chain without Flashbots, as raw transactions to a private RPC endpoint ([`private`]).
 //! Signatures (the transactions' and the `X-Flashbots-Signature`) use nonces precomputed by a
 //! background thread per key ([`presign`]; `[router] presign_pool`), well under a microsecond each.
 //!
@@ -18,6 +19,7 @@ pub mod head_view;
 pub mod oracle;
 pub mod plan;
 pub mod presign;
+pub mod private;
 pub mod relay;
 pub mod signer;
 pub mod stage;

@@ -3,7 +3,8 @@
 //! A key reference in the config is one of:
 //! * `env:VAR` — the hex private key is in environment variable `VAR`;
 //! * `dev:N` — the N-th well-known development key of anvil/hardhat's test mnemonic. These keys are
-//!   public knowledge; they are accepted only on the local chain id 31337;
+//!   public knowledge; they are accepted only on the local chain ids 31337 (anvil, hardhat) and 1337
+//!   (geth `--dev`; a second local chain beside the first, `keel devnet --chains 2`);
 //! * `keystore:PATH` — an encrypted Web3 Secret Storage (v3) JSON keystore, as geth, `cast wallet
 //!   new`/`import` and alloy write it, whose password is in environment variable
 //!   [`DEFAULT_KEYSTORE_PASSWORD_ENV`] (`KEEL_KEYSTORE_PASSWORD`);
@@ -35,8 +36,11 @@ use crate::presign::{PresignConfig, PresignError, PresignPool, PresignStats};
 /// The libsecp256k1-backed local signer (2.5× faster than k256 here).
 pub type FastSigner = LocalSigner<Secp256k1Credential>;
 
-/// The chain id on which `dev:N` keys are accepted.
+/// The chain id on which `dev:N` keys are accepted (anvil's default).
 pub const DEV_CHAIN_ID: u64 = 31337;
+/// Every local chain id on which `dev:N` keys are accepted: anvil's and hardhat's 31337, and geth
+/// `--dev`'s 1337 (the second chain of a two-chain devnet). No public network uses either.
+pub const DEV_CHAIN_IDS: [u64; 2] = [DEV_CHAIN_ID, 1337];
 
 /// The environment variable holding a keystore's password when the reference names none.
 pub const DEFAULT_KEYSTORE_PASSWORD_ENV: &str = "KEEL_KEYSTORE_PASSWORD";
@@ -72,7 +76,7 @@ pub enum KeyError {
     #[error("the key in `{0}` is not a valid 32-byte hex private key")]
     Malformed(String),
     /// A `dev:` key was asked for on a chain other than the local one.
-    #[error("`dev:` keys are public and only allowed on chain id {DEV_CHAIN_ID}, not {0}")]
+    #[error("`dev:` keys are public and only allowed on the local chain ids {DEV_CHAIN_IDS:?}, not {0}")]
     DevKeyOnPublicChain(u64),
     /// The environment variable that should hold a keystore's password is not set.
     #[error("keystore {path}: password environment variable `{var}` is not set")]
@@ -236,7 +240,7 @@ impl KeySource {
                 (Zeroizing::new(v), var.clone())
             }
             KeySource::Dev(i) => {
-                if chain_id != DEV_CHAIN_ID {
+                if !DEV_CHAIN_IDS.contains(&chain_id) {
                     return Err(KeyError::DevKeyOnPublicChain(chain_id));
                 }
                 (Zeroizing::new(DEV_KEYS[*i].to_string()), format!("dev:{i}"))
@@ -400,6 +404,8 @@ mod tests {
     #[test]
     fn dev_keys_refused_off_the_local_chain() {
         assert_eq!(KeySource::Dev(0).load(1).unwrap_err(), KeyError::DevKeyOnPublicChain(1));
+        assert_eq!(KeySource::Dev(0).load(10).unwrap_err(), KeyError::DevKeyOnPublicChain(10));
+        assert!(KeySource::Dev(0).load(1337).is_ok() && KeySource::Dev(0).load(31337).is_ok());
     }
 
     #[test]

@@ -268,7 +268,14 @@ pub struct StageIo {
     pub wait: WaitPolicy,
     /// Records the receipts read and the relays' answers (`keel record`, `[record]`).
     pub recorder: Option<Arc<Recorder>>,
+    /// A chain without Flashbots: every bundle version is sent to this endpoint as raw
+    /// transactions ([`crate::private`]) instead of to the relays (which are then empty). Its
+    /// answers are counted as relay 0, named [`PRIVATE_RPC_NAME`].
+    pub private_rpc: Option<crate::private::PrivateRpcClient>,
 }
+
+/// The name under which a private RPC endpoint's answers are counted and journaled.
+pub const PRIVATE_RPC_NAME: &str = "private-rpc";
 
 /// What an answer is recorded against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -331,8 +338,11 @@ pub fn run_router_stage(
     observer: Arc<StageObserver>,
     stop: Arc<AtomicBool>,
 ) -> Executor {
-    let StageIo { relays, rpc_url, runtime, journal, wait, recorder } = io;
-    let relay_names: Arc<[String]> = relays.relays().iter().map(|r| r.name.clone()).collect();
+    let StageIo { relays, rpc_url, runtime, journal, wait, recorder, private_rpc } = io;
+    let relay_names: Arc<[String]> = match &private_rpc {
+        Some(_) => [PRIVATE_RPC_NAME.to_string()].into_iter().collect(),
+        None => relays.relays().iter().map(|r| r.name.clone()).collect(),
+    };
     let presim_relay =
         exec.config().presimulate.as_ref().and_then(|name| relay_names.iter().position(|n| n == name));
     let sink: ReplySink<Posted> = {
@@ -461,6 +471,20 @@ pub fn run_router_stage(
                         signature_header: request.signature_header.clone(),
                     });
                     let posted = Posted { intent, block: request.block_number };
+                    if let Some(private) = &private_rpc {
+                        // No Flashbots on this chain: the legs go to the endpoint as raw
+                        // transactions, in order, off this thread.
+                        let (private, sink) = (private.clone(), Arc::clone(&sink));
+                        runtime.spawn(async move {
+                            let reply = private.send_bundle_body(&request.body).await;
+                            sink(posted, reply);
+                        });
+                        if let Some(mut stamp) = stamp {
+                            stamp.posted_ns = mono_now_ns();
+                            observer.submit_stamps.lock().push(stamp);
+                        }
+                        continue;
+                    }
                     if let (Some(call), Some(sim_relay)) = (simulate, presim_relay) {
                         // Off the fast path: simulate, then send to every relay only if nothing reverted.
                         let (relays, sink, input) = (relays.clone(), Arc::clone(&sink), Arc::clone(&input));
@@ -522,6 +546,13 @@ pub fn run_router_stage(
                         }
                         let _ = input.try_push(RouterInput::Receipts { intent, receipts, block });
                     });
+                }
+                Action::Cancel { intent, .. } if private_rpc.is_some() => {
+                    // Raw transactions cannot be withdrawn: they land or their nonces are reused.
+                    tracing::warn!(
+                        intent,
+                        "kill switch: raw transactions sent to the private RPC cannot be cancelled"
+                    );
                 }
                 Action::Cancel { intent, request } => {
                     let (relays, observer) = (relays.clone(), Arc::clone(&observer));
@@ -613,20 +644,28 @@ async fn fetch_receipts(
         tracing::warn!(found = found.len(), expected, "receipts of a landed bundle not all found");
     }
     let receipts: Vec<ReceiptInfo> = found.into_iter().map(|(_, r)| r).collect();
-    let block = match receipts.iter().map(|r| r.block).max().filter(|b| *b > 0) {
-        Some(n) => match provider.get_block_by_number(n.into()).await {
-            Ok(Some(b)) => Some(LandingBlock {
-                coinbase: b.header.beneficiary,
-                extra_data: b.header.extra_data.clone(),
-                fee_wei,
-            }),
-            Ok(None) => None,
-            Err(e) => {
-                tracing::debug!(block = n, error = %e, "landing block not read: no inclusion record");
-                None
+    let mut block = None;
+    if let Some(n) = receipts.iter().map(|r| r.block).max().filter(|b| *b > 0) {
+        // Retried as the receipts are: a node under load can refuse one read, and without the
+        // block there is no inclusion record (builder, time to inclusion) for this rebalance.
+        for attempt in 0..RECEIPT_RETRIES {
+            match provider.get_block_by_number(n.into()).await {
+                Ok(Some(b)) => {
+                    block = Some(LandingBlock {
+                        coinbase: b.header.beneficiary,
+                        extra_data: b.header.extra_data.clone(),
+                        fee_wei,
+                    });
+                    break;
+                }
+                Ok(None) => tracing::debug!(block = n, attempt, "landing block not found yet"),
+                Err(e) => tracing::debug!(block = n, attempt, error = %e, "landing block read failed"),
             }
-        },
-        None => None,
-    };
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if block.is_none() {
+            tracing::warn!(block = n, "landing block not read: no inclusion record");
+        }
+    }
     (receipts, block)
 }

@@ -234,7 +234,8 @@ fn executor() -> Executor {
     };
     let pool = PoolEntry::new(meta, Pool::V2 { reserve0: U256::ZERO, reserve1: U256::ZERO, fee_bps: 30 })
         .expect("pool");
-    let venue = PoolVenue { kind: DexKind::UniswapV2, router: DEX_ROUTER, pool_id: None };
+    let venue =
+        PoolVenue { kind: DexKind::UniswapV2, router: DEX_ROUTER, pool_id: None, via: Default::default() };
     Executor::new(
         cfg,
         tokens,

@@ -1,7 +1,8 @@
 //! The control endpoint, on 127.0.0.1 only: `POST /kill`, `POST /resume` and `GET /status` for the
 //! operator, each requiring `Authorization: Bearer <token>` (a missing or wrong token gets 401, is
 //! logged and counted in `keel_control_unauthorized_total`), and `GET /metrics` (Prometheus text,
-//! read-only counters, open so a scraper needs no secret).
+//! read-only counters, open so a scraper needs no secret). `GET /status` answers the kill switch's
+//! state and each chain's ([`Status`]).
 //!
 //! The token comes from the environment or a file (`[safety] control_token = "env:VAR"` or
 //! `"file:PATH"`), is compared in constant time, and never appears in `Debug` output or logs.
@@ -88,6 +89,56 @@ impl ControlToken {
     }
 }
 
+/// What `GET /status` answers: the kill switch ([`crate::safety::KillStatus`], its fields at the
+/// top level as before) and each chain's state.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Status {
+    /// The kill switch.
+    #[serde(flatten)]
+    pub kill: crate::safety::KillStatus,
+    /// Every chain, in configured order (one for a single-chain run, named `chain`).
+    pub chains: Vec<ChainStatus>,
+}
+
+/// One chain's state in `GET /status`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ChainStatus {
+    /// Chain name.
+    pub name: String,
+    /// Highest block its poller has read (`None` before the first).
+    pub head: Option<u64>,
+    /// Blocks its poller has read.
+    pub blocks: u64,
+    /// Outcomes its router has decided (landed, expired, rejected).
+    pub outcomes: u64,
+    /// Submissions its relays (or private RPC endpoint) accepted, and failed.
+    pub accepted: u64,
+    /// See `accepted`.
+    pub failed: u64,
+    /// Intents waiting in its router's queue.
+    pub router_queue: usize,
+}
+
+/// Each chain's [`ChainStatus`] now.
+pub fn chain_status(m: &crate::metrics::MetricsSources) -> Vec<ChainStatus> {
+    m.chains
+        .iter()
+        .map(|c| {
+            let blocks = c.poll.blocks.load(Ordering::Relaxed);
+            let relays = c.observer.relays.lock();
+            ChainStatus {
+                name: c.name.clone(),
+                head: (blocks > 0).then(|| c.poll.last_block.load(Ordering::Relaxed)),
+                blocks,
+                outcomes: c.observer.outcomes_total.load(Ordering::Relaxed),
+                accepted: relays.iter().map(|r| r.accepted).sum(),
+                failed: relays.iter().map(|r| r.failed).sum(),
+                router_queue: c.router_in.len(),
+            }
+        })
+        .collect()
+}
+
 /// Counters of the control endpoint.
 #[derive(Debug, Default)]
 pub struct ControlStats {
@@ -104,6 +155,7 @@ pub async fn serve_control(
     metrics: crate::metrics::MetricsSources,
     cancel: CancellationToken,
 ) {
+    let metrics = Arc::new(metrics);
     let metrics_route = axum::Router::new()
         .route(
             "/metrics",
@@ -111,7 +163,8 @@ pub async fn serve_control(
                 ([(axum::http::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], m.render())
             }),
         )
-        .with_state(Arc::new(metrics));
+        .with_state(Arc::clone(&metrics));
+    let chains = metrics;
     let gate = Arc::new((token, stats));
     let operator = axum::Router::new()
         .route(
@@ -130,7 +183,10 @@ pub async fn serve_control(
         )
         .route(
             "/status",
-            axum::routing::get(|State(s): State<Arc<KillSwitch>>| async move { axum::Json(s.status()) }),
+            axum::routing::get(move |State(s): State<Arc<KillSwitch>>| {
+                let metrics = Arc::clone(&chains);
+                async move { axum::Json(Status { kill: s.status(), chains: chain_status(&metrics) }) }
+            }),
         )
         .with_state(switch)
         .route_layer(axum::middleware::from_fn_with_state(gate, require_token));
@@ -202,5 +258,28 @@ mod tests {
             ControlToken::resolve("file:/nonexistent/keel-token"),
             Err(TokenError::File { .. })
         ));
+    }
+
+    #[test]
+    fn status_lists_every_chain_with_the_kill_switch_fields_at_the_top() {
+        use std::sync::atomic::Ordering::Relaxed;
+        let m = crate::metrics::tests::sources("relay");
+        let mut m = m;
+        m.chains =
+            vec![crate::metrics::tests::chain("l1", "relay"), crate::metrics::tests::chain("l2", "rpc")];
+        m.chains[0].poll.blocks.store(3, Relaxed);
+        m.chains[0].poll.last_block.store(123, Relaxed);
+        m.chains[1].observer.relays.lock()[0].accepted = 2;
+        m.chains[1].observer.outcomes_total.store(1, Relaxed);
+        let status = Status { kill: m.kill.status(), chains: chain_status(&m) };
+        let json = serde_json::to_value(&status).unwrap();
+        assert_eq!(json["halted"], false, "{json}");
+        assert_eq!(json["chains"][0]["name"], "l1");
+        assert_eq!(json["chains"][0]["head"], 123);
+        assert_eq!(json["chains"][1]["head"], serde_json::Value::Null, "no block read yet: {json}");
+        assert_eq!(
+            (json["chains"][1]["accepted"].as_u64(), json["chains"][1]["outcomes"].as_u64()),
+            (Some(2), Some(1))
+        );
     }
 }

@@ -12,6 +12,7 @@
 //! ```
 //!
 //! * [`pipeline`] — start, run and stop the stages; the report at the end;
+//! * [`chains`] — several chains in one process: one router lane per chain behind the one engine;
 //! * [`recovery`] — settle what a previous run left open in the journal before trading;
 //! * [`safety`] — the kill switch (file, SIGUSR1, the control endpoint) and dry runs;
 //! * [`control`] — the control endpoint (bearer token) serving the kill switch and metrics;
@@ -26,12 +27,14 @@
 #![cfg_attr(test, allow(unused_crate_dependencies))]
 
 pub mod bounded;
+pub mod chains;
 pub mod control;
 pub mod metrics;
 pub mod pipeline;
 pub mod predictor;
 pub mod record;
 pub mod recovery;
+pub mod registry;
 pub mod replay;
 pub mod safety;
 pub mod watch;

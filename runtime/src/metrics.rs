@@ -9,6 +9,10 @@
 //! every sample interval). Histograms keep fixed buckets; the tick-to-wire and relay round-trip
 //! ones are read off the stage's HDR histograms (3 significant digits), so their `_sum` is the
 //! HDR mean × count.
+//!
+//! With several chains (`[[chains]]`), every series read from a chain's router stage, router queue
+//! or poller is exported once per chain with a `chain` label ([`ChainSources`]); a single-chain
+//! run's series carry no `chain` label, as before chains existed.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -45,14 +49,14 @@ pub const RELAY_RTT_BOUNDS: &[f64] =
 pub struct MetricsSources {
     /// The engine's published snapshot.
     pub snapshot: Arc<Mutex<Snapshot>>,
-    /// The router stage's observations.
-    pub observer: Arc<StageObserver>,
+    /// Each chain's router stage, input queue and poller (one for a single-chain run). With
+    /// several, every router series gets a `chain` label; with one, the series are unlabelled by
+    /// chain, as before chains existed.
+    pub chains: Vec<ChainSources>,
     /// The market-data feed's counters.
     pub feed: Arc<FeedStats>,
     /// The engine input queue.
     pub events: Arc<Queue<Event>>,
-    /// The router input queue.
-    pub router_in: Arc<Queue<RouterInput>>,
     /// The kill switch.
     pub kill: Arc<KillSwitch>,
     /// The control endpoint's counters.
@@ -69,7 +73,35 @@ pub struct MetricsSources {
     pub mempool: Arc<keel_feeds::node::MempoolStats>,
 }
 
+/// One chain's sources of metrics.
+#[derive(Debug, Clone)]
+pub struct ChainSources {
+    /// Chain name (the `chain` label).
+    pub name: String,
+    /// Its router stage's observations.
+    pub observer: Arc<StageObserver>,
+    /// Its router's input queue.
+    pub router_in: Arc<Queue<RouterInput>>,
+    /// Its chain poller's counters (blocks read, last head).
+    pub poll: Arc<keel_feeds::poll::PollStats>,
+}
+
 type Fmt = Result<(), std::fmt::Error>;
+
+/// Borrowed series of owned label sets.
+fn series<'a>(v: &'a [(Vec<(&'a str, &'a str)>, u64)]) -> Vec<(&'a [(&'a str, &'a str)], u64)> {
+    v.iter().map(|(l, n)| (&l[..], *n)).collect()
+}
+
+/// `labels` with `("chain", name)` in front when `several` chains run.
+fn with_chain<'a>(several: bool, name: &'a str, labels: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut out = Vec::with_capacity(labels.len() + 1);
+    if several {
+        out.push(("chain", name));
+    }
+    out.extend_from_slice(labels);
+    out
+}
 
 /// One counter series per label set. `name` without the `_total` suffix (the encoder adds it).
 fn counters(
@@ -114,25 +146,33 @@ fn gauges<N: EncodeGaugeValue + Copy>(
     Ok(())
 }
 
-/// A fixed-bucket histogram.
-fn fixed_histogram(enc: &mut DescriptorEncoder<'_>, name: &str, help: &str, h: &FixedHistogram) -> Fmt {
+/// A fixed-bucket histogram series of `family` with `labels`.
+fn fixed_histogram(
+    family: &mut prometheus_client::encoding::MetricEncoder<'_>,
+    labels: &[(&str, &str)],
+    h: &FixedHistogram,
+) -> Fmt {
     let buckets: Vec<(f64, u64)> = h.buckets().collect();
-    let mut m = enc.encode_descriptor(name, help, None, MetricType::Histogram)?;
-    m.encode_histogram::<NoLabelSet>(h.sum(), h.count(), &buckets, None)
+    if labels.is_empty() {
+        return family.encode_histogram::<NoLabelSet>(h.sum(), h.count(), &buckets, None);
+    }
+    family.encode_family(&labels)?.encode_histogram::<NoLabelSet>(h.sum(), h.count(), &buckets, None)
 }
 
-/// An HDR histogram of nanoseconds as a Prometheus histogram of seconds over `bounds`.
+/// An HDR histogram of nanoseconds as a histogram series of seconds over `bounds`, of `family`
+/// with `labels`.
 fn hdr_histogram(
-    enc: &mut DescriptorEncoder<'_>,
-    name: &str,
-    help: &str,
+    family: &mut prometheus_client::encoding::MetricEncoder<'_>,
+    labels: &[(&str, &str)],
     h: &Histogram<u64>,
     bounds: &[f64],
 ) -> Fmt {
     let buckets = hdr_buckets(h, bounds);
     let sum = if h.is_empty() { 0.0 } else { h.mean() * h.len() as f64 / 1e9 };
-    let mut m = enc.encode_descriptor(name, help, None, MetricType::Histogram)?;
-    m.encode_histogram::<NoLabelSet>(sum, h.len(), &buckets, None)
+    if labels.is_empty() {
+        return family.encode_histogram::<NoLabelSet>(sum, h.len(), &buckets, None);
+    }
+    family.encode_family(&labels)?.encode_histogram::<NoLabelSet>(sum, h.len(), &buckets, None)
 }
 
 /// Per-bucket counts (not cumulative) of an HDR histogram of nanoseconds over `bounds` in seconds,
@@ -222,22 +262,27 @@ impl Collector for MetricsSources {
         let settled = o.landed + o.expired;
         let rate = if settled > 0 { o.landed as f64 / settled as f64 } else { 0.0 };
         gauges(enc, "keel_landing_rate", "Landed / (landed + expired) rebalances.", &[(&[], rate)])?;
-        let (q, r) = (self.events.stats(), self.router_in.stats());
-        gauges(
-            enc,
-            "keel_queue_depth",
-            "Values waiting in a queue.",
-            &[
-                (&[("queue", "events")], self.events.len() as u64),
-                (&[("queue", "router")], self.router_in.len() as u64),
-            ],
-        )?;
-        counters(
-            enc,
-            "keel_queue_dropped",
-            "Values refused by a full queue.",
-            &[(&[("queue", "events")], q.dropped), (&[("queue", "router")], r.dropped)],
-        )?;
+        let several = self.chains.len() > 1;
+        let router_labels: Vec<Vec<(&str, &str)>> =
+            self.chains.iter().map(|c| with_chain(several, &c.name, &[("queue", "router")])).collect();
+        let mut depth: Vec<(&[(&str, &str)], u64)> = vec![(&[("queue", "events")], self.events.len() as u64)];
+        let mut dropped: Vec<(&[(&str, &str)], u64)> =
+            vec![(&[("queue", "events")], self.events.stats().dropped)];
+        for (c, labels) in self.chains.iter().zip(&router_labels) {
+            depth.push((labels, c.router_in.len() as u64));
+            dropped.push((labels, c.router_in.stats().dropped));
+        }
+        gauges(enc, "keel_queue_depth", "Values waiting in a queue.", &depth)?;
+        counters(enc, "keel_queue_dropped", "Values refused by a full queue.", &dropped)?;
+        let head_labels: Vec<Vec<(&str, &str)>> =
+            self.chains.iter().map(|c| with_chain(several, &c.name, &[])).collect();
+        let heads: Vec<(&[(&str, &str)], i64)> = self
+            .chains
+            .iter()
+            .zip(&head_labels)
+            .map(|(c, l)| (&l[..], c.poll.last_block.load(Ordering::Relaxed).min(i64::MAX as u64) as i64))
+            .collect();
+        gauges(enc, "keel_chain_head", "Highest block the chain poller has read (0: none yet).", &heads)?;
         let pr = &self.predictors;
         let ld = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
         counter(enc, "keel_predictor_messages", "Predictor messages read.", ld(&pr.messages))?;
@@ -302,28 +347,34 @@ impl Collector for MetricsSources {
         counter(enc, "keel_feed_frames", "Exchange frames read.", f.frames)?;
         counter(enc, "keel_feed_malformed", "Malformed frames skipped.", f.malformed)?;
         counter(enc, "keel_feed_reconnects", "Exchange feed reconnects.", f.reconnects)?;
-        let relays = self.observer.relays.lock().clone();
+        let relays: Vec<_> = self.chains.iter().map(|c| c.observer.relays.lock().clone()).collect();
         let mut family = enc.encode_descriptor(
             "keel_relay_requests",
             "Bundle submissions per relay and result.",
             None,
             MetricType::Counter,
         )?;
-        for c in &relays {
-            for (result, n) in [("accepted", c.accepted), ("failed", c.failed)] {
-                let labels = [("relay", c.name.as_str()), ("result", result)];
-                ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
+        for (c, relays) in self.chains.iter().zip(&relays) {
+            for r in relays {
+                for (result, n) in [("accepted", r.accepted), ("failed", r.failed)] {
+                    let labels =
+                        with_chain(several, &c.name, &[("relay", r.name.as_str()), ("result", result)]);
+                    ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
+                }
             }
         }
-        let by = self.observer.included_by.lock().clone();
+        let by: Vec<_> = self.chains.iter().map(|c| c.observer.included_by.lock().clone()).collect();
         let mut family = enc.encode_descriptor(
             "keel_included",
             "Landed rebalances by the builder that included them (its extra data, else its coinbase).",
             None,
             MetricType::Counter,
         )?;
-        for (builder, n) in &by.builders {
-            ConstCounter::new(*n).encode(family.encode_family(&[("builder", builder.as_str())])?)?;
+        for (c, by) in self.chains.iter().zip(&by) {
+            for (builder, n) in &by.builders {
+                let labels = with_chain(several, &c.name, &[("builder", builder.as_str())]);
+                ConstCounter::new(*n).encode(family.encode_family(&labels)?)?;
+            }
         }
         let mut family = enc.encode_descriptor(
             "keel_relay_included",
@@ -331,9 +382,12 @@ impl Collector for MetricsSources {
             None,
             MetricType::Counter,
         )?;
-        for c in &relays {
-            let n = by.relays.iter().find(|(r, _)| *r == c.name).map_or(0, |(_, n)| *n);
-            ConstCounter::new(n).encode(family.encode_family(&[("relay", c.name.as_str())])?)?;
+        for ((c, relays), by) in self.chains.iter().zip(&relays).zip(&by) {
+            for r in relays {
+                let n = by.relays.iter().find(|(name, _)| *name == r.name).map_or(0, |(_, n)| *n);
+                let labels = with_chain(several, &c.name, &[("relay", r.name.as_str())]);
+                ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
+            }
         }
         let mut family = enc.encode_descriptor(
             "keel_relay_tls_refused",
@@ -341,38 +395,63 @@ impl Collector for MetricsSources {
             None,
             MetricType::Counter,
         )?;
-        for c in &relays {
-            ConstCounter::new(c.tls_refused).encode(family.encode_family(&[("relay", c.name.as_str())])?)?;
+        for (c, relays) in self.chains.iter().zip(&relays) {
+            for r in relays {
+                let labels = with_chain(several, &c.name, &[("relay", r.name.as_str())]);
+                ConstCounter::new(r.tls_refused).encode(family.encode_family(&labels)?)?;
+            }
         }
-        let tick_to_wire = self.observer.tick_to_wire.lock().clone();
-        hdr_histogram(
-            enc,
+        let hists: Vec<_> = self
+            .chains
+            .iter()
+            .map(|c| {
+                let t = c.observer.tick_to_wire.lock().clone();
+                let r = c.observer.relay_rtt.lock().clone();
+                (t, r, c.observer.inclusion.lock().clone())
+            })
+            .collect();
+        let mut family = enc.encode_descriptor(
             "keel_tick_to_wire_seconds",
             "Event receive to signed bundle request handed to the relay client.",
-            &tick_to_wire,
-            TICK_TO_WIRE_BOUNDS,
+            None,
+            MetricType::Histogram,
         )?;
-        let rtt = self.observer.relay_rtt.lock().clone();
-        hdr_histogram(enc, "keel_relay_rtt_seconds", "Relay request round trip.", &rtt, RELAY_RTT_BOUNDS)?;
-        let inclusion = self.observer.inclusion.lock().clone();
-        fixed_histogram(
-            enc,
-            "keel_inclusion_blocks",
-            "Blocks from a landed rebalance's first target block to its landing block (1 = first try).",
-            &inclusion.blocks,
+        for (c, (t, _, _)) in self.chains.iter().zip(&hists) {
+            hdr_histogram(&mut family, &with_chain(several, &c.name, &[]), t, TICK_TO_WIRE_BOUNDS)?;
+        }
+        let mut family = enc.encode_descriptor(
+            "keel_relay_rtt_seconds",
+            "Relay request round trip.",
+            None,
+            MetricType::Histogram,
         )?;
-        fixed_histogram(
-            enc,
-            "keel_inclusion_seconds",
-            "Seconds from a landed rebalance's first send to the head that showed it landed.",
-            &inclusion.seconds,
-        )?;
-        fixed_histogram(
-            enc,
-            "keel_inclusion_versions",
-            "Signed versions sent of a landed rebalance (fee re-signs and batch re-plans add one).",
-            &inclusion.versions,
-        )?;
+        for (c, (_, r, _)) in self.chains.iter().zip(&hists) {
+            hdr_histogram(&mut family, &with_chain(several, &c.name, &[]), r, RELAY_RTT_BOUNDS)?;
+        }
+        type Pick = fn(&keel_router::exec::InclusionStats) -> &FixedHistogram;
+        let inclusion: [(&str, &str, Pick); 3] = [
+            (
+                "keel_inclusion_blocks",
+                "Blocks from a landed rebalance's first target block to its landing block (1 = first try).",
+                |i| &i.blocks,
+            ),
+            (
+                "keel_inclusion_seconds",
+                "Seconds from a landed rebalance's first send to the head that showed it landed.",
+                |i| &i.seconds,
+            ),
+            (
+                "keel_inclusion_versions",
+                "Signed versions sent of a landed rebalance (fee re-signs and batch re-plans add one).",
+                |i| &i.versions,
+            ),
+        ];
+        for (name, help, pick) in inclusion {
+            let mut family = enc.encode_descriptor(name, help, None, MetricType::Histogram)?;
+            for (c, (_, _, inc)) in self.chains.iter().zip(&hists) {
+                fixed_histogram(&mut family, &with_chain(several, &c.name, &[]), pick(inc))?;
+            }
+        }
         let k = self.kill.status();
         gauges(
             enc,
@@ -398,28 +477,30 @@ impl Collector for MetricsSources {
             "Control requests refused for a missing or wrong bearer token.",
             self.control.unauthorized.load(Ordering::Relaxed),
         )?;
-        let guard = self.observer.oracle_guard.lock().clone();
+        let guards: Vec<_> = self.chains.iter().map(|c| c.observer.oracle_guard.lock().clone()).collect();
         let mut family = enc.encode_descriptor(
             "keel_oracle_guard_blocked",
             "Rebalances the oracle guard refused, by pool and reason (stale_pool, spot_vs_reference, twap_vs_reference, spot_vs_twap).",
             None,
             MetricType::Counter,
         )?;
-        for (pool, reason, n) in guard.iter() {
-            let labels = [("pool", pool), ("reason", reason)];
-            ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
+        for (c, guard) in self.chains.iter().zip(&guards) {
+            for (pool, reason, n) in guard.iter() {
+                let labels = with_chain(several, &c.name, &[("pool", pool), ("reason", reason)]);
+                ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
+            }
         }
-        counter(
-            enc,
-            "keel_dry_run_bundles",
-            "Bundles built but not posted (dry run).",
-            self.observer.dry_run_bundles.load(Ordering::Relaxed),
-        )?;
-        counter(
+        let per_chain = |read: fn(&StageObserver) -> u64| -> Vec<(Vec<(&str, &str)>, u64)> {
+            self.chains.iter().map(|c| (with_chain(several, &c.name, &[]), read(&c.observer))).collect()
+        };
+        let dry = per_chain(|o| o.dry_run_bundles.load(Ordering::Relaxed));
+        let held = per_chain(|o| o.journal_held.load(Ordering::Relaxed));
+        counters(enc, "keel_dry_run_bundles", "Bundles built but not posted (dry run).", &series(&dry))?;
+        counters(
             enc,
             "keel_journal_held_bundles",
             "Bundles held back because their journal record could not be committed (must stay 0).",
-            self.observer.journal_held.load(Ordering::Relaxed),
+            &series(&held),
         )?;
         if let Some(r) = &self.recorder {
             let st = r.stats();
@@ -442,16 +523,15 @@ impl Collector for MetricsSources {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    pub(super) fn sources(relay: &str) -> MetricsSources {
+    pub(crate) fn sources(relay: &str) -> MetricsSources {
         let m = MetricsSources {
             snapshot: Arc::new(Mutex::new(Snapshot::default())),
-            observer: Arc::new(StageObserver::new([relay.to_string()])),
+            chains: vec![chain("chain", relay)],
             feed: Arc::new(FeedStats::new()),
             events: Arc::new(Queue::new(8)),
-            router_in: Arc::new(Queue::new(8)),
             kill: Arc::new(KillSwitch::default()),
             control: Arc::new(crate::control::ControlStats::default()),
             recorder: None,
@@ -461,8 +541,53 @@ mod tests {
             mempool: Default::default(),
         };
         let oracle = keel_router::oracle::Oracle::new(vec!["pool-a".into()], 60, 10);
-        *m.observer.oracle_guard.lock() = oracle.counts().clone();
+        *m.chains[0].observer.oracle_guard.lock() = oracle.counts().clone();
         m
+    }
+
+    pub(crate) fn chain(name: &str, relay: &str) -> ChainSources {
+        ChainSources {
+            name: name.into(),
+            observer: Arc::new(StageObserver::new([relay.to_string()])),
+            router_in: Arc::new(Queue::new(8)),
+            poll: Default::default(),
+        }
+    }
+
+    #[test]
+    fn with_several_chains_every_router_series_names_its_chain() {
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut m = sources("flashbots");
+        // l1 keeps the fixture's observer (its oracle guard knows `pool-a`).
+        m.chains =
+            vec![ChainSources { name: "l1".into(), ..m.chains[0].clone() }, chain("l2", "private_rpc")];
+        m.chains[0].observer.relays.lock()[0].accepted = 3;
+        m.chains[1].observer.relays.lock()[0].accepted = 5;
+        m.chains[1].observer.tick_to_wire.lock().record(20_000).unwrap();
+        m.chains[0].poll.last_block.store(123, Relaxed);
+        m.chains[1].poll.last_block.store(45, Relaxed);
+        m.chains[1].observer.dry_run_bundles.store(2, Relaxed);
+        let text = m.render();
+        let l1 = r#"keel_relay_requests_total{chain="l1",relay="flashbots",result="accepted"}"#;
+        let l2 = r#"keel_relay_requests_total{chain="l2",relay="private_rpc",result="accepted"}"#;
+        assert_eq!((value(&text, l1), value(&text, l2)), (3.0, 5.0), "{text}");
+        assert_eq!(value(&text, r#"keel_tick_to_wire_seconds_count{chain="l2"}"#), 1.0, "{text}");
+        assert_eq!(value(&text, r#"keel_tick_to_wire_seconds_count{chain="l1"}"#), 0.0, "{text}");
+        assert_eq!(value(&text, r#"keel_inclusion_blocks_count{chain="l2"}"#), 0.0, "{text}");
+        assert_eq!(value(&text, r#"keel_chain_head{chain="l1"}"#), 123.0, "{text}");
+        assert_eq!(value(&text, r#"keel_chain_head{chain="l2"}"#), 45.0, "{text}");
+        assert_eq!(value(&text, r#"keel_queue_depth{chain="l2",queue="router"}"#), 0.0, "{text}");
+        assert_eq!(value(&text, r#"keel_dry_run_bundles_total{chain="l2"}"#), 2.0, "{text}");
+        assert_eq!(
+            value(&text, r#"keel_oracle_guard_blocked_total{chain="l1",pool="pool-a",reason="stale_pool"}"#),
+            0.0,
+            "{text}"
+        );
+        assert!(text.ends_with("# EOF\n"), "{text}");
+        // One chain: no chain label, as before.
+        let one = sources("flashbots").render();
+        assert_eq!(value(&one, "keel_chain_head"), 0.0, "{one}");
+        assert!(!one.contains("chain=\""), "{one}");
     }
 
     /// The value of the series line that starts with `prefix ` (exact series name and labels).
@@ -478,7 +603,7 @@ mod tests {
     fn tick_to_wire_is_a_cumulative_histogram_in_seconds() {
         let m = sources("relay");
         for ns in [3_000u64, 20_000, 20_000, 400_000, 2_000_000_000] {
-            m.observer.tick_to_wire.lock().record(ns).unwrap();
+            m.chains[0].observer.tick_to_wire.lock().record(ns).unwrap();
         }
         let text = m.render();
         assert!(text.contains("# TYPE keel_tick_to_wire_seconds histogram"), "{text}");
@@ -512,7 +637,7 @@ mod tests {
     fn inclusion_histograms_are_exported() {
         let m = sources("relay");
         {
-            let mut inc = m.observer.inclusion.lock();
+            let mut inc = m.chains[0].observer.inclusion.lock();
             inc.blocks.observe(1.0);
             inc.blocks.observe(3.0);
             inc.seconds.observe(0.7);
@@ -539,9 +664,9 @@ mod tests {
             fee_wei: 0,
             relays: relays.iter().map(|r| r.to_string()).collect(),
         };
-        m.observer.count_inclusion(&landing("titan", &["alpha"]));
-        m.observer.count_inclusion(&landing("titan", &["alpha"]));
-        m.observer.count_inclusion(&landing("", &[]));
+        m.chains[0].observer.count_inclusion(&landing("titan", &["alpha"]));
+        m.chains[0].observer.count_inclusion(&landing("titan", &["alpha"]));
+        m.chains[0].observer.count_inclusion(&landing("", &[]));
         let text = m.render();
         assert_eq!(value(&text, "keel_included_total{builder=\"titan\"}"), 2.0, "{text}");
         let by_address = format!("keel_included_total{{builder=\"{}\"}}", Address::repeat_byte(0xa1));
@@ -549,9 +674,9 @@ mod tests {
         assert_eq!(value(&text, "keel_relay_included_total{relay=\"alpha\"}"), 2.0);
         // Bounded: builders past the named ones are counted as `other`.
         for i in 0..100 {
-            m.observer.count_inclusion(&landing(&format!("b{i}"), &[]));
+            m.chains[0].observer.count_inclusion(&landing(&format!("b{i}"), &[]));
         }
-        let by = m.observer.included_by.lock().clone();
+        let by = m.chains[0].observer.included_by.lock().clone();
         assert_eq!(by.builders.len(), keel_router::stage::MAX_NAMED_BUILDERS);
         let total: u64 = by.builders.iter().map(|(_, n)| n).sum();
         assert_eq!(total, 103);
@@ -588,7 +713,7 @@ mod dashboard_tests {
         let dash: serde_json::Value = serde_json::from_str(&text).unwrap();
         let m = sources("relay");
         // One landing, so that the per-builder series has a sample.
-        m.observer.count_inclusion(&keel_engine::record::Inclusion {
+        m.chains[0].observer.count_inclusion(&keel_engine::record::Inclusion {
             intent: 1,
             block: 1,
             coinbase: alloy::primitives::Address::ZERO,

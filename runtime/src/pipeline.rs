@@ -38,8 +38,10 @@ use keel_feeds::poll::{BalancerTarget, PollConfig, PollStats, PollTargets, run_c
 use keel_feeds::stats::{FeedStats, FeedStatsSnapshot};
 use keel_feeds::ws::{BinanceFeedConfig, run_binance_feed_recorded};
 use keel_journal::{Journal, JournalConfig, Names, Resolution};
-use keel_router::config::{DexConfig, DexKind, PoolConfig, RelayConfig, RouterConfig};
+use keel_router::config::{DexConfig, DexKind, PoolConfig, RelayConfig, RouterConfig, V4Via};
 use keel_router::exec::{ExecError, ExecStats, ExecToken, Executor, FillRecord, PoolVenue};
+
+use crate::chains::{ChainReport, ChainSpec, Lane};
 use keel_router::relay::RelayClient;
 use keel_router::signer::Signer;
 use keel_router::stage::{
@@ -110,6 +112,9 @@ pub struct PipelineSpec {
     pub record: Option<RecordSpec>,
     /// Predictor sockets (`[[predictors]]`) for portfolios with `external` targets.
     pub predictors: Vec<PredictorConfig>,
+    /// The on-chain parameter registry (`[registry] address`), read every block by the chain
+    /// poller ([`crate::registry`]).
+    pub registry: Option<alloy::primitives::Address>,
 }
 
 /// Why the pipeline could not start.
@@ -139,6 +144,21 @@ pub enum PipelineError {
     V3NeedsWebsocket {
         /// The pool.
         pool: String,
+    },
+    /// A Uniswap V4 pool without the websocket node feed (its state follows the `PoolManager`'s
+    /// logs).
+    #[error("config: pools[{pool}]: uniswap_v4 pools need the websocket node feed: set [chain] ws_url")]
+    V4NeedsWebsocket {
+        /// The pool.
+        pool: String,
+    },
+    /// A Uniswap V4 pool whose key is not one the router can trade (hooks, fee, spacing).
+    #[error("config: pools[{pool}]: {source}")]
+    BadV4Pool {
+        /// The pool.
+        pool: String,
+        /// Why.
+        source: keel_amm::v4::V4Error,
     },
     /// A Uniswap V3 pool whose tick spacing is neither configured nor that of a canonical fee tier.
     #[error(
@@ -208,6 +228,9 @@ pub enum PipelineError {
     /// The recording could not be started.
     #[error(transparent)]
     Record(#[from] RecordError),
+    /// The chains and the portfolios on them do not fit together.
+    #[error("config: {0}")]
+    Chains(String),
 }
 
 impl PipelineError {
@@ -338,6 +361,21 @@ pub struct PipelineReport {
     pub recovered: Vec<(u64, Resolution)>,
     /// What the input recording wrote (`None` without `[record]`).
     pub recording: Option<RecordingReport>,
+    /// Per chain, in configured order (one entry for a single-chain run). The figures above sum
+    /// every chain's.
+    pub chains: Vec<ChainReport>,
+}
+
+/// One chain's running share: its router thread and what it reports through.
+#[derive(Debug)]
+struct LaneRun {
+    name: String,
+    chain_id: u64,
+    private: bool,
+    portfolios: Vec<String>,
+    router_thread: Option<JoinHandle<Executor>>,
+    observer: Arc<StageObserver>,
+    poll_stats: Arc<PollStats>,
 }
 
 /// A running pipeline.
@@ -347,7 +385,7 @@ pub struct Pipeline {
     stop: Arc<AtomicBool>,
     router_stop: Arc<AtomicBool>,
     engine_thread: Option<JoinHandle<EngineRun>>,
-    router_thread: Option<JoinHandle<Executor>>,
+    lanes: Vec<LaneRun>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     snapshot: Arc<Mutex<Snapshot>>,
     observer: Arc<StageObserver>,
@@ -374,13 +412,41 @@ impl Pipeline {
         spec: PipelineSpec,
         runtime: &tokio::runtime::Handle,
     ) -> Result<Pipeline, PipelineError> {
-        let Some(cfg) = spec.journal.clone() else { return Self::start(spec, runtime) };
+        Self::launch_chains(spec, Vec::new(), runtime).await
+    }
+
+    /// [`Pipeline::launch`] over several chains ([`crate::chains`]): `spec` holds the engine, the
+    /// tokens, every portfolio and the shared settings; each of `chains` its node, submission
+    /// path, pools and accounts. Empty `chains`: the single chain of `spec`. Recovery reads each
+    /// open rebalance's chain facts from its portfolio's chain, and the journal names the chain.
+    pub async fn launch_chains(
+        spec: PipelineSpec,
+        chains: Vec<ChainSpec>,
+        runtime: &tokio::runtime::Handle,
+    ) -> Result<Pipeline, PipelineError> {
+        let lanes = crate::chains::lanes(&spec, &chains)?;
+        let Some(cfg) = spec.journal.clone() else { return Self::start_inner(spec, lanes, runtime, None) };
         let names = Names {
             tokens: spec.tokens.iter().map(|t| t.symbol.clone()).collect(),
             portfolios: spec.portfolios.iter().map(|p| p.name.clone()).collect(),
         };
-        let (journal, recovered) = crate::recovery::recover(&cfg, &spec.rpc_url, names).await?;
-        Self::start_inner(spec, runtime, Some((journal, recovered)))
+        let lane_of = crate::chains::lane_of_portfolio(&lanes, spec.portfolios.len());
+        let routes = crate::recovery::RpcRoutes {
+            default: lanes[0].spec.rpc_url.clone(),
+            by_portfolio: spec
+                .portfolios
+                .iter()
+                .zip(&lane_of)
+                .map(|(p, &l)| (p.name.clone(), lanes[l].spec.rpc_url.clone()))
+                .collect(),
+            chains: if chains.is_empty() {
+                Vec::new()
+            } else {
+                lane_of.iter().map(|&l| lanes[l].name.clone()).collect()
+            },
+        };
+        let (journal, recovered) = crate::recovery::recover_routed(&cfg, &routes, names).await?;
+        Self::start_inner(spec, lanes, runtime, Some((journal, recovered)))
     }
 
     /// Starts the feeds on `runtime` and the engine and router threads (no journal: a spec with
@@ -389,11 +455,13 @@ impl Pipeline {
         if spec.journal.is_some() {
             return Err(PipelineError::JournalNeedsLaunch);
         }
-        Self::start_inner(spec, runtime, None)
+        let lanes = crate::chains::lanes(&spec, &[])?;
+        Self::start_inner(spec, lanes, runtime, None)
     }
 
     fn start_inner(
         spec: PipelineSpec,
+        lanes: Vec<Lane>,
         runtime: &tokio::runtime::Handle,
         journal: Option<(Journal, Recovered)>,
     ) -> Result<Pipeline, PipelineError> {
@@ -407,28 +475,25 @@ impl Pipeline {
             Engine::new(spec.engine.clone(), &spec.tokens, &spec.portfolios, Box::new(LiveClock))?;
         engine.set_native_token(spec.native_symbol.as_deref().and_then(|s| engine.token_id(s)));
         let table = InstrumentTable::new(engine.instrument_symbols().iter())?;
-        let mut executor = build_executor(&spec)?;
-        let targets = poll_targets(&spec, &engine)?;
+        let lane_of = crate::chains::lane_of_portfolio(&lanes, spec.portfolios.len());
+        let mut executors = lane_executors(&lanes)?;
+        let mut lane_targets = Vec::with_capacity(lanes.len());
+        for lane in &lanes {
+            lane_targets.push(poll_targets_on(&lane.spec, &engine, Some(&lane.on_chain))?);
+        }
         let (journal, recovered) = match journal {
             Some((j, r)) => (Some(j), r),
             None => (None, Recovered::default()),
         };
         engine.resume(recovered.next_intent, &recovered.in_flight()).map_err(PipelineError::Resume)?;
         for a in &recovered.adopted {
-            executor
+            // Nonces are per chain and account: the bundle goes back to its portfolio's chain.
+            let lane = lane_of.get(a.bundle.portfolio as usize).copied().unwrap_or(0);
+            executors[lane]
                 .adopt(&a.bundle, &a.all_hashes, a.chain_nonce)
                 .map_err(|source| PipelineError::Adopt { intent: a.bundle.intent, source })?;
         }
-        let now = mono_now_ns();
-        for c in &recovered.charges {
-            executor.restore_charge(
-                c.portfolio,
-                c.intent,
-                c.notional,
-                c.age_ms.saturating_mul(1_000_000),
-                now,
-            );
-        }
+        restore_charges(&mut executors, &lane_of, &recovered.charges, mono_now_ns());
         if !recovered.charges.is_empty() {
             let total: f64 = recovered.charges.iter().map(|c| c.notional).sum();
             tracing::info!(
@@ -447,18 +512,33 @@ impl Pipeline {
         };
 
         let events = Arc::new(Queue::new(spec.engine.queue_capacity));
-        let router_in = Arc::new(Queue::new(spec.engine.queue_capacity));
         let cancel = CancellationToken::new();
         let stop = Arc::new(AtomicBool::new(false));
         let router_stop = Arc::new(AtomicBool::new(false));
         let snapshot = Arc::new(Mutex::new(Snapshot::default()));
-        let observer = Arc::new(StageObserver::new(spec.relays.iter().map(|r| r.name.clone())));
         let feed_stats = Arc::new(FeedStats::new());
-        let poll_stats = Arc::new(PollStats::default());
-
         let kill = Arc::new(KillSwitch::default());
-        kill.mirror_to(Arc::clone(&observer.halted));
-        observer.dry_run.store(spec.safety.dry_run, Ordering::Release);
+        // One halt flag mirrored by the kill switch, read by every chain's router.
+        let halted = Arc::new(AtomicBool::new(false));
+        kill.mirror_to(Arc::clone(&halted));
+        let mut lane_io = Vec::with_capacity(lanes.len());
+        for lane in &lanes {
+            let names: Vec<String> = match &lane.private_rpc {
+                Some(_) => vec![keel_router::stage::PRIVATE_RPC_NAME.to_string()],
+                None => lane.spec.relays.iter().map(|r| r.name.clone()).collect(),
+            };
+            let mut observer = StageObserver::new(names);
+            observer.halted = Arc::clone(&halted);
+            observer.dry_run.store(spec.safety.dry_run, Ordering::Release);
+            lane_io.push((
+                Arc::new(observer),
+                Arc::new(PollStats::default()),
+                Arc::new(Queue::<RouterInput>::new(spec.engine.queue_capacity)),
+            ));
+        }
+        // The first chain's, for the single-chain accessors ([`Pipeline::observer`]).
+        let (observer, poll_stats, router_in) =
+            (Arc::clone(&lane_io[0].0), Arc::clone(&lane_io[0].1), Arc::clone(&lane_io[0].2));
         let mut tasks = Vec::new();
         if let Some(path) = spec.safety.kill_file.clone() {
             tasks.push(runtime.spawn(watch_kill_file(path, Arc::clone(&kill), cancel.clone())));
@@ -467,11 +547,20 @@ impl Pipeline {
         let watch_stats = Arc::new(crate::watch::WatchStats::default());
         let predictor_stats = Arc::new(PredictorStats::default());
         if spec.safety.watch.any() {
-            let watches = chain_watches(&spec)?;
-            observer.publish_heads.store(true, Ordering::Release);
+            // Every chain's heads and pools are watched; a trip's reason names its chain when
+            // there are several.
+            let several = lanes.len() > 1;
+            let mut chains = Vec::with_capacity(lanes.len());
+            for (lane, io) in lanes.iter().zip(&lane_io) {
+                io.0.publish_heads.store(true, Ordering::Release);
+                chains.push(crate::watch::ChainWatches {
+                    chain: several.then(|| lane.name.clone()),
+                    watches: chain_watches(&lane.spec)?,
+                    observer: Arc::clone(&io.0),
+                });
+            }
             tasks.push(runtime.spawn(crate::watch::run_watches(
-                watches,
-                Arc::clone(&observer),
+                chains,
                 Arc::clone(&snapshot),
                 Arc::clone(&kill),
                 Arc::clone(&watch_stats),
@@ -492,10 +581,18 @@ impl Pipeline {
                 let listener = tokio::net::TcpListener::from_std(std_listener)?;
                 let metrics = crate::metrics::MetricsSources {
                     snapshot: Arc::clone(&snapshot),
-                    observer: Arc::clone(&observer),
+                    chains: lanes
+                        .iter()
+                        .zip(&lane_io)
+                        .map(|(lane, io)| crate::metrics::ChainSources {
+                            name: lane.name.clone(),
+                            observer: Arc::clone(&io.0),
+                            router_in: Arc::clone(&io.2),
+                            poll: Arc::clone(&io.1),
+                        })
+                        .collect(),
                     feed: Arc::clone(&feed_stats),
                     events: Arc::clone(&events),
-                    router_in: Arc::clone(&router_in),
                     kill: Arc::clone(&kill),
                     control: Arc::clone(&control_stats),
                     recorder: recorder.clone(),
@@ -518,6 +615,13 @@ impl Pipeline {
             None => None,
         };
         let target_updates = Arc::new(Queue::new(TARGETS_QUEUE_CAPACITY));
+        let registry = spec.registry.map(|address| {
+            let queue = Arc::new(Queue::new(crate::registry::REGISTRY_QUEUE_CAPACITY));
+            let names = spec.portfolios.iter().map(|p| p.name.as_str());
+            lane_targets[0].registry =
+                Some(keel_feeds::poll::RegistryTarget::new(address, names, Arc::clone(&queue)));
+            crate::registry::RegistryApplier::new(queue, journal.as_ref().map(|j| Arc::new(j.handle())))
+        });
         let mut predictor_addrs = Vec::new();
         {
             let validator = Validator::new(&spec.portfolios, &engine);
@@ -561,60 +665,77 @@ impl Pipeline {
                 }
             }));
         }
-        {
-            let (q, r, st, c) =
-                (Arc::clone(&events), Arc::clone(&router_in), Arc::clone(&poll_stats), cancel.clone());
-            let poll = PollConfig {
-                rpc_url: spec.rpc_url.clone(),
-                ws_url: spec.node_ws_url.clone(),
-                poll_ms: spec.poll_ms,
-            };
-            let rec = recorder.clone();
-            tasks.push(runtime.spawn(async move {
-                if let Err(e) = run_chain_poller(poll, targets, q, r, st, rec, c).await {
-                    tracing::error!(error = %e, "chain poller stopped");
-                }
-            }));
-        }
-        if let Some(ws_url) = spec.node_ws_url.clone() {
-            let tracked = tracked_pools(&spec)?;
-            // The public mempool: swaps pending on tracked pools, for `defer_on_pending_volume`; the
-            // node feed keeps them against its pool book and reports their impact to the router.
-            let (pending_tx, pending_rx) = tokio::sync::mpsc::channel(PENDING_SWAPS_CAPACITY);
-            let decoder = mempool_decoder(&spec, &tracked)?;
-            let cfg = NodeFeedConfig { ws_url: ws_url.clone(), pools: tracked, balances: Vec::new() };
-            let outputs = NodeFeedOutputs {
-                router: Arc::clone(&router_in),
-                events: Arc::clone(&events),
-                pending: Some(pending_rx),
-                pending_limits: spec.mempool.limits(),
-                recorder: recorder.clone(),
-            };
-            let (st, c) = (Arc::clone(&node_stats), cancel.clone());
-            tasks.push(runtime.spawn(async move {
-                if let Err(e) = run_node_feed(cfg, outputs, st, c).await {
-                    tracing::error!(error = %e, "node feed stopped");
-                }
-            }));
-            // Reconnects with backoff until cancelled: it never ends on a transport error.
-            let mempool_cfg = MempoolFeedConfig { ws_url, backoff: spec.mempool.backoff };
-            let c = cancel.clone();
-            let mempool_stats = Arc::clone(&mempool_stats);
-            tasks.push(runtime.spawn(run_mempool_feed(mempool_cfg, decoder, pending_tx, mempool_stats, c)));
+        for (li, lane) in lanes.iter().enumerate() {
+            {
+                let (q, r, st, c) = (
+                    Arc::clone(&events),
+                    Arc::clone(&lane_io[li].2),
+                    Arc::clone(&lane_io[li].1),
+                    cancel.clone(),
+                );
+                let targets = lane_targets.remove(0);
+                let poll = PollConfig {
+                    rpc_url: lane.spec.rpc_url.clone(),
+                    ws_url: lane.spec.node_ws_url.clone(),
+                    poll_ms: lane.spec.poll_ms,
+                };
+                let rec = recorder.clone();
+                let name = lane.name.clone();
+                tasks.push(runtime.spawn(async move {
+                    if let Err(e) = run_chain_poller(poll, targets, q, r, st, rec, c).await {
+                        tracing::error!(chain = %name, error = %e, "chain poller stopped");
+                    }
+                }));
+            }
+            if let Some(ws_url) = lane.spec.node_ws_url.clone() {
+                let tracked = tracked_pools(&lane.spec)?;
+                // The public mempool: swaps pending on tracked pools, for `defer_on_pending_volume`; the
+                // node feed keeps them against its pool book and reports their impact to the router.
+                let (pending_tx, pending_rx) = tokio::sync::mpsc::channel(PENDING_SWAPS_CAPACITY);
+                let decoder = mempool_decoder(&lane.spec, &tracked)?;
+                let cfg = NodeFeedConfig { ws_url: ws_url.clone(), pools: tracked, balances: Vec::new() };
+                let outputs = NodeFeedOutputs {
+                    router: Arc::clone(&lane_io[li].2),
+                    events: Arc::clone(&events),
+                    pending: Some(pending_rx),
+                    pending_limits: lane.spec.mempool.limits(),
+                    recorder: recorder.clone(),
+                };
+                let (st, c) = (Arc::clone(&node_stats), cancel.clone());
+                tasks.push(runtime.spawn(async move {
+                    if let Err(e) = run_node_feed(cfg, outputs, st, c).await {
+                        tracing::error!(error = %e, "node feed stopped");
+                    }
+                }));
+                // Reconnects with backoff until cancelled: it never ends on a transport error.
+                let mempool_cfg = MempoolFeedConfig { ws_url, backoff: lane.spec.mempool.backoff };
+                let c = cancel.clone();
+                let mempool_stats = Arc::clone(&mempool_stats);
+                tasks.push(runtime.spawn(run_mempool_feed(
+                    mempool_cfg,
+                    decoder,
+                    pending_tx,
+                    mempool_stats,
+                    c,
+                )));
+            }
         }
         let engine_thread = {
-            let (events, router_in, stop, snapshot) =
-                (Arc::clone(&events), Arc::clone(&router_in), Arc::clone(&stop), Arc::clone(&snapshot));
+            let (events, stop, snapshot) = (Arc::clone(&events), Arc::clone(&stop), Arc::clone(&snapshot));
+            let routes: Vec<Arc<Queue<RouterInput>>> = lane_io.iter().map(|l| Arc::clone(&l.2)).collect();
+            let lane_of = lane_of.clone();
             let sample_every = spec.sample_every;
             let kill = Arc::clone(&kill);
             let wait = spec.engine.wait_policy();
             let targets = Arc::clone(&target_updates);
+            let registry = registry;
             std::thread::Builder::new().name("keel-engine".into()).spawn(move || {
                 engine_loop(
                     engine,
                     EngineThread {
                         events,
-                        router_in,
+                        routes,
+                        lane_of,
                         stop,
                         snapshot,
                         sample_every,
@@ -622,36 +743,72 @@ impl Pipeline {
                         kill,
                         wait,
                         targets,
+                        registry,
                     },
                 )
             })?
         };
-        let router_thread = {
-            let relays = RelayClient::new(spec.relays.clone())?;
+        let mut lane_runs = Vec::with_capacity(lanes.len());
+        for ((lane, executor), (lane_observer, lane_poll, lane_in)) in
+            lanes.iter().zip(executors).zip(lane_io)
+        {
+            let relays = RelayClient::new(lane.spec.relays.clone())?;
+            let private_rpc = lane
+                .private_rpc
+                .as_ref()
+                .map(|url| {
+                    keel_router::private::PrivateRpcClient::new(
+                        url.clone(),
+                        keel_router::private::DEFAULT_PRIVATE_RPC_TIMEOUT_MS,
+                    )
+                })
+                .transpose()?;
             let (input, events, observer, stop) = (
-                Arc::clone(&router_in),
+                Arc::clone(&lane_in),
                 Arc::clone(&events),
-                Arc::clone(&observer),
+                Arc::clone(&lane_observer),
                 Arc::clone(&router_stop),
             );
             let io = StageIo {
                 relays,
-                rpc_url: spec.rpc_url.clone(),
+                rpc_url: lane.spec.rpc_url.clone(),
                 runtime: runtime.clone(),
-                journal: stage_journal,
+                journal: stage_journal.clone(),
                 wait: spec.engine.wait_policy(),
                 recorder: recorder.clone(),
+                private_rpc,
             };
-            std::thread::Builder::new()
-                .name("keel-router".into())
-                .spawn(move || run_router_stage(executor, input, events, io, observer, stop))?
-        };
+            // The first chain's thread keeps the single-chain name (tools pin it by name).
+            let thread_name = if lane_runs.is_empty() {
+                "keel-router".to_string()
+            } else {
+                format!("keel-router-{}", lane.name)
+            };
+            let router_thread = std::thread::Builder::new()
+                .name(thread_name)
+                .spawn(move || run_router_stage(executor, input, events, io, observer, stop))?;
+            lane_runs.push(LaneRun {
+                name: lane.name.clone(),
+                chain_id: lane.spec.router.chain_id,
+                private: lane.private_rpc.is_some(),
+                portfolios: spec
+                    .portfolios
+                    .iter()
+                    .zip(&lane.on_chain)
+                    .filter(|(_, on)| **on)
+                    .map(|(p, _)| p.name.clone())
+                    .collect(),
+                router_thread: Some(router_thread),
+                observer: lane_observer,
+                poll_stats: lane_poll,
+            });
+        }
         Ok(Pipeline {
             cancel,
             stop,
             router_stop,
             engine_thread: Some(engine_thread),
-            router_thread: Some(router_thread),
+            lanes: lane_runs,
             tasks,
             snapshot,
             observer,
@@ -689,6 +846,18 @@ impl Pipeline {
     /// Feed counters now.
     pub fn feed_stats(&self) -> FeedStatsSnapshot {
         self.feed_stats.snapshot()
+    }
+
+    /// Each chain's name and the highest block its poller has published (`None` before the
+    /// first), in configured order (one entry for a single-chain run).
+    pub fn chain_heads(&self) -> Vec<(String, Option<u64>)> {
+        self.lanes
+            .iter()
+            .map(|l| {
+                let n = l.poll_stats.last_block.load(Ordering::Relaxed);
+                (l.name.clone(), (l.poll_stats.blocks.load(Ordering::Relaxed) > 0).then_some(n))
+            })
+            .collect()
     }
 
     /// The chain poller's counters (blocks read, batches, heads by source, fallbacks).
@@ -748,24 +917,28 @@ impl Pipeline {
         tokio::time::sleep(Duration::from_millis(100)).await;
         self.stop.store(true, Ordering::Release);
         let engine_thread = self.engine_thread.take();
-        let router_thread = self.router_thread.take();
+        let router_threads: Vec<_> = self.lanes.iter_mut().map(|l| l.router_thread.take()).collect();
         let router_stop = Arc::clone(&self.router_stop);
-        let (engine, exec) = tokio::task::spawn_blocking(move || {
+        let (engine, execs) = tokio::task::spawn_blocking(move || {
             let e = engine_thread.map(|t| t.join());
             router_stop.store(true, Ordering::Release);
-            let r = router_thread.map(|t| t.join());
+            let r: Vec<_> = router_threads.into_iter().map(|t| t.map(|t| t.join())).collect();
             (e, r)
         })
         .await
-        .unwrap_or((None, None));
+        .unwrap_or((None, Vec::new()));
         let engine = match engine {
             Some(Ok(run)) => run,
             _ => panic!("engine thread panicked"),
         };
-        let exec = match exec {
-            Some(Ok(x)) => x,
-            _ => panic!("router thread panicked"),
-        };
+        let execs: Vec<Executor> = execs
+            .into_iter()
+            .map(|x| match x {
+                Some(Ok(x)) => x,
+                _ => panic!("router thread panicked"),
+            })
+            .collect();
+        let merged = merge_lanes(&self.lanes, &execs, self.started_ns);
         // Every record the stage queued is written before the journal closes.
         let journal_records = match self.journal.take() {
             Some(j) => Some(
@@ -781,28 +954,21 @@ impl Pipeline {
             None => None,
         };
         let start = self.started_ns;
-        let outcomes = self
-            .observer
-            .outcomes
-            .lock()
-            .iter()
-            .map(|(t, o)| ((t.saturating_sub(start)) as f64 / 1e9, *o))
-            .collect();
         PipelineReport {
             duration_s: (mono_now_ns() - start) as f64 / 1e9,
-            exec: exec.stats().clone(),
-            fills: exec.fills().to_vec(),
-            intent_costs: exec.intent_costs().to_vec(),
-            costs: exec.costs().to_vec(),
+            exec: merged.exec,
+            fills: merged.fills,
+            intent_costs: merged.intent_costs,
+            costs: merged.costs,
             engine,
-            tick_to_wire: self.observer.tick_to_wire.lock().clone(),
-            relay_rtt: self.observer.relay_rtt.lock().clone(),
-            relays: self.observer.relays.lock().clone(),
-            inclusion: exec.inclusion().clone(),
-            outcomes,
-            outcomes_dropped: self.observer.outcomes_dropped.load(Ordering::Relaxed),
+            tick_to_wire: merged.tick_to_wire,
+            relay_rtt: merged.relay_rtt,
+            relays: merged.relays,
+            inclusion: execs.first().map(|x| x.inclusion().clone()).unwrap_or_default(),
+            outcomes: merged.outcomes,
+            outcomes_dropped: merged.outcomes_dropped,
             feed: self.feed_stats.snapshot(),
-            blocks: self.poll_stats.blocks.load(Ordering::Relaxed),
+            blocks: merged.blocks,
             event_queue: self.events.stats(),
             router_queue: self.router_in.stats(),
             kill: self.kill.status(),
@@ -810,18 +976,95 @@ impl Pipeline {
             journal_records,
             recovered: std::mem::take(&mut self.recovered),
             recording,
+            chains: merged.chains,
         }
     }
+}
+
+/// Every chain's router figures, summed (counters, histograms) or concatenated (fills, costs,
+/// outcomes in time order) for the report.
+struct Merged {
+    exec: ExecStats,
+    fills: Vec<FillRecord>,
+    intent_costs: Vec<keel_router::exec::IntentCost>,
+    costs: Vec<keel_router::cost::RebalanceCost>,
+    tick_to_wire: Histogram<u64>,
+    relay_rtt: Histogram<u64>,
+    relays: Vec<RelayCounters>,
+    outcomes: Vec<(f64, Outcome)>,
+    outcomes_dropped: u64,
+    blocks: u64,
+    chains: Vec<ChainReport>,
+}
+
+fn merge_lanes(lanes: &[LaneRun], execs: &[Executor], start: Nanos) -> Merged {
+    let mut m = Merged {
+        exec: ExecStats::default(),
+        fills: Vec::new(),
+        intent_costs: Vec::new(),
+        costs: Vec::new(),
+        tick_to_wire: new_hist(),
+        relay_rtt: new_hist(),
+        relays: Vec::new(),
+        outcomes: Vec::new(),
+        outcomes_dropped: 0,
+        blocks: 0,
+        chains: Vec::with_capacity(lanes.len()),
+    };
+    for (lane, exec) in lanes.iter().zip(execs) {
+        m.exec.absorb(exec.stats());
+        m.fills.extend_from_slice(exec.fills());
+        m.intent_costs.extend_from_slice(exec.intent_costs());
+        // Costs are indexed by portfolio id, which every chain shares: a portfolio is on one
+        // chain, so the others hold zeros for it.
+        if m.costs.len() < exec.costs().len() {
+            m.costs.resize(exec.costs().len(), Default::default());
+        }
+        for (dst, c) in m.costs.iter_mut().zip(exec.costs()) {
+            dst.add(c);
+        }
+        let _ = m.tick_to_wire.add(&*lane.observer.tick_to_wire.lock());
+        let _ = m.relay_rtt.add(&*lane.observer.relay_rtt.lock());
+        m.relays.extend(lane.observer.relays.lock().iter().cloned());
+        m.outcomes.extend(
+            lane.observer.outcomes.lock().iter().map(|(t, o)| ((t.saturating_sub(start)) as f64 / 1e9, *o)),
+        );
+        m.outcomes_dropped =
+            m.outcomes_dropped.saturating_add(lane.observer.outcomes_dropped.load(Ordering::Relaxed));
+        let blocks = lane.poll_stats.blocks.load(Ordering::Relaxed);
+        m.blocks = m.blocks.saturating_add(blocks);
+        m.chains.push(ChainReport {
+            name: lane.name.clone(),
+            chain_id: lane.chain_id,
+            submission: if lane.private { "private_rpc" } else { "relays" },
+            exec: exec.stats().clone(),
+            blocks,
+            portfolios: lane.portfolios.clone(),
+        });
+    }
+    m.outcomes.sort_by(|a, b| a.0.total_cmp(&b.0));
+    m
 }
 
 fn new_hist() -> Histogram<u64> {
     Histogram::new(3).expect("3 significant digits is valid")
 }
 
+/// The router queue of `portfolio`'s chain: two `Vec` indexings, no lookup by name (the first
+/// chain's for an id out of range, which the engine never emits).
+fn route<'a>(
+    routes: &'a [Arc<Queue<RouterInput>>],
+    lane_of: &[usize],
+    portfolio: PortfolioId,
+) -> &'a Queue<RouterInput> {
+    let lane = lane_of.get(portfolio.idx()).copied().unwrap_or(0);
+    routes.get(lane).or_else(|| routes.first()).expect("a pipeline has at least one chain")
+}
+
 /// Sends an intent to the router — or, when the kill switch is engaged or the router queue is full,
 /// returns the `Rejected` outcome the engine must see, so the portfolio cools down instead of waiting
 /// forever for an intent that was never sent.
-fn dispatch(intent: RebalanceIntent, router_in: &Queue<RouterInput>, kill: &KillSwitch) -> Option<Outcome> {
+fn dispatch(router_in: &Queue<RouterInput>, intent: RebalanceIntent, kill: &KillSwitch) -> Option<Outcome> {
     let bounce = Outcome { intent: intent.id, portfolio: intent.portfolio, status: OutcomeStatus::Rejected };
     if kill.is_engaged() {
         kill.count_blocked();
@@ -845,7 +1088,10 @@ fn dispatch(intent: RebalanceIntent, router_in: &Queue<RouterInput>, kill: &Kill
 /// What the engine thread works with, besides the engine.
 struct EngineThread {
     events: Arc<Queue<Event>>,
-    router_in: Arc<Queue<RouterInput>>,
+    /// One router queue per chain.
+    routes: Vec<Arc<Queue<RouterInput>>>,
+    /// The chain (index into `routes`) of each portfolio, by engine id.
+    lane_of: Vec<usize>,
     stop: Arc<AtomicBool>,
     snapshot: Arc<Mutex<Snapshot>>,
     sample_every: Duration,
@@ -854,11 +1100,24 @@ struct EngineThread {
     wait: WaitPolicy,
     /// Validated predictor weights, drained between events without waiting.
     targets: Arc<Queue<TargetUpdate>>,
+    /// The on-chain registry's changes, drained between events without waiting.
+    registry: Option<crate::registry::RegistryApplier>,
 }
 
 fn engine_loop(mut engine: Engine, ctx: EngineThread) -> EngineRun {
-    let EngineThread { events, router_in, stop, snapshot, sample_every, started_ns, kill, wait, targets } =
-        ctx;
+    let EngineThread {
+        events,
+        routes,
+        lane_of,
+        stop,
+        snapshot,
+        sample_every,
+        started_ns,
+        kill,
+        wait,
+        targets,
+        mut registry,
+    } = ctx;
     let n = engine.portfolios().len();
     let mut decide = new_hist();
     let mut quote_to_decision = new_hist();
@@ -895,6 +1154,10 @@ fn engine_loop(mut engine: Engine, ctx: EngineThread) -> EngineRun {
                 tracing::warn!(portfolio = u.portfolio.0, error = %e, "engine refused predicted targets");
             }
         }
+        // Registry changes: the same non-blocking drain; a global pause holds the kill switch.
+        if let Some(r) = registry.as_mut() {
+            r.drain(&mut engine, &kill);
+        }
         engine.process(&ev, &mut out);
         if let Event::Quote(q) = ev {
             let _ = quote_to_decision.record(mono_now_ns().saturating_sub(q.recv_ns).max(1));
@@ -903,7 +1166,7 @@ fn engine_loop(mut engine: Engine, ctx: EngineThread) -> EngineRun {
             let _ = decide.record(intent.decided_ns.saturating_sub(intent.event_recv_ns).max(1));
             note_fired(&intent, &mut fired, &mut max_drift_fired);
             intents.push(intent.clone());
-            bounced.extend(dispatch(intent, &router_in, &kill));
+            bounced.extend(dispatch(route(&routes, &lane_of, intent.portfolio), intent, &kill));
         }
         for o in bounced.drain(..) {
             engine.process(&Event::Outcome(o), &mut out);
@@ -938,7 +1201,7 @@ fn engine_loop(mut engine: Engine, ctx: EngineThread) -> EngineRun {
             for intent in out.drain(..) {
                 note_fired(&intent, &mut fired, &mut max_drift_fired);
                 intents.push(intent.clone());
-                bounced.extend(dispatch(intent, &router_in, &kill));
+                bounced.extend(dispatch(route(&routes, &lane_of, intent.portfolio), intent, &kill));
             }
             for o in bounced.drain(..) {
                 engine.process(&Event::Outcome(o), &mut out);
@@ -1089,6 +1352,31 @@ fn token_address(spec: &PipelineSpec, symbol: &str) -> Result<alloy::primitives:
         .ok_or_else(|| PipelineError::unknown("tokens", "token", symbol))
 }
 
+/// One executor per lane (chain). `max_daily_notional_total` caps every chain together: the
+/// executors share one total window ([`keel_router::exec::DailyTotal`]).
+pub(crate) fn lane_executors(lanes: &[Lane]) -> Result<Vec<Executor>, PipelineError> {
+    let daily_total = keel_router::exec::DailyTotal::shared();
+    lanes.iter().map(|l| Ok(build_executor(&l.spec)?.with_daily_total(Arc::clone(&daily_total)))).collect()
+}
+
+/// Charges each chain's daily windows with the rebalances of the previous run (recovery reads
+/// them from the journal): a charge goes to its portfolio's chain, and one of a portfolio no longer
+/// configured to the first chain, where it counts towards the total cap only. The executors share
+/// one total window, so every restored charge counts towards every chain's total cap.
+pub(crate) fn restore_charges(
+    executors: &mut [Executor],
+    lane_of: &[usize],
+    charges: &[keel_journal::recover::RestoredCharge],
+    now: Nanos,
+) {
+    for c in charges {
+        let lane = c.portfolio.and_then(|p| lane_of.get(p.idx()).copied()).unwrap_or(0);
+        if let Some(exec) = executors.get_mut(lane) {
+            exec.restore_charge(c.portfolio, c.intent, c.notional, c.age_ms.saturating_mul(1_000_000), now);
+        }
+    }
+}
+
 /// Builds the executor from the spec: tokens by engine id, pools with empty state until read.
 pub(crate) fn build_executor(spec: &PipelineSpec) -> Result<Executor, PipelineError> {
     let tokens = spec
@@ -1138,12 +1426,18 @@ pub(crate) fn build_executor(spec: &PipelineSpec) -> Result<Executor, PipelineEr
             DexKind::BalancerWeighted => {
                 Pool::Balancer(Box::new(BalancerPair::unread(p.flavour.unwrap_or_default())))
             }
+            DexKind::UniswapV4 => {
+                if spec.node_ws_url.is_none() {
+                    return Err(PipelineError::V4NeedsWebsocket { pool: p.name.clone() });
+                }
+                empty_v4(spec, p)?
+            }
         };
         pools.push(
             PoolEntry::new(meta, state)
                 .map_err(|source| PipelineError::BadPool { pool: p.name.clone(), source })?,
         );
-        venues.push(PoolVenue { kind: dex.kind, router: dex.router, pool_id: p.pool_id });
+        venues.push(PoolVenue { kind: dex.kind, router: dex.router, pool_id: p.pool_id, via: dex.via });
     }
     let native = match &spec.native_symbol {
         Some(s) => Some(token_address(spec, s)?),
@@ -1160,11 +1454,43 @@ pub(crate) fn build_executor(spec: &PipelineSpec) -> Result<Executor, PipelineEr
     )
     .with_relay_builders(spec.relays.iter().filter_map(|r| Some((r.name.clone(), r.coinbase?))).collect()))
 }
+/// A V4 pool's key from its config entry (token0 is the lower address; validated by
+/// `check-config`).
+pub(crate) fn v4_key(
+    spec: &PipelineSpec,
+    p: &keel_router::config::PoolConfig,
+) -> Result<keel_amm::v4::PoolKey, PipelineError> {
+    let (a, b) = (token_address(spec, &p.token0)?, token_address(spec, &p.token1)?);
+    Ok(p.v4_key(a.min(b), a.max(b)))
+}
+
+/// A V4 pool with no liquidity at price 1: its state until the node feed's first snapshot (the
+/// executor does not route through a pool before its state is known). Refuses the key as the
+/// pool model does (hooks that change swaps, bad fee or spacing).
+pub(crate) fn empty_v4(
+    spec: &PipelineSpec,
+    p: &keel_router::config::PoolConfig,
+) -> Result<Pool, PipelineError> {
+    let key = v4_key(spec, p)?;
+    let pool = keel_amm::v4::V4Pool::new(key, Q96, 0, 0, key.fee, 0, &[])
+        .map_err(|source| PipelineError::BadV4Pool { pool: p.name.clone(), source })?;
+    Ok(Pool::V4(Box::new(pool)))
+}
 
 /// What the chain poller reads each block for `spec`: V2 pools (without the websocket node feed),
 /// each portfolio's balance of each of its tokens, each account's nonce, and the allowances read at
 /// start.
 pub fn poll_targets(spec: &PipelineSpec, engine: &Engine) -> Result<PollTargets, PipelineError> {
+    poll_targets_on(spec, engine, None)
+}
+
+/// [`poll_targets`] for one chain: only the portfolios marked in `on_chain` (by engine id; `None`:
+/// all) are read, with their engine ids.
+pub fn poll_targets_on(
+    spec: &PipelineSpec,
+    engine: &Engine,
+    on_chain: Option<&[bool]>,
+) -> Result<PollTargets, PipelineError> {
     let mut t = PollTargets::default();
     for (i, p) in spec.pools.iter().enumerate() {
         let kind = spec
@@ -1190,15 +1516,18 @@ pub fn poll_targets(spec: &PipelineSpec, engine: &Engine) -> Result<PollTargets,
                         .ok_or_else(|| PipelineError::unknown(field("flavour"), "flavour", "none"))?,
                 });
             }
-            // Without the node feed, V2 pools are read here (V3 pools need the node feed).
+            // Without the node feed, V2 pools are read here (V3 and V4 pools need the node feed).
             DexKind::UniswapV2 | DexKind::UniswapV3 if spec.node_ws_url.is_none() => {
                 t.v2_pools.push((i as u32, p.address));
             }
-            DexKind::UniswapV2 | DexKind::UniswapV3 => {}
+            DexKind::UniswapV2 | DexKind::UniswapV3 | DexKind::UniswapV4 => {}
         }
     }
     let mut accounts = Vec::new();
     for (i, p) in spec.portfolios.iter().enumerate() {
+        if on_chain.is_some_and(|on| !on.get(i).copied().unwrap_or(false)) {
+            continue;
+        }
         for sym in p.targets.keys() {
             let tok = engine.token_id(sym).ok_or_else(|| {
                 PipelineError::unknown(format!("portfolios[{}].targets", p.name), "token", sym)
@@ -1206,11 +1535,17 @@ pub fn poll_targets(spec: &PipelineSpec, engine: &Engine) -> Result<PollTargets,
             t.balances.push((PortfolioId(i as u32), p.account, tok, token_address(spec, sym)?));
             for pool in &spec.pools {
                 if pool.token0 == *sym || pool.token1 == *sym {
-                    let router = spec.dexes.iter().find(|d| d.name == pool.dex).map(|d| d.router);
-                    if let Some(router) = router {
-                        let key = (p.account, token_address(spec, sym)?, router);
-                        if !t.allowances.contains(&key) {
-                            t.allowances.push(key);
+                    let dex = spec.dexes.iter().find(|d| d.name == pool.dex);
+                    if let Some(dex) = dex {
+                        let key = (p.account, token_address(spec, sym)?, dex.router);
+                        // A Universal Router takes tokens through Permit2: its allowance is read there.
+                        let list = if dex.kind == DexKind::UniswapV4 && dex.via == V4Via::UniversalRouter {
+                            &mut t.permit2_allowances
+                        } else {
+                            &mut t.allowances
+                        };
+                        if !list.contains(&key) {
+                            list.push(key);
                         }
                     }
                 }
@@ -1233,14 +1568,18 @@ fn tracked_pools(spec: &PipelineSpec) -> Result<Vec<TrackedPool>, PipelineError>
                 .iter()
                 .find(|d| d.name == p.dex)
                 .ok_or_else(|| PipelineError::unknown(format!("pools[{}].dex", p.name), "dex", &p.dex))?;
-            let (kind, tick_spacing) = match dex.kind {
-                DexKind::UniswapV2 => (PoolKind::V2, None),
-                DexKind::UniswapV3 => (PoolKind::V3, p.v3_tick_spacing()),
+            let (kind, tick_spacing, pool_key) = match dex.kind {
+                DexKind::UniswapV2 => (PoolKind::V2, None, None),
+                DexKind::UniswapV3 => (PoolKind::V3, p.v3_tick_spacing(), None),
+                DexKind::UniswapV4 => {
+                    let key = v4_key(spec, p)?;
+                    (PoolKind::V4, Some(key.tick_spacing), Some(key))
+                }
                 DexKind::BalancerWeighted => {
                     return Err(PipelineError::BalancerWithNodeFeed { pool: p.name.clone() });
                 }
             };
-            Ok(TrackedPool { address: p.address, kind, fee: p.fee(), tick_spacing })
+            Ok(TrackedPool { address: p.address, kind, fee: p.fee(), tick_spacing, pool_key })
         })
         .collect()
 }
@@ -1266,7 +1605,7 @@ fn mempool_decoder(spec: &PipelineSpec, tracked: &[TrackedPool]) -> Result<Mempo
             let kind = match d.kind {
                 DexKind::UniswapV2 => RouterKind::V2Router02,
                 DexKind::UniswapV3 => RouterKind::SwapRouter,
-                DexKind::BalancerWeighted => return None,
+                DexKind::BalancerWeighted | DexKind::UniswapV4 => return None,
             };
             Some((d.router, kind))
         })

@@ -82,7 +82,39 @@ pub async fn recover(
     rpc_url: &str,
     names: Names,
 ) -> Result<(Journal, Recovered), RecoveryError> {
-    let store = Store::open(&cfg.path, cfg.sync)?;
+    let routes = RpcRoutes { default: rpc_url.to_string(), by_portfolio: Vec::new(), chains: Vec::new() };
+    recover_routed(cfg, &routes, names).await
+}
+
+/// Which node answers for which portfolio's rebalances, when several chains run in one process:
+/// nonces and receipts are per chain, so an open rebalance is settled against its portfolio's chain.
+#[derive(Debug, Clone, Default)]
+pub struct RpcRoutes {
+    /// The node of portfolios not listed (and of portfolios no longer configured).
+    pub default: String,
+    /// (portfolio name, its chain's node JSON-RPC URL).
+    pub by_portfolio: Vec<(String, String)>,
+    /// Chain name of each portfolio by index, written to the journal with each rebalance decided
+    /// (empty for a single-chain run).
+    pub chains: Vec<String>,
+}
+
+impl RpcRoutes {
+    /// The node for `portfolio`'s rebalances.
+    pub fn url_for(&self, portfolio: &str) -> &str {
+        self.by_portfolio.iter().find(|(p, _)| p == portfolio).map_or(self.default.as_str(), |(_, u)| u)
+    }
+}
+
+/// [`recover`] over several chains: each open rebalance is reconciled with the node of its
+/// portfolio's chain ([`RpcRoutes`]), and the journal names each new rebalance's chain.
+pub async fn recover_routed(
+    cfg: &JournalConfig,
+    routes: &RpcRoutes,
+    names: Names,
+) -> Result<(Journal, Recovered), RecoveryError> {
+    let mut store = Store::open(&cfg.path, cfg.sync)?;
+    store.set_portfolio_chains(routes.chains.clone());
     let open = store.open_rebalances()?;
     let next_intent = store.max_intent()? + 1;
     let now_ms = std::time::SystemTime::now()
@@ -97,10 +129,11 @@ pub async fn recover(
         recovered.charges = restored_charges(&charged, &[], &portfolio_names, now_ms);
         return Ok((journal, recovered));
     }
-    let url = rpc_url.parse().map_err(|e| RecoveryError::Chain(format!("bad RPC URL {rpc_url}: {e}")))?;
-    let provider = ProviderBuilder::new().connect_http(url);
     let handle = journal.handle();
     for rebalance in &open {
+        let rpc_url = routes.url_for(&rebalance.portfolio_name);
+        let url = rpc_url.parse().map_err(|e| RecoveryError::Chain(format!("bad RPC URL {rpc_url}: {e}")))?;
+        let provider = ProviderBuilder::new().connect_http(url);
         let facts = chain_facts_retried(&provider, rebalance).await?;
         let (resolution, detail) = reconcile(rebalance, &facts);
         tracing::warn!(
@@ -174,22 +207,43 @@ async fn chain_facts(
     let attempts = if account_nonce > first { RECEIPT_ATTEMPTS } else { 1 };
     for attempt in 0..attempts {
         receipts.clear();
+        let mut unsettled = false;
         for hash in &rebalance.all_hashes {
             if let Some(r) = provider.get_transaction_receipt(*hash).await.map_err(chain)? {
-                receipts.push(ReceiptInfo {
-                    hash: *hash,
-                    block: r.block_number.unwrap_or(0),
-                    gas_used: r.gas_used,
-                    success: r.status(),
-                });
+                let block = r.block_number.unwrap_or(0);
+                // A receipt counts once its block has a successor and is still the chain's block
+                // at that height: a block about to be replaced (a reorg, or a relay's simulation
+                // block mined and reverted) is waited out, not taken for a landing.
+                if attempt + 1 < attempts && !is_settled(provider, block, r.block_hash).await? {
+                    unsettled = true;
+                    continue;
+                }
+                receipts.push(ReceiptInfo { hash: *hash, block, gas_used: r.gas_used, success: r.status() });
             }
         }
-        if !receipts.is_empty() || attempt + 1 == attempts {
+        if (!receipts.is_empty() && !unsettled) || attempt + 1 == attempts {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The nonce, read again once the receipts settled, is the settled chain's.
+    let account_nonce =
+        if account_nonce > first { nonce_of(provider, rebalance.account).await? } else { account_nonce };
     Ok(ChainFacts { account_nonce, head, receipts })
+}
+
+/// Whether block `number` has a successor and its hash is still `hash`.
+async fn is_settled(
+    provider: &impl Provider,
+    number: u64,
+    hash: Option<alloy::primitives::B256>,
+) -> Result<bool, RecoveryError> {
+    let chain = |e: alloy::transports::TransportError| RecoveryError::Chain(e.to_string());
+    if provider.get_block_number().await.map_err(chain)? <= number {
+        return Ok(false);
+    }
+    let canonical = provider.get_block_by_number(number.into()).await.map_err(chain)?;
+    Ok(canonical.is_some_and(|b| Some(b.header.hash) == hash))
 }
 
 async fn nonce_of(provider: &impl Provider, account: Address) -> Result<u64, RecoveryError> {
@@ -198,4 +252,23 @@ async fn nonce_of(provider: &impl Provider, account: Address) -> Result<u64, Rec
         .block_id(alloy::eips::BlockId::latest())
         .await
         .map_err(|e| RecoveryError::Chain(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RpcRoutes;
+
+    #[test]
+    fn an_open_rebalance_is_read_from_its_portfolios_chain() {
+        let routes = RpcRoutes {
+            default: "http://l1".into(),
+            by_portfolio: vec![("core".into(), "http://l1".into()), ("l2-book".into(), "http://l2".into())],
+            chains: vec!["l1".into(), "l2".into()],
+        };
+        assert_eq!(routes.url_for("l2-book"), "http://l2");
+        assert_eq!(routes.url_for("core"), "http://l1");
+        // A portfolio no longer configured: the first chain's node (recovery then refuses to start
+        // blind to it if it may still land).
+        assert_eq!(routes.url_for("gone"), "http://l1");
+    }
 }

@@ -851,7 +851,7 @@ pub fn replay(
             fee: p.fee(),
             gas: p.swap_gas(dex.kind),
         });
-        pools.push(empty_pool(dex.kind, p)?);
+        pools.push(empty_pool(spec, dex.kind, p)?);
     }
     let journal = match &opts.journal {
         Some(path) => Some((
@@ -994,13 +994,18 @@ pub fn replay(
         journal_records: d.journal.as_ref().map(|_| Ok(d.journal_records)),
         recovered: Vec::new(),
         recording: None,
+        chains: Vec::new(),
     };
     Ok(ReplayOutput { report, stats: d.stats })
 }
 
 /// An empty pool of the venue's kind, until the recording's first state of it (as the executor
 /// starts its own).
-fn empty_pool(kind: DexKind, p: &keel_router::config::PoolConfig) -> Result<Pool, PipelineError> {
+fn empty_pool(
+    spec: &PipelineSpec,
+    kind: DexKind,
+    p: &keel_router::config::PoolConfig,
+) -> Result<Pool, PipelineError> {
     Ok(match kind {
         DexKind::UniswapV2 => Pool::V2 { reserve0: U256::ZERO, reserve1: U256::ZERO, fee_bps: p.fee() },
         DexKind::UniswapV3 => {
@@ -1015,6 +1020,7 @@ fn empty_pool(kind: DexKind, p: &keel_router::config::PoolConfig) -> Result<Pool
         DexKind::BalancerWeighted => {
             Pool::Balancer(Box::new(keel_amm::pool::BalancerPair::unread(p.flavour.unwrap_or_default())))
         }
+        DexKind::UniswapV4 => crate::pipeline::empty_v4(spec, p)?,
     })
 }
 

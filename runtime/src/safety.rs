@@ -8,7 +8,11 @@
 //! * the kill file is level-triggered: present, it holds the switch; removed, it lets go (the
 //!   switch releases unless another source still holds it);
 //! * `SIGUSR1` and `POST /kill` on the control endpoint (127.0.0.1 only) hold it until
-//!   `POST /resume`, which lets go of those two (a kill file still present keeps holding it).
+//!   `POST /resume`, which lets go of those two (a kill file still present keeps holding it);
+//! * the on-chain parameter registry's global pause ([`crate::registry`]) holds it with the reason
+//!   `registry pause …` while the chain says paused (a `POST /resume` then does not release it: the
+//!   next block's check takes it again), and after the chain unpauses it keeps holding until the
+//!   operator's `POST /resume`: unpausing on chain never resumes rebalancing by itself.
 //!
 //! `GET /status` reports whether it is engaged, why, and which sources hold it; `GET /metrics`
 //! serves Prometheus metrics (see [`crate::control`]). Every engagement and release is logged with
@@ -53,17 +57,20 @@ pub enum KillSource {
     Operator,
     /// A chain watch (`[safety.watch]`, [`crate::watch`]).
     Chain,
+    /// The on-chain parameter registry's global pause (`[registry]`, [`crate::registry`]).
+    Registry,
 }
 
 impl KillSource {
-    const ALL: [KillSource; 4] =
-        [KillSource::File, KillSource::Signal, KillSource::Operator, KillSource::Chain];
+    const ALL: [KillSource; 5] =
+        [KillSource::File, KillSource::Signal, KillSource::Operator, KillSource::Chain, KillSource::Registry];
 
     /// What lets go of this source.
     pub fn released_by(self) -> &'static str {
         match self {
             Self::File => "removing the kill file",
             Self::Signal | Self::Operator | Self::Chain => "POST /resume",
+            Self::Registry => "unpausing the registry on chain, then POST /resume",
         }
     }
 
@@ -73,6 +80,7 @@ impl KillSource {
             Self::Signal => 2,
             Self::Operator => 4,
             Self::Chain => 8,
+            Self::Registry => 16,
         }
     }
 }
@@ -159,12 +167,14 @@ impl KillSwitch {
         }
     }
 
-    /// The operator's resume (`POST /resume`): lets go of the operator's, the signal's and the
-    /// chain watches' hold. A kill file still present keeps holding the switch.
+    /// The operator's resume (`POST /resume`): lets go of the operator's, the signal's, the
+    /// chain watches' and the registry's hold. A kill file still present keeps holding the switch,
+    /// and so does a registry still paused on chain (it takes the switch again at its next check).
     pub fn release(&self) {
         self.let_go(KillSource::Signal);
         self.let_go(KillSource::Operator);
         self.let_go(KillSource::Chain);
+        self.let_go(KillSource::Registry);
         if self.is_engaged() {
             tracing::warn!("resume asked, but the kill file is still present: the switch stays engaged");
         }

@@ -470,11 +470,56 @@ impl Watches {
     }
 }
 
-/// Runs the watches until `cancel`: takes the router's head views and the engine's snapshot every
-/// [`WATCH_POLL`], and holds the kill switch ([`KillSource::Chain`]) with the reason of each trip.
+/// One chain's watches and where its heads come from. With several chains, each has its own
+/// (its pools, base fee and oracle guard), and a trip's reason names the chain.
+#[derive(Debug)]
+pub struct ChainWatches {
+    /// The chain's name, prefixed to trip reasons (`None`: a single-chain run, reasons as they are).
+    pub chain: Option<String>,
+    /// Its watches.
+    pub watches: Watches,
+    /// Its router stage, which publishes its head views.
+    pub observer: Arc<keel_router::stage::StageObserver>,
+}
+
+/// One look at every chain: the engine's outcome counters (the landing watch, on the first chain's
+/// watches: outcomes are the engine's, over every chain), then each chain's new heads; between
+/// heads, the exchange side of the depeg watch. Returns what tripped, reasons naming the chain.
+pub fn watch_chains(
+    chains: &mut [ChainWatches],
+    prices: &[f64],
+    exchange_priced: &[bool],
+    outcomes: (u64, u64),
+) -> Vec<Trip> {
+    let mut trips = Vec::new();
+    if let Some(first) = chains.first_mut() {
+        trips.extend(first.watches.on_outcomes(outcomes.0, outcomes.1));
+    }
+    let mut any_head = false;
+    for c in chains.iter_mut() {
+        let start = trips.len();
+        for head in &c.observer.take_heads() {
+            any_head = true;
+            trips.extend(c.watches.on_head(head, prices, exchange_priced));
+        }
+        if let Some(name) = &c.chain {
+            for t in &mut trips[start..] {
+                t.reason = format!("chain {name}: {}", t.reason);
+            }
+        }
+    }
+    if !any_head && let Some(first) = chains.first_mut() {
+        // The exchange's prices are the same for every chain: looked at once.
+        trips.extend(first.watches.on_prices(prices, exchange_priced));
+    }
+    trips
+}
+
+/// Runs the watches until `cancel`: takes every chain's head views and the engine's snapshot
+/// every [`WATCH_POLL`] ([`watch_chains`]), and holds the kill switch ([`KillSource::Chain`]) with
+/// the reason of each trip.
 pub async fn run_watches(
-    mut watches: Watches,
-    observer: Arc<keel_router::stage::StageObserver>,
+    mut chains: Vec<ChainWatches>,
     snapshot: Arc<Mutex<Snapshot>>,
     kill: Arc<KillSwitch>,
     stats: Arc<WatchStats>,
@@ -492,14 +537,7 @@ pub async fn run_watches(
             let s = snapshot.lock();
             (s.prices.clone(), s.exchange_priced.clone(), s.engine.outcomes.landed, s.engine.outcomes.expired)
         };
-        let mut trips = watches.on_outcomes(landed, expired);
-        let heads = observer.take_heads();
-        if heads.is_empty() {
-            trips.extend(watches.on_prices(&prices, &exchange_priced));
-        }
-        for head in &heads {
-            trips.extend(watches.on_head(head, &prices, &exchange_priced));
-        }
+        let trips = watch_chains(&mut chains, &prices, &exchange_priced, (landed, expired));
         if !kill.is_held_by(KillSource::Chain) {
             // Resumed (or never tripped): every watch may trip again.
             latched = [false; WatchKind::ALL.len()];
@@ -657,5 +695,47 @@ mod tests {
             err(WatchSpec { oracle: Some(OracleSpec { blocks: 10_001 }), ..Default::default() })
                 .contains("oracle.blocks")
         );
+    }
+
+    #[test]
+    fn every_chain_is_watched_and_a_trip_names_its_chain() {
+        use keel_router::stage::StageObserver;
+        let spec = WatchSpec {
+            base_fee: Some(BaseFeeSpec { max_gwei: 50.0, blocks: 2 }),
+            landing: Some(LandingSpec { last: 2, min_rate: 0.5 }),
+            ..Default::default()
+        };
+        let chain = |name: &str| ChainWatches {
+            chain: Some(name.into()),
+            watches: watches(spec.clone()),
+            observer: Arc::new(StageObserver::new(Vec::<String>::new())),
+        };
+        let mut chains = vec![chain("l1"), chain("l2")];
+        // Chain l1's fee is low; chain l2's stays high for two heads: l2 trips, named.
+        for b in 1..=2 {
+            chains[0].observer.publish_head(head(b, 10, UNKNOWN));
+            chains[1].observer.publish_head(head(b, 60, UNKNOWN));
+        }
+        let trips = watch_chains(&mut chains, &[], &[], (0, 0));
+        assert_eq!(trips.len(), 1, "{trips:?}");
+        assert_eq!(trips[0].kind, WatchKind::BaseFee);
+        assert!(trips[0].reason.starts_with("chain l2: base fee:"), "{}", trips[0].reason);
+        // Each chain counts its own heads: l1's high heads one at a time, never two of its own.
+        chains[0].observer.publish_head(head(3, 60, UNKNOWN));
+        assert!(watch_chains(&mut chains, &[], &[], (0, 0)).is_empty());
+        chains[1].observer.publish_head(head(3, 10, UNKNOWN));
+        chains[0].observer.publish_head(head(4, 60, UNKNOWN));
+        let trips = watch_chains(&mut chains, &[], &[], (0, 0));
+        assert!(trips.len() == 1 && trips[0].reason.starts_with("chain l1: "), "{trips:?}");
+        // The landing watch reads the engine's outcomes (every chain's) once, not once per chain.
+        let trips = watch_chains(&mut chains, &[], &[], (0, 2));
+        assert_eq!(trips.iter().filter(|t| t.kind == WatchKind::Landing).count(), 1, "{trips:?}");
+        // One chain unnamed (a single-chain run): reasons as before.
+        let mut one = vec![ChainWatches { chain: None, ..chain("x") }];
+        for b in 1..=2 {
+            one[0].observer.publish_head(head(b, 60, UNKNOWN));
+        }
+        let trips = watch_chains(&mut one, &[], &[], (0, 0));
+        assert!(trips[0].reason.starts_with("base fee:"), "{trips:?}");
     }
 }

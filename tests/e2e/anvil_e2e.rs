@@ -185,12 +185,14 @@ pub(crate) fn market(chain: &AnvilChain) -> Market {
             kind: DexKind::UniswapV2,
             router: a.v2_router,
             factory: Some(a.v2_factory),
+            via: Default::default(),
         },
         DexConfig {
             name: "uniswap-v3".into(),
             kind: DexKind::UniswapV3,
             router: a.v3_swap_router,
             factory: Some(a.v3_factory),
+            via: Default::default(),
         },
     ];
     let pools = vec![
@@ -205,6 +207,7 @@ pub(crate) fn market(chain: &AnvilChain) -> Market {
             tick_spacing: None,
             pool_id: None,
             flavour: None,
+            hooks: None,
         },
         PoolConfig {
             name: "v3-tka-tkb".into(),
@@ -217,6 +220,7 @@ pub(crate) fn market(chain: &AnvilChain) -> Market {
             tick_spacing: None,
             pool_id: None,
             flavour: None,
+            hooks: None,
         },
         PoolConfig {
             name: "v2-weth-tka".into(),
@@ -229,6 +233,7 @@ pub(crate) fn market(chain: &AnvilChain) -> Market {
             tick_spacing: None,
             pool_id: None,
             flavour: None,
+            hooks: None,
         },
     ];
     Market { tokens, dexes, pools, tka, tkb, pair: pair.address, v3: pool.address, v3_fee: pool.fee }
@@ -320,6 +325,7 @@ async fn rig(block_interval: Option<Duration>, defer: Option<f64>, stalling_ws: 
         journal: None,
         record: None,
         predictors: Vec::new(),
+        registry: None,
     };
     let pipeline = Pipeline::start(spec, &tokio::runtime::Handle::current()).expect("pipeline");
     Rig { chain, relay, recorder, quotes, pipeline, tka, tkb, me, pool_fee: v3_fee, pair, v3, ws_proxy }

@@ -103,6 +103,7 @@ async fn keel_rebalances_through_a_balancer_weighted_pool_via_the_vault() {
             kind: DexKind::BalancerWeighted,
             router: bal.vault,
             factory: None,
+            via: Default::default(),
         }],
         pools: vec![PoolConfig {
             name: "bal-tka-tkb".into(),
@@ -115,6 +116,7 @@ async fn keel_rebalances_through_a_balancer_weighted_pool_via_the_vault() {
             tick_spacing: None,
             pool_id: Some(bal.pool_id),
             flavour: Some(PowFlavour::V1),
+            hooks: None,
         }],
         relays: vec![RelayConfig {
             name: "anvil-relay".into(),
@@ -137,6 +139,7 @@ async fn keel_rebalances_through_a_balancer_weighted_pool_via_the_vault() {
         journal: None,
         record: None,
         predictors: Vec::new(),
+        registry: None,
     };
     let pipeline = Pipeline::start(spec, &tokio::runtime::Handle::current()).expect("pipeline");
 

@@ -161,6 +161,7 @@ async fn a_hundred_portfolios_each_land_a_rebalance_on_anvil() {
         journal: None,
         record: None,
         predictors: Vec::new(),
+        registry: None,
     };
     let t0 = Instant::now();
     let pipeline = Pipeline::start(spec, &tokio::runtime::Handle::current()).expect("pipeline");

@@ -117,6 +117,7 @@ async fn rig(
         journal: Some(JournalConfig { sync: SyncPolicy::Off, ..JournalConfig::at(journal.clone()) }),
         record: None,
         predictors: Vec::new(),
+        registry: None,
     };
     Rig { chain, relay, quotes, mid, spec, journal, _dir: dir }
 }

@@ -118,6 +118,7 @@ async fn run(netting: bool) -> Run {
         journal: None,
         record: None,
         predictors: Vec::new(),
+        registry: None,
     };
     let pipeline = Pipeline::start(spec, &tokio::runtime::Handle::current()).expect("pipeline");
 

@@ -104,8 +104,14 @@ const LOADED_AT: u64 = 100;
 
 fn book() -> PoolBook {
     let mut book = PoolBook::new(&[
-        TrackedPool { address: V2_POOL, kind: PoolKind::V2, fee: 30, tick_spacing: None },
-        TrackedPool { address: V3_POOL, kind: PoolKind::V3, fee: V3_FEE, tick_spacing: Some(60) },
+        TrackedPool { address: V2_POOL, kind: PoolKind::V2, fee: 30, tick_spacing: None, pool_key: None },
+        TrackedPool {
+            address: V3_POOL,
+            kind: PoolKind::V3,
+            fee: V3_FEE,
+            tick_spacing: Some(60),
+            pool_key: None,
+        },
     ]);
     let e18 = U256::from(10u64).pow(U256::from(18u64));
     let v2 =

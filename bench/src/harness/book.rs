@@ -161,6 +161,7 @@ impl Book {
             journal: None,
             record: None,
             predictors: Vec::new(),
+            registry: None,
         })
     }
 }

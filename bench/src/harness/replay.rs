@@ -83,6 +83,7 @@ fn spec(text: &str) -> eyre::Result<PipelineSpec> {
         journal: None,
         record: None,
         predictors: Vec::new(),
+        registry: None,
     })
 }
 

@@ -127,6 +127,7 @@ impl Scenario {
             journal: None,
             record: None,
             predictors: Vec::new(),
+            registry: None,
         })
     }
 }

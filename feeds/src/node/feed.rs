@@ -8,7 +8,8 @@
 //! how far the pending swaps would move each pool ([`ChainUpdate::PendingImpact`]), computed on
 //! this book: no mirror, no copy. An evicted swap's pool is reported back at 0.
 //!
-//! Per session: subscribe `newHeads` and `logs` (tracked pools; V2 `Sync`, V3 `Swap`/`Mint`/`Burn`)
+//! Per session: subscribe `newHeads` and `logs` (tracked pools; V2 `Sync`, V3 `Swap`/`Mint`/`Burn`,
+//! V4 `PoolManager` `Swap`/`ModifyLiquidity`/`ProtocolFeeUpdated` of tracked pool ids)
 //! first, then load every pool at the current head, so no log falls between the load and the
 //! stream (logs at or before the load block are duplicates and ignored). Each head becomes an
 //! [`Event::Block`] plus one [`Event::Balance`] per watched balance (read at that block). A head that
@@ -27,7 +28,7 @@ use alloy::rpc::types::Filter;
 use alloy::sol_types::SolCall;
 use alloy::sol_types::SolEvent;
 use futures_util::StreamExt;
-use keel_amm::abi::{IERC20, IUniswapV2Pair, IUniswapV3Pool};
+use keel_amm::abi::{IERC20, IPoolManager, IUniswapV2Pair, IUniswapV3Pool};
 use keel_engine::chain::{ChainUpdate, PoolSource};
 use keel_engine::clock::mono_now_ns;
 use keel_engine::event::{Balance, BlockHeader};
@@ -231,14 +232,19 @@ async fn run_session<R: From<ChainUpdate>>(
         .map_err(|e| NodeError::rpc("connect", e))?;
     let mut heads =
         provider.subscribe_blocks().await.map_err(|e| NodeError::rpc("subscribe newHeads", e))?.into_stream();
-    let filter = Filter::new()
-        .address(config.pools.iter().map(|p| p.address).collect::<Vec<_>>())
-        .event_signature(vec![
-            IUniswapV2Pair::Sync::SIGNATURE_HASH,
-            IUniswapV3Pool::Swap::SIGNATURE_HASH,
-            IUniswapV3Pool::Mint::SIGNATURE_HASH,
-            IUniswapV3Pool::Burn::SIGNATURE_HASH,
-        ]);
+    // V4 pools share their PoolManager's address: one entry per address.
+    let mut addresses: Vec<Address> = config.pools.iter().map(|p| p.address).collect();
+    addresses.sort_unstable();
+    addresses.dedup();
+    let filter = Filter::new().address(addresses).event_signature(vec![
+        IUniswapV2Pair::Sync::SIGNATURE_HASH,
+        IUniswapV3Pool::Swap::SIGNATURE_HASH,
+        IUniswapV3Pool::Mint::SIGNATURE_HASH,
+        IUniswapV3Pool::Burn::SIGNATURE_HASH,
+        IPoolManager::Swap::SIGNATURE_HASH,
+        IPoolManager::ModifyLiquidity::SIGNATURE_HASH,
+        IPoolManager::ProtocolFeeUpdated::SIGNATURE_HASH,
+    ]);
     let mut logs = provider
         .subscribe_logs(&filter)
         .await
@@ -368,8 +374,13 @@ mod tests {
     /// own clock and its pool reported at 0.
     #[test]
     fn a_stuck_pending_swap_is_aged_out_and_its_pool_reported_back_at_zero() {
-        let tracked =
-            TrackedPool { address: Address::repeat_byte(1), kind: PoolKind::V2, fee: 30, tick_spacing: None };
+        let tracked = TrackedPool {
+            address: Address::repeat_byte(1),
+            kind: PoolKind::V2,
+            fee: 30,
+            tick_spacing: None,
+            pool_key: None,
+        };
         let mut book = PoolBook::new(&[tracked]);
         let e18 = U256::from(10u64).pow(U256::from(18u64));
         book.set_state(

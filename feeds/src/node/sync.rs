@@ -4,16 +4,22 @@
 //! over the whole usable tick range (`MIN_TICK / spacing ..= MAX_TICK / spacing`, 256 ticks per
 //! word) and `ticks(t)` for each set bit, so the pool holds every initialized tick with its exact
 //! gross and net liquidity.
+//!
+//! V4: the pool's storage in the `PoolManager` by `extsload(bytes32[])` ([`keel_amm::v4::storage`]):
+//! `slot0` and `liquidity`, every `tickBitmap` word over the usable range, then the first slot of
+//! every initialized tick, [`EXTSLOAD_SLOTS`] slots per call.
 
 use alloy::eips::BlockId;
-use alloy::primitives::U256;
+use alloy::primitives::B256;
 use alloy::primitives::aliases::I24;
+use alloy::primitives::{Address, U256};
 use alloy::providers::Provider;
 use alloy::sol_types::SolCall;
 use futures_util::future::try_join_all;
-use keel_amm::abi::{IUniswapV2Pair, IUniswapV3Pool};
+use keel_amm::abi::{IPoolManager, IUniswapV2Pair, IUniswapV3Pool};
 use keel_amm::pool::Pool;
 use keel_amm::v3::{MAX_TICK, MIN_TICK, V3Pool};
+use keel_amm::v4::{V4Pool, storage};
 
 use super::book::{PoolKind, TrackedPool};
 use super::error::{NodeError, Result};
@@ -21,6 +27,8 @@ use crate::rpc::{CallError, call};
 
 /// Bitmap words fetched concurrently.
 const WORDS_IN_FLIGHT: usize = 32;
+/// Storage slots per V4 `extsload` call (spacing 1 has 6,932 bitmap words: 7 calls).
+pub const EXTSLOAD_SLOTS: usize = 1024;
 
 /// Reads one pool's whole state at `block`. A V3 pool whose fee or tick spacing differs from the
 /// configuration is an error (the config is wrong, or the address is).
@@ -124,5 +132,71 @@ pub async fn load_pool<P: Provider>(provider: &P, pool: &TrackedPool, block: u64
             }
             Ok(Pool::V3(pool))
         }
+        PoolKind::V4 => load_v4(provider, pool, at).await,
     }
+}
+
+/// Reads `slots` of the `PoolManager` at `at`, [`EXTSLOAD_SLOTS`] per call, concurrently.
+async fn extsload<P: Provider>(
+    provider: &P,
+    manager: Address,
+    slots: &[B256],
+    at: BlockId,
+) -> Result<Vec<B256>> {
+    let parts = try_join_all(slots.chunks(EXTSLOAD_SLOTS).map(|chunk| async move {
+        let r = call(provider, manager, &IPoolManager::extsloadCall::new((chunk.to_vec(),)), at)
+            .await
+            .map_err(|e| NodeError::rpc(format!("extsload {manager}"), e))?;
+        if r.len() != chunk.len() {
+            return Err(NodeError::Inconsistent(format!(
+                "extsload {manager}: {} values for {} slots",
+                r.len(),
+                chunk.len()
+            )));
+        }
+        Ok(r)
+    }))
+    .await?;
+    Ok(parts.into_iter().flatten().collect())
+}
+
+/// One V4 pool's whole state from the `PoolManager`'s storage at `at`. A pool that is not
+/// initialized, or whose LP fee differs from its key's, is an error.
+async fn load_v4<P: Provider>(provider: &P, pool: &TrackedPool, at: BlockId) -> Result<Pool> {
+    let manager = pool.address;
+    let key = pool
+        .pool_key
+        .ok_or_else(|| NodeError::Inconsistent(format!("v4 pool in {manager} tracked without its key")))?;
+    let id = key.id();
+    let base = storage::state_slot(id);
+    let head = extsload(provider, manager, &[B256::from(base), storage::liquidity_slot(base)], at).await?;
+    let (sqrt, tick, protocol_fee, lp_fee) = storage::unpack_slot0(head[0]);
+    if sqrt.is_zero() {
+        return Err(NodeError::Inconsistent(format!("v4 pool {id} is not initialized in {manager}")));
+    }
+    let liquidity = u128::try_from(U256::from_be_bytes(head[1].0))
+        .map_err(|_| NodeError::Inconsistent(format!("v4 pool {id}: liquidity slot above uint128")))?;
+    let spacing = key.tick_spacing;
+    let (min_word, max_word) = ((MIN_TICK.div_euclid(spacing)) >> 8, (MAX_TICK.div_euclid(spacing)) >> 8);
+    let words: Vec<i16> = (min_word..=max_word).filter_map(|w| i16::try_from(w).ok()).collect();
+    let slots: Vec<B256> = words.iter().map(|&w| storage::bitmap_slot(base, w)).collect();
+    let bitmaps = extsload(provider, manager, &slots, at).await?;
+    let mut initialized = Vec::new();
+    for (&w, bits) in words.iter().zip(&bitmaps) {
+        let bits = U256::from_be_bytes(bits.0);
+        for bit in 0..256usize {
+            if bits.bit(bit) {
+                initialized.push(((i32::from(w) << 8) + bit as i32) * spacing);
+            }
+        }
+    }
+    let slots: Vec<B256> = initialized.iter().map(|&t| storage::tick_slot(base, t)).collect();
+    let infos = extsload(provider, manager, &slots, at).await?;
+    let bad = |e: &dyn std::fmt::Display| NodeError::Inconsistent(format!("v4 pool {id}: {e}"));
+    let mut v4 = V4Pool::new(key, sqrt, tick, liquidity, lp_fee, protocol_fee, &[]).map_err(|e| bad(&e))?;
+    for (&t, info) in initialized.iter().zip(&infos) {
+        let (gross, net) = storage::unpack_tick(*info);
+        v4.state_mut().set_tick_with_gross(t, gross, net).map_err(|e| bad(&e))?;
+    }
+    Ok(Pool::V4(Box::new(v4)))
 }

@@ -1,7 +1,8 @@
 //! One block's reads in one HTTP request: a JSON-RPC batch (an array of requests in one POST body)
 //! holding the block's header, every V2 pool's `getReserves`, every Balancer pool's balances (the
-//! Vault's `getPoolTokens`) and swap fee, every (portfolio, token) `balanceOf` and every account's
-//! `eth_getTransactionCount`, all pinned to the same block number.
+//! Vault's `getPoolTokens`) and swap fee, every (portfolio, token) `balanceOf`, every account's
+//! `eth_getTransactionCount` and the parameter registry's `params()`, all pinned to the same block
+//! number.
 //!
 //! Why a JSON-RPC batch rather than Multicall3's `aggregate3`: nonces are not readable from a
 //! contract (Multicall3 has `getEthBalance`, not nonces), so a Multicall3 read would still need a
@@ -20,7 +21,9 @@ use alloy::providers::Provider;
 use alloy::rpc::client::{BatchRequest, Waiter};
 use alloy::rpc::types::{Block, BlockNumberOrTag, TransactionRequest};
 use alloy::sol_types::SolCall;
-use keel_amm::abi::{IBalancerVault, IBalancerWeightedPool, IERC20, IUniswapV2Pair};
+use keel_amm::abi::{
+    IBalancerVault, IBalancerWeightedPool, IERC20, IPermit2, IUniswapV2Pair, PERMIT2_ADDRESS,
+};
 use keel_engine::chain::ChainUpdate;
 use keel_engine::event::{Balance, BlockHeader, Event};
 
@@ -36,6 +39,8 @@ pub(crate) struct BlockRead {
     pub(crate) engine: Vec<Event>,
     /// Pool reserves and nonces, for the router.
     pub(crate) router: Vec<ChainUpdate>,
+    /// The registry's `params()` reply, or why the call failed (the block's other reads stand).
+    pub(crate) registry: Option<Result<Bytes, String>>,
 }
 
 fn call_params(to: alloy::primitives::Address, input: Vec<u8>, at: BlockId) -> (TransactionRequest, BlockId) {
@@ -101,6 +106,17 @@ pub(crate) async fn read_block<P: Provider>(
         .map(|&account| batch.add_call::<_, U64>("eth_getTransactionCount", &(account, at)))
         .collect::<Result<Vec<_>, _>>()
         .map_err(&add)?;
+    let registry = targets
+        .registry
+        .as_ref()
+        .map(|r| {
+            batch.add_call::<_, Bytes>(
+                "eth_call",
+                &call_params(r.address, super::registry::params_input(), at),
+            )
+        })
+        .transpose()
+        .map_err(&add)?;
     batch.send().await.map_err(transport("batch read"))?;
 
     let block = block
@@ -143,7 +159,11 @@ pub(crate) async fn read_block<P: Provider>(
         let nonce = w.await.map_err(transport("eth_getTransactionCount"))?;
         router.push(ChainUpdate::Nonce { account, nonce: nonce.to::<u64>(), block: number });
     }
-    Ok(BlockRead { head, engine, router })
+    let registry = match registry {
+        Some(w) => Some(w.await.map_err(|e| format!("params(): {e}"))),
+        None => None,
+    };
+    Ok(BlockRead { head, engine, router, registry })
 }
 
 /// Reads every allowance in `targets` at the latest block, in one JSON-RPC batch request.
@@ -151,7 +171,7 @@ pub(crate) async fn read_allowances<P: Provider>(
     provider: &P,
     targets: &PollTargets,
 ) -> Result<Vec<ChainUpdate>, PollError> {
-    if targets.allowances.is_empty() {
+    if targets.allowances.is_empty() && targets.permit2_allowances.is_empty() {
         return Ok(Vec::new());
     }
     let client = provider.client();
@@ -165,11 +185,36 @@ pub(crate) async fn read_allowances<P: Provider>(
         })
         .collect::<Result<Vec<_>, _>>()
         .map_err(transport("building the batch"))?;
+    let permit2 = targets
+        .permit2_allowances
+        .iter()
+        .map(|&(owner, token, spender)| {
+            let erc20 = IERC20::allowanceCall::new((owner, PERMIT2_ADDRESS)).abi_encode();
+            let grant = IPermit2::allowanceCall::new((owner, token, spender)).abi_encode();
+            Ok((
+                batch.add_call::<_, Bytes>("eth_call", &call_params(token, erc20, BlockId::latest()))?,
+                batch.add_call::<_, Bytes>(
+                    "eth_call",
+                    &call_params(PERMIT2_ADDRESS, grant, BlockId::latest()),
+                )?,
+            ))
+        })
+        .collect::<Result<Vec<_>, alloy::transports::TransportError>>()
+        .map_err(transport("building the batch"))?;
     batch.send().await.map_err(transport("allowance batch"))?;
-    let mut out = Vec::with_capacity(waiters.len());
+    let mut out = Vec::with_capacity(waiters.len() + permit2.len());
     for (w, &(owner, token, spender)) in waiters.into_iter().zip(&targets.allowances) {
         let reply = w.await.map_err(transport("allowance"))?;
         let amount = decode::<IERC20::allowanceCall>(&reply, token)?;
+        out.push(ChainUpdate::Allowance { owner, token, spender, amount });
+    }
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    for ((erc20, grant), &(owner, token, spender)) in permit2.into_iter().zip(&targets.permit2_allowances) {
+        let erc20 = decode::<IERC20::allowanceCall>(&erc20.await.map_err(transport("allowance"))?, token)?;
+        let reply = grant.await.map_err(transport("Permit2 allowance"))?;
+        let grant = decode::<IPermit2::allowanceCall>(&reply, PERMIT2_ADDRESS)?;
+        let live = u64::try_from(grant.expiration).unwrap_or(u64::MAX) > now;
+        let amount = if live { erc20.min(U256::from(grant.amount)) } else { U256::ZERO };
         out.push(ChainUpdate::Allowance { owner, token, spender, amount });
     }
     Ok(out)

@@ -1,7 +1,8 @@
 //! The chain poller: for each new block, ONE batched read ([`batch`]) of the head, every tracked
 //! V2 pool's reserves, every Balancer weighted pool's balances and fee ([`balancer`]), every
-//! portfolio account's token balances and nonce, all pinned to that block, published to the engine
-//! and router queues.
+//! portfolio account's token balances and nonce, and the on-chain parameter registry
+//! ([`registry`]), all pinned to that block, published to the engine and router queues (the
+//! registry's changes to their own queue).
 //!
 //! Heads come from the node's `newHeads` stream when a websocket URL is given, with HTTP polling
 //! of `eth_blockNumber` as the counted fallback ([`heads`]). Any Ethereum JSON-RPC node (or Keel's
@@ -15,9 +16,11 @@
 mod balancer;
 mod batch;
 mod heads;
+mod registry;
 
 pub use balancer::BalancerTarget;
 pub use heads::{WS_CHECK_EVERY, WS_RETRY_EVERY, WS_STALE_BLOCKS};
+pub use registry::{RegistryTarget, portfolio_key};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -46,6 +49,13 @@ pub struct PollTargets {
     pub accounts: Vec<Address>,
     /// Allowances read once at start: (owner, token, spender).
     pub allowances: Vec<(Address, Address, Address)>,
+    /// Allowances through Permit2 read once at start: (owner, token, spender), where the spender
+    /// (a Universal Router) takes `token` through Permit2. Reported as one
+    /// [`ChainUpdate::Allowance`] of `spender`: the smaller of the owner's ERC-20 allowance of
+    /// Permit2 and its Permit2 allowance of the spender (zero once that has expired).
+    pub permit2_allowances: Vec<(Address, Address, Address)>,
+    /// The on-chain parameter registry, read every block in the same batch (`[registry]`).
+    pub registry: Option<RegistryTarget>,
 }
 
 /// Why the poller stopped or skipped.
@@ -64,6 +74,9 @@ pub enum PollError {
 pub struct PollStats {
     /// Blocks fully read and published.
     pub blocks: AtomicU64,
+    /// Number of the highest block published (0: none yet); with several chains, each chain's
+    /// poller has its own (progress lines show every chain's head).
+    pub last_block: AtomicU64,
     /// Failed reads (retried on the next head).
     pub errors: AtomicU64,
     /// Updates refused by a full queue.
@@ -78,6 +91,12 @@ pub struct PollStats {
     pub ws_sessions: AtomicU64,
     /// Times the poller fell back to HTTP polling (websocket unreachable, closed or quiet).
     pub ws_fallbacks: AtomicU64,
+    /// Registry changes published (entries and global pause flags).
+    pub registry_changes: AtomicU64,
+    /// Registry reads that failed or did not decode (the parameters in force stay).
+    pub registry_errors: AtomicU64,
+    /// Registry entries skipped: no configured portfolio has their id, or too many tokens.
+    pub registry_skipped: AtomicU64,
 }
 
 /// Where and how often the poller reads the node.
@@ -145,6 +164,7 @@ pub async fn run_chain_poller<R: From<ChainUpdate> + Send + Sync>(
             }
         }
     };
+    let mut registry = targets.registry.as_ref().map(|t| (t, registry::RegistryView::new(t)));
     let mut heads = heads::Heads::new(ws_url, poll_ms);
     let mut last: Option<u64> = None;
     loop {
@@ -164,6 +184,10 @@ pub async fn run_chain_poller<R: From<ChainUpdate> + Send + Sync>(
                     publish_router(u);
                 }
                 publish_router(ChainUpdate::Head(head));
+                // Registry changes before the block's events: they apply from the next decision.
+                if let (Some((t, view)), Some(raw)) = (registry.as_mut(), block.registry) {
+                    view.on_read(t, raw, number, &stats);
+                }
                 for ev in std::iter::once(Event::Block(head)).chain(block.engine) {
                     // Recorded once queued, so the recording's order is the engine's.
                     if engine_queue.try_push(ev).is_err() {
@@ -174,6 +198,7 @@ pub async fn run_chain_poller<R: From<ChainUpdate> + Send + Sync>(
                     }
                 }
                 stats.blocks.fetch_add(1, Ordering::Relaxed);
+                stats.last_block.fetch_max(number, Ordering::Relaxed);
             }
             Err(e) => {
                 stats.errors.fetch_add(1, Ordering::Relaxed);

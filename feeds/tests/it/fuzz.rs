@@ -628,8 +628,14 @@ mod node {
     /// A loaded book: a V2 pair and a V3 pool with positions around tick 0.
     fn loaded_book() -> PoolBook {
         let mut book = PoolBook::new(&[
-            TrackedPool { address: V2_POOL, kind: PoolKind::V2, fee: 30, tick_spacing: None },
-            TrackedPool { address: V3_POOL, kind: PoolKind::V3, fee: 3000, tick_spacing: Some(60) },
+            TrackedPool { address: V2_POOL, kind: PoolKind::V2, fee: 30, tick_spacing: None, pool_key: None },
+            TrackedPool {
+                address: V3_POOL,
+                kind: PoolKind::V3,
+                fee: 3000,
+                tick_spacing: Some(60),
+                pool_key: None,
+            },
         ]);
         let l = 10u128.pow(18);
         let v3 = V3Pool::new(

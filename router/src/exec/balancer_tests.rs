@@ -29,7 +29,12 @@ fn executor() -> (Executor, Address) {
     let meta =
         PoolMeta { id: "bal".into(), address: POOL, token0: USDC, token1: WETH, gas: 111_000, venue: 0 };
     let pool = PoolEntry::new(meta, Pool::Balancer(Box::new(BalancerPair::unread(PowFlavour::V1)))).unwrap();
-    let venue = PoolVenue { kind: DexKind::BalancerWeighted, router: VAULT, pool_id: Some(POOL_ID) };
+    let venue = PoolVenue {
+        kind: DexKind::BalancerWeighted,
+        router: VAULT,
+        pool_id: Some(POOL_ID),
+        via: Default::default(),
+    };
     let exec = Executor::new(
         cfg,
         tokens,

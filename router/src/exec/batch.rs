@@ -28,7 +28,6 @@ use super::{
     buy_per_wei_from_exchange, raw_price, scale_amount,
 };
 use crate::bundle::{BundleOptions, build_send_bundle};
-use crate::config::DEFAULT_APPROVE_GAS;
 use crate::cost::{self, RebalanceCost};
 use crate::plan::{self, GasPricing};
 use crate::tx::{CallRequest, Fees, SignedTx, TxError, sign_call};
@@ -387,17 +386,10 @@ impl Executor {
                     self.allowances.get(&key).copied().unwrap_or(U256::ZERO)
                 };
                 if known < fill.amount_in && !granted_here.contains(&key) {
-                    plan.calls.push(CallRequest {
-                        to: leg.sell,
-                        input: IERC20::approveCall { spender: venue.router, amount: U256::MAX }
-                            .abi_encode()
-                            .into(),
-                        gas_limit: DEFAULT_APPROVE_GAS,
-                        value: U256::ZERO,
-                    });
+                    let n = super::approve::push_approval(&mut plan.calls, leg.sell, &venue);
                     granted_here.push(key);
                     plan.granted.push(key);
-                    plan.swap_pool.push(None);
+                    plan.swap_pool.extend(std::iter::repeat_n(None, n));
                 }
                 // The fill's limit: its base gas plus the margin, plus the worst-case gas of every
                 // V3 tick its simulation crosses (plan::V3_GAS_LIMIT_PER_TICK_CROSSED).

@@ -82,7 +82,7 @@ impl Executor {
                     self.stats.rejected += 1;
                 }
                 // Anything charged to the daily windows before the refusal is released.
-                self.traded.retain(|t| t.intent != intent.id);
+                self.release_charges(|t| t.intent == intent.id);
                 tracing::warn!(intent = intent.id, portfolio = intent.portfolio.0, error = %e, "rebalance not submitted");
                 out.push(Action::Journal(JournalRecord::Refused {
                     intent: intent.id,

@@ -35,12 +35,18 @@ use keel_engine::chain::{ChainUpdate, PoolSource};
 use keel_engine::record::{JournalRecord, SignedBundle, TxRecord};
 
 mod adopt;
+mod approve;
 #[cfg(test)]
 mod balancer_tests;
 mod batch;
 #[cfg(test)]
 mod batch_tests;
 mod calldata;
+#[cfg(test)]
+mod ur_tests;
+pub use calldata::{
+    SETTLE_ALL, SWAP_EXACT_IN_SINGLE, TAKE_ALL, V4_SWAP, universal_router_v4_swap, v4_exact_in_single,
+};
 mod gas;
 mod inclusion;
 mod intent;
@@ -51,6 +57,7 @@ mod settle;
 #[cfg(test)]
 mod tests;
 
+pub use approve::{PERMIT2_APPROVE_GAS, pays_through_permit2};
 pub use batch::{MAX_BATCH_MEMBERS, TRANSFER_GAS, TRANSFER_GAS_LIMIT};
 pub use gas::{GAS_LIMIT_MARGIN_PCT, GAS_OBSERVATIONS};
 pub use inclusion::{
@@ -58,7 +65,7 @@ pub use inclusion::{
 };
 pub use intent::{MAX_PARKED, PARK_HEADS};
 use intent::{buy_per_wei_from_exchange, raw_price, scale_amount};
-pub use risk::RiskLimitKind;
+pub use risk::{DAILY_TOTAL_UNITS, DailyTotal, RiskLimitKind};
 pub use settle::NONCE_READ_GRACE_BLOCKS;
 
 /// A token as the executor sees it.
@@ -82,6 +89,9 @@ pub struct PoolVenue {
     pub router: Address,
     /// The Balancer pool's id in the Vault; `None` for other kinds.
     pub pool_id: Option<alloy::primitives::B256>,
+    /// Uniswap V4: whether `router` is a `V4Router` or a Universal Router (which pays through
+    /// Permit2, so the account's approvals differ); ignored for other kinds.
+    pub via: crate::config::V4Via,
 }
 
 /// Why an intent could not be executed.
@@ -269,6 +279,44 @@ pub struct ExecStats {
     pub resized: u64,
 }
 
+impl ExecStats {
+    /// Adds `other`'s counters to these (the executors of several chains, summed for a report).
+    pub fn absorb(&mut self, other: &ExecStats) {
+        let ExecStats {
+            intents,
+            rejected,
+            submissions,
+            sim_reverted,
+            cancelled,
+            landed,
+            expired,
+            deferred,
+            risk_refused,
+            oracle_blocked,
+            txs_signed,
+            approvals,
+            gas_used,
+            not_worth_it,
+            resized,
+        } = other;
+        self.intents = self.intents.saturating_add(*intents);
+        self.rejected = self.rejected.saturating_add(*rejected);
+        self.submissions = self.submissions.saturating_add(*submissions);
+        self.sim_reverted = self.sim_reverted.saturating_add(*sim_reverted);
+        self.cancelled = self.cancelled.saturating_add(*cancelled);
+        self.landed = self.landed.saturating_add(*landed);
+        self.expired = self.expired.saturating_add(*expired);
+        self.deferred = self.deferred.saturating_add(*deferred);
+        self.risk_refused = self.risk_refused.saturating_add(*risk_refused);
+        self.oracle_blocked = self.oracle_blocked.saturating_add(*oracle_blocked);
+        self.txs_signed = self.txs_signed.saturating_add(*txs_signed);
+        self.approvals = self.approvals.saturating_add(*approvals);
+        self.gas_used = self.gas_used.saturating_add(*gas_used);
+        self.not_worth_it = self.not_worth_it.saturating_add(*not_worth_it);
+        self.resized = self.resized.saturating_add(*resized);
+    }
+}
+
 /// Most fills and per-rebalance costs kept for reports; the oldest are dropped beyond (a run of
 /// weeks keeps bounded memory).
 pub const MAX_REPORT_RECORDS: usize = 20_000;
@@ -314,6 +362,8 @@ struct Charge {
     intent: u64,
     /// The sum of its legs' notionals.
     notional: f64,
+    /// The same in [`DAILY_TOTAL_UNITS`], as charged to the shared total.
+    units: u64,
 }
 
 /// The execution state machine.
@@ -330,6 +380,8 @@ pub struct Executor {
     gas_seen: Vec<Vec<u64>>,
     /// Notional charged to the rolling 24-hour windows; released when a bundle expires unlanded.
     traded: Vec<Charge>,
+    /// The `max_daily_notional_total` window, shared with the other chains' executors.
+    daily_total: std::sync::Arc<DailyTotal>,
     venues: Vec<PoolVenue>,
     signers: HashMap<Address, Signer>,
     auth: Signer,
@@ -404,6 +456,7 @@ impl Executor {
             oracle,
             gas_seen: vec![Vec::new(); n],
             traded: Vec::new(),
+            daily_total: DailyTotal::shared(),
             venues,
             signers: signers.into_iter().map(|s| (s.address(), s.with_presign_pool(presign))).collect(),
             auth: auth.with_presign_pool(presign),
@@ -540,6 +593,7 @@ impl Executor {
             }
             ChainUpdate::Head(h) => {
                 self.head = Some(h);
+                self.expire_charges(now_ns);
                 self.close_batch(h.number);
                 let mids =
                     self.pools.iter().zip(&self.pool_ready).map(|(p, r)| r.then(|| p.pool().mid_price()));

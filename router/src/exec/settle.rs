@@ -131,7 +131,7 @@ impl Executor {
         for key in &f.approvals {
             self.allowances.remove(key);
         }
-        self.traded.retain(|t| t.intent != f.intent);
+        self.release_charges(|t| t.intent == f.intent);
         self.release_cost(f.intent);
         self.stats.expired += 1;
         out.push(Action::Journal(JournalRecord::Expired { intent: f.intent, block: head, reason }));
@@ -327,7 +327,7 @@ impl Executor {
         if receipts.is_empty() {
             // The nonces moved, but none of this bundle's transactions has a receipt: something
             // else used them. The rebalance did not happen.
-            self.traded.retain(|t| t.intent != f.intent);
+            self.release_charges(|t| t.intent == f.intent);
             self.release_cost(f.intent);
             for key in &f.approvals {
                 self.allowances.remove(key);

@@ -9,6 +9,7 @@ use keel_amm::pool::PoolMeta;
 use keel_engine::event::OutcomeStatus;
 use keel_engine::intent::{Leg, TriggerReason};
 use keel_engine::{PortfolioId, TokenId};
+use std::sync::Arc;
 
 const USDC: Address = Address::repeat_byte(0x10);
 const WETH: Address = Address::repeat_byte(0x20);
@@ -56,7 +57,8 @@ pub(super) fn executor_for(n: usize) -> (Executor, Vec<Address>) {
         PoolEntry::new(meta, Pool::V2 { reserve0: U256::ZERO, reserve1: U256::ZERO, fee_bps: 30 }).unwrap();
     let signers: Vec<Signer> = (1..=n).map(|k| Signer::dev(k).unwrap()).collect();
     let accounts = signers.iter().map(Signer::address).collect();
-    let venue = PoolVenue { kind: DexKind::UniswapV2, router: ROUTER, pool_id: None };
+    let venue =
+        PoolVenue { kind: DexKind::UniswapV2, router: ROUTER, pool_id: None, via: Default::default() };
     let exec =
         Executor::new(cfg, tokens, vec![pool], vec![venue], signers, Signer::dev(9).unwrap(), Some(WETH));
     (exec, accounts)
@@ -729,7 +731,8 @@ fn no_weth_pool_executor() -> (Executor, Address) {
         };
         let signer = Signer::dev(1).unwrap();
         let me = signer.address();
-        let venue = PoolVenue { kind: DexKind::UniswapV2, router: ROUTER, pool_id: None };
+        let venue =
+            PoolVenue { kind: DexKind::UniswapV2, router: ROUTER, pool_id: None, via: Default::default() };
         let exec = Executor::new(
             cfg,
             tokens,
@@ -902,4 +905,77 @@ fn a_landing_read_from_a_replaced_block_keeps_the_rebalance_in_flight_until_a_se
     });
     assert!(expired, "{out:?}");
     assert_eq!(exec.inflight_count(), 0);
+}
+
+#[test]
+fn two_chains_sharing_the_daily_total_are_refused_together_past_it_and_get_it_back_on_expiry() {
+    let rejected = |out: &[Action]| decided_then_refused(out, "max_daily_notional_total");
+    let submitted = |out: &[Action]| out.iter().any(|a| matches!(a, Action::Submit { .. }));
+    // Two chains' executors (each with its own account and nonces) share one total window.
+    let total = DailyTotal::shared();
+    let (a, me_a) = executor();
+    let (b, me_b) = executor();
+    let mut a = a.with_daily_total(Arc::clone(&total));
+    let mut b = b.with_daily_total(Arc::clone(&total));
+    for exec in [&mut a, &mut b] {
+        exec.cfg.limits.max_daily_notional_total = Some(5_000.0);
+    }
+    ready(&mut a, me_a, 0);
+    ready(&mut b, me_b, 0);
+    // Each chain alone is under the cap (3000 < 5000); together they would be 6000.
+    let mut out = Vec::new();
+    a.on_intent(&intent(1, me_a), 0, &mut out);
+    assert!(submitted(&out), "{out:?}");
+    assert_eq!(total.used(), 3_000.0);
+    out.clear();
+    b.on_intent(&intent(2, me_b), 0, &mut out);
+    assert!(rejected(&out), "chain b is refused: chain a's 3000 counts: {out:?}");
+    assert_eq!((b.stats().risk_refused, total.used()), (1, 3_000.0), "a refusal charges nothing");
+    // Chain a's bundle expires unlanded: its notional is released from the shared total.
+    out.clear();
+    a.on_chain(head(2), 0, &mut out);
+    a.on_chain(ChainUpdate::Nonce { account: me_a, nonce: 0, block: 4 }, 0, &mut out);
+    a.on_chain(head(3), 0, &mut out);
+    assert_eq!(a.stats().expired, 1);
+    assert_eq!(total.used(), 0.0);
+    out.clear();
+    b.on_intent(&intent(3, me_b), 1, &mut out);
+    assert!(submitted(&out), "chain b passes once chain a's charge is released: {out:?}");
+    // A day later chain b's charge leaves the window at chain b's next head, even if chain b is
+    // otherwise quiet, and chain a may trade again.
+    let day: Nanos = 24 * 3600 * 1_000_000_000;
+    out.clear();
+    a.on_intent(&intent(4, me_a), 2, &mut out);
+    assert!(rejected(&out), "{out:?}");
+    b.on_chain(head(2), day + 1, &mut out);
+    assert_eq!(total.used(), 0.0);
+    out.clear();
+    a.on_intent(&intent(5, me_a), day + 2, &mut out);
+    assert!(submitted(&out), "{out:?}");
+}
+
+#[test]
+fn a_charge_restored_on_one_chain_counts_towards_the_total_cap_of_another() {
+    let hour: Nanos = 3600 * 1_000_000_000;
+    let now: Nanos = 5 * hour;
+    let total = DailyTotal::shared();
+    let (a, _) = executor();
+    let (b, me_b) = executor();
+    let mut a = a.with_daily_total(Arc::clone(&total));
+    let mut b = b.with_daily_total(Arc::clone(&total));
+    b.cfg.limits.max_daily_notional_total = Some(5_000.0);
+    ready(&mut b, me_b, 0);
+    // Recovery gives chain a a 3000 rebalance of the previous run, decided an hour ago.
+    a.restore_charge(Some(PortfolioId(0)), 1, 3_000.0, hour, now);
+    // Restored twice (the same intent): counted once.
+    a.restore_charge(Some(PortfolioId(0)), 1, 3_000.0, hour, now);
+    assert_eq!(total.used(), 3_000.0);
+    let mut out = Vec::new();
+    b.on_intent(&intent(2, me_b), now, &mut out);
+    assert!(decided_then_refused(&out, "max_daily_notional_total"), "{out:?}");
+    // 23 hours later it leaves the window (at chain a's next head) and chain b may trade.
+    a.on_chain(head(2), now + 23 * hour, &mut out);
+    out.clear();
+    b.on_intent(&intent(3, me_b), now + 23 * hour, &mut out);
+    assert!(out.iter().any(|x| matches!(x, Action::Submit { .. })), "{out:?}");
 }

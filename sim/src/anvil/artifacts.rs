@@ -69,6 +69,10 @@ pub enum Artifact {
     V4PoolSwapTest,
     /// v4-core's test router `PoolModifyLiquidityTest` (constructor `(manager)`).
     V4PoolModifyLiquidityTest,
+    /// v4-periphery's `MockV4Router` (`foundry-out/`; constructor `(manager)`): the production
+    /// `V4Router` action set behind `executeActions(bytes)`, paying with plain ERC-20
+    /// `transferFrom` from the caller (no Permit2).
+    V4Router,
 }
 
 impl Artifact {
@@ -115,6 +119,7 @@ impl Artifact {
             Self::V4PoolModifyLiquidityTest => {
                 "@uniswap/v4-core/out/PoolModifyLiquidityTest.sol/PoolModifyLiquidityTest.json"
             }
+            Self::V4Router => "@uniswap/v4-periphery/foundry-out/MockV4Router.sol/MockV4Router.json",
         }
     }
 }

@@ -301,6 +301,12 @@ impl AnvilChain {
     /// [`AnvilChain::start`] on a given port of 127.0.0.1 (0: a free port), for devnets whose config
     /// names fixed URLs.
     pub async fn start_on(port: u16) -> Result<Self> {
+        Self::start_with(port, 31337).await
+    }
+
+    /// [`AnvilChain::start_on`] with chain id `chain_id` (a second local chain beside the first:
+    /// the same contracts at the same addresses, signed for another chain).
+    pub async fn start_with(port: u16, chain_id: u64) -> Result<Self> {
         let started = std::time::Instant::now();
         let path = artifacts::anvil_path()?;
         // Check the artifacts before spawning, so a half install fails fast.
@@ -314,7 +320,7 @@ impl AnvilChain {
         let instance = Anvil::at(path)
             .host("127.0.0.1")
             .port(port)
-            .chain_id(31337)
+            .chain_id(chain_id)
             .args(["--accounts", "10", "--balance", "100000", "--order", "fifo"])
             .try_spawn()
             .map_err(|e| AnvilError::Spawn(e.to_string()))?;
@@ -329,7 +335,6 @@ impl AnvilChain {
         let url = http_url.parse().map_err(|e| AnvilError::Spawn(format!("bad url {http_url}: {e}")))?;
         let provider =
             ProviderBuilder::new().disable_recommended_fillers().wallet(wallet).connect_http(url).erased();
-        let chain_id = 31337;
         let addresses = deploy(&provider, &signers, chain_id).await?;
         let mut chain = Self {
             _anvil: instance,
@@ -363,7 +368,7 @@ impl AnvilChain {
         &self.ws_url
     }
 
-    /// Chain id (31337).
+    /// Chain id (31337 unless started with [`AnvilChain::start_with`]).
     pub fn chain_id(&self) -> u64 {
         self.chain_id
     }

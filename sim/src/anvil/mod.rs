@@ -11,6 +11,12 @@
 //!   atomically or not at all.
 //!
 //! * [`balancer::deploy_balancer_weighted`] adds a Balancer V2 Vault and a weighted pool on demand.
+//! * [`registry::deploy_keel_params`] compiles Keel's parameter registry with the pinned solc-js and
+//!   deploys it; [`registry::set_targets`] and friends are its owner's transactions.
+//! * [`v4::deploy_v4`] adds a Uniswap V4 `PoolManager`, a `V4Router` and a liquidity router on
+//!   demand; pools are initialized and funded through the returned [`V4Deployment`], and
+//!   [`V4Deployment::deploy_universal_router`] adds Permit2 (runtime code from the pinned
+//!   v4-periphery package, `anvil_setCode`) and the real Universal Router over its `PoolManager`.
 //!
 //! Contract bytecode is read at run time from the npm artifacts (`tests/chain/node_modules`); a
 //! missing install is a loud error naming the command that fixes it, never a silent skip.
@@ -21,8 +27,11 @@ pub mod contracts;
 pub mod error;
 pub mod harness;
 pub mod recorder;
+pub mod registry;
 pub mod relay;
 pub mod routers;
+pub mod universal_router;
+pub mod v4;
 
 pub use balancer::{BalancerDeployment, WeightedToken, deploy_balancer_weighted};
 pub use error::{AnvilError, Result};
@@ -30,3 +39,5 @@ pub use harness::{AnvilChain, ChainAddresses, TokenInfo, V2PairInfo, V3PoolInfo}
 pub use recorder::RpcRecorder;
 pub use relay::{AnvilRelay, BuilderOptions, BundleStatus, LandedBundle, RelayOptions};
 pub use routers::{RouterAddresses, deploy_routers};
+pub use universal_router::{install_permit2, permit2_runtime_code};
+pub use v4::{V4Deployment, V4Position, deploy_v4};

@@ -39,7 +39,7 @@ use std::time::Duration;
 
 use alloy::consensus::TxEnvelope;
 use alloy::consensus::transaction::SignerRecoverable;
-use alloy::eips::eip2718::Decodable2718;
+use alloy::eips::eip2718::{Decodable2718, Encodable2718};
 use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::types::TransactionReceipt;
@@ -655,11 +655,17 @@ impl Shared {
     }
 
     /// Reverts to `snap`, takes the simulated bundle transactions `simulated` out of anvil's pool
-    /// and puts the public pending transactions back.
+    /// and puts back `public`, the public transactions pending before the simulation.
     ///
     /// A bundle transaction that was sent but not mined (a nonce gap, a fee under the base fee)
     /// outlives the revert in anvil's pool; left there it would be mined later as a public
     /// transaction, after its target block, which no builder does with a bundle.
+    ///
+    /// Nothing is read between mining the simulation block and this revert beyond what the
+    /// verdict needs: readers see that block until it is reverted. A public transaction that
+    /// arrives during a simulation can vanish with it, so a public sender re-broadcasts what gets
+    /// no receipt (the devnet's market does, `src/devnet.rs`), as
+    /// wallets do on a real network.
     async fn restore(&self, snap: U256, public: &[Bytes], simulated: &[Bytes]) -> Result<()> {
         let ok: bool = self
             .anvil
@@ -686,6 +692,9 @@ impl Shared {
                 .await
                 .map_err(|e| AnvilError::rpc("anvil_removePoolTransactions", e))?;
         }
+        // Only the public transactions pending before the simulation are re-sent, never the
+        // simulation block's other transactions: one of them can be another bundle's transaction
+        // left in the pool, which no builder may land outside its bundle.
         for raw in public {
             // Already pending (the revert kept it) is fine.
             let _ = self.anvil.send_raw_transaction(raw).await;
@@ -693,34 +702,28 @@ impl Shared {
         Ok(())
     }
 
-    /// Raw bytes of the transactions pending in anvil's pool, in arrival order.
+    /// Raw bytes of the transactions pending in anvil's pool, in nonce order per sender, from one
+    /// `txpool_content` request.
     async fn public_pending(&self) -> Result<Vec<Bytes>> {
-        let content: Value = self
+        /// `txpool_content`'s reply: sender → nonce → transaction, pending and queued.
+        #[derive(Debug, serde::Deserialize)]
+        struct Content {
+            pending: HashMap<Address, HashMap<String, alloy::rpc::types::Transaction>>,
+            queued: HashMap<Address, HashMap<String, alloy::rpc::types::Transaction>>,
+        }
+        let content: Content = self
             .anvil
             .raw_request("txpool_content".into(), ())
             .await
             .map_err(|e| AnvilError::rpc("txpool_content", e))?;
-        let mut hashes = Vec::new();
-        for section in ["pending", "queued"] {
-            if let Some(by_sender) = content[section].as_object() {
-                for by_nonce in by_sender.values() {
-                    if let Some(txs) = by_nonce.as_object() {
-                        let mut txs: Vec<(u64, &Value)> =
-                            txs.iter().map(|(n, t)| (n.parse().unwrap_or(u64::MAX), t)).collect();
-                        txs.sort_by_key(|(n, _)| *n);
-                        hashes.extend(txs.iter().filter_map(|(_, t)| t["hash"].as_str().map(str::to_owned)));
-                    }
-                }
+        let mut raws = Vec::new();
+        for section in [content.pending, content.queued] {
+            for by_nonce in section.into_values() {
+                let mut txs: Vec<(u64, alloy::rpc::types::Transaction)> =
+                    by_nonce.into_iter().map(|(n, t)| (n.parse().unwrap_or(u64::MAX), t)).collect();
+                txs.sort_by_key(|(n, _)| *n);
+                raws.extend(txs.into_iter().map(|(_, t)| Bytes::from(t.inner.into_inner().encoded_2718())));
             }
-        }
-        let mut raws = Vec::with_capacity(hashes.len());
-        for h in hashes {
-            let raw: Option<Bytes> = self
-                .anvil
-                .raw_request("eth_getRawTransactionByHash".into(), (h,))
-                .await
-                .map_err(|e| AnvilError::rpc("eth_getRawTransactionByHash", e))?;
-            raws.extend(raw);
         }
         Ok(raws)
     }
@@ -738,22 +741,24 @@ impl Shared {
             .raw_request::<_, Value>("evm_mine".into(), ())
             .await
             .map_err(|e| AnvilError::rpc("evm_mine", e))?;
+        // Two reads, however many transactions: readers see this block until it is reverted.
         let block = self
             .anvil
             .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
             .await
             .map_err(|e| AnvilError::rpc("eth_getBlockByNumber", e))?
             .ok_or_else(|| AnvilError::rpc("eth_getBlockByNumber", "no latest block"))?;
-        let mut receipts = Vec::with_capacity(hashes.len());
-        for h in &hashes {
-            let r = self
-                .anvil
-                .get_transaction_receipt(*h)
-                .await
-                .map_err(|e| AnvilError::rpc("eth_getTransactionReceipt", e))?;
-            // Only a receipt in this very block counts.
-            receipts.push(r.filter(|r| r.block_number == Some(block.header.number)));
-        }
+        let block_receipts = self
+            .anvil
+            .get_block_receipts(block.header.number.into())
+            .await
+            .map_err(|e| AnvilError::rpc("eth_getBlockReceipts", e))?
+            .unwrap_or_default();
+        // Only a receipt in this very block counts.
+        let receipts = hashes
+            .iter()
+            .map(|h| block_receipts.iter().find(|r| r.transaction_hash == *h).cloned())
+            .collect();
         Ok(Mined {
             block: block.header.number,
             timestamp: block.header.timestamp,

@@ -75,8 +75,20 @@ fn tokens() -> Vec<TokenConfig> {
 
 fn dexes() -> Vec<DexConfig> {
     vec![
-        DexConfig { name: "univ2".into(), kind: DexKind::UniswapV2, router: ROUTER, factory: None },
-        DexConfig { name: "univ3".into(), kind: DexKind::UniswapV3, router: V3_ROUTER, factory: None },
+        DexConfig {
+            name: "univ2".into(),
+            kind: DexKind::UniswapV2,
+            router: ROUTER,
+            factory: None,
+            via: Default::default(),
+        },
+        DexConfig {
+            name: "univ3".into(),
+            kind: DexKind::UniswapV3,
+            router: V3_ROUTER,
+            factory: None,
+            via: Default::default(),
+        },
     ]
 }
 
@@ -92,6 +104,7 @@ fn pools() -> Vec<PoolConfig> {
         tick_spacing: None,
         pool_id: None,
         flavour: None,
+        hooks: None,
     };
     vec![
         p("weth-usdc", "univ2", POOL, "WETH", "USDC", 30),

@@ -172,12 +172,14 @@ impl MempoolDecoder {
     pub fn new(pools: &[MempoolPool], routers: &[(Address, RouterKind)]) -> Self {
         let mut d = Self { routers: routers.iter().copied().collect(), ..Self::default() };
         for p in pools {
-            d.by_address.insert(p.address, p.clone());
             let (t0, t1) = sorted(p.token0, p.token1);
             match p.kind {
                 PoolKind::V2 => d.v2_by_tokens.insert((t0, t1), p.id),
                 PoolKind::V3 => d.v3_by_tokens.insert((t0, t1, p.fee), p.id),
+                // V4 swaps go through the PoolManager's lock; no V4 router calldata is decoded.
+                PoolKind::V4 => continue,
             };
+            d.by_address.insert(p.address, p.clone());
         }
         d
     }
@@ -490,6 +492,8 @@ impl MempoolDecoder {
                     if !c.amount1Out.is_zero() { (true, c.amount1Out) } else { (false, c.amount0Out) };
                 out.push(Route { hops: vec![hop(zero_for_one)], amount: Some(SwapAmount::ExactOut(amt)) })
             }
+            // Never in `by_address` (see `new`).
+            PoolKind::V4 => Ok(()),
         }
     }
 }

@@ -274,7 +274,8 @@ mod tests {
 
     /// Two V2 pools: A/B (id 0) and B/C (id 1), 1,000 of each token.
     fn book() -> PoolBook {
-        let tracked = |a| TrackedPool { address: a, kind: PoolKind::V2, fee: 30, tick_spacing: None };
+        let tracked =
+            |a| TrackedPool { address: a, kind: PoolKind::V2, fee: 30, tick_spacing: None, pool_key: None };
         let mut book = PoolBook::new(&[tracked(Address::repeat_byte(1)), tracked(Address::repeat_byte(2))]);
         for id in 0..2 {
             let pool = Pool::V2 { reserve0: e18(1_000), reserve1: e18(1_000), fee_bps: 30 };

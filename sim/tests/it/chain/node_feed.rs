@@ -64,6 +64,11 @@ impl Mirror {
         }
     }
 
+    /// A pool's state by its index in the tracked list.
+    pub(crate) fn state_at(&self, i: usize) -> Option<&Pool> {
+        self.states.get(i)?.as_ref()
+    }
+
     pub(crate) fn state_of(&self, address: alloy::primitives::Address) -> Option<&Pool> {
         let i = self.pools.iter().position(|p| p.address == address)?;
         self.states[i].as_ref()
@@ -84,18 +89,24 @@ pub(crate) fn tracked_pools(chain: &AnvilChain) -> Vec<TrackedPool> {
         kind: PoolKind::V2,
         fee: 30,
         tick_spacing: None,
+        pool_key: None,
     });
     let v3 = a.v3_pools.iter().map(|p| TrackedPool {
         address: p.address,
         kind: PoolKind::V3,
         fee: p.fee,
         tick_spacing: keel_router::config::canonical_tick_spacing(p.fee),
+        pool_key: None,
     });
     v2.chain(v3).collect()
 }
 
 pub(crate) async fn start_feed(chain: &AnvilChain) -> FeedGuard {
-    let pools = tracked_pools(chain);
+    start_feed_with(chain, tracked_pools(chain)).await
+}
+
+/// The node feed over `pools`, once it has loaded them.
+pub(crate) async fn start_feed_with(chain: &AnvilChain, pools: Vec<TrackedPool>) -> FeedGuard {
     let config =
         NodeFeedConfig { ws_url: chain.ws_url().to_string(), pools: pools.clone(), balances: Vec::new() };
     let (router, events) = (Arc::new(Queue::new(1 << 14)), Arc::new(Queue::new(1 << 14)));
@@ -143,6 +154,7 @@ async fn differences(p: &DynProvider, mirror: &Mirror, pools: &[TrackedPool]) ->
                     diffs.push(format!("V2 {}: book {mine:?} chain {chain:?}", pool.address));
                 }
             }
+            PoolKind::V4 => diffs.push("v4 pools are checked in v4_feed".into()),
             PoolKind::V3 => {
                 let c = IUniswapV3Pool::new(pool.address, p);
                 let s0 = c.slot0().call().await.unwrap();

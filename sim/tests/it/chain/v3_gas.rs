@@ -107,7 +107,8 @@ async fn a_swap_across_many_narrow_positions_stays_within_keels_v3_gas_limit() {
     }
     let factory = keel_sim::anvil::contracts::IUniswapV3Factory::new(a.v3_factory, chain.provider());
     let pool = factory.getPool(token0, token1, U24::from(3000u32)).call().await.unwrap();
-    let tracked = TrackedPool { address: pool, kind: PoolKind::V3, fee: 3000, tick_spacing: Some(60) };
+    let tracked =
+        TrackedPool { address: pool, kind: PoolKind::V3, fee: 3000, tick_spacing: Some(60), pool_key: None };
 
     let quoter = IQuoterV2::new(a.v3_quoter, chain.provider());
     let mut measured = Vec::new();
