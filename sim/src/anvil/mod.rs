@@ -23,6 +23,7 @@
 
 pub mod artifacts;
 pub mod balancer;
+mod blocksim;
 pub mod contracts;
 pub mod error;
 pub mod harness;

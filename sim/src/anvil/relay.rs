@@ -4,14 +4,17 @@
 //! [`RelayOptions::block_interval`] (and on demand through [`AnvilRelay::mine_block`]), so a bundle's
 //! target block is well defined. Building block `N`:
 //!
-//! 1. the public transactions pending in anvil are remembered (raw bytes);
-//! 2. each bundle targeting `N`, in arrival order, is simulated on top of the bundles already
-//!    accepted for `N`: `evm_snapshot`, `eth_sendRawTransaction` of every transaction in order, `evm_mine`,
-//!    receipts read, `evm_revert`, public transactions re-sent (a revert drops them from anvil's pool).
-//!    It is accepted when every transaction mined and succeeded or is listed in `revertingTxHashes`,
-//!    and the block timestamp is inside `[minTimestamp, maxTimestamp]`;
-//! 3. the accepted bundles are sent in order and one block is mined. If that block does not reproduce
-//!    the simulation it is reverted too and `N` is mined with public transactions only.
+//! 1. the public transactions pending in anvil are read (raw bytes);
+//! 2. each bundle targeting `N`, in arrival order, is simulated on top of the public transactions
+//!    and the bundles already accepted for `N`, with `eth_simulateV1` and `N`'s number, timestamp,
+//!    base fee and fee recipient (nothing is mined, so no reader of the node ever sees a
+//!    simulation; nonce order and fee caps, which anvil's simulation does not check, are checked
+//!    here: [`super::blocksim`]). It is accepted when every transaction executes and succeeds or is
+//!    listed in `revertingTxHashes`, and the block timestamp is inside
+//!    `[minTimestamp, maxTimestamp]`;
+//! 3. the accepted bundles are sent in order and one block is mined, with the simulated timestamp.
+//!    If that block does not reproduce the simulation (a public transaction arrived in between) it
+//!    is reverted and `N` is mined with public transactions only.
 //!
 //! So a bundle lands whole, in its target block, or not at all; a bundle whose target passed is
 //! expired. anvil must order its pool first-in first-out (`--order fifo`, as [`super::AnvilChain`]
@@ -42,13 +45,13 @@ use alloy::consensus::transaction::SignerRecoverable;
 use alloy::eips::eip2718::{Decodable2718, Encodable2718};
 use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
-use alloy::rpc::types::TransactionReceipt;
 use alloy::rpc::types::mev::{EthCallBundleResponse, EthCallBundleTransactionResult};
 use keel_router::bundle::bundle_hash;
 use serde_json::Value;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
+use super::blocksim::{self, BlockEnv, Fate};
 use super::error::{AnvilError, Result};
 use crate::relay::{BundleBackend, CallBundle, RelayError, RequestContext, SendBundle, StateBlock};
 pub use crate::relay::{MAX_BUNDLE_BYTES, MAX_BUNDLE_TXS, SIGNATURE_HEADER};
@@ -180,8 +183,8 @@ struct Shared {
     seed: u64,
     /// anvil's own fee recipient, for blocks none of the builders wins.
     public_coinbase: Address,
-    /// The newest block built for good (not a simulation's block, which is mined then reverted):
-    /// a bundle for it or an earlier block arrives too late.
+    /// The newest block built for good (not one being built and possibly reverted): a bundle for
+    /// it or an earlier block arrives too late.
     sealed: std::sync::atomic::AtomicU64,
     /// Serialises everything that changes the chain.
     chain: Mutex<()>,
@@ -388,23 +391,13 @@ impl Drop for AnvilRelay {
     }
 }
 
-/// Result of sending a bundle's transactions and mining one block.
-struct Mined {
-    block: u64,
-    timestamp: u64,
-    base_fee: u128,
-    miner: Address,
-    receipts: Vec<Option<TransactionReceipt>>,
-    send_errors: Vec<Option<String>>,
-}
-
 impl BundleBackend for Endpoint {
     async fn on_send(&self, ctx: &RequestContext, p: SendBundle) -> core::result::Result<(), RelayError> {
         self.shared.on_send(self.builder, ctx, p).await
     }
 
     async fn on_call(&self, ctx: &RequestContext, p: CallBundle) -> core::result::Result<Value, RelayError> {
-        self.shared.on_call(ctx, p).await
+        self.shared.on_call(self.builder, ctx, p).await
     }
 
     fn on_cancel(
@@ -488,11 +481,19 @@ impl Shared {
         Ok(())
     }
 
-    async fn on_call(&self, _ctx: &RequestContext, p: CallBundle) -> core::result::Result<Value, RelayError> {
+    async fn on_call(
+        &self,
+        builder: usize,
+        _ctx: &RequestContext,
+        p: CallBundle,
+    ) -> core::result::Result<Value, RelayError> {
         check_decodes(&p.txs)?;
         let hashes = &p.tx_hashes;
+        // Nothing is mined: the lock only keeps a block being landed out of the simulation.
         let _chain = self.chain.lock().await;
-        let head = self.head().await?;
+        let coinbase = self.builders.get(builder).map_or(self.public_coinbase, |b| b.coinbase);
+        let mut env = BlockEnv::next(&self.anvil, coinbase).await.map_err(internal)?;
+        let head = env.number - 1;
         if let StateBlock::Number(n) = p.state_block
             && n != head
         {
@@ -500,60 +501,55 @@ impl Shared {
                 "stateBlockNumber {n} unavailable: the relay simulates on the head ({head})"
             )));
         }
-        if let Some(b) = p.block_number
-            && b != head + 1
-        {
-            tracing::debug!(block = b, head, "eth_callBundle for a block other than head + 1");
+        if let Some(b) = p.block_number {
+            if b != env.number {
+                tracing::debug!(block = b, head, "eth_callBundle for a block other than head + 1");
+            }
+            env.number = b;
+        }
+        if let Some(t) = p.timestamp {
+            env.timestamp = t;
         }
         let public = self.public_pending().await.map_err(internal)?;
-        let snap = self.snapshot().await.map_err(internal)?;
-        let coinbase_before = self.coinbase_balance(None).await;
-        let mined = self.send_and_mine(&p.txs).await;
-        let coinbase_after = match &mined {
-            Ok(m) => self.coinbase_balance(Some(m)).await,
-            Err(_) => Ok(U256::ZERO),
-        };
-        self.restore(snap, &public, &p.txs).await.map_err(internal)?;
-        let mined = mined.map_err(internal)?;
+        let fates = blocksim::simulate(&self.anvil, &env, &public, &p.txs).await.map_err(internal)?;
         let mut results = Vec::with_capacity(p.txs.len());
-        let (mut total_gas, mut gas_fees, mut priority) = (0u64, U256::ZERO, U256::ZERO);
-        for (i, (r, err)) in mined.receipts.iter().zip(&mined.send_errors).enumerate() {
-            let Some(r) = r else {
-                let why = err.clone().unwrap_or_else(|| "not included".into());
-                return Err(RelayError::Params(format!(
-                    "txs[{i}] ({}) could not be executed: {why}",
-                    hashes[i]
-                )));
+        let (mut total_gas, mut gas_fees, mut coinbase_diff, mut sent) =
+            (0u64, U256::ZERO, U256::ZERO, U256::ZERO);
+        for (i, fate) in fates.iter().enumerate() {
+            let r = match fate {
+                Fate::Executed(r) => r,
+                Fate::Skipped(why) => {
+                    return Err(RelayError::Params(format!(
+                        "txs[{i}] ({}) could not be executed: {why}",
+                        hashes[i]
+                    )));
+                }
             };
-            let price = U256::from(r.effective_gas_price);
-            let fees = price * U256::from(r.gas_used);
-            let tip =
-                U256::from(r.effective_gas_price.saturating_sub(mined.base_fee)) * U256::from(r.gas_used);
-            total_gas += r.gas_used;
-            gas_fees += fees;
-            priority += tip;
+            let price = U256::from(env.base_fee.saturating_add(r.tip_per_gas));
+            let fees = price.saturating_mul(U256::from(r.gas_used));
+            let tip = U256::from(r.tip_per_gas).saturating_mul(U256::from(r.gas_used));
+            total_gas = total_gas.saturating_add(r.gas_used);
+            gas_fees = gas_fees.saturating_add(fees);
+            coinbase_diff = coinbase_diff.saturating_add(tip).saturating_add(r.to_coinbase);
+            sent = sent.saturating_add(r.to_coinbase);
             results.push(EthCallBundleTransactionResult {
-                coinbase_diff: tip,
-                eth_sent_to_coinbase: U256::ZERO,
+                coinbase_diff: tip.saturating_add(r.to_coinbase),
+                eth_sent_to_coinbase: r.to_coinbase,
                 from_address: r.from,
                 gas_fees: fees,
                 gas_price: price,
                 gas_used: r.gas_used,
                 to_address: r.to,
-                tx_hash: r.transaction_hash,
-                value: r.status().then(Bytes::new),
-                revert: (!r.status()).then(Bytes::new),
+                tx_hash: r.hash,
+                value: r.success.then(Bytes::new),
+                revert: (!r.success).then(Bytes::new),
             });
         }
-        let coinbase_diff = match (coinbase_before, coinbase_after) {
-            (Ok(b), Ok(a)) => a.saturating_sub(b),
-            _ => priority,
-        };
         let response = EthCallBundleResponse {
             bundle_hash: bundle_hash(hashes),
             bundle_gas_price: if total_gas == 0 { U256::ZERO } else { coinbase_diff / U256::from(total_gas) },
             coinbase_diff,
-            eth_sent_to_coinbase: coinbase_diff.saturating_sub(priority),
+            eth_sent_to_coinbase: sent,
             gas_fees,
             results,
             state_block_number: head,
@@ -563,42 +559,21 @@ impl Shared {
     }
 
     /// Why `bundle`'s builder refuses it for its tip, judged from the transactions' fee fields and
-    /// the next block's base fee (read once per block into `next_base_fee`); `None`: it does not.
-    async fn tip_refusal(
-        &self,
-        bundle: &HeldBundle,
-        next_base_fee: &mut Option<u128>,
-    ) -> Result<Option<String>> {
+    /// the block's base fee; `None`: it does not.
+    fn tip_refusal(&self, bundle: &HeldBundle, base_fee: u128) -> Option<String> {
         let min_tip = self.builders.get(bundle.builder).map_or(0, |b| b.min_tip_wei);
         if min_tip == 0 {
-            return Ok(None);
+            return None;
         }
-        let base = match *next_base_fee {
-            Some(b) => b,
-            None => {
-                let history: Value = self
-                    .anvil
-                    .raw_request("eth_feeHistory".into(), ("0x1", "latest", Vec::<f64>::new()))
-                    .await
-                    .map_err(|e| AnvilError::rpc("eth_feeHistory", e))?;
-                // baseFeePerGas holds the newest block's and the next block's.
-                let next = history["baseFeePerGas"].as_array().and_then(|a| a.last()).and_then(Value::as_str);
-                let b =
-                    next.and_then(|h| u128::from_str_radix(h.trim_start_matches("0x"), 16).ok()).ok_or_else(
-                        || AnvilError::rpc("eth_feeHistory", format!("no next base fee in {history}")),
-                    )?;
-                *next_base_fee.insert(b)
-            }
-        };
         for (i, raw) in bundle.txs.iter().enumerate() {
             use alloy::consensus::Transaction;
             let Ok(tx) = TxEnvelope::decode_2718(&mut raw.as_ref()) else { continue };
-            let tip = tx.effective_tip_per_gas(base as u64).unwrap_or(0);
+            let tip = u64::try_from(base_fee).ok().and_then(|b| tx.effective_tip_per_gas(b)).unwrap_or(0);
             if tip < min_tip {
-                return Ok(Some(format!("tx {i} tips {tip} wei per gas, under the builder's {min_tip}")));
+                return Some(format!("tx {i} tips {tip} wei per gas, under the builder's {min_tip}"));
             }
         }
-        Ok(None)
+        None
     }
 
     /// The builder that builds block `number`: a draw from `keccak(seed ‖ number)` against the
@@ -622,10 +597,6 @@ impl Shared {
         None
     }
 
-    async fn head(&self) -> core::result::Result<u64, RelayError> {
-        self.anvil.get_block_number().await.map_err(internal)
-    }
-
     async fn snapshot(&self) -> Result<U256> {
         self.anvil
             .raw_request("evm_snapshot".into(), ())
@@ -633,39 +604,13 @@ impl Shared {
             .map_err(|e| AnvilError::rpc("evm_snapshot", e))
     }
 
-    async fn coinbase_balance(&self, mined: Option<&Mined>) -> Result<U256> {
-        let (miner, block) = match mined {
-            Some(m) => (m.miner, Some(m.block)),
-            None => {
-                let b = self
-                    .anvil
-                    .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
-                    .await
-                    .map_err(|e| AnvilError::rpc("eth_getBlockByNumber", e))?
-                    .ok_or_else(|| AnvilError::rpc("eth_getBlockByNumber", "no latest block"))?;
-                (b.header.beneficiary, None)
-            }
-        };
-        let req = self.anvil.get_balance(miner);
-        let req = match block {
-            Some(n) => req.number(n),
-            None => req,
-        };
-        req.await.map_err(|e| AnvilError::rpc("eth_getBalance", e))
-    }
-
-    /// Reverts to `snap`, takes the simulated bundle transactions `simulated` out of anvil's pool
-    /// and puts back `public`, the public transactions pending before the simulation.
+    /// Reverts to `snap` (a landing block that did not reproduce its simulation), takes the
+    /// bundle transactions `simulated` out of anvil's pool and puts back `public`, the public
+    /// transactions pending before the block.
     ///
-    /// A bundle transaction that was sent but not mined (a nonce gap, a fee under the base fee)
-    /// outlives the revert in anvil's pool; left there it would be mined later as a public
-    /// transaction, after its target block, which no builder does with a bundle.
-    ///
-    /// Nothing is read between mining the simulation block and this revert beyond what the
-    /// verdict needs: readers see that block until it is reverted. A public transaction that
-    /// arrives during a simulation can vanish with it, so a public sender re-broadcasts what gets
-    /// no receipt (the devnet's market does, `src/devnet.rs`), as
-    /// wallets do on a real network.
+    /// A bundle transaction that was sent but not mined outlives the revert in anvil's pool; left
+    /// there it would be mined later as a public transaction, after its target block, which no
+    /// builder does with a bundle.
     async fn restore(&self, snap: U256, public: &[Bytes], simulated: &[Bytes]) -> Result<()> {
         let ok: bool = self
             .anvil
@@ -692,9 +637,8 @@ impl Shared {
                 .await
                 .map_err(|e| AnvilError::rpc("anvil_removePoolTransactions", e))?;
         }
-        // Only the public transactions pending before the simulation are re-sent, never the
-        // simulation block's other transactions: one of them can be another bundle's transaction
-        // left in the pool, which no builder may land outside its bundle.
+        // Only the public transactions pending before the block are re-sent, never its other
+        // transactions: one of them can be another bundle's, which must not land outside it.
         for raw in public {
             // Already pending (the revert kept it) is fine.
             let _ = self.anvil.send_raw_transaction(raw).await;
@@ -728,84 +672,63 @@ impl Shared {
         Ok(raws)
     }
 
-    /// Sends `txs` in order (send errors are recorded, not fatal), mines one block, reads receipts.
-    async fn send_and_mine(&self, txs: &[Bytes]) -> Result<Mined> {
-        let mut hashes = Vec::with_capacity(txs.len());
-        let mut send_errors = Vec::with_capacity(txs.len());
-        for raw in txs {
-            let hash = TxEnvelope::decode_2718(&mut raw.as_ref()).map(|t| *t.tx_hash()).unwrap_or_default();
-            hashes.push(hash);
-            send_errors.push(self.anvil.send_raw_transaction(raw).await.err().map(|e| e.to_string()));
-        }
-        self.anvil
-            .raw_request::<_, Value>("evm_mine".into(), ())
-            .await
-            .map_err(|e| AnvilError::rpc("evm_mine", e))?;
-        // Two reads, however many transactions: readers see this block until it is reverted.
-        let block = self
-            .anvil
-            .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
-            .await
-            .map_err(|e| AnvilError::rpc("eth_getBlockByNumber", e))?
-            .ok_or_else(|| AnvilError::rpc("eth_getBlockByNumber", "no latest block"))?;
-        let block_receipts = self
-            .anvil
-            .get_block_receipts(block.header.number.into())
-            .await
-            .map_err(|e| AnvilError::rpc("eth_getBlockReceipts", e))?
-            .unwrap_or_default();
-        // Only a receipt in this very block counts.
-        let receipts = hashes
-            .iter()
-            .map(|h| block_receipts.iter().find(|r| r.transaction_hash == *h).cloned())
-            .collect();
-        Ok(Mined {
-            block: block.header.number,
-            timestamp: block.header.timestamp,
-            base_fee: block.header.base_fee_per_gas.unwrap_or(0) as u128,
-            miner: block.header.beneficiary,
-            receipts,
-            send_errors,
-        })
-    }
-
-    /// Why `bundle`'s part of a mined block is unacceptable, if it is.
-    fn verdict(&self, bundle: &HeldBundle, mined: &Mined, offset: usize) -> Option<String> {
+    /// Why `bundle`'s part of a block (`fates`, its transactions' fates, in a block with
+    /// timestamp `timestamp`) is unacceptable, if it is.
+    fn verdict(&self, bundle: &HeldBundle, fates: &[Fate], timestamp: u64) -> Option<String> {
         let min_tip = self.builders.get(bundle.builder).map_or(0, |b| b.min_tip_wei);
-        for (i, r) in mined.receipts[offset..offset + bundle.txs.len()].iter().enumerate() {
-            if let Some(r) = r {
-                let tip = r.effective_gas_price.saturating_sub(mined.base_fee);
-                if tip < min_tip {
-                    return Some(format!("tx {i} tips {tip} wei per gas, under the builder's {min_tip}"));
-                }
+        for (i, fate) in fates.iter().enumerate() {
+            if let Fate::Executed(r) = fate
+                && r.tip_per_gas < min_tip
+            {
+                return Some(format!(
+                    "tx {i} tips {} wei per gas, under the builder's {min_tip}",
+                    r.tip_per_gas
+                ));
             }
         }
         if let Some(min) = bundle.min_timestamp
-            && mined.timestamp < min
+            && timestamp < min
         {
-            return Some(format!("block timestamp {} before minTimestamp {min}", mined.timestamp));
+            return Some(format!("block timestamp {timestamp} before minTimestamp {min}"));
         }
         if let Some(max) = bundle.max_timestamp
-            && mined.timestamp > max
+            && timestamp > max
         {
-            return Some(format!("block timestamp {} after maxTimestamp {max}", mined.timestamp));
+            return Some(format!("block timestamp {timestamp} after maxTimestamp {max}"));
         }
-        for (i, h) in bundle.tx_hashes.iter().enumerate() {
-            match &mined.receipts[offset + i] {
-                None => {
-                    let why = mined.send_errors[offset + i].clone().unwrap_or_else(|| "not included".into());
-                    return Some(format!("tx {i} ({h}) not included: {why}"));
-                }
-                Some(r) if !r.status() && !bundle.reverting.contains(h) => {
+        for (i, (h, fate)) in bundle.tx_hashes.iter().zip(fates).enumerate() {
+            match fate {
+                Fate::Skipped(why) => return Some(format!("tx {i} ({h}) not included: {why}")),
+                Fate::Executed(r) if !r.success && !bundle.reverting.contains(h) => {
                     return Some(format!("tx {i} ({h}) reverted"));
                 }
-                Some(_) => {}
+                Fate::Executed(_) => {}
             }
         }
         None
     }
 
-    /// Builds the next block: simulates each due bundle, lands the accepted ones, mines.
+    /// Whether every bundle of `bundles`, laid out in that order in `fates`, is acceptable.
+    fn all_acceptable(&self, bundles: &[HeldBundle], fates: &[Fate], timestamp: u64) -> bool {
+        let mut off = 0;
+        bundles.iter().all(|b| {
+            let ok = self.verdict(b, &fates[off..off + b.txs.len()], timestamp).is_none();
+            off += b.txs.len();
+            ok
+        })
+    }
+
+    /// Records `reason` as why `bundle` failed for block `target`.
+    fn fail(&self, bundle: &HeldBundle, target: u64, reason: String) {
+        tracing::debug!(bundle = %bundle.hash, %reason, "bundle refused");
+        self.books[bundle.builder]
+            .lock()
+            .status
+            .insert(bundle.hash, BundleStatus::Failed { block: target, reason });
+    }
+
+    /// Builds the next block: simulates each due bundle (`eth_simulateV1`, nothing mined), lands
+    /// the accepted ones, mines.
     async fn build_block(&self) -> Result<u64> {
         let _chain = self.chain.lock().await;
         let head = self.anvil.get_block_number().await.map_err(|e| AnvilError::rpc("eth_blockNumber", e))?;
@@ -827,19 +750,25 @@ impl Shared {
                 }
             }
         }
+        let coinbase = winner.and_then(|w| self.builders.get(w)).map_or(self.public_coinbase, |b| b.coinbase);
         if !self.builders.is_empty() {
-            let coinbase = winner.map_or(self.public_coinbase, |w| self.builders[w].coinbase);
             self.anvil
                 .raw_request::<_, Value>("anvil_setCoinbase".into(), (coinbase,))
                 .await
                 .map_err(|e| AnvilError::rpc("anvil_setCoinbase", e))?;
+        }
+        let env = BlockEnv::next(&self.anvil, coinbase).await?;
+        if env.number != target {
+            return Err(AnvilError::rpc(
+                "relay",
+                format!("the head moved under the builder: {} != {target}", env.number),
+            ));
         }
         let mut accepted: Vec<HeldBundle> = Vec::new();
         // Bundles that arrive while the block is built are still considered, until it is sealed,
         // as a builder does: the queue is topped up from the winner's book whenever it empties.
         let mut queue: std::collections::VecDeque<HeldBundle> = due.into();
         let mut public: Option<Vec<Bytes>> = None;
-        let mut next_base_fee: Option<u128> = None;
         loop {
             if queue.is_empty()
                 && let Some(w) = winner
@@ -850,66 +779,34 @@ impl Shared {
                 queue.extend(late);
             }
             let Some(bundle) = queue.pop_front() else { break };
-            // A tip under the builder's floor is refused before anything is mined: a simulation
-            // block shows its transactions (receipts included) to every reader until it is
-            // reverted, which no real builder's refusal does.
-            if let Some(reason) = self.tip_refusal(&bundle, &mut next_base_fee).await? {
-                tracing::debug!(bundle = %bundle.hash, %reason, "bundle refused");
-                let failed = BundleStatus::Failed { block: target, reason };
-                self.books[bundle.builder].lock().status.insert(bundle.hash, failed);
+            if let Some(reason) = self.tip_refusal(&bundle, env.base_fee) {
+                self.fail(&bundle, target, reason);
                 continue;
             }
             let public = match &public {
                 Some(p) => p,
                 None => public.insert(self.public_pending().await?),
             };
-            {
-                let mut txs: Vec<Bytes> = accepted.iter().flat_map(|b| b.txs.iter().cloned()).collect();
-                let offset = txs.len();
-                txs.extend(bundle.txs.iter().cloned());
-                let snap = self.snapshot().await?;
-                let mined = self.send_and_mine(&txs).await;
-                self.restore(snap, public, &txs).await?;
-                let mined = mined?;
-                let earlier_ok = {
-                    let mut off = 0;
-                    accepted.iter().all(|b| {
-                        let ok = self.verdict(b, &mined, off).is_none();
-                        off += b.txs.len();
-                        ok
-                    })
-                };
-                match self.verdict(&bundle, &mined, offset) {
-                    None if earlier_ok => accepted.push(bundle),
-                    None => {
-                        let reason = "conflicts with a bundle accepted earlier for the block".to_string();
-                        self.books[bundle.builder]
-                            .lock()
-                            .status
-                            .insert(bundle.hash, BundleStatus::Failed { block: target, reason });
-                    }
-                    Some(reason) => {
-                        tracing::debug!(bundle = %bundle.hash, %reason, "bundle refused");
-                        self.books[bundle.builder]
-                            .lock()
-                            .status
-                            .insert(bundle.hash, BundleStatus::Failed { block: target, reason });
-                    }
+            let mut txs: Vec<Bytes> = accepted.iter().flat_map(|b| b.txs.iter().cloned()).collect();
+            let offset = txs.len();
+            txs.extend(bundle.txs.iter().cloned());
+            let fates = blocksim::simulate(&self.anvil, &env, public, &txs).await?;
+            let earlier_ok = self.all_acceptable(&accepted, &fates[..offset], env.timestamp);
+            match self.verdict(&bundle, &fates[offset..], env.timestamp) {
+                None if earlier_ok => accepted.push(bundle),
+                None => {
+                    let reason = "conflicts with a bundle accepted earlier for the block".to_string();
+                    self.fail(&bundle, target, reason);
                 }
+                Some(reason) => self.fail(&bundle, target, reason),
             }
         }
         if !accepted.is_empty() {
             let public = public.unwrap_or_default();
             let txs: Vec<Bytes> = accepted.iter().flat_map(|b| b.txs.iter().cloned()).collect();
             let snap = self.snapshot().await?;
-            let mined = self.send_and_mine(&txs).await?;
-            let mut off = 0;
-            let mut all_ok = true;
-            for b in &accepted {
-                all_ok &= self.verdict(b, &mined, off).is_none();
-                off += b.txs.len();
-            }
-            if all_ok && mined.block == target {
+            let (block, fates) = blocksim::mine(&self.anvil, &env, &txs).await?;
+            if block == target && self.all_acceptable(&accepted, &fates, env.timestamp) {
                 for b in &accepted {
                     let mut book = self.books[b.builder].lock();
                     book.status.insert(b.hash, BundleStatus::Landed { block: target });
@@ -925,19 +822,16 @@ impl Shared {
                 self.sealed.store(target, std::sync::atomic::Ordering::Release);
                 return Ok(target);
             }
+            // Something changed between the simulation and the block (a public transaction that
+            // arrived in between): the block is taken back and built without the bundles. Only
+            // here does a reader get a glimpse of a block that is then reverted.
+            tracing::warn!(block = target, "the block did not reproduce its simulation; reverted");
             self.restore(snap, &public, &txs).await?;
             for b in &accepted {
-                let reason = "block did not reproduce the simulation".to_string();
-                self.books[b.builder]
-                    .lock()
-                    .status
-                    .insert(b.hash, BundleStatus::Failed { block: target, reason });
+                self.fail(b, target, "block did not reproduce the simulation".to_string());
             }
         }
-        self.anvil
-            .raw_request::<_, Value>("evm_mine".into(), ())
-            .await
-            .map_err(|e| AnvilError::rpc("evm_mine", e))?;
+        blocksim::mine_empty(&self.anvil, &env).await?;
         self.sealed.store(target, std::sync::atomic::Ordering::Release);
         Ok(target)
     }

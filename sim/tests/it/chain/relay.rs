@@ -363,3 +363,61 @@ async fn a_refused_bundle_never_lands_after_its_target_block() {
     drop(client);
     relay.shutdown().await.unwrap();
 }
+
+/// Simulations are invisible: a reader subscribed to new heads sees exactly one head per block the
+/// relay builds, never a simulation's block, and a refused bundle's account nonce never moves,
+/// however many bundles (landing, reverting, out of nonce order) and `eth_callBundle`s it judged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_sees_one_head_per_built_block_and_no_simulation() {
+    use alloy::providers::WsConnect;
+    use futures_util::StreamExt;
+
+    let chain = chain().await;
+    let relay =
+        AnvilRelay::start(chain.http_url(), RelayOptions { block_interval: None, ..Default::default() })
+            .await
+            .unwrap();
+    let client = relay_client(&relay);
+    let ws = ProviderBuilder::new().connect_ws(WsConnect::new(chain.ws_url().to_string())).await.unwrap();
+    let mut heads = ws.subscribe_blocks().await.unwrap().into_stream();
+    let head = chain.block_number().await.unwrap();
+
+    // Block head+1: a bundle whose swap reverts (refused), then a good one with the same nonces.
+    let (bad1, bad2) = keel_bundle(&chain, e18(1_000)).await;
+    let (good1, good2) = keel_bundle(&chain, U256::from(1u64)).await;
+    let send = |txs: Vec<alloy::primitives::Bytes>, block: u64| {
+        let bundle = EthSendBundle { txs, block_number: block, ..Default::default() };
+        client.send_bundle(bundle).with_auth(searcher())
+    };
+    let bad = send(vec![bad1.raw.clone(), bad2.raw.clone()], head + 1).await.unwrap().unwrap();
+    let good = send(vec![good1.raw.clone(), good2.raw.clone()], head + 1).await.unwrap().unwrap();
+    for _ in 0..3 {
+        let call = EthCallBundle {
+            txs: vec![good1.raw.clone(), good2.raw.clone()],
+            block_number: head + 1,
+            state_block_number: alloy::eips::BlockNumberOrTag::Latest,
+            ..Default::default()
+        };
+        client.call_bundle(call).with_auth(searcher()).await.unwrap().unwrap();
+    }
+    let nonce_before = nonce(&chain, KEEL).await;
+    assert_eq!(relay.mine_block().await.unwrap(), head + 1);
+    assert!(matches!(relay.bundle_status(bad.bundle_hash), Some(BundleStatus::Failed { .. })));
+    assert_eq!(relay.bundle_status(good.bundle_hash), Some(BundleStatus::Landed { block: head + 1 }));
+    assert_eq!(nonce(&chain, KEEL).await, nonce_before + 2);
+
+    // Block head+2: the landed bundle again (nonces now too low) is refused, and nothing moves.
+    let stale = send(vec![good1.raw.clone(), good2.raw.clone()], head + 2).await.unwrap().unwrap();
+    assert_eq!(relay.mine_block().await.unwrap(), head + 2);
+    match relay.bundle_status(stale.bundle_hash) {
+        Some(BundleStatus::Failed { reason, .. }) => assert!(reason.contains("nonce too low"), "{reason}"),
+        s => panic!("expected Failed, got {s:?}"),
+    }
+    assert_eq!(nonce(&chain, KEEL).await, nonce_before + 2);
+
+    let mut seen = Vec::new();
+    while let Ok(Some(h)) = tokio::time::timeout(Duration::from_millis(500), heads.next()).await {
+        seen.push(h.number);
+    }
+    assert_eq!(seen, vec![head + 1, head + 2], "heads seen by a subscriber");
+}
