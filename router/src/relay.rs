@@ -42,13 +42,17 @@ pub enum RelayError {
     /// expired) or the protocol could not be agreed. Nothing was sent.
     #[error("TLS: {0}")]
     Tls(String),
+    /// The relay's head had already passed the block the request was for: the answer came too
+    /// late to say anything about the bundle (the relay's message).
+    #[error("too late for its block: {0}")]
+    TooLate(String),
 }
 
 impl RelayError {
     /// Whether trying again (for the next block) may succeed.
     pub fn is_recoverable(&self) -> bool {
         match self {
-            RelayError::Transport(_) => true,
+            RelayError::Transport(_) | RelayError::TooLate(_) => true,
             RelayError::Status { status, .. } => *status >= 500 || *status == 429,
             RelayError::Rpc { .. }
             | RelayError::Malformed(_)
@@ -238,8 +242,7 @@ pub fn parse_call_bundle_response(
         // A target block the relay's head has passed (the simulation came late) says nothing
         // about the bundle: no simulation was had.
         if message.contains("blockNumber") {
-            let code = err.get("code").and_then(|c| c.as_i64()).unwrap_or(0);
-            return Err(RelayError::Rpc { code, message: message.to_string() });
+            return Err(RelayError::TooLate(message.to_string()));
         }
         return Ok(Some(format!("the relay refused the bundle: {message}")));
     }
@@ -443,7 +446,7 @@ mod call_bundle_tests {
             parse_call_bundle_response(200, refused, &h).unwrap().unwrap().contains("insufficient funds")
         );
         let late = br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32602,"message":"blockNumber 9 is not after the head block 9"}}"#;
-        assert!(matches!(parse_call_bundle_response(200, late, &h), Err(RelayError::Rpc { .. })));
+        assert!(matches!(parse_call_bundle_response(200, late, &h), Err(RelayError::TooLate(_))));
         let reverted = br#"{"jsonrpc":"2.0","id":1,"result":{"results":[{"gasUsed":1},{"error":"execution reverted: K"}]}}"#;
         let why = parse_call_bundle_response(200, reverted, &h).unwrap().unwrap();
         assert!(

@@ -28,7 +28,7 @@ use keel_engine::chain::ChainUpdate;
 
 use crate::fastpost::{FastPostError, FastPoster, ReplySink};
 use crate::oracle::GuardCounts;
-use crate::relay::{RelayClient, RelayReply};
+use crate::relay::{RelayClient, RelayError, RelayReply};
 use keel_engine::record::{JournalRecord, RecordSink};
 use keel_recording::Recorder;
 use keel_recording::codec::RelayAnswer;
@@ -489,14 +489,23 @@ pub fn run_router_stage(
                         // Off the fast path: simulate, then send to every relay only if nothing reverted.
                         let (relays, sink, input) = (relays.clone(), Arc::clone(&sink), Arc::clone(&input));
                         runtime.spawn(async move {
-                            let failure = match relays.call_bundle(sim_relay, &call).await {
-                                Ok(failure) => failure,
+                            let (failure, send) = match relays.call_bundle(sim_relay, &call).await {
+                                Ok(failure) => {
+                                    let passed = failure.is_none();
+                                    (failure, passed)
+                                }
+                                // Its block has passed: neither sent nor judged; the next head
+                                // retargets it and simulates again.
+                                Err(RelayError::TooLate(m)) => {
+                                    tracing::debug!(intent, relay_said = %m, "simulated after its block: not sent");
+                                    (None, false)
+                                }
                                 Err(e) => {
                                     tracing::warn!(intent, error = %e, "no simulation to be had: the bundle is sent unsimulated");
-                                    None
+                                    (None, true)
                                 }
                             };
-                            if failure.is_none() {
+                            if send {
                                 let all: Vec<usize> = (0..relays.relays().len()).collect();
                                 for reply in relays.send_to(&request, &all).await {
                                     sink(posted, reply);

@@ -212,8 +212,8 @@ async fn chain_facts(
             if let Some(r) = provider.get_transaction_receipt(*hash).await.map_err(chain)? {
                 let block = r.block_number.unwrap_or(0);
                 // A receipt counts once its block has a successor and is still the chain's block
-                // at that height: a block about to be replaced (a reorg, or a relay's simulation
-                // block mined and reverted) is waited out, not taken for a landing.
+                // at that height: a block about to be replaced (a reorg) is waited out, not taken
+                // for a landing.
                 if attempt + 1 < attempts && !is_settled(provider, block, r.block_hash).await? {
                     unsettled = true;
                     continue;
@@ -270,5 +270,38 @@ mod tests {
         // A portfolio no longer configured: the first chain's node (recovery then refuses to start
         // blind to it if it may still land).
         assert_eq!(routes.url_for("gone"), "http://l1");
+    }
+
+    /// A receipt's block counts once it has a successor and is still the chain's block at its
+    /// height: on anvil, a block is replaced by reverting to a snapshot and mining another.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_receipt_counts_once_its_block_has_a_successor_and_not_once_it_is_replaced() {
+        use alloy::network::TransactionBuilder;
+        use alloy::providers::Provider;
+        use alloy::providers::ext::AnvilApi;
+
+        let chain = keel_sim::anvil::AnvilChain::start().await.expect("anvil (run `make chain-deps`)");
+        let p = chain.provider();
+        let snap = chain.snapshot().await.unwrap();
+        let tx = alloy::rpc::types::TransactionRequest::default()
+            .with_to(chain.address(2))
+            .with_value(alloy::primitives::U256::from(1u64));
+        let receipt =
+            chain.wallet_provider(1).send_transaction(tx).await.unwrap().get_receipt().await.unwrap();
+        let (number, hash) = (receipt.block_number.unwrap(), receipt.block_hash);
+        assert!(!super::is_settled(p, number, hash).await.unwrap(), "the head has no successor yet");
+        chain.mine().await.unwrap();
+        assert!(super::is_settled(p, number, hash).await.unwrap(), "a successor settles it");
+        // The receipt's block replaced by another at the same height (a later timestamp, no
+        // transaction), with a successor.
+        assert!(chain.revert(snap).await.unwrap());
+        let later = p.get_block_by_number(number.into()).await.unwrap();
+        assert!(later.is_none(), "reverted past the receipt's block");
+        p.evm_mine(Some(alloy::rpc::types::anvil::MineOptions::Timestamp(Some(4_000_000_000))))
+            .await
+            .unwrap();
+        chain.mine().await.unwrap();
+        assert!(p.get_block_number().await.unwrap() > number);
+        assert!(!super::is_settled(p, number, hash).await.unwrap(), "a replaced block is not settled");
     }
 }

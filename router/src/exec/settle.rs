@@ -29,7 +29,7 @@ impl Executor {
             // does not expire it — unless the reads lag by NONCE_READ_GRACE_BLOCKS.
             let read = self.nonce_read_block.get(&f.account).copied().unwrap_or(0);
             // A read of a block after the deadline: a read of the deadline block itself may come
-            // from a block later replaced (a reorg, or a relay's simulation mined then reverted).
+            // from a block later replaced (a reorg).
             let past = h.number >= f.deadline_block
                 && (read > f.deadline_block
                     || h.number >= f.deadline_block.saturating_add(NONCE_READ_GRACE_BLOCKS));
@@ -311,8 +311,8 @@ impl Executor {
     pub fn on_receipts(&mut self, intent: u64, receipts: &[ReceiptInfo], out: &mut Vec<Action>) {
         let Some(i) = self.inflight.iter().position(|f| f.intent == intent) else { return };
         if receipts.is_empty() && self.inflight[i].receiptless_landings == 0 {
-            // The nonce read that showed it landed may come from a block since replaced (a reorg,
-            // or a relay's simulation block mined and reverted): it stays in flight, and only a
+            // The nonce read that showed it landed may come from a block since replaced (a
+            // reorg): it stays in flight, and only a
             // second landing without a receipt of ours, from a later read, voids it.
             let f = &mut self.inflight[i];
             f.receiptless_landings = 1;

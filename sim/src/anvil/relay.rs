@@ -502,8 +502,11 @@ impl Shared {
             )));
         }
         if let Some(b) = p.block_number {
-            if b != env.number {
-                tracing::debug!(block = b, head, "eth_callBundle for a block other than head + 1");
+            if b <= head {
+                // As the simulated market's relay answers, and Flashbots' wording.
+                return Err(RelayError::Params(format!(
+                    "blockNumber {b} is not after the head block {head}"
+                )));
             }
             env.number = b;
         }
