@@ -232,9 +232,18 @@ impl Sender<'_> {
                         tokio::time::sleep(std::time::Duration::from_millis(5)).await
                     }
                     None => {
+                        // What the node says, so a rare miss can be told apart from automine off.
+                        let automine: Option<bool> =
+                            self.provider.raw_request("anvil_getAutomine".into(), ()).await.ok();
+                        let tx = self.provider.get_transaction_by_hash(hash).await.ok().flatten();
+                        let head = self.provider.get_block_number().await.ok();
                         return Err(AnvilError::rpc(
                             format!("receipt of {label}"),
-                            "not mined (is automine off?)",
+                            format!(
+                                "not mined after {RECEIPT_WAIT:?} (automine {automine:?}, head {head:?}, \
+                                 transaction {})",
+                                if tx.is_some() { "known to the node, unmined" } else { "unknown to the node" }
+                            ),
                         ));
                     }
                 }
