@@ -6,7 +6,7 @@
 //! keeps a market moving: another account trades TKA on the V2 pool every few seconds, the V3 pool
 //! is swapped to the same price, the same trade goes through a Uniswap V4 pool of the same depth (a
 //! full-range position, so the same curve as the V2 pair), and the exchange price follows the
-//! pools.
+//! pools. Keel reaches the V4 pool through the real Universal Router and Permit2.
 //!
 //! `--chains 2` starts a second anvil beside the first (chain id 1337, its own block interval,
 //! `--block-ms-2`), deploys the same V2/V3 contracts there (at the same addresses; the registry and
@@ -167,6 +167,9 @@ async fn run_async(
     let full = (keel_amm::v3::MAX_TICK / 60) * 60;
     let pos = V4Position { tick_lower: -full, tick_upper: full, liquidity: 10i128.pow(22), salt: 0 };
     v4.modify(&chain, &key, 1, pos).await.map_err(|e| eyre!("{e}"))?;
+    // Keel swaps on it through the real Universal Router, its approvals on Permit2 (installed
+    // from the pinned v4-periphery source); the market moves it through the V4Router.
+    let universal_router = v4.deploy_universal_router(&chain).await.map_err(|e| eyre!("{e}"))?;
 
     let sym = |x: Address| {
         if x == tka {
@@ -234,8 +237,8 @@ async fn run_async(
     );
     let _ = writeln!(
         cfg,
-        "[[dexes]]\nname = \"uniswap-v4\"\nkind = \"uniswap_v4\"\nrouter = \"{}\"   # v4-periphery MockV4Router\nfactory = \"{}\"   # the PoolManager\n",
-        v4.router, v4.manager
+        "[[dexes]]\nname = \"uniswap-v4\"\nkind = \"uniswap_v4\"\nrouter = \"{}\"   # the Universal Router\nvia = \"universal_router\"   # approvals on Permit2, execute(V4_SWAP)\nfactory = \"{}\"   # the PoolManager\n",
+        universal_router, v4.manager
     );
     for (name, dex, addr, t0, t1, fee) in [
         ("v2-tka-tkb", "uniswap-v2", pair.address, pair.token0, pair.token1, 30),

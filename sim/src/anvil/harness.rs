@@ -220,6 +220,7 @@ impl Sender<'_> {
     async fn check(&mut self) -> Result<()> {
         for (label, hash) in self.sent.drain(..) {
             let deadline = std::time::Instant::now() + RECEIPT_WAIT;
+            let mut flush_at = std::time::Instant::now() + std::time::Duration::from_secs(1);
             let receipt = loop {
                 let r = self
                     .provider
@@ -229,6 +230,15 @@ impl Sender<'_> {
                 match r {
                     Some(r) => break r,
                     None if std::time::Instant::now() < deadline => {
+                        // anvil's automine can leave a ready transaction unmined when many arrive
+                        // at once (foundry-rs/foundry#10122): after a second, mine a block to flush it.
+                        if std::time::Instant::now() >= flush_at {
+                            flush_at = std::time::Instant::now() + std::time::Duration::from_secs(1);
+                            self.provider
+                                .raw_request::<_, serde_json::Value>("evm_mine".into(), ())
+                                .await
+                                .map_err(|e| AnvilError::rpc("evm_mine (flushing the pool)", e))?;
+                        }
                         tokio::time::sleep(std::time::Duration::from_millis(5)).await
                     }
                     None => {
