@@ -283,7 +283,7 @@ async fn run_async(
     let mut round: u64 = 0;
     // How long a market transaction may go without a receipt before the next round moves on:
     // five blocks, at least 5 s. The provider reads the pending nonce for every transaction, so
-    // one the relay's simulations dropped is replaced by the next round's.
+    // one lost (a landing block the relay took back, or a node restart) is replaced by the next round's.
     let receipt_wait = Duration::from_millis(block_ms.saturating_mul(5).max(5_000));
     {
         let trader = chain.wallet_provider(TRADER_KEY);

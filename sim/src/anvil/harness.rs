@@ -252,7 +252,11 @@ impl Sender<'_> {
                             format!(
                                 "not mined after {RECEIPT_WAIT:?} (automine {automine:?}, head {head:?}, \
                                  transaction {})",
-                                if tx.is_some() { "known to the node, unmined" } else { "unknown to the node" }
+                                if tx.is_some() {
+                                    "known to the node, unmined"
+                                } else {
+                                    "unknown to the node"
+                                }
                             ),
                         ));
                     }

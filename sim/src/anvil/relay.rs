@@ -730,6 +730,35 @@ impl Shared {
             .insert(bundle.hash, BundleStatus::Failed { block: target, reason });
     }
 
+    /// `accepted` judged again, in order, on top of `public`: the ones still acceptable, the
+    /// others failed.
+    async fn rejudge(
+        &self,
+        accepted: Vec<HeldBundle>,
+        env: &BlockEnv,
+        public: &[Bytes],
+    ) -> Result<Vec<HeldBundle>> {
+        let mut kept: Vec<HeldBundle> = Vec::with_capacity(accepted.len());
+        for bundle in accepted {
+            let mut txs: Vec<Bytes> = kept.iter().flat_map(|b| b.txs.iter().cloned()).collect();
+            let offset = txs.len();
+            txs.extend(bundle.txs.iter().cloned());
+            let fates = blocksim::simulate(&self.anvil, env, public, &txs).await?;
+            match self.verdict(&bundle, &fates[offset..], env.timestamp) {
+                None if self.all_acceptable(&kept, &fates[..offset], env.timestamp) => kept.push(bundle),
+                None => {
+                    let reason = "conflicts with a bundle accepted earlier for the block".to_string();
+                    self.fail(&bundle, env.number, reason);
+                }
+                Some(reason) => {
+                    let reason = format!("after public transactions that arrived during the build: {reason}");
+                    self.fail(&bundle, env.number, reason);
+                }
+            }
+        }
+        Ok(kept)
+    }
+
     /// Builds the next block: simulates each due bundle (`eth_simulateV1`, nothing mined), lands
     /// the accepted ones, mines.
     async fn build_block(&self) -> Result<u64> {
@@ -804,8 +833,22 @@ impl Shared {
                 Some(reason) => self.fail(&bundle, target, reason),
             }
         }
+        let mut public = public.unwrap_or_default();
         if !accepted.is_empty() {
-            let public = public.unwrap_or_default();
+            // Public transactions that arrived while the bundles were simulated are mined first:
+            // the accepted bundles are judged again on top of them before anything is mined.
+            let public_now = self.public_pending().await?;
+            let sorted = |v: &[Bytes]| {
+                let mut v = v.to_vec();
+                v.sort_unstable();
+                v
+            };
+            if sorted(&public_now) != sorted(&public) {
+                public = public_now;
+                accepted = self.rejudge(accepted, &env, &public).await?;
+            }
+        }
+        if !accepted.is_empty() {
             let txs: Vec<Bytes> = accepted.iter().flat_map(|b| b.txs.iter().cloned()).collect();
             let snap = self.snapshot().await?;
             let (block, fates) = blocksim::mine(&self.anvil, &env, &txs).await?;
@@ -825,9 +868,9 @@ impl Shared {
                 self.sealed.store(target, std::sync::atomic::Ordering::Release);
                 return Ok(target);
             }
-            // Something changed between the simulation and the block (a public transaction that
-            // arrived in between): the block is taken back and built without the bundles. Only
-            // here does a reader get a glimpse of a block that is then reverted.
+            // Something changed between the last simulation and the block (a public transaction
+            // that arrived in between): the block is taken back and built without the bundles.
+            // Only here does a reader get a glimpse of a block that is then reverted.
             tracing::warn!(block = target, "the block did not reproduce its simulation; reverted");
             self.restore(snap, &public, &txs).await?;
             for b in &accepted {
