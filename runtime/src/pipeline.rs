@@ -1596,6 +1596,7 @@ fn mempool_decoder(spec: &PipelineSpec, tracked: &[TrackedPool]) -> Result<Mempo
             token0: token_address(spec, &p.token0)?,
             token1: token_address(spec, &p.token1)?,
             fee: p.fee(),
+            pool_key: t.pool_key,
         });
     }
     let mut routers: Vec<(alloy::primitives::Address, RouterKind)> = spec
@@ -1605,7 +1606,11 @@ fn mempool_decoder(spec: &PipelineSpec, tracked: &[TrackedPool]) -> Result<Mempo
             let kind = match d.kind {
                 DexKind::UniswapV2 => RouterKind::V2Router02,
                 DexKind::UniswapV3 => RouterKind::SwapRouter,
-                DexKind::BalancerWeighted | DexKind::UniswapV4 => return None,
+                DexKind::UniswapV4 => match d.via {
+                    keel_router::config::V4Via::V4Router => RouterKind::V4Router,
+                    keel_router::config::V4Via::UniversalRouter => RouterKind::UniversalRouter,
+                },
+                DexKind::BalancerWeighted => return None,
             };
             Some((d.router, kind))
         })

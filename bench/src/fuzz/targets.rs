@@ -87,7 +87,7 @@ pub enum Harness {
     /// A book with one loaded V2 and one loaded V3 pool.
     Logs(PoolBook),
     /// A decoder that knows both routers and both pools, and the same book.
-    Calldata(MempoolDecoder, PoolBook),
+    Calldata(Box<MempoolDecoder>, PoolBook),
 }
 
 const V2_POOL: Address = Address::repeat_byte(0x22);
@@ -96,6 +96,9 @@ const V2_ROUTER: Address = Address::repeat_byte(0x02);
 const V3_ROUTER: Address = Address::repeat_byte(0x03);
 const SWAP_ROUTER02: Address = Address::repeat_byte(0x06);
 const UNIVERSAL_ROUTER: Address = Address::repeat_byte(0x07);
+/// A V4 router (`executeActions`) and the `PoolManager` of the one V4 pool.
+const V4_ROUTER: Address = Address::repeat_byte(0x08);
+const V4_MANAGER: Address = Address::repeat_byte(0x09);
 const TOKEN0: Address = Address::repeat_byte(0x10);
 const TOKEN1: Address = Address::repeat_byte(0x11);
 const V3_FEE: u32 = 3000;
@@ -149,6 +152,7 @@ impl Harness {
                         token0: TOKEN0,
                         token1: TOKEN1,
                         fee: 30,
+                        pool_key: None,
                     },
                     MempoolPool {
                         id: 1,
@@ -157,6 +161,22 @@ impl Harness {
                         token0: TOKEN0,
                         token1: TOKEN1,
                         fee: V3_FEE,
+                        pool_key: None,
+                    },
+                    MempoolPool {
+                        id: 2,
+                        address: V4_MANAGER,
+                        kind: PoolKind::V4,
+                        token0: TOKEN0,
+                        token1: TOKEN1,
+                        fee: V3_FEE,
+                        pool_key: Some(keel_amm::v4::PoolKey {
+                            currency0: TOKEN0,
+                            currency1: TOKEN1,
+                            fee: V3_FEE,
+                            tick_spacing: 60,
+                            hooks: Address::ZERO,
+                        }),
                     },
                 ];
                 let routers = [
@@ -164,8 +184,9 @@ impl Harness {
                     (V3_ROUTER, RouterKind::SwapRouter),
                     (SWAP_ROUTER02, RouterKind::SwapRouter02),
                     (UNIVERSAL_ROUTER, RouterKind::UniversalRouter),
+                    (V4_ROUTER, RouterKind::V4Router),
                 ];
-                Harness::Calldata(MempoolDecoder::new(&pools, &routers), book())
+                Harness::Calldata(Box::new(MempoolDecoder::new(&pools, &routers)), book())
             }
         }
     }

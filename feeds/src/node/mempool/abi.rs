@@ -3,7 +3,9 @@
 //! Written from the contracts' published interfaces: SwapRouter02 (`@uniswap/swap-router-contracts`
 //! `IV2SwapRouter`, `IV3SwapRouter`, `IMulticallExtended`), the V3 SwapRouter's multi-hop calls
 //! (`@uniswap/v3-periphery` `ISwapRouter`) and the Universal Router (`@uniswap/universal-router`
-//! `IUniversalRouter.execute` and the inputs of its swap commands, `Dispatcher.sol`).
+//! `IUniversalRouter.execute` and the inputs of its swap commands, `Dispatcher.sol`) and v4-periphery's
+//! `V4Router` (`IV4Router` parameter structs, `PathKey`, `Actions.sol`), as `MockV4Router.executeActions`
+//! and the Universal Router's `V4_SWAP` command carry them.
 #![allow(missing_docs)]
 
 alloy::sol! {
@@ -97,4 +99,24 @@ alloy::sol! {
     struct UrV3ExactOut { address recipient; uint256 amountOut; uint256 amountInMax; bytes path; bool payerIsUser; }
     /// Universal Router `EXECUTE_SUB_PLAN` (0x21) input.
     struct UrSubPlan { bytes commands; bytes[] inputs; }
+
+    /// A v4-periphery `V4Router` entry point (`MockV4Router`): `params` is a [`V4Plan`].
+    interface IV4Router {
+        function executeActions(bytes calldata params) external payable;
+    }
+    /// `abi.encode(bytes actions, bytes[] params)`: what `executeActions` and the Universal Router's
+    /// `V4_SWAP` (0x10) input carry, one action byte per parameter.
+    struct V4Plan { bytes actions; bytes[] params; }
+    /// v4-core `PoolKey`.
+    struct V4PoolKey { address currency0; address currency1; uint24 fee; int24 tickSpacing; address hooks; }
+    /// `IV4Router.ExactInputSingleParams` (action `SWAP_EXACT_IN_SINGLE`, 0x06).
+    struct V4ExactInSingle { V4PoolKey poolKey; bool zeroForOne; uint128 amountIn; uint128 amountOutMinimum; bytes hookData; }
+    /// `IV4Router.ExactOutputSingleParams` (action `SWAP_EXACT_OUT_SINGLE`, 0x08).
+    struct V4ExactOutSingle { V4PoolKey poolKey; bool zeroForOne; uint128 amountOut; uint128 amountInMaximum; bytes hookData; }
+    /// v4-periphery `PathKey`: one hop of a multi-hop path.
+    struct V4PathKey { address intermediateCurrency; uint24 fee; int24 tickSpacing; address hooks; bytes hookData; }
+    /// `IV4Router.ExactInputParams` (action `SWAP_EXACT_IN`, 0x07).
+    struct V4ExactIn { address currencyIn; V4PathKey[] path; uint128 amountIn; uint128 amountOutMinimum; }
+    /// `IV4Router.ExactOutputParams` (action `SWAP_EXACT_OUT`, 0x09).
+    struct V4ExactOut { address currencyOut; V4PathKey[] path; uint128 amountOut; uint128 amountInMaximum; }
 }

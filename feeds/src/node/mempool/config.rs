@@ -99,11 +99,13 @@ mod tests {
         assert!(c.validate().is_ok());
         let c: MempoolConfig = serde_json::from_str(
             r#"{"routers":[{"address":"0x66a9893cc07d91d95644aedd05d03f95e1dba8af","kind":"universal_router"},
-                {"address":"0x68b3465833fb72a70ecdf485e0e4c7bd8665fc45","kind":"swap_router02"}],
+                {"address":"0x68b3465833fb72a70ecdf485e0e4c7bd8665fc45","kind":"swap_router02"},
+                {"address":"0x0000000000000000000000000000000000000004","kind":"v4_router"}],
                 "max_pending_age_secs":30}"#,
         )
         .unwrap();
         assert_eq!(c.routers[0].kind, RouterKind::UniversalRouter);
+        assert_eq!(c.routers[2].kind, RouterKind::V4Router);
         assert_eq!(c.limits().max_age_ns, 30_000_000_000);
         let bad = MempoolConfig { max_pending_age_secs: 0, ..MempoolConfig::default() };
         assert!(bad.validate().unwrap_err().contains("max_pending_age_secs"));

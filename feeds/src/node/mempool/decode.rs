@@ -7,7 +7,13 @@
 //!   `multicall(uint256,bytes[])`, `multicall(bytes32,bytes[])`);
 //! * the **Universal Router** (`execute(bytes,bytes[],uint256)`, `execute(bytes,bytes[])`: commands
 //!   `V2_SWAP_EXACT_IN`, `V2_SWAP_EXACT_OUT`, `V3_SWAP_EXACT_IN`, `V3_SWAP_EXACT_OUT`, and the same
-//!   inside `EXECUTE_SUB_PLAN`; other commands such as `WRAP_ETH` or `SWEEP` move no pool);
+//!   inside `EXECUTE_SUB_PLAN`, and `V4_SWAP`; other commands such as `WRAP_ETH` or `SWEEP` move no
+//!   pool);
+//! * a v4-periphery **V4Router** (`executeActions`, as `MockV4Router` exposes it) and the Universal
+//!   Router's `V4_SWAP`: actions `SWAP_EXACT_IN_SINGLE`, `SWAP_EXACT_IN`, `SWAP_EXACT_OUT_SINGLE`,
+//!   `SWAP_EXACT_OUT` (settle and take actions move no pool). A V4 hop names its tracked pool by
+//!   pool id (`keccak256(abi.encode(PoolKey))`); an amount of 0 (`OPEN_DELTA`) is decided at
+//!   execution;
 //! * a direct `swap` on a tracked V3 pool or V2 pair.
 //!
 //! Each swap becomes a [`Route`]: its hops in execution order (a V3 exact-output path is packed from
@@ -28,8 +34,9 @@ use keel_amm::abi::{ISwapRouter, IUniswapV2Pair, IUniswapV2Router02, IUniswapV3P
 use keel_amm::pool::SwapAmount;
 
 use super::abi::{
-    IMulticallExtended, ISwapRouterMultiHop, IUniversalRouter, IV2SwapRouter, IV3SwapRouter, UrSubPlan,
-    UrV2ExactIn, UrV2ExactOut, UrV3ExactIn, UrV3ExactOut,
+    IMulticallExtended, ISwapRouterMultiHop, IUniversalRouter, IV2SwapRouter, IV3SwapRouter, IV4Router,
+    UrSubPlan, UrV2ExactIn, UrV2ExactOut, UrV3ExactIn, UrV3ExactOut, V4ExactIn, V4ExactInSingle, V4ExactOut,
+    V4ExactOutSingle, V4PathKey, V4Plan, V4PoolKey,
 };
 use super::{Hop, PendingTx, Route};
 use crate::node::book::{PoolId, PoolKind};
@@ -47,8 +54,17 @@ mod command {
     pub(super) const V3_SWAP_EXACT_OUT: u8 = 0x01;
     pub(super) const V2_SWAP_EXACT_IN: u8 = 0x08;
     pub(super) const V2_SWAP_EXACT_OUT: u8 = 0x09;
+    pub(super) const V4_SWAP: u8 = 0x10;
     pub(super) const EXECUTE_SUB_PLAN: u8 = 0x21;
     pub(super) const TYPE_MASK: u8 = 0x3f;
+}
+
+/// v4-periphery `Actions` that swap (`Actions.sol`).
+mod action {
+    pub(super) const SWAP_EXACT_IN_SINGLE: u8 = 0x06;
+    pub(super) const SWAP_EXACT_IN: u8 = 0x07;
+    pub(super) const SWAP_EXACT_OUT_SINGLE: u8 = 0x08;
+    pub(super) const SWAP_EXACT_OUT: u8 = 0x09;
 }
 
 /// Universal Router `ActionConstants.CONTRACT_BALANCE`: swap the router's whole balance.
@@ -66,6 +82,8 @@ pub enum RouterKind {
     SwapRouter02,
     /// The Universal Router (`@uniswap/universal-router`).
     UniversalRouter,
+    /// A v4-periphery `V4Router` with `executeActions(bytes)` (`MockV4Router`).
+    V4Router,
 }
 
 /// Why calldata sent to a known router or pool could not be decoded.
@@ -126,6 +144,9 @@ pub struct MempoolPool {
     pub token1: Address,
     /// V3 fee, pips (ignored for V2).
     pub fee: u32,
+    /// A V4 pool's key (its swaps are told apart by pool id; `address` is the shared
+    /// `PoolManager`); `None` on V2 and V3.
+    pub pool_key: Option<keel_amm::v4::PoolKey>,
 }
 
 /// Decodes router and pool calls into [`PendingTx`]s.
@@ -135,6 +156,7 @@ pub struct MempoolDecoder {
     by_address: HashMap<Address, MempoolPool>,
     v2_by_tokens: HashMap<(Address, Address), PoolId>,
     v3_by_tokens: HashMap<(Address, Address, u32), PoolId>,
+    v4_by_id: HashMap<B256, PoolId>,
 }
 
 fn sorted(a: Address, b: Address) -> (Address, Address) {
@@ -176,8 +198,13 @@ impl MempoolDecoder {
             match p.kind {
                 PoolKind::V2 => d.v2_by_tokens.insert((t0, t1), p.id),
                 PoolKind::V3 => d.v3_by_tokens.insert((t0, t1, p.fee), p.id),
-                // V4 swaps go through the PoolManager's lock; no V4 router calldata is decoded.
-                PoolKind::V4 => continue,
+                // V4 swaps go through a router and the PoolManager's lock: never a direct call.
+                PoolKind::V4 => {
+                    if let Some(key) = &p.pool_key {
+                        d.v4_by_id.insert(key.id(), p.id);
+                    }
+                    continue;
+                }
             };
             d.by_address.insert(p.address, p.clone());
         }
@@ -393,7 +420,105 @@ impl MempoolDecoder {
                 }
                 _ => Ok(()),
             },
+            RouterKind::V4Router => match selector {
+                IV4Router::executeActionsCall::SELECTOR => {
+                    let c = IV4Router::executeActionsCall::abi_decode(input)
+                        .map_err(|_| bad("executeActions(bytes)"))?;
+                    self.v4_plan(&c.params, out).map_err(|e| match e {
+                        DecodeError::TooMany { .. } => e,
+                        _ => bad("executeActions(bytes)"),
+                    })
+                }
+                _ => Ok(()),
+            },
         }
+    }
+
+    /// A V4 hop through `key` in direction `zero_for_one`.
+    fn v4_hop(&self, key: &V4PoolKey, zero_for_one: bool) -> Hop {
+        let key = keel_amm::v4::PoolKey {
+            currency0: key.currency0,
+            currency1: key.currency1,
+            fee: key.fee.to::<u32>(),
+            tick_spacing: key.tickSpacing.as_i32(),
+            hooks: key.hooks,
+        };
+        let (token_in, token_out) =
+            if zero_for_one { (key.currency0, key.currency1) } else { (key.currency1, key.currency0) };
+        Hop {
+            kind: PoolKind::V4,
+            token_in,
+            token_out,
+            fee: key.fee,
+            pool: self.v4_by_id.get(&key.id()).copied(),
+        }
+    }
+
+    /// The V4 hop from `token_in` to `token_out` through the pool a `PathKey` names.
+    fn v4_path_hop(&self, token_in: Address, token_out: Address, p: &V4PathKey) -> Hop {
+        let (currency0, currency1) = sorted(token_in, token_out);
+        let key = V4PoolKey { currency0, currency1, fee: p.fee, tickSpacing: p.tickSpacing, hooks: p.hooks };
+        self.v4_hop(&key, token_in == currency0)
+    }
+
+    /// A `V4Router` plan (`abi.encode(bytes actions, bytes[] params)`): its swap actions.
+    fn v4_plan(&self, payload: &[u8], out: &mut Routes) -> Result<(), DecodeError> {
+        let malformed = DecodeError::Calldata { router: RouterKind::V4Router, function: "V4 actions" };
+        let plan = V4Plan::abi_decode_params(payload).map_err(|_| malformed.clone())?;
+        if plan.actions.len() != plan.params.len() {
+            return Err(malformed);
+        }
+        if plan.actions.len() > MAX_COMMANDS {
+            return Err(DecodeError::TooMany { what: "actions", max: MAX_COMMANDS });
+        }
+        // `OPEN_DELTA` (0): the amount is the router's open delta at execution.
+        let known = |a: u128, f: fn(U256) -> SwapAmount| (a != 0).then(|| f(U256::from(a)));
+        for (&a, p) in plan.actions.iter().zip(&plan.params) {
+            let route = match a {
+                action::SWAP_EXACT_IN_SINGLE => {
+                    let s = V4ExactInSingle::abi_decode(p).map_err(|_| malformed.clone())?;
+                    let hops = vec![self.v4_hop(&s.poolKey, s.zeroForOne)];
+                    Route { hops, amount: known(s.amountIn, SwapAmount::ExactIn) }
+                }
+                action::SWAP_EXACT_OUT_SINGLE => {
+                    let s = V4ExactOutSingle::abi_decode(p).map_err(|_| malformed.clone())?;
+                    let hops = vec![self.v4_hop(&s.poolKey, s.zeroForOne)];
+                    Route { hops, amount: known(s.amountOut, SwapAmount::ExactOut) }
+                }
+                action::SWAP_EXACT_IN => {
+                    // currencyIn → path[0] → path[1] …, each hop through its PathKey's pool.
+                    let s = V4ExactIn::abi_decode(p).map_err(|_| malformed.clone())?;
+                    if s.path.len() > MAX_HOPS {
+                        return Err(DecodeError::TooMany { what: "hops", max: MAX_HOPS });
+                    }
+                    let mut token_in = s.currencyIn;
+                    let mut hops = Vec::with_capacity(s.path.len());
+                    for k in &s.path {
+                        hops.push(self.v4_path_hop(token_in, k.intermediateCurrency, k));
+                        token_in = k.intermediateCurrency;
+                    }
+                    Route { hops, amount: known(s.amountIn, SwapAmount::ExactIn) }
+                }
+                action::SWAP_EXACT_OUT => {
+                    // path[0] → path[1] … → currencyOut; hop i pays path[i] into path[i]'s pool.
+                    let s = V4ExactOut::abi_decode(p).map_err(|_| malformed.clone())?;
+                    if s.path.len() > MAX_HOPS {
+                        return Err(DecodeError::TooMany { what: "hops", max: MAX_HOPS });
+                    }
+                    let mut hops = Vec::with_capacity(s.path.len());
+                    for (i, k) in s.path.iter().enumerate() {
+                        let token_out = s.path.get(i + 1).map_or(s.currencyOut, |n| n.intermediateCurrency);
+                        hops.push(self.v4_path_hop(k.intermediateCurrency, token_out, k));
+                    }
+                    Route { hops, amount: known(s.amountOut, SwapAmount::ExactOut) }
+                }
+                _ => continue, // settle, take, sweep …: no pool moves
+            };
+            if !route.hops.is_empty() {
+                out.push(route)?;
+            }
+        }
+        Ok(())
     }
 
     fn multicall(
@@ -455,6 +580,10 @@ impl MempoolDecoder {
                         amount: Some(SwapAmount::ExactOut(c.amountOut)),
                     })?;
                 }
+                command::V4_SWAP => self.v4_plan(input, out).map_err(|e| match e {
+                    DecodeError::TooMany { .. } => e,
+                    _ => bad,
+                })?,
                 command::EXECUTE_SUB_PLAN => {
                     if depth >= 1 {
                         return Err(DecodeError::TooMany { what: "nested calls", max: 1 });
@@ -462,7 +591,7 @@ impl MempoolDecoder {
                     let c = UrSubPlan::abi_decode_params(input).map_err(|_| bad)?;
                     self.commands(&c.commands, &c.inputs, depth + 1, out)?;
                 }
-                _ => {} // WRAP_ETH, SWEEP, PERMIT2_*, PAY_PORTION, V4 …: no V2/V3 pool moves
+                _ => {} // WRAP_ETH, SWEEP, PERMIT2_*, PAY_PORTION …: no pool moves
             }
         }
         Ok(())
@@ -513,14 +642,81 @@ mod tests {
     const SR02: Address = address!("0x0000000000000000000000000000000000000002");
     const V2_AB: Address = address!("0x0000000000000000000000000000000000000ab2");
     const V3_BC: Address = address!("0x0000000000000000000000000000000000000bc3");
+    const V4_ROUTER: Address = address!("0x0000000000000000000000000000000000000004");
+    const MANAGER: Address = address!("0x0000000000000000000000000000000000000444");
+
+    /// The tracked V4 pool: A/C, 0.3%, spacing 60, no hooks.
+    fn v4_key() -> V4PoolKey {
+        V4PoolKey {
+            currency0: A,
+            currency1: C,
+            fee: U24::from(3000),
+            tickSpacing: alloy::primitives::aliases::I24::try_from(60).unwrap(),
+            hooks: Address::ZERO,
+        }
+    }
+
+    fn path_key(intermediate: Address, fee: u32) -> V4PathKey {
+        V4PathKey {
+            intermediateCurrency: intermediate,
+            fee: U24::from(fee),
+            tickSpacing: alloy::primitives::aliases::I24::try_from(60).unwrap(),
+            hooks: Address::ZERO,
+            hookData: Bytes::new(),
+        }
+    }
+
+    /// `abi.encode(actions, params)` with a settle (0x0c) and a take (0x0f) after `swaps`.
+    fn v4_plan(swaps: Vec<(u8, Bytes)>) -> Bytes {
+        let (mut actions, mut params): (Vec<u8>, Vec<Bytes>) = swaps.into_iter().unzip();
+        let pay: Bytes = (A, U256::from(1u64)).abi_encode_params().into();
+        actions.extend([0x0c, 0x0f]);
+        params.extend([pay.clone(), pay]);
+        V4Plan { actions: actions.into(), params }.abi_encode_params().into()
+    }
 
     fn decoder() -> MempoolDecoder {
         MempoolDecoder::new(
             &[
-                MempoolPool { id: 0, address: V2_AB, kind: PoolKind::V2, token0: A, token1: B, fee: 0 },
-                MempoolPool { id: 1, address: V3_BC, kind: PoolKind::V3, token0: B, token1: C, fee: 500 },
+                MempoolPool {
+                    id: 0,
+                    address: V2_AB,
+                    kind: PoolKind::V2,
+                    token0: A,
+                    token1: B,
+                    fee: 0,
+                    pool_key: None,
+                },
+                MempoolPool {
+                    id: 1,
+                    address: V3_BC,
+                    kind: PoolKind::V3,
+                    token0: B,
+                    token1: C,
+                    fee: 500,
+                    pool_key: None,
+                },
+                MempoolPool {
+                    id: 2,
+                    address: MANAGER,
+                    kind: PoolKind::V4,
+                    token0: A,
+                    token1: C,
+                    fee: 3000,
+                    pool_key: Some(keel_amm::v4::PoolKey {
+                        currency0: A,
+                        currency1: C,
+                        fee: 3000,
+                        tick_spacing: 60,
+                        hooks: Address::ZERO,
+                    }),
+                },
             ],
-            &[(UR, RouterKind::UniversalRouter), (SR02, RouterKind::SwapRouter02)],
+            &[
+                (UR, RouterKind::UniversalRouter),
+                (SR02, RouterKind::SwapRouter02),
+                (V4_ROUTER, RouterKind::V4Router),
+            ],
         )
     }
 
@@ -548,6 +744,104 @@ mod tests {
     fn ur(commands: Vec<u8>, inputs: Vec<Bytes>) -> Vec<u8> {
         IUniversalRouter::execute_0Call { commands: commands.into(), inputs, deadline: U256::from(1u64) }
             .abi_encode()
+    }
+
+    #[test]
+    fn v4_single_pool_swaps_decode_through_the_v4_router_and_the_universal_router() {
+        let d = decoder();
+        let exact_in = V4ExactInSingle {
+            poolKey: v4_key(),
+            zeroForOne: false,
+            amountIn: 5_000,
+            amountOutMinimum: 1,
+            hookData: Bytes::new(),
+        };
+        let plan = v4_plan(vec![(0x06, exact_in.abi_encode().into())]);
+        let call = IV4Router::executeActionsCall { params: plan.clone() }.abi_encode();
+        let t = d.decode(V4_ROUTER, &call, meta()).unwrap().expect("a tracked V4 swap");
+        assert_eq!(t.routes.len(), 1);
+        assert_eq!(hops(&t.routes[0]), vec![(C, A, Some(2))]);
+        assert_eq!(t.routes[0].amount, Some(SwapAmount::ExactIn(U256::from(5_000u64))));
+        assert_eq!(t.routes[0].hops[0].kind, PoolKind::V4);
+        // The same payload in the Universal Router's V4_SWAP (0x10), after a WRAP_ETH.
+        let wrap = (Address::ZERO, U256::from(1u64)).abi_encode_params();
+        let t = d.decode(UR, &ur(vec![0x0b, 0x10], vec![wrap.into(), plan]), meta()).unwrap().unwrap();
+        assert_eq!(hops(&t.routes[0]), vec![(C, A, Some(2))]);
+
+        // Exact output; OPEN_DELTA (0) leaves the amount to execution; another fee tier is untracked.
+        let out = |amount: u128, fee: u32| {
+            let key = V4PoolKey { fee: U24::from(fee), ..v4_key() };
+            let s = V4ExactOutSingle {
+                poolKey: key,
+                zeroForOne: true,
+                amountOut: amount,
+                amountInMaximum: u128::MAX,
+                hookData: Bytes::new(),
+            };
+            IV4Router::executeActionsCall { params: v4_plan(vec![(0x08, s.abi_encode().into())]) }
+                .abi_encode()
+        };
+        let t = d.decode(V4_ROUTER, &out(7, 3000), meta()).unwrap().unwrap();
+        assert_eq!(hops(&t.routes[0]), vec![(A, C, Some(2))]);
+        assert_eq!(t.routes[0].amount, Some(SwapAmount::ExactOut(U256::from(7u64))));
+        let t = d.decode(V4_ROUTER, &out(0, 3000), meta()).unwrap().unwrap();
+        assert_eq!(t.routes[0].amount, None);
+        assert_eq!(d.decode(V4_ROUTER, &out(7, 500), meta()), Ok(None));
+    }
+
+    #[test]
+    fn v4_multi_hop_paths_decode_in_execution_order() {
+        let d = decoder();
+        // Exact input: B → A (untracked pool) → C (the tracked A/C pool).
+        let s = V4ExactIn {
+            currencyIn: B,
+            path: vec![path_key(A, 500), path_key(C, 3000)],
+            amountIn: 9,
+            amountOutMinimum: 1,
+        };
+        let call = IV4Router::executeActionsCall { params: v4_plan(vec![(0x07, s.abi_encode().into())]) };
+        let t = d.decode(V4_ROUTER, &call.abi_encode(), meta()).unwrap().unwrap();
+        assert_eq!(hops(&t.routes[0]), vec![(B, A, None), (A, C, Some(2))]);
+        assert_eq!(t.routes[0].amount, Some(SwapAmount::ExactIn(U256::from(9u64))));
+        // Exact output of B: C → A (tracked, paid in C) → B; path lists the inputs from the first.
+        let s = V4ExactOut {
+            currencyOut: B,
+            path: vec![path_key(C, 3000), path_key(A, 500)],
+            amountOut: 4,
+            amountInMaximum: u128::MAX,
+        };
+        let call = IV4Router::executeActionsCall { params: v4_plan(vec![(0x09, s.abi_encode().into())]) };
+        let t = d.decode(V4_ROUTER, &call.abi_encode(), meta()).unwrap().unwrap();
+        assert_eq!(hops(&t.routes[0]), vec![(C, A, Some(2)), (A, B, None)]);
+        assert_eq!(t.routes[0].amount, Some(SwapAmount::ExactOut(U256::from(4u64))));
+    }
+
+    #[test]
+    fn malformed_v4_plans_are_typed_errors() {
+        let d = decoder();
+        let garbage = IV4Router::executeActionsCall { params: Bytes::from(vec![0xff; 40]) }.abi_encode();
+        let bad = DecodeError::Calldata { router: RouterKind::V4Router, function: "executeActions(bytes)" };
+        assert_eq!(d.decode(V4_ROUTER, &garbage, meta()), Err(bad.clone()));
+        // One action byte too many for its parameters.
+        let uneven = V4Plan { actions: vec![0x06, 0x0c].into(), params: vec![Bytes::new()] };
+        let call = IV4Router::executeActionsCall { params: uneven.abi_encode_params().into() }.abi_encode();
+        assert_eq!(d.decode(V4_ROUTER, &call, meta()), Err(bad));
+        // A swap action whose parameters do not decode, inside the Universal Router.
+        let broken = V4Plan { actions: vec![0x06].into(), params: vec![Bytes::from(vec![1; 10])] };
+        let call = ur(vec![0x10], vec![broken.abi_encode_params().into()]);
+        assert_eq!(d.decode(UR, &call, meta()), Err(DecodeError::Command { index: 0, command: 0x10 }));
+        // A path longer than MAX_HOPS.
+        let long = V4ExactIn {
+            currencyIn: B,
+            path: vec![path_key(A, 500); MAX_HOPS + 1],
+            amountIn: 1,
+            amountOutMinimum: 0,
+        };
+        let call = IV4Router::executeActionsCall { params: v4_plan(vec![(0x07, long.abi_encode().into())]) };
+        assert_eq!(
+            d.decode(V4_ROUTER, &call.abi_encode(), meta()),
+            Err(DecodeError::TooMany { what: "hops", max: MAX_HOPS })
+        );
     }
 
     #[test]

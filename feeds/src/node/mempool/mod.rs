@@ -6,8 +6,8 @@
 //! each head's transactions (sender, nonce) ─── inclusion eviction ───────────────┘ age / cap eviction
 //! ```
 //!
-//! * [`decode`]: Router02, SwapRouter, SwapRouter02 (and its multicalls), the Universal Router's V2
-//!   and V3 swap commands, and direct pool `swap`s → [`PendingTx`] (one [`Route`] per swap, its
+//! * [`decode`]: Router02, SwapRouter, SwapRouter02 (and its multicalls), the Universal Router's V2,
+//!   V3 and V4 swap commands, a v4-periphery `V4Router`'s swap actions, and direct pool `swap`s → [`PendingTx`] (one [`Route`] per swap, its
 //!   [`Hop`]s in execution order). Malformed calldata to a known router is a typed
 //!   [`DecodeError`], counted and skipped.
 //! * [`view`]: the [`PendingView`] — arrival-ordered, bounded ([`ViewLimits`]); a transaction

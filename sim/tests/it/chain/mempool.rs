@@ -40,6 +40,7 @@ async fn pending_swaps_are_decoded_and_the_pending_view_equals_the_mined_state()
             token0,
             token1,
             fee,
+            pool_key: None,
         })
         .collect();
     let decoder = MempoolDecoder::new(
@@ -175,6 +176,7 @@ async fn the_mempool_feed_reconnects_until_the_node_is_up_and_then_decodes() {
         token0: v2.token0,
         token1: v2.token1,
         fee: 0,
+        pool_key: None,
     };
     let decoder = MempoolDecoder::new(&[pool], &[(a.v2_router, RouterKind::V2Router02)]);
 

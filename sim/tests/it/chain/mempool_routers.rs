@@ -134,6 +134,7 @@ async fn universal_router_and_swap_router02_swaps_are_decoded_from_the_mempool_a
             token0,
             token1,
             fee,
+            pool_key: None,
         })
         .collect();
     let decoder =
@@ -349,4 +350,51 @@ async fn universal_router_and_swap_router02_swaps_are_decoded_from_the_mempool_a
     // The same by hash in a view of our own.
     assert_eq!(view.remove_included(&mined), 2);
     assert_eq!(view.evictions(), Evictions { included: 2, ..Evictions::default() });
+}
+
+/// The mempool decoder reads Keel's own V4 swap calldata — the calldata the chain tests prove the
+/// real `MockV4Router` and Universal Router pay exactly — as the swap it is: the tracked V4 pool
+/// by pool id, the direction, and the exact input.
+#[test]
+fn keels_own_v4_calldata_decodes_as_its_swap_through_both_routers() {
+    use keel_amm::v4::PoolKey;
+    let (t0, t1) = (Address::repeat_byte(0x0a), Address::repeat_byte(0x0b));
+    let key = PoolKey { currency0: t0, currency1: t1, fee: 3000, tick_spacing: 60, hooks: Address::ZERO };
+    let other = PoolKey { fee: 500, tick_spacing: 10, ..key };
+    let (manager, v4_router, ur) =
+        (Address::repeat_byte(0x44), Address::repeat_byte(0x04), Address::repeat_byte(0x05));
+    let pool = |id: u32, key: PoolKey| MempoolPool {
+        id,
+        address: manager,
+        kind: PoolKind::V4,
+        token0: t0,
+        token1: t1,
+        fee: key.fee,
+        pool_key: Some(key),
+    };
+    let decoder = MempoolDecoder::new(
+        &[pool(3, key), pool(4, other)],
+        &[(v4_router, RouterKind::V4Router), (ur, RouterKind::UniversalRouter)],
+    );
+    let meta =
+        keel_feeds::node::TxMeta { hash: Default::default(), sender: Address::ZERO, nonce: 0, seen_ns: 0 };
+    for (k, id) in [(key, 3u32), (other, 4)] {
+        for zero_for_one in [true, false] {
+            let amount = 123_456_789_u128;
+            let calls = [
+                (v4_router, keel_router::exec::v4_exact_in_single(&k, zero_for_one, amount, 1)),
+                (
+                    ur,
+                    keel_router::exec::universal_router_v4_swap(&k, zero_for_one, amount, 1, U256::from(FAR)),
+                ),
+            ];
+            for (to, input) in calls {
+                let t = decoder.decode(to, &input, meta).unwrap().expect("a swap on a tracked V4 pool");
+                assert_eq!(t.routes.len(), 1);
+                let h = t.routes[0].hops[0];
+                assert_eq!((h.kind, h.pool, h.zero_for_one()), (PoolKind::V4, Some(id), zero_for_one));
+                assert_eq!(t.routes[0].amount, Some(SwapAmount::ExactIn(U256::from(amount))));
+            }
+        }
+    }
 }
