@@ -6,6 +6,7 @@ pub(crate) mod balancer;
 pub(crate) mod deploy;
 pub(crate) mod mempool;
 pub(crate) mod mempool_routers;
+pub(crate) mod mempool_v4;
 pub(crate) mod node_feed;
 pub(crate) mod registry;
 pub(crate) mod relay;
