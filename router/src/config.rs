@@ -228,7 +228,8 @@ pub struct RouterConfig {
     /// sending it: one that reverts (or that the relay refuses) is not sent, and its rebalance
     /// expires saying which transaction reverted and why. Adds the simulation's round trip to
     /// tick-to-wire; off (default) where latency matters. A simulation that cannot be had
-    /// (transport, status) sends the bundle anyway, logged.
+    /// (transport, status) sends the bundle anyway, logged; one answered after its target block
+    /// sends nothing, and the next head simulates it again.
     #[serde(default)]
     pub presimulate: Option<String>,
     /// Send each bundle version for this many blocks at once (the next one and the ones after,

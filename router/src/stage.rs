@@ -22,7 +22,7 @@ use keel_engine::intent::RebalanceIntent;
 use keel_engine::queue::{Queue, WaitPolicy};
 use parking_lot::Mutex;
 
-use crate::exec::{Action, Executor, InclusionStats, LandingBlock, ReceiptInfo};
+use crate::exec::{Action, Executor, InclusionStats, LandingBlock, ReceiptInfo, SimVerdict};
 use crate::head_view::{HeadView, MAX_HEAD_VIEWS};
 use keel_engine::chain::ChainUpdate;
 
@@ -61,8 +61,8 @@ pub enum RouterInput {
     Simulated {
         /// The version's bundle hash.
         bundle_hash: B256,
-        /// Why it was not sent, or `None`: it passed and was sent.
-        failure: Option<String>,
+        /// What the simulating relay said.
+        verdict: SimVerdict,
     },
 }
 
@@ -420,8 +420,8 @@ pub fn run_router_stage(
             RouterInput::Receipts { intent, receipts, block } => {
                 exec.on_receipts_in_block(intent, &receipts, block, &mut actions)
             }
-            RouterInput::Simulated { bundle_hash, failure } => {
-                exec.on_simulated(bundle_hash, failure, &mut actions)
+            RouterInput::Simulated { bundle_hash, verdict } => {
+                exec.on_simulated(bundle_hash, verdict, &mut actions)
             }
         }
         // After routing and signing: the request is handed to the HTTP client right below.
@@ -489,22 +489,21 @@ pub fn run_router_stage(
                         // Off the fast path: simulate, then send to every relay only if nothing reverted.
                         let (relays, sink, input) = (relays.clone(), Arc::clone(&sink), Arc::clone(&input));
                         runtime.spawn(async move {
-                            let (failure, send) = match relays.call_bundle(sim_relay, &call).await {
-                                Ok(failure) => {
-                                    let passed = failure.is_none();
-                                    (failure, passed)
-                                }
+                            let verdict = match relays.call_bundle(sim_relay, &call).await {
+                                Ok(None) => SimVerdict::Passed,
+                                Ok(Some(why)) => SimVerdict::Failed(why),
                                 // Its block has passed: neither sent nor judged; the next head
                                 // retargets it and simulates again.
                                 Err(RelayError::TooLate(m)) => {
                                     tracing::debug!(intent, relay_said = %m, "simulated after its block: not sent");
-                                    (None, false)
+                                    SimVerdict::TooLate
                                 }
                                 Err(e) => {
                                     tracing::warn!(intent, error = %e, "no simulation to be had: the bundle is sent unsimulated");
-                                    (None, true)
+                                    SimVerdict::Passed
                                 }
                             };
+                            let send = verdict == SimVerdict::Passed;
                             if send {
                                 let all: Vec<usize> = (0..relays.relays().len()).collect();
                                 for reply in relays.send_to(&request, &all).await {
@@ -512,7 +511,7 @@ pub fn run_router_stage(
                                 }
                             }
                             let bundle_hash = request.bundle_hash;
-                            if input.try_push(RouterInput::Simulated { bundle_hash, failure }).is_err() {
+                            if input.try_push(RouterInput::Simulated { bundle_hash, verdict }).is_err() {
                                 tracing::error!(intent, "router queue full: simulation result dropped");
                             }
                         });

@@ -61,6 +61,7 @@ impl Executor {
             landed_ns: 0,
             cancelled: false,
             simulating: None,
+            unsimulated: false,
             approvals: Vec::new(),
             swap_pool: Vec::new(),
         });

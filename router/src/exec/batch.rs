@@ -221,6 +221,7 @@ impl Executor {
                         landed_ns: 0,
                         cancelled: false,
                         simulating: None,
+                        unsimulated: false,
                         approvals: plan.granted,
                         swap_pool: plan.swap_pool,
                     });

@@ -100,6 +100,7 @@ mod tests {
             landed_ns: 0,
             cancelled: false,
             simulating: None,
+            unsimulated: false,
             approvals: Vec::new(),
             // an approval, then a swap through pool 0 whose simulation crossed 10 ticks
             swap_pool: vec![None, Some((0, 10))],

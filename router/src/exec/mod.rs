@@ -155,6 +155,19 @@ pub enum ExecError {
     Unroutable(String),
 }
 
+/// What the relay named by `[router] presimulate` said of a bundle version (see
+/// [`Executor::on_simulated`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SimVerdict {
+    /// Nothing reverted: the version was sent to every relay.
+    Passed,
+    /// A transaction reverted or the relay refused the bundle (why): it was not sent.
+    Failed(String),
+    /// The answer came after its target block was built: it was neither sent nor judged, and the
+    /// next retarget simulates it again.
+    TooLate,
+}
+
 /// What the driver must do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
@@ -236,6 +249,9 @@ struct Inflight {
     /// The bundle hash of the version being simulated (`[router] presimulate`): not resent until
     /// the simulation passes.
     simulating: Option<B256>,
+    /// Its last simulation was answered after its target block (`[router] presimulate`): it has
+    /// never passed one, so the next retarget simulates it again before anything is sent.
+    unsimulated: bool,
     /// Allowances this bundle's approvals grant: recorded optimistically, rolled back if it never lands.
     approvals: Vec<(Address, Address, Address)>,
     /// For each transaction: the pool it swaps through when it is a single-pool swap, and the V3

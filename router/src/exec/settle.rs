@@ -5,7 +5,7 @@ use keel_engine::Nanos;
 use keel_engine::event::{BlockHeader, Outcome, OutcomeStatus};
 use keel_engine::record::JournalRecord;
 
-use super::{Action, ExecError, Executor, InclusionStats, Inflight, LandingBlock, ReceiptInfo};
+use super::{Action, ExecError, Executor, InclusionStats, Inflight, LandingBlock, ReceiptInfo, SimVerdict};
 use crate::bundle::{BundleOptions, SignedBundleRequest, build_send_bundle};
 use crate::tx::{CallRequest, Fees, SignedTx, TxError, sign_call};
 use alloy::primitives::B256;
@@ -71,7 +71,47 @@ impl Executor {
             }
             members.sort_by_key(|&k| self.inflight[k].intent);
             let versions: Vec<u32> = members.iter().map(|&k| self.inflight[k].version).collect();
+            // A version whose simulation came too late never passed one: simulated again before
+            // anything is sent, and the window's later blocks wait for it to pass.
+            let resimulate =
+                self.cfg.presimulate.is_some() && members.iter().any(|&k| self.inflight[k].unsimulated);
             match self.retarget(&members, target, h.base_fee) {
+                Ok(request) if resimulate => {
+                    for (&k, v) in members.iter().zip(versions.iter().copied()) {
+                        if self.inflight[k].version != v {
+                            out.push(Action::Journal(JournalRecord::Signed(Box::new(
+                                self.signed_record(k, request.bundle_hash),
+                            ))));
+                        }
+                    }
+                    let txs: Vec<SignedTx> =
+                        members.iter().flat_map(|&k| self.inflight[k].txs.iter().cloned()).collect();
+                    self.request_id += 1;
+                    let call = match crate::bundle::build_call_bundle(
+                        &txs,
+                        target,
+                        &mut self.auth,
+                        self.request_id,
+                    ) {
+                        Ok(call) => call,
+                        Err(e) => {
+                            tracing::error!(batch = %uuid, error = %e, "building the bundle's simulation failed");
+                            continue;
+                        }
+                    };
+                    for &k in &members {
+                        self.inflight[k].unsimulated = false;
+                        self.inflight[k].simulating = Some(request.bundle_hash);
+                    }
+                    self.stats.submissions += 1;
+                    out.push(Action::Submit {
+                        intent: self.inflight[members[0]].intent,
+                        request,
+                        event_recv_ns: 0,
+                        ready_ns: now_ns,
+                        simulate: Some(call),
+                    });
+                }
                 Ok(request) => {
                     for (&k, v) in members.iter().zip(versions.iter().copied()) {
                         if self.inflight[k].version != v {
@@ -142,16 +182,22 @@ impl Executor {
         }));
     }
 
-    /// The simulation of the version with `bundle_hash` is done: `None` when nothing reverted (it
-    /// was sent; resends go on as usual), `Some(why)` when it reverted or the relay refused it
-    /// (it was not sent; every member of its batch expires with `why`). A result for a version
-    /// since replaced is ignored.
-    pub fn on_simulated(&mut self, bundle_hash: B256, failure: Option<String>, out: &mut Vec<Action>) {
-        let Some(failure) = failure else {
-            for f in self.inflight.iter_mut().filter(|f| f.simulating == Some(bundle_hash)) {
-                f.simulating = None;
+    /// The simulation of the version with `bundle_hash` is done. [`SimVerdict::Passed`]: it was
+    /// sent; resends go on as usual. [`SimVerdict::Failed`]: it was not sent, and every member of
+    /// its batch expires with why. [`SimVerdict::TooLate`]: it was neither sent nor judged; the
+    /// next head retargets it and simulates it again. A verdict on a version since replaced is
+    /// ignored.
+    pub fn on_simulated(&mut self, bundle_hash: B256, verdict: SimVerdict, out: &mut Vec<Action>) {
+        let failure = match verdict {
+            SimVerdict::Failed(why) => why,
+            SimVerdict::Passed | SimVerdict::TooLate => {
+                let late = verdict == SimVerdict::TooLate;
+                for f in self.inflight.iter_mut().filter(|f| f.simulating == Some(bundle_hash)) {
+                    f.simulating = None;
+                    f.unsimulated = late;
+                }
+                return;
             }
-            return;
         };
         let head = self.head.map_or(0, |h| h.number);
         let mut found = false;

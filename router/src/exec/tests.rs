@@ -629,7 +629,7 @@ fn a_presimulated_bundle_is_not_resent_before_its_simulation_and_expires_if_it_r
     exec.on_chain(head(2), 1, &mut out);
     assert!(nonces_and_tips(&out).is_none(), "{out:?}");
     // Passed: resends go on.
-    exec.on_simulated(hash, None, &mut out);
+    exec.on_simulated(hash, SimVerdict::Passed, &mut out);
     out.clear();
     exec.on_chain(head(3), 1, &mut out);
     assert!(nonces_and_tips(&out).is_some(), "{out:?}");
@@ -648,9 +648,13 @@ fn a_presimulated_bundle_is_not_resent_before_its_simulation_and_expires_if_it_r
         })
         .unwrap();
     out.clear();
-    exec.on_simulated(B256::repeat_byte(1), Some("stale".into()), &mut out);
+    exec.on_simulated(B256::repeat_byte(1), SimVerdict::Failed("stale".into()), &mut out);
     assert!(out.is_empty(), "a result for another version is ignored: {out:?}");
-    exec.on_simulated(hash, Some("transaction 1 (0xab) reverted: UniswapV2: K".into()), &mut out);
+    exec.on_simulated(
+        hash,
+        SimVerdict::Failed("transaction 1 (0xab) reverted: UniswapV2: K".into()),
+        &mut out,
+    );
     assert!(
         matches!(&out[..], [Action::Journal(JournalRecord::Expired { reason, .. }), Action::Outcome(o)]
             if reason == "reverted in simulation: transaction 1 (0xab) reverted: UniswapV2: K" && o.status == OutcomeStatus::Expired),
@@ -658,6 +662,42 @@ fn a_presimulated_bundle_is_not_resent_before_its_simulation_and_expires_if_it_r
     );
     assert_eq!((exec.stats().sim_reverted, exec.stats().expired), (1, 1));
     assert_eq!(exec.inflight_count(), 0);
+}
+
+#[test]
+fn a_simulation_answered_after_its_block_sends_nothing_and_the_next_head_simulates_again() {
+    let (mut exec, me) = executor();
+    exec.cfg.presimulate = Some("r".into());
+    exec.cfg.bundle_blocks = 5;
+    ready(&mut exec, me, 0);
+    let mut out = Vec::new();
+    exec.on_intent(&intent(1, me), 1, &mut out);
+    let simulated = |out: &[Action]| -> Vec<(B256, bool)> {
+        out.iter()
+            .filter_map(|a| match a {
+                Action::Submit { request, simulate, .. } => Some((request.bundle_hash, simulate.is_some())),
+                _ => None,
+            })
+            .collect()
+    };
+    let [(hash, true)] = simulated(&out)[..] else { panic!("one submission to simulate: {out:?}") };
+    // Too late: nothing was sent, and the next head does not send it unsimulated.
+    exec.on_simulated(hash, SimVerdict::TooLate, &mut out);
+    out.clear();
+    exec.on_chain(head(2), 1, &mut out);
+    let [(again, true)] = simulated(&out)[..] else { panic!("the retarget is simulated again: {out:?}") };
+    // While that one runs, heads send nothing.
+    out.clear();
+    exec.on_chain(head(3), 1, &mut out);
+    assert!(simulated(&out).is_empty(), "{out:?}");
+    // The same transactions make the same bundle: the version simulated again is the first one.
+    assert_eq!(again, hash);
+    // Once it passed, resends go on unsimulated.
+    exec.on_simulated(again, SimVerdict::Passed, &mut out);
+    out.clear();
+    exec.on_chain(head(4), 1, &mut out);
+    assert!(matches!(simulated(&out)[..], [(_, false)]), "{out:?}");
+    assert_eq!(exec.stats().sim_reverted, 0);
 }
 
 #[test]
