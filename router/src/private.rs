@@ -58,20 +58,11 @@ pub fn is_already_known(message: &str) -> bool {
 
 /// Reads an `eth_sendRawTransaction` answer: the transaction hash, or why it was refused.
 pub fn parse_send_raw_response(status: u16, body: &[u8], expected: B256) -> Result<B256, RelayError> {
-    if status >= 500 || status == 429 {
-        let text = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
-        return Err(RelayError::Status { status, body: text });
-    }
-    let v: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| RelayError::Malformed(e.to_string()))?;
-    if let Some(err) = v.get("error").filter(|e| !e.is_null()) {
-        let code = err.get("code").and_then(|c| c.as_i64()).unwrap_or(0);
-        let message = err.get("message").and_then(|m| m.as_str()).unwrap_or("").to_string();
-        if is_already_known(&message) {
-            return Ok(expected);
-        }
-        return Err(RelayError::Rpc { code, message });
-    }
+    let v = match crate::relay::read_json_rpc(status, body)? {
+        Ok(v) => v,
+        Err((_, message)) if is_already_known(&message) => return Ok(expected),
+        Err((code, message)) => return Err(RelayError::Rpc { code, message }),
+    };
     let hash = v
         .get("result")
         .and_then(|r| r.as_str())

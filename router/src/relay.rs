@@ -224,13 +224,13 @@ fn transport_error(e: reqwest::Error) -> RelayError {
     RelayError::Transport(e.to_string())
 }
 
-/// Reads a relay's answer to `eth_callBundle` (see [`RelayClient::call_bundle`]). A JSON-RPC
-/// error is the relay refusing the bundle (an invalid transaction: nonce, funds, fees).
-pub fn parse_call_bundle_response(
+/// A JSON-RPC answer once its HTTP status is judged: a 5xx or 429 is [`RelayError::Status`]
+/// (recoverable), a body that is not JSON [`RelayError::Malformed`]; a JSON-RPC `error` comes back
+/// apart, as `Ok(Err((code, message)))`, for the caller to tell a refusal from a resend.
+pub(crate) fn read_json_rpc(
     status: u16,
     body: &[u8],
-    tx_hashes: &[B256],
-) -> Result<Option<String>, RelayError> {
+) -> Result<Result<serde_json::Value, (i64, String)>, RelayError> {
     if status >= 500 || status == 429 {
         let text = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
         return Err(RelayError::Status { status, body: text });
@@ -238,14 +238,27 @@ pub fn parse_call_bundle_response(
     let v: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| RelayError::Malformed(e.to_string()))?;
     if let Some(err) = v.get("error").filter(|e| !e.is_null()) {
-        let message = err.get("message").and_then(|m| m.as_str()).unwrap_or("(no message)");
+        let code = err.get("code").and_then(|c| c.as_i64()).unwrap_or(0);
+        let message = err.get("message").and_then(|m| m.as_str()).unwrap_or("(no message)").to_string();
+        return Ok(Err((code, message)));
+    }
+    Ok(Ok(v))
+}
+
+/// Reads a relay's answer to `eth_callBundle` (see [`RelayClient::call_bundle`]). A JSON-RPC
+/// error is the relay refusing the bundle (an invalid transaction: nonce, funds, fees).
+pub fn parse_call_bundle_response(
+    status: u16,
+    body: &[u8],
+    tx_hashes: &[B256],
+) -> Result<Option<String>, RelayError> {
+    let v = match read_json_rpc(status, body)? {
+        Ok(v) => v,
         // A target block the relay's head has passed (the simulation came late) says nothing
         // about the bundle: no simulation was had.
-        if message.contains("blockNumber") {
-            return Err(RelayError::TooLate(message.to_string()));
-        }
-        return Ok(Some(format!("the relay refused the bundle: {message}")));
-    }
+        Err((_, message)) if message.contains("blockNumber") => return Err(RelayError::TooLate(message)),
+        Err((_, message)) => return Ok(Some(format!("the relay refused the bundle: {message}"))),
+    };
     let results = v
         .pointer("/result/results")
         .and_then(|r| r.as_array())
@@ -265,17 +278,7 @@ pub fn parse_call_bundle_response(
 /// Reads a relay's answer to `eth_cancelBundle`: any `result` (Flashbots answers `null` or a
 /// list), or the JSON-RPC error.
 pub fn parse_cancel_response(status: u16, body: &[u8]) -> Result<(), RelayError> {
-    if status >= 500 || status == 429 {
-        let text = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
-        return Err(RelayError::Status { status, body: text });
-    }
-    let v: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| RelayError::Malformed(e.to_string()))?;
-    if let Some(err) = v.get("error").filter(|e| !e.is_null()) {
-        let code = err.get("code").and_then(|c| c.as_i64()).unwrap_or(0);
-        let message = err.get("message").and_then(|m| m.as_str()).unwrap_or("").to_string();
-        return Err(RelayError::Rpc { code, message });
-    }
+    let v = read_json_rpc(status, body)?.map_err(|(code, message)| RelayError::Rpc { code, message })?;
     if v.get("result").is_none() {
         return Err(RelayError::Malformed("neither result nor error".into()));
     }

@@ -1,12 +1,10 @@
 //! The executor with a Balancer weighted pool: the poller's snapshot makes it routable, and the
 //! rebalance is an approval of the Vault plus `Vault.swap` of the planned amounts.
 
-use super::tests::{head, intent};
+use super::tests::{head, intent, sent};
 use super::*;
 use crate::config::RouterConfig;
-use alloy::consensus::TxEnvelope;
-use alloy::eips::eip2718::Decodable2718;
-use alloy::primitives::{B256, Bytes, TxKind};
+use alloy::primitives::B256;
 use alloy::sol_types::SolCall;
 use keel_amm::abi::{IBalancerVault, IERC20};
 use keel_amm::balancer::{PowFlavour, WeightedPool};
@@ -70,26 +68,6 @@ fn snapshot(block: u64) -> ChainUpdate {
         },
         source: PoolSource::Poll,
     }
-}
-
-fn sent(out: &[Action]) -> Vec<(Address, Bytes)> {
-    let Some(Action::Submit { request, .. }) = out.iter().find(|a| matches!(a, Action::Submit { .. })) else {
-        panic!("nothing submitted: {out:?}")
-    };
-    let v: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
-    v["params"][0]["txs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| {
-            let raw: Bytes = t.as_str().unwrap().parse().unwrap();
-            let TxEnvelope::Eip1559(s) = TxEnvelope::decode_2718(&mut raw.as_ref()).unwrap() else {
-                panic!("not 1559")
-            };
-            let TxKind::Call(to) = s.tx().to else { panic!("a create") };
-            (to, s.tx().input.clone())
-        })
-        .collect()
 }
 
 #[test]

@@ -3,7 +3,9 @@
 use super::*;
 use crate::config::RouterConfig;
 use crate::tx::Fees;
-use alloy::primitives::Bytes;
+use alloy::consensus::TxEnvelope;
+use alloy::eips::eip2718::Decodable2718;
+use alloy::primitives::{Bytes, TxKind};
 use keel_amm::pool::Pool;
 use keel_amm::pool::PoolMeta;
 use keel_engine::event::OutcomeStatus;
@@ -71,6 +73,27 @@ pub(super) fn ready(exec: &mut Executor, me: Address, nonce: u64) {
     exec.on_chain(ChainUpdate::Nonce { account: me, nonce, block: 1 }, 0, &mut out);
     exec.on_chain(head(1), 0, &mut out);
     assert!(out.is_empty());
+}
+
+/// The (to, input) of each transaction of the first bundle submitted in `out`.
+pub(super) fn sent(out: &[Action]) -> Vec<(Address, Bytes)> {
+    let Some(Action::Submit { request, .. }) = out.iter().find(|a| matches!(a, Action::Submit { .. })) else {
+        panic!("nothing submitted: {out:?}")
+    };
+    let v: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
+    v["params"][0]["txs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let raw: Bytes = t.as_str().unwrap().parse().unwrap();
+            let TxEnvelope::Eip1559(s) = TxEnvelope::decode_2718(&mut raw.as_ref()).unwrap() else {
+                panic!("not 1559")
+            };
+            let TxKind::Call(to) = s.tx().to else { panic!("a create") };
+            (to, s.tx().input.clone())
+        })
+        .collect()
 }
 
 pub(super) fn head(n: u64) -> ChainUpdate {

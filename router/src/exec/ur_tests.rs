@@ -2,12 +2,10 @@
 //! fresh account's rebalance is an ERC-20 approval of Permit2, `Permit2.approve` of the router and
 //! `execute(V4_SWAP)` carrying the planned amounts and the deadline from `swap_deadline_secs`.
 
-use super::tests::{head, intent};
+use super::tests::{head, intent, sent};
 use super::*;
 use crate::config::{RouterConfig, V4Via};
-use alloy::consensus::TxEnvelope;
-use alloy::eips::eip2718::Decodable2718;
-use alloy::primitives::{Bytes, TxKind, aliases::U48, aliases::U160};
+use alloy::primitives::{Bytes, aliases::U48, aliases::U160};
 use alloy::sol_types::{SolCall, SolValue};
 use keel_amm::abi::{IERC20, IPermit2, IUniversalRouter, IV4Router, PERMIT2_ADDRESS};
 use keel_amm::pool::{Pool, PoolChange, PoolMeta, PoolUpdate};
@@ -59,26 +57,6 @@ fn snapshot_pool() -> Pool {
     let full = (MAX_TICK / 60) * 60;
     pool.state_mut().modify_position(-full, full, 10i128.pow(17)).unwrap();
     Pool::V4(Box::new(pool))
-}
-
-fn sent(out: &[Action]) -> Vec<(Address, Bytes)> {
-    let Some(Action::Submit { request, .. }) = out.iter().find(|a| matches!(a, Action::Submit { .. })) else {
-        panic!("nothing submitted: {out:?}")
-    };
-    let v: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
-    v["params"][0]["txs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| {
-            let raw: Bytes = t.as_str().unwrap().parse().unwrap();
-            let TxEnvelope::Eip1559(s) = TxEnvelope::decode_2718(&mut raw.as_ref()).unwrap() else {
-                panic!("not 1559")
-            };
-            let TxKind::Call(to) = s.tx().to else { panic!("a create") };
-            (to, s.tx().input.clone())
-        })
-        .collect()
 }
 
 #[test]

@@ -216,8 +216,8 @@ async fn admit(
     Ok(Ok(Recovered::new_unchecked(tx, from)))
 }
 
-/// Priority fee per gas `tx` pays over `base_fee`.
-fn tip(tx: &TxEnvelope, base_fee: u128) -> u128 {
+/// Priority fee per gas `tx` pays over `base_fee` (0 when its fee cap is under it).
+pub(crate) fn tip(tx: &TxEnvelope, base_fee: u128) -> u128 {
     u64::try_from(base_fee).ok().and_then(|b| tx.effective_tip_per_gas(b)).unwrap_or(0)
 }
 
@@ -231,7 +231,7 @@ pub(crate) async fn mine(anvil: &DynProvider, env: &BlockEnv, txs: &[Bytes]) -> 
         hashes.push(hash);
         send_errors.push(anvil.send_raw_transaction(raw).await.err().map(|e| e.to_string()));
     }
-    mine_empty(anvil, env).await?;
+    mine_pool(anvil, env).await?;
     let block = anvil
         .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
         .await
@@ -266,8 +266,8 @@ pub(crate) async fn mine(anvil: &DynProvider, env: &BlockEnv, txs: &[Bytes]) -> 
     Ok((block.header.number, fates))
 }
 
-/// Mines block `env` with what anvil's pool holds, at `env`'s timestamp.
-pub(crate) async fn mine_empty(anvil: &DynProvider, env: &BlockEnv) -> Result<()> {
+/// Mines block `env` with what anvil's pool holds (its public transactions), at `env`'s timestamp.
+pub(crate) async fn mine_pool(anvil: &DynProvider, env: &BlockEnv) -> Result<()> {
     anvil
         .raw_request::<_, Value>("evm_mine".into(), (env.timestamp,))
         .await

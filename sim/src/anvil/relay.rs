@@ -569,9 +569,8 @@ impl Shared {
             return None;
         }
         for (i, raw) in bundle.txs.iter().enumerate() {
-            use alloy::consensus::Transaction;
             let Ok(tx) = TxEnvelope::decode_2718(&mut raw.as_ref()) else { continue };
-            let tip = u64::try_from(base_fee).ok().and_then(|b| tx.effective_tip_per_gas(b)).unwrap_or(0);
+            let tip = blocksim::tip(&tx, base_fee);
             if tip < min_tip {
                 return Some(format!("tx {i} tips {tip} wei per gas, under the builder's {min_tip}"));
             }
@@ -730,6 +729,28 @@ impl Shared {
             .insert(bundle.hash, BundleStatus::Failed { block: target, reason });
     }
 
+    /// Simulates `bundle` after the bundles `before` on top of `public` in block `env`: `None`
+    /// when every one of them is acceptable there, else why `bundle` is refused.
+    async fn judge(
+        &self,
+        before: &[HeldBundle],
+        bundle: &HeldBundle,
+        env: &BlockEnv,
+        public: &[Bytes],
+    ) -> Result<Option<String>> {
+        let mut txs: Vec<Bytes> = before.iter().flat_map(|b| b.txs.iter().cloned()).collect();
+        let offset = txs.len();
+        txs.extend(bundle.txs.iter().cloned());
+        let fates = blocksim::simulate(&self.anvil, env, public, &txs).await?;
+        if let Some(reason) = self.verdict(bundle, &fates[offset..], env.timestamp) {
+            return Ok(Some(reason));
+        }
+        if !self.all_acceptable(before, &fates[..offset], env.timestamp) {
+            return Ok(Some("conflicts with a bundle accepted earlier for the block".to_string()));
+        }
+        Ok(None)
+    }
+
     /// `accepted` judged again, in order, on top of `public`: the ones still acceptable, the
     /// others failed.
     async fn rejudge(
@@ -740,16 +761,8 @@ impl Shared {
     ) -> Result<Vec<HeldBundle>> {
         let mut kept: Vec<HeldBundle> = Vec::with_capacity(accepted.len());
         for bundle in accepted {
-            let mut txs: Vec<Bytes> = kept.iter().flat_map(|b| b.txs.iter().cloned()).collect();
-            let offset = txs.len();
-            txs.extend(bundle.txs.iter().cloned());
-            let fates = blocksim::simulate(&self.anvil, env, public, &txs).await?;
-            match self.verdict(&bundle, &fates[offset..], env.timestamp) {
-                None if self.all_acceptable(&kept, &fates[..offset], env.timestamp) => kept.push(bundle),
-                None => {
-                    let reason = "conflicts with a bundle accepted earlier for the block".to_string();
-                    self.fail(&bundle, env.number, reason);
-                }
+            match self.judge(&kept, &bundle, env, public).await? {
+                None => kept.push(bundle),
                 Some(reason) => {
                     let reason = format!("after public transactions that arrived during the build: {reason}");
                     self.fail(&bundle, env.number, reason);
@@ -819,17 +832,8 @@ impl Shared {
                 Some(p) => p,
                 None => public.insert(self.public_pending().await?),
             };
-            let mut txs: Vec<Bytes> = accepted.iter().flat_map(|b| b.txs.iter().cloned()).collect();
-            let offset = txs.len();
-            txs.extend(bundle.txs.iter().cloned());
-            let fates = blocksim::simulate(&self.anvil, &env, public, &txs).await?;
-            let earlier_ok = self.all_acceptable(&accepted, &fates[..offset], env.timestamp);
-            match self.verdict(&bundle, &fates[offset..], env.timestamp) {
-                None if earlier_ok => accepted.push(bundle),
-                None => {
-                    let reason = "conflicts with a bundle accepted earlier for the block".to_string();
-                    self.fail(&bundle, target, reason);
-                }
+            match self.judge(&accepted, &bundle, &env, public).await? {
+                None => accepted.push(bundle),
                 Some(reason) => self.fail(&bundle, target, reason),
             }
         }
@@ -877,7 +881,7 @@ impl Shared {
                 self.fail(b, target, "block did not reproduce the simulation".to_string());
             }
         }
-        blocksim::mine_empty(&self.anvil, &env).await?;
+        blocksim::mine_pool(&self.anvil, &env).await?;
         self.sealed.store(target, std::sync::atomic::Ordering::Release);
         Ok(target)
     }
