@@ -154,8 +154,11 @@ const MIN_CHANCES: u64 = 200;
 async fn journal_stats_measure_each_relays_inclusion_rate_near_its_builders_share() {
     // Shown only when the test fails: the relay's refusals and the router's warnings say why
     // bundles did not land.
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("keel_sim=debug,keel_router=warn"));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(
+            "keel_sim=debug,keel_router=info,keel_feeds=info,keel_runtime=info,keel_engine=info",
+        )
+    });
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
     let (alpha, beta) = (Address::repeat_byte(0xa1), Address::repeat_byte(0xb2));
     let builders = vec![builder("alpha", alpha, ALPHA_SHARE, 0), builder("beta", beta, BETA_SHARE, 0)];

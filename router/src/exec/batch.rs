@@ -393,11 +393,14 @@ impl Executor {
                     plan.swap_pool.extend(std::iter::repeat_n(None, n));
                 }
                 // The fill's limit: its base gas plus the margin, plus the worst-case gas of every
-                // V3 tick its simulation crosses (plan::V3_GAS_LIMIT_PER_TICK_CROSSED).
-                let gas_limit = fill.gas_limit;
+                // V3 tick its simulation crosses (plan::V3_GAS_LIMIT_PER_TICK_CROSSED) — and never
+                // under the same from the pools' configured gas. A learned estimate prices gas, but a
+                // limit it set too low would revert every later swap through the pool, and then no
+                // receipt would ever correct it; a limit above what is used costs nothing.
+                let crossed: u32 = fill.hops.iter().map(|h| h.ticks_crossed).fold(0, u32::saturating_add);
+                let gas_limit = fill.gas_limit.max(self.configured_gas_limit(&fill.pools, crossed));
                 let input = self.swap_calldata(fill, account, deadline)?;
                 plan.calls.push(CallRequest { to: venue.router, input, gas_limit, value: U256::ZERO });
-                let crossed: u32 = fill.hops.iter().map(|h| h.ticks_crossed).fold(0, u32::saturating_add);
                 plan.swap_pool.push((fill.pools.len() == 1).then(|| (fill.pools[0], crossed)));
                 plan.fills.push(FillRecord {
                     intent: members[m].intent.id,

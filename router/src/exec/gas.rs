@@ -15,7 +15,8 @@ impl Executor {
     /// largest of the last [`GAS_OBSERVATIONS`] successful single-pool swaps' gas used, less
     /// [`V3_GAS_PER_TICK_CROSSED`] per V3 tick the plan's simulation crossed in that swap (the plan
     /// adds the crossings of each new swap on top of this base), and it prices gas in the
-    /// split optimiser and sets gas limits (× [`GAS_LIMIT_MARGIN_PCT`]) from then on. Until a pool
+    /// split optimiser and sets gas limits (× [`GAS_LIMIT_MARGIN_PCT`]) from then on, never under
+    /// those its configured gas sets ([`Executor::configured_gas_limit`]). Until a pool
     /// has landed a swap, its configured (measured) default is used. A receipt above
     /// [`MAX_POOL_GAS`] (a block's worth, the configured bound too) is not learned. No node round trip is added to
     /// the tick-to-wire path.
@@ -52,6 +53,17 @@ impl Executor {
                 self.scratch.get_mut().mark(*pool);
             }
         }
+    }
+
+    /// The gas limit a swap through `pools` crossing `crossed` V3 ticks gets from the pools'
+    /// configured gas alone: the floor under the limit from the learned estimates.
+    pub(super) fn configured_gas_limit(&self, pools: &[usize], crossed: u32) -> u64 {
+        let base = pools
+            .iter()
+            .map(|&p| self.configured_gas.get(p).copied().unwrap_or(0))
+            .fold(0u64, u64::saturating_add);
+        (base.saturating_mul(100 + GAS_LIMIT_MARGIN_PCT) / 100)
+            .saturating_add(u64::from(crossed).saturating_mul(crate::plan::V3_GAS_LIMIT_PER_TICK_CROSSED))
     }
 
     /// The current swap-gas estimate of a pool (see [`Executor::learn_gas`]).

@@ -394,6 +394,8 @@ pub struct Executor {
     costs: Vec<crate::cost::RebalanceCost>,
     oracle: Oracle,
     gas_seen: Vec<Vec<u64>>,
+    /// Each pool's configured (measured) swap gas: the floor of its gas limits, whatever is learned.
+    configured_gas: Vec<u64>,
     /// Notional charged to the rolling 24-hour windows; released when a bundle expires unlanded.
     traded: Vec<Charge>,
     /// The `max_daily_notional_total` window, shared with the other chains' executors.
@@ -455,6 +457,7 @@ impl Executor {
         native: Option<Address>,
     ) -> Self {
         let n = pools.len();
+        let configured_gas = pools.iter().map(|p| p.meta.gas).collect();
         let scratch = std::cell::RefCell::new(scratch::ScratchPools::new(&pools));
         let oracle = Oracle::new(
             pools.iter().map(|p| p.meta.id.clone()).collect(),
@@ -471,6 +474,7 @@ impl Executor {
             costs: Vec::new(),
             oracle,
             gas_seen: vec![Vec::new(); n],
+            configured_gas,
             traded: Vec::new(),
             daily_total: DailyTotal::shared(),
             venues,

@@ -316,7 +316,41 @@ fn landed_swaps_refine_the_gas_estimate_and_limit() {
     exec.on_intent(&intent(2, me), 0, &mut out);
     let next = submitted(&out);
     assert_eq!(next.len(), 1, "already approved");
-    assert_eq!(next[0].gas_limit, 104_000, "80k observed + 30%");
+    assert_eq!(next[0].gas_limit, 130_000, "80k observed prices gas; the limit keeps the configured floor");
+
+    // A swap that used more raises the limit above the floor.
+    out.clear();
+    exec.on_chain(ChainUpdate::Nonce { account: me, nonce: 3, block: 3 }, 0, &mut out);
+    let receipts = [ReceiptInfo { hash: next[0].hash, block: 3, gas_used: 150_000, success: true }];
+    exec.on_receipts(2, &receipts, &mut out);
+    assert_eq!(exec.gas_estimate(0), Some(150_000));
+    out.clear();
+    exec.on_chain(head(3), 0, &mut out);
+    exec.on_intent(&intent(3, me), 0, &mut out);
+    assert_eq!(submitted(&out)[0].gas_limit, 195_000, "150k observed + 30%");
+}
+
+#[test]
+fn a_learned_estimate_below_the_configured_gas_never_lowers_the_gas_limit() {
+    // A swap planned across ticks it did not cross (the pool moved before it ran) makes the
+    // learned base far too low: priced with it, but limited by the configured gas.
+    let (mut exec, me) = executor();
+    let mut out = Vec::new();
+    ready(&mut exec, me, 0);
+    exec.on_intent(&intent(1, me), 0, &mut out);
+    let txs = submitted(&out);
+    out.clear();
+    exec.on_chain(ChainUpdate::Nonce { account: me, nonce: 2, block: 2 }, 0, &mut out);
+    let receipts = [
+        ReceiptInfo { hash: txs[0].hash, block: 2, gas_used: 46_000, success: true },
+        ReceiptInfo { hash: txs[1].hash, block: 2, gas_used: 1_000, success: true },
+    ];
+    exec.on_receipts(1, &receipts, &mut out);
+    assert_eq!(exec.gas_estimate(0), Some(1_000));
+    out.clear();
+    exec.on_chain(head(2), 0, &mut out);
+    exec.on_intent(&intent(2, me), 0, &mut out);
+    assert_eq!(submitted(&out)[0].gas_limit, 130_000);
 }
 
 #[test]

@@ -84,6 +84,9 @@ pub(crate) struct Executed {
     pub(crate) tip_per_gas: u128,
     /// Wei its calls sent to the fee recipient (only known from a simulation; 0 for a mined one).
     pub(crate) to_coinbase: U256,
+    /// Why it reverted, as the node said (`execution reverted: …`, with the revert data), when a
+    /// simulation says; empty otherwise.
+    pub(crate) revert: String,
 }
 
 /// What became of one transaction of a block.
@@ -170,10 +173,29 @@ pub(crate) async fn simulate(
                     gas_used: r.gas_used,
                     tip_per_gas: tip(tx.inner(), env.base_fee),
                     to_coinbase,
+                    revert: revert_reason(r),
                 }))
             }
         })
         .collect()
+}
+
+/// Why a simulated call failed: the node's message and the decoded revert reason (or the revert
+/// data when it is not a known error); empty when it did not fail.
+fn revert_reason(r: &SimCallResult) -> String {
+    if r.status {
+        return String::new();
+    }
+    let message = r.error.as_ref().map_or("reverted", |e| e.message.as_str());
+    let data =
+        r.error.as_ref().and_then(|e| e.data.as_ref()).filter(|d| !d.is_empty()).unwrap_or(&r.return_data);
+    if data.is_empty() {
+        return message.to_string();
+    }
+    match alloy::sol_types::decode_revert_reason(data) {
+        Some(reason) => format!("{message}: {reason}"),
+        None => format!("{message}: data {data}"),
+    }
 }
 
 /// Checks `raw` against the block as a builder would; `Ok(Err(why))`: it is skipped.
@@ -259,6 +281,7 @@ pub(crate) async fn mine(anvil: &DynProvider, env: &BlockEnv, txs: &[Bytes]) -> 
                 gas_used: r.gas_used,
                 tip_per_gas: r.effective_gas_price.saturating_sub(base_fee),
                 to_coinbase: U256::ZERO,
+                revert: String::new(),
             }),
             None => Fate::Skipped(send_error.unwrap_or_else(|| "not included".into())),
         })

@@ -558,7 +558,18 @@ impl Shared {
             state_block_number: head,
             total_gas_used: total_gas,
         };
-        serde_json::to_value(response).map_err(internal)
+        let mut v = serde_json::to_value(response).map_err(internal)?;
+        // Flashbots names a failed transaction's error next to its revert data.
+        if let Some(rs) = v.get_mut("results").and_then(Value::as_array_mut) {
+            for (r, fate) in rs.iter_mut().zip(&fates) {
+                if let Fate::Executed(e) = fate
+                    && !e.success
+                {
+                    r["error"] = Value::String(e.revert.clone());
+                }
+            }
+        }
+        Ok(v)
     }
 
     /// Why `bundle`'s builder refuses it for its tip, judged from the transactions' fee fields and
@@ -702,7 +713,7 @@ impl Shared {
             match fate {
                 Fate::Skipped(why) => return Some(format!("tx {i} ({h}) not included: {why}")),
                 Fate::Executed(r) if !r.success && !bundle.reverting.contains(h) => {
-                    return Some(format!("tx {i} ({h}) reverted"));
+                    return Some(format!("tx {i} ({h}) reverted: {}", r.revert));
                 }
                 Fate::Executed(_) => {}
             }
