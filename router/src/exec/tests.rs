@@ -295,8 +295,9 @@ fn a_pool_pushed_off_the_reference_is_refused_by_the_oracle_guard() {
     assert_eq!(exec.oracle().counts().get("p", "spot_vs_reference"), 1);
 }
 
-#[test]
-fn landed_swaps_refine_the_gas_estimate_and_limit() {
+/// An executor whose first rebalance (approve and swap, configured swap gas 100k: limit 130k)
+/// landed with the swap using `swap_gas`; then the next rebalance's transactions.
+fn first_swap_landed_using(swap_gas: u64) -> (Executor, Address, Vec<SignedTx>) {
     let (mut exec, me) = executor();
     let mut out = Vec::new();
     ready(&mut exec, me, 0);
@@ -307,19 +308,25 @@ fn landed_swaps_refine_the_gas_estimate_and_limit() {
     exec.on_chain(ChainUpdate::Nonce { account: me, nonce: 2, block: 2 }, 0, &mut out);
     let receipts = [
         ReceiptInfo { hash: txs[0].hash, block: 2, gas_used: 46_000, success: true },
-        ReceiptInfo { hash: txs[1].hash, block: 2, gas_used: 80_000, success: true },
+        ReceiptInfo { hash: txs[1].hash, block: 2, gas_used: swap_gas, success: true },
     ];
     exec.on_receipts(1, &receipts, &mut out);
-    assert_eq!(exec.gas_estimate(0), Some(80_000), "the approve's gas is not a swap's");
     out.clear();
     exec.on_chain(head(2), 0, &mut out);
     exec.on_intent(&intent(2, me), 0, &mut out);
     let next = submitted(&out);
     assert_eq!(next.len(), 1, "already approved");
+    (exec, me, next)
+}
+
+#[test]
+fn landed_swaps_refine_the_gas_estimate_and_limit() {
+    let (mut exec, me, next) = first_swap_landed_using(80_000);
+    assert_eq!(exec.gas_estimate(0), Some(80_000), "the approve's gas is not a swap's");
     assert_eq!(next[0].gas_limit, 130_000, "80k observed prices gas; the limit keeps the configured floor");
 
     // A swap that used more raises the limit above the floor.
-    out.clear();
+    let mut out = Vec::new();
     exec.on_chain(ChainUpdate::Nonce { account: me, nonce: 3, block: 3 }, 0, &mut out);
     let receipts = [ReceiptInfo { hash: next[0].hash, block: 3, gas_used: 150_000, success: true }];
     exec.on_receipts(2, &receipts, &mut out);
@@ -333,24 +340,10 @@ fn landed_swaps_refine_the_gas_estimate_and_limit() {
 #[test]
 fn a_learned_estimate_below_the_configured_gas_never_lowers_the_gas_limit() {
     // A swap planned across ticks it did not cross (the pool moved before it ran) makes the
-    // learned base far too low: priced with it, but limited by the configured gas.
-    let (mut exec, me) = executor();
-    let mut out = Vec::new();
-    ready(&mut exec, me, 0);
-    exec.on_intent(&intent(1, me), 0, &mut out);
-    let txs = submitted(&out);
-    out.clear();
-    exec.on_chain(ChainUpdate::Nonce { account: me, nonce: 2, block: 2 }, 0, &mut out);
-    let receipts = [
-        ReceiptInfo { hash: txs[0].hash, block: 2, gas_used: 46_000, success: true },
-        ReceiptInfo { hash: txs[1].hash, block: 2, gas_used: 1_000, success: true },
-    ];
-    exec.on_receipts(1, &receipts, &mut out);
+    // learned base far too low: gas is priced with it, but the limit keeps the configured floor.
+    let (exec, _, next) = first_swap_landed_using(1_000);
     assert_eq!(exec.gas_estimate(0), Some(1_000));
-    out.clear();
-    exec.on_chain(head(2), 0, &mut out);
-    exec.on_intent(&intent(2, me), 0, &mut out);
-    assert_eq!(submitted(&out)[0].gas_limit, 130_000);
+    assert_eq!(next[0].gas_limit, 130_000);
 }
 
 #[test]
@@ -924,23 +917,9 @@ fn a_head_at_the_end_of_the_integers_saturates_the_target_block_and_deadline() {
 
 #[test]
 fn a_receipt_claiming_more_gas_than_a_block_is_not_learned() {
-    let (mut exec, me) = executor();
-    let mut out = Vec::new();
-    ready(&mut exec, me, 0);
-    exec.on_intent(&intent(1, me), 0, &mut out);
-    let txs = submitted(&out);
-    out.clear();
-    exec.on_chain(ChainUpdate::Nonce { account: me, nonce: 2, block: 2 }, 0, &mut out);
-    let receipts = [
-        ReceiptInfo { hash: txs[0].hash, block: 2, gas_used: 46_000, success: true },
-        ReceiptInfo { hash: txs[1].hash, block: 2, gas_used: u64::MAX, success: true },
-    ];
-    exec.on_receipts(1, &receipts, &mut out);
+    let (exec, _, next) = first_swap_landed_using(u64::MAX);
     assert_eq!(exec.gas_estimate(0), Some(100_000), "the configured figure stays");
-    out.clear();
-    exec.on_chain(head(2), 0, &mut out);
-    exec.on_intent(&intent(2, me), 0, &mut out);
-    assert_eq!(submitted(&out)[0].gas_limit, 130_000, "100k + 30%, not a saturated u64::MAX");
+    assert_eq!(next[0].gas_limit, 130_000, "100k + 30%, not a saturated u64::MAX");
 }
 
 #[test]
