@@ -655,14 +655,21 @@ fn nonces_and_tips(out: &[Action]) -> Option<Vec<(u64, u128)>> {
     )
 }
 
-#[test]
-fn a_presimulated_bundle_is_not_resent_before_its_simulation_and_expires_if_it_reverted() {
+/// An executor that presimulates on relay `r` (bundles live 5 blocks), and what its first
+/// rebalance's intent produced.
+fn presimulating_executor_with_one_intent() -> (Executor, Vec<Action>) {
     let (mut exec, me) = executor();
     exec.cfg.presimulate = Some("r".into());
     exec.cfg.bundle_blocks = 5;
     ready(&mut exec, me, 0);
     let mut out = Vec::new();
     exec.on_intent(&intent(1, me), 1, &mut out);
+    (exec, out)
+}
+
+#[test]
+fn a_presimulated_bundle_is_not_resent_before_its_simulation_and_expires_if_it_reverted() {
+    let (mut exec, mut out) = presimulating_executor_with_one_intent();
     let (hash, call) = out
         .iter()
         .find_map(|a| match a {
@@ -716,12 +723,7 @@ fn a_presimulated_bundle_is_not_resent_before_its_simulation_and_expires_if_it_r
 
 #[test]
 fn a_simulation_answered_after_its_block_sends_nothing_and_the_next_head_simulates_again() {
-    let (mut exec, me) = executor();
-    exec.cfg.presimulate = Some("r".into());
-    exec.cfg.bundle_blocks = 5;
-    ready(&mut exec, me, 0);
-    let mut out = Vec::new();
-    exec.on_intent(&intent(1, me), 1, &mut out);
+    let (mut exec, mut out) = presimulating_executor_with_one_intent();
     let simulated = |out: &[Action]| -> Vec<(B256, bool)> {
         out.iter()
             .filter_map(|a| match a {
