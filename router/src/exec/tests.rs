@@ -75,8 +75,9 @@ pub(super) fn ready(exec: &mut Executor, me: Address, nonce: u64) {
     assert!(out.is_empty());
 }
 
-/// The (to, input) of each transaction of the first bundle submitted in `out`.
-pub(super) fn sent(out: &[Action]) -> Vec<(Address, Bytes)> {
+/// Each transaction of the first bundle submitted in `out`: its raw bytes and the decoded EIP-1559
+/// transaction.
+fn first_bundle(out: &[Action]) -> Vec<(Bytes, alloy::consensus::Signed<alloy::consensus::TxEip1559>)> {
     let Some(Action::Submit { request, .. }) = out.iter().find(|a| matches!(a, Action::Submit { .. })) else {
         panic!("nothing submitted: {out:?}")
     };
@@ -90,6 +91,16 @@ pub(super) fn sent(out: &[Action]) -> Vec<(Address, Bytes)> {
             let TxEnvelope::Eip1559(s) = TxEnvelope::decode_2718(&mut raw.as_ref()).unwrap() else {
                 panic!("not 1559")
             };
+            (raw, s)
+        })
+        .collect()
+}
+
+/// The (to, input) of each transaction of the first bundle submitted in `out`.
+pub(super) fn sent(out: &[Action]) -> Vec<(Address, Bytes)> {
+    first_bundle(out)
+        .into_iter()
+        .map(|(_, s)| {
             let TxKind::Call(to) = s.tx().to else { panic!("a create") };
             (to, s.tx().input.clone())
         })
@@ -141,37 +152,17 @@ pub(super) fn intent(id: u64, account: Address) -> RebalanceIntent {
 }
 
 pub(super) fn submitted(actions: &[Action]) -> Vec<SignedTx> {
-    actions
-        .iter()
-        .find_map(|a| match a {
-            Action::Submit { request, .. } => {
-                let v: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
-                Some(
-                    v["params"][0]["txs"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|t| {
-                            use alloy::consensus::TxEnvelope;
-                            use alloy::eips::eip2718::Decodable2718;
-                            let raw: Bytes = t.as_str().unwrap().parse().unwrap();
-                            let env = TxEnvelope::decode_2718(&mut raw.as_ref()).unwrap();
-                            let TxEnvelope::Eip1559(s) = &env else { panic!("not 1559") };
-                            SignedTx {
-                                raw: raw.clone(),
-                                hash: *env.tx_hash(),
-                                from: Address::ZERO,
-                                nonce: s.tx().nonce,
-                                gas_limit: s.tx().gas_limit,
-                                fees: Fees { max_fee_per_gas: 0, max_priority_fee_per_gas: 0 },
-                            }
-                        })
-                        .collect(),
-                )
-            }
-            _ => None,
+    first_bundle(actions)
+        .into_iter()
+        .map(|(raw, s)| SignedTx {
+            hash: *s.hash(),
+            raw,
+            from: Address::ZERO,
+            nonce: s.tx().nonce,
+            gas_limit: s.tx().gas_limit,
+            fees: Fees { max_fee_per_gas: 0, max_priority_fee_per_gas: 0 },
         })
-        .expect("a submission")
+        .collect()
 }
 
 #[test]
