@@ -153,13 +153,7 @@ async fn run_async(
             .await?;
     // A V4 TKA/TKB pool at the V2 pair's price with a full-range position as deep as the pair.
     let v4 = deploy_v4(&chain).await.map_err(|e| eyre!("{e}"))?;
-    let key = PoolKey {
-        currency0: tka.min(tkb),
-        currency1: tka.max(tkb),
-        fee: 3000,
-        tick_spacing: 60,
-        hooks: Address::ZERO,
-    };
+    let key = PoolKey::hookless(tka, tkb, 3000, 60);
     let p01 = if key.currency0 == tka { v2 } else { 1.0 / v2 };
     let sqrt = U256::from((p01.sqrt() * 2f64.powi(96)) as u128);
     v4.initialize(&chain, &key, sqrt).await.map_err(|e| eyre!("{e}"))?;

@@ -166,6 +166,31 @@ macro_rules! keel_sol_interfaces {
                 uint128 amountOutMinimum;
                 bytes hookData;
             }
+            /// One hop of a multi-hop path: the currency it pays out and its pool's key fields.
+            struct PathKey {
+                address intermediateCurrency;
+                uint24 fee;
+                int24 tickSpacing;
+                address hooks;
+                bytes hookData;
+            }
+            /// Action `SWAP_EXACT_IN` (0x07): exact input along `path`, as v4-periphery 1.0's
+            /// `V4Router` (and `MockV4Router`) reads it.
+            struct ExactInputParams {
+                address currencyIn;
+                PathKey[] path;
+                uint128 amountIn;
+                uint128 amountOutMinimum;
+            }
+            /// The same with later v4-periphery's per-hop price bounds (`maxHopSlippage`, empty for
+            /// none), as the Universal Router 2.1 reads it (it knows `InvalidHopSlippageLength`).
+            struct ExactInputParamsPerHop {
+                address currencyIn;
+                PathKey[] path;
+                uint256[] maxHopSlippage;
+                uint128 amountIn;
+                uint128 amountOutMinimum;
+            }
             function executeActions(bytes calldata params) external payable;
         }
 

@@ -387,10 +387,11 @@ impl Pool {
         }
     }
 
-    /// Whether the pool can be a hop of a two-hop path (Uniswap V2/V3 pools, through their router's
-    /// path encoding); Balancer, Curve and V4 pools are routed as single-pool paths.
+    /// Whether the pool can be a hop of a two-hop path (Uniswap V2/V3 pools through their router's
+    /// path encoding, V4 pools through the V4 router's `SWAP_EXACT_IN` path); Balancer and Curve
+    /// pools are routed as single-pool paths.
     pub fn supports_two_hop(&self) -> bool {
-        matches!(self, Self::V2 { .. } | Self::V3(_))
+        matches!(self, Self::V2 { .. } | Self::V3(_) | Self::V4(_))
     }
 
     /// The float curve of a Balancer or Curve pool in one direction (split optimiser only).

@@ -55,8 +55,8 @@
 //!   V3 (`sqrt_price_x96`, `tick`, `liquidity`, `ticks`). `address` is the `PoolManager`. A pool
 //!   whose hook can change swap amounts (`beforeSwapReturnDelta` / `afterSwapReturnDelta`
 //!   permission bits in its address, or `beforeSwap` on a dynamic-fee pool) is refused, naming the
-//!   permission. V4 pools are single-pool paths; a V4 leg shows the V3 fields
-//!   (`sqrt_price_x96_after`, `tick_after`, `liquidity_after`).
+//!   permission. Two V4 pools can make a two-hop path (one router executes it); a V4 leg
+//!   shows the V3 fields (`sqrt_price_x96_after`, `tick_after`, `liquidity_after`).
 //! - A pool's `gas` defaults to [`DEFAULT_V2_SWAP_GAS`] / [`DEFAULT_V3_SWAP_GAS`] /
 //!   [`DEFAULT_BALANCER_SWAP_GAS`] / [`DEFAULT_CURVE_SWAP_GAS`] / [`DEFAULT_V4_SWAP_GAS`];
 //!   `address` is optional. Unknown

@@ -157,6 +157,11 @@ pub struct PoolKey {
 }
 
 impl PoolKey {
+    /// The key of the hookless pool of `a` and `b` (either order) at `fee` pips and `tick_spacing`.
+    pub fn hookless(a: Address, b: Address, fee: u32, tick_spacing: i32) -> Self {
+        Self { currency0: a.min(b), currency1: a.max(b), fee, tick_spacing, hooks: Address::ZERO }
+    }
+
     /// `PoolIdLibrary.toId`: `keccak256(abi.encode(key))` (five 32-byte words; `tickSpacing` is
     /// sign-extended).
     pub fn id(&self) -> B256 {

@@ -21,7 +21,7 @@
 use std::time::{Duration, Instant};
 
 use alloy::network::TransactionBuilder;
-use alloy::primitives::{Address, U256};
+use alloy::primitives::{Address, B256, U256};
 use alloy::providers::Provider;
 use alloy::rpc::types::TransactionRequest;
 use keel_amm::abi::PERMIT2_ADDRESS;
@@ -31,14 +31,16 @@ use keel_amm::v3::sqrt_price_math::Q96;
 use keel_amm::v4::PoolKey;
 use keel_engine::config::{EngineConfig, PlanMode, PortfolioConfig, PriceSource, TokenConfig, TriggerConfig};
 use keel_engine::event::OutcomeStatus;
+use keel_feeds::node::TrackedPool;
 use keel_feeds::node::sync::load_pool;
-use keel_feeds::node::{PoolKind, TrackedPool};
 use keel_feeds::ws::BinanceFeedConfig;
 use keel_router::config::{DexConfig, DexKind, PoolConfig, RelayConfig, V4Via};
 use keel_router::signer::Signer;
 use keel_runtime::pipeline::{Pipeline, PipelineSpec};
 use keel_sim::anvil::contracts::rpc::{IERC20, IPermit2};
-use keel_sim::anvil::{AnvilChain, AnvilRelay, RelayOptions, RpcRecorder, V4Position, deploy_v4};
+use keel_sim::anvil::{
+    AnvilChain, AnvilRelay, RelayOptions, RpcRecorder, V4Deployment, V4Position, deploy_v4,
+};
 use keel_sim::quotes::QuoteServer;
 
 use crate::anvil_e2e::router_config;
@@ -66,6 +68,144 @@ async fn keel_rebalances_through_a_uniswap_v4_pool_via_the_universal_router_and_
     rebalance_through_v4(V4Via::UniversalRouter).await;
 }
 
+/// Initializes `key` at price 1.0 with a full-range position of about 100,000 of each token; its
+/// pool id.
+async fn full_range_pool(chain: &AnvilChain, v4: &V4Deployment, key: &PoolKey) -> B256 {
+    let pool_id = v4.initialize(chain, key, Q96).await.expect("initialize");
+    v4.approve_liquidity(chain, key, FUNDER).await.expect("approve");
+    let full = (MAX_TICK / key.tick_spacing) * key.tick_spacing;
+    let pos = V4Position { tick_lower: -full, tick_upper: full, liquidity: 10i128.pow(23), salt: 1 };
+    v4.modify(chain, key, FUNDER, pos).await.expect("add liquidity");
+    pool_id
+}
+
+/// Waits up to 30 s for a landed rebalance with the portfolio no longer busy.
+async fn wait_landed(pipeline: &Pipeline) -> bool {
+    let t0 = Instant::now();
+    loop {
+        let snap = pipeline.snapshot();
+        if snap.engine.outcomes.landed >= 1 && !snap.portfolios[0].busy {
+            return true;
+        }
+        if t0.elapsed() > Duration::from_secs(30) {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// What both tests run against: the loopback relay (a block every 250 ms), a quote feed with
+/// TKAUSDT at 1.0, and the spec of one 50/50 portfolio of `held` (a fresh dev key funded 1000 of
+/// each, no approvals yet) trading through one V4 DEX.
+struct V4Rig {
+    relay: AnvilRelay,
+    quotes: QuoteServer,
+    spec: PipelineSpec,
+    me: Address,
+}
+
+/// The [`V4Rig`]: `held` are the portfolio's two tokens (TKA priced by the exchange, the other at
+/// 1.0), `hubs` further tokens at 1.0 that pools pair them through, `dex` the DEX's router and how
+/// it is reached.
+async fn v4_rig(
+    chain: &AnvilChain,
+    rpc_url: &str,
+    held: [(&str, Address); 2],
+    hubs: &[(&str, Address)],
+    (router, via): (Address, V4Via),
+    pools: Vec<PoolConfig>,
+) -> V4Rig {
+    let me = Signer::dev(PORTFOLIO_DEV_KEY).unwrap().address();
+    let funder = chain.wallet_provider(FUNDER);
+    for (_, t) in held {
+        IERC20::new(t, &funder).transfer(me, e18(1000)).send().await.unwrap().get_receipt().await.unwrap();
+    }
+    let relay = AnvilRelay::start(
+        chain.http_url(),
+        RelayOptions { block_interval: Some(Duration::from_millis(250)), ..Default::default() },
+    )
+    .await
+    .expect("relay");
+    let quotes = QuoteServer::start(&[("TKAUSDT", 1.0)], Duration::from_millis(50)).await.unwrap();
+    let tokens = held
+        .iter()
+        .chain(hubs)
+        .map(|&(symbol, address)| TokenConfig {
+            symbol: symbol.into(),
+            address,
+            decimals: 18,
+            price: if symbol == "TKA" {
+                PriceSource::Instrument { symbol: "TKAUSDT".into() }
+            } else {
+                PriceSource::Fixed { fixed: 1.0 }
+            },
+        })
+        .collect();
+    let spec = PipelineSpec {
+        engine: EngineConfig { stale_after_ms: 5_000, queue_capacity: 4_096, ..EngineConfig::default() },
+        tokens,
+        portfolios: vec![PortfolioConfig {
+            name: "core".into(),
+            account: me,
+            targets: held.iter().map(|(s, _)| (s.to_string(), 0.5)).collect(),
+            triggers: vec![TriggerConfig::Drift { abs_band: Some(BAND), rel_band: None }],
+            mode: PlanMode::ToTarget,
+            cooldown_secs: 1.0,
+            min_trade_notional: 1.0,
+            cost: Default::default(),
+        }],
+        router: router_config(chain.chain_id(), None, true),
+        dexes: vec![DexConfig { name: "v4".into(), kind: DexKind::UniswapV4, router, factory: None, via }],
+        pools,
+        relays: vec![RelayConfig {
+            name: "anvil-relay".into(),
+            url: relay.url().to_string(),
+            timeout_ms: 2_000,
+            fast_path: true,
+            ca_cert: None,
+            coinbase: None,
+        }],
+        reputation: Signer::dev(9).unwrap(),
+        accounts: vec![Signer::dev(PORTFOLIO_DEV_KEY).unwrap()],
+        binance: BinanceFeedConfig::new(quotes.url(), ["TKAUSDT"]),
+        rpc_url: rpc_url.to_string(),
+        poll_ms: 50,
+        node_ws_url: Some(chain.ws_url().to_string()),
+        mempool: Default::default(),
+        native_symbol: None,
+        sample_every: Duration::from_millis(200),
+        safety: Default::default(),
+        journal: None,
+        record: None,
+        predictors: Vec::new(),
+        registry: None,
+    };
+    V4Rig { relay, quotes, spec, me }
+}
+
+/// The `[[pools]]` entry of V4 pool `key` (of the DEX "v4") named `name`.
+fn pool_config(
+    name: &str,
+    manager: Address,
+    key: &PoolKey,
+    pool_id: B256,
+    symbol: impl Fn(Address) -> &'static str,
+) -> PoolConfig {
+    PoolConfig {
+        name: name.into(),
+        dex: "v4".into(),
+        address: manager,
+        token0: symbol(key.currency0).into(),
+        token1: symbol(key.currency1).into(),
+        fee: Some(key.fee),
+        gas: None,
+        tick_spacing: Some(key.tick_spacing),
+        pool_id: Some(pool_id),
+        flavour: None,
+        hooks: None,
+    }
+}
+
 async fn rebalance_through_v4(via: V4Via) {
     let chain = AnvilChain::start().await.expect("anvil with Uniswap (run `make chain-deps`)");
     let a = chain.addresses().clone();
@@ -78,104 +218,16 @@ async fn rebalance_through_v4(via: V4Via) {
             .await
             .expect("Permit2 + Universal Router (run `make chain-deps`)"),
     };
-    let key = PoolKey {
-        currency0: tka.min(tkb),
-        currency1: tka.max(tkb),
-        fee: 3000,
-        tick_spacing: 60,
-        hooks: Address::ZERO,
-    };
-    // Price 1.0, a full-range position of about 100,000 of each token.
-    let pool_id = v4.initialize(&chain, &key, Q96).await.expect("initialize");
-    v4.approve_liquidity(&chain, &key, FUNDER).await.expect("approve");
-    let full = (MAX_TICK / 60) * 60;
-    let pos = V4Position { tick_lower: -full, tick_upper: full, liquidity: 10i128.pow(23), salt: 1 };
-    v4.modify(&chain, &key, FUNDER, pos).await.expect("add liquidity");
-    let tracked = TrackedPool {
-        address: v4.manager,
-        kind: PoolKind::V4,
-        fee: 3000,
-        tick_spacing: Some(60),
-        pool_key: Some(key),
-    };
+    let key = PoolKey::hookless(tka, tkb, 3000, 60);
+    let pool_id = full_range_pool(&chain, &v4, &key).await;
+    let tracked = TrackedPool::v4(v4.manager, key);
 
     // The portfolio account: a fresh dev key (no approvals yet), funded 1000 TKA + 1000 TKB.
-    let me = Signer::dev(PORTFOLIO_DEV_KEY).unwrap().address();
-    let funder = chain.wallet_provider(FUNDER);
-    for t in [tka, tkb] {
-        IERC20::new(t, &funder).transfer(me, e18(1000)).send().await.unwrap().get_receipt().await.unwrap();
-    }
-    let relay = AnvilRelay::start(
-        chain.http_url(),
-        RelayOptions { block_interval: Some(Duration::from_millis(250)), ..Default::default() },
-    )
-    .await
-    .expect("relay");
     let recorder = RpcRecorder::start(chain.http_url()).await.expect("rpc recorder");
-    let quotes = QuoteServer::start(&[("TKAUSDT", 1.0)], Duration::from_millis(50)).await.unwrap();
-    let (token0, token1) = if tka < tkb { ("TKA", "TKB") } else { ("TKB", "TKA") };
-    let token =
-        |symbol: &str, address, price| TokenConfig { symbol: symbol.into(), address, decimals: 18, price };
-    let spec = PipelineSpec {
-        engine: EngineConfig { stale_after_ms: 5_000, queue_capacity: 4_096, ..EngineConfig::default() },
-        tokens: vec![
-            token("TKA", tka, PriceSource::Instrument { symbol: "TKAUSDT".into() }),
-            token("TKB", tkb, PriceSource::Fixed { fixed: 1.0 }),
-        ],
-        portfolios: vec![PortfolioConfig {
-            name: "core".into(),
-            account: me,
-            targets: [("TKA".to_string(), 0.5), ("TKB".to_string(), 0.5)].into_iter().collect(),
-            triggers: vec![TriggerConfig::Drift { abs_band: Some(BAND), rel_band: None }],
-            mode: PlanMode::ToTarget,
-            cooldown_secs: 1.0,
-            min_trade_notional: 1.0,
-            cost: Default::default(),
-        }],
-        router: router_config(chain.chain_id(), None, true),
-        dexes: vec![DexConfig {
-            name: "v4".into(),
-            kind: DexKind::UniswapV4,
-            router: keel_router,
-            factory: None,
-            via,
-        }],
-        pools: vec![PoolConfig {
-            name: "v4-tka-tkb".into(),
-            dex: "v4".into(),
-            address: v4.manager,
-            token0: token0.into(),
-            token1: token1.into(),
-            fee: Some(3000),
-            gas: None,
-            tick_spacing: Some(60),
-            pool_id: Some(pool_id),
-            flavour: None,
-            hooks: None,
-        }],
-        relays: vec![RelayConfig {
-            name: "anvil-relay".into(),
-            url: relay.url().to_string(),
-            timeout_ms: 2_000,
-            fast_path: true,
-            ca_cert: None,
-            coinbase: None,
-        }],
-        reputation: Signer::dev(9).unwrap(),
-        accounts: vec![Signer::dev(PORTFOLIO_DEV_KEY).unwrap()],
-        binance: BinanceFeedConfig::new(quotes.url(), ["TKAUSDT"]),
-        rpc_url: recorder.url().to_string(),
-        poll_ms: 50,
-        node_ws_url: Some(chain.ws_url().to_string()),
-        mempool: Default::default(),
-        native_symbol: None,
-        sample_every: Duration::from_millis(200),
-        safety: Default::default(),
-        journal: None,
-        record: None,
-        predictors: Vec::new(),
-        registry: None,
-    };
+    let symbol = |t: Address| if t == tka { "TKA" } else { "TKB" };
+    let pools = vec![pool_config("v4-tka-tkb", v4.manager, &key, pool_id, symbol)];
+    let V4Rig { relay, quotes, spec, me } =
+        v4_rig(&chain, recorder.url(), [("TKA", tka), ("TKB", tkb)], &[], (keel_router, via), pools).await;
     let pipeline = Pipeline::start(spec.clone(), &tokio::runtime::Handle::current()).expect("pipeline");
 
     // At target: nothing fires.
@@ -212,17 +264,7 @@ async fn rebalance_through_v4(via: V4Via) {
     quotes.set_price("TKAUSDT", mid);
 
     // Keel detects the drift and lands a rebalance through the V4 router.
-    let t0 = Instant::now();
-    let landed = loop {
-        let snap = pipeline.snapshot();
-        if snap.engine.outcomes.landed >= 1 && !snap.portfolios[0].busy {
-            break true;
-        }
-        if t0.elapsed() > Duration::from_secs(30) {
-            break false;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let landed = wait_landed(&pipeline).await;
     let report = pipeline.shutdown().await;
     assert!(landed, "no rebalance landed: exec {:?}, outcomes {:?}", report.exec, report.outcomes);
     let landed: Vec<u64> = report
@@ -301,21 +343,85 @@ async fn rebalance_through_v4(via: V4Via) {
         };
         let p01 = after.mid_price();
         quotes.set_price("TKAUSDT", if tka == key.currency0 { p01 } else { 1.0 / p01 });
-        let t0 = Instant::now();
-        let landed = loop {
-            let snap = pipeline.snapshot();
-            if snap.engine.outcomes.landed >= 1 && !snap.portfolios[0].busy {
-                break true;
-            }
-            if t0.elapsed() > Duration::from_secs(30) {
-                break false;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
+        let landed = wait_landed(&pipeline).await;
         let again = pipeline.shutdown().await;
         assert!(landed, "no rebalance landed after the restart: {:?}, {:?}", again.exec, again.outcomes);
         assert_eq!(again.exec.approvals, 0, "the Permit2 grant read at start is not sent again");
         assert!(chain.balance_of(tka, me).await.unwrap() > now_a, "bought TKA again");
     }
+    relay.shutdown().await.expect("relay shutdown");
+}
+
+/// A TKA/TKC portfolio whose only route is a two-hop V4 path, TKC → TKB → TKA, through two pools
+/// of one `PoolManager` under one DEX, the real Universal Router (its `SWAP_EXACT_IN` reads the
+/// path with `maxHopSlippage`): when another account's sale moves TKA down in the TKA/TKB pool
+/// and the exchange follows, Keel buys TKA with TKC along the path in one transaction, and the
+/// account receives exactly the planned output and keeps none of the hub token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keel_rebalances_along_a_two_hop_v4_path_through_the_universal_router() {
+    let chain = AnvilChain::start().await.expect("anvil with Uniswap (run `make chain-deps`)");
+    let a = chain.addresses().clone();
+    let (tka, tkb, tkc) = (a.token("TKA").unwrap(), a.token("TKB").unwrap(), a.token("TKC").unwrap());
+    let v4 = deploy_v4(&chain).await.expect("v4 contracts (run `make chain-deps`)");
+    let ur = v4.deploy_universal_router(&chain).await.expect("Permit2 + Universal Router");
+    let (ab, bc) = (PoolKey::hookless(tka, tkb, 3000, 60), PoolKey::hookless(tkb, tkc, 500, 10));
+    let (ab_id, bc_id) = (full_range_pool(&chain, &v4, &ab).await, full_range_pool(&chain, &v4, &bc).await);
+
+    let symbol = |t: Address| {
+        if t == tka {
+            "TKA"
+        } else if t == tkb {
+            "TKB"
+        } else {
+            "TKC"
+        }
+    };
+    let pools = vec![
+        pool_config("v4-ab", v4.manager, &ab, ab_id, symbol),
+        pool_config("v4-bc", v4.manager, &bc, bc_id, symbol),
+    ];
+    let held = [("TKA", tka), ("TKC", tkc)];
+    let V4Rig { relay, quotes, spec, me } =
+        v4_rig(&chain, chain.http_url(), held, &[("TKB", tkb)], (ur, V4Via::UniversalRouter), pools).await;
+    let pipeline = Pipeline::start(spec, &tokio::runtime::Handle::current()).expect("pipeline");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(pipeline.snapshot().engine.intents_emitted, 0, "fired while on target");
+
+    // Another account sells 5,000 TKA into the TKA/TKB pool; the exchange follows.
+    let trader = chain.wallet_provider(TRADER);
+    let r = IERC20::new(tka, &trader).approve(v4.router, U256::MAX).send().await.unwrap();
+    r.get_receipt().await.unwrap();
+    let sell = keel_router::exec::v4_exact_in_single(&ab, tka == ab.currency0, e18(5_000).to::<u128>(), 0);
+    let tx = TransactionRequest::default().with_to(v4.router).with_input(sell).with_gas_limit(1_000_000);
+    assert!(trader.send_transaction(tx).await.unwrap().get_receipt().await.unwrap().status());
+    let head = chain.provider().get_block_number().await.unwrap();
+    let tracked = TrackedPool::v4(v4.manager, ab);
+    let Pool::V4(after_sale) = load_pool(chain.provider(), &tracked, head).await.unwrap() else {
+        panic!("not a v4 pool")
+    };
+    let p01 = after_sale.mid_price();
+    let mid = if tka == ab.currency0 { p01 } else { 1.0 / p01 };
+    assert!(mid < 0.95, "the sale should have moved TKA down: {mid}");
+    let held = |t| chain.balance_of(t, me);
+    let (held_a, held_b, held_c) =
+        (held(tka).await.unwrap(), held(tkb).await.unwrap(), held(tkc).await.unwrap());
+    quotes.set_price("TKAUSDT", mid);
+
+    let landed = wait_landed(&pipeline).await;
+    let report = pipeline.shutdown().await;
+    assert!(landed, "no rebalance landed: exec {:?}, outcomes {:?}", report.exec, report.outcomes);
+    let (now_a, now_b, now_c) =
+        (held(tka).await.unwrap(), held(tkb).await.unwrap(), held(tkc).await.unwrap());
+    assert!(now_a > held_a && now_c < held_c, "Keel should have bought TKA with TKC");
+    assert_eq!(now_b, held_b, "none of the hub token stays with the account");
+    let fills: Vec<_> = report.fills.iter().filter(|f| f.amount_out > U256::ZERO).collect();
+    let [fill] = &fills[..] else { panic!("one fill expected: {fills:?}") };
+    assert_eq!(fill.pool, "v4-bc>v4-ab", "the two-hop path, in execution order");
+    assert_eq!((fill.sell.as_str(), fill.buy.as_str()), ("TKC", "TKA"));
+    assert_eq!(fill.amount_in, held_c - now_c, "planned TKC in");
+    assert_eq!(fill.amount_out, now_a - held_a, "planned TKA out, exact along both hops");
+    assert!(report.exec.approvals >= 1, "a fresh account approves Permit2 and the router first");
+    assert_eq!(relay.rejected_requests(), 0);
+    eprintln!("landed along v4-bc>v4-ab: {} TKC -> {} TKA", whole(fill.amount_in), whole(fill.amount_out));
     relay.shutdown().await.expect("relay shutdown");
 }

@@ -286,3 +286,37 @@ fn a_v4_pool_joins_the_split_with_the_other_four_kinds() {
     assert!(net > single, "split {net} vs {who} alone {single}");
     println!("five venues, {used:?}: net {net}, best single {who} {single}");
 }
+
+/// Two hookless V4 pools sharing a hub token, under one venue (one router), make a two-hop path:
+/// the only route from A to C here. The split walks it, and each hop of its leg is that pool's
+/// exact quote on the input the hop before paid out. Pools of different venues never pair.
+#[test]
+fn two_v4_pools_of_one_venue_make_a_two_hop_path() {
+    use keel_amm::pool::DEFAULT_V4_SWAP_GAS;
+    use keel_amm::v4::{PoolKey, V4Pool};
+    let c = Address::repeat_byte(0x33);
+    let v4 = |id: &str, t0: Address, t1: Address, fee: u32, venue: u16| {
+        let state = v3_pool(fee, 60, 0, &[(-600, 600, 1_000_000 * E18), (-6000, 6000, 200_000 * E18)]);
+        let key = PoolKey { currency0: t0, currency1: t1, fee, tick_spacing: 60, hooks: Address::ZERO };
+        let ticks: Vec<_> = state.ticks().collect();
+        let pool =
+            V4Pool::new(key, state.sqrt_price_x96, state.tick, state.liquidity, fee, 0, &ticks).unwrap();
+        let meta = PoolMeta { token0: t0, token1: t1, ..meta(id, DEFAULT_V4_SWAP_GAS, venue) };
+        PoolEntry::new(meta, Pool::V4(Box::new(pool))).unwrap()
+    };
+    let pools = vec![v4("ab", A, B, 3000, 4), v4("bc", B, c, 500, 4)];
+    let paths = candidate_paths(&pools, A, c, true);
+    assert_eq!(paths.len(), 1, "{paths:?}");
+    assert_eq!((paths[0].first.pool, paths[0].second.map(|h| h.pool)), (0, Some(1)));
+    let x = e18(20_000);
+    let s = split(&pools, &paths, SwapAmount::ExactIn(x), 0.0).unwrap();
+    let [leg] = &s.legs[..] else { panic!("one leg: {s:?}") };
+    let first = pools[0].pool().quote_exact_in(true, x).unwrap();
+    let second = pools[1].pool().quote_exact_in(true, first.amount_out).unwrap();
+    assert_eq!((leg.amount_in, leg.amount_out), (x, second.amount_out));
+    assert_eq!(leg.gas, 2 * DEFAULT_V4_SWAP_GAS);
+
+    // Under two venues (two routers), no single call executes the path.
+    let pools = vec![v4("ab", A, B, 3000, 4), v4("bc", B, c, 500, 5)];
+    assert!(candidate_paths(&pools, A, c, true).is_empty());
+}

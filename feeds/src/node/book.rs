@@ -55,6 +55,19 @@ pub struct TrackedPool {
     pub pool_key: Option<PoolKey>,
 }
 
+impl TrackedPool {
+    /// The V4 pool `key` of the `PoolManager` at `manager`.
+    pub fn v4(manager: Address, key: PoolKey) -> Self {
+        Self {
+            address: manager,
+            kind: PoolKind::V4,
+            fee: key.fee,
+            tick_spacing: Some(key.tick_spacing),
+            pool_key: Some(key),
+        }
+    }
+}
+
 /// A pool in the book.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PoolEntry {
@@ -441,13 +454,7 @@ mod tests {
             hooks: Address::ZERO,
         };
         let (k0, k1) = (key(3000, 60), key(500, 10));
-        let tracked = |k: PoolKey| TrackedPool {
-            address: manager,
-            kind: PoolKind::V4,
-            fee: k.fee,
-            tick_spacing: Some(k.tick_spacing),
-            pool_key: Some(k),
-        };
+        let tracked = |k: PoolKey| TrackedPool::v4(manager, k);
         let mut book = PoolBook::new(&[tracked(k0), tracked(k1)]);
         let l = 10u128.pow(20);
         for (i, k) in [k0, k1].into_iter().enumerate() {

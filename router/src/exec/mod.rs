@@ -45,7 +45,8 @@ mod calldata;
 #[cfg(test)]
 mod ur_tests;
 pub use calldata::{
-    SETTLE_ALL, SWAP_EXACT_IN_SINGLE, TAKE_ALL, V4_SWAP, universal_router_v4_swap, v4_exact_in_single,
+    SETTLE_ALL, SWAP_EXACT_IN, SWAP_EXACT_IN_SINGLE, TAKE_ALL, V4_SWAP, V4Route, universal_router_v4,
+    universal_router_v4_swap, v4_exact_in_single, v4_execute_actions,
 };
 mod gas;
 mod inclusion;

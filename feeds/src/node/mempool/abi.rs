@@ -119,4 +119,9 @@ alloy::sol! {
     struct V4ExactIn { address currencyIn; V4PathKey[] path; uint128 amountIn; uint128 amountOutMinimum; }
     /// `IV4Router.ExactOutputParams` (action `SWAP_EXACT_OUT`, 0x09).
     struct V4ExactOut { address currencyOut; V4PathKey[] path; uint128 amountOut; uint128 amountInMaximum; }
+    /// [`V4ExactIn`] with later v4-periphery's per-hop price bounds after the path, as the
+    /// Universal Router 2.1 reads it.
+    struct V4ExactInPerHop { address currencyIn; V4PathKey[] path; uint256[] maxHopSlippage; uint128 amountIn; uint128 amountOutMinimum; }
+    /// [`V4ExactOut`] with the per-hop bounds, as the Universal Router 2.1 reads it.
+    struct V4ExactOutPerHop { address currencyOut; V4PathKey[] path; uint256[] maxHopSlippage; uint128 amountOut; uint128 amountInMaximum; }
 }

@@ -35,8 +35,8 @@ use keel_amm::pool::SwapAmount;
 
 use super::abi::{
     IMulticallExtended, ISwapRouterMultiHop, IUniversalRouter, IV2SwapRouter, IV3SwapRouter, IV4Router,
-    UrSubPlan, UrV2ExactIn, UrV2ExactOut, UrV3ExactIn, UrV3ExactOut, V4ExactIn, V4ExactInSingle, V4ExactOut,
-    V4ExactOutSingle, V4PathKey, V4Plan, V4PoolKey,
+    UrSubPlan, UrV2ExactIn, UrV2ExactOut, UrV3ExactIn, UrV3ExactOut, V4ExactIn, V4ExactInPerHop,
+    V4ExactInSingle, V4ExactOut, V4ExactOutPerHop, V4ExactOutSingle, V4PathKey, V4Plan, V4PoolKey,
 };
 use super::{Hop, PendingTx, Route};
 use crate::node::book::{PoolId, PoolKind};
@@ -157,6 +157,14 @@ pub struct MempoolDecoder {
     v2_by_tokens: HashMap<(Address, Address), PoolId>,
     v3_by_tokens: HashMap<(Address, Address, u32), PoolId>,
     v4_by_id: HashMap<B256, PoolId>,
+}
+
+/// `p` decoded as `T` only when it is exactly `T`'s encoding. The two layouts of V4's path
+/// parameters (with and without `maxHopSlippage`) would otherwise decode each other's bytes into
+/// wrong amounts.
+fn canonical<T: SolType>(p: &[u8]) -> Option<T::RustType> {
+    let v = T::abi_decode_validate(p).ok()?;
+    (T::abi_encode(&v) == p).then_some(v)
 }
 
 fn sorted(a: Address, b: Address) -> (Address, Address) {
@@ -487,7 +495,15 @@ impl MempoolDecoder {
                 }
                 action::SWAP_EXACT_IN => {
                     // currencyIn → path[0] → path[1] …, each hop through its PathKey's pool.
-                    let s = V4ExactIn::abi_decode(p).map_err(|_| malformed.clone())?;
+                    let s = match canonical::<V4ExactInPerHop>(p) {
+                        Some(s) => V4ExactIn {
+                            currencyIn: s.currencyIn,
+                            path: s.path,
+                            amountIn: s.amountIn,
+                            amountOutMinimum: s.amountOutMinimum,
+                        },
+                        None => V4ExactIn::abi_decode(p).map_err(|_| malformed.clone())?,
+                    };
                     if s.path.len() > MAX_HOPS {
                         return Err(DecodeError::TooMany { what: "hops", max: MAX_HOPS });
                     }
@@ -501,7 +517,15 @@ impl MempoolDecoder {
                 }
                 action::SWAP_EXACT_OUT => {
                     // path[0] → path[1] … → currencyOut; hop i pays path[i] into path[i]'s pool.
-                    let s = V4ExactOut::abi_decode(p).map_err(|_| malformed.clone())?;
+                    let s = match canonical::<V4ExactOutPerHop>(p) {
+                        Some(s) => V4ExactOut {
+                            currencyOut: s.currencyOut,
+                            path: s.path,
+                            amountOut: s.amountOut,
+                            amountInMaximum: s.amountInMaximum,
+                        },
+                        None => V4ExactOut::abi_decode(p).map_err(|_| malformed.clone())?,
+                    };
                     if s.path.len() > MAX_HOPS {
                         return Err(DecodeError::TooMany { what: "hops", max: MAX_HOPS });
                     }
@@ -812,6 +836,35 @@ mod tests {
         };
         let call = IV4Router::executeActionsCall { params: v4_plan(vec![(0x09, s.abi_encode().into())]) };
         let t = d.decode(V4_ROUTER, &call.abi_encode(), meta()).unwrap().unwrap();
+        assert_eq!(hops(&t.routes[0]), vec![(C, A, Some(2)), (A, B, None)]);
+        assert_eq!(t.routes[0].amount, Some(SwapAmount::ExactOut(U256::from(4u64))));
+    }
+
+    #[test]
+    fn v4_paths_in_the_universal_routers_per_hop_layout_decode_to_the_same_hops_and_amounts() {
+        let d = decoder();
+        // The Universal Router 2.1 reads `maxHopSlippage` after the path; decoded as the 1.0
+        // layout its offset would pass for the amount.
+        let s = V4ExactInPerHop {
+            currencyIn: B,
+            path: vec![path_key(A, 500), path_key(C, 3000)],
+            maxHopSlippage: vec![U256::from(1u64), U256::from(2u64)],
+            amountIn: 9,
+            amountOutMinimum: 1,
+        };
+        let t = d.decode(UR, &ur(vec![0x10], vec![v4_plan(vec![(0x07, s.abi_encode().into())])]), meta());
+        let t = t.unwrap().unwrap();
+        assert_eq!(hops(&t.routes[0]), vec![(B, A, None), (A, C, Some(2))]);
+        assert_eq!(t.routes[0].amount, Some(SwapAmount::ExactIn(U256::from(9u64))));
+        let s = V4ExactOutPerHop {
+            currencyOut: B,
+            path: vec![path_key(C, 3000), path_key(A, 500)],
+            maxHopSlippage: Vec::new(),
+            amountOut: 4,
+            amountInMaximum: u128::MAX,
+        };
+        let t = d.decode(UR, &ur(vec![0x10], vec![v4_plan(vec![(0x09, s.abi_encode().into())])]), meta());
+        let t = t.unwrap().unwrap();
         assert_eq!(hops(&t.routes[0]), vec![(C, A, Some(2)), (A, B, None)]);
         assert_eq!(t.routes[0].amount, Some(SwapAmount::ExactOut(U256::from(4u64))));
     }

@@ -397,4 +397,25 @@ fn keels_own_v4_calldata_decodes_as_its_swap_through_both_routers() {
             }
         }
     }
+
+    // A two-hop path t0 → t1 → t2 (the second pool tracked), in each router's layout.
+    let t2 = Address::repeat_byte(0x0c);
+    let next = PoolKey { currency0: t1, currency1: t2, fee: 500, tick_spacing: 10, hooks: Address::ZERO };
+    let decoder = MempoolDecoder::new(
+        &[MempoolPool { id: 5, token0: t1, token1: t2, ..pool(5, next) }],
+        &[(v4_router, RouterKind::V4Router), (ur, RouterKind::UniversalRouter)],
+    );
+    let hops = [(key, t1), (next, t2)];
+    let route = keel_router::exec::V4Route::Path { currency_in: t0, hops: &hops };
+    let amount = 987_654_321_u128;
+    let calls = [
+        (v4_router, keel_router::exec::v4_execute_actions(route, amount, 1)),
+        (ur, keel_router::exec::universal_router_v4(route, amount, 1, U256::from(FAR))),
+    ];
+    for (to, input) in calls {
+        let t = decoder.decode(to, &input, meta).unwrap().expect("a path through a tracked V4 pool");
+        let hops: Vec<_> = t.routes[0].hops.iter().map(|h| (h.pool, h.zero_for_one())).collect();
+        assert_eq!(hops, vec![(None, true), (Some(5), true)], "through {to}");
+        assert_eq!(t.routes[0].amount, Some(SwapAmount::ExactIn(U256::from(amount))), "through {to}");
+    }
 }

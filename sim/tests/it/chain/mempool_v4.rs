@@ -64,13 +64,7 @@ async fn v4_router_swaps_are_decoded_from_the_mempool_and_predict_the_pool_to_th
         assert!(r.status());
     }
 
-    let tracked = TrackedPool {
-        address: v4.manager,
-        kind: PoolKind::V4,
-        fee: key.fee,
-        tick_spacing: Some(key.tick_spacing),
-        pool_key: Some(key),
-    };
+    let tracked = TrackedPool::v4(v4.manager, key);
     let pool = MempoolPool {
         id: 0,
         address: v4.manager,

@@ -15,3 +15,4 @@ pub(crate) mod universal_router;
 pub(crate) mod util;
 pub(crate) mod v3_gas;
 pub(crate) mod v4_feed;
+pub(crate) mod v4_path;

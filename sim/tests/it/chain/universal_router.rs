@@ -11,7 +11,7 @@
 //! `min_out = quote` it must land and move the account's balances by exactly Keel's amounts.
 
 use alloy::network::TransactionBuilder;
-use alloy::primitives::{Address, U256, aliases::U48, aliases::U160};
+use alloy::primitives::{U256, aliases::U48, aliases::U160};
 use alloy::providers::Provider;
 use alloy::rpc::types::TransactionRequest;
 use alloy::sol_types::SolError;
@@ -20,8 +20,8 @@ use keel_amm::pool::{Pool, SwapAmount};
 use keel_amm::v3::MAX_TICK;
 use keel_amm::v3::sqrt_price_math::Q96;
 use keel_amm::v4::PoolKey;
+use keel_feeds::node::TrackedPool;
 use keel_feeds::node::sync::load_pool;
-use keel_feeds::node::{PoolKind, TrackedPool};
 use keel_router::exec::universal_router_v4_swap;
 use keel_sim::anvil::contracts::rpc::{IERC20, IPermit2};
 use keel_sim::anvil::{V4Position, deploy_v4};
@@ -50,13 +50,7 @@ async fn keel_v4_swaps_through_the_universal_router_pay_exactly_the_quote() {
     let a = chain.addresses().clone();
     let (tka, tkb) = (a.token("TKA").unwrap(), a.token("TKB").unwrap());
     let v4 = deploy_v4(&chain).await.expect("v4 contracts (run `make chain-deps`)");
-    let key = PoolKey {
-        currency0: tka.min(tkb),
-        currency1: tka.max(tkb),
-        fee: 3000,
-        tick_spacing: 60,
-        hooks: Address::ZERO,
-    };
+    let key = PoolKey::hookless(tka, tkb, 3000, 60);
     v4.initialize(&chain, &key, Q96).await.expect("initialize");
     v4.approve_liquidity(&chain, &key, FUNDER).await.expect("approve liquidity");
     let full = (MAX_TICK / 60) * 60;
@@ -82,13 +76,7 @@ async fn keel_v4_swaps_through_the_universal_router_pay_exactly_the_quote() {
         assert_eq!((allowed.amount, allowed.expiration), (U160::MAX, U48::MAX));
     }
 
-    let tracked = TrackedPool {
-        address: v4.manager,
-        kind: PoolKind::V4,
-        fee: 3000,
-        tick_spacing: Some(60),
-        pool_key: Some(key),
-    };
+    let tracked = TrackedPool::v4(v4.manager, key);
     let seed: u64 = std::env::var("KEEL_UR_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x0_0516);
     eprintln!("seed {seed} (set KEEL_UR_SEED to vary)");
     let mut rng = StdRng::seed_from_u64(seed);

@@ -24,8 +24,8 @@ use keel_amm::pool::{Pool, SwapAmount};
 use keel_amm::v3::MAX_TICK;
 use keel_amm::v3::tick_math::get_sqrt_ratio_at_tick;
 use keel_amm::v4::PoolKey;
+use keel_feeds::node::TrackedPool;
 use keel_feeds::node::sync::load_pool;
-use keel_feeds::node::{PoolKind, TrackedPool};
 use keel_sim::anvil::contracts::rpc::IERC20;
 use keel_sim::anvil::{AnvilChain, V4Position, deploy_v4};
 use rand::rngs::StdRng;
@@ -115,16 +115,7 @@ async fn node_feed_follows_v4_pools_by_pool_id_and_quotes_what_the_v4_router_pay
         IERC20::new(t, &tp).approve(v4.router, U256::MAX).send().await.unwrap().get_receipt().await.unwrap();
     }
 
-    let tracked: Vec<TrackedPool> = keys
-        .iter()
-        .map(|k| TrackedPool {
-            address: v4.manager,
-            kind: PoolKind::V4,
-            fee: k.fee,
-            tick_spacing: Some(k.tick_spacing),
-            pool_key: Some(*k),
-        })
-        .collect();
+    let tracked: Vec<TrackedPool> = keys.iter().map(|k| TrackedPool::v4(v4.manager, *k)).collect();
     let feed = start_feed_with(&chain, tracked.clone()).await;
     let mut mirror = Mirror::new(&tracked);
     wait_synced(&chain, &feed, &mut mirror, "initial load").await;
