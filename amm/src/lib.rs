@@ -27,6 +27,8 @@
 #![cfg_attr(test, allow(unused_crate_dependencies))]
 
 pub mod abi;
+#[cfg(any(test, feature = "alloc-count"))]
+pub mod alloc_count;
 pub mod balancer;
 pub mod curve;
 pub mod pool;

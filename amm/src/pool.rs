@@ -97,7 +97,7 @@ pub enum PoolError {
 pub type Result<T> = core::result::Result<T, PoolError>;
 
 /// Swap state of one pool.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, PartialEq)]
 pub enum Pool {
     /// Uniswap V2 pair.
     V2 {
@@ -116,6 +116,32 @@ pub enum Pool {
     Balancer(Box<BalancerPair>),
     /// Curve StableSwap plain pool, traded as one pair of its coins.
     Curve(Box<CurvePair>),
+}
+
+/// `clone_from` into a pool of the same kind reuses its buffers (V3/V4 tick tables, Balancer and
+/// Curve token lists): the router's planning copy is brought back in step without allocating.
+impl Clone for Pool {
+    fn clone(&self) -> Self {
+        match self {
+            Self::V2 { reserve0, reserve1, fee_bps } => {
+                Self::V2 { reserve0: *reserve0, reserve1: *reserve1, fee_bps: *fee_bps }
+            }
+            Self::V3(p) => Self::V3(p.clone()),
+            Self::V4(p) => Self::V4(p.clone()),
+            Self::Balancer(p) => Self::Balancer(p.clone()),
+            Self::Curve(p) => Self::Curve(p.clone()),
+        }
+    }
+
+    fn clone_from(&mut self, source: &Self) {
+        match (self, source) {
+            (Self::V3(a), Self::V3(b)) => a.clone_from(b),
+            (Self::V4(a), Self::V4(b)) => a.clone_from(b),
+            (Self::Balancer(a), Self::Balancer(b)) => a.clone_from(b),
+            (Self::Curve(a), Self::Curve(b)) => a.clone_from(b),
+            (this, source) => *this = source.clone(),
+        }
+    }
 }
 
 /// A change to a pool's state: what a quote computes, what a pool log says, or a whole new state.
@@ -420,7 +446,7 @@ impl Pool {
 }
 
 /// Metadata of a pool: who it is and what it costs to use.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct PoolMeta {
     /// Operator-facing id (config name or `keel quote` id).
     pub id: String,
@@ -437,15 +463,47 @@ pub struct PoolMeta {
     pub venue: u16,
 }
 
+/// `clone_from` reuses the id's buffer.
+impl Clone for PoolMeta {
+    fn clone(&self) -> Self {
+        Self { id: self.id.clone(), ..*self }
+    }
+
+    fn clone_from(&mut self, source: &Self) {
+        let Self { id, address, token0, token1, gas, venue } = self;
+        id.clone_from(&source.id);
+        (*address, *token0, *token1) = (source.address, source.token0, source.token1);
+        (*gas, *venue) = (source.gas, source.venue);
+    }
+}
+
 /// The V3 tick ladder as floats, for the split optimiser's piecewise model. Struct of arrays sorted
 /// by tick index; it mirrors the pool's initialized ticks (swaps never change them).
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Default, PartialEq)]
 pub(crate) struct TickLadder {
     pub(crate) index: Box<[i32]>,
     /// Real sqrt price `1.0001^(index/2)`.
     pub(crate) sqrt_price: Box<[f64]>,
     /// `liquidity_net` as a float.
     pub(crate) liquidity_net: Box<[f64]>,
+}
+
+/// `clone_from` reuses the arrays when the lengths agree (the ticks did not change).
+impl Clone for TickLadder {
+    fn clone(&self) -> Self {
+        Self {
+            index: self.index.clone(),
+            sqrt_price: self.sqrt_price.clone(),
+            liquidity_net: self.liquidity_net.clone(),
+        }
+    }
+
+    fn clone_from(&mut self, source: &Self) {
+        let Self { index, sqrt_price, liquidity_net } = self;
+        index.clone_from(&source.index);
+        sqrt_price.clone_from(&source.sqrt_price);
+        liquidity_net.clone_from(&source.liquidity_net);
+    }
 }
 
 impl TickLadder {
@@ -473,12 +531,27 @@ pub(crate) fn tick_sqrt_price(tick: i32) -> f64 {
 /// The pool state is private so the cached tick ladder cannot go stale: read it with
 /// [`pool`](Self::pool), move it along with [`apply`](Self::apply), replace it with
 /// [`set_pool`](Self::set_pool).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, PartialEq)]
 pub struct PoolEntry {
     /// Id, address, tokens and gas.
     pub meta: PoolMeta,
     pool: Pool,
     ladder: TickLadder,
+}
+
+/// `clone_from` reuses every buffer of an entry of the same pool (its id, tick table and float
+/// ladder): the router's planning copy is brought back in step without allocating.
+impl Clone for PoolEntry {
+    fn clone(&self) -> Self {
+        Self { meta: self.meta.clone(), pool: self.pool.clone(), ladder: self.ladder.clone() }
+    }
+
+    fn clone_from(&mut self, source: &Self) {
+        let Self { meta, pool, ladder } = self;
+        meta.clone_from(&source.meta);
+        pool.clone_from(&source.pool);
+        ladder.clone_from(&source.ladder);
+    }
 }
 
 impl PoolEntry {
@@ -580,6 +653,47 @@ mod tests {
         // reverse direction
         let r = p.quote_exact_in(false, e18(1)).unwrap();
         assert_eq!(r.amount_out, v2::get_amount_out(e18(1), e18(10), e18(5), 30).unwrap());
+    }
+
+    /// `clone_from` gives exactly the source, whatever the pools' kinds and tick counts, and an
+    /// entry brought back to the same pool keeps its buffers (no reallocation: same addresses).
+    #[test]
+    fn clone_from_copies_any_pool_exactly_and_reuses_the_buffers_of_the_same_pool() {
+        let v3 = |positions: i32, tick: i32| {
+            let mut ticks = Vec::new();
+            for k in 1..=positions {
+                ticks.push(TickInfo { index: -60 * k, liquidity_net: 1_000 });
+                ticks.push(TickInfo { index: 60 * k, liquidity_net: -1_000 });
+            }
+            ticks.sort_by_key(|t| t.index);
+            let sqrt = crate::v3::tick_math::get_sqrt_ratio_at_tick(tick).unwrap();
+            Pool::V3(V3Pool::new(3000, 60, sqrt, tick, 1_000 * positions as u128, &ticks).unwrap())
+        };
+        let meta = |id: &str| PoolMeta {
+            id: id.into(),
+            address: Address::repeat_byte(1),
+            token0: Address::repeat_byte(2),
+            token1: Address::repeat_byte(3),
+            gas: 100_000,
+            venue: 0,
+        };
+        let pools = [v2(e18(5), e18(10)), v3(3, 0), v3(40, 5), v3(40, -7)];
+        for a in &pools {
+            for b in &pools {
+                let mut x = PoolEntry::new(meta("a"), a.clone()).unwrap();
+                let y = PoolEntry::new(meta("the other pool"), b.clone()).unwrap();
+                x.clone_from(&y);
+                assert_eq!(x, y);
+            }
+        }
+        // The same V3 pool, moved: copied back in place.
+        let mut copy = PoolEntry::new(meta("p"), v3(40, 5)).unwrap();
+        let moved = PoolEntry::new(meta("p"), v3(40, -7)).unwrap();
+        let (id, ladder) = (copy.meta.id.as_ptr(), copy.ladder.sqrt_price.as_ptr());
+        copy.clone_from(&moved);
+        assert_eq!(copy, moved);
+        assert_eq!(copy.meta.id.as_ptr(), id, "the id was reallocated");
+        assert_eq!(copy.ladder.sqrt_price.as_ptr(), ladder, "the float ladder was reallocated");
     }
 
     #[test]

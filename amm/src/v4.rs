@@ -242,12 +242,30 @@ pub fn calculate_swap_fee(protocol_fee: u32, lp_fee: u32) -> u32 {
 }
 
 /// Swap state of one V4 pool: its key, the fees in force and the shared tick/liquidity state.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, PartialEq)]
 pub struct V4Pool {
     key: PoolKey,
     lp_fee: u32,
     protocol_fee: u32,
     state: V3Pool,
+}
+
+/// `clone_from` reuses the tick table's arrays (see [`V3Pool`]'s).
+impl Clone for V4Pool {
+    fn clone(&self) -> Self {
+        Self {
+            key: self.key,
+            lp_fee: self.lp_fee,
+            protocol_fee: self.protocol_fee,
+            state: self.state.clone(),
+        }
+    }
+
+    fn clone_from(&mut self, source: &Self) {
+        let Self { key, lp_fee, protocol_fee, state } = self;
+        (*key, *lp_fee, *protocol_fee) = (source.key, source.lp_fee, source.protocol_fee);
+        state.clone_from(&source.state);
+    }
 }
 
 impl V4Pool {

@@ -9,11 +9,10 @@
 // Test and bench targets see every dependency of their crate; only the library is checked.
 #![allow(unused_crate_dependencies)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::sync::Arc;
 
 use alloy_primitives::{Address, U256};
+use keel_amm::alloc_count::{CountingAllocator, allocations as counted};
 use keel_engine::config::{
     CppiConfig, EngineConfig, MomentumConfig, PlanMode, PortfolioConfig, PriceSource, TargetsConfig,
     TokenConfig, TriggerConfig,
@@ -21,59 +20,13 @@ use keel_engine::config::{
 use keel_engine::event::{Balance, Outcome, OutcomeStatus, Quote};
 use keel_engine::{Engine, Event, InstrumentId, ManualClock, PortfolioId, TokenId};
 
-struct Counting;
-
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static BYTES: Cell<u64> = const { Cell::new(0) };
-    static CALLS: Cell<u64> = const { Cell::new(0) };
-}
-
-fn note(size: usize) {
-    // `try_with`: thread-locals may be gone while a thread shuts down.
-    let _ = COUNTING.try_with(|c| {
-        if c.get() {
-            let _ = BYTES.try_with(|b| b.set(b.get() + size as u64));
-            let _ = CALLS.try_with(|n| n.set(n.get() + 1));
-        }
-    });
-}
-
-// SAFETY: forwards every call unchanged to the system allocator; the bookkeeping touches only
-// const-initialised thread-locals without destructors, which never allocate.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note(layout.size());
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note(layout.size());
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note(new_size);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAllocator = CountingAllocator;
 
 /// Runs `f` and returns (bytes, calls) allocated on this thread meanwhile.
 fn allocations(f: impl FnOnce()) -> (u64, u64) {
-    BYTES.with(|b| b.set(0));
-    CALLS.with(|n| n.set(0));
-    COUNTING.with(|c| c.set(true));
-    f();
-    COUNTING.with(|c| c.set(false));
-    (BYTES.with(Cell::get), CALLS.with(Cell::get))
+    let ((), a) = counted(f);
+    (a.bytes, a.calls)
 }
 
 const SEC: u64 = 1_000_000_000;

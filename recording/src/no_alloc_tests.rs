@@ -7,67 +7,20 @@
 //! is per binary); it only counts while a test on the same thread asks it to, so the other tests
 //! are unaffected.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+use keel_amm::alloc_count::{CountingAllocator, allocations as counted};
 
 use crate::{
     FlushPolicy, FsyncPolicy, RecordKind, RecordReader, RecordSink, RecordWriter, RecordingHeader,
     SinkConfig, SlotClass, WriterConfig,
 };
 
-struct Counting;
-
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static BYTES: Cell<u64> = const { Cell::new(0) };
-    static CALLS: Cell<u64> = const { Cell::new(0) };
-}
-
-fn note(size: usize) {
-    // `try_with`: thread-locals may be gone while a thread shuts down.
-    let _ = COUNTING.try_with(|c| {
-        if c.get() {
-            let _ = BYTES.try_with(|b| b.set(b.get() + size as u64));
-            let _ = CALLS.try_with(|n| n.set(n.get() + 1));
-        }
-    });
-}
-
-// SAFETY: forwards every call unchanged to the system allocator; the bookkeeping touches only
-// const-initialised thread-locals without destructors, which never allocate.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note(layout.size());
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note(layout.size());
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note(new_size);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAllocator = CountingAllocator;
 
-/// Runs `f` and returns (bytes, calls) allocated on this thread meanwhile.
+/// Runs `f` and returns its result and the (bytes, calls) allocated on this thread meanwhile.
 fn allocations<T>(f: impl FnOnce() -> T) -> (T, u64, u64) {
-    BYTES.with(|b| b.set(0));
-    CALLS.with(|n| n.set(0));
-    COUNTING.with(|c| c.set(true));
-    let out = f();
-    COUNTING.with(|c| c.set(false));
-    (out, BYTES.with(Cell::get), CALLS.with(Cell::get))
+    let (r, a) = counted(f);
+    (r, a.bytes, a.calls)
 }
 
 fn header() -> RecordingHeader {

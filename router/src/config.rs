@@ -239,6 +239,32 @@ pub struct RouterConfig {
     pub target_blocks: u64,
 }
 
+impl RouterConfig {
+    /// The settings of a `[router]` section that names only `chain_id`: every other field at its
+    /// documented default.
+    pub fn for_chain(chain_id: u64) -> Self {
+        Self {
+            chain_id,
+            slippage_bps: default_slippage_bps(),
+            swap_deadline_secs: default_swap_deadline_secs(),
+            bundle_blocks: default_bundle_blocks(),
+            priority_fee_wei: default_priority_fee_wei(),
+            base_fee_multiplier: default_base_fee_multiplier(),
+            max_pool_deviation: default_max_pool_deviation(),
+            twap_window_secs: default_twap_window_secs(),
+            max_pool_age_blocks: default_max_pool_age_blocks(),
+            defer_on_pending_volume: None,
+            limits: RiskLimits::default(),
+            netting: true,
+            presign_pool: default_presign_pool(),
+            tip_step_pct: 0,
+            max_priority_fee_wei: None,
+            presimulate: None,
+            target_blocks: default_target_blocks(),
+        }
+    }
+}
+
 /// Largest `target_blocks`.
 pub const MAX_TARGET_BLOCKS: u64 = 8;
 
@@ -633,6 +659,12 @@ impl PoolConfig {
 mod tests {
     use super::*;
     use keel_engine::config::PriceSource;
+
+    #[test]
+    fn for_chain_is_a_router_section_with_only_its_chain_id() {
+        let parsed: RouterConfig = serde_json::from_str(r#"{"chain_id": 5}"#).unwrap();
+        assert_eq!(RouterConfig::for_chain(5), parsed);
+    }
 
     fn setup() -> (Vec<TokenConfig>, Vec<DexConfig>, Vec<PoolConfig>, RouterConfig, Vec<RelayConfig>) {
         let tok = |s: &str, b: u8| TokenConfig {

@@ -200,26 +200,14 @@ fn account() -> Signer {
 /// unknown state until the first chain update.
 fn executor() -> Executor {
     let cfg = RouterConfig {
-        chain_id: 31337,
-        slippage_bps: 50,
-        swap_deadline_secs: 120,
         bundle_blocks: BUNDLE_BLOCKS,
         priority_fee_wei: GWEI,
-        base_fee_multiplier: 2,
-        max_pool_deviation: 0.05,
-        twap_window_secs: keel_router::config::DEFAULT_TWAP_WINDOW_SECS,
         // These tests advance heads without re-reading the pool; pool staleness is tested in
         // `oracle.rs` and the executor's tests.
         max_pool_age_blocks: u64::MAX,
-        defer_on_pending_volume: None,
-        limits: Default::default(),
-        netting: true,
-        presign_pool: keel_router::config::DEFAULT_PRESIGN_POOL,
-        tip_step_pct: 0,
-        max_priority_fee_wei: None,
-        presimulate: None,
-        target_blocks: 1,
+        ..RouterConfig::for_chain(31337)
     };
+
     let tokens = vec![
         ExecToken { symbol: "USDC".into(), address: USDC, decimals: 6 },
         ExecToken { symbol: "WETH".into(), address: WETH, decimals: 18 },

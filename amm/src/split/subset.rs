@@ -209,8 +209,7 @@ impl Search<'_> {
 
 #[cfg(test)]
 mod tests {
-    use std::alloc::{GlobalAlloc, Layout, System};
-    use std::cell::Cell;
+    use crate::alloc_count::{CountingAllocator, allocations as counted};
 
     use alloy_primitives::Address;
 
@@ -287,57 +286,13 @@ mod tests {
         }
     }
 
-    /// Counts the allocations of the thread that asks for it (tests run on several threads).
-    struct Counting;
-
-    thread_local! {
-        static COUNTING: Cell<bool> = const { Cell::new(false) };
-        static CALLS: Cell<u64> = const { Cell::new(0) };
-    }
-
-    fn note() {
-        // `try_with`: thread-locals may be gone while a thread shuts down.
-        let _ = COUNTING.try_with(|c| {
-            if c.get() {
-                let _ = CALLS.try_with(|n| n.set(n.get() + 1));
-            }
-        });
-    }
-
-    // SAFETY: forwards every call unchanged to the system allocator; the bookkeeping touches only
-    // const-initialised thread-locals without destructors, which never allocate.
-    unsafe impl GlobalAlloc for Counting {
-        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-            note();
-            // SAFETY: same contract as the caller's.
-            unsafe { System.alloc(layout) }
-        }
-        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-            note();
-            // SAFETY: same contract as the caller's.
-            unsafe { System.alloc_zeroed(layout) }
-        }
-        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-            note();
-            // SAFETY: same contract as the caller's.
-            unsafe { System.realloc(ptr, layout, new_size) }
-        }
-        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-            // SAFETY: same contract as the caller's.
-            unsafe { System.dealloc(ptr, layout) }
-        }
-    }
-
     #[global_allocator]
-    static ALLOCATOR: Counting = Counting;
+    static ALLOCATOR: CountingAllocator = CountingAllocator;
 
     /// Allocations made by `f` on this thread.
     fn allocations<T>(f: impl FnOnce() -> T) -> (T, u64) {
-        CALLS.with(|n| n.set(0));
-        COUNTING.with(|c| c.set(true));
-        let r = f();
-        COUNTING.with(|c| c.set(false));
-        (r, CALLS.with(Cell::get))
+        let (r, a) = counted(f);
+        (r, a.calls)
     }
 
     /// The subset search allocates nothing, at every size up to [`MAX_PATHS`] and on both sides

@@ -48,10 +48,24 @@ struct TickData {
 }
 
 /// Initialized ticks sorted by index, as two parallel arrays (indices are searched, data is read).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Default, PartialEq, Eq)]
 struct TickTable {
     index: Vec<i32>,
     data: Vec<TickData>,
+}
+
+/// `clone_from` reuses the arrays: the router's planning copy is brought back in step with the
+/// pool without allocating.
+impl Clone for TickTable {
+    fn clone(&self) -> Self {
+        Self { index: self.index.clone(), data: self.data.clone() }
+    }
+
+    fn clone_from(&mut self, source: &Self) {
+        let Self { index, data } = self;
+        index.clone_from(&source.index);
+        data.clone_from(&source.data);
+    }
 }
 
 impl TickTable {
@@ -98,7 +112,7 @@ impl TickTable {
 }
 
 /// Swap-relevant state of one Uniswap V3 pool.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, PartialEq)]
 pub struct V3Pool {
     /// Fee in pips (hundredths of a basis point): 3000 = 0.3%.
     pub fee: u32,
@@ -114,6 +128,23 @@ pub struct V3Pool {
     /// Largest accepted tick spacing: [`MAX_TICK_SPACING`] for V3 pools, V4's `int16` bound
     /// (`crate::v4::MAX_TICK_SPACING`) for the V4 pools that share this state and swap loop.
     max_tick_spacing: i32,
+}
+
+/// `clone_from` reuses the tick table's arrays (see [`TickTable`]).
+impl Clone for V3Pool {
+    fn clone(&self) -> Self {
+        let mut copy = Self { ticks: TickTable::default(), ..*self };
+        copy.ticks.clone_from(&self.ticks);
+        copy
+    }
+
+    fn clone_from(&mut self, source: &Self) {
+        let Self { fee, tick_spacing, sqrt_price_x96, tick, liquidity, ticks, max_tick_spacing } = self;
+        (*fee, *tick_spacing, *sqrt_price_x96, *tick) =
+            (source.fee, source.tick_spacing, source.sqrt_price_x96, source.tick);
+        (*liquidity, *max_tick_spacing) = (source.liquidity, source.max_tick_spacing);
+        ticks.clone_from(&source.ticks);
+    }
 }
 
 /// Outcome of a simulated swap, as the contract would return and store it.
@@ -520,6 +551,25 @@ mod tests {
 
     fn n(x: u64) -> U256 {
         U256::from(x)
+    }
+
+    /// A pool copied back onto a moved copy of itself keeps its tick table's arrays.
+    #[test]
+    fn clone_from_the_same_pool_reuses_the_tick_table() {
+        let ticks: Vec<TickInfo> = (1..=50)
+            .flat_map(|k| {
+                [TickInfo { index: -60 * k, liquidity_net: 7 }, TickInfo { index: 60 * k, liquidity_net: -7 }]
+            })
+            .collect::<Vec<_>>();
+        let mut ticks = ticks;
+        ticks.sort_by_key(|t| t.index);
+        let pool = V3Pool::new(3000, 60, crate::v3::sqrt_price_math::Q96, 0, 350, &ticks).unwrap();
+        let mut copy = pool.clone();
+        copy.sqrt_price_x96 += n(1);
+        let (index, data) = (copy.ticks.index.as_ptr(), copy.ticks.data.as_ptr());
+        copy.clone_from(&pool);
+        assert_eq!(copy, pool);
+        assert_eq!((copy.ticks.index.as_ptr(), copy.ticks.data.as_ptr()), (index, data));
     }
     fn i(s: &str) -> I256 {
         I256::from_dec_str(s).unwrap()
