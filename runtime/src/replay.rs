@@ -26,8 +26,10 @@
 //!   every transaction must decode, be signed for the configured chain by an account at its nonce,
 //!   pay at least the block's base fee, and succeed on the pool state *before* block `b`'s recorded
 //!   changes (the state the bundle would have met at the top of the block) — ERC-20 `approve`,
-//!   Router02 `swapExactTokensForTokens`, SwapRouter `exactInputSingle`/`exactInput`, with the
-//!   exact V2/V3 math of `keel_amm`, `amountOutMin`, deadline, balance and allowance checked.
+//!   Router02 `swapExactTokensForTokens`, SwapRouter `exactInputSingle`/`exactInput`, a V4Router's
+//!   `executeActions` and a Universal Router's `execute(V4_SWAP)` (one pool or a path), and
+//!   `Permit2.approve`, with the exact V2/V3/V4 math of `keel_amm`, `amountOutMin`, deadline,
+//!   balance and allowance (a Universal Router's through Permit2) checked.
 //!   Included swaps move the account's balances exactly; they do not move the recorded pools (the
 //!   recording is the market; a later recorded state replaces it). Gas is the configured per-pool
 //!   swap gas and [`APPROVE_GAS`] per approval; native ETH for gas is not simulated.
@@ -45,9 +47,11 @@ use alloy::consensus::transaction::SignerRecoverable;
 use alloy::consensus::{Transaction, TxEnvelope};
 use alloy::eips::eip2718::Decodable2718;
 use alloy::primitives::{Address, B256, U256};
-use alloy::sol_types::SolCall;
+use alloy::sol_types::{SolCall, SolType};
 use hdrhistogram::Histogram;
-use keel_amm::abi::{IERC20, ISwapRouter, IUniswapV2Router02};
+use keel_amm::abi::{
+    IERC20, IPermit2, ISwapRouter, IUniswapV2Router02, IUniversalRouter, IV4Router, PERMIT2_ADDRESS,
+};
 use keel_amm::pool::{Pool, PoolChange};
 use keel_engine::chain::{ChainUpdate, ReceiptInfo};
 use keel_engine::clock::{ManualClock, Nanos};
@@ -61,7 +65,7 @@ use keel_feeds::stats::{Counter, FeedStats};
 use keel_journal::{Names, Store, SyncPolicy};
 use keel_recording::codec::{self, Input};
 use keel_recording::{ReadIssue, RecordKind, RecordReader};
-use keel_router::config::DexKind;
+use keel_router::config::{DexKind, V4Via};
 use keel_router::exec::{Action, Executor};
 use keel_router::stage::RelayCounters;
 
@@ -173,6 +177,9 @@ struct ChainPool {
     token1: Address,
     fee: u32,
     gas: u64,
+    /// Uniswap V4: the pool's key (swaps name it) and whether its router is a Universal Router
+    /// (paid through Permit2).
+    v4: Option<(keel_amm::v4::PoolKey, V4Via)>,
 }
 
 /// The simulated chain: recorded pools, simulated accounts.
@@ -193,6 +200,8 @@ struct ReplayChain {
     balances: BTreeMap<(Address, Address), U256>,
     nonces: BTreeMap<Address, u64>,
     allowances: BTreeMap<(Address, Address, Address), U256>,
+    /// Permit2's allowances, `(owner, token, spender)`: what a Universal Router may pull.
+    permit2: BTreeMap<(Address, Address, Address), U256>,
     receipts: BTreeMap<B256, ReceiptInfo>,
     /// Signed transactions by bundle hash (from the executor's `Signed` records), while in flight.
     signed: BTreeMap<B256, (u64, Vec<TxRecord>)>,
@@ -269,6 +278,7 @@ impl ReplayChain {
         let mut balances = self.balances.clone();
         let mut nonces = self.nonces.clone();
         let mut allowances = self.allowances.clone();
+        let mut permit2 = self.permit2.clone();
         let mut receipts = Vec::with_capacity(txs.len());
         let header = self.header.ok_or_else(|| "no block header known".to_string())?;
         for t in txs {
@@ -290,6 +300,14 @@ impl ReplayChain {
             let gas = if let Ok(c) = IERC20::approveCall::abi_decode(input) {
                 allowances.insert((from, to, c.spender), c.amount);
                 APPROVE_GAS
+            } else if to == PERMIT2_ADDRESS
+                && let Ok(c) = IPermit2::approveCall::abi_decode(input)
+            {
+                // An expired grant is none.
+                let live = u64::try_from(c.expiration).unwrap_or(u64::MAX) >= header.timestamp;
+                permit2
+                    .insert((from, c.token, c.spender), if live { U256::from(c.amount) } else { U256::ZERO });
+                keel_router::exec::PERMIT2_APPROVE_GAS
             } else if let Ok(c) = IERC20::transferCall::abi_decode(input) {
                 // A netted batch's internal cross: `to` is the token.
                 let have = balances.get(&(from, to)).copied().unwrap_or_default();
@@ -311,12 +329,28 @@ impl ReplayChain {
                 };
                 // The last entry only names the token bought.
                 let hops = path.get(..path.len() - 1).unwrap_or_default();
-                let allowance = allowances.get(&(from, sell, to)).copied().unwrap_or_default();
+                // A Universal Router pulls through Permit2: the ERC-20 allowance is Permit2's, and
+                // Permit2's own grant to the router must cover it too.
+                let via_permit2 = hops
+                    .first()
+                    .and_then(|(_, pool)| self.info.get(*pool))
+                    .is_some_and(|p| matches!(p.v4, Some((_, V4Via::UniversalRouter))));
+                let spender = if via_permit2 { PERMIT2_ADDRESS } else { to };
+                let allowance = allowances.get(&(from, sell, spender)).copied().unwrap_or_default();
                 if allowance < amount_in {
                     return Err("allowance short".into());
                 }
                 if allowance != U256::MAX {
-                    allowances.insert((from, sell, to), allowance - amount_in);
+                    allowances.insert((from, sell, spender), allowance - amount_in);
+                }
+                if via_permit2 {
+                    let granted = permit2.get(&(from, sell, to)).copied().unwrap_or_default();
+                    if granted < amount_in {
+                        return Err("Permit2 allowance short".into());
+                    }
+                    if granted != U256::from(alloy::primitives::aliases::U160::MAX) {
+                        permit2.insert((from, sell, to), granted - amount_in);
+                    }
                 }
                 let have = balances.get(&(from, sell)).copied().unwrap_or_default();
                 if have < amount_in {
@@ -351,6 +385,7 @@ impl ReplayChain {
         self.balances = balances;
         self.nonces = nonces;
         self.allowances = allowances;
+        self.permit2 = permit2;
         for r in receipts {
             self.receipts.insert(r.hash, r);
         }
@@ -412,7 +447,79 @@ impl ReplayChain {
             push_end(&mut hops, last);
             return Ok((p.amountIn, p.amountOutMinimum, hops, p.deadline));
         }
-        Err("unknown call".into())
+        // Uniswap V4: a V4Router's `executeActions`, or a Universal Router's `execute` with one
+        // `V4_SWAP`; the same actions either way.
+        let (payload, deadline, per_hop) = if let Ok(c) = IV4Router::executeActionsCall::abi_decode(input) {
+            (c.params, U256::MAX, false)
+        } else if let Ok(c) = IUniversalRouter::executeCall::abi_decode(input) {
+            match (c.commands.as_ref(), c.inputs.as_slice()) {
+                ([keel_router::exec::V4_SWAP], [payload]) => (payload.clone(), c.deadline, true),
+                _ => return Err("unsupported Universal Router commands".into()),
+            }
+        } else {
+            return Err("unknown call".into());
+        };
+        let find_v4 = |key: keel_amm::v4::PoolKey| {
+            self.info
+                .iter()
+                .position(|p| p.router == router && p.v4.is_some_and(|(k, _)| k == key))
+                .ok_or_else(|| "no configured pool for the hop on UniswapV4".to_string())
+        };
+        let v4_key = |a: Address,
+                      b: Address,
+                      fee: alloy::primitives::aliases::U24,
+                      spacing: alloy::primitives::aliases::I24,
+                      hooks| {
+            keel_amm::v4::PoolKey {
+                currency0: a.min(b),
+                currency1: a.max(b),
+                fee: fee.to::<u32>(),
+                tick_spacing: spacing.as_i32(),
+                hooks,
+            }
+        };
+        let (actions, params) = <(
+            alloy::sol_types::sol_data::Bytes,
+            alloy::sol_types::sol_data::Array<alloy::sol_types::sol_data::Bytes>,
+        )>::abi_decode_params(&payload)
+        .map_err(|_| "malformed V4 actions".to_string())?;
+        use keel_router::exec::{SETTLE_ALL, SWAP_EXACT_IN, SWAP_EXACT_IN_SINGLE, TAKE_ALL};
+        match (actions.as_ref(), params.as_slice()) {
+            ([SWAP_EXACT_IN_SINGLE, SETTLE_ALL, TAKE_ALL], [swap, _, _]) => {
+                let p = IV4Router::ExactInputSingleParams::abi_decode(swap)
+                    .map_err(|_| "malformed V4 swap".to_string())?;
+                let k = &p.poolKey;
+                let key = v4_key(k.currency0, k.currency1, k.fee, k.tickSpacing, k.hooks);
+                let (token_in, token_out) = if p.zeroForOne {
+                    (key.currency0, key.currency1)
+                } else {
+                    (key.currency1, key.currency0)
+                };
+                hops.push((token_in, find_v4(key)?));
+                push_end(&mut hops, Some(token_out));
+                Ok((U256::from(p.amountIn), U256::from(p.amountOutMinimum), hops, deadline))
+            }
+            ([SWAP_EXACT_IN, SETTLE_ALL, TAKE_ALL], [swap, _, _]) => {
+                let (currency_in, path, amount_in, min_out) = if per_hop {
+                    let p = IV4Router::ExactInputParamsPerHop::abi_decode(swap)
+                        .map_err(|_| "malformed V4 swap".to_string())?;
+                    (p.currencyIn, p.path, p.amountIn, p.amountOutMinimum)
+                } else {
+                    let p = IV4Router::ExactInputParams::abi_decode(swap)
+                        .map_err(|_| "malformed V4 swap".to_string())?;
+                    (p.currencyIn, p.path, p.amountIn, p.amountOutMinimum)
+                };
+                let mut token_in = currency_in;
+                for k in &path {
+                    let key = v4_key(token_in, k.intermediateCurrency, k.fee, k.tickSpacing, k.hooks);
+                    hops.push((token_in, find_v4(key)?));
+                    token_in = k.intermediateCurrency;
+                }
+                push_end(&mut hops, Some(token_in));
+                Ok((U256::from(amount_in), U256::from(min_out), hops, deadline))
+            }
+            _ => Err("unsupported V4 actions".into()),
+        }
     }
 }
 
@@ -843,6 +950,10 @@ pub fn replay(
         };
         let (a, b) = (addr(&p.token0)?, addr(&p.token1)?);
         let (token0, token1) = if a < b { (a, b) } else { (b, a) };
+        let v4 = match dex.kind {
+            DexKind::UniswapV4 => Some((crate::pipeline::v4_key(spec, p)?, dex.via)),
+            _ => None,
+        };
         info.push(ChainPool {
             router: dex.router,
             kind: dex.kind,
@@ -850,6 +961,7 @@ pub fn replay(
             token1,
             fee: p.fee(),
             gas: p.swap_gas(dex.kind),
+            v4,
         });
         pools.push(empty_pool(spec, dex.kind, p)?);
     }
@@ -881,6 +993,7 @@ pub fn replay(
             balances: BTreeMap::new(),
             nonces: BTreeMap::new(),
             allowances: BTreeMap::new(),
+            permit2: BTreeMap::new(),
             receipts: BTreeMap::new(),
             signed: BTreeMap::new(),
             pending: Vec::new(),
@@ -1062,6 +1175,7 @@ mod tests {
                 token1: B,
                 fee: 30,
                 gas: 100_000,
+                v4: None,
             }],
             pools: vec![pool.clone()],
             pre: vec![pool],
@@ -1072,6 +1186,7 @@ mod tests {
             balances: BTreeMap::new(),
             nonces: BTreeMap::new(),
             allowances: BTreeMap::new(),
+            permit2: BTreeMap::new(),
             receipts: BTreeMap::new(),
             signed: BTreeMap::new(),
             pending: Vec::new(),
@@ -1134,6 +1249,136 @@ mod tests {
         assert_ne!(state, c.pools);
         // The same transaction again: its nonce is used.
         assert_eq!(c.run_bundle(&[tx], 2, &mut state).unwrap_err(), "nonce mismatch");
+    }
+
+    /// A chain with two full-range V4 pools of one manager, A/B (0.3%) and B/C (0.05%), reached
+    /// through `ROUTER` as `via`; the account holds 10 A.
+    fn v4_chain(account: Address, via: V4Via) -> ReplayChain {
+        use keel_amm::v3::{TickInfo, sqrt_price_math::Q96};
+        use keel_amm::v4::{PoolKey, V4Pool};
+        let c = Address::repeat_byte(0x03);
+        let pool = |key: PoolKey| {
+            let edge = (887_272 / key.tick_spacing) * key.tick_spacing;
+            let l = 10i128.pow(21);
+            let ticks =
+                [TickInfo { index: -edge, liquidity_net: l }, TickInfo { index: edge, liquidity_net: -l }];
+            Pool::V4(Box::new(V4Pool::new(key, Q96, 0, l as u128, key.fee, 0, &ticks).unwrap()))
+        };
+        let (ab, bc) = (PoolKey::hookless(A, B, 3000, 60), PoolKey::hookless(B, c, 500, 10));
+        let info = |key: PoolKey| ChainPool {
+            router: ROUTER,
+            kind: DexKind::UniswapV4,
+            token0: key.currency0,
+            token1: key.currency1,
+            fee: key.fee,
+            gas: 130_000,
+            v4: Some((key, via)),
+        };
+        let mut chain = chain(account);
+        chain.info = vec![info(ab), info(bc)];
+        chain.pools = vec![pool(ab), pool(bc)];
+        chain.pre = chain.pools.clone();
+        chain.allowances.clear();
+        chain.balances.insert((account, A), U256::from(10u128 * 10u128.pow(18)));
+        chain
+    }
+
+    fn call(signer: &mut Signer, nonce: u64, to: Address, input: Vec<u8>) -> TxRecord {
+        let call = CallRequest { to, input: Bytes::from(input), gas_limit: 500_000, value: U256::ZERO };
+        let fees = Fees { max_fee_per_gas: 100, max_priority_fee_per_gas: 1 };
+        let tx = sign_call(signer, CHAIN, nonce, &call, fees).unwrap();
+        TxRecord { hash: tx.hash, nonce, raw: tx.raw }
+    }
+
+    /// V4 swaps replay as `keel run` sends them: through a V4Router after an ERC-20 approval, and
+    /// through a Universal Router after the approval of Permit2 and Permit2's of the router; one
+    /// pool or a two-hop path, each paying Keel's exact quote and refused one wei above it.
+    #[test]
+    fn v4_swaps_through_a_v4_router_and_a_universal_router_move_the_balances_exactly() {
+        use keel_amm::v4::PoolKey;
+        use keel_router::exec::{V4Route, universal_router_v4, v4_execute_actions};
+        let c = Address::repeat_byte(0x03);
+        let (ab, bc) = (PoolKey::hookless(A, B, 3000, 60), PoolKey::hookless(B, c, 500, 10));
+        let amount = 10u128.pow(18);
+        let hops = [(ab, B), (bc, c)];
+        let path = V4Route::Path { currency_in: A, hops: &hops };
+        for via in [V4Via::V4Router, V4Via::UniversalRouter] {
+            let mut signer = Signer::dev(1).unwrap();
+            let me = signer.address();
+            let mut chain = v4_chain(me, via);
+            let mut state = chain.pools.clone();
+            // Keel's quotes on the pools, hop by hop.
+            let single = state[0].quote_exact_in(A == ab.currency0, U256::from(amount)).unwrap().amount_out;
+            let both = state[1].quote_exact_in(B == bc.currency0, single).unwrap().amount_out;
+            let swap = |min_out: U256| {
+                let min_out = min_out.to::<u128>();
+                match via {
+                    V4Via::V4Router => v4_execute_actions(path, amount, min_out),
+                    V4Via::UniversalRouter => {
+                        universal_router_v4(path, amount, min_out, U256::from(2_000u64))
+                    }
+                }
+            };
+            let erc20 = |spender| IERC20::approveCall { spender, amount: U256::MAX }.abi_encode();
+            let mut bundle = match via {
+                V4Via::V4Router => vec![call(&mut signer, 0, A, erc20(ROUTER))],
+                V4Via::UniversalRouter => {
+                    let grant = IPermit2::approveCall {
+                        token: A,
+                        spender: ROUTER,
+                        amount: alloy::primitives::aliases::U160::MAX,
+                        expiration: alloy::primitives::aliases::U48::MAX,
+                    };
+                    vec![
+                        call(&mut signer, 0, A, erc20(PERMIT2_ADDRESS)),
+                        call(&mut signer, 1, PERMIT2_ADDRESS, grant.abi_encode()),
+                    ]
+                }
+            };
+            let n = bundle.len() as u64;
+            // One wei above the quote: refused whole.
+            let greedy =
+                [bundle.clone(), vec![call(&mut signer, n, ROUTER, swap(both + U256::from(1u8)))]].concat();
+            assert_eq!(
+                chain.run_bundle(&greedy, 1, &mut state).unwrap_err(),
+                "output below amountOutMin",
+                "{via:?}"
+            );
+            if via == V4Via::UniversalRouter {
+                // Without Permit2's grant to the router, the router cannot pull.
+                let no_grant =
+                    [bundle[..1].to_vec(), vec![call(&mut signer, 1, ROUTER, swap(both))]].concat();
+                assert_eq!(
+                    chain.run_bundle(&no_grant, 1, &mut state).unwrap_err(),
+                    "Permit2 allowance short"
+                );
+            }
+            bundle.push(call(&mut signer, n, ROUTER, swap(both)));
+            chain.run_bundle(&bundle, 1, &mut state).unwrap();
+            assert_eq!(chain.balances[&(me, A)], U256::from(9u128 * amount), "{via:?}");
+            assert_eq!(chain.balances[&(me, c)], both, "{via:?}: received exactly the quote");
+            assert_eq!(chain.balances.get(&(me, B)).copied().unwrap_or_default(), U256::ZERO);
+            assert_eq!(chain.receipts[&bundle[n as usize].hash].gas_used, 260_000, "two pools' gas");
+
+            // One pool: the single-swap action.
+            let mut chain = v4_chain(me, via);
+            let mut state = chain.pools.clone();
+            let one = match via {
+                V4Via::V4Router => {
+                    keel_router::exec::v4_exact_in_single(&ab, A == ab.currency0, amount, single.to())
+                }
+                V4Via::UniversalRouter => keel_router::exec::universal_router_v4_swap(
+                    &ab,
+                    A == ab.currency0,
+                    amount,
+                    single.to(),
+                    U256::from(2_000u64),
+                ),
+            };
+            bundle[n as usize] = call(&mut signer, n, ROUTER, one);
+            chain.run_bundle(&bundle, 1, &mut state).unwrap();
+            assert_eq!(chain.balances[&(me, B)], single, "{via:?}: one pool, exactly the quote");
+        }
     }
 
     #[test]
