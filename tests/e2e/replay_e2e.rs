@@ -174,6 +174,15 @@ fn a_replay_reproduces_the_recorded_runs_decisions_and_two_replays_are_byte_iden
     let stats = json(&a.join("replay.json"));
     assert_eq!(stats["issues"], 0);
     assert!(stats["bundles_included"].as_u64().unwrap() >= 1, "{stats:#}");
+    // Every call the devnet config sends (V2, V3, and V4 through the Universal Router with
+    // Permit2) is one the replay's chain executes.
+    let failed = stats["bundles_failed"].as_object().unwrap();
+    assert!(
+        !failed.keys().any(|k| k.contains("unknown call")
+            || k.contains("unsupported")
+            || k.contains("no configured pool")),
+        "{stats:#}"
+    );
 }
 
 #[test]
