@@ -61,7 +61,12 @@ async fn rig(
         }
     }
     let relays: Vec<(String, Address)> = builders.iter().map(|b| (b.name.clone(), b.coinbase)).collect();
-    let options = RelayOptions { block_interval: Some(Duration::from_millis(block_ms)), builders, seed: 7 };
+    let options = RelayOptions {
+        block_interval: Some(Duration::from_millis(block_ms)),
+        builders,
+        seed: 7,
+        seal_gate: None,
+    };
     let relay = AnvilRelay::start(chain.http_url(), options).await.expect("relay");
     let (mid, _) = chain.mids(tka, pair, v3).await.unwrap();
     let quotes = QuoteServer::start(&[("TKAUSDT", mid)], Duration::from_millis(50)).await.unwrap();

@@ -38,7 +38,7 @@ pub use balancer::{BalancerDeployment, WeightedToken, deploy_balancer_weighted};
 pub use error::{AnvilError, Result};
 pub use harness::{AnvilChain, ChainAddresses, TokenInfo, V2PairInfo, V3PoolInfo};
 pub use recorder::RpcRecorder;
-pub use relay::{AnvilRelay, BuilderOptions, BundleStatus, LandedBundle, RelayOptions};
+pub use relay::{AnvilRelay, BuilderOptions, BundleStatus, LandedBundle, RelayOptions, SealGate};
 pub use routers::{RouterAddresses, deploy_routers};
 pub use universal_router::{install_permit2, permit2_runtime_code};
 pub use v4::{V4Deployment, V4Position, deploy_v4};

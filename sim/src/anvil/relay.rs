@@ -69,12 +69,26 @@ pub struct RelayOptions {
     pub builders: Vec<BuilderOptions>,
     /// Seeds the draw of each block's builder.
     pub seed: u64,
+    /// Tests only: every build with accepted bundles stops here after judging them and before
+    /// looking again for public transactions (see [`SealGate`]).
+    pub seal_gate: Option<Arc<SealGate>>,
 }
 
 impl Default for RelayOptions {
     fn default() -> Self {
-        Self { block_interval: Some(DEFAULT_BLOCK_INTERVAL), builders: Vec::new(), seed: 0 }
+        Self { block_interval: Some(DEFAULT_BLOCK_INTERVAL), builders: Vec::new(), seed: 0, seal_gate: None }
     }
+}
+
+/// A pause in a block's build, for tests of the re-judge: once the bundles are judged the build
+/// signals [`judged`](Self::judged) and waits for [`go`](Self::go), so a test can send a public
+/// transaction exactly while a block is being built.
+#[derive(Debug, Default)]
+pub struct SealGate {
+    /// Signalled when a build has judged its bundles.
+    pub judged: tokio::sync::Notify,
+    /// The build goes on once signalled.
+    pub go: tokio::sync::Notify,
 }
 
 /// One builder behind the relay.
@@ -188,6 +202,7 @@ struct Shared {
     sealed: std::sync::atomic::AtomicU64,
     /// Serialises everything that changes the chain.
     chain: Mutex<()>,
+    seal_gate: Option<Arc<SealGate>>,
 }
 
 /// The loopback relay. Dropping it stops the server and the block timer (automine stays off; call
@@ -260,6 +275,7 @@ impl AnvilRelay {
             public_coinbase,
             sealed: sealed.into(),
             chain: Mutex::new(()),
+            seal_gate: options.seal_gate.clone(),
         });
         let cancel = CancellationToken::new();
         let mut tasks = Vec::new();
@@ -849,6 +865,12 @@ impl Shared {
             }
         }
         let mut public = public.unwrap_or_default();
+        if !accepted.is_empty()
+            && let Some(gate) = &self.seal_gate
+        {
+            gate.judged.notify_one();
+            gate.go.notified().await;
+        }
         if !accepted.is_empty() {
             // Public transactions that arrived while the bundles were simulated are mined first:
             // the accepted bundles are judged again on top of them before anything is mined.

@@ -9,8 +9,8 @@ use alloy::rpc::types::mev::{EthCallBundle, EthSendBundle};
 use alloy::signers::Signer;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolCall;
-use keel_sim::anvil::contracts::rpc::{IERC20, IUniswapV2Router02};
-use keel_sim::anvil::{AnvilChain, AnvilRelay, BundleStatus, RelayOptions};
+use keel_sim::anvil::contracts::rpc::{IERC20, IUniswapV2Pair, IUniswapV2Router02};
+use keel_sim::anvil::{AnvilChain, AnvilRelay, BundleStatus, RelayOptions, SealGate};
 
 use super::util::{SignedTx, WAIT, chain, e18, nonce, sign_call};
 
@@ -422,4 +422,64 @@ async fn a_reader_sees_one_head_per_built_block_and_no_simulation() {
         seen.push(h.number);
     }
     assert_eq!(seen, vec![head + 1, head + 2], "heads seen by a subscriber");
+}
+
+/// A public swap that arrives while a block is being built (after its bundles were judged, before
+/// anything is mined) is mined first; the accepted bundle it breaks is judged again on top of it
+/// and refused, saying why; the block holds the public swap alone and Keel's nonce never moves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_public_swap_arriving_mid_build_is_mined_first_and_the_bundle_it_breaks_is_refused() {
+    let chain = chain().await;
+    let gate = std::sync::Arc::new(SealGate::default());
+    let options = RelayOptions { block_interval: None, seal_gate: Some(gate.clone()), ..Default::default() };
+    let relay = AnvilRelay::start(chain.http_url(), options).await.unwrap();
+    let client = relay_client(&relay);
+    let a = chain.addresses().clone();
+    let (tka, tkb) = (a.token("TKA").unwrap(), a.token("TKB").unwrap());
+    let pair = a.v2_pairs.iter().find(|p| p.name == "TKA/TKB" || p.name == "TKB/TKA").unwrap().address;
+    let r = IUniswapV2Pair::new(pair, chain.provider()).getReserves().call().await.unwrap();
+    let (r0, r1) = (U256::from(r.reserve0), U256::from(r.reserve1));
+    let (reserve_in, reserve_out) = if tka < tkb { (r0, r1) } else { (r1, r0) };
+    // Keel's swap asks for exactly what the pool pays now: any sale before it breaks it.
+    let exact = keel_amm::v2::get_amount_out(e18(10), reserve_in, reserve_out, 30).unwrap();
+    let (tx1, tx2) = keel_bundle(&chain, exact).await;
+    let (head, keel_nonce) = (chain.block_number().await.unwrap(), nonce(&chain, KEEL).await);
+    let bundle =
+        EthSendBundle { txs: vec![tx1.raw, tx2.raw.clone()], block_number: head + 1, ..Default::default() };
+    let sent = client.send_bundle(bundle).with_auth(searcher()).await.unwrap().expect("bundle hash");
+
+    // Mid-build: another account sells TKA into the same pair, publicly.
+    let front_run = async {
+        gate.judged.notified().await;
+        let sale = IUniswapV2Router02::swapExactTokensForTokensCall {
+            amountIn: e18(50),
+            amountOutMin: U256::from(1u8),
+            path: vec![tka, tkb],
+            to: chain.address(TRADER),
+            deadline: U256::from(4_000_000_000u64),
+        };
+        let tx = sign_call(&chain, TRADER, nonce(&chain, TRADER).await, a.v2_router, sale.abi_encode()).await;
+        let _pending = chain.provider().send_raw_transaction(&tx.raw).await.unwrap();
+        gate.go.notify_one();
+        tx
+    };
+    let (built, public) = tokio::join!(relay.mine_block(), front_run);
+    assert_eq!(built.unwrap(), head + 1);
+    match relay.bundle_status(sent.bundle_hash) {
+        Some(BundleStatus::Failed { block, reason }) => {
+            assert_eq!(block, head + 1);
+            assert!(
+                reason.starts_with("after public transactions that arrived during the build: tx 1 (")
+                    && reason.contains("INSUFFICIENT_OUTPUT_AMOUNT"),
+                "{reason}"
+            );
+        }
+        s => panic!("expected Failed, got {s:?}"),
+    }
+    assert_eq!(mined_in(&chain, &public).await, Some((head + 1, true)), "the public sale is in the block");
+    assert_eq!(mined_in(&chain, &tx2).await, None);
+    assert_eq!(nonce(&chain, KEEL).await, keel_nonce);
+    assert_eq!(chain.block_number().await.unwrap(), head + 1, "one block, nothing reverted");
+    drop(client);
+    relay.shutdown().await.unwrap();
 }
