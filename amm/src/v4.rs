@@ -40,7 +40,10 @@
 //!   still trade or move liquidity itself before the swap; the quote is exact for the state the swap
 //!   meets).
 
+use alloy_primitives::aliases::{I24, U24};
 use alloy_primitives::{Address, B256, I256, U256, keccak256};
+
+use crate::abi::IV4Router;
 
 use crate::v3::{SwapResult, TickInfo, V3Error, V3Pool};
 
@@ -156,7 +159,61 @@ pub struct PoolKey {
     pub hooks: Address,
 }
 
+/// The key as the V4 router's ABI carries it (`int24` spacing saturates at the type's bounds,
+/// which no valid key reaches).
+impl From<&PoolKey> for IV4Router::PoolKey {
+    fn from(k: &PoolKey) -> Self {
+        Self {
+            currency0: k.currency0,
+            currency1: k.currency1,
+            fee: U24::from(k.fee),
+            tickSpacing: abi_spacing(k.tick_spacing),
+            hooks: k.hooks,
+        }
+    }
+}
+
+/// A key read from the V4 router's ABI.
+impl From<&IV4Router::PoolKey> for PoolKey {
+    fn from(k: &IV4Router::PoolKey) -> Self {
+        Self {
+            currency0: k.currency0,
+            currency1: k.currency1,
+            fee: k.fee.to::<u32>(),
+            tick_spacing: k.tickSpacing.as_i32(),
+            hooks: k.hooks,
+        }
+    }
+}
+
+fn abi_spacing(tick_spacing: i32) -> I24 {
+    I24::try_from(tick_spacing).unwrap_or(if tick_spacing < 0 { I24::MIN } else { I24::MAX })
+}
+
 impl PoolKey {
+    /// The `PathKey` of a hop through this pool that pays out `currency_out`.
+    pub fn path_key(&self, currency_out: Address) -> IV4Router::PathKey {
+        IV4Router::PathKey {
+            intermediateCurrency: currency_out,
+            fee: U24::from(self.fee),
+            tickSpacing: abi_spacing(self.tick_spacing),
+            hooks: self.hooks,
+            hookData: Default::default(),
+        }
+    }
+
+    /// The key of the pool a path hop from `currency_in` through `hop` trades in.
+    pub fn of_path_hop(currency_in: Address, hop: &IV4Router::PathKey) -> Self {
+        let out = hop.intermediateCurrency;
+        Self {
+            currency0: currency_in.min(out),
+            currency1: currency_in.max(out),
+            fee: hop.fee.to::<u32>(),
+            tick_spacing: hop.tickSpacing.as_i32(),
+            hooks: hop.hooks,
+        }
+    }
+
     /// The key of the hookless pool of `a` and `b` (either order) at `fee` pips and `tick_spacing`.
     pub fn hookless(a: Address, b: Address, fee: u32, tick_spacing: i32) -> Self {
         Self { currency0: a.min(b), currency1: a.max(b), fee, tick_spacing, hooks: Address::ZERO }
@@ -461,6 +518,23 @@ pub mod storage {
 mod tests {
     use super::*;
     use crate::v3::tick_math::get_sqrt_ratio_at_tick;
+
+    /// The router ABI's key and path key carry the key's fields both ways (the largest spacing and
+    /// a hook included); a path hop's key is the sorted pair of its two currencies.
+    #[test]
+    fn keys_round_trip_through_the_router_abi_and_path_keys() {
+        let k = PoolKey {
+            currency0: Address::repeat_byte(1),
+            currency1: Address::repeat_byte(9),
+            fee: 12_345,
+            tick_spacing: 32_767,
+            hooks: Address::repeat_byte(7),
+        };
+        assert_eq!(PoolKey::from(&IV4Router::PoolKey::from(&k)), k);
+        let hop = k.path_key(k.currency0);
+        assert_eq!(PoolKey::of_path_hop(k.currency1, &hop), k);
+        assert_eq!(PoolKey::of_path_hop(k.currency0, &k.path_key(k.currency1)), k);
+    }
 
     fn key(hooks: Address, fee: u32) -> PoolKey {
         PoolKey {

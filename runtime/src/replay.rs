@@ -465,19 +465,6 @@ impl ReplayChain {
                 .position(|p| p.router == router && p.v4.is_some_and(|(k, _)| k == key))
                 .ok_or_else(|| "no configured pool for the hop on UniswapV4".to_string())
         };
-        let v4_key = |a: Address,
-                      b: Address,
-                      fee: alloy::primitives::aliases::U24,
-                      spacing: alloy::primitives::aliases::I24,
-                      hooks| {
-            keel_amm::v4::PoolKey {
-                currency0: a.min(b),
-                currency1: a.max(b),
-                fee: fee.to::<u32>(),
-                tick_spacing: spacing.as_i32(),
-                hooks,
-            }
-        };
         let (actions, params) = <(
             alloy::sol_types::sol_data::Bytes,
             alloy::sol_types::sol_data::Array<alloy::sol_types::sol_data::Bytes>,
@@ -488,8 +475,7 @@ impl ReplayChain {
             ([SWAP_EXACT_IN_SINGLE, SETTLE_ALL, TAKE_ALL], [swap, _, _]) => {
                 let p = IV4Router::ExactInputSingleParams::abi_decode(swap)
                     .map_err(|_| "malformed V4 swap".to_string())?;
-                let k = &p.poolKey;
-                let key = v4_key(k.currency0, k.currency1, k.fee, k.tickSpacing, k.hooks);
+                let key = keel_amm::v4::PoolKey::from(&p.poolKey);
                 let (token_in, token_out) = if p.zeroForOne {
                     (key.currency0, key.currency1)
                 } else {
@@ -511,7 +497,7 @@ impl ReplayChain {
                 };
                 let mut token_in = currency_in;
                 for k in &path {
-                    let key = v4_key(token_in, k.intermediateCurrency, k.fee, k.tickSpacing, k.hooks);
+                    let key = keel_amm::v4::PoolKey::of_path_hop(token_in, k);
                     hops.push((token_in, find_v4(key)?));
                     token_in = k.intermediateCurrency;
                 }
@@ -1345,6 +1331,10 @@ mod tests {
                 "{via:?}"
             );
             if via == V4Via::UniversalRouter {
+                // The Universal Router's deadline: one second before the block is too late.
+                let late = universal_router_v4(path, amount, both.to(), U256::from(999u64));
+                let stale = [bundle.clone(), vec![call(&mut signer, n, ROUTER, late)]].concat();
+                assert_eq!(chain.run_bundle(&stale, 1, &mut state).unwrap_err(), "deadline passed");
                 // Without Permit2's grant to the router, the router cannot pull.
                 let no_grant =
                     [bundle[..1].to_vec(), vec![call(&mut signer, 1, ROUTER, swap(both))]].concat();

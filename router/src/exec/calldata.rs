@@ -3,7 +3,7 @@
 //! `V4Router`'s `executeActions` or the Universal Router's `execute` with its `V4_SWAP` command
 //! (exact in through one pool or a two-hop path; the same three actions either way).
 
-use alloy::primitives::{Address, Bytes, U256, aliases::I24, aliases::U24, aliases::U160};
+use alloy::primitives::{Address, Bytes, U256, aliases::U24, aliases::U160};
 use alloy::sol_types::{SolCall, SolValue};
 use keel_amm::abi::{IBalancerVault, ISwapRouter, IUniswapV2Router02, IUniversalRouter, IV4Router};
 use keel_amm::pool::Pool;
@@ -226,11 +226,6 @@ pub const SETTLE_ALL: u8 = 0x0c;
 /// `Actions.TAKE_ALL`.
 pub const TAKE_ALL: u8 = 0x0f;
 
-/// The key fields `PoolKey` and `PathKey` share, as the ABI types them.
-fn key_fields(key: &PoolKey) -> (U24, I24) {
-    (U24::from(key.fee), I24::try_from(key.tick_spacing).unwrap_or(I24::ZERO))
-}
-
 /// How a router reads `SWAP_EXACT_IN`'s parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum PathLayout {
@@ -245,15 +240,8 @@ fn v4_actions(route: V4Route<'_>, amount_in: u128, min_out: u128, layout: PathLa
     let (c_in, c_out) = route.currencies();
     let (action, swap) = match route {
         V4Route::Single { key, zero_for_one } => {
-            let (fee, tick_spacing) = key_fields(key);
             let swap = IV4Router::ExactInputSingleParams {
-                poolKey: IV4Router::PoolKey {
-                    currency0: key.currency0,
-                    currency1: key.currency1,
-                    fee,
-                    tickSpacing: tick_spacing,
-                    hooks: key.hooks,
-                },
+                poolKey: key.into(),
                 zeroForOne: zero_for_one,
                 amountIn: amount_in,
                 amountOutMinimum: min_out,
@@ -262,19 +250,7 @@ fn v4_actions(route: V4Route<'_>, amount_in: u128, min_out: u128, layout: PathLa
             (SWAP_EXACT_IN_SINGLE, swap.abi_encode())
         }
         V4Route::Path { currency_in, hops } => {
-            let path = hops
-                .iter()
-                .map(|(key, out)| {
-                    let (fee, tick_spacing) = key_fields(key);
-                    IV4Router::PathKey {
-                        intermediateCurrency: *out,
-                        fee,
-                        tickSpacing: tick_spacing,
-                        hooks: key.hooks,
-                        hookData: Bytes::new(),
-                    }
-                })
-                .collect();
+            let path = hops.iter().map(|(key, out)| key.path_key(*out)).collect();
             let swap = match layout {
                 PathLayout::V4Periphery1 => IV4Router::ExactInputParams {
                     currencyIn: currency_in,

@@ -359,7 +359,7 @@ async fn universal_router_and_swap_router02_swaps_are_decoded_from_the_mempool_a
 fn keels_own_v4_calldata_decodes_as_its_swap_through_both_routers() {
     use keel_amm::v4::PoolKey;
     let (t0, t1) = (Address::repeat_byte(0x0a), Address::repeat_byte(0x0b));
-    let key = PoolKey { currency0: t0, currency1: t1, fee: 3000, tick_spacing: 60, hooks: Address::ZERO };
+    let key = PoolKey::hookless(t0, t1, 3000, 60);
     let other = PoolKey { fee: 500, tick_spacing: 10, ..key };
     let (manager, v4_router, ur) =
         (Address::repeat_byte(0x44), Address::repeat_byte(0x04), Address::repeat_byte(0x05));
@@ -400,7 +400,7 @@ fn keels_own_v4_calldata_decodes_as_its_swap_through_both_routers() {
 
     // A two-hop path t0 → t1 → t2 (the second pool tracked), in each router's layout.
     let t2 = Address::repeat_byte(0x0c);
-    let next = PoolKey { currency0: t1, currency1: t2, fee: 500, tick_spacing: 10, hooks: Address::ZERO };
+    let next = PoolKey::hookless(t1, t2, 500, 10);
     let decoder = MempoolDecoder::new(
         &[MempoolPool { id: 5, token0: t1, token1: t2, ..pool(5, next) }],
         &[(v4_router, RouterKind::V4Router), (ur, RouterKind::UniversalRouter)],

@@ -41,7 +41,7 @@ async fn v4_router_swaps_are_decoded_from_the_mempool_and_predict_the_pool_to_th
     let (ta, tb) = (a.token("TKA").unwrap(), a.token("TKB").unwrap());
     let (c0, c1) = (ta.min(tb), ta.max(tb));
     let v4 = deploy_v4(&chain).await.expect("v4 contracts (run `make chain-deps`)");
-    let key = PoolKey { currency0: c0, currency1: c1, fee: 3000, tick_spacing: 60, hooks: Address::ZERO };
+    let key = PoolKey::hookless(c0, c1, 3000, 60);
     v4.initialize(&chain, &key, get_sqrt_ratio_at_tick(0).unwrap()).await.expect("initialize");
     v4.approve_liquidity(&chain, &key, LP).await.expect("approve");
     let full = (MAX_TICK / 60) * 60;

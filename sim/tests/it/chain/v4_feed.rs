@@ -79,10 +79,7 @@ async fn node_feed_follows_v4_pools_by_pool_id_and_quotes_what_the_v4_router_pay
     let (c0, c1) = (ta.min(tb), ta.max(tb));
     let v4 = deploy_v4(&chain).await.expect("v4 contracts (run `make chain-deps`)");
 
-    let keys = [
-        PoolKey { currency0: c0, currency1: c1, fee: 3000, tick_spacing: 60, hooks: Address::ZERO },
-        PoolKey { currency0: c0, currency1: c1, fee: 500, tick_spacing: 10, hooks: Address::ZERO },
-    ];
+    let keys = [PoolKey::hookless(c0, c1, 3000, 60), PoolKey::hookless(c0, c1, 500, 10)];
     // (pool, lower, upper, liquidity, salt) of every position still open
     let mut open: Vec<(usize, i32, i32, i128, u64)> = Vec::new();
     let mut salt = 0u64;
