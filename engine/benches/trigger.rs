@@ -59,6 +59,7 @@ fn engine(targets: &[(&str, f64)], triggers: Vec<TriggerConfig>) -> Engine {
             token: id,
             amount: U256::from(raw),
             block: i as u64,
+            recv_ns: 0,
         });
         e.process(&ev, &mut out);
     }

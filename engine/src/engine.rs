@@ -11,8 +11,14 @@
 //! | `Outcome` | clears the in-flight intent; `Landed` waits for balances at or after its block, then cools down; `Expired`/`Rejected` cool down at once |
 //! | `Timer` | every trigger of every portfolio, temporal ones included (portfolios without a box get one if they can) |
 //!
-//! "Now" is always the injected clock; event times are used only to stamp intents
-//! (`event_recv_ns`) and to space volatility samples. A fired trigger is gated (in flight, awaiting
+//! "Now", for every decision, is the time of the event being decided on ([`Event::time_ns`]): a
+//! quote's receipt gates the trigger it fires (cooldown, staleness), a timer's tick its triggers,
+//! and a rebalance settles — its cooldown starts — when its outcome was settled or its balances
+//! were read, whichever is later. Never the moment the engine's thread got to the event, nor the
+//! order in which two threads' events reached it: a replay of the recorded times decides as the
+//! recorded run did, however late its threads were. The injected clock only stamps when the
+//! engine decided and planned (`decided_ns`, `planned_ns`: latency, measured) and starts the
+//! temporal triggers at construction. A fired trigger is gated (in flight, awaiting
 //! balances, cooldown, stale price: each counted) and then planned; a plan with no leg left emits no
 //! intent, counts `plans_empty` and starts the cooldown (so a portfolio too small to trade does not
 //! replan on every quote) and the temporal clock. Intent ids start at 1 and increase.
@@ -156,8 +162,8 @@ impl Engine {
         if let Some(block) = p.awaiting_block
             && p.balances_at_or_after(block)
         {
-            let now = self.clock.now_ns();
-            finish_rebalance(p, now);
+            // Settled when the last of its outcome and its balances came in.
+            finish_rebalance(p, p.landed_ns.max(b.recv_ns));
         }
         // CPPI's targets follow the value, which a balance moves: the scan recomputes them (the
         // index's refresh scans anyway).
@@ -177,11 +183,12 @@ impl Engine {
             return;
         }
         p.in_flight = None;
-        let now = self.clock.now_ns();
+        let now = o.at_ns;
         match o.status {
             OutcomeStatus::Landed { block, .. } => {
                 self.stats.outcomes.landed += 1;
                 p.awaiting_block = Some(block);
+                p.landed_ns = now;
                 if p.balances_at_or_after(block) {
                     finish_rebalance(p, now);
                 }
@@ -198,7 +205,7 @@ impl Engine {
     }
 
     fn on_timer(&mut self, tick_ns: Nanos, out: &mut Vec<RebalanceIntent>) {
-        let now = self.clock.now_ns();
+        let now = tick_ns;
         let tokens = &self.tokens;
         self.cov.on_timer(now, |t| tokens.price(t).filter(|p| p.is_known()).map(|p| p.mid));
         for i in 0..self.portfolios.len() {
@@ -300,7 +307,9 @@ impl Engine {
         event_recv_ns: Nanos,
         out: &mut Vec<RebalanceIntent>,
     ) {
-        let now = self.clock.now_ns();
+        // Decided on the event's time; the clock says when the decision was made (measured).
+        let now = event_recv_ns;
+        let decided_ns = self.clock.now_ns();
         let Some(p) = self.portfolios.get_mut(pid.idx()) else { return };
         let s = &mut self.stats.suppressed;
         if p.registry_paused {
@@ -380,7 +389,7 @@ impl Engine {
             drift,
             legs: plan.legs,
             event_recv_ns,
-            decided_ns: now,
+            decided_ns,
             planned_ns,
             value,
             native_price: self
@@ -659,7 +668,8 @@ mod tests {
         fn balance_at(&mut self, token: TokenId, whole: f64, block: u64) -> usize {
             let dec = self.e.token(token).unwrap().decimals;
             let amount = float_to_units(whole * 10f64.powi(dec as i32));
-            self.send(Event::Balance(Balance { portfolio: P0, token, amount, block }))
+            let recv_ns = self.clock.now_ns();
+            self.send(Event::Balance(Balance { portfolio: P0, token, amount, block, recv_ns }))
         }
 
         fn balance(&mut self, token: TokenId, whole: f64) -> usize {
@@ -667,7 +677,8 @@ mod tests {
         }
 
         fn outcome(&mut self, intent: u64, status: OutcomeStatus) -> usize {
-            self.send(Event::Outcome(Outcome { intent, portfolio: P0, status }))
+            let at_ns = self.clock.now_ns();
+            self.send(Event::Outcome(Outcome { intent, portfolio: P0, status, at_ns }))
         }
 
         fn timer(&mut self) -> usize {
@@ -961,6 +972,65 @@ mod tests {
         assert_eq!(r.e.stats().outcomes.landed, 1);
     }
 
+    /// The engine decides on the events' times, not on when it got to them: an outcome taken in
+    /// late (a thread hand-off behind a later quote) still starts the cooldown when it was settled,
+    /// and a quote is gated at its own receipt time — so a replay of the recorded times, which
+    /// takes every event in at once, decides the same.
+    #[test]
+    fn cooldowns_run_on_event_times_whatever_the_clock_says_when_the_event_is_taken_in() {
+        let mut r = seeded(vec![abs(0.05)]);
+        assert_eq!(r.quote(ETHUSDT, 2500.0), 1);
+        // Settled by the router at T0 + 1 s; the engine's thread gets to it 3 ms later, after a
+        // quote received at T0 + 1 s + 1 ms.
+        let settled = T0 + SEC;
+        r.clock.set(settled + 1_000_000);
+        assert_eq!(r.quote(ETHUSDT, 2600.0), 0, "in flight");
+        r.clock.set(settled + 3_000_000);
+        r.send(Event::Outcome(Outcome {
+            intent: 1,
+            portfolio: P0,
+            status: OutcomeStatus::Expired,
+            at_ns: settled,
+        }));
+        assert_eq!(r.e.status(P0), Some(PortfolioStatus::Cooldown(settled + 10 * SEC)));
+        // A quote received 1 ns before the cooldown ends is held even if it is taken in after the
+        // end; one received at the end fires even if it is taken in much later.
+        let quote_at = |r: &mut Rig, recv_ns: Nanos, taken_in: Nanos| {
+            r.clock.set(taken_in);
+            r.send(Event::Quote(Quote {
+                instrument: ETHUSDT,
+                bid: 2600.0,
+                bid_qty: 1.0,
+                ask: 2600.0,
+                ask_qty: 1.0,
+                update_id: 0,
+                exchange_ms: 0,
+                recv_ns,
+            }))
+        };
+        let end = settled + 10 * SEC;
+        assert_eq!(quote_at(&mut r, end - 1, end + 5_000_000), 0);
+        assert_eq!(r.e.stats().suppressed.cooldown, 1);
+        assert_eq!(quote_at(&mut r, end, end + 9_000_000), 1);
+        // The intent says when it was decided (the clock) and on what (the quote's time).
+        let i = r.out.last().unwrap();
+        assert_eq!((i.event_recv_ns, i.decided_ns), (end, end + 9_000_000));
+
+        // A landing settles when the later of its outcome and its balances came in: balances read
+        // at +2 s and taken in first, the outcome settled at +2.5 s and taken in at +4 s.
+        let landed_at = end + 2 * SEC + SEC / 2;
+        r.clock.set(end + 2 * SEC);
+        r.settle_last(100);
+        r.clock.set(end + 4 * SEC);
+        r.send(Event::Outcome(Outcome {
+            intent: 2,
+            portfolio: P0,
+            status: OutcomeStatus::Landed { block: 100, gas_used: 1 },
+            at_ns: landed_at,
+        }));
+        assert_eq!(r.e.status(P0), Some(PortfolioStatus::Cooldown(landed_at + 10 * SEC)));
+    }
+
     #[test]
     fn landed_after_balances_already_arrived_cools_down_at_once() {
         let mut r = seeded(vec![abs(0.05)]);
@@ -1092,13 +1162,27 @@ mod tests {
             token: WETH,
             amount: U256::MAX,
             block: 1,
+            recv_ns: 0,
         }));
-        r.send(Event::Balance(Balance { portfolio: P0, token: WBTC, amount: U256::MAX, block: 1 }));
-        r.send(Event::Balance(Balance { portfolio: P0, token: TokenId(77), amount: U256::MAX, block: 1 }));
+        r.send(Event::Balance(Balance {
+            portfolio: P0,
+            token: WBTC,
+            amount: U256::MAX,
+            block: 1,
+            recv_ns: 0,
+        }));
+        r.send(Event::Balance(Balance {
+            portfolio: P0,
+            token: TokenId(77),
+            amount: U256::MAX,
+            block: 1,
+            recv_ns: 0,
+        }));
         r.send(Event::Outcome(Outcome {
             intent: 1,
             portfolio: PortfolioId(5),
             status: OutcomeStatus::Rejected,
+            at_ns: 0,
         }));
         let s = r.e.stats();
         assert_eq!(s.rejected.unknown_instrument, 2);

@@ -69,6 +69,8 @@ pub struct Balance {
     pub amount: U256,
     /// The block the balance was read at.
     pub block: u64,
+    /// Monotonic time the read's answer arrived (recorded with it: a replay has the same).
+    pub recv_ns: Nanos,
 }
 
 /// How a submitted rebalance ended.
@@ -96,6 +98,11 @@ pub struct Outcome {
     pub portfolio: PortfolioId,
     /// What happened.
     pub status: OutcomeStatus,
+    /// Monotonic time of what settled it, on the router's side: the receipts' arrival, the head
+    /// that expired it, the event that decided a refused intent. Not when the engine took it in
+    /// (a thread hand-off later), so that a replay, which has these times, settles it at the same
+    /// moment.
+    pub at_ns: Nanos,
 }
 
 /// Everything the engine reacts to.
@@ -119,14 +126,19 @@ pub enum Event {
 }
 
 impl Event {
-    /// Monotonic receive time of the event, when it came from outside.
-    pub fn recv_ns(&self) -> Option<Nanos> {
+    /// The event's time on the monotonic clock: when it was received (a quote, trade, head or
+    /// balance), settled (an outcome) or ticked (a timer). The engine's decisions run on these
+    /// times, never on the moment its thread got to the event, so that a replay of the recorded
+    /// times decides as the recorded run did, whatever the load on its threads.
+    #[inline]
+    pub fn time_ns(&self) -> Nanos {
         match self {
-            Event::Quote(q) => Some(q.recv_ns),
-            Event::Trade(t) => Some(t.recv_ns),
-            Event::Block(b) => Some(b.recv_ns),
-            Event::Timer { now_ns } => Some(*now_ns),
-            Event::Balance(_) | Event::Outcome(_) => None,
+            Event::Quote(q) => q.recv_ns,
+            Event::Trade(t) => t.recv_ns,
+            Event::Block(b) => b.recv_ns,
+            Event::Balance(b) => b.recv_ns,
+            Event::Outcome(o) => o.at_ns,
+            Event::Timer { now_ns } => *now_ns,
         }
     }
 }

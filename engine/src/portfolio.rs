@@ -100,6 +100,8 @@ pub struct Portfolio {
     pub(crate) source: TargetSource,
     pub(crate) in_flight: Option<u64>,
     pub(crate) awaiting_block: Option<u64>,
+    /// When the outcome of the rebalance awaiting its balances was settled.
+    pub(crate) landed_ns: Nanos,
     pub(crate) cooldown_until: Nanos,
     pub(crate) last_rebalance_ns: Nanos,
     /// The on-chain registry paused this portfolio ([`crate::registry`]).
@@ -194,6 +196,7 @@ impl Portfolio {
             targets,
             in_flight: None,
             awaiting_block: None,
+            landed_ns: 0,
             cooldown_until: 0,
             last_rebalance_ns: start_ns,
             registry_paused: false,

@@ -88,6 +88,7 @@ mod tests {
                 intent: 17,
                 portfolio: PortfolioId(0),
                 status: OutcomeStatus::Expired,
+                at_ns: 1,
             }),
             &mut out,
         );

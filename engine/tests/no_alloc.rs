@@ -129,6 +129,7 @@ fn quotes_that_fire_nothing_allocate_nothing() {
             token: TokenId(t),
             amount: U256::from(raw),
             block: 1,
+            recv_ns: SEC,
         })
     };
     for ev in [
@@ -259,7 +260,7 @@ fn index_with_thousands_of_portfolios_allocates_nothing() {
             }
             None => (usdc, U256::from(2_000 * 10u128.pow(6))),
         };
-        Event::Balance(Balance { portfolio: PortfolioId(i as u32), token, amount: raw, block })
+        Event::Balance(Balance { portfolio: PortfolioId(i as u32), token, amount: raw, block, recv_ns: 0 })
     };
     for (i, assets) in held.iter().enumerate() {
         for &a in assets {
@@ -290,7 +291,12 @@ fn index_with_thousands_of_portfolios_allocates_nothing() {
                 e.process(&fund(i, None, block), out);
             }
             if step.is_multiple_of(97) {
-                let o = Outcome { intent: 99, portfolio: PortfolioId(0), status: OutcomeStatus::Expired };
+                let o = Outcome {
+                    intent: 99,
+                    portfolio: PortfolioId(0),
+                    status: OutcomeStatus::Expired,
+                    at_ns: t,
+                };
                 e.process(&Event::Outcome(o), out);
             }
             if step.is_multiple_of(1_000) {

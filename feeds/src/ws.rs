@@ -422,14 +422,16 @@ impl FrameSink {
         }
     }
 
-    /// The hot path of the task: decode, map, push, count; then, with a recorder, the frame's bytes
-    /// are recorded (once its event is queued, so the recording's order is the engine's).
+    /// The hot path of the task: with a recorder, the frame's bytes are recorded first (one copy),
+    /// then decode, map, push, count. Recorded before its event is queued: whatever the engine
+    /// thread does after taking the event (a timer it runs, which it records) comes after the frame
+    /// in the recording, as it did live.
     #[inline]
     fn frame(&mut self, bytes: &[u8], recv_ns: Nanos) {
-        self.process(bytes, recv_ns);
         if let Some(r) = &self.recorder {
             r.exchange_frame(recv_ns, bytes);
         }
+        self.process(bytes, recv_ns);
     }
 
     /// Decode, map, push, count.

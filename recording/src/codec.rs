@@ -41,6 +41,8 @@ pub enum Tag {
     EngineBlock = 0x01,
     /// [`Event::Balance`] into the engine queue.
     EngineBalance = 0x02,
+    /// An [`Event::Timer`] the engine thread ran (its time is the record's receive time).
+    EngineTimer = 0x03,
     /// [`ChainUpdate::Head`] into the router queue.
     RouterHead = 0x10,
     /// [`ChainUpdate::Pool`].
@@ -64,6 +66,7 @@ impl Tag {
         Some(match b {
             0x01 => Self::EngineBlock,
             0x02 => Self::EngineBalance,
+            0x03 => Self::EngineTimer,
             0x10 => Self::RouterHead,
             0x11 => Self::RouterPool,
             0x12 => Self::RouterPoolFeedHead,
@@ -393,13 +396,16 @@ fn encode_change(w: &mut W<'_>, c: &PoolChange) {
     }
 }
 
-/// Bytes [`encode_event`] writes for `ev`, or `None` for an event that is not an outside input
-/// (quotes and trades are recorded as raw frames; outcomes and timers are Keel's own).
+/// Bytes [`encode_event`] writes for `ev`, or `None` for an event that is not recorded here
+/// (quotes and trades are recorded as raw frames; outcomes are Keel's own). A timer is recorded:
+/// when it runs, between which inputs, decides what it sees, and its phase is the engine
+/// thread's, not a grid a replay could recompute.
 pub fn event_len(ev: &Event) -> Option<usize> {
     match ev {
         Event::Block(_) => Some(1 + HEADER_LEN),
         Event::Balance(_) => Some(1 + 4 + 2 + 32 + 8),
-        Event::Quote(_) | Event::Trade(_) | Event::Outcome(_) | Event::Timer { .. } => None,
+        Event::Timer { .. } => Some(1),
+        Event::Quote(_) | Event::Trade(_) | Event::Outcome(_) => None,
     }
 }
 
@@ -407,6 +413,7 @@ pub fn event_len(ev: &Event) -> Option<usize> {
 pub fn kind_of_event(ev: &Event) -> RecordKind {
     match ev {
         Event::Balance(_) => RecordKind::BalanceRead,
+        Event::Timer { .. } => RecordKind::Other,
         _ => RecordKind::Head,
     }
 }
@@ -427,6 +434,7 @@ pub fn encode_event(ev: &Event, out: &mut [u8]) -> usize {
             w.u256(&b.amount);
             w.u64(b.block);
         }
+        Event::Timer { .. } => w.u8(Tag::EngineTimer as u8),
         _ => {}
     }
     w.at
@@ -565,7 +573,9 @@ pub fn decode(kind: RecordKind, payload: &[u8], recv_ns: u64) -> Result<Input, C
             token: TokenId(r.u16("balance.token")?),
             amount: r.u256("balance.amount")?,
             block: r.u64("balance.block")?,
+            recv_ns,
         })),
+        Tag::EngineTimer => Input::Engine(Event::Timer { now_ns: recv_ns }),
         Tag::RouterHead => Input::Router(ChainUpdate::Head(r.header(recv_ns)?)),
         Tag::RouterPool => {
             let pool = r.u32("pool.pool")?;
@@ -915,11 +925,24 @@ mod tests {
             token: TokenId(5),
             amount: U256::from(123_456_789u64),
             block: 10,
+            recv_ns: 0,
         });
         let mut buf = vec![0u8; event_len(&ev).unwrap()];
         assert_eq!(encode_event(&ev, &mut buf), buf.len());
         assert_eq!(decode(kind_of_event(&ev), &buf, 0).unwrap(), Input::Engine(ev));
-        assert_eq!(event_len(&Event::Timer { now_ns: 1 }), None);
+        // A timer is its tag; its time is the record's.
+        let timer = Event::Timer { now_ns: 1 };
+        let mut buf = vec![0u8; event_len(&timer).unwrap()];
+        assert_eq!(encode_event(&timer, &mut buf), 1);
+        assert_eq!(kind_of_event(&timer), RecordKind::Other);
+        assert_eq!(decode(RecordKind::Other, &buf, 7).unwrap(), Input::Engine(Event::Timer { now_ns: 7 }));
+        let outcome = keel_engine::event::Outcome {
+            intent: 1,
+            portfolio: PortfolioId(0),
+            status: keel_engine::event::OutcomeStatus::Expired,
+            at_ns: 1,
+        };
+        assert_eq!(event_len(&Event::Outcome(outcome)), None, "an outcome is Keel's own");
 
         let receipts =
             [ReceiptInfo { hash: B256::repeat_byte(3), block: 5, gas_used: 98_000, success: true }];

@@ -171,7 +171,7 @@ pub use reader::{
     list_files,
 };
 pub use recorder::{
-    Recorder, RecorderStats, SOURCE_EXCHANGE, SOURCE_NODE_FEED, SOURCE_POLLER, SOURCE_ROUTER,
+    Recorder, RecorderStats, SOURCE_ENGINE, SOURCE_EXCHANGE, SOURCE_NODE_FEED, SOURCE_POLLER, SOURCE_ROUTER,
 };
 pub use sink::{
     DEFAULT_DRAIN_BATCH, DEFAULT_IDLE_WAIT, DEFAULT_LARGE_SLOTS, DEFAULT_SMALL_SLOTS, DrainPolicy,

@@ -154,6 +154,7 @@ fn recording_frames_and_chain_updates_allocates_nothing() {
         token: keel_engine::TokenId(1),
         amount: U256::from(5u8),
         block: 7,
+        recv_ns: 3,
     });
     let frame = br#"{"u":400900217,"s":"BNBUSDT","b":"25.35190000","B":"31.21000000","a":"25.36520000","A":"40.66000000"}"#;
     let ((), bytes, calls) = allocations(|| {

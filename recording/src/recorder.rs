@@ -22,6 +22,8 @@ pub const SOURCE_POLLER: u16 = 1;
 pub const SOURCE_NODE_FEED: u16 = 2;
 /// Source id of records from the router stage (receipts it read, relays' answers).
 pub const SOURCE_ROUTER: u16 = 3;
+/// Source id of records from the engine thread (the timers it ran).
+pub const SOURCE_ENGINE: u16 = 4;
 
 /// Stack buffer for an encoded chain input; larger ones (V3 snapshots) go through the heap.
 const STACK_BYTES: usize = 256;
@@ -86,7 +88,8 @@ impl Recorder {
     }
 
     /// Records an event as it enters the engine queue: heads and balances (quotes and trades are
-    /// recorded as their frames; other events are not inputs and are ignored, returning `false`).
+    /// recorded as their frames; outcomes are Keel's own and are ignored, returning `false`).
+    /// Timers go through [`Recorder::timer`].
     #[inline]
     pub fn engine_event(&self, source: u16, recv_ns: Nanos, ev: &Event) -> bool {
         if codec::event_len(ev).is_none() {
@@ -100,6 +103,13 @@ impl Recorder {
             self.rel(recv_ns),
             buf.get(..n).unwrap_or_default(),
         )
+    }
+
+    /// Records a timer the engine thread ran at `now_ns`: when it runs between the inputs decides
+    /// what it sees, so a replay runs the recorded ones instead of a grid of its own.
+    #[inline]
+    pub fn timer(&self, now_ns: Nanos) -> bool {
+        self.engine_event(SOURCE_ENGINE, now_ns, &Event::Timer { now_ns })
     }
 
     /// Records receipts the router stage read for `intent`.
@@ -144,19 +154,31 @@ mod tests {
         assert!(rec.exchange_frame(1_500, br#"{"u":1}"#));
         let nonce = ChainUpdate::Nonce { account: Address::repeat_byte(1), nonce: 3, block: 4 };
         assert!(rec.chain_update(SOURCE_POLLER, 2_000, &nonce));
-        assert!(!rec.engine_event(SOURCE_POLLER, 2_000, &Event::Timer { now_ns: 5 }), "not an input");
+        let outcome = keel_engine::event::Outcome {
+            intent: 1,
+            portfolio: keel_engine::PortfolioId(0),
+            status: keel_engine::event::OutcomeStatus::Expired,
+            at_ns: 1,
+        };
+        assert!(!rec.engine_event(SOURCE_POLLER, 2_000, &Event::Outcome(outcome)), "not an input");
+        assert!(rec.timer(3_000));
         let mut got = Vec::new();
         sink.drain_with(usize::MAX, |r| {
             got.push((r.kind, r.source, r.recv_ns, r.payload.to_vec()));
             Ok::<(), ()>(())
         })
         .unwrap();
-        assert_eq!(got.len(), 2);
+        assert_eq!(got.len(), 3);
         assert_eq!(
             (got[0].0, got[0].2, got[0].3.as_slice()),
             (RecordKind::ExchangeFrame, 500, &br#"{"u":1}"#[..])
         );
         assert_eq!((got[1].0, got[1].1, got[1].2), (RecordKind::NonceRead, SOURCE_POLLER, 1_000));
         assert_eq!(codec::decode(got[1].0, &got[1].3, got[1].2).unwrap(), Input::Router(nonce));
+        assert_eq!((got[2].0, got[2].1, got[2].2), (RecordKind::Other, SOURCE_ENGINE, 2_000));
+        assert_eq!(
+            codec::decode(got[2].0, &got[2].3, got[2].2).unwrap(),
+            Input::Engine(Event::Timer { now_ns: 2_000 })
+        );
     }
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 use alloy::primitives::B256;
 use alloy::providers::{Provider, ProviderBuilder};
 use hdrhistogram::Histogram;
-use keel_engine::clock::mono_now_ns;
+use keel_engine::clock::{Nanos, mono_now_ns};
 use keel_engine::event::{Event, Outcome, OutcomeStatus};
 use keel_engine::intent::RebalanceIntent;
 use keel_engine::queue::{Queue, WaitPolicy};
@@ -56,6 +56,8 @@ pub enum RouterInput {
         receipts: Vec<ReceiptInfo>,
         /// The block they are in, when it could be read.
         block: Option<LandingBlock>,
+        /// Monotonic time they arrived (the time they are recorded with).
+        recv_ns: Nanos,
     },
     /// The pre-simulation of a bundle version is done (`[router] presimulate`).
     Simulated {
@@ -328,6 +330,21 @@ pub fn record_reply(
     }
 }
 
+/// The time an outcome settled by `msg` is stamped with ([`Outcome::at_ns`]): the time of what
+/// settled it — the receipts' arrival, the head or pool change that expired it, the event that
+/// decided a refused intent — rather than when this thread got to it, so that a replay (which
+/// has those times) settles it at the same moment.
+fn settle_time(msg: &RouterInput, now: Nanos) -> Nanos {
+    let t = match msg {
+        RouterInput::Intent(i) => i.event_recv_ns,
+        RouterInput::Chain(ChainUpdate::Head(h)) => h.recv_ns,
+        RouterInput::Chain(ChainUpdate::Pool { update, .. }) => update.recv_ns,
+        RouterInput::Receipts { recv_ns, .. } => *recv_ns,
+        RouterInput::Chain(_) | RouterInput::Simulated { .. } => now,
+    };
+    if t == 0 { now } else { t }
+}
+
 /// Runs the stage on the current thread until `stop` is set and the input queue is drained.
 /// Returns the executor, for final statistics.
 pub fn run_router_stage(
@@ -392,6 +409,7 @@ pub fn run_router_stage(
         let now = mono_now_ns();
         let stamping = observer.stamp_submits.load(Ordering::Relaxed);
         let mut decided_ns = 0;
+        let settled_ns = settle_time(&msg, now);
         match msg {
             RouterInput::Intent(intent) => {
                 decided_ns = intent.decided_ns;
@@ -417,7 +435,7 @@ pub fn run_router_stage(
                     observer.publish_head(HeadView::of(&exec, block, base_fee));
                 }
             }
-            RouterInput::Receipts { intent, receipts, block } => {
+            RouterInput::Receipts { intent, receipts, block, .. } => {
                 exec.on_receipts_in_block(intent, &receipts, block, &mut actions)
             }
             RouterInput::Simulated { bundle_hash, verdict } => {
@@ -549,10 +567,11 @@ pub fn run_router_stage(
                     let recorder = recorder.clone();
                     runtime.spawn(async move {
                         let (receipts, block) = fetch_receipts(&url, &hashes, expected).await;
+                        let recv_ns = mono_now_ns();
                         if let Some(r) = &recorder {
-                            r.receipts(mono_now_ns(), intent, &receipts);
+                            r.receipts(recv_ns, intent, &receipts);
                         }
-                        let _ = input.try_push(RouterInput::Receipts { intent, receipts, block });
+                        let _ = input.try_push(RouterInput::Receipts { intent, receipts, block, recv_ns });
                     });
                 }
                 Action::Cancel { intent, .. } if private_rpc.is_some() => {
@@ -578,7 +597,8 @@ pub fn run_router_stage(
                         }
                     });
                 }
-                Action::Outcome(o) => {
+                Action::Outcome(mut o) => {
+                    o.at_ns = settled_ns;
                     if matches!(o.status, OutcomeStatus::Landed { .. }) {
                         // A lock and a copy only after a landing (nothing is sent after it).
                         observer.inclusion.lock().clone_from(exec.inclusion());

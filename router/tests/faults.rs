@@ -438,7 +438,12 @@ async fn relay_faults_are_classified_and_the_same_bundle_is_retried_until_it_exp
         ex.on_chain(head(100 + BUNDLE_BLOCKS), 1, &mut out);
         assert_eq!(
             acts(&out),
-            [Action::Outcome(Outcome { intent: 1, portfolio: PortfolioId(0), status: OutcomeStatus::Expired })]
+            [Action::Outcome(Outcome {
+                intent: 1,
+                portfolio: PortfolioId(0),
+                status: OutcomeStatus::Expired,
+                at_ns: 1
+            })]
         );
         assert!(
             matches!(records(&out).as_slice(), [JournalRecord::Expired { intent: 1, block, .. }] if *block == 100 + BUNDLE_BLOCKS),
@@ -529,7 +534,8 @@ fn a_landing_is_settled_exactly_once() {
         [Action::Outcome(Outcome {
             intent: 1,
             portfolio: PortfolioId(0),
-            status: OutcomeStatus::Landed { block: 103, gas_used: 144_000 }
+            status: OutcomeStatus::Landed { block: 103, gas_used: 144_000 },
+            at_ns: 1
         })]
     );
     // Duplicated receipts and later chain updates report nothing more.
@@ -848,7 +854,8 @@ fn a_journaled_bundle_is_adopted_after_a_crash_and_resent_unchanged() {
         [Outcome {
             intent: 7,
             portfolio: PortfolioId(0),
-            status: OutcomeStatus::Landed { block: 103, gas_used: 120_000 }
+            status: OutcomeStatus::Landed { block: 103, gas_used: 120_000 },
+            at_ns: 1
         }]
     );
 }

@@ -729,6 +729,7 @@ impl Pipeline {
             let wait = spec.engine.wait_policy();
             let targets = Arc::clone(&target_updates);
             let registry = registry;
+            let recorder = recorder.clone();
             std::thread::Builder::new().name("keel-engine".into()).spawn(move || {
                 engine_loop(
                     engine,
@@ -744,6 +745,7 @@ impl Pipeline {
                         wait,
                         targets,
                         registry,
+                        recorder,
                     },
                 )
             })?
@@ -1065,7 +1067,13 @@ fn route<'a>(
 /// returns the `Rejected` outcome the engine must see, so the portfolio cools down instead of waiting
 /// forever for an intent that was never sent.
 fn dispatch(router_in: &Queue<RouterInput>, intent: RebalanceIntent, kill: &KillSwitch) -> Option<Outcome> {
-    let bounce = Outcome { intent: intent.id, portfolio: intent.portfolio, status: OutcomeStatus::Rejected };
+    // Settled by the event that decided it: the engine cools the portfolio down from then.
+    let bounce = Outcome {
+        intent: intent.id,
+        portfolio: intent.portfolio,
+        status: OutcomeStatus::Rejected,
+        at_ns: intent.event_recv_ns,
+    };
     if kill.is_engaged() {
         kill.count_blocked();
         tracing::warn!(
@@ -1102,6 +1110,8 @@ struct EngineThread {
     targets: Arc<Queue<TargetUpdate>>,
     /// The on-chain registry's changes, drained between events without waiting.
     registry: Option<crate::registry::RegistryApplier>,
+    /// Records the timers this thread runs, when the run is recorded.
+    recorder: Option<Arc<keel_recording::Recorder>>,
 }
 
 fn engine_loop(mut engine: Engine, ctx: EngineThread) -> EngineRun {
@@ -1117,7 +1127,14 @@ fn engine_loop(mut engine: Engine, ctx: EngineThread) -> EngineRun {
         wait,
         targets,
         mut registry,
+        recorder,
     } = ctx;
+    // A timer is an input to the engine like any other: when it runs decides what it sees.
+    let record_timer = |now: Nanos| {
+        if let Some(r) = &recorder {
+            r.timer(now);
+        }
+    };
     let n = engine.portfolios().len();
     let mut decide = new_hist();
     let mut quote_to_decision = new_hist();
@@ -1145,6 +1162,7 @@ fn engine_loop(mut engine: Engine, ctx: EngineThread) -> EngineRun {
             None if stop.load(Ordering::Acquire) => break,
             None => {
                 next_timer = now + timer_ns;
+                record_timer(now);
                 Event::Timer { now_ns: now }
             }
         };
@@ -1197,6 +1215,7 @@ fn engine_loop(mut engine: Engine, ctx: EngineThread) -> EngineRun {
         }
         if now >= next_timer {
             next_timer = now + timer_ns;
+            record_timer(now);
             engine.process(&Event::Timer { now_ns: now }, &mut out);
             for intent in out.drain(..) {
                 note_fired(&intent, &mut fired, &mut max_drift_fired);

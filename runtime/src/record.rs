@@ -6,8 +6,13 @@
 //! exchange frames (ws.rs) ─┐
 //! heads, balances ─────────┼─▶ Recorder ─try_record─▶ RecordSink ─▶ keel-recorder thread ─▶ DIR/keel-000001.klog …
 //! pools, nonces, pending ──┤     (one copy; a full sink is counted, never waited on)
-//! receipts, relay answers ─┘
+//! receipts, relay answers ─┤
+//! the engine's timers ─────┘
 //! ```
+//!
+//! The header's metadata says that the engine's timers are recorded ([`ENGINE_TIMERS_KEY`]): a
+//! replay of such a recording runs them at their recorded times, where one of an older recording
+//! runs its own every 100 ms.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -22,6 +27,31 @@ use keel_recording::{
 pub const RECORDING_PREFIX: &str = "keel";
 /// Default size at which a recording file is closed and the next one started, MiB.
 pub const DEFAULT_MAX_FILE_MB: u64 = 256;
+/// Metadata key (`true`) of a recording that holds the engine thread's timers.
+pub const ENGINE_TIMERS_KEY: &str = "engine_timers";
+
+/// The metadata stored in the header: the caller's JSON object with [`ENGINE_TIMERS_KEY`] set (text
+/// that is not a JSON object is kept under `"metadata"`).
+fn header_metadata(caller: &str) -> String {
+    let mut meta = match serde_json::from_str::<serde_json::Value>(caller) {
+        Ok(serde_json::Value::Object(m)) => m,
+        _ => {
+            let mut m = serde_json::Map::new();
+            m.insert("metadata".into(), serde_json::Value::String(caller.to_owned()));
+            m
+        }
+    };
+    meta.insert(ENGINE_TIMERS_KEY.into(), serde_json::Value::Bool(true));
+    serde_json::Value::Object(meta).to_string()
+}
+
+/// Whether a recording's header metadata says that it holds the engine's timers.
+pub fn records_engine_timers(metadata_json: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(metadata_json)
+        .ok()
+        .and_then(|m| m.get(ENGINE_TIMERS_KEY)?.as_bool())
+        .unwrap_or(false)
+}
 
 /// Where and how to record a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,7 +128,7 @@ impl Recording {
         let header = RecordingHeader {
             start_epoch_ns,
             config_toml: spec.config_toml.clone(),
-            metadata_json: spec.metadata_json.clone(),
+            metadata_json: header_metadata(&spec.metadata_json),
         };
         let writer = RecordWriter::create(cfg, &header).map_err(RecordError::Write)?;
         let sink = Arc::new(RecordSink::new(&SinkConfig::default()).map_err(RecordError::Sink)?);
@@ -136,5 +166,25 @@ impl Recording {
             }
         }
         report
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_header_says_that_timers_are_recorded_and_keeps_the_callers_metadata() {
+        let meta = header_metadata(r#"{"recorder":"keel 0.1","chain_id":1}"#);
+        assert!(records_engine_timers(&meta));
+        let v: serde_json::Value = serde_json::from_str(&meta).unwrap();
+        assert_eq!((v["recorder"].as_str(), v["chain_id"].as_u64()), (Some("keel 0.1"), Some(1)));
+        let text = header_metadata("not json");
+        assert!(records_engine_timers(&text));
+        assert!(text.contains(r#""metadata":"not json""#), "{text}");
+        // An older recording's metadata: the replay runs timers of its own.
+        assert!(!records_engine_timers(r#"{"recorder":"keel 0.1"}"#));
+        assert!(!records_engine_timers(r#"{"engine_timers":"yes"}"#));
+        assert!(!records_engine_timers(""));
     }
 }

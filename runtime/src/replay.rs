@@ -9,17 +9,18 @@
 //! ```
 //!
 //! * **Clock.** No wall clock and no socket: the clock is the records' receive times (kept
-//!   non-decreasing in file order). Timer events fire at every [`TIMER_EVERY`] boundary of virtual
-//!   time and weight samples at every `sample_every`, as the engine thread does live. Everything
+//!   non-decreasing in file order). Timer events run at their recorded times (a recording without
+//!   them, made before they were recorded, gets one at every [`TIMER_EVERY`] boundary of virtual
+//!   time) and weight samples at every `sample_every`, as the engine thread does live. Everything
 //!   that happens in reaction to one record (intents, routing, signing, outcomes) happens at that
 //!   record's time, in a fixed FIFO order — so two replays of one recording with one config are
 //!   identical, byte for byte.
 //! * **Chain.** [`ReplayChain`] keeps every configured pool at its recorded state (the recorded
 //!   logs and reserve reads are the market), and the portfolio accounts' token balances, nonces and
-//!   allowances — seeded from the first recorded read of each, then kept by the simulation: later
-//!   recorded reads of a seeded value are superseded (counted), and the chain reports its own at
-//!   every recorded head, in the order the poller would (nonces before the router's head, balances
-//!   after the engine's block).
+//!   allowances — seeded from the first recorded read of each, then kept by the simulation: each
+//!   later recorded read of a seeded value is reported when the recorded run had it, with the
+//!   chain's value (counted as superseded; a read recorded before its head, as a poller's nonces
+//!   are, once that head has built its block).
 //! * **Inclusion.** A bundle sent at virtual time `t` arrives at `t + latency`. Block `b` is built
 //!   when its head is first seen in the recording (at that record's receive time: the cutoff); it
 //!   includes, in arrival order, the bundles that target `b` and arrived by the cutoff, each atomic:
@@ -123,8 +124,12 @@ pub struct ReplayStats {
     pub frames: u64,
     /// Chain-side inputs handed to the engine or router.
     pub chain_inputs: u64,
-    /// Recorded balance and nonce reads replaced by the simulated chain's.
+    /// Recorded balance and nonce reads whose value the simulated chain's replaced (each is
+    /// reported at the read's time, with the chain's value).
     pub reads_superseded: u64,
+    /// Engine timers run at their recorded times (0 for a recording made before timers were
+    /// recorded: its replay runs one every 100 ms of virtual time).
+    pub timers_recorded: u64,
     /// Recorded receipt reads and relay answers: their content is the simulated chain's; a receipt
     /// read only sets when the replay's read of the same intent is answered.
     pub answers_ignored: u64,
@@ -554,9 +559,8 @@ struct Driver {
     relay: RelayCounters,
     outcomes: Vec<(f64, Outcome)>,
     feed: FeedStats,
-    // Balance reads the chain reports at each head: (portfolio, account, token id, token address).
+    // What each recorded balance read reads: (portfolio, account, token id, token address).
     balance_targets: Vec<(PortfolioId, Address, TokenId, Address)>,
-    accounts: Vec<Address>,
     journal: Option<(Store, Names)>,
     /// Receipt reads asked for and not answered yet: (intent, hashes, answer at the latest).
     receipt_reads: Vec<(u64, Vec<B256>, Nanos)>,
@@ -564,6 +568,30 @@ struct Driver {
     journal_records: u64,
     start_epoch_ms: i64,
     now: Nanos,
+    /// The recording holds the engine's timers: they run at their recorded times, and the
+    /// replay runs none of its own.
+    recorded_timers: bool,
+    /// Reads of values the chain owns, recorded before the chain built their block, in order.
+    early_reads: Vec<OwnedRead>,
+}
+
+/// A recorded read of a value the simulated chain owns: reported at the read's time (or when its
+/// block is built) with the chain's value.
+#[derive(Debug)]
+enum OwnedRead {
+    /// A balance read, and the `(account, token)` it reads.
+    Balance { read: Balance, key: (Address, Address) },
+    /// A nonce read.
+    Nonce { account: Address, block: u64 },
+}
+
+impl OwnedRead {
+    fn block(&self) -> u64 {
+        match self {
+            OwnedRead::Balance { read, .. } => read.block,
+            OwnedRead::Nonce { block, .. } => *block,
+        }
+    }
 }
 
 impl Driver {
@@ -581,6 +609,9 @@ impl Driver {
         sample_ns: u64,
     ) {
         let timer_ns = TIMER_EVERY.as_nanos() as u64;
+        if self.recorded_timers {
+            *next_timer = Nanos::MAX;
+        }
         while *next_timer <= t || *next_sample <= t {
             if *next_timer <= *next_sample {
                 let at = *next_timer;
@@ -707,7 +738,9 @@ impl Driver {
                 // pending bundles would simply not be built into a block.
                 self.chain.pending.retain(|p| p.intent != intent);
             }
-            Action::Outcome(o) => {
+            Action::Outcome(mut o) => {
+                // Settled now, by the record being replayed (as the stage stamps it live).
+                o.at_ns = now;
                 self.outcomes.push((now as f64 / 1e9, o));
                 // Settled: its bundles, their transactions and receipts are no longer needed.
                 self.chain.pending.retain(|p| p.intent != o.intent);
@@ -762,29 +795,43 @@ impl Driver {
     }
 
     /// A recorded head of `number` (with its header when it has one): build the blocks, then
-    /// report the chain's nonces (before a router head) or balances (after an engine block).
+    /// report the reads of them that were recorded before their head.
     fn on_head(&mut self, number: u64, header: Option<BlockHeader>) {
         let now = self.now;
         self.chain.build_to(number, header, now, &mut self.stats);
-    }
-
-    fn chain_nonces(&mut self, block: u64) {
-        for &account in &self.accounts {
-            if let Some(&nonce) = self.chain.nonces.get(&account) {
-                self.work.push_back(Work::Chain(ChainUpdate::Nonce { account, nonce, block }));
+        if self.early_reads.iter().any(|r| r.block() <= self.chain.head) {
+            let head = self.chain.head;
+            let (due, later): (Vec<_>, Vec<_>) =
+                std::mem::take(&mut self.early_reads).into_iter().partition(|r| r.block() <= head);
+            self.early_reads = later;
+            for read in due {
+                self.report_read(read);
             }
         }
     }
 
-    fn chain_balances(&mut self, block: u64) {
-        for &(portfolio, account, token, address) in &self.balance_targets {
-            if let Some(&amount) = self.chain.balances.get(&(account, address)) {
-                self.work.push_back(Work::Engine(Event::Balance(Balance {
-                    portfolio,
-                    token,
-                    amount,
-                    block,
-                })));
+    /// Reports a read of a value the chain owns: the recorded run's read, when it had it, with the
+    /// simulated chain's value — once the chain has built the block it was read at (a poller reads
+    /// a block before its head record reaches the queues, so a read can be recorded before it).
+    fn read(&mut self, read: OwnedRead) {
+        self.stats.reads_superseded += 1;
+        if read.block() > self.chain.head {
+            self.early_reads.push(read);
+        } else {
+            self.report_read(read);
+        }
+    }
+
+    fn report_read(&mut self, read: OwnedRead) {
+        match read {
+            OwnedRead::Balance { read, key } => {
+                let amount = self.chain.balances.get(&key).copied().unwrap_or(read.amount);
+                self.work.push_back(Work::Engine(Event::Balance(Balance { amount, ..read })));
+            }
+            OwnedRead::Nonce { account, block } => {
+                if let Some(&nonce) = self.chain.nonces.get(&account) {
+                    self.work.push_back(Work::Chain(ChainUpdate::Nonce { account, nonce, block }));
+                }
             }
         }
     }
@@ -797,7 +844,14 @@ impl Driver {
                 self.on_head(h.number, Some(h));
                 self.stats.chain_inputs += 1;
                 self.work.push_back(Work::Engine(Event::Block(BlockHeader { recv_ns: now, ..h })));
-                self.chain_balances(h.number);
+            }
+            Input::Engine(Event::Timer { .. }) => {
+                // A timer the recorded run's engine thread ran now: the replay runs it now too
+                // (an older recording's timers are the replay's own, and none are recorded).
+                if self.recorded_timers {
+                    self.stats.timers_recorded += 1;
+                    self.work.push_back(Work::Engine(Event::Timer { now_ns: now }));
+                }
             }
             Input::Engine(Event::Balance(b)) => {
                 let address = self
@@ -806,7 +860,11 @@ impl Driver {
                     .find(|t| t.0 == b.portfolio && t.2 == b.token)
                     .map(|t| (t.1, t.3));
                 match address {
-                    Some(key) if self.chain.balances.contains_key(&key) => self.stats.reads_superseded += 1,
+                    // The chain owns this balance: the read is reported when the recorded run
+                    // had it, with the simulated chain's value.
+                    Some(key) if self.chain.balances.contains_key(&key) => {
+                        self.read(OwnedRead::Balance { read: b, key });
+                    }
                     Some(key) => {
                         self.chain.balances.insert(key, b.amount);
                         self.stats.chain_inputs += 1;
@@ -825,7 +883,6 @@ impl Driver {
             Input::Router(u) => match u {
                 ChainUpdate::Head(h) => {
                     self.on_head(h.number, Some(h));
-                    self.chain_nonces(h.number);
                     self.stats.chain_inputs += 1;
                     self.work.push_back(Work::Chain(ChainUpdate::Head(BlockHeader { recv_ns: now, ..h })));
                 }
@@ -840,8 +897,8 @@ impl Driver {
                     self.stats.chain_inputs += 1;
                     self.work.push_back(Work::Chain(ChainUpdate::Pool { update, source }));
                 }
-                ChainUpdate::Nonce { account, .. } if self.chain.nonces.contains_key(&account) => {
-                    self.stats.reads_superseded += 1;
+                ChainUpdate::Nonce { account, block, .. } if self.chain.nonces.contains_key(&account) => {
+                    self.read(OwnedRead::Nonce { account, block });
                 }
                 ChainUpdate::Nonce { account, nonce, .. } => {
                     self.chain.nonces.insert(account, nonce);
@@ -1002,13 +1059,14 @@ pub fn replay(
         outcomes: Vec::new(),
         feed: FeedStats::new(),
         balance_targets: targets.balances.clone(),
-        accounts: targets.accounts.clone(),
         journal,
         receipt_reads: Vec::new(),
         journal_batch: Vec::with_capacity(JOURNAL_BATCH),
         journal_records: 0,
         start_epoch_ms,
         now: 0,
+        recorded_timers: crate::record::records_engine_timers(&reader.header().metadata_json),
+        early_reads: Vec::new(),
     };
     let sample_ns = spec.sample_every.as_nanos().max(1) as u64;
     let timer_ns = TIMER_EVERY.as_nanos() as u64;

@@ -174,6 +174,10 @@ fn a_replay_reproduces_the_recorded_runs_decisions_and_two_replays_are_byte_iden
     let stats = json(&a.join("replay.json"));
     assert_eq!(stats["issues"], 0);
     assert!(stats["bundles_included"].as_u64().unwrap() >= 1, "{stats:#}");
+    // The engine's timer ticks were recorded and run at their recorded times (about one per
+    // 100 ms of the 10 s run), and every later balance and nonce read was answered by the chain.
+    assert!(stats["timers_recorded"].as_u64().unwrap() >= 50, "{stats:#}");
+    assert!(stats["reads_superseded"].as_u64().unwrap() >= 100, "{stats:#}");
     // Every call the devnet config sends (V2, V3, and V4 through the Universal Router with
     // Permit2) is one the replay's chain executes.
     let failed = stats["bundles_failed"].as_object().unwrap();

@@ -131,7 +131,13 @@ pub fn build_engine(n: usize) -> eyre::Result<Engine> {
                 U256::from((value / PRICE * 1e6) as u128) * U256::from(10u64.pow(12))
             };
             engine.process(
-                &Event::Balance(Balance { portfolio: PortfolioId(i as u32), token: tok, amount, block: 1 }),
+                &Event::Balance(Balance {
+                    portfolio: PortfolioId(i as u32),
+                    token: tok,
+                    amount,
+                    block: 1,
+                    recv_ns: 0,
+                }),
                 &mut out,
             );
         }
@@ -190,11 +196,21 @@ fn settle(engine: &mut Engine, intent: &RebalanceIntent, block: u64, out: &mut V
     }
     for (&token, x) in assets.iter().zip(raw) {
         let amount = float_to_units(x.max(0.0));
-        engine.process(&Event::Balance(Balance { portfolio: intent.portfolio, token, amount, block }), out);
+        // Landed (and read) at the moment it was decided: the simulated chain is instant.
+        let recv_ns = intent.event_recv_ns;
+        engine.process(
+            &Event::Balance(Balance { portfolio: intent.portfolio, token, amount, block, recv_ns }),
+            out,
+        );
     }
     let landed = OutcomeStatus::Landed { block, gas_used: 0 };
     engine.process(
-        &Event::Outcome(Outcome { intent: intent.id, portfolio: intent.portfolio, status: landed }),
+        &Event::Outcome(Outcome {
+            intent: intent.id,
+            portfolio: intent.portfolio,
+            status: landed,
+            at_ns: intent.event_recv_ns,
+        }),
         out,
     );
 }

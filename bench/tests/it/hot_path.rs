@@ -61,7 +61,13 @@ fn engine(clock: Arc<ManualClock>) -> Engine {
     for (p, t) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
         let amount = U256::from(1_000 * E18);
         e.process(
-            &Event::Balance(Balance { portfolio: PortfolioId(p), token: TokenId(t), amount, block: 1 }),
+            &Event::Balance(Balance {
+                portfolio: PortfolioId(p),
+                token: TokenId(t),
+                amount,
+                block: 1,
+                recv_ns: 0,
+            }),
             &mut out,
         );
     }

@@ -250,7 +250,14 @@ impl Pair {
     fn balance(&mut self, portfolio: usize, token: TokenId, whole: f64, block: u64) {
         let dec = TOKENS[token.idx()].1;
         let amount = float_to_units(whole * 10f64.powi(dec as i32));
-        self.send(Event::Balance(Balance { portfolio: PortfolioId(portfolio as u32), token, amount, block }));
+        let recv_ns = self.now();
+        self.send(Event::Balance(Balance {
+            portfolio: PortfolioId(portfolio as u32),
+            token,
+            amount,
+            block,
+            recv_ns,
+        }));
     }
 
     fn whole(&self, p: PortfolioId, token: TokenId) -> f64 {
@@ -261,7 +268,8 @@ impl Pair {
     }
 
     fn outcome(&mut self, intent: u64, portfolio: PortfolioId, status: OutcomeStatus) {
-        self.send(Event::Outcome(Outcome { intent, portfolio, status }));
+        let at_ns = self.now();
+        self.send(Event::Outcome(Outcome { intent, portfolio, status, at_ns }));
     }
 
     fn apply(&mut self, op: &Op) {
@@ -382,7 +390,13 @@ fn quotes_inside_the_boxes_evaluate_nothing() {
         for (t, whole) in [(TokenId(0), 5_000.0), (TokenId(1), 2.5)] {
             let amount = float_to_units(whole * 10f64.powi(TOKENS[t.idx()].1 as i32));
             e.process(
-                &Event::Balance(Balance { portfolio: PortfolioId(i as u32), token: t, amount, block: 1 }),
+                &Event::Balance(Balance {
+                    portfolio: PortfolioId(i as u32),
+                    token: t,
+                    amount,
+                    block: 1,
+                    recv_ns: 0,
+                }),
                 &mut out,
             );
         }

@@ -300,12 +300,13 @@ async fn run_session<R: From<ChainUpdate>>(
                     base_fee: u128::from(h.base_fee_per_gas.unwrap_or(0)),
                     recv_ns,
                 };
-                // Recorded once queued, so the recording's order is the engine's.
-                if out.events.try_push(Event::Block(header)).is_err() {
-                    stats.dropped.fetch_add(1, Ordering::Relaxed);
-                }
+                // Recorded before it is queued: what the engine does after taking it comes after
+                // it in the recording.
                 if let Some(r) = &out.recorder {
                     r.engine_event(SOURCE_NODE_FEED, recv_ns, &Event::Block(header));
+                }
+                if out.events.try_push(Event::Block(header)).is_err() {
+                    stats.dropped.fetch_add(1, Ordering::Relaxed);
                 }
                 if h.number > last_head + 1 {
                     tracing::warn!(from = last_head, to = h.number, "head skipped blocks; resyncing");
@@ -337,13 +338,13 @@ async fn run_session<R: From<ChainUpdate>>(
                         call(&provider, w.token_address, &IERC20::balanceOfCall::new((w.owner,)), BlockId::number(h.number))
                             .await
                             .map_err(|e| NodeError::rpc("balanceOf", e))?;
-                    let ev = Event::Balance(Balance { portfolio: w.portfolio, token: w.token, amount, block: h.number });
                     let recv_ns = mono_now_ns();
-                    if out.events.try_push(ev).is_err() {
-                        stats.dropped.fetch_add(1, Ordering::Relaxed);
-                    }
+                    let ev = Event::Balance(Balance { portfolio: w.portfolio, token: w.token, amount, block: h.number, recv_ns });
                     if let Some(r) = &out.recorder {
                         r.engine_event(SOURCE_NODE_FEED, recv_ns, &ev);
+                    }
+                    if out.events.try_push(ev).is_err() {
+                        stats.dropped.fetch_add(1, Ordering::Relaxed);
                     }
                 }
             }

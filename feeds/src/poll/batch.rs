@@ -153,7 +153,8 @@ pub(crate) async fn read_block<P: Provider>(
     for (w, &(portfolio, _, token, token_addr)) in balances.into_iter().zip(&targets.balances) {
         let out = w.await.map_err(transport("balanceOf"))?;
         let amount = decode::<IERC20::balanceOfCall>(&out, token_addr)?;
-        engine.push(Event::Balance(Balance { portfolio, token, amount, block: number }));
+        // Stamped with the block's receive time when it is handed on.
+        engine.push(Event::Balance(Balance { portfolio, token, amount, block: number, recv_ns: 0 }));
     }
     for (w, &account) in nonces.into_iter().zip(&targets.accounts) {
         let nonce = w.await.map_err(transport("eth_getTransactionCount"))?;

@@ -188,13 +188,17 @@ pub async fn run_chain_poller<R: From<ChainUpdate> + Send + Sync>(
                 if let (Some((t, view)), Some(raw)) = (registry.as_mut(), block.registry) {
                     view.on_read(t, raw, number, &stats);
                 }
-                for ev in std::iter::once(Event::Block(head)).chain(block.engine) {
-                    // Recorded once queued, so the recording's order is the engine's.
-                    if engine_queue.try_push(ev).is_err() {
-                        stats.dropped.fetch_add(1, Ordering::Relaxed);
+                for mut ev in std::iter::once(Event::Block(head)).chain(block.engine) {
+                    if let Event::Balance(b) = &mut ev {
+                        b.recv_ns = recv_ns;
                     }
+                    // Recorded before it is queued: what the engine does after taking it comes
+                    // after it in the recording.
                     if let Some(r) = recorder {
                         r.engine_event(SOURCE_POLLER, recv_ns, &ev);
+                    }
+                    if engine_queue.try_push(ev).is_err() {
+                        stats.dropped.fetch_add(1, Ordering::Relaxed);
                     }
                 }
                 stats.blocks.fetch_add(1, Ordering::Relaxed);

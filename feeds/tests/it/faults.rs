@@ -119,7 +119,13 @@ fn engine(clock: Arc<ManualClock>) -> Engine {
 }
 
 fn usdc(whole: u64, block: u64) -> Event {
-    Event::Balance(Balance { portfolio: P0, token: USDC, amount: U256::from(whole * 1_000_000), block })
+    Event::Balance(Balance {
+        portfolio: P0,
+        token: USDC,
+        amount: U256::from(whole * 1_000_000),
+        block,
+        recv_ns: 0,
+    })
 }
 
 #[tokio::test]
@@ -200,7 +206,10 @@ async fn run() {
     let mut out: Vec<RebalanceIntent> = Vec::new();
     let mut block = 1;
     let weth = U256::from(10u64).pow(U256::from(18u64));
-    engine.process(&Event::Balance(Balance { portfolio: P0, token: WETH, amount: weth, block }), &mut out);
+    engine.process(
+        &Event::Balance(Balance { portfolio: P0, token: WETH, amount: weth, block, recv_ns: 0 }),
+        &mut out,
+    );
     engine.process(&usdc(2_000, block), &mut out);
     let stale_ns = STALE_AFTER_MS * 1_000_000;
     let mut last_recv: Option<Nanos> = None;
@@ -229,6 +238,7 @@ async fn run() {
                     intent: intent.id,
                     portfolio: P0,
                     status: OutcomeStatus::Rejected,
+                    at_ns: q.recv_ns,
                 }),
                 &mut out,
             );

@@ -181,7 +181,7 @@ async fn replayed_capture_becomes_quotes_and_trades() {
         assert_eq!(quotes, cap.frames_of("bookTicker").len());
         assert_eq!(trades, cap.frames_of("aggTrade").len());
         // Receive stamps are monotonic; instruments come from the table.
-        let stamps: Vec<u64> = events.iter().filter_map(Event::recv_ns).collect();
+        let stamps: Vec<u64> = events.iter().map(Event::time_ns).collect();
         assert!(stamps.windows(2).all(|w| w[0] <= w[1]));
         for e in &events {
             if let Event::Quote(q) = e {

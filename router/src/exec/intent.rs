@@ -29,6 +29,7 @@ impl Executor {
     /// read (right after a start) is parked and retried at each head, for up to
     /// [`PARK_HEADS`] heads, instead of being refused at once.
     pub fn on_intent(&mut self, intent: &RebalanceIntent, now_ns: Nanos, out: &mut Vec<Action>) {
+        self.now_ns = self.now_ns.max(now_ns);
         self.stats.intents += 1;
         out.push(Action::Journal(JournalRecord::Decided(Box::new(intent.clone()))));
         let result = self.execute(intent, now_ns);
@@ -92,6 +93,7 @@ impl Executor {
                     intent: intent.id,
                     portfolio: intent.portfolio,
                     status: OutcomeStatus::Rejected,
+                    at_ns: self.now_ns,
                 }));
             }
         }

@@ -431,6 +431,10 @@ pub struct Executor {
     scratch: std::cell::RefCell<scratch::ScratchPools>,
     /// Relays by the coinbase of their builder's blocks (`[[relays]] coinbase`).
     relay_builders: Vec<(String, Address)>,
+    /// The latest `now_ns` an input came with: the time outcomes are stamped with
+    /// ([`Outcome::at_ns`](keel_engine::event::Outcome::at_ns); the stage may restamp them with
+    /// the time of the input that settled them).
+    now_ns: Nanos,
 }
 
 /// The block a bundle landed in, as the receipts' driver read it.
@@ -499,6 +503,7 @@ impl Executor {
             landing_block: None,
             relay_builders: Vec::new(),
             scratch,
+            now_ns: 0,
         }
     }
 
@@ -570,6 +575,7 @@ impl Executor {
 
     /// Applies a chain update; may settle or retarget in-flight bundles.
     pub fn on_chain(&mut self, update: ChainUpdate, now_ns: Nanos, out: &mut Vec<Action>) {
+        self.now_ns = self.now_ns.max(now_ns);
         match update {
             ChainUpdate::Pool { update, source } => {
                 let pool = update.pool as usize;

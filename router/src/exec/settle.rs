@@ -179,6 +179,7 @@ impl Executor {
             intent: f.intent,
             portfolio: f.portfolio,
             status: OutcomeStatus::Expired,
+            at_ns: self.now_ns,
         }));
     }
 
@@ -389,6 +390,7 @@ impl Executor {
                 intent,
                 portfolio: f.portfolio,
                 status: OutcomeStatus::Expired,
+                at_ns: self.now_ns,
             }));
             return;
         }
@@ -441,6 +443,7 @@ impl Executor {
             intent,
             portfolio: f.portfolio,
             status: OutcomeStatus::Landed { block, gas_used },
+            at_ns: self.now_ns,
         }));
     }
 }
