@@ -279,6 +279,12 @@ impl KeelConfig {
             return Err(eyre!("safety.control_port: 0 is outside 1..=65535"));
         }
         self.engine.validate()?;
+        if self.engine.mode == keel_engine::config::StageMode::Inline && self.chains.len() > 1 {
+            return Err(eyre!(
+                "engine.mode: \"inline\" runs one chain's router on the engine thread; {} [[chains]] are configured (use \"pipelined\")",
+                self.chains.len()
+            ));
+        }
         keel_engine::config::validate(&self.tokens, &self.portfolios)?;
         // Relays may be filled in later by the demo; validate them only when present.
         let relays_ok = if self.relays.is_empty() {

@@ -138,6 +138,10 @@ pub(crate) struct RunReport {
     pub(crate) feed: FeedStatsSnapshot,
     /// Blocks read from the node (every chain's).
     pub(crate) blocks: u64,
+    /// Where the router stage ran (`[engine] mode`): `pipelined` or `inline`.
+    pub(crate) stage_mode: &'static str,
+    /// Router threads that ran (none inline: the engine thread ran the router stage).
+    pub(crate) router_threads: usize,
     /// Per chain: its name, chain id, submission path, executor counters, blocks and portfolios
     /// (one entry for a single-chain run).
     pub(crate) chains: Vec<keel_runtime::chains::ChainReport>,
@@ -263,6 +267,11 @@ pub(crate) fn build(cfg: &KeelConfig, run: PipelineReport, sim: Option<SimStats>
         relays: run.relays,
         feed: run.feed,
         blocks: run.blocks,
+        stage_mode: match cfg.engine.mode {
+            keel_engine::config::StageMode::Pipelined => "pipelined",
+            keel_engine::config::StageMode::Inline => "inline",
+        },
+        router_threads: run.router_threads,
         chains: run.chains,
         engine: stats,
         queues: Queues { events: run.event_queue, router: run.router_queue },

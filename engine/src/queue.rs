@@ -186,6 +186,77 @@ impl<T> Queue<T> {
     }
 }
 
+/// What [`pop_either`] took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Either<A, B> {
+    /// A value from the first queue.
+    First(A),
+    /// A value from the second queue.
+    Second(B),
+}
+
+/// Pops from `first` or `second` (the first is tried first), waiting at most `timeout` as `policy`
+/// says; `None` on timeout. One thread waits on both: it becomes the consumer of both, and a push
+/// to either wakes it. The inline engine thread waits so on its events and the router stage's
+/// inputs.
+pub fn pop_either<A, B>(
+    first: &Queue<A>,
+    second: &Queue<B>,
+    policy: WaitPolicy,
+    timeout: Duration,
+) -> Option<Either<A, B>> {
+    let take = || match first.inner.pop() {
+        Some(a) => Some(Either::First(a)),
+        None => second.inner.pop().map(Either::Second),
+    };
+    let spin = |budget: Duration| {
+        let start = Instant::now();
+        let mut polls = 0u32;
+        loop {
+            if let Some(v) = take() {
+                return Some(v);
+            }
+            std::hint::spin_loop();
+            polls = polls.wrapping_add(1);
+            if polls.is_multiple_of(64) && start.elapsed() >= budget {
+                return take();
+            }
+        }
+    };
+    let park_for = match policy {
+        WaitPolicy::Park => timeout,
+        WaitPolicy::Spin => return spin(timeout),
+        WaitPolicy::SpinThenPark { spin: s } => {
+            if let Some(v) = spin(s.min(timeout)) {
+                return Some(v);
+            }
+            timeout.saturating_sub(s)
+        }
+    };
+    let backoff = Backoff::new();
+    loop {
+        if let Some(v) = take() {
+            return Some(v);
+        }
+        if backoff.is_completed() {
+            break;
+        }
+        backoff.snooze();
+    }
+    let _ = first.consumer.get_or_init(std::thread::current);
+    let _ = second.consumer.get_or_init(std::thread::current);
+    first.parked.store(true, Ordering::Release);
+    second.parked.store(true, Ordering::Release);
+    // Re-check after announcing the park, so a push that raced with us is not missed.
+    let v = take().or_else(|| {
+        std::thread::park_timeout(park_for);
+        None
+    });
+    first.parked.store(false, Ordering::Release);
+    second.parked.store(false, Ordering::Release);
+    v.or_else(take)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,5 +314,32 @@ mod tests {
             q.try_push(9u32).unwrap();
             assert_eq!(consumer.join().unwrap(), 9, "{policy:?}");
         }
+    }
+
+    #[test]
+    fn a_thread_parked_on_two_queues_is_woken_by_a_push_to_either() {
+        for policy in [WaitPolicy::Park, WaitPolicy::SpinThenPark { spin: Duration::from_micros(50) }] {
+            let (a, b) = (Arc::new(Queue::<u32>::new(8)), Arc::new(Queue::<&str>::new(8)));
+            let (a2, b2) = (Arc::clone(&a), Arc::clone(&b));
+            // Ten seconds: only a wake-up by the push returns within the test's time.
+            let consumer = std::thread::spawn(move || {
+                let started = Instant::now();
+                let v = pop_either(&a2, &b2, policy, Duration::from_secs(10));
+                (v, started.elapsed())
+            });
+            std::thread::sleep(Duration::from_millis(50));
+            b.try_push("head").unwrap();
+            let (v, waited) = consumer.join().unwrap();
+            assert_eq!(v, Some(Either::Second("head")), "{policy:?}");
+            assert!(waited < Duration::from_secs(5), "{policy:?}: woken after {waited:?}");
+        }
+        // The first queue is taken first; an empty pair times out.
+        let (a, b) = (Queue::new(2), Queue::new(2));
+        a.try_push(1u8).unwrap();
+        b.try_push(2u8).unwrap();
+        assert_eq!(pop_either(&a, &b, WaitPolicy::Park, Duration::ZERO), Some(Either::First(1)));
+        assert_eq!(pop_either(&a, &b, WaitPolicy::Spin, Duration::ZERO), Some(Either::Second(2)));
+        assert_eq!(pop_either(&a, &b, WaitPolicy::Park, Duration::from_millis(5)), None);
+        assert_eq!(pop_either(&a, &b, WaitPolicy::Spin, Duration::from_millis(2)), None);
     }
 }

@@ -345,67 +345,138 @@ fn settle_time(msg: &RouterInput, now: Nanos) -> Nanos {
     if t == 0 { now } else { t }
 }
 
-/// Runs the stage on the current thread until `stop` is set and the input queue is drained.
-/// Returns the executor, for final statistics.
-pub fn run_router_stage(
-    mut exec: Executor,
+/// The router stage: routes, signs and sends what it is handed, one input at a time
+/// ([`RouterStage::handle`]). [`run_router_stage`] runs it on a thread of its own behind a queue
+/// (`pipelined`); the engine thread runs it inline, with no hand-off (`[engine] mode = "inline"`).
+pub struct RouterStage {
+    exec: Executor,
     input: Arc<Queue<RouterInput>>,
     engine: Arc<Queue<Event>>,
-    io: StageIo,
+    relays: RelayClient,
+    rpc_url: String,
+    runtime: tokio::runtime::Handle,
+    journal: Option<StageJournal>,
+    recorder: Option<Arc<Recorder>>,
+    private_rpc: Option<crate::private::PrivateRpcClient>,
     observer: Arc<StageObserver>,
-    stop: Arc<AtomicBool>,
-) -> Executor {
-    let StageIo { relays, rpc_url, runtime, journal, wait, recorder, private_rpc } = io;
-    let relay_names: Arc<[String]> = match &private_rpc {
-        Some(_) => [PRIVATE_RPC_NAME.to_string()].into_iter().collect(),
-        None => relays.relays().iter().map(|r| r.name.clone()).collect(),
-    };
-    let presim_relay =
-        exec.config().presimulate.as_ref().and_then(|name| relay_names.iter().position(|n| n == name));
-    let sink: ReplySink<Posted> = {
-        let (observer, names) = (Arc::clone(&observer), Arc::clone(&relay_names));
-        let journal = journal.as_ref().map(|j| j.handle.clone());
-        let recorder = recorder.clone();
-        Arc::new(move |posted, reply| {
-            if let Some(r) = &recorder {
-                r.relay_answer(
-                    mono_now_ns(),
-                    &RelayAnswer {
-                        relay: u16::try_from(reply.relay).unwrap_or(u16::MAX),
-                        intent: posted.intent,
-                        block: posted.block,
-                        accepted: reply.result.is_ok(),
-                        elapsed_ns: u64::try_from(reply.elapsed.as_nanos()).unwrap_or(u64::MAX),
-                        detail: match &reply.result {
-                            Ok(hash) => hash.to_string(),
-                            Err(e) => e.to_string(),
-                        },
-                    },
-                );
-            }
-            record_reply(&observer, journal.as_ref(), &names, posted, &reply)
-        })
-    };
-    let mut fast = match FastPoster::new(relays.relays(), Arc::clone(&sink)) {
-        Ok(f) => Some(f),
-        Err(e) => {
-            tracing::error!(error = %e, "relay fast path not started: every relay is posted through the HTTP client");
-            None
-        }
-    };
-    let mut slow: Vec<usize> = Vec::with_capacity(relays.relays().len());
-    let mut actions = Vec::with_capacity(16);
-    let mut last_journaled = 0u64;
-    // Every pool and reason from the start (zeros), so the metric series exist before a refusal.
-    *observer.oracle_guard.lock() = exec.oracle().counts().clone();
-    let mut guard_published = exec.oracle().counts().total();
-    loop {
-        let Some(msg) = input.pop_with(wait, IDLE_PARK) else {
-            if stop.load(Ordering::Acquire) {
-                break;
-            }
-            continue;
+    presim_relay: Option<usize>,
+    sink: ReplySink<Posted>,
+    fast: Option<FastPoster<Posted>>,
+    slow: Vec<usize>,
+    actions: Vec<Action>,
+    last_journaled: u64,
+    guard_published: u64,
+}
+
+impl std::fmt::Debug for RouterStage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RouterStage").field("inflight", &self.exec.inflight_count()).finish_non_exhaustive()
+    }
+}
+
+impl RouterStage {
+    /// A stage over `exec`: `input` is where the tasks it spawns hand back their results
+    /// (receipts, simulations), `engine` where outcomes go.
+    pub fn new(
+        exec: Executor,
+        input: Arc<Queue<RouterInput>>,
+        engine: Arc<Queue<Event>>,
+        io: StageIo,
+        observer: Arc<StageObserver>,
+    ) -> Self {
+        let StageIo { relays, rpc_url, runtime, journal, wait: _, recorder, private_rpc } = io;
+        let relay_names: Arc<[String]> = match &private_rpc {
+            Some(_) => [PRIVATE_RPC_NAME.to_string()].into_iter().collect(),
+            None => relays.relays().iter().map(|r| r.name.clone()).collect(),
         };
+        let presim_relay =
+            exec.config().presimulate.as_ref().and_then(|name| relay_names.iter().position(|n| n == name));
+        let sink: ReplySink<Posted> = {
+            let (observer, names) = (Arc::clone(&observer), Arc::clone(&relay_names));
+            let journal = journal.as_ref().map(|j| j.handle.clone());
+            let recorder = recorder.clone();
+            Arc::new(move |posted, reply| {
+                if let Some(r) = &recorder {
+                    r.relay_answer(
+                        mono_now_ns(),
+                        &RelayAnswer {
+                            relay: u16::try_from(reply.relay).unwrap_or(u16::MAX),
+                            intent: posted.intent,
+                            block: posted.block,
+                            accepted: reply.result.is_ok(),
+                            elapsed_ns: u64::try_from(reply.elapsed.as_nanos()).unwrap_or(u64::MAX),
+                            detail: match &reply.result {
+                                Ok(hash) => hash.to_string(),
+                                Err(e) => e.to_string(),
+                            },
+                        },
+                    );
+                }
+                record_reply(&observer, journal.as_ref(), &names, posted, &reply)
+            })
+        };
+        let fast = match FastPoster::new(relays.relays(), Arc::clone(&sink)) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                tracing::error!(error = %e, "relay fast path not started: every relay is posted through the HTTP client");
+                None
+            }
+        };
+        let slow: Vec<usize> = Vec::with_capacity(relays.relays().len());
+        let actions = Vec::with_capacity(16);
+        // Every pool and reason from the start (zeros), so the metric series exist before a refusal.
+        *observer.oracle_guard.lock() = exec.oracle().counts().clone();
+        let guard_published = exec.oracle().counts().total();
+        Self {
+            exec,
+            input,
+            engine,
+            relays,
+            rpc_url,
+            runtime,
+            journal,
+            recorder,
+            private_rpc,
+            observer,
+            presim_relay,
+            sink,
+            fast,
+            slow,
+            actions,
+            last_journaled: 0,
+            guard_published,
+        }
+    }
+
+    /// The queue the stage's tasks hand their results back on.
+    pub fn input(&self) -> &Arc<Queue<RouterInput>> {
+        &self.input
+    }
+
+    /// Handles one input: routes and signs an intent and hands the bundle to the relays, applies a
+    /// chain update (retargets, settlements), settles receipts. Takes no lock on the way from an
+    /// intent to the wire.
+    pub fn handle(&mut self, msg: RouterInput) {
+        let RouterStage {
+            exec,
+            input,
+            engine,
+            relays,
+            rpc_url,
+            runtime,
+            journal,
+            recorder,
+            private_rpc,
+            observer,
+            presim_relay,
+            sink,
+            fast,
+            slow,
+            actions,
+            last_journaled,
+            guard_published,
+        } = self;
+        let presim_relay = *presim_relay;
         let now = mono_now_ns();
         let stamping = observer.stamp_submits.load(Ordering::Relaxed);
         let mut decided_ns = 0;
@@ -413,11 +484,11 @@ pub fn run_router_stage(
         match msg {
             RouterInput::Intent(intent) => {
                 decided_ns = intent.decided_ns;
-                exec.on_intent(&intent, now, &mut actions);
+                exec.on_intent(&intent, now, actions);
                 // A lock and a copy only after an oracle-guard refusal (no submission follows it).
                 let refused = exec.oracle().counts().total();
-                if refused != guard_published {
-                    guard_published = refused;
+                if refused != *guard_published {
+                    *guard_published = refused;
                     *observer.oracle_guard.lock() = exec.oracle().counts().clone();
                 }
             }
@@ -427,19 +498,19 @@ pub fn run_router_stage(
                     ChainUpdate::Head(h) => Some((h.number, h.base_fee)),
                     _ => None,
                 };
-                exec.on_chain(update, now, &mut actions);
+                exec.on_chain(update, now, actions);
                 if let Some((block, base_fee)) =
                     head.filter(|_| observer.publish_heads.load(Ordering::Relaxed))
                 {
                     // Once per block, off the tick path: the chain watches' view of this head.
-                    observer.publish_head(HeadView::of(&exec, block, base_fee));
+                    observer.publish_head(HeadView::of(exec, block, base_fee));
                 }
             }
             RouterInput::Receipts { intent, receipts, block, .. } => {
-                exec.on_receipts_in_block(intent, &receipts, block, &mut actions)
+                exec.on_receipts_in_block(intent, &receipts, block, actions)
             }
             RouterInput::Simulated { bundle_hash, verdict } => {
-                exec.on_simulated(bundle_hash, verdict, &mut actions)
+                exec.on_simulated(bundle_hash, verdict, actions)
             }
         }
         // After routing and signing: the request is handed to the HTTP client right below.
@@ -451,12 +522,12 @@ pub fn run_router_stage(
                         observer.count_inclusion(i);
                     }
                     if let Some(j) = &journal {
-                        last_journaled = j.handle.append(record);
+                        *last_journaled = j.handle.append(record);
                     }
                 }
                 Action::Submit { intent, request, event_recv_ns, simulate, .. } => {
                     if let Some(j) = journal.as_ref().filter(|j| j.write_ahead)
-                        && let Err(e) = j.handle.wait_committed(last_journaled, j.commit_timeout)
+                        && let Err(e) = j.handle.wait_committed(*last_journaled, j.commit_timeout)
                     {
                         observer.journal_held.fetch_add(1, Ordering::Relaxed);
                         tracing::error!(intent, error = %e, "bundle held back: its journal record is not committed");
@@ -492,7 +563,7 @@ pub fn run_router_stage(
                     if let Some(private) = &private_rpc {
                         // No Flashbots on this chain: the legs go to the endpoint as raw
                         // transactions, in order, off this thread.
-                        let (private, sink) = (private.clone(), Arc::clone(&sink));
+                        let (private, sink) = (private.clone(), Arc::clone(sink));
                         runtime.spawn(async move {
                             let reply = private.send_bundle_body(&request.body).await;
                             sink(posted, reply);
@@ -505,7 +576,7 @@ pub fn run_router_stage(
                     }
                     if let (Some(call), Some(sim_relay)) = (simulate, presim_relay) {
                         // Off the fast path: simulate, then send to every relay only if nothing reverted.
-                        let (relays, sink, input) = (relays.clone(), Arc::clone(&sink), Arc::clone(&input));
+                        let (relays, sink, input) = (relays.clone(), Arc::clone(sink), Arc::clone(input));
                         runtime.spawn(async move {
                             let verdict = match relays.call_bundle(sim_relay, &call).await {
                                 Ok(None) => SimVerdict::Passed,
@@ -549,7 +620,7 @@ pub fn run_router_stage(
                         }
                     }
                     if !slow.is_empty() {
-                        let (relays, sink, targets) = (relays.clone(), Arc::clone(&sink), slow.clone());
+                        let (relays, sink, targets) = (relays.clone(), Arc::clone(sink), slow.clone());
                         runtime.spawn(async move {
                             for reply in relays.send_to(&request, &targets).await {
                                 sink(posted, reply);
@@ -562,7 +633,7 @@ pub fn run_router_stage(
                     }
                 }
                 Action::FetchReceipts { intent, hashes, expected } => {
-                    let input = Arc::clone(&input);
+                    let input = Arc::clone(input);
                     let url = rpc_url.clone();
                     let recorder = recorder.clone();
                     runtime.spawn(async move {
@@ -582,7 +653,7 @@ pub fn run_router_stage(
                     );
                 }
                 Action::Cancel { intent, request } => {
-                    let (relays, observer) = (relays.clone(), Arc::clone(&observer));
+                    let (relays, observer) = (relays.clone(), Arc::clone(observer));
                     runtime.spawn(async move {
                         for (relay, result) in relays.send_cancel(&request).await {
                             let name = relays.relays().get(relay).map_or("?", |r| r.name.as_str());
@@ -619,9 +690,37 @@ pub fn run_router_stage(
             }
         }
     }
-    // Waits for the answers still owed on the fast path (each at most its relay's timeout).
-    drop(fast);
-    exec
+
+    /// Ends the stage: waits for the answers still owed on the fast path (each at most its relay's
+    /// timeout) and returns the executor, for final statistics.
+    pub fn finish(self) -> Executor {
+        drop(self.fast);
+        self.exec
+    }
+}
+
+/// Runs the stage on the current thread until `stop` is set and the input queue is drained.
+/// Returns the executor, for final statistics.
+pub fn run_router_stage(
+    exec: Executor,
+    input: Arc<Queue<RouterInput>>,
+    engine: Arc<Queue<Event>>,
+    io: StageIo,
+    observer: Arc<StageObserver>,
+    stop: Arc<AtomicBool>,
+) -> Executor {
+    let wait = io.wait;
+    let mut stage = RouterStage::new(exec, Arc::clone(&input), engine, io, observer);
+    loop {
+        let Some(msg) = input.pop_with(wait, IDLE_PARK) else {
+            if stop.load(Ordering::Acquire) {
+                break;
+            }
+            continue;
+        };
+        stage.handle(msg);
+    }
+    stage.finish()
 }
 
 /// Reads receipts for `hashes` — every version of a landed bundle's transactions — until `expected`

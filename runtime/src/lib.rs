@@ -26,6 +26,7 @@
 //! It never links the simulator (`keel-sim`) or the latency harness (`keel-bench`).
 #![cfg_attr(test, allow(unused_crate_dependencies))]
 
+pub mod affinity;
 pub mod bounded;
 pub mod chains;
 pub mod control;

@@ -22,10 +22,10 @@ use hdrhistogram::Histogram;
 use keel_amm::pool::{BalancerPair, Pool, PoolEntry, PoolError, PoolMeta};
 use keel_amm::v3::V3Pool;
 use keel_engine::clock::{LiveClock, Nanos, mono_now_ns};
-use keel_engine::config::{EngineConfig, PortfolioConfig, TokenConfig};
+use keel_engine::config::{EngineConfig, PortfolioConfig, StageMode, TokenConfig};
 use keel_engine::event::{Event, Outcome, OutcomeStatus};
 use keel_engine::portfolio::PortfolioStatus;
-use keel_engine::queue::{Queue, QueueStats, WaitPolicy};
+use keel_engine::queue::{Either, Queue, QueueStats, WaitPolicy, pop_either};
 use keel_engine::stats::EngineStats;
 use keel_engine::token::PriceOrigin;
 use keel_engine::{Engine, PortfolioId, RebalanceIntent, TargetUpdate};
@@ -45,7 +45,7 @@ use crate::chains::{ChainReport, ChainSpec, Lane};
 use keel_router::relay::RelayClient;
 use keel_router::signer::Signer;
 use keel_router::stage::{
-    RelayCounters, RouterInput, StageIo, StageJournal, StageObserver, run_router_stage,
+    RelayCounters, RouterInput, RouterStage, StageIo, StageJournal, StageObserver, run_router_stage,
 };
 
 use crate::bounded::{MAX_KEPT_DRIFTS, MAX_KEPT_INTENTS, MAX_KEPT_SAMPLES, Newest, Thinning};
@@ -126,6 +126,11 @@ pub enum PipelineError {
     /// A `[safety.watch]` value is out of range.
     #[error("config: {0}")]
     Watch(#[from] crate::watch::WatchConfigError),
+    /// `[engine] mode = "inline"` with several chains: one thread runs one chain's router stage.
+    #[error(
+        "config: engine.mode: \"inline\" runs one chain's router on the engine thread; {0} chains are configured (use \"pipelined\")"
+    )]
+    InlineMultiChain(usize),
     /// The exchange feed cannot subscribe the configured symbols.
     #[error("config: feed symbols: {0}")]
     FeedSymbols(#[from] keel_feeds::binance::TableError),
@@ -352,6 +357,9 @@ pub struct PipelineReport {
     pub router_queue: QueueStats,
     /// The kill switch at the end.
     pub kill: KillStatus,
+    /// Router threads that ran (one per chain pipelined; none inline, where the engine thread
+    /// runs the router stage).
+    pub router_threads: usize,
     /// Bundles built and signed but not posted (dry run).
     pub dry_run_bundles: u64,
     /// Journal records written this run (`None` without a journal); an error when the journal
@@ -384,7 +392,8 @@ pub struct Pipeline {
     cancel: CancellationToken,
     stop: Arc<AtomicBool>,
     router_stop: Arc<AtomicBool>,
-    engine_thread: Option<JoinHandle<EngineRun>>,
+    /// The engine thread; in inline mode it returns the chain's executor too.
+    engine_thread: Option<JoinHandle<(EngineRun, Option<Executor>)>>,
     lanes: Vec<LaneRun>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     snapshot: Arc<Mutex<Snapshot>>,
@@ -720,36 +729,12 @@ impl Pipeline {
                 )));
             }
         }
-        let engine_thread = {
-            let (events, stop, snapshot) = (Arc::clone(&events), Arc::clone(&stop), Arc::clone(&snapshot));
-            let routes: Vec<Arc<Queue<RouterInput>>> = lane_io.iter().map(|l| Arc::clone(&l.2)).collect();
-            let lane_of = lane_of.clone();
-            let sample_every = spec.sample_every;
-            let kill = Arc::clone(&kill);
-            let wait = spec.engine.wait_policy();
-            let targets = Arc::clone(&target_updates);
-            let registry = registry;
-            let recorder = recorder.clone();
-            std::thread::Builder::new().name("keel-engine".into()).spawn(move || {
-                engine_loop(
-                    engine,
-                    EngineThread {
-                        events,
-                        routes,
-                        lane_of,
-                        stop,
-                        snapshot,
-                        sample_every,
-                        started_ns,
-                        kill,
-                        wait,
-                        targets,
-                        registry,
-                        recorder,
-                    },
-                )
-            })?
-        };
+        let inline_mode = spec.engine.mode == StageMode::Inline;
+        if inline_mode && lanes.len() > 1 {
+            return Err(PipelineError::InlineMultiChain(lanes.len()));
+        }
+        let routes: Vec<Arc<Queue<RouterInput>>> = lane_io.iter().map(|l| Arc::clone(&l.2)).collect();
+        let mut inline_stage: Option<RouterStage> = None;
         let mut lane_runs = Vec::with_capacity(lanes.len());
         for ((lane, executor), (lane_observer, lane_poll, lane_in)) in
             lanes.iter().zip(executors).zip(lane_io)
@@ -780,15 +765,24 @@ impl Pipeline {
                 recorder: recorder.clone(),
                 private_rpc,
             };
-            // The first chain's thread keeps the single-chain name (tools pin it by name).
-            let thread_name = if lane_runs.is_empty() {
-                "keel-router".to_string()
+            let router_thread = if inline_mode {
+                // Inline: the engine thread runs this chain's stage (single-chain, checked above).
+                let _ = stop;
+                inline_stage = Some(RouterStage::new(executor, input, events, io, observer));
+                None
             } else {
-                format!("keel-router-{}", lane.name)
+                // The first chain's thread keeps the single-chain name (tools pin it by name).
+                let thread_name = if lane_runs.is_empty() {
+                    "keel-router".to_string()
+                } else {
+                    format!("keel-router-{}", lane.name)
+                };
+                Some(
+                    std::thread::Builder::new()
+                        .name(thread_name)
+                        .spawn(move || run_router_stage(executor, input, events, io, observer, stop))?,
+                )
             };
-            let router_thread = std::thread::Builder::new()
-                .name(thread_name)
-                .spawn(move || run_router_stage(executor, input, events, io, observer, stop))?;
             lane_runs.push(LaneRun {
                 name: lane.name.clone(),
                 chain_id: lane.spec.router.chain_id,
@@ -800,11 +794,43 @@ impl Pipeline {
                     .filter(|(_, on)| **on)
                     .map(|(p, _)| p.name.clone())
                     .collect(),
-                router_thread: Some(router_thread),
+                router_thread,
                 observer: lane_observer,
                 poll_stats: lane_poll,
             });
         }
+        let engine_thread = {
+            let (events, stop, snapshot) = (Arc::clone(&events), Arc::clone(&stop), Arc::clone(&snapshot));
+            let lane_of = lane_of.clone();
+            let sample_every = spec.sample_every;
+            let kill = Arc::clone(&kill);
+            let wait = spec.engine.wait_policy();
+            let targets = Arc::clone(&target_updates);
+            let registry = registry;
+            let recorder = recorder.clone();
+            let (inline, hot_cpu) = (inline_stage, spec.engine.hot_cpu);
+            std::thread::Builder::new().name("keel-engine".into()).spawn(move || {
+                engine_loop(
+                    engine,
+                    EngineThread {
+                        events,
+                        routes,
+                        lane_of,
+                        stop,
+                        snapshot,
+                        sample_every,
+                        started_ns,
+                        kill,
+                        wait,
+                        targets,
+                        registry,
+                        recorder,
+                        inline,
+                        hot_cpu,
+                    },
+                )
+            })?
+        };
         Ok(Pipeline {
             cancel,
             stop,
@@ -920,6 +946,7 @@ impl Pipeline {
         self.stop.store(true, Ordering::Release);
         let engine_thread = self.engine_thread.take();
         let router_threads: Vec<_> = self.lanes.iter_mut().map(|l| l.router_thread.take()).collect();
+        let router_thread_count = router_threads.iter().filter(|t| t.is_some()).count();
         let router_stop = Arc::clone(&self.router_stop);
         let (engine, execs) = tokio::task::spawn_blocking(move || {
             let e = engine_thread.map(|t| t.join());
@@ -929,15 +956,19 @@ impl Pipeline {
         })
         .await
         .unwrap_or((None, Vec::new()));
-        let engine = match engine {
+        let (engine, mut inline_exec) = match engine {
             Some(Ok(run)) => run,
             _ => panic!("engine thread panicked"),
         };
+        // A lane without a router thread ran inline, on the engine thread.
         let execs: Vec<Executor> = execs
             .into_iter()
             .map(|x| match x {
                 Some(Ok(x)) => x,
-                _ => panic!("router thread panicked"),
+                None => {
+                    inline_exec.take().expect("an inline lane's executor comes back from the engine thread")
+                }
+                Some(Err(_)) => panic!("router thread panicked"),
             })
             .collect();
         let merged = merge_lanes(&self.lanes, &execs, self.started_ns);
@@ -974,6 +1005,7 @@ impl Pipeline {
             event_queue: self.events.stats(),
             router_queue: self.router_in.stats(),
             kill: self.kill.status(),
+            router_threads: router_thread_count,
             dry_run_bundles: self.observer.dry_run_bundles.load(Ordering::Relaxed),
             journal_records,
             recovered: std::mem::take(&mut self.recovered),
@@ -1067,28 +1099,63 @@ fn route<'a>(
 /// returns the `Rejected` outcome the engine must see, so the portfolio cools down instead of waiting
 /// forever for an intent that was never sent.
 fn dispatch(router_in: &Queue<RouterInput>, intent: RebalanceIntent, kill: &KillSwitch) -> Option<Outcome> {
-    // Settled by the event that decided it: the engine cools the portfolio down from then.
-    let bounce = Outcome {
-        intent: intent.id,
-        portfolio: intent.portfolio,
-        status: OutcomeStatus::Rejected,
-        at_ns: intent.event_recv_ns,
-    };
-    if kill.is_engaged() {
-        kill.count_blocked();
-        tracing::warn!(
-            intent = intent.id,
-            portfolio = intent.portfolio.0,
-            "kill switch engaged: rebalance not sent"
-        );
+    if let Some(bounce) = killed(&intent, kill) {
         return Some(bounce);
     }
+    let bounce = bounce_of(&intent);
     match router_in.try_push(RouterInput::Intent(Box::new(intent))) {
         Ok(()) => None,
         Err(_) => {
             tracing::error!(intent = bounce.intent, "router queue full: rebalance not sent");
             Some(bounce)
         }
+    }
+}
+
+/// The `Rejected` outcome of an intent that is not sent, settled by the event that decided it: the
+/// engine cools the portfolio down from then.
+fn bounce_of(intent: &RebalanceIntent) -> Outcome {
+    Outcome {
+        intent: intent.id,
+        portfolio: intent.portfolio,
+        status: OutcomeStatus::Rejected,
+        at_ns: intent.event_recv_ns,
+    }
+}
+
+/// The bounce of an intent decided while the kill switch is engaged (counted and logged).
+fn killed(intent: &RebalanceIntent, kill: &KillSwitch) -> Option<Outcome> {
+    if !kill.is_engaged() {
+        return None;
+    }
+    kill.count_blocked();
+    tracing::warn!(
+        intent = intent.id,
+        portfolio = intent.portfolio.0,
+        "kill switch engaged: rebalance not sent"
+    );
+    Some(bounce_of(intent))
+}
+
+/// Hands an intent over: to the router stage on this thread (inline mode: routed, signed and
+/// written to the relays before this returns) or to its chain's router queue. Returns the bounce
+/// the engine must see when it is not sent.
+fn hand_over(
+    inline: &mut Option<RouterStage>,
+    routes: &[Arc<Queue<RouterInput>>],
+    lane_of: &[usize],
+    intent: RebalanceIntent,
+    kill: &KillSwitch,
+) -> Option<Outcome> {
+    match inline {
+        Some(stage) => {
+            if let Some(bounce) = killed(&intent, kill) {
+                return Some(bounce);
+            }
+            stage.handle(RouterInput::Intent(Box::new(intent)));
+            None
+        }
+        None => dispatch(route(routes, lane_of, intent.portfolio), intent, kill),
     }
 }
 
@@ -1112,9 +1179,13 @@ struct EngineThread {
     registry: Option<crate::registry::RegistryApplier>,
     /// Records the timers this thread runs, when the run is recorded.
     recorder: Option<Arc<keel_recording::Recorder>>,
+    /// Inline mode: the (single) chain's router stage, run on this thread.
+    inline: Option<RouterStage>,
+    /// The CPU to pin this thread to.
+    hot_cpu: Option<usize>,
 }
 
-fn engine_loop(mut engine: Engine, ctx: EngineThread) -> EngineRun {
+fn engine_loop(mut engine: Engine, ctx: EngineThread) -> (EngineRun, Option<Executor>) {
     let EngineThread {
         events,
         routes,
@@ -1128,7 +1199,15 @@ fn engine_loop(mut engine: Engine, ctx: EngineThread) -> EngineRun {
         targets,
         mut registry,
         recorder,
+        mut inline,
+        hot_cpu,
     } = ctx;
+    if let Some(cpu) = hot_cpu {
+        match crate::affinity::pin_current(&[cpu]) {
+            Ok(()) => tracing::info!(cpu, "engine thread pinned"),
+            Err(e) => tracing::warn!(cpu, error = %e, "engine thread not pinned"),
+        }
+    }
     // A timer is an input to the engine like any other: when it runs decides what it sees.
     let record_timer = |now: Nanos| {
         if let Some(r) = &recorder {
@@ -1155,7 +1234,22 @@ fn engine_loop(mut engine: Engine, ctx: EngineThread) -> EngineRun {
     let mut next_timer = mono_now_ns() + timer_ns;
     let mut next_sample = mono_now_ns();
     loop {
-        let ev = events.pop_with(wait, TIMER_EVERY);
+        let ev = match inline.as_mut() {
+            None => events.pop_with(wait, TIMER_EVERY),
+            // Inline: the router's inputs (heads, pool changes, receipts, relay answers) wake this
+            // thread too, and are handled here, between events.
+            Some(stage) => match pop_either(&events, stage.input(), wait, TIMER_EVERY) {
+                Some(Either::First(ev)) => Some(ev),
+                Some(Either::Second(msg)) => {
+                    stage.handle(msg);
+                    if mono_now_ns() < next_timer && !stop.load(Ordering::Acquire) {
+                        continue;
+                    }
+                    None
+                }
+                None => None,
+            },
+        };
         let now = mono_now_ns();
         let ev = match ev {
             Some(ev) => ev,
@@ -1184,7 +1278,7 @@ fn engine_loop(mut engine: Engine, ctx: EngineThread) -> EngineRun {
             let _ = decide.record(intent.decided_ns.saturating_sub(intent.event_recv_ns).max(1));
             note_fired(&intent, &mut fired, &mut max_drift_fired);
             intents.push(intent.clone());
-            bounced.extend(dispatch(route(&routes, &lane_of, intent.portfolio), intent, &kill));
+            bounced.extend(hand_over(&mut inline, &routes, &lane_of, intent, &kill));
         }
         for o in bounced.drain(..) {
             engine.process(&Event::Outcome(o), &mut out);
@@ -1220,7 +1314,7 @@ fn engine_loop(mut engine: Engine, ctx: EngineThread) -> EngineRun {
             for intent in out.drain(..) {
                 note_fired(&intent, &mut fired, &mut max_drift_fired);
                 intents.push(intent.clone());
-                bounced.extend(dispatch(route(&routes, &lane_of, intent.portfolio), intent, &kill));
+                bounced.extend(hand_over(&mut inline, &routes, &lane_of, intent, &kill));
             }
             for o in bounced.drain(..) {
                 engine.process(&Event::Outcome(o), &mut out);
@@ -1274,7 +1368,14 @@ fn engine_loop(mut engine: Engine, ctx: EngineThread) -> EngineRun {
             }
         }
     }
-    EngineRun {
+    // Inline: what the stage's tasks handed back since the last event is handled before it ends.
+    let exec = inline.map(|mut stage| {
+        while let Some(msg) = stage.input().try_pop() {
+            stage.handle(msg);
+        }
+        stage.finish()
+    });
+    let run = EngineRun {
         engine,
         decide,
         quote_to_decision,
@@ -1285,7 +1386,8 @@ fn engine_loop(mut engine: Engine, ctx: EngineThread) -> EngineRun {
         max_drift_after,
         samples: samples.into_vec(),
         start_values,
-    }
+    };
+    (run, exec)
 }
 
 /// Counts an emitted intent in the whole-run aggregates.

@@ -1147,6 +1147,7 @@ pub fn replay(
         event_queue: QueueStats::default(),
         router_queue: QueueStats::default(),
         kill: KillSwitch::default().status(),
+        router_threads: 0,
         dry_run_bundles: 0,
         journal_records: d.journal.as_ref().map(|_| Ok(d.journal_records)),
         recovered: Vec::new(),

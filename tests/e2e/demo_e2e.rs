@@ -24,6 +24,10 @@ fn demo_rebalances_every_portfolio_through_the_relay() {
         serde_json::from_slice(&std::fs::read(out.path().join("report.json")).unwrap()).unwrap();
     let landed = report["rebalances_landed"].as_u64().unwrap();
     assert!(landed >= 1, "no bundle landed: {report:#}");
+    assert_eq!(
+        (report["stage_mode"].as_str(), report["router_threads"].as_u64()),
+        (Some("pipelined"), Some(1))
+    );
     assert!(report["price_updates"].as_u64().unwrap() > 100);
     assert!(report["gas_used"].as_u64().unwrap() > 0);
     assert!(report["tick_to_wire_us"]["count"].as_u64().unwrap() >= 1);
@@ -74,6 +78,38 @@ fn demo_rebalances_every_portfolio_through_the_relay() {
         let te = p["tracking_error"].as_f64().unwrap();
         assert!(te > 0.0 && te < 0.5, "time-weighted tracking error of {}: {te}", p["id"]);
     }
+}
+
+/// `[engine] mode = "inline"`: the engine thread routes, signs and sends each intent itself (no
+/// router thread), and handles the router's inputs (heads, receipts, relay answers) between events:
+/// every portfolio still rebalances through the relay, and the bundles land.
+#[test]
+fn demo_rebalances_every_portfolio_with_the_router_inline_on_the_engine_thread() {
+    let out = tempfile::tempdir().unwrap();
+    let demo = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/configs/demo.toml")).unwrap();
+    assert!(demo.contains("\n[engine]\nstale_after_ms = 3000\n"), "configs/demo.toml changed shape");
+    let inline = demo.replace("\n[engine]\n", "\n[engine]\nmode = \"inline\"\n");
+    let config = out.path().join("inline.toml");
+    std::fs::write(&config, inline).unwrap();
+    let run = keel()
+        .args(["demo", "--duration", "12", "--quiet", "--config"])
+        .arg(&config)
+        .arg("--out")
+        .arg(out.path())
+        .output()
+        .expect("run keel demo");
+    assert!(run.status.success(), "keel demo failed: {}", String::from_utf8_lossy(&run.stderr));
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["stage_mode"], "inline", "{report:#}");
+    assert_eq!(report["router_threads"], 0, "{report:#}");
+    assert!(report["rebalances_landed"].as_u64().unwrap() >= 1, "{report:#}");
+    assert!(report["tick_to_wire_us"]["count"].as_u64().unwrap() >= 1, "{report:#}");
+    for p in report["portfolios"].as_array().unwrap() {
+        assert!(p["landed"].as_u64().unwrap() >= 1, "portfolio {} never rebalanced: {p:#}", p["id"]);
+    }
+    // Every outcome came back through the engine's own queue: nothing dropped.
+    assert_eq!(report["queues"]["events"]["dropped"], 0, "{report:#}");
 }
 
 #[test]

@@ -28,7 +28,7 @@
 //! | `tick_to_wire` | frame read | the loopback [`relay`] parsed the request's headers: wire + loopback, an upper bound |
 //! | `relay_ack` | relay client started the post | answer read (`StageObserver::relay_rtt`) |
 
-pub mod affinity;
+pub use keel_runtime::affinity;
 pub mod blaster;
 pub mod book;
 pub mod clock;

@@ -1,5 +1,6 @@
-//! CPU pinning for the isolated harness (`sched_setaffinity`): a whole process (its threads
-//! spawned later inherit the mask) or one named thread found under `/proc/self/task`.
+//! CPU pinning (`sched_setaffinity`), for the hot engine thread (`[engine] hot_cpu`) and the
+//! isolated harness: a whole process (its threads spawned later inherit the mask) or one named
+//! thread found under `/proc/self/task`.
 
 use std::io;
 
