@@ -143,10 +143,11 @@ enum Mode {
         /// Pin the engine and router threads to this CPU (isolated harness).
         #[arg(long, requires = "load_cpu")]
         hot_cpu: Option<usize>,
-        /// Pipeline shape: `pipelined` (feed → engine thread → router thread). `inline` (one
-        /// hot thread, issue 13 item 1) is not built yet and is refused.
-        #[arg(long, default_value = "pipelined", value_parser = parse_mode)]
-        mode: harness::isolated::PipelineMode,
+        /// Pipeline shape (isolated harness): `pipelined` (feed → engine thread → router
+        /// thread), `inline` (the engine thread routes, signs and writes the bundle itself) or
+        /// `both` (one run each, printed side by side).
+        #[arg(long, default_value = "pipelined", value_parser = ["pipelined", "inline", "both"], requires = "load_cpu")]
+        mode: String,
         /// Journal during the isolated run: `off`, `on` (write-ahead: the commit is on the path)
         /// or `both` (two runs, printed side by side).
         #[arg(long, default_value = "off", value_parser = ["off", "on", "both"], requires = "load_cpu")]
@@ -225,16 +226,6 @@ fn parse_idle(s: &str) -> Result<IdleWait, String> {
     }
 }
 
-fn parse_mode(s: &str) -> Result<harness::isolated::PipelineMode, String> {
-    match s {
-        "pipelined" => Ok(harness::isolated::PipelineMode::Pipelined),
-        "inline" => Err("`inline` is not built yet (issue 13 item 1: one pinned hot thread from socket to \
-                         socket); only `pipelined` can be measured"
-            .into()),
-        _ => Err(format!("`{s}`: expected pipelined (inline is not built yet)")),
-    }
-}
-
 fn outputs(c: &Common) -> Outputs {
     Outputs { json: c.json.clone(), hgrm_dir: c.hgrm_dir.clone(), plot: c.plot.clone() }
 }
@@ -296,7 +287,16 @@ fn main() -> eyre::Result<()> {
                 duration: Duration::from_secs(common.duration_secs),
                 hot_cpu,
                 load_cpu,
-                mode,
+                modes: match mode.as_str() {
+                    "inline" => vec![harness::isolated::PipelineMode::Inline],
+                    "both" => {
+                        vec![
+                            harness::isolated::PipelineMode::Pipelined,
+                            harness::isolated::PipelineMode::Inline,
+                        ]
+                    }
+                    _ => vec![harness::isolated::PipelineMode::Pipelined],
+                },
                 idle: (idle, idle_spin_us),
                 progress: !common.quiet,
                 exe: None,

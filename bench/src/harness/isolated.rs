@@ -30,12 +30,32 @@ use super::loadside::LoadSide;
 use super::report::{Stage, StageSummary, new_hist};
 use super::scenario::{Scenario, symbol};
 
-/// How the pipeline is built (`--mode`). Only `pipelined` exists today.
+/// How the pipeline is built (`--mode`, `[engine] mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PipelineMode {
-    /// Feed task → engine thread → router thread (the production pipeline).
+    /// Feed task → engine thread → router thread.
     Pipelined,
+    /// Feed task → engine thread, which routes, signs and writes the bundle itself.
+    Inline,
+}
+
+impl PipelineMode {
+    /// The engine config's mode.
+    pub fn stage_mode(self) -> keel_engine::config::StageMode {
+        match self {
+            PipelineMode::Pipelined => keel_engine::config::StageMode::Pipelined,
+            PipelineMode::Inline => keel_engine::config::StageMode::Inline,
+        }
+    }
+
+    /// The threads pinned to the hot CPU.
+    fn hot_threads(self) -> &'static [&'static str] {
+        match self {
+            PipelineMode::Pipelined => &["keel-engine", "keel-router"],
+            PipelineMode::Inline => &["keel-engine"],
+        }
+    }
 }
 
 /// Settings of an isolated run.
@@ -54,7 +74,8 @@ pub struct IsolatedConfig {
     /// CPU of the load-side process.
     pub load_cpu: usize,
     /// Pipeline shape.
-    pub mode: PipelineMode,
+    /// The modes to measure, one run each per journal setting (in order).
+    pub modes: Vec<PipelineMode>,
     /// How the engine and router threads wait when idle.
     pub idle: (IdleWait, u64),
     /// Print progress to stderr.
@@ -145,7 +166,7 @@ pub struct IsolatedRun {
 }
 
 /// Runs one isolated measurement (the process must already be restricted, [`restrict_process`]).
-pub async fn run(cfg: &IsolatedConfig, journal: bool) -> eyre::Result<IsolatedRun> {
+pub async fn run(cfg: &IsolatedConfig, mode: PipelineMode, journal: bool) -> eyre::Result<IsolatedRun> {
     let mut load = LoadSide::spawn(cfg.exe.as_deref(), cfg.portfolios, cfg.fire_fraction, cfg.load_cpu)?;
     if load.hello.pid == std::process::id() || load.hello.ppid != std::process::id() {
         eyre::bail!(
@@ -166,6 +187,7 @@ pub async fn run(cfg: &IsolatedConfig, journal: bool) -> eyre::Result<IsolatedRu
     }
     let mut sc = Scenario::new(cfg.portfolios)?;
     (sc.engine.idle, sc.engine.idle_spin_us) = cfg.idle;
+    sc.engine.mode = mode.stage_mode();
     let mut spec =
         sc.pipeline_spec(load.hello.ws.clone(), load.hello.rpc.clone(), load.hello.relay.clone())?;
     let dir = tempfile::tempdir()?;
@@ -183,7 +205,7 @@ pub async fn run(cfg: &IsolatedConfig, journal: bool) -> eyre::Result<IsolatedRu
     let pipeline = Pipeline::launch(spec, &tokio::runtime::Handle::current()).await?;
     pipeline.observer().stamp_submits.store(true, Ordering::Relaxed);
     let mut hot_cpus = Vec::new();
-    for name in ["keel-engine", "keel-router"] {
+    for &name in mode.hot_threads() {
         // A new thread names itself once running: retry briefly.
         let mut tids = Vec::new();
         let t0 = Instant::now();
@@ -302,7 +324,7 @@ pub async fn run(cfg: &IsolatedConfig, journal: bool) -> eyre::Result<IsolatedRu
     let summary = stages.iter().map(|s| (s.name.to_string(), StageSummary::of(&s.hist))).collect();
     Ok(IsolatedRun {
         journal,
-        mode: cfg.mode,
+        mode,
         rate: cfg.rate,
         pipeline_pid: std::process::id(),
         load_pid: lr.pid,
@@ -360,7 +382,7 @@ pub fn side_by_side(runs: &[IsolatedRun]) -> String {
     }
     let _ = write!(t, "{:<14}", "µs");
     for r in runs {
-        let j = if r.journal { "journal on" } else { "journal off" };
+        let j = format!("{:?}, journal {}", r.mode, if r.journal { "on" } else { "off" });
         let _ = write!(t, " | {:^35}", j);
     }
     let _ = writeln!(t);

@@ -121,15 +121,21 @@ pub async fn latency_isolated(
     out: &Outputs,
 ) -> eyre::Result<serde_json::Value> {
     let mut runs = Vec::new();
-    for &j in journals {
-        runs.push(isolated::run(cfg, j).await?);
+    for &mode in &cfg.modes {
+        for &j in journals {
+            runs.push(isolated::run(cfg, mode, j).await?);
+        }
     }
     print!("{}", isolated::side_by_side(&runs));
     let v = json!({ "mode": "latency_isolated", "runs": runs });
     write_json(&out.json, &v)?;
     if let Some(dir) = &out.hgrm_dir {
         for r in &runs {
-            let sub = dir.join(if r.journal { "journal-on" } else { "journal-off" });
+            let journal = if r.journal { "journal-on" } else { "journal-off" };
+            let sub = match r.mode {
+                isolated::PipelineMode::Pipelined => dir.join(journal),
+                isolated::PipelineMode::Inline => dir.join(format!("inline-{journal}")),
+            };
             report::write_hgrm(&sub, &r.stages)?;
             eprintln!("wrote {}/*.hgrm", sub.display());
         }
@@ -139,7 +145,12 @@ pub async fn latency_isolated(
             .iter()
             .filter_map(|r| {
                 let s = r.stages.iter().find(|s| s.name == "tick_to_wire")?;
-                let name = if r.journal { "tick_to_wire (journal on)" } else { "tick_to_wire (journal off)" };
+                let name = match (r.mode, r.journal) {
+                    (isolated::PipelineMode::Pipelined, false) => "tick_to_wire (pipelined, journal off)",
+                    (isolated::PipelineMode::Pipelined, true) => "tick_to_wire (pipelined, journal on)",
+                    (isolated::PipelineMode::Inline, false) => "tick_to_wire (inline, journal off)",
+                    (isolated::PipelineMode::Inline, true) => "tick_to_wire (inline, journal on)",
+                };
                 Some(Stage { name, what: s.what, hist: s.hist.clone() })
             })
             .collect();

@@ -1,6 +1,7 @@
-//! Smoke test of the isolated latency harness (`latency --hot-cpu 1 --load-cpu 0 --journal both`):
-//! the load side runs as another process on the load CPU, the hot threads on the hot CPU, and
-//! both journal settings produce tick-to-wire samples. Timings are not asserted.
+//! Smoke test of the isolated latency harness (`latency --hot-cpu 1 --load-cpu 0 --journal both
+//! --mode both`): the load side runs as another process on the load CPU, the hot threads on the hot
+//! CPU, and both pipeline modes under both journal settings produce tick-to-wire samples. Timings
+//! are not asserted.
 
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use keel_bench::harness::{self, Outputs, isolated};
 use keel_engine::config::IdleWait;
 
 #[test]
-fn isolated_latency_runs_the_load_in_another_process_and_measures_both_journal_settings() {
+fn isolated_latency_runs_the_load_in_another_process_and_measures_both_modes_and_journal_settings() {
     assert!(
         harness::affinity::online_cpus() >= 2,
         "the isolated harness needs two CPUs, this machine has {}",
@@ -27,7 +28,7 @@ fn isolated_latency_runs_the_load_in_another_process_and_measures_both_journal_s
         duration: Duration::from_secs(3),
         hot_cpu: 1,
         load_cpu: 0,
-        mode: isolated::PipelineMode::Pipelined,
+        modes: vec![isolated::PipelineMode::Pipelined, isolated::PipelineMode::Inline],
         idle: (IdleWait::Park, 0),
         progress: true,
         exe: Some(env!("CARGO_BIN_EXE_keel-bench").into()),
@@ -47,10 +48,11 @@ fn isolated_latency_runs_the_load_in_another_process_and_measures_both_journal_s
         serde_json::from_slice(&std::fs::read(dir.path().join("iso.json")).unwrap()).unwrap();
     assert_eq!(v["mode"], "latency_isolated");
     let runs = v["runs"].as_array().unwrap();
-    assert_eq!(runs.len(), 2);
+    assert_eq!(runs.len(), 4);
     let me = std::process::id() as u64;
-    for (r, journal) in runs.iter().zip([false, true]) {
-        assert_eq!(r["journal"], journal, "{r}");
+    let order = [("pipelined", false), ("pipelined", true), ("inline", false), ("inline", true)];
+    for (r, (mode, journal)) in runs.iter().zip(order) {
+        assert_eq!((r["mode"].as_str(), r["journal"].as_bool()), (Some(mode), Some(journal)), "{r}");
         // Another process, started by this one, on the load CPU; the hot threads on the hot CPU.
         let (pid, ppid) = (r["load_pid"].as_u64().unwrap(), r["load_ppid"].as_u64().unwrap());
         assert_ne!(pid, me, "{r}");
@@ -74,8 +76,12 @@ fn isolated_latency_runs_the_load_in_another_process_and_measures_both_journal_s
         assert!(t2w["count"].as_u64().unwrap() > 0, "no tick-to-wire sample: {r}");
         assert_eq!(t2w["count"], r["attributed"]);
         let sub = if journal { "journal-on" } else { "journal-off" };
+        let sub = if mode == "inline" { format!("inline-{sub}") } else { sub.to_string() };
         assert!(dir.path().join("hgrm").join(sub).join("tick_to_wire.hgrm").exists());
+        if journal {
+            assert!(r["journal_records"].as_u64().unwrap() > 0, "{r}");
+        } else {
+            assert!(r["journal_records"].is_null(), "{r}");
+        }
     }
-    assert!(runs[1]["journal_records"].as_u64().unwrap() > 0, "{}", runs[1]);
-    assert!(runs[0]["journal_records"].is_null(), "{}", runs[0]);
 }
