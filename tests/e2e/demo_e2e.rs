@@ -92,7 +92,7 @@ fn demo_rebalances_every_portfolio_with_the_router_inline_on_the_engine_thread()
     let config = out.path().join("inline.toml");
     std::fs::write(&config, inline).unwrap();
     let run = keel()
-        .args(["demo", "--duration", "12", "--quiet", "--config"])
+        .args(["demo", "--duration", "14", "--quiet", "--config"])
         .arg(&config)
         .arg("--out")
         .arg(out.path())
