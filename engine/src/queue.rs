@@ -110,59 +110,14 @@ impl<T> Queue<T> {
     /// Pops a value, waiting at most `timeout` as `policy` says. Returns `None` on timeout.
     ///
     /// Only one thread may park on a queue: the first caller that parks becomes its consumer.
+    #[inline]
     pub fn pop_with(&self, policy: WaitPolicy, timeout: Duration) -> Option<T> {
-        let park_for = match policy {
-            WaitPolicy::Park => timeout,
-            WaitPolicy::Spin => return self.spin_pop(timeout),
-            WaitPolicy::SpinThenPark { spin } => {
-                if let Some(v) = self.spin_pop(spin.min(timeout)) {
-                    return Some(v);
-                }
-                timeout.saturating_sub(spin)
-            }
-        };
-        self.park_pop(park_for)
+        wait_for(|| self.inner.pop(), &[self.doorbell()], policy, timeout)
     }
 
-    /// Busy-polls for at most `budget`.
-    fn spin_pop(&self, budget: Duration) -> Option<T> {
-        let start = Instant::now();
-        let mut polls = 0u32;
-        loop {
-            if let Some(v) = self.inner.pop() {
-                return Some(v);
-            }
-            std::hint::spin_loop();
-            polls = polls.wrapping_add(1);
-            // Reading the clock costs ~20 ns: check it every 64 polls.
-            if polls.is_multiple_of(64) && start.elapsed() >= budget {
-                return self.inner.pop();
-            }
-        }
-    }
-
-    /// Spins a few microseconds with backoff, then parks for at most `timeout`.
-    fn park_pop(&self, timeout: Duration) -> Option<T> {
-        let backoff = Backoff::new();
-        loop {
-            if let Some(v) = self.inner.pop() {
-                return Some(v);
-            }
-            if backoff.is_completed() {
-                break;
-            }
-            backoff.snooze();
-        }
-        let _ = self.consumer.get_or_init(std::thread::current);
-        self.parked.store(true, Ordering::Release);
-        // Re-check after announcing the park, so a push that raced with us is not missed.
-        if let Some(v) = self.inner.pop() {
-            self.parked.store(false, Ordering::Release);
-            return Some(v);
-        }
-        std::thread::park_timeout(timeout);
-        self.parked.store(false, Ordering::Release);
-        self.inner.pop()
+    /// What a consumer parked on this queue is woken through.
+    fn doorbell(&self) -> Doorbell<'_> {
+        Doorbell { parked: &self.parked, consumer: &self.consumer }
     }
 
     /// Values waiting.
@@ -209,6 +164,26 @@ pub fn pop_either<A, B>(
         Some(a) => Some(Either::First(a)),
         None => second.inner.pop().map(Either::Second),
     };
+    wait_for(take, &[first.doorbell(), second.doorbell()], policy, timeout)
+}
+
+/// A queue's parking state, as its consumer announces a park on it.
+struct Doorbell<'a> {
+    parked: &'a AtomicBool,
+    consumer: &'a OnceLock<Thread>,
+}
+
+/// The one way a consumer waits: `take` until it yields a value, spinning and parking as `policy`
+/// says, for at most `timeout`. Before parking it becomes the consumer of every queue in `doorbells`
+/// and announces the park on each, so that a push to any of them wakes it.
+#[inline]
+fn wait_for<V>(
+    take: impl Fn() -> Option<V>,
+    doorbells: &[Doorbell<'_>],
+    policy: WaitPolicy,
+    timeout: Duration,
+) -> Option<V> {
+    // Busy-polls for at most `budget`; reading the clock costs ~20 ns: it is read every 64 polls.
     let spin = |budget: Duration| {
         let start = Instant::now();
         let mut polls = 0u32;
@@ -226,13 +201,14 @@ pub fn pop_either<A, B>(
     let park_for = match policy {
         WaitPolicy::Park => timeout,
         WaitPolicy::Spin => return spin(timeout),
-        WaitPolicy::SpinThenPark { spin: s } => {
-            if let Some(v) = spin(s.min(timeout)) {
+        WaitPolicy::SpinThenPark { spin: budget } => {
+            if let Some(v) = spin(budget.min(timeout)) {
                 return Some(v);
             }
-            timeout.saturating_sub(s)
+            timeout.saturating_sub(budget)
         }
     };
+    // A few microseconds of backoff, then park.
     let backoff = Backoff::new();
     loop {
         if let Some(v) = take() {
@@ -243,17 +219,18 @@ pub fn pop_either<A, B>(
         }
         backoff.snooze();
     }
-    let _ = first.consumer.get_or_init(std::thread::current);
-    let _ = second.consumer.get_or_init(std::thread::current);
-    first.parked.store(true, Ordering::Release);
-    second.parked.store(true, Ordering::Release);
+    for d in doorbells {
+        let _ = d.consumer.get_or_init(std::thread::current);
+        d.parked.store(true, Ordering::Release);
+    }
     // Re-check after announcing the park, so a push that raced with us is not missed.
     let v = take().or_else(|| {
         std::thread::park_timeout(park_for);
         None
     });
-    first.parked.store(false, Ordering::Release);
-    second.parked.store(false, Ordering::Release);
+    for d in doorbells {
+        d.parked.store(false, Ordering::Release);
+    }
     v.or_else(take)
 }
 

@@ -767,7 +767,6 @@ impl Pipeline {
             };
             let router_thread = if inline_mode {
                 // Inline: the engine thread runs this chain's stage (single-chain, checked above).
-                let _ = stop;
                 inline_stage = Some(RouterStage::new(executor, input, events, io, observer));
                 None
             } else {

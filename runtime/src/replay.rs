@@ -575,6 +575,9 @@ struct Driver {
     early_reads: Vec<OwnedRead>,
 }
 
+/// Most reads kept waiting for their block's head (a block's reads are a few per account and token).
+const MAX_EARLY_READS: usize = 1 << 16;
+
 /// A recorded read of a value the simulated chain owns: reported at the read's time (or when its
 /// block is built) with the chain's value.
 #[derive(Debug)]
@@ -799,13 +802,13 @@ impl Driver {
     fn on_head(&mut self, number: u64, header: Option<BlockHeader>) {
         let now = self.now;
         self.chain.build_to(number, header, now, &mut self.stats);
-        if self.early_reads.iter().any(|r| r.block() <= self.chain.head) {
-            let head = self.chain.head;
-            let (due, later): (Vec<_>, Vec<_>) =
-                std::mem::take(&mut self.early_reads).into_iter().partition(|r| r.block() <= head);
-            self.early_reads = later;
-            for read in due {
+        let mut i = 0;
+        while i < self.early_reads.len() {
+            if self.early_reads[i].block() <= self.chain.head {
+                let read = self.early_reads.remove(i);
                 self.report_read(read);
+            } else {
+                i += 1;
             }
         }
     }
@@ -815,11 +818,17 @@ impl Driver {
     /// a block before its head record reaches the queues, so a read can be recorded before it).
     fn read(&mut self, read: OwnedRead) {
         self.stats.reads_superseded += 1;
-        if read.block() > self.chain.head {
-            self.early_reads.push(read);
-        } else {
+        if read.block() <= self.chain.head {
             self.report_read(read);
+            return;
         }
+        // Bounded: a recording whose heads stop (damage, a truncated file) reports its oldest
+        // early read at once rather than keeping every later one.
+        if self.early_reads.len() >= MAX_EARLY_READS {
+            let oldest = self.early_reads.remove(0);
+            self.report_read(oldest);
+        }
+        self.early_reads.push(read);
     }
 
     fn report_read(&mut self, read: OwnedRead) {

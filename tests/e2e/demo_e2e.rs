@@ -88,17 +88,31 @@ fn demo_rebalances_every_portfolio_with_the_router_inline_on_the_engine_thread()
     let out = tempfile::tempdir().unwrap();
     let demo = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/configs/demo.toml")).unwrap();
     assert!(demo.contains("\n[engine]\nstale_after_ms = 3000\n"), "configs/demo.toml changed shape");
-    let inline = demo.replace("\n[engine]\n", "\n[engine]\nmode = \"inline\"\n");
+    let inline = demo.replace("\n[engine]\n", "\n[engine]\nmode = \"inline\"\nhot_cpu = 0\n");
     let config = out.path().join("inline.toml");
     std::fs::write(&config, inline).unwrap();
     let run = keel()
-        .args(["demo", "--duration", "14", "--quiet", "--config"])
+        .args([
+            "--log",
+            "keel_runtime::pipeline=info",
+            "--log-json",
+            "demo",
+            "--duration",
+            "14",
+            "--quiet",
+            "--config",
+        ])
         .arg(&config)
         .arg("--out")
         .arg(out.path())
         .output()
         .expect("run keel demo");
-    assert!(run.status.success(), "keel demo failed: {}", String::from_utf8_lossy(&run.stderr));
+    let logs = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "keel demo failed: {logs}");
+    assert!(
+        logs.lines().any(|l| l.contains("engine thread pinned") && l.contains(r#""cpu":0"#)),
+        "hot_cpu = 0 not applied: {logs}"
+    );
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.path().join("report.json")).unwrap()).unwrap();
     assert_eq!(report["stage_mode"], "inline", "{report:#}");
