@@ -8,6 +8,8 @@
 //!
 //! * [`binance`] is the hot path: a borrowed, allocation-free frame decoder, the symbol →
 //!   `InstrumentId` table, and the mapping to engine events.
+//! * [`hot`] is the same feed read on the engine thread itself (inline mode): a non-blocking
+//!   socket it polls, with a connector thread doing the connecting and the backoff.
 //! * [`ws`] is the async client task (connect, ping/pong, idle detection, reconnect with
 //!   [`backoff`], shutdown on a cancellation token); [`stats`] holds its counters.
 //! * A full engine queue drops the event and counts it; nothing here blocks or buffers without bound.
@@ -20,6 +22,10 @@
 #[cfg(feature = "net")]
 pub mod backoff;
 pub mod binance;
+#[cfg(feature = "net")]
+pub(crate) mod frames;
+#[cfg(feature = "net")]
+pub mod hot;
 #[cfg(feature = "net")]
 pub mod node;
 #[cfg(feature = "net")]

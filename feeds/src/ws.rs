@@ -28,10 +28,11 @@ use keel_recording::Recorder;
 use serde::Deserialize;
 use tokio_tungstenite::tungstenite::{self, Message, protocol::CloseFrame};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use crate::backoff::{Backoff, BackoffConfig};
-use crate::binance::{Decoded, InstrumentTable, Mapped, decode, map_decoded};
+use crate::binance::InstrumentTable;
+use crate::frames::{FrameMapper, RateLimit};
 use crate::stats::{Counter, FeedStats};
 
 /// Default endpoint: Binance spot market streams.
@@ -49,10 +50,6 @@ pub const MAX_STREAMS_PER_CONNECTION: usize = 1024;
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bound on the close handshake at shutdown.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
-/// Least interval between two warnings of the same kind.
-const WARN_INTERVAL_NS: Nanos = 1_000_000_000;
-/// Bytes of a malformed frame shown in its warning.
-const FRAME_PREVIEW: usize = 160;
 
 /// A Binance market stream to subscribe to for every symbol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
@@ -199,6 +196,14 @@ pub enum FeedError {
     /// The config is invalid (not recoverable).
     #[error("binance feed config: {0}")]
     Config(String),
+    /// The address could not be resolved or connected to.
+    #[error("connect to {addr}: {source}")]
+    Connect {
+        /// `host:port`.
+        addr: String,
+        /// The resolver's or the socket's error.
+        source: std::io::Error,
+    },
     /// Connecting took longer than `connect_timeout_ms`.
     #[error("connect timed out after {0} ms")]
     ConnectTimeout(u64),
@@ -256,8 +261,7 @@ pub async fn run_binance_feed_recorded(
     cfg.validate()?;
     let url = cfg.stream_url();
     let mut backoff = Backoff::new(cfg.backoff);
-    let mut sink = FrameSink::new(table, queue, stats);
-    sink.recorder = recorder;
+    let mut sink = FrameSink::new(FrameMapper::new(table, stats, recorder), queue);
     info!(%url, "binance feed starting");
     let mut attempts: u64 = 0;
     loop {
@@ -265,7 +269,7 @@ pub async fn run_binance_feed_recorded(
             break;
         }
         if attempts > 0 {
-            sink.stats.inc(Counter::Reconnects);
+            sink.stats().inc(Counter::Reconnects);
         }
         attempts += 1;
         let mut healthy = false;
@@ -285,7 +289,7 @@ pub async fn run_binance_feed_recorded(
             }
         }
     }
-    info!(stats = ?sink.stats.snapshot(), "binance feed stopped");
+    info!(stats = ?sink.stats().snapshot(), "binance feed stopped");
     Ok(())
 }
 
@@ -294,8 +298,15 @@ pub async fn run_binance_feed_recorded(
 /// being buffered (tungstenite's own default is 64 MiB).
 pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
 
-fn ws_limits() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+/// Bytes asked of the socket per read: a few dozen frames. tungstenite zero-fills this much of
+/// its input buffer before every read (a `WouldBlock` included); at its 128 KiB default that memset
+/// is microseconds per read on the hot thread, and each exhausted buffer is a fresh 128 KiB
+/// allocation. A larger message still grows the buffer to its length (up to the caps below).
+pub const READ_BUFFER_BYTES: usize = 8 * 1024;
+
+pub(crate) fn ws_limits() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
     tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER_BYTES)
         .max_message_size(Some(MAX_MESSAGE_BYTES))
         .max_frame_size(Some(MAX_MESSAGE_BYTES))
 }
@@ -317,7 +328,7 @@ async fn session(
         _ = cancel.cancelled() => return Ok(()),
         r = connect => r.map_err(|_| FeedError::ConnectTimeout(cfg.connect_timeout_ms))??,
     };
-    sink.stats.inc(Counter::Connects);
+    sink.stats().inc(Counter::Connects);
     info!(%url, "binance feed connected");
 
     let idle_ns = cfg.idle_timeout_ms.saturating_mul(1_000_000);
@@ -349,7 +360,7 @@ async fn session(
                         sink.frame(&bytes, recv_ns);
                     }
                     Message::Ping(_) => {
-                        sink.stats.inc(Counter::Pings);
+                        sink.stats().inc(Counter::Pings);
                         // tungstenite queued the pong while reading; flush it now rather than on
                         // the next read.
                         tokio::time::timeout(WRITE_TIMEOUT, ws.flush()).await.map_err(|_| FeedError::WriteTimeout)??;
@@ -378,113 +389,39 @@ fn describe_close(frame: Option<&CloseFrame>) -> String {
     }
 }
 
-/// Lets a warning through at most once per [`WARN_INTERVAL_NS`], counting the ones held back.
-#[derive(Debug, Default)]
-struct RateLimit {
-    last_ns: Option<Nanos>,
-    suppressed: u64,
-}
-
-impl RateLimit {
-    /// `Some(suppressed since the last one)` when a warning may be logged now.
-    fn allow(&mut self, now_ns: Nanos) -> Option<u64> {
-        if self.last_ns.is_none_or(|l| now_ns.saturating_sub(l) >= WARN_INTERVAL_NS) {
-            self.last_ns = Some(now_ns);
-            Some(std::mem::take(&mut self.suppressed))
-        } else {
-            self.suppressed += 1;
-            None
-        }
-    }
-}
-
-/// Frame → event → queue, with the counting and rate-limited logging.
+/// Frame → event → queue: the [`FrameMapper`], then the push, counted and rate-limited.
 struct FrameSink {
-    table: Arc<InstrumentTable>,
+    mapper: FrameMapper,
     queue: Arc<Queue<Event>>,
-    stats: Arc<FeedStats>,
-    recorder: Option<Arc<Recorder>>,
     full_log: RateLimit,
-    malformed_log: RateLimit,
-    unknown_log: RateLimit,
 }
 
 impl FrameSink {
-    fn new(table: Arc<InstrumentTable>, queue: Arc<Queue<Event>>, stats: Arc<FeedStats>) -> Self {
-        Self {
-            table,
-            queue,
-            stats,
-            recorder: None,
-            full_log: RateLimit::default(),
-            malformed_log: RateLimit::default(),
-            unknown_log: RateLimit::default(),
-        }
+    fn new(mapper: FrameMapper, queue: Arc<Queue<Event>>) -> Self {
+        Self { mapper, queue, full_log: RateLimit::default() }
     }
 
-    /// The hot path of the task: with a recorder, the frame's bytes are recorded first (one copy),
-    /// then decode, map, push, count. Recorded before its event is queued: whatever the engine
-    /// thread does after taking the event (a timer it runs, which it records) comes after the frame
-    /// in the recording, as it did live.
+    fn stats(&self) -> &FeedStats {
+        self.mapper.stats()
+    }
+
+    /// The hot path of the task: the frame is recorded (with a recorder), decoded and mapped by
+    /// the [`FrameMapper`], and its event pushed. Recorded before its event is queued: whatever the
+    /// engine thread does after taking the event (a timer it runs, which it records) comes after
+    /// the frame in the recording, as it did live.
     #[inline]
     fn frame(&mut self, bytes: &[u8], recv_ns: Nanos) {
-        if let Some(r) = &self.recorder {
-            r.exchange_frame(recv_ns, bytes);
-        }
-        self.process(bytes, recv_ns);
-    }
-
-    /// Decode, map, push, count.
-    #[inline]
-    fn process(&mut self, bytes: &[u8], recv_ns: Nanos) {
-        self.stats.inc(Counter::Frames);
-        let decoded = match decode(bytes) {
-            Ok(d) => d,
-            Err(error) => {
-                self.stats.inc(Counter::Malformed);
-                if let Some(suppressed) = self.malformed_log.allow(recv_ns) {
-                    let preview = &bytes[..bytes.len().min(FRAME_PREVIEW)];
-                    warn!(%error, suppressed, frame = %preview.escape_ascii(), "malformed binance frame");
-                }
-                return;
-            }
-        };
-        self.stats.inc(match decoded {
-            Decoded::BookTicker(_) => Counter::BookTicker,
-            Decoded::AggTrade(_) => Counter::AggTrade,
-            Decoded::DepthUpdate(_) => Counter::DepthUpdate,
-            Decoded::Kline(_) => Counter::Kline,
-            Decoded::ControlResponse { .. } => Counter::Control,
-            Decoded::Other { .. } => Counter::Other,
-        });
-        match map_decoded(&decoded, &self.table, recv_ns) {
-            Mapped::Event(event) => match self.queue.try_push(event) {
-                Ok(()) => self.stats.inc(Counter::Pushed),
-                Err(_) => {
-                    self.stats.inc(Counter::QueueFull);
-                    if let Some(suppressed) = self.full_log.allow(recv_ns) {
-                        warn!(
-                            suppressed,
-                            capacity = self.queue.stats().capacity,
-                            "engine queue full: dropping feed event"
-                        );
-                    }
-                }
-            },
-            Mapped::UnknownSymbol => {
-                self.stats.inc(Counter::UnknownSymbol);
-                if let Some(suppressed) = self.unknown_log.allow(recv_ns) {
-                    let symbol = match decoded {
-                        Decoded::BookTicker(t) => t.symbol,
-                        Decoded::AggTrade(t) => t.symbol,
-                        _ => Default::default(),
-                    };
-                    debug!(%symbol, suppressed, "binance frame for a symbol not in the table: skipped");
-                }
-            }
-            Mapped::NoEvent => {
-                if let Decoded::ControlResponse { id, error: Some(error) } = decoded {
-                    warn!(?id, error = %error.escape_ascii(), "binance refused a request");
+        let Some(event) = self.mapper.frame(bytes, recv_ns) else { return };
+        match self.queue.try_push(event) {
+            Ok(()) => self.mapper.stats().inc(Counter::Pushed),
+            Err(_) => {
+                self.mapper.stats().inc(Counter::QueueFull);
+                if let Some(suppressed) = self.full_log.allow(recv_ns) {
+                    warn!(
+                        suppressed,
+                        capacity = self.queue.stats().capacity,
+                        "engine queue full: dropping feed event"
+                    );
                 }
             }
         }
@@ -546,14 +483,5 @@ mod tests {
         check(&|c| c.connect_timeout_ms = 0, "connect_timeout_ms");
         check(&|c| c.idle_timeout_ms = 0, "idle_timeout_ms");
         check(&|c| c.backoff.max_ms = 1, "backoff.max_ms");
-    }
-
-    #[test]
-    fn rate_limit() {
-        let mut r = RateLimit::default();
-        assert_eq!(r.allow(0), Some(0));
-        assert_eq!(r.allow(1), None);
-        assert_eq!(r.allow(2), None);
-        assert_eq!(r.allow(WARN_INTERVAL_NS + 1), Some(2));
     }
 }

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use alloy::primitives::B256;
-use alloy::providers::{Provider, ProviderBuilder};
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use hdrhistogram::Histogram;
 use keel_engine::clock::{Nanos, mono_now_ns};
 use keel_engine::event::{Event, Outcome, OutcomeStatus};
@@ -353,7 +353,9 @@ pub struct RouterStage {
     input: Arc<Queue<RouterInput>>,
     engine: Arc<Queue<Event>>,
     relays: RelayClient,
-    rpc_url: String,
+    /// The node that receipts are read from: one client for the run (building one loads the
+    /// system's root certificates, milliseconds of CPU); `None` when the URL does not parse.
+    receipts_rpc: Option<DynProvider>,
     runtime: tokio::runtime::Handle,
     journal: Option<StageJournal>,
     recorder: Option<Arc<Recorder>>,
@@ -385,6 +387,13 @@ impl RouterStage {
         observer: Arc<StageObserver>,
     ) -> Self {
         let StageIo { relays, rpc_url, runtime, journal, wait: _, recorder, private_rpc } = io;
+        let receipts_rpc = match rpc_url.parse() {
+            Ok(url) => Some(ProviderBuilder::new().connect_http(url).erased()),
+            Err(_) => {
+                tracing::error!(rpc_url, "bad RPC URL: receipts will not be read");
+                None
+            }
+        };
         let relay_names: Arc<[String]> = match &private_rpc {
             Some(_) => [PRIVATE_RPC_NAME.to_string()].into_iter().collect(),
             None => relays.relays().iter().map(|r| r.name.clone()).collect(),
@@ -432,7 +441,7 @@ impl RouterStage {
             input,
             engine,
             relays,
-            rpc_url,
+            receipts_rpc,
             runtime,
             journal,
             recorder,
@@ -462,7 +471,7 @@ impl RouterStage {
             input,
             engine,
             relays,
-            rpc_url,
+            receipts_rpc,
             runtime,
             journal,
             recorder,
@@ -634,10 +643,13 @@ impl RouterStage {
                 }
                 Action::FetchReceipts { intent, hashes, expected } => {
                     let input = Arc::clone(input);
-                    let url = rpc_url.clone();
+                    let provider = receipts_rpc.clone();
                     let recorder = recorder.clone();
                     runtime.spawn(async move {
-                        let (receipts, block) = fetch_receipts(&url, &hashes, expected).await;
+                        let (receipts, block) = match provider {
+                            Some(p) => fetch_receipts(&p, &hashes, expected).await,
+                            None => (Vec::new(), None),
+                        };
                         let recv_ns = mono_now_ns();
                         if let Some(r) = &recorder {
                             r.receipts(recv_ns, intent, &receipts);
@@ -728,15 +740,10 @@ pub fn run_router_stage(
 /// have no receipt. Missing receipts are logged; the landing itself is proven by the account nonce.
 /// Also reads the block they landed in (its coinbase and extra data) and sums the fees paid.
 async fn fetch_receipts(
-    rpc_url: &str,
+    provider: &DynProvider,
     hashes: &[B256],
     expected: usize,
 ) -> (Vec<ReceiptInfo>, Option<LandingBlock>) {
-    let Ok(url) = rpc_url.parse() else {
-        tracing::error!(rpc_url, "bad RPC URL: receipts not read");
-        return (Vec::new(), None);
-    };
-    let provider = ProviderBuilder::new().connect_http(url);
     let mut fee_wei: u128 = 0;
     let mut found: Vec<(B256, ReceiptInfo)> = Vec::with_capacity(expected);
     for attempt in 0..RECEIPT_RETRIES {

@@ -30,6 +30,7 @@ use keel_engine::stats::EngineStats;
 use keel_engine::token::PriceOrigin;
 use keel_engine::{Engine, PortfolioId, RebalanceIntent, TargetUpdate};
 use keel_feeds::binance::InstrumentTable;
+use keel_feeds::hot::HotFeed;
 use keel_feeds::node::{
     MempoolConfig, MempoolDecoder, MempoolFeedConfig, MempoolPool, MempoolStats, NodeFeedConfig,
     NodeFeedOutputs, NodeFeedStats, PoolKind, RouterKind, TrackedPool, run_mempool_feed, run_node_feed,
@@ -66,6 +67,10 @@ pub const DEFAULT_SAMPLE_EVERY: Duration = Duration::from_millis(200);
 pub const PENDING_SWAPS_CAPACITY: usize = 4096;
 /// Interval of the engine's timer events (temporal triggers and staleness).
 pub const TIMER_EVERY: Duration = Duration::from_millis(100);
+/// Inline mode, idle and not spinning: the longest the engine thread sleeps on the exchange socket
+/// before it looks at its queues again (heads, receipts, relay answers, node and poller events).
+/// A frame ends the sleep at once; the queues are drained before each frame.
+pub const HOT_IDLE_SLICE: Duration = Duration::from_millis(1);
 
 /// Everything the pipeline needs, resolved (keys loaded, endpoints known).
 #[derive(Debug, Clone)]
@@ -131,6 +136,9 @@ pub enum PipelineError {
         "config: engine.mode: \"inline\" runs one chain's router on the engine thread; {0} chains are configured (use \"pipelined\")"
     )]
     InlineMultiChain(usize),
+    /// The exchange feed's settings are invalid, or its connector thread cannot start.
+    #[error("exchange feed: {0}")]
+    ExchangeFeed(#[from] keel_feeds::ws::FeedError),
     /// The exchange feed cannot subscribe the configured symbols.
     #[error("config: feed symbols: {0}")]
     FeedSymbols(#[from] keel_feeds::binance::TableError),
@@ -659,7 +667,20 @@ impl Pipeline {
                 )));
             }
         }
-        {
+        let inline_mode = spec.engine.mode == StageMode::Inline;
+        if inline_mode && lanes.len() > 1 {
+            return Err(PipelineError::InlineMultiChain(lanes.len()));
+        }
+        // Inline: the engine thread reads the exchange socket itself.
+        let mut exchange = None;
+        if inline_mode {
+            exchange = Some(HotFeed::start(
+                spec.binance.clone(),
+                Arc::new(table),
+                Arc::clone(&feed_stats),
+                recorder.clone(),
+            )?);
+        } else {
             let (cfg, table, q, st, c) = (
                 spec.binance.clone(),
                 Arc::new(table),
@@ -728,10 +749,6 @@ impl Pipeline {
                     c,
                 )));
             }
-        }
-        let inline_mode = spec.engine.mode == StageMode::Inline;
-        if inline_mode && lanes.len() > 1 {
-            return Err(PipelineError::InlineMultiChain(lanes.len()));
         }
         let routes: Vec<Arc<Queue<RouterInput>>> = lane_io.iter().map(|l| Arc::clone(&l.2)).collect();
         let mut inline_stage: Option<RouterStage> = None;
@@ -808,6 +825,7 @@ impl Pipeline {
             let registry = registry;
             let recorder = recorder.clone();
             let (inline, hot_cpu) = (inline_stage, spec.engine.hot_cpu);
+            let exchange = exchange.take();
             std::thread::Builder::new().name("keel-engine".into()).spawn(move || {
                 engine_loop(
                     engine,
@@ -825,6 +843,7 @@ impl Pipeline {
                         registry,
                         recorder,
                         inline,
+                        exchange,
                         hot_cpu,
                     },
                 )
@@ -1180,6 +1199,8 @@ struct EngineThread {
     recorder: Option<Arc<keel_recording::Recorder>>,
     /// Inline mode: the (single) chain's router stage, run on this thread.
     inline: Option<RouterStage>,
+    /// Inline mode: the exchange feed, read on this thread.
+    exchange: Option<HotFeed>,
     /// The CPU to pin this thread to.
     hot_cpu: Option<usize>,
 }
@@ -1199,6 +1220,7 @@ fn engine_loop(mut engine: Engine, ctx: EngineThread) -> (EngineRun, Option<Exec
         mut registry,
         recorder,
         mut inline,
+        mut exchange,
         hot_cpu,
     } = ctx;
     if let Some(cpu) = hot_cpu {
@@ -1232,12 +1254,20 @@ fn engine_loop(mut engine: Engine, ctx: EngineThread) -> (EngineRun, Option<Exec
     let sample_ns = sample_every.as_nanos().max(1) as u64;
     let mut next_timer = mono_now_ns() + timer_ns;
     let mut next_sample = mono_now_ns();
+    let mut busy_ns = mono_now_ns();
     loop {
-        let ev = match inline.as_mut() {
-            None => events.pop_with(wait, TIMER_EVERY),
+        let ev = match (inline.as_mut(), exchange.as_mut()) {
+            (None, _) => events.pop_with(wait, TIMER_EVERY),
+            // Inline, the exchange socket read here: frame → event → decision → signed bundle on
+            // the wire without leaving this thread.
+            (Some(stage), Some(feed)) => match next_hot(&events, stage, feed, wait, &mut busy_ns) {
+                Some(ev) => Some(ev),
+                None if mono_now_ns() < next_timer && !stop.load(Ordering::Acquire) => continue,
+                None => None,
+            },
             // Inline: the router's inputs (heads, pool changes, receipts, relay answers) wake this
             // thread too, and are handled here, between events.
-            Some(stage) => match pop_either(&events, stage.input(), wait, TIMER_EVERY) {
+            (Some(stage), None) => match pop_either(&events, stage.input(), wait, TIMER_EVERY) {
                 Some(Either::First(ev)) => Some(ev),
                 Some(Either::Second(msg)) => {
                     stage.handle(msg);
@@ -1367,6 +1397,9 @@ fn engine_loop(mut engine: Engine, ctx: EngineThread) -> (EngineRun, Option<Exec
             }
         }
     }
+    if let Some(feed) = exchange {
+        feed.shutdown();
+    }
     // Inline: what the stage's tasks handed back since the last event is handled before it ends.
     let exec = inline.map(|mut stage| {
         while let Some(msg) = stage.input().try_pop() {
@@ -1387,6 +1420,40 @@ fn engine_loop(mut engine: Engine, ctx: EngineThread) -> (EngineRun, Option<Exec
         start_values,
     };
     (run, exec)
+}
+
+/// Inline mode's next event, the exchange socket read on this thread. Other feeds' events come
+/// first: each was recorded before anything the socket gives now, so the engine takes inputs in
+/// their recorded order. Then the socket, without blocking. Then the router stage's inputs, handled
+/// here. With nothing to do, the thread waits as `wait` says: it busy-polls (`Spin`, and
+/// `SpinThenPark` within its spin of the last input), or sleeps on the socket for at most
+/// [`HOT_IDLE_SLICE`]. `None`: nothing for the engine now.
+#[inline]
+fn next_hot(
+    events: &Queue<Event>,
+    stage: &mut RouterStage,
+    feed: &mut HotFeed,
+    wait: WaitPolicy,
+    busy_ns: &mut Nanos,
+) -> Option<Event> {
+    if let Some(ev) = events.try_pop().or_else(|| feed.try_next()) {
+        *busy_ns = ev.time_ns();
+        return Some(ev);
+    }
+    if let Some(msg) = stage.input().try_pop() {
+        stage.handle(msg);
+        *busy_ns = mono_now_ns();
+        return None;
+    }
+    let sleep = match wait {
+        WaitPolicy::Spin => false,
+        WaitPolicy::Park => true,
+        WaitPolicy::SpinThenPark { spin } => mono_now_ns().saturating_sub(*busy_ns) > spin.as_nanos() as u64,
+    };
+    if sleep {
+        feed.wait(HOT_IDLE_SLICE);
+    }
+    None
 }
 
 /// Counts an emitted intent in the whole-run aggregates.

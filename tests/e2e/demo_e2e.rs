@@ -80,9 +80,10 @@ fn demo_rebalances_every_portfolio_through_the_relay() {
     }
 }
 
-/// `[engine] mode = "inline"`: the engine thread routes, signs and sends each intent itself (no
-/// router thread), and handles the router's inputs (heads, receipts, relay answers) between events:
-/// every portfolio still rebalances through the relay, and the bundles land.
+/// `[engine] mode = "inline"`: the engine thread reads the exchange socket itself, routes, signs
+/// and sends each intent (no feed task, no router thread), and handles the router's inputs (heads,
+/// receipts, relay answers) between events: every portfolio still rebalances through the relay, and
+/// the bundles land.
 #[test]
 fn demo_rebalances_every_portfolio_with_the_router_inline_on_the_engine_thread() {
     let out = tempfile::tempdir().unwrap();
@@ -94,7 +95,7 @@ fn demo_rebalances_every_portfolio_with_the_router_inline_on_the_engine_thread()
     let run = keel()
         .args([
             "--log",
-            "keel_runtime::pipeline=info",
+            "keel_runtime::pipeline=info,keel_feeds::hot=info",
             "--log-json",
             "demo",
             "--duration",
@@ -113,10 +114,17 @@ fn demo_rebalances_every_portfolio_with_the_router_inline_on_the_engine_thread()
         logs.lines().any(|l| l.contains("engine thread pinned") && l.contains(r#""cpu":0"#)),
         "hot_cpu = 0 not applied: {logs}"
     );
+    // The engine thread read the exchange socket itself: the hot feed connected, and its frames
+    // reached the engine (every one the engine counted came from that socket).
+    assert!(
+        logs.lines().any(|l| l.contains("read on the hot thread")),
+        "the exchange socket was not read on the engine thread: {logs}"
+    );
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.path().join("report.json")).unwrap()).unwrap();
     assert_eq!(report["stage_mode"], "inline", "{report:#}");
     assert_eq!(report["router_threads"], 0, "{report:#}");
+    assert!(report["feed"]["pushed"].as_u64().unwrap() >= 100, "{report:#}");
     assert!(report["rebalances_landed"].as_u64().unwrap() >= 1, "{report:#}");
     assert!(report["tick_to_wire_us"]["count"].as_u64().unwrap() >= 1, "{report:#}");
     for p in report["portfolios"].as_array().unwrap() {

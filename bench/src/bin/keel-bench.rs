@@ -152,6 +152,11 @@ enum Mode {
         /// or `both` (two runs, printed side by side).
         #[arg(long, default_value = "off", value_parser = ["off", "on", "both"], requires = "load_cpu")]
         journal: String,
+        /// Netting (isolated harness): `on` (the default, `[router] netting`: a rebalance joins
+        /// its block's batch, which is re-planned and re-bundled with it) or `off` (each rebalance
+        /// its own one-leg bundle).
+        #[arg(long, default_value = "on", value_parser = ["on", "off"], requires = "load_cpu")]
+        netting: String,
     },
     /// The highest frame rate sustained with no dropped frame and a bounded engine queue.
     Throughput {
@@ -278,6 +283,7 @@ fn main() -> eyre::Result<()> {
             hot_cpu: Some(hot_cpu),
             mode,
             journal,
+            netting,
             ..
         } => {
             let cfg = harness::isolated::IsolatedConfig {
@@ -298,6 +304,7 @@ fn main() -> eyre::Result<()> {
                     _ => vec![harness::isolated::PipelineMode::Pipelined],
                 },
                 idle: (idle, idle_spin_us),
+                netting: netting == "on",
                 progress: !common.quiet,
                 exe: None,
             };

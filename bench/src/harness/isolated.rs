@@ -36,7 +36,8 @@ use super::scenario::{Scenario, symbol};
 pub enum PipelineMode {
     /// Feed task → engine thread → router thread.
     Pipelined,
-    /// Feed task → engine thread, which routes, signs and writes the bundle itself.
+    /// The engine thread reads the exchange socket, decides, routes, signs and writes the bundle
+    /// itself.
     Inline,
 }
 
@@ -78,6 +79,8 @@ pub struct IsolatedConfig {
     pub modes: Vec<PipelineMode>,
     /// How the engine and router threads wait when idle.
     pub idle: (IdleWait, u64),
+    /// `[router] netting`: rebalances of one block share one batch bundle.
+    pub netting: bool,
     /// Print progress to stderr.
     pub progress: bool,
     /// The `keel-bench` executable that serves `load-side` (default: this executable).
@@ -188,6 +191,7 @@ pub async fn run(cfg: &IsolatedConfig, mode: PipelineMode, journal: bool) -> eyr
     let mut sc = Scenario::new(cfg.portfolios)?;
     (sc.engine.idle, sc.engine.idle_spin_us) = cfg.idle;
     sc.engine.mode = mode.stage_mode();
+    sc.router.netting = cfg.netting;
     let mut spec =
         sc.pipeline_spec(load.hello.ws.clone(), load.hello.rpc.clone(), load.hello.relay.clone())?;
     let dir = tempfile::tempdir()?;
@@ -274,6 +278,8 @@ pub async fn run(cfg: &IsolatedConfig, mode: PipelineMode, journal: bool) -> eyr
     }
     let mut taken = vec![false; lr.crossings.len()];
     let (mut wire_in, mut read_to_wire, mut tick_to_wire) = (new_hist(), new_hist(), new_hist());
+    // read_to_wire's parts, on the pipeline's own stamps (one clock) and then the delivery.
+    let (mut decide, mut sign, mut write, mut delivery) = (new_hist(), new_hist(), new_hist(), new_hist());
     let (mut submitted, mut unattributed, mut not_at_relay) = (0u64, 0u64, 0u64);
     for s in &stamps {
         let recv = pipe_clock.to_abs(s.event_recv_ns);
@@ -302,6 +308,10 @@ pub async fn run(cfg: &IsolatedConfig, mode: PipelineMode, journal: bool) -> eyr
         wire_in.record(recv.saturating_sub(send).max(1))?;
         read_to_wire.record(arr.saturating_sub(recv).max(1))?;
         tick_to_wire.record(arr.saturating_sub(send).max(1))?;
+        decide.record(s.decided_ns.saturating_sub(s.event_recv_ns).max(1))?;
+        sign.record(s.signed_ns.saturating_sub(s.decided_ns).max(1))?;
+        write.record(s.posted_ns.saturating_sub(s.signed_ns).max(1))?;
+        delivery.record(arr.saturating_sub(pipe_clock.to_abs(s.posted_ns)).max(1))?;
     }
     let stages = vec![
         Stage {
@@ -315,12 +325,32 @@ pub async fn run(cfg: &IsolatedConfig, mode: PipelineMode, journal: bool) -> eyr
             hist: read_to_wire,
         },
         Stage {
+            name: "read_to_decided",
+            what: "feed read the frame → the engine decided (its queue hop too, pipelined)",
+            hist: decide,
+        },
+        Stage {
+            name: "decided_to_signed",
+            what: "engine decided → the request was routed, signed and encoded (the router queue hop too, pipelined)",
+            hist: sign,
+        },
+        Stage {
+            name: "signed_to_written",
+            what: "request encoded → written to the relay's socket",
+            hist: write,
+        },
+        Stage {
+            name: "written_to_relay",
+            what: "written → the relay parsed it (loopback delivery and the load process's wake-up)",
+            hist: delivery,
+        },
+        Stage {
             name: "tick_to_wire",
             what: "blaster wrote the frame → relay parsed the request it fired (both in the load process)",
             hist: tick_to_wire,
         },
     ];
-    let attributed = stages[2].hist.len();
+    let attributed = stages.iter().find(|s| s.name == "tick_to_wire").map_or(0, |s| s.hist.len());
     let summary = stages.iter().map(|s| (s.name.to_string(), StageSummary::of(&s.hist))).collect();
     Ok(IsolatedRun {
         journal,
@@ -380,13 +410,13 @@ pub fn side_by_side(runs: &[IsolatedRun]) -> String {
             r.clock_error_ns
         );
     }
-    let _ = write!(t, "{:<14}", "µs");
+    let _ = write!(t, "{:<18}", "µs");
     for r in runs {
         let j = format!("{:?}, journal {}", r.mode, if r.journal { "on" } else { "off" });
         let _ = write!(t, " | {:^35}", j);
     }
     let _ = writeln!(t);
-    let _ = write!(t, "{:<14}", "stage");
+    let _ = write!(t, "{:<18}", "stage");
     for _ in runs {
         let _ = write!(t, " | {:>8} {:>8} {:>8} {:>8}", "p50", "p99", "p99.9", "max");
     }
@@ -394,7 +424,7 @@ pub fn side_by_side(runs: &[IsolatedRun]) -> String {
     let names: Vec<&str> =
         runs.first().map(|r| r.stages.iter().map(|s| s.name).collect()).unwrap_or_default();
     for (i, name) in names.iter().enumerate() {
-        let _ = write!(t, "{name:<14}");
+        let _ = write!(t, "{name:<18}");
         for r in runs {
             let s = StageSummary::of(&r.stages[i].hist);
             let _ = write!(

@@ -30,6 +30,7 @@ fn isolated_latency_runs_the_load_in_another_process_and_measures_both_modes_and
         load_cpu: 0,
         modes: vec![isolated::PipelineMode::Pipelined, isolated::PipelineMode::Inline],
         idle: (IdleWait::Park, 0),
+        netting: true,
         progress: true,
         exe: Some(env!("CARGO_BIN_EXE_keel-bench").into()),
     };

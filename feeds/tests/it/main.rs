@@ -6,6 +6,8 @@
 //! * `fuzz`: random bytes and mutated real frames never panic the decoder; node logs and mempool
 //!   calldata never panic theirs.
 //!   A million mutated frames, `#[ignore]`d: `cargo test --release -p keel-feeds --test it -- --ignored`.
+//! * `hot`: the feed read on the calling thread (inline mode): every frame in order over four
+//!   connections ended four ways, pings answered, reconnects with backoff, a prompt shutdown.
 //! * `loopback`: the websocket client against a local server: replay, reconnect, ping/pong, idle,
 //!   malformed frames, full queue, shutdown.
 //! * `same_as_before`: the decoder answers exactly what the previous decoder (`reference`, kept
@@ -16,6 +18,7 @@
 mod captures;
 mod faults;
 mod fuzz;
+mod hot;
 mod loopback;
 mod reference;
 mod same_as_before;

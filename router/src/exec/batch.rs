@@ -440,26 +440,28 @@ impl Executor {
     }
 
     /// Replaces a member's fills and cost in the report records (bounded: the oldest go first).
+    /// In place and amortised O(1): this runs between routing and the wire.
     fn record_for_report(&mut self, m: &Member, fills: Vec<FillRecord>) {
         let id = m.intent.id;
-        // A re-plan touches the members of the newest batch only: look at the tail.
+        // A re-plan touches the members of the newest batch only: look at the tail, and drop this
+        // member's previous fills there by compacting in place (order kept, nothing allocated).
         let tail = self.fills.len().saturating_sub(MAX_BATCH_MEMBERS * 64);
-        let kept: Vec<FillRecord> = self.fills.drain(tail..).filter(|f| f.intent != id).collect();
-        self.fills.extend(kept);
+        let mut kept = tail;
+        for r in tail..self.fills.len() {
+            if self.fills[r].intent != id {
+                self.fills.swap(kept, r);
+                kept += 1;
+            }
+        }
+        self.fills.truncate(kept);
         self.fills.extend(fills);
         let cost = IntentCost { intent: id, portfolio: m.intent.portfolio, cost: m.charged };
         match self.intent_costs.iter().rposition(|c| c.intent == id) {
             Some(i) => self.intent_costs[i] = cost,
             None => self.intent_costs.push(cost),
         }
-        if self.fills.len() > MAX_REPORT_RECORDS {
-            let excess = self.fills.len() - MAX_REPORT_RECORDS;
-            self.fills.drain(..excess);
-        }
-        if self.intent_costs.len() > MAX_REPORT_RECORDS {
-            let excess = self.intent_costs.len() - MAX_REPORT_RECORDS;
-            self.intent_costs.drain(..excess);
-        }
+        trim_oldest(&mut self.fills, MAX_REPORT_RECORDS);
+        trim_oldest(&mut self.intent_costs, MAX_REPORT_RECORDS);
     }
 
     /// The members of the batch open for `target` that a new rebalance would join (netting on, room
@@ -525,6 +527,41 @@ impl Executor {
 }
 
 /// `part / whole` as a float (0 for an empty whole).
+/// Keeps `records` to its newest `max` (at most a quarter more in between): the oldest are dropped
+/// in one move once the slack is used up, so each record costs O(1) to bound, not a move of all of
+/// them.
+fn trim_oldest<T>(records: &mut Vec<T>, max: usize) {
+    if records.len() > max.saturating_add(max / 4) {
+        let excess = records.len() - max;
+        records.drain(..excess);
+    }
+}
+
 fn fraction_of(part: U256, whole: U256) -> f64 {
     if whole.is_zero() { 0.0 } else { f64::from(part) / f64::from(whole) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::trim_oldest;
+
+    #[test]
+    fn report_records_keep_the_newest_and_are_trimmed_in_one_move_past_a_quarter_of_slack() {
+        let mut v: Vec<u32> = Vec::new();
+        let mut moves = 0;
+        for i in 0..10_000u32 {
+            v.push(i);
+            let before = v.len();
+            trim_oldest(&mut v, 1_000);
+            if v.len() != before {
+                moves += 1;
+                assert_eq!(v.len(), 1_000);
+            }
+            assert!(v.len() <= 1_250);
+            assert_eq!(*v.last().unwrap(), i, "the newest is kept");
+            assert_eq!(v[0], i + 1 - v.len() as u32, "what is kept is the newest, in order");
+        }
+        // One move per 250 records, not one per record.
+        assert_eq!(moves, (10_000 - 1_250) / 251 + 1);
+    }
 }

@@ -527,12 +527,12 @@ impl Executor {
 
     /// The fills planned and submitted so far (the last [`MAX_REPORT_RECORDS`]).
     pub fn fills(&self) -> &[FillRecord] {
-        &self.fills
+        &self.fills[self.fills.len().saturating_sub(MAX_REPORT_RECORDS)..]
     }
 
     /// What each rebalance submitted so far costs (the last [`MAX_REPORT_RECORDS`]).
     pub fn intent_costs(&self) -> &[IntentCost] {
-        &self.intent_costs
+        &self.intent_costs[self.intent_costs.len().saturating_sub(MAX_REPORT_RECORDS)..]
     }
 
     /// What the rebalances submitted so far cost, per portfolio id (gas, pool fees, impact against
