@@ -102,7 +102,9 @@ impl HotFeed {
                 .spawn(move || connector(cfg, stats, ask_rx, conn_tx))
                 .map_err(|e| FeedError::Config(format!("cannot start the connector thread: {e}")))?
         };
-        ask_tx.send(Ask::First).expect("the connector holds its receiver until the sender is dropped");
+        if ask_tx.send(Ask::First).is_err() {
+            return Err(FeedError::Config("the connector thread ended before its first connection".into()));
+        }
         Ok(Self {
             mapper: FrameMapper::new(table, stats, recorder),
             conn: None,

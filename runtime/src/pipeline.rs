@@ -1255,16 +1255,19 @@ fn engine_loop(mut engine: Engine, ctx: EngineThread) -> (EngineRun, Option<Exec
     let mut next_timer = mono_now_ns() + timer_ns;
     let mut next_sample = mono_now_ns();
     let mut busy_ns = mono_now_ns();
+    let mut turn: u32 = 0;
     loop {
         let ev = match (inline.as_mut(), exchange.as_mut()) {
             (None, _) => events.pop_with(wait, TIMER_EVERY),
             // Inline, the exchange socket read here: frame → event → decision → signed bundle on
             // the wire without leaving this thread.
-            (Some(stage), Some(feed)) => match next_hot(&events, stage, feed, wait, &mut busy_ns) {
-                Some(ev) => Some(ev),
-                None if mono_now_ns() < next_timer && !stop.load(Ordering::Acquire) => continue,
-                None => None,
-            },
+            (Some(stage), Some(feed)) => {
+                match next_hot(&events, stage, feed, wait, &mut busy_ns, &mut turn) {
+                    Some(ev) => Some(ev),
+                    None if mono_now_ns() < next_timer && !stop.load(Ordering::Acquire) => continue,
+                    None => None,
+                }
+            }
             // Inline: the router's inputs (heads, pool changes, receipts, relay answers) wake this
             // thread too, and are handled here, between events.
             (Some(stage), None) => match pop_either(&events, stage.input(), wait, TIMER_EVERY) {
@@ -1422,12 +1425,17 @@ fn engine_loop(mut engine: Engine, ctx: EngineThread) -> (EngineRun, Option<Exec
     (run, exec)
 }
 
+/// Inline mode: however busy the socket, one waiting router input (a head, receipts, a relay
+/// answer) is handled at least once per this many events.
+const HOT_ROUTER_TURN: u32 = 16;
+
 /// Inline mode's next event, the exchange socket read on this thread. Other feeds' events come
 /// first: each was recorded before anything the socket gives now, so the engine takes inputs in
 /// their recorded order. Then the socket, without blocking. Then the router stage's inputs, handled
-/// here. With nothing to do, the thread waits as `wait` says: it busy-polls (`Spin`, and
-/// `SpinThenPark` within its spin of the last input), or sleeps on the socket for at most
-/// [`HOT_IDLE_SLICE`]. `None`: nothing for the engine now.
+/// here — and one of them every [`HOT_ROUTER_TURN`] events even while the socket has more, so a
+/// flood of frames cannot hold back heads and receipts. With nothing to do, the thread waits as
+/// `wait` says: it busy-polls (`Spin`, and `SpinThenPark` within its spin of the last input), or
+/// sleeps on the socket for at most [`HOT_IDLE_SLICE`]. `None`: nothing for the engine now.
 #[inline]
 fn next_hot(
     events: &Queue<Event>,
@@ -1435,8 +1443,11 @@ fn next_hot(
     feed: &mut HotFeed,
     wait: WaitPolicy,
     busy_ns: &mut Nanos,
+    turn: &mut u32,
 ) -> Option<Event> {
-    if let Some(ev) = events.try_pop().or_else(|| feed.try_next()) {
+    *turn = turn.wrapping_add(1);
+    let router_turn = turn.is_multiple_of(HOT_ROUTER_TURN);
+    if !router_turn && let Some(ev) = events.try_pop().or_else(|| feed.try_next()) {
         *busy_ns = ev.time_ns();
         return Some(ev);
     }
@@ -1444,6 +1455,10 @@ fn next_hot(
         stage.handle(msg);
         *busy_ns = mono_now_ns();
         return None;
+    }
+    if router_turn && let Some(ev) = events.try_pop().or_else(|| feed.try_next()) {
+        *busy_ns = ev.time_ns();
+        return Some(ev);
     }
     let sleep = match wait {
         WaitPolicy::Spin => false,

@@ -20,8 +20,21 @@ const LIVE_JOURNAL: &str = "live.sqlite";
 /// the recorded run keeps a journal, so its decisions can be compared with a replay's.
 fn recording() -> &'static Path {
     static REC: OnceLock<PathBuf> = OnceLock::new();
-    REC.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("replay-e2e-{}", std::process::id()));
+    REC.get_or_init(|| record_demo(false))
+}
+
+/// The same recording made with `[engine] mode = "inline"`: the engine thread read the exchange
+/// socket itself and took the other feeds' events between frames.
+fn inline_recording() -> &'static Path {
+    static REC: OnceLock<PathBuf> = OnceLock::new();
+    REC.get_or_init(|| record_demo(true))
+}
+
+/// Records 10 s of the demo (see [`recording`]), pipelined or inline.
+fn record_demo(inline: bool) -> PathBuf {
+    {
+        let name = if inline { "replay-e2e-inline" } else { "replay-e2e" };
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let config = dir.join("demo-journal.toml");
@@ -35,6 +48,12 @@ fn recording() -> &'static Path {
         let funded = r#"balances = { WETH = "8.3333", WBTC = "0.16666", USDC = "15000" }"#;
         assert!(text.contains(funded), "configs/demo.toml changed shape");
         let text = text.replace(funded, r#"balances = { WETH = "6.6667", WBTC = "0.25", USDC = "15000" }"#);
+        let text = if inline {
+            assert!(text.contains("\n[engine]\n"), "configs/demo.toml changed shape");
+            text.replace("\n[engine]\n", "\n[engine]\nmode = \"inline\"\n")
+        } else {
+            text
+        };
         let journal = dir.join(LIVE_JOURNAL);
         std::fs::write(&config, format!("{text}\n[journal]\npath = {:?}\n", journal.display().to_string()))
             .unwrap();
@@ -54,7 +73,7 @@ fn recording() -> &'static Path {
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(stdout.contains("recording: ") && stdout.contains("dropped 0 (queue full)"), "{stdout}");
         dir
-    })
+    }
 }
 
 /// The config text without its `[[sim.flows]]` tables.
@@ -187,6 +206,28 @@ fn a_replay_reproduces_the_recorded_runs_decisions_and_two_replays_are_byte_iden
             || k.contains("no configured pool")),
         "{stats:#}"
     );
+}
+
+/// A run whose engine thread read the exchange socket itself (inline mode) replays to the same
+/// decisions: frames were recorded as read, and the other feeds' events, drained before each frame,
+/// were taken in their recorded order.
+#[test]
+fn a_recording_made_in_inline_mode_replays_to_the_recorded_runs_decisions() {
+    let rec = inline_recording();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("a");
+    replay(rec, &out, &[]);
+    let live = decisions(&rec.join(LIVE_JOURNAL));
+    assert!(!live.is_empty(), "the recorded run decided nothing");
+    assert_eq!(decisions(&out.join("journal.sqlite")), live);
+    let live_report = json(&rec.join("report.json"));
+    assert_eq!(live_report["stage_mode"], "inline", "{live_report:#}");
+    let replayed = json(&out.join("report.json"));
+    assert_eq!(replayed["rebalances"], live_report["rebalances"]);
+    assert_eq!(replayed["price_updates"], live_report["price_updates"]);
+    let stats = json(&out.join("replay.json"));
+    assert_eq!(stats["issues"], 0);
+    assert!(stats["timers_recorded"].as_u64().unwrap() >= 50, "{stats:#}");
 }
 
 #[test]
