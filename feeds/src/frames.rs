@@ -87,14 +87,7 @@ impl FrameMapper {
                 return None;
             }
         };
-        self.stats.inc(match decoded {
-            Decoded::BookTicker(_) => Counter::BookTicker,
-            Decoded::AggTrade(_) => Counter::AggTrade,
-            Decoded::DepthUpdate(_) => Counter::DepthUpdate,
-            Decoded::Kline(_) => Counter::Kline,
-            Decoded::ControlResponse { .. } => Counter::Control,
-            Decoded::Other { .. } => Counter::Other,
-        });
+        self.stats.inc(Counter::of_decoded(&decoded));
         match map_decoded(&decoded, &self.table, recv_ns) {
             Mapped::Event(event) => Some(event),
             Mapped::UnknownSymbol => {

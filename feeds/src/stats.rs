@@ -36,6 +36,21 @@ pub enum Counter {
     Pings,
 }
 
+impl Counter {
+    /// The counter of a decoded frame's kind.
+    pub fn of_decoded(decoded: &crate::binance::Decoded<'_>) -> Self {
+        use crate::binance::Decoded;
+        match decoded {
+            Decoded::BookTicker(_) => Counter::BookTicker,
+            Decoded::AggTrade(_) => Counter::AggTrade,
+            Decoded::DepthUpdate(_) => Counter::DepthUpdate,
+            Decoded::Kline(_) => Counter::Kline,
+            Decoded::ControlResponse { .. } => Counter::Control,
+            Decoded::Other { .. } => Counter::Other,
+        }
+    }
+}
+
 const N_COUNTERS: usize = Counter::Pings as usize + 1;
 
 /// Atomic counters of one feed. Cheap to bump (one relaxed `fetch_add`), safe to share in an `Arc`.

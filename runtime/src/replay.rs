@@ -61,7 +61,7 @@ use keel_engine::portfolio::PortfolioStatus;
 use keel_engine::queue::QueueStats;
 use keel_engine::record::{JournalRecord, TxRecord};
 use keel_engine::{Engine, PortfolioId, RebalanceIntent, TokenId};
-use keel_feeds::binance::{Decoded, InstrumentTable, Mapped, decode, map_decoded};
+use keel_feeds::binance::{InstrumentTable, Mapped, decode, map_decoded};
 use keel_feeds::stats::{Counter, FeedStats};
 use keel_journal::{Names, Store, SyncPolicy};
 use keel_recording::codec::{self, Input};
@@ -944,14 +944,7 @@ impl Driver {
                 return;
             }
         };
-        self.feed.inc(match decoded {
-            Decoded::BookTicker(_) => Counter::BookTicker,
-            Decoded::AggTrade(_) => Counter::AggTrade,
-            Decoded::DepthUpdate(_) => Counter::DepthUpdate,
-            Decoded::Kline(_) => Counter::Kline,
-            Decoded::ControlResponse { .. } => Counter::Control,
-            Decoded::Other { .. } => Counter::Other,
-        });
+        self.feed.inc(Counter::of_decoded(&decoded));
         match map_decoded(&decoded, table, self.now) {
             Mapped::Event(ev) => {
                 self.feed.inc(Counter::Pushed);

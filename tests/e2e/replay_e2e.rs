@@ -166,6 +166,28 @@ fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
     out
 }
 
+/// Checks that the replay in `out` of the recording `rec` decided what the recorded run decided:
+/// the same rebalances, triggers, legs and amounts (where and when they landed may differ: the
+/// timing model aside), landed some, and ran the recorded timers and reads. Returns replay.json.
+fn same_decisions_as_recorded(rec: &Path, out: &Path) -> serde_json::Value {
+    let live = decisions(&rec.join(LIVE_JOURNAL));
+    assert!(!live.is_empty(), "the recorded run decided nothing");
+    assert_eq!(decisions(&out.join("journal.sqlite")), live);
+    let live_report = json(&rec.join("report.json"));
+    let replayed = json(&out.join("report.json"));
+    assert_eq!(replayed["rebalances"], live_report["rebalances"]);
+    assert_eq!(replayed["price_updates"], live_report["price_updates"]);
+    assert!(replayed["rebalances_landed"].as_u64().unwrap() >= 1, "{replayed:#}");
+    let stats = json(&out.join("replay.json"));
+    assert_eq!(stats["issues"], 0);
+    assert!(stats["bundles_included"].as_u64().unwrap() >= 1, "{stats:#}");
+    // The engine's timer ticks were recorded and run at their recorded times (about one per
+    // 100 ms of the 10 s run), and every later balance and nonce read was answered by the chain.
+    assert!(stats["timers_recorded"].as_u64().unwrap() >= 50, "{stats:#}");
+    assert!(stats["reads_superseded"].as_u64().unwrap() >= 100, "{stats:#}");
+    stats
+}
+
 #[test]
 fn a_replay_reproduces_the_recorded_runs_decisions_and_two_replays_are_byte_identical() {
     let rec = recording();
@@ -180,23 +202,7 @@ fn a_replay_reproduces_the_recorded_runs_decisions_and_two_replays_are_byte_iden
         assert!(x == y, "{name} differs between two replays of one recording");
     }
 
-    // The same decisions as the recorded run: the same rebalances, triggers, legs and amounts
-    // (where and when they landed may differ: the timing model aside).
-    let live = decisions(&rec.join(LIVE_JOURNAL));
-    assert!(!live.is_empty(), "the recorded run decided nothing");
-    assert_eq!(decisions(&a.join("journal.sqlite")), live);
-    let live_report = json(&rec.join("report.json"));
-    let replayed = json(&a.join("report.json"));
-    assert_eq!(replayed["rebalances"], live_report["rebalances"]);
-    assert_eq!(replayed["price_updates"], live_report["price_updates"]);
-    assert!(replayed["rebalances_landed"].as_u64().unwrap() >= 1, "{replayed:#}");
-    let stats = json(&a.join("replay.json"));
-    assert_eq!(stats["issues"], 0);
-    assert!(stats["bundles_included"].as_u64().unwrap() >= 1, "{stats:#}");
-    // The engine's timer ticks were recorded and run at their recorded times (about one per
-    // 100 ms of the 10 s run), and every later balance and nonce read was answered by the chain.
-    assert!(stats["timers_recorded"].as_u64().unwrap() >= 50, "{stats:#}");
-    assert!(stats["reads_superseded"].as_u64().unwrap() >= 100, "{stats:#}");
+    let stats = same_decisions_as_recorded(rec, &a);
     // Every call the devnet config sends (V2, V3, and V4 through the Universal Router with
     // Permit2) is one the replay's chain executes.
     let failed = stats["bundles_failed"].as_object().unwrap();
@@ -217,17 +223,8 @@ fn a_recording_made_in_inline_mode_replays_to_the_recorded_runs_decisions() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("a");
     replay(rec, &out, &[]);
-    let live = decisions(&rec.join(LIVE_JOURNAL));
-    assert!(!live.is_empty(), "the recorded run decided nothing");
-    assert_eq!(decisions(&out.join("journal.sqlite")), live);
-    let live_report = json(&rec.join("report.json"));
-    assert_eq!(live_report["stage_mode"], "inline", "{live_report:#}");
-    let replayed = json(&out.join("report.json"));
-    assert_eq!(replayed["rebalances"], live_report["rebalances"]);
-    assert_eq!(replayed["price_updates"], live_report["price_updates"]);
-    let stats = json(&out.join("replay.json"));
-    assert_eq!(stats["issues"], 0);
-    assert!(stats["timers_recorded"].as_u64().unwrap() >= 50, "{stats:#}");
+    assert_eq!(json(&rec.join("report.json"))["stage_mode"], "inline");
+    same_decisions_as_recorded(rec, &out);
 }
 
 #[test]
