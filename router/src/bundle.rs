@@ -87,7 +87,16 @@ pub fn flashbots_signature(auth: &mut Signer, body: &[u8]) -> Result<String, all
     bytes[..32].copy_from_slice(&sig.r().to_be_bytes::<32>());
     bytes[32..64].copy_from_slice(&sig.s().to_be_bytes::<32>());
     bytes[64] = sig.v() as u8;
-    Ok(format!("{}:{}", auth.address(), alloy::primitives::hex::encode_prefixed(bytes)))
+    // `<checksummed address>:0x<130 hex digits>`, written into one allocation of its final size
+    // (the address text is the signer's, computed once: no keccak for the checksum per request).
+    let mut hex = [0u8; 130];
+    alloy::primitives::hex::encode_to_slice(bytes, &mut hex).map_err(alloy::signers::Error::other)?;
+    let address = auth.address_checksummed();
+    let mut header = String::with_capacity(address.len() + 3 + hex.len());
+    header.push_str(address);
+    header.push_str(":0x");
+    header.push_str(std::str::from_utf8(&hex).map_err(alloy::signers::Error::other)?);
+    Ok(header)
 }
 
 /// The JSON-RPC envelope of an `eth_sendBundle` call.
@@ -246,6 +255,13 @@ mod tests {
         let req = build_send_bundle(&[tx(0)], 10, &BundleOptions::default(), &mut auth, 1).unwrap();
         let who = verify_flashbots_signature(&req.signature_header, &req.body).unwrap();
         assert_eq!(who, auth.address());
+        // `<EIP-55 address>:0x<r s v>`, the address as `Display` writes it (from the signer's
+        // cached text), the signature in lowercase hex.
+        let (address, sig) = req.signature_header.split_once(':').unwrap();
+        assert_eq!(address, auth.address().to_string());
+        assert_eq!(address, auth.clone().address_checksummed());
+        assert!(sig.len() == 132 && sig.starts_with("0x"), "{sig}");
+        assert!(sig[2..].bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)), "{sig}");
         let mut tampered = req.body.clone();
         tampered.push(b' ');
         assert!(verify_flashbots_signature(&req.signature_header, &tampered).is_err());

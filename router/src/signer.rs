@@ -209,7 +209,7 @@ fn decrypt_keystore(path: &Path, var: &str) -> Result<Signer, KeyError> {
     }
     let malformed = |reason: String| KeyError::KeystoreMalformed { path: path.to_path_buf(), reason };
     match FastSigner::decrypt_keystore(path, password.as_bytes()) {
-        Ok(inner) => Ok(Signer { inner, presign: None }),
+        Ok(inner) => Ok(Signer::from_inner(inner)),
         Err(LocalSignerError::EthKeystoreError(e)) => Err(match e {
             KeystoreError::MacMismatch => {
                 KeyError::KeystoreWrongPassword { path: path.to_path_buf(), var: var.to_string() }
@@ -251,7 +251,7 @@ impl KeySource {
         let mut bytes: B256 = trimmed.parse().map_err(|_| KeyError::Malformed(origin.clone()))?;
         let inner = FastSigner::from_bytes(&bytes);
         bytes.0.zeroize();
-        Ok(Signer { inner: inner.map_err(|_| KeyError::Malformed(origin))?, presign: None })
+        Ok(Signer::from_inner(inner.map_err(|_| KeyError::Malformed(origin))?))
     }
 }
 
@@ -261,13 +261,27 @@ pub struct Signer {
     inner: FastSigner,
     /// The precomputed-nonce fast path, when started ([`Signer::with_presign`]).
     presign: Option<PresignPool>,
+    /// The address in EIP-55 checksum form, computed once (it heads every `X-Flashbots-Signature`).
+    address_text: AddressText,
+}
+
+/// `0x` and 40 checksummed hex digits.
+#[derive(Clone, Copy)]
+struct AddressText([u8; 42]);
+
+impl AddressText {
+    fn of(address: Address) -> Self {
+        let mut buf = [0u8; 42];
+        let _ = address.to_checksum_raw(&mut buf, None);
+        AddressText(buf)
+    }
 }
 
 impl Clone for Signer {
     /// The same key, without a pool: nonces are single-use, so a pool is never copied or shared. The
     /// clone signs on the plain libsecp256k1 path until it is given a pool of its own.
     fn clone(&self) -> Self {
-        Signer { inner: self.inner.clone(), presign: None }
+        Signer { inner: self.inner.clone(), presign: None, address_text: self.address_text }
     }
 }
 
@@ -286,9 +300,20 @@ impl fmt::Debug for Signer {
 }
 
 impl Signer {
+    /// A signer of `inner`'s key, without a pool.
+    fn from_inner(inner: FastSigner) -> Signer {
+        let address_text = AddressText::of(inner.address());
+        Signer { inner, presign: None, address_text }
+    }
+
     /// The account address.
     pub fn address(&self) -> Address {
         self.inner.address()
+    }
+
+    /// The address in EIP-55 checksum form (`0x…`, as `Display` writes it), computed once.
+    pub fn address_checksummed(&self) -> &str {
+        std::str::from_utf8(&self.address_text.0).unwrap_or_default()
     }
 
     /// Starts a pool of precomputed nonces for this key (a background thread fills it; see
@@ -370,10 +395,7 @@ impl Signer {
         let mut bytes = alloy::primitives::keccak256(&seed);
         let inner = FastSigner::from_bytes(&bytes);
         bytes.0.zeroize();
-        Ok(Signer {
-            inner: inner.map_err(|_| KeyError::Malformed(format!("derived dev key {i}")))?,
-            presign: None,
-        })
+        Ok(Signer::from_inner(inner.map_err(|_| KeyError::Malformed(format!("derived dev key {i}")))?))
     }
 }
 
@@ -513,7 +535,7 @@ mod tests {
         let secret: B256 = DEV_KEYS[i].parse().unwrap();
         let pool = pool_whose_producer_panics_after(secret.0, 64, made);
         wait_until("the producer panicked", || pool.stats().producer == ProducerStatus::Panicked);
-        Signer { inner: Signer::dev(i).unwrap().inner, presign: Some(pool) }
+        Signer { presign: Some(pool), ..Signer::dev(i).unwrap() }
     }
 
     #[test]
