@@ -1,6 +1,6 @@
 //! Crash recovery against real anvil and the real Uniswap contracts: `keel run` is killed with
 //! SIGKILL 50 times at random points of its rebalances (once a new rebalance is open in the journal:
-//! in 45 of them within 40 ms, while it is signed, sent or waiting for its block, so at least 40 kills
+//! in 45 of them within 20 ms, while it is signed, sent or waiting for its block, so at least 40 kills
 //! must find a rebalance open; in every tenth after 0.3–1.5 s, once it has usually landed and
 //! settled), and restarted each time. A round in which no rebalance opens within 8 s is killed too
 //! but does not count toward the 50. Then a last run with the kill switch engaged settles what is
@@ -130,7 +130,7 @@ fn sigkill_during_rebalances_never_executes_one_twice_nor_loses_one() {
                 // One that already closed (landed between two looks) is not worth a kill.
                 if open {
                     let delay =
-                        if kills % 10 == 9 { rng.random_range(300..1500) } else { rng.random_range(0..40) };
+                        if kills % 10 == 9 { rng.random_range(300..1500) } else { rng.random_range(0..20) };
                     std::thread::sleep(Duration::from_millis(delay));
                     fresh = true;
                     break;
