@@ -42,7 +42,7 @@ use crate::backoff::Backoff;
 use crate::binance::InstrumentTable;
 use crate::frames::FrameMapper;
 use crate::stats::{Counter, FeedStats};
-use crate::ws::{BinanceFeedConfig, FeedError, ws_limits};
+use crate::ws::{BinanceFeedConfig, FeedError, describe_close, ws_limits};
 
 /// One websocket connection, its socket non-blocking.
 type Conn = WebSocket<MaybeTlsStream<TcpStream>>;
@@ -62,7 +62,8 @@ pub struct HotFeed {
     conn: Option<Conn>,
     /// New connections from the connector.
     arrivals: Receiver<Conn>,
-    /// Requests to the connector; dropped to stop it.
+    /// Requests to the connector; dropping it (with this value) ends the connector's wait, and the
+    /// connector exits after an attempt in progress.
     asks: Option<Sender<Ask>>,
     connector: Option<JoinHandle<()>>,
     idle_ns: Nanos,
@@ -157,13 +158,7 @@ impl HotFeed {
                         Message::Ping(_) => self.mapper.stats().inc(Counter::Pings),
                         Message::Pong(_) | Message::Frame(_) => {}
                         Message::Close(frame) => {
-                            let why = match frame {
-                                Some(f) => {
-                                    format!("code {}, reason {:?}", u16::from(f.code), f.reason.as_str())
-                                }
-                                None => "no close frame".into(),
-                            };
-                            self.end(FeedError::Closed(why));
+                            self.end(FeedError::Closed(describe_close(frame.as_ref())));
                             return None;
                         }
                     }
@@ -240,13 +235,6 @@ impl HotFeed {
             let _ = asks.send(Ask::After { healthy: self.healthy });
         }
         self.healthy = false;
-    }
-}
-
-impl Drop for HotFeed {
-    fn drop(&mut self) {
-        // Dropping the sender ends the connector's wait; it exits after an attempt in progress.
-        self.asks = None;
     }
 }
 

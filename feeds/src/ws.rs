@@ -382,7 +382,8 @@ async fn session(
     }
 }
 
-fn describe_close(frame: Option<&CloseFrame>) -> String {
+/// A close frame (or its absence) in words, for the disconnection's log line.
+pub(crate) fn describe_close(frame: Option<&CloseFrame>) -> String {
     match frame {
         Some(f) => format!("code {}, reason {:?}", u16::from(f.code), f.reason.as_str()),
         None => "no close frame".into(),
