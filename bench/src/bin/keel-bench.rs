@@ -159,6 +159,11 @@ enum Mode {
         netting: String,
     },
     /// The highest frame rate sustained with no dropped frame and a bounded engine queue.
+    ///
+    /// By default the load runs in this process and the rate steps from 1k to 200k frames/s.
+    /// With `--load-cpu N --hot-cpu M` the load runs in a separate process pinned to CPU N (the
+    /// isolated rig of `latency`), the hot thread(s) on CPU M, and the ladder steps from 50k to
+    /// 1.5M frames/s (`--rates`) in each `--mode`.
     Throughput {
         #[command(flatten)]
         common: Common,
@@ -171,6 +176,25 @@ enum Mode {
         /// Deepest engine queue a passing trial may reach, events.
         #[arg(long, default_value_t = 1_000)]
         max_depth: usize,
+        /// Run the load in a separate process pinned to this CPU (isolated rig).
+        #[arg(long, requires = "hot_cpu")]
+        load_cpu: Option<usize>,
+        /// Pin the engine (and router) thread to this CPU (isolated rig).
+        #[arg(long, requires = "load_cpu")]
+        hot_cpu: Option<usize>,
+        /// Pipeline shape (isolated rig): `pipelined`, `inline` or `both`.
+        #[arg(long, default_value = "inline", value_parser = ["pipelined", "inline", "both"], requires = "load_cpu")]
+        mode: String,
+        /// How the hot thread(s) wait when idle (isolated rig): park, spin or spin_then_park.
+        #[arg(long, default_value = "spin", value_parser = parse_idle, requires = "load_cpu")]
+        idle: IdleWait,
+        /// Offered rates of the isolated ladder, frames/s (comma-separated, ascending).
+        #[arg(long, value_delimiter = ',', requires = "load_cpu",
+              default_values_t = harness::ingest::INGEST_RATES.to_vec())]
+        rates: Vec<u64>,
+        /// Seconds per trial of the isolated ladder.
+        #[arg(long, default_value_t = 2.0, requires = "load_cpu")]
+        trial_secs: f64,
     },
     /// Replay speed: a recording through the engine, router and simulated chain in virtual time
     /// (`keel replay` without its outputs), one thread; reports `events_per_s`.
@@ -228,6 +252,16 @@ fn parse_idle(s: &str) -> Result<IdleWait, String> {
         "spin" => Ok(IdleWait::Spin),
         "spin_then_park" => Ok(IdleWait::SpinThenPark),
         _ => Err(format!("`{s}`: expected park, spin or spin_then_park")),
+    }
+}
+
+/// `--mode`'s pipeline shapes, in run order.
+fn modes(mode: &str) -> Vec<harness::isolated::PipelineMode> {
+    use harness::isolated::PipelineMode::{Inline, Pipelined};
+    match mode {
+        "inline" => vec![Inline],
+        "both" => vec![Pipelined, Inline],
+        _ => vec![Pipelined],
     }
 }
 
@@ -293,16 +327,7 @@ fn main() -> eyre::Result<()> {
                 duration: Duration::from_secs(common.duration_secs),
                 hot_cpu,
                 load_cpu,
-                modes: match mode.as_str() {
-                    "inline" => vec![harness::isolated::PipelineMode::Inline],
-                    "both" => {
-                        vec![
-                            harness::isolated::PipelineMode::Pipelined,
-                            harness::isolated::PipelineMode::Inline,
-                        ]
-                    }
-                    _ => vec![harness::isolated::PipelineMode::Pipelined],
-                },
+                modes: modes(&mode),
                 idle: (idle, idle_spin_us),
                 netting: netting == "on",
                 progress: !common.quiet,
@@ -329,7 +354,42 @@ fn main() -> eyre::Result<()> {
             let d = Duration::from_secs(common.duration_secs);
             runtime()?.block_on(harness::latency(&cfg, rate, d, &outputs(&common)))?;
         }
-        Mode::Throughput { common, fire_fraction, portfolios, max_depth } => {
+        Mode::Throughput {
+            common,
+            fire_fraction,
+            portfolios,
+            max_depth,
+            load_cpu: Some(load_cpu),
+            hot_cpu: Some(hot_cpu),
+            mode,
+            idle,
+            rates,
+            trial_secs,
+        } => {
+            if !(0.1..=60.0).contains(&trial_secs) {
+                eyre::bail!("--trial-secs {trial_secs}: expected 0.1 ..= 60");
+            }
+            if rates.is_empty() || rates.contains(&0) || !rates.is_sorted() {
+                eyre::bail!("--rates {rates:?}: expected positive rates in ascending order");
+            }
+            let cfg = harness::ingest::IngestConfig {
+                portfolios,
+                fire_fraction,
+                rates,
+                trial: Duration::from_secs_f64(trial_secs),
+                max_depth,
+                hot_cpu,
+                load_cpu,
+                modes: modes(&mode),
+                idle: (idle, keel_engine::config::DEFAULT_IDLE_SPIN_US),
+                progress: !common.quiet,
+                exe: None,
+            };
+            harness::isolated::validate_cpus(hot_cpu, load_cpu, portfolios)?;
+            harness::isolated::restrict_process(load_cpu)?;
+            runtime()?.block_on(harness::throughput_isolated(&cfg, &outputs(&common)))?;
+        }
+        Mode::Throughput { common, fire_fraction, portfolios, max_depth, .. } => {
             let idle = (IdleWait::Park, 0);
             let cfg = RigConfig { portfolios, fire_fraction, progress: !common.quiet, idle, record: None };
             let d = Duration::from_secs(common.duration_secs);

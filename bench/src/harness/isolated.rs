@@ -89,22 +89,21 @@ pub struct IsolatedConfig {
 
 /// Checks `cfg` against this machine; call before [`restrict_process`].
 pub fn validate(cfg: &IsolatedConfig) -> eyre::Result<()> {
+    validate_cpus(cfg.hot_cpu, cfg.load_cpu, cfg.portfolios)
+}
+
+/// Checks an isolated rig's CPUs and portfolio count against this machine.
+pub fn validate_cpus(hot_cpu: usize, load_cpu: usize, portfolios: usize) -> eyre::Result<()> {
     let n = super::affinity::online_cpus();
-    if cfg.hot_cpu >= n || cfg.load_cpu >= n {
-        eyre::bail!(
-            "--hot-cpu {} / --load-cpu {}: this machine has CPUs 0..{}",
-            cfg.hot_cpu,
-            cfg.load_cpu,
-            n - 1
-        );
+    if hot_cpu >= n || load_cpu >= n {
+        eyre::bail!("--hot-cpu {hot_cpu} / --load-cpu {load_cpu}: this machine has CPUs 0..{}", n - 1);
     }
-    if cfg.hot_cpu == cfg.load_cpu {
-        eyre::bail!("--hot-cpu and --load-cpu are both {}: the load must run on another CPU", cfg.hot_cpu);
+    if hot_cpu == load_cpu {
+        eyre::bail!("--hot-cpu and --load-cpu are both {hot_cpu}: the load must run on another CPU");
     }
-    if !(2..=super::scenario::MAX_PORTFOLIOS).contains(&cfg.portfolios) {
+    if !(2..=super::scenario::MAX_PORTFOLIOS).contains(&portfolios) {
         eyre::bail!(
-            "--portfolios {}: the isolated harness needs 2..={} (it holds a crossed symbol back)",
-            cfg.portfolios,
+            "--portfolios {portfolios}: the isolated harness needs 2..={} (it holds a crossed symbol back)",
             super::scenario::MAX_PORTFOLIOS
         );
     }
@@ -168,78 +167,132 @@ pub struct IsolatedRun {
     pub stages: Vec<Stage>,
 }
 
-/// Runs one isolated measurement (the process must already be restricted, [`restrict_process`]).
-pub async fn run(cfg: &IsolatedConfig, mode: PipelineMode, journal: bool) -> eyre::Result<IsolatedRun> {
-    let mut load = LoadSide::spawn(cfg.exe.as_deref(), cfg.portfolios, cfg.fire_fraction, cfg.load_cpu)?;
-    if load.hello.pid == std::process::id() || load.hello.ppid != std::process::id() {
-        eyre::bail!(
-            "the load side is not a child process (pid {}, parent {})",
-            load.hello.pid,
-            load.hello.ppid
-        );
+/// What [`IsolatedRig::start`] needs: the scenario, the CPUs and the pipeline's shape.
+#[derive(Debug, Clone)]
+pub(crate) struct RigSpec<'a> {
+    pub portfolios: usize,
+    pub fire_fraction: f64,
+    pub hot_cpu: usize,
+    pub load_cpu: usize,
+    pub idle: (IdleWait, u64),
+    pub netting: bool,
+    pub progress: bool,
+    pub exe: Option<&'a std::path::Path>,
+}
+
+impl IsolatedConfig {
+    pub(crate) fn rig(&self) -> RigSpec<'_> {
+        RigSpec {
+            portfolios: self.portfolios,
+            fire_fraction: self.fire_fraction,
+            hot_cpu: self.hot_cpu,
+            load_cpu: self.load_cpu,
+            idle: self.idle,
+            netting: self.netting,
+            progress: self.progress,
+            exe: self.exe.as_deref(),
+        }
     }
-    let load_cpus = load.hello.cpus.clone();
-    if cfg.progress {
-        eprintln!(
-            "load side: pid {} on CPUs {:?}; pipeline: pid {}, journal {}",
-            load.hello.pid,
-            load_cpus,
-            std::process::id(),
-            if journal { "on (write-ahead)" } else { "off" }
-        );
-    }
-    let mut sc = Scenario::new(cfg.portfolios)?;
-    (sc.engine.idle, sc.engine.idle_spin_us) = cfg.idle;
-    sc.engine.mode = mode.stage_mode();
-    sc.router.netting = cfg.netting;
-    let mut spec =
-        sc.pipeline_spec(load.hello.ws.clone(), load.hello.rpc.clone(), load.hello.relay.clone())?;
-    let dir = tempfile::tempdir()?;
-    if journal {
-        spec.journal = Some(keel_journal::JournalConfig {
-            path: dir.path().join("journal.sqlite"),
-            sync: keel_journal::SyncPolicy::default(),
-            write_ahead: true,
-            commit_timeout_ms: 2_000,
-        });
-    }
-    // Threads that exist before the pipeline starts are not its own (other pipelines of a test
-    // binary, the runtime's workers): only the new `keel-engine`/`keel-router` are pinned.
-    let before = super::affinity::thread_ids()?;
-    let pipeline = Pipeline::launch(spec, &tokio::runtime::Handle::current()).await?;
-    pipeline.observer().stamp_submits.store(true, Ordering::Relaxed);
-    let mut hot_cpus = Vec::new();
-    for &name in mode.hot_threads() {
-        // A new thread names itself once running: retry briefly.
-        let mut tids = Vec::new();
+}
+
+/// A started isolated rig: the load side in its own process, the pipeline in this one with its
+/// hot threads pinned, warmed up (pools, balances and nonces read, every portfolio valued) with
+/// the blaster paused.
+pub(crate) struct IsolatedRig {
+    pub load: LoadSide,
+    pub pipeline: Pipeline,
+    /// CPUs the load side runs on.
+    pub load_cpus: Vec<usize>,
+    /// CPUs of the (last) pinned hot thread.
+    pub hot_cpus: Vec<usize>,
+    /// The journal's directory (journal on).
+    _dir: tempfile::TempDir,
+}
+
+impl IsolatedRig {
+    /// Starts the load side and the pipeline in `mode`, journal on or off, and warms them up.
+    pub(crate) async fn start(spec: &RigSpec<'_>, mode: PipelineMode, journal: bool) -> eyre::Result<Self> {
+        let load = LoadSide::spawn(spec.exe, spec.portfolios, spec.fire_fraction, spec.load_cpu)?;
+        if load.hello.pid == std::process::id() || load.hello.ppid != std::process::id() {
+            eyre::bail!(
+                "the load side is not a child process (pid {}, parent {})",
+                load.hello.pid,
+                load.hello.ppid
+            );
+        }
+        let load_cpus = load.hello.cpus.clone();
+        if spec.progress {
+            eprintln!(
+                "load side: pid {} on CPUs {:?}; pipeline: pid {}, {:?}, journal {}",
+                load.hello.pid,
+                load_cpus,
+                std::process::id(),
+                mode,
+                if journal { "on (write-ahead)" } else { "off" }
+            );
+        }
+        let mut sc = Scenario::new(spec.portfolios)?;
+        (sc.engine.idle, sc.engine.idle_spin_us) = spec.idle;
+        sc.engine.mode = mode.stage_mode();
+        sc.router.netting = spec.netting;
+        let mut pspec =
+            sc.pipeline_spec(load.hello.ws.clone(), load.hello.rpc.clone(), load.hello.relay.clone())?;
+        let dir = tempfile::tempdir()?;
+        if journal {
+            pspec.journal = Some(keel_journal::JournalConfig {
+                path: dir.path().join("journal.sqlite"),
+                sync: keel_journal::SyncPolicy::default(),
+                write_ahead: true,
+                commit_timeout_ms: 2_000,
+            });
+        }
+        // Threads that exist before the pipeline starts are not its own (other pipelines of a
+        // test binary, the runtime's workers): only the new `keel-engine`/`keel-router` are pinned.
+        let before = super::affinity::thread_ids()?;
+        let pipeline = Pipeline::launch(pspec, &tokio::runtime::Handle::current()).await?;
+        let mut hot_cpus = Vec::new();
+        for &name in mode.hot_threads() {
+            // A new thread names itself once running: retry briefly.
+            let mut tids = Vec::new();
+            let t0 = Instant::now();
+            while tids.is_empty() && t0.elapsed() < Duration::from_secs(2) {
+                tids = super::affinity::pin_threads_named(name, &before, &[spec.hot_cpu])?;
+                if tids.is_empty() {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
+            let Some(&tid) = tids.first() else { eyre::bail!("no new `{name}` thread to pin") };
+            hot_cpus = super::affinity::allowed(tid)?;
+        }
+        let mut rig = IsolatedRig { load, pipeline, load_cpus, hot_cpus, _dir: dir };
+        // Warm-up, as in the in-process rig: pools, balances and nonces read, prices set.
+        rig.load.set_rate(1_000)?;
         let t0 = Instant::now();
-        while tids.is_empty() && t0.elapsed() < Duration::from_secs(2) {
-            tids = super::affinity::pin_threads_named(name, &before, &[cfg.hot_cpu])?;
-            if tids.is_empty() {
-                tokio::time::sleep(Duration::from_millis(5)).await;
+        while t0.elapsed() < Duration::from_secs(10) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let valued = rig.pipeline.snapshot().portfolios.iter().all(|p| p.value.is_some());
+            if valued && t0.elapsed().as_millis() > 500 {
+                break;
             }
         }
-        let Some(&tid) = tids.first() else { eyre::bail!("no new `{name}` thread to pin") };
-        hot_cpus = super::affinity::allowed(tid)?;
-    }
-    // Warm-up, as in the in-process rig: pools, balances and nonces read, prices set.
-    load.set_rate(1_000)?;
-    let t0 = Instant::now();
-    while t0.elapsed() < Duration::from_secs(10) {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        if pipeline.snapshot().portfolios.iter().all(|p| p.value.is_some()) && t0.elapsed().as_millis() > 500
-        {
-            break;
+        rig.load.set_rate(0)?;
+        if spec.progress {
+            eprintln!(
+                "warm-up {:.1} s: {} portfolios valued, {} frames read",
+                t0.elapsed().as_secs_f64(),
+                rig.pipeline.snapshot().portfolios.iter().filter(|p| p.value.is_some()).count(),
+                rig.pipeline.feed_stats().frames
+            );
         }
+        Ok(rig)
     }
-    if cfg.progress {
-        eprintln!(
-            "warm-up {:.1} s: {} portfolios valued, {} frames read",
-            t0.elapsed().as_secs_f64(),
-            pipeline.snapshot().portfolios.iter().filter(|p| p.value.is_some()).count(),
-            pipeline.feed_stats().frames
-        );
-    }
+}
+
+/// Runs one isolated measurement (the process must already be restricted, [`restrict_process`]).
+pub async fn run(cfg: &IsolatedConfig, mode: PipelineMode, journal: bool) -> eyre::Result<IsolatedRun> {
+    let IsolatedRig { mut load, pipeline, load_cpus, hot_cpus, _dir } =
+        IsolatedRig::start(&cfg.rig(), mode, journal).await?;
+    pipeline.observer().stamp_submits.store(true, Ordering::Relaxed);
     let base = load.stats()?;
     let start_abs = abs_mono_ns();
     load.set_rate(cfg.rate)?;

@@ -7,7 +7,8 @@
 //!   (3 significant digits, [`mono_now_ns`](keel_engine::clock::mono_now_ns) timestamps), `.hgrm`
 //!   files and an SVG percentile plot ([`report`]).
 //! * `throughput`: the same rig, stepping the rate up in short trials
-//!   ([`latency::run_throughput`]).
+//!   ([`latency::run_throughput`]); with `--hot-cpu M --load-cpu N` the isolated rig instead, in
+//!   either pipeline mode ([`ingest`]).
 //! * [`scale`]: an [`Engine`](keel_engine::Engine) with 1 … 100k portfolios over 50 assets, the cost
 //!   of one quote's `process`.
 //! * [`soak`]: the full pipeline over a large [`book`] (10,000 portfolios) on the simulated
@@ -32,6 +33,7 @@ pub use keel_runtime::affinity;
 pub mod blaster;
 pub mod book;
 pub mod clock;
+pub mod ingest;
 pub mod isolated;
 pub mod latency;
 pub mod loadside;
@@ -197,6 +199,22 @@ pub async fn throughput(
     }
     println!("throughput: {best} frames/s sustained with no drop (queue depth ≤ {max_depth})");
     let v = json!({ "mode": "throughput", "frames_per_s": best, "dropped": dropped });
+    write_json(&out.json, &v)?;
+    Ok(v)
+}
+
+/// `throughput --load-cpu N --hot-cpu M`: one [`ingest::run`] ladder per mode (in order), printed
+/// one after the other. The process must already be restricted ([`isolated::restrict_process`]).
+pub async fn throughput_isolated(
+    cfg: &ingest::IngestConfig,
+    out: &Outputs,
+) -> eyre::Result<serde_json::Value> {
+    let mut runs = Vec::new();
+    for &mode in &cfg.modes {
+        runs.push(ingest::run(cfg, mode).await?);
+    }
+    print!("{}", ingest::table(&runs));
+    let v = json!({ "mode": "throughput_isolated", "runs": runs });
     write_json(&out.json, &v)?;
     Ok(v)
 }

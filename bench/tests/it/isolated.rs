@@ -86,3 +86,62 @@ fn isolated_latency_runs_the_load_in_another_process_and_measures_both_modes_and
         }
     }
 }
+
+/// The isolated `throughput` ladder (`throughput --hot-cpu 1 --load-cpu 0 --mode both`): each
+/// mode's pipeline reads every frame the other process sent and makes each an engine event, the
+/// counts of both sides agree, and the ladder reports the rates that passed. Rates are low so
+/// that a loaded CI machine passes; speed is `keel-bench`'s to measure.
+#[test]
+fn isolated_throughput_counts_every_frame_sent_by_the_other_process_in_both_modes() {
+    use keel_bench::harness::ingest;
+    let dir = tempfile::tempdir().unwrap();
+    let out = Outputs { json: Some(dir.path().join("tp.json")), hgrm_dir: None, plot: None };
+    let cfg = ingest::IngestConfig {
+        portfolios: 4,
+        fire_fraction: 0.001,
+        rates: vec![5_000, 10_000],
+        trial: Duration::from_millis(700),
+        max_depth: 100_000,
+        hot_cpu: 1,
+        load_cpu: 0,
+        modes: vec![isolated::PipelineMode::Pipelined, isolated::PipelineMode::Inline],
+        idle: (IdleWait::Park, 0),
+        progress: true,
+        exe: Some(env!("CARGO_BIN_EXE_keel-bench").into()),
+    };
+    isolated::validate_cpus(cfg.hot_cpu, cfg.load_cpu, cfg.portfolios).unwrap();
+    std::thread::spawn(move || {
+        isolated::restrict_process(cfg.load_cpu).unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        rt.block_on(harness::throughput_isolated(&cfg, &out)).unwrap();
+    })
+    .join()
+    .unwrap();
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("tp.json")).unwrap()).unwrap();
+    assert_eq!(v["mode"], "throughput_isolated");
+    let runs = v["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    let me = std::process::id() as u64;
+    for (r, mode) in runs.iter().zip(["pipelined", "inline"]) {
+        assert_eq!(r["mode"], mode, "{r}");
+        assert_ne!(r["load_pid"].as_u64().unwrap(), me, "{r}");
+        assert_eq!(r["load_cpus"], serde_json::json!([0]), "{r}");
+        assert_eq!(r["hot_cpus"], serde_json::json!([1]), "{r}");
+        let trials = r["trials"].as_array().unwrap();
+        assert!(!trials.is_empty(), "{r}");
+        let first = &trials[0];
+        assert_eq!(first["rate"], 5_000, "{r}");
+        let sent = first["sent"].as_u64().unwrap();
+        assert!(sent >= 2_000, "the blaster sent {sent} frames in 0.7 s at 5k/s: {r}");
+        // The pipeline's count of frames read and events made equals the other process's count
+        // of frames sent: nothing lost, nothing counted twice.
+        assert_eq!(first["read"].as_u64().unwrap(), sent, "{r}");
+        assert_eq!(first["events"].as_u64().unwrap(), sent, "{r}");
+        assert_eq!(first["skipped"], 0, "{r}");
+        assert_eq!(first["dropped"], 0, "{r}");
+        let passed: Vec<u64> =
+            trials.iter().take_while(|t| t["pass"] == true).map(|t| t["rate"].as_u64().unwrap()).collect();
+        assert_eq!(r["frames_per_s"].as_u64().unwrap(), passed.last().copied().unwrap_or(0), "{r}");
+    }
+}
