@@ -3,9 +3,9 @@
 
 use std::collections::HashMap;
 
-use alloy::consensus::{SignableTransaction, TxEip1559, TxEnvelope};
-use alloy::eips::eip2718::Encodable2718;
-use alloy::primitives::{Address, Bytes, TxKind, U256};
+use alloy::consensus::transaction::RlpEcdsaEncodableTx;
+use alloy::consensus::{SignableTransaction, TxEip1559};
+use alloy::primitives::{Address, Bytes, TxKind, U256, keccak256};
 
 use crate::signer::Signer;
 pub use keel_engine::signed::{Fees, SignedTx};
@@ -55,16 +55,12 @@ pub fn sign_call(
         input: call.input.clone(),
     };
     let sig = signer.sign_hash(&tx.signature_hash())?;
-    let envelope: TxEnvelope = tx.into_signed(sig).into();
-    let hash = *envelope.tx_hash();
-    Ok(SignedTx {
-        raw: envelope.encoded_2718().into(),
-        hash,
-        from: signer.address(),
-        nonce,
-        gas_limit: call.gas_limit,
-        fees,
-    })
+    // Encoded once, into a buffer of its exact size; the hash is of those bytes (alloy's
+    // `into_signed` + `encoded_2718` would encode it twice).
+    let mut raw = Vec::with_capacity(tx.eip2718_encoded_length(&sig));
+    tx.eip2718_encode(&sig, &mut raw);
+    let hash = keccak256(&raw);
+    Ok(SignedTx { raw: raw.into(), hash, from: signer.address(), nonce, gas_limit: call.gas_limit, fees })
 }
 
 /// Next nonce per account: read from the chain at start, then tracked locally so a bundle of several
@@ -106,6 +102,7 @@ impl NonceTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloy::consensus::TxEnvelope;
     use alloy::consensus::transaction::SignerRecoverable;
     use alloy::eips::eip2718::Decodable2718;
 

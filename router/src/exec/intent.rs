@@ -147,6 +147,8 @@ impl Executor {
         };
         // Cost-aware: price every candidate size with the same routing the transactions use, and
         // trade the one whose value exceeds its cost by the most (or refuse, naming both numbers).
+        // Routes priced while sizing, by fraction: the chosen size's is not routed again.
+        let mut priced: Vec<(f64, Vec<(usize, OrderRoute)>)> = Vec::new();
         let fraction = match &intent.value {
             Some(v) => {
                 // With a batch open for the same block, a size is priced by what it adds to the
@@ -155,7 +157,12 @@ impl Executor {
                 let batch = self.open_members(head.number.saturating_add(1));
                 let d = cost::choose_size(v, |f| match &batch {
                     Some((members, without)) => self.marginal_cost(members, without, intent, f, &head, &gas),
-                    None => self.route_legs(intent, f, &gas).ok().map(|r| self.cost_of(intent, &r, f, &gas)),
+                    None => {
+                        let routes = self.route_legs(intent, f, &gas).ok()?;
+                        let cost = self.cost_of(intent, &routes, f, &gas);
+                        priced.push((f, routes));
+                        Some(cost)
+                    }
                 })?;
                 tracing::info!(
                     intent = intent.id,
@@ -173,7 +180,10 @@ impl Executor {
         };
         // The same routing as a rebalance of its own: its cost alone, against which netting's
         // saving is measured.
-        let routes = self.route_legs(intent, fraction, &gas)?;
+        let routes = match priced.into_iter().find(|(f, _)| *f == fraction) {
+            Some((_, routes)) => routes,
+            None => self.route_legs(intent, fraction, &gas)?,
+        };
         let alone = self.cost_of(intent, &routes, fraction, &gas);
         let member =
             Member { intent: intent.clone(), fraction, alone, charged: cost::RebalanceCost::default() };
