@@ -30,6 +30,7 @@ pub mod affinity;
 pub mod bounded;
 pub mod chains;
 pub mod control;
+mod hot_turn;
 pub mod metrics;
 pub mod pipeline;
 pub mod predictor;

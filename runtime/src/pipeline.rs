@@ -43,6 +43,7 @@ use keel_router::config::{DexConfig, DexKind, PoolConfig, RelayConfig, RouterCon
 use keel_router::exec::{ExecError, ExecStats, ExecToken, Executor, FillRecord, PoolVenue};
 
 use crate::chains::{ChainReport, ChainSpec, Lane};
+use crate::hot_turn::{HotStep, hot_step};
 use keel_router::relay::RelayClient;
 use keel_router::signer::Signer;
 use keel_router::stage::{
@@ -1425,17 +1426,14 @@ fn engine_loop(mut engine: Engine, ctx: EngineThread) -> (EngineRun, Option<Exec
     (run, exec)
 }
 
-/// Inline mode: however busy the socket, one waiting router input (a head, receipts, a relay
-/// answer) is handled at least once per this many events.
-const HOT_ROUTER_TURN: u32 = 16;
-
 /// Inline mode's next event, the exchange socket read on this thread. Other feeds' events come
 /// first: each was recorded before anything the socket gives now, so the engine takes inputs in
 /// their recorded order. Then the socket, without blocking. Then the router stage's inputs, handled
-/// here — and one of them every [`HOT_ROUTER_TURN`] events even while the socket has more, so a
-/// flood of frames cannot hold back heads and receipts. With nothing to do, the thread waits as
-/// `wait` says: it busy-polls (`Spin`, and `SpinThenPark` within its spin of the last input), or
-/// sleeps on the socket for at most [`HOT_IDLE_SLICE`]. `None`: nothing for the engine now.
+/// here — and one of them every [`HOT_ROUTER_TURN`](crate::hot_turn::HOT_ROUTER_TURN) events even
+/// while the socket has more ([`hot_step`]), so a flood of frames cannot hold back heads and
+/// receipts. With nothing to do, the thread waits as `wait` says: it busy-polls (`Spin`, and
+/// `SpinThenPark` within its spin of the last input), or sleeps on the socket for at most
+/// [`HOT_IDLE_SLICE`]. `None`: nothing for the engine now.
 #[inline]
 fn next_hot(
     events: &Queue<Event>,
@@ -1445,30 +1443,31 @@ fn next_hot(
     busy_ns: &mut Nanos,
     turn: &mut u32,
 ) -> Option<Event> {
-    *turn = turn.wrapping_add(1);
-    let router_turn = turn.is_multiple_of(HOT_ROUTER_TURN);
-    if !router_turn && let Some(ev) = events.try_pop().or_else(|| feed.try_next()) {
-        *busy_ns = ev.time_ns();
-        return Some(ev);
+    let input = stage.input();
+    match hot_step(turn, || events.try_pop().or_else(|| feed.try_next()), || input.try_pop()) {
+        HotStep::Event(ev) => {
+            *busy_ns = ev.time_ns();
+            Some(ev)
+        }
+        HotStep::Router(msg) => {
+            stage.handle(msg);
+            *busy_ns = mono_now_ns();
+            None
+        }
+        HotStep::Idle => {
+            let sleep = match wait {
+                WaitPolicy::Spin => false,
+                WaitPolicy::Park => true,
+                WaitPolicy::SpinThenPark { spin } => {
+                    mono_now_ns().saturating_sub(*busy_ns) > spin.as_nanos() as u64
+                }
+            };
+            if sleep {
+                feed.wait(HOT_IDLE_SLICE);
+            }
+            None
+        }
     }
-    if let Some(msg) = stage.input().try_pop() {
-        stage.handle(msg);
-        *busy_ns = mono_now_ns();
-        return None;
-    }
-    if router_turn && let Some(ev) = events.try_pop().or_else(|| feed.try_next()) {
-        *busy_ns = ev.time_ns();
-        return Some(ev);
-    }
-    let sleep = match wait {
-        WaitPolicy::Spin => false,
-        WaitPolicy::Park => true,
-        WaitPolicy::SpinThenPark { spin } => mono_now_ns().saturating_sub(*busy_ns) > spin.as_nanos() as u64,
-    };
-    if sleep {
-        feed.wait(HOT_IDLE_SLICE);
-    }
-    None
 }
 
 /// Counts an emitted intent in the whole-run aggregates.

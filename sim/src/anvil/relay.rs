@@ -675,14 +675,15 @@ impl Shared {
         Ok(())
     }
 
-    /// Raw bytes of the transactions pending in anvil's pool, in nonce order per sender, from one
-    /// `txpool_content` request.
+    /// Raw bytes of the transactions pending in anvil's pool, senders in address order, each
+    /// sender's in nonce order, from one `txpool_content` request (the same pool replays the same
+    /// way every time).
     async fn public_pending(&self) -> Result<Vec<Bytes>> {
         /// `txpool_content`'s reply: sender → nonce → transaction, pending and queued.
         #[derive(Debug, serde::Deserialize)]
         struct Content {
-            pending: HashMap<Address, HashMap<String, alloy::rpc::types::Transaction>>,
-            queued: HashMap<Address, HashMap<String, alloy::rpc::types::Transaction>>,
+            pending: std::collections::BTreeMap<Address, HashMap<String, alloy::rpc::types::Transaction>>,
+            queued: std::collections::BTreeMap<Address, HashMap<String, alloy::rpc::types::Transaction>>,
         }
         let content: Content = self
             .anvil
