@@ -83,11 +83,10 @@ mod tests {
         let mut events: VecDeque<u32> = (0..3).collect();
         let mut router: VecDeque<u32> = (100..102).collect();
         let mut order = Vec::new();
-        loop {
-            match hot_step(&mut turn, || events.pop_front(), || router.pop_front()) {
-                HotStep::Event(e) | HotStep::Router(e) => order.push(e),
-                HotStep::Idle => break,
-            }
+        while let HotStep::Event(e) | HotStep::Router(e) =
+            hot_step(&mut turn, || events.pop_front(), || router.pop_front())
+        {
+            order.push(e);
         }
         assert_eq!(order, [0, 1, 2, 100, 101]);
         // A flood of router inputs does not starve events either: one event per step when waiting.
