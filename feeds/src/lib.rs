@@ -27,6 +27,8 @@ pub(crate) mod frames;
 #[cfg(feature = "net")]
 pub mod hot;
 #[cfg(feature = "net")]
+pub mod http;
+#[cfg(feature = "net")]
 pub mod node;
 #[cfg(feature = "net")]
 pub mod poll;

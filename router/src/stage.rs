@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use alloy::primitives::B256;
-use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::providers::{DynProvider, Provider};
 use hdrhistogram::Histogram;
 use keel_engine::clock::{Nanos, mono_now_ns};
 use keel_engine::event::{Event, Outcome, OutcomeStatus};
@@ -260,8 +260,9 @@ pub struct StageJournal {
 pub struct StageIo {
     /// The relays bundles go to.
     pub relays: RelayClient,
-    /// Node JSON-RPC URL, for receipts.
-    pub rpc_url: String,
+    /// The node's JSON-RPC, for receipts (`None`: receipts are not read). One provider for the
+    /// stage's whole run; the runtime builds it with a capped reply (`keel_feeds::http`).
+    pub receipts_rpc: Option<DynProvider>,
     /// Runtime for relay posts and receipt reads.
     pub runtime: tokio::runtime::Handle,
     /// The journal, when one is configured.
@@ -386,14 +387,7 @@ impl RouterStage {
         io: StageIo,
         observer: Arc<StageObserver>,
     ) -> Self {
-        let StageIo { relays, rpc_url, runtime, journal, wait: _, recorder, private_rpc } = io;
-        let receipts_rpc = match rpc_url.parse() {
-            Ok(url) => Some(ProviderBuilder::new().connect_http(url).erased()),
-            Err(_) => {
-                tracing::error!(rpc_url, "bad RPC URL: receipts will not be read");
-                None
-            }
-        };
+        let StageIo { relays, receipts_rpc, runtime, journal, wait: _, recorder, private_rpc } = io;
         let relay_names: Arc<[String]> = match &private_rpc {
             Some(_) => [PRIVATE_RPC_NAME.to_string()].into_iter().collect(),
             None => relays.relays().iter().map(|r| r.name.clone()).collect(),

@@ -776,7 +776,13 @@ impl Pipeline {
             );
             let io = StageIo {
                 relays,
-                rpc_url: lane.spec.rpc_url.clone(),
+                receipts_rpc: match keel_feeds::http::http_provider(&lane.spec.rpc_url) {
+                    Ok(p) => Some(p),
+                    Err(error) => {
+                        tracing::error!(%error, "receipts will not be read");
+                        None
+                    }
+                },
                 runtime: runtime.clone(),
                 journal: stage_journal.clone(),
                 wait: spec.engine.wait_policy(),

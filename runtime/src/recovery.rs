@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use alloy::primitives::{Address, B256};
-use alloy::providers::{Provider, ProviderBuilder};
+use alloy::providers::Provider;
 use keel_engine::PortfolioId;
 use keel_engine::chain::ReceiptInfo;
 use keel_journal::recover::{ChainFacts, DAY_MS, RestoredCharge, reconcile, restored_charges};
@@ -132,8 +132,8 @@ pub async fn recover_routed(
     let handle = journal.handle();
     for rebalance in &open {
         let rpc_url = routes.url_for(&rebalance.portfolio_name);
-        let url = rpc_url.parse().map_err(|e| RecoveryError::Chain(format!("bad RPC URL {rpc_url}: {e}")))?;
-        let provider = ProviderBuilder::new().connect_http(url);
+        let provider =
+            keel_feeds::http::http_provider(rpc_url).map_err(|e| RecoveryError::Chain(e.to_string()))?;
         let facts = chain_facts_retried(&provider, rebalance).await?;
         let (resolution, detail) = reconcile(rebalance, &facts);
         tracing::warn!(

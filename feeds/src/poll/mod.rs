@@ -26,7 +26,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use alloy::primitives::Address;
-use alloy::providers::ProviderBuilder;
 use keel_engine::chain::ChainUpdate;
 use keel_engine::event::{BlockHeader, Event};
 use keel_engine::{PortfolioId, Queue, TokenId, clock::mono_now_ns};
@@ -125,8 +124,8 @@ pub async fn run_chain_poller<R: From<ChainUpdate> + Send + Sync>(
     cancel: CancellationToken,
 ) -> Result<(), PollError> {
     let PollConfig { rpc_url, ws_url, poll_ms } = config;
-    let url = rpc_url.parse().map_err(|_| PollError::BadUrl(rpc_url.clone()))?;
-    let provider = ProviderBuilder::new().connect_http(url);
+    // Replies capped: a broken node cannot make the poller buffer without bound.
+    let provider = crate::http::http_provider(&rpc_url).map_err(|_| PollError::BadUrl(rpc_url.clone()))?;
     let recorder = recorder.as_deref();
     let publish_router = |u: ChainUpdate| {
         if let Some(r) = recorder {

@@ -8,6 +8,8 @@
 //!   A million mutated frames, `#[ignore]`d: `cargo test --release -p keel-feeds --test it -- --ignored`.
 //! * `hot`: the feed read on the calling thread (inline mode): every frame in order over four
 //!   connections ended four ways, pings answered, reconnects with backoff, a prompt shutdown.
+//! * `http`: the node's HTTP JSON-RPC with a capped reply: read under the cap, refused over it
+//!   (announced or streamed), an error status reported with its body.
 //! * `loopback`: the websocket client against a local server: replay, reconnect, ping/pong, idle,
 //!   malformed frames, full queue, shutdown.
 //! * `same_as_before`: the decoder answers exactly what the previous decoder (`reference`, kept
@@ -19,6 +21,7 @@ mod captures;
 mod faults;
 mod fuzz;
 mod hot;
+mod http;
 mod loopback;
 mod reference;
 mod same_as_before;
