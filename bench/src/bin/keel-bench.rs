@@ -321,17 +321,19 @@ fn main() -> eyre::Result<()> {
             ..
         } => {
             let cfg = harness::isolated::IsolatedConfig {
-                portfolios,
-                fire_fraction,
+                rig: harness::isolated::RigOptions {
+                    portfolios,
+                    fire_fraction,
+                    hot_cpu,
+                    load_cpu,
+                    idle: (idle, idle_spin_us),
+                    netting: netting == "on",
+                    progress: !common.quiet,
+                    exe: None,
+                },
                 rate,
                 duration: Duration::from_secs(common.duration_secs),
-                hot_cpu,
-                load_cpu,
                 modes: modes(&mode),
-                idle: (idle, idle_spin_us),
-                netting: netting == "on",
-                progress: !common.quiet,
-                exe: None,
             };
             harness::isolated::validate(&cfg)?;
             let journals: &[bool] = match journal.as_str() {
@@ -373,19 +375,22 @@ fn main() -> eyre::Result<()> {
                 eyre::bail!("--rates {rates:?}: expected positive rates in ascending order");
             }
             let cfg = harness::ingest::IngestConfig {
-                portfolios,
-                fire_fraction,
+                rig: harness::isolated::RigOptions {
+                    portfolios,
+                    fire_fraction,
+                    hot_cpu,
+                    load_cpu,
+                    idle: (idle, keel_engine::config::DEFAULT_IDLE_SPIN_US),
+                    netting: true,
+                    progress: !common.quiet,
+                    exe: None,
+                },
                 rates,
                 trial: Duration::from_secs_f64(trial_secs),
                 max_depth,
-                hot_cpu,
-                load_cpu,
                 modes: modes(&mode),
-                idle: (idle, keel_engine::config::DEFAULT_IDLE_SPIN_US),
-                progress: !common.quiet,
-                exe: None,
             };
-            harness::isolated::validate_cpus(hot_cpu, load_cpu, portfolios)?;
+            cfg.rig.validate()?;
             harness::isolated::restrict_process(load_cpu)?;
             runtime()?.block_on(harness::throughput_isolated(&cfg, &outputs(&common)))?;
         }

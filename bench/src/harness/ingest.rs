@@ -17,10 +17,9 @@
 
 use std::time::{Duration, Instant};
 
-use keel_engine::config::IdleWait;
 use serde::Serialize;
 
-use super::isolated::{IsolatedRig, PipelineMode, RigSpec};
+use super::isolated::{IsolatedRig, PipelineMode, RigOptions};
 
 /// The default rate ladder of the isolated `throughput`, frames/s.
 pub const INGEST_RATES: &[u64] =
@@ -29,43 +28,16 @@ pub const INGEST_RATES: &[u64] =
 /// Settings of an isolated throughput run.
 #[derive(Debug, Clone)]
 pub struct IngestConfig {
-    /// Portfolios (= assets = instruments), 2..=8.
-    pub portfolios: usize,
-    /// Fraction of frames that push a portfolio past its band.
-    pub fire_fraction: f64,
+    /// The rig (its CPUs, scenario and idle policy).
+    pub rig: RigOptions,
     /// Offered rates, frames/s, in order.
     pub rates: Vec<u64>,
     /// Length of each trial.
     pub trial: Duration,
     /// Deepest engine queue a passing pipelined trial may reach, events.
     pub max_depth: usize,
-    /// CPU of the engine (and router) thread.
-    pub hot_cpu: usize,
-    /// CPU of the load-side process.
-    pub load_cpu: usize,
     /// The modes to measure, one ladder each (in order).
     pub modes: Vec<PipelineMode>,
-    /// How the engine and router threads wait when idle.
-    pub idle: (IdleWait, u64),
-    /// Print progress to stderr.
-    pub progress: bool,
-    /// The `keel-bench` executable that serves `load-side` (default: this executable).
-    pub exe: Option<std::path::PathBuf>,
-}
-
-impl IngestConfig {
-    fn rig(&self) -> RigSpec<'_> {
-        RigSpec {
-            portfolios: self.portfolios,
-            fire_fraction: self.fire_fraction,
-            hot_cpu: self.hot_cpu,
-            load_cpu: self.load_cpu,
-            idle: self.idle,
-            netting: true,
-            progress: self.progress,
-            exe: self.exe.as_deref(),
-        }
-    }
 }
 
 /// One step of the ladder.
@@ -117,12 +89,12 @@ pub struct IngestRun {
 /// Runs `cfg`'s ladder in `mode` (the process must already be restricted,
 /// [`super::isolated::restrict_process`]).
 pub async fn run(cfg: &IngestConfig, mode: PipelineMode) -> eyre::Result<IngestRun> {
-    let mut rig = IsolatedRig::start(&cfg.rig(), mode, false).await?;
+    let mut rig = IsolatedRig::start(&cfg.rig, mode, false).await?;
     let load_pid = rig.load.hello.pid;
     let mut trials = Vec::new();
     for &rate in &cfg.rates {
         let t = trial(&mut rig, mode, rate, cfg).await?;
-        if cfg.progress {
+        if cfg.rig.progress {
             eprintln!(
                 "{mode:?} {rate:>8}/s: sent {:>9.0}/s read {}/{} events {} skipped {} dropped {} max depth {} intents {} → {}",
                 t.sent_per_s,

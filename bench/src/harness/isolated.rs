@@ -59,24 +59,18 @@ impl PipelineMode {
     }
 }
 
-/// Settings of an isolated run.
+/// The isolated rig: the scenario, the CPUs and how the pipeline runs; shared by the latency
+/// ([`IsolatedConfig`]) and throughput ([`super::ingest::IngestConfig`]) harnesses.
 #[derive(Debug, Clone)]
-pub struct IsolatedConfig {
+pub struct RigOptions {
     /// Portfolios (= assets = instruments), 2..=8 (attribution needs a symbol to hold back).
     pub portfolios: usize,
     /// Fraction of frames that push a portfolio past its band.
     pub fire_fraction: f64,
-    /// Frames per second offered.
-    pub rate: u64,
-    /// Measured part of each run.
-    pub duration: Duration,
     /// CPU of the engine and router threads.
     pub hot_cpu: usize,
     /// CPU of the load-side process.
     pub load_cpu: usize,
-    /// Pipeline shape.
-    /// The modes to measure, one run each per journal setting (in order).
-    pub modes: Vec<PipelineMode>,
     /// How the engine and router threads wait when idle.
     pub idle: (IdleWait, u64),
     /// `[router] netting`: rebalances of one block share one batch bundle.
@@ -87,27 +81,44 @@ pub struct IsolatedConfig {
     pub exe: Option<PathBuf>,
 }
 
-/// Checks `cfg` against this machine; call before [`restrict_process`].
-pub fn validate(cfg: &IsolatedConfig) -> eyre::Result<()> {
-    validate_cpus(cfg.hot_cpu, cfg.load_cpu, cfg.portfolios)
+/// Settings of an isolated latency run.
+#[derive(Debug, Clone)]
+pub struct IsolatedConfig {
+    /// The rig.
+    pub rig: RigOptions,
+    /// Frames per second offered.
+    pub rate: u64,
+    /// Measured part of each run.
+    pub duration: Duration,
+    /// The modes to measure, one run each per journal setting (in order).
+    pub modes: Vec<PipelineMode>,
 }
 
-/// Checks an isolated rig's CPUs and portfolio count against this machine.
-pub fn validate_cpus(hot_cpu: usize, load_cpu: usize, portfolios: usize) -> eyre::Result<()> {
-    let n = super::affinity::online_cpus();
-    if hot_cpu >= n || load_cpu >= n {
-        eyre::bail!("--hot-cpu {hot_cpu} / --load-cpu {load_cpu}: this machine has CPUs 0..{}", n - 1);
+/// Checks `cfg` against this machine; call before [`restrict_process`].
+pub fn validate(cfg: &IsolatedConfig) -> eyre::Result<()> {
+    cfg.rig.validate()
+}
+
+impl RigOptions {
+    /// Checks the rig's CPUs and portfolio count against this machine; call before
+    /// [`restrict_process`].
+    pub fn validate(&self) -> eyre::Result<()> {
+        let (hot_cpu, load_cpu, portfolios) = (self.hot_cpu, self.load_cpu, self.portfolios);
+        let n = super::affinity::online_cpus();
+        if hot_cpu >= n || load_cpu >= n {
+            eyre::bail!("--hot-cpu {hot_cpu} / --load-cpu {load_cpu}: this machine has CPUs 0..{}", n - 1);
+        }
+        if hot_cpu == load_cpu {
+            eyre::bail!("--hot-cpu and --load-cpu are both {hot_cpu}: the load must run on another CPU");
+        }
+        if !(2..=super::scenario::MAX_PORTFOLIOS).contains(&portfolios) {
+            eyre::bail!(
+                "--portfolios {portfolios}: the isolated harness needs 2..={} (it holds a crossed symbol back)",
+                super::scenario::MAX_PORTFOLIOS
+            );
+        }
+        Ok(())
     }
-    if hot_cpu == load_cpu {
-        eyre::bail!("--hot-cpu and --load-cpu are both {hot_cpu}: the load must run on another CPU");
-    }
-    if !(2..=super::scenario::MAX_PORTFOLIOS).contains(&portfolios) {
-        eyre::bail!(
-            "--portfolios {portfolios}: the isolated harness needs 2..={} (it holds a crossed symbol back)",
-            super::scenario::MAX_PORTFOLIOS
-        );
-    }
-    Ok(())
 }
 
 /// Restricts this process (and the threads it starts afterwards: call before building the async
@@ -167,34 +178,6 @@ pub struct IsolatedRun {
     pub stages: Vec<Stage>,
 }
 
-/// What [`IsolatedRig::start`] needs: the scenario, the CPUs and the pipeline's shape.
-#[derive(Debug, Clone)]
-pub(crate) struct RigSpec<'a> {
-    pub portfolios: usize,
-    pub fire_fraction: f64,
-    pub hot_cpu: usize,
-    pub load_cpu: usize,
-    pub idle: (IdleWait, u64),
-    pub netting: bool,
-    pub progress: bool,
-    pub exe: Option<&'a std::path::Path>,
-}
-
-impl IsolatedConfig {
-    pub(crate) fn rig(&self) -> RigSpec<'_> {
-        RigSpec {
-            portfolios: self.portfolios,
-            fire_fraction: self.fire_fraction,
-            hot_cpu: self.hot_cpu,
-            load_cpu: self.load_cpu,
-            idle: self.idle,
-            netting: self.netting,
-            progress: self.progress,
-            exe: self.exe.as_deref(),
-        }
-    }
-}
-
 /// A started isolated rig: the load side in its own process, the pipeline in this one with its
 /// hot threads pinned, warmed up (pools, balances and nonces read, every portfolio valued) with
 /// the blaster paused.
@@ -211,8 +194,8 @@ pub(crate) struct IsolatedRig {
 
 impl IsolatedRig {
     /// Starts the load side and the pipeline in `mode`, journal on or off, and warms them up.
-    pub(crate) async fn start(spec: &RigSpec<'_>, mode: PipelineMode, journal: bool) -> eyre::Result<Self> {
-        let load = LoadSide::spawn(spec.exe, spec.portfolios, spec.fire_fraction, spec.load_cpu)?;
+    pub(crate) async fn start(spec: &RigOptions, mode: PipelineMode, journal: bool) -> eyre::Result<Self> {
+        let load = LoadSide::spawn(spec.exe.as_deref(), spec.portfolios, spec.fire_fraction, spec.load_cpu)?;
         if load.hello.pid == std::process::id() || load.hello.ppid != std::process::id() {
             eyre::bail!(
                 "the load side is not a child process (pid {}, parent {})",
@@ -291,7 +274,7 @@ impl IsolatedRig {
 /// Runs one isolated measurement (the process must already be restricted, [`restrict_process`]).
 pub async fn run(cfg: &IsolatedConfig, mode: PipelineMode, journal: bool) -> eyre::Result<IsolatedRun> {
     let IsolatedRig { mut load, pipeline, load_cpus, hot_cpus, _dir } =
-        IsolatedRig::start(&cfg.rig(), mode, journal).await?;
+        IsolatedRig::start(&cfg.rig, mode, journal).await?;
     pipeline.observer().stamp_submits.store(true, Ordering::Relaxed);
     let base = load.stats()?;
     let start_abs = abs_mono_ns();
@@ -300,7 +283,7 @@ pub async fn run(cfg: &IsolatedConfig, mode: PipelineMode, journal: bool) -> eyr
     let mut last = Instant::now();
     while t0.elapsed() < cfg.duration {
         tokio::time::sleep(Duration::from_millis(100).min(cfg.duration.saturating_sub(t0.elapsed()))).await;
-        if cfg.progress && last.elapsed() >= Duration::from_secs(1) {
+        if cfg.rig.progress && last.elapsed() >= Duration::from_secs(1) {
             last = Instant::now();
             let s = load.stats()?;
             eprintln!(

@@ -8,6 +8,21 @@ use std::time::Duration;
 use keel_bench::harness::{self, Outputs, isolated};
 use keel_engine::config::IdleWait;
 
+/// The rig of both tests: 4 portfolios, load on CPU 0, hot thread(s) on CPU 1, parked when idle,
+/// the load side served by this package's `keel-bench`.
+fn rig(fire_fraction: f64) -> isolated::RigOptions {
+    isolated::RigOptions {
+        portfolios: 4,
+        fire_fraction,
+        hot_cpu: 1,
+        load_cpu: 0,
+        idle: (IdleWait::Park, 0),
+        netting: true,
+        progress: true,
+        exe: Some(env!("CARGO_BIN_EXE_keel-bench").into()),
+    }
+}
+
 #[test]
 fn isolated_latency_runs_the_load_in_another_process_and_measures_both_modes_and_journal_settings() {
     assert!(
@@ -22,22 +37,15 @@ fn isolated_latency_runs_the_load_in_another_process_and_measures_both_modes_and
         plot: None,
     };
     let cfg = isolated::IsolatedConfig {
-        portfolios: 4,
-        fire_fraction: 0.01,
+        rig: rig(0.01),
         rate: 2_000,
         duration: Duration::from_secs(3),
-        hot_cpu: 1,
-        load_cpu: 0,
         modes: vec![isolated::PipelineMode::Pipelined, isolated::PipelineMode::Inline],
-        idle: (IdleWait::Park, 0),
-        netting: true,
-        progress: true,
-        exe: Some(env!("CARGO_BIN_EXE_keel-bench").into()),
     };
     isolated::validate(&cfg).unwrap();
     // This test's thread (and what it starts: the runtime, the pipeline) stays off the load CPU.
     let cpus = std::thread::spawn(move || {
-        let cpus = isolated::restrict_process(cfg.load_cpu).unwrap();
+        let cpus = isolated::restrict_process(cfg.rig.load_cpu).unwrap();
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         rt.block_on(harness::latency_isolated(&cfg, &[false, true], &out)).unwrap();
         cpus
@@ -97,21 +105,15 @@ fn isolated_throughput_counts_every_frame_sent_by_the_other_process_in_both_mode
     let dir = tempfile::tempdir().unwrap();
     let out = Outputs { json: Some(dir.path().join("tp.json")), hgrm_dir: None, plot: None };
     let cfg = ingest::IngestConfig {
-        portfolios: 4,
-        fire_fraction: 0.001,
+        rig: rig(0.001),
         rates: vec![5_000, 10_000],
         trial: Duration::from_millis(700),
         max_depth: 100_000,
-        hot_cpu: 1,
-        load_cpu: 0,
         modes: vec![isolated::PipelineMode::Pipelined, isolated::PipelineMode::Inline],
-        idle: (IdleWait::Park, 0),
-        progress: true,
-        exe: Some(env!("CARGO_BIN_EXE_keel-bench").into()),
     };
-    isolated::validate_cpus(cfg.hot_cpu, cfg.load_cpu, cfg.portfolios).unwrap();
+    cfg.rig.validate().unwrap();
     std::thread::spawn(move || {
-        isolated::restrict_process(cfg.load_cpu).unwrap();
+        isolated::restrict_process(cfg.rig.load_cpu).unwrap();
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         rt.block_on(harness::throughput_isolated(&cfg, &out)).unwrap();
     })
