@@ -26,6 +26,9 @@ pub const DEFAULT_QUEUE_CAPACITY: usize = 65_536;
 pub const DEFAULT_IDLE: IdleWait = IdleWait::Park;
 /// Default busy-poll budget of `idle = "spin_then_park"`, microseconds.
 pub const DEFAULT_IDLE_SPIN_US: u64 = 200;
+/// Default idle time after which inline mode's engine thread rehearses its latest route,
+/// microseconds (`[engine] rehearse_us`).
+pub const DEFAULT_REHEARSE_US: u64 = 100;
 /// Tolerance on the sum of target weights.
 pub const WEIGHT_SUM_TOLERANCE: f64 = 1e-6;
 
@@ -52,6 +55,12 @@ pub struct EngineConfig {
     /// Pin the engine thread (the hot thread, in inline mode) to this CPU; none by default.
     #[serde(default)]
     pub hot_cpu: Option<usize>,
+    /// Inline mode: once the engine thread has had no input for this many microseconds, it routes
+    /// its latest intent again on its scratch copy of the pools — nothing signed, sent, recorded
+    /// or counted — and again every as many microseconds while idle, so that the next intent
+    /// finds the routing code and data in its caches. 0 turns it off.
+    #[serde(default = "default_rehearse_us")]
+    pub rehearse_us: u64,
 }
 
 /// Where the router stage runs (`[engine] mode`).
@@ -82,6 +91,7 @@ impl Default for EngineConfig {
             idle_spin_us: DEFAULT_IDLE_SPIN_US,
             mode: StageMode::Pipelined,
             hot_cpu: None,
+            rehearse_us: DEFAULT_REHEARSE_US,
         }
     }
 }
@@ -92,6 +102,8 @@ pub const QUEUE_CAPACITY_RANGE: std::ops::RangeInclusive<usize> = 16..=(1 << 24)
 pub const STALE_AFTER_MS_RANGE: std::ops::RangeInclusive<u64> = 1..=86_400_000;
 /// Bounds of `idle_spin_us`: up to one second.
 pub const IDLE_SPIN_US_RANGE: std::ops::RangeInclusive<u64> = 0..=1_000_000;
+/// Bounds of `rehearse_us`: up to one second (0: off).
+pub const REHEARSE_US_RANGE: std::ops::RangeInclusive<u64> = 0..=1_000_000;
 /// `hot_cpu` must be below this (the size of Linux's `cpu_set_t`).
 pub const MAX_CPU: usize = 1024;
 /// Largest `cooldown_secs`, a trigger's `interval_secs` and a volatility `halflife_secs`: one year.
@@ -121,6 +133,12 @@ impl EngineConfig {
             return Err(ConfigError::new(
                 "engine.idle_spin_us",
                 format!("{} is outside {IDLE_SPIN_US_RANGE:?}", self.idle_spin_us),
+            ));
+        }
+        if !REHEARSE_US_RANGE.contains(&self.rehearse_us) {
+            return Err(ConfigError::new(
+                "engine.rehearse_us",
+                format!("{} is outside {REHEARSE_US_RANGE:?}", self.rehearse_us),
             ));
         }
         if let Some(cpu) = self.hot_cpu
@@ -171,6 +189,10 @@ fn default_idle() -> IdleWait {
 }
 fn default_idle_spin_us() -> u64 {
     DEFAULT_IDLE_SPIN_US
+}
+
+fn default_rehearse_us() -> u64 {
+    DEFAULT_REHEARSE_US
 }
 fn default_cooldown_secs() -> f64 {
     DEFAULT_COOLDOWN_SECS

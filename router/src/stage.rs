@@ -456,6 +456,12 @@ impl RouterStage {
         &self.input
     }
 
+    /// Routes the latest intent again, committing nothing, to keep the routing path warm while
+    /// the thread is idle ([`Executor::rehearse`]); whether it routed.
+    pub fn rehearse(&self) -> bool {
+        self.exec.rehearse()
+    }
+
     /// Handles one input: routes and signs an intent and hands the bundle to the relays, applies a
     /// chain update (retargets, settlements), settles receipts. Takes no lock on the way from an
     /// intent to the wire.
@@ -484,10 +490,13 @@ impl RouterStage {
         let stamping = observer.stamp_submits.load(Ordering::Relaxed);
         let mut decided_ns = 0;
         let settled_ns = settle_time(&msg, now);
+        // The intent, kept for rehearsals once its bundle is written (moved, not copied).
+        let mut rehearsal = None;
         match msg {
             RouterInput::Intent(intent) => {
                 decided_ns = intent.decided_ns;
                 exec.on_intent(&intent, now, actions);
+                rehearsal = Some(intent);
                 // A lock and a copy only after an oracle-guard refusal (no submission follows it).
                 let refused = exec.oracle().counts().total();
                 if refused != *guard_published {
@@ -694,6 +703,9 @@ impl RouterStage {
                     }
                 }
             }
+        }
+        if let Some(intent) = rehearsal {
+            exec.keep_for_rehearsal(intent);
         }
     }
 

@@ -1,7 +1,10 @@
 //! The order in which inline mode's engine thread takes its inputs ([`hot_step`]): engine events
 //! first, the router stage's inputs when no event is waiting, and one router input every
 //! [`HOT_ROUTER_TURN`] steps even while events keep coming, so that a flood of exchange frames
-//! cannot hold back heads, receipts and relay answers.
+//! cannot hold back heads, receipts and relay answers. And when the idle thread rehearses its
+//! latest route ([`Rehearsal`]).
+
+use keel_engine::clock::Nanos;
 
 /// However busy the socket, one waiting router input (a head, receipts, a relay answer) is handled
 /// at least once per this many steps.
@@ -41,6 +44,38 @@ pub(crate) fn hot_step<E, M>(
     HotStep::Idle
 }
 
+/// When the idle hot thread routes its latest intent again to keep the path warm (`[engine]
+/// rehearse_us`; [`keel_router::stage::RouterStage::rehearse`]): once it has had no input for the
+/// interval, and then once per interval while it stays idle.
+#[derive(Debug)]
+pub(crate) struct Rehearsal {
+    every_ns: u64,
+    last_ns: Nanos,
+    /// Rehearsals that routed.
+    pub(crate) routed: u64,
+}
+
+impl Rehearsal {
+    /// Every `every_us` microseconds of idleness (0: never).
+    pub(crate) fn new(every_us: u64) -> Self {
+        Self { every_ns: every_us.saturating_mul(1_000), last_ns: 0, routed: 0 }
+    }
+
+    /// Whether to rehearse at `now`, the last input having come at `busy_ns`.
+    #[inline]
+    pub(crate) fn due(&self, now: Nanos, busy_ns: Nanos) -> bool {
+        self.every_ns > 0
+            && now.saturating_sub(busy_ns) >= self.every_ns
+            && now.saturating_sub(self.last_ns) >= self.every_ns
+    }
+
+    /// A rehearsal ran at `now` (and routed or not).
+    pub(crate) fn ran(&mut self, now: Nanos, routed: bool) {
+        self.last_ns = now;
+        self.routed += u64::from(routed);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::VecDeque;
@@ -75,6 +110,26 @@ mod tests {
             assert!(handled[0] <= HOT_ROUTER_TURN, "start {start}: {handled:?}");
             assert!(handled.windows(2).all(|w| w[1] - w[0] == HOT_ROUTER_TURN), "start {start}: {handled:?}");
         }
+    }
+
+    #[test]
+    fn rehearsals_come_once_idle_for_the_interval_and_once_per_interval_after() {
+        let us = 1_000;
+        let mut r = Rehearsal::new(100);
+        let busy = 10_000 * us;
+        assert!(!r.due(busy + 99 * us, busy), "before the interval of idleness");
+        assert!(r.due(busy + 100 * us, busy));
+        r.ran(busy + 100 * us, true);
+        assert!(!r.due(busy + 150 * us, busy), "within an interval of the last rehearsal");
+        assert!(r.due(busy + 200 * us, busy));
+        r.ran(busy + 200 * us, false);
+        assert_eq!(r.routed, 1);
+        // A new input restarts the wait.
+        let input = busy + 250 * us;
+        assert!(!r.due(input + 50 * us, input));
+        assert!(r.due(input + 100 * us, input));
+        // 0: off.
+        assert!(!Rehearsal::new(0).due(u64::MAX, 0));
     }
 
     #[test]

@@ -43,7 +43,7 @@ use keel_router::config::{DexConfig, DexKind, PoolConfig, RelayConfig, RouterCon
 use keel_router::exec::{ExecError, ExecStats, ExecToken, Executor, FillRecord, PoolVenue};
 
 use crate::chains::{ChainReport, ChainSpec, Lane};
-use crate::hot_turn::{HotStep, hot_step};
+use crate::hot_turn::{HotStep, Rehearsal, hot_step};
 use keel_router::relay::RelayClient;
 use keel_router::signer::Signer;
 use keel_router::stage::{
@@ -852,6 +852,7 @@ impl Pipeline {
                         inline,
                         exchange,
                         hot_cpu,
+                        rehearse_us: spec.engine.rehearse_us,
                     },
                 )
             })?
@@ -1210,6 +1211,8 @@ struct EngineThread {
     exchange: Option<HotFeed>,
     /// The CPU to pin this thread to.
     hot_cpu: Option<usize>,
+    /// Inline mode with the exchange socket: `[engine] rehearse_us`.
+    rehearse_us: u64,
 }
 
 fn engine_loop(mut engine: Engine, ctx: EngineThread) -> (EngineRun, Option<Executor>) {
@@ -1229,6 +1232,7 @@ fn engine_loop(mut engine: Engine, ctx: EngineThread) -> (EngineRun, Option<Exec
         mut inline,
         mut exchange,
         hot_cpu,
+        rehearse_us,
     } = ctx;
     if let Some(cpu) = hot_cpu {
         match crate::affinity::pin_current(&[cpu]) {
@@ -1263,13 +1267,14 @@ fn engine_loop(mut engine: Engine, ctx: EngineThread) -> (EngineRun, Option<Exec
     let mut next_sample = mono_now_ns();
     let mut busy_ns = mono_now_ns();
     let mut turn: u32 = 0;
+    let mut rehearsal = Rehearsal::new(rehearse_us);
     loop {
         let ev = match (inline.as_mut(), exchange.as_mut()) {
             (None, _) => events.pop_with(wait, TIMER_EVERY),
             // Inline, the exchange socket read here: frame → event → decision → signed bundle on
             // the wire without leaving this thread.
             (Some(stage), Some(feed)) => {
-                match next_hot(&events, stage, feed, wait, &mut busy_ns, &mut turn) {
+                match next_hot(&events, stage, feed, wait, &mut busy_ns, &mut turn, &mut rehearsal) {
                     Some(ev) => Some(ev),
                     None if mono_now_ns() < next_timer && !stop.load(Ordering::Acquire) => continue,
                     None => None,
@@ -1409,6 +1414,10 @@ fn engine_loop(mut engine: Engine, ctx: EngineThread) -> (EngineRun, Option<Exec
     }
     if let Some(feed) = exchange {
         feed.shutdown();
+        tracing::info!(
+            rehearsals = rehearsal.routed,
+            "hot thread stopped; its idle rehearsals of the latest route"
+        );
     }
     // Inline: what the stage's tasks handed back since the last event is handled before it ends.
     let exec = inline.map(|mut stage| {
@@ -1439,7 +1448,9 @@ fn engine_loop(mut engine: Engine, ctx: EngineThread) -> (EngineRun, Option<Exec
 /// while the socket has more ([`hot_step`]), so a flood of frames cannot hold back heads and
 /// receipts. With nothing to do, the thread waits as `wait` says: it busy-polls (`Spin`, and
 /// `SpinThenPark` within its spin of the last input), or sleeps on the socket for at most
-/// [`HOT_IDLE_SLICE`]. `None`: nothing for the engine now.
+/// [`HOT_IDLE_SLICE`]; before that, once idle for `[engine] rehearse_us`, it routes its latest
+/// intent again, committing nothing, to keep the path warm ([`Rehearsal`]). `None`: nothing for
+/// the engine now.
 #[inline]
 fn next_hot(
     events: &Queue<Event>,
@@ -1448,6 +1459,7 @@ fn next_hot(
     wait: WaitPolicy,
     busy_ns: &mut Nanos,
     turn: &mut u32,
+    rehearsal: &mut Rehearsal,
 ) -> Option<Event> {
     let input = stage.input();
     match hot_step(turn, || events.try_pop().or_else(|| feed.try_next()), || input.try_pop()) {
@@ -1461,6 +1473,11 @@ fn next_hot(
             None
         }
         HotStep::Idle => {
+            let now = mono_now_ns();
+            if rehearsal.due(now, *busy_ns) {
+                let routed = stage.rehearse();
+                rehearsal.ran(now, routed);
+            }
             let sleep = match wait {
                 WaitPolicy::Spin => false,
                 WaitPolicy::Park => true,

@@ -120,6 +120,14 @@ fn demo_rebalances_every_portfolio_with_the_router_inline_on_the_engine_thread()
         logs.lines().any(|l| l.contains("read on the hot thread")),
         "the exchange socket was not read on the engine thread: {logs}"
     );
+    // Idle between frames, the thread rehearsed its latest route (`rehearse_us`, default 100).
+    let rehearsals: u64 = logs
+        .lines()
+        .find(|l| l.contains("idle rehearsals of the latest route"))
+        .and_then(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .and_then(|v| v["fields"]["rehearsals"].as_u64())
+        .unwrap_or_else(|| panic!("no rehearsal count logged: {logs}"));
+    assert!(rehearsals > 0, "the idle hot thread never rehearsed a route: {logs}");
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.path().join("report.json")).unwrap()).unwrap();
     assert_eq!(report["stage_mode"], "inline", "{report:#}");

@@ -157,6 +157,11 @@ enum Mode {
         /// its own one-leg bundle).
         #[arg(long, default_value = "on", value_parser = ["on", "off"], requires = "load_cpu")]
         netting: String,
+        /// `[engine] rehearse_us` (isolated harness, inline mode): once idle this long, the hot
+        /// thread routes its latest intent again, committing nothing, to keep the path warm; 0: off.
+        #[arg(long, default_value_t = keel_engine::config::DEFAULT_REHEARSE_US, requires = "load_cpu",
+              value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+        rehearse_us: u64,
     },
     /// The highest frame rate sustained with no dropped frame and a bounded engine queue.
     ///
@@ -318,6 +323,7 @@ fn main() -> eyre::Result<()> {
             mode,
             journal,
             netting,
+            rehearse_us,
             ..
         } => {
             let cfg = harness::isolated::IsolatedConfig {
@@ -328,6 +334,7 @@ fn main() -> eyre::Result<()> {
                     load_cpu,
                     idle: (idle, idle_spin_us),
                     netting: netting == "on",
+                    rehearse_us,
                     progress: !common.quiet,
                     exe: None,
                 },
@@ -382,6 +389,7 @@ fn main() -> eyre::Result<()> {
                     load_cpu,
                     idle: (idle, keel_engine::config::DEFAULT_IDLE_SPIN_US),
                     netting: true,
+                    rehearse_us: keel_engine::config::DEFAULT_REHEARSE_US,
                     progress: !common.quiet,
                     exe: None,
                 },

@@ -75,6 +75,8 @@ pub struct RigOptions {
     pub idle: (IdleWait, u64),
     /// `[router] netting`: rebalances of one block share one batch bundle.
     pub netting: bool,
+    /// `[engine] rehearse_us` (inline mode: the idle hot thread's rehearsals of its latest route).
+    pub rehearse_us: u64,
     /// Print progress to stderr.
     pub progress: bool,
     /// The `keel-bench` executable that serves `load-side` (default: this executable).
@@ -217,6 +219,7 @@ impl IsolatedRig {
         let mut sc = Scenario::new(spec.portfolios)?;
         (sc.engine.idle, sc.engine.idle_spin_us) = spec.idle;
         sc.engine.mode = mode.stage_mode();
+        sc.engine.rehearse_us = spec.rehearse_us;
         sc.router.netting = spec.netting;
         let mut pspec =
             sc.pipeline_spec(load.hello.ws.clone(), load.hello.rpc.clone(), load.hello.relay.clone())?;

@@ -18,6 +18,7 @@ fn rig(fire_fraction: f64) -> isolated::RigOptions {
         load_cpu: 0,
         idle: (IdleWait::Park, 0),
         netting: true,
+        rehearse_us: keel_engine::config::DEFAULT_REHEARSE_US,
         progress: true,
         exe: Some(env!("CARGO_BIN_EXE_keel-bench").into()),
     }

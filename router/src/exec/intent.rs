@@ -43,6 +43,25 @@ impl Executor {
         self.settle_attempt(intent, result, out);
     }
 
+    /// Keeps `intent` (the latest, handed over once its bundle is on its way) for
+    /// [`Executor::rehearse`].
+    pub fn keep_for_rehearsal(&mut self, intent: Box<RebalanceIntent>) {
+        self.rehearsal = Some(intent);
+    }
+
+    /// Routes the latest intent again, whole, on the scratch copy of the pools and the current
+    /// head, and commits nothing: no nonce, signature, record, statistic or outcome; the pools,
+    /// the in-flight bundles and the limits are untouched. Called while the thread is idle, it
+    /// keeps the routing code and data in the caches, so the next intent's routing finds them
+    /// there. Whether it routed (`false`: no intent or head yet, or no route now).
+    pub fn rehearse(&self) -> bool {
+        let (Some(intent), Some(head)) = (&self.rehearsal, &self.head) else { return false };
+        let gas = GasPricing {
+            gas_price_wei: Fees::from_base_fee(head.base_fee, 1, self.cfg.priority_fee_wei).max_fee_per_gas,
+        };
+        std::hint::black_box(self.route_legs(intent, 1.0, &gas)).is_ok()
+    }
+
     /// Retries parked intents after a head (pool updates of a block arrive before its head).
     pub(super) fn retry_parked(&mut self, now_ns: Nanos, out: &mut Vec<Action>) {
         for (intent, waited) in std::mem::take(&mut self.parked) {

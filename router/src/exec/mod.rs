@@ -416,6 +416,8 @@ pub struct Executor {
     open_batch: Option<batch::OpenBatch>,
     /// Intents waiting for chain state (see [`Executor::on_intent`]), with the heads waited.
     parked: Vec<(RebalanceIntent, u32)>,
+    /// The latest intent, routed again (nothing committed) while idle to keep the path warm.
+    rehearsal: Option<Box<RebalanceIntent>>,
     request_id: u64,
     native: Option<Address>,
     stats: ExecStats,
@@ -490,6 +492,7 @@ impl Executor {
             nonce_read_block: HashMap::new(),
             allowances: HashMap::new(),
             head: None,
+            rehearsal: None,
             inflight: Vec::new(),
             open_batch: None,
             parked: Vec::new(),

@@ -1048,3 +1048,50 @@ fn a_charge_restored_on_one_chain_counts_towards_the_total_cap_of_another() {
     b.on_intent(&intent(3, me_b), now + 23 * hour, &mut out);
     assert!(out.iter().any(|x| matches!(x, Action::Submit { .. })), "{out:?}");
 }
+
+/// The idle hot thread's rehearsal routes the latest intent again and changes nothing: no
+/// statistic, fill, cost, in-flight bundle, nonce or pool moves, and the next intent is planned
+/// exactly as it would have been without it.
+#[test]
+fn a_rehearsal_routes_the_latest_intent_and_commits_nothing() {
+    let run = |rehearsals: usize| {
+        let (mut exec, me) = executor();
+        assert!(!exec.rehearse(), "nothing to rehearse before an intent");
+        ready(&mut exec, me, 0);
+        let mut out = Vec::new();
+        exec.on_intent(&intent(1, me), 1, &mut out);
+        assert!(!submitted(&out).is_empty());
+        exec.keep_for_rehearsal(Box::new(intent(1, me)));
+        let before = (
+            format!("{:?}", exec.stats()),
+            exec.fills().to_vec(),
+            format!("{:?}", exec.costs()),
+            exec.inflight_count(),
+            format!("{:?}", exec.pools()),
+        );
+        for _ in 0..rehearsals {
+            assert!(exec.rehearse(), "the kept intent routes on the current pools");
+        }
+        let after = (
+            format!("{:?}", exec.stats()),
+            exec.fills().to_vec(),
+            format!("{:?}", exec.costs()),
+            exec.inflight_count(),
+            format!("{:?}", exec.pools()),
+        );
+        assert_eq!(before, after, "a rehearsal changed the executor");
+        // The next block's intent: its calls (target, calldata, nonce, gas limit), signatures aside.
+        exec.on_chain(head(2), 0, &mut out);
+        out.clear();
+        let mut second = intent(2, me);
+        second.portfolio = PortfolioId(1);
+        exec.on_intent(&second, 2, &mut out);
+        first_bundle(&out)
+            .into_iter()
+            .map(|(_, s)| (s.tx().to, s.tx().input.clone(), s.tx().nonce, s.tx().gas_limit))
+            .collect::<Vec<_>>()
+    };
+    let plain = run(0);
+    assert!(!plain.is_empty());
+    assert_eq!(run(7), plain);
+}
