@@ -1062,24 +1062,18 @@ fn a_rehearsal_routes_the_latest_intent_and_commits_nothing() {
         exec.on_intent(&intent(1, me), 1, &mut out);
         assert!(!submitted(&out).is_empty());
         exec.keep_for_rehearsal(Box::new(intent(1, me)));
-        let before = (
-            format!("{:?}", exec.stats()),
-            exec.fills().to_vec(),
-            format!("{:?}", exec.costs()),
-            exec.inflight_count(),
-            format!("{:?}", exec.pools()),
-        );
+        let state = |e: &Executor| {
+            (
+                format!("{:?} {:?} {:?}", e.stats(), e.costs(), e.pools()),
+                e.fills().to_vec(),
+                e.inflight_count(),
+            )
+        };
+        let before = state(&exec);
         for _ in 0..rehearsals {
             assert!(exec.rehearse(), "the kept intent routes on the current pools");
         }
-        let after = (
-            format!("{:?}", exec.stats()),
-            exec.fills().to_vec(),
-            format!("{:?}", exec.costs()),
-            exec.inflight_count(),
-            format!("{:?}", exec.pools()),
-        );
-        assert_eq!(before, after, "a rehearsal changed the executor");
+        assert_eq!(state(&exec), before, "a rehearsal changed the executor");
         // The next block's intent: its calls (target, calldata, nonce, gas limit), signatures aside.
         exec.on_chain(head(2), 0, &mut out);
         out.clear();
