@@ -1481,9 +1481,7 @@ fn next_hot(
             let sleep = match wait {
                 WaitPolicy::Spin => false,
                 WaitPolicy::Park => true,
-                WaitPolicy::SpinThenPark { spin } => {
-                    mono_now_ns().saturating_sub(*busy_ns) > spin.as_nanos() as u64
-                }
+                WaitPolicy::SpinThenPark { spin } => now.saturating_sub(*busy_ns) > spin.as_nanos() as u64,
             };
             if sleep {
                 feed.wait(HOT_IDLE_SLICE);

@@ -19,6 +19,9 @@ enum Reply {
     Chunked { pad: usize },
     /// HTTP 503 with a short body.
     Unavailable,
+    /// Announces a body of `len` bytes, sends a few, and holds the connection open: a client
+    /// that tried to read the announced body would wait forever.
+    Announced { len: u64 },
 }
 
 /// Serves `reply` on 127.0.0.1 until the test's runtime ends; returns the URL.
@@ -58,6 +61,11 @@ async fn serve(reply: Reply) -> String {
                                 ok = sock.write_all(&frame).await.is_ok();
                             }
                             ok && sock.write_all(b"0\r\n\r\n").await.is_ok()
+                        }
+                        Reply::Announced { len } => {
+                            let head =
+                                format!("HTTP/1.1 200 OK\r\ncontent-length: {len}\r\n\r\n{{\"jsonrpc\"");
+                            sock.write_all(head.as_bytes()).await.is_ok()
                         }
                         Reply::Unavailable => {
                             let body = "node is syncing";
@@ -118,6 +126,12 @@ fn a_reply_under_the_cap_is_read_and_one_over_it_is_refused_naming_the_cap() {
         let announced: usize =
             err.split("node reply of ").nth(1).and_then(|r| r.split(' ').next()).unwrap().parse().unwrap();
         assert!((2 << 20..(2 << 20) + 64).contains(&announced), "{err}");
+        // Announced over the cap and never sent: refused from the header, without waiting for
+        // the body (a read of it would hang past the timeout).
+        let p = http_provider_capped(&serve(Reply::Announced { len: 1 << 30 }).await, 1 << 20).unwrap();
+        let err =
+            timeout(p.get_block_number()).await.expect("refused without reading").unwrap_err().to_string();
+        assert!(err.contains("node reply of 1073741824 bytes refused: over the 1048576-byte cap"), "{err}");
         // Streamed without a length: reading stops once past the cap.
         let p = http_provider_capped(&serve(Reply::Chunked { pad: 8 << 20 }).await, 1 << 20).unwrap();
         let err = timeout(p.get_block_number()).await.unwrap().unwrap_err().to_string();

@@ -526,7 +526,6 @@ impl Executor {
     }
 }
 
-/// `part / whole` as a float (0 for an empty whole).
 /// Keeps `records` to its newest `max` (at most a quarter more in between): the oldest are dropped
 /// in one move once the slack is used up, so each record costs O(1) to bound, not a move of all of
 /// them.
@@ -537,6 +536,7 @@ fn trim_oldest<T>(records: &mut Vec<T>, max: usize) {
     }
 }
 
+/// `part / whole` as a float (0 for an empty whole).
 fn fraction_of(part: U256, whole: U256) -> f64 {
     if whole.is_zero() { 0.0 } else { f64::from(part) / f64::from(whole) }
 }
