@@ -36,17 +36,33 @@ struct BundleBody {
 #[derive(serde::Deserialize)]
 struct BundleParams {
     txs: Vec<Bytes>,
+    #[serde(rename = "replacementUuid", default)]
+    replacement_uuid: Option<String>,
 }
 
-/// The raw transactions of an `eth_sendBundle` body, in bundle order.
-pub fn raw_txs_of_bundle(body: &[u8]) -> Result<Vec<Bytes>, RelayError> {
+/// An `eth_sendBundle` body read back: what a relay would hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentBundle {
+    /// The raw transactions, in bundle order (at least one).
+    pub txs: Vec<Bytes>,
+    /// The id a later bundle with the same one replaces this one by.
+    pub replacement_uuid: Option<String>,
+}
+
+/// Reads an `eth_sendBundle` body back (one the executor built).
+pub fn read_sent_bundle(body: &[u8]) -> Result<SentBundle, RelayError> {
     let b: BundleBody = serde_json::from_slice(body)
         .map_err(|e| RelayError::Malformed(format!("not an eth_sendBundle body: {e}")))?;
     let [params] = b.params;
     if params.txs.is_empty() {
         return Err(RelayError::Malformed("eth_sendBundle body without transactions".into()));
     }
-    Ok(params.txs)
+    Ok(SentBundle { txs: params.txs, replacement_uuid: params.replacement_uuid })
+}
+
+/// The raw transactions of an `eth_sendBundle` body, in bundle order.
+pub fn raw_txs_of_bundle(body: &[u8]) -> Result<Vec<Bytes>, RelayError> {
+    read_sent_bundle(body).map(|b| b.txs)
 }
 
 /// Whether a JSON-RPC error to `eth_sendRawTransaction` says the transaction is already pooled or
@@ -134,6 +150,10 @@ mod tests {
         let body = br#"{"jsonrpc":"2.0","id":1,"method":"eth_sendBundle","params":[{"txs":["0x01","0x0203"],"blockNumber":"0x5"}]}"#;
         let txs = raw_txs_of_bundle(body).unwrap();
         assert_eq!(txs, vec![Bytes::from(vec![1u8]), Bytes::from(vec![2u8, 3])]);
+        assert_eq!(read_sent_bundle(body).unwrap().replacement_uuid, None);
+        let with_id =
+            br#"{"params":[{"txs":["0x01"],"blockNumber":"0x5","replacementUuid":"keel-batch-3-b5"}]}"#;
+        assert_eq!(read_sent_bundle(with_id).unwrap().replacement_uuid.as_deref(), Some("keel-batch-3-b5"));
         assert!(raw_txs_of_bundle(br#"{"params":[{"txs":[]}]}"#).is_err());
         assert!(raw_txs_of_bundle(b"not json").is_err());
     }

@@ -30,8 +30,8 @@ use crate::fastpost::{FastPostError, FastPoster, ReplySink};
 use crate::oracle::GuardCounts;
 use crate::relay::{RelayClient, RelayError, RelayReply};
 use keel_engine::record::{JournalRecord, RecordSink};
-use keel_recording::Recorder;
 use keel_recording::codec::RelayAnswer;
+use keel_recording::{Recorder, SOURCE_ROUTER};
 
 /// Most outcomes the observer keeps for reports (the newest); counts cover the whole run.
 pub const MAX_KEPT_OUTCOMES: usize = 10_000;
@@ -269,7 +269,8 @@ pub struct StageIo {
     pub journal: Option<StageJournal>,
     /// How the thread waits for input when idle.
     pub wait: WaitPolicy,
-    /// Records the receipts read and the relays' answers (`keel record`, `[record]`).
+    /// Records the chain facts and receipts the stage takes, as it takes them, and the relays'
+    /// answers (`keel record`, `[record]`).
     pub recorder: Option<Arc<Recorder>>,
     /// A chain without Flashbots: every bundle version is sent to this endpoint as raw
     /// transactions ([`crate::private`]) instead of to the relays (which are then empty). Its
@@ -492,6 +493,20 @@ impl RouterStage {
         let settled_ns = settle_time(&msg, now);
         // The intent, kept for rehearsals once its bundle is written (moved, not copied).
         let mut rehearsal = None;
+        // Chain facts and receipts are recorded as this stage takes them, by the thread that takes
+        // them: a replay meets them in the order they were handled (inline, interleaved with the
+        // frames and events the same thread took), not in the order their producers read them.
+        if let Some(r) = recorder.as_deref() {
+            match &msg {
+                RouterInput::Chain(u) => {
+                    r.chain_update(SOURCE_ROUTER, now, u);
+                }
+                RouterInput::Receipts { intent, receipts, .. } => {
+                    r.receipts(now, *intent, receipts);
+                }
+                RouterInput::Intent(_) | RouterInput::Simulated { .. } => {}
+            }
+        }
         match msg {
             RouterInput::Intent(intent) => {
                 decided_ns = intent.decided_ns;
@@ -647,16 +662,13 @@ impl RouterStage {
                 Action::FetchReceipts { intent, hashes, expected } => {
                     let input = Arc::clone(input);
                     let provider = receipts_rpc.clone();
-                    let recorder = recorder.clone();
                     runtime.spawn(async move {
                         let (receipts, block) = match provider {
                             Some(p) => fetch_receipts(&p, &hashes, expected).await,
                             None => (Vec::new(), None),
                         };
                         let recv_ns = mono_now_ns();
-                        if let Some(r) = &recorder {
-                            r.receipts(recv_ns, intent, &receipts);
-                        }
+                        // Recorded when the stage takes them (`handle`).
                         let _ = input.try_push(RouterInput::Receipts { intent, receipts, block, recv_ns });
                     });
                 }

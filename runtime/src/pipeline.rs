@@ -39,6 +39,7 @@ use keel_feeds::poll::{BalancerTarget, PollConfig, PollStats, PollTargets, run_c
 use keel_feeds::stats::{FeedStats, FeedStatsSnapshot};
 use keel_feeds::ws::{BinanceFeedConfig, run_binance_feed_recorded};
 use keel_journal::{Journal, JournalConfig, Names, Resolution};
+use keel_recording::SOURCE_ENGINE;
 use keel_router::config::{DexConfig, DexKind, PoolConfig, RelayConfig, RouterConfig, V4Via};
 use keel_router::exec::{ExecError, ExecStats, ExecToken, Executor, FillRecord, PoolVenue};
 
@@ -710,10 +711,9 @@ impl Pipeline {
                     ws_url: lane.spec.node_ws_url.clone(),
                     poll_ms: lane.spec.poll_ms,
                 };
-                let rec = recorder.clone();
                 let name = lane.name.clone();
                 tasks.push(runtime.spawn(async move {
-                    if let Err(e) = run_chain_poller(poll, targets, q, r, st, rec, c).await {
+                    if let Err(e) = run_chain_poller(poll, targets, q, r, st, c).await {
                         tracing::error!(chain = %name, error = %e, "chain poller stopped");
                     }
                 }));
@@ -730,7 +730,6 @@ impl Pipeline {
                     events: Arc::clone(&events),
                     pending: Some(pending_rx),
                     pending_limits: lane.spec.mempool.limits(),
-                    recorder: recorder.clone(),
                 };
                 let (st, c) = (Arc::clone(&node_stats), cancel.clone());
                 tasks.push(runtime.spawn(async move {
@@ -1304,6 +1303,12 @@ fn engine_loop(mut engine: Engine, ctx: EngineThread) -> (EngineRun, Option<Exec
                 Event::Timer { now_ns: now }
             }
         };
+        // Heads and balance reads are recorded as this thread takes them (the producers do not):
+        // a replay meets them in the order the engine did, between the same frames. Frames are
+        // recorded as read, timers as run; outcomes are the replay's own.
+        if let (Some(r), Event::Block(_) | Event::Balance(_)) = (&recorder, &ev) {
+            r.engine_event(SOURCE_ENGINE, now, &ev);
+        }
         // Predictor weights: a non-blocking drain of a bounded queue, off the quote path.
         while let Some(u) = targets.try_pop() {
             if let Err(e) = engine.apply_target_update(&u) {

@@ -1,13 +1,15 @@
 //! Recording a run's inputs (`[record]`, `keel record`): the recording is opened before the feeds
-//! start, every feed and the router stage hold its [`Recorder`], and a writer thread drains the
-//! bounded sink into size-rotated files. See `keel_recording` for the format.
+//! start, the exchange feed, the engine thread and the router stage hold its [`Recorder`], and a
+//! writer thread drains the bounded sink into size-rotated files. See `keel_recording` for the
+//! format. Every input but a frame is recorded by the thread that takes it from its queue, as it
+//! takes it, so a recording holds each thread's inputs in the order that thread handled them.
 //!
 //! ```text
-//! exchange frames (ws.rs) ─┐
-//! heads, balances ─────────┼─▶ Recorder ─try_record─▶ RecordSink ─▶ keel-recorder thread ─▶ DIR/keel-000001.klog …
-//! pools, nonces, pending ──┤     (one copy; a full sink is counted, never waited on)
-//! receipts, relay answers ─┤
-//! the engine's timers ─────┘
+//! exchange frames, as read (ws.rs / hot.rs) ───────────┐
+//! heads, balances, as the engine thread takes them ────┼─▶ Recorder ─try_record─▶ RecordSink ─▶ keel-recorder thread ─▶ DIR/keel-000001.klog …
+//! pools, nonces, pending, heads, receipts, as the ─────┤     (one copy; a full sink is counted, never waited on)
+//!   router stage takes them; relays' answers            │
+//! the engine's timers, as it runs them ────────────────┘
 //! ```
 //!
 //! The header's metadata says that the engine's timers are recorded ([`ENGINE_TIMERS_KEY`]): a

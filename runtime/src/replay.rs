@@ -47,7 +47,7 @@ use std::sync::Arc;
 use alloy::consensus::transaction::SignerRecoverable;
 use alloy::consensus::{Transaction, TxEnvelope};
 use alloy::eips::eip2718::Decodable2718;
-use alloy::primitives::{Address, B256, U256};
+use alloy::primitives::{Address, B256, U256, keccak256};
 use alloy::sol_types::{SolCall, SolType};
 use hdrhistogram::Histogram;
 use keel_amm::abi::{
@@ -170,7 +170,10 @@ struct PendingBundle {
     intent: u64,
     block: u64,
     arrival_ns: Nanos,
-    hash: B256,
+    /// The transactions of the request as sent (a netted batch's carry every member's).
+    txs: Vec<TxRecord>,
+    /// Its `replacementUuid`: a later bundle with the same one replaces it.
+    uuid: Option<String>,
 }
 
 /// A configured pool as the chain sees it.
@@ -208,8 +211,9 @@ struct ReplayChain {
     /// Permit2's allowances, `(owner, token, spender)`: what a Universal Router may pull.
     permit2: BTreeMap<(Address, Address, Address), U256>,
     receipts: BTreeMap<B256, ReceiptInfo>,
-    /// Signed transactions by bundle hash (from the executor's `Signed` records), while in flight.
-    signed: BTreeMap<B256, (u64, Vec<TxRecord>)>,
+    /// The hashes of every transaction signed for each intent in flight (all its versions, from
+    /// the executor's `Signed` records): its receipts are dropped when it settles.
+    signed: BTreeMap<u64, Vec<B256>>,
     pending: Vec<PendingBundle>,
 }
 
@@ -226,6 +230,50 @@ impl ReplayChain {
             && let Err(e) = p.apply(change)
         {
             tracing::debug!(pool, error = %e, "recorded pool change does not apply to the replay's pool");
+        }
+    }
+
+    /// The executor signed `txs` for `intent` (a version of its own transactions; a netted batch's
+    /// members each name only theirs): their receipts are kept until the intent settles.
+    fn on_signed(&mut self, intent: u64, txs: &[TxRecord]) {
+        let hashes = self.signed.entry(intent).or_default();
+        for t in txs {
+            if !hashes.contains(&t.hash) {
+                hashes.push(t.hash);
+            }
+        }
+    }
+
+    /// A bundle request for `intent` (a batch's first member) reaches the chain at `arrival_ns`.
+    /// The chain runs what was sent, the request's own transactions: a netted batch carries every
+    /// member's, and one re-sent after a member settled is a bundle that no `Signed` record names.
+    /// As a relay does, it replaces the pending bundle with the same `replacementUuid` (a batch
+    /// re-signed with a new member replaces the version sent before it for that block).
+    fn on_sent(
+        &mut self,
+        intent: u64,
+        request: &keel_router::bundle::SignedBundleRequest,
+        arrival_ns: Nanos,
+    ) -> Result<(), keel_router::relay::RelayError> {
+        let sent = keel_router::private::read_sent_bundle(&request.body)?;
+        if let Some(uuid) = &sent.replacement_uuid {
+            self.pending.retain(|p| p.uuid.as_ref() != Some(uuid));
+        }
+        self.pending.push(PendingBundle {
+            intent,
+            block: request.block_number,
+            arrival_ns,
+            txs: sent.txs.into_iter().map(sent_tx).collect(),
+            uuid: sent.replacement_uuid,
+        });
+        Ok(())
+    }
+
+    /// `intent` settled: its bundles, their transactions and receipts are no longer needed.
+    fn on_settled(&mut self, intent: u64) {
+        self.pending.retain(|p| p.intent != intent);
+        for hash in self.signed.remove(&intent).unwrap_or_default() {
+            self.receipts.remove(&hash);
         }
     }
 
@@ -259,11 +307,7 @@ impl ReplayChain {
                 stats.bundles_late += 1;
                 continue;
             }
-            let Some((_, txs)) = self.signed.get(&b.hash).cloned() else {
-                *stats.bundles_failed.entry("transactions unknown".into()).or_default() += 1;
-                continue;
-            };
-            match self.run_bundle(&txs, block, &mut state) {
+            match self.run_bundle(&b.txs, block, &mut state) {
                 Ok(()) => {
                     stats.bundles_included += 1;
                     tracing::debug!(intent = b.intent, block, "replay: bundle included");
@@ -708,7 +752,7 @@ impl Driver {
         match action {
             Action::Journal(record) => {
                 if let JournalRecord::Signed(b) = &record {
-                    self.chain.signed.insert(b.bundle_hash, (b.intent, b.txs.clone()));
+                    self.chain.on_signed(b.intent, &b.txs);
                 }
                 self.journal(record);
             }
@@ -726,12 +770,11 @@ impl Driver {
                     accepted: true,
                     detail: request.bundle_hash.to_string(),
                 });
-                self.chain.pending.push(PendingBundle {
-                    intent,
-                    block: request.block_number,
-                    arrival_ns: now.saturating_add(self.opts.latency_ns),
-                    hash: request.bundle_hash,
-                });
+                let arrival_ns = now.saturating_add(self.opts.latency_ns);
+                if let Err(e) = self.chain.on_sent(intent, &request, arrival_ns) {
+                    tracing::error!(intent, error = %e, "replay: a bundle request without readable transactions");
+                    *self.stats.bundles_failed.entry("request unreadable".into()).or_default() += 1;
+                }
             }
             Action::FetchReceipts { intent, hashes, .. } => {
                 self.receipt_reads.push((intent, hashes, now.saturating_add(RECEIPT_FALLBACK_NS)));
@@ -745,17 +788,7 @@ impl Driver {
                 // Settled now, by the record being replayed (as the stage stamps it live).
                 o.at_ns = now;
                 self.outcomes.push((now as f64 / 1e9, o));
-                // Settled: its bundles, their transactions and receipts are no longer needed.
-                self.chain.pending.retain(|p| p.intent != o.intent);
-                let chain = &mut self.chain;
-                for (intent, txs) in chain.signed.values() {
-                    if *intent == o.intent {
-                        for t in txs {
-                            chain.receipts.remove(&t.hash);
-                        }
-                    }
-                }
-                chain.signed.retain(|_, (intent, _)| *intent != o.intent);
+                self.chain.on_settled(o.intent);
                 self.work.push_back(Work::Engine(Event::Outcome(o)));
             }
         }
@@ -1159,6 +1192,13 @@ pub fn replay(
     Ok(ReplayOutput { report, stats: d.stats })
 }
 
+/// A transaction as a bundle request carried it (an undecodable one keeps nonce 0: the block
+/// refuses it as undecodable).
+fn sent_tx(raw: alloy::primitives::Bytes) -> TxRecord {
+    let nonce = TxEnvelope::decode_2718_exact(&raw).map(|e| e.nonce()).unwrap_or_default();
+    TxRecord { hash: keccak256(&raw), nonce, raw }
+}
+
 /// An empty pool of the venue's kind, until the recording's first state of it (as the executor
 /// starts its own).
 fn empty_pool(
@@ -1245,6 +1285,15 @@ mod tests {
     }
 
     fn swap(signer: &mut Signer, nonce: u64, amount_in: u64, min_out: U256) -> TxRecord {
+        TxRecord::from(&signed_swap(signer, nonce, amount_in, min_out))
+    }
+
+    fn signed_swap(
+        signer: &mut Signer,
+        nonce: u64,
+        amount_in: u64,
+        min_out: U256,
+    ) -> keel_router::tx::SignedTx {
         let input = IUniswapV2Router02::swapExactTokensForTokensCall {
             amountIn: U256::from(amount_in),
             amountOutMin: min_out,
@@ -1256,8 +1305,7 @@ mod tests {
         let call =
             CallRequest { to: ROUTER, input: Bytes::from(input), gas_limit: 200_000, value: U256::ZERO };
         let fees = Fees { max_fee_per_gas: 100, max_priority_fee_per_gas: 1 };
-        let tx = sign_call(signer, CHAIN, nonce, &call, fees).unwrap();
-        TxRecord { hash: tx.hash, nonce, raw: tx.raw }
+        sign_call(signer, CHAIN, nonce, &call, fees).unwrap()
     }
 
     #[test]
@@ -1333,8 +1381,7 @@ mod tests {
     fn call(signer: &mut Signer, nonce: u64, to: Address, input: Vec<u8>) -> TxRecord {
         let call = CallRequest { to, input: Bytes::from(input), gas_limit: 500_000, value: U256::ZERO };
         let fees = Fees { max_fee_per_gas: 100, max_priority_fee_per_gas: 1 };
-        let tx = sign_call(signer, CHAIN, nonce, &call, fees).unwrap();
-        TxRecord { hash: tx.hash, nonce, raw: tx.raw }
+        TxRecord::from(&sign_call(signer, CHAIN, nonce, &call, fees).unwrap())
     }
 
     /// V4 swaps replay as `keel run` sends them: through a V4Router after an ERC-20 approval, and
@@ -1432,6 +1479,75 @@ mod tests {
         }
     }
 
+    /// A bundle request as the executor sends it, of `txs` for `block`.
+    fn request(
+        txs: &[keel_router::tx::SignedTx],
+        block: u64,
+        uuid: Option<&str>,
+    ) -> keel_router::bundle::SignedBundleRequest {
+        let mut auth = Signer::dev(9).unwrap();
+        let opts = keel_router::bundle::BundleOptions {
+            replacement_uuid: uuid.map(str::to_owned),
+            ..Default::default()
+        };
+        keel_router::bundle::build_send_bundle(txs, block, &opts, &mut auth, 1).unwrap()
+    }
+
+    /// A netted batch: intent 1's bundle is re-signed with intent 2 joining it, under the same
+    /// `replacementUuid`, for the same block; each one's `Signed` record names only its own
+    /// transaction under the batch's hash. The second request replaces the first (which alone
+    /// would spend intent 1's nonce and void the batch), and the chain runs it as sent, both
+    /// transactions. A member re-sent alone after the other settled (a bundle that no `Signed`
+    /// record names) lands too.
+    #[test]
+    fn a_netted_batch_runs_every_members_transactions_and_a_member_resent_alone_lands() {
+        let (mut one, mut two) = (Signer::dev(1).unwrap(), Signer::dev(2).unwrap());
+        let mut c = chain(one.address());
+        c.balances.insert((two.address(), A), U256::from(10_000u64));
+        c.nonces.insert(two.address(), 0);
+        c.allowances.insert((two.address(), A, ROUTER), U256::MAX);
+        let mut stats = ReplayStats::default();
+        c.build_to(1, None, 0, &mut stats);
+
+        let first = signed_swap(&mut one, 0, 900, U256::from(1u8));
+        c.on_signed(1, &[TxRecord::from(&first)]);
+        c.on_sent(1, &request(std::slice::from_ref(&first), 2, Some("batch-1")), 0).unwrap();
+        let (a, b) = (
+            signed_swap(&mut one, 0, 1_000, U256::from(1u8)),
+            signed_swap(&mut two, 0, 1_000, U256::from(1u8)),
+        );
+        c.on_signed(1, &[TxRecord::from(&a)]);
+        c.on_signed(2, &[TxRecord::from(&b)]);
+        c.on_sent(1, &request(&[a.clone(), b.clone()], 2, Some("batch-1")), 5).unwrap();
+        c.build_to(2, None, 10, &mut stats);
+        assert_eq!((stats.bundles_included, stats.bundles_failed.len()), (1, 0), "{stats:?}");
+        assert!(c.receipts.contains_key(&a.hash) && c.receipts.contains_key(&b.hash));
+        assert!(!c.receipts.contains_key(&first.hash));
+        assert_eq!(c.balances[&(one.address(), A)], U256::from(9_000u64), "the re-signed version ran");
+        assert_eq!((c.nonces[&one.address()], c.nonces[&two.address()]), (1, 1));
+
+        // Intent 1 settles: its receipts go (both versions'), intent 2's stay until it settles.
+        assert_eq!(c.signed[&1], vec![first.hash, a.hash]);
+        c.on_settled(1);
+        assert!(!c.receipts.contains_key(&a.hash) && c.receipts.contains_key(&b.hash));
+        c.on_settled(2);
+        assert!(c.receipts.is_empty() && c.signed.is_empty());
+
+        // A batch member re-sent on its own (its batch partner settled): no `Signed` record names
+        // this bundle, and it lands.
+        let again = signed_swap(&mut two, 1, 1_000, U256::from(1u8));
+        c.on_signed(3, &[TxRecord::from(&again)]);
+        c.on_sent(3, &request(std::slice::from_ref(&again), 3, None), 20).unwrap();
+        c.build_to(3, None, 30, &mut stats);
+        assert_eq!(stats.bundles_included, 2, "{stats:?}");
+        assert!(c.receipts.contains_key(&again.hash));
+
+        // A request whose body is not a bundle is refused by name, not run.
+        let mut bad = request(std::slice::from_ref(&again), 4, None);
+        bad.body = b"{}".to_vec();
+        assert!(c.on_sent(4, &bad, 40).is_err());
+    }
+
     #[test]
     fn a_bundle_is_built_into_its_block_only_if_it_arrived_by_the_cutoff() {
         let mut signer = Signer::dev(1).unwrap();
@@ -1442,9 +1558,13 @@ mod tests {
         let on_time = swap(&mut signer, 0, 1_000, U256::from(1u8));
         let late = swap(&mut signer, 1, 1_000, U256::from(1u8));
         for (i, (tx, arrival)) in [(&on_time, 900u64), (&late, 1_100)].into_iter().enumerate() {
-            let hash = B256::repeat_byte(i as u8 + 1);
-            c.signed.insert(hash, (i as u64, vec![tx.clone()]));
-            c.pending.push(PendingBundle { intent: i as u64, block: 2, arrival_ns: arrival, hash });
+            c.pending.push(PendingBundle {
+                intent: i as u64,
+                block: 2,
+                arrival_ns: arrival,
+                txs: vec![tx.clone()],
+                uuid: None,
+            });
         }
         c.build_to(2, None, 1_000, &mut stats);
         // Blocks 1 (the first head) and 2 were built; one bundle made block 2's cutoff.

@@ -32,7 +32,7 @@ impl Poller {
         let router: Arc<Queue<ChainUpdate>> = Arc::new(Queue::new(1 << 20));
         let (s, e, c) = (Arc::clone(&stats), Arc::clone(&events), cancel.clone());
         let task = tokio::spawn(async move {
-            run_chain_poller(config, targets, e, router, s, None, c).await.expect("poller");
+            run_chain_poller(config, targets, e, router, s, c).await.expect("poller");
         });
         Poller { cancel, task, stats, events }
     }

@@ -33,7 +33,6 @@ use keel_engine::chain::{ChainUpdate, PoolSource};
 use keel_engine::clock::mono_now_ns;
 use keel_engine::event::{Balance, BlockHeader};
 use keel_engine::{Event, PortfolioId, Queue, TokenId};
-use keel_recording::{Recorder, SOURCE_NODE_FEED};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -83,8 +82,6 @@ pub struct NodeFeedOutputs<R> {
     pub pending: Option<mpsc::Receiver<PendingTx>>,
     /// Bounds of the pending view (age, count).
     pub pending_limits: ViewLimits,
-    /// Records every update and event as it enters its queue (`keel record`, `[record]`).
-    pub recorder: Option<Arc<Recorder>>,
 }
 
 /// Counters of the node feed.
@@ -184,9 +181,6 @@ impl Pending {
 }
 
 fn push<R: From<ChainUpdate>>(out: &NodeFeedOutputs<R>, stats: &NodeFeedStats, u: ChainUpdate) {
-    if let Some(r) = &out.recorder {
-        r.chain_update(SOURCE_NODE_FEED, mono_now_ns(), &u);
-    }
     if out.router.try_push(R::from(u)).is_err() {
         stats.dropped.fetch_add(1, Ordering::Relaxed);
     }
@@ -300,11 +294,6 @@ async fn run_session<R: From<ChainUpdate>>(
                     base_fee: u128::from(h.base_fee_per_gas.unwrap_or(0)),
                     recv_ns,
                 };
-                // Recorded before it is queued: what the engine does after taking it comes after
-                // it in the recording.
-                if let Some(r) = &out.recorder {
-                    r.engine_event(SOURCE_NODE_FEED, recv_ns, &Event::Block(header));
-                }
                 if out.events.try_push(Event::Block(header)).is_err() {
                     stats.dropped.fetch_add(1, Ordering::Relaxed);
                 }
@@ -340,9 +329,6 @@ async fn run_session<R: From<ChainUpdate>>(
                             .map_err(|e| NodeError::rpc("balanceOf", e))?;
                     let recv_ns = mono_now_ns();
                     let ev = Event::Balance(Balance { portfolio: w.portfolio, token: w.token, amount, block: h.number, recv_ns });
-                    if let Some(r) = &out.recorder {
-                        r.engine_event(SOURCE_NODE_FEED, recv_ns, &ev);
-                    }
                     if out.events.try_push(ev).is_err() {
                         stats.dropped.fetch_add(1, Ordering::Relaxed);
                     }
@@ -399,7 +385,6 @@ mod tests {
             events: Arc::new(Queue::new(64)),
             pending: None,
             pending_limits: ViewLimits { max_age_ns: 50_000_000, max_txs: 16 },
-            recorder: None,
         };
         let stats = NodeFeedStats::default();
         let mut pending = Pending::new(out.pending_limits, 1);

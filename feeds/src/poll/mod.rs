@@ -29,7 +29,6 @@ use alloy::primitives::Address;
 use keel_engine::chain::ChainUpdate;
 use keel_engine::event::{BlockHeader, Event};
 use keel_engine::{PortfolioId, Queue, TokenId, clock::mono_now_ns};
-use keel_recording::{Recorder, SOURCE_POLLER};
 use tokio_util::sync::CancellationToken;
 
 /// Default interval between head polls.
@@ -112,25 +111,20 @@ pub struct PollConfig {
 /// Runs until `cancel`: on each new head (from `newHeads`, or polled every `poll_ms`) reads the
 /// block's state in one batch request and publishes it: heads and balances to the engine's queue,
 /// pools, nonces, allowances and heads to the router's (any queue whose items are made from a
-/// [`ChainUpdate`]). With a `recorder`, every update and event is recorded as it enters its queue
-/// (the read's receive time is when its block's reads completed).
+/// [`ChainUpdate`]). A recording takes them from the queues' consumers, as they are handled (the
+/// read's receive time is when its block's reads completed).
 pub async fn run_chain_poller<R: From<ChainUpdate> + Send + Sync>(
     config: PollConfig,
     targets: PollTargets,
     engine_queue: Arc<Queue<Event>>,
     router_queue: Arc<Queue<R>>,
     stats: Arc<PollStats>,
-    recorder: Option<Arc<Recorder>>,
     cancel: CancellationToken,
 ) -> Result<(), PollError> {
     let PollConfig { rpc_url, ws_url, poll_ms } = config;
     // Replies capped: a broken node cannot make the poller buffer without bound.
     let provider = crate::http::http_provider(&rpc_url).map_err(|_| PollError::BadUrl(rpc_url.clone()))?;
-    let recorder = recorder.as_deref();
     let publish_router = |u: ChainUpdate| {
-        if let Some(r) = recorder {
-            r.chain_update(SOURCE_POLLER, mono_now_ns(), &u);
-        }
         if router_queue.try_push(R::from(u)).is_err() {
             stats.dropped.fetch_add(1, Ordering::Relaxed);
         }
@@ -190,11 +184,6 @@ pub async fn run_chain_poller<R: From<ChainUpdate> + Send + Sync>(
                 for mut ev in std::iter::once(Event::Block(head)).chain(block.engine) {
                     if let Event::Balance(b) = &mut ev {
                         b.recv_ns = recv_ns;
-                    }
-                    // Recorded before it is queued: what the engine does after taking it comes
-                    // after it in the recording.
-                    if let Some(r) = recorder {
-                        r.engine_event(SOURCE_POLLER, recv_ns, &ev);
                     }
                     if engine_queue.try_push(ev).is_err() {
                         stats.dropped.fetch_add(1, Ordering::Relaxed);

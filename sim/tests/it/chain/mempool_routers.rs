@@ -156,7 +156,6 @@ async fn universal_router_and_swap_router02_swaps_are_decoded_from_the_mempool_a
             events,
             pending: Some(feed_rx),
             pending_limits: ViewLimits::default(),
-            recorder: None,
         },
         Arc::clone(&node_stats),
         cancel.clone(),

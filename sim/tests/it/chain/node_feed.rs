@@ -115,7 +115,6 @@ pub(crate) async fn start_feed_with(chain: &AnvilChain, pools: Vec<TrackedPool>)
         events: Arc::clone(&events),
         pending: None,
         pending_limits: Default::default(),
-        recorder: None,
     };
     let stats = Arc::new(NodeFeedStats::default());
     let cancel = CancellationToken::new();
