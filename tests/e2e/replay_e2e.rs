@@ -110,14 +110,17 @@ fn replay(rec: &Path, out: &Path, extra: &[&str]) -> String {
     stdout
 }
 
-/// Every rebalance the journal `db` holds, oldest first: (portfolio, trigger, legs as (sell, buy,
-/// amount in)) — what the engine decided, without times.
-fn decisions(db: &Path) -> Vec<serde_json::Value> {
-    journaled(db).into_iter().map(|(decision, _)| decision).collect()
+/// What the journal says of one rebalance: the decision (portfolio, trigger, legs as (sell, buy,
+/// amount in): what the engine decided, without times), whether a relay refused one of its
+/// submissions, and the block its first bundle targeted.
+struct Journaled {
+    decision: serde_json::Value,
+    refused: bool,
+    first_target: Option<u64>,
 }
 
-/// [`decisions`], each with whether a relay refused one of its submissions.
-fn journaled(db: &Path) -> Vec<(serde_json::Value, bool)> {
+/// Every rebalance the journal `db` holds, oldest first.
+fn journaled(db: &Path) -> Vec<Journaled> {
     let journal = |args: &[&str]| -> serde_json::Value {
         let out = keel().args(["journal", "--json", "--path"]).arg(db).args(args).output().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -136,6 +139,8 @@ fn journaled(db: &Path) -> Vec<(serde_json::Value, bool)> {
             let shown = journal(&["show", &i.to_string()]);
             let records = shown["records"].as_array().unwrap();
             let refused = records.iter().any(|r| r["kind"] == "submitted" && r["body"]["accepted"] == false);
+            let first_target =
+                records.iter().find(|r| r["kind"] == "signed").and_then(|r| r["body"]["target_block"].as_u64());
             let decided = records
                 .iter()
                 .find(|r| r["kind"] == "decided")
@@ -148,7 +153,9 @@ fn journaled(db: &Path) -> Vec<(serde_json::Value, bool)> {
                 .iter()
                 .map(|l| serde_json::json!([l["sell"], l["buy"], l["amount_in"]]))
                 .collect();
-            (serde_json::json!({ "portfolio": body["portfolio"], "trigger": body["trigger"], "legs": legs }), refused)
+            let decision =
+                serde_json::json!({ "portfolio": body["portfolio"], "trigger": body["trigger"], "legs": legs });
+            Journaled { decision, refused, first_target }
         })
         .collect()
 }
@@ -172,44 +179,56 @@ fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
 }
 
 /// Checks that the replay's journal `replayed` holds the decisions of the recorded run's `live`
-/// one, up to and including the first whose bundle a relay refused (see
+/// one, up to and including the first that was sent otherwise than in the replay (see
 /// [`same_decisions_as_recorded`]); returns that one's position, if any.
 fn assert_same_decisions(live: &Path, replayed: &Path) -> Option<usize> {
     let live = journaled(live);
     assert!(!live.is_empty(), "the recorded run decided nothing");
-    let replayed = decisions(replayed);
-    let live_decisions: Vec<_> = live.iter().map(|(d, _)| d.clone()).collect();
-    let refused = live.iter().position(|(_, refused)| *refused);
-    match refused {
-        None => assert_eq!(replayed, live_decisions),
+    let replayed = journaled(replayed);
+    let live_decisions: Vec<_> = live.iter().map(|j| j.decision.clone()).collect();
+    let replayed_decisions: Vec<_> = replayed.iter().map(|j| j.decision.clone()).collect();
+    // The first decision whose bundle a relay refused live, or that targeted another block live
+    // than in the replay (compared while the decisions agree).
+    let sent_otherwise = live.iter().enumerate().position(|(k, l)| {
+        l.refused
+            || replayed.get(k).is_some_and(|r| r.decision == l.decision && r.first_target != l.first_target)
+    });
+    match sent_otherwise {
+        None => assert_eq!(replayed_decisions, live_decisions),
         Some(k) => {
             eprintln!(
-                "the recorded run's relay refused decision {} of {} (sent after its block was built): compared up to it",
+                "decision {} of {} was sent otherwise live than in the replay (refused: {}, first target {:?} live, {:?} replayed): compared up to it",
                 k + 1,
-                live.len()
+                live.len(),
+                live[k].refused,
+                live[k].first_target,
+                replayed.get(k).and_then(|r| r.first_target),
             );
-            assert!(replayed.len() > k, "{replayed:#?}\n{live_decisions:#?}");
-            assert_eq!(replayed[..=k], live_decisions[..=k]);
+            assert!(replayed_decisions.len() > k, "{replayed_decisions:#?}\n{live_decisions:#?}");
+            assert_eq!(replayed_decisions[..=k], live_decisions[..=k]);
         }
     }
-    refused
+    sent_otherwise
 }
 
 /// Checks that the replay in `out` of the recording `rec` decided what the recorded run decided:
 /// the same rebalances, triggers, legs and amounts (where and when they landed may differ: the
 /// timing model aside), landed some, and ran the recorded timers and reads. Returns replay.json.
 ///
-/// One thing a recording cannot show: a block its builder built before the recorded run heard of
-/// it. A bundle sent in that gap is refused live as late ("target block … is not after the head
-/// block …", seen on loaded machines) and lands a block or more later, at other prices, while the
-/// replay, whose block is cut when the run saw its head, includes it on time. So the decisions
-/// must be equal up to and including the first whose bundle a relay refused; after it they may
-/// differ, and the comparison stops there (it says so).
+/// What a recording cannot show: when the recorded run's builder built a block, and when its
+/// router thread took an intent. A bundle sent after its target block was built but before Keel saw
+/// that block's head is refused live as late ("target block … is not after the head block …") and
+/// lands later, at other prices, where the replay, whose block is cut when the run saw its head,
+/// lands it on time; and in pipelined mode the router thread may take a head between the frame
+/// that fired an intent and the intent, so the live bundle targets a later block than the
+/// replay's, which hands every intent over at once. Both happen on loaded machines. The decisions
+/// must be equal up to and including the first sent otherwise live; after it they may differ, and
+/// the comparison stops there (it says so).
 fn same_decisions_as_recorded(rec: &Path, out: &Path) -> serde_json::Value {
-    let refused = assert_same_decisions(&rec.join(LIVE_JOURNAL), &out.join("journal.sqlite"));
+    let sent_otherwise = assert_same_decisions(&rec.join(LIVE_JOURNAL), &out.join("journal.sqlite"));
     let live_report = json(&rec.join("report.json"));
     let replayed = json(&out.join("report.json"));
-    if refused.is_none() {
+    if sent_otherwise.is_none() {
         assert_eq!(replayed["rebalances"], live_report["rebalances"]);
     }
     assert_eq!(replayed["price_updates"], live_report["price_updates"]);
