@@ -22,8 +22,15 @@ pub(crate) fn spec_from_config(cfg: &KeelConfig) -> eyre::Result<PipelineSpec> {
         .enumerate()
         .map(|(i, k)| k.load(chain_id).map_err(|e| eyre!("signers.accounts[{i}]: {e}")))
         .collect::<eyre::Result<Vec<_>>>()?;
+    // Gas is priced through native ETH itself when a portfolio holds it (a token at the zero
+    // address), else through wrapped ETH.
     let native_symbol =
-        ["WETH", "WETH9"].iter().find(|s| cfg.tokens.iter().any(|t| &t.symbol == *s)).map(|s| s.to_string());
+        cfg.tokens.iter().find(|t| t.address.is_zero()).map(|t| t.symbol.clone()).or_else(|| {
+            ["WETH", "WETH9"]
+                .iter()
+                .find(|s| cfg.tokens.iter().any(|t| &t.symbol == *s))
+                .map(|s| s.to_string())
+        });
     Ok(PipelineSpec {
         engine: cfg.engine.clone(),
         tokens: cfg.tokens.clone(),

@@ -237,6 +237,21 @@ pub struct RouterConfig {
     /// adds the newest block. 1 (default): the next block only. At most [`MAX_TARGET_BLOCKS`].
     #[serde(default = "default_target_blocks")]
     pub target_blocks: u64,
+    /// Native ETH kept out of trading, wei, in every account that holds native ETH (a token at the
+    /// zero address) as a portfolio token: the engine sees its balance less this (never below
+    /// zero), so a rebalance never sells the ETH that pays the account's gas. Default
+    /// [`DEFAULT_GAS_RESERVE_WEI`] (0.05 ETH); at most [`MAX_GAS_RESERVE_WEI`].
+    #[serde(default = "default_gas_reserve_wei")]
+    pub gas_reserve_wei: u128,
+}
+
+/// Default `gas_reserve_wei`: 0.05 ETH.
+pub const DEFAULT_GAS_RESERVE_WEI: u128 = 50_000_000_000_000_000;
+/// Largest `gas_reserve_wei`: 1,000 ETH.
+pub const MAX_GAS_RESERVE_WEI: u128 = 1_000_000_000_000_000_000_000;
+
+fn default_gas_reserve_wei() -> u128 {
+    DEFAULT_GAS_RESERVE_WEI
 }
 
 impl RouterConfig {
@@ -261,6 +276,7 @@ impl RouterConfig {
             max_priority_fee_wei: None,
             presimulate: None,
             target_blocks: default_target_blocks(),
+            gas_reserve_wei: default_gas_reserve_wei(),
         }
     }
 }
@@ -373,6 +389,15 @@ pub fn validate(
         {
             return Err(ConfigError::new(at("gas"), format!("{g} is outside 21000..={MAX_POOL_GAS}")));
         }
+        if (t0.address.is_zero() || t1.address.is_zero()) && dex.kind != DexKind::UniswapV4 {
+            return Err(ConfigError::new(
+                at("token0"),
+                format!(
+                    "{} is native ETH (the zero address), which only uniswap_v4 pools hold; a {:?} pool holds WETH",
+                    p.token0, dex.kind
+                ),
+            ));
+        }
         validate_pool_kind(p, dex.kind, &at)?;
         if dex.kind == DexKind::UniswapV4 {
             validate_v4_key(p, t0.address, t1.address, &at)?;
@@ -396,6 +421,7 @@ pub fn validate(
         ("router.presign_pool", router.presign_pool as u128, 0, crate::presign::MAX_CAPACITY as u128),
         ("router.tip_step_pct", u128::from(router.tip_step_pct), 0, u128::from(MAX_TIP_STEP_PCT)),
         ("router.target_blocks", u128::from(router.target_blocks), 1, u128::from(MAX_TARGET_BLOCKS)),
+        ("router.gas_reserve_wei", router.gas_reserve_wei, 0, MAX_GAS_RESERVE_WEI),
         (
             "router.max_priority_fee_wei",
             router.max_priority_fee_wei.unwrap_or(router.priority_fee_wei),

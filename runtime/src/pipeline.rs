@@ -1718,7 +1718,10 @@ pub fn poll_targets_on(
     engine: &Engine,
     on_chain: Option<&[bool]>,
 ) -> Result<PollTargets, PipelineError> {
-    let mut t = PollTargets::default();
+    let mut t = PollTargets {
+        native_reserve: alloy::primitives::U256::from(spec.router.gas_reserve_wei),
+        ..PollTargets::default()
+    };
     for (i, p) in spec.pools.iter().enumerate() {
         let kind = spec
             .dexes
@@ -1760,6 +1763,10 @@ pub fn poll_targets_on(
                 PipelineError::unknown(format!("portfolios[{}].targets", p.name), "token", sym)
             })?;
             t.balances.push((PortfolioId(i as u32), p.account, tok, token_address(spec, sym)?));
+            // Native ETH is paid as a call's value: no allowance to read.
+            if token_address(spec, sym)?.is_zero() {
+                continue;
+            }
             for pool in &spec.pools {
                 if pool.token0 == *sym || pool.token1 == *sym {
                     let dex = spec.dexes.iter().find(|d| d.name == pool.dex);

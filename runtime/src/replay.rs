@@ -346,7 +346,18 @@ impl ReplayChain {
             }
             let to = env.to().ok_or_else(|| "contract creation".to_string())?;
             let input = env.input();
-            let gas = if let Ok(c) = IERC20::approveCall::abi_decode(input) {
+            let value = env.value();
+            let gas = if input.is_empty() {
+                // A plain native-ETH transfer (a netted batch's cross of native ETH).
+                let have = balances.get(&(from, Address::ZERO)).copied().unwrap_or_default();
+                if have < value {
+                    return Err("native balance short for a transfer".into());
+                }
+                balances.insert((from, Address::ZERO), have - value);
+                let got = balances.get(&(to, Address::ZERO)).copied().unwrap_or_default();
+                balances.insert((to, Address::ZERO), got.saturating_add(value));
+                keel_router::exec::NATIVE_TRANSFER_GAS
+            } else if let Ok(c) = IERC20::approveCall::abi_decode(input) {
                 allowances.insert((from, to, c.spender), c.amount);
                 APPROVE_GAS
             } else if to == PERMIT2_ADDRESS
@@ -378,19 +389,31 @@ impl ReplayChain {
                 };
                 // The last entry only names the token bought.
                 let hops = path.get(..path.len() - 1).unwrap_or_default();
+                // Native ETH is paid as the call's value, all of it into the swap (what the
+                // router settles), with nothing to approve; an ERC-20 swap carries no value.
+                let native_in = sell.is_zero();
+                if native_in && value != amount_in {
+                    return Err("value differs from the native amount in".into());
+                }
+                if !native_in && !value.is_zero() {
+                    return Err("value sent with an ERC-20 swap".into());
+                }
                 // A Universal Router pulls through Permit2: the ERC-20 allowance is Permit2's, and
                 // Permit2's own grant to the router must cover it too.
-                let via_permit2 = hops
-                    .first()
-                    .and_then(|(_, pool)| self.info.get(*pool))
-                    .is_some_and(|p| matches!(p.v4, Some((_, V4Via::UniversalRouter))));
+                let via_permit2 = !native_in
+                    && hops
+                        .first()
+                        .and_then(|(_, pool)| self.info.get(*pool))
+                        .is_some_and(|p| matches!(p.v4, Some((_, V4Via::UniversalRouter))));
                 let spender = if via_permit2 { PERMIT2_ADDRESS } else { to };
-                let allowance = allowances.get(&(from, sell, spender)).copied().unwrap_or_default();
-                if allowance < amount_in {
-                    return Err("allowance short".into());
-                }
-                if allowance != U256::MAX {
-                    allowances.insert((from, sell, spender), allowance - amount_in);
+                if !native_in {
+                    let allowance = allowances.get(&(from, sell, spender)).copied().unwrap_or_default();
+                    if allowance < amount_in {
+                        return Err("allowance short".into());
+                    }
+                    if allowance != U256::MAX {
+                        allowances.insert((from, sell, spender), allowance - amount_in);
+                    }
                 }
                 if via_permit2 {
                     let granted = permit2.get(&(from, sell, to)).copied().unwrap_or_default();
@@ -1382,6 +1405,85 @@ mod tests {
         let call = CallRequest { to, input: Bytes::from(input), gas_limit: 500_000, value: U256::ZERO };
         let fees = Fees { max_fee_per_gas: 100, max_priority_fee_per_gas: 1 };
         TxRecord::from(&sign_call(signer, CHAIN, nonce, &call, fees).unwrap())
+    }
+
+    fn call_paying(signer: &mut Signer, nonce: u64, to: Address, input: Vec<u8>, value: U256) -> TxRecord {
+        let call = CallRequest { to, input: Bytes::from(input), gas_limit: 500_000, value };
+        let fees = Fees { max_fee_per_gas: 100, max_priority_fee_per_gas: 1 };
+        TxRecord::from(&sign_call(signer, CHAIN, nonce, &call, fees).unwrap())
+    }
+
+    /// Native ETH (currency `address(0)`) replays as `keel run` sends it: a V4 swap selling it
+    /// carries the amount in as its value and needs no approval, through either router; the
+    /// swap buying it back pays out native ETH; a value other than the amount in is refused whole;
+    /// a netted cross of native ETH is a plain value transfer.
+    #[test]
+    fn native_eth_swaps_pay_their_value_and_a_native_cross_is_a_value_transfer() {
+        use keel_amm::v3::{TickInfo, sqrt_price_math::Q96};
+        use keel_amm::v4::{PoolKey, V4Pool};
+        use keel_router::exec::{V4Route, universal_router_v4, v4_execute_actions};
+        let eth = Address::ZERO;
+        let key = PoolKey::hookless(eth, B, 3000, 60);
+        let edge = (887_272 / key.tick_spacing) * key.tick_spacing;
+        let l = 10i128.pow(21);
+        let ticks =
+            [TickInfo { index: -edge, liquidity_net: l }, TickInfo { index: edge, liquidity_net: -l }];
+        let pool = Pool::V4(Box::new(V4Pool::new(key, Q96, 0, l as u128, key.fee, 0, &ticks).unwrap()));
+        let amount = 10u128.pow(18);
+        for via in [V4Via::V4Router, V4Via::UniversalRouter] {
+            let mut signer = Signer::dev(1).unwrap();
+            let me = signer.address();
+            let mut chain = chain(me);
+            chain.info = vec![ChainPool {
+                router: ROUTER,
+                kind: DexKind::UniswapV4,
+                token0: eth,
+                token1: B,
+                fee: key.fee,
+                gas: 130_000,
+                v4: Some((key, via)),
+            }];
+            chain.pools = vec![pool.clone()];
+            chain.pre = chain.pools.clone();
+            chain.allowances.clear();
+            chain.balances.clear();
+            chain.balances.insert((me, eth), U256::from(5 * amount));
+            let mut state = chain.pools.clone();
+            let out = state[0].quote_exact_in(true, U256::from(amount)).unwrap().amount_out;
+            let sell_eth = |min_out: U256| {
+                let route = V4Route::Single { key: &key, zero_for_one: true };
+                match via {
+                    V4Via::V4Router => v4_execute_actions(route, amount, min_out.to::<u128>()),
+                    V4Via::UniversalRouter => {
+                        universal_router_v4(route, amount, min_out.to::<u128>(), U256::from(2_000u64))
+                    }
+                }
+            };
+            // A value short of the amount in: refused, nothing moves.
+            let short = call_paying(&mut signer, 0, ROUTER, sell_eth(out), U256::from(amount - 1));
+            assert_eq!(
+                chain.run_bundle(&[short], 1, &mut state).unwrap_err(),
+                "value differs from the native amount in",
+                "{via:?}"
+            );
+            // No approval sent, the value is the amount in: the exact quote, the ETH gone.
+            let swap = call_paying(&mut signer, 0, ROUTER, sell_eth(out), U256::from(amount));
+            chain.run_bundle(&[swap], 1, &mut state).unwrap();
+            assert_eq!(chain.balances[&(me, eth)], U256::from(4 * amount), "{via:?}");
+            assert_eq!(chain.balances[&(me, B)], out, "{via:?}");
+            // A native cross: a plain transfer of 1 ETH to another account.
+            let other = Address::repeat_byte(0x77);
+            let cross = call_paying(&mut signer, 1, other, Vec::new(), U256::from(amount));
+            chain.run_bundle(&[cross], 2, &mut state).unwrap();
+            assert_eq!(chain.balances[&(me, eth)], U256::from(3 * amount));
+            assert_eq!(chain.balances[&(other, eth)], U256::from(amount));
+            // More than it holds: refused.
+            let overdraw = call_paying(&mut signer, 2, other, Vec::new(), U256::from(4 * amount));
+            assert_eq!(
+                chain.run_bundle(&[overdraw], 3, &mut state).unwrap_err(),
+                "native balance short for a transfer"
+            );
+        }
     }
 
     /// V4 swaps replay as `keel run` sends them: through a V4Router after an ERC-20 approval, and

@@ -259,6 +259,7 @@ pub(crate) fn router_config(chain_id: u64, defer: Option<f64>, netting: bool) ->
         max_priority_fee_wei: None,
         presimulate: None,
         target_blocks: 1,
+        gas_reserve_wei: keel_router::config::DEFAULT_GAS_RESERVE_WEI,
     }
 }
 

@@ -94,9 +94,10 @@ async fn wait_landed(pipeline: &Pipeline) -> bool {
     }
 }
 
-/// What both tests run against: the loopback relay (a block every 250 ms), a quote feed with
-/// TKAUSDT at 1.0, and the spec of one 50/50 portfolio of `held` (a fresh dev key funded 1000 of
-/// each, no approvals yet) trading through one V4 DEX.
+/// What the tests run against: the loopback relay (a block every 250 ms), a quote feed with the
+/// first held token's `<SYMBOL>USDT` at 1.0, and the spec of one 50/50 portfolio of `held` (a fresh
+/// dev key funded 1000 of each, no approvals yet: ERC-20s by transfer, native ETH — the zero
+/// address — by setting its balance to 1000 ETH) trading through one V4 DEX.
 struct V4Rig {
     relay: AnvilRelay,
     quotes: QuoteServer,
@@ -104,7 +105,7 @@ struct V4Rig {
     me: Address,
 }
 
-/// The [`V4Rig`]: `held` are the portfolio's two tokens (TKA priced by the exchange, the other at
+/// The [`V4Rig`]: `held` are the portfolio's two tokens (the first priced by the exchange, the other at
 /// 1.0), `hubs` further tokens at 1.0 that pools pair them through, `dex` the DEX's router and how
 /// it is reached.
 async fn v4_rig(
@@ -118,15 +119,28 @@ async fn v4_rig(
     let me = Signer::dev(PORTFOLIO_DEV_KEY).unwrap().address();
     let funder = chain.wallet_provider(FUNDER);
     for (_, t) in held {
-        IERC20::new(t, &funder).transfer(me, e18(1000)).send().await.unwrap().get_receipt().await.unwrap();
+        if t.is_zero() {
+            let _: serde_json::Value =
+                chain.provider().raw_request("anvil_setBalance".into(), (me, e18(1000))).await.unwrap();
+        } else {
+            IERC20::new(t, &funder)
+                .transfer(me, e18(1000))
+                .send()
+                .await
+                .unwrap()
+                .get_receipt()
+                .await
+                .unwrap();
+        }
     }
+    let instrument = format!("{}USDT", held[0].0);
     let relay = AnvilRelay::start(
         chain.http_url(),
         RelayOptions { block_interval: Some(Duration::from_millis(250)), ..Default::default() },
     )
     .await
     .expect("relay");
-    let quotes = QuoteServer::start(&[("TKAUSDT", 1.0)], Duration::from_millis(50)).await.unwrap();
+    let quotes = QuoteServer::start(&[(instrument.as_str(), 1.0)], Duration::from_millis(50)).await.unwrap();
     let tokens = held
         .iter()
         .chain(hubs)
@@ -134,8 +148,8 @@ async fn v4_rig(
             symbol: symbol.into(),
             address,
             decimals: 18,
-            price: if symbol == "TKA" {
-                PriceSource::Instrument { symbol: "TKAUSDT".into() }
+            price: if symbol == held[0].0 {
+                PriceSource::Instrument { symbol: instrument.clone() }
             } else {
                 PriceSource::Fixed { fixed: 1.0 }
             },
@@ -167,7 +181,7 @@ async fn v4_rig(
         }],
         reputation: Signer::dev(9).unwrap(),
         accounts: vec![Signer::dev(PORTFOLIO_DEV_KEY).unwrap()],
-        binance: BinanceFeedConfig::new(quotes.url(), ["TKAUSDT"]),
+        binance: BinanceFeedConfig::new(quotes.url(), [instrument.as_str()]),
         rpc_url: rpc_url.to_string(),
         poll_ms: 50,
         node_ws_url: Some(chain.ws_url().to_string()),
@@ -424,4 +438,165 @@ async fn keel_rebalances_along_a_two_hop_v4_path_through_the_universal_router() 
     assert_eq!(relay.rejected_requests(), 0);
     eprintln!("landed along v4-bc>v4-ab: {} TKC -> {} TKA", whole(fill.amount_in), whole(fill.amount_out));
     relay.shutdown().await.expect("relay shutdown");
+}
+
+/// Native ETH in `keel run`: a 50/50 ETH/TKB portfolio whose only pool is a V4 pool of native ETH
+/// (currency `address(0)`) and TKB, through the V4 router. The engine sees the account's ETH less
+/// its gas reserve (`[router] gas_reserve_wei`, read with `eth_getBalance`). When ETH rises, Keel
+/// sells ETH: the swap carries the amount in as its value, and no approval is sent; the
+/// `PoolManager`'s ETH grows by exactly the planned amount in and the account receives exactly the
+/// planned TKB. When ETH then falls, Keel buys it back: the `PoolManager` pays out exactly the
+/// planned ETH, after the one approval of TKB.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keel_rebalances_native_eth_through_a_uniswap_v4_pool() {
+    let chain = AnvilChain::start().await.expect("anvil with Uniswap (run `make chain-deps`)");
+    let tkb = chain.addresses().token("TKB").unwrap();
+    let v4 = deploy_v4(&chain).await.expect("v4 contracts (run `make chain-deps`)");
+    let key = PoolKey::hookless(Address::ZERO, tkb, 3000, 60);
+    let pool_id = v4.initialize(&chain, &key, Q96).await.expect("initialize");
+    v4.approve_liquidity(&chain, &key, FUNDER).await.expect("approve");
+    let full = (MAX_TICK / key.tick_spacing) * key.tick_spacing;
+    // About 10,000 ETH and 10,000 TKB, paid from the funder's ETH (the rest is returned).
+    let pos = V4Position { tick_lower: -full, tick_upper: full, liquidity: 10i128.pow(22), salt: 1 };
+    v4.modify_paying(&chain, &key, FUNDER, pos, e18(20_000)).await.expect("add liquidity");
+
+    let symbol = |t: Address| if t.is_zero() { "ETH" } else { "TKB" };
+    let pools = vec![pool_config("v4-eth-tkb", v4.manager, &key, pool_id, symbol)];
+    let V4Rig { relay, quotes, spec, me } = v4_rig(
+        &chain,
+        chain.http_url(),
+        [("ETH", Address::ZERO), ("TKB", tkb)],
+        &[],
+        (v4.router, V4Via::V4Router),
+        pools,
+    )
+    .await;
+    let reserve = spec.router.gas_reserve_wei;
+    assert_eq!(reserve, keel_router::config::DEFAULT_GAS_RESERVE_WEI);
+    let pipeline = Pipeline::start(spec.clone(), &tokio::runtime::Handle::current()).expect("pipeline");
+    let provider = chain.provider();
+    let eth_of = |who: Address| async move { provider.get_balance(who).await.unwrap() };
+
+    // On target, nothing fires; the engine values the 1000 ETH less the 0.05 ETH reserve.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let snap = pipeline.snapshot();
+    assert_eq!(snap.engine.intents_emitted, 0, "fired while on target: {snap:?}");
+    let value = snap.portfolios[0].value.expect("the portfolio is valued");
+    let expected = 2000.0 - reserve as f64 / 1e18;
+    assert!((value - expected).abs() < 1e-9, "valued {value}, expected {expected} (ETH less the reserve)");
+
+    // Another account buys ETH with 1,000 TKB: ETH rises, and the exchange follows.
+    let trader = chain.wallet_provider(TRADER);
+    let funder = chain.wallet_provider(FUNDER);
+    let trader_addr = chain.address(TRADER);
+    IERC20::new(tkb, &funder)
+        .transfer(trader_addr, e18(5_000))
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    IERC20::new(tkb, &trader)
+        .approve(v4.router, U256::MAX)
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    let swap = |input: Vec<u8>, value: U256| {
+        TransactionRequest::default()
+            .with_to(v4.router)
+            .with_input(input)
+            .with_value(value)
+            .with_gas_limit(1_000_000)
+    };
+    let buy_eth = keel_router::exec::v4_exact_in_single(&key, false, e18(1_000).to::<u128>(), 0);
+    let r = trader.send_transaction(swap(buy_eth, U256::ZERO)).await.unwrap().get_receipt().await.unwrap();
+    assert!(r.status(), "the trader's purchase of ETH reverted");
+    let tracked = TrackedPool::v4(v4.manager, key);
+    let mid_now = || async {
+        let head = provider.get_block_number().await.unwrap();
+        let Pool::V4(p) = load_pool(provider, &tracked, head).await.unwrap() else { panic!("not a v4 pool") };
+        p.mid_price() // TKB per ETH
+    };
+    let mid = mid_now().await;
+    assert!(mid > 1.1, "the purchase should have moved ETH up: {mid}");
+    let (eth_before, tkb_before) = (eth_of(me).await, chain.balance_of(tkb, me).await.unwrap());
+    let (pm_eth, pm_tkb) = (eth_of(v4.manager).await, chain.balance_of(tkb, v4.manager).await.unwrap());
+    quotes.set_price("ETHUSDT", mid);
+
+    // Keel sells ETH: the swap's value is the amount in; nothing is approved.
+    let t0 = Instant::now();
+    while pipeline.snapshot().engine.outcomes.landed < 1 || pipeline.snapshot().portfolios[0].busy {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "the sale of ETH did not land: {:?}",
+            pipeline.snapshot()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (eth_sold_at, tkb_sold_at) = (eth_of(me).await, chain.balance_of(tkb, me).await.unwrap());
+    let (pm_eth_sold_at, pm_tkb_sold_at) =
+        (eth_of(v4.manager).await, chain.balance_of(tkb, v4.manager).await.unwrap());
+    // One transaction, the swap: no approval went before it.
+    assert_eq!(provider.get_transaction_count(me).await.unwrap(), 1, "the sale of ETH is one transaction");
+
+    // Another account sells 3,000 ETH: ETH falls; Keel buys it back, paid out in native ETH.
+    let sell_eth = keel_router::exec::v4_exact_in_single(&key, true, e18(3_000).to::<u128>(), 0);
+    let r = trader.send_transaction(swap(sell_eth, e18(3_000))).await.unwrap().get_receipt().await.unwrap();
+    assert!(r.status(), "the trader's sale of ETH reverted");
+    let mid = mid_now().await;
+    assert!(mid < 0.9, "the sale should have moved ETH down: {mid}");
+    let (eth_bought_from, tkb_bought_from) = (eth_of(me).await, chain.balance_of(tkb, me).await.unwrap());
+    let pm_eth_bought_from = eth_of(v4.manager).await;
+    tokio::time::sleep(Duration::from_millis(1_100)).await; // past the cooldown
+    quotes.set_price("ETHUSDT", mid);
+    let t0 = Instant::now();
+    while pipeline.snapshot().engine.outcomes.landed < 2 || pipeline.snapshot().portfolios[0].busy {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "the purchase of ETH did not land: {:?}",
+            pipeline.snapshot()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let report = pipeline.shutdown().await;
+    let [sale, buy] = report.fills.as_slice() else { panic!("two fills expected: {:?}", report.fills) };
+
+    // The sale: exactly the planned amounts, the value paid into the PoolManager.
+    assert_eq!((sale.sell.as_str(), sale.buy.as_str(), sale.pool.as_str()), ("ETH", "TKB", "v4-eth-tkb"));
+    assert_eq!(pm_eth_sold_at - pm_eth, sale.amount_in, "the PoolManager got exactly the ETH sold");
+    assert_eq!(pm_tkb - pm_tkb_sold_at, sale.amount_out, "the PoolManager paid exactly the TKB planned");
+    assert_eq!(tkb_sold_at - tkb_before, sale.amount_out, "the account got exactly the planned TKB");
+    let spent = eth_before - eth_sold_at;
+    assert!(spent > sale.amount_in, "ETH spent {spent}: the amount in plus gas");
+
+    // The purchase: TKB approved once, the ETH paid out by the PoolManager exactly as planned.
+    assert_eq!((buy.sell.as_str(), buy.buy.as_str()), ("TKB", "ETH"));
+    assert_eq!(
+        pm_eth_bought_from - eth_of(v4.manager).await,
+        buy.amount_out,
+        "the PoolManager paid out exactly the ETH bought"
+    );
+    assert_eq!(
+        tkb_bought_from - chain.balance_of(tkb, me).await.unwrap(),
+        buy.amount_in,
+        "exactly the planned TKB"
+    );
+    let got = eth_of(me).await - eth_bought_from;
+    assert!(
+        got < buy.amount_out && got > buy.amount_out / U256::from(2u8),
+        "ETH received {got}: the amount out less gas"
+    );
+    assert_eq!(report.exec.approvals, 1, "TKB is approved once; ETH never");
+    assert_eq!(relay.rejected_requests(), 0);
+    eprintln!(
+        "sold {} ETH for {} TKB, bought {} ETH for {} TKB",
+        whole(sale.amount_in),
+        whole(sale.amount_out),
+        whole(buy.amount_out),
+        whole(buy.amount_in)
+    );
 }

@@ -95,8 +95,15 @@ pub(crate) async fn read_block<P: Provider>(
         .balances
         .iter()
         .map(|&(_, account, _, token)| {
-            let input = IERC20::balanceOfCall::new((account,)).abi_encode();
-            batch.add_call::<_, Bytes>("eth_call", &call_params(token, input, at))
+            if token.is_zero() {
+                // Native ETH.
+                batch.add_call::<_, U256>("eth_getBalance", &(account, at)).map(BalanceWaiter::Native)
+            } else {
+                let input = IERC20::balanceOfCall::new((account,)).abi_encode();
+                batch
+                    .add_call::<_, Bytes>("eth_call", &call_params(token, input, at))
+                    .map(BalanceWaiter::Erc20)
+            }
         })
         .collect::<Result<Vec<_>, _>>()
         .map_err(&add)?;
@@ -151,8 +158,16 @@ pub(crate) async fn read_block<P: Provider>(
     }
     let mut engine = Vec::with_capacity(balances.len());
     for (w, &(portfolio, _, token, token_addr)) in balances.into_iter().zip(&targets.balances) {
-        let out = w.await.map_err(transport("balanceOf"))?;
-        let amount = decode::<IERC20::balanceOfCall>(&out, token_addr)?;
+        let amount = match w {
+            BalanceWaiter::Erc20(w) => {
+                let out = w.await.map_err(transport("balanceOf"))?;
+                decode::<IERC20::balanceOfCall>(&out, token_addr)?
+            }
+            // What the account may trade: its gas reserve is kept out.
+            BalanceWaiter::Native(w) => {
+                w.await.map_err(transport("eth_getBalance"))?.saturating_sub(targets.native_reserve)
+            }
+        };
         // Stamped with the block's receive time when it is handed on.
         engine.push(Event::Balance(Balance { portfolio, token, amount, block: number, recv_ns: 0 }));
     }
@@ -165,6 +180,12 @@ pub(crate) async fn read_block<P: Provider>(
         None => None,
     };
     Ok(BlockRead { head, engine, router, registry })
+}
+
+/// A balance read waiting in a batch: an ERC-20 `balanceOf` or a native `eth_getBalance`.
+enum BalanceWaiter {
+    Erc20(Waiter<Bytes>),
+    Native(Waiter<U256>),
 }
 
 /// Reads every allowance in `targets` at the latest block, in one JSON-RPC batch request.

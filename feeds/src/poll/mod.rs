@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use alloy::primitives::Address;
+use alloy::primitives::{Address, U256};
 use keel_engine::chain::ChainUpdate;
 use keel_engine::event::{BlockHeader, Event};
 use keel_engine::{PortfolioId, Queue, TokenId, clock::mono_now_ns};
@@ -41,8 +41,12 @@ pub struct PollTargets {
     pub v2_pools: Vec<(u32, Address)>,
     /// Balancer weighted pools (read every block whether or not the node feed runs).
     pub balancer_pools: Vec<BalancerTarget>,
-    /// Balances: (portfolio, its account, token id, token address).
+    /// Balances: (portfolio, its account, token id, token address). The zero address is native
+    /// ETH: read with `eth_getBalance` and reported less [`Self::native_reserve`].
     pub balances: Vec<(PortfolioId, Address, TokenId, Address)>,
+    /// Native ETH kept out of trading in each account (`[router] gas_reserve_wei`): a native
+    /// balance is reported less this, never below zero.
+    pub native_reserve: U256,
     /// Accounts whose nonce the router tracks.
     pub accounts: Vec<Address>,
     /// Allowances read once at start: (owner, token, spender).

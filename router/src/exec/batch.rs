@@ -41,6 +41,8 @@ pub const MAX_BATCH_MEMBERS: usize = 16;
 pub const TRANSFER_GAS: u64 = 52_000;
 /// Gas limit of a cross's transfer.
 pub const TRANSFER_GAS_LIMIT: u64 = 80_000;
+/// Gas of a cross's native-ETH transfer: a plain value transfer to an account (no code runs).
+pub const NATIVE_TRANSFER_GAS: u64 = 21_000;
 
 /// A rebalance admitted to a batch: its intent at its chosen size.
 #[derive(Debug, Clone)]
@@ -302,7 +304,7 @@ impl Executor {
         let native_value = self.native_value(&legs).or_else(|| {
             members.iter().find_map(|m| m.intent.native_price.filter(|v| v.is_finite() && *v > 0.0))
         });
-        let transfer_native = TRANSFER_GAS as f64 * gas.gas_price_wei as f64 / 1e18;
+        let gas_native = |units: u64| units as f64 * gas.gas_price_wei as f64 / 1e18;
         let symbol = |a: Address| {
             self.tokens.iter().find(|t| t.address == a).map_or_else(|| a.to_string(), |t| t.symbol.clone())
         };
@@ -315,12 +317,29 @@ impl Executor {
                 [(ms, s.sell, to_buyer, c.sold, c.paid, mb), (mb, b.sell, to_seller, c.paid, c.sold, ms)]
             {
                 let plan = &mut plans[m];
-                plan.calls.push(CallRequest {
-                    to: token,
-                    input: IERC20::transferCall { to, amount }.abi_encode().into(),
-                    gas_limit: TRANSFER_GAS_LIMIT,
-                    value: U256::ZERO,
-                });
+                // Native ETH (the zero address) crosses as a plain value transfer.
+                let (call, units) = if token.is_zero() {
+                    (
+                        CallRequest {
+                            to,
+                            input: Default::default(),
+                            gas_limit: NATIVE_TRANSFER_GAS,
+                            value: amount,
+                        },
+                        NATIVE_TRANSFER_GAS,
+                    )
+                } else {
+                    (
+                        CallRequest {
+                            to: token,
+                            input: IERC20::transferCall { to, amount }.abi_encode().into(),
+                            gas_limit: TRANSFER_GAS_LIMIT,
+                            value: U256::ZERO,
+                        },
+                        TRANSFER_GAS,
+                    )
+                };
+                plan.calls.push(call);
                 plan.swap_pool.push(None);
                 plan.fills.push(FillRecord {
                     intent: members[m].intent.id,
@@ -331,9 +350,9 @@ impl Executor {
                     amount_out: got,
                     amount_out_min: got,
                 });
-                plan.cost.gas_units += TRANSFER_GAS;
-                plan.cost.gas_native += transfer_native;
-                plan.cost.gas += native_value.map_or(0.0, |v| transfer_native * v);
+                plan.cost.gas_units += units;
+                plan.cost.gas_native += gas_native(units);
+                plan.cost.gas += native_value.map_or(0.0, |v| gas_native(units) * v);
                 plan.cost.notional += c.notional;
                 plan.cost.crossed += c.notional;
             }
@@ -386,7 +405,9 @@ impl Executor {
                 } else {
                     self.allowances.get(&key).copied().unwrap_or(U256::ZERO)
                 };
-                if known < fill.amount_in && !granted_here.contains(&key) {
+                // Native ETH is paid as the call's value: nothing to approve.
+                let native_in = leg.sell.is_zero();
+                if !native_in && known < fill.amount_in && !granted_here.contains(&key) {
                     let n = super::approve::push_approval(&mut plan.calls, leg.sell, &venue);
                     granted_here.push(key);
                     plan.granted.push(key);
@@ -400,7 +421,8 @@ impl Executor {
                 let crossed: u32 = fill.hops.iter().map(|h| h.ticks_crossed).fold(0, u32::saturating_add);
                 let gas_limit = fill.gas_limit.max(self.configured_gas_limit(&fill.pools, crossed));
                 let input = self.swap_calldata(fill, account, deadline)?;
-                plan.calls.push(CallRequest { to: venue.router, input, gas_limit, value: U256::ZERO });
+                let value = if native_in { fill.amount_in } else { U256::ZERO };
+                plan.calls.push(CallRequest { to: venue.router, input, gas_limit, value });
                 plan.swap_pool.push((fill.pools.len() == 1).then(|| (fill.pools[0], crossed)));
                 plan.fills.push(FillRecord {
                     intent: members[m].intent.id,

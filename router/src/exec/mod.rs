@@ -59,7 +59,7 @@ mod settle;
 mod tests;
 
 pub use approve::{PERMIT2_APPROVE_GAS, pays_through_permit2};
-pub use batch::{MAX_BATCH_MEMBERS, TRANSFER_GAS, TRANSFER_GAS_LIMIT};
+pub use batch::{MAX_BATCH_MEMBERS, NATIVE_TRANSFER_GAS, TRANSFER_GAS, TRANSFER_GAS_LIMIT};
 pub use gas::{GAS_LIMIT_MARGIN_PCT, GAS_OBSERVATIONS};
 pub use inclusion::{
     FixedHistogram, INCLUSION_BLOCK_BOUNDS, INCLUSION_SECOND_BOUNDS, InclusionStats, VERSION_BOUNDS,

@@ -42,6 +42,7 @@ pub(super) fn executor_for(n: usize) -> (Executor, Vec<Address>) {
         max_priority_fee_wei: None,
         presimulate: None,
         target_blocks: 1,
+        gas_reserve_wei: crate::config::DEFAULT_GAS_RESERVE_WEI,
     };
     let tokens = vec![
         ExecToken { symbol: "USDC".into(), address: USDC, decimals: 6 },

@@ -55,7 +55,22 @@ pub fn sol_key(k: &PoolKey) -> V4PoolKey {
 }
 
 async fn send(chain: &AnvilChain, from: usize, to: Address, input: Vec<u8>, label: &str) -> Result<()> {
-    let tx = TransactionRequest::default().with_to(to).with_input(input).with_gas_limit(3_000_000);
+    send_paying(chain, from, to, input, U256::ZERO, label).await
+}
+
+async fn send_paying(
+    chain: &AnvilChain,
+    from: usize,
+    to: Address,
+    input: Vec<u8>,
+    value: U256,
+    label: &str,
+) -> Result<()> {
+    let tx = TransactionRequest::default()
+        .with_to(to)
+        .with_input(input)
+        .with_value(value)
+        .with_gas_limit(3_000_000);
     let r = chain
         .wallet_provider(from)
         .send_transaction(tx)
@@ -108,6 +123,19 @@ impl V4Deployment {
         from: usize,
         pos: V4Position,
     ) -> Result<()> {
+        self.modify_paying(chain, key, from, pos, U256::ZERO).await
+    }
+
+    /// [`Self::modify`] sending `value` wei with the call: a pool of native ETH (currency
+    /// `address(0)`) is paid from it, and `PoolModifyLiquidityTest` returns what is left over.
+    pub async fn modify_paying(
+        &self,
+        chain: &AnvilChain,
+        key: &PoolKey,
+        from: usize,
+        pos: V4Position,
+        value: U256,
+    ) -> Result<()> {
         let range =
             |t: i32| I24::try_from(t).map_err(|_| AnvilError::rpc("modifyLiquidity", format!("tick {t}")));
         let call = IV4PoolModifyLiquidityTest::modifyLiquidityCall {
@@ -120,6 +148,6 @@ impl V4Deployment {
             },
             hookData: Bytes::new(),
         };
-        send(chain, from, self.liquidity_router, call.abi_encode(), "modify v4 liquidity").await
+        send_paying(chain, from, self.liquidity_router, call.abi_encode(), value, "modify v4 liquidity").await
     }
 }
