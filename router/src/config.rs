@@ -247,8 +247,8 @@ pub struct RouterConfig {
 
 /// Default `gas_reserve_wei`: 0.05 ETH.
 pub const DEFAULT_GAS_RESERVE_WEI: u128 = 50_000_000_000_000_000;
-/// Largest `gas_reserve_wei`: 1,000 ETH.
-pub const MAX_GAS_RESERVE_WEI: u128 = 1_000_000_000_000_000_000_000;
+/// Largest `gas_reserve_wei`: 9 ETH (a TOML integer is at most about 9.22e18).
+pub const MAX_GAS_RESERVE_WEI: u128 = 9_000_000_000_000_000_000;
 
 fn default_gas_reserve_wei() -> u128 {
     DEFAULT_GAS_RESERVE_WEI
@@ -729,6 +729,36 @@ mod tests {
             coinbase: None,
         }];
         (vec![tok("A", 1), tok("B", 2)], dexes, pools, router, relays)
+    }
+
+    /// Native ETH (a token at the zero address) is held by uniswap_v4 pools only: a V2 pool of it
+    /// is refused naming the pool and why; a V4 pool of it is accepted. The gas reserve defaults to
+    /// 0.05 ETH and is bounded.
+    #[test]
+    fn native_eth_trades_through_v4_pools_only_and_its_gas_reserve_is_bounded() {
+        let (mut t, mut d, mut p, r, rl) = setup();
+        t[0].address = Address::ZERO;
+        t[0].symbol = "ETH".into();
+        p[0].token0 = "ETH".into();
+        let e = validate(&t, &d, &p, &r, &rl).unwrap_err();
+        assert_eq!(e.field, "pools[a-b].token0");
+        assert!(e.problem.contains("native ETH") && e.problem.contains("uniswap_v4"), "{}", e.problem);
+        d.push(DexConfig {
+            name: "v4".into(),
+            kind: DexKind::UniswapV4,
+            router: Address::repeat_byte(0x44),
+            factory: None,
+            via: Default::default(),
+        });
+        p[0] = PoolConfig { dex: "v4".into(), tick_spacing: Some(60), fee: Some(3000), ..p[0].clone() };
+        assert!(validate(&t, &d, &p, &r, &rl).is_ok());
+
+        assert_eq!(r.gas_reserve_wei, DEFAULT_GAS_RESERVE_WEI);
+        assert_eq!(DEFAULT_GAS_RESERVE_WEI, 5 * 10u128.pow(16));
+        let r: RouterConfig = toml::from_str("chain_id = 1\ngas_reserve_wei = 0").expect("router");
+        assert!(validate(&t, &d, &p, &r, &rl).is_ok());
+        let over = RouterConfig { gas_reserve_wei: MAX_GAS_RESERVE_WEI + 1, ..r };
+        assert_eq!(validate(&t, &d, &p, &over, &rl).unwrap_err().field, "router.gas_reserve_wei");
     }
 
     #[test]

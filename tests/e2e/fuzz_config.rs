@@ -437,6 +437,7 @@ fn check_config_refuses_every_out_of_range_number_naming_the_field_and_the_bound
         ("demo", "engine.idle_spin_us", "1000001", &["engine.idle_spin_us", "0..=1000000"]),
         ("demo", "engine.hot_cpu", "1024", &["engine.hot_cpu", "0..1024"]),
         ("demo", "engine.rehearse_us", "1000001", &["engine.rehearse_us", "0..=1000000"]),
+        ("demo", "router.gas_reserve_wei", "9000000000000000001", &["router.gas_reserve_wei", "0..=9000000000000000000"]),
         ("demo", "router.bundle_blocks", "0", &["router.bundle_blocks", "1..=300"]),
         ("demo", "router.bundle_blocks", "9223372036854775807", &["router.bundle_blocks", "1..=300"]),
         ("demo", "router.swap_deadline_secs", "0", &["router.swap_deadline_secs", "1..=86400"]),

@@ -441,17 +441,33 @@ async fn keel_rebalances_along_a_two_hop_v4_path_through_the_universal_router() 
 }
 
 /// Native ETH in `keel run`: a 50/50 ETH/TKB portfolio whose only pool is a V4 pool of native ETH
-/// (currency `address(0)`) and TKB, through the V4 router. The engine sees the account's ETH less
+/// (currency `address(0)`) and TKB, through the V4 router or the Universal Router. The engine sees the account's ETH less
 /// its gas reserve (`[router] gas_reserve_wei`, read with `eth_getBalance`). When ETH rises, Keel
 /// sells ETH: the swap carries the amount in as its value, and no approval is sent; the
 /// `PoolManager`'s ETH grows by exactly the planned amount in and the account receives exactly the
 /// planned TKB. When ETH then falls, Keel buys it back: the `PoolManager` pays out exactly the
-/// planned ETH, after the one approval of TKB.
+/// planned ETH, after the one grant of TKB (through Permit2 for the Universal Router).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn keel_rebalances_native_eth_through_a_uniswap_v4_pool() {
+async fn keel_rebalances_native_eth_through_a_uniswap_v4_pool_via_the_v4_router() {
+    rebalance_native_eth(V4Via::V4Router).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keel_rebalances_native_eth_through_a_uniswap_v4_pool_via_the_universal_router() {
+    rebalance_native_eth(V4Via::UniversalRouter).await;
+}
+
+async fn rebalance_native_eth(via: V4Via) {
     let chain = AnvilChain::start().await.expect("anvil with Uniswap (run `make chain-deps`)");
     let tkb = chain.addresses().token("TKB").unwrap();
     let v4 = deploy_v4(&chain).await.expect("v4 contracts (run `make chain-deps`)");
+    let keel_router = match via {
+        V4Via::V4Router => v4.router,
+        V4Via::UniversalRouter => v4
+            .deploy_universal_router(&chain)
+            .await
+            .expect("Permit2 + Universal Router (run `make chain-deps`)"),
+    };
     let key = PoolKey::hookless(Address::ZERO, tkb, 3000, 60);
     let pool_id = v4.initialize(&chain, &key, Q96).await.expect("initialize");
     v4.approve_liquidity(&chain, &key, FUNDER).await.expect("approve");
@@ -467,7 +483,7 @@ async fn keel_rebalances_native_eth_through_a_uniswap_v4_pool() {
         chain.http_url(),
         [("ETH", Address::ZERO), ("TKB", tkb)],
         &[],
-        (v4.router, V4Via::V4Router),
+        (keel_router, via),
         pools,
     )
     .await;
@@ -590,8 +606,9 @@ async fn keel_rebalances_native_eth_through_a_uniswap_v4_pool() {
         got < buy.amount_out && got > buy.amount_out / U256::from(2u8),
         "ETH received {got}: the amount out less gas"
     );
-    assert_eq!(report.exec.approvals, 1, "TKB is approved once; ETH never");
+    assert_eq!(report.exec.approvals, 1, "TKB is granted once; ETH never");
     assert_eq!(relay.rejected_requests(), 0);
+    eprintln!("{via:?}:");
     eprintln!(
         "sold {} ETH for {} TKB, bought {} ETH for {} TKB",
         whole(sale.amount_in),

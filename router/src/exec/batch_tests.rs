@@ -1,7 +1,7 @@
 //! Netting and batches: rebalances of several portfolios decided for one block go out as one bundle,
 //! opposite legs crossed as transfers between the accounts.
 
-use super::tests::{cost_aware, decided_then_refused, executor_for, head, intent, ready};
+use super::tests::{cost_aware, decided_then_refused, executor_for, executor_native, head, intent, ready};
 use super::*;
 use alloy::consensus::TxEnvelope;
 use alloy::consensus::transaction::SignerRecoverable;
@@ -22,6 +22,7 @@ struct SentTx {
     nonce: u64,
     to: Address,
     input: Bytes,
+    value: U256,
 }
 
 /// The bundle of the (last) submission in `out`, and its `replacementUuid`.
@@ -48,6 +49,7 @@ fn bundle(out: &[Action]) -> (Vec<SentTx>, String) {
                 nonce: env.nonce(),
                 to: env.to().unwrap(),
                 input: env.input().clone(),
+                value: env.value(),
             }
         })
         .collect();
@@ -81,6 +83,39 @@ fn two_accounts() -> (Executor, Address, Address) {
 
 fn transfer_of(tx: &SentTx) -> Option<(Address, U256)> {
     IERC20::transferCall::abi_decode(&tx.input).ok().map(|c| (c.to, c.amount))
+}
+
+/// Native ETH (the zero address): selling it alone is one swap that carries the amount in as its
+/// value, with no approval; crossed against a buyer in the same block, it goes to the buyer as a
+/// plain value transfer (no calldata, 21,000 gas), and the buyer's USDC comes back as an ERC-20
+/// transfer.
+#[test]
+fn native_eth_is_sold_as_the_swaps_value_and_crossed_as_a_value_transfer() {
+    let (mut exec, acc) = executor_native(2);
+    let (a, b) = (acc[0], acc[1]);
+    let e18 = U256::from(10u64).pow(U256::from(18u64));
+    let mut out = Vec::new();
+    exec.on_intent(&intent(1, a), 0, &mut out);
+    let (alone, _) = bundle(&out);
+    assert_eq!(alone.len(), 1, "no approval before a native sale: {alone:?}");
+    assert_eq!(
+        (alone[0].to, alone[0].value),
+        (Address::repeat_byte(0x77), e18),
+        "the swap pays 1 ETH as its value"
+    );
+    out.clear();
+
+    exec.on_intent(&buy_weth(2, 1, b, 3000), 0, &mut out);
+    let (txs, _) = bundle(&out);
+    let from_a: Vec<&SentTx> = txs.iter().filter(|t| t.from == a).collect();
+    let from_b: Vec<&SentTx> = txs.iter().filter(|t| t.from == b).collect();
+    assert_eq!((from_a.len(), from_b.len()), (1, 1), "fully crossed: {txs:?}");
+    assert_eq!(from_a[0].to, b, "ETH goes straight to the buyer");
+    assert!(from_a[0].input.is_empty(), "a plain value transfer");
+    assert!(e18 - from_a[0].value < U256::from(1_000u64), "about 1 ETH: {}", from_a[0].value);
+    let (to, usdc) = transfer_of(from_b[0]).expect("b transfers USDC");
+    assert_eq!((from_b[0].to, to, from_b[0].value), (USDC_ADDR, a, U256::ZERO));
+    assert_eq!(usdc, U256::from(3_000_000_000u64));
 }
 
 #[test]

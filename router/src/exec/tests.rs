@@ -67,6 +67,55 @@ pub(super) fn executor_for(n: usize) -> (Executor, Vec<Address>) {
     (exec, accounts)
 }
 
+/// [`executor_for`] with native ETH (the zero address) in place of WETH: tokens USDC and ETH, one
+/// V2-style pool of ETH (token0) and USDC at 3000 USDC per ETH, deep, with the accounts at nonce 0
+/// and a head. (`check-config` allows native ETH in V4 pools only; the executor's plan is the
+/// same whatever the venue, which is what this tests.)
+pub(super) fn executor_native(n: usize) -> (Executor, Vec<Address>) {
+    let (base, _) = executor_for(n);
+    let tokens = vec![
+        ExecToken { symbol: "USDC".into(), address: USDC, decimals: 6 },
+        ExecToken { symbol: "ETH".into(), address: Address::ZERO, decimals: 18 },
+    ];
+    let meta = PoolMeta {
+        id: "p".into(),
+        address: Address::repeat_byte(0x50),
+        token0: Address::ZERO,
+        token1: USDC,
+        gas: 100_000,
+        venue: 0,
+    };
+    let pool =
+        PoolEntry::new(meta, Pool::V2 { reserve0: U256::ZERO, reserve1: U256::ZERO, fee_bps: 30 }).unwrap();
+    let signers: Vec<Signer> = (1..=n).map(|k| Signer::dev(k).unwrap()).collect();
+    let accounts: Vec<Address> = signers.iter().map(Signer::address).collect();
+    let venue =
+        PoolVenue { kind: DexKind::UniswapV2, router: ROUTER, pool_id: None, via: Default::default() };
+    let mut exec = Executor::new(
+        base.cfg.clone(),
+        tokens,
+        vec![pool],
+        vec![venue],
+        signers,
+        Signer::dev(9).unwrap(),
+        Some(Address::ZERO),
+    );
+    let mut out = Vec::new();
+    let e18 = U256::from(10u64).pow(U256::from(18u64));
+    let usdc = U256::from(3_000_000_000_000u64);
+    exec.on_chain(
+        ChainUpdate::polled_v2_reserves(0, Address::ZERO, e18 * U256::from(1000u64), usdc, 1),
+        0,
+        &mut out,
+    );
+    for &a in &accounts {
+        exec.on_chain(ChainUpdate::Nonce { account: a, nonce: 0, block: 1 }, 0, &mut out);
+    }
+    exec.on_chain(head(1), 0, &mut out);
+    assert!(out.is_empty());
+    (exec, accounts)
+}
+
 /// Pool state (3000 USDC per WETH, deep), the account's nonce and a head, as the node feed gives them.
 pub(super) fn ready(exec: &mut Executor, me: Address, nonce: u64) {
     let mut out = Vec::new();
