@@ -1,5 +1,6 @@
 # Keel's test command: `make test` (what CI runs, after clippy).
-# It installs the pinned chain-test dependencies (anvil + Uniswap and Balancer artifacts, from npm) when missing.
+# It installs the pinned chain-test dependencies (anvil + Uniswap and Balancer artifacts, from npm; Curve's
+# StableSwap-NG pool, compiled by vyper from PyPI: tests/chain/curve.sh) when missing.
 
 CHAIN_DIR := tests/chain
 ANVIL := $(CHAIN_DIR)/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
@@ -20,6 +21,7 @@ chain-deps:
 		npm ci --prefix $(CHAIN_DIR) --no-audit --no-fund; \
 	fi
 	@test -x "$(ANVIL)" || { echo "anvil missing at $(ANVIL) after npm ci"; exit 1; }
+	@$(CHAIN_DIR)/curve.sh
 
 lint:
 	cargo fmt --all -- --check

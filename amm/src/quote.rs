@@ -46,7 +46,9 @@
 //!   `A_precise()` for `factory_plain`, plain `A` for `three_pool`), optional ramp `future_a`,
 //!   `initial_a_time`, `future_a_time` and the block `timestamp` to quote at (default 0: a pool
 //!   without a ramp), `fee` and `admin_fee` (parts of 10¹⁰; `admin_fee` defaults to the factory's
-//!   50%, 0 for the 3pool), `index0` / `index1` as for Balancer.
+//!   50%, 0 for the 3pool), `index0` / `index1` as for Balancer. A StableSwap-NG pool is a
+//!   `factory_plain` one with its `offpeg_fee_multiplier` (parts of 10¹⁰, default 0: a constant
+//!   fee, as at most 10¹⁰ is too).
 //! - `uniswap_v4`: the pool's key — `token0` / `token1` are `currency0` / `currency1`
 //!   (`0x0000000000000000000000000000000000000000` is native ETH), `fee` (pips, at most 1000000, or
 //!   8388608 = `0x800000` for a dynamic fee), `tick_spacing` (1–32767, independent of the fee),
@@ -283,6 +285,7 @@ const CURVE_FIELDS: &[&str] = &[
     "future_a_time",
     "fee",
     "admin_fee",
+    "offpeg_fee_multiplier",
     "timestamp",
     "gas",
 ];
@@ -369,7 +372,14 @@ fn parse_curve(o: &Obj<'_>) -> Result<Pool> {
         future_a_time: o.opt_int("future_a_time", 0u64)?,
     };
     let admin_default = if flavour == Flavour::FactoryPlain { FACTORY_ADMIN_FEE } else { 0 };
-    let pool = StableSwapPool::with_decimals(
+    let offpeg = o.opt_int("offpeg_fee_multiplier", 0u64)?;
+    if offpeg != 0 && flavour != Flavour::FactoryPlain {
+        return Err(QuoteError::new(
+            o.at("offpeg_fee_multiplier"),
+            "only a `factory_plain` pool (StableSwap-NG) has an off-peg fee multiplier",
+        ));
+    }
+    let mut pool = StableSwapPool::with_decimals(
         flavour,
         &o.uints("balances")?,
         &o.decimals("decimals", 36)?,
@@ -378,6 +388,7 @@ fn parse_curve(o: &Obj<'_>) -> Result<Pool> {
         o.opt_int("admin_fee", admin_default)?,
     )
     .map_err(|e| QuoteError::new(o.path.clone(), e.to_string()))?;
+    pool.set_offpeg_fee_multiplier(offpeg);
     let pair =
         crate::pool::CurvePair::new(pool, o.int("index0")?, o.int("index1")?, o.opt_int("timestamp", 0u64)?)
             .map_err(|e| QuoteError::new(o.at("index0"), e.to_string()))?;

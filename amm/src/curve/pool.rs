@@ -65,6 +65,9 @@ pub struct StableSwapPool {
     amp: AmpRamp,
     fee: u64,
     admin_fee: u64,
+    /// StableSwap-NG's `offpeg_fee_multiplier` (parts of 10¹⁰); at most 10¹⁰ (0 for the older
+    /// pools, which have none): the fee is constant.
+    offpeg_fee_multiplier: u64,
 }
 
 impl StableSwapPool {
@@ -99,6 +102,7 @@ impl StableSwapPool {
             amp,
             fee,
             admin_fee,
+            offpeg_fee_multiplier: 0,
         };
         pool.balances[..n_coins].copy_from_slice(balances);
         pool.rates[..n_coins].copy_from_slice(rates);
@@ -177,6 +181,21 @@ impl StableSwapPool {
         }
         self.balances[..self.n_coins].copy_from_slice(balances);
         Ok(())
+    }
+
+    /// StableSwap-NG's `offpeg_fee_multiplier`, parts of 10¹⁰ (0: none).
+    pub fn offpeg_fee_multiplier(&self) -> u64 {
+        self.offpeg_fee_multiplier
+    }
+
+    /// Sets StableSwap-NG's `offpeg_fee_multiplier` (parts of 10¹⁰; `CurveStableSwapNG.vy`, a
+    /// [`Flavour::FactoryPlain`] pool otherwise): above 10¹⁰ the fee of a swap grows as the pool
+    /// leaves its peg: `_dynamic_fee(xpi, xpj, fee)` is
+    /// `m·fee / ((m − 10¹⁰)·4·xpi·xpj / (xpi + xpj)² + 10¹⁰)` on the averages of coin `i`'s and
+    /// coin `j`'s normalised balances before and after it. At most 10¹⁰ (as the older pools,
+    /// which have none) the fee is constant.
+    pub fn set_offpeg_fee_multiplier(&mut self, multiplier: u64) {
+        self.offpeg_fee_multiplier = multiplier;
     }
 
     /// Replaces the amplification storage (after `ramp_A` / `stop_ramp_A`).
@@ -303,19 +322,22 @@ impl Quoter<'_> {
     }
 
     /// The common head of `get_dy` and `exchange`: `x = xp[i] + dx * rates[i] / PRECISION`,
-    /// `y = get_y(i, j, x, xp)` and `dy = xp[j] - y - 1` (18-decimal units, before the fee).
-    fn dy_before_fee(&self, i: usize, j: usize, dx: U256) -> Result<U256> {
+    /// `y = get_y(i, j, x, xp)` and `dy = xp[j] - y - 1` (18-decimal units, before the fee), with
+    /// the fee that applies to it (parts of 10¹⁰).
+    fn dy_before_fee(&self, i: usize, j: usize, dx: U256) -> Result<(U256, U256)> {
         let pool = self.pool;
         let xp = &self.xp[..pool.n_coins];
         let x = add(xp[i], mul(dx, pool.rates[i], Step::Xp)? / PRECISION, Step::Xp)?;
         let y = math::get_y_for_d(i, j, x, xp, self.amp, self.d, pool.flavour)?;
-        sub(sub(xp[j], y, Step::Dy)?, U256::from(1u8), Step::Dy)
+        let dy = sub(sub(xp[j], y, Step::Dy)?, U256::from(1u8), Step::Dy)?;
+        let two = U256::from(2u8);
+        let fee = pool.dynamic_fee(add(xp[i], x, Step::Fee)? / two, add(xp[j], y, Step::Fee)? / two)?;
+        Ok((dy, fee))
     }
 
     fn view_dy(&self, i: usize, j: usize, dx: U256) -> Result<U256> {
-        let dy_xp = self.dy_before_fee(i, j, dx)?;
+        let (dy_xp, fee) = self.dy_before_fee(i, j, dx)?;
         let pool = self.pool;
-        let fee = U256::from(pool.fee);
         let denominator = U256::from(FEE_DENOMINATOR);
         if pool.flavour.view_fee_in_coin_units() {
             // dy = (xp[j] - y - 1) * PRECISION / rates[j]; return dy - fee * dy / FEE_DENOMINATOR
@@ -330,12 +352,12 @@ impl Quoter<'_> {
     }
 
     fn exchange_outcome(&self, i: usize, j: usize, dx: U256) -> Result<ExchangeOutcome> {
-        let dy_xp = self.dy_before_fee(i, j, dx)?;
+        let (dy_xp, fee) = self.dy_before_fee(i, j, dx)?;
         let pool = self.pool;
         let denominator = U256::from(FEE_DENOMINATOR);
         let rate_j = pool.rates[j];
         // dy_fee = dy * fee / FEE_DENOMINATOR; dy = (dy - dy_fee) * PRECISION / rates[j]
-        let dy_fee = mul(dy_xp, U256::from(pool.fee), Step::Fee)? / denominator;
+        let dy_fee = mul(dy_xp, fee, Step::Fee)? / denominator;
         let dy = mul(sub(dy_xp, dy_fee, Step::Fee)?, PRECISION, Step::Dy)? / rate_j;
         // dy_admin_fee = dy_fee * admin_fee / FEE_DENOMINATOR * PRECISION / rates[j]
         let admin_xp = mul(dy_fee, U256::from(pool.admin_fee), Step::Fee)? / denominator;
@@ -345,6 +367,29 @@ impl Quoter<'_> {
         balances[i] = add(balances[i], dx, Step::Balances)?;
         balances[j] = sub(sub(balances[j], dy, Step::Balances)?, admin_fee, Step::Balances)?;
         Ok(ExchangeOutcome { dy, dy_fee, admin_fee, balances })
+    }
+}
+
+impl StableSwapPool {
+    /// StableSwap-NG's `_dynamic_fee(xpi, xpj, fee)`: the pool's fee, raised off the peg when its
+    /// `offpeg_fee_multiplier` exceeds 10¹⁰ (see [`StableSwapPool::set_offpeg_fee_multiplier`]).
+    fn dynamic_fee(&self, xpi: U256, xpj: U256) -> Result<U256> {
+        let fee = U256::from(self.fee);
+        let m = self.offpeg_fee_multiplier;
+        if m <= FEE_DENOMINATOR {
+            return Ok(fee);
+        }
+        let sum = add(xpi, xpj, Step::Fee)?;
+        let xps2 = mul(sum, sum, Step::Fee)?;
+        if xps2.is_zero() {
+            return Err(CurveError::DivisionByZero(Step::Fee));
+        }
+        // (m * fee) // ((m - FEE_DENOMINATOR) * 4 * xpi * xpj // xps2 + FEE_DENOMINATOR), left to right
+        let m = U256::from(m);
+        let denominator = U256::from(FEE_DENOMINATOR);
+        let offpeg =
+            mul(mul(mul(m - denominator, U256::from(4u8), Step::Fee)?, xpi, Step::Fee)?, xpj, Step::Fee)?;
+        Ok(mul(m, fee, Step::Fee)? / add(offpeg / xps2, denominator, Step::Fee)?)
     }
 }
 
@@ -389,6 +434,36 @@ mod tests {
             // curvesim reports the fee converted to coin units: 59999.
             assert_eq!(out.dy_fee * PRECISION / pool.rates()[1], u(59_999));
         }
+    }
+
+    /// StableSwap-NG's off-peg fee: at the peg (equal averages) it is the pool's fee; off it, it
+    /// is `m·fee / ((m − 10¹⁰)·4·xpi·xpj / (xpi + xpj)² + 10¹⁰)`, floored as the contract does; a
+    /// multiplier of at most 10¹⁰ leaves it constant.
+    #[test]
+    fn the_off_peg_fee_is_the_fee_at_the_peg_and_rises_off_it() {
+        let mut pool = StableSwapPool::with_decimals(
+            Flavour::FactoryPlain,
+            &[u(10u128.pow(24)), u(10u128.pow(24))],
+            &[18, 18],
+            AmpRamp::constant(u(20_000)),
+            4_000_000,
+            FACTORY_ADMIN_FEE,
+        )
+        .unwrap();
+        let e = u(10u128.pow(24));
+        assert_eq!(pool.dynamic_fee(e, e).unwrap(), u(4_000_000));
+        pool.set_offpeg_fee_multiplier(20_000_000_000);
+        assert_eq!(pool.dynamic_fee(e, e).unwrap(), u(4_000_000), "at the peg");
+        let (xi, xj) = (u(3) * e, e);
+        // 4·3·1 / 16 = 0.75: 2e10·4e6 / (1e10·0.75 + 1e10)
+        let expected = u(20_000_000_000u128 * 4_000_000)
+            / ((u(10_000_000_000) * u(4) * xi * xj) / ((xi + xj) * (xi + xj)) + u(10_000_000_000));
+        assert_eq!(pool.dynamic_fee(xi, xj).unwrap(), expected);
+        assert!(expected > u(4_000_000));
+        // A swap off the peg pays less than with the constant fee.
+        let raised = pool.exchange(0, 1, u(4) * e / u(10), 0).unwrap().dy;
+        pool.set_offpeg_fee_multiplier(10_000_000_000);
+        assert!(pool.exchange(0, 1, u(4) * e / u(10), 0).unwrap().dy > raised);
     }
 
     #[test]

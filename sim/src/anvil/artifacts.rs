@@ -73,12 +73,28 @@ pub enum Artifact {
     /// `V4Router` action set behind `executeActions(bytes)`, paying with plain ERC-20
     /// `transferFrom` from the caller (no Permit2).
     V4Router,
+    /// Curve's StableSwap-NG plain pool (`CurveStableSwapNG.vy`, curvefi/stableswap-ng at
+    /// fd54b9a), compiled by vyper 0.4.3 from PyPI by `tests/chain/curve.sh` into
+    /// `tests/chain/artifacts/curve/` (not an npm package: Curve publishes no bytecode there).
+    /// Constructor `(name, symbol, A, fee, offpeg_fee_multiplier, ma_exp_time, coins,
+    /// rate_multipliers, asset_types, method_ids, oracles)`; the deployer is its factory.
+    CurveStableSwapNg,
 }
 
 impl Artifact {
-    /// Path of the artifact below `node_modules`.
+    /// The artifact's file: below `node_modules` ([`Self::relative_path`]), or for Curve's pool
+    /// what `tests/chain/curve.sh` built.
+    pub fn path(self) -> PathBuf {
+        match self {
+            Self::CurveStableSwapNg => chain_dir().join("artifacts/curve/CurveStableSwapNG.json"),
+            _ => chain_dir().join("node_modules").join(self.relative_path()),
+        }
+    }
+
+    /// Path of the artifact below `node_modules` (Curve's pool: below `tests/chain`).
     pub fn relative_path(self) -> &'static str {
         match self {
+            Self::CurveStableSwapNg => "artifacts/curve/CurveStableSwapNG.json",
             Self::Weth9 => "@uniswap/v2-periphery/build/WETH9.json",
             Self::Erc20Mintable => "@openzeppelin/contracts/build/contracts/ERC20PresetMinterPauser.json",
             Self::V2Factory => "@uniswap/v2-core/build/UniswapV2Factory.json",
@@ -154,14 +170,18 @@ pub fn anvil_path() -> Result<PathBuf> {
 
 /// Reads an artifact's creation bytecode.
 pub fn bytecode(artifact: Artifact) -> Result<Bytes> {
-    let path = chain_dir().join("node_modules").join(artifact.relative_path());
+    let path = artifact.path();
     let text = std::fs::read_to_string(&path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             AnvilError::Missing {
                 what: "contract artifact",
                 path: path.display().to_string(),
                 chain_dir: chain_dir().display().to_string(),
-                hint: "",
+                hint: if artifact == Artifact::CurveStableSwapNg {
+                    "; Curve's StableSwap-NG pool is built by `tests/chain/curve.sh` (which `make chain-deps` runs)"
+                } else {
+                    ""
+                },
             }
         } else {
             AnvilError::Artifact { path: path.display().to_string(), reason: e.to_string() }

@@ -11,6 +11,8 @@
 //!   atomically or not at all.
 //!
 //! * [`balancer::deploy_balancer_weighted`] adds a Balancer V2 Vault and a weighted pool on demand.
+//! * [`curve::deploy_curve_ng`] deploys Curve's StableSwap-NG plain pool, compiled from its Vyper
+//!   source by `tests/chain/curve.sh` (vyper from PyPI).
 //! * [`registry::deploy_keel_params`] compiles Keel's parameter registry with the pinned solc-js and
 //!   deploys it; [`registry::set_targets`] and friends are its owner's transactions.
 //! * [`v4::deploy_v4`] adds a Uniswap V4 `PoolManager`, a `V4Router` and a liquidity router on
@@ -25,6 +27,7 @@ pub mod artifacts;
 pub mod balancer;
 mod blocksim;
 pub mod contracts;
+pub mod curve;
 pub mod error;
 pub mod harness;
 pub mod recorder;
@@ -35,6 +38,7 @@ pub mod universal_router;
 pub mod v4;
 
 pub use balancer::{BalancerDeployment, WeightedToken, deploy_balancer_weighted};
+pub use curve::{CurveNgParams, deploy_curve_ng};
 pub use error::{AnvilError, Result};
 pub use harness::{AnvilChain, ChainAddresses, TokenInfo, V2PairInfo, V3PoolInfo};
 pub use recorder::RpcRecorder;

@@ -23,7 +23,7 @@ use keel_feeds::node::{
     NodeFeedStats, PendingTx, PendingView, PoolBook, PoolKind, RouterKind, ViewLimits, run_mempool_feed,
     run_node_feed,
 };
-use keel_sim::anvil::artifacts::{Artifact, chain_dir};
+use keel_sim::anvil::artifacts::Artifact;
 use keel_sim::anvil::contracts::rpc::IERC20;
 use keel_sim::anvil::deploy_routers;
 use tokio_util::sync::CancellationToken;
@@ -52,7 +52,7 @@ alloy::sol! {
 
 /// Selectors of every function named `name` in an artifact's ABI.
 fn artifact_selectors(artifact: Artifact, name: &str) -> Vec<[u8; 4]> {
-    let path = chain_dir().join("node_modules").join(artifact.relative_path());
+    let path = artifact.path();
     let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     fn ty(p: &serde_json::Value) -> String {
         let t = p["type"].as_str().unwrap();

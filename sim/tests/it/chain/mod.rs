@@ -3,6 +3,7 @@
 //! and fails loudly when anvil is not installed.
 
 pub(crate) mod balancer;
+pub(crate) mod curve_ng;
 pub(crate) mod deploy;
 pub(crate) mod mempool;
 pub(crate) mod mempool_routers;

@@ -1,0 +1,87 @@
+//! Curve's StableSwap-NG plain pool on anvil: the genuine Vyper contract (`CurveStableSwapNG.vy`,
+//! curvefi/stableswap-ng at fd54b9a), compiled by vyper 0.4.3 from PyPI (`tests/chain/curve.sh`),
+//! deployed on demand with plain ERC-20 coins (asset type 0, no oracles).
+//!
+//! The deployer stands as the pool's factory, so the entry points that ask the factory (the views
+//! contract behind the external `get_dy`, admin fees, `ramp_A`) are not used; `exchange`,
+//! `add_liquidity` and the storage views are the contract's own.
+#![allow(missing_docs)]
+
+use alloy::primitives::{Address, U256};
+use alloy::sol_types::SolCall;
+
+use super::artifacts::Artifact;
+use super::error::Result;
+use super::harness::AnvilChain;
+use super::routers::deploy;
+
+alloy::sol! {
+    /// The pool's entry points the tests call (this port takes `uint128` coin indices).
+    #[sol(rpc)]
+    interface ICurveStableSwapNG {
+        function exchange(uint128 i, uint128 j, uint256 dx, uint256 min_dy) external returns (uint256);
+        function add_liquidity(uint256[] amounts, uint256 min_mint_amount) external returns (uint256);
+        function get_balances() external view returns (uint256[]);
+        function stored_rates() external view returns (uint256[]);
+        function balances(uint256 i) external view returns (uint256);
+        function admin_balances(uint256 i) external view returns (uint256);
+        function A_precise() external view returns (uint256);
+        function fee() external view returns (uint256);
+        function offpeg_fee_multiplier() external view returns (uint256);
+        function admin_fee() external view returns (uint256);
+        event TokenExchange(address indexed buyer, int128 sold_id, uint256 tokens_sold, int128 bought_id, uint256 tokens_bought);
+    }
+
+    /// The constructor's parameters, encoded as a call's (the selector dropped).
+    function curveNgConstructor(
+        string name,
+        string symbol,
+        uint256 a,
+        uint256 fee,
+        uint256 offpeg_fee_multiplier,
+        uint256 ma_exp_time,
+        address[] coins,
+        uint256[] rate_multipliers,
+        uint8[] asset_types,
+        bytes4[] method_ids,
+        address[] oracles
+    );
+}
+
+/// A StableSwap-NG plain pool to deploy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CurveNgParams {
+    /// The coins (2 to 8 plain ERC-20s).
+    pub coins: Vec<Address>,
+    /// Each coin's rate multiplier, `10^(36 − decimals)` for a coin of `decimals` (the pool
+    /// takes the rate as given: the tests may pair an 18-decimal token with the rate of a
+    /// 6-decimal one).
+    pub rate_multipliers: Vec<U256>,
+    /// Amplification `A` (the contract stores `A × 100`).
+    pub a: u64,
+    /// Swap fee, parts of 10¹⁰ (at most 1%).
+    pub fee: u64,
+    /// Off-peg fee multiplier, parts of 10¹⁰: at most 10¹⁰ keeps the fee constant, above it the
+    /// fee grows as the pool leaves its peg (`_dynamic_fee`).
+    pub offpeg_fee_multiplier: u64,
+}
+
+/// Deploys a StableSwap-NG plain pool as dev account 0 (its factory); its address.
+pub async fn deploy_curve_ng(chain: &AnvilChain, p: &CurveNgParams) -> Result<Address> {
+    let n = p.coins.len();
+    let args = curveNgConstructorCall {
+        name: "Keel test stableswap".into(),
+        symbol: "KEELSS".into(),
+        a: U256::from(p.a),
+        fee: U256::from(p.fee),
+        offpeg_fee_multiplier: U256::from(p.offpeg_fee_multiplier),
+        ma_exp_time: U256::from(866u64),
+        coins: p.coins.clone(),
+        rate_multipliers: p.rate_multipliers.clone(),
+        asset_types: vec![0; n],
+        method_ids: vec![Default::default(); n],
+        oracles: vec![Address::ZERO; n],
+    }
+    .abi_encode();
+    deploy(chain, Artifact::CurveStableSwapNg, args[4..].to_vec()).await
+}
