@@ -743,13 +743,7 @@ mod tests {
         let e = validate(&t, &d, &p, &r, &rl).unwrap_err();
         assert_eq!(e.field, "pools[a-b].token0");
         assert!(e.problem.contains("native ETH") && e.problem.contains("uniswap_v4"), "{}", e.problem);
-        d.push(DexConfig {
-            name: "v4".into(),
-            kind: DexKind::UniswapV4,
-            router: Address::repeat_byte(0x44),
-            factory: None,
-            via: Default::default(),
-        });
+        d.push(v4_dex());
         p[0] = PoolConfig { dex: "v4".into(), tick_spacing: Some(60), fee: Some(3000), ..p[0].clone() };
         assert!(validate(&t, &d, &p, &r, &rl).is_ok());
 
@@ -759,6 +753,17 @@ mod tests {
         assert!(validate(&t, &d, &p, &r, &rl).is_ok());
         let over = RouterConfig { gas_reserve_wei: MAX_GAS_RESERVE_WEI + 1, ..r };
         assert_eq!(validate(&t, &d, &p, &over, &rl).unwrap_err().field, "router.gas_reserve_wei");
+    }
+
+    /// A `uniswap_v4` DEX named "v4" behind a V4Router.
+    fn v4_dex() -> DexConfig {
+        DexConfig {
+            name: "v4".into(),
+            kind: DexKind::UniswapV4,
+            router: Address::repeat_byte(0x44),
+            factory: None,
+            via: Default::default(),
+        }
     }
 
     #[test]
@@ -798,13 +803,7 @@ mod tests {
     #[test]
     fn v4_pools_need_their_key_and_refuse_hooks_naming_why() {
         let (t, mut d, p, r, rl) = setup();
-        d.push(DexConfig {
-            name: "v4".into(),
-            kind: DexKind::UniswapV4,
-            router: Address::repeat_byte(0x44),
-            factory: None,
-            via: Default::default(),
-        });
+        d.push(v4_dex());
         let manager = Address::repeat_byte(0x4d);
         let mut ok = p.clone();
         ok.push(PoolConfig {

@@ -81,10 +81,15 @@ async fn full_range_pool(chain: &AnvilChain, v4: &V4Deployment, key: &PoolKey) -
 
 /// Waits up to 30 s for a landed rebalance with the portfolio no longer busy.
 async fn wait_landed(pipeline: &Pipeline) -> bool {
+    wait_landed_count(pipeline, 1).await
+}
+
+/// Waits up to 30 s for `n` landed rebalances with the portfolio no longer busy.
+async fn wait_landed_count(pipeline: &Pipeline, n: u64) -> bool {
     let t0 = Instant::now();
     loop {
         let snap = pipeline.snapshot();
-        if snap.engine.outcomes.landed >= 1 && !snap.portfolios[0].busy {
+        if snap.engine.outcomes.landed >= n && !snap.portfolios[0].busy {
             return true;
         }
         if t0.elapsed() > Duration::from_secs(30) {
@@ -544,15 +549,7 @@ async fn rebalance_native_eth(via: V4Via) {
     quotes.set_price("ETHUSDT", mid);
 
     // Keel sells ETH: the swap's value is the amount in; nothing is approved.
-    let t0 = Instant::now();
-    while pipeline.snapshot().engine.outcomes.landed < 1 || pipeline.snapshot().portfolios[0].busy {
-        assert!(
-            t0.elapsed() < Duration::from_secs(30),
-            "the sale of ETH did not land: {:?}",
-            pipeline.snapshot()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    assert!(wait_landed(&pipeline).await, "the sale of ETH did not land: {:?}", pipeline.snapshot());
     let (eth_sold_at, tkb_sold_at) = (eth_of(me).await, chain.balance_of(tkb, me).await.unwrap());
     let (pm_eth_sold_at, pm_tkb_sold_at) =
         (eth_of(v4.manager).await, chain.balance_of(tkb, v4.manager).await.unwrap());
@@ -569,15 +566,11 @@ async fn rebalance_native_eth(via: V4Via) {
     let pm_eth_bought_from = eth_of(v4.manager).await;
     tokio::time::sleep(Duration::from_millis(1_100)).await; // past the cooldown
     quotes.set_price("ETHUSDT", mid);
-    let t0 = Instant::now();
-    while pipeline.snapshot().engine.outcomes.landed < 2 || pipeline.snapshot().portfolios[0].busy {
-        assert!(
-            t0.elapsed() < Duration::from_secs(30),
-            "the purchase of ETH did not land: {:?}",
-            pipeline.snapshot()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    assert!(
+        wait_landed_count(&pipeline, 2).await,
+        "the purchase of ETH did not land: {:?}",
+        pipeline.snapshot()
+    );
     let report = pipeline.shutdown().await;
     let [sale, buy] = report.fills.as_slice() else { panic!("two fills expected: {:?}", report.fills) };
 

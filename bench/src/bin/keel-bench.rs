@@ -328,15 +328,16 @@ fn main() -> eyre::Result<()> {
         } => {
             let cfg = harness::isolated::IsolatedConfig {
                 rig: harness::isolated::RigOptions {
-                    portfolios,
-                    fire_fraction,
-                    hot_cpu,
-                    load_cpu,
                     idle: (idle, idle_spin_us),
                     netting: netting == "on",
                     rehearse_us,
-                    progress: !common.quiet,
-                    exe: None,
+                    ..harness::isolated::RigOptions::pinned(
+                        portfolios,
+                        fire_fraction,
+                        hot_cpu,
+                        load_cpu,
+                        !common.quiet,
+                    )
                 },
                 rate,
                 duration: Duration::from_secs(common.duration_secs),
@@ -383,15 +384,14 @@ fn main() -> eyre::Result<()> {
             }
             let cfg = harness::ingest::IngestConfig {
                 rig: harness::isolated::RigOptions {
-                    portfolios,
-                    fire_fraction,
-                    hot_cpu,
-                    load_cpu,
                     idle: (idle, keel_engine::config::DEFAULT_IDLE_SPIN_US),
-                    netting: true,
-                    rehearse_us: keel_engine::config::DEFAULT_REHEARSE_US,
-                    progress: !common.quiet,
-                    exe: None,
+                    ..harness::isolated::RigOptions::pinned(
+                        portfolios,
+                        fire_fraction,
+                        hot_cpu,
+                        load_cpu,
+                        !common.quiet,
+                    )
                 },
                 rates,
                 trial: Duration::from_secs_f64(trial_secs),

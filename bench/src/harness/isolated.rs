@@ -83,6 +83,31 @@ pub struct RigOptions {
     pub exe: Option<PathBuf>,
 }
 
+impl RigOptions {
+    /// `portfolios` firing on `fire_fraction` of the frames, the hot threads on `hot_cpu` and the
+    /// load on `load_cpu`; every other setting at Keel's default (`idle = "spin"` with the default
+    /// spin, netting on, the default rehearsal interval, this executable as the load side).
+    pub fn pinned(
+        portfolios: usize,
+        fire_fraction: f64,
+        hot_cpu: usize,
+        load_cpu: usize,
+        progress: bool,
+    ) -> Self {
+        Self {
+            portfolios,
+            fire_fraction,
+            hot_cpu,
+            load_cpu,
+            idle: (IdleWait::Spin, keel_engine::config::DEFAULT_IDLE_SPIN_US),
+            netting: true,
+            rehearse_us: keel_engine::config::DEFAULT_REHEARSE_US,
+            progress,
+            exe: None,
+        }
+    }
+}
+
 /// Settings of an isolated latency run.
 #[derive(Debug, Clone)]
 pub struct IsolatedConfig {

@@ -12,15 +12,9 @@ use keel_engine::config::IdleWait;
 /// the load side served by this package's `keel-bench`.
 fn rig(fire_fraction: f64) -> isolated::RigOptions {
     isolated::RigOptions {
-        portfolios: 4,
-        fire_fraction,
-        hot_cpu: 1,
-        load_cpu: 0,
         idle: (IdleWait::Park, 0),
-        netting: true,
-        rehearse_us: keel_engine::config::DEFAULT_REHEARSE_US,
-        progress: true,
         exe: Some(env!("CARGO_BIN_EXE_keel-bench").into()),
+        ..isolated::RigOptions::pinned(4, fire_fraction, 1, 0, true)
     }
 }
 
