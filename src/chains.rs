@@ -274,12 +274,6 @@ pub(crate) fn check_live(cfg: &KeelConfig) -> eyre::Result<()> {
                     c.name
                 ));
             }
-            if kind == Some(DexKind::BalancerWeighted) && c.ws_url.is_some() {
-                return Err(eyre!(
-                    "pools[{name}]: balancer_weighted pools are read by the chain poller and cannot yet be combined with the node feed: unset chains[{}].ws_url",
-                    c.name
-                ));
-            }
         }
     }
     Ok(())

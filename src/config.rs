@@ -421,17 +421,6 @@ impl KeelConfig {
                         ));
                     }
                 }
-                let balancer = self.pools.iter().find(|p| {
-                    self.dexes
-                        .iter()
-                        .any(|d| d.name == p.dex && d.kind == keel_router::config::DexKind::BalancerWeighted)
-                });
-                if let (Some(p), true) = (balancer, has_ws) {
-                    return Err(eyre!(
-                        "pools[{}]: balancer_weighted pools are read by the chain poller and cannot yet be combined with the node feed: unset [chain] ws_url",
-                        p.name
-                    ));
-                }
             }
         }
         Ok(())

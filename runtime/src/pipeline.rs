@@ -201,16 +201,6 @@ pub enum PipelineError {
         /// Why.
         source: keel_amm::v3::V3Error,
     },
-    /// A Balancer pool with the websocket node feed: the node feed keeps every configured pool by
-    /// its logs and does not read Balancer pools yet (they are read by the chain poller, which
-    /// runs without `[chain] ws_url`).
-    #[error(
-        "config: pools[{pool}]: balancer_weighted pools are read by the chain poller and cannot yet be combined with the node feed ([chain] ws_url)"
-    )]
-    BalancerWithNodeFeed {
-        /// The pool.
-        pool: String,
-    },
     /// A predictor socket could not be bound.
     #[error("config: {0}")]
     Predictor(#[from] crate::predictor::ListenError),
@@ -724,12 +714,14 @@ impl Pipeline {
                 // node feed keeps them against its pool book and reports their impact to the router.
                 let (pending_tx, pending_rx) = tokio::sync::mpsc::channel(PENDING_SWAPS_CAPACITY);
                 let decoder = mempool_decoder(&lane.spec, &tracked)?;
-                let cfg = NodeFeedConfig { ws_url: ws_url.clone(), pools: tracked, balances: Vec::new() };
+                let (pool_ids, pools): (Vec<u32>, Vec<TrackedPool>) = tracked.into_iter().unzip();
+                let cfg = NodeFeedConfig { ws_url: ws_url.clone(), pools, balances: Vec::new() };
                 let outputs = NodeFeedOutputs {
                     router: Arc::clone(&lane_io[li].2),
                     events: Arc::clone(&events),
                     pending: Some(pending_rx),
                     pending_limits: lane.spec.mempool.limits(),
+                    pool_ids,
                 };
                 let (st, c) = (Arc::clone(&node_stats), cancel.clone());
                 tasks.push(runtime.spawn(async move {
@@ -1793,36 +1785,44 @@ pub fn poll_targets_on(
     Ok(t)
 }
 
-fn tracked_pools(spec: &PipelineSpec) -> Result<Vec<TrackedPool>, PipelineError> {
-    spec.pools
-        .iter()
-        .map(|p| {
-            let dex = spec
-                .dexes
-                .iter()
-                .find(|d| d.name == p.dex)
-                .ok_or_else(|| PipelineError::unknown(format!("pools[{}].dex", p.name), "dex", &p.dex))?;
-            let (kind, tick_spacing, pool_key) = match dex.kind {
-                DexKind::UniswapV2 => (PoolKind::V2, None, None),
-                DexKind::UniswapV3 => (PoolKind::V3, p.v3_tick_spacing(), None),
-                DexKind::UniswapV4 => {
-                    let key = v4_key(spec, p)?;
-                    (PoolKind::V4, Some(key.tick_spacing), Some(key))
-                }
-                DexKind::BalancerWeighted => {
-                    return Err(PipelineError::BalancerWithNodeFeed { pool: p.name.clone() });
-                }
-            };
-            Ok(TrackedPool { address: p.address, kind, fee: p.fee(), tick_spacing, pool_key })
-        })
-        .collect()
+/// The pools the node feed follows, each with its index in the configured pool list (under which
+/// its updates are published): every Uniswap pool. Balancer pools are read by the chain poller
+/// every block instead, so they are left out.
+fn tracked_pools(spec: &PipelineSpec) -> Result<Vec<(u32, TrackedPool)>, PipelineError> {
+    let mut tracked = Vec::with_capacity(spec.pools.len());
+    for (i, p) in spec.pools.iter().enumerate() {
+        let dex = spec
+            .dexes
+            .iter()
+            .find(|d| d.name == p.dex)
+            .ok_or_else(|| PipelineError::unknown(format!("pools[{}].dex", p.name), "dex", &p.dex))?;
+        let (kind, tick_spacing, pool_key) = match dex.kind {
+            DexKind::UniswapV2 => (PoolKind::V2, None, None),
+            DexKind::UniswapV3 => (PoolKind::V3, p.v3_tick_spacing(), None),
+            DexKind::UniswapV4 => {
+                let key = v4_key(spec, p)?;
+                (PoolKind::V4, Some(key.tick_spacing), Some(key))
+            }
+            DexKind::BalancerWeighted => continue,
+        };
+        let pool = TrackedPool { address: p.address, kind, fee: p.fee(), tick_spacing, pool_key };
+        tracked.push((i as u32, pool));
+    }
+    Ok(tracked)
 }
 
 /// The mempool decoder for the configured pools: every `[[dexes]]` router, then the
 /// `[chain.mempool]` routers (the Universal Router, SwapRouter02).
-fn mempool_decoder(spec: &PipelineSpec, tracked: &[TrackedPool]) -> Result<MempoolDecoder, PipelineError> {
-    let mut pools = Vec::with_capacity(spec.pools.len());
-    for (i, (p, t)) in spec.pools.iter().zip(tracked).enumerate() {
+///
+/// A decoded hop names its pool by its index in `tracked` (the node feed's book), which the feed
+/// publishes under the configured index.
+fn mempool_decoder(
+    spec: &PipelineSpec,
+    tracked: &[(u32, TrackedPool)],
+) -> Result<MempoolDecoder, PipelineError> {
+    let mut pools = Vec::with_capacity(tracked.len());
+    for (i, (configured, t)) in tracked.iter().enumerate() {
+        let p = &spec.pools[*configured as usize];
         pools.push(MempoolPool {
             id: i as u32,
             address: p.address,

@@ -11,6 +11,13 @@
 //! balances moved by exactly what the account's balances moved, and that the pool paid exactly
 //! the amount Keel planned (its exact math against the real contract), and that Keel sent nothing
 //! to the node itself. Needs anvil: `make chain-deps` (the test fails loudly without it).
+//!
+//! The same rebalance runs again with the websocket node feed on and the harness's Uniswap V2 pair
+//! and V3 pool of TKA/TKB configured after the Balancer pool: the node feed follows the two
+//! Uniswap pools by their logs (and publishes them under their configured indices, 1 and 2), the
+//! poller keeps reading the Balancer pool (index 0), and each pool's state lands where it
+//! belongs: the router's view of every pool at a head equals that pool's on-chain mid, and the
+//! rebalance buys the cheap TKA in the Balancer pool, exactly as planned.
 
 use std::time::{Duration, Instant};
 
@@ -46,6 +53,17 @@ fn whole(x: U256) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keel_rebalances_through_a_balancer_weighted_pool_via_the_vault() {
+    rebalance_through_balancer(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_balancer_pool_and_uniswap_pools_on_the_node_feed_run_together() {
+    rebalance_through_balancer(true).await;
+}
+
+/// The rebalance through the Balancer pool; with `uniswap_too`, beside the harness's TKA/TKB V2
+/// pair and V3 pool, followed by the node feed.
+async fn rebalance_through_balancer(uniswap_too: bool) {
     let chain = AnvilChain::start().await.expect("anvil with Uniswap (run `make chain-deps`)");
     let a = chain.addresses().clone();
     let (tka, tkb) = (a.token("TKA").unwrap(), a.token("TKB").unwrap());
@@ -105,6 +123,7 @@ async fn keel_rebalances_through_a_balancer_weighted_pool_via_the_vault() {
             factory: None,
             via: Default::default(),
         }],
+        // The Balancer pool first: the node feed's own pool list starts at the V2 pair.
         pools: vec![PoolConfig {
             name: "bal-tka-tkb".into(),
             dex: "balancer".into(),
@@ -131,7 +150,7 @@ async fn keel_rebalances_through_a_balancer_weighted_pool_via_the_vault() {
         binance: BinanceFeedConfig::new(quotes.url(), ["TKAUSDT"]),
         rpc_url: recorder.url().to_string(),
         poll_ms: 50,
-        node_ws_url: None,
+        node_ws_url: uniswap_too.then(|| chain.ws_url().to_string()),
         mempool: Default::default(),
         native_symbol: None,
         sample_every: Duration::from_millis(200),
@@ -141,7 +160,41 @@ async fn keel_rebalances_through_a_balancer_weighted_pool_via_the_vault() {
         predictors: Vec::new(),
         registry: None,
     };
+    let mut spec = spec;
+    let (v2_pair, v3_pool) = {
+        let pair = a.v2_pairs.iter().find(|p| [p.token0, p.token1] == [tka.min(tkb), tka.max(tkb)]);
+        let v3 = a.v3_pools.iter().find(|p| [p.token0, p.token1] == [tka.min(tkb), tka.max(tkb)]);
+        (
+            pair.expect("the harness's TKA/TKB pair").address,
+            v3.expect("the harness's TKA/TKB V3 pool").address,
+        )
+    };
+    if uniswap_too {
+        for (name, kind, router) in
+            [("v2", DexKind::UniswapV2, a.v2_router), ("v3", DexKind::UniswapV3, a.v3_swap_router)]
+        {
+            spec.dexes.push(DexConfig {
+                name: name.into(),
+                kind,
+                router,
+                factory: None,
+                via: Default::default(),
+            });
+        }
+        let uniswap = |name: &str, dex: &str, address, fee| PoolConfig {
+            name: name.into(),
+            dex: dex.into(),
+            address,
+            fee: Some(fee),
+            pool_id: None,
+            flavour: None,
+            ..spec.pools[0].clone()
+        };
+        let (v2, v3) = (uniswap("v2-tka-tkb", "v2", v2_pair, 30), uniswap("v3-tka-tkb", "v3", v3_pool, 3000));
+        spec.pools.extend([v2, v3]);
+    }
     let pipeline = Pipeline::start(spec, &tokio::runtime::Handle::current()).expect("pipeline");
+    pipeline.observer().publish_heads.store(true, std::sync::atomic::Ordering::Relaxed);
 
     // At target: nothing fires.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -193,6 +246,31 @@ async fn keel_rebalances_through_a_balancer_weighted_pool_via_the_vault() {
     let (ia, ib) = if before.tokens[0] == tka { (0, 1) } else { (1, 0) };
     let mid = whole(before.balances[ib]) / whole(before.balances[ia]);
     assert!(mid < 0.95, "the sale should have moved TKA down: {mid}");
+    if uniswap_too {
+        // Every pool's state is where it belongs: the router's view at the latest head has the
+        // Balancer pool at its moved mid and the Uniswap pools at theirs (token1 per token0).
+        let (v2_mid, v3_mid) = chain.mids(tka.min(tkb), v2_pair, v3_pool).await.unwrap();
+        let bal_mid = whole(before.balances[1]) / whole(before.balances[0]);
+        let (t0, mut mids) = (Instant::now(), Vec::new());
+        loop {
+            if let Some(v) = pipeline.observer().take_heads().last() {
+                mids = v.pools.iter().map(|p| p.mid).collect::<Vec<Option<f64>>>();
+            }
+            let near = |m: Option<f64>, want: f64| m.is_some_and(|m| (m / want - 1.0).abs() < 1e-9);
+            if mids.len() == 3 && near(mids[0], bal_mid) && near(mids[1], v2_mid) && near(mids[2], v3_mid) {
+                break;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "pool states: {mids:?}, want balancer {bal_mid}, v2 {v2_mid}, v3 {v3_mid}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(
+            (bal_mid / v2_mid - 1.0).abs() > 0.01,
+            "the pools' mids must differ for the check to tell them apart"
+        );
+    }
     let (held_a, held_b) =
         (chain.balance_of(tka, me).await.unwrap(), chain.balance_of(tkb, me).await.unwrap());
     quotes.set_price("TKAUSDT", mid);

@@ -82,6 +82,10 @@ pub struct NodeFeedOutputs<R> {
     pub pending: Option<mpsc::Receiver<PendingTx>>,
     /// Bounds of the pending view (age, count).
     pub pending_limits: ViewLimits,
+    /// The id each tracked pool's updates and pending impacts are published under, by its index
+    /// in [`NodeFeedConfig::pools`] (the runtime's configured pool index: pools the feed does not
+    /// follow, such as Balancer's, leave gaps). Empty: its index.
+    pub pool_ids: Vec<u32>,
 }
 
 /// Counters of the node feed.
@@ -180,7 +184,14 @@ impl Pending {
     }
 }
 
-fn push<R: From<ChainUpdate>>(out: &NodeFeedOutputs<R>, stats: &NodeFeedStats, u: ChainUpdate) {
+fn push<R: From<ChainUpdate>>(out: &NodeFeedOutputs<R>, stats: &NodeFeedStats, mut u: ChainUpdate) {
+    // Published under the runtime's pool ids (the book's are indices in the tracked list).
+    let id = |i: usize| out.pool_ids.get(i).map_or(i, |&id| id as usize);
+    match &mut u {
+        ChainUpdate::Pool { update, .. } => update.pool = id(update.pool as usize) as super::PoolId,
+        ChainUpdate::PendingImpact { pool, .. } => *pool = id(*pool),
+        _ => {}
+    }
     if out.router.try_push(R::from(u)).is_err() {
         stats.dropped.fetch_add(1, Ordering::Relaxed);
     }
@@ -385,6 +396,7 @@ mod tests {
             events: Arc::new(Queue::new(64)),
             pending: None,
             pending_limits: ViewLimits { max_age_ns: 50_000_000, max_txs: 16 },
+            pool_ids: Vec::new(),
         };
         let stats = NodeFeedStats::default();
         let mut pending = Pending::new(out.pending_limits, 1);

@@ -156,6 +156,7 @@ async fn universal_router_and_swap_router02_swaps_are_decoded_from_the_mempool_a
             events,
             pending: Some(feed_rx),
             pending_limits: ViewLimits::default(),
+            pool_ids: Vec::new(),
         },
         Arc::clone(&node_stats),
         cancel.clone(),

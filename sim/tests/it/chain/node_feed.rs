@@ -115,6 +115,7 @@ pub(crate) async fn start_feed_with(chain: &AnvilChain, pools: Vec<TrackedPool>)
         events: Arc::clone(&events),
         pending: None,
         pending_limits: Default::default(),
+        pool_ids: Vec::new(),
     };
     let stats = Arc::new(NodeFeedStats::default());
     let cancel = CancellationToken::new();
