@@ -28,9 +28,11 @@
 //!   pay at least the block's base fee, and succeed on the pool state *before* block `b`'s recorded
 //!   changes (the state the bundle would have met at the top of the block) — ERC-20 `approve`,
 //!   Router02 `swapExactTokensForTokens`, SwapRouter `exactInputSingle`/`exactInput`, a V4Router's
-//!   `executeActions` and a Universal Router's `execute(V4_SWAP)` (one pool or a path), and
-//!   `Permit2.approve`, with the exact V2/V3/V4 math of `keel_amm`, `amountOutMin`, deadline,
-//!   balance and allowance (a Universal Router's through Permit2) checked.
+//!   `executeActions` and a Universal Router's `execute(V4_SWAP)` (one pool or a path), the
+//!   Balancer Vault's `swap` (given in, by pool id), `Permit2.approve`, plain native-ETH transfers
+//!   and native-ETH swaps (the value is the amount in), with the exact V2/V3/V4/Balancer math of
+//!   `keel_amm`, `amountOutMin`, deadline, balance and allowance (a Universal Router's through
+//!   Permit2) checked.
 //!   Included swaps move the account's balances exactly; they do not move the recorded pools (the
 //!   recording is the market; a later recorded state replaces it). Gas is the configured per-pool
 //!   swap gas and [`APPROVE_GAS`] per approval; native ETH for gas is not simulated.
@@ -51,7 +53,8 @@ use alloy::primitives::{Address, B256, U256, keccak256};
 use alloy::sol_types::{SolCall, SolType};
 use hdrhistogram::Histogram;
 use keel_amm::abi::{
-    IERC20, IPermit2, ISwapRouter, IUniswapV2Router02, IUniversalRouter, IV4Router, PERMIT2_ADDRESS,
+    IBalancerVault, IERC20, IPermit2, ISwapRouter, IUniswapV2Router02, IUniversalRouter, IV4Router,
+    PERMIT2_ADDRESS,
 };
 use keel_amm::pool::{Pool, PoolChange};
 use keel_engine::chain::{ChainUpdate, ReceiptInfo};
@@ -188,6 +191,8 @@ struct ChainPool {
     /// Uniswap V4: the pool's key (swaps name it) and whether its router is a Universal Router
     /// (paid through Permit2).
     v4: Option<(keel_amm::v4::PoolKey, V4Via)>,
+    /// Balancer: the pool's id in the Vault (`Vault.swap` names it).
+    pool_id: Option<B256>,
 }
 
 /// The simulated chain: recorded pools, simulated accounts.
@@ -484,6 +489,30 @@ impl ReplayChain {
                 .ok_or_else(|| format!("no configured pool for the hop on {kind:?}"))
         };
         let mut hops = Vec::new();
+        if let Ok(c) = IBalancerVault::swapCall::abi_decode(input) {
+            // The Vault's `swap`, given in, paid from and to the caller (Keel's own calldata).
+            let s = c.singleSwap;
+            if !matches!(s.kind, IBalancerVault::SwapKind::GIVEN_IN) {
+                return Err("unsupported Balancer swap kind".into());
+            }
+            if c.funds.fromInternalBalance || c.funds.toInternalBalance || c.funds.sender != c.funds.recipient
+            {
+                return Err("unsupported Balancer funds".into());
+            }
+            let pool = self
+                .info
+                .iter()
+                .position(|p| p.router == router && p.pool_id == Some(s.poolId))
+                .ok_or_else(|| "no configured pool for the hop on BalancerWeighted".to_string())?;
+            let info = &self.info[pool];
+            let pair = [info.token0, info.token1];
+            if !(pair.contains(&s.assetIn) && pair.contains(&s.assetOut) && s.assetIn != s.assetOut) {
+                return Err("no configured pool for the hop on BalancerWeighted".into());
+            }
+            hops.push((s.assetIn, pool));
+            push_end(&mut hops, Some(s.assetOut));
+            return Ok((s.amount, c.limit, hops, c.deadline));
+        }
         if let Ok(c) = IUniswapV2Router02::swapExactTokensForTokensCall::abi_decode(input) {
             for w in c.path.windows(2) {
                 if let [a, b] = w {
@@ -1063,6 +1092,7 @@ pub fn replay(
             fee: p.fee(),
             gas: p.swap_gas(dex.kind),
             v4,
+            pool_id: (dex.kind == DexKind::BalancerWeighted).then_some(p.pool_id).flatten(),
         });
         pools.push(empty_pool(spec, dex.kind, p)?);
     }
@@ -1286,6 +1316,7 @@ mod tests {
                 fee: 30,
                 gas: 100_000,
                 v4: None,
+                pool_id: None,
             }],
             pools: vec![pool.clone()],
             pre: vec![pool],
@@ -1391,6 +1422,7 @@ mod tests {
             fee: key.fee,
             gas: 130_000,
             v4: Some((key, via)),
+            pool_id: None,
         };
         let mut chain = chain(account);
         chain.info = vec![info(ab), info(bc)];
@@ -1442,6 +1474,7 @@ mod tests {
                 fee: key.fee,
                 gas: 130_000,
                 v4: Some((key, via)),
+                pool_id: None,
             }];
             chain.pools = vec![pool.clone()];
             chain.pre = chain.pools.clone();
@@ -1484,6 +1517,80 @@ mod tests {
                 "native balance short for a transfer"
             );
         }
+    }
+
+    /// A Balancer Vault swap replays as `keel run` sends it (`Vault.swap`, given in, from and to
+    /// the account, after an approval of the Vault): it pays exactly the weighted pool's quote and
+    /// is refused whole one wei above it; a swap naming a pool id not configured is refused.
+    #[test]
+    fn a_balancer_vault_swap_moves_the_balances_exactly() {
+        use keel_amm::balancer::{PowFlavour, WeightedPool};
+        let mut signer = Signer::dev(1).unwrap();
+        let me = signer.address();
+        let vault = Address::repeat_byte(0xBA);
+        let pool_id = B256::repeat_byte(0x42);
+        let e18 = U256::from(10u64).pow(U256::from(18u8));
+        let half = U256::from(500_000_000_000_000_000u64);
+        let weighted = WeightedPool::new(
+            &[U256::from(1_000u64) * e18, U256::from(2_000u64) * e18],
+            &[half, half],
+            &[18, 18],
+            U256::from(3_000_000_000_000_000u64),
+            PowFlavour::V1,
+        )
+        .unwrap();
+        let pool = Pool::Balancer(Box::new(keel_amm::pool::BalancerPair::new(weighted, 0, 1).unwrap()));
+        let mut chain = chain(me);
+        chain.info = vec![ChainPool {
+            router: vault,
+            kind: DexKind::BalancerWeighted,
+            token0: A,
+            token1: B,
+            fee: 0,
+            gas: 111_000,
+            v4: None,
+            pool_id: Some(pool_id),
+        }];
+        chain.pools = vec![pool];
+        chain.pre = chain.pools.clone();
+        chain.allowances.insert((me, A, vault), U256::MAX);
+        chain.balances.insert((me, A), U256::from(10u64) * e18);
+        let mut state = chain.pools.clone();
+        let amount = e18;
+        let quote = state[0].quote_exact_in(true, amount).unwrap().amount_out;
+        let swap = |id: B256, limit: U256| {
+            IBalancerVault::swapCall {
+                singleSwap: IBalancerVault::SingleSwap {
+                    poolId: id,
+                    kind: IBalancerVault::SwapKind::GIVEN_IN,
+                    assetIn: A,
+                    assetOut: B,
+                    amount,
+                    userData: Bytes::new(),
+                },
+                funds: IBalancerVault::FundManagement {
+                    sender: me,
+                    fromInternalBalance: false,
+                    recipient: me,
+                    toInternalBalance: false,
+                },
+                limit,
+                deadline: U256::from(2_000u64),
+            }
+            .abi_encode()
+        };
+        let unknown = call(&mut signer, 0, vault, swap(B256::repeat_byte(1), quote));
+        assert_eq!(
+            chain.run_bundle(&[unknown], 1, &mut state).unwrap_err(),
+            "no configured pool for the hop on BalancerWeighted"
+        );
+        let greedy = call(&mut signer, 0, vault, swap(pool_id, quote + U256::from(1u8)));
+        assert_eq!(chain.run_bundle(&[greedy], 1, &mut state).unwrap_err(), "output below amountOutMin");
+        let exact = call(&mut signer, 0, vault, swap(pool_id, quote));
+        chain.run_bundle(&[exact], 1, &mut state).unwrap();
+        assert_eq!(chain.balances[&(me, A)], U256::from(9u64) * e18);
+        assert_eq!(chain.balances[&(me, B)], quote);
+        assert!(quote > e18 && quote < U256::from(2u8) * e18, "about 2 B per A less the fee: {quote}");
     }
 
     /// V4 swaps replay as `keel run` sends them: through a V4Router after an ERC-20 approval, and
