@@ -24,8 +24,11 @@ use alloy::providers::Provider as _;
 use eyre::{Context, eyre};
 use keel_amm::v4::PoolKey;
 use keel_router::signer::Signer;
+use keel_sim::anvil::contracts::IBalancerVault;
 use keel_sim::anvil::contracts::rpc::{IERC20, ISwapRouter, IUniswapV2Router02};
-use keel_sim::anvil::{AnvilChain, AnvilRelay, RelayOptions, V4Position, deploy_v4};
+use keel_sim::anvil::{
+    AnvilChain, AnvilRelay, RelayOptions, V4Position, WeightedToken, deploy_balancer_weighted, deploy_v4,
+};
 use keel_sim::quotes::QuoteServer;
 
 /// Dev key of the portfolio account the devnet funds.
@@ -164,6 +167,20 @@ async fn run_async(
     // Keel swaps on it through the real Universal Router, its approvals on Permit2 (installed
     // from the pinned v4-periphery source); the market moves it through the V4Router.
     let universal_router = v4.deploy_universal_router(&chain).await.map_err(|e| eyre!("{e}"))?;
+    // A Balancer V2 weighted 50/50 TKA/TKB pool (0.3% fee) as deep as the pair and at its price:
+    // with equal weights its curve is the pair's, so the market's equal trades keep them level.
+    let half = U256::from(500_000_000_000_000_000u64);
+    let balancer = deploy_balancer_weighted(
+        &chain,
+        &[
+            WeightedToken { token: tka, weight: half, amount: e18(10_000) },
+            WeightedToken { token: tkb, weight: half, amount: U256::from((10_000.0 * v2 * 1e18) as u128) },
+        ],
+        U256::from(3_000_000_000_000_000u64),
+        1,
+    )
+    .await
+    .map_err(|e| eyre!("{e}"))?;
 
     let sym = |x: Address| {
         if x == tka {
@@ -234,6 +251,11 @@ async fn run_async(
         "[[dexes]]\nname = \"uniswap-v4\"\nkind = \"uniswap_v4\"\nrouter = \"{}\"   # the Universal Router\nvia = \"universal_router\"   # approvals on Permit2, execute(V4_SWAP)\nfactory = \"{}\"   # the PoolManager\n",
         universal_router, v4.manager
     );
+    let _ = writeln!(
+        cfg,
+        "[[dexes]]\nname = \"balancer\"\nkind = \"balancer_weighted\"\nrouter = \"{}\"   # the Vault\n",
+        balancer.vault
+    );
     for (name, dex, addr, t0, t1, fee) in [
         ("v2-tka-tkb", "uniswap-v2", pair.address, pair.token0, pair.token1, 30),
         ("v3-tka-tkb", "uniswap-v3", pool.address, pool.token0, pool.token1, pool.fee),
@@ -252,6 +274,14 @@ async fn run_async(
         v4.manager,
         sym(key.currency0),
         sym(key.currency1)
+    );
+    let _ = writeln!(
+        cfg,
+        "[[pools]]\nname = \"bal-tka-tkb\"\ndex = \"balancer\"\naddress = \"{}\"\ntoken0 = \"{}\"\ntoken1 = \"{}\"\npool_id = \"{}\"\nflavour = \"v1\"   # the April 2021 WeightedPool\n",
+        balancer.pool,
+        sym(tka.min(tkb)),
+        sym(tka.max(tkb)),
+        balancer.pool_id
     );
     let _ = writeln!(
         cfg,
@@ -282,7 +312,9 @@ async fn run_async(
     {
         let trader = chain.wallet_provider(TRADER_KEY);
         for t in [tka, tkb] {
-            IERC20::new(t, &trader).approve(v4.router, U256::MAX).send().await?.get_receipt().await?;
+            for spender in [v4.router, balancer.vault] {
+                IERC20::new(t, &trader).approve(spender, U256::MAX).send().await?.get_receipt().await?;
+            }
         }
     }
     // Listening from here on, so a signal that arrives while a swap is awaited is not lost.
@@ -301,10 +333,11 @@ async fn run_async(
         let sell_tka = !round.is_multiple_of(4); // drift down three times, then once back up
         let amount = e18(150 + 50 * (round % 3));
         let m = Market { a: &a, tka, tkb, pair: pair.address, pool: &pool, receipt_wait };
+        let l1_only = L1Only { v4: (v4.router, &key), balancer: (balancer.vault, balancer.pool_id) };
         // A failed read or swap is reported and the market moves again next round: the devnet
         // (and the anvil under it) outlives a slow or refused request.
         let moved: eyre::Result<()> = async {
-            move_market(&chain, &m, Some((v4.router, &key)), sell_tka, amount).await?;
+            move_market(&chain, &m, Some(&l1_only), sell_tka, amount).await?;
             if let Some((c2, _)) = &l2 {
                 move_market(c2, &m, None, sell_tka, amount).await?;
             }
@@ -333,6 +366,12 @@ async fn run_async(
     Ok(())
 }
 
+/// The pools of the first chain only: the V4 router and pool, the Balancer Vault and pool id.
+struct L1Only<'a> {
+    v4: (Address, &'a PoolKey),
+    balancer: (Address, alloy::primitives::B256),
+}
+
 /// What a market move trades on one chain (the same addresses on every devnet chain).
 struct Market<'a> {
     a: &'a keel_sim::anvil::ChainAddresses,
@@ -345,12 +384,12 @@ struct Market<'a> {
 }
 
 /// One market move on `chain`: `amount` of TKA sold (or TKB, to buy TKA back) on the V2 pool and,
-/// when `v4` names a V4 router and pool, on that pool too; then the V3 pool swapped to the V2
-/// pool's new price.
+/// on the first chain, on the V4 and Balancer pools too; then the V3 pool swapped to the V2 pool's
+/// new price.
 async fn move_market(
     chain: &AnvilChain,
     m: &Market<'_>,
-    v4: Option<(Address, &PoolKey)>,
+    l1_only: Option<&L1Only<'_>>,
     sell_tka: bool,
     amount: U256,
 ) -> eyre::Result<()> {
@@ -366,7 +405,7 @@ async fn move_market(
         Ok(p) => await_move(p, "market move", m.receipt_wait).await,
         Err(e) => eprintln!("market move failed: {e}"),
     }
-    if let Some((router, key)) = v4 {
+    if let Some(&L1Only { v4: (router, key), balancer: (vault, pool_id) }) = l1_only {
         // The V4 pool takes the same trade (same depth and curve, so it keeps the same price).
         let input = keel_router::exec::v4_exact_in_single(key, tin == key.currency0, amount.to::<u128>(), 0);
         let tx = alloy::rpc::types::TransactionRequest::default()
@@ -376,6 +415,25 @@ async fn move_market(
         match trader.send_transaction(tx).await {
             Ok(p) => await_move(p, "market move on the V4 pool", m.receipt_wait).await,
             Err(e) => eprintln!("market move on the V4 pool failed: {e}"),
+        }
+        // The Balancer pool too (equal weights, the pair's depth: the same trade, the same price).
+        let single = IBalancerVault::SingleSwap {
+            poolId: pool_id,
+            kind: IBalancerVault::SwapKind::GIVEN_IN,
+            assetIn: tin,
+            assetOut: tout,
+            amount,
+            userData: alloy::primitives::Bytes::new(),
+        };
+        let funds = IBalancerVault::FundManagement {
+            sender: trader_addr,
+            fromInternalBalance: false,
+            recipient: trader_addr,
+            toInternalBalance: false,
+        };
+        match IBalancerVault::new(vault, &trader).swap(single, funds, U256::ZERO, deadline).send().await {
+            Ok(p) => await_move(p, "market move on the Balancer pool", m.receipt_wait).await,
+            Err(e) => eprintln!("market move on the Balancer pool failed: {e}"),
         }
     }
     // The V3 pool follows: swap on it up to the V2 pool's new price (a price-limited swap), so
@@ -425,8 +483,10 @@ fn two_chain_config(cfg: &str, l1: &AnvilChain, l2: &AnvilChain) -> String {
         };
         match section {
             "chain" => {}
-            // The V4 pool is on the first chain only.
-            "pools" if block.contains("dex = \"uniswap-v4\"") => l1_only.push_str(&format!("{block}\n\n")),
+            // The V4 and Balancer pools are on the first chain only.
+            "pools" if block.contains("dex = \"uniswap-v4\"") || block.contains("dex = \"balancer\"") => {
+                l1_only.push_str(&format!("{block}\n\n"))
+            }
             "pools" => {
                 pools.push_str(block);
                 pools.push_str("\n\n");
