@@ -79,6 +79,14 @@ async fn full_range_pool(chain: &AnvilChain, v4: &V4Deployment, key: &PoolKey) -
     pool_id
 }
 
+/// The funder sends `amount` of `token` to `to`.
+async fn fund(chain: &AnvilChain, token: Address, to: Address, amount: U256) {
+    let funder = chain.wallet_provider(FUNDER);
+    let r =
+        IERC20::new(token, &funder).transfer(to, amount).send().await.unwrap().get_receipt().await.unwrap();
+    assert!(r.status(), "funding {to} with {token} reverted");
+}
+
 /// Waits up to 30 s for a landed rebalance with the portfolio no longer busy.
 async fn wait_landed(pipeline: &Pipeline) -> bool {
     wait_landed_count(pipeline, 1).await
@@ -122,20 +130,12 @@ async fn v4_rig(
     pools: Vec<PoolConfig>,
 ) -> V4Rig {
     let me = Signer::dev(PORTFOLIO_DEV_KEY).unwrap().address();
-    let funder = chain.wallet_provider(FUNDER);
     for (_, t) in held {
         if t.is_zero() {
             let _: serde_json::Value =
                 chain.provider().raw_request("anvil_setBalance".into(), (me, e18(1000))).await.unwrap();
         } else {
-            IERC20::new(t, &funder)
-                .transfer(me, e18(1000))
-                .send()
-                .await
-                .unwrap()
-                .get_receipt()
-                .await
-                .unwrap();
+            fund(chain, t, me, e18(1000)).await;
         }
     }
     let instrument = format!("{}USDT", held[0].0);
@@ -508,16 +508,7 @@ async fn rebalance_native_eth(via: V4Via) {
 
     // Another account buys ETH with 1,000 TKB: ETH rises, and the exchange follows.
     let trader = chain.wallet_provider(TRADER);
-    let funder = chain.wallet_provider(FUNDER);
-    let trader_addr = chain.address(TRADER);
-    IERC20::new(tkb, &funder)
-        .transfer(trader_addr, e18(5_000))
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+    fund(&chain, tkb, chain.address(TRADER), e18(5_000)).await;
     IERC20::new(tkb, &trader)
         .approve(v4.router, U256::MAX)
         .send()
