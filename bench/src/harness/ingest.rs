@@ -130,6 +130,23 @@ pub async fn run(cfg: &IngestConfig, mode: PipelineMode) -> eyre::Result<IngestR
     })
 }
 
+/// The feed's counters once they hold still for 5 ms (at most a second): the feed counts a frame
+/// when it reads it and its event when it pushes it, so counters taken in between would give a
+/// trial an event without its frame, or a frame without its event.
+async fn feed_at_rest(rig: &IsolatedRig) -> keel_feeds::stats::FeedStatsSnapshot {
+    let t0 = Instant::now();
+    let mut last = rig.pipeline.feed_stats();
+    loop {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let now = rig.pipeline.feed_stats();
+        let at_rest = now.frames == last.frames && now.pushed == last.pushed;
+        last = now;
+        if at_rest || t0.elapsed() > Duration::from_secs(1) {
+            return last;
+        }
+    }
+}
+
 async fn trial(
     rig: &mut IsolatedRig,
     mode: PipelineMode,
@@ -138,7 +155,7 @@ async fn trial(
 ) -> eyre::Result<IngestTrial> {
     let fired = |rig: &IsolatedRig| rig.pipeline.snapshot().engine.intents_emitted;
     let (feed0, sent0, drop0, fired0) = (
-        rig.pipeline.feed_stats(),
+        feed_at_rest(rig).await,
         rig.load.stats()?.sent,
         rig.pipeline.event_queue_stats().dropped,
         fired(rig),
@@ -176,7 +193,7 @@ async fn trial(
     while rig.pipeline.event_queue_len() > 0 && t2.elapsed() < Duration::from_secs(1) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let feed = rig.pipeline.feed_stats();
+    let feed = feed_at_rest(rig).await;
     let read = feed.frames - feed0.frames;
     let events = feed.pushed - feed0.pushed;
     let skipped = (feed.malformed - feed0.malformed) + (feed.unknown_symbol - feed0.unknown_symbol);
