@@ -1754,16 +1754,17 @@ pub fn poll_targets_on(
             let tok = engine.token_id(sym).ok_or_else(|| {
                 PipelineError::unknown(format!("portfolios[{}].targets", p.name), "token", sym)
             })?;
-            t.balances.push((PortfolioId(i as u32), p.account, tok, token_address(spec, sym)?));
+            let address = token_address(spec, sym)?;
+            t.balances.push((PortfolioId(i as u32), p.account, tok, address));
             // Native ETH is paid as a call's value: no allowance to read.
-            if token_address(spec, sym)?.is_zero() {
+            if address.is_zero() {
                 continue;
             }
             for pool in &spec.pools {
                 if pool.token0 == *sym || pool.token1 == *sym {
                     let dex = spec.dexes.iter().find(|d| d.name == pool.dex);
                     if let Some(dex) = dex {
-                        let key = (p.account, token_address(spec, sym)?, dex.router);
+                        let key = (p.account, address, dex.router);
                         // A Universal Router takes tokens through Permit2: its allowance is read there.
                         let list = if dex.kind == DexKind::UniswapV4 && dex.via == V4Via::UniversalRouter {
                             &mut t.permit2_allowances

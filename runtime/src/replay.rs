@@ -1434,9 +1434,7 @@ mod tests {
     }
 
     fn call(signer: &mut Signer, nonce: u64, to: Address, input: Vec<u8>) -> TxRecord {
-        let call = CallRequest { to, input: Bytes::from(input), gas_limit: 500_000, value: U256::ZERO };
-        let fees = Fees { max_fee_per_gas: 100, max_priority_fee_per_gas: 1 };
-        TxRecord::from(&sign_call(signer, CHAIN, nonce, &call, fees).unwrap())
+        call_paying(signer, nonce, to, input, U256::ZERO)
     }
 
     fn call_paying(signer: &mut Signer, nonce: u64, to: Address, input: Vec<u8>, value: U256) -> TxRecord {
@@ -1504,16 +1502,31 @@ mod tests {
             chain.run_bundle(&[swap], 1, &mut state).unwrap();
             assert_eq!(chain.balances[&(me, eth)], U256::from(4 * amount), "{via:?}");
             assert_eq!(chain.balances[&(me, B)], out, "{via:?}");
+            // Buying it back: no value sent (the pool pays out native ETH), exactly the quote.
+            let b_in = out / U256::from(2u8);
+            let back = state[0].quote_exact_in(false, b_in).unwrap().amount_out;
+            let route = V4Route::Single { key: &key, zero_for_one: false };
+            let (b_in, min) = (b_in.to::<u128>(), back.to::<u128>());
+            let buy_eth = match via {
+                V4Via::V4Router => v4_execute_actions(route, b_in, min),
+                V4Via::UniversalRouter => universal_router_v4(route, b_in, min, U256::from(2_000u64)),
+            };
+            chain
+                .allowances
+                .insert((me, B, if via == V4Via::V4Router { ROUTER } else { PERMIT2_ADDRESS }), U256::MAX);
+            chain.permit2.insert((me, B, ROUTER), U256::MAX);
+            chain.run_bundle(&[call(&mut signer, 1, ROUTER, buy_eth)], 2, &mut state).unwrap();
+            assert_eq!(chain.balances[&(me, eth)], U256::from(4 * amount) + back, "{via:?}");
             // A native cross: a plain transfer of 1 ETH to another account.
             let other = Address::repeat_byte(0x77);
-            let cross = call_paying(&mut signer, 1, other, Vec::new(), U256::from(amount));
-            chain.run_bundle(&[cross], 2, &mut state).unwrap();
-            assert_eq!(chain.balances[&(me, eth)], U256::from(3 * amount));
+            let cross = call_paying(&mut signer, 2, other, Vec::new(), U256::from(amount));
+            chain.run_bundle(&[cross], 3, &mut state).unwrap();
+            assert_eq!(chain.balances[&(me, eth)], U256::from(3 * amount) + back);
             assert_eq!(chain.balances[&(other, eth)], U256::from(amount));
             // More than it holds: refused.
-            let overdraw = call_paying(&mut signer, 2, other, Vec::new(), U256::from(4 * amount));
+            let overdraw = call_paying(&mut signer, 3, other, Vec::new(), U256::from(4 * amount));
             assert_eq!(
-                chain.run_bundle(&[overdraw], 3, &mut state).unwrap_err(),
+                chain.run_bundle(&[overdraw], 4, &mut state).unwrap_err(),
                 "native balance short for a transfer"
             );
         }

@@ -79,6 +79,18 @@ async fn full_range_pool(chain: &AnvilChain, v4: &V4Deployment, key: &PoolKey) -
     pool_id
 }
 
+/// The router Keel sends through: `v4`'s V4Router, or a Universal Router deployed over its
+/// `PoolManager` (Permit2 installed).
+async fn router_for(chain: &AnvilChain, v4: &V4Deployment, via: V4Via) -> Address {
+    match via {
+        V4Via::V4Router => v4.router,
+        V4Via::UniversalRouter => v4
+            .deploy_universal_router(chain)
+            .await
+            .expect("Permit2 + Universal Router (run `make chain-deps`)"),
+    }
+}
+
 /// The funder sends `amount` of `token` to `to`.
 async fn fund(chain: &AnvilChain, token: Address, to: Address, amount: U256) {
     let funder = chain.wallet_provider(FUNDER);
@@ -230,13 +242,7 @@ async fn rebalance_through_v4(via: V4Via) {
     let a = chain.addresses().clone();
     let (tka, tkb) = (a.token("TKA").unwrap(), a.token("TKB").unwrap());
     let v4 = deploy_v4(&chain).await.expect("v4 contracts (run `make chain-deps`)");
-    let keel_router = match via {
-        V4Via::V4Router => v4.router,
-        V4Via::UniversalRouter => v4
-            .deploy_universal_router(&chain)
-            .await
-            .expect("Permit2 + Universal Router (run `make chain-deps`)"),
-    };
+    let keel_router = router_for(&chain, &v4, via).await;
     let key = PoolKey::hookless(tka, tkb, 3000, 60);
     let pool_id = full_range_pool(&chain, &v4, &key).await;
     let tracked = TrackedPool::v4(v4.manager, key);
@@ -466,13 +472,7 @@ async fn rebalance_native_eth(via: V4Via) {
     let chain = AnvilChain::start().await.expect("anvil with Uniswap (run `make chain-deps`)");
     let tkb = chain.addresses().token("TKB").unwrap();
     let v4 = deploy_v4(&chain).await.expect("v4 contracts (run `make chain-deps`)");
-    let keel_router = match via {
-        V4Via::V4Router => v4.router,
-        V4Via::UniversalRouter => v4
-            .deploy_universal_router(&chain)
-            .await
-            .expect("Permit2 + Universal Router (run `make chain-deps`)"),
-    };
+    let keel_router = router_for(&chain, &v4, via).await;
     let key = PoolKey::hookless(Address::ZERO, tkb, 3000, 60);
     let pool_id = v4.initialize(&chain, &key, Q96).await.expect("initialize");
     v4.approve_liquidity(&chain, &key, FUNDER).await.expect("approve");

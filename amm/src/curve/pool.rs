@@ -330,9 +330,7 @@ impl Quoter<'_> {
         let x = add(xp[i], mul(dx, pool.rates[i], Step::Xp)? / PRECISION, Step::Xp)?;
         let y = math::get_y_for_d(i, j, x, xp, self.amp, self.d, pool.flavour)?;
         let dy = sub(sub(xp[j], y, Step::Dy)?, U256::from(1u8), Step::Dy)?;
-        let two = U256::from(2u8);
-        let fee = pool.dynamic_fee(add(xp[i], x, Step::Fee)? / two, add(xp[j], y, Step::Fee)? / two)?;
-        Ok((dy, fee))
+        Ok((dy, pool.dynamic_fee(xp[i], x, xp[j], y)?))
     }
 
     fn view_dy(&self, i: usize, j: usize, dx: U256) -> Result<U256> {
@@ -371,14 +369,18 @@ impl Quoter<'_> {
 }
 
 impl StableSwapPool {
-    /// StableSwap-NG's `_dynamic_fee(xpi, xpj, fee)`: the pool's fee, raised off the peg when its
-    /// `offpeg_fee_multiplier` exceeds 10¹⁰ (see [`StableSwapPool::set_offpeg_fee_multiplier`]).
-    fn dynamic_fee(&self, xpi: U256, xpj: U256) -> Result<U256> {
+    /// StableSwap-NG's `_dynamic_fee((xp[i] + x) / 2, (xp[j] + y) / 2, fee)` for a swap taking
+    /// coin `i`'s normalised balance from `xp_i` to `x` and coin `j`'s from `xp_j` to `y`: the
+    /// pool's fee, raised off the peg when its `offpeg_fee_multiplier` exceeds 10¹⁰ (see
+    /// [`StableSwapPool::set_offpeg_fee_multiplier`]).
+    fn dynamic_fee(&self, xp_i: U256, x: U256, xp_j: U256, y: U256) -> Result<U256> {
         let fee = U256::from(self.fee);
         let m = self.offpeg_fee_multiplier;
         if m <= FEE_DENOMINATOR {
             return Ok(fee);
         }
+        let two = U256::from(2u8);
+        let (xpi, xpj) = (add(xp_i, x, Step::Fee)? / two, add(xp_j, y, Step::Fee)? / two);
         let sum = add(xpi, xpj, Step::Fee)?;
         let xps2 = mul(sum, sum, Step::Fee)?;
         if xps2.is_zero() {
@@ -451,14 +453,15 @@ mod tests {
         )
         .unwrap();
         let e = u(10u128.pow(24));
-        assert_eq!(pool.dynamic_fee(e, e).unwrap(), u(4_000_000));
+        assert_eq!(pool.dynamic_fee(e, e, e, e).unwrap(), u(4_000_000));
         pool.set_offpeg_fee_multiplier(20_000_000_000);
-        assert_eq!(pool.dynamic_fee(e, e).unwrap(), u(4_000_000), "at the peg");
+        assert_eq!(pool.dynamic_fee(e, e, e, e).unwrap(), u(4_000_000), "at the peg");
         let (xi, xj) = (u(3) * e, e);
         // 4·3·1 / 16 = 0.75: 2e10·4e6 / (1e10·0.75 + 1e10)
         let expected = u(20_000_000_000u128 * 4_000_000)
             / ((u(10_000_000_000) * u(4) * xi * xj) / ((xi + xj) * (xi + xj)) + u(10_000_000_000));
-        assert_eq!(pool.dynamic_fee(xi, xj).unwrap(), expected);
+        // Averages of before and after: (xi + xi) / 2 = xi and (xj + xj) / 2 = xj.
+        assert_eq!(pool.dynamic_fee(xi, xi, xj, xj).unwrap(), expected);
         assert!(expected > u(4_000_000));
         // A swap off the peg pays less than with the constant fee.
         let raised = pool.exchange(0, 1, u(4) * e / u(10), 0).unwrap().dy;
