@@ -88,13 +88,23 @@ impl KillSource {
 /// The kill switch's state: a bit per [`KillSource`] holding it.
 #[derive(Debug, Default)]
 pub struct KillSwitch {
+    /// The sources holding it, one bit each. Changed only with `why` locked, so a status read
+    /// (which takes the same lock) never sees a held switch without its reason; read alone, it
+    /// is the hot path's lock-free check.
     held: AtomicU8,
-    reason: Mutex<Option<String>>,
-    /// Every reason given while engaged (at most [`MAX_KILL_REASONS`]), cleared on release.
-    reasons: Mutex<Vec<String>>,
+    why: Mutex<Why>,
     blocked: AtomicU64,
     /// A flag kept equal to "engaged", for a stage that cannot see this type (the router's).
     mirror: std::sync::OnceLock<Arc<std::sync::atomic::AtomicBool>>,
+}
+
+/// The reasons of an engaged switch (both empty when released).
+#[derive(Debug, Default)]
+struct Why {
+    /// The first source's reason.
+    first: Option<String>,
+    /// Every reason given while engaged (at most [`MAX_KILL_REASONS`]), cleared on release.
+    all: Vec<String>,
 }
 
 /// Most reasons [`KillStatus::reasons`] lists (later ones are logged, not kept).
@@ -144,25 +154,32 @@ impl KillSwitch {
 
     /// `source` holds the switch; the first reason is kept while it is engaged.
     pub fn hold(&self, source: KillSource, reason: &str) {
+        let mut why = self.why.lock();
         let before = self.held.fetch_or(source.bit(), Ordering::AcqRel);
-        self.update_mirror();
         if before == 0 {
-            *self.reason.lock() = Some(reason.to_string());
-            tracing::error!(reason, "KILL SWITCH ENGAGED: no new rebalance will be sent");
+            why.first = Some(reason.to_string());
         }
-        let mut reasons = self.reasons.lock();
-        if reasons.len() < MAX_KILL_REASONS && !reasons.iter().any(|r| r == reason) {
-            reasons.push(reason.to_string());
+        if why.all.len() < MAX_KILL_REASONS && !why.all.iter().any(|r| r == reason) {
+            why.all.push(reason.to_string());
+        }
+        self.update_mirror();
+        drop(why);
+        if before == 0 {
+            tracing::error!(reason, "KILL SWITCH ENGAGED: no new rebalance will be sent");
         }
     }
 
     /// `source` lets go; the switch releases when no source holds it.
     pub fn let_go(&self, source: KillSource) {
+        let mut why = self.why.lock();
         let before = self.held.fetch_and(!source.bit(), Ordering::AcqRel);
+        let released = before != 0 && before & !source.bit() == 0;
+        if released {
+            *why = Why::default();
+        }
         self.update_mirror();
-        if before != 0 && before & !source.bit() == 0 {
-            *self.reason.lock() = None;
-            self.reasons.lock().clear();
+        drop(why);
+        if released {
             tracing::warn!(?source, "kill switch released: rebalancing resumes");
         }
     }
@@ -192,12 +209,13 @@ impl KillSwitch {
 
     /// The state, for reports and the endpoint.
     pub fn status(&self) -> KillStatus {
+        let why = self.why.lock();
         let held = self.held.load(Ordering::Acquire);
         let held_by: Vec<KillSource> = KillSource::ALL.into_iter().filter(|s| held & s.bit() != 0).collect();
         KillStatus {
             halted: held != 0,
-            reason: self.reason.lock().clone(),
-            reasons: self.reasons.lock().clone(),
+            reason: why.first.clone(),
+            reasons: why.all.clone(),
             released_by: held_by.iter().map(|s| s.released_by()).collect(),
             held_by,
             blocked: self.blocked.load(Ordering::Relaxed),
@@ -309,5 +327,37 @@ mod tests {
         );
         k.release();
         assert!(!k.is_engaged());
+    }
+
+    /// The control endpoint reads the status while other threads hold and let go: a halted
+    /// status always carries its reason, and a released one none (the CI once saw a halted
+    /// status with no reason, read between the bit and the reason being set).
+    #[test]
+    fn a_status_read_while_sources_hold_and_let_go_is_never_halted_without_a_reason() {
+        let k = std::sync::Arc::new(KillSwitch::default());
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let churn = |source: KillSource, reason: &'static str| {
+            let (k, stop) = (k.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    k.hold(source, reason);
+                    k.let_go(source);
+                }
+            })
+        };
+        let workers = [churn(KillSource::Registry, "registry pause"), churn(KillSource::Chain, "depeg")];
+        let (mut halted, t0) = (0u64, std::time::Instant::now());
+        while t0.elapsed() < std::time::Duration::from_millis(300) {
+            let s = k.status();
+            assert_eq!(s.halted, s.reason.is_some(), "{s:?}");
+            assert_eq!(s.halted, !s.reasons.is_empty(), "{s:?}");
+            assert_eq!(s.halted, !s.held_by.is_empty(), "{s:?}");
+            halted += u64::from(s.halted);
+        }
+        stop.store(true, Ordering::Relaxed);
+        for w in workers {
+            w.join().expect("worker");
+        }
+        assert!(halted > 0, "no read saw the switch held");
     }
 }
