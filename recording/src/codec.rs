@@ -110,6 +110,8 @@ pub enum Input {
         intent: u64,
         /// The receipts.
         receipts: Vec<ReceiptInfo>,
+        /// When they were read (the record's receive time).
+        recv_ns: u64,
     },
     /// A relay's answer.
     RelayAnswer(RelayAnswer),
@@ -633,7 +635,7 @@ pub fn decode(kind: RecordKind, payload: &[u8], recv_ns: u64) -> Result<Input, C
                     success: r.bool("receipt.success")?,
                 });
             }
-            Input::Receipts { intent, receipts }
+            Input::Receipts { intent, receipts, recv_ns }
         }
         Tag::RelayAnswer => {
             let relay = r.u16("relay.relay")?;
@@ -950,7 +952,7 @@ mod tests {
         assert_eq!(encode_receipts(42, &receipts, &mut buf), buf.len());
         assert_eq!(
             decode(RecordKind::Other, &buf, 0).unwrap(),
-            Input::Receipts { intent: 42, receipts: receipts.to_vec() }
+            Input::Receipts { intent: 42, receipts: receipts.to_vec(), recv_ns: 0 }
         );
 
         let long = "é".repeat(200);

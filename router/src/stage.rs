@@ -337,14 +337,27 @@ pub fn record_reply(
 /// decided a refused intent — rather than when this thread got to it, so that a replay (which
 /// has those times) settles it at the same moment.
 fn settle_time(msg: &RouterInput, now: Nanos) -> Nanos {
-    let t = match msg {
-        RouterInput::Intent(i) => i.event_recv_ns,
-        RouterInput::Chain(ChainUpdate::Head(h)) => h.recv_ns,
-        RouterInput::Chain(ChainUpdate::Pool { update, .. }) => update.recv_ns,
-        RouterInput::Receipts { recv_ns, .. } => *recv_ns,
-        RouterInput::Chain(_) | RouterInput::Simulated { .. } => now,
-    };
-    if t == 0 { now } else { t }
+    match msg {
+        RouterInput::Intent(i) => stamp_or(i.event_recv_ns, now),
+        RouterInput::Chain(u) => chain_settle_time(u, now),
+        RouterInput::Receipts { recv_ns, .. } => stamp_or(*recv_ns, now),
+        RouterInput::Simulated { .. } => now,
+    }
+}
+
+/// When an outcome settled by the chain fact `u`, taken at `now`, is stamped settled: a head's or
+/// a pool change's receive time (when the chain told Keel), `now` for the other facts. A replay
+/// stamps its outcomes with this too, so its cooldowns start when the recorded run's did.
+pub fn chain_settle_time(u: &ChainUpdate, now: Nanos) -> Nanos {
+    match u {
+        ChainUpdate::Head(h) => stamp_or(h.recv_ns, now),
+        ChainUpdate::Pool { update, .. } => stamp_or(update.recv_ns, now),
+        _ => now,
+    }
+}
+
+fn stamp_or(stamp: Nanos, now: Nanos) -> Nanos {
+    if stamp == 0 { now } else { stamp }
 }
 
 /// The router stage: routes, signs and sends what it is handed, one input at a time
@@ -496,13 +509,15 @@ impl RouterStage {
         // Chain facts and receipts are recorded as this stage takes them, by the thread that takes
         // them: a replay meets them in the order they were handled (inline, interleaved with the
         // frames and events the same thread took), not in the order their producers read them.
+        // Each is stamped with the time it settles outcomes by (when it was read, for a head, a
+        // pool change or receipts), which is also the time the replay hands it on with.
         if let Some(r) = recorder.as_deref() {
             match &msg {
                 RouterInput::Chain(u) => {
-                    r.chain_update(SOURCE_ROUTER, now, u);
+                    r.chain_update(SOURCE_ROUTER, settled_ns, u);
                 }
                 RouterInput::Receipts { intent, receipts, .. } => {
-                    r.receipts(now, *intent, receipts);
+                    r.receipts(settled_ns, *intent, receipts);
                 }
                 RouterInput::Intent(_) | RouterInput::Simulated { .. } => {}
             }

@@ -1296,10 +1296,12 @@ fn engine_loop(mut engine: Engine, ctx: EngineThread) -> (EngineRun, Option<Exec
             }
         };
         // Heads and balance reads are recorded as this thread takes them (the producers do not):
-        // a replay meets them in the order the engine did, between the same frames. Frames are
-        // recorded as read, timers as run; outcomes are the replay's own.
+        // a replay meets them in the order the engine did, between the same frames, stamped with
+        // their own receive times (the engine decides by those). Frames are recorded as read,
+        // timers as run; outcomes are the replay's own.
         if let (Some(r), Event::Block(_) | Event::Balance(_)) = (&recorder, &ev) {
-            r.engine_event(SOURCE_ENGINE, now, &ev);
+            let stamp = ev.time_ns();
+            r.engine_event(SOURCE_ENGINE, if stamp == 0 { now } else { stamp }, &ev);
         }
         // Predictor weights: a non-blocking drain of a bounded queue, off the quote path.
         while let Some(u) = targets.try_pop() {

@@ -623,7 +623,12 @@ enum Work {
     Engine(Event),
     Intent(Box<RebalanceIntent>),
     Chain(ChainUpdate),
-    Receipts { intent: u64, receipts: Vec<ReceiptInfo> },
+    /// Receipts read for `intent`, settling its outcome at `settled_ns`.
+    Receipts {
+        intent: u64,
+        receipts: Vec<ReceiptInfo>,
+        settled_ns: Nanos,
+    },
 }
 
 fn new_hist() -> Histogram<u64> {
@@ -669,6 +674,8 @@ struct Driver {
     recorded_timers: bool,
     /// Reads of values the chain owns, recorded before the chain built their block, in order.
     early_reads: Vec<OwnedRead>,
+    /// When an outcome of the work being handled settles (the router stage's stamp live).
+    settled_ns: Nanos,
 }
 
 /// Most reads kept waiting for their block's head (a block's reads are a few per account and token).
@@ -751,6 +758,18 @@ impl Driver {
     fn drain(&mut self) {
         while let Some(w) = self.work.pop_front() {
             let now = self.now;
+            self.settled_ns = match &w {
+                Work::Engine(_) => now,
+                Work::Intent(i) => {
+                    if i.event_recv_ns == 0 {
+                        now
+                    } else {
+                        i.event_recv_ns
+                    }
+                }
+                Work::Chain(u) => keel_router::stage::chain_settle_time(u, now),
+                Work::Receipts { settled_ns, .. } => *settled_ns,
+            };
             match w {
                 Work::Engine(ev) => {
                     self.stats.engine_events += 1;
@@ -788,7 +807,7 @@ impl Driver {
                 }
                 Work::Intent(intent) => self.exec.on_intent(&intent, now, &mut self.actions),
                 Work::Chain(u) => self.exec.on_chain(u, now, &mut self.actions),
-                Work::Receipts { intent, receipts } => {
+                Work::Receipts { intent, receipts, .. } => {
                     self.exec.on_receipts(intent, &receipts, &mut self.actions)
                 }
             }
@@ -837,8 +856,8 @@ impl Driver {
                 self.chain.pending.retain(|p| p.intent != intent);
             }
             Action::Outcome(mut o) => {
-                // Settled now, by the record being replayed (as the stage stamps it live).
-                o.at_ns = now;
+                // Settled by the work being handled, stamped as the stage stamps it live.
+                o.at_ns = self.settled_ns;
                 self.outcomes.push((now as f64 / 1e9, o));
                 self.chain.on_settled(o.intent);
                 self.work.push_back(Work::Engine(Event::Outcome(o)));
@@ -846,15 +865,18 @@ impl Driver {
         }
     }
 
-    /// Answers the receipt reads of `intent` (all of them when `None`) that are due by `t`.
-    fn answer_receipts(&mut self, intent: Option<u64>, t: Nanos) {
+    /// Answers the receipt reads of `intent` (all of them when `None`) that are due by `t`; the
+    /// answers settle at `read_ns` (the recorded read's time), or at `t` for reads answered for
+    /// want of one.
+    fn answer_receipts(&mut self, intent: Option<u64>, t: Nanos, read_ns: Option<Nanos>) {
         let mut i = 0;
         while i < self.receipt_reads.len() {
             let (id, _, due) = &self.receipt_reads[i];
             if intent == Some(*id) || *due <= t {
                 let (intent, hashes, _) = self.receipt_reads.remove(i);
                 let receipts = hashes.iter().filter_map(|h| self.chain.receipts.get(h).copied()).collect();
-                self.work.push_back(Work::Receipts { intent, receipts });
+                let settled_ns = read_ns.filter(|&r| r > 0).unwrap_or(t.min(self.now));
+                self.work.push_back(Work::Receipts { intent, receipts, settled_ns });
             } else {
                 i += 1;
             }
@@ -937,7 +959,7 @@ impl Driver {
             Input::Engine(Event::Block(h)) => {
                 self.on_head(h.number, Some(h));
                 self.stats.chain_inputs += 1;
-                self.work.push_back(Work::Engine(Event::Block(BlockHeader { recv_ns: now, ..h })));
+                self.work.push_back(Work::Engine(Event::Block(h)));
             }
             Input::Engine(Event::Timer { .. }) => {
                 // A timer the recorded run's engine thread ran now: the replay runs it now too
@@ -978,16 +1000,15 @@ impl Driver {
                 ChainUpdate::Head(h) => {
                     self.on_head(h.number, Some(h));
                     self.stats.chain_inputs += 1;
-                    self.work.push_back(Work::Chain(ChainUpdate::Head(BlockHeader { recv_ns: now, ..h })));
+                    self.work.push_back(Work::Chain(ChainUpdate::Head(h)));
                 }
                 ChainUpdate::PoolFeedHead { block } => {
                     self.on_head(block, None);
                     self.stats.chain_inputs += 1;
                     self.work.push_back(Work::Chain(u));
                 }
-                ChainUpdate::Pool { mut update, source } => {
+                ChainUpdate::Pool { update, source } => {
                     self.chain.on_pool(update.pool as usize, update.block, &update.change);
-                    update.recv_ns = now;
                     self.stats.chain_inputs += 1;
                     self.work.push_back(Work::Chain(ChainUpdate::Pool { update, source }));
                 }
@@ -1009,10 +1030,11 @@ impl Driver {
                     self.work.push_back(Work::Chain(u));
                 }
             },
-            Input::Receipts { intent, .. } => {
-                // The recorded run read this intent's receipts now: the replay's read answers now.
+            Input::Receipts { intent, recv_ns, .. } => {
+                // The recorded run read this intent's receipts now: the replay's read answers now,
+                // settling when the recorded read did.
                 self.stats.answers_ignored += 1;
-                self.answer_receipts(Some(intent), now);
+                self.answer_receipts(Some(intent), now, Some(recv_ns));
             }
             Input::RelayAnswer(_) => self.stats.answers_ignored += 1,
         }
@@ -1155,6 +1177,7 @@ pub fn replay(
         now: 0,
         recorded_timers: crate::record::records_engine_timers(&reader.header().metadata_json),
         early_reads: Vec::new(),
+        settled_ns: 0,
     };
     let sample_ns = spec.sample_every.as_nanos().max(1) as u64;
     let timer_ns = TIMER_EVERY.as_nanos() as u64;
@@ -1172,13 +1195,16 @@ pub fn replay(
         d.run_timers_until(t, &mut next_timer, &mut next_sample, sample_ns);
         d.set_now(t);
         if d.receipt_reads.iter().any(|r| r.2 <= t) {
-            d.answer_receipts(None, t);
+            d.answer_receipts(None, t, None);
             d.drain();
         }
         if record.kind == RecordKind::ExchangeFrame {
             d.frame(&table, record.payload);
         } else {
-            match codec::decode(record.kind, record.payload, t) {
+            // Decoded with the record's own time: a head, balance, pool change or receipt read is
+            // recorded where it was taken, stamped when it was read, and the engine and router
+            // decide by that stamp (the replay's clock itself never goes back).
+            match codec::decode(record.kind, record.payload, record.recv_ns) {
                 Ok(input) => d.input(input),
                 Err(e) => {
                     d.stats.undecodable += 1;
@@ -1192,7 +1218,7 @@ pub fn replay(
         }
     }
     // Reads still owed at the end of the recording are answered there.
-    d.answer_receipts(None, u64::MAX);
+    d.answer_receipts(None, u64::MAX, None);
     d.drain();
     d.flush_journal_soft();
     d.stats.virtual_ns = d.now;
