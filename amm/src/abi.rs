@@ -218,6 +218,30 @@ macro_rules! keel_sol_interfaces {
             function getSwapFeePercentage() external view returns (uint256);
         }
 
+        /// Curve StableSwap-NG plain pool: swaps and the state reads that quote it (mainnet's
+        /// `exchange` takes `int128` coin indices).
+        $(#[$attr])*
+        interface ICurveStableSwap {
+            function exchange(int128 i, int128 j, uint256 dx, uint256 min_dy) external returns (uint256);
+            function N_COINS() external view returns (uint256);
+            function coins(uint256 i) external view returns (address);
+            function get_balances() external view returns (uint256[] memory);
+            function stored_rates() external view returns (uint256[] memory);
+            function initial_A() external view returns (uint256);
+            function future_A() external view returns (uint256);
+            function initial_A_time() external view returns (uint256);
+            function future_A_time() external view returns (uint256);
+            function fee() external view returns (uint256);
+            function offpeg_fee_multiplier() external view returns (uint256);
+            function admin_fee() external view returns (uint256);
+        }
+
+        /// The Vyper 0.4 port of StableSwap-NG, whose `exchange` takes `uint128` coin indices.
+        $(#[$attr])*
+        interface ICurveStableSwapU128 {
+            function exchange(uint128 i, uint128 j, uint256 dx, uint256 min_dy) external returns (uint256);
+        }
+
         /// Keel's parameter registry (`sim/contracts/KeelParams.sol`): per portfolio (id =
         /// keccak256 of its name) target weights in basis points per token, an absolute band in
         /// basis points and a pause flag; a global pause; owner-only setters.

@@ -199,6 +199,18 @@ impl CurvePair {
         Ok(Self { pool, index0, index1, timestamp })
     }
 
+    /// A two-coin StableSwap-NG pool with no balances: the state a configured pool has before
+    /// its first read (the router routes only through pools it has read; a snapshot replaces it
+    /// whole).
+    pub fn unread() -> Self {
+        let rate = U256::from(1_000_000_000_000_000_000u64);
+        let amp = crate::curve::AmpRamp::constant(U256::from(100u64 * crate::curve::A_PRECISION));
+        let pool =
+            StableSwapPool::new(crate::curve::Flavour::FactoryPlain, &[U256::ZERO; 2], &[rate; 2], amp, 0, 0)
+                .unwrap_or_else(|_| unreachable!("two 18-decimal coins at A 100 and no fee are valid"));
+        Self { pool, index0: 0, index1: 1, timestamp: 0 }
+    }
+
     /// The whole pool.
     pub fn pool(&self) -> &StableSwapPool {
         &self.pool

@@ -50,6 +50,23 @@ pub enum DexKind {
     /// exposing `executeActions` (swaps are `SWAP_EXACT_IN_SINGLE`, `SETTLE_ALL`, `TAKE_ALL`;
     /// the accounts approve it as an ERC-20 spender).
     UniswapV4,
+    /// Curve StableSwap-NG plain pools: each pool is its own swap contract (`exchange(i, j, dx,
+    /// min_dy)`, and the spender the accounts approve), so the DEX sets no `router`; its state
+    /// is read from the pool every block.
+    CurveStableswap,
+}
+
+/// The integer type a Curve pool's `exchange` takes its coin indices as (`[[pools]]
+/// curve_indices`): `int128` on the pools deployed on mainnet (`exchange(int128,int128,uint256,
+/// uint256)`), `uint128` in the Vyper 0.4 port of StableSwap-NG that vyper's release ships.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CurveIndices {
+    /// `exchange(int128, int128, uint256, uint256)`.
+    #[default]
+    Int128,
+    /// `exchange(uint128, uint128, uint256, uint256)`.
+    Uint128,
 }
 
 /// A DEX deployment (`[[dexes]]`): one factory and its router.
@@ -60,7 +77,10 @@ pub struct DexConfig {
     pub name: String,
     /// Protocol.
     pub kind: DexKind,
-    /// Contract Keel sends swaps to (Router02, SwapRouter, or the Balancer Vault).
+    /// Contract Keel sends swaps to (Router02, SwapRouter, V4Router, Universal Router or the
+    /// Balancer Vault). Required for every kind but `curve_stableswap`, whose swaps go to each
+    /// pool's own address (and which must not set it).
+    #[serde(default)]
     pub router: Address,
     /// Factory contract (informational; pools are listed explicitly).
     #[serde(default)]
@@ -125,6 +145,9 @@ pub struct PoolConfig {
     /// V4: always required (part of the pool key); with `pool_id` set, the key must hash to it.
     #[serde(default)]
     pub tick_spacing: Option<i32>,
+    /// Curve: the integer type of `exchange`'s coin indices (default `int128`, mainnet's).
+    #[serde(default)]
+    pub curve_indices: Option<CurveIndices>,
 }
 
 fn default_slippage_bps() -> u32 {
@@ -349,6 +372,21 @@ pub fn validate(
         if dexes[..i].iter().any(|o| o.name == d.name) {
             return Err(ConfigError::new(format!("dexes[{}].name", d.name), "duplicate DEX name"));
         }
+        match (d.kind, d.router.is_zero()) {
+            (DexKind::CurveStableswap, false) => {
+                return Err(ConfigError::new(
+                    format!("dexes[{}].router", d.name),
+                    "not set for curve_stableswap DEXes: each pool is its own swap contract",
+                ));
+            }
+            (DexKind::CurveStableswap, true) | (_, false) => {}
+            (kind, true) => {
+                return Err(ConfigError::new(
+                    format!("dexes[{}].router", d.name),
+                    format!("required for {kind:?} DEXes (the contract swaps are sent to)"),
+                ));
+            }
+        }
         if d.via == V4Via::UniversalRouter && d.kind != DexKind::UniswapV4 {
             return Err(ConfigError::new(
                 format!("dexes[{}].via", d.name),
@@ -520,7 +558,21 @@ fn validate_pool_kind(p: &PoolConfig, kind: DexKind, at: &dyn Fn(&str) -> String
     if kind != DexKind::UniswapV4 {
         only("hooks", p.hooks.is_some(), "uniswap_v4")?;
     }
+    if kind != DexKind::CurveStableswap {
+        only("curve_indices", p.curve_indices.is_some(), "curve_stableswap")?;
+    }
     match kind {
+        DexKind::CurveStableswap => {
+            if p.fee.is_some() {
+                return Err(ConfigError::new(
+                    at("fee"),
+                    "not set for curve_stableswap pools: the fee is read from the pool every block",
+                ));
+            }
+            only("pool_id", p.pool_id.is_some(), "balancer_weighted or uniswap_v4")?;
+            only("flavour", p.flavour.is_some(), "balancer_weighted")?;
+            only("tick_spacing", p.tick_spacing.is_some(), "uniswap_v3 or uniswap_v4")
+        }
         DexKind::UniswapV4 => {
             only("flavour", p.flavour.is_some(), "balancer_weighted")?;
             if p.fee.is_none() {
@@ -677,7 +729,17 @@ impl PoolConfig {
             DexKind::UniswapV3 => DEFAULT_V3_SWAP_GAS,
             DexKind::BalancerWeighted => DEFAULT_BALANCER_SWAP_GAS,
             DexKind::UniswapV4 => DEFAULT_V4_SWAP_GAS,
+            DexKind::CurveStableswap => keel_amm::pool::DEFAULT_CURVE_SWAP_GAS,
         })
+    }
+
+    /// The contract a swap through this pool is sent to, and the spender its account approves:
+    /// the DEX's router, or for a Curve pool the pool itself.
+    pub fn swap_target(&self, dex: &DexConfig) -> Address {
+        match dex.kind {
+            DexKind::CurveStableswap => self.address,
+            _ => dex.router,
+        }
     }
 }
 
@@ -718,6 +780,7 @@ mod tests {
             pool_id: None,
             flavour: None,
             hooks: None,
+            curve_indices: None,
         }];
         let router: RouterConfig = toml::from_str("chain_id = 1").expect("router");
         let relays = vec![RelayConfig {

@@ -222,8 +222,13 @@ fn executor() -> Executor {
     };
     let pool = PoolEntry::new(meta, Pool::V2 { reserve0: U256::ZERO, reserve1: U256::ZERO, fee_bps: 30 })
         .expect("pool");
-    let venue =
-        PoolVenue { kind: DexKind::UniswapV2, router: DEX_ROUTER, pool_id: None, via: Default::default() };
+    let venue = PoolVenue {
+        kind: DexKind::UniswapV2,
+        router: DEX_ROUTER,
+        pool_id: None,
+        via: Default::default(),
+        curve_indices: Default::default(),
+    };
     Executor::new(
         cfg,
         tokens,

@@ -19,7 +19,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use keel_amm::pool::{BalancerPair, Pool, PoolEntry, PoolError, PoolMeta};
+use keel_amm::pool::{BalancerPair, CurvePair, Pool, PoolEntry, PoolError, PoolMeta};
 use keel_amm::v3::V3Pool;
 use keel_engine::clock::{LiveClock, Nanos, mono_now_ns};
 use keel_engine::config::{EngineConfig, PortfolioConfig, StageMode, TokenConfig};
@@ -35,7 +35,7 @@ use keel_feeds::node::{
     MempoolConfig, MempoolDecoder, MempoolFeedConfig, MempoolPool, MempoolStats, NodeFeedConfig,
     NodeFeedOutputs, NodeFeedStats, PoolKind, RouterKind, TrackedPool, run_mempool_feed, run_node_feed,
 };
-use keel_feeds::poll::{BalancerTarget, PollConfig, PollStats, PollTargets, run_chain_poller};
+use keel_feeds::poll::{BalancerTarget, CurveTarget, PollConfig, PollStats, PollTargets, run_chain_poller};
 use keel_feeds::stats::{FeedStats, FeedStatsSnapshot};
 use keel_feeds::ws::{BinanceFeedConfig, run_binance_feed_recorded};
 use keel_journal::{Journal, JournalConfig, Names, Resolution};
@@ -1653,12 +1653,20 @@ pub(crate) fn build_executor(spec: &PipelineSpec) -> Result<Executor, PipelineEr
                 }
                 empty_v4(spec, p)?
             }
+            // Unread until the chain poller's first snapshot.
+            DexKind::CurveStableswap => Pool::Curve(Box::new(CurvePair::unread())),
         };
         pools.push(
             PoolEntry::new(meta, state)
                 .map_err(|source| PipelineError::BadPool { pool: p.name.clone(), source })?,
         );
-        venues.push(PoolVenue { kind: dex.kind, router: dex.router, pool_id: p.pool_id, via: dex.via });
+        venues.push(PoolVenue {
+            kind: dex.kind,
+            router: p.swap_target(dex),
+            pool_id: p.pool_id,
+            via: dex.via,
+            curve_indices: p.curve_indices.unwrap_or_default(),
+        });
     }
     let native = match &spec.native_symbol {
         Some(s) => Some(token_address(spec, s)?),
@@ -1740,6 +1748,15 @@ pub fn poll_targets_on(
                         .ok_or_else(|| PipelineError::unknown(field("flavour"), "flavour", "none"))?,
                 });
             }
+            DexKind::CurveStableswap => {
+                let (a, b) = (token_address(spec, &p.token0)?, token_address(spec, &p.token1)?);
+                t.curve_pools.push(CurveTarget {
+                    pool: i as u32,
+                    address: p.address,
+                    token0: a.min(b),
+                    token1: a.max(b),
+                });
+            }
             // Without the node feed, V2 pools are read here (V3 and V4 pools need the node feed).
             DexKind::UniswapV2 | DexKind::UniswapV3 if spec.node_ws_url.is_none() => {
                 t.v2_pools.push((i as u32, p.address));
@@ -1766,7 +1783,7 @@ pub fn poll_targets_on(
                 if pool.token0 == *sym || pool.token1 == *sym {
                     let dex = spec.dexes.iter().find(|d| d.name == pool.dex);
                     if let Some(dex) = dex {
-                        let key = (p.account, address, dex.router);
+                        let key = (p.account, address, pool.swap_target(dex));
                         // A Universal Router takes tokens through Permit2: its allowance is read there.
                         let list = if dex.kind == DexKind::UniswapV4 && dex.via == V4Via::UniversalRouter {
                             &mut t.permit2_allowances
@@ -1789,8 +1806,8 @@ pub fn poll_targets_on(
 }
 
 /// The pools the node feed follows, each with its index in the configured pool list (under which
-/// its updates are published): every Uniswap pool. Balancer pools are read by the chain poller
-/// every block instead, so they are left out.
+/// its updates are published): every Uniswap pool. Balancer and Curve pools are read by the chain
+/// poller every block instead, so they are left out.
 fn tracked_pools(spec: &PipelineSpec) -> Result<Vec<(u32, TrackedPool)>, PipelineError> {
     let mut tracked = Vec::with_capacity(spec.pools.len());
     for (i, p) in spec.pools.iter().enumerate() {
@@ -1806,7 +1823,7 @@ fn tracked_pools(spec: &PipelineSpec) -> Result<Vec<(u32, TrackedPool)>, Pipelin
                 let key = v4_key(spec, p)?;
                 (PoolKind::V4, Some(key.tick_spacing), Some(key))
             }
-            DexKind::BalancerWeighted => continue,
+            DexKind::BalancerWeighted | DexKind::CurveStableswap => continue,
         };
         let pool = TrackedPool { address: p.address, kind, fee: p.fee(), tick_spacing, pool_key };
         tracked.push((i as u32, pool));
@@ -1847,7 +1864,7 @@ fn mempool_decoder(
                     keel_router::config::V4Via::V4Router => RouterKind::V4Router,
                     keel_router::config::V4Via::UniversalRouter => RouterKind::UniversalRouter,
                 },
-                DexKind::BalancerWeighted => return None,
+                DexKind::BalancerWeighted | DexKind::CurveStableswap => return None,
             };
             Some((d.router, kind))
         })

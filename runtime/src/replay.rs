@@ -53,8 +53,8 @@ use alloy::primitives::{Address, B256, U256, keccak256};
 use alloy::sol_types::{SolCall, SolType};
 use hdrhistogram::Histogram;
 use keel_amm::abi::{
-    IBalancerVault, IERC20, IPermit2, ISwapRouter, IUniswapV2Router02, IUniversalRouter, IV4Router,
-    PERMIT2_ADDRESS,
+    IBalancerVault, ICurveStableSwap, ICurveStableSwapU128, IERC20, IPermit2, ISwapRouter,
+    IUniswapV2Router02, IUniversalRouter, IV4Router, PERMIT2_ADDRESS,
 };
 use keel_amm::pool::{Pool, PoolChange};
 use keel_engine::chain::{ChainUpdate, ReceiptInfo};
@@ -69,7 +69,7 @@ use keel_feeds::stats::{Counter, FeedStats};
 use keel_journal::{Names, Store, SyncPolicy};
 use keel_recording::codec::{self, Input};
 use keel_recording::{ReadIssue, RecordKind, RecordReader};
-use keel_router::config::{DexKind, V4Via};
+use keel_router::config::{CurveIndices, DexKind, V4Via};
 use keel_router::exec::{Action, Executor};
 use keel_router::stage::RelayCounters;
 
@@ -193,6 +193,8 @@ struct ChainPool {
     v4: Option<(keel_amm::v4::PoolKey, V4Via)>,
     /// Balancer: the pool's id in the Vault (`Vault.swap` names it).
     pool_id: Option<B256>,
+    /// Curve: the integer type of `exchange`'s coin indices (a call of the other type reverts).
+    curve_indices: Option<CurveIndices>,
 }
 
 /// The simulated chain: recorded pools, simulated accounts.
@@ -489,6 +491,35 @@ impl ReplayChain {
                 .ok_or_else(|| format!("no configured pool for the hop on {kind:?}"))
         };
         let mut hops = Vec::new();
+        if let Some(pool) =
+            self.info.iter().position(|p| p.kind == DexKind::CurveStableswap && p.router == router)
+        {
+            // A Curve pool's own `exchange(i, j, dx, min_dy)`, paid to the caller; no deadline.
+            let (i, j, dx, min_dy) = match self.info[pool].curve_indices {
+                Some(CurveIndices::Int128) => ICurveStableSwap::exchangeCall::abi_decode(input)
+                    .map(|c| (u128::try_from(c.i).ok(), u128::try_from(c.j).ok(), c.dx, c.min_dy)),
+                Some(CurveIndices::Uint128) => ICurveStableSwapU128::exchangeCall::abi_decode(input)
+                    .map(|c| (Some(c.i), Some(c.j), c.dx, c.min_dy)),
+                None => return Err("curve pool without an index type".into()),
+            }
+            .map_err(|_| "not a curve exchange of the pool's index type".to_string())?;
+            let Some(Pool::Curve(pair)) = self.pools.get(pool) else {
+                return Err("curve pool state unknown".into());
+            };
+            let (index0, index1) = pair.indices();
+            let (i0, i1) = (Some(u128::from(index0)), Some(u128::from(index1)));
+            let info = &self.info[pool];
+            let (sell, buy) = if (i, j) == (i0, i1) {
+                (info.token0, info.token1)
+            } else if (i, j) == (i1, i0) {
+                (info.token1, info.token0)
+            } else {
+                return Err("curve exchange between coins that are not the configured pair".into());
+            };
+            hops.push((sell, pool));
+            push_end(&mut hops, Some(buy));
+            return Ok((dx, min_dy, hops, U256::MAX));
+        }
         if let Ok(c) = IBalancerVault::swapCall::abi_decode(input) {
             // The Vault's `swap`, given in, paid from and to the caller (Keel's own calldata).
             let s = c.singleSwap;
@@ -1107,7 +1138,7 @@ pub fn replay(
             _ => None,
         };
         info.push(ChainPool {
-            router: dex.router,
+            router: p.swap_target(dex),
             kind: dex.kind,
             token0,
             token1,
@@ -1115,6 +1146,8 @@ pub fn replay(
             gas: p.swap_gas(dex.kind),
             v4,
             pool_id: (dex.kind == DexKind::BalancerWeighted).then_some(p.pool_id).flatten(),
+            curve_indices: (dex.kind == DexKind::CurveStableswap)
+                .then(|| p.curve_indices.unwrap_or_default()),
         });
         pools.push(empty_pool(spec, dex.kind, p)?);
     }
@@ -1300,6 +1333,7 @@ fn empty_pool(
             Pool::Balancer(Box::new(keel_amm::pool::BalancerPair::unread(p.flavour.unwrap_or_default())))
         }
         DexKind::UniswapV4 => crate::pipeline::empty_v4(spec, p)?,
+        DexKind::CurveStableswap => Pool::Curve(Box::new(keel_amm::pool::CurvePair::unread())),
     })
 }
 
@@ -1343,6 +1377,7 @@ mod tests {
                 gas: 100_000,
                 v4: None,
                 pool_id: None,
+                curve_indices: None,
             }],
             pools: vec![pool.clone()],
             pre: vec![pool],
@@ -1449,6 +1484,7 @@ mod tests {
             gas: 130_000,
             v4: Some((key, via)),
             pool_id: None,
+            curve_indices: None,
         };
         let mut chain = chain(account);
         chain.info = vec![info(ab), info(bc)];
@@ -1499,6 +1535,7 @@ mod tests {
                 gas: 130_000,
                 v4: Some((key, via)),
                 pool_id: None,
+                curve_indices: None,
             }];
             chain.pools = vec![pool.clone()];
             chain.pre = chain.pools.clone();
@@ -1589,6 +1626,7 @@ mod tests {
             gas: 111_000,
             v4: None,
             pool_id: Some(pool_id),
+            curve_indices: None,
         }];
         chain.pools = vec![pool];
         chain.pre = chain.pools.clone();

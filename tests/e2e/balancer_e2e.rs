@@ -133,6 +133,7 @@ async fn rebalance_through_balancer(uniswap_too: bool) {
             fee: None,
             gas: None,
             tick_spacing: None,
+            curve_indices: None,
             pool_id: Some(bal.pool_id),
             flavour: Some(PowFlavour::V1),
             hooks: None,

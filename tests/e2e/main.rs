@@ -12,6 +12,7 @@ mod book_e2e;
 mod builders_e2e;
 mod cppi_e2e;
 mod crash_recovery;
+mod curve_e2e;
 mod demo_e2e;
 mod devnet_e2e;
 mod fuzz_config;

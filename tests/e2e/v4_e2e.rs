@@ -231,6 +231,7 @@ fn pool_config(
         fee: Some(key.fee),
         gas: None,
         tick_spacing: Some(key.tick_spacing),
+        curve_indices: None,
         pool_id: Some(pool_id),
         flavour: None,
         hooks: None,

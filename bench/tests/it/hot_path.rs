@@ -114,8 +114,13 @@ fn executor(positions: i32) -> Executor {
     let state = V3Pool::new(3000, 60, Q96, 0, liquidity, &ticks).unwrap();
     let empty = V3Pool::new(3000, 60, Q96, 0, 0, &[]).unwrap();
     let v3 = PoolEntry::new(meta("v3", 0x30, 150_000, 1), Pool::V3(empty)).unwrap();
-    let venue =
-        |kind, b| PoolVenue { kind, router: Address::repeat_byte(b), pool_id: None, via: Default::default() };
+    let venue = |kind, b| PoolVenue {
+        kind,
+        router: Address::repeat_byte(b),
+        pool_id: None,
+        via: Default::default(),
+        curve_indices: Default::default(),
+    };
     let mut ex = Executor::new(
         cfg,
         tokens,

@@ -1,6 +1,7 @@
 //! One block's reads in one HTTP request: a JSON-RPC batch (an array of requests in one POST body)
 //! holding the block's header, every V2 pool's `getReserves`, every Balancer pool's balances (the
-//! Vault's `getPoolTokens`) and swap fee, every (portfolio, token) `balanceOf`, every account's
+//! Vault's `getPoolTokens`) and swap fee, every Curve pool's state (eight views), every
+//! (portfolio, token) `balanceOf`, every account's
 //! `eth_getTransactionCount` and the parameter registry's `params()`, all pinned to the same block
 //! number.
 //!
@@ -22,12 +23,14 @@ use alloy::rpc::client::{BatchRequest, Waiter};
 use alloy::rpc::types::{Block, BlockNumberOrTag, TransactionRequest};
 use alloy::sol_types::SolCall;
 use keel_amm::abi::{
-    IBalancerVault, IBalancerWeightedPool, IERC20, IPermit2, IUniswapV2Pair, PERMIT2_ADDRESS,
+    IBalancerVault, IBalancerWeightedPool, ICurveStableSwap, IERC20, IPermit2, IUniswapV2Pair,
+    PERMIT2_ADDRESS,
 };
 use keel_engine::chain::ChainUpdate;
 use keel_engine::event::{Balance, BlockHeader, Event};
 
 use super::balancer::{self, BalancerMeta};
+use super::curve::{self, CurveMeta, CurveRead};
 use super::{PollError, PollTargets};
 
 /// What one block's batch read returned.
@@ -57,11 +60,13 @@ fn decode<C: SolCall>(out: &[u8], to: alloy::primitives::Address) -> Result<C::R
 }
 
 /// Reads block `number`'s header and every target pinned to it, in one JSON-RPC batch request.
-/// `balancer` holds the start read of each of `targets.balancer_pools` (`None`: left out).
+/// `balancer` and `curve` hold the start reads of each of `targets.balancer_pools` and
+/// `targets.curve_pools` (`None`: left out).
 pub(crate) async fn read_block<P: Provider>(
     provider: &P,
     targets: &PollTargets,
     balancer: &[Option<BalancerMeta>],
+    curve: &[Option<CurveMeta>],
     number: u64,
 ) -> Result<BlockRead, PollError> {
     let at = BlockId::number(number);
@@ -90,6 +95,37 @@ pub(crate) async fn read_block<P: Provider>(
             batch.add_call::<_, Bytes>("eth_call", &call_params(t.vault, tokens, at)).map_err(&add)?;
         let fee = batch.add_call::<_, Bytes>("eth_call", &call_params(t.address, fee, at)).map_err(&add)?;
         weighted.push((t, meta, tokens, fee));
+    }
+    let mut stable = Vec::with_capacity(targets.curve_pools.len());
+    for (t, meta) in targets.curve_pools.iter().zip(curve) {
+        let Some(meta) = meta else { continue };
+        let mut view =
+            |input: Vec<u8>| batch.add_call::<_, Bytes>("eth_call", &call_params(t.address, input, at));
+        let views = [
+            view(ICurveStableSwap::get_balancesCall::new(()).abi_encode()),
+            view(ICurveStableSwap::stored_ratesCall::new(()).abi_encode()),
+            view(ICurveStableSwap::initial_ACall::new(()).abi_encode()),
+            view(ICurveStableSwap::future_ACall::new(()).abi_encode()),
+            view(ICurveStableSwap::initial_A_timeCall::new(()).abi_encode()),
+            view(ICurveStableSwap::future_A_timeCall::new(()).abi_encode()),
+            view(ICurveStableSwap::feeCall::new(()).abi_encode()),
+            view(ICurveStableSwap::offpeg_fee_multiplierCall::new(()).abi_encode()),
+        ];
+        let [a, b, c, d, e, f, g, h] = views;
+        stable.push((
+            t,
+            meta,
+            [
+                a.map_err(&add)?,
+                b.map_err(&add)?,
+                c.map_err(&add)?,
+                d.map_err(&add)?,
+                e.map_err(&add)?,
+                f.map_err(&add)?,
+                g.map_err(&add)?,
+                h.map_err(&add)?,
+            ],
+        ));
     }
     let balances = targets
         .balances
@@ -155,6 +191,33 @@ pub(crate) async fn read_block<P: Provider>(
         let out = fee.await.map_err(transport("getSwapFeePercentage"))?;
         let fee = decode::<IBalancerWeightedPool::getSwapFeePercentageCall>(&out, t.address)?;
         router.push(balancer::snapshot(t, meta, &r.tokens, &r.balances, fee, number)?);
+    }
+    for (t, meta, [balances, rates, initial_a, future_a, initial_t, future_t, fee, offpeg]) in stable {
+        let a = t.address;
+        let word = |out: Bytes, what: &'static str| -> Result<U256, PollError> {
+            <alloy::sol_types::sol_data::Uint<256> as alloy::sol_types::SolType>::abi_decode(&out)
+                .map_err(|e| PollError::Rpc(format!("{what} on {a}: undecodable reply: {e}")))
+        };
+        let balances = decode::<ICurveStableSwap::get_balancesCall>(
+            &balances.await.map_err(transport("get_balances"))?,
+            a,
+        )?;
+        let rates = decode::<ICurveStableSwap::stored_ratesCall>(
+            &rates.await.map_err(transport("stored_rates"))?,
+            a,
+        )?;
+        let amp = curve::amp_ramp(
+            word(initial_a.await.map_err(transport("initial_A"))?, "initial_A()")?,
+            word(future_a.await.map_err(transport("future_A"))?, "future_A()")?,
+            word(initial_t.await.map_err(transport("initial_A_time"))?, "initial_A_time()")?,
+            word(future_t.await.map_err(transport("future_A_time"))?, "future_A_time()")?,
+        )
+        .map_err(|e| PollError::Rpc(format!("curve pool {a}: {e}")))?;
+        let fee = word(fee.await.map_err(transport("fee"))?, "fee()")?;
+        let offpeg_fee_multiplier =
+            word(offpeg.await.map_err(transport("offpeg_fee_multiplier"))?, "offpeg_fee_multiplier()")?;
+        let read = CurveRead { balances, rates, amp, fee, offpeg_fee_multiplier };
+        router.push(curve::snapshot(t, meta, &read, number, head.timestamp)?);
     }
     let mut engine = Vec::with_capacity(balances.len());
     for (w, &(portfolio, _, token, token_addr)) in balances.into_iter().zip(&targets.balances) {
@@ -313,6 +376,89 @@ pub(crate) async fn read_balancer_meta<P: Provider>(
             Ok(m) => out.push(Some(m)),
             Err(reason) => {
                 tracing::error!(pool = %t.address, %reason, "balancer pool left out: it cannot be traded as configured");
+                out.push(None);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Reads what does not change of every Curve pool in `targets` (its coin count and admin fee, then
+/// its coins) at the latest block, in two JSON-RPC batch requests. A pool that cannot be traded as
+/// configured is logged and left out (`None`); a transport failure is an error (retried).
+pub(crate) async fn read_curve_meta<P: Provider>(
+    provider: &P,
+    targets: &PollTargets,
+) -> Result<Vec<Option<CurveMeta>>, PollError> {
+    if targets.curve_pools.is_empty() {
+        return Ok(Vec::new());
+    }
+    let client = provider.client();
+    let add = transport("building the batch");
+    let latest = BlockId::latest();
+    let mut batch = BatchRequest::new(client);
+    let mut waiters = Vec::with_capacity(targets.curve_pools.len());
+    for t in &targets.curve_pools {
+        let n = ICurveStableSwap::N_COINSCall::new(()).abi_encode();
+        let admin = ICurveStableSwap::admin_feeCall::new(()).abi_encode();
+        let n = batch.add_call::<_, Bytes>("eth_call", &call_params(t.address, n, latest)).map_err(&add)?;
+        let admin =
+            batch.add_call::<_, Bytes>("eth_call", &call_params(t.address, admin, latest)).map_err(&add)?;
+        waiters.push((n, admin));
+    }
+    batch.send().await.map_err(transport("curve pool batch"))?;
+    let mut read = Vec::with_capacity(waiters.len());
+    for ((n, admin), t) in waiters.into_iter().zip(&targets.curve_pools) {
+        // A revert (not a StableSwap-NG pool) leaves the pool out, like a mismatch.
+        let n = match n.await {
+            Ok(out) => decode::<ICurveStableSwap::N_COINSCall>(&out, t.address)
+                .map_err(|e| e.to_string())
+                .and_then(|n| {
+                    usize::try_from(n).ok().filter(|&n| n <= keel_amm::curve::MAX_COINS).ok_or_else(|| {
+                        format!("{n} coins: Keel's StableSwap math takes 2 to {}", keel_amm::curve::MAX_COINS)
+                    })
+                }),
+            Err(e) => Err(format!("N_COINS(): {e}")),
+        };
+        let admin = match admin.await {
+            Ok(out) => decode::<ICurveStableSwap::admin_feeCall>(&out, t.address).map_err(|e| e.to_string()),
+            Err(e) => Err(format!("admin_fee(): {e}")),
+        };
+        read.push(n.and_then(|n| Ok((n, admin?))));
+    }
+    let mut batch = BatchRequest::new(client);
+    let mut coins = Vec::with_capacity(read.len());
+    for (r, t) in read.iter().zip(&targets.curve_pools) {
+        let mut ws = Vec::new();
+        if let Ok((n, _)) = r {
+            for i in 0..*n {
+                let input = ICurveStableSwap::coinsCall::new((U256::from(i),)).abi_encode();
+                ws.push(
+                    batch
+                        .add_call::<_, Bytes>("eth_call", &call_params(t.address, input, latest))
+                        .map_err(&add)?,
+                );
+            }
+        }
+        coins.push(ws);
+    }
+    batch.send().await.map_err(transport("curve coins batch"))?;
+    let mut out = Vec::with_capacity(read.len());
+    for ((r, ws), t) in read.into_iter().zip(coins).zip(&targets.curve_pools) {
+        let meta = async {
+            let (_, admin_fee) = r?;
+            let mut c = Vec::with_capacity(ws.len());
+            for (i, w) in ws.into_iter().enumerate() {
+                let reply = w.await.map_err(|e| format!("coins({i}): {e}"))?;
+                c.push(decode::<ICurveStableSwap::coinsCall>(&reply, t.address).map_err(|e| e.to_string())?);
+            }
+            curve::meta_of(t, &c, admin_fee)
+        }
+        .await;
+        match meta {
+            Ok(m) => out.push(Some(m)),
+            Err(reason) => {
+                tracing::error!(pool = %t.address, %reason, "curve pool left out: it cannot be traded as configured");
                 out.push(None);
             }
         }

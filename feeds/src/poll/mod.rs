@@ -1,5 +1,6 @@
 //! The chain poller: for each new block, ONE batched read ([`batch`]) of the head, every tracked
 //! V2 pool's reserves, every Balancer weighted pool's balances and fee ([`balancer`]), every
+//! Curve StableSwap-NG pool's balances, rates, amplification and fees ([`curve`]), every
 //! portfolio account's token balances and nonce, and the on-chain parameter registry
 //! ([`registry`]), all pinned to that block, published to the engine and router queues (the
 //! registry's changes to their own queue).
@@ -11,14 +12,17 @@
 //!
 //! Per block the node sees one batch request (plus, when polling, the cheap `eth_blockNumber`
 //! polls between blocks); allowances are read once at start, in one batch too, and so are the
-//! Balancer pools' tokens, weights and token decimals (two batches).
+//! Balancer pools' tokens, weights and token decimals (two batches) and the Curve pools' coins
+//! (two batches).
 
 mod balancer;
 mod batch;
+mod curve;
 mod heads;
 mod registry;
 
 pub use balancer::BalancerTarget;
+pub use curve::CurveTarget;
 pub use heads::{WS_CHECK_EVERY, WS_RETRY_EVERY, WS_STALE_BLOCKS};
 pub use registry::{RegistryTarget, portfolio_key};
 use std::sync::Arc;
@@ -41,6 +45,8 @@ pub struct PollTargets {
     pub v2_pools: Vec<(u32, Address)>,
     /// Balancer weighted pools (read every block whether or not the node feed runs).
     pub balancer_pools: Vec<BalancerTarget>,
+    /// Curve StableSwap-NG pools (read every block whether or not the node feed runs).
+    pub curve_pools: Vec<CurveTarget>,
     /// Balances: (portfolio, its account, token id, token address). The zero address is native
     /// ETH: read with `eth_getBalance` and reported less [`Self::native_reserve`].
     pub balances: Vec<(PortfolioId, Address, TokenId, Address)>,
@@ -161,6 +167,20 @@ pub async fn run_chain_poller<R: From<ChainUpdate> + Send + Sync>(
             }
         }
     };
+    // Curve pools' coins and admin fee once (they do not change).
+    let curve = loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return Ok(()),
+            r = batch::read_curve_meta(&provider, &targets) => match r {
+                Ok(meta) => break meta,
+                Err(e) => {
+                    stats.errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(error = %e, "reading the curve pools failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(poll_ms.max(50))).await;
+                }
+            }
+        }
+    };
     let mut registry = targets.registry.as_ref().map(|t| (t, registry::RegistryView::new(t)));
     let mut heads = heads::Heads::new(ws_url, poll_ms);
     let mut last: Option<u64> = None;
@@ -169,7 +189,7 @@ pub async fn run_chain_poller<R: From<ChainUpdate> + Send + Sync>(
         stats.batches.fetch_add(1, Ordering::Relaxed);
         let read = tokio::select! {
             _ = cancel.cancelled() => return Ok(()),
-            r = batch::read_block(&provider, &targets, &balancer, number) => r,
+            r = batch::read_block(&provider, &targets, &balancer, &curve, number) => r,
         };
         match read {
             Ok(block) => {

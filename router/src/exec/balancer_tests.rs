@@ -32,6 +32,7 @@ fn executor() -> (Executor, Address) {
         router: VAULT,
         pool_id: Some(POOL_ID),
         via: Default::default(),
+        curve_indices: Default::default(),
     };
     let exec = Executor::new(
         cfg,

@@ -5,12 +5,15 @@
 
 use alloy::primitives::{Address, Bytes, U256, aliases::U24, aliases::U160};
 use alloy::sol_types::{SolCall, SolValue};
-use keel_amm::abi::{IBalancerVault, ISwapRouter, IUniswapV2Router02, IUniversalRouter, IV4Router};
+use keel_amm::abi::{
+    IBalancerVault, ICurveStableSwap, ICurveStableSwapU128, ISwapRouter, IUniswapV2Router02,
+    IUniversalRouter, IV4Router,
+};
 use keel_amm::pool::Pool;
 use keel_amm::v4::PoolKey;
 
 use super::{ExecError, Executor};
-use crate::config::DexKind;
+use crate::config::{CurveIndices, DexKind};
 use crate::plan;
 
 impl Executor {
@@ -99,6 +102,27 @@ impl Executor {
                     deadline,
                 }
                 .abi_encode()
+            }
+            DexKind::CurveStableswap => {
+                // One pool per Curve fill, sent to the pool: `exchange(i, j, dx, min_dy)`, paid
+                // to the caller (the account).
+                let entry = &self.pools[fill.pools[0]];
+                let (Pool::Curve(pair), [_], [token_in, _]) =
+                    (entry.pool(), fill.pools.as_slice(), fill.path.as_slice())
+                else {
+                    return Err(ExecError::Unroutable(entry.meta.id.clone()));
+                };
+                let (i, j) = pair.io(*token_in == entry.meta.token0);
+                let (dx, min_dy) = (fill.amount_in, fill.amount_out_min);
+                match venue.curve_indices {
+                    CurveIndices::Int128 => {
+                        ICurveStableSwap::exchangeCall { i: i as i128, j: j as i128, dx, min_dy }.abi_encode()
+                    }
+                    CurveIndices::Uint128 => {
+                        ICurveStableSwapU128::exchangeCall { i: i as u128, j: j as u128, dx, min_dy }
+                            .abi_encode()
+                    }
+                }
             }
             DexKind::UniswapV4 => {
                 let unroutable = || ExecError::Unroutable(self.pools[fill.pools[0]].meta.id.clone());

@@ -86,13 +86,15 @@ pub struct PoolVenue {
     /// Protocol.
     pub kind: DexKind,
     /// Contract swaps are sent to (and the spender the account approves): Router02, SwapRouter,
-    /// or the Balancer Vault.
+    /// a V4 router, the Balancer Vault, or the Curve pool itself.
     pub router: Address,
     /// The Balancer pool's id in the Vault; `None` for other kinds.
     pub pool_id: Option<alloy::primitives::B256>,
     /// Uniswap V4: whether `router` is a `V4Router` or a Universal Router (which pays through
     /// Permit2, so the account's approvals differ); ignored for other kinds.
     pub via: crate::config::V4Via,
+    /// Curve: the integer type of `exchange`'s coin indices; ignored for other kinds.
+    pub curve_indices: crate::config::CurveIndices,
 }
 
 /// Why an intent could not be executed.

@@ -60,8 +60,13 @@ pub(super) fn executor_for(n: usize) -> (Executor, Vec<Address>) {
         PoolEntry::new(meta, Pool::V2 { reserve0: U256::ZERO, reserve1: U256::ZERO, fee_bps: 30 }).unwrap();
     let signers: Vec<Signer> = (1..=n).map(|k| Signer::dev(k).unwrap()).collect();
     let accounts = signers.iter().map(Signer::address).collect();
-    let venue =
-        PoolVenue { kind: DexKind::UniswapV2, router: ROUTER, pool_id: None, via: Default::default() };
+    let venue = PoolVenue {
+        kind: DexKind::UniswapV2,
+        router: ROUTER,
+        pool_id: None,
+        via: Default::default(),
+        curve_indices: Default::default(),
+    };
     let exec =
         Executor::new(cfg, tokens, vec![pool], vec![venue], signers, Signer::dev(9).unwrap(), Some(WETH));
     (exec, accounts)
@@ -89,8 +94,13 @@ pub(super) fn executor_native(n: usize) -> (Executor, Vec<Address>) {
         PoolEntry::new(meta, Pool::V2 { reserve0: U256::ZERO, reserve1: U256::ZERO, fee_bps: 30 }).unwrap();
     let signers: Vec<Signer> = (1..=n).map(|k| Signer::dev(k).unwrap()).collect();
     let accounts: Vec<Address> = signers.iter().map(Signer::address).collect();
-    let venue =
-        PoolVenue { kind: DexKind::UniswapV2, router: ROUTER, pool_id: None, via: Default::default() };
+    let venue = PoolVenue {
+        kind: DexKind::UniswapV2,
+        router: ROUTER,
+        pool_id: None,
+        via: Default::default(),
+        curve_indices: Default::default(),
+    };
     let mut exec = Executor::new(
         base.cfg.clone(),
         tokens,
@@ -864,8 +874,13 @@ fn no_weth_pool_executor() -> (Executor, Address) {
         };
         let signer = Signer::dev(1).unwrap();
         let me = signer.address();
-        let venue =
-            PoolVenue { kind: DexKind::UniswapV2, router: ROUTER, pool_id: None, via: Default::default() };
+        let venue = PoolVenue {
+            kind: DexKind::UniswapV2,
+            router: ROUTER,
+            pool_id: None,
+            via: Default::default(),
+            curve_indices: Default::default(),
+        };
         let exec = Executor::new(
             cfg,
             tokens,

@@ -33,8 +33,13 @@ fn executor() -> (Executor, Address) {
     let meta =
         PoolMeta { id: "v4".into(), address: MANAGER, token0: USDC, token1: WETH, gas: 130_000, venue: 0 };
     let pool = PoolEntry::new(meta, snapshot_pool()).unwrap();
-    let venue =
-        PoolVenue { kind: DexKind::UniswapV4, router: UR, pool_id: None, via: V4Via::UniversalRouter };
+    let venue = PoolVenue {
+        kind: DexKind::UniswapV4,
+        router: UR,
+        pool_id: None,
+        via: V4Via::UniversalRouter,
+        curve_indices: Default::default(),
+    };
     let exec = Executor::new(
         cfg,
         tokens,

@@ -7,11 +7,14 @@
 //! `add_liquidity` and the storage views are the contract's own.
 #![allow(missing_docs)]
 
+use alloy::network::TransactionBuilder;
 use alloy::primitives::{Address, U256};
+use alloy::providers::Provider;
+use alloy::rpc::types::TransactionRequest;
 use alloy::sol_types::SolCall;
 
 use super::artifacts::Artifact;
-use super::error::Result;
+use super::error::{AnvilError, Result};
 use super::harness::AnvilChain;
 use super::routers::deploy;
 
@@ -84,4 +87,39 @@ pub async fn deploy_curve_ng(chain: &AnvilChain, p: &CurveNgParams) -> Result<Ad
     }
     .abi_encode();
     deploy(chain, Artifact::CurveStableSwapNg, args[4..].to_vec()).await
+}
+
+/// Dev account `from` (which must hold the amounts) approves the pool for each coin and deposits
+/// `amounts` (one per coin, in the pool's coin order) with `add_liquidity`.
+pub async fn seed_curve_ng(
+    chain: &AnvilChain,
+    pool: Address,
+    coins: &[Address],
+    amounts: &[U256],
+    from: usize,
+) -> Result<()> {
+    for &coin in coins {
+        let approve = super::contracts::rpc::IERC20::approveCall { spender: pool, amount: U256::MAX };
+        send(chain, from, coin, approve.abi_encode(), "approve the curve pool").await?;
+    }
+    let add =
+        ICurveStableSwapNG::add_liquidityCall { amounts: amounts.to_vec(), min_mint_amount: U256::ZERO };
+    send(chain, from, pool, add.abi_encode(), "curve add_liquidity").await
+}
+
+/// Sends `input` to `to` from dev account `from`; an error if it reverts.
+async fn send(chain: &AnvilChain, from: usize, to: Address, input: Vec<u8>, label: &str) -> Result<()> {
+    let tx = TransactionRequest::default().with_to(to).with_input(input).with_gas_limit(3_000_000);
+    let r = chain
+        .wallet_provider(from)
+        .send_transaction(tx)
+        .await
+        .map_err(|e| AnvilError::rpc(label.to_string(), e))?
+        .get_receipt()
+        .await
+        .map_err(|e| AnvilError::rpc(label.to_string(), e))?;
+    if !r.status() {
+        return Err(AnvilError::Reverted { label: label.into(), hash: r.transaction_hash });
+    }
+    Ok(())
 }

@@ -105,6 +105,7 @@ fn pools() -> Vec<PoolConfig> {
         pool_id: None,
         flavour: None,
         hooks: None,
+        curve_indices: None,
     };
     vec![
         p("weth-usdc", "univ2", POOL, "WETH", "USDC", 30),
