@@ -1011,6 +1011,64 @@ mod tests {
         assert_eq!(dex.kind, DexKind::BalancerWeighted);
     }
 
+    /// A Curve DEX names no router (each pool is its own swap contract and spender), every other
+    /// DEX must; a Curve pool takes no fee, pool id, flavour or tick spacing (its fee is read
+    /// from the pool), and `curve_indices` belongs to Curve pools only.
+    #[test]
+    fn curve_pools_are_their_own_router_and_take_no_uniswap_or_balancer_fields() {
+        let (t, mut d, p, r, rl) = setup();
+        d.push(toml::from_str("name = \"curve\"\nkind = \"curve_stableswap\"").expect("curve dex"));
+        let pool = Address::repeat_byte(0xc0);
+        let mut ok = p.clone();
+        ok.push(
+            toml::from_str(&format!(
+                "name = \"curve-a-b\"\ndex = \"curve\"\naddress = \"{pool}\"\ntoken0 = \"A\"\ntoken1 = \"B\"\ncurve_indices = \"uint128\""
+            ))
+            .expect("curve pool"),
+        );
+        assert_eq!(ok[1].curve_indices, Some(CurveIndices::Uint128));
+        assert!(validate(&t, &d, &ok, &r, &rl).is_ok());
+        assert_eq!(ok[1].swap_target(&d[1]), pool, "a Curve pool is its own swap target");
+        assert_eq!(ok[0].swap_target(&d[0]), d[0].router);
+        assert_eq!(ok[1].swap_gas(DexKind::CurveStableswap), keel_amm::pool::DEFAULT_CURVE_SWAP_GAS);
+        let field = |f: &dyn Fn(&mut PoolConfig)| {
+            let mut pools = ok.clone();
+            f(&mut pools[1]);
+            let e = validate(&t, &d, &pools, &r, &rl).unwrap_err();
+            (e.field.clone(), e.problem)
+        };
+        let (f, why) = field(&|p| p.fee = Some(4));
+        assert_eq!(f, "pools[curve-a-b].fee");
+        assert!(why.contains("read from the pool"), "{why}");
+        assert_eq!(field(&|p| p.tick_spacing = Some(1)).0, "pools[curve-a-b].tick_spacing");
+        assert_eq!(
+            field(&|p| p.flavour = Some(keel_amm::balancer::PowFlavour::V1)).0,
+            "pools[curve-a-b].flavour"
+        );
+        assert_eq!(field(&|p| p.pool_id = Some(Default::default())).0, "pools[curve-a-b].pool_id");
+        // The index type belongs to Curve pools only.
+        let mut v2 = ok.clone();
+        v2[0].curve_indices = Some(CurveIndices::Int128);
+        assert_eq!(validate(&t, &d, &v2, &r, &rl).unwrap_err().field, "pools[a-b].curve_indices");
+        // A Curve DEX with a router is refused, and so is any other DEX without one.
+        let mut dexes = d.clone();
+        dexes[1].router = Address::repeat_byte(0x11);
+        let e = validate(&t, &dexes, &ok, &r, &rl).unwrap_err();
+        assert_eq!(e.field, "dexes[curve].router");
+        assert!(e.problem.contains("its own swap contract"), "{}", e.problem);
+        let mut dexes = d.clone();
+        dexes[0].router = Address::ZERO;
+        let e = validate(&t, &dexes, &ok, &r, &rl).unwrap_err();
+        assert_eq!(e.field, format!("dexes[{}].router", d[0].name));
+        assert!(e.problem.contains("required"), "{}", e.problem);
+        // An unknown index type is a parse error; the default is mainnet's int128.
+        assert!(toml::from_str::<PoolConfig>(&format!(
+            "name = \"x\"\ndex = \"curve\"\naddress = \"{pool}\"\ntoken0 = \"A\"\ntoken1 = \"B\"\ncurve_indices = \"int256\""
+        ))
+        .is_err());
+        assert_eq!(CurveIndices::default(), CurveIndices::Int128);
+    }
+
     #[test]
     fn a_ca_cert_needs_an_https_relay_and_a_readable_pem() {
         let (t, d, p, r, mut rl) = setup();

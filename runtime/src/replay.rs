@@ -1670,6 +1670,76 @@ mod tests {
         assert!(quote > e18 && quote < U256::from(2u8) * e18, "about 2 B per A less the fee: {quote}");
     }
 
+    /// A Curve pool's own `exchange` replays in the index ABI the pool takes: it pays Keel's exact
+    /// quote, is refused one wei above it, refused in the other ABI (the contract has no such
+    /// function) and between coins that are not the configured pair, and needs the pool's approval.
+    #[test]
+    fn a_curve_exchange_moves_the_balances_exactly_in_the_pools_index_abi() {
+        use keel_amm::curve::{AmpRamp, Flavour, StableSwapPool};
+        let mut signer = Signer::dev(1).unwrap();
+        let me = signer.address();
+        let pool_addr = Address::repeat_byte(0xC0);
+        let e18 = U256::from(10u64).pow(U256::from(18u8));
+        // Three coins: B, a third coin, A (so the pair's coins are 2 and 0).
+        let stable = StableSwapPool::new(
+            Flavour::FactoryPlain,
+            &[U256::from(1_000u64) * e18, U256::from(1_000u64) * e18, U256::from(900u64) * e18],
+            &[e18; 3],
+            AmpRamp::constant(U256::from(10_000u64)),
+            4_000_000,
+            keel_amm::curve::FACTORY_ADMIN_FEE,
+        )
+        .unwrap();
+        let pool = Pool::Curve(Box::new(keel_amm::pool::CurvePair::new(stable, 2, 0, 1_000).unwrap()));
+        let mut chain = chain(me);
+        chain.info = vec![ChainPool {
+            router: pool_addr,
+            kind: DexKind::CurveStableswap,
+            token0: A,
+            token1: B,
+            fee: 0,
+            gas: 150_000,
+            v4: None,
+            pool_id: None,
+            curve_indices: Some(CurveIndices::Uint128),
+        }];
+        chain.pools = vec![pool];
+        chain.pre = chain.pools.clone();
+        chain.balances.insert((me, A), U256::from(10u64) * e18);
+        let mut state = chain.pools.clone();
+        let dx = e18;
+        let quote = state[0].quote_exact_in(true, dx).unwrap().amount_out;
+        let u128_call = |i: u128, j: u128, min_dy: U256| {
+            ICurveStableSwapU128::exchangeCall { i, j, dx, min_dy }.abi_encode()
+        };
+        let no_allowance = call(&mut signer, 0, pool_addr, u128_call(2, 0, quote));
+        assert_eq!(chain.run_bundle(&[no_allowance], 1, &mut state).unwrap_err(), "allowance short");
+        chain.allowances.insert((me, A, pool_addr), U256::MAX);
+        let int128 = ICurveStableSwap::exchangeCall { i: 2, j: 0, dx, min_dy: quote }.abi_encode();
+        let other_abi = call(&mut signer, 0, pool_addr, int128);
+        assert_eq!(
+            chain.run_bundle(&[other_abi], 1, &mut state).unwrap_err(),
+            "not a curve exchange of the pool's index type"
+        );
+        let third_coin = call(&mut signer, 0, pool_addr, u128_call(2, 1, U256::ZERO));
+        assert_eq!(
+            chain.run_bundle(&[third_coin], 1, &mut state).unwrap_err(),
+            "curve exchange between coins that are not the configured pair"
+        );
+        let greedy = call(&mut signer, 0, pool_addr, u128_call(2, 0, quote + U256::from(1u8)));
+        assert_eq!(chain.run_bundle(&[greedy], 1, &mut state).unwrap_err(), "output below amountOutMin");
+        let exact = call(&mut signer, 0, pool_addr, u128_call(2, 0, quote));
+        chain.run_bundle(&[exact], 1, &mut state).unwrap();
+        assert_eq!(chain.balances[&(me, A)], U256::from(9u64) * e18);
+        assert_eq!(chain.balances[&(me, B)], quote);
+        let Pool::Curve(after) = &state[0] else { unreachable!() };
+        assert_eq!(after.pool().balances()[2], U256::from(901u64) * e18, "the pool holds the A sold");
+        assert!(
+            quote > e18 && quote < e18 * U256::from(11u8) / U256::from(10u8),
+            "A is the scarcer coin: {quote}"
+        );
+    }
+
     /// V4 swaps replay as `keel run` sends them: through a V4Router after an ERC-20 approval, and
     /// through a Universal Router after the approval of Permit2 and Permit2's of the router; one
     /// pool or a two-hop path, each paying Keel's exact quote and refused one wei above it.

@@ -43,6 +43,8 @@ mod batch;
 mod batch_tests;
 mod calldata;
 #[cfg(test)]
+mod curve_tests;
+#[cfg(test)]
 mod ur_tests;
 pub use calldata::{
     SETTLE_ALL, SWAP_EXACT_IN, SWAP_EXACT_IN_SINGLE, TAKE_ALL, V4_SWAP, V4Route, universal_router_v4,
