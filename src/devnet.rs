@@ -26,8 +26,10 @@ use keel_amm::v4::PoolKey;
 use keel_router::signer::Signer;
 use keel_sim::anvil::contracts::IBalancerVault;
 use keel_sim::anvil::contracts::rpc::{IERC20, ISwapRouter, IUniswapV2Router02};
+use keel_sim::anvil::curve::ICurveStableSwapNG;
 use keel_sim::anvil::{
-    AnvilChain, AnvilRelay, RelayOptions, V4Position, WeightedToken, deploy_balancer_weighted, deploy_v4,
+    AnvilChain, AnvilRelay, CurveNgParams, RelayOptions, V4Position, WeightedToken, deploy_balancer_weighted,
+    deploy_curve_ng, deploy_v4, dx_to_price, read_ng_pool, seed_curve_ng,
 };
 use keel_sim::quotes::QuoteServer;
 
@@ -181,6 +183,21 @@ async fn run_async(
     )
     .await
     .map_err(|e| eyre!("{e}"))?;
+    // A Curve StableSwap-NG TKA/TKB pool (A 100, fee 0.04%) pegged at the pair's price (TKA's rate
+    // multiplier is the price) and as deep: the market keeps it at the pair's price by trading it
+    // there after each move, as an arbitrageur would.
+    let one = e18(1);
+    let curve_params = CurveNgParams {
+        coins: vec![tka, tkb],
+        rate_multipliers: vec![U256::from((v2 * 1e18) as u128), one],
+        a: 100,
+        fee: 4_000_000,
+        offpeg_fee_multiplier: 20_000_000_000,
+    };
+    let curve = deploy_curve_ng(&chain, &curve_params).await.map_err(|e| eyre!("{e}"))?;
+    seed_curve_ng(&chain, curve, &[tka, tkb], &[e18(10_000), U256::from((10_000.0 * v2 * 1e18) as u128)], 1)
+        .await
+        .map_err(|e| eyre!("{e}"))?;
 
     let sym = |x: Address| {
         if x == tka {
@@ -194,11 +211,11 @@ async fn run_async(
     let mut cfg = String::new();
     let _ = writeln!(
         cfg,
-        "# Keel against a local devnet: `keel devnet` (anvil with the real Uniswap V2/V3/V4 contracts, a"
+        "# Keel against a local devnet: `keel devnet` (anvil with the real Uniswap V2/V3/V4, Balancer and"
     );
     let _ = writeln!(
         cfg,
-        "# loopback Flashbots relay and a quote server), then `keel run --config configs/anvil.toml`."
+        "# Curve contracts, a loopback Flashbots relay and a quote server), then `keel run --config configs/anvil.toml`."
     );
     let _ = writeln!(
         cfg,
@@ -256,6 +273,10 @@ async fn run_async(
         "[[dexes]]\nname = \"balancer\"\nkind = \"balancer_weighted\"\nrouter = \"{}\"   # the Vault\n",
         balancer.vault
     );
+    let _ = writeln!(
+        cfg,
+        "[[dexes]]\nname = \"curve\"\nkind = \"curve_stableswap\"   # no router: each pool is its own swap contract\n"
+    );
     for (name, dex, addr, t0, t1, fee) in [
         ("v2-tka-tkb", "uniswap-v2", pair.address, pair.token0, pair.token1, 30),
         ("v3-tka-tkb", "uniswap-v3", pool.address, pool.token0, pool.token1, pool.fee),
@@ -282,6 +303,12 @@ async fn run_async(
         sym(tka.min(tkb)),
         sym(tka.max(tkb)),
         balancer.pool_id
+    );
+    let _ = writeln!(
+        cfg,
+        "[[pools]]\nname = \"curve-tka-tkb\"\ndex = \"curve\"\naddress = \"{curve}\"   # StableSwap-NG, coins TKA, TKB\ntoken0 = \"{}\"\ntoken1 = \"{}\"\ncurve_indices = \"uint128\"   # the Vyper 0.4 port's exchange(uint128,uint128,…)\n",
+        sym(tka.min(tkb)),
+        sym(tka.max(tkb)),
     );
     let _ = writeln!(
         cfg,
@@ -312,7 +339,7 @@ async fn run_async(
     {
         let trader = chain.wallet_provider(TRADER_KEY);
         for t in [tka, tkb] {
-            for spender in [v4.router, balancer.vault] {
+            for spender in [v4.router, balancer.vault, curve] {
                 IERC20::new(t, &trader).approve(spender, U256::MAX).send().await?.get_receipt().await?;
             }
         }
@@ -333,7 +360,7 @@ async fn run_async(
         let sell_tka = !round.is_multiple_of(4); // drift down three times, then once back up
         let amount = e18(150 + 50 * (round % 3));
         let m = Market { a: &a, tka, tkb, pair: pair.address, pool: &pool, receipt_wait };
-        let l1_only = L1Only { v4: (v4.router, &key), balancer: (balancer.vault, balancer.pool_id) };
+        let l1_only = L1Only { v4: (v4.router, &key), balancer: (balancer.vault, balancer.pool_id), curve };
         // A failed read or swap is reported and the market moves again next round: the devnet
         // (and the anvil under it) outlives a slow or refused request.
         let moved: eyre::Result<()> = async {
@@ -345,8 +372,9 @@ async fn run_async(
             quotes.set_price("TKAUSDT", (v2 + v3) / 2.0);
             let ha = chain.balance_of(tka, me).await.map_err(|e| eyre!("{e}"))?;
             let hb = chain.balance_of(tkb, me).await.map_err(|e| eyre!("{e}"))?;
+            let curve_mid = curve_mid(&chain, curve).await?;
             eprintln!(
-                "[{:>5.1}s] market {} TKA: pools {v2:.4} / {v3:.4} TKB per TKA | portfolio TKA {:.2} TKB {:.2}",
+                "[{:>5.1}s] market {} TKA: pools {v2:.4} / {v3:.4} / {curve_mid:.4} (V2 / V3 / Curve) TKB per TKA | portfolio TKA {:.2} TKB {:.2}",
                 start.elapsed().as_secs_f64(),
                 if sell_tka { "sold" } else { "bought" },
                 f64::from(ha) / 1e18,
@@ -366,10 +394,12 @@ async fn run_async(
     Ok(())
 }
 
-/// The pools of the first chain only: the V4 router and pool, the Balancer Vault and pool id.
+/// The pools of the first chain only: the V4 router and pool, the Balancer Vault and pool id, the
+/// Curve pool (coins TKA, TKB).
 struct L1Only<'a> {
     v4: (Address, &'a PoolKey),
     balancer: (Address, alloy::primitives::B256),
+    curve: Address,
 }
 
 /// What a market move trades on one chain (the same addresses on every devnet chain).
@@ -384,8 +414,8 @@ struct Market<'a> {
 }
 
 /// One market move on `chain`: `amount` of TKA sold (or TKB, to buy TKA back) on the V2 pool and,
-/// on the first chain, on the V4 and Balancer pools too; then the V3 pool swapped to the V2 pool's
-/// new price.
+/// on the first chain, on the V4 and Balancer pools too; then the V3 pool (and on the first chain
+/// the Curve pool) swapped to the V2 pool's new price.
 async fn move_market(
     chain: &AnvilChain,
     m: &Market<'_>,
@@ -405,7 +435,7 @@ async fn move_market(
         Ok(p) => await_move(p, "market move", m.receipt_wait).await,
         Err(e) => eprintln!("market move failed: {e}"),
     }
-    if let Some(&L1Only { v4: (router, key), balancer: (vault, pool_id) }) = l1_only {
+    if let Some(&L1Only { v4: (router, key), balancer: (vault, pool_id), .. }) = l1_only {
         // The V4 pool takes the same trade (same depth and curve, so it keeps the same price).
         let input = keel_router::exec::v4_exact_in_single(key, tin == key.currency0, amount.to::<u128>(), 0);
         let tx = alloy::rpc::types::TransactionRequest::default()
@@ -459,6 +489,41 @@ async fn move_market(
             Err(e) => eprintln!("aligning the V3 pool failed: {e}"),
         }
     }
+    if let Some(l1) = l1_only {
+        align_curve(chain, l1.curve, v2, m.receipt_wait).await?;
+    }
+    Ok(())
+}
+
+/// The Curve pool's (coins TKA, TKB) mid price, TKB per TKA.
+async fn curve_mid(chain: &AnvilChain, curve: Address) -> eyre::Result<f64> {
+    let pool = read_ng_pool(chain.provider(), curve).await.map_err(|e| eyre!("{e}"))?;
+    let pair = keel_amm::pool::CurvePair::new(pool, 0, 1, 0).map_err(|e| eyre!("{e}"))?;
+    Ok(keel_amm::pool::Pool::Curve(Box::new(pair)).mid_price())
+}
+
+/// Trades the Curve pool (coins TKA, TKB) to `price` TKB per TKA, as an arbitrageur would: the
+/// amount that moves its mid there, by Keel's exact math on the pool's state.
+async fn align_curve(
+    chain: &AnvilChain,
+    curve: Address,
+    price: f64,
+    receipt_wait: Duration,
+) -> eyre::Result<()> {
+    let pool = read_ng_pool(chain.provider(), curve).await.map_err(|e| eyre!("{e}"))?;
+    // TKA (coin 0) too dear: sell TKA; too cheap: sell TKB (coin 1) down to the inverse price.
+    let (i, j, dx) = match dx_to_price(&pool, 0, 1, price) {
+        dx if !dx.is_zero() => (0u128, 1u128, dx),
+        _ => (1, 0, dx_to_price(&pool, 1, 0, 1.0 / price)),
+    };
+    if dx.is_zero() {
+        return Ok(());
+    }
+    let trader = chain.wallet_provider(TRADER_KEY);
+    match ICurveStableSwapNG::new(curve, &trader).exchange(i, j, dx, U256::ZERO).send().await {
+        Ok(p) => await_move(p, "aligning the Curve pool", receipt_wait).await,
+        Err(e) => eprintln!("aligning the Curve pool failed: {e}"),
+    }
     Ok(())
 }
 
@@ -483,8 +548,12 @@ fn two_chain_config(cfg: &str, l1: &AnvilChain, l2: &AnvilChain) -> String {
         };
         match section {
             "chain" => {}
-            // The V4 and Balancer pools are on the first chain only.
-            "pools" if block.contains("dex = \"uniswap-v4\"") || block.contains("dex = \"balancer\"") => {
+            // The V4, Balancer and Curve pools are on the first chain only.
+            "pools"
+                if block.contains("dex = \"uniswap-v4\"")
+                    || block.contains("dex = \"balancer\"")
+                    || block.contains("dex = \"curve\"") =>
+            {
                 l1_only.push_str(&format!("{block}\n\n"))
             }
             "pools" => {

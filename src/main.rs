@@ -166,8 +166,9 @@ enum Command {
     /// writes backtest.json, backtest.md, frontier.svg (tracking error against cost, Pareto front
     /// marked) and, with several latency_us values, latency.svg. `keel backtest merge` joins shards.
     Backtest(BacktestArgs),
-    /// Start a local devnet: anvil with the real Uniswap V2/V3 contracts, the loopback relay and a
-    /// quote server; fund a portfolio; write the config for `keel run`; keep the market moving.
+    /// Start a local devnet: anvil with the real Uniswap V2/V3/V4, Balancer and Curve contracts,
+    /// the loopback relay and a quote server; fund a portfolio; write the config for `keel run`;
+    /// keep the market moving.
     Devnet {
         /// anvil's port on 127.0.0.1.
         #[arg(long, default_value_t = 8545)]

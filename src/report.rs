@@ -130,6 +130,8 @@ pub(crate) struct RunReport {
     pub(crate) relay_rtt_us: Micros,
     /// Portfolios.
     pub(crate) portfolios: Vec<PortfolioReport>,
+    /// Each configured pool, in config order: its venue and the fills routed through it.
+    pub(crate) pools: Vec<PoolUse>,
     /// Per relay counters.
     pub(crate) relays: Vec<keel_router::stage::RelayCounters>,
     /// How long landed rebalances took to be included.
@@ -172,6 +174,19 @@ pub(crate) struct JournalReport {
     pub(crate) error: Option<String>,
     /// Rebalances a previous run left open and how each was settled at start.
     pub(crate) recovered: Vec<(u64, String)>,
+}
+
+/// One pool's use in a run.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct PoolUse {
+    /// The pool's name in the config.
+    pub(crate) pool: String,
+    /// Its venue (the DEX's kind).
+    pub(crate) kind: Option<keel_router::config::DexKind>,
+    /// Fills routed through it (of the last records kept).
+    pub(crate) fills: usize,
+    /// Of those, fills of rebalances that landed.
+    pub(crate) landed: usize,
 }
 
 /// Queue counters.
@@ -242,6 +257,19 @@ pub(crate) fn build(cfg: &KeelConfig, run: PipelineReport, sim: Option<SimStats>
         }
     }
     let targets = views.iter().map(|v| v.weights.iter().map(|(s, _, t)| (s.clone(), *t)).collect()).collect();
+    let pools = cfg
+        .pools
+        .iter()
+        .map(|p| {
+            let through = run.fills.iter().filter(|f| f.pool == p.name);
+            PoolUse {
+                pool: p.name.clone(),
+                kind: cfg.dexes.iter().find(|d| d.name == p.dex).map(|d| d.kind),
+                fills: through.clone().count(),
+                landed: through.filter(|f| landed_intents.contains(&f.intent)).count(),
+            }
+        })
+        .collect();
     let stats = engine.stats();
     RunReport {
         duration_s: run.duration_s,
@@ -264,6 +292,7 @@ pub(crate) fn build(cfg: &KeelConfig, run: PipelineReport, sim: Option<SimStats>
         relay_rtt_us: Micros::of(&run.relay_rtt),
         inclusion: InclusionReport::of(&run.inclusion),
         portfolios,
+        pools,
         relays: run.relays,
         feed: run.feed,
         blocks: run.blocks,
@@ -397,6 +426,11 @@ pub(crate) fn print_summary(r: &RunReport, out: &Path) {
             r.cancelled,
             r.sim_reverted
         );
+    }
+    let used: Vec<String> =
+        r.pools.iter().filter(|p| p.landed > 0).map(|p| format!("{} {}", p.pool, p.landed)).collect();
+    if !used.is_empty() {
+        println!("landed fills by pool: {}", used.join(", "));
     }
     if let Some(j) = &r.journal {
         match (&j.records, &j.error) {

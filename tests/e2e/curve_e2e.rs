@@ -16,7 +16,6 @@
 use std::time::{Duration, Instant};
 
 use alloy::primitives::U256;
-use keel_amm::curve::{AmpRamp, Flavour, StableSwapPool};
 use keel_engine::config::{EngineConfig, PlanMode, PortfolioConfig, PriceSource, TokenConfig, TriggerConfig};
 use keel_engine::event::OutcomeStatus;
 use keel_feeds::ws::BinanceFeedConfig;
@@ -45,22 +44,6 @@ fn whole(x: U256) -> f64 {
     f64::from(x) / 1e18
 }
 
-/// The pool as Keel's math sees it, from the contract's own views.
-async fn keel_pool<P: alloy::providers::Provider>(
-    curve: &ICurveStableSwapNG::ICurveStableSwapNGInstance<P>,
-) -> StableSwapPool {
-    let balances = curve.get_balances().call().await.unwrap();
-    let rates = curve.stored_rates().call().await.unwrap();
-    let amp = curve.A_precise().call().await.unwrap();
-    let fee = curve.fee().call().await.unwrap().to::<u64>();
-    let admin_fee = curve.admin_fee().call().await.unwrap().to::<u64>();
-    let mut pool =
-        StableSwapPool::new(Flavour::FactoryPlain, &balances, &rates, AmpRamp::constant(amp), fee, admin_fee)
-            .unwrap();
-    pool.set_offpeg_fee_multiplier(curve.offpeg_fee_multiplier().call().await.unwrap().to::<u64>());
-    pool
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keel_rebalances_through_a_curve_stableswap_ng_pool() {
     let chain = AnvilChain::start().await.expect("anvil with Uniswap (run `make chain-deps`)");
@@ -78,7 +61,6 @@ async fn keel_rebalances_through_a_curve_stableswap_ng_pool() {
     };
     let pool = deploy_curve_ng(&chain, &params).await.expect("curve pool (run `make chain-deps`)");
     seed_curve_ng(&chain, pool, &coins, &[e18(100_000), e18(100_000)], FUNDER).await.expect("seed the pool");
-    let curve = ICurveStableSwapNG::new(pool, chain.provider());
 
     // The portfolio account: a fresh dev key (no approvals yet), funded 1000 TKA + 1000 TKB.
     let me = Signer::dev(PORTFOLIO_DEV_KEY).unwrap().address();
@@ -191,7 +173,14 @@ async fn keel_rebalances_through_a_curve_stableswap_ng_pool() {
     let before = [held(tkb).await, held(tka).await];
     // TKA's price in TKB: what a thousandth of a TKA buys, by Keel's exact math on the pool's state.
     let probe = e18(1) / U256::from(1000u64);
-    let mid = whole(keel_pool(&curve).await.exchange(1, 0, probe, 0).unwrap().dy) / whole(probe);
+    let mid = whole(
+        keel_sim::anvil::read_ng_pool(chain.provider(), pool)
+            .await
+            .unwrap()
+            .exchange(1, 0, probe, 0)
+            .unwrap()
+            .dy,
+    ) / whole(probe);
     assert!(mid < 0.95, "the sale should have moved TKA down: {mid}");
     let (held_a, held_b) =
         (chain.balance_of(tka, me).await.unwrap(), chain.balance_of(tkb, me).await.unwrap());

@@ -1,6 +1,8 @@
 //! `keel devnet` + `keel run`: the two binaries' processes against real anvil and the real Uniswap
-//! contracts. The devnet moves the market; `keel run` with the config it wrote must land at least one
-//! rebalance. Also checks that the committed `configs/anvil.toml` is what a devnet writes.
+//! V2/V3/V4, Balancer and Curve contracts. The devnet moves the market; `keel run` with the config
+//! it wrote (a pool of each of the five kinds) must land at least one rebalance, each of its swaps
+//! through a configured pool. Also checks that the committed `configs/anvil.toml` is what a devnet
+//! writes.
 
 use std::process::{Command, Stdio};
 
@@ -48,6 +50,18 @@ fn keel_run_rebalances_against_the_devnet() {
     );
     assert!(report["gas_used"].as_u64().unwrap() > 0);
     assert!(report["portfolios"][0]["landed"].as_u64().unwrap() >= 1);
+    // Every venue kind is configured, and every landed swap went through a configured pool.
+    let pools = report["pools"].as_array().unwrap();
+    let mut kinds: Vec<&str> = pools.iter().map(|p| p["kind"].as_str().unwrap()).collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    assert_eq!(
+        kinds,
+        ["balancer_weighted", "curve_stableswap", "uniswap_v2", "uniswap_v3", "uniswap_v4"],
+        "{pools:#?}"
+    );
+    let landed_fills: u64 = pools.iter().map(|p| p["landed"].as_u64().unwrap()).sum();
+    assert_eq!(landed_fills, report["portfolios"][0]["trades"].as_u64().unwrap(), "{pools:#?}");
 }
 
 #[test]

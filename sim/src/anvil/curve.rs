@@ -123,3 +123,100 @@ async fn send(chain: &AnvilChain, from: usize, to: Address, input: Vec<u8>, labe
     }
     Ok(())
 }
+
+/// The pool's state as Keel's exact math takes it, read from the contract's own views
+/// (`get_balances`, `stored_rates`, `A_precise`, `fee`, `admin_fee`, `offpeg_fee_multiplier`;
+/// the test pools never ramp `A`).
+pub async fn read_ng_pool<P: Provider>(
+    provider: &P,
+    pool: Address,
+) -> Result<keel_amm::curve::StableSwapPool> {
+    let c = ICurveStableSwapNG::new(pool, provider);
+    let rpc = |what: &'static str| move |e: alloy::contract::Error| AnvilError::rpc(what, e);
+    let balances = c.get_balances().call().await.map_err(rpc("get_balances"))?;
+    let rates = c.stored_rates().call().await.map_err(rpc("stored_rates"))?;
+    let amp = c.A_precise().call().await.map_err(rpc("A_precise"))?;
+    let word = |v: U256, what: &str| {
+        u64::try_from(v).map_err(|_| AnvilError::rpc(what.to_string(), format!("{v} does not fit u64")))
+    };
+    let fee = word(c.fee().call().await.map_err(rpc("fee"))?, "fee")?;
+    let admin_fee = word(c.admin_fee().call().await.map_err(rpc("admin_fee"))?, "admin_fee")?;
+    let multiplier = word(
+        c.offpeg_fee_multiplier().call().await.map_err(rpc("offpeg_fee_multiplier"))?,
+        "offpeg_fee_multiplier",
+    )?;
+    let mut p = keel_amm::curve::StableSwapPool::new(
+        keel_amm::curve::Flavour::FactoryPlain,
+        &balances,
+        &rates,
+        keel_amm::curve::AmpRamp::constant(amp),
+        fee,
+        admin_fee,
+    )
+    .map_err(|e| AnvilError::rpc("curve pool state", e))?;
+    p.set_offpeg_fee_multiplier(multiplier);
+    Ok(p)
+}
+
+/// The amount of coin `i` to sell into `pool` for coin `j` so that its mid price of `i` in `j`
+/// (raw units, before fees) falls to `target`: bisected on Keel's exact math; zero when the mid
+/// is already at or below it.
+pub fn dx_to_price(pool: &keel_amm::curve::StableSwapPool, i: usize, j: usize, target: f64) -> U256 {
+    let mid_after = |dx: U256| -> Option<f64> {
+        let mut p = pool.clone();
+        if !dx.is_zero() {
+            let o = p.exchange(i, j, dx, 0).ok()?;
+            p.set_balances(&o.balances[..p.n_coins()]).ok()?;
+        }
+        let pair = keel_amm::pool::CurvePair::new(p, u8::try_from(i).ok()?, u8::try_from(j).ok()?, 0).ok()?;
+        Some(keel_amm::pool::Pool::Curve(Box::new(pair)).mid_price())
+    };
+    if mid_after(U256::ZERO).is_none_or(|m| m <= target) {
+        return U256::ZERO;
+    }
+    let (mut lo, mut hi) = (U256::ZERO, pool.balances()[i]);
+    for _ in 0..96 {
+        let mid = (lo + hi) >> 1;
+        if mid == lo {
+            break;
+        }
+        match mid_after(mid) {
+            Some(m) if m > target => lo = mid,
+            _ => hi = mid,
+        }
+    }
+    lo
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keel_amm::curve::{AmpRamp, Flavour, StableSwapPool};
+    use keel_amm::pool::{CurvePair, Pool};
+
+    #[test]
+    fn dx_to_price_sells_the_coin_down_to_the_target_mid_and_no_further() {
+        let e18 = U256::from(10u64).pow(U256::from(18u8));
+        let k = U256::from(10_000u64) * e18;
+        let pool = StableSwapPool::new(
+            Flavour::FactoryPlain,
+            &[k, k],
+            &[e18, e18],
+            AmpRamp::constant(U256::from(500u64)),
+            4_000_000,
+            0,
+        )
+        .unwrap();
+        let mid = |p: &StableSwapPool| {
+            Pool::Curve(Box::new(CurvePair::new(p.clone(), 0, 1, 0).unwrap())).mid_price()
+        };
+        assert!((mid(&pool) - 1.0).abs() < 1e-9);
+        let dx = dx_to_price(&pool, 0, 1, 0.97);
+        let mut after = pool.clone();
+        let o = after.exchange(0, 1, dx, 0).unwrap();
+        after.set_balances(&o.balances[..2]).unwrap();
+        assert!((mid(&after) / 0.97 - 1.0).abs() < 1e-6, "{}", mid(&after));
+        // Already below the target: nothing to sell.
+        assert_eq!(dx_to_price(&after, 0, 1, 0.98), U256::ZERO);
+    }
+}

@@ -38,7 +38,7 @@ pub mod universal_router;
 pub mod v4;
 
 pub use balancer::{BalancerDeployment, WeightedToken, deploy_balancer_weighted};
-pub use curve::{CurveNgParams, deploy_curve_ng, seed_curve_ng};
+pub use curve::{CurveNgParams, deploy_curve_ng, dx_to_price, read_ng_pool, seed_curve_ng};
 pub use error::{AnvilError, Result};
 pub use harness::{AnvilChain, ChainAddresses, TokenInfo, V2PairInfo, V3PoolInfo};
 pub use recorder::RpcRecorder;
