@@ -339,7 +339,7 @@ chain_id = 31337
 rpc_url = "http://127.0.0.1:8545"
 ws_url = "ws://127.0.0.1:8545"
 relays = ["anvil-relay"]
-pools = ["v2-tka-tkb", "v3-tka-tkb", "v2-weth-tka", "v4-tka-tkb", "bal-tka-tkb"]
+pools = ["v2-tka-tkb", "v3-tka-tkb", "v2-weth-tka", "v4-tka-tkb", "bal-tka-tkb", "curve-tka-tkb"]
 
 [[chains]]
 name = "l2"
@@ -380,7 +380,7 @@ pools = ["l2-v2-tka-tkb"]
             (l1.name.as_str(), l1.router.chain_id, l1.portfolios.as_slice()),
             ("l1", 31337, &["devnet".to_string()][..])
         );
-        assert_eq!((l1.pools.len(), l1.relays.len(), l1.private_rpc.is_none()), (5, 1, true));
+        assert_eq!((l1.pools.len(), l1.relays.len(), l1.private_rpc.is_none()), (6, 1, true));
         let l2 = &specs[1];
         assert_eq!((l2.router.chain_id, l2.portfolios.as_slice()), (1337, &["second".to_string()][..]));
         assert_eq!(l2.pools.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["l2-v2-tka-tkb"]);
@@ -454,8 +454,8 @@ pools = ["l2-v2-tka-tkb"]
         // A V3 pool on a chain without a websocket node feed.
         let e = err(&text
             .replacen(
-                "pools = [\"v2-tka-tkb\", \"v3-tka-tkb\", \"v2-weth-tka\", \"v4-tka-tkb\", \"bal-tka-tkb\"]",
-                "pools = [\"v2-tka-tkb\", \"v2-weth-tka\", \"v4-tka-tkb\", \"bal-tka-tkb\"]",
+                "pools = [\"v2-tka-tkb\", \"v3-tka-tkb\", \"v2-weth-tka\", \"v4-tka-tkb\", \"bal-tka-tkb\", \"curve-tka-tkb\"]",
+                "pools = [\"v2-tka-tkb\", \"v2-weth-tka\", \"v4-tka-tkb\", \"bal-tka-tkb\", \"curve-tka-tkb\"]",
                 1,
             )
             .replacen("pools = [\"l2-v2-tka-tkb\"]", "pools = [\"l2-v2-tka-tkb\", \"v3-tka-tkb\"]", 1));
