@@ -56,6 +56,19 @@ pub enum DexKind {
     CurveStableswap,
 }
 
+impl DexKind {
+    /// The kind's name in the config (`kind = "…"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::UniswapV2 => "uniswap_v2",
+            Self::UniswapV3 => "uniswap_v3",
+            Self::BalancerWeighted => "balancer_weighted",
+            Self::UniswapV4 => "uniswap_v4",
+            Self::CurveStableswap => "curve_stableswap",
+        }
+    }
+}
+
 /// The integer type a Curve pool's `exchange` takes its coin indices as (`[[pools]]
 /// curve_indices`): `int128` on the pools deployed on mainnet (`exchange(int128,int128,uint256,
 /// uint256)`), `uint128` in the Vyper 0.4 port of StableSwap-NG that vyper's release ships.
@@ -383,7 +396,7 @@ pub fn validate(
             (kind, true) => {
                 return Err(ConfigError::new(
                     format!("dexes[{}].router", d.name),
-                    format!("required for {kind:?} DEXes (the contract swaps are sent to)"),
+                    format!("required for {} DEXes (the contract swaps are sent to)", kind.name()),
                 ));
             }
         }
@@ -431,8 +444,9 @@ pub fn validate(
             return Err(ConfigError::new(
                 at("token0"),
                 format!(
-                    "{} is native ETH (the zero address), which only uniswap_v4 pools hold; a {:?} pool holds WETH",
-                    p.token0, dex.kind
+                    "{} is native ETH (the zero address), which only uniswap_v4 pools hold; a {} pool holds WETH",
+                    p.token0,
+                    dex.kind.name()
                 ),
             ));
         }
@@ -1060,7 +1074,17 @@ mod tests {
         dexes[0].router = Address::ZERO;
         let e = validate(&t, &dexes, &ok, &r, &rl).unwrap_err();
         assert_eq!(e.field, format!("dexes[{}].router", d[0].name));
-        assert!(e.problem.contains("required"), "{}", e.problem);
+        assert!(e.problem.contains("required") && e.problem.contains(d[0].kind.name()), "{}", e.problem);
+        // Each kind's name is its config spelling.
+        for kind in [
+            DexKind::UniswapV2,
+            DexKind::UniswapV3,
+            DexKind::UniswapV4,
+            DexKind::BalancerWeighted,
+            DexKind::CurveStableswap,
+        ] {
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.name());
+        }
         // An unknown index type is a parse error; the default is mainnet's int128.
         assert!(toml::from_str::<PoolConfig>(&format!(
             "name = \"x\"\ndex = \"curve\"\naddress = \"{pool}\"\ntoken0 = \"A\"\ntoken1 = \"B\"\ncurve_indices = \"int256\""

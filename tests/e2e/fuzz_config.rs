@@ -501,6 +501,10 @@ fn check_config_refuses_every_out_of_range_number_naming_the_field_and_the_bound
         ("anvil", "feeds.binance.backoff", "{ base_ms = 0 }", &["feeds.binance.backoff.base_ms", "1..=3600000"]),
         ("anvil", "feeds.binance.backoff", "{ base_ms = 10, max_ms = 3600001 }", &["feeds.binance.backoff.max_ms", "..=3600000"]),
         ("anvil", "pools[1].tick_spacing", "16385", &["pools[v3-tka-tkb].tick_spacing", "1..=16384"]),
+        ("anvil", "pools[5].fee", "4", &["pools[curve-tka-tkb].fee", "read from the pool"]),
+        ("anvil", "pools[5].curve_indices", "\"int256\"", &["curve_indices"]),
+        ("anvil", "dexes[4].router", "\"0x1111111111111111111111111111111111111111\"", &["dexes[curve].router", "its own swap contract"]),
+        ("anvil", "dexes[0].router", "\"0x0000000000000000000000000000000000000000\"", &["dexes[uniswap-v2].router", "required"]),
     ];
     let mut failures = Vec::new();
     for (base, path, value, words) in table {
