@@ -15,30 +15,17 @@
 
 use std::time::{Duration, Instant};
 
-use alloy::primitives::U256;
-use keel_engine::config::{EngineConfig, PlanMode, PortfolioConfig, PriceSource, TokenConfig, TriggerConfig};
+use alloy::primitives::{Address, U256};
 use keel_engine::event::OutcomeStatus;
-use keel_feeds::ws::BinanceFeedConfig;
-use keel_router::config::{CurveIndices, DexConfig, DexKind, PoolConfig, RelayConfig};
-use keel_router::signer::Signer;
-use keel_runtime::pipeline::{Pipeline, PipelineSpec};
+use keel_router::config::{CurveIndices, DexConfig, DexKind, PoolConfig};
+use keel_runtime::pipeline::Pipeline;
 use keel_sim::anvil::contracts::rpc::IERC20;
 use keel_sim::anvil::curve::ICurveStableSwapNG;
-use keel_sim::anvil::{
-    AnvilChain, AnvilRelay, CurveNgParams, RelayOptions, RpcRecorder, deploy_curve_ng, seed_curve_ng,
-};
-use keel_sim::quotes::QuoteServer;
+use keel_sim::anvil::{AnvilChain, CurveNgParams, RpcRecorder, deploy_curve_ng, seed_curve_ng};
 
-use crate::anvil_e2e::router_config;
+use crate::pair_rig::{BAND, FUNDER, PairRig, e18, pair_rig, wait_landed};
 
-const PORTFOLIO_DEV_KEY: usize = 6;
-const FUNDER: usize = 1;
 const TRADER: usize = 3;
-const BAND: f64 = 0.01;
-
-fn e18(n: u64) -> U256 {
-    U256::from(n) * U256::from(10u64).pow(U256::from(18u64))
-}
 
 fn whole(x: U256) -> f64 {
     f64::from(x) / 1e18
@@ -62,84 +49,33 @@ async fn keel_rebalances_through_a_curve_stableswap_ng_pool() {
     let pool = deploy_curve_ng(&chain, &params).await.expect("curve pool (run `make chain-deps`)");
     seed_curve_ng(&chain, pool, &coins, &[e18(100_000), e18(100_000)], FUNDER).await.expect("seed the pool");
 
-    // The portfolio account: a fresh dev key (no approvals yet), funded 1000 TKA + 1000 TKB.
-    let me = Signer::dev(PORTFOLIO_DEV_KEY).unwrap().address();
-    let funder = chain.wallet_provider(FUNDER);
-    for t in [tka, tkb] {
-        IERC20::new(t, &funder).transfer(me, e18(1000)).send().await.unwrap().get_receipt().await.unwrap();
-    }
-    let relay = AnvilRelay::start(
-        chain.http_url(),
-        RelayOptions { block_interval: Some(Duration::from_millis(250)), ..Default::default() },
-    )
-    .await
-    .expect("relay");
+    // The portfolio: 50/50 TKA/TKB, a fresh dev key funded 1000 of each (no approvals yet), whose
+    // only pool is the Curve one.
     let recorder = RpcRecorder::start(chain.http_url()).await.expect("rpc recorder");
-    let quotes = QuoteServer::start(&[("TKAUSDT", 1.0)], Duration::from_millis(50)).await.unwrap();
     let (token0, token1) = if tka < tkb { ("TKA", "TKB") } else { ("TKB", "TKA") };
-    let token =
-        |symbol: &str, address, price| TokenConfig { symbol: symbol.into(), address, decimals: 18, price };
-    let spec = PipelineSpec {
-        engine: EngineConfig { stale_after_ms: 5_000, queue_capacity: 4_096, ..EngineConfig::default() },
-        tokens: vec![
-            token("TKA", tka, PriceSource::Instrument { symbol: "TKAUSDT".into() }),
-            token("TKB", tkb, PriceSource::Fixed { fixed: 1.0 }),
-        ],
-        portfolios: vec![PortfolioConfig {
-            name: "core".into(),
-            account: me,
-            targets: [("TKA".to_string(), 0.5), ("TKB".to_string(), 0.5)].into_iter().collect(),
-            triggers: vec![TriggerConfig::Drift { abs_band: Some(BAND), rel_band: None }],
-            mode: PlanMode::ToTarget,
-            cooldown_secs: 1.0,
-            min_trade_notional: 1.0,
-            cost: Default::default(),
-        }],
-        router: router_config(chain.chain_id(), None, true),
-        dexes: vec![DexConfig {
-            name: "curve".into(),
-            kind: DexKind::CurveStableswap,
-            router: alloy::primitives::Address::ZERO,
-            factory: None,
-            via: Default::default(),
-        }],
-        pools: vec![PoolConfig {
-            name: "curve-tka-tkb".into(),
-            dex: "curve".into(),
-            address: pool,
-            token0: token0.into(),
-            token1: token1.into(),
-            fee: None,
-            gas: None,
-            tick_spacing: None,
-            curve_indices: Some(CurveIndices::Uint128),
-            pool_id: None,
-            flavour: None,
-            hooks: None,
-        }],
-        relays: vec![RelayConfig {
-            name: "anvil-relay".into(),
-            url: relay.url().to_string(),
-            timeout_ms: 2_000,
-            fast_path: true,
-            ca_cert: None,
-            coinbase: None,
-        }],
-        reputation: Signer::dev(9).unwrap(),
-        accounts: vec![Signer::dev(PORTFOLIO_DEV_KEY).unwrap()],
-        binance: BinanceFeedConfig::new(quotes.url(), ["TKAUSDT"]),
-        rpc_url: recorder.url().to_string(),
-        poll_ms: 50,
-        node_ws_url: None,
-        mempool: Default::default(),
-        native_symbol: None,
-        sample_every: Duration::from_millis(200),
-        safety: Default::default(),
-        journal: None,
-        record: None,
-        predictors: Vec::new(),
-        registry: None,
+    let dex = DexConfig {
+        name: "curve".into(),
+        kind: DexKind::CurveStableswap,
+        router: Address::ZERO,
+        factory: None,
+        via: Default::default(),
     };
+    let pools = vec![PoolConfig {
+        name: "curve-tka-tkb".into(),
+        dex: "curve".into(),
+        address: pool,
+        token0: token0.into(),
+        token1: token1.into(),
+        fee: None,
+        gas: None,
+        tick_spacing: None,
+        curve_indices: Some(CurveIndices::Uint128),
+        pool_id: None,
+        flavour: None,
+        hooks: None,
+    }];
+    let PairRig { relay, quotes, spec, me } =
+        pair_rig(&chain, recorder.url(), [("TKA", tka), ("TKB", tkb)], &[], dex, pools).await;
     keel_router::config::validate(&spec.tokens, &spec.dexes, &spec.pools, &spec.router, &spec.relays)
         .expect("the test's config passes check-config's rules");
     let pipeline = Pipeline::start(spec, &tokio::runtime::Handle::current()).expect("pipeline");
@@ -187,17 +123,7 @@ async fn keel_rebalances_through_a_curve_stableswap_ng_pool() {
     quotes.set_price("TKAUSDT", mid);
 
     // Keel detects the drift and lands a rebalance through the pool.
-    let t0 = Instant::now();
-    let landed = loop {
-        let snap = pipeline.snapshot();
-        if snap.engine.outcomes.landed >= 1 && !snap.portfolios[0].busy {
-            break true;
-        }
-        if t0.elapsed() > Duration::from_secs(30) {
-            break false;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let landed = wait_landed(&pipeline).await;
     let batches = pipeline.poll_stats().batches.load(std::sync::atomic::Ordering::Relaxed);
     let report = pipeline.shutdown().await;
     assert!(landed, "no rebalance landed: exec {:?}, outcomes {:?}", report.exec, report.outcomes);

@@ -19,6 +19,7 @@ mod fuzz_config;
 mod journal_cli;
 mod multichain_e2e;
 mod netting_e2e;
+mod pair_rig;
 mod predictor_e2e;
 mod quote_cli;
 mod registry_e2e;

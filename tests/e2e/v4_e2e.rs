@@ -18,7 +18,7 @@
 //! never an ERC-20 spender. Keel is then restarted and rebalances once more: the grant is read
 //! from Permit2 at start, so no approval is sent again.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use alloy::network::TransactionBuilder;
 use alloy::primitives::{Address, B256, U256};
@@ -29,30 +29,17 @@ use keel_amm::pool::Pool;
 use keel_amm::v3::MAX_TICK;
 use keel_amm::v3::sqrt_price_math::Q96;
 use keel_amm::v4::PoolKey;
-use keel_engine::config::{EngineConfig, PlanMode, PortfolioConfig, PriceSource, TokenConfig, TriggerConfig};
 use keel_engine::event::OutcomeStatus;
 use keel_feeds::node::TrackedPool;
 use keel_feeds::node::sync::load_pool;
-use keel_feeds::ws::BinanceFeedConfig;
-use keel_router::config::{DexConfig, DexKind, PoolConfig, RelayConfig, V4Via};
-use keel_router::signer::Signer;
-use keel_runtime::pipeline::{Pipeline, PipelineSpec};
+use keel_router::config::{DexConfig, DexKind, PoolConfig, V4Via};
+use keel_runtime::pipeline::Pipeline;
 use keel_sim::anvil::contracts::rpc::{IERC20, IPermit2};
-use keel_sim::anvil::{
-    AnvilChain, AnvilRelay, RelayOptions, RpcRecorder, V4Deployment, V4Position, deploy_v4,
-};
-use keel_sim::quotes::QuoteServer;
+use keel_sim::anvil::{AnvilChain, RpcRecorder, V4Deployment, V4Position, deploy_v4};
 
-use crate::anvil_e2e::router_config;
+use crate::pair_rig::{BAND, FUNDER, PairRig, e18, fund, pair_rig, wait_landed, wait_landed_count};
 
-const PORTFOLIO_DEV_KEY: usize = 6;
-const FUNDER: usize = 1;
 const TRADER: usize = 3;
-const BAND: f64 = 0.01;
-
-fn e18(n: u64) -> U256 {
-    U256::from(n) * U256::from(10u64).pow(U256::from(18u64))
-}
 
 fn whole(x: U256) -> f64 {
     f64::from(x) / 1e18
@@ -91,127 +78,9 @@ async fn router_for(chain: &AnvilChain, v4: &V4Deployment, via: V4Via) -> Addres
     }
 }
 
-/// The funder sends `amount` of `token` to `to`.
-async fn fund(chain: &AnvilChain, token: Address, to: Address, amount: U256) {
-    let funder = chain.wallet_provider(FUNDER);
-    let r =
-        IERC20::new(token, &funder).transfer(to, amount).send().await.unwrap().get_receipt().await.unwrap();
-    assert!(r.status(), "funding {to} with {token} reverted");
-}
-
-/// Waits up to 30 s for a landed rebalance with the portfolio no longer busy.
-async fn wait_landed(pipeline: &Pipeline) -> bool {
-    wait_landed_count(pipeline, 1).await
-}
-
-/// Waits up to 30 s for `n` landed rebalances with the portfolio no longer busy.
-async fn wait_landed_count(pipeline: &Pipeline, n: u64) -> bool {
-    let t0 = Instant::now();
-    loop {
-        let snap = pipeline.snapshot();
-        if snap.engine.outcomes.landed >= n && !snap.portfolios[0].busy {
-            return true;
-        }
-        if t0.elapsed() > Duration::from_secs(30) {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// What the tests run against: the loopback relay (a block every 250 ms), a quote feed with the
-/// first held token's `<SYMBOL>USDT` at 1.0, and the spec of one 50/50 portfolio of `held` (a fresh
-/// dev key funded 1000 of each, no approvals yet: ERC-20s by transfer, native ETH — the zero
-/// address — by setting its balance to 1000 ETH) trading through one V4 DEX.
-struct V4Rig {
-    relay: AnvilRelay,
-    quotes: QuoteServer,
-    spec: PipelineSpec,
-    me: Address,
-}
-
-/// The [`V4Rig`]: `held` are the portfolio's two tokens (the first priced by the exchange, the other at
-/// 1.0), `hubs` further tokens at 1.0 that pools pair them through, `dex` the DEX's router and how
-/// it is reached.
-async fn v4_rig(
-    chain: &AnvilChain,
-    rpc_url: &str,
-    held: [(&str, Address); 2],
-    hubs: &[(&str, Address)],
-    (router, via): (Address, V4Via),
-    pools: Vec<PoolConfig>,
-) -> V4Rig {
-    let me = Signer::dev(PORTFOLIO_DEV_KEY).unwrap().address();
-    for (_, t) in held {
-        if t.is_zero() {
-            let _: serde_json::Value =
-                chain.provider().raw_request("anvil_setBalance".into(), (me, e18(1000))).await.unwrap();
-        } else {
-            fund(chain, t, me, e18(1000)).await;
-        }
-    }
-    let instrument = format!("{}USDT", held[0].0);
-    let relay = AnvilRelay::start(
-        chain.http_url(),
-        RelayOptions { block_interval: Some(Duration::from_millis(250)), ..Default::default() },
-    )
-    .await
-    .expect("relay");
-    let quotes = QuoteServer::start(&[(instrument.as_str(), 1.0)], Duration::from_millis(50)).await.unwrap();
-    let tokens = held
-        .iter()
-        .chain(hubs)
-        .map(|&(symbol, address)| TokenConfig {
-            symbol: symbol.into(),
-            address,
-            decimals: 18,
-            price: if symbol == held[0].0 {
-                PriceSource::Instrument { symbol: instrument.clone() }
-            } else {
-                PriceSource::Fixed { fixed: 1.0 }
-            },
-        })
-        .collect();
-    let spec = PipelineSpec {
-        engine: EngineConfig { stale_after_ms: 5_000, queue_capacity: 4_096, ..EngineConfig::default() },
-        tokens,
-        portfolios: vec![PortfolioConfig {
-            name: "core".into(),
-            account: me,
-            targets: held.iter().map(|(s, _)| (s.to_string(), 0.5)).collect(),
-            triggers: vec![TriggerConfig::Drift { abs_band: Some(BAND), rel_band: None }],
-            mode: PlanMode::ToTarget,
-            cooldown_secs: 1.0,
-            min_trade_notional: 1.0,
-            cost: Default::default(),
-        }],
-        router: router_config(chain.chain_id(), None, true),
-        dexes: vec![DexConfig { name: "v4".into(), kind: DexKind::UniswapV4, router, factory: None, via }],
-        pools,
-        relays: vec![RelayConfig {
-            name: "anvil-relay".into(),
-            url: relay.url().to_string(),
-            timeout_ms: 2_000,
-            fast_path: true,
-            ca_cert: None,
-            coinbase: None,
-        }],
-        reputation: Signer::dev(9).unwrap(),
-        accounts: vec![Signer::dev(PORTFOLIO_DEV_KEY).unwrap()],
-        binance: BinanceFeedConfig::new(quotes.url(), [instrument.as_str()]),
-        rpc_url: rpc_url.to_string(),
-        poll_ms: 50,
-        node_ws_url: Some(chain.ws_url().to_string()),
-        mempool: Default::default(),
-        native_symbol: None,
-        sample_every: Duration::from_millis(200),
-        safety: Default::default(),
-        journal: None,
-        record: None,
-        predictors: Vec::new(),
-        registry: None,
-    };
-    V4Rig { relay, quotes, spec, me }
+/// The V4 DEX "v4" reached through `router` as `via` says.
+fn v4_dex(router: Address, via: V4Via) -> DexConfig {
+    DexConfig { name: "v4".into(), kind: DexKind::UniswapV4, router, factory: None, via }
 }
 
 /// The `[[pools]]` entry of V4 pool `key` (of the DEX "v4") named `name`.
@@ -252,8 +121,9 @@ async fn rebalance_through_v4(via: V4Via) {
     let recorder = RpcRecorder::start(chain.http_url()).await.expect("rpc recorder");
     let symbol = |t: Address| if t == tka { "TKA" } else { "TKB" };
     let pools = vec![pool_config("v4-tka-tkb", v4.manager, &key, pool_id, symbol)];
-    let V4Rig { relay, quotes, spec, me } =
-        v4_rig(&chain, recorder.url(), [("TKA", tka), ("TKB", tkb)], &[], (keel_router, via), pools).await;
+    let PairRig { relay, quotes, spec, me } =
+        pair_rig(&chain, recorder.url(), [("TKA", tka), ("TKB", tkb)], &[], v4_dex(keel_router, via), pools)
+            .await;
     let pipeline = Pipeline::start(spec.clone(), &tokio::runtime::Handle::current()).expect("pipeline");
 
     // At target: nothing fires.
@@ -407,8 +277,9 @@ async fn keel_rebalances_along_a_two_hop_v4_path_through_the_universal_router() 
         pool_config("v4-bc", v4.manager, &bc, bc_id, symbol),
     ];
     let held = [("TKA", tka), ("TKC", tkc)];
-    let V4Rig { relay, quotes, spec, me } =
-        v4_rig(&chain, chain.http_url(), held, &[("TKB", tkb)], (ur, V4Via::UniversalRouter), pools).await;
+    let PairRig { relay, quotes, spec, me } =
+        pair_rig(&chain, chain.http_url(), held, &[("TKB", tkb)], v4_dex(ur, V4Via::UniversalRouter), pools)
+            .await;
     let pipeline = Pipeline::start(spec, &tokio::runtime::Handle::current()).expect("pipeline");
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(pipeline.snapshot().engine.intents_emitted, 0, "fired while on target");
@@ -484,12 +355,12 @@ async fn rebalance_native_eth(via: V4Via) {
 
     let symbol = |t: Address| if t.is_zero() { "ETH" } else { "TKB" };
     let pools = vec![pool_config("v4-eth-tkb", v4.manager, &key, pool_id, symbol)];
-    let V4Rig { relay, quotes, spec, me } = v4_rig(
+    let PairRig { relay, quotes, spec, me } = pair_rig(
         &chain,
         chain.http_url(),
         [("ETH", Address::ZERO), ("TKB", tkb)],
         &[],
-        (keel_router, via),
+        v4_dex(keel_router, via),
         pools,
     )
     .await;

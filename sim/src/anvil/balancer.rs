@@ -4,10 +4,7 @@
 //!
 //! [`PowFlavour::V1`]: keel_amm::balancer::PowFlavour::V1
 
-use alloy::network::TransactionBuilder;
 use alloy::primitives::{Address, B256, U256};
-use alloy::providers::Provider;
-use alloy::rpc::types::TransactionRequest;
 use alloy::sol_types::{SolCall, SolValue};
 use keel_amm::abi::IERC20;
 
@@ -16,6 +13,7 @@ use super::contracts::{IBalancerVault, IBalancerWeightedPool};
 use super::error::{AnvilError, Result};
 use super::harness::AnvilChain;
 use super::routers::deploy;
+use super::send::send;
 
 /// What [`deploy_balancer_weighted`] deployed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,22 +36,6 @@ pub struct WeightedToken {
     pub weight: U256,
     /// Initial balance joined by the funder.
     pub amount: U256,
-}
-
-async fn send(chain: &AnvilChain, from: usize, to: Address, input: Vec<u8>, label: &str) -> Result<()> {
-    let tx = TransactionRequest::default().with_to(to).with_input(input).with_gas_limit(3_000_000);
-    let r = chain
-        .wallet_provider(from)
-        .send_transaction(tx)
-        .await
-        .map_err(|e| AnvilError::rpc(label.to_string(), e))?
-        .get_receipt()
-        .await
-        .map_err(|e| AnvilError::rpc(label.to_string(), e))?;
-    if !r.status() {
-        return Err(AnvilError::Reverted { label: label.into(), hash: r.transaction_hash });
-    }
-    Ok(())
 }
 
 /// Deploys an Authorizer, a Vault and a weighted pool of `tokens` (automine must be on), and has

@@ -7,16 +7,15 @@
 //! `add_liquidity` and the storage views are the contract's own.
 #![allow(missing_docs)]
 
-use alloy::network::TransactionBuilder;
 use alloy::primitives::{Address, U256};
 use alloy::providers::Provider;
-use alloy::rpc::types::TransactionRequest;
 use alloy::sol_types::SolCall;
 
 use super::artifacts::Artifact;
 use super::error::{AnvilError, Result};
 use super::harness::AnvilChain;
 use super::routers::deploy;
+use super::send::send;
 
 alloy::sol! {
     /// The pool's entry points the tests call (this port takes `uint128` coin indices).
@@ -105,23 +104,6 @@ pub async fn seed_curve_ng(
     let add =
         ICurveStableSwapNG::add_liquidityCall { amounts: amounts.to_vec(), min_mint_amount: U256::ZERO };
     send(chain, from, pool, add.abi_encode(), "curve add_liquidity").await
-}
-
-/// Sends `input` to `to` from dev account `from`; an error if it reverts.
-async fn send(chain: &AnvilChain, from: usize, to: Address, input: Vec<u8>, label: &str) -> Result<()> {
-    let tx = TransactionRequest::default().with_to(to).with_input(input).with_gas_limit(3_000_000);
-    let r = chain
-        .wallet_provider(from)
-        .send_transaction(tx)
-        .await
-        .map_err(|e| AnvilError::rpc(label.to_string(), e))?
-        .get_receipt()
-        .await
-        .map_err(|e| AnvilError::rpc(label.to_string(), e))?;
-    if !r.status() {
-        return Err(AnvilError::Reverted { label: label.into(), hash: r.transaction_hash });
-    }
-    Ok(())
 }
 
 /// The pool's state as Keel's exact math takes it, read from the contract's own views

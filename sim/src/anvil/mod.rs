@@ -34,6 +34,7 @@ pub mod recorder;
 pub mod registry;
 pub mod relay;
 pub mod routers;
+mod send;
 pub mod universal_router;
 pub mod v4;
 

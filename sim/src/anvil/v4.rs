@@ -5,10 +5,7 @@
 //! Liquidity goes in through v4-core's `PoolModifyLiquidityTest` (deployed alongside), which
 //! settles from its caller's ERC-20 approvals.
 
-use alloy::network::TransactionBuilder;
 use alloy::primitives::{Address, B256, Bytes, I256, U256, aliases::I24, aliases::U24, aliases::U160};
-use alloy::providers::Provider;
-use alloy::rpc::types::TransactionRequest;
 use alloy::sol_types::{SolCall, SolValue};
 use keel_amm::abi::IERC20;
 use keel_amm::v4::PoolKey;
@@ -18,6 +15,7 @@ use super::contracts::{IV4PoolManager, IV4PoolModifyLiquidityTest, V4PoolKey};
 use super::error::{AnvilError, Result};
 use super::harness::AnvilChain;
 use super::routers::deploy;
+use super::send::{send, send_paying};
 
 /// What [`deploy_v4`] deployed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,37 +50,6 @@ pub fn sol_key(k: &PoolKey) -> V4PoolKey {
         tickSpacing: I24::try_from(k.tick_spacing).unwrap_or(I24::ZERO),
         hooks: k.hooks,
     }
-}
-
-async fn send(chain: &AnvilChain, from: usize, to: Address, input: Vec<u8>, label: &str) -> Result<()> {
-    send_paying(chain, from, to, input, U256::ZERO, label).await
-}
-
-async fn send_paying(
-    chain: &AnvilChain,
-    from: usize,
-    to: Address,
-    input: Vec<u8>,
-    value: U256,
-    label: &str,
-) -> Result<()> {
-    let tx = TransactionRequest::default()
-        .with_to(to)
-        .with_input(input)
-        .with_value(value)
-        .with_gas_limit(3_000_000);
-    let r = chain
-        .wallet_provider(from)
-        .send_transaction(tx)
-        .await
-        .map_err(|e| AnvilError::rpc(label.to_string(), e))?
-        .get_receipt()
-        .await
-        .map_err(|e| AnvilError::rpc(label.to_string(), e))?;
-    if !r.status() {
-        return Err(AnvilError::Reverted { label: label.into(), hash: r.transaction_hash });
-    }
-    Ok(())
 }
 
 /// Deploys a `PoolManager` (owned by dev account 0), a `MockV4Router` and a
