@@ -24,7 +24,6 @@ use std::time::{Duration, Instant};
 use alloy::primitives::{Bytes, U256};
 use keel_amm::balancer::PowFlavour;
 use keel_engine::config::{EngineConfig, PlanMode, PortfolioConfig, PriceSource, TokenConfig, TriggerConfig};
-use keel_engine::event::OutcomeStatus;
 use keel_feeds::ws::BinanceFeedConfig;
 use keel_router::config::{DexConfig, DexKind, PoolConfig, RelayConfig};
 use keel_router::signer::Signer;
@@ -37,6 +36,7 @@ use keel_sim::anvil::{
 use keel_sim::quotes::QuoteServer;
 
 use crate::anvil_e2e::router_config;
+use crate::pair_rig::{landed_intents, wait_polled};
 
 const PORTFOLIO_DEV_KEY: usize = 6;
 const FUNDER: usize = 1;
@@ -237,12 +237,7 @@ async fn rebalance_through_balancer(uniswap_too: bool) {
         .unwrap();
     assert!(r.status(), "the trader's swap reverted");
     // The exchange follows once the poller has read the pool after the sale (two more blocks).
-    let polled = || pipeline.poll_stats().blocks.load(std::sync::atomic::Ordering::Relaxed);
-    let (seen, t0) = (polled(), Instant::now());
-    while polled() < seen + 2 {
-        assert!(t0.elapsed() < Duration::from_secs(10), "the poller read no block after the sale");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_polled(&pipeline, 2).await;
     let before = vault.getPoolTokens(bal.pool_id).call().await.unwrap();
     let (ia, ib) = if before.tokens[0] == tka { (0, 1) } else { (1, 0) };
     let mid = whole(before.balances[ib]) / whole(before.balances[ia]);
@@ -291,12 +286,7 @@ async fn rebalance_through_balancer(uniswap_too: bool) {
     let batches = pipeline.poll_stats().batches.load(std::sync::atomic::Ordering::Relaxed);
     let report = pipeline.shutdown().await;
     assert!(landed, "no rebalance landed: exec {:?}, outcomes {:?}", report.exec, report.outcomes);
-    let landed: Vec<u64> = report
-        .outcomes
-        .iter()
-        .filter(|(_, o)| matches!(o.status, OutcomeStatus::Landed { gas_used, .. } if gas_used > 0))
-        .map(|(_, o)| o.intent)
-        .collect();
+    let landed = landed_intents(&report);
     assert_eq!(landed.len(), 1, "one rebalance expected: {:?}", report.outcomes);
     assert!(report.exec.approvals >= 1, "a fresh account must approve the Vault first");
 

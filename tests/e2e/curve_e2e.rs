@@ -13,17 +13,16 @@
 //! sent nothing to the node itself. Needs anvil and the compiled pool: `make chain-deps` (the
 //! test fails loudly without them).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use alloy::primitives::{Address, U256};
-use keel_engine::event::OutcomeStatus;
 use keel_router::config::{CurveIndices, DexConfig, DexKind, PoolConfig};
 use keel_runtime::pipeline::Pipeline;
 use keel_sim::anvil::contracts::rpc::IERC20;
 use keel_sim::anvil::curve::ICurveStableSwapNG;
 use keel_sim::anvil::{AnvilChain, CurveNgParams, RpcRecorder, deploy_curve_ng, seed_curve_ng};
 
-use crate::pair_rig::{BAND, FUNDER, PairRig, e18, pair_rig, wait_landed};
+use crate::pair_rig::{BAND, FUNDER, PairRig, e18, landed_intents, pair_rig, wait_landed, wait_polled};
 
 const TRADER: usize = 3;
 
@@ -98,12 +97,7 @@ async fn keel_rebalances_through_a_curve_stableswap_ng_pool() {
         .unwrap();
     assert!(r.status(), "the trader's exchange reverted");
     // The exchange follows once the poller has read the pool after the sale (two more blocks).
-    let polled = || pipeline.poll_stats().blocks.load(std::sync::atomic::Ordering::Relaxed);
-    let (seen, t0) = (polled(), Instant::now());
-    while polled() < seen + 2 {
-        assert!(t0.elapsed() < Duration::from_secs(10), "the poller read no block after the sale");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_polled(&pipeline, 2).await;
     // What the pool contract holds of each coin (its `get_balances` leaves out the admin fees).
     let held = async |coin| chain.balance_of(coin, pool).await.unwrap();
     let before = [held(tkb).await, held(tka).await];
@@ -127,12 +121,7 @@ async fn keel_rebalances_through_a_curve_stableswap_ng_pool() {
     let batches = pipeline.poll_stats().batches.load(std::sync::atomic::Ordering::Relaxed);
     let report = pipeline.shutdown().await;
     assert!(landed, "no rebalance landed: exec {:?}, outcomes {:?}", report.exec, report.outcomes);
-    let landed: Vec<u64> = report
-        .outcomes
-        .iter()
-        .filter(|(_, o)| matches!(o.status, OutcomeStatus::Landed { gas_used, .. } if gas_used > 0))
-        .map(|(_, o)| o.intent)
-        .collect();
+    let landed = landed_intents(&report);
     assert_eq!(landed.len(), 1, "one rebalance expected: {:?}", report.outcomes);
     assert!(report.exec.approvals >= 1, "a fresh account must approve the pool first");
 

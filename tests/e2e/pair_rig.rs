@@ -149,3 +149,26 @@ pub(crate) async fn pair_rig(
     };
     PairRig { relay, quotes, spec, me }
 }
+
+/// The intents of `report` that landed with gas used, in outcome order.
+pub(crate) fn landed_intents(report: &keel_runtime::pipeline::PipelineReport) -> Vec<u64> {
+    report
+        .outcomes
+        .iter()
+        .filter(|(_, o)| {
+            matches!(o.status, keel_engine::event::OutcomeStatus::Landed { gas_used, .. } if gas_used > 0)
+        })
+        .map(|(_, o)| o.intent)
+        .collect()
+}
+
+/// Waits up to 10 s until the chain poller has read `blocks` more blocks (a pool it reads is then
+/// known as of a block after whatever came before the call).
+pub(crate) async fn wait_polled(pipeline: &Pipeline, blocks: u64) {
+    let polled = || pipeline.poll_stats().blocks.load(std::sync::atomic::Ordering::Relaxed);
+    let (seen, t0) = (polled(), Instant::now());
+    while polled() < seen + blocks {
+        assert!(t0.elapsed() < Duration::from_secs(10), "the poller read no block in 10 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

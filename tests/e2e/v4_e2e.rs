@@ -29,7 +29,6 @@ use keel_amm::pool::Pool;
 use keel_amm::v3::MAX_TICK;
 use keel_amm::v3::sqrt_price_math::Q96;
 use keel_amm::v4::PoolKey;
-use keel_engine::event::OutcomeStatus;
 use keel_feeds::node::TrackedPool;
 use keel_feeds::node::sync::load_pool;
 use keel_router::config::{DexConfig, DexKind, PoolConfig, V4Via};
@@ -37,7 +36,9 @@ use keel_runtime::pipeline::Pipeline;
 use keel_sim::anvil::contracts::rpc::{IERC20, IPermit2};
 use keel_sim::anvil::{AnvilChain, RpcRecorder, V4Deployment, V4Position, deploy_v4};
 
-use crate::pair_rig::{BAND, FUNDER, PairRig, e18, fund, pair_rig, wait_landed, wait_landed_count};
+use crate::pair_rig::{
+    BAND, FUNDER, PairRig, e18, fund, landed_intents, pair_rig, wait_landed, wait_landed_count,
+};
 
 const TRADER: usize = 3;
 
@@ -163,12 +164,7 @@ async fn rebalance_through_v4(via: V4Via) {
     let landed = wait_landed(&pipeline).await;
     let report = pipeline.shutdown().await;
     assert!(landed, "no rebalance landed: exec {:?}, outcomes {:?}", report.exec, report.outcomes);
-    let landed: Vec<u64> = report
-        .outcomes
-        .iter()
-        .filter(|(_, o)| matches!(o.status, OutcomeStatus::Landed { gas_used, .. } if gas_used > 0))
-        .map(|(_, o)| o.intent)
-        .collect();
+    let landed = landed_intents(&report);
     assert_eq!(landed.len(), 1, "one rebalance expected: {:?}", report.outcomes);
     assert!(report.exec.approvals >= 1, "a fresh account must approve the {via:?} first");
 

@@ -3,7 +3,6 @@
 
 use super::tests::{head, intent, sent};
 use super::*;
-use crate::config::RouterConfig;
 use alloy::primitives::B256;
 use alloy::sol_types::SolCall;
 use keel_amm::abi::{IBalancerVault, IERC20};
@@ -18,12 +17,6 @@ const POOL: Address = Address::repeat_byte(0xb0);
 const POOL_ID: B256 = B256::repeat_byte(0xb0);
 
 fn executor() -> (Executor, Address) {
-    let (base, accounts) = super::tests::executor_for(1);
-    let cfg: RouterConfig = base.config().clone();
-    let tokens = vec![
-        ExecToken { symbol: "USDC".into(), address: USDC, decimals: 6 },
-        ExecToken { symbol: "WETH".into(), address: WETH, decimals: 18 },
-    ];
     let meta =
         PoolMeta { id: "bal".into(), address: POOL, token0: USDC, token1: WETH, gas: 111_000, venue: 0 };
     let pool = PoolEntry::new(meta, Pool::Balancer(Box::new(BalancerPair::unread(PowFlavour::V1)))).unwrap();
@@ -34,16 +27,7 @@ fn executor() -> (Executor, Address) {
         via: Default::default(),
         curve_indices: Default::default(),
     };
-    let exec = Executor::new(
-        cfg,
-        tokens,
-        vec![pool],
-        vec![venue],
-        vec![Signer::dev(1).unwrap()],
-        Signer::dev(9).unwrap(),
-        Some(WETH),
-    );
-    (exec, accounts[0])
+    super::tests::one_pool_executor(pool, venue)
 }
 
 /// An 80/20 WETH/USDC pool, WETH first in the Vault's order: 1,000 WETH against 750,000 USDC

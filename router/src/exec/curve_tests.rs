@@ -4,7 +4,7 @@
 
 use super::tests::{head, intent, sent};
 use super::*;
-use crate::config::{CurveIndices, RouterConfig};
+use crate::config::CurveIndices;
 use alloy::primitives::Bytes;
 use alloy::sol_types::SolCall;
 use keel_amm::abi::{ICurveStableSwap, ICurveStableSwapU128, IERC20};
@@ -17,12 +17,6 @@ const WETH: Address = Address::repeat_byte(0x20);
 const POOL: Address = Address::repeat_byte(0xc0);
 
 fn executor(indices: CurveIndices) -> (Executor, Address) {
-    let (base, accounts) = super::tests::executor_for(1);
-    let cfg: RouterConfig = base.config().clone();
-    let tokens = vec![
-        ExecToken { symbol: "USDC".into(), address: USDC, decimals: 6 },
-        ExecToken { symbol: "WETH".into(), address: WETH, decimals: 18 },
-    ];
     let meta =
         PoolMeta { id: "curve".into(), address: POOL, token0: USDC, token1: WETH, gas: 150_000, venue: 0 };
     let pool = PoolEntry::new(meta, Pool::Curve(Box::new(CurvePair::unread()))).unwrap();
@@ -33,16 +27,7 @@ fn executor(indices: CurveIndices) -> (Executor, Address) {
         via: Default::default(),
         curve_indices: indices,
     };
-    let exec = Executor::new(
-        cfg,
-        tokens,
-        vec![pool],
-        vec![venue],
-        vec![Signer::dev(1).unwrap()],
-        Signer::dev(9).unwrap(),
-        Some(WETH),
-    );
-    (exec, accounts[0])
+    super::tests::one_pool_executor(pool, venue)
 }
 
 /// Coins WETH, USDC in the pool's order, 1,000 WETH against 3,000,000 USDC; WETH's rate makes

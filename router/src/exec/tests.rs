@@ -22,6 +22,26 @@ fn executor() -> (Executor, Address) {
     (exec, accounts[0])
 }
 
+/// An executor over USDC/WETH with [`executor_for`]'s settings and one account, trading through
+/// the one `pool` at `venue`; the account.
+pub(super) fn one_pool_executor(pool: PoolEntry, venue: PoolVenue) -> (Executor, Address) {
+    let (base, accounts) = executor_for(1);
+    let tokens = vec![
+        ExecToken { symbol: "USDC".into(), address: USDC, decimals: 6 },
+        ExecToken { symbol: "WETH".into(), address: WETH, decimals: 18 },
+    ];
+    let exec = Executor::new(
+        base.config().clone(),
+        tokens,
+        vec![pool],
+        vec![venue],
+        vec![Signer::dev(1).unwrap()],
+        Signer::dev(9).unwrap(),
+        Some(WETH),
+    );
+    (exec, accounts[0])
+}
+
 /// An executor holding the keys of `n` accounts (dev keys 1..=n).
 pub(super) fn executor_for(n: usize) -> (Executor, Vec<Address>) {
     let cfg = RouterConfig {

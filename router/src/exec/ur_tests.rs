@@ -4,7 +4,7 @@
 
 use super::tests::{head, intent, sent};
 use super::*;
-use crate::config::{RouterConfig, V4Via};
+use crate::config::V4Via;
 use alloy::primitives::{Bytes, aliases::U48, aliases::U160};
 use alloy::sol_types::{SolCall, SolValue};
 use keel_amm::abi::{IERC20, IPermit2, IUniversalRouter, IV4Router, PERMIT2_ADDRESS};
@@ -24,12 +24,6 @@ fn key() -> PoolKey {
 }
 
 fn executor() -> (Executor, Address) {
-    let (base, accounts) = super::tests::executor_for(1);
-    let cfg: RouterConfig = base.config().clone();
-    let tokens = vec![
-        ExecToken { symbol: "USDC".into(), address: USDC, decimals: 6 },
-        ExecToken { symbol: "WETH".into(), address: WETH, decimals: 18 },
-    ];
     let meta =
         PoolMeta { id: "v4".into(), address: MANAGER, token0: USDC, token1: WETH, gas: 130_000, venue: 0 };
     let pool = PoolEntry::new(meta, snapshot_pool()).unwrap();
@@ -40,16 +34,7 @@ fn executor() -> (Executor, Address) {
         via: V4Via::UniversalRouter,
         curve_indices: Default::default(),
     };
-    let exec = Executor::new(
-        cfg,
-        tokens,
-        vec![pool],
-        vec![venue],
-        vec![Signer::dev(1).unwrap()],
-        Signer::dev(9).unwrap(),
-        Some(WETH),
-    );
-    (exec, accounts[0])
+    super::tests::one_pool_executor(pool, venue)
 }
 
 /// 3000 USDC (6 decimals) per WETH (18): raw price of currency1 in currency0 = 1e9 / 3, a
