@@ -242,6 +242,30 @@ pub(crate) fn market(chain: &AnvilChain) -> Market {
     Market { tokens, dexes, pools, tka, tkb, pair: pair.address, v3: pool.address, v3_fee: pool.fee }
 }
 
+/// The `[[relays]]` entry of the loopback relay `relay` (fast path on), answering within
+/// `timeout_ms`.
+pub(crate) fn anvil_relay_config(relay: &AnvilRelay, timeout_ms: u64) -> RelayConfig {
+    RelayConfig {
+        name: "anvil-relay".into(),
+        url: relay.url().to_string(),
+        timeout_ms,
+        fast_path: true,
+        ca_cert: None,
+        coinbase: None,
+    }
+}
+
+/// Checks that Keel sent every transaction to the relay, which refused none, and none to the node
+/// (what `recorder` saw).
+pub(crate) fn assert_sent_only_through_the_relay(recorder: &RpcRecorder, relay: &AnvilRelay) {
+    let methods = recorder.methods();
+    assert!(
+        !methods.iter().any(|m| m == "eth_sendRawTransaction" || m == "eth_sendTransaction"),
+        "Keel broadcast a transaction to the node: {methods:?}"
+    );
+    assert_eq!(relay.rejected_requests(), 0, "the relay refused a request");
+}
+
 /// The router settings of the anvil tests.
 pub(crate) fn router_config(chain_id: u64, defer: Option<f64>, netting: bool) -> RouterConfig {
     RouterConfig {
@@ -308,14 +332,7 @@ async fn rig(block_interval: Option<Duration>, defer: Option<f64>, stalling_ws: 
         router: router_config(chain.chain_id(), defer, true),
         dexes,
         pools,
-        relays: vec![RelayConfig {
-            name: "anvil-relay".into(),
-            url: relay.url().to_string(),
-            timeout_ms: 2_000,
-            fast_path: true,
-            ca_cert: None,
-            coinbase: None,
-        }],
+        relays: vec![crate::anvil_e2e::anvil_relay_config(&relay, 2_000)],
         reputation: Signer::dev(9).unwrap(),
         accounts: vec![Signer::dev(PORTFOLIO_DEV_KEY).unwrap()],
         binance: BinanceFeedConfig::new(quotes.url(), ["TKAUSDT"]),

@@ -25,7 +25,7 @@ use alloy::primitives::{Bytes, U256};
 use keel_amm::balancer::PowFlavour;
 use keel_engine::config::{EngineConfig, PlanMode, PortfolioConfig, PriceSource, TokenConfig, TriggerConfig};
 use keel_feeds::ws::BinanceFeedConfig;
-use keel_router::config::{DexConfig, DexKind, PoolConfig, RelayConfig};
+use keel_router::config::{DexConfig, DexKind, PoolConfig};
 use keel_router::signer::Signer;
 use keel_runtime::pipeline::{Pipeline, PipelineSpec};
 use keel_sim::anvil::contracts::IBalancerVault;
@@ -138,14 +138,7 @@ async fn rebalance_through_balancer(uniswap_too: bool) {
             flavour: Some(PowFlavour::V1),
             hooks: None,
         }],
-        relays: vec![RelayConfig {
-            name: "anvil-relay".into(),
-            url: relay.url().to_string(),
-            timeout_ms: 2_000,
-            fast_path: true,
-            ca_cert: None,
-            coinbase: None,
-        }],
+        relays: vec![crate::anvil_e2e::anvil_relay_config(&relay, 2_000)],
         reputation: Signer::dev(9).unwrap(),
         accounts: vec![Signer::dev(PORTFOLIO_DEV_KEY).unwrap()],
         binance: BinanceFeedConfig::new(quotes.url(), ["TKAUSDT"]),
@@ -311,12 +304,7 @@ async fn rebalance_through_balancer(uniswap_too: bool) {
     let allowance = IERC20::new(tkb, chain.provider()).allowance(me, bal.vault).call().await.unwrap();
     assert!(allowance > U256::ZERO, "the Vault is the spender");
     assert!(batches >= 4, "poller batches: {batches}");
-    let methods = recorder.methods();
-    assert!(
-        !methods.iter().any(|m| m == "eth_sendRawTransaction" || m == "eth_sendTransaction"),
-        "Keel broadcast a transaction to the node: {methods:?}"
-    );
-    assert_eq!(relay.rejected_requests(), 0);
+    crate::anvil_e2e::assert_sent_only_through_the_relay(&recorder, &relay);
     eprintln!(
         "landed through the Vault: {} TKB -> {} TKA, {} fills, {batches} poller batches",
         whole(last.amount_in),

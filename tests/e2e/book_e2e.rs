@@ -12,7 +12,6 @@ use keel_bench::harness::book::{Book, BookConfig};
 use keel_engine::config::{EngineConfig, PlanMode, PortfolioConfig, TriggerConfig};
 use keel_engine::event::OutcomeStatus;
 use keel_feeds::ws::BinanceFeedConfig;
-use keel_router::config::RelayConfig;
 use keel_router::signer::Signer;
 use keel_runtime::pipeline::{Pipeline, PipelineReport, PipelineSpec};
 use keel_sim::anvil::contracts::rpc::IERC20;
@@ -140,14 +139,7 @@ async fn a_hundred_portfolios_each_land_a_rebalance_on_anvil() {
         router: router_config(chain.chain_id(), None, true),
         dexes,
         pools,
-        relays: vec![RelayConfig {
-            name: "anvil-relay".into(),
-            url: relay.url().to_string(),
-            timeout_ms: 5_000,
-            fast_path: true,
-            ca_cert: None,
-            coinbase: None,
-        }],
+        relays: vec![crate::anvil_e2e::anvil_relay_config(&relay, 5_000)],
         reputation: Signer::dev(9).unwrap(),
         accounts: signers,
         binance: BinanceFeedConfig::new(quotes.url(), ["TKAUSDT"]),

@@ -146,12 +146,7 @@ async fn keel_rebalances_through_a_curve_stableswap_ng_pool() {
     let allowance = IERC20::new(tkb, chain.provider()).allowance(me, pool).call().await.unwrap();
     assert!(allowance > U256::ZERO, "the pool is the spender");
     assert!(batches >= 4, "poller batches: {batches}");
-    let methods = recorder.methods();
-    assert!(
-        !methods.iter().any(|m| m == "eth_sendRawTransaction" || m == "eth_sendTransaction"),
-        "Keel broadcast a transaction to the node: {methods:?}"
-    );
-    assert_eq!(relay.rejected_requests(), 0);
+    crate::anvil_e2e::assert_sent_only_through_the_relay(&recorder, &relay);
     eprintln!(
         "landed through the Curve pool: {} TKB -> {} TKA, {} fills, {batches} poller batches",
         whole(last.amount_in),

@@ -12,7 +12,6 @@ use alloy::primitives::{Address, I256, U256};
 use keel_engine::config::{EngineConfig, PlanMode, PortfolioConfig, TriggerConfig};
 use keel_engine::event::OutcomeStatus;
 use keel_feeds::ws::BinanceFeedConfig;
-use keel_router::config::RelayConfig;
 use keel_router::signer::Signer;
 use keel_runtime::pipeline::{Pipeline, PipelineReport, PipelineSpec};
 use keel_sim::anvil::contracts::rpc::IERC20;
@@ -97,14 +96,7 @@ async fn run(netting: bool) -> Run {
         router: router_config(chain.chain_id(), None, netting),
         dexes,
         pools,
-        relays: vec![RelayConfig {
-            name: "anvil-relay".into(),
-            url: relay.url().to_string(),
-            timeout_ms: 2_000,
-            fast_path: true,
-            ca_cert: None,
-            coinbase: None,
-        }],
+        relays: vec![crate::anvil_e2e::anvil_relay_config(&relay, 2_000)],
         reputation: Signer::dev(9).unwrap(),
         accounts: PORTFOLIOS.iter().map(|p| Signer::dev(p.1).unwrap()).collect(),
         binance: BinanceFeedConfig::new(quotes.url(), ["TKAUSDT"]),

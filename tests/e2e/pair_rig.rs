@@ -7,7 +7,7 @@ use alloy::primitives::{Address, U256};
 use alloy::providers::Provider;
 use keel_engine::config::{EngineConfig, PlanMode, PortfolioConfig, PriceSource, TokenConfig, TriggerConfig};
 use keel_feeds::ws::BinanceFeedConfig;
-use keel_router::config::{DexConfig, PoolConfig, RelayConfig};
+use keel_router::config::{DexConfig, PoolConfig};
 use keel_router::signer::Signer;
 use keel_runtime::pipeline::{Pipeline, PipelineSpec};
 use keel_sim::anvil::contracts::rpc::IERC20;
@@ -124,14 +124,7 @@ pub(crate) async fn pair_rig(
         router: router_config(chain.chain_id(), None, true),
         dexes: vec![dex],
         pools,
-        relays: vec![RelayConfig {
-            name: "anvil-relay".into(),
-            url: relay.url().to_string(),
-            timeout_ms: 2_000,
-            fast_path: true,
-            ca_cert: None,
-            coinbase: None,
-        }],
+        relays: vec![crate::anvil_e2e::anvil_relay_config(&relay, 2_000)],
         reputation: Signer::dev(9).unwrap(),
         accounts: vec![Signer::dev(PORTFOLIO_DEV_KEY).unwrap()],
         binance: BinanceFeedConfig::new(quotes.url(), [instrument.as_str()]),

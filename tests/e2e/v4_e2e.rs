@@ -206,12 +206,7 @@ async fn rebalance_through_v4(via: V4Via) {
             );
         }
     }
-    let methods = recorder.methods();
-    assert!(
-        !methods.iter().any(|m| m == "eth_sendRawTransaction" || m == "eth_sendTransaction"),
-        "Keel broadcast a transaction to the node: {methods:?}"
-    );
-    assert_eq!(relay.rejected_requests(), 0);
+    crate::anvil_e2e::assert_sent_only_through_the_relay(&recorder, &relay);
     eprintln!(
         "landed through the {via:?}: {} TKB -> {} TKA (min {}), {} fills",
         whole(last.amount_in),

@@ -1,7 +1,7 @@
 //! The executor with a Balancer weighted pool: the poller's snapshot makes it routable, and the
 //! rebalance is an approval of the Vault plus `Vault.swap` of the planned amounts.
 
-use super::tests::{head, intent, sent};
+use super::tests::first_sale_after_the_first_read;
 use super::*;
 use alloy::primitives::B256;
 use alloy::sol_types::SolCall;
@@ -58,18 +58,8 @@ fn snapshot(block: u64) -> ChainUpdate {
 #[test]
 fn a_balancer_rebalance_approves_the_vault_and_swaps_through_it_for_the_planned_amounts() {
     let (mut exec, me) = executor();
-    let mut out = Vec::new();
-    // Unread: the pool is not routable.
-    exec.on_chain(ChainUpdate::Nonce { account: me, nonce: 0, block: 1 }, 0, &mut out);
-    exec.on_chain(head(1), 0, &mut out);
-    assert!(!exec.is_pool_ready(0));
-    exec.on_chain(snapshot(1), 0, &mut out);
-    assert!(exec.is_pool_ready(0));
-    exec.on_chain(head(2), 0, &mut out);
-    out.clear();
-    // Sell 1 WETH for USDC.
-    exec.on_intent(&intent(1, me), 0, &mut out);
-    let txs = sent(&out);
+    // Unread, the pool is not routable; read, the account sells 1 WETH for USDC.
+    let txs = first_sale_after_the_first_read(&mut exec, me, snapshot(1));
     assert_eq!(txs.len(), 2, "approve + swap: {txs:?}");
     let approve = IERC20::approveCall::abi_decode(&txs[0].1).unwrap();
     assert_eq!((txs[0].0, approve.spender), (WETH, VAULT), "the Vault is the spender");

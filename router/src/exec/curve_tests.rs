@@ -2,7 +2,7 @@
 //! the rebalance is an approval of the pool plus the pool's own `exchange(i, j, dx, min_dy)` of
 //! the planned amounts, its coin indices in the ABI the pool takes (`int128` or `uint128`).
 
-use super::tests::{head, intent, sent};
+use super::tests::first_sale_after_the_first_read;
 use super::*;
 use crate::config::CurveIndices;
 use alloy::primitives::Bytes;
@@ -63,16 +63,7 @@ fn snapshot(block: u64) -> ChainUpdate {
 /// The calls of one rebalance selling 1 WETH: (approval, exchange as (i, j, dx, min_dy)).
 fn rebalance(indices: CurveIndices) -> (Executor, Vec<(Address, Bytes)>) {
     let (mut exec, me) = executor(indices);
-    let mut out = Vec::new();
-    exec.on_chain(ChainUpdate::Nonce { account: me, nonce: 0, block: 1 }, 0, &mut out);
-    exec.on_chain(head(1), 0, &mut out);
-    assert!(!exec.is_pool_ready(0), "unread: not routable");
-    exec.on_chain(snapshot(1), 0, &mut out);
-    assert!(exec.is_pool_ready(0));
-    exec.on_chain(head(2), 0, &mut out);
-    out.clear();
-    exec.on_intent(&intent(1, me), 0, &mut out);
-    let txs = sent(&out);
+    let txs = first_sale_after_the_first_read(&mut exec, me, snapshot(1));
     assert_eq!(txs.len(), 2, "approve + exchange: {txs:?}");
     let approve = IERC20::approveCall::abi_decode(&txs[0].1).unwrap();
     assert_eq!((txs[0].0, approve.spender), (WETH, POOL), "the pool is the spender");

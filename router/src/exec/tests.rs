@@ -22,14 +22,50 @@ fn executor() -> (Executor, Address) {
     (exec, accounts[0])
 }
 
+/// The tests' V2 venue: `ROUTER`.
+fn v2_venue() -> PoolVenue {
+    PoolVenue {
+        kind: DexKind::UniswapV2,
+        router: ROUTER,
+        pool_id: None,
+        via: Default::default(),
+        curve_indices: Default::default(),
+    }
+}
+
+/// An executor of [`one_pool_executor`] whose pool is unread: checks that it is not routable,
+/// applies `snapshot` (the pool's first read), and has the account sell 1 WETH ([`intent`]);
+/// the calls sent, as (to, input).
+pub(super) fn first_sale_after_the_first_read(
+    exec: &mut Executor,
+    me: Address,
+    snapshot: ChainUpdate,
+) -> Vec<(Address, Bytes)> {
+    let mut out = Vec::new();
+    exec.on_chain(ChainUpdate::Nonce { account: me, nonce: 0, block: 1 }, 0, &mut out);
+    exec.on_chain(head(1), 0, &mut out);
+    assert!(!exec.is_pool_ready(0), "unread: not routable");
+    exec.on_chain(snapshot, 0, &mut out);
+    assert!(exec.is_pool_ready(0));
+    exec.on_chain(head(2), 0, &mut out);
+    out.clear();
+    exec.on_intent(&intent(1, me), 0, &mut out);
+    sent(&out)
+}
+
+/// The tests' two tokens: USDC (6 decimals) and WETH (18).
+pub(super) fn usdc_weth() -> Vec<ExecToken> {
+    vec![
+        ExecToken { symbol: "USDC".into(), address: USDC, decimals: 6 },
+        ExecToken { symbol: "WETH".into(), address: WETH, decimals: 18 },
+    ]
+}
+
 /// An executor over USDC/WETH with [`executor_for`]'s settings and one account, trading through
 /// the one `pool` at `venue`; the account.
 pub(super) fn one_pool_executor(pool: PoolEntry, venue: PoolVenue) -> (Executor, Address) {
     let (base, accounts) = executor_for(1);
-    let tokens = vec![
-        ExecToken { symbol: "USDC".into(), address: USDC, decimals: 6 },
-        ExecToken { symbol: "WETH".into(), address: WETH, decimals: 18 },
-    ];
+    let tokens = usdc_weth();
     let exec = Executor::new(
         base.config().clone(),
         tokens,
@@ -64,10 +100,7 @@ pub(super) fn executor_for(n: usize) -> (Executor, Vec<Address>) {
         target_blocks: 1,
         gas_reserve_wei: crate::config::DEFAULT_GAS_RESERVE_WEI,
     };
-    let tokens = vec![
-        ExecToken { symbol: "USDC".into(), address: USDC, decimals: 6 },
-        ExecToken { symbol: "WETH".into(), address: WETH, decimals: 18 },
-    ];
+    let tokens = usdc_weth();
     let meta = PoolMeta {
         id: "p".into(),
         address: Address::repeat_byte(0x50),
@@ -80,13 +113,7 @@ pub(super) fn executor_for(n: usize) -> (Executor, Vec<Address>) {
         PoolEntry::new(meta, Pool::V2 { reserve0: U256::ZERO, reserve1: U256::ZERO, fee_bps: 30 }).unwrap();
     let signers: Vec<Signer> = (1..=n).map(|k| Signer::dev(k).unwrap()).collect();
     let accounts = signers.iter().map(Signer::address).collect();
-    let venue = PoolVenue {
-        kind: DexKind::UniswapV2,
-        router: ROUTER,
-        pool_id: None,
-        via: Default::default(),
-        curve_indices: Default::default(),
-    };
+    let venue = v2_venue();
     let exec =
         Executor::new(cfg, tokens, vec![pool], vec![venue], signers, Signer::dev(9).unwrap(), Some(WETH));
     (exec, accounts)
@@ -114,13 +141,7 @@ pub(super) fn executor_native(n: usize) -> (Executor, Vec<Address>) {
         PoolEntry::new(meta, Pool::V2 { reserve0: U256::ZERO, reserve1: U256::ZERO, fee_bps: 30 }).unwrap();
     let signers: Vec<Signer> = (1..=n).map(|k| Signer::dev(k).unwrap()).collect();
     let accounts: Vec<Address> = signers.iter().map(Signer::address).collect();
-    let venue = PoolVenue {
-        kind: DexKind::UniswapV2,
-        router: ROUTER,
-        pool_id: None,
-        via: Default::default(),
-        curve_indices: Default::default(),
-    };
+    let venue = v2_venue();
     let mut exec = Executor::new(
         base.cfg.clone(),
         tokens,

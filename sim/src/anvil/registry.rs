@@ -118,16 +118,7 @@ async fn send<P: Provider>(
         None => TransactionRequest::default().with_deploy_code(Bytes::from(input)),
     }
     .with_gas_limit(3_000_000);
-    let r = wallet
-        .send_transaction(tx)
-        .await
-        .map_err(|e| AnvilError::rpc(label.to_string(), e))?
-        .get_receipt()
-        .await
-        .map_err(|e| AnvilError::rpc(label.to_string(), e))?;
-    if !r.status() {
-        return Err(AnvilError::Reverted { label: label.into(), hash: r.transaction_hash });
-    }
+    let r = super::send::landed(wallet, tx, label).await?;
     let block =
         r.block_number.ok_or_else(|| AnvilError::rpc(label.to_string(), "no block in the receipt"))?;
     Ok((block, r.contract_address))

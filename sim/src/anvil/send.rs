@@ -34,8 +34,17 @@ pub(crate) async fn send_paying(
         .with_input(input)
         .with_value(value)
         .with_gas_limit(3_000_000);
-    let r = chain
-        .wallet_provider(from)
+    landed(&chain.wallet_provider(from), tx, label).await.map(|_| ())
+}
+
+/// Sends `tx` through `wallet` (a provider that signs) and waits for its receipt; an error naming
+/// `label` if sending fails or the transaction reverts.
+pub(crate) async fn landed<P: Provider>(
+    wallet: &P,
+    tx: TransactionRequest,
+    label: &str,
+) -> Result<alloy::rpc::types::TransactionReceipt> {
+    let r = wallet
         .send_transaction(tx)
         .await
         .map_err(|e| AnvilError::rpc(label.to_string(), e))?
@@ -45,5 +54,5 @@ pub(crate) async fn send_paying(
     if !r.status() {
         return Err(AnvilError::Reverted { label: label.into(), hash: r.transaction_hash });
     }
-    Ok(())
+    Ok(r)
 }
