@@ -1351,6 +1351,9 @@ pub fn open_recording(dir: &Path) -> Result<RecordReader, keel_recording::ReadEr
 }
 
 #[cfg(test)]
+mod settle_tests;
+
+#[cfg(test)]
 mod tests {
     use alloy::primitives::Bytes;
     use keel_router::signer::Signer;
