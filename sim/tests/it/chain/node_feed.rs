@@ -299,11 +299,24 @@ async fn pool_book_follows_random_swaps_exactly_and_quotes_to_the_wei() {
         recipient: me,
         deadline: U256::from(FAR),
     };
-    let minted = npm.mint(params.clone()).call().await.unwrap();
-    npm.mint(params).send().await.unwrap().get_receipt().await.unwrap();
+    let receipt = npm.mint(params).send().await.unwrap().get_receipt().await.unwrap();
+    assert!(receipt.status(), "the position's mint reverted: {receipt:?}");
+    // The position's id and liquidity from the manager's `IncreaseLiquidity(uint256 indexed tokenId,
+    // uint128 liquidity, uint256 amount0, uint256 amount1)`, as minted (not a call's prediction).
+    let increase = alloy::primitives::keccak256("IncreaseLiquidity(uint256,uint128,uint256,uint256)");
+    let (token_id, liquidity) = receipt
+        .inner
+        .logs()
+        .iter()
+        .find(|l| l.address() == a.v3_position_manager && l.topics().first() == Some(&increase))
+        .and_then(|l| {
+            let word = l.data().data.get(..32)?;
+            Some((U256::from_be_bytes(l.topics().get(1)?.0), U256::from_be_slice(word).to::<u128>()))
+        })
+        .expect("the mint's IncreaseLiquidity log");
     let burn = INonfungiblePositionManager::DecreaseLiquidityParams {
-        tokenId: minted.tokenId,
-        liquidity: minted.liquidity / 3,
+        tokenId: token_id,
+        liquidity: liquidity / 3,
         amount0Min: U256::ZERO,
         amount1Min: U256::ZERO,
         deadline: U256::from(FAR),
