@@ -283,6 +283,18 @@ impl Collector for MetricsSources {
             .map(|(c, l)| (&l[..], c.poll.last_block.load(Ordering::Relaxed).min(i64::MAX as u64) as i64))
             .collect();
         gauges(enc, "keel_chain_head", "Highest block the chain poller has read (0: none yet).", &heads)?;
+        let skipped: Vec<(&[(&str, &str)], u64)> = self
+            .chains
+            .iter()
+            .zip(&head_labels)
+            .map(|(c, l)| (&l[..], c.poll.pool_reads_skipped.load(Ordering::Relaxed)))
+            .collect();
+        counters(
+            enc,
+            "keel_pool_reads_skipped",
+            "Balancer and Curve pool reads the chain poller skipped because they failed (one per pool and block).",
+            &skipped,
+        )?;
         let pr = &self.predictors;
         let ld = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
         counter(enc, "keel_predictor_messages", "Predictor messages read.", ld(&pr.messages))?;
@@ -566,6 +578,7 @@ pub(crate) mod tests {
         m.chains[1].observer.tick_to_wire.lock().record(20_000).unwrap();
         m.chains[0].poll.last_block.store(123, Relaxed);
         m.chains[1].poll.last_block.store(45, Relaxed);
+        m.chains[1].poll.pool_reads_skipped.store(4, Relaxed);
         m.chains[1].observer.dry_run_bundles.store(2, Relaxed);
         let text = m.render();
         let l1 = r#"keel_relay_requests_total{chain="l1",relay="flashbots",result="accepted"}"#;
@@ -576,6 +589,8 @@ pub(crate) mod tests {
         assert_eq!(value(&text, r#"keel_inclusion_blocks_count{chain="l2"}"#), 0.0, "{text}");
         assert_eq!(value(&text, r#"keel_chain_head{chain="l1"}"#), 123.0, "{text}");
         assert_eq!(value(&text, r#"keel_chain_head{chain="l2"}"#), 45.0, "{text}");
+        assert_eq!(value(&text, r#"keel_pool_reads_skipped_total{chain="l2"}"#), 4.0, "{text}");
+        assert_eq!(value(&text, r#"keel_pool_reads_skipped_total{chain="l1"}"#), 0.0, "{text}");
         assert_eq!(value(&text, r#"keel_queue_depth{chain="l2",queue="router"}"#), 0.0, "{text}");
         assert_eq!(value(&text, r#"keel_dry_run_bundles_total{chain="l2"}"#), 2.0, "{text}");
         assert_eq!(

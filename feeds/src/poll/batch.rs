@@ -44,6 +44,8 @@ pub(crate) struct BlockRead {
     pub(crate) router: Vec<ChainUpdate>,
     /// The registry's `params()` reply, or why the call failed (the block's other reads stand).
     pub(crate) registry: Option<Result<Bytes, String>>,
+    /// Balancer and Curve pools whose reads failed this block (the block's other reads stand).
+    pub(crate) skipped: Vec<SkippedPool>,
 }
 
 fn call_params(to: alloy::primitives::Address, input: Vec<u8>, at: BlockId) -> (TransactionRequest, BlockId) {
@@ -184,40 +186,55 @@ pub(crate) async fn read_block<P: Provider>(
             number,
         ));
     }
+    // A pool whose reads fail (a view that reverts, a reply that does not decode) is skipped for
+    // this block, saying why: the block's other reads stand, and the router sees that pool age.
+    let mut skipped = Vec::new();
     for (t, meta, tokens, fee) in weighted {
         let Some(meta) = meta else { continue };
-        let out = tokens.await.map_err(transport("getPoolTokens"))?;
-        let r = decode::<IBalancerVault::getPoolTokensCall>(&out, t.vault)?;
-        let out = fee.await.map_err(transport("getSwapFeePercentage"))?;
-        let fee = decode::<IBalancerWeightedPool::getSwapFeePercentageCall>(&out, t.address)?;
-        router.push(balancer::snapshot(t, meta, &r.tokens, &r.balances, fee, number)?);
+        let read = async {
+            let out = tokens.await.map_err(transport("getPoolTokens"))?;
+            let r = decode::<IBalancerVault::getPoolTokensCall>(&out, t.vault)?;
+            let out = fee.await.map_err(transport("getSwapFeePercentage"))?;
+            let fee = decode::<IBalancerWeightedPool::getSwapFeePercentageCall>(&out, t.address)?;
+            balancer::snapshot(t, meta, &r.tokens, &r.balances, fee, number)
+        };
+        match read.await {
+            Ok(u) => router.push(u),
+            Err(e) => skipped.push(SkippedPool { pool: t.pool, address: t.address, error: e }),
+        }
     }
     for (t, meta, [balances, rates, initial_a, future_a, initial_t, future_t, fee, offpeg]) in stable {
-        let a = t.address;
-        let word = |out: Bytes, what: &'static str| -> Result<U256, PollError> {
-            <alloy::sol_types::sol_data::Uint<256> as alloy::sol_types::SolType>::abi_decode(&out)
-                .map_err(|e| PollError::Rpc(format!("{what} on {a}: undecodable reply: {e}")))
+        let read = async {
+            let a = t.address;
+            let word = |out: Bytes, what: &'static str| -> Result<U256, PollError> {
+                <alloy::sol_types::sol_data::Uint<256> as alloy::sol_types::SolType>::abi_decode(&out)
+                    .map_err(|e| PollError::Rpc(format!("{what} on {a}: undecodable reply: {e}")))
+            };
+            let balances = decode::<ICurveStableSwap::get_balancesCall>(
+                &balances.await.map_err(transport("get_balances"))?,
+                a,
+            )?;
+            let rates = decode::<ICurveStableSwap::stored_ratesCall>(
+                &rates.await.map_err(transport("stored_rates"))?,
+                a,
+            )?;
+            let amp = curve::amp_ramp(
+                word(initial_a.await.map_err(transport("initial_A"))?, "initial_A()")?,
+                word(future_a.await.map_err(transport("future_A"))?, "future_A()")?,
+                word(initial_t.await.map_err(transport("initial_A_time"))?, "initial_A_time()")?,
+                word(future_t.await.map_err(transport("future_A_time"))?, "future_A_time()")?,
+            )
+            .map_err(|e| PollError::Rpc(format!("curve pool {a}: {e}")))?;
+            let fee = word(fee.await.map_err(transport("fee"))?, "fee()")?;
+            let offpeg_fee_multiplier =
+                word(offpeg.await.map_err(transport("offpeg_fee_multiplier"))?, "offpeg_fee_multiplier()")?;
+            let read = CurveRead { balances, rates, amp, fee, offpeg_fee_multiplier };
+            curve::snapshot(t, meta, &read, number, head.timestamp)
         };
-        let balances = decode::<ICurveStableSwap::get_balancesCall>(
-            &balances.await.map_err(transport("get_balances"))?,
-            a,
-        )?;
-        let rates = decode::<ICurveStableSwap::stored_ratesCall>(
-            &rates.await.map_err(transport("stored_rates"))?,
-            a,
-        )?;
-        let amp = curve::amp_ramp(
-            word(initial_a.await.map_err(transport("initial_A"))?, "initial_A()")?,
-            word(future_a.await.map_err(transport("future_A"))?, "future_A()")?,
-            word(initial_t.await.map_err(transport("initial_A_time"))?, "initial_A_time()")?,
-            word(future_t.await.map_err(transport("future_A_time"))?, "future_A_time()")?,
-        )
-        .map_err(|e| PollError::Rpc(format!("curve pool {a}: {e}")))?;
-        let fee = word(fee.await.map_err(transport("fee"))?, "fee()")?;
-        let offpeg_fee_multiplier =
-            word(offpeg.await.map_err(transport("offpeg_fee_multiplier"))?, "offpeg_fee_multiplier()")?;
-        let read = CurveRead { balances, rates, amp, fee, offpeg_fee_multiplier };
-        router.push(curve::snapshot(t, meta, &read, number, head.timestamp)?);
+        match read.await {
+            Ok(u) => router.push(u),
+            Err(e) => skipped.push(SkippedPool { pool: t.pool, address: t.address, error: e }),
+        }
     }
     let mut engine = Vec::with_capacity(balances.len());
     for (w, &(portfolio, _, token, token_addr)) in balances.into_iter().zip(&targets.balances) {
@@ -242,7 +259,18 @@ pub(crate) async fn read_block<P: Provider>(
         Some(w) => Some(w.await.map_err(|e| format!("params(): {e}"))),
         None => None,
     };
-    Ok(BlockRead { head, engine, router, registry })
+    Ok(BlockRead { head, engine, router, registry, skipped })
+}
+
+/// A pool left out of one block's read, and why.
+#[derive(Debug)]
+pub(crate) struct SkippedPool {
+    /// Its index in the configured pool list.
+    pub(crate) pool: u32,
+    /// Its address.
+    pub(crate) address: alloy::primitives::Address,
+    /// What failed.
+    pub(crate) error: PollError,
 }
 
 /// A balance read waiting in a batch: an ERC-20 `balanceOf` or a native `eth_getBalance`.

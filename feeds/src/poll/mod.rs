@@ -105,6 +105,9 @@ pub struct PollStats {
     pub registry_errors: AtomicU64,
     /// Registry entries skipped: no configured portfolio has their id, or too many tokens.
     pub registry_skipped: AtomicU64,
+    /// Balancer and Curve pool reads skipped because they failed (one per pool and block; the
+    /// block's other reads stand, and the pool ages until a read succeeds).
+    pub pool_reads_skipped: AtomicU64,
 }
 
 /// Where and how often the poller reads the node.
@@ -194,6 +197,10 @@ pub async fn run_chain_poller<R: From<ChainUpdate> + Send + Sync>(
         match read {
             Ok(block) => {
                 last = Some(number);
+                for s in &block.skipped {
+                    stats.pool_reads_skipped.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(pool = s.pool, address = %s.address, block = number, error = %s.error, "pool read failed: skipped for this block");
+                }
                 let recv_ns = mono_now_ns();
                 let head = BlockHeader { recv_ns, ..block.head };
                 // Pools and nonces first: the router settles landings before it retargets on the head.

@@ -4,6 +4,7 @@
 
 pub(crate) mod balancer;
 pub(crate) mod curve_ng;
+pub(crate) mod curve_poll;
 pub(crate) mod deploy;
 pub(crate) mod mempool;
 pub(crate) mod mempool_routers;
