@@ -17,8 +17,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::util::{chain, e18};
 
+/// A pool update seen: its block, its pool index, its state when a snapshot.
+type Seen = (u64, u32, Option<Pool>);
+
 /// The pool indices of the router updates drained from `q` for blocks after `after`, by block.
-fn pools_read(q: &Queue<ChainUpdate>, after: u64, seen: &mut Vec<(u64, u32, Option<Pool>)>) {
+fn pools_read(q: &Queue<ChainUpdate>, after: u64, seen: &mut Vec<Seen>) {
     while let Some(u) = q.try_pop() {
         if let ChainUpdate::Pool { update, .. } = u
             && update.block > after
@@ -70,9 +73,7 @@ async fn the_poller_reads_a_curve_pool_each_block_and_skips_it_alone_once_its_re
     };
     // Mines blocks until `done` holds of the updates seen after `after`, or 20 s pass.
     let mut seen = Vec::new();
-    let mine_until = async |after: u64,
-                            seen: &mut Vec<(u64, u32, Option<Pool>)>,
-                            done: &dyn Fn(&[(u64, u32, Option<Pool>)]) -> bool| {
+    let mine_until = async |after: u64, seen: &mut Vec<Seen>, done: &dyn Fn(&[Seen]) -> bool| {
         let t0 = Instant::now();
         seen.clear();
         while !done(seen) {
