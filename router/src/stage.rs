@@ -356,7 +356,8 @@ pub fn chain_settle_time(u: &ChainUpdate, now: Nanos) -> Nanos {
     }
 }
 
-fn stamp_or(stamp: Nanos, now: Nanos) -> Nanos {
+/// An input's own receive time, or `now` when it carries none (0).
+pub fn stamp_or(stamp: Nanos, now: Nanos) -> Nanos {
     if stamp == 0 { now } else { stamp }
 }
 

@@ -1300,8 +1300,7 @@ fn engine_loop(mut engine: Engine, ctx: EngineThread) -> (EngineRun, Option<Exec
         // their own receive times (the engine decides by those). Frames are recorded as read,
         // timers as run; outcomes are the replay's own.
         if let (Some(r), Event::Block(_) | Event::Balance(_)) = (&recorder, &ev) {
-            let stamp = ev.time_ns();
-            r.engine_event(SOURCE_ENGINE, if stamp == 0 { now } else { stamp }, &ev);
+            r.engine_event(SOURCE_ENGINE, keel_router::stage::stamp_or(ev.time_ns(), now), &ev);
         }
         // Predictor weights: a non-blocking drain of a bounded queue, off the quote path.
         while let Some(u) = targets.try_pop() {

@@ -791,13 +791,7 @@ impl Driver {
             let now = self.now;
             self.settled_ns = match &w {
                 Work::Engine(_) => now,
-                Work::Intent(i) => {
-                    if i.event_recv_ns == 0 {
-                        now
-                    } else {
-                        i.event_recv_ns
-                    }
-                }
+                Work::Intent(i) => keel_router::stage::stamp_or(i.event_recv_ns, now),
                 Work::Chain(u) => keel_router::stage::chain_settle_time(u, now),
                 Work::Receipts { settled_ns, .. } => *settled_ns,
             };

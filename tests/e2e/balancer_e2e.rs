@@ -23,29 +23,15 @@ use std::time::{Duration, Instant};
 
 use alloy::primitives::{Bytes, U256};
 use keel_amm::balancer::PowFlavour;
-use keel_engine::config::{EngineConfig, PlanMode, PortfolioConfig, PriceSource, TokenConfig, TriggerConfig};
-use keel_feeds::ws::BinanceFeedConfig;
 use keel_router::config::{DexConfig, DexKind, PoolConfig};
-use keel_router::signer::Signer;
-use keel_runtime::pipeline::{Pipeline, PipelineSpec};
+use keel_runtime::pipeline::Pipeline;
 use keel_sim::anvil::contracts::IBalancerVault;
 use keel_sim::anvil::contracts::rpc::IERC20;
-use keel_sim::anvil::{
-    AnvilChain, AnvilRelay, RelayOptions, RpcRecorder, WeightedToken, deploy_balancer_weighted,
-};
-use keel_sim::quotes::QuoteServer;
+use keel_sim::anvil::{AnvilChain, RpcRecorder, WeightedToken, deploy_balancer_weighted};
 
-use crate::anvil_e2e::router_config;
-use crate::pair_rig::{landed_intents, wait_polled};
+use crate::pair_rig::{BAND, FUNDER, PairRig, e18, landed_intents, pair_rig, wait_polled};
 
-const PORTFOLIO_DEV_KEY: usize = 6;
-const FUNDER: usize = 1;
 const TRADER: usize = 3;
-const BAND: f64 = 0.01;
-
-fn e18(n: u64) -> U256 {
-    U256::from(n) * U256::from(10u64).pow(U256::from(18u64))
-}
 
 fn whole(x: U256) -> f64 {
     f64::from(x) / 1e18
@@ -82,79 +68,35 @@ async fn rebalance_through_balancer(uniswap_too: bool) {
     .expect("balancer vault and pool (run `make chain-deps`)");
     let vault = IBalancerVault::new(bal.vault, chain.provider());
 
-    // The portfolio account: a fresh dev key (no approvals yet), funded 1000 TKA + 1000 TKB.
-    let me = Signer::dev(PORTFOLIO_DEV_KEY).unwrap().address();
-    let funder = chain.wallet_provider(FUNDER);
-    for t in [tka, tkb] {
-        IERC20::new(t, &funder).transfer(me, e18(1000)).send().await.unwrap().get_receipt().await.unwrap();
-    }
-    let relay = AnvilRelay::start(
-        chain.http_url(),
-        RelayOptions { block_interval: Some(Duration::from_millis(250)), ..Default::default() },
-    )
-    .await
-    .expect("relay");
+    // The portfolio: 50/50 TKA/TKB, a fresh dev key funded 1000 of each (no approvals yet). The
+    // Balancer pool first: the node feed's own pool list starts at the V2 pair.
     let recorder = RpcRecorder::start(chain.http_url()).await.expect("rpc recorder");
-    let quotes = QuoteServer::start(&[("TKAUSDT", 1.0)], Duration::from_millis(50)).await.unwrap();
     let (token0, token1) = if tka < tkb { ("TKA", "TKB") } else { ("TKB", "TKA") };
-    let token =
-        |symbol: &str, address, price| TokenConfig { symbol: symbol.into(), address, decimals: 18, price };
-    let spec = PipelineSpec {
-        engine: EngineConfig { stale_after_ms: 5_000, queue_capacity: 4_096, ..EngineConfig::default() },
-        tokens: vec![
-            token("TKA", tka, PriceSource::Instrument { symbol: "TKAUSDT".into() }),
-            token("TKB", tkb, PriceSource::Fixed { fixed: 1.0 }),
-        ],
-        portfolios: vec![PortfolioConfig {
-            name: "core".into(),
-            account: me,
-            targets: [("TKA".to_string(), 0.5), ("TKB".to_string(), 0.5)].into_iter().collect(),
-            triggers: vec![TriggerConfig::Drift { abs_band: Some(BAND), rel_band: None }],
-            mode: PlanMode::ToTarget,
-            cooldown_secs: 1.0,
-            min_trade_notional: 1.0,
-            cost: Default::default(),
-        }],
-        router: router_config(chain.chain_id(), None, true),
-        dexes: vec![DexConfig {
-            name: "balancer".into(),
-            kind: DexKind::BalancerWeighted,
-            router: bal.vault,
-            factory: None,
-            via: Default::default(),
-        }],
-        // The Balancer pool first: the node feed's own pool list starts at the V2 pair.
-        pools: vec![PoolConfig {
-            name: "bal-tka-tkb".into(),
-            dex: "balancer".into(),
-            address: bal.pool,
-            token0: token0.into(),
-            token1: token1.into(),
-            fee: None,
-            gas: None,
-            tick_spacing: None,
-            curve_indices: None,
-            pool_id: Some(bal.pool_id),
-            flavour: Some(PowFlavour::V1),
-            hooks: None,
-        }],
-        relays: vec![crate::anvil_e2e::anvil_relay_config(&relay, 2_000)],
-        reputation: Signer::dev(9).unwrap(),
-        accounts: vec![Signer::dev(PORTFOLIO_DEV_KEY).unwrap()],
-        binance: BinanceFeedConfig::new(quotes.url(), ["TKAUSDT"]),
-        rpc_url: recorder.url().to_string(),
-        poll_ms: 50,
-        node_ws_url: uniswap_too.then(|| chain.ws_url().to_string()),
-        mempool: Default::default(),
-        native_symbol: None,
-        sample_every: Duration::from_millis(200),
-        safety: Default::default(),
-        journal: None,
-        record: None,
-        predictors: Vec::new(),
-        registry: None,
+    let dex = DexConfig {
+        name: "balancer".into(),
+        kind: DexKind::BalancerWeighted,
+        router: bal.vault,
+        factory: None,
+        via: Default::default(),
     };
-    let mut spec = spec;
+    let pools = vec![PoolConfig {
+        name: "bal-tka-tkb".into(),
+        dex: "balancer".into(),
+        address: bal.pool,
+        token0: token0.into(),
+        token1: token1.into(),
+        fee: None,
+        gas: None,
+        tick_spacing: None,
+        curve_indices: None,
+        pool_id: Some(bal.pool_id),
+        flavour: Some(PowFlavour::V1),
+        hooks: None,
+    }];
+    let PairRig { relay, quotes, mut spec, me } =
+        pair_rig(&chain, recorder.url(), [("TKA", tka), ("TKB", tkb)], &[], dex, pools).await;
+    // The poller alone, or beside the node feed following the Uniswap pools.
+    spec.node_ws_url = uniswap_too.then(|| chain.ws_url().to_string());
     let (v2_pair, v3_pool) = {
         let pair = a.v2_pairs.iter().find(|p| [p.token0, p.token1] == [tka.min(tkb), tka.max(tkb)]);
         let v3 = a.v3_pools.iter().find(|p| [p.token0, p.token1] == [tka.min(tkb), tka.max(tkb)]);

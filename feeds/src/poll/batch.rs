@@ -441,11 +441,7 @@ pub(crate) async fn read_curve_meta<P: Provider>(
         let n = match n.await {
             Ok(out) => decode::<ICurveStableSwap::N_COINSCall>(&out, t.address)
                 .map_err(|e| e.to_string())
-                .and_then(|n| {
-                    usize::try_from(n).ok().filter(|&n| n <= keel_amm::curve::MAX_COINS).ok_or_else(|| {
-                        format!("{n} coins: Keel's StableSwap math takes 2 to {}", keel_amm::curve::MAX_COINS)
-                    })
-                }),
+                .and_then(curve::coin_count),
             Err(e) => Err(format!("N_COINS(): {e}")),
         };
         let admin = match admin.await {

@@ -41,15 +41,17 @@ pub(crate) struct CurveMeta {
     pub(crate) index1: u8,
 }
 
+/// A pool's coin count as `N_COINS()` answered it, if Keel's StableSwap math takes that many.
+pub(crate) fn coin_count(n: U256) -> Result<usize, String> {
+    usize::try_from(n)
+        .ok()
+        .filter(|n| (2..=keel_amm::curve::MAX_COINS).contains(n))
+        .ok_or_else(|| format!("{n} coins: Keel's StableSwap math takes 2 to {}", keel_amm::curve::MAX_COINS))
+}
+
 /// The pair's indices among the pool's coins: the pool's meta, or why it cannot be traded.
 pub(crate) fn meta_of(t: &CurveTarget, coins: &[Address], admin_fee: U256) -> Result<CurveMeta, String> {
-    if !(2..=keel_amm::curve::MAX_COINS).contains(&coins.len()) {
-        return Err(format!(
-            "{} coins: Keel's StableSwap math takes 2 to {}",
-            coins.len(),
-            keel_amm::curve::MAX_COINS
-        ));
-    }
+    coin_count(U256::from(coins.len()))?;
     let index = |token: Address| {
         coins
             .iter()
@@ -190,6 +192,10 @@ mod tests {
         let many = vec![Address::repeat_byte(1); keel_amm::curve::MAX_COINS + 1];
         let e = meta_of(&target(), &many, U256::ZERO).unwrap_err();
         assert!(e.contains("coins"), "{e}");
+        assert_eq!(coin_count(U256::from(3u8)), Ok(3));
+        for n in [U256::from(1u8), U256::from(4u8), U256::MAX] {
+            assert!(coin_count(n).unwrap_err().contains("2 to 3"), "{n}");
+        }
         let e = amp_ramp(U256::from(1u8), U256::from(1u8), U256::MAX, U256::ZERO).unwrap_err();
         assert!(e.contains("initial_A_time"), "{e}");
     }

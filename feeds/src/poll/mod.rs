@@ -187,6 +187,8 @@ pub async fn run_chain_poller<R: From<ChainUpdate> + Send + Sync>(
     let mut registry = targets.registry.as_ref().map(|t| (t, registry::RegistryView::new(t)));
     let mut heads = heads::Heads::new(ws_url, poll_ms);
     let mut last: Option<u64> = None;
+    // Pools whose last read failed (at most one entry per configured pool).
+    let mut failing: Vec<u32> = Vec::new();
     loop {
         let Some(number) = heads.next(&provider, last, &stats, &cancel).await else { return Ok(()) };
         stats.batches.fetch_add(1, Ordering::Relaxed);
@@ -197,10 +199,7 @@ pub async fn run_chain_poller<R: From<ChainUpdate> + Send + Sync>(
         match read {
             Ok(block) => {
                 last = Some(number);
-                for s in &block.skipped {
-                    stats.pool_reads_skipped.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(pool = s.pool, address = %s.address, block = number, error = %s.error, "pool read failed: skipped for this block");
-                }
+                note_skipped(&block.skipped, &mut failing, number, &stats);
                 let recv_ns = mono_now_ns();
                 let head = BlockHeader { recv_ns, ..block.head };
                 // Pools and nonces first: the router settles landings before it retargets on the head.
@@ -228,5 +227,51 @@ pub async fn run_chain_poller<R: From<ChainUpdate> + Send + Sync>(
                 tracing::warn!(error = %e, block = number, "block read failed; retrying on the next head");
             }
         }
+    }
+}
+
+/// Counts each pool read skipped this block, and logs a pool when its reads start failing and
+/// when they succeed again (not every block in between); `failing` holds the failing pools.
+fn note_skipped(skipped: &[batch::SkippedPool], failing: &mut Vec<u32>, block: u64, stats: &PollStats) {
+    for s in skipped {
+        stats.pool_reads_skipped.fetch_add(1, Ordering::Relaxed);
+        if failing.contains(&s.pool) {
+            tracing::debug!(pool = s.pool, block, error = %s.error, "pool read failed again: skipped");
+        } else {
+            failing.push(s.pool);
+            tracing::warn!(pool = s.pool, address = %s.address, block, error = %s.error, "pool read failed: skipped for this block, and for each block until it reads again");
+        }
+    }
+    failing.retain(|&pool| {
+        let still = skipped.iter().any(|s| s.pool == pool);
+        if !still {
+            tracing::info!(pool, block, "pool reads again");
+        }
+        still
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every skip is counted; a pool is tracked as failing from its first skip until a block
+    /// reads it again (so it is logged at those two moments only).
+    #[test]
+    fn skipped_pool_reads_are_counted_and_tracked_until_the_pool_reads_again() {
+        let skip = |pool| batch::SkippedPool {
+            pool,
+            address: Address::repeat_byte(pool as u8),
+            error: PollError::Rpc("reverted".into()),
+        };
+        let (stats, mut failing) = (PollStats::default(), Vec::new());
+        note_skipped(&[skip(1)], &mut failing, 10, &stats);
+        note_skipped(&[skip(1), skip(2)], &mut failing, 11, &stats);
+        assert_eq!((failing.clone(), stats.pool_reads_skipped.load(Ordering::Relaxed)), (vec![1, 2], 3));
+        note_skipped(&[skip(2)], &mut failing, 12, &stats);
+        assert_eq!(failing, [2], "pool 1 reads again");
+        note_skipped(&[], &mut failing, 13, &stats);
+        assert!(failing.is_empty());
+        assert_eq!(stats.pool_reads_skipped.load(Ordering::Relaxed), 4);
     }
 }
